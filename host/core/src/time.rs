@@ -34,6 +34,10 @@ impl Resolution {
         }
     }
 
+    pub fn from_code(code: i16) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.code() == code)
+    }
+
     pub const fn name(self) -> &'static str {
         match self {
             Self::Minute => "minute",

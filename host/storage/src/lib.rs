@@ -1,1 +1,131 @@
+//! The one door to SQL.
+//!
+//! [`Storage`] is implemented for SQLite (the embedded default) and PostgreSQL (scale-out). Every
+//! method that touches tenant data takes a [`TenantId`]; nothing above this crate writes SQL. The
+//! conformance suite in `tests/` runs the same stories against both backends.
+//!
+//! Writes store raw events and update per-minute, per-hour and per-day rollups in one transaction,
+//! so a query that reads rollups sees exactly the events that were acknowledged. Queries
+//! ([`analytics`]) read the coarsest rollups that answer a range exactly.
 
+pub mod analytics;
+mod decode;
+pub mod model;
+mod postgres;
+pub mod rollup;
+mod sql;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use hub_core::TenantId;
+use hub_core::time::Resolution;
+
+pub use model::*;
+pub use postgres::PostgresStorage;
+pub use sqlite::SqliteStorage;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database URL '{0}': use sqlite://PATH or postgres://…")]
+    UnsupportedUrl(String),
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// Everything the hub persists, for one database.
+#[async_trait]
+pub trait Storage: Send + Sync + 'static {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+    async fn migrate(&self) -> Result<()>;
+    /// Whether the database answers (for `/readyz`).
+    async fn ping(&self) -> Result<()>;
+    /// Flushes and closes connections (SQLite checkpoints its WAL).
+    async fn close(&self);
+    /// Housekeeping that keeps writes fast: PostgreSQL creates the coming days' partitions.
+    async fn prepare_partitions(&self, now_ms: i64) -> Result<()>;
+
+    async fn get_meta(&self, key: &str) -> Result<Option<String>>;
+    async fn set_meta(&self, key: &str, value: &str) -> Result<()>;
+
+    /// Fails with [`StorageError::Conflict`] when the name is taken.
+    async fn create_tenant(&self, name: &str, now_ms: i64) -> Result<Tenant>;
+    async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>>;
+    async fn list_tenants(&self) -> Result<Vec<Tenant>>;
+
+    async fn create_api_key(&self, tenant: TenantId, key: &NewApiKey, now_ms: i64) -> Result<ApiKeyRecord>;
+    /// The auth layer's lookup: by the visible prefix, across tenants (the key says whose it is).
+    async fn api_key_by_prefix(&self, prefix: &str) -> Result<Option<ApiKeyRecord>>;
+    async fn list_api_keys(&self, tenant: TenantId) -> Result<Vec<ApiKeyRecord>>;
+    async fn touch_api_key(&self, tenant: TenantId, key_id: i64, at_ms: i64) -> Result<()>;
+
+    /// Stores the batches in one transaction: raw events (skipping ones already stored) and the
+    /// rollup deltas of the new ones. Returns one outcome per batch, in order.
+    async fn write_batches(&self, batches: &[TenantBatch], received_at_ms: i64) -> Result<Vec<WriteOutcome>>;
+
+    async fn list_events(
+        &self,
+        tenant: TenantId,
+        filter: &EventFilter,
+        after: Option<&EventCursor>,
+        limit: usize,
+    ) -> Result<EventPage>;
+    /// The newest event with this id.
+    async fn get_event(&self, tenant: TenantId, event_id: &str) -> Result<Option<StoredEvent>>;
+    async fn count_events(&self, tenant: TenantId) -> Result<i64>;
+
+    /// Rollup rows at one resolution, `[scan.from_ms, scan.to_ms)` on bucket starts.
+    async fn scan_rollups(&self, tenant: TenantId, res: Resolution, scan: &Scan<'_>) -> Result<Vec<ScanRow>>;
+    /// Raw events aggregated per group (and per `bucket_step_ms` when `scan.by_bucket`).
+    async fn scan_raw(&self, tenant: TenantId, scan: &Scan<'_>, bucket_step_ms: i64) -> Result<Vec<ScanRow>>;
+
+    /// Deletes what is older than the policy allows, across all tenants.
+    async fn enforce_retention(&self, policy: &RetentionPolicy, now_ms: i64) -> Result<RetentionReport>;
+}
+
+/// Connection settings common to both backends.
+#[derive(Debug, Clone)]
+pub struct StorageOptions {
+    /// Connections in the pool (PostgreSQL), or reader connections (SQLite).
+    pub max_connections: u32,
+}
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        Self { max_connections: 8 }
+    }
+}
+
+/// Opens a database by URL: `sqlite://path/to/hub.db` (created if missing) or `postgres://…`.
+pub async fn open(url: &str, options: &StorageOptions) -> Result<Arc<dyn Storage>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStorage::connect(url, options).await?))
+    } else if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        Ok(Arc::new(SqliteStorage::open(std::path::Path::new(path), options).await?))
+    } else {
+        Err(StorageError::UnsupportedUrl(url.to_string()))
+    }
+}
+
+/// Drops a second copy of the same event (same id and timestamp) within one batch: the first wins.
+pub(crate) fn dedupe_in_batch(events: &[hub_core::EventRecord]) -> (Vec<&hub_core::EventRecord>, usize) {
+    let mut seen = std::collections::HashSet::with_capacity(events.len());
+    let unique: Vec<_> = events.iter().filter(|e| seen.insert((e.event_id.as_str(), e.ts_ms))).collect();
+    let dups = events.len() - unique.len();
+    (unique, dups)
+}
+
+#[cfg(feature = "testing")]
+pub mod testing;

@@ -1,0 +1,208 @@
+//! Row decoding shared by both backends (columns are read by position, in the order `sql.rs`
+//! selects them).
+
+use hub_core::{EventRecord, LatencySketch, Severity, Status};
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+use crate::model::{Aggregate, ScanRow, StoredEvent};
+use crate::{Result, StorageError};
+
+/// The trait bounds a backend's row type meets for the columns the hub uses.
+pub(crate) trait HubRow: Row
+where
+    usize: ColumnIndex<Self>,
+{
+    fn text(&self, i: usize) -> Result<String>;
+    fn opt_text(&self, i: usize) -> Result<Option<String>>;
+    fn int(&self, i: usize) -> Result<i64>;
+    fn opt_int(&self, i: usize) -> Result<Option<i64>>;
+    fn opt_float(&self, i: usize) -> Result<Option<f64>>;
+    fn bytes(&self, i: usize) -> Result<Vec<u8>>;
+}
+
+impl<R> HubRow for R
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> f64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    fn text(&self, i: usize) -> Result<String> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>> {
+        Ok(self.try_get(i)?)
+    }
+    fn int(&self, i: usize) -> Result<i64> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_float(&self, i: usize) -> Result<Option<f64>> {
+        Ok(self.try_get(i)?)
+    }
+    fn bytes(&self, i: usize) -> Result<Vec<u8>> {
+        Ok(self.try_get(i)?)
+    }
+}
+
+fn status(s: Option<String>) -> Option<Status> {
+    s.as_deref().and_then(Status::parse)
+}
+
+fn severity(s: Option<String>) -> Option<Severity> {
+    s.as_deref().and_then(Severity::parse)
+}
+
+/// A row of `SELECT <EVENT_COLUMNS>`.
+pub(crate) fn event<R: HubRow>(row: &R) -> Result<StoredEvent>
+where
+    usize: ColumnIndex<R>,
+{
+    Ok(StoredEvent {
+        received_at_ms: row.int(3)?,
+        record: EventRecord {
+            event_id: row.text(1)?,
+            ts_ms: row.int(2)?,
+            event_type: row.text(4)?,
+            kind: row.text(5)?,
+            source_module: row.opt_text(6)?,
+            severity: severity(row.opt_text(7)?),
+            environment: row.opt_text(8)?,
+            app: row.opt_text(9)?,
+            model: row.opt_text(10)?,
+            provider: row.opt_text(11)?,
+            operation: row.opt_text(12)?,
+            input_tokens: row.opt_int(13)?,
+            output_tokens: row.opt_int(14)?,
+            latency_ms: row.opt_float(15)?,
+            ttft_ms: row.opt_float(16)?,
+            status: status(row.opt_text(17)?),
+            error_type: row.opt_text(18)?,
+            cost_usd: row.opt_float(19)?,
+            user_id: row.opt_text(20)?,
+            session_id: row.opt_text(21)?,
+            trace_id: row.opt_text(22)?,
+            correlation_id: row.opt_text(23)?,
+            parent_event_id: row.opt_text(24)?,
+            tags_json: row.text(25)?,
+            payload_json: row.text(26)?,
+        },
+    })
+}
+
+fn group_key<R: HubRow>(row: &R, n: usize, empty_is_unset: bool) -> Result<Vec<Option<String>>>
+where
+    usize: ColumnIndex<R>,
+{
+    (0..n)
+        .map(|i| {
+            let v = row.opt_text(i)?;
+            Ok(if empty_is_unset { v.filter(|s| !s.is_empty()) } else { v })
+        })
+        .collect()
+}
+
+/// A row of [`crate::sql::rollup_scan`].
+pub(crate) fn rollup_row<R: HubRow>(row: &R, n_group: usize, by_bucket: bool, with_sketch: bool) -> Result<ScanRow>
+where
+    usize: ColumnIndex<R>,
+{
+    let key = group_key(row, n_group, true)?;
+    let mut i = n_group;
+    let bucket_ms = if by_bucket {
+        i += 1;
+        Some(row.int(i - 1)?)
+    } else {
+        None
+    };
+    Ok(ScanRow { key, bucket_ms, agg: aggregate_at(row, i, with_sketch)? })
+}
+
+/// The aggregate columns (events … latency_sum, then the sketch when asked) from column `i` on.
+pub(crate) fn aggregate_at<R: HubRow>(row: &R, mut i: usize, with_sketch: bool) -> Result<Aggregate>
+where
+    usize: ColumnIndex<R>,
+{
+    let next_int = |i: &mut usize| -> Result<i64> {
+        *i += 1;
+        Ok(row.opt_int(*i - 1)?.unwrap_or(0))
+    };
+    let events = next_int(&mut i)?;
+    let requests = next_int(&mut i)?;
+    let errors = next_int(&mut i)?;
+    let input_tokens = next_int(&mut i)?;
+    let output_tokens = next_int(&mut i)?;
+    let cost_usd = row.opt_float(i)?.unwrap_or(0.0);
+    i += 1;
+    let latency_count = next_int(&mut i)?;
+    let latency_sum = row.opt_float(i)?.unwrap_or(0.0);
+    i += 1;
+    let latency = if with_sketch {
+        LatencySketch::decode(&row.bytes(i)?).map_err(|e| StorageError::Corrupt(e.to_string()))?
+    } else {
+        LatencySketch::new()
+    };
+    Ok(Aggregate {
+            events,
+            requests,
+            errors,
+            input_tokens,
+            output_tokens,
+            cost_usd,
+            latency_count,
+            latency_sum,
+            latency,
+    })
+}
+
+/// A row of [`crate::sql::raw_scan`]: the group key, the time, and the fields aggregates read.
+pub(crate) fn raw_row<R: HubRow>(row: &R, n_group: usize) -> Result<(Vec<Option<String>>, EventRecord)>
+where
+    usize: ColumnIndex<R>,
+{
+    let key = group_key(row, n_group, false)?;
+    let i = n_group;
+    let record = EventRecord {
+        ts_ms: row.int(i)?,
+        event_id: row.text(i + 1)?,
+        event_type: row.text(i + 2)?,
+        kind: row.text(i + 3)?,
+        status: status(row.opt_text(i + 4)?),
+        input_tokens: row.opt_int(i + 5)?,
+        output_tokens: row.opt_int(i + 6)?,
+        cost_usd: row.opt_float(i + 7)?,
+        latency_ms: row.opt_float(i + 8)?,
+        source_module: None,
+        severity: None,
+        environment: None,
+        app: None,
+        model: None,
+        provider: None,
+        operation: None,
+        ttft_ms: None,
+        error_type: None,
+        user_id: None,
+        session_id: None,
+        trace_id: None,
+        correlation_id: None,
+        parent_event_id: None,
+        tags_json: String::new(),
+        payload_json: String::new(),
+    };
+    Ok((key, record))
+}
+
+/// Folds raw rows into scan rows per group (and per bucket of `step_ms` when asked).
+pub(crate) fn fold_raw(rows: Vec<(Vec<Option<String>>, EventRecord)>, by_bucket: bool, step_ms: i64) -> Vec<ScanRow> {
+    let mut groups: std::collections::HashMap<(Vec<Option<String>>, Option<i64>), Aggregate> =
+        std::collections::HashMap::new();
+    for (key, e) in rows {
+        let bucket = by_bucket.then(|| hub_core::time::floor_to(e.ts_ms, step_ms.max(1)));
+        groups.entry((key, bucket)).or_default().add_event(&e);
+    }
+    groups.into_iter().map(|((key, bucket_ms), agg)| ScanRow { key, bucket_ms, agg }).collect()
+}

@@ -1,0 +1,242 @@
+//! The values that cross the storage boundary.
+
+use hub_core::{ApiKeyScope, Dimension, EventRecord, LatencySketch, Metric, TenantId};
+
+/// A tenant: one team or company whose data is kept apart from every other's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tenant {
+    pub id: TenantId,
+    /// Unique, URL-safe name (`acme`, `demo`).
+    pub name: String,
+    pub created_at_ms: i64,
+}
+
+/// An API key as stored: never the secret itself, only its SHA-256.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKeyRecord {
+    pub id: i64,
+    pub tenant: TenantId,
+    pub name: String,
+    /// The visible, unique part of the key (`hub_ab12cd34`), shown in listings and logs.
+    pub prefix: String,
+    /// Hex SHA-256 of the whole key.
+    pub secret_hash: String,
+    pub scopes: Vec<ApiKeyScope>,
+    pub created_at_ms: i64,
+    pub expires_at_ms: Option<i64>,
+    pub revoked_at_ms: Option<i64>,
+    pub last_used_at_ms: Option<i64>,
+}
+
+/// What `create_api_key` needs; the caller generated the secret and hashed it.
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub name: String,
+    pub prefix: String,
+    pub secret_hash: String,
+    pub scopes: Vec<ApiKeyScope>,
+    pub expires_at_ms: Option<i64>,
+}
+
+/// One tenant's events, written (and acknowledged) together.
+#[derive(Debug, Clone)]
+pub struct TenantBatch {
+    pub tenant: TenantId,
+    pub events: Vec<EventRecord>,
+}
+
+/// What happened to one batch: how many events were new, and how many were already stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WriteOutcome {
+    pub inserted: usize,
+    pub duplicates: usize,
+}
+
+/// An event as read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub record: EventRecord,
+    pub received_at_ms: i64,
+}
+
+/// Filters of the event search, all optional and combined with AND.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+    /// Equality on rollup dimensions.
+    pub dims: Vec<(Dimension, String)>,
+    /// Equality on other indexed-by-convention columns: event_type, kind, severity,
+    /// correlation_id, trace_id, session_id, user_id.
+    pub fields: Vec<(EventField, String)>,
+}
+
+/// Event columns that the search can filter on besides the dimensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventField {
+    EventType,
+    Kind,
+    Severity,
+    CorrelationId,
+    TraceId,
+    SessionId,
+    UserId,
+}
+
+impl EventField {
+    pub const ALL: [EventField; 7] = [
+        Self::EventType,
+        Self::Kind,
+        Self::Severity,
+        Self::CorrelationId,
+        Self::TraceId,
+        Self::SessionId,
+        Self::UserId,
+    ];
+
+    /// API parameter name, and identically the SQL column.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::EventType => "event_type",
+            Self::Kind => "kind",
+            Self::Severity => "severity",
+            Self::CorrelationId => "correlation_id",
+            Self::TraceId => "trace_id",
+            Self::SessionId => "session_id",
+            Self::UserId => "user_id",
+        }
+    }
+}
+
+/// Keyset position in the newest-first event listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventCursor {
+    pub ts_ms: i64,
+    pub event_id: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EventPage {
+    pub events: Vec<StoredEvent>,
+    /// Set when more events match.
+    pub next: Option<EventCursor>,
+}
+
+/// Sums and the latency sketch over a set of events or rollup rows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Aggregate {
+    pub events: i64,
+    pub requests: i64,
+    pub errors: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_usd: f64,
+    pub latency_count: i64,
+    pub latency_sum: f64,
+    pub latency: LatencySketch,
+}
+
+impl Aggregate {
+    pub fn add_event(&mut self, e: &EventRecord) {
+        self.events += 1;
+        self.requests += i64::from(e.is_request());
+        self.errors += i64::from(e.is_error());
+        self.input_tokens += e.input_tokens.unwrap_or(0);
+        self.output_tokens += e.output_tokens.unwrap_or(0);
+        self.cost_usd += e.cost_usd.unwrap_or(0.0);
+        if let Some(l) = e.latency_ms {
+            self.latency_count += 1;
+            self.latency_sum += l;
+            self.latency.add(l);
+        }
+    }
+
+    pub fn merge(&mut self, other: &Aggregate) {
+        self.merge_sums(other);
+        self.latency.merge(&other.latency);
+    }
+
+    /// Adds everything but the sketch (for rows that were read without it).
+    pub fn merge_sums(&mut self, other: &Aggregate) {
+        self.events += other.events;
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.cost_usd += other.cost_usd;
+        self.latency_count += other.latency_count;
+        self.latency_sum += other.latency_sum;
+    }
+
+    pub fn latency_avg(&self) -> Option<f64> {
+        (self.latency_count > 0).then(|| self.latency_sum / self.latency_count as f64)
+    }
+
+    /// The value of one metric; `None` where it is undefined (latency of a group without any).
+    pub fn metric(&self, metric: Metric) -> Option<f64> {
+        match metric {
+            Metric::Events => Some(self.events as f64),
+            Metric::Requests => Some(self.requests as f64),
+            Metric::Errors => Some(self.errors as f64),
+            Metric::InputTokens => Some(self.input_tokens as f64),
+            Metric::OutputTokens => Some(self.output_tokens as f64),
+            Metric::CostUsd => Some(self.cost_usd),
+            Metric::LatencyAvg => self.latency_avg(),
+            Metric::LatencyP50 | Metric::LatencyP95 | Metric::LatencyP99 => {
+                self.latency.quantile(metric.quantile().unwrap_or(0.5))
+            }
+        }
+    }
+}
+
+/// A group's key: the value of each grouped dimension, in the order asked (`None`: not set).
+pub type GroupKey = Vec<Option<String>>;
+
+/// What a scan of rollups or raw events is asked for.
+#[derive(Debug, Clone)]
+pub struct Scan<'a> {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub filters: &'a [(Dimension, String)],
+    pub group_by: &'a [Dimension],
+    /// Split the result by time bucket (the rollup bucket, or for raw scans `ts` floored to this).
+    pub by_bucket: bool,
+    /// Whether the latency sketches are needed (they cost more to read).
+    pub with_sketch: bool,
+}
+
+/// One row of a scan: a group, optionally a time bucket, and its aggregate.
+#[derive(Debug, Clone)]
+pub struct ScanRow {
+    pub key: GroupKey,
+    pub bucket_ms: Option<i64>,
+    pub agg: Aggregate,
+}
+
+/// How long each resolution is kept. `None` keeps forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    pub raw_ms: Option<i64>,
+    pub minute_ms: Option<i64>,
+    pub hour_ms: Option<i64>,
+    pub day_ms: Option<i64>,
+}
+
+impl Default for RetentionPolicy {
+    fn default() -> Self {
+        use hub_core::time::DAY_MS;
+        Self {
+            raw_ms: Some(30 * DAY_MS),
+            minute_ms: Some(14 * DAY_MS),
+            hour_ms: Some(400 * DAY_MS),
+            day_ms: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    pub events_deleted: u64,
+    pub rollups_deleted: u64,
+    pub partitions_dropped: u64,
+}

@@ -1,0 +1,419 @@
+//! PostgreSQL: the scale-out backend. Raw events live in a table partitioned by day on `ts`, so
+//! retention drops whole partitions; events are written with one `UNNEST` statement per batch;
+//! rollup rows are merged under a per-tenant advisory lock so replicas never lose each other's
+//! sketch updates.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use hub_core::time::{DAY_MS, Resolution};
+use hub_core::{EventRecord, TenantId};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Postgres, Row};
+use std::str::FromStr;
+
+use crate::model::*;
+use crate::rollup::{RollupKey, deltas, upsert_statements};
+use crate::sql::{self, Placeholders, into_query};
+use crate::sqlite::{api_key_from, is_unique_violation, page, rollup_retention, scopes_text, tenant_from};
+use crate::{Result, Storage, StorageError, StorageOptions, decode, dedupe_in_batch};
+
+pub struct PostgresStorage {
+    pool: PgPool,
+    /// Day starts whose partition is known to exist (or whose creation we gave up on for now).
+    partitions: Mutex<HashSet<i64>>,
+}
+
+/// Advisory-lock namespace for rollup merges: the tenant id is added to it.
+const ROLLUP_LOCK_BASE: i64 = 0x4855_4200_0000_0000;
+
+const INSERT_EVENTS: &str = "INSERT INTO events (tenant_id, event_id, ts, received_at, event_type, kind, \
+    source_module, severity, environment, app, model, provider, operation, input_tokens, output_tokens, \
+    latency_ms, ttft_ms, status, error_type, cost_usd, user_id, session_id, trace_id, correlation_id, \
+    parent_event_id, tags, payload) \
+    SELECT $1, u.event_id, u.ts, $2, u.event_type, u.kind, u.source_module, u.severity, u.environment, \
+    u.app, u.model, u.provider, u.operation, u.input_tokens, u.output_tokens, u.latency_ms, u.ttft_ms, \
+    u.status, u.error_type, u.cost_usd, u.user_id, u.session_id, u.trace_id, u.correlation_id, \
+    u.parent_event_id, u.tags, u.payload \
+    FROM UNNEST($3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], \
+    $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], $15::bigint[], \
+    $16::float8[], $17::float8[], $18::text[], $19::text[], $20::float8[], $21::text[], $22::text[], \
+    $23::text[], $24::text[], $25::text[], $26::text[], $27::text[]) \
+    AS u(event_id, ts, event_type, kind, source_module, severity, environment, app, model, provider, \
+    operation, input_tokens, output_tokens, latency_ms, ttft_ms, status, error_type, cost_usd, user_id, \
+    session_id, trace_id, correlation_id, parent_event_id, tags, payload) \
+    ON CONFLICT DO NOTHING RETURNING event_id, ts";
+
+const SELECT_ROLLUPS_BY_KEY: &str = "SELECT r.res, r.bucket, r.source_module, r.app, r.environment, \
+    r.model, r.provider, r.operation, r.status, r.events, r.requests, r.errors, r.input_tokens, \
+    r.output_tokens, r.cost_usd, r.latency_count, r.latency_sum, r.latency_sketch \
+    FROM rollups r JOIN UNNEST($2::smallint[], $3::bigint[], $4::text[], $5::text[], $6::text[], \
+    $7::text[], $8::text[], $9::text[], $10::text[]) \
+    AS k(res, bucket, source_module, app, environment, model, provider, operation, status) \
+    ON r.res = k.res AND r.bucket = k.bucket AND r.source_module = k.source_module AND r.app = k.app \
+    AND r.environment = k.environment AND r.model = k.model AND r.provider = k.provider \
+    AND r.operation = k.operation AND r.status = k.status \
+    WHERE r.tenant_id = $1";
+
+impl PostgresStorage {
+    pub async fn connect(url: &str, options: &StorageOptions) -> Result<Self> {
+        let connect = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(2))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(connect)
+            .await?;
+        Ok(Self { pool, partitions: Mutex::new(HashSet::new()) })
+    }
+
+    fn partition_name(day_start: i64) -> String {
+        let date = DateTime::<Utc>::from_timestamp_millis(day_start).map(|t| t.date_naive());
+        format!("events_p{}", date.map(|d| d.format("%Y%m%d").to_string()).unwrap_or_else(|| day_start.to_string()))
+    }
+
+    fn day_of_partition(name: &str) -> Option<i64> {
+        let date = NaiveDate::parse_from_str(name.strip_prefix("events_p")?, "%Y%m%d").ok()?;
+        Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis())
+    }
+
+    /// Creates the day partitions not known to exist. Failure is not fatal: rows then land in the
+    /// default partition, which retention also cleans.
+    async fn ensure_partitions(&self, days: impl IntoIterator<Item = i64>) {
+        let missing: Vec<i64> = {
+            let known = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
+            days.into_iter().filter(|d| !known.contains(d)).collect::<HashSet<_>>().into_iter().collect()
+        };
+        for day in missing {
+            let name = Self::partition_name(day);
+            // Only digits and the fixed prefix go into this statement.
+            let ddl = format!(
+                "CREATE TABLE IF NOT EXISTS {name} PARTITION OF events FOR VALUES FROM ({day}) TO ({})",
+                day + DAY_MS
+            );
+            if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(ddl)).execute(&self.pool).await {
+                tracing::warn!(partition = %name, error = %e, "could not create partition; rows for that day go to events_default");
+            }
+            self.partitions.lock().unwrap_or_else(|p| p.into_inner()).insert(day);
+        }
+    }
+
+    async fn insert_events(
+        conn: &mut sqlx::PgConnection,
+        tenant: TenantId,
+        received_at_ms: i64,
+        unique: &[&EventRecord],
+    ) -> Result<Vec<usize>> {
+        let col = |f: &dyn Fn(&EventRecord) -> Option<String>| unique.iter().map(|e| f(e)).collect::<Vec<_>>();
+        let rows = sqlx::query(INSERT_EVENTS)
+            .bind(tenant.get())
+            .bind(received_at_ms)
+            .bind(unique.iter().map(|e| e.event_id.clone()).collect::<Vec<_>>())
+            .bind(unique.iter().map(|e| e.ts_ms).collect::<Vec<_>>())
+            .bind(unique.iter().map(|e| e.event_type.clone()).collect::<Vec<_>>())
+            .bind(unique.iter().map(|e| e.kind.clone()).collect::<Vec<_>>())
+            .bind(col(&|e| e.source_module.clone()))
+            .bind(col(&|e| e.severity.map(|s| s.as_str().to_string())))
+            .bind(col(&|e| e.environment.clone()))
+            .bind(col(&|e| e.app.clone()))
+            .bind(col(&|e| e.model.clone()))
+            .bind(col(&|e| e.provider.clone()))
+            .bind(col(&|e| e.operation.clone()))
+            .bind(unique.iter().map(|e| e.input_tokens).collect::<Vec<_>>())
+            .bind(unique.iter().map(|e| e.output_tokens).collect::<Vec<_>>())
+            .bind(unique.iter().map(|e| e.latency_ms).collect::<Vec<_>>())
+            .bind(unique.iter().map(|e| e.ttft_ms).collect::<Vec<_>>())
+            .bind(col(&|e| e.status.map(|s| s.as_str().to_string())))
+            .bind(col(&|e| e.error_type.clone()))
+            .bind(unique.iter().map(|e| e.cost_usd).collect::<Vec<_>>())
+            .bind(col(&|e| e.user_id.clone()))
+            .bind(col(&|e| e.session_id.clone()))
+            .bind(col(&|e| e.trace_id.clone()))
+            .bind(col(&|e| e.correlation_id.clone()))
+            .bind(col(&|e| e.parent_event_id.clone()))
+            .bind(unique.iter().map(|e| e.tags_json.clone()).collect::<Vec<_>>())
+            .bind(unique.iter().map(|e| e.payload_json.clone()).collect::<Vec<_>>())
+            .fetch_all(&mut *conn)
+            .await?;
+        if rows.len() == unique.len() {
+            return Ok((0..unique.len()).collect());
+        }
+        let new: HashSet<(String, i64)> = rows
+            .iter()
+            .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?)))
+            .collect::<Result<_, sqlx::Error>>()?;
+        Ok(unique.iter().enumerate().filter(|(_, e)| new.contains(&(e.event_id.clone(), e.ts_ms))).map(|(i, _)| i).collect())
+    }
+
+    async fn merge_rollups(
+        conn: &mut sqlx::PgConnection,
+        tenant: TenantId,
+        changes: HashMap<RollupKey, Aggregate>,
+    ) -> Result<()> {
+        let keys: Vec<&RollupKey> = changes.keys().collect();
+        let dim = |i: usize| keys.iter().map(|k| k.dims[i].clone()).collect::<Vec<_>>();
+        let rows = sqlx::query(SELECT_ROLLUPS_BY_KEY)
+            .bind(tenant.get())
+            .bind(keys.iter().map(|k| k.res.code()).collect::<Vec<_>>())
+            .bind(keys.iter().map(|k| k.bucket).collect::<Vec<_>>())
+            .bind(dim(0))
+            .bind(dim(1))
+            .bind(dim(2))
+            .bind(dim(3))
+            .bind(dim(4))
+            .bind(dim(5))
+            .bind(dim(6))
+            .fetch_all(&mut *conn)
+            .await?;
+        let mut merged = changes;
+        for row in rows {
+            let code: i16 = row.try_get(0)?;
+            let res = Resolution::from_code(code).ok_or_else(|| StorageError::Corrupt(format!("rollup resolution {code}")))?;
+            let bucket: i64 = row.try_get(1)?;
+            let mut dims: [String; 7] = Default::default();
+            for (i, d) in dims.iter_mut().enumerate() {
+                *d = row.try_get(2 + i)?;
+            }
+            let key = RollupKey { res, bucket, dims };
+            // Columns 9.. hold the aggregate in the order decode::rollup_row reads after the key.
+            let stored = decode::aggregate_at(&row, 9, true)?;
+            if let Some(delta) = merged.get_mut(&key) {
+                delta.merge(&stored);
+            }
+        }
+        let rows: Vec<(RollupKey, Aggregate)> = merged.into_iter().collect();
+        for stmt in upsert_statements(Placeholders::Dollar, tenant, &rows) {
+            into_query::<Postgres>(stmt).execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Storage for PostgresStorage {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        sqlx::migrate!("../../migrations/postgres").run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn prepare_partitions(&self, now_ms: i64) -> Result<()> {
+        let today = hub_core::time::floor_to(now_ms, DAY_MS);
+        // Forget what we knew, so a partition someone dropped is made again.
+        self.partitions.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.ensure_partitions((-8..=2).map(|d| today + d * DAY_MS)).await;
+        Ok(())
+    }
+
+    async fn get_meta(&self, key: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT value FROM hub_meta WHERE key = $1").bind(key).fetch_optional(&self.pool).await?)
+    }
+
+    async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        sqlx::query("INSERT INTO hub_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn create_tenant(&self, name: &str, now_ms: i64) -> Result<Tenant> {
+        let id: i64 = sqlx::query_scalar("INSERT INTO tenants (name, created_at) VALUES ($1, $2) RETURNING id")
+            .bind(name)
+            .bind(now_ms)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| if is_unique_violation(&e) { StorageError::Conflict(format!("tenant '{name}'")) } else { e.into() })?;
+        Ok(Tenant { id: TenantId::from_verified(id), name: name.to_string(), created_at_ms: now_ms })
+    }
+
+    async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>> {
+        let row = sqlx::query("SELECT id, name, created_at FROM tenants WHERE name = $1").bind(name).fetch_optional(&self.pool).await?;
+        row.map(|r| tenant_from(&r)).transpose()
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<Tenant>> {
+        let rows = sqlx::query("SELECT id, name, created_at FROM tenants ORDER BY name").fetch_all(&self.pool).await?;
+        rows.iter().map(tenant_from).collect()
+    }
+
+    async fn create_api_key(&self, tenant: TenantId, key: &NewApiKey, now_ms: i64) -> Result<ApiKeyRecord> {
+        let row = sqlx::query(
+            "INSERT INTO api_keys (tenant_id, name, prefix, secret_hash, scopes, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, tenant_id, name, prefix, secret_hash, scopes, \
+             created_at, expires_at, revoked_at, last_used_at",
+        )
+        .bind(tenant.get())
+        .bind(&key.name)
+        .bind(&key.prefix)
+        .bind(&key.secret_hash)
+        .bind(scopes_text(&key.scopes))
+        .bind(now_ms)
+        .bind(key.expires_at_ms)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| if is_unique_violation(&e) { StorageError::Conflict(format!("API key prefix '{}'", key.prefix)) } else { e.into() })?;
+        api_key_from(&row)
+    }
+
+    async fn api_key_by_prefix(&self, prefix: &str) -> Result<Option<ApiKeyRecord>> {
+        let row = sqlx::query(
+            "SELECT id, tenant_id, name, prefix, secret_hash, scopes, created_at, expires_at, revoked_at, \
+             last_used_at FROM api_keys WHERE prefix = $1",
+        )
+        .bind(prefix)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(api_key_from).transpose()
+    }
+
+    async fn list_api_keys(&self, tenant: TenantId) -> Result<Vec<ApiKeyRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, tenant_id, name, prefix, secret_hash, scopes, created_at, expires_at, revoked_at, \
+             last_used_at FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id",
+        )
+        .bind(tenant.get())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(api_key_from).collect()
+    }
+
+    async fn touch_api_key(&self, tenant: TenantId, key_id: i64, at_ms: i64) -> Result<()> {
+        sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE tenant_id = $2 AND id = $3")
+            .bind(at_ms)
+            .bind(tenant.get())
+            .bind(key_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn write_batches(&self, batches: &[TenantBatch], received_at_ms: i64) -> Result<Vec<WriteOutcome>> {
+        let days: Vec<i64> =
+            batches.iter().flat_map(|b| &b.events).map(|e| hub_core::time::floor_to(e.ts_ms, DAY_MS)).collect();
+        self.ensure_partitions(days).await;
+        let mut tx = self.pool.begin().await?;
+        // Lock tenants in id order so that two replicas writing overlapping tenants cannot deadlock.
+        let mut tenants: Vec<TenantId> = batches.iter().map(|b| b.tenant).collect();
+        tenants.sort();
+        tenants.dedup();
+        for t in &tenants {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(ROLLUP_LOCK_BASE + t.get()).execute(&mut *tx).await?;
+        }
+        let mut outcomes = Vec::with_capacity(batches.len());
+        let mut changes: HashMap<TenantId, Vec<&EventRecord>> = HashMap::new();
+        for batch in batches {
+            let (unique, _) = dedupe_in_batch(&batch.events);
+            let inserted = Self::insert_events(&mut tx, batch.tenant, received_at_ms, &unique).await?;
+            outcomes.push(WriteOutcome { inserted: inserted.len(), duplicates: batch.events.len() - inserted.len() });
+            changes.entry(batch.tenant).or_default().extend(inserted.into_iter().map(|i| unique[i]));
+        }
+        for (tenant, events) in changes {
+            if !events.is_empty() {
+                Self::merge_rollups(&mut tx, tenant, deltas(events.into_iter())).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    async fn list_events(
+        &self,
+        tenant: TenantId,
+        filter: &EventFilter,
+        after: Option<&EventCursor>,
+        limit: usize,
+    ) -> Result<EventPage> {
+        let buf = sql::list_events(Placeholders::Dollar, tenant, filter, after, limit + 1);
+        let rows = into_query::<Postgres>(buf).fetch_all(&self.pool).await?;
+        page(rows.iter().map(decode::event).collect::<Result<Vec<_>>>()?, limit)
+    }
+
+    async fn get_event(&self, tenant: TenantId, event_id: &str) -> Result<Option<StoredEvent>> {
+        let row = sqlx::query(
+            "SELECT tenant_id, event_id, ts, received_at, event_type, kind, source_module, severity, \
+             environment, app, model, provider, operation, input_tokens, output_tokens, latency_ms, \
+             ttft_ms, status, error_type, cost_usd, user_id, session_id, trace_id, correlation_id, \
+             parent_event_id, tags, payload FROM events WHERE tenant_id = $1 AND event_id = $2 \
+             ORDER BY ts DESC LIMIT 1",
+        )
+        .bind(tenant.get())
+        .bind(event_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(decode::event).transpose()
+    }
+
+    async fn count_events(&self, tenant: TenantId) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE tenant_id = $1").bind(tenant.get()).fetch_one(&self.pool).await?)
+    }
+
+    async fn scan_rollups(&self, tenant: TenantId, res: Resolution, scan: &Scan<'_>) -> Result<Vec<ScanRow>> {
+        let buf = sql::rollup_scan(Placeholders::Dollar, tenant, res, scan);
+        let rows = into_query::<Postgres>(buf).fetch_all(&self.pool).await?;
+        rows.iter().map(|r| decode::rollup_row(r, scan.group_by.len(), scan.by_bucket, scan.with_sketch)).collect()
+    }
+
+    async fn scan_raw(&self, tenant: TenantId, scan: &Scan<'_>, bucket_step_ms: i64) -> Result<Vec<ScanRow>> {
+        let buf = sql::raw_scan(Placeholders::Dollar, tenant, scan);
+        let rows = into_query::<Postgres>(buf).fetch_all(&self.pool).await?;
+        let raw = rows.iter().map(|r| decode::raw_row(r, scan.group_by.len())).collect::<Result<Vec<_>>>()?;
+        Ok(decode::fold_raw(raw, scan.by_bucket, bucket_step_ms))
+    }
+
+    async fn enforce_retention(&self, policy: &RetentionPolicy, now_ms: i64) -> Result<RetentionReport> {
+        let mut report = RetentionReport::default();
+        if let Some(keep) = policy.raw_ms {
+            let cutoff = now_ms - keep;
+            let names: Vec<String> = sqlx::query_scalar(
+                "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+                 JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'events'",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            for name in names {
+                let Some(day) = Self::day_of_partition(&name) else { continue };
+                if day + DAY_MS <= cutoff {
+                    // The name matched events_pYYYYMMDD, so it is safe to splice in.
+                    sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {name}"))).execute(&self.pool).await?;
+                    self.partitions.lock().unwrap_or_else(|p| p.into_inner()).remove(&day);
+                    report.partitions_dropped += 1;
+                }
+            }
+            // What is left: the partially expired day and the default partition.
+            let tenants: Vec<i64> = sqlx::query_scalar("SELECT id FROM tenants").fetch_all(&self.pool).await?;
+            for tenant in tenants {
+                report.events_deleted += sqlx::query("DELETE FROM events WHERE tenant_id = $1 AND ts < $2")
+                    .bind(tenant)
+                    .bind(cutoff)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+            }
+        }
+        for (res, keep) in rollup_retention(policy) {
+            report.rollups_deleted += sqlx::query("DELETE FROM rollups WHERE res = $1 AND bucket < $2")
+                .bind(res.code())
+                .bind(now_ms - keep)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        }
+        Ok(report)
+    }
+}

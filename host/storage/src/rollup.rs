@@ -1,0 +1,180 @@
+//! Rollup upkeep (turning inserted events into per-minute/hour/day deltas and merging them into
+//! stored rows) and query planning (which resolution answers which part of a range exactly).
+
+use std::collections::HashMap;
+
+use hub_core::time::{Resolution, ceil_to, floor_to};
+use hub_core::{Dimension, EventRecord};
+
+use crate::model::Aggregate;
+use crate::sql::{Bind, Placeholders, ROLLUP_COLUMNS, ROLLUP_UPSERT_TAIL, SqlBuf};
+use hub_core::TenantId;
+
+/// Dimension values of a rollup row in [`Dimension::ALL`] order, '' for unset.
+pub(crate) type DimValues = [String; 7];
+
+/// The primary key of a rollup row within one tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct RollupKey {
+    pub res: Resolution,
+    pub bucket: i64,
+    pub dims: DimValues,
+}
+
+/// The changes one write makes to the rollups of one tenant.
+pub(crate) fn deltas<'a>(events: impl Iterator<Item = &'a EventRecord>) -> HashMap<RollupKey, Aggregate> {
+    // Aggregate per minute first (one hash lookup per event), then fold minutes into hours and
+    // days, which touches only as many entries as there are distinct minute keys.
+    let mut minutes: HashMap<(i64, [&str; 7]), Aggregate> = HashMap::new();
+    for e in events {
+        let dims = Dimension::ALL.map(|d| e.dimension(d).unwrap_or(""));
+        minutes.entry((Resolution::Minute.bucket(e.ts_ms), dims)).or_default().add_event(e);
+    }
+    let mut out: HashMap<RollupKey, Aggregate> = HashMap::with_capacity(minutes.len() * 3);
+    for ((minute, dims), agg) in minutes {
+        let owned: DimValues = dims.map(str::to_string);
+        for res in [Resolution::Hour, Resolution::Day] {
+            out.entry(RollupKey { res, bucket: res.bucket(minute), dims: owned.clone() })
+                .or_default()
+                .merge(&agg);
+        }
+        out.insert(RollupKey { res: Resolution::Minute, bucket: minute, dims: owned }, agg);
+    }
+    out
+}
+
+/// Rows per upsert statement: 19 binds each keeps a statement well under SQLite's 32,766.
+pub(crate) const UPSERT_CHUNK: usize = 500;
+
+/// `INSERT ... ON CONFLICT DO UPDATE` statements that store the given (already merged) rows.
+pub(crate) fn upsert_statements(
+    style: Placeholders,
+    tenant: TenantId,
+    rows: &[(RollupKey, Aggregate)],
+) -> Vec<SqlBuf> {
+    rows.chunks(UPSERT_CHUNK)
+        .map(|chunk| {
+            let mut buf = SqlBuf::new(style);
+            buf.push("INSERT INTO rollups (").push(ROLLUP_COLUMNS).push(") VALUES ");
+            for (i, (key, agg)) in chunk.iter().enumerate() {
+                buf.push(if i == 0 { "(" } else { ", (" });
+                buf.bind(Bind::I64(tenant.get())).push(", ");
+                buf.bind(Bind::I16(key.res.code())).push(", ");
+                buf.bind(Bind::I64(key.bucket));
+                for v in &key.dims {
+                    buf.push(", ").bind(Bind::Text(v.clone()));
+                }
+                for b in aggregate_binds(agg) {
+                    buf.push(", ").bind(b);
+                }
+                buf.push(")");
+            }
+            buf.push(ROLLUP_UPSERT_TAIL);
+            buf
+        })
+        .collect()
+}
+
+fn aggregate_binds(agg: &Aggregate) -> [Bind; 9] {
+    [
+        Bind::I64(agg.events),
+        Bind::I64(agg.requests),
+        Bind::I64(agg.errors),
+        Bind::I64(agg.input_tokens),
+        Bind::I64(agg.output_tokens),
+        Bind::F64(agg.cost_usd),
+        Bind::I64(agg.latency_count),
+        Bind::F64(agg.latency_sum),
+        Bind::Bytes(agg.latency.encode()),
+    ]
+}
+
+/// Where one part of a queried range is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Rollup(Resolution),
+    /// Raw events: the sub-minute edges of an unaligned range.
+    Raw,
+}
+
+/// One contiguous part `[from_ms, to_ms)` of a queried range and where it is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Piece {
+    pub source: Source,
+    pub from_ms: i64,
+    pub to_ms: i64,
+}
+
+/// Splits `[from, to)` into the fewest pieces that rollups answer exactly: whole days from the
+/// day rollup, then whole hours at both ends, then whole minutes, and raw events for what is left.
+pub fn plan(from_ms: i64, to_ms: i64) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    plan_into(from_ms, to_ms, &[Resolution::Day, Resolution::Hour, Resolution::Minute], &mut pieces);
+    pieces
+}
+
+fn plan_into(from: i64, to: i64, levels: &[Resolution], out: &mut Vec<Piece>) {
+    if from >= to {
+        return;
+    }
+    let Some((&res, finer)) = levels.split_first() else {
+        out.push(Piece { source: Source::Raw, from_ms: from, to_ms: to });
+        return;
+    };
+    let (a, b) = (ceil_to(from, res.millis()), floor_to(to, res.millis()));
+    if a < b {
+        plan_into(from, a, finer, out);
+        out.push(Piece { source: Source::Rollup(res), from_ms: a, to_ms: b });
+        plan_into(b, to, finer, out);
+    } else {
+        plan_into(from, to, finer, out);
+    }
+}
+
+/// The coarsest resolution whose buckets tile a time-series step exactly.
+pub fn resolution_for_step(step_ms: i64) -> Option<Resolution> {
+    Resolution::ALL.into_iter().rev().find(|r| step_ms >= r.millis() && step_ms % r.millis() == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hub_core::time::{DAY_MS, HOUR_MS, MINUTE_MS};
+
+    #[test]
+    fn plan_uses_the_coarsest_exact_pieces() {
+        let from = DAY_MS - HOUR_MS - MINUTE_MS - 1_000; // 22:58:59 on day 0
+        let to = 3 * DAY_MS + 2 * HOUR_MS + 3 * MINUTE_MS + 500;
+        let p = plan(from, to);
+        let kinds: Vec<_> = p.iter().map(|p| p.source).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                Source::Raw,
+                Source::Rollup(Resolution::Minute),
+                Source::Rollup(Resolution::Hour),
+                Source::Rollup(Resolution::Day),
+                Source::Rollup(Resolution::Hour),
+                Source::Rollup(Resolution::Minute),
+                Source::Raw,
+            ]
+        );
+        // Contiguous and covering.
+        assert_eq!(p.first().unwrap().from_ms, from);
+        assert_eq!(p.last().unwrap().to_ms, to);
+        for w in p.windows(2) {
+            assert_eq!(w[0].to_ms, w[1].from_ms);
+        }
+        assert_eq!(plan(DAY_MS, 2 * DAY_MS), vec![Piece { source: Source::Rollup(Resolution::Day), from_ms: DAY_MS, to_ms: 2 * DAY_MS }]);
+        assert_eq!(plan(5, 5), vec![]);
+    }
+
+    #[test]
+    fn steps_map_to_resolutions() {
+        assert_eq!(resolution_for_step(MINUTE_MS), Some(Resolution::Minute));
+        assert_eq!(resolution_for_step(5 * MINUTE_MS), Some(Resolution::Minute));
+        assert_eq!(resolution_for_step(HOUR_MS), Some(Resolution::Hour));
+        assert_eq!(resolution_for_step(DAY_MS), Some(Resolution::Day));
+        assert_eq!(resolution_for_step(30_000), None);
+    }
+}

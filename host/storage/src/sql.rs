@@ -1,0 +1,278 @@
+//! SQL text shared by both backends. Statements are assembled only from the static column names
+//! below and from enum-derived names (never from request strings); every value is a bind
+//! parameter. That is what makes the `AssertSqlSafe` in the backends true.
+
+use hub_core::{Dimension, time::Resolution};
+
+use crate::model::{EventCursor, EventFilter, Scan};
+use hub_core::TenantId;
+
+/// A bind value; the backends turn these into their own argument types.
+#[derive(Debug, Clone)]
+pub(crate) enum Bind {
+    I16(i16),
+    I64(i64),
+    F64(f64),
+    Text(String),
+    OptI64(Option<i64>),
+    OptF64(Option<f64>),
+    OptText(Option<String>),
+    Bytes(Vec<u8>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Placeholders {
+    /// SQLite: `?`
+    Question,
+    /// PostgreSQL: `$1`, `$2`, …
+    Dollar,
+}
+
+/// A statement under construction with its bind values.
+#[derive(Debug)]
+pub(crate) struct SqlBuf {
+    pub sql: String,
+    pub binds: Vec<Bind>,
+    style: Placeholders,
+}
+
+impl SqlBuf {
+    pub fn new(style: Placeholders) -> Self {
+        Self { sql: String::with_capacity(256), binds: Vec::new(), style }
+    }
+
+    pub fn push(&mut self, s: &str) -> &mut Self {
+        self.sql.push_str(s);
+        self
+    }
+
+    pub fn bind(&mut self, value: Bind) -> &mut Self {
+        self.binds.push(value);
+        match self.style {
+            Placeholders::Question => self.sql.push('?'),
+            Placeholders::Dollar => {
+                self.sql.push('$');
+                self.sql.push_str(&self.binds.len().to_string());
+            }
+        }
+        self
+    }
+}
+
+pub(crate) const EVENT_COLUMNS: &str = "tenant_id, event_id, ts, received_at, event_type, kind, \
+    source_module, severity, environment, app, model, provider, operation, input_tokens, \
+    output_tokens, latency_ms, ttft_ms, status, error_type, cost_usd, user_id, session_id, \
+    trace_id, correlation_id, parent_event_id, tags, payload";
+pub(crate) const EVENT_COLUMN_COUNT: usize = 27;
+
+pub(crate) const ROLLUP_COLUMNS: &str = "tenant_id, res, bucket, source_module, app, environment, \
+    model, provider, operation, status, events, requests, errors, input_tokens, output_tokens, \
+    cost_usd, latency_count, latency_sum, latency_sketch";
+pub(crate) const ROLLUP_UPSERT_TAIL: &str = " ON CONFLICT (tenant_id, res, bucket, source_module, app, \
+    environment, model, provider, operation, status) DO UPDATE SET events = excluded.events, \
+    requests = excluded.requests, errors = excluded.errors, input_tokens = excluded.input_tokens, \
+    output_tokens = excluded.output_tokens, cost_usd = excluded.cost_usd, \
+    latency_count = excluded.latency_count, latency_sum = excluded.latency_sum, \
+    latency_sketch = excluded.latency_sketch";
+
+/// Appends `AND dim IN (...)` for each filtered dimension (several values of one dimension are
+/// alternatives). A filter names a value, so rows where the dimension is unset never match.
+fn push_dim_filters(buf: &mut SqlBuf, filters: &[(Dimension, String)]) {
+    for dim in Dimension::ALL {
+        let values: Vec<&String> =
+            filters.iter().filter(|(d, _)| *d == dim).map(|(_, v)| v).collect();
+        if values.is_empty() {
+            continue;
+        }
+        buf.push(" AND ").push(dim.name()).push(" IN (");
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                buf.push(", ");
+            }
+            buf.bind(Bind::Text((*v).clone()));
+        }
+        buf.push(")");
+    }
+}
+
+/// A scan of the rollup table at one resolution. Without sketches the database sums; with them
+/// every row comes back and is merged by the caller.
+pub(crate) fn rollup_scan(
+    style: Placeholders,
+    tenant: TenantId,
+    res: Resolution,
+    scan: &Scan<'_>,
+) -> SqlBuf {
+    let mut buf = SqlBuf::new(style);
+    buf.push("SELECT ");
+    for dim in scan.group_by {
+        buf.push(dim.name()).push(", ");
+    }
+    if scan.by_bucket {
+        buf.push("bucket, ");
+    }
+    if scan.with_sketch {
+        buf.push(
+            "events, requests, errors, input_tokens, output_tokens, cost_usd, latency_count, \
+             latency_sum, latency_sketch",
+        );
+    } else {
+        buf.push(
+            "CAST(SUM(events) AS BIGINT), CAST(SUM(requests) AS BIGINT), CAST(SUM(errors) AS BIGINT), \
+             CAST(SUM(input_tokens) AS BIGINT), CAST(SUM(output_tokens) AS BIGINT), \
+             CAST(SUM(cost_usd) AS DOUBLE PRECISION), CAST(SUM(latency_count) AS BIGINT), \
+             CAST(SUM(latency_sum) AS DOUBLE PRECISION)",
+        );
+    }
+    buf.push(" FROM rollups WHERE tenant_id = ").bind(Bind::I64(tenant.get()));
+    buf.push(" AND res = ").bind(Bind::I16(res.code()));
+    buf.push(" AND bucket >= ").bind(Bind::I64(scan.from_ms));
+    buf.push(" AND bucket < ").bind(Bind::I64(scan.to_ms));
+    push_dim_filters(&mut buf, scan.filters);
+    if !scan.with_sketch && (!scan.group_by.is_empty() || scan.by_bucket) {
+        buf.push(" GROUP BY ");
+        let mut cols: Vec<&str> = scan.group_by.iter().map(|d| d.name()).collect();
+        if scan.by_bucket {
+            cols.push("bucket");
+        }
+        buf.push(&cols.join(", "));
+    }
+    buf
+}
+
+/// Raw events for the edges of a range that no rollup covers exactly.
+pub(crate) fn raw_scan(style: Placeholders, tenant: TenantId, scan: &Scan<'_>) -> SqlBuf {
+    let mut buf = SqlBuf::new(style);
+    buf.push("SELECT ");
+    for dim in scan.group_by {
+        buf.push(dim.name()).push(", ");
+    }
+    buf.push(
+        "ts, event_id, event_type, kind, status, input_tokens, output_tokens, cost_usd, latency_ms \
+         FROM events WHERE tenant_id = ",
+    )
+    .bind(Bind::I64(tenant.get()));
+    buf.push(" AND ts >= ").bind(Bind::I64(scan.from_ms));
+    buf.push(" AND ts < ").bind(Bind::I64(scan.to_ms));
+    push_dim_filters(&mut buf, scan.filters);
+    buf
+}
+
+/// Newest-first listing with keyset pagination.
+pub(crate) fn list_events(
+    style: Placeholders,
+    tenant: TenantId,
+    filter: &EventFilter,
+    after: Option<&EventCursor>,
+    limit: usize,
+) -> SqlBuf {
+    let mut buf = SqlBuf::new(style);
+    buf.push("SELECT ").push(EVENT_COLUMNS).push(" FROM events WHERE tenant_id = ");
+    buf.bind(Bind::I64(tenant.get()));
+    if let Some(from) = filter.from_ms {
+        buf.push(" AND ts >= ").bind(Bind::I64(from));
+    }
+    if let Some(to) = filter.to_ms {
+        buf.push(" AND ts < ").bind(Bind::I64(to));
+    }
+    push_dim_filters(&mut buf, &filter.dims);
+    for (field, value) in &filter.fields {
+        buf.push(" AND ").push(field.name()).push(" = ").bind(Bind::Text(value.clone()));
+    }
+    if let Some(c) = after {
+        buf.push(" AND (ts < ").bind(Bind::I64(c.ts_ms));
+        buf.push(" OR (ts = ").bind(Bind::I64(c.ts_ms));
+        buf.push(" AND event_id < ").bind(Bind::Text(c.event_id.clone()));
+        buf.push("))");
+    }
+    buf.push(" ORDER BY ts DESC, event_id DESC LIMIT ").bind(Bind::I64(limit as i64));
+    buf
+}
+
+/// Rows per multi-row event INSERT on SQLite (27 binds each).
+pub(crate) const EVENT_INSERT_CHUNK: usize = 100;
+
+/// A multi-row `INSERT ... ON CONFLICT DO NOTHING RETURNING event_id, ts` (SQLite).
+pub(crate) fn insert_events_values(
+    tenant: TenantId,
+    received_at_ms: i64,
+    events: &[&hub_core::EventRecord],
+) -> SqlBuf {
+    let mut buf = SqlBuf::new(Placeholders::Question);
+    buf.binds.reserve(events.len() * EVENT_COLUMN_COUNT);
+    buf.push("INSERT INTO events (").push(EVENT_COLUMNS).push(") VALUES ");
+    for (i, e) in events.iter().enumerate() {
+        buf.push(if i == 0 { "(" } else { ", (" });
+        for (j, b) in event_binds(tenant, received_at_ms, e).into_iter().enumerate() {
+            if j > 0 {
+                buf.push(", ");
+            }
+            buf.bind(b);
+        }
+        buf.push(")");
+    }
+    buf.push(" ON CONFLICT DO NOTHING RETURNING event_id, ts");
+    buf
+}
+
+fn event_binds(tenant: TenantId, received_at_ms: i64, e: &hub_core::EventRecord) -> [Bind; EVENT_COLUMN_COUNT] {
+    let t = |v: &Option<String>| Bind::OptText(v.clone());
+    [
+        Bind::I64(tenant.get()),
+        Bind::Text(e.event_id.clone()),
+        Bind::I64(e.ts_ms),
+        Bind::I64(received_at_ms),
+        Bind::Text(e.event_type.clone()),
+        Bind::Text(e.kind.clone()),
+        t(&e.source_module),
+        Bind::OptText(e.severity.map(|s| s.as_str().to_string())),
+        t(&e.environment),
+        t(&e.app),
+        t(&e.model),
+        t(&e.provider),
+        t(&e.operation),
+        Bind::OptI64(e.input_tokens),
+        Bind::OptI64(e.output_tokens),
+        Bind::OptF64(e.latency_ms),
+        Bind::OptF64(e.ttft_ms),
+        Bind::OptText(e.status.map(|s| s.as_str().to_string())),
+        t(&e.error_type),
+        Bind::OptF64(e.cost_usd),
+        t(&e.user_id),
+        t(&e.session_id),
+        t(&e.trace_id),
+        t(&e.correlation_id),
+        t(&e.parent_event_id),
+        Bind::Text(e.tags_json.clone()),
+        Bind::Text(e.payload_json.clone()),
+    ]
+}
+
+/// Turns a finished statement into a sqlx query for either backend.
+pub(crate) fn into_query<DB>(buf: SqlBuf) -> sqlx::query::Query<'static, DB, <DB as sqlx::Database>::Arguments>
+where
+    DB: sqlx::Database,
+    for<'t> i16: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> f64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> Option<i64>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> Option<f64>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> Option<String>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> Vec<u8>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(buf.sql));
+    for b in buf.binds {
+        q = match b {
+            Bind::I16(v) => q.bind(v),
+            Bind::I64(v) => q.bind(v),
+            Bind::F64(v) => q.bind(v),
+            Bind::Text(v) => q.bind(v),
+            Bind::OptI64(v) => q.bind(v),
+            Bind::OptF64(v) => q.bind(v),
+            Bind::OptText(v) => q.bind(v),
+            Bind::Bytes(v) => q.bind(v),
+        };
+    }
+    q
+}
