@@ -1,1 +1,85 @@
+//! The HTTP API of the hub.
+//!
+//! `app(state)` builds the whole router without binding a socket, so tests drive it with
+//! `tower::ServiceExt::oneshot`. Handlers parse and check input, call storage or the bus, and map
+//! results; business rules live in the core, storage and pipeline crates.
 
+pub mod auth;
+mod error;
+mod ingest;
+pub mod metrics;
+mod openapi;
+mod ops;
+mod query;
+
+use std::sync::Arc;
+
+use axum::Router;
+use hub_bus::BusProducer;
+use hub_core::ingest::IngestLimits;
+use hub_pipeline::PipelineStats;
+use hub_storage::Storage;
+
+pub use auth::{KeyCache, Principal, generate_api_key};
+pub use error::ApiError;
+pub use metrics::Metrics;
+pub use openapi::openapi_json;
+
+/// Limits and settings of the API.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Largest request body as sent (compressed or not).
+    pub max_body_bytes: usize,
+    /// Largest body after gzip decompression.
+    pub max_decompressed_bytes: usize,
+    pub ingest: IngestLimits,
+    /// When set, `/metrics` requires `Authorization: Bearer <token>`.
+    pub metrics_token: Option<String>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 10 * 1024 * 1024,
+            max_decompressed_bytes: 100 * 1024 * 1024,
+            ingest: IngestLimits::default(),
+            metrics_token: None,
+        }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub storage: Arc<dyn Storage>,
+    pub bus: BusProducer,
+    pub config: Arc<ApiConfig>,
+    pub metrics: Arc<Metrics>,
+    pub keys: Arc<KeyCache>,
+    pub pipeline: Arc<PipelineStats>,
+}
+
+impl AppState {
+    pub fn new(storage: Arc<dyn Storage>, bus: BusProducer, config: ApiConfig, pipeline: Arc<PipelineStats>) -> Self {
+        Self {
+            storage,
+            bus,
+            config: Arc::new(config),
+            metrics: Arc::new(Metrics::default()),
+            keys: Arc::new(KeyCache::default()),
+            pipeline,
+        }
+    }
+}
+
+/// The whole API.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .merge(ingest::router())
+        .merge(query::router())
+        .merge(ops::router())
+        .fallback(|| async { ApiError::NotFound("no such route; see /openapi.json".into()) })
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,111 @@
+//! Prometheus metrics, one typed field per metric. None carries a tenant label: `/metrics` is for
+//! operators and must not leak who sends what.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    pub route: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    /// Events stored for the first time.
+    pub events_accepted: Counter,
+    /// Valid events that were already stored (resends).
+    pub events_duplicate: Counter,
+    /// Invalid events, by the field that failed (`malformed` for unparsable ones).
+    pub events_rejected: Family<ReasonLabel, Counter>,
+    /// Ingest requests by outcome (accepted, rejected, unauthorized, too_large, saturated, …).
+    pub ingest_requests: Family<OutcomeLabel, Counter>,
+    /// Seconds from the request's arrival to its commit acknowledgement.
+    pub ingest_ack_seconds: Histogram,
+    /// Events per accepted request.
+    pub ingest_batch_events: Histogram,
+    /// Query handling time by route.
+    pub query_seconds: Family<RouteLabel, Histogram>,
+    /// Events queued for the pipeline (sampled at scrape).
+    pub queue_depth: Gauge,
+    pub queue_capacity: Gauge,
+    pub pipeline_commits: Gauge,
+    pub pipeline_write_failures: Gauge,
+    pub pipeline_commit_seconds_sum: Gauge<f64, std::sync::atomic::AtomicU64>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("hub");
+        let m = Metrics {
+            events_accepted: Counter::default(),
+            events_duplicate: Counter::default(),
+            events_rejected: Family::default(),
+            ingest_requests: Family::default(),
+            ingest_ack_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            ingest_batch_events: Histogram::new(exponential_buckets(1.0, 4.0, 9)),
+            query_seconds: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 2.0, 16))),
+            queue_depth: Gauge::default(),
+            queue_capacity: Gauge::default(),
+            pipeline_commits: Gauge::default(),
+            pipeline_write_failures: Gauge::default(),
+            pipeline_commit_seconds_sum: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register("ingest_events_accepted", "Events stored for the first time", m.events_accepted.clone());
+        registry.register("ingest_events_duplicate", "Valid events already stored (resends)", m.events_duplicate.clone());
+        registry.register("ingest_events_rejected", "Invalid events by failing field", m.events_rejected.clone());
+        registry.register("ingest_requests", "Ingest requests by outcome", m.ingest_requests.clone());
+        registry.register("ingest_ack_seconds", "Time from request to commit acknowledgement", m.ingest_ack_seconds.clone());
+        registry.register("ingest_batch_events", "Events per accepted ingest request", m.ingest_batch_events.clone());
+        registry.register("query_seconds", "Query handling time by route", m.query_seconds.clone());
+        registry.register("queue_depth_events", "Events queued for or being written by the pipeline", m.queue_depth.clone());
+        registry.register("queue_capacity_events", "Events the ingest queue holds before answering 429", m.queue_capacity.clone());
+        registry.register("pipeline_commits", "Group commits written by the pipeline", m.pipeline_commits.clone());
+        registry.register("pipeline_write_failures", "Failed write attempts (retried or refused)", m.pipeline_write_failures.clone());
+        registry.register(
+            "pipeline_commit_seconds_sum",
+            "Total time spent in commits (divide by pipeline_commits for the mean)",
+            m.pipeline_commit_seconds_sum.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+}
+
+impl Metrics {
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        out
+    }
+
+    /// The reason label of a rejected event: the first segment of the failing field.
+    pub fn reason_of(field: &str) -> String {
+        match field.split('.').next().unwrap_or("") {
+            "" => "malformed".into(),
+            first if first.len() <= 32 => first.to_string(),
+            _ => "other".into(),
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! The OpenAPI document, generated from the handlers' annotations.
+
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "LLM Analytics Hub", description = "Ingest LLM events, query analytics. Authenticate with 'Authorization: Bearer <API key>'."),
+    paths(
+        crate::ingest::post_events,
+        crate::query::get_summary,
+        crate::query::get_timeseries,
+        crate::query::list_events,
+        crate::query::get_event,
+        crate::ops::healthz,
+        crate::ops::readyz,
+        crate::ops::metrics,
+        crate::ops::openapi,
+    ),
+    modifiers(&ApiKeyScheme)
+)]
+struct ApiDoc;
+
+struct ApiKeyScheme;
+
+impl utoipa::Modify for ApiKeyScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("hub_<prefix>_<secret>").build()),
+        );
+    }
+}
+
+/// The document served at `/openapi.json`.
+pub fn openapi_json() -> serde_json::Value {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    serde_json::to_value(doc).unwrap_or_default()
+}

@@ -1,0 +1,64 @@
+//! Operations: liveness, readiness, Prometheus metrics, and the OpenAPI document.
+
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+
+use crate::{ApiError, AppState};
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "ops", description = "The process is up.", responses((status = 200, description = "ok")))]
+pub(crate) async fn healthz() -> &'static str {
+    "ok"
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "ops", description = "The database answers.",
+    responses((status = 200, description = "ready"), (status = 503, body = crate::error::ErrorBody)))]
+pub(crate) async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+    state.storage.ping().await.map_err(|e| {
+        tracing::warn!(error = %e, "readiness check failed");
+        ApiError::Unavailable("the database does not answer".into())
+    })?;
+    Ok("ready")
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "ops",
+    description = "Prometheus text format. Requires 'Authorization: Bearer <token>' when the operator set a metrics token.",
+    responses((status = 200, description = "metrics", content_type = "text/plain")))]
+pub(crate) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    if let Some(token) = &state.config.metrics_token {
+        let sent = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        if sent != Some(token.as_str()) {
+            return Err(ApiError::Unauthorized("this hub requires the metrics token for /metrics".into()));
+        }
+    }
+    let m = &state.metrics;
+    m.queue_depth.set(state.bus.depth() as i64);
+    m.queue_capacity.set(state.bus.capacity() as i64);
+    let p = &state.pipeline;
+    m.pipeline_commits.set(p.commits.load(Ordering::Relaxed) as i64);
+    m.pipeline_write_failures.set(p.write_failures.load(Ordering::Relaxed) as i64);
+    m.pipeline_commit_seconds_sum.set(p.commit_micros.load(Ordering::Relaxed) as f64 / 1e6);
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        m.encode(),
+    )
+        .into_response())
+}
+
+#[utoipa::path(get, path = "/openapi.json", tag = "ops", description = "This document.", responses((status = 200, description = "OpenAPI 3.1")))]
+pub(crate) async fn openapi() -> Json<serde_json::Value> {
+    Json(crate::openapi_json())
+}

@@ -1,0 +1,331 @@
+//! `hub bench`: a load generator for ingest, a query benchmark, and a direct seeder for building
+//! large data sets. Figures are printed for a person: units, aligned columns, a progress bar.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use hub_core::LatencySketch;
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Send generated events to a running hub and report events/s and ack latency.
+    Ingest(IngestArgs),
+    /// Run a mix of summary, time-series and event queries against a running hub.
+    Query(QueryArgs),
+    /// Write generated events straight into a database (no HTTP) to build a large data set.
+    Seed(SeedArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// The hub's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// An API key with the ingest scope.
+    #[arg(long, env = "HUB_API_KEY")]
+    key: String,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Events per request.
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// How long to send, e.g. 60s.
+    #[arg(long, default_value = "60s")]
+    duration: String,
+    /// Gzip request bodies.
+    #[arg(long)]
+    gzip: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// An API key with the query scope.
+    #[arg(long, env = "HUB_API_KEY")]
+    key: String,
+    /// Requests per query kind.
+    #[arg(long, default_value_t = 100)]
+    requests: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct SeedArgs {
+    /// Events to write.
+    #[arg(long, default_value_t = 10_000_000)]
+    events: u64,
+    /// Spread timestamps uniformly over this span before now.
+    #[arg(long, default_value = "24h")]
+    span: String,
+    /// Tenant to write into (created if missing).
+    #[arg(long, default_value = "bench")]
+    tenant: String,
+    /// Events per transaction.
+    #[arg(long, default_value_t = 10_000)]
+    batch: usize,
+    #[command(flatten)]
+    db: crate::config::ServeArgs,
+}
+
+pub async fn run(cmd: BenchCommand) -> Result<()> {
+    match cmd {
+        BenchCommand::Ingest(a) => ingest(a).await,
+        BenchCommand::Query(a) => query(a).await,
+        BenchCommand::Seed(a) => seed(a).await,
+    }
+}
+
+/// A small fast generator; benchmarks need variety, not cryptographic quality.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[(self.next() % items.len() as u64) as usize]
+    }
+}
+
+const MODELS: [(&str, &str); 6] = [
+    ("gpt-4o", "openai"),
+    ("gpt-4o-mini", "openai"),
+    ("claude-sonnet-4", "anthropic"),
+    ("claude-haiku-4", "anthropic"),
+    ("gemini-2.5-pro", "google"),
+    ("mistral-large", "mistral"),
+];
+const APPS: [&str; 4] = ["support-bot", "search", "rag-indexer", "copilot"];
+
+/// One flat event as JSON, appended to `out`.
+fn push_event(out: &mut String, rng: &mut Rng, id: &str, ts_ms: i64) {
+    let (model, provider) = MODELS[(rng.next() % MODELS.len() as u64) as usize];
+    let error = rng.next() % 50 == 0;
+    let latency = 50.0 + (rng.next() % 4000) as f64 + (rng.next() % 1000) as f64 / 1000.0;
+    let _ = write!(
+        out,
+        r#"{{"event_id":"{id}","timestamp":{ts_ms},"app":"{}","environment":"{}","model":"{model}","provider":"{provider}","operation":"chat","input_tokens":{},"output_tokens":{},"latency_ms":{latency},"status":"{}","user_id":"u-{}","tags":{{"team":"{}"}}}}"#,
+        rng.pick(&APPS),
+        if rng.next() % 4 == 0 { "staging" } else { "production" },
+        rng.next() % 4000,
+        rng.next() % 800,
+        if error { "error" } else { "ok" },
+        rng.next() % 1000,
+        rng.pick(&["care", "growth", "platform"]),
+    );
+}
+
+fn bar(len: Option<u64>, template: &str) -> ProgressBar {
+    let pb = match len {
+        Some(n) => ProgressBar::new(n),
+        None => ProgressBar::new_spinner(),
+    };
+    pb.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()));
+    pb
+}
+
+fn fmt_rate(n: f64) -> String {
+    if n >= 1e6 { format!("{:.2} M", n / 1e6) } else if n >= 1e3 { format!("{:.1} k", n / 1e3) } else { format!("{n:.0}") }
+}
+
+async fn ingest(a: IngestArgs) -> Result<()> {
+    let duration = Duration::from_millis(hub_core::time::parse_duration_ms(&a.duration).map_err(|e| anyhow::anyhow!("--duration: {e}"))? as u64);
+    let client = reqwest::Client::builder().pool_max_idle_per_host(a.concurrency).build()?;
+    let url = format!("{}/v1/events", a.url.trim_end_matches('/'));
+    let sent = Arc::new(AtomicU64::new(0));
+    let accepted = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let throttled = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + duration;
+    let pb = bar(Some(duration.as_secs()), "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len}s {msg}");
+    let mut tasks = Vec::new();
+    let run_id = hub_core::time::now_ms();
+    for worker in 0..a.concurrency {
+        let (client, url, key) = (client.clone(), url.clone(), a.key.clone());
+        let (sent, accepted, failed, throttled) = (sent.clone(), accepted.clone(), failed.clone(), throttled.clone());
+        let (batch, gzip) = (a.batch, a.gzip);
+        tasks.push(tokio::spawn(async move {
+            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (worker as u64 + 1).wrapping_mul(run_id as u64));
+            let mut latency = LatencySketch::new();
+            let mut seq = 0u64;
+            let mut body = String::with_capacity(batch * 330);
+            while Instant::now() < deadline {
+                body.clear();
+                body.push('[');
+                let now = hub_core::time::now_ms();
+                for i in 0..batch {
+                    if i > 0 {
+                        body.push(',');
+                    }
+                    let id = format!("b{run_id}-{worker}-{seq}-{i}");
+                    let ts = now - (rng.next() % 5_000) as i64;
+                    push_event(&mut body, &mut rng, &id, ts);
+                }
+                body.push(']');
+                seq += 1;
+                let mut req = client.post(&url).bearer_auth(&key).header("content-type", "application/json");
+                req = if gzip {
+                    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                    std::io::Write::write_all(&mut enc, body.as_bytes())?;
+                    req.header("content-encoding", "gzip").body(enc.finish()?)
+                } else {
+                    req.body(body.clone())
+                };
+                let t0 = Instant::now();
+                let res = req.send().await;
+                let elapsed = t0.elapsed().as_secs_f64() * 1e3;
+                sent.fetch_add(batch as u64, Ordering::Relaxed);
+                match res {
+                    Ok(r) if r.status().as_u16() == 202 => {
+                        latency.add(elapsed);
+                        let v: serde_json::Value = r.json().await.unwrap_or_default();
+                        accepted.fetch_add(v["accepted"].as_u64().unwrap_or(0), Ordering::Relaxed);
+                    }
+                    Ok(r) if r.status().as_u16() == 429 => {
+                        throttled.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Ok(r) => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        let status = r.status();
+                        let text = r.text().await.unwrap_or_default();
+                        eprintln!("HTTP {status}: {}", text.chars().take(300).collect::<String>());
+                    }
+                    Err(e) => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        eprintln!("request failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+            anyhow::Ok(latency)
+        }));
+    }
+    let progress = {
+        let (pb, accepted) = (pb.clone(), accepted.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let secs = started.elapsed().as_secs_f64();
+                pb.set_position(secs as u64);
+                pb.set_message(format!("{} events/s", fmt_rate(accepted.load(Ordering::Relaxed) as f64 / secs)));
+            }
+        })
+    };
+    let mut latency = LatencySketch::new();
+    for t in tasks {
+        latency.merge(&t.await??);
+    }
+    progress.abort();
+    pb.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    let acc = accepted.load(Ordering::Relaxed);
+    println!("ingest benchmark: {} for {:.1} s, {} workers x {} events/request{}", a.url, secs, a.concurrency, a.batch, if a.gzip { ", gzip" } else { "" });
+    println!("  {:<22} {:>14}", "events accepted", acc);
+    println!("  {:<22} {:>14}", "events sent", sent.load(Ordering::Relaxed));
+    println!("  {:<22} {:>14}", "requests 429", throttled.load(Ordering::Relaxed));
+    println!("  {:<22} {:>14}", "requests failed", failed.load(Ordering::Relaxed));
+    println!("  {:<22} {:>14}", "throughput", format!("{} events/s", fmt_rate(acc as f64 / secs)));
+    println!("  {:<22} {:>14}", "ack latency p50", format!("{:.1} ms", latency.quantile(0.5).unwrap_or(0.0)));
+    println!("  {:<22} {:>14}", "ack latency p99", format!("{:.1} ms", latency.quantile(0.99).unwrap_or(0.0)));
+    if failed.load(Ordering::Relaxed) > 0 {
+        bail!("some requests failed");
+    }
+    Ok(())
+}
+
+async fn query(a: QueryArgs) -> Result<()> {
+    let client = reqwest::Client::new();
+    let base = a.url.trim_end_matches('/');
+    let queries = [
+        ("summary 24h, no grouping", "/v1/metrics/summary?from=now-24h"),
+        ("summary 24h by model", "/v1/metrics/summary?from=now-24h&group_by=model"),
+        ("summary 24h by model,provider,app", "/v1/metrics/summary?from=now-24h&group_by=model,provider,app"),
+        ("timeseries 24h/1m requests", "/v1/metrics/timeseries?from=now-24h&step=1m&metric=requests"),
+        ("timeseries 24h/1m latency_p95", "/v1/metrics/timeseries?from=now-24h&step=1m&metric=latency_p95"),
+        ("timeseries 24h/5m cost by model", "/v1/metrics/timeseries?from=now-24h&step=5m&metric=cost_usd&group_by=model"),
+        ("timeseries 24h/1h p99 by model", "/v1/metrics/timeseries?from=now-24h&step=1h&metric=latency_p99&group_by=model"),
+        ("events, newest 100", "/v1/events?limit=100"),
+    ];
+    println!("query benchmark: {base}, {} requests per query", a.requests);
+    println!("  {:<36} {:>10} {:>10} {:>10}", "query", "p50 ms", "p99 ms", "max ms");
+    let mut worst_p99: f64 = 0.0;
+    for (name, path) in queries {
+        let mut times = Vec::with_capacity(a.requests);
+        for _ in 0..a.requests {
+            let t0 = Instant::now();
+            let r = client.get(format!("{base}{path}")).bearer_auth(&a.key).send().await.context("query request")?;
+            let status = r.status();
+            let body = r.bytes().await?;
+            if !status.is_success() {
+                bail!("{name}: HTTP {status}: {}", String::from_utf8_lossy(&body));
+            }
+            times.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+        times.sort_by(f64::total_cmp);
+        let pct = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+        worst_p99 = worst_p99.max(pct(0.99));
+        println!("  {:<36} {:>10.1} {:>10.1} {:>10.1}", name, pct(0.5), pct(0.99), times[times.len() - 1]);
+    }
+    println!("  worst p99: {worst_p99:.1} ms");
+    Ok(())
+}
+
+async fn seed(a: SeedArgs) -> Result<()> {
+    let span = hub_core::time::parse_duration_ms(&a.span).map_err(|e| anyhow::anyhow!("--span: {e}"))?;
+    let (storage, _) = crate::open_db(a.db).await?;
+    let tenant = match storage.tenant_by_name(&a.tenant).await? {
+        Some(t) => t,
+        None => storage.create_tenant(&a.tenant, hub_core::time::now_ms()).await?,
+    };
+    let limits = hub_core::ingest::IngestLimits { max_age_ms: span + hub_core::time::HOUR_MS, ..Default::default() };
+    let now = hub_core::time::now_ms();
+    let pb = bar(Some(a.events), "{spinner} [{elapsed_precise}] {bar:30} {human_pos}/{human_len} events {msg}");
+    let started = Instant::now();
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut written = 0u64;
+    let mut body = String::new();
+    while written < a.events {
+        let n = (a.events - written).min(a.batch as u64) as usize;
+        body.clear();
+        body.push('[');
+        for i in 0..n {
+            if i > 0 {
+                body.push(',');
+            }
+            let seq = written + i as u64;
+            // Uniform over the span, in time order so that rollup rows are reused like live data.
+            let ts = now - span + (seq as i128 * span as i128 / a.events as i128) as i64;
+            push_event(&mut body, &mut rng, &format!("s-{seq}"), ts);
+        }
+        body.push(']');
+        let parsed = hub_core::ingest::parse_body(body.as_bytes(), hub_core::ingest::BodyFormat::Json, &hub_core::ingest::IngestLimits { max_events: usize::MAX, ..limits.clone() }, now)?;
+        if !parsed.rejected.is_empty() {
+            bail!("generated events were rejected: {:?}", &parsed.rejected[..1]);
+        }
+        storage.write_batches(&[hub_storage::TenantBatch { tenant: tenant.id, events: parsed.events }], now).await?;
+        written += n as u64;
+        pb.set_position(written);
+        pb.set_message(format!("{} events/s", fmt_rate(written as f64 / started.elapsed().as_secs_f64())));
+    }
+    pb.finish_and_clear();
+    storage.close().await;
+    println!(
+        "seeded {written} events into tenant '{}' over the last {} in {:.1} s ({} events/s, parse + write, one writer)",
+        a.tenant,
+        a.span,
+        started.elapsed().as_secs_f64(),
+        fmt_rate(written as f64 / started.elapsed().as_secs_f64())
+    );
+    Ok(())
+}

@@ -1,0 +1,195 @@
+//! Configuration: command-line flags, then `HUB_*` environment variables, then `hub.toml`, then
+//! defaults (clap resolves flags and environment; the file fills what both left unset).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use hub_core::time::parse_duration_ms;
+use serde::Deserialize;
+
+/// Settings of `hub serve` (and, for the database, of every command that opens it).
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// Configuration file (TOML with the same names as the flags, in snake_case).
+    #[arg(long, env = "HUB_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where the embedded database lives.
+    #[arg(long, env = "HUB_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, env = "HUB_LISTEN")]
+    pub listen: Option<String>,
+    /// sqlite://PATH or postgres://USER@HOST:PORT/DB (default: SQLite under the data dir).
+    #[arg(long, env = "HUB_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Largest request body in bytes (default 10 MiB).
+    #[arg(long, env = "HUB_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Largest body after gzip decompression in bytes (default 100 MiB).
+    #[arg(long, env = "HUB_MAX_DECOMPRESSED_BYTES")]
+    pub max_decompressed_bytes: Option<usize>,
+    /// Most events per request (default 10000).
+    #[arg(long, env = "HUB_MAX_BATCH_EVENTS")]
+    pub max_batch_events: Option<usize>,
+    /// Oldest accepted event timestamp, as a duration before now (default 7d).
+    #[arg(long, env = "HUB_MAX_EVENT_AGE")]
+    pub max_event_age: Option<String>,
+    /// Furthest accepted event timestamp into the future (default 1h).
+    #[arg(long, env = "HUB_MAX_EVENT_FUTURE")]
+    pub max_event_future: Option<String>,
+    /// How long raw events are kept (default 30d; "forever" keeps them).
+    #[arg(long, env = "HUB_RETENTION_RAW")]
+    pub retention_raw: Option<String>,
+    /// How long per-minute rollups are kept (default 14d).
+    #[arg(long, env = "HUB_RETENTION_MINUTE")]
+    pub retention_minute: Option<String>,
+    /// How long per-hour rollups are kept (default 400d).
+    #[arg(long, env = "HUB_RETENTION_HOUR")]
+    pub retention_hour: Option<String>,
+    /// How long per-day rollups are kept (default forever).
+    #[arg(long, env = "HUB_RETENTION_DAY")]
+    pub retention_day: Option<String>,
+    /// How often retention runs (default 1h).
+    #[arg(long, env = "HUB_RETENTION_INTERVAL")]
+    pub retention_interval: Option<String>,
+    /// Events queued for storage before ingest answers 429 (default 200000).
+    #[arg(long, env = "HUB_QUEUE_CAPACITY")]
+    pub queue_capacity: Option<usize>,
+    /// Pipeline writer tasks (default 1 for SQLite, 4 for PostgreSQL).
+    #[arg(long, env = "HUB_WRITERS")]
+    pub writers: Option<usize>,
+    /// Database connections (default 8).
+    #[arg(long, env = "HUB_DB_CONNECTIONS")]
+    pub db_connections: Option<u32>,
+    /// Bearer token that /metrics requires (default: none, /metrics is open).
+    #[arg(long, env = "HUB_METRICS_TOKEN")]
+    pub metrics_token: Option<String>,
+    /// Tenant created on first start, with an API key printed once (default "demo").
+    #[arg(long, env = "HUB_DEMO_TENANT")]
+    pub demo_tenant: Option<String>,
+}
+
+/// `hub.toml`: every field optional; unknown fields are errors.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    listen: Option<String>,
+    database_url: Option<String>,
+    max_body_bytes: Option<usize>,
+    max_decompressed_bytes: Option<usize>,
+    max_batch_events: Option<usize>,
+    max_event_age: Option<String>,
+    max_event_future: Option<String>,
+    retention_raw: Option<String>,
+    retention_minute: Option<String>,
+    retention_hour: Option<String>,
+    retention_day: Option<String>,
+    retention_interval: Option<String>,
+    queue_capacity: Option<usize>,
+    writers: Option<usize>,
+    db_connections: Option<u32>,
+    metrics_token: Option<String>,
+    demo_tenant: Option<String>,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: String,
+    pub database_url: String,
+    pub api: hub_api::ApiConfig,
+    pub retention: hub_storage::RetentionPolicy,
+    pub retention_interval_ms: i64,
+    pub queue_capacity: usize,
+    pub writers: usize,
+    pub db_connections: u32,
+    pub demo_tenant: String,
+}
+
+fn duration(name: &str, value: Option<String>, default: &str) -> Result<i64> {
+    let v = value.unwrap_or_else(|| default.to_string());
+    parse_duration_ms(&v).map_err(|e| anyhow::anyhow!("{name}: {e}"))
+}
+
+fn keep(name: &str, value: Option<String>, default: &str) -> Result<Option<i64>> {
+    let v = value.unwrap_or_else(|| default.to_string());
+    if v == "forever" || v == "0" {
+        return Ok(None);
+    }
+    parse_duration_ms(&v).map(Some).map_err(|e| anyhow::anyhow!("{name}: {e} (or 'forever')"))
+}
+
+impl ServeArgs {
+    pub fn resolve(self) -> Result<Settings> {
+        let file = match self.config.clone().or_else(|| Path::new("hub.toml").exists().then(|| "hub.toml".into())) {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text).with_context(|| format!("in {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let data_dir = self.data_dir.or(file.data_dir).unwrap_or_else(|| "data".into());
+        let database_url = self
+            .database_url
+            .or(file.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("hub.db").display()));
+        let postgres = database_url.starts_with("postgres");
+        let defaults = hub_api::ApiConfig::default();
+        let ingest = hub_core::ingest::IngestLimits {
+            max_events: self.max_batch_events.or(file.max_batch_events).unwrap_or(defaults.ingest.max_events),
+            max_age_ms: duration("max_event_age", self.max_event_age.or(file.max_event_age), "7d")?,
+            max_future_ms: duration("max_event_future", self.max_event_future.or(file.max_event_future), "1h")?,
+            ..defaults.ingest.clone()
+        };
+        Ok(Settings {
+            listen: self.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".into()),
+            database_url,
+            api: hub_api::ApiConfig {
+                max_body_bytes: self.max_body_bytes.or(file.max_body_bytes).unwrap_or(defaults.max_body_bytes),
+                max_decompressed_bytes: self
+                    .max_decompressed_bytes
+                    .or(file.max_decompressed_bytes)
+                    .unwrap_or(defaults.max_decompressed_bytes),
+                ingest,
+                metrics_token: self.metrics_token.or(file.metrics_token),
+            },
+            retention: hub_storage::RetentionPolicy {
+                raw_ms: keep("retention_raw", self.retention_raw.or(file.retention_raw), "30d")?,
+                minute_ms: keep("retention_minute", self.retention_minute.or(file.retention_minute), "14d")?,
+                hour_ms: keep("retention_hour", self.retention_hour.or(file.retention_hour), "400d")?,
+                day_ms: keep("retention_day", self.retention_day.or(file.retention_day), "forever")?,
+            },
+            retention_interval_ms: duration("retention_interval", self.retention_interval.or(file.retention_interval), "1h")?,
+            queue_capacity: self.queue_capacity.or(file.queue_capacity).unwrap_or(200_000),
+            writers: self.writers.or(file.writers).unwrap_or(if postgres { 4 } else { 1 }),
+            db_connections: self.db_connections.or(file.db_connections).unwrap_or(8),
+            demo_tenant: self.demo_tenant.or(file.demo_tenant).unwrap_or_else(|| "demo".into()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_file_and_file_beats_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.toml");
+        std::fs::write(&path, "listen = \"0.0.0.0:9000\"\nretention_raw = \"2d\"\nmax_batch_events = 50\n").unwrap();
+        let args = ServeArgs { config: Some(path.clone()), max_batch_events: Some(7), ..Default::default() };
+        let s = args.resolve().unwrap();
+        assert_eq!(s.listen, "0.0.0.0:9000");
+        assert_eq!(s.api.ingest.max_events, 7);
+        assert_eq!(s.retention.raw_ms, Some(2 * hub_core::time::DAY_MS));
+        assert_eq!(s.retention.day_ms, None);
+        assert!(s.database_url.starts_with("sqlite://data"));
+        std::fs::write(&path, "lisen = 1\n").unwrap();
+        let err = ServeArgs { config: Some(path), ..Default::default() }.resolve().unwrap_err();
+        assert!(format!("{err:#}").contains("lisen"), "{err:#}");
+        let err = ServeArgs { retention_raw: Some("3 weeks".into()), ..Default::default() }.resolve().unwrap_err();
+        assert!(err.to_string().contains("retention_raw"), "{err}");
+    }
+}

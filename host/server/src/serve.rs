@@ -1,0 +1,90 @@
+//! `hub serve`: wiring, first-start bootstrap, graceful shutdown.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use hub_core::ApiKeyScope;
+use hub_pipeline::{Pipeline, PipelineConfig};
+
+use crate::config::ServeArgs;
+
+const BOOTSTRAP_KEY: &str = "bootstrap.demo_tenant";
+
+pub async fn run(args: ServeArgs) -> Result<()> {
+    let (storage, settings) = crate::open_db(args).await?;
+    storage.prepare_partitions(hub_core::time::now_ms()).await?;
+    bootstrap(storage.as_ref(), &settings.demo_tenant).await?;
+
+    let (producer, consumer) = hub_bus::in_process(settings.queue_capacity);
+    let pipeline = Pipeline::spawn(
+        storage.clone(),
+        consumer,
+        PipelineConfig { writers: settings.writers, ..Default::default() },
+    );
+    let maintenance = hub_pipeline::spawn_maintenance(
+        storage.clone(),
+        settings.retention,
+        Duration::from_millis(settings.retention_interval_ms.max(1_000) as u64),
+    );
+    let state = hub_api::AppState::new(storage.clone(), producer, settings.api.clone(), pipeline.stats.clone());
+    let listener = tokio::net::TcpListener::bind(&settings.listen)
+        .await
+        .with_context(|| format!("binding {}", settings.listen))?;
+    tracing::info!(listen = %settings.listen, backend = storage.backend(), "hub is serving");
+    eprintln!("hub listening on http://{} ({} storage)", listener.local_addr()?, storage.backend());
+
+    axum::serve(listener, hub_api::app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    // The router (and with it every bus producer) is gone: the writers drain what was queued,
+    // acknowledge it, and stop.
+    tracing::info!("draining the ingest pipeline");
+    if tokio::time::timeout(Duration::from_secs(60), pipeline.join()).await.is_err() {
+        tracing::error!("the pipeline did not drain within 60 s");
+    }
+    maintenance.abort();
+    storage.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// On an empty database, creates the demo tenant and an ingest+query key and prints the key once.
+async fn bootstrap(storage: &dyn hub_storage::Storage, tenant_name: &str) -> Result<()> {
+    if storage.get_meta(BOOTSTRAP_KEY).await?.is_some() {
+        return Ok(());
+    }
+    crate::valid_tenant_name(tenant_name)?;
+    let tenant = match storage.tenant_by_name(tenant_name).await? {
+        Some(t) => t,
+        None => storage.create_tenant(tenant_name, hub_core::time::now_ms()).await?,
+    };
+    let (secret, record) =
+        crate::create_key(storage, tenant.id, "bootstrap", vec![ApiKeyScope::Ingest, ApiKeyScope::Query], None).await?;
+    storage.set_meta(BOOTSTRAP_KEY, &tenant.name).await?;
+    println!("First start: created tenant '{}' and API key {} (scopes ingest,query). It is shown only now:", tenant.name, record.prefix);
+    println!("{secret}");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown requested: finishing in-flight requests");
+}
