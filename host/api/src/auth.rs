@@ -9,8 +9,8 @@ use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use axum::http::header;
+use axum::http::request::Parts;
 use hub_core::{ApiKeyScope, TenantId};
 use hub_storage::{ApiKeyRecord, NewApiKey};
 use rand::Rng;
@@ -69,7 +69,18 @@ impl KeyCache {
         let now = Instant::now();
         let last_touch = entries.get(&hash).map(|(_, _, touched)| *touched);
         let touch = last_touch.is_none_or(|t| t.elapsed() >= TOUCH_EVERY);
-        entries.insert(hash, (record, now, if touch { now } else { last_touch.unwrap_or(now) }));
+        entries.insert(
+            hash,
+            (
+                record,
+                now,
+                if touch {
+                    now
+                } else {
+                    last_touch.unwrap_or(now)
+                },
+            ),
+        );
         touch
     }
 }
@@ -79,14 +90,26 @@ pub fn hash_key(key: &str) -> String {
 }
 
 /// A new random key: the full secret (shown once) and what storage keeps.
-pub fn generate_api_key(name: &str, scopes: Vec<ApiKeyScope>, expires_at_ms: Option<i64>) -> (String, NewApiKey) {
+pub fn generate_api_key(
+    name: &str,
+    scopes: Vec<ApiKeyScope>,
+    expires_at_ms: Option<i64>,
+) -> (String, NewApiKey) {
     let mut rng = rand::rng();
     let mut part = |n: usize| -> String {
-        (0..n).map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.random_range(0..36)])).collect()
+        (0..n)
+            .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.random_range(0..36)]))
+            .collect()
     };
     let prefix = format!("hub_{}", part(8));
     let full = format!("{prefix}_{}", part(32));
-    let key = NewApiKey { name: name.to_string(), prefix, secret_hash: hash_key(&full), scopes, expires_at_ms };
+    let key = NewApiKey {
+        name: name.to_string(),
+        prefix,
+        secret_hash: hash_key(&full),
+        scopes,
+        expires_at_ms,
+    };
     (full, key)
 }
 
@@ -96,15 +119,22 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 fn credential(parts: &Parts) -> Result<&str, ApiError> {
     let missing = || {
-        ApiError::Unauthorized("missing API key: send 'Authorization: Bearer <key>' (or 'X-API-Key: <key>')".into())
+        ApiError::Unauthorized(
+            "missing API key: send 'Authorization: Bearer <key>' (or 'X-API-Key: <key>')".into(),
+        )
     };
     let raw = if let Some(v) = parts.headers.get(header::AUTHORIZATION) {
-        let v = v.to_str().map_err(|_| ApiError::BadRequest("the Authorization header is not valid text".into()))?;
+        let v = v.to_str().map_err(|_| {
+            ApiError::BadRequest("the Authorization header is not valid text".into())
+        })?;
         v.strip_prefix("Bearer ")
             .or_else(|| v.strip_prefix("bearer "))
-            .ok_or_else(|| ApiError::Unauthorized("the Authorization header must use the Bearer scheme".into()))?
+            .ok_or_else(|| {
+                ApiError::Unauthorized("the Authorization header must use the Bearer scheme".into())
+            })?
     } else if let Some(v) = parts.headers.get("x-api-key") {
-        v.to_str().map_err(|_| ApiError::BadRequest("the X-API-Key header is not valid text".into()))?
+        v.to_str()
+            .map_err(|_| ApiError::BadRequest("the X-API-Key header is not valid text".into()))?
     } else {
         return Err(missing());
     };
@@ -113,7 +143,9 @@ fn credential(parts: &Parts) -> Result<&str, ApiError> {
         return Err(missing());
     }
     if raw.len() > MAX_CREDENTIAL_BYTES {
-        return Err(ApiError::BadRequest(format!("the API key is longer than {MAX_CREDENTIAL_BYTES} bytes; it is malformed")));
+        return Err(ApiError::BadRequest(format!(
+            "the API key is longer than {MAX_CREDENTIAL_BYTES} bytes; it is malformed"
+        )));
     }
     Ok(raw)
 }
@@ -128,7 +160,10 @@ fn prefix_of(key: &str) -> Option<&str> {
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let key = credential(parts)?;
         let invalid = || ApiError::Unauthorized("invalid API key".into());
         let hash = hash_key(key);
@@ -136,14 +171,21 @@ impl FromRequestParts<AppState> for Principal {
             Some((record, _)) => record,
             None => {
                 let prefix = prefix_of(key).ok_or_else(invalid)?;
-                let record = state.storage.api_key_by_prefix(prefix).await?.ok_or_else(invalid)?;
+                let record = state
+                    .storage
+                    .api_key_by_prefix(prefix)
+                    .await?
+                    .ok_or_else(invalid)?;
                 if !constant_time_eq(record.secret_hash.as_bytes(), hash.as_bytes()) {
                     return Err(invalid());
                 }
                 if state.keys.put(hash, record.clone()) {
                     let (storage, tenant, id) = (state.storage.clone(), record.tenant, record.id);
                     tokio::spawn(async move {
-                        if let Err(e) = storage.touch_api_key(tenant, id, hub_core::time::now_ms()).await {
+                        if let Err(e) = storage
+                            .touch_api_key(tenant, id, hub_core::time::now_ms())
+                            .await
+                        {
                             tracing::debug!(error = %e, "could not record key use");
                         }
                     });
@@ -158,7 +200,12 @@ impl FromRequestParts<AppState> for Principal {
         if record.expires_at_ms.is_some_and(|t| t <= now) {
             return Err(ApiError::Unauthorized("this API key has expired".into()));
         }
-        Ok(Principal { tenant: record.tenant, key_id: record.id, key_prefix: record.prefix, scopes: record.scopes })
+        Ok(Principal {
+            tenant: record.tenant,
+            key_id: record.id,
+            key_prefix: record.prefix,
+            scopes: record.scopes,
+        })
     }
 }
 
@@ -175,6 +222,10 @@ mod tests {
         assert_ne!(generate_api_key("k", vec![], None).0, full);
         assert_eq!(prefix_of("nope"), None);
         assert_eq!(prefix_of("hub_abc"), None);
-        assert!(constant_time_eq(b"ab", b"ab") && !constant_time_eq(b"ab", b"ac") && !constant_time_eq(b"a", b"ab"));
+        assert!(
+            constant_time_eq(b"ab", b"ab")
+                && !constant_time_eq(b"ab", b"ac")
+                && !constant_time_eq(b"a", b"ab")
+        );
     }
 }

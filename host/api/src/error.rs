@@ -1,9 +1,9 @@
 //! The one place errors become HTTP: a closed set of codes, each with a message a person can act
 //! on. Internal details are logged, never sent.
 
+use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +24,10 @@ pub enum ApiError {
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{message}")]
-    TooManyRequests { message: String, retry_after_secs: u64 },
+    TooManyRequests {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// A dependency (the database) failed; the request may be retried.
     #[error("{0}")]
     Unavailable(String),
@@ -51,7 +54,10 @@ pub struct ErrorDetail {
 
 impl ApiError {
     pub fn invalid(parameter: &str, message: impl Into<String>) -> Self {
-        Self::InvalidParameter { parameter: parameter.to_string(), message: message.into() }
+        Self::InvalidParameter {
+            parameter: parameter.to_string(),
+            message: message.into(),
+        }
     }
 
     pub fn status(&self) -> StatusCode {
@@ -114,14 +120,29 @@ impl IntoResponse for ApiError {
             Self::InvalidParameter { parameter, .. } => Some(parameter.clone()),
             _ => None,
         };
-        let mut response =
-            (status, Json(ErrorBody { error: ErrorDetail { code: self.code(), message, parameter } })).into_response();
+        let mut response = (
+            status,
+            Json(ErrorBody {
+                error: ErrorDetail {
+                    code: self.code(),
+                    message,
+                    parameter,
+                },
+            }),
+        )
+            .into_response();
         match &self {
-            Self::TooManyRequests { retry_after_secs, .. } => {
-                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            Self::TooManyRequests {
+                retry_after_secs, ..
+            } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             Self::Unauthorized(_) => {
-                response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             _ => {}
         }

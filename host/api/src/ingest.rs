@@ -19,7 +19,10 @@ use crate::{ApiError, AppState, Principal};
 
 pub(crate) fn router() -> Router<AppState> {
     // The body limit is enforced by the handler (so that the 413 names the limit), not by axum.
-    Router::new().route("/v1/events", post(post_events).layer(DefaultBodyLimit::disable()))
+    Router::new().route(
+        "/v1/events",
+        post(post_events).layer(DefaultBodyLimit::disable()),
+    )
 }
 
 /// The answer to an ingest request.
@@ -35,17 +38,30 @@ pub struct IngestResponse {
 }
 
 fn outcome(metrics: &Metrics, outcome: &'static str) {
-    metrics.ingest_requests.get_or_create(&OutcomeLabel { outcome }).inc();
+    metrics
+        .ingest_requests
+        .get_or_create(&OutcomeLabel { outcome })
+        .inc();
 }
 
 fn body_format(headers: &HeaderMap) -> Result<BodyFormat, ApiError> {
-    let Some(value) = headers.get(header::CONTENT_TYPE) else { return Ok(BodyFormat::Json) };
-    let mime = value.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(BodyFormat::Json);
+    };
+    let mime = value
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     match mime.as_str() {
         "application/json" | "" => Ok(BodyFormat::Json),
-        "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/x-jsonlines" => {
-            Ok(BodyFormat::Ndjson)
-        }
+        "application/x-ndjson"
+        | "application/ndjson"
+        | "application/jsonl"
+        | "application/x-jsonlines" => Ok(BodyFormat::Ndjson),
         other => Err(ApiError::UnsupportedMediaType(format!(
             "content type '{other}' is not accepted: use application/json (an array or {{\"events\": [...]}}) or application/x-ndjson"
         ))),
@@ -53,24 +69,41 @@ fn body_format(headers: &HeaderMap) -> Result<BodyFormat, ApiError> {
 }
 
 fn is_gzip(headers: &HeaderMap) -> Result<bool, ApiError> {
-    match headers.get(header::CONTENT_ENCODING).map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase()) {
+    match headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
+    {
         None => Ok(false),
         Some(e) if e == "identity" || e.is_empty() => Ok(false),
         Some(e) if e == "gzip" || e == "x-gzip" => Ok(true),
-        Some(e) => Err(ApiError::UnsupportedMediaType(format!("content encoding '{e}' is not accepted: use gzip or none"))),
+        Some(e) => Err(ApiError::UnsupportedMediaType(format!(
+            "content encoding '{e}' is not accepted: use gzip or none"
+        ))),
     }
 }
 
 fn mib(bytes: usize) -> String {
-    if bytes % (1024 * 1024) == 0 { format!("{} MiB", bytes / (1024 * 1024)) } else { format!("{bytes} bytes") }
+    if bytes.is_multiple_of(1024 * 1024) {
+        format!("{} MiB", bytes / (1024 * 1024))
+    } else {
+        format!("{bytes} bytes")
+    }
 }
 
 async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    let too_large = || ApiError::PayloadTooLarge(format!("the request body exceeds the {} limit", mib(limit)));
+    let too_large =
+        || ApiError::PayloadTooLarge(format!("the request body exceeds the {} limit", mib(limit)));
     match http_body_util::Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large()),
-        Err(e) => Err(ApiError::BadRequest(format!("could not read the request body: {e}"))),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(too_large())
+        }
+        Err(e) => Err(ApiError::BadRequest(format!(
+            "could not read the request body: {e}"
+        ))),
     }
 }
 
@@ -81,7 +114,10 @@ fn gunzip_limited(bytes: &[u8], limit: usize) -> Result<Vec<u8>, ApiError> {
         .read_to_end(&mut out)
         .map_err(|e| ApiError::BadRequest(format!("the body is not valid gzip: {e}")))?;
     if out.len() > limit {
-        return Err(ApiError::PayloadTooLarge(format!("the decompressed body exceeds the {} limit", mib(limit))));
+        return Err(ApiError::PayloadTooLarge(format!(
+            "the decompressed body exceeds the {} limit",
+            mib(limit)
+        )));
     }
     Ok(out)
 }
@@ -103,27 +139,41 @@ fn gunzip_limited(bytes: &[u8], limit: usize) -> Result<Vec<u8>, ApiError> {
     ),
     security(("api_key" = []))
 )]
-pub(crate) async fn post_events(State(state): State<AppState>, headers: HeaderMap, principal: Result<Principal, ApiError>, body: Body) -> Response {
+pub(crate) async fn post_events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    principal: Result<Principal, ApiError>,
+    body: Body,
+) -> Response {
     let started = Instant::now();
     let metrics = state.metrics.clone();
     match ingest(state, headers, principal, body, started).await {
         Ok(response) => response,
         Err(e) => {
-            outcome(&metrics, match e.status() {
-                StatusCode::UNAUTHORIZED => "unauthorized",
-                StatusCode::FORBIDDEN => "forbidden",
-                StatusCode::PAYLOAD_TOO_LARGE => "too_large",
-                StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-                StatusCode::TOO_MANY_REQUESTS => "saturated",
-                StatusCode::SERVICE_UNAVAILABLE => "unavailable",
-                _ => "bad_request",
-            });
+            outcome(
+                &metrics,
+                match e.status() {
+                    StatusCode::UNAUTHORIZED => "unauthorized",
+                    StatusCode::FORBIDDEN => "forbidden",
+                    StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+                    StatusCode::TOO_MANY_REQUESTS => "saturated",
+                    StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+                    _ => "bad_request",
+                },
+            );
             e.into_response()
         }
     }
 }
 
-async fn ingest(state: AppState, headers: HeaderMap, principal: Result<Principal, ApiError>, body: Body, started: Instant) -> Result<Response, ApiError> {
+async fn ingest(
+    state: AppState,
+    headers: HeaderMap,
+    principal: Result<Principal, ApiError>,
+    body: Body,
+    started: Instant,
+) -> Result<Response, ApiError> {
     let principal = principal?;
     principal.require(ApiKeyScope::Ingest)?;
     let format = body_format(&headers)?;
@@ -133,40 +183,87 @@ async fn ingest(state: AppState, headers: HeaderMap, principal: Result<Principal
     let now = hub_core::time::now_ms();
     // Decompressing and validating is CPU work: keep it off the async workers for large bodies.
     let parse = move || -> Result<_, ApiError> {
-        let bytes = if gzip { std::borrow::Cow::Owned(gunzip_limited(&raw, config.max_decompressed_bytes)?) } else { std::borrow::Cow::Borrowed(&raw[..]) };
+        let bytes = if gzip {
+            std::borrow::Cow::Owned(gunzip_limited(&raw, config.max_decompressed_bytes)?)
+        } else {
+            std::borrow::Cow::Borrowed(&raw[..])
+        };
         parse_body(&bytes, format, &config.ingest, now).map_err(|e| match e {
             BodyError::TooManyEvents { .. } => ApiError::PayloadTooLarge(e.to_string()),
             other => ApiError::BadRequest(other.to_string()),
         })
     };
-    let parsed = if headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok()).unwrap_or(usize::MAX) > 64 * 1024 {
-        tokio::task::spawn_blocking(parse).await.map_err(|e| ApiError::Internal(e.to_string()))??
+    let parsed = if headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        .unwrap_or(usize::MAX)
+        > 64 * 1024
+    {
+        tokio::task::spawn_blocking(parse)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))??
     } else {
         parse()?
     };
     for rejection in &parsed.rejected {
-        let reason = rejection.errors.first().map(|e| Metrics::reason_of(&e.field)).unwrap_or_default();
-        state.metrics.events_rejected.get_or_create(&ReasonLabel { reason }).inc();
+        let reason = rejection
+            .errors
+            .first()
+            .map(|e| Metrics::reason_of(&e.field))
+            .unwrap_or_default();
+        state
+            .metrics
+            .events_rejected
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
     }
     if parsed.events.is_empty() {
         outcome(&state.metrics, "rejected");
-        let body = IngestResponse { accepted: 0, duplicates: 0, rejected: parsed.rejected };
+        let body = IngestResponse {
+            accepted: 0,
+            duplicates: 0,
+            rejected: parsed.rejected,
+        };
         return Ok((StatusCode::BAD_REQUEST, Json(body)).into_response());
     }
     let n = parsed.events.len();
-    let ack = state.bus.try_publish(principal.tenant, parsed.events).map_err(|s| ApiError::TooManyRequests {
-        message: format!("the hub is saturated ({s}); retry this batch after the Retry-After delay"),
-        retry_after_secs: 1,
-    })?;
+    let ack = state
+        .bus
+        .try_publish(principal.tenant, parsed.events)
+        .map_err(|s| ApiError::TooManyRequests {
+            message: format!(
+                "the hub is saturated ({s}); retry this batch after the Retry-After delay"
+            ),
+            retry_after_secs: 1,
+        })?;
     let committed = ack
         .await
-        .map_err(|_| ApiError::Unavailable("the pipeline stopped before committing; resend the batch".into()))?
-        .map_err(|e| ApiError::Unavailable(format!("{e}; nothing from this batch was acknowledged, resend it")))?;
-    state.metrics.events_accepted.inc_by(committed.inserted as u64);
-    state.metrics.events_duplicate.inc_by(committed.duplicates as u64);
+        .map_err(|_| {
+            ApiError::Unavailable("the pipeline stopped before committing; resend the batch".into())
+        })?
+        .map_err(|e| {
+            ApiError::Unavailable(format!(
+                "{e}; nothing from this batch was acknowledged, resend it"
+            ))
+        })?;
+    state
+        .metrics
+        .events_accepted
+        .inc_by(committed.inserted as u64);
+    state
+        .metrics
+        .events_duplicate
+        .inc_by(committed.duplicates as u64);
     state.metrics.ingest_batch_events.observe(n as f64);
-    state.metrics.ingest_ack_seconds.observe(started.elapsed().as_secs_f64());
+    state
+        .metrics
+        .ingest_ack_seconds
+        .observe(started.elapsed().as_secs_f64());
     outcome(&state.metrics, "accepted");
-    let body = IngestResponse { accepted: committed.inserted, duplicates: committed.duplicates, rejected: parsed.rejected };
+    let body = IngestResponse {
+        accepted: committed.inserted,
+        duplicates: committed.duplicates,
+        rejected: parsed.rejected,
+    };
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }

@@ -60,7 +60,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(storage: Arc<dyn Storage>, bus: BusProducer, config: ApiConfig, pipeline: Arc<PipelineStats>) -> Self {
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        bus: BusProducer,
+        config: ApiConfig,
+        pipeline: Arc<PipelineStats>,
+    ) -> Self {
         Self {
             storage,
             bus,

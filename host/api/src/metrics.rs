@@ -63,7 +63,9 @@ impl Default for Metrics {
             ingest_requests: Family::default(),
             ingest_ack_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             ingest_batch_events: Histogram::new(exponential_buckets(1.0, 4.0, 9)),
-            query_seconds: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 2.0, 16))),
+            query_seconds: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+            }),
             queue_depth: Gauge::default(),
             queue_capacity: Gauge::default(),
             pipeline_commits: Gauge::default(),
@@ -71,17 +73,61 @@ impl Default for Metrics {
             pipeline_commit_seconds_sum: Gauge::default(),
             registry: Registry::default(),
         };
-        registry.register("ingest_events_accepted", "Events stored for the first time", m.events_accepted.clone());
-        registry.register("ingest_events_duplicate", "Valid events already stored (resends)", m.events_duplicate.clone());
-        registry.register("ingest_events_rejected", "Invalid events by failing field", m.events_rejected.clone());
-        registry.register("ingest_requests", "Ingest requests by outcome", m.ingest_requests.clone());
-        registry.register("ingest_ack_seconds", "Time from request to commit acknowledgement", m.ingest_ack_seconds.clone());
-        registry.register("ingest_batch_events", "Events per accepted ingest request", m.ingest_batch_events.clone());
-        registry.register("query_seconds", "Query handling time by route", m.query_seconds.clone());
-        registry.register("queue_depth_events", "Events queued for or being written by the pipeline", m.queue_depth.clone());
-        registry.register("queue_capacity_events", "Events the ingest queue holds before answering 429", m.queue_capacity.clone());
-        registry.register("pipeline_commits", "Group commits written by the pipeline", m.pipeline_commits.clone());
-        registry.register("pipeline_write_failures", "Failed write attempts (retried or refused)", m.pipeline_write_failures.clone());
+        registry.register(
+            "ingest_events_accepted",
+            "Events stored for the first time",
+            m.events_accepted.clone(),
+        );
+        registry.register(
+            "ingest_events_duplicate",
+            "Valid events already stored (resends)",
+            m.events_duplicate.clone(),
+        );
+        registry.register(
+            "ingest_events_rejected",
+            "Invalid events by failing field",
+            m.events_rejected.clone(),
+        );
+        registry.register(
+            "ingest_requests",
+            "Ingest requests by outcome",
+            m.ingest_requests.clone(),
+        );
+        registry.register(
+            "ingest_ack_seconds",
+            "Time from request to commit acknowledgement",
+            m.ingest_ack_seconds.clone(),
+        );
+        registry.register(
+            "ingest_batch_events",
+            "Events per accepted ingest request",
+            m.ingest_batch_events.clone(),
+        );
+        registry.register(
+            "query_seconds",
+            "Query handling time by route",
+            m.query_seconds.clone(),
+        );
+        registry.register(
+            "queue_depth_events",
+            "Events queued for or being written by the pipeline",
+            m.queue_depth.clone(),
+        );
+        registry.register(
+            "queue_capacity_events",
+            "Events the ingest queue holds before answering 429",
+            m.queue_capacity.clone(),
+        );
+        registry.register(
+            "pipeline_commits",
+            "Group commits written by the pipeline",
+            m.pipeline_commits.clone(),
+        );
+        registry.register(
+            "pipeline_write_failures",
+            "Failed write attempts (retried or refused)",
+            m.pipeline_write_failures.clone(),
+        );
         registry.register(
             "pipeline_commit_seconds_sum",
             "Total time spent in commits (divide by pipeline_commits for the mean)",

@@ -36,23 +36,37 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<&'static str
 #[utoipa::path(get, path = "/metrics", tag = "ops",
     description = "Prometheus text format. Requires 'Authorization: Bearer <token>' when the operator set a metrics token.",
     responses((status = 200, description = "metrics", content_type = "text/plain")))]
-pub(crate) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub(crate) async fn metrics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     if let Some(token) = &state.config.metrics_token {
-        let sent = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        let sent = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
         if sent != Some(token.as_str()) {
-            return Err(ApiError::Unauthorized("this hub requires the metrics token for /metrics".into()));
+            return Err(ApiError::Unauthorized(
+                "this hub requires the metrics token for /metrics".into(),
+            ));
         }
     }
     let m = &state.metrics;
     m.queue_depth.set(state.bus.depth() as i64);
     m.queue_capacity.set(state.bus.capacity() as i64);
     let p = &state.pipeline;
-    m.pipeline_commits.set(p.commits.load(Ordering::Relaxed) as i64);
-    m.pipeline_write_failures.set(p.write_failures.load(Ordering::Relaxed) as i64);
-    m.pipeline_commit_seconds_sum.set(p.commit_micros.load(Ordering::Relaxed) as f64 / 1e6);
+    m.pipeline_commits
+        .set(p.commits.load(Ordering::Relaxed) as i64);
+    m.pipeline_write_failures
+        .set(p.write_failures.load(Ordering::Relaxed) as i64);
+    m.pipeline_commit_seconds_sum
+        .set(p.commit_micros.load(Ordering::Relaxed) as f64 / 1e6);
     Ok((
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         m.encode(),
     )
         .into_response())

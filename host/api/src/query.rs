@@ -40,22 +40,34 @@ impl Params {
     fn new(pairs: Vec<(String, String)>, allowed: &[&str]) -> Result<Self, ApiError> {
         for (k, _) in &pairs {
             if !allowed.contains(&k.as_str()) {
-                return Err(ApiError::invalid(k, format!("unknown parameter; allowed: {}", allowed.join(", "))));
+                return Err(ApiError::invalid(
+                    k,
+                    format!("unknown parameter; allowed: {}", allowed.join(", ")),
+                ));
             }
         }
         Ok(Self { pairs })
     }
 
     fn one(&self, name: &str) -> Option<&str> {
-        self.pairs.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     fn all(&self, name: &str) -> impl Iterator<Item = &str> {
-        self.pairs.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     fn time(&self, name: &str, default: i64, now: i64) -> Result<i64, ApiError> {
-        self.one(name).map_or(Ok(default), |v| parse_query_time(v, now).map_err(|e| ApiError::invalid(name, e)))
+        self.one(name).map_or(Ok(default), |v| {
+            parse_query_time(v, now).map_err(|e| ApiError::invalid(name, e))
+        })
     }
 
     /// `from`/`to` with defaults (the last 24 hours) and sanity checks.
@@ -63,10 +75,20 @@ impl Params {
         let to = self.time("to", now, now)?;
         let from = self.time("from", to - DAY_MS, now)?;
         if from >= to {
-            return Err(ApiError::invalid("from", format!("must be before to ({} >= {})", to_rfc3339(from), to_rfc3339(to))));
+            return Err(ApiError::invalid(
+                "from",
+                format!(
+                    "must be before to ({} >= {})",
+                    to_rfc3339(from),
+                    to_rfc3339(to)
+                ),
+            ));
         }
         if to - from > MAX_RANGE_MS {
-            return Err(ApiError::invalid("from", "the range is longer than 400 days"));
+            return Err(ApiError::invalid(
+                "from",
+                "the range is longer than 400 days",
+            ));
         }
         Ok((from, to))
     }
@@ -82,10 +104,20 @@ impl Params {
         for value in self.all("filter") {
             for part in value.split(',').filter(|p| !p.trim().is_empty()) {
                 let (dim, v) = part.split_once(':').ok_or_else(|| {
-                    ApiError::invalid("filter", format!("'{part}' is not dimension:value (e.g. model:gpt-4o)"))
+                    ApiError::invalid(
+                        "filter",
+                        format!("'{part}' is not dimension:value (e.g. model:gpt-4o)"),
+                    )
                 })?;
                 let dim = Dimension::parse(dim.trim()).ok_or_else(|| {
-                    ApiError::invalid("filter", format!("unknown dimension '{}'; allowed: {}", dim.trim(), Dimension::allowed_list()))
+                    ApiError::invalid(
+                        "filter",
+                        format!(
+                            "unknown dimension '{}'; allowed: {}",
+                            dim.trim(),
+                            Dimension::allowed_list()
+                        ),
+                    )
                 })?;
                 out.push((dim, v.trim().to_string()));
             }
@@ -95,7 +127,10 @@ impl Params {
 }
 
 fn key_object(dims: &[Dimension], key: &GroupKey) -> BTreeMap<&'static str, Option<String>> {
-    dims.iter().zip(key).map(|(d, v)| (d.name(), v.clone())).collect()
+    dims.iter()
+        .zip(key)
+        .map(|(d, v)| (d.name(), v.clone()))
+        .collect()
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -131,7 +166,11 @@ pub struct SummaryResponse {
 }
 
 fn observe(state: &AppState, route: &'static str, started: Instant) {
-    state.metrics.query_seconds.get_or_create(&RouteLabel { route }).observe(started.elapsed().as_secs_f64());
+    state
+        .metrics
+        .query_seconds
+        .get_or_create(&RouteLabel { route })
+        .observe(started.elapsed().as_secs_f64());
 }
 
 #[utoipa::path(
@@ -155,7 +194,12 @@ pub(crate) async fn get_summary(
     principal.require(ApiKeyScope::Query)?;
     let p = Params::new(pairs, &["from", "to", "group_by", "filter"])?;
     let (from_ms, to_ms) = p.range(hub_core::time::now_ms())?;
-    let q = SummaryQuery { from_ms, to_ms, group_by: p.group_by()?, filters: p.filters()? };
+    let q = SummaryQuery {
+        from_ms,
+        to_ms,
+        group_by: p.group_by()?,
+        filters: p.filters()?,
+    };
     let groups = summary(state.storage.as_ref(), principal.tenant, &q).await?;
     let groups = groups
         .into_iter()
@@ -176,7 +220,11 @@ pub(crate) async fn get_summary(
         })
         .collect();
     observe(&state, "summary", started);
-    Ok(Json(SummaryResponse { from: to_rfc3339(from_ms), to: to_rfc3339(to_ms), groups }))
+    Ok(Json(SummaryResponse {
+        from: to_rfc3339(from_ms),
+        to: to_rfc3339(to_ms),
+        groups,
+    }))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -225,29 +273,65 @@ pub(crate) async fn get_timeseries(
 ) -> Result<Json<TimeseriesResponse>, ApiError> {
     let started = Instant::now();
     principal.require(ApiKeyScope::Query)?;
-    let p = Params::new(pairs, &["metric", "step", "from", "to", "group_by", "filter"])?;
-    let metric = Metric::parse(p.one("metric").unwrap_or("requests")).map_err(|e| ApiError::invalid("metric", e))?;
+    let p = Params::new(
+        pairs,
+        &["metric", "step", "from", "to", "group_by", "filter"],
+    )?;
+    let metric = Metric::parse(p.one("metric").unwrap_or("requests"))
+        .map_err(|e| ApiError::invalid("metric", e))?;
     let step_text = p.one("step").unwrap_or("1m");
-    let step_ms = hub_core::time::parse_duration_ms(step_text).map_err(|e| ApiError::invalid("step", e))?;
+    let step_ms =
+        hub_core::time::parse_duration_ms(step_text).map_err(|e| ApiError::invalid("step", e))?;
     if resolution_for_step(step_ms).is_none() {
-        return Err(ApiError::invalid("step", format!("'{step_text}' is not a whole number of minutes, hours or days; allowed e.g. 1m, 5m, 1h, 1d")));
+        return Err(ApiError::invalid(
+            "step",
+            format!(
+                "'{step_text}' is not a whole number of minutes, hours or days; allowed e.g. 1m, 5m, 1h, 1d"
+            ),
+        ));
     }
     let (from_ms, to_ms) = p.range(hub_core::time::now_ms())?;
-    let q = TimeseriesQuery { from_ms, to_ms, step_ms, metric, group_by: p.group_by()?, filters: p.filters()? };
+    let q = TimeseriesQuery {
+        from_ms,
+        to_ms,
+        step_ms,
+        metric,
+        group_by: p.group_by()?,
+        filters: p.filters()?,
+    };
     let (from, to) = aligned_range(&q);
     if (to - from) / step_ms > MAX_POINTS {
-        return Err(ApiError::invalid("step", format!("{} points per series is over the {MAX_POINTS} limit; use a larger step", (to - from) / step_ms)));
+        return Err(ApiError::invalid(
+            "step",
+            format!(
+                "{} points per series is over the {MAX_POINTS} limit; use a larger step",
+                (to - from) / step_ms
+            ),
+        ));
     }
     let series = timeseries(state.storage.as_ref(), principal.tenant, &q).await?;
     let series = series
         .into_iter()
         .map(|s| SeriesDto {
             key: key_object(&q.group_by, &s.key),
-            points: s.points.into_iter().map(|(ts, value)| Point { ts: to_rfc3339(ts), value }).collect(),
+            points: s
+                .points
+                .into_iter()
+                .map(|(ts, value)| Point {
+                    ts: to_rfc3339(ts),
+                    value,
+                })
+                .collect(),
         })
         .collect();
     observe(&state, "timeseries", started);
-    Ok(Json(TimeseriesResponse { metric: metric.name().into(), step: step_text.into(), from: to_rfc3339(from), to: to_rfc3339(to), series }))
+    Ok(Json(TimeseriesResponse {
+        metric: metric.name().into(),
+        step: step_text.into(),
+        from: to_rfc3339(from),
+        to: to_rfc3339(to),
+        series,
+    }))
 }
 
 /// An event as the API shows it.
@@ -285,7 +369,8 @@ pub struct EventDto {
 }
 
 fn raw_json(text: String) -> Result<Box<RawValue>, ApiError> {
-    RawValue::from_string(text).map_err(|e| ApiError::Internal(format!("stored JSON is invalid: {e}")))
+    RawValue::from_string(text)
+        .map_err(|e| ApiError::Internal(format!("stored JSON is invalid: {e}")))
 }
 
 fn event_dto(e: StoredEvent) -> Result<EventDto, ApiError> {
@@ -333,11 +418,21 @@ fn encode_cursor(c: &EventCursor) -> String {
 }
 
 fn decode_cursor(s: &str) -> Result<EventCursor, ApiError> {
-    let bad = || ApiError::invalid("cursor", "is not a cursor this API returned; start again without it");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).map_err(|_| bad())?;
+    let bad = || {
+        ApiError::invalid(
+            "cursor",
+            "is not a cursor this API returned; start again without it",
+        )
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
     let (ts, id) = text.split_once('|').ok_or_else(bad)?;
-    Ok(EventCursor { ts_ms: ts.parse().map_err(|_| bad())?, event_id: id.to_string() })
+    Ok(EventCursor {
+        ts_ms: ts.parse().map_err(|_| bad())?,
+        event_id: id.to_string(),
+    })
 }
 
 #[utoipa::path(
@@ -370,12 +465,20 @@ pub(crate) async fn list_events(
     let p = Params::new(pairs, &allowed)?;
     let now = hub_core::time::now_ms();
     let mut filter = EventFilter {
-        from_ms: p.one("from").map(|v| parse_query_time(v, now).map_err(|e| ApiError::invalid("from", e))).transpose()?,
-        to_ms: p.one("to").map(|v| parse_query_time(v, now).map_err(|e| ApiError::invalid("to", e))).transpose()?,
+        from_ms: p
+            .one("from")
+            .map(|v| parse_query_time(v, now).map_err(|e| ApiError::invalid("from", e)))
+            .transpose()?,
+        to_ms: p
+            .one("to")
+            .map(|v| parse_query_time(v, now).map_err(|e| ApiError::invalid("to", e)))
+            .transpose()?,
         ..Default::default()
     };
     for dim in Dimension::ALL {
-        filter.dims.extend(p.all(dim.name()).map(|v| (dim, v.to_string())));
+        filter
+            .dims
+            .extend(p.all(dim.name()).map(|v| (dim, v.to_string())));
     }
     for field in EventField::ALL {
         if let Some(v) = p.one(field.name()) {
@@ -384,14 +487,30 @@ pub(crate) async fn list_events(
     }
     let limit = match p.one("limit") {
         None => 100,
-        Some(v) => v.parse::<usize>().ok().filter(|n| (1..=1000).contains(n)).ok_or_else(|| ApiError::invalid("limit", format!("'{v}' is not a number from 1 to 1000")))?,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid("limit", format!("'{v}' is not a number from 1 to 1000"))
+            })?,
     };
     let cursor = p.one("cursor").map(decode_cursor).transpose()?;
-    let page = state.storage.list_events(principal.tenant, &filter, cursor.as_ref(), limit).await?;
+    let page = state
+        .storage
+        .list_events(principal.tenant, &filter, cursor.as_ref(), limit)
+        .await?;
     let next_cursor = page.next.as_ref().map(encode_cursor);
-    let events = page.events.into_iter().map(event_dto).collect::<Result<_, _>>()?;
+    let events = page
+        .events
+        .into_iter()
+        .map(event_dto)
+        .collect::<Result<_, _>>()?;
     observe(&state, "events", started);
-    Ok(Json(EventPageDto { events, next_cursor }))
+    Ok(Json(EventPageDto {
+        events,
+        next_cursor,
+    }))
 }
 
 #[utoipa::path(
@@ -421,7 +540,10 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_garbage_is_refused() {
-        let c = EventCursor { ts_ms: 42, event_id: "a|b".into() };
+        let c = EventCursor {
+            ts_ms: 42,
+            event_id: "a|b".into(),
+        };
         assert_eq!(decode_cursor(&encode_cursor(&c)).unwrap(), c);
         assert!(decode_cursor("!!!").is_err());
     }

@@ -32,13 +32,28 @@ async fn key_for(storage: &Arc<dyn Storage>, tenant: &str, scopes: Vec<ApiKeySco
 
 async fn hub_with(config: ApiConfig, queue_capacity: usize) -> Hub {
     let dir = tempfile::tempdir().unwrap();
-    let storage = hub_storage::open(&format!("sqlite://{}/hub.db", dir.path().display()), &Default::default()).await.unwrap();
+    let storage = hub_storage::open(
+        &format!("sqlite://{}/hub.db", dir.path().display()),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
     storage.migrate().await.unwrap();
     let (producer, consumer) = hub_bus::in_process(queue_capacity);
     let pipeline = hub_pipeline::Pipeline::spawn(storage.clone(), consumer, Default::default());
     let state = AppState::new(storage.clone(), producer, config, pipeline.stats.clone());
-    let key = key_for(&storage, "acme", vec![ApiKeyScope::Ingest, ApiKeyScope::Query]).await;
-    Hub { app: app(state), storage, key, _dir: dir }
+    let key = key_for(
+        &storage,
+        "acme",
+        vec![ApiKeyScope::Ingest, ApiKeyScope::Query],
+    )
+    .await;
+    Hub {
+        app: app(state),
+        storage,
+        key,
+        _dir: dir,
+    }
 }
 
 async fn hub() -> Hub {
@@ -60,11 +75,17 @@ impl Hub {
         let status = res.status();
         let headers = res.headers().clone();
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
         (status, body, headers)
     }
 
-    async fn post(&self, key: &str, content_type: &str, body: impl Into<Body>) -> (StatusCode, Value) {
+    async fn post(
+        &self,
+        key: &str,
+        content_type: &str,
+        body: impl Into<Body>,
+    ) -> (StatusCode, Value) {
         let req = Request::post("/v1/events")
             .header(header::AUTHORIZATION, format!("Bearer {key}"))
             .header(header::CONTENT_TYPE, content_type)
@@ -75,11 +96,15 @@ impl Hub {
     }
 
     async fn send(&self, events: &Value) -> (StatusCode, Value) {
-        self.post(&self.key, "application/json", events.to_string()).await
+        self.post(&self.key, "application/json", events.to_string())
+            .await
     }
 
     async fn get(&self, key: &str, uri: &str) -> (StatusCode, Value) {
-        let req = Request::get(uri).header(header::AUTHORIZATION, format!("Bearer {key}")).body(Body::empty()).unwrap();
+        let req = Request::get(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {key}"))
+            .body(Body::empty())
+            .unwrap();
         let (s, b, _) = self.call(req).await;
         (s, b)
     }
@@ -88,39 +113,74 @@ impl Hub {
 #[tokio::test]
 async fn ingest_then_read_back_through_every_query() {
     let hub = hub().await;
-    let events: Vec<Value> = (0..50).map(|i| event(&format!("e{i}"), if i % 2 == 0 { "gpt-4o" } else { "o3" }, 100.0 + i as f64, i)).collect();
+    let events: Vec<Value> = (0..50)
+        .map(|i| {
+            event(
+                &format!("e{i}"),
+                if i % 2 == 0 { "gpt-4o" } else { "o3" },
+                100.0 + i as f64,
+                i,
+            )
+        })
+        .collect();
     let (status, body) = hub.send(&json!(events)).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    assert_eq!(body, json!({"accepted": 50, "duplicates": 0, "rejected": []}));
+    assert_eq!(
+        body,
+        json!({"accepted": 50, "duplicates": 0, "rejected": []})
+    );
 
-    let (status, body) = hub.get(&hub.key, "/v1/metrics/summary?from=now-1h&group_by=model").await;
+    let (status, body) = hub
+        .get(&hub.key, "/v1/metrics/summary?from=now-1h&group_by=model")
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let groups = body["groups"].as_array().unwrap();
     assert_eq!(groups.len(), 2);
-    let gpt = groups.iter().find(|g| g["key"]["model"] == "gpt-4o").unwrap();
+    let gpt = groups
+        .iter()
+        .find(|g| g["key"]["model"] == "gpt-4o")
+        .unwrap();
     assert_eq!(gpt["requests"], 25);
     assert_eq!(gpt["input_tokens"], (0..50).step_by(2).sum::<i64>());
     assert_eq!(gpt["output_tokens"], 250);
     let p50 = gpt["latency_ms"]["p50"].as_f64().unwrap();
     assert!((p50 - 124.0).abs() / 124.0 <= 0.01, "{p50}");
 
-    let (status, body) = hub.get(&hub.key, "/v1/metrics/timeseries?from=now-10m&step=1m&metric=requests").await;
+    let (status, body) = hub
+        .get(
+            &hub.key,
+            "/v1/metrics/timeseries?from=now-10m&step=1m&metric=requests",
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let total: f64 = body["series"][0]["points"].as_array().unwrap().iter().map(|p| p["value"].as_f64().unwrap()).sum();
+    let total: f64 = body["series"][0]["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["value"].as_f64().unwrap())
+        .sum();
     assert_eq!(total, 50.0);
 
     let (status, page) = hub.get(&hub.key, "/v1/events?limit=20&model=gpt-4o").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(page["events"].as_array().unwrap().len(), 20);
     let cursor = page["next_cursor"].as_str().unwrap();
-    let (_, page2) = hub.get(&hub.key, &format!("/v1/events?limit=20&model=gpt-4o&cursor={cursor}")).await;
+    let (_, page2) = hub
+        .get(
+            &hub.key,
+            &format!("/v1/events?limit=20&model=gpt-4o&cursor={cursor}"),
+        )
+        .await;
     assert_eq!(page2["events"].as_array().unwrap().len(), 5);
     assert!(page2.get("next_cursor").is_none());
 
     let (status, one) = hub.get(&hub.key, "/v1/events/e7").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(one["model"], "o3");
-    assert_eq!(one["payload"]["event_id"], "e7", "the original payload comes back");
+    assert_eq!(
+        one["payload"]["event_id"], "e7",
+        "the original payload comes back"
+    );
     let (status, body) = hub.get(&hub.key, "/v1/events/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "not_found");
@@ -129,32 +189,59 @@ async fn ingest_then_read_back_through_every_query() {
 #[tokio::test]
 async fn resends_are_idempotent_and_bad_neighbours_do_not_sink_good_events() {
     let hub = hub().await;
-    let batch = json!([event("a", "m", 1.0, 1), {"model": "no-timestamp"}, event("b", "m", 2.0, 2)]);
+    let batch =
+        json!([event("a", "m", 1.0, 1), {"model": "no-timestamp"}, event("b", "m", 2.0, 2)]);
     let (status, body) = hub.send(&batch).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(body["accepted"], 2);
-    assert_eq!(body["rejected"], json!([{"index": 1, "errors": [{"field": "timestamp", "message": "is required (RFC 3339, e.g. 2026-11-25T10:30:00Z, or epoch milliseconds)"}]}]));
+    assert_eq!(
+        body["rejected"],
+        json!([{"index": 1, "errors": [{"field": "timestamp", "message": "is required (RFC 3339, e.g. 2026-11-25T10:30:00Z, or epoch milliseconds)"}]}])
+    );
     let (status, body) = hub.send(&batch).await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    assert_eq!((body["accepted"].as_u64(), body["duplicates"].as_u64()), (Some(0), Some(2)));
+    assert_eq!(
+        (body["accepted"].as_u64(), body["duplicates"].as_u64()),
+        (Some(0), Some(2))
+    );
     let (status, body) = hub.send(&json!([{"model": 1}])).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["accepted"], 0);
     assert_eq!(body["rejected"][0]["errors"].as_array().unwrap().len(), 2);
     let (_, summary) = hub.get(&hub.key, "/v1/metrics/summary?from=now-1h").await;
-    assert_eq!(summary["groups"][0]["events"], 2, "resends are not counted twice");
+    assert_eq!(
+        summary["groups"][0]["events"], 2,
+        "resends are not counted twice"
+    );
 }
 
 #[tokio::test]
 async fn ndjson_wrapper_and_gzip_bodies() {
     let hub = hub().await;
-    let ndjson = format!("{}\n{}\n", event("n1", "m", 1.0, 1), event("n2", "m", 1.0, 1));
+    let ndjson = format!(
+        "{}\n{}\n",
+        event("n1", "m", 1.0, 1),
+        event("n2", "m", 1.0, 1)
+    );
     let (status, body) = hub.post(&hub.key, "application/x-ndjson", ndjson).await;
-    assert_eq!((status, body["accepted"].as_u64()), (StatusCode::ACCEPTED, Some(2)));
-    let (status, body) = hub.post(&hub.key, "application/json", json!({"events": [event("w1", "m", 1.0, 1)]}).to_string()).await;
-    assert_eq!((status, body["accepted"].as_u64()), (StatusCode::ACCEPTED, Some(1)));
+    assert_eq!(
+        (status, body["accepted"].as_u64()),
+        (StatusCode::ACCEPTED, Some(2))
+    );
+    let (status, body) = hub
+        .post(
+            &hub.key,
+            "application/json",
+            json!({"events": [event("w1", "m", 1.0, 1)]}).to_string(),
+        )
+        .await;
+    assert_eq!(
+        (status, body["accepted"].as_u64()),
+        (StatusCode::ACCEPTED, Some(1))
+    );
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(json!([event("g1", "m", 1.0, 1)]).to_string().as_bytes()).unwrap();
+    gz.write_all(json!([event("g1", "m", 1.0, 1)]).to_string().as_bytes())
+        .unwrap();
     let req = Request::post("/v1/events")
         .header(header::AUTHORIZATION, format!("Bearer {}", hub.key))
         .header(header::CONTENT_TYPE, "application/json")
@@ -162,37 +249,90 @@ async fn ndjson_wrapper_and_gzip_bodies() {
         .body(Body::from(gz.finish().unwrap()))
         .unwrap();
     let (status, body, _) = hub.call(req).await;
-    assert_eq!((status, body["accepted"].as_u64()), (StatusCode::ACCEPTED, Some(1)), "{body}");
-    assert_eq!(hub.storage.count_events(hub.storage.tenant_by_name("acme").await.unwrap().unwrap().id).await.unwrap(), 4);
+    assert_eq!(
+        (status, body["accepted"].as_u64()),
+        (StatusCode::ACCEPTED, Some(1)),
+        "{body}"
+    );
+    assert_eq!(
+        hub.storage
+            .count_events(
+                hub.storage
+                    .tenant_by_name("acme")
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .id
+            )
+            .await
+            .unwrap(),
+        4
+    );
 }
 
 #[tokio::test]
 async fn whole_request_errors_have_the_right_status_and_message() {
-    let config = ApiConfig { max_body_bytes: 4096, max_decompressed_bytes: 8192, ..Default::default() };
+    let config = ApiConfig {
+        max_body_bytes: 4096,
+        max_decompressed_bytes: 8192,
+        ..Default::default()
+    };
     let hub = hub_with(config, 100_000).await;
     // 401: missing, wrong, malformed.
     let req = Request::post("/v1/events").body(Body::from("[]")).unwrap();
     let (status, body, headers) = hub.call(req).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(body["error"]["message"].as_str().unwrap().contains("Authorization: Bearer"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Authorization: Bearer")
+    );
     assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer");
     let wrong = format!("{}x", &hub.key[..hub.key.len() - 1]);
-    assert_eq!(hub.post(&wrong, "application/json", "[]").await.0, StatusCode::UNAUTHORIZED);
-    assert_eq!(hub.post("garbage", "application/json", "[]").await.0, StatusCode::UNAUTHORIZED);
-    assert_eq!(hub.post(&"x".repeat(300), "application/json", "[]").await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        hub.post(&wrong, "application/json", "[]").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        hub.post("garbage", "application/json", "[]").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        hub.post(&"x".repeat(300), "application/json", "[]").await.0,
+        StatusCode::BAD_REQUEST
+    );
     // 403: a query-only key cannot ingest.
     let reader = key_for(&hub.storage, "acme", vec![ApiKeyScope::Query]).await;
     let (status, body) = hub.post(&reader, "application/json", "[]").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert!(body["error"]["message"].as_str().unwrap().contains("'ingest' scope"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("'ingest' scope")
+    );
     // 415.
     let (status, body) = hub.post(&hub.key, "text/csv", "a,b").await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    assert!(body["error"]["message"].as_str().unwrap().contains("application/x-ndjson"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("application/x-ndjson")
+    );
     // 413: body, decompressed body, batch size.
-    let (status, body) = hub.post(&hub.key, "application/json", "x".repeat(5000)).await;
+    let (status, body) = hub
+        .post(&hub.key, "application/json", "x".repeat(5000))
+        .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert!(body["error"]["message"].as_str().unwrap().contains("4096 bytes"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("4096 bytes"),
+        "{body}"
+    );
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     gz.write_all(&vec![b' '; 100_000]).unwrap();
     let req = Request::post("/v1/events")
@@ -202,22 +342,44 @@ async fn whole_request_errors_have_the_right_status_and_message() {
         .unwrap();
     let (status, body, _) = hub.call(req).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert!(body["error"]["message"].as_str().unwrap().contains("decompressed"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("decompressed"),
+        "{body}"
+    );
     let many = format!("[{}]", vec!["{}"; 10_001].join(","));
     let big = hub_with(ApiConfig::default(), 100_000).await;
     let (status, body) = big.post(&big.key, "application/json", many).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert!(body["error"]["message"].as_str().unwrap().contains("limit is 10000 events"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("limit is 10000 events"),
+        "{body}"
+    );
     // 400: malformed JSON with line and column.
-    let (status, body) = hub.post(&hub.key, "application/json", "{\n \"events\": [1,\n").await;
+    let (status, body) = hub
+        .post(&hub.key, "application/json", "{\n \"events\": [1,\n")
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body["error"]["message"].as_str().unwrap().contains("line 3, column"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("line 3, column"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
 async fn a_saturated_pipeline_answers_429_with_retry_after() {
     let hub = hub_with(ApiConfig::default(), 5).await;
-    let events: Vec<Value> = (0..6).map(|i| event(&format!("s{i}"), "m", 1.0, 1)).collect();
+    let events: Vec<Value> = (0..6)
+        .map(|i| event(&format!("s{i}"), "m", 1.0, 1))
+        .collect();
     let req = Request::post("/v1/events")
         .header(header::AUTHORIZATION, format!("Bearer {}", hub.key))
         .body(Body::from(json!(events).to_string()))
@@ -225,21 +387,49 @@ async fn a_saturated_pipeline_answers_429_with_retry_after() {
     let (status, body, headers) = hub.call(req).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert_eq!(headers[header::RETRY_AFTER], "1");
-    assert_eq!(hub.send(&json!(events[..5])).await.0, StatusCode::ACCEPTED, "a batch that fits still goes through");
+    assert_eq!(
+        hub.send(&json!(events[..5])).await.0,
+        StatusCode::ACCEPTED,
+        "a batch that fits still goes through"
+    );
 }
 
 #[tokio::test]
 async fn query_parameters_are_checked_and_named() {
     let hub = hub().await;
     let cases = [
-        ("/v1/metrics/summary?group_by=region", "group_by", "allowed: source_module"),
+        (
+            "/v1/metrics/summary?group_by=region",
+            "group_by",
+            "allowed: source_module",
+        ),
         ("/v1/metrics/summary?from=yesterday", "from", "RFC 3339"),
-        ("/v1/metrics/summary?from=now&to=now-1h", "from", "before to"),
-        ("/v1/metrics/summary?filter=model", "filter", "dimension:value"),
-        ("/v1/metrics/summary?colour=red", "colour", "unknown parameter"),
+        (
+            "/v1/metrics/summary?from=now&to=now-1h",
+            "from",
+            "before to",
+        ),
+        (
+            "/v1/metrics/summary?filter=model",
+            "filter",
+            "dimension:value",
+        ),
+        (
+            "/v1/metrics/summary?colour=red",
+            "colour",
+            "unknown parameter",
+        ),
         ("/v1/metrics/timeseries?metric=p99", "metric", "latency_p99"),
-        ("/v1/metrics/timeseries?step=30s", "step", "whole number of minutes"),
-        ("/v1/metrics/timeseries?step=1m&from=now-30d", "step", "larger step"),
+        (
+            "/v1/metrics/timeseries?step=30s",
+            "step",
+            "whole number of minutes",
+        ),
+        (
+            "/v1/metrics/timeseries?step=1m&from=now-30d",
+            "step",
+            "larger step",
+        ),
         ("/v1/events?limit=0", "limit", "1 to 1000"),
         ("/v1/events?cursor=%21", "cursor", "start again"),
     ];
@@ -247,35 +437,72 @@ async fn query_parameters_are_checked_and_named() {
         let (status, body) = hub.get(&hub.key, uri).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
         assert_eq!(body["error"]["parameter"], param, "{uri}: {body}");
-        assert!(body["error"]["message"].as_str().unwrap().contains(needle), "{uri}: {body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(needle),
+            "{uri}: {body}"
+        );
     }
     let ingest_only = key_for(&hub.storage, "acme", vec![ApiKeyScope::Ingest]).await;
-    assert_eq!(hub.get(&ingest_only, "/v1/metrics/summary").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        hub.get(&ingest_only, "/v1/metrics/summary").await.0,
+        StatusCode::FORBIDDEN
+    );
 }
 
 #[tokio::test]
 async fn another_tenants_data_is_invisible() {
     let hub = hub().await;
-    hub.send(&json!([event("secret-1", "gpt-4o", 5.0, 5)])).await;
-    let other = key_for(&hub.storage, "globex", vec![ApiKeyScope::Ingest, ApiKeyScope::Query]).await;
-    assert_eq!(hub.get(&other, "/v1/events/secret-1").await.0, StatusCode::NOT_FOUND);
+    hub.send(&json!([event("secret-1", "gpt-4o", 5.0, 5)]))
+        .await;
+    let other = key_for(
+        &hub.storage,
+        "globex",
+        vec![ApiKeyScope::Ingest, ApiKeyScope::Query],
+    )
+    .await;
+    assert_eq!(
+        hub.get(&other, "/v1/events/secret-1").await.0,
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(hub.get(&other, "/v1/events").await.1["events"], json!([]));
-    assert_eq!(hub.get(&other, "/v1/metrics/summary?from=now-1h").await.1["groups"][0]["events"], 0);
+    assert_eq!(
+        hub.get(&other, "/v1/metrics/summary?from=now-1h").await.1["groups"][0]["events"],
+        0
+    );
     // The same id sent by the other tenant is its own event.
-    let (status, body) = hub.post(&other, "application/json", json!([event("secret-1", "x", 1.0, 1)]).to_string()).await;
-    assert_eq!((status, body["accepted"].as_u64()), (StatusCode::ACCEPTED, Some(1)));
-    assert_eq!(hub.get(&hub.key, "/v1/events/secret-1").await.1["model"], "gpt-4o");
+    let (status, body) = hub
+        .post(
+            &other,
+            "application/json",
+            json!([event("secret-1", "x", 1.0, 1)]).to_string(),
+        )
+        .await;
+    assert_eq!(
+        (status, body["accepted"].as_u64()),
+        (StatusCode::ACCEPTED, Some(1))
+    );
+    assert_eq!(
+        hub.get(&hub.key, "/v1/events/secret-1").await.1["model"],
+        "gpt-4o"
+    );
 }
 
 #[tokio::test]
 async fn ops_routes_and_openapi_cover_everything() {
     let hub = hub().await;
-    hub.send(&json!([event("m1", "m", 1.0, 1), {"bad": true}])).await;
-    let (status, _, _) = hub.call(Request::get("/healthz").body(Body::empty()).unwrap()).await;
+    hub.send(&json!([event("m1", "m", 1.0, 1), {"bad": true}]))
+        .await;
+    let (status, _, _) = hub
+        .call(Request::get("/healthz").body(Body::empty()).unwrap())
+        .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _, _) = hub.call(Request::get("/readyz").body(Body::empty()).unwrap()).await;
+    let (status, _, _) = hub
+        .call(Request::get("/readyz").body(Body::empty()).unwrap())
+        .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, text, _) = hub.call(Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    let (status, text, _) = hub
+        .call(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await;
     assert_eq!(status, StatusCode::OK);
     let text = text.as_str().unwrap();
     for needle in [
@@ -287,7 +514,9 @@ async fn ops_routes_and_openapi_cover_everything() {
     ] {
         assert!(text.contains(needle), "missing {needle} in\n{text}");
     }
-    let (status, doc, _) = hub.call(Request::get("/openapi.json").body(Body::empty()).unwrap()).await;
+    let (status, doc, _) = hub
+        .call(Request::get("/openapi.json").body(Body::empty()).unwrap())
+        .await;
     assert_eq!(status, StatusCode::OK);
     let paths = doc["paths"].as_object().unwrap();
     for (path, method) in [
@@ -301,13 +530,34 @@ async fn ops_routes_and_openapi_cover_everything() {
         ("/metrics", "get"),
         ("/openapi.json", "get"),
     ] {
-        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} is not documented");
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} is not documented"
+        );
         // And the route really exists (not 404 from the fallback).
-        let req = Request::builder().method(method.to_uppercase().as_str()).uri(path.replace("{id}", "x")).body(Body::empty()).unwrap();
+        let req = Request::builder()
+            .method(method.to_uppercase().as_str())
+            .uri(path.replace("{id}", "x"))
+            .body(Body::empty())
+            .unwrap();
         let (status, body, _) = hub.call(req).await;
-        assert!(status != StatusCode::NOT_FOUND || body["error"]["message"].as_str().unwrap_or("").contains("event"), "{method} {path}: {status}");
+        assert!(
+            status != StatusCode::NOT_FOUND
+                || body["error"]["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("event"),
+            "{method} {path}: {status}"
+        );
     }
-    let (status, body, _) = hub.call(Request::get("/v2/nothing").body(Body::empty()).unwrap()).await;
+    let (status, body, _) = hub
+        .call(Request::get("/v2/nothing").body(Body::empty()).unwrap())
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(body["error"]["message"].as_str().unwrap().contains("openapi.json"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("openapi.json")
+    );
 }

@@ -47,7 +47,10 @@ pub struct Envelope {
 
 impl std::fmt::Debug for Envelope {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Envelope").field("tenant", &self.tenant).field("events", &self.len).finish()
+        f.debug_struct("Envelope")
+            .field("tenant", &self.tenant)
+            .field("events", &self.len)
+            .finish()
     }
 }
 
@@ -78,7 +81,10 @@ pub struct BusProducer {
 
 impl std::fmt::Debug for BusProducer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BusProducer").field("capacity", &self.capacity).field("depth", &self.depth()).finish()
+        f.debug_struct("BusProducer")
+            .field("capacity", &self.capacity)
+            .field("depth", &self.depth())
+            .finish()
     }
 }
 
@@ -87,14 +93,32 @@ pub type AckReceiver = oneshot::Receiver<Result<Committed, BusError>>;
 
 impl BusProducer {
     /// Queues a batch if there is room for all of its events.
-    pub fn try_publish(&self, tenant: TenantId, events: Vec<EventRecord>) -> Result<AckReceiver, Saturated> {
+    pub fn try_publish(
+        &self,
+        tenant: TenantId,
+        events: Vec<EventRecord>,
+    ) -> Result<AckReceiver, Saturated> {
         let len = events.len();
-        let saturated = || Saturated { queued: self.depth(), capacity: self.capacity };
+        let saturated = || Saturated {
+            queued: self.depth(),
+            capacity: self.capacity,
+        };
         let n = u32::try_from(len.max(1)).map_err(|_| saturated())?;
-        let permit = self.permits.clone().try_acquire_many_owned(n).map_err(|_| saturated())?;
+        let permit = self
+            .permits
+            .clone()
+            .try_acquire_many_owned(n)
+            .map_err(|_| saturated())?;
         let (ack, rx) = oneshot::channel();
         self.depth.fetch_add(len, Ordering::Relaxed);
-        let envelope = Envelope { tenant, events, ack: Some(ack), _permit: permit, depth: self.depth.clone(), len };
+        let envelope = Envelope {
+            tenant,
+            events,
+            ack: Some(ack),
+            _permit: permit,
+            depth: self.depth.clone(),
+            len,
+        };
         if let Err(mpsc::error::SendError(envelope)) = self.tx.send(envelope) {
             envelope.acknowledge(Err(BusError::Stopped));
         }
@@ -154,7 +178,12 @@ pub fn in_process(capacity_events: usize) -> (BusProducer, BusConsumer) {
         capacity,
         depth: Arc::new(AtomicUsize::new(0)),
     };
-    (producer, BusConsumer { rx: Arc::new(Mutex::new(rx)) })
+    (
+        producer,
+        BusConsumer {
+            rx: Arc::new(Mutex::new(rx)),
+        },
+    )
 }
 
 #[cfg(test)]
@@ -162,7 +191,15 @@ mod tests {
     use super::*;
 
     fn ev() -> EventRecord {
-        hub_core::ingest::parse_event(r#"{"timestamp": 0}"#, &hub_core::ingest::IngestLimits { max_age_ms: i64::MAX / 2, ..Default::default() }, 0).unwrap()
+        hub_core::ingest::parse_event(
+            r#"{"timestamp": 0}"#,
+            &hub_core::ingest::IngestLimits {
+                max_age_ms: i64::MAX / 2,
+                ..Default::default()
+            },
+            0,
+        )
+        .unwrap()
     }
 
     #[tokio::test]
@@ -171,13 +208,22 @@ mod tests {
         let t = TenantId::from_verified(1);
         let a = p.try_publish(t, vec![ev(), ev()]).unwrap();
         assert_eq!(p.depth(), 2);
-        assert_eq!(p.try_publish(t, vec![ev(), ev()]).unwrap_err(), Saturated { queued: 2, capacity: 3 });
+        assert_eq!(
+            p.try_publish(t, vec![ev(), ev()]).unwrap_err(),
+            Saturated {
+                queued: 2,
+                capacity: 3
+            }
+        );
         let b = p.try_publish(t, vec![ev()]).unwrap();
         let group = c.next_group(10).await.unwrap();
         assert_eq!(group.len(), 2, "both queued batches form one group");
         for env in group {
             let n = env.events.len();
-            env.acknowledge(Ok(Committed { inserted: n, duplicates: 0 }));
+            env.acknowledge(Ok(Committed {
+                inserted: n,
+                duplicates: 0,
+            }));
         }
         assert_eq!(a.await.unwrap().unwrap().inserted, 2);
         assert_eq!(b.await.unwrap().unwrap().inserted, 1);
@@ -188,7 +234,9 @@ mod tests {
     #[tokio::test]
     async fn consumer_ends_when_producers_are_gone() {
         let (p, c) = in_process(10);
-        let ack = p.try_publish(TenantId::from_verified(1), vec![ev()]).unwrap();
+        let ack = p
+            .try_publish(TenantId::from_verified(1), vec![ev()])
+            .unwrap();
         drop(p);
         let group = c.next_group(10).await.unwrap();
         drop(group);

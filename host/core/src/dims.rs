@@ -56,7 +56,10 @@ impl Dimension {
         let mut out = Vec::new();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let dim = Self::parse(part).ok_or_else(|| {
-                format!("unknown dimension '{part}'; allowed: {}", Self::allowed_list())
+                format!(
+                    "unknown dimension '{part}'; allowed: {}",
+                    Self::allowed_list()
+                )
             })?;
             if !out.contains(&dim) {
                 out.push(dim);
@@ -117,12 +120,15 @@ impl Metric {
     }
 
     pub fn parse(s: &str) -> Result<Self, String> {
-        Self::ALL.into_iter().find(|m| m.name() == s).ok_or_else(|| {
-            format!(
-                "unknown metric '{s}'; allowed: {}",
-                Self::ALL.map(Self::name).join(", ")
-            )
-        })
+        Self::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown metric '{s}'; allowed: {}",
+                    Self::ALL.map(Self::name).join(", ")
+                )
+            })
     }
 
     /// The quantile this metric reads from the latency sketch, if any.
@@ -137,7 +143,10 @@ impl Metric {
 
     /// Whether answering needs the latency sketches (or the latency sums) of the rollups.
     pub fn needs_latency(self) -> bool {
-        matches!(self, Self::LatencyAvg | Self::LatencyP50 | Self::LatencyP95 | Self::LatencyP99)
+        matches!(
+            self,
+            Self::LatencyAvg | Self::LatencyP50 | Self::LatencyP95 | Self::LatencyP99
+        )
     }
 }
 
@@ -152,7 +161,10 @@ mod tests {
             vec![Dimension::Model, Dimension::Provider]
         );
         let err = Dimension::parse_list("model,region").unwrap_err();
-        assert!(err.contains("'region'") && err.contains("source_module"), "{err}");
+        assert!(
+            err.contains("'region'") && err.contains("source_module"),
+            "{err}"
+        );
         assert!(Metric::parse("p99").unwrap_err().contains("latency_p99"));
         for (i, d) in Dimension::ALL.iter().enumerate() {
             assert_eq!(d.index(), i);

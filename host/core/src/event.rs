@@ -43,8 +43,13 @@ pub enum Severity {
 }
 
 impl Severity {
-    pub const ALL: [Severity; 5] =
-        [Self::Debug, Self::Info, Self::Warning, Self::Error, Self::Critical];
+    pub const ALL: [Severity; 5] = [
+        Self::Debug,
+        Self::Info,
+        Self::Warning,
+        Self::Error,
+        Self::Critical,
+    ];
 
     pub const fn as_str(self) -> &'static str {
         match self {

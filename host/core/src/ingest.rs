@@ -69,7 +69,11 @@ pub struct Rejection {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BodyError {
     #[error("malformed JSON at line {line}, column {column}: {message}")]
-    Malformed { line: usize, column: usize, message: String },
+    Malformed {
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error(
         "the body must be a JSON array of events, an object with an \"events\" array, or NDJSON (one event per line)"
     )]
@@ -104,9 +108,15 @@ pub fn parse_body(
         return Err(BodyError::Empty);
     }
     if items.len() > limits.max_events {
-        return Err(BodyError::TooManyEvents { count: items.len(), limit: limits.max_events });
+        return Err(BodyError::TooManyEvents {
+            count: items.len(),
+            limit: limits.max_events,
+        });
     }
-    let mut batch = ParsedBatch { total: items.len(), ..Default::default() };
+    let mut batch = ParsedBatch {
+        total: items.len(),
+        ..Default::default()
+    };
     batch.events.reserve(items.len());
     for (index, item) in items.into_iter().enumerate() {
         let result = match item {
@@ -129,7 +139,11 @@ enum Item<'a> {
 
 fn malformed(body: &[u8], err: &serde_json::Error) -> BodyError {
     let _ = body;
-    BodyError::Malformed { line: err.line(), column: err.column(), message: strip_position(err) }
+    BodyError::Malformed {
+        line: err.line(),
+        column: err.column(),
+        message: strip_position(err),
+    }
 }
 
 /// serde_json appends " at line L column C" to its messages; we report those separately.
@@ -144,7 +158,11 @@ fn strip_position(err: &serde_json::Error) -> String {
 fn split_json(body: &[u8]) -> Result<Vec<Item<'_>>, BodyError> {
     let text = std::str::from_utf8(body).map_err(|e| {
         let (line, column) = line_col(body, e.valid_up_to());
-        BodyError::Malformed { line, column, message: "the body is not valid UTF-8".into() }
+        BodyError::Malformed {
+            line,
+            column,
+            message: "the body is not valid UTF-8".into(),
+        }
     })?;
     let first = text.trim_start().as_bytes().first().copied();
     match first {
@@ -228,7 +246,9 @@ fn push_piece<'a>(items: &mut Vec<Item<'a>>, text: &'a str, from: usize, to: usi
             let (line, column) = line_col(text.as_bytes(), to);
             items.push(Item::Broken(FieldError {
                 field: String::new(),
-                message: format!("malformed JSON at line {line}, column {column}: empty array element"),
+                message: format!(
+                    "malformed JSON at line {line}, column {column}: empty array element"
+                ),
             }));
         }
         return;
@@ -259,7 +279,9 @@ fn check_element(text: &str, from: usize, to: usize) -> Item<'_> {
 /// Best effort: the key whose value holds the syntax error (`"latency_ms": NaN` → `latency_ms`).
 fn field_before(piece: &str, offset: usize) -> String {
     let head = &piece[..offset.min(piece.len())];
-    let Some(colon) = head.rfind(':') else { return String::new() };
+    let Some(colon) = head.rfind(':') else {
+        return String::new();
+    };
     let key_part = head[..colon].trim_end();
     if !key_part.ends_with('"') {
         return String::new();
@@ -320,9 +342,16 @@ fn split_ndjson(body: &[u8]) -> Vec<Item<'_>> {
 }
 
 /// Validates one event, collecting every problem rather than stopping at the first.
-pub fn parse_event(raw: &str, limits: &IngestLimits, now_ms: i64) -> Result<EventRecord, Vec<FieldError>> {
+pub fn parse_event(
+    raw: &str,
+    limits: &IngestLimits,
+    now_ms: i64,
+) -> Result<EventRecord, Vec<FieldError>> {
     let value: Value = serde_json::from_str(raw).map_err(|e| {
-        vec![FieldError { field: String::new(), message: format!("malformed JSON: {e}") }]
+        vec![FieldError {
+            field: String::new(),
+            message: format!("malformed JSON: {e}"),
+        }]
     })?;
     let Value::Object(obj) = value else {
         return Err(vec![FieldError {
@@ -330,7 +359,10 @@ pub fn parse_event(raw: &str, limits: &IngestLimits, now_ms: i64) -> Result<Even
             message: format!("an event must be a JSON object, not {}", type_name(&value)),
         }]);
     };
-    let mut v = Validator { limits, errors: Vec::new() };
+    let mut v = Validator {
+        limits,
+        errors: Vec::new(),
+    };
     let is_envelope = obj.contains_key("payload")
         && (obj.contains_key("source_module") || obj.contains_key("event_type"));
     let record = if is_envelope {
@@ -338,7 +370,11 @@ pub fn parse_event(raw: &str, limits: &IngestLimits, now_ms: i64) -> Result<Even
     } else {
         v.flat(&obj, raw, now_ms)
     };
-    if v.errors.is_empty() { Ok(record) } else { Err(v.errors) }
+    if v.errors.is_empty() {
+        Ok(record)
+    } else {
+        Err(v.errors)
+    }
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -368,11 +404,18 @@ const MAX_TOKENS: i64 = 10_000_000_000;
 
 impl Validator<'_> {
     fn fail(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.errors.push(FieldError { field: field.into(), message: message.into() });
+        self.errors.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
     }
 
     fn path(prefix: &str, key: &str) -> String {
-        if prefix.is_empty() { key.to_string() } else { format!("{prefix}.{key}") }
+        if prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{prefix}.{key}")
+        }
     }
 
     /// A string field; absent, null and "" are `None`.
@@ -394,27 +437,49 @@ impl Validator<'_> {
             Value::String(s) => Some(s.clone()),
             other => {
                 let t = type_name(other);
-                self.fail(Self::path(prefix, key), format!("must be a string, got {t}"));
+                self.fail(
+                    Self::path(prefix, key),
+                    format!("must be a string, got {t}"),
+                );
                 None
             }
         }
     }
 
     /// The first of several synonymous keys that is present.
-    fn string_any(&mut self, obj: &Map<String, Value>, prefix: &str, keys: &[&str]) -> Option<String> {
-        keys.iter().find(|k| obj.get(**k).is_some_and(|v| !v.is_null())).and_then(|k| self.string(obj, prefix, k))
+    fn string_any(
+        &mut self,
+        obj: &Map<String, Value>,
+        prefix: &str,
+        keys: &[&str],
+    ) -> Option<String> {
+        keys.iter()
+            .find(|k| obj.get(**k).is_some_and(|v| !v.is_null()))
+            .and_then(|k| self.string(obj, prefix, k))
     }
 
-    fn required_string(&mut self, obj: &Map<String, Value>, prefix: &str, key: &str) -> Option<String> {
+    fn required_string(
+        &mut self,
+        obj: &Map<String, Value>,
+        prefix: &str,
+        key: &str,
+    ) -> Option<String> {
         let value = self.string(obj, prefix, key);
-        if value.is_none() && !self.errors.iter().any(|e| e.field == Self::path(prefix, key)) {
+        if value.is_none()
+            && !self
+                .errors
+                .iter()
+                .any(|e| e.field == Self::path(prefix, key))
+        {
             self.fail(Self::path(prefix, key), "is required");
         }
         value
     }
 
     fn tokens(&mut self, obj: &Map<String, Value>, prefix: &str, keys: &[&str]) -> Option<i64> {
-        let key = keys.iter().find(|k| obj.get(**k).is_some_and(|v| !v.is_null()))?;
+        let key = keys
+            .iter()
+            .find(|k| obj.get(**k).is_some_and(|v| !v.is_null()))?;
         let field = Self::path(prefix, key);
         match &obj[*key] {
             Value::Number(n) => match n.as_i64() {
@@ -423,12 +488,18 @@ impl Validator<'_> {
                     None
                 }
                 Some(t) if t > MAX_TOKENS => {
-                    self.fail(field, format!("{t} is implausibly large (at most {MAX_TOKENS})"));
+                    self.fail(
+                        field,
+                        format!("{t} is implausibly large (at most {MAX_TOKENS})"),
+                    );
                     None
                 }
                 Some(t) => Some(t),
                 None if n.as_u64().is_some() => {
-                    self.fail(field, format!("{n} is implausibly large (at most {MAX_TOKENS})"));
+                    self.fail(
+                        field,
+                        format!("{n} is implausibly large (at most {MAX_TOKENS})"),
+                    );
                     None
                 }
                 None => {
@@ -446,7 +517,9 @@ impl Validator<'_> {
 
     /// A non-negative finite number (latency, cost).
     fn amount(&mut self, obj: &Map<String, Value>, prefix: &str, keys: &[&str]) -> Option<f64> {
-        let key = keys.iter().find(|k| obj.get(**k).is_some_and(|v| !v.is_null()))?;
+        let key = keys
+            .iter()
+            .find(|k| obj.get(**k).is_some_and(|v| !v.is_null()))?;
         let field = Self::path(prefix, key);
         match &obj[*key] {
             Value::Number(n) => match n.as_f64() {
@@ -464,8 +537,16 @@ impl Validator<'_> {
                     None
                 }
             },
-            Value::String(s) if matches!(s.to_ascii_lowercase().as_str(), "nan" | "inf" | "infinity" | "-infinity") => {
-                self.fail(field, format!("must be a finite number, got the string \"{s}\""));
+            Value::String(s)
+                if matches!(
+                    s.to_ascii_lowercase().as_str(),
+                    "nan" | "inf" | "infinity" | "-infinity"
+                ) =>
+            {
+                self.fail(
+                    field,
+                    format!("must be a finite number, got the string \"{s}\""),
+                );
                 None
             }
             other => {
@@ -479,13 +560,22 @@ impl Validator<'_> {
     fn timestamp(&mut self, obj: &Map<String, Value>, now_ms: i64) -> Option<i64> {
         let ts = match obj.get("timestamp") {
             None | Some(Value::Null) => {
-                self.fail("timestamp", "is required (RFC 3339, e.g. 2026-11-25T10:30:00Z, or epoch milliseconds)");
+                self.fail(
+                    "timestamp",
+                    "is required (RFC 3339, e.g. 2026-11-25T10:30:00Z, or epoch milliseconds)",
+                );
                 return None;
             }
             Some(Value::String(s)) => match parse_rfc3339(s) {
                 Some(ts) => ts,
                 None => {
-                    self.fail("timestamp", format!("'{}' is not an RFC 3339 time such as 2026-11-25T10:30:00Z", truncate(s, 64)));
+                    self.fail(
+                        "timestamp",
+                        format!(
+                            "'{}' is not an RFC 3339 time such as 2026-11-25T10:30:00Z",
+                            truncate(s, 64)
+                        ),
+                    );
                     return None;
                 }
             },
@@ -498,7 +588,10 @@ impl Validator<'_> {
             },
             Some(other) => {
                 let t = type_name(other);
-                self.fail("timestamp", format!("must be an RFC 3339 string or epoch milliseconds, got {t}"));
+                self.fail(
+                    "timestamp",
+                    format!("must be an RFC 3339 string or epoch milliseconds, got {t}"),
+                );
                 return None;
             }
         };
@@ -531,11 +624,17 @@ impl Validator<'_> {
         match obj.get("event_id") {
             None | Some(Value::Null) => derived_id(raw),
             Some(Value::String(s)) if s.is_empty() => {
-                self.fail("event_id", "must not be empty (omit it to let the hub derive one)");
+                self.fail(
+                    "event_id",
+                    "must not be empty (omit it to let the hub derive one)",
+                );
                 String::new()
             }
             Some(Value::String(s)) if s.len() > 256 => {
-                self.fail("event_id", format!("is {} bytes long; at most 256 bytes allowed", s.len()));
+                self.fail(
+                    "event_id",
+                    format!("is {} bytes long; at most 256 bytes allowed", s.len()),
+                );
                 String::new()
             }
             Some(Value::String(s)) => s.clone(),
@@ -553,7 +652,10 @@ impl Validator<'_> {
         if parsed.is_none() {
             self.fail(
                 Self::path(prefix, "status"),
-                format!("unknown value '{}'; allowed: ok, error, cancelled", truncate(&s, 64)),
+                format!(
+                    "unknown value '{}'; allowed: ok, error, cancelled",
+                    truncate(&s, 64)
+                ),
             );
         }
         parsed
@@ -565,7 +667,10 @@ impl Validator<'_> {
         if parsed.is_none() {
             self.fail(
                 "severity",
-                format!("unknown value '{}'; allowed: debug, info, warning, error, critical", truncate(&s, 64)),
+                format!(
+                    "unknown value '{}'; allowed: debug, info, warning, error, critical",
+                    truncate(&s, 64)
+                ),
             );
         }
         parsed
@@ -582,14 +687,24 @@ impl Validator<'_> {
             }
         };
         if tags.len() > self.limits.max_tags {
-            self.fail("tags", format!("has {} tags; at most {} allowed", tags.len(), self.limits.max_tags));
+            self.fail(
+                "tags",
+                format!(
+                    "has {} tags; at most {} allowed",
+                    tags.len(),
+                    self.limits.max_tags
+                ),
+            );
             return "{}".into();
         }
         let mut out = Map::new();
         for (key, value) in tags {
             let field = format!("tags.{}", truncate(key, 64));
             if key.len() > 256 {
-                self.fail(field, format!("tag name is {} bytes long; at most 256 allowed", key.len()));
+                self.fail(
+                    field,
+                    format!("tag name is {} bytes long; at most 256 allowed", key.len()),
+                );
                 continue;
             }
             let text = match value {
@@ -599,12 +714,22 @@ impl Validator<'_> {
                 Value::Number(n) => n.to_string(),
                 other => {
                     let t = type_name(other);
-                    self.fail(field, format!("must be a string, number or boolean, got {t}"));
+                    self.fail(
+                        field,
+                        format!("must be a string, number or boolean, got {t}"),
+                    );
                     continue;
                 }
             };
             if text.len() > self.limits.max_string_bytes {
-                self.fail(field, format!("is {} bytes long; at most {} allowed", text.len(), self.limits.max_string_bytes));
+                self.fail(
+                    field,
+                    format!(
+                        "is {} bytes long; at most {} allowed",
+                        text.len(),
+                        self.limits.max_string_bytes
+                    ),
+                );
                 continue;
             }
             out.insert(key.clone(), Value::String(text));
@@ -646,7 +771,9 @@ impl Validator<'_> {
         let event_id = self.event_id(obj, raw);
         let ts_ms = self.timestamp(obj, now_ms).unwrap_or_default();
         let source_module = self.required_string(obj, "", "source_module");
-        let event_type = self.required_string(obj, "", "event_type").unwrap_or_default();
+        let event_type = self
+            .required_string(obj, "", "event_type")
+            .unwrap_or_default();
         let severity = self.severity(obj);
         let environment = self.string(obj, "", "environment");
         let correlation_id = self.string(obj, "", "correlation_id");
@@ -657,7 +784,9 @@ impl Validator<'_> {
         let empty = Map::new();
         let (payload_type, data) = match obj.get("payload") {
             Some(Value::Object(payload)) => {
-                let payload_type = self.required_string(payload, "payload", "payload_type").unwrap_or_default();
+                let payload_type = self
+                    .required_string(payload, "payload", "payload_type")
+                    .unwrap_or_default();
                 let data = match payload.get("data") {
                     Some(Value::Object(data)) => data,
                     None | Some(Value::Null) => {
@@ -674,7 +803,10 @@ impl Validator<'_> {
             }
             other => {
                 let t = other.map(type_name).unwrap_or("nothing");
-                self.fail("payload", format!("must be an object with payload_type and data, got {t}"));
+                self.fail(
+                    "payload",
+                    format!("must be an object with payload_type and data, got {t}"),
+                );
                 (String::new(), &empty)
             }
         };
@@ -719,7 +851,11 @@ impl Validator<'_> {
             latency_ms,
             ttft_ms: self.amount(data, p, &["ttft_ms"]),
             error_type: self.string(data, p, "error_type"),
-            cost_usd: if is_cost { self.amount(data, p, &["total_cost_usd", "cost_usd"]) } else { None },
+            cost_usd: if is_cost {
+                self.amount(data, p, &["total_cost_usd", "cost_usd"])
+            } else {
+                None
+            },
             user_id: self.string(data, p, "user_id"),
             session_id: self.string(data, p, "session_id"),
             trace_id: self.string_any(data, p, &["trace_id", "request_id"]),

@@ -67,7 +67,7 @@ impl LatencySketch {
 
     fn add_n(&mut self, x: f64, n: u64) {
         self.count += n;
-        if !(x >= MIN_INDEXABLE) || !x.is_finite() {
+        if x.is_nan() || x < MIN_INDEXABLE || !x.is_finite() {
             self.zero += n;
             return;
         }
@@ -111,7 +111,10 @@ impl LatencySketch {
             self.add_key(other_end - 1, 0);
         }
         let start = (other.offset - self.offset) as usize;
-        for (slot, n) in self.bins[start..start + other.bins.len()].iter_mut().zip(&other.bins) {
+        for (slot, n) in self.bins[start..start + other.bins.len()]
+            .iter_mut()
+            .zip(&other.bins)
+        {
             *slot += n;
         }
     }
@@ -232,7 +235,9 @@ mod tests {
         let mut state = seed;
         (0..n)
             .map(|_| {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 let u = (state >> 11) as f64 / (1u64 << 53) as f64;
                 0.05 * 10f64.powf(u * 6.0)
             })
@@ -257,7 +262,10 @@ mod tests {
             let want = exact_quantile(&sorted, q);
             let got = merged.quantile(q).unwrap();
             let err = (got - want).abs() / want;
-            assert!(err <= RELATIVE_ACCURACY + 1e-9, "q={q} want={want} got={got} err={err}");
+            assert!(
+                err <= RELATIVE_ACCURACY + 1e-9,
+                "q={q} want={want} got={got} err={err}"
+            );
         }
     }
 
@@ -276,8 +284,14 @@ mod tests {
     #[test]
     fn corrupt_encodings_are_errors_not_panics() {
         assert_eq!(LatencySketch::decode(&[]), Err(SketchError::Truncated));
-        assert_eq!(LatencySketch::decode(&[9]), Err(SketchError::UnknownVersion(9)));
-        assert_eq!(LatencySketch::decode(&[1, 0, 1, 0x80]), Err(SketchError::Truncated));
+        assert_eq!(
+            LatencySketch::decode(&[9]),
+            Err(SketchError::UnknownVersion(9))
+        );
+        assert_eq!(
+            LatencySketch::decode(&[1, 0, 1, 0x80]),
+            Err(SketchError::Truncated)
+        );
         let mut big = vec![1, 0, 1];
         put_varint(&mut big, zigzag(1_000_000));
         put_varint(&mut big, 1);

@@ -58,9 +58,8 @@ impl ApiKeyScope {
     pub fn parse_list(s: &str) -> Result<Vec<Self>, String> {
         let mut scopes = Vec::new();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let scope = Self::parse(part).ok_or_else(|| {
-                format!("unknown scope '{part}'; allowed: ingest, query, admin")
-            })?;
+            let scope = Self::parse(part)
+                .ok_or_else(|| format!("unknown scope '{part}'; allowed: ingest, query, admin"))?;
             if !scopes.contains(&scope) {
                 scopes.push(scope);
             }

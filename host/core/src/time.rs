@@ -75,7 +75,9 @@ pub fn to_rfc3339(ts_ms: i64) -> String {
 
 /// Parses RFC 3339 (`2026-11-25T10:30:00Z`, with optional fraction and offset) into epoch ms.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis())
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.timestamp_millis())
 }
 
 /// Parses a query-string time: RFC 3339, epoch milliseconds, or a relative `now-24h` / `now`.
@@ -99,9 +101,9 @@ pub fn parse_query_time(s: &str, now_ms: i64) -> Result<i64, String> {
 pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a duration: use a number and s, m, h or d (e.g. 24h)"))?;
+    let n: i64 = num.parse().map_err(|_| {
+        format!("'{s}' is not a duration: use a number and s, m, h or d (e.g. 24h)")
+    })?;
     let unit_ms = match unit {
         "ms" => 1,
         "s" => 1_000,
@@ -110,7 +112,8 @@ pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
         "d" => DAY_MS,
         _ => return Err(format!("'{s}' has unknown unit '{unit}': use s, m, h or d")),
     };
-    n.checked_mul(unit_ms).ok_or_else(|| format!("'{s}' is too long a duration"))
+    n.checked_mul(unit_ms)
+        .ok_or_else(|| format!("'{s}' is too long a duration"))
 }
 
 #[cfg(test)]
@@ -131,7 +134,11 @@ mod tests {
         assert_eq!(parse_query_time("now-24h", now).unwrap(), 9 * DAY_MS);
         assert_eq!(parse_query_time("1000", now).unwrap(), 1000);
         assert_eq!(parse_query_time("1970-01-01T00:00:01Z", now).unwrap(), 1000);
-        assert!(parse_query_time("yesterday", now).unwrap_err().contains("RFC 3339"));
+        assert!(
+            parse_query_time("yesterday", now)
+                .unwrap_err()
+                .contains("RFC 3339")
+        );
         assert_eq!(parse_duration_ms("90d").unwrap(), 90 * DAY_MS);
         assert!(parse_duration_ms("5w").is_err());
         assert_eq!(to_rfc3339(0), "1970-01-01T00:00:00.000Z");

@@ -26,7 +26,11 @@ pub struct PipelineConfig {
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        Self { writers: 2, max_group_events: 20_000, write_attempts: 3 }
+        Self {
+            writers: 2,
+            max_group_events: 20_000,
+            write_attempts: 3,
+        }
     }
 }
 
@@ -50,7 +54,9 @@ pub struct Pipeline {
 
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pipeline").field("writers", &self.writers.len()).finish()
+        f.debug_struct("Pipeline")
+            .field("writers", &self.writers.len())
+            .finish()
     }
 }
 
@@ -59,7 +65,12 @@ impl Pipeline {
         let stats = Arc::new(PipelineStats::default());
         let writers = (0..config.writers.max(1))
             .map(|_| {
-                let (storage, consumer, config, stats) = (storage.clone(), consumer.clone(), config.clone(), stats.clone());
+                let (storage, consumer, config, stats) = (
+                    storage.clone(),
+                    consumer.clone(),
+                    config.clone(),
+                    stats.clone(),
+                );
                 tokio::spawn(async move { run_writer(storage, consumer, config, stats).await })
             })
             .collect();
@@ -76,23 +87,41 @@ impl Pipeline {
     }
 }
 
-async fn run_writer(storage: Arc<dyn Storage>, consumer: BusConsumer, config: PipelineConfig, stats: Arc<PipelineStats>) {
+async fn run_writer(
+    storage: Arc<dyn Storage>,
+    consumer: BusConsumer,
+    config: PipelineConfig,
+    stats: Arc<PipelineStats>,
+) {
     while let Some(mut group) = consumer.next_group(config.max_group_events).await {
         let batches: Vec<TenantBatch> = group
             .iter_mut()
-            .map(|env: &mut Envelope| TenantBatch { tenant: env.tenant, events: std::mem::take(&mut env.events) })
+            .map(|env: &mut Envelope| TenantBatch {
+                tenant: env.tenant,
+                events: std::mem::take(&mut env.events),
+            })
             .collect();
         let started = Instant::now();
-        let result = write_with_retry(storage.as_ref(), &batches, config.write_attempts, &stats).await;
-        stats.commit_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        let result =
+            write_with_retry(storage.as_ref(), &batches, config.write_attempts, &stats).await;
+        stats
+            .commit_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         match result {
             Ok(outcomes) => {
                 stats.commits.fetch_add(1, Ordering::Relaxed);
                 for (env, outcome) in group.into_iter().zip(outcomes) {
                     stats.batches.fetch_add(1, Ordering::Relaxed);
-                    stats.events_inserted.fetch_add(outcome.inserted as u64, Ordering::Relaxed);
-                    stats.events_duplicate.fetch_add(outcome.duplicates as u64, Ordering::Relaxed);
-                    env.acknowledge(Ok(Committed { inserted: outcome.inserted, duplicates: outcome.duplicates }));
+                    stats
+                        .events_inserted
+                        .fetch_add(outcome.inserted as u64, Ordering::Relaxed);
+                    stats
+                        .events_duplicate
+                        .fetch_add(outcome.duplicates as u64, Ordering::Relaxed);
+                    env.acknowledge(Ok(Committed {
+                        inserted: outcome.inserted,
+                        duplicates: outcome.duplicates,
+                    }));
                 }
             }
             Err(message) => {
@@ -113,7 +142,10 @@ async fn write_with_retry(
     let mut delay = Duration::from_millis(50);
     let mut attempt = 1;
     loop {
-        match storage.write_batches(batches, hub_core::time::now_ms()).await {
+        match storage
+            .write_batches(batches, hub_core::time::now_ms())
+            .await
+        {
             Ok(outcomes) => return Ok(outcomes),
             Err(e) => {
                 stats.write_failures.fetch_add(1, Ordering::Relaxed);
@@ -131,7 +163,11 @@ async fn write_with_retry(
 }
 
 /// Runs partition upkeep and retention now and then every `interval`, until aborted.
-pub fn spawn_maintenance(storage: Arc<dyn Storage>, policy: RetentionPolicy, interval: Duration) -> JoinHandle<()> {
+pub fn spawn_maintenance(
+    storage: Arc<dyn Storage>,
+    policy: RetentionPolicy,
+    interval: Duration,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -161,7 +197,12 @@ mod tests {
     #[tokio::test]
     async fn acknowledges_after_commit_and_drains_on_close() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = hub_storage::open(&format!("sqlite://{}/hub.db", dir.path().display()), &Default::default()).await.unwrap();
+        let storage = hub_storage::open(
+            &format!("sqlite://{}/hub.db", dir.path().display()),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
         storage.migrate().await.unwrap();
         let tenant = storage.create_tenant("t", 0).await.unwrap().id;
         let (producer, consumer) = hub_bus::in_process(10_000);
@@ -176,7 +217,13 @@ mod tests {
         }
         drop(producer);
         for ack in acks {
-            assert_eq!(ack.await.unwrap().unwrap(), Committed { inserted: 1, duplicates: 1 });
+            assert_eq!(
+                ack.await.unwrap().unwrap(),
+                Committed {
+                    inserted: 1,
+                    duplicates: 1
+                }
+            );
         }
         pipeline.join().await;
         assert_eq!(storage.count_events(tenant).await.unwrap(), 20);

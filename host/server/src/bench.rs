@@ -14,11 +14,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Send generated events to a running hub and report events/s and ack latency.
-    Ingest(IngestArgs),
+    Ingest(Box<IngestArgs>),
     /// Run a mix of summary, time-series and event queries against a running hub.
-    Query(QueryArgs),
+    Query(Box<QueryArgs>),
     /// Write generated events straight into a database (no HTTP) to build a large data set.
-    Seed(SeedArgs),
+    Seed(Box<SeedArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -75,9 +75,9 @@ pub struct SeedArgs {
 
 pub async fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
-        BenchCommand::Ingest(a) => ingest(a).await,
-        BenchCommand::Query(a) => query(a).await,
-        BenchCommand::Seed(a) => seed(a).await,
+        BenchCommand::Ingest(a) => ingest(*a).await,
+        BenchCommand::Query(a) => query(*a).await,
+        BenchCommand::Seed(a) => seed(*a).await,
     }
 }
 
@@ -109,13 +109,17 @@ const APPS: [&str; 4] = ["support-bot", "search", "rag-indexer", "copilot"];
 /// One flat event as JSON, appended to `out`.
 fn push_event(out: &mut String, rng: &mut Rng, id: &str, ts_ms: i64) {
     let (model, provider) = MODELS[(rng.next() % MODELS.len() as u64) as usize];
-    let error = rng.next() % 50 == 0;
+    let error = rng.next().is_multiple_of(50);
     let latency = 50.0 + (rng.next() % 4000) as f64 + (rng.next() % 1000) as f64 / 1000.0;
     let _ = write!(
         out,
         r#"{{"event_id":"{id}","timestamp":{ts_ms},"app":"{}","environment":"{}","model":"{model}","provider":"{provider}","operation":"chat","input_tokens":{},"output_tokens":{},"latency_ms":{latency},"status":"{}","user_id":"u-{}","tags":{{"team":"{}"}}}}"#,
         rng.pick(&APPS),
-        if rng.next() % 4 == 0 { "staging" } else { "production" },
+        if rng.next().is_multiple_of(4) {
+            "staging"
+        } else {
+            "production"
+        },
         rng.next() % 4000,
         rng.next() % 800,
         if error { "error" } else { "ok" },
@@ -129,17 +133,30 @@ fn bar(len: Option<u64>, template: &str) -> ProgressBar {
         Some(n) => ProgressBar::new(n),
         None => ProgressBar::new_spinner(),
     };
-    pb.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()));
+    pb.set_style(
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     pb
 }
 
 fn fmt_rate(n: f64) -> String {
-    if n >= 1e6 { format!("{:.2} M", n / 1e6) } else if n >= 1e3 { format!("{:.1} k", n / 1e3) } else { format!("{n:.0}") }
+    if n >= 1e6 {
+        format!("{:.2} M", n / 1e6)
+    } else if n >= 1e3 {
+        format!("{:.1} k", n / 1e3)
+    } else {
+        format!("{n:.0}")
+    }
 }
 
 async fn ingest(a: IngestArgs) -> Result<()> {
-    let duration = Duration::from_millis(hub_core::time::parse_duration_ms(&a.duration).map_err(|e| anyhow::anyhow!("--duration: {e}"))? as u64);
-    let client = reqwest::Client::builder().pool_max_idle_per_host(a.concurrency).build()?;
+    let duration = Duration::from_millis(
+        hub_core::time::parse_duration_ms(&a.duration)
+            .map_err(|e| anyhow::anyhow!("--duration: {e}"))? as u64,
+    );
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(a.concurrency)
+        .build()?;
     let url = format!("{}/v1/events", a.url.trim_end_matches('/'));
     let sent = Arc::new(AtomicU64::new(0));
     let accepted = Arc::new(AtomicU64::new(0));
@@ -147,15 +164,24 @@ async fn ingest(a: IngestArgs) -> Result<()> {
     let throttled = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let deadline = started + duration;
-    let pb = bar(Some(duration.as_secs()), "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len}s {msg}");
+    let pb = bar(
+        Some(duration.as_secs()),
+        "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len}s {msg}",
+    );
     let mut tasks = Vec::new();
     let run_id = hub_core::time::now_ms();
     for worker in 0..a.concurrency {
         let (client, url, key) = (client.clone(), url.clone(), a.key.clone());
-        let (sent, accepted, failed, throttled) = (sent.clone(), accepted.clone(), failed.clone(), throttled.clone());
+        let (sent, accepted, failed, throttled) = (
+            sent.clone(),
+            accepted.clone(),
+            failed.clone(),
+            throttled.clone(),
+        );
         let (batch, gzip) = (a.batch, a.gzip);
         tasks.push(tokio::spawn(async move {
-            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (worker as u64 + 1).wrapping_mul(run_id as u64));
+            let mut rng =
+                Rng(0x9e37_79b9_7f4a_7c15 ^ (worker as u64 + 1).wrapping_mul(run_id as u64));
             let mut latency = LatencySketch::new();
             let mut seq = 0u64;
             let mut body = String::with_capacity(batch * 330);
@@ -173,9 +199,13 @@ async fn ingest(a: IngestArgs) -> Result<()> {
                 }
                 body.push(']');
                 seq += 1;
-                let mut req = client.post(&url).bearer_auth(&key).header("content-type", "application/json");
+                let mut req = client
+                    .post(&url)
+                    .bearer_auth(&key)
+                    .header("content-type", "application/json");
                 req = if gzip {
-                    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                    let mut enc =
+                        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
                     std::io::Write::write_all(&mut enc, body.as_bytes())?;
                     req.header("content-encoding", "gzip").body(enc.finish()?)
                 } else {
@@ -199,7 +229,10 @@ async fn ingest(a: IngestArgs) -> Result<()> {
                         failed.fetch_add(1, Ordering::Relaxed);
                         let status = r.status();
                         let text = r.text().await.unwrap_or_default();
-                        eprintln!("HTTP {status}: {}", text.chars().take(300).collect::<String>());
+                        eprintln!(
+                            "HTTP {status}: {}",
+                            text.chars().take(300).collect::<String>()
+                        );
                     }
                     Err(e) => {
                         failed.fetch_add(1, Ordering::Relaxed);
@@ -218,7 +251,10 @@ async fn ingest(a: IngestArgs) -> Result<()> {
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 let secs = started.elapsed().as_secs_f64();
                 pb.set_position(secs as u64);
-                pb.set_message(format!("{} events/s", fmt_rate(accepted.load(Ordering::Relaxed) as f64 / secs)));
+                pb.set_message(format!(
+                    "{} events/s",
+                    fmt_rate(accepted.load(Ordering::Relaxed) as f64 / secs)
+                ));
             }
         })
     };
@@ -230,14 +266,45 @@ async fn ingest(a: IngestArgs) -> Result<()> {
     pb.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     let acc = accepted.load(Ordering::Relaxed);
-    println!("ingest benchmark: {} for {:.1} s, {} workers x {} events/request{}", a.url, secs, a.concurrency, a.batch, if a.gzip { ", gzip" } else { "" });
+    println!(
+        "ingest benchmark: {} for {:.1} s, {} workers x {} events/request{}",
+        a.url,
+        secs,
+        a.concurrency,
+        a.batch,
+        if a.gzip { ", gzip" } else { "" }
+    );
     println!("  {:<22} {:>14}", "events accepted", acc);
-    println!("  {:<22} {:>14}", "events sent", sent.load(Ordering::Relaxed));
-    println!("  {:<22} {:>14}", "requests 429", throttled.load(Ordering::Relaxed));
-    println!("  {:<22} {:>14}", "requests failed", failed.load(Ordering::Relaxed));
-    println!("  {:<22} {:>14}", "throughput", format!("{} events/s", fmt_rate(acc as f64 / secs)));
-    println!("  {:<22} {:>14}", "ack latency p50", format!("{:.1} ms", latency.quantile(0.5).unwrap_or(0.0)));
-    println!("  {:<22} {:>14}", "ack latency p99", format!("{:.1} ms", latency.quantile(0.99).unwrap_or(0.0)));
+    println!(
+        "  {:<22} {:>14}",
+        "events sent",
+        sent.load(Ordering::Relaxed)
+    );
+    println!(
+        "  {:<22} {:>14}",
+        "requests 429",
+        throttled.load(Ordering::Relaxed)
+    );
+    println!(
+        "  {:<22} {:>14}",
+        "requests failed",
+        failed.load(Ordering::Relaxed)
+    );
+    println!(
+        "  {:<22} {:>14}",
+        "throughput",
+        format!("{} events/s", fmt_rate(acc as f64 / secs))
+    );
+    println!(
+        "  {:<22} {:>14}",
+        "ack latency p50",
+        format!("{:.1} ms", latency.quantile(0.5).unwrap_or(0.0))
+    );
+    println!(
+        "  {:<22} {:>14}",
+        "ack latency p99",
+        format!("{:.1} ms", latency.quantile(0.99).unwrap_or(0.0))
+    );
     if failed.load(Ordering::Relaxed) > 0 {
         bail!("some requests failed");
     }
@@ -248,23 +315,52 @@ async fn query(a: QueryArgs) -> Result<()> {
     let client = reqwest::Client::new();
     let base = a.url.trim_end_matches('/');
     let queries = [
-        ("summary 24h, no grouping", "/v1/metrics/summary?from=now-24h"),
-        ("summary 24h by model", "/v1/metrics/summary?from=now-24h&group_by=model"),
-        ("summary 24h by model,provider,app", "/v1/metrics/summary?from=now-24h&group_by=model,provider,app"),
-        ("timeseries 24h/1m requests", "/v1/metrics/timeseries?from=now-24h&step=1m&metric=requests"),
-        ("timeseries 24h/1m latency_p95", "/v1/metrics/timeseries?from=now-24h&step=1m&metric=latency_p95"),
-        ("timeseries 24h/5m cost by model", "/v1/metrics/timeseries?from=now-24h&step=5m&metric=cost_usd&group_by=model"),
-        ("timeseries 24h/1h p99 by model", "/v1/metrics/timeseries?from=now-24h&step=1h&metric=latency_p99&group_by=model"),
+        (
+            "summary 24h, no grouping",
+            "/v1/metrics/summary?from=now-24h",
+        ),
+        (
+            "summary 24h by model",
+            "/v1/metrics/summary?from=now-24h&group_by=model",
+        ),
+        (
+            "summary 24h by model,provider,app",
+            "/v1/metrics/summary?from=now-24h&group_by=model,provider,app",
+        ),
+        (
+            "timeseries 24h/1m requests",
+            "/v1/metrics/timeseries?from=now-24h&step=1m&metric=requests",
+        ),
+        (
+            "timeseries 24h/1m latency_p95",
+            "/v1/metrics/timeseries?from=now-24h&step=1m&metric=latency_p95",
+        ),
+        (
+            "timeseries 24h/5m cost by model",
+            "/v1/metrics/timeseries?from=now-24h&step=5m&metric=cost_usd&group_by=model",
+        ),
+        (
+            "timeseries 24h/1h p99 by model",
+            "/v1/metrics/timeseries?from=now-24h&step=1h&metric=latency_p99&group_by=model",
+        ),
         ("events, newest 100", "/v1/events?limit=100"),
     ];
     println!("query benchmark: {base}, {} requests per query", a.requests);
-    println!("  {:<36} {:>10} {:>10} {:>10}", "query", "p50 ms", "p99 ms", "max ms");
+    println!(
+        "  {:<36} {:>10} {:>10} {:>10}",
+        "query", "p50 ms", "p99 ms", "max ms"
+    );
     let mut worst_p99: f64 = 0.0;
     for (name, path) in queries {
         let mut times = Vec::with_capacity(a.requests);
         for _ in 0..a.requests {
             let t0 = Instant::now();
-            let r = client.get(format!("{base}{path}")).bearer_auth(&a.key).send().await.context("query request")?;
+            let r = client
+                .get(format!("{base}{path}"))
+                .bearer_auth(&a.key)
+                .send()
+                .await
+                .context("query request")?;
             let status = r.status();
             let body = r.bytes().await?;
             if !status.is_success() {
@@ -275,22 +371,39 @@ async fn query(a: QueryArgs) -> Result<()> {
         times.sort_by(f64::total_cmp);
         let pct = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
         worst_p99 = worst_p99.max(pct(0.99));
-        println!("  {:<36} {:>10.1} {:>10.1} {:>10.1}", name, pct(0.5), pct(0.99), times[times.len() - 1]);
+        println!(
+            "  {:<36} {:>10.1} {:>10.1} {:>10.1}",
+            name,
+            pct(0.5),
+            pct(0.99),
+            times[times.len() - 1]
+        );
     }
     println!("  worst p99: {worst_p99:.1} ms");
     Ok(())
 }
 
 async fn seed(a: SeedArgs) -> Result<()> {
-    let span = hub_core::time::parse_duration_ms(&a.span).map_err(|e| anyhow::anyhow!("--span: {e}"))?;
+    let span =
+        hub_core::time::parse_duration_ms(&a.span).map_err(|e| anyhow::anyhow!("--span: {e}"))?;
     let (storage, _) = crate::open_db(a.db).await?;
     let tenant = match storage.tenant_by_name(&a.tenant).await? {
         Some(t) => t,
-        None => storage.create_tenant(&a.tenant, hub_core::time::now_ms()).await?,
+        None => {
+            storage
+                .create_tenant(&a.tenant, hub_core::time::now_ms())
+                .await?
+        }
     };
-    let limits = hub_core::ingest::IngestLimits { max_age_ms: span + hub_core::time::HOUR_MS, ..Default::default() };
+    let limits = hub_core::ingest::IngestLimits {
+        max_age_ms: span + hub_core::time::HOUR_MS,
+        ..Default::default()
+    };
     let now = hub_core::time::now_ms();
-    let pb = bar(Some(a.events), "{spinner} [{elapsed_precise}] {bar:30} {human_pos}/{human_len} events {msg}");
+    let pb = bar(
+        Some(a.events),
+        "{spinner} [{elapsed_precise}] {bar:30} {human_pos}/{human_len} events {msg}",
+    );
     let started = Instant::now();
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let mut written = 0u64;
@@ -309,14 +422,36 @@ async fn seed(a: SeedArgs) -> Result<()> {
             push_event(&mut body, &mut rng, &format!("s-{seq}"), ts);
         }
         body.push(']');
-        let parsed = hub_core::ingest::parse_body(body.as_bytes(), hub_core::ingest::BodyFormat::Json, &hub_core::ingest::IngestLimits { max_events: usize::MAX, ..limits.clone() }, now)?;
+        let parsed = hub_core::ingest::parse_body(
+            body.as_bytes(),
+            hub_core::ingest::BodyFormat::Json,
+            &hub_core::ingest::IngestLimits {
+                max_events: usize::MAX,
+                ..limits.clone()
+            },
+            now,
+        )?;
         if !parsed.rejected.is_empty() {
-            bail!("generated events were rejected: {:?}", &parsed.rejected[..1]);
+            bail!(
+                "generated events were rejected: {:?}",
+                &parsed.rejected[..1]
+            );
         }
-        storage.write_batches(&[hub_storage::TenantBatch { tenant: tenant.id, events: parsed.events }], now).await?;
+        storage
+            .write_batches(
+                &[hub_storage::TenantBatch {
+                    tenant: tenant.id,
+                    events: parsed.events,
+                }],
+                now,
+            )
+            .await?;
         written += n as u64;
         pb.set_position(written);
-        pb.set_message(format!("{} events/s", fmt_rate(written as f64 / started.elapsed().as_secs_f64())));
+        pb.set_message(format!(
+            "{} events/s",
+            fmt_rate(written as f64 / started.elapsed().as_secs_f64())
+        ));
     }
     pb.finish_and_clear();
     storage.close().await;

@@ -118,19 +118,30 @@ fn keep(name: &str, value: Option<String>, default: &str) -> Result<Option<i64>>
     if v == "forever" || v == "0" {
         return Ok(None);
     }
-    parse_duration_ms(&v).map(Some).map_err(|e| anyhow::anyhow!("{name}: {e} (or 'forever')"))
+    parse_duration_ms(&v)
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("{name}: {e} (or 'forever')"))
 }
 
 impl ServeArgs {
     pub fn resolve(self) -> Result<Settings> {
-        let file = match self.config.clone().or_else(|| Path::new("hub.toml").exists().then(|| "hub.toml".into())) {
+        let file = match self
+            .config
+            .clone()
+            .or_else(|| Path::new("hub.toml").exists().then(|| "hub.toml".into()))
+        {
             Some(path) => {
-                let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-                toml::from_str::<FileConfig>(&text).with_context(|| format!("in {}", path.display()))?
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .with_context(|| format!("in {}", path.display()))?
             }
             None => FileConfig::default(),
         };
-        let data_dir = self.data_dir.or(file.data_dir).unwrap_or_else(|| "data".into());
+        let data_dir = self
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| "data".into());
         let database_url = self
             .database_url
             .or(file.database_url)
@@ -138,16 +149,33 @@ impl ServeArgs {
         let postgres = database_url.starts_with("postgres");
         let defaults = hub_api::ApiConfig::default();
         let ingest = hub_core::ingest::IngestLimits {
-            max_events: self.max_batch_events.or(file.max_batch_events).unwrap_or(defaults.ingest.max_events),
-            max_age_ms: duration("max_event_age", self.max_event_age.or(file.max_event_age), "7d")?,
-            max_future_ms: duration("max_event_future", self.max_event_future.or(file.max_event_future), "1h")?,
+            max_events: self
+                .max_batch_events
+                .or(file.max_batch_events)
+                .unwrap_or(defaults.ingest.max_events),
+            max_age_ms: duration(
+                "max_event_age",
+                self.max_event_age.or(file.max_event_age),
+                "7d",
+            )?,
+            max_future_ms: duration(
+                "max_event_future",
+                self.max_event_future.or(file.max_event_future),
+                "1h",
+            )?,
             ..defaults.ingest.clone()
         };
         Ok(Settings {
-            listen: self.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".into()),
+            listen: self
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| "127.0.0.1:8080".into()),
             database_url,
             api: hub_api::ApiConfig {
-                max_body_bytes: self.max_body_bytes.or(file.max_body_bytes).unwrap_or(defaults.max_body_bytes),
+                max_body_bytes: self
+                    .max_body_bytes
+                    .or(file.max_body_bytes)
+                    .unwrap_or(defaults.max_body_bytes),
                 max_decompressed_bytes: self
                     .max_decompressed_bytes
                     .or(file.max_decompressed_bytes)
@@ -156,16 +184,45 @@ impl ServeArgs {
                 metrics_token: self.metrics_token.or(file.metrics_token),
             },
             retention: hub_storage::RetentionPolicy {
-                raw_ms: keep("retention_raw", self.retention_raw.or(file.retention_raw), "30d")?,
-                minute_ms: keep("retention_minute", self.retention_minute.or(file.retention_minute), "14d")?,
-                hour_ms: keep("retention_hour", self.retention_hour.or(file.retention_hour), "400d")?,
-                day_ms: keep("retention_day", self.retention_day.or(file.retention_day), "forever")?,
+                raw_ms: keep(
+                    "retention_raw",
+                    self.retention_raw.or(file.retention_raw),
+                    "30d",
+                )?,
+                minute_ms: keep(
+                    "retention_minute",
+                    self.retention_minute.or(file.retention_minute),
+                    "14d",
+                )?,
+                hour_ms: keep(
+                    "retention_hour",
+                    self.retention_hour.or(file.retention_hour),
+                    "400d",
+                )?,
+                day_ms: keep(
+                    "retention_day",
+                    self.retention_day.or(file.retention_day),
+                    "forever",
+                )?,
             },
-            retention_interval_ms: duration("retention_interval", self.retention_interval.or(file.retention_interval), "1h")?,
-            queue_capacity: self.queue_capacity.or(file.queue_capacity).unwrap_or(200_000),
-            writers: self.writers.or(file.writers).unwrap_or(if postgres { 4 } else { 1 }),
+            retention_interval_ms: duration(
+                "retention_interval",
+                self.retention_interval.or(file.retention_interval),
+                "1h",
+            )?,
+            queue_capacity: self
+                .queue_capacity
+                .or(file.queue_capacity)
+                .unwrap_or(200_000),
+            writers: self
+                .writers
+                .or(file.writers)
+                .unwrap_or(if postgres { 4 } else { 1 }),
             db_connections: self.db_connections.or(file.db_connections).unwrap_or(8),
-            demo_tenant: self.demo_tenant.or(file.demo_tenant).unwrap_or_else(|| "demo".into()),
+            demo_tenant: self
+                .demo_tenant
+                .or(file.demo_tenant)
+                .unwrap_or_else(|| "demo".into()),
         })
     }
 }
@@ -178,8 +235,16 @@ mod tests {
     fn flags_beat_file_and_file_beats_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hub.toml");
-        std::fs::write(&path, "listen = \"0.0.0.0:9000\"\nretention_raw = \"2d\"\nmax_batch_events = 50\n").unwrap();
-        let args = ServeArgs { config: Some(path.clone()), max_batch_events: Some(7), ..Default::default() };
+        std::fs::write(
+            &path,
+            "listen = \"0.0.0.0:9000\"\nretention_raw = \"2d\"\nmax_batch_events = 50\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            max_batch_events: Some(7),
+            ..Default::default()
+        };
         let s = args.resolve().unwrap();
         assert_eq!(s.listen, "0.0.0.0:9000");
         assert_eq!(s.api.ingest.max_events, 7);
@@ -187,9 +252,19 @@ mod tests {
         assert_eq!(s.retention.day_ms, None);
         assert!(s.database_url.starts_with("sqlite://data"));
         std::fs::write(&path, "lisen = 1\n").unwrap();
-        let err = ServeArgs { config: Some(path), ..Default::default() }.resolve().unwrap_err();
+        let err = ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err();
         assert!(format!("{err:#}").contains("lisen"), "{err:#}");
-        let err = ServeArgs { retention_raw: Some("3 weeks".into()), ..Default::default() }.resolve().unwrap_err();
+        let err = ServeArgs {
+            retention_raw: Some("3 weeks".into()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err();
         assert!(err.to_string().contains("retention_raw"), "{err}");
     }
 }

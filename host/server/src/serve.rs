@@ -19,19 +19,31 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let pipeline = Pipeline::spawn(
         storage.clone(),
         consumer,
-        PipelineConfig { writers: settings.writers, ..Default::default() },
+        PipelineConfig {
+            writers: settings.writers,
+            ..Default::default()
+        },
     );
     let maintenance = hub_pipeline::spawn_maintenance(
         storage.clone(),
         settings.retention,
         Duration::from_millis(settings.retention_interval_ms.max(1_000) as u64),
     );
-    let state = hub_api::AppState::new(storage.clone(), producer, settings.api.clone(), pipeline.stats.clone());
+    let state = hub_api::AppState::new(
+        storage.clone(),
+        producer,
+        settings.api.clone(),
+        pipeline.stats.clone(),
+    );
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
     tracing::info!(listen = %settings.listen, backend = storage.backend(), "hub is serving");
-    eprintln!("hub listening on http://{} ({} storage)", listener.local_addr()?, storage.backend());
+    eprintln!(
+        "hub listening on http://{} ({} storage)",
+        listener.local_addr()?,
+        storage.backend()
+    );
 
     axum::serve(listener, hub_api::app(state))
         .with_graceful_shutdown(shutdown_signal())
@@ -40,7 +52,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     // The router (and with it every bus producer) is gone: the writers drain what was queued,
     // acknowledge it, and stop.
     tracing::info!("draining the ingest pipeline");
-    if tokio::time::timeout(Duration::from_secs(60), pipeline.join()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(60), pipeline.join())
+        .await
+        .is_err()
+    {
         tracing::error!("the pipeline did not drain within 60 s");
     }
     maintenance.abort();
@@ -57,12 +72,25 @@ async fn bootstrap(storage: &dyn hub_storage::Storage, tenant_name: &str) -> Res
     crate::valid_tenant_name(tenant_name)?;
     let tenant = match storage.tenant_by_name(tenant_name).await? {
         Some(t) => t,
-        None => storage.create_tenant(tenant_name, hub_core::time::now_ms()).await?,
+        None => {
+            storage
+                .create_tenant(tenant_name, hub_core::time::now_ms())
+                .await?
+        }
     };
-    let (secret, record) =
-        crate::create_key(storage, tenant.id, "bootstrap", vec![ApiKeyScope::Ingest, ApiKeyScope::Query], None).await?;
+    let (secret, record) = crate::create_key(
+        storage,
+        tenant.id,
+        "bootstrap",
+        vec![ApiKeyScope::Ingest, ApiKeyScope::Query],
+        None,
+    )
+    .await?;
     storage.set_meta(BOOTSTRAP_KEY, &tenant.name).await?;
-    println!("First start: created tenant '{}' and API key {} (scopes ingest,query). It is shown only now:", tenant.name, record.prefix);
+    println!(
+        "First start: created tenant '{}' and API key {} (scopes ingest,query). It is shown only now:",
+        tenant.name, record.prefix
+    );
     println!("{secret}");
     Ok(())
 }

@@ -2,8 +2,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use hub_core::{Dimension, Metric, TenantId};
 use hub_core::time::{ceil_to, floor_to};
+use hub_core::{Dimension, Metric, TenantId};
 
 use crate::model::{Aggregate, GroupKey, Scan};
 use crate::rollup::{Source, plan, resolution_for_step};
@@ -24,7 +24,11 @@ pub struct Group {
 }
 
 /// Totals per group over `[from, to)`, largest groups (by requests, then events) first.
-pub async fn summary(store: &dyn Storage, tenant: TenantId, q: &SummaryQuery) -> Result<Vec<Group>> {
+pub async fn summary(
+    store: &dyn Storage,
+    tenant: TenantId,
+    q: &SummaryQuery,
+) -> Result<Vec<Group>> {
     let mut groups: HashMap<GroupKey, Aggregate> = HashMap::new();
     for piece in plan(q.from_ms, q.to_ms) {
         let scan = Scan {
@@ -46,9 +50,14 @@ pub async fn summary(store: &dyn Storage, tenant: TenantId, q: &SummaryQuery) ->
     if q.group_by.is_empty() && groups.is_empty() {
         groups.insert(Vec::new(), Aggregate::default());
     }
-    let mut out: Vec<Group> = groups.into_iter().map(|(key, agg)| Group { key, agg }).collect();
+    let mut out: Vec<Group> = groups
+        .into_iter()
+        .map(|(key, agg)| Group { key, agg })
+        .collect();
     out.sort_by(|a, b| {
-        (b.agg.requests, b.agg.events).cmp(&(a.agg.requests, a.agg.events)).then_with(|| a.key.cmp(&b.key))
+        (b.agg.requests, b.agg.events)
+            .cmp(&(a.agg.requests, a.agg.events))
+            .then_with(|| a.key.cmp(&b.key))
     });
     Ok(out)
 }
@@ -78,10 +87,15 @@ pub fn aligned_range(q: &TimeseriesQuery) -> (i64, i64) {
 }
 
 /// One series per group, with a point for every step in the aligned range.
-pub async fn timeseries(store: &dyn Storage, tenant: TenantId, q: &TimeseriesQuery) -> Result<Vec<Series>> {
+pub async fn timeseries(
+    store: &dyn Storage,
+    tenant: TenantId,
+    q: &TimeseriesQuery,
+) -> Result<Vec<Series>> {
     let (from, to) = aligned_range(q);
-    let res = resolution_for_step(q.step_ms)
-        .ok_or_else(|| crate::StorageError::Corrupt(format!("step {} ms has no rollup", q.step_ms)))?;
+    let res = resolution_for_step(q.step_ms).ok_or_else(|| {
+        crate::StorageError::Corrupt(format!("step {} ms has no rollup", q.step_ms))
+    })?;
     let scan = Scan {
         from_ms: from,
         to_ms: to,
@@ -94,7 +108,11 @@ pub async fn timeseries(store: &dyn Storage, tenant: TenantId, q: &TimeseriesQue
     let mut series: HashMap<GroupKey, BTreeMap<i64, Aggregate>> = HashMap::new();
     for row in rows {
         let bucket = floor_to(row.bucket_ms.unwrap_or(from), q.step_ms);
-        let slot = series.entry(row.key).or_default().entry(bucket).or_default();
+        let slot = series
+            .entry(row.key)
+            .or_default()
+            .entry(bucket)
+            .or_default();
         if scan.with_sketch {
             slot.merge(&row.agg);
         } else {

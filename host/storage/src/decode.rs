@@ -101,13 +101,22 @@ where
     (0..n)
         .map(|i| {
             let v = row.opt_text(i)?;
-            Ok(if empty_is_unset { v.filter(|s| !s.is_empty()) } else { v })
+            Ok(if empty_is_unset {
+                v.filter(|s| !s.is_empty())
+            } else {
+                v
+            })
         })
         .collect()
 }
 
 /// A row of [`crate::sql::rollup_scan`].
-pub(crate) fn rollup_row<R: HubRow>(row: &R, n_group: usize, by_bucket: bool, with_sketch: bool) -> Result<ScanRow>
+pub(crate) fn rollup_row<R: HubRow>(
+    row: &R,
+    n_group: usize,
+    by_bucket: bool,
+    with_sketch: bool,
+) -> Result<ScanRow>
 where
     usize: ColumnIndex<R>,
 {
@@ -119,7 +128,11 @@ where
     } else {
         None
     };
-    Ok(ScanRow { key, bucket_ms, agg: aggregate_at(row, i, with_sketch)? })
+    Ok(ScanRow {
+        key,
+        bucket_ms,
+        agg: aggregate_at(row, i, with_sketch)?,
+    })
 }
 
 /// The aggregate columns (events … latency_sum, then the sketch when asked) from column `i` on.
@@ -147,20 +160,23 @@ where
         LatencySketch::new()
     };
     Ok(Aggregate {
-            events,
-            requests,
-            errors,
-            input_tokens,
-            output_tokens,
-            cost_usd,
-            latency_count,
-            latency_sum,
-            latency,
+        events,
+        requests,
+        errors,
+        input_tokens,
+        output_tokens,
+        cost_usd,
+        latency_count,
+        latency_sum,
+        latency,
     })
 }
 
 /// A row of [`crate::sql::raw_scan`]: the group key, the time, and the fields aggregates read.
-pub(crate) fn raw_row<R: HubRow>(row: &R, n_group: usize) -> Result<(Vec<Option<String>>, EventRecord)>
+pub(crate) fn raw_row<R: HubRow>(
+    row: &R,
+    n_group: usize,
+) -> Result<(Vec<Option<String>>, EventRecord)>
 where
     usize: ColumnIndex<R>,
 {
@@ -197,12 +213,23 @@ where
 }
 
 /// Folds raw rows into scan rows per group (and per bucket of `step_ms` when asked).
-pub(crate) fn fold_raw(rows: Vec<(Vec<Option<String>>, EventRecord)>, by_bucket: bool, step_ms: i64) -> Vec<ScanRow> {
+pub(crate) fn fold_raw(
+    rows: Vec<(Vec<Option<String>>, EventRecord)>,
+    by_bucket: bool,
+    step_ms: i64,
+) -> Vec<ScanRow> {
     let mut groups: std::collections::HashMap<(Vec<Option<String>>, Option<i64>), Aggregate> =
         std::collections::HashMap::new();
     for (key, e) in rows {
         let bucket = by_bucket.then(|| hub_core::time::floor_to(e.ts_ms, step_ms.max(1)));
         groups.entry((key, bucket)).or_default().add_event(&e);
     }
-    groups.into_iter().map(|((key, bucket_ms), agg)| ScanRow { key, bucket_ms, agg }).collect()
+    groups
+        .into_iter()
+        .map(|((key, bucket_ms), agg)| ScanRow {
+            key,
+            bucket_ms,
+            agg,
+        })
+        .collect()
 }

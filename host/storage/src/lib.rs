@@ -65,7 +65,12 @@ pub trait Storage: Send + Sync + 'static {
     async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>>;
     async fn list_tenants(&self) -> Result<Vec<Tenant>>;
 
-    async fn create_api_key(&self, tenant: TenantId, key: &NewApiKey, now_ms: i64) -> Result<ApiKeyRecord>;
+    async fn create_api_key(
+        &self,
+        tenant: TenantId,
+        key: &NewApiKey,
+        now_ms: i64,
+    ) -> Result<ApiKeyRecord>;
     /// The auth layer's lookup: by the visible prefix, across tenants (the key says whose it is).
     async fn api_key_by_prefix(&self, prefix: &str) -> Result<Option<ApiKeyRecord>>;
     async fn list_api_keys(&self, tenant: TenantId) -> Result<Vec<ApiKeyRecord>>;
@@ -73,7 +78,11 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Stores the batches in one transaction: raw events (skipping ones already stored) and the
     /// rollup deltas of the new ones. Returns one outcome per batch, in order.
-    async fn write_batches(&self, batches: &[TenantBatch], received_at_ms: i64) -> Result<Vec<WriteOutcome>>;
+    async fn write_batches(
+        &self,
+        batches: &[TenantBatch],
+        received_at_ms: i64,
+    ) -> Result<Vec<WriteOutcome>>;
 
     async fn list_events(
         &self,
@@ -87,12 +96,26 @@ pub trait Storage: Send + Sync + 'static {
     async fn count_events(&self, tenant: TenantId) -> Result<i64>;
 
     /// Rollup rows at one resolution, `[scan.from_ms, scan.to_ms)` on bucket starts.
-    async fn scan_rollups(&self, tenant: TenantId, res: Resolution, scan: &Scan<'_>) -> Result<Vec<ScanRow>>;
+    async fn scan_rollups(
+        &self,
+        tenant: TenantId,
+        res: Resolution,
+        scan: &Scan<'_>,
+    ) -> Result<Vec<ScanRow>>;
     /// Raw events aggregated per group (and per `bucket_step_ms` when `scan.by_bucket`).
-    async fn scan_raw(&self, tenant: TenantId, scan: &Scan<'_>, bucket_step_ms: i64) -> Result<Vec<ScanRow>>;
+    async fn scan_raw(
+        &self,
+        tenant: TenantId,
+        scan: &Scan<'_>,
+        bucket_step_ms: i64,
+    ) -> Result<Vec<ScanRow>>;
 
     /// Deletes what is older than the policy allows, across all tenants.
-    async fn enforce_retention(&self, policy: &RetentionPolicy, now_ms: i64) -> Result<RetentionReport>;
+    async fn enforce_retention(
+        &self,
+        policy: &RetentionPolicy,
+        now_ms: i64,
+    ) -> Result<RetentionReport>;
 }
 
 /// Connection settings common to both backends.
@@ -112,17 +135,27 @@ impl Default for StorageOptions {
 pub async fn open(url: &str, options: &StorageOptions) -> Result<Arc<dyn Storage>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(PostgresStorage::connect(url, options).await?))
-    } else if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
-        Ok(Arc::new(SqliteStorage::open(std::path::Path::new(path), options).await?))
+    } else if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        Ok(Arc::new(
+            SqliteStorage::open(std::path::Path::new(path), options).await?,
+        ))
     } else {
         Err(StorageError::UnsupportedUrl(url.to_string()))
     }
 }
 
 /// Drops a second copy of the same event (same id and timestamp) within one batch: the first wins.
-pub(crate) fn dedupe_in_batch(events: &[hub_core::EventRecord]) -> (Vec<&hub_core::EventRecord>, usize) {
+pub(crate) fn dedupe_in_batch(
+    events: &[hub_core::EventRecord],
+) -> (Vec<&hub_core::EventRecord>, usize) {
     let mut seen = std::collections::HashSet::with_capacity(events.len());
-    let unique: Vec<_> = events.iter().filter(|e| seen.insert((e.event_id.as_str(), e.ts_ms))).collect();
+    let unique: Vec<_> = events
+        .iter()
+        .filter(|e| seen.insert((e.event_id.as_str(), e.ts_ms)))
+        .collect();
     let dups = events.len() - unique.len();
     (unique, dups)
 }

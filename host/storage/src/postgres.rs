@@ -18,7 +18,9 @@ use std::str::FromStr;
 use crate::model::*;
 use crate::rollup::{RollupKey, deltas, upsert_statements};
 use crate::sql::{self, Placeholders, into_query};
-use crate::sqlite::{api_key_from, is_unique_violation, page, rollup_retention, scopes_text, tenant_from};
+use crate::sqlite::{
+    api_key_from, is_unique_violation, page, rollup_retention, scopes_text, tenant_from,
+};
 use crate::{Result, Storage, StorageError, StorageOptions, decode, dedupe_in_batch};
 
 pub struct PostgresStorage {
@@ -66,12 +68,19 @@ impl PostgresStorage {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(connect)
             .await?;
-        Ok(Self { pool, partitions: Mutex::new(HashSet::new()) })
+        Ok(Self {
+            pool,
+            partitions: Mutex::new(HashSet::new()),
+        })
     }
 
     fn partition_name(day_start: i64) -> String {
         let date = DateTime::<Utc>::from_timestamp_millis(day_start).map(|t| t.date_naive());
-        format!("events_p{}", date.map(|d| d.format("%Y%m%d").to_string()).unwrap_or_else(|| day_start.to_string()))
+        format!(
+            "events_p{}",
+            date.map(|d| d.format("%Y%m%d").to_string())
+                .unwrap_or_else(|| day_start.to_string())
+        )
     }
 
     fn day_of_partition(name: &str) -> Option<i64> {
@@ -84,7 +93,11 @@ impl PostgresStorage {
     async fn ensure_partitions(&self, days: impl IntoIterator<Item = i64>) {
         let missing: Vec<i64> = {
             let known = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
-            days.into_iter().filter(|d| !known.contains(d)).collect::<HashSet<_>>().into_iter().collect()
+            days.into_iter()
+                .filter(|d| !known.contains(d))
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect()
         };
         for day in missing {
             let name = Self::partition_name(day);
@@ -93,10 +106,16 @@ impl PostgresStorage {
                 "CREATE TABLE IF NOT EXISTS {name} PARTITION OF events FOR VALUES FROM ({day}) TO ({})",
                 day + DAY_MS
             );
-            if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(ddl)).execute(&self.pool).await {
+            if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(ddl))
+                .execute(&self.pool)
+                .await
+            {
                 tracing::warn!(partition = %name, error = %e, "could not create partition; rows for that day go to events_default");
             }
-            self.partitions.lock().unwrap_or_else(|p| p.into_inner()).insert(day);
+            self.partitions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(day);
         }
     }
 
@@ -106,13 +125,25 @@ impl PostgresStorage {
         received_at_ms: i64,
         unique: &[&EventRecord],
     ) -> Result<Vec<usize>> {
-        let col = |f: &dyn Fn(&EventRecord) -> Option<String>| unique.iter().map(|e| f(e)).collect::<Vec<_>>();
+        let col = |f: &dyn Fn(&EventRecord) -> Option<String>| {
+            unique.iter().map(|e| f(e)).collect::<Vec<_>>()
+        };
         let rows = sqlx::query(INSERT_EVENTS)
             .bind(tenant.get())
             .bind(received_at_ms)
-            .bind(unique.iter().map(|e| e.event_id.clone()).collect::<Vec<_>>())
+            .bind(
+                unique
+                    .iter()
+                    .map(|e| e.event_id.clone())
+                    .collect::<Vec<_>>(),
+            )
             .bind(unique.iter().map(|e| e.ts_ms).collect::<Vec<_>>())
-            .bind(unique.iter().map(|e| e.event_type.clone()).collect::<Vec<_>>())
+            .bind(
+                unique
+                    .iter()
+                    .map(|e| e.event_type.clone())
+                    .collect::<Vec<_>>(),
+            )
             .bind(unique.iter().map(|e| e.kind.clone()).collect::<Vec<_>>())
             .bind(col(&|e| e.source_module.clone()))
             .bind(col(&|e| e.severity.map(|s| s.as_str().to_string())))
@@ -133,8 +164,18 @@ impl PostgresStorage {
             .bind(col(&|e| e.trace_id.clone()))
             .bind(col(&|e| e.correlation_id.clone()))
             .bind(col(&|e| e.parent_event_id.clone()))
-            .bind(unique.iter().map(|e| e.tags_json.clone()).collect::<Vec<_>>())
-            .bind(unique.iter().map(|e| e.payload_json.clone()).collect::<Vec<_>>())
+            .bind(
+                unique
+                    .iter()
+                    .map(|e| e.tags_json.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                unique
+                    .iter()
+                    .map(|e| e.payload_json.clone())
+                    .collect::<Vec<_>>(),
+            )
             .fetch_all(&mut *conn)
             .await?;
         if rows.len() == unique.len() {
@@ -144,7 +185,12 @@ impl PostgresStorage {
             .iter()
             .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?)))
             .collect::<Result<_, sqlx::Error>>()?;
-        Ok(unique.iter().enumerate().filter(|(_, e)| new.contains(&(e.event_id.clone(), e.ts_ms))).map(|(i, _)| i).collect())
+        Ok(unique
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| new.contains(&(e.event_id.clone(), e.ts_ms)))
+            .map(|(i, _)| i)
+            .collect())
     }
 
     async fn merge_rollups(
@@ -170,7 +216,8 @@ impl PostgresStorage {
         let mut merged = changes;
         for row in rows {
             let code: i16 = row.try_get(0)?;
-            let res = Resolution::from_code(code).ok_or_else(|| StorageError::Corrupt(format!("rollup resolution {code}")))?;
+            let res = Resolution::from_code(code)
+                .ok_or_else(|| StorageError::Corrupt(format!("rollup resolution {code}")))?;
             let bucket: i64 = row.try_get(1)?;
             let mut dims: [String; 7] = Default::default();
             for (i, d) in dims.iter_mut().enumerate() {
@@ -198,7 +245,9 @@ impl Storage for PostgresStorage {
     }
 
     async fn migrate(&self) -> Result<()> {
-        sqlx::migrate!("../../migrations/postgres").run(&self.pool).await?;
+        sqlx::migrate!("../../migrations/postgres")
+            .run(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -214,13 +263,22 @@ impl Storage for PostgresStorage {
     async fn prepare_partitions(&self, now_ms: i64) -> Result<()> {
         let today = hub_core::time::floor_to(now_ms, DAY_MS);
         // Forget what we knew, so a partition someone dropped is made again.
-        self.partitions.lock().unwrap_or_else(|p| p.into_inner()).clear();
-        self.ensure_partitions((-8..=2).map(|d| today + d * DAY_MS)).await;
+        self.partitions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.ensure_partitions((-8..=2).map(|d| today + d * DAY_MS))
+            .await;
         Ok(())
     }
 
     async fn get_meta(&self, key: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT value FROM hub_meta WHERE key = $1").bind(key).fetch_optional(&self.pool).await?)
+        Ok(
+            sqlx::query_scalar("SELECT value FROM hub_meta WHERE key = $1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
@@ -233,26 +291,48 @@ impl Storage for PostgresStorage {
     }
 
     async fn create_tenant(&self, name: &str, now_ms: i64) -> Result<Tenant> {
-        let id: i64 = sqlx::query_scalar("INSERT INTO tenants (name, created_at) VALUES ($1, $2) RETURNING id")
-            .bind(name)
-            .bind(now_ms)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| if is_unique_violation(&e) { StorageError::Conflict(format!("tenant '{name}'")) } else { e.into() })?;
-        Ok(Tenant { id: TenantId::from_verified(id), name: name.to_string(), created_at_ms: now_ms })
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO tenants (name, created_at) VALUES ($1, $2) RETURNING id",
+        )
+        .bind(name)
+        .bind(now_ms)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StorageError::Conflict(format!("tenant '{name}'"))
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(Tenant {
+            id: TenantId::from_verified(id),
+            name: name.to_string(),
+            created_at_ms: now_ms,
+        })
     }
 
     async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>> {
-        let row = sqlx::query("SELECT id, name, created_at FROM tenants WHERE name = $1").bind(name).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT id, name, created_at FROM tenants WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|r| tenant_from(&r)).transpose()
     }
 
     async fn list_tenants(&self) -> Result<Vec<Tenant>> {
-        let rows = sqlx::query("SELECT id, name, created_at FROM tenants ORDER BY name").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT id, name, created_at FROM tenants ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(tenant_from).collect()
     }
 
-    async fn create_api_key(&self, tenant: TenantId, key: &NewApiKey, now_ms: i64) -> Result<ApiKeyRecord> {
+    async fn create_api_key(
+        &self,
+        tenant: TenantId,
+        key: &NewApiKey,
+        now_ms: i64,
+    ) -> Result<ApiKeyRecord> {
         let row = sqlx::query(
             "INSERT INTO api_keys (tenant_id, name, prefix, secret_hash, scopes, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, tenant_id, name, prefix, secret_hash, scopes, \
@@ -303,9 +383,16 @@ impl Storage for PostgresStorage {
         Ok(())
     }
 
-    async fn write_batches(&self, batches: &[TenantBatch], received_at_ms: i64) -> Result<Vec<WriteOutcome>> {
-        let days: Vec<i64> =
-            batches.iter().flat_map(|b| &b.events).map(|e| hub_core::time::floor_to(e.ts_ms, DAY_MS)).collect();
+    async fn write_batches(
+        &self,
+        batches: &[TenantBatch],
+        received_at_ms: i64,
+    ) -> Result<Vec<WriteOutcome>> {
+        let days: Vec<i64> = batches
+            .iter()
+            .flat_map(|b| &b.events)
+            .map(|e| hub_core::time::floor_to(e.ts_ms, DAY_MS))
+            .collect();
         self.ensure_partitions(days).await;
         let mut tx = self.pool.begin().await?;
         // Lock tenants in id order so that two replicas writing overlapping tenants cannot deadlock.
@@ -313,15 +400,25 @@ impl Storage for PostgresStorage {
         tenants.sort();
         tenants.dedup();
         for t in &tenants {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(ROLLUP_LOCK_BASE + t.get()).execute(&mut *tx).await?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(ROLLUP_LOCK_BASE + t.get())
+                .execute(&mut *tx)
+                .await?;
         }
         let mut outcomes = Vec::with_capacity(batches.len());
         let mut changes: HashMap<TenantId, Vec<&EventRecord>> = HashMap::new();
         for batch in batches {
             let (unique, _) = dedupe_in_batch(&batch.events);
-            let inserted = Self::insert_events(&mut tx, batch.tenant, received_at_ms, &unique).await?;
-            outcomes.push(WriteOutcome { inserted: inserted.len(), duplicates: batch.events.len() - inserted.len() });
-            changes.entry(batch.tenant).or_default().extend(inserted.into_iter().map(|i| unique[i]));
+            let inserted =
+                Self::insert_events(&mut tx, batch.tenant, received_at_ms, &unique).await?;
+            outcomes.push(WriteOutcome {
+                inserted: inserted.len(),
+                duplicates: batch.events.len() - inserted.len(),
+            });
+            changes
+                .entry(batch.tenant)
+                .or_default()
+                .extend(inserted.into_iter().map(|i| unique[i]));
         }
         for (tenant, events) in changes {
             if !events.is_empty() {
@@ -341,7 +438,10 @@ impl Storage for PostgresStorage {
     ) -> Result<EventPage> {
         let buf = sql::list_events(Placeholders::Dollar, tenant, filter, after, limit + 1);
         let rows = into_query::<Postgres>(buf).fetch_all(&self.pool).await?;
-        page(rows.iter().map(decode::event).collect::<Result<Vec<_>>>()?, limit)
+        page(
+            rows.iter().map(decode::event).collect::<Result<Vec<_>>>()?,
+            limit,
+        )
     }
 
     async fn get_event(&self, tenant: TenantId, event_id: &str) -> Result<Option<StoredEvent>> {
@@ -360,23 +460,47 @@ impl Storage for PostgresStorage {
     }
 
     async fn count_events(&self, tenant: TenantId) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE tenant_id = $1").bind(tenant.get()).fetch_one(&self.pool).await?)
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE tenant_id = $1")
+                .bind(tenant.get())
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
-    async fn scan_rollups(&self, tenant: TenantId, res: Resolution, scan: &Scan<'_>) -> Result<Vec<ScanRow>> {
+    async fn scan_rollups(
+        &self,
+        tenant: TenantId,
+        res: Resolution,
+        scan: &Scan<'_>,
+    ) -> Result<Vec<ScanRow>> {
         let buf = sql::rollup_scan(Placeholders::Dollar, tenant, res, scan);
         let rows = into_query::<Postgres>(buf).fetch_all(&self.pool).await?;
-        rows.iter().map(|r| decode::rollup_row(r, scan.group_by.len(), scan.by_bucket, scan.with_sketch)).collect()
+        rows.iter()
+            .map(|r| decode::rollup_row(r, scan.group_by.len(), scan.by_bucket, scan.with_sketch))
+            .collect()
     }
 
-    async fn scan_raw(&self, tenant: TenantId, scan: &Scan<'_>, bucket_step_ms: i64) -> Result<Vec<ScanRow>> {
+    async fn scan_raw(
+        &self,
+        tenant: TenantId,
+        scan: &Scan<'_>,
+        bucket_step_ms: i64,
+    ) -> Result<Vec<ScanRow>> {
         let buf = sql::raw_scan(Placeholders::Dollar, tenant, scan);
         let rows = into_query::<Postgres>(buf).fetch_all(&self.pool).await?;
-        let raw = rows.iter().map(|r| decode::raw_row(r, scan.group_by.len())).collect::<Result<Vec<_>>>()?;
+        let raw = rows
+            .iter()
+            .map(|r| decode::raw_row(r, scan.group_by.len()))
+            .collect::<Result<Vec<_>>>()?;
         Ok(decode::fold_raw(raw, scan.by_bucket, bucket_step_ms))
     }
 
-    async fn enforce_retention(&self, policy: &RetentionPolicy, now_ms: i64) -> Result<RetentionReport> {
+    async fn enforce_retention(
+        &self,
+        policy: &RetentionPolicy,
+        now_ms: i64,
+    ) -> Result<RetentionReport> {
         let mut report = RetentionReport::default();
         if let Some(keep) = policy.raw_ms {
             let cutoff = now_ms - keep;
@@ -387,32 +511,43 @@ impl Storage for PostgresStorage {
             .fetch_all(&self.pool)
             .await?;
             for name in names {
-                let Some(day) = Self::day_of_partition(&name) else { continue };
+                let Some(day) = Self::day_of_partition(&name) else {
+                    continue;
+                };
                 if day + DAY_MS <= cutoff {
                     // The name matched events_pYYYYMMDD, so it is safe to splice in.
-                    sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {name}"))).execute(&self.pool).await?;
-                    self.partitions.lock().unwrap_or_else(|p| p.into_inner()).remove(&day);
+                    sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {name}")))
+                        .execute(&self.pool)
+                        .await?;
+                    self.partitions
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&day);
                     report.partitions_dropped += 1;
                 }
             }
             // What is left: the partially expired day and the default partition.
-            let tenants: Vec<i64> = sqlx::query_scalar("SELECT id FROM tenants").fetch_all(&self.pool).await?;
+            let tenants: Vec<i64> = sqlx::query_scalar("SELECT id FROM tenants")
+                .fetch_all(&self.pool)
+                .await?;
             for tenant in tenants {
-                report.events_deleted += sqlx::query("DELETE FROM events WHERE tenant_id = $1 AND ts < $2")
-                    .bind(tenant)
-                    .bind(cutoff)
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected();
+                report.events_deleted +=
+                    sqlx::query("DELETE FROM events WHERE tenant_id = $1 AND ts < $2")
+                        .bind(tenant)
+                        .bind(cutoff)
+                        .execute(&self.pool)
+                        .await?
+                        .rows_affected();
             }
         }
         for (res, keep) in rollup_retention(policy) {
-            report.rollups_deleted += sqlx::query("DELETE FROM rollups WHERE res = $1 AND bucket < $2")
-                .bind(res.code())
-                .bind(now_ms - keep)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
+            report.rollups_deleted +=
+                sqlx::query("DELETE FROM rollups WHERE res = $1 AND bucket < $2")
+                    .bind(res.code())
+                    .bind(now_ms - keep)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
         }
         Ok(report)
     }

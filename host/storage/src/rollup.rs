@@ -22,23 +22,39 @@ pub(crate) struct RollupKey {
 }
 
 /// The changes one write makes to the rollups of one tenant.
-pub(crate) fn deltas<'a>(events: impl Iterator<Item = &'a EventRecord>) -> HashMap<RollupKey, Aggregate> {
+pub(crate) fn deltas<'a>(
+    events: impl Iterator<Item = &'a EventRecord>,
+) -> HashMap<RollupKey, Aggregate> {
     // Aggregate per minute first (one hash lookup per event), then fold minutes into hours and
     // days, which touches only as many entries as there are distinct minute keys.
     let mut minutes: HashMap<(i64, [&str; 7]), Aggregate> = HashMap::new();
     for e in events {
         let dims = Dimension::ALL.map(|d| e.dimension(d).unwrap_or(""));
-        minutes.entry((Resolution::Minute.bucket(e.ts_ms), dims)).or_default().add_event(e);
+        minutes
+            .entry((Resolution::Minute.bucket(e.ts_ms), dims))
+            .or_default()
+            .add_event(e);
     }
     let mut out: HashMap<RollupKey, Aggregate> = HashMap::with_capacity(minutes.len() * 3);
     for ((minute, dims), agg) in minutes {
         let owned: DimValues = dims.map(str::to_string);
         for res in [Resolution::Hour, Resolution::Day] {
-            out.entry(RollupKey { res, bucket: res.bucket(minute), dims: owned.clone() })
-                .or_default()
-                .merge(&agg);
+            out.entry(RollupKey {
+                res,
+                bucket: res.bucket(minute),
+                dims: owned.clone(),
+            })
+            .or_default()
+            .merge(&agg);
         }
-        out.insert(RollupKey { res: Resolution::Minute, bucket: minute, dims: owned }, agg);
+        out.insert(
+            RollupKey {
+                res: Resolution::Minute,
+                bucket: minute,
+                dims: owned,
+            },
+            agg,
+        );
     }
     out
 }
@@ -55,7 +71,9 @@ pub(crate) fn upsert_statements(
     rows.chunks(UPSERT_CHUNK)
         .map(|chunk| {
             let mut buf = SqlBuf::new(style);
-            buf.push("INSERT INTO rollups (").push(ROLLUP_COLUMNS).push(") VALUES ");
+            buf.push("INSERT INTO rollups (")
+                .push(ROLLUP_COLUMNS)
+                .push(") VALUES ");
             for (i, (key, agg)) in chunk.iter().enumerate() {
                 buf.push(if i == 0 { "(" } else { ", (" });
                 buf.bind(Bind::I64(tenant.get())).push(", ");
@@ -109,7 +127,12 @@ pub struct Piece {
 /// day rollup, then whole hours at both ends, then whole minutes, and raw events for what is left.
 pub fn plan(from_ms: i64, to_ms: i64) -> Vec<Piece> {
     let mut pieces = Vec::new();
-    plan_into(from_ms, to_ms, &[Resolution::Day, Resolution::Hour, Resolution::Minute], &mut pieces);
+    plan_into(
+        from_ms,
+        to_ms,
+        &[Resolution::Day, Resolution::Hour, Resolution::Minute],
+        &mut pieces,
+    );
     pieces
 }
 
@@ -118,13 +141,21 @@ fn plan_into(from: i64, to: i64, levels: &[Resolution], out: &mut Vec<Piece>) {
         return;
     }
     let Some((&res, finer)) = levels.split_first() else {
-        out.push(Piece { source: Source::Raw, from_ms: from, to_ms: to });
+        out.push(Piece {
+            source: Source::Raw,
+            from_ms: from,
+            to_ms: to,
+        });
         return;
     };
     let (a, b) = (ceil_to(from, res.millis()), floor_to(to, res.millis()));
     if a < b {
         plan_into(from, a, finer, out);
-        out.push(Piece { source: Source::Rollup(res), from_ms: a, to_ms: b });
+        out.push(Piece {
+            source: Source::Rollup(res),
+            from_ms: a,
+            to_ms: b,
+        });
         plan_into(b, to, finer, out);
     } else {
         plan_into(from, to, finer, out);
@@ -133,7 +164,10 @@ fn plan_into(from: i64, to: i64, levels: &[Resolution], out: &mut Vec<Piece>) {
 
 /// The coarsest resolution whose buckets tile a time-series step exactly.
 pub fn resolution_for_step(step_ms: i64) -> Option<Resolution> {
-    Resolution::ALL.into_iter().rev().find(|r| step_ms >= r.millis() && step_ms % r.millis() == 0)
+    Resolution::ALL
+        .into_iter()
+        .rev()
+        .find(|r| step_ms >= r.millis() && step_ms % r.millis() == 0)
 }
 
 #[cfg(test)]
@@ -165,7 +199,14 @@ mod tests {
         for w in p.windows(2) {
             assert_eq!(w[0].to_ms, w[1].from_ms);
         }
-        assert_eq!(plan(DAY_MS, 2 * DAY_MS), vec![Piece { source: Source::Rollup(Resolution::Day), from_ms: DAY_MS, to_ms: 2 * DAY_MS }]);
+        assert_eq!(
+            plan(DAY_MS, 2 * DAY_MS),
+            vec![Piece {
+                source: Source::Rollup(Resolution::Day),
+                from_ms: DAY_MS,
+                to_ms: 2 * DAY_MS
+            }]
+        );
         assert_eq!(plan(5, 5), vec![]);
     }
 

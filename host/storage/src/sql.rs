@@ -38,7 +38,11 @@ pub(crate) struct SqlBuf {
 
 impl SqlBuf {
     pub fn new(style: Placeholders) -> Self {
-        Self { sql: String::with_capacity(256), binds: Vec::new(), style }
+        Self {
+            sql: String::with_capacity(256),
+            binds: Vec::new(),
+            style,
+        }
     }
 
     pub fn push(&mut self, s: &str) -> &mut Self {
@@ -79,8 +83,11 @@ pub(crate) const ROLLUP_UPSERT_TAIL: &str = " ON CONFLICT (tenant_id, res, bucke
 /// alternatives). A filter names a value, so rows where the dimension is unset never match.
 fn push_dim_filters(buf: &mut SqlBuf, filters: &[(Dimension, String)]) {
     for dim in Dimension::ALL {
-        let values: Vec<&String> =
-            filters.iter().filter(|(d, _)| *d == dim).map(|(_, v)| v).collect();
+        let values: Vec<&String> = filters
+            .iter()
+            .filter(|(d, _)| *d == dim)
+            .map(|(_, v)| v)
+            .collect();
         if values.is_empty() {
             continue;
         }
@@ -124,7 +131,8 @@ pub(crate) fn rollup_scan(
              CAST(SUM(latency_sum) AS DOUBLE PRECISION)",
         );
     }
-    buf.push(" FROM rollups WHERE tenant_id = ").bind(Bind::I64(tenant.get()));
+    buf.push(" FROM rollups WHERE tenant_id = ")
+        .bind(Bind::I64(tenant.get()));
     buf.push(" AND res = ").bind(Bind::I16(res.code()));
     buf.push(" AND bucket >= ").bind(Bind::I64(scan.from_ms));
     buf.push(" AND bucket < ").bind(Bind::I64(scan.to_ms));
@@ -167,7 +175,9 @@ pub(crate) fn list_events(
     limit: usize,
 ) -> SqlBuf {
     let mut buf = SqlBuf::new(style);
-    buf.push("SELECT ").push(EVENT_COLUMNS).push(" FROM events WHERE tenant_id = ");
+    buf.push("SELECT ")
+        .push(EVENT_COLUMNS)
+        .push(" FROM events WHERE tenant_id = ");
     buf.bind(Bind::I64(tenant.get()));
     if let Some(from) = filter.from_ms {
         buf.push(" AND ts >= ").bind(Bind::I64(from));
@@ -177,15 +187,20 @@ pub(crate) fn list_events(
     }
     push_dim_filters(&mut buf, &filter.dims);
     for (field, value) in &filter.fields {
-        buf.push(" AND ").push(field.name()).push(" = ").bind(Bind::Text(value.clone()));
+        buf.push(" AND ")
+            .push(field.name())
+            .push(" = ")
+            .bind(Bind::Text(value.clone()));
     }
     if let Some(c) = after {
         buf.push(" AND (ts < ").bind(Bind::I64(c.ts_ms));
         buf.push(" OR (ts = ").bind(Bind::I64(c.ts_ms));
-        buf.push(" AND event_id < ").bind(Bind::Text(c.event_id.clone()));
+        buf.push(" AND event_id < ")
+            .bind(Bind::Text(c.event_id.clone()));
         buf.push("))");
     }
-    buf.push(" ORDER BY ts DESC, event_id DESC LIMIT ").bind(Bind::I64(limit as i64));
+    buf.push(" ORDER BY ts DESC, event_id DESC LIMIT ")
+        .bind(Bind::I64(limit as i64));
     buf
 }
 
@@ -200,10 +215,15 @@ pub(crate) fn insert_events_values(
 ) -> SqlBuf {
     let mut buf = SqlBuf::new(Placeholders::Question);
     buf.binds.reserve(events.len() * EVENT_COLUMN_COUNT);
-    buf.push("INSERT INTO events (").push(EVENT_COLUMNS).push(") VALUES ");
+    buf.push("INSERT INTO events (")
+        .push(EVENT_COLUMNS)
+        .push(") VALUES ");
     for (i, e) in events.iter().enumerate() {
         buf.push(if i == 0 { "(" } else { ", (" });
-        for (j, b) in event_binds(tenant, received_at_ms, e).into_iter().enumerate() {
+        for (j, b) in event_binds(tenant, received_at_ms, e)
+            .into_iter()
+            .enumerate()
+        {
             if j > 0 {
                 buf.push(", ");
             }
@@ -215,7 +235,11 @@ pub(crate) fn insert_events_values(
     buf
 }
 
-fn event_binds(tenant: TenantId, received_at_ms: i64, e: &hub_core::EventRecord) -> [Bind; EVENT_COLUMN_COUNT] {
+fn event_binds(
+    tenant: TenantId,
+    received_at_ms: i64,
+    e: &hub_core::EventRecord,
+) -> [Bind; EVENT_COLUMN_COUNT] {
     let t = |v: &Option<String>| Bind::OptText(v.clone());
     [
         Bind::I64(tenant.get()),
@@ -249,7 +273,9 @@ fn event_binds(tenant: TenantId, received_at_ms: i64, e: &hub_core::EventRecord)
 }
 
 /// Turns a finished statement into a sqlx query for either backend.
-pub(crate) fn into_query<DB>(buf: SqlBuf) -> sqlx::query::Query<'static, DB, <DB as sqlx::Database>::Arguments>
+pub(crate) fn into_query<DB>(
+    buf: SqlBuf,
+) -> sqlx::query::Query<'static, DB, <DB as sqlx::Database>::Arguments>
 where
     DB: sqlx::Database,
     for<'t> i16: sqlx::Encode<'t, DB> + sqlx::Type<DB>,

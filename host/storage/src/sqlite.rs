@@ -10,7 +10,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use hub_core::time::Resolution;
 use hub_core::{ApiKeyScope, EventRecord, TenantId};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
 use sqlx::{Row, Sqlite};
 
 use crate::model::*;
@@ -40,7 +43,10 @@ impl SqliteStorage {
             .foreign_keys(true)
             .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory");
-        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(connect.clone()).await?;
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(connect.clone())
+            .await?;
         let readers = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .connect_with(connect.read_only(false))
@@ -58,9 +64,10 @@ impl SqliteStorage {
         let mut inserted = Vec::with_capacity(unique.len());
         for (c, chunk) in unique.chunks(EVENT_INSERT_CHUNK).enumerate() {
             let base = c * EVENT_INSERT_CHUNK;
-            let rows = into_query::<Sqlite>(sql::insert_events_values(tenant, received_at_ms, chunk))
-                .fetch_all(&mut *conn)
-                .await?;
+            let rows =
+                into_query::<Sqlite>(sql::insert_events_values(tenant, received_at_ms, chunk))
+                    .fetch_all(&mut *conn)
+                    .await?;
             if rows.len() == chunk.len() {
                 inserted.extend(base..base + chunk.len());
                 continue;
@@ -145,7 +152,11 @@ where
 }
 
 pub(crate) fn scopes_text(scopes: &[ApiKeyScope]) -> String {
-    scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")
+    scopes
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -159,7 +170,9 @@ impl Storage for SqliteStorage {
     }
 
     async fn migrate(&self) -> Result<()> {
-        sqlx::migrate!("../../migrations/sqlite").run(&self.writer).await?;
+        sqlx::migrate!("../../migrations/sqlite")
+            .run(&self.writer)
+            .await?;
         Ok(())
     }
 
@@ -169,7 +182,10 @@ impl Storage for SqliteStorage {
     }
 
     async fn close(&self) {
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.writer).await {
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.writer)
+            .await
+        {
             tracing::warn!(error = %e, "WAL checkpoint at shutdown failed");
         }
         self.readers.close().await;
@@ -181,7 +197,12 @@ impl Storage for SqliteStorage {
     }
 
     async fn get_meta(&self, key: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT value FROM hub_meta WHERE key = ?").bind(key).fetch_optional(&self.readers).await?)
+        Ok(
+            sqlx::query_scalar("SELECT value FROM hub_meta WHERE key = ?")
+                .bind(key)
+                .fetch_optional(&self.readers)
+                .await?,
+        )
     }
 
     async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
@@ -194,13 +215,24 @@ impl Storage for SqliteStorage {
     }
 
     async fn create_tenant(&self, name: &str, now_ms: i64) -> Result<Tenant> {
-        let id: i64 = sqlx::query_scalar("INSERT INTO tenants (name, created_at) VALUES (?, ?) RETURNING id")
-            .bind(name)
-            .bind(now_ms)
-            .fetch_one(&self.writer)
-            .await
-            .map_err(|e| if is_unique_violation(&e) { StorageError::Conflict(format!("tenant '{name}'")) } else { e.into() })?;
-        Ok(Tenant { id: TenantId::from_verified(id), name: name.to_string(), created_at_ms: now_ms })
+        let id: i64 =
+            sqlx::query_scalar("INSERT INTO tenants (name, created_at) VALUES (?, ?) RETURNING id")
+                .bind(name)
+                .bind(now_ms)
+                .fetch_one(&self.writer)
+                .await
+                .map_err(|e| {
+                    if is_unique_violation(&e) {
+                        StorageError::Conflict(format!("tenant '{name}'"))
+                    } else {
+                        e.into()
+                    }
+                })?;
+        Ok(Tenant {
+            id: TenantId::from_verified(id),
+            name: name.to_string(),
+            created_at_ms: now_ms,
+        })
     }
 
     async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>> {
@@ -212,11 +244,18 @@ impl Storage for SqliteStorage {
     }
 
     async fn list_tenants(&self) -> Result<Vec<Tenant>> {
-        let rows = sqlx::query("SELECT id, name, created_at FROM tenants ORDER BY name").fetch_all(&self.readers).await?;
+        let rows = sqlx::query("SELECT id, name, created_at FROM tenants ORDER BY name")
+            .fetch_all(&self.readers)
+            .await?;
         rows.iter().map(tenant_from).collect()
     }
 
-    async fn create_api_key(&self, tenant: TenantId, key: &NewApiKey, now_ms: i64) -> Result<ApiKeyRecord> {
+    async fn create_api_key(
+        &self,
+        tenant: TenantId,
+        key: &NewApiKey,
+        now_ms: i64,
+    ) -> Result<ApiKeyRecord> {
         let row = sqlx::query(
             "INSERT INTO api_keys (tenant_id, name, prefix, secret_hash, scopes, created_at, expires_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id, tenant_id, name, prefix, secret_hash, scopes, \
@@ -267,15 +306,26 @@ impl Storage for SqliteStorage {
         Ok(())
     }
 
-    async fn write_batches(&self, batches: &[TenantBatch], received_at_ms: i64) -> Result<Vec<WriteOutcome>> {
+    async fn write_batches(
+        &self,
+        batches: &[TenantBatch],
+        received_at_ms: i64,
+    ) -> Result<Vec<WriteOutcome>> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let mut outcomes = Vec::with_capacity(batches.len());
         let mut changes: HashMap<TenantId, Vec<&EventRecord>> = HashMap::new();
         for batch in batches {
             let (unique, _) = dedupe_in_batch(&batch.events);
-            let inserted = Self::insert_events(&mut tx, batch.tenant, received_at_ms, &unique).await?;
-            outcomes.push(WriteOutcome { inserted: inserted.len(), duplicates: batch.events.len() - inserted.len() });
-            changes.entry(batch.tenant).or_default().extend(inserted.into_iter().map(|i| unique[i]));
+            let inserted =
+                Self::insert_events(&mut tx, batch.tenant, received_at_ms, &unique).await?;
+            outcomes.push(WriteOutcome {
+                inserted: inserted.len(),
+                duplicates: batch.events.len() - inserted.len(),
+            });
+            changes
+                .entry(batch.tenant)
+                .or_default()
+                .extend(inserted.into_iter().map(|i| unique[i]));
         }
         for (tenant, events) in changes {
             Self::merge_rollups(&mut tx, tenant, deltas(events.into_iter())).await?;
@@ -293,7 +343,10 @@ impl Storage for SqliteStorage {
     ) -> Result<EventPage> {
         let buf = sql::list_events(Placeholders::Question, tenant, filter, after, limit + 1);
         let rows = into_query::<Sqlite>(buf).fetch_all(&self.readers).await?;
-        page(rows.iter().map(decode::event).collect::<Result<Vec<_>>>()?, limit)
+        page(
+            rows.iter().map(decode::event).collect::<Result<Vec<_>>>()?,
+            limit,
+        )
     }
 
     async fn get_event(&self, tenant: TenantId, event_id: &str) -> Result<Option<StoredEvent>> {
@@ -312,25 +365,51 @@ impl Storage for SqliteStorage {
     }
 
     async fn count_events(&self, tenant: TenantId) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE tenant_id = ?").bind(tenant.get()).fetch_one(&self.readers).await?)
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE tenant_id = ?")
+                .bind(tenant.get())
+                .fetch_one(&self.readers)
+                .await?,
+        )
     }
 
-    async fn scan_rollups(&self, tenant: TenantId, res: Resolution, scan: &Scan<'_>) -> Result<Vec<ScanRow>> {
+    async fn scan_rollups(
+        &self,
+        tenant: TenantId,
+        res: Resolution,
+        scan: &Scan<'_>,
+    ) -> Result<Vec<ScanRow>> {
         let buf = sql::rollup_scan(Placeholders::Question, tenant, res, scan);
         let rows = into_query::<Sqlite>(buf).fetch_all(&self.readers).await?;
-        rows.iter().map(|r| decode::rollup_row(r, scan.group_by.len(), scan.by_bucket, scan.with_sketch)).collect()
+        rows.iter()
+            .map(|r| decode::rollup_row(r, scan.group_by.len(), scan.by_bucket, scan.with_sketch))
+            .collect()
     }
 
-    async fn scan_raw(&self, tenant: TenantId, scan: &Scan<'_>, bucket_step_ms: i64) -> Result<Vec<ScanRow>> {
+    async fn scan_raw(
+        &self,
+        tenant: TenantId,
+        scan: &Scan<'_>,
+        bucket_step_ms: i64,
+    ) -> Result<Vec<ScanRow>> {
         let buf = sql::raw_scan(Placeholders::Question, tenant, scan);
         let rows = into_query::<Sqlite>(buf).fetch_all(&self.readers).await?;
-        let raw = rows.iter().map(|r| decode::raw_row(r, scan.group_by.len())).collect::<Result<Vec<_>>>()?;
+        let raw = rows
+            .iter()
+            .map(|r| decode::raw_row(r, scan.group_by.len()))
+            .collect::<Result<Vec<_>>>()?;
         Ok(decode::fold_raw(raw, scan.by_bucket, bucket_step_ms))
     }
 
-    async fn enforce_retention(&self, policy: &RetentionPolicy, now_ms: i64) -> Result<RetentionReport> {
+    async fn enforce_retention(
+        &self,
+        policy: &RetentionPolicy,
+        now_ms: i64,
+    ) -> Result<RetentionReport> {
         let mut report = RetentionReport::default();
-        let tenants: Vec<i64> = sqlx::query_scalar("SELECT id FROM tenants").fetch_all(&self.readers).await?;
+        let tenants: Vec<i64> = sqlx::query_scalar("SELECT id FROM tenants")
+            .fetch_all(&self.readers)
+            .await?;
         for tenant in tenants {
             if let Some(keep) = policy.raw_ms {
                 // Small transactions, so that ingest never waits long for the write lock.
@@ -350,13 +429,15 @@ impl Storage for SqliteStorage {
                 }
             }
             for (res, keep) in rollup_retention(policy) {
-                report.rollups_deleted += sqlx::query("DELETE FROM rollups WHERE tenant_id = ? AND res = ? AND bucket < ?")
-                    .bind(tenant)
-                    .bind(res.code())
-                    .bind(now_ms - keep)
-                    .execute(&self.writer)
-                    .await?
-                    .rows_affected();
+                report.rollups_deleted += sqlx::query(
+                    "DELETE FROM rollups WHERE tenant_id = ? AND res = ? AND bucket < ?",
+                )
+                .bind(tenant)
+                .bind(res.code())
+                .bind(now_ms - keep)
+                .execute(&self.writer)
+                .await?
+                .rows_affected();
             }
         }
         Ok(report)
@@ -378,14 +459,21 @@ pub(crate) fn tenant_from<R: decode::HubRow>(row: &R) -> Result<Tenant>
 where
     usize: sqlx::ColumnIndex<R>,
 {
-    Ok(Tenant { id: TenantId::from_verified(row.int(0)?), name: row.text(1)?, created_at_ms: row.int(2)? })
+    Ok(Tenant {
+        id: TenantId::from_verified(row.int(0)?),
+        name: row.text(1)?,
+        created_at_ms: row.int(2)?,
+    })
 }
 
 /// Cuts a `limit + 1` result to `limit` and sets the cursor when there was more.
 pub(crate) fn page(mut events: Vec<StoredEvent>, limit: usize) -> Result<EventPage> {
     let next = if events.len() > limit {
         events.truncate(limit);
-        events.last().map(|e| EventCursor { ts_ms: e.record.ts_ms, event_id: e.record.event_id.clone() })
+        events.last().map(|e| EventCursor {
+            ts_ms: e.record.ts_ms,
+            event_id: e.record.event_id.clone(),
+        })
     } else {
         None
     };

@@ -5,7 +5,10 @@ use std::sync::Arc;
 use hub_core::time::{DAY_MS, HOUR_MS, MINUTE_MS};
 use hub_core::{ApiKeyScope, Dimension, EventRecord, Metric, Status, TenantId};
 use hub_storage::analytics::{SummaryQuery, TimeseriesQuery, summary, timeseries};
-use hub_storage::{Aggregate, EventField, EventFilter, NewApiKey, RetentionPolicy, Storage, StorageError, TenantBatch};
+use hub_storage::{
+    Aggregate, EventField, EventFilter, NewApiKey, RetentionPolicy, Storage, StorageError,
+    TenantBatch,
+};
 
 /// A fixed "now": 2026-11-25T12:00:00Z.
 const NOW: i64 = 1_795_608_000_000;
@@ -48,7 +51,9 @@ on_both!(
 fn events(n: usize, seed: u64, span_ms: i64) -> Vec<EventRecord> {
     let mut state = seed;
     let mut next = move || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         state >> 33
     };
     let models = ["gpt-4o", "claude-sonnet-4", "gemini-2.5-pro"];
@@ -64,14 +69,36 @@ fn events(n: usize, seed: u64, span_ms: i64) -> Vec<EventRecord> {
                 kind: "llm_call".into(),
                 source_module: None,
                 severity: None,
-                environment: Some(if next() % 2 == 0 { "production" } else { "staging" }.into()),
+                environment: Some(
+                    if next() % 2 == 0 {
+                        "production"
+                    } else {
+                        "staging"
+                    }
+                    .into(),
+                ),
                 app: Some(apps[(next() % 3) as usize].into()),
                 model: Some(model.into()),
-                provider: Some(if model.starts_with("gpt") { "openai" } else { "other" }.into()),
+                provider: Some(
+                    if model.starts_with("gpt") {
+                        "openai"
+                    } else {
+                        "other"
+                    }
+                    .into(),
+                ),
                 operation: Some("chat".into()),
                 input_tokens: Some((next() % 5000) as i64),
-                output_tokens: if i % 7 == 0 { None } else { Some((next() % 800) as i64) },
-                latency_ms: if i % 11 == 0 { None } else { Some(1.0 + (next() % 100_000) as f64 / 7.0) },
+                output_tokens: if i % 7 == 0 {
+                    None
+                } else {
+                    Some((next() % 800) as i64)
+                },
+                latency_ms: if i % 11 == 0 {
+                    None
+                } else {
+                    Some(1.0 + (next() % 100_000) as f64 / 7.0)
+                },
                 ttft_ms: None,
                 status: Some(if error { Status::Error } else { Status::Ok }),
                 error_type: error.then(|| "timeout".into()),
@@ -92,8 +119,15 @@ async fn tenant(store: &Arc<dyn Storage>, name: &str) -> TenantId {
     store.create_tenant(name, NOW).await.unwrap().id
 }
 
-async fn write(store: &Arc<dyn Storage>, tenant: TenantId, events: Vec<EventRecord>) -> hub_storage::WriteOutcome {
-    store.write_batches(&[TenantBatch { tenant, events }], NOW).await.unwrap()[0]
+async fn write(
+    store: &Arc<dyn Storage>,
+    tenant: TenantId,
+    events: Vec<EventRecord>,
+) -> hub_storage::WriteOutcome {
+    store
+        .write_batches(&[TenantBatch { tenant, events }], NOW)
+        .await
+        .unwrap()[0]
 }
 
 fn exact(events: &[EventRecord], keep: impl Fn(&EventRecord) -> bool) -> (Aggregate, Vec<f64>) {
@@ -109,24 +143,49 @@ fn exact(events: &[EventRecord], keep: impl Fn(&EventRecord) -> bool) -> (Aggreg
 
 fn assert_matches(got: &Aggregate, want: &Aggregate, lat: &[f64], what: &str) {
     assert_eq!(
-        (got.events, got.requests, got.errors, got.input_tokens, got.output_tokens, got.latency_count),
-        (want.events, want.requests, want.errors, want.input_tokens, want.output_tokens, want.latency_count),
+        (
+            got.events,
+            got.requests,
+            got.errors,
+            got.input_tokens,
+            got.output_tokens,
+            got.latency_count
+        ),
+        (
+            want.events,
+            want.requests,
+            want.errors,
+            want.input_tokens,
+            want.output_tokens,
+            want.latency_count
+        ),
         "{what}"
     );
-    assert!((got.cost_usd - want.cost_usd).abs() < 1e-6, "{what}: cost {} vs {}", got.cost_usd, want.cost_usd);
+    assert!(
+        (got.cost_usd - want.cost_usd).abs() < 1e-6,
+        "{what}: cost {} vs {}",
+        got.cost_usd,
+        want.cost_usd
+    );
     for q in [0.5, 0.95, 0.99] {
         if lat.is_empty() {
             break;
         }
         let truth = lat[(q * (lat.len() - 1) as f64).floor() as usize];
         let est = got.latency.quantile(q).unwrap();
-        assert!((est - truth).abs() / truth <= 0.01 + 1e-9, "{what}: p{q} {est} vs {truth}");
+        assert!(
+            (est - truth).abs() / truth <= 0.01 + 1e-9,
+            "{what}: p{q} {est} vs {truth}"
+        );
     }
 }
 
 async fn tenants_and_keys(store: Arc<dyn Storage>) {
     let t = tenant(&store, "acme").await;
-    assert!(matches!(store.create_tenant("acme", NOW).await, Err(StorageError::Conflict(_))));
+    assert!(matches!(
+        store.create_tenant("acme", NOW).await,
+        Err(StorageError::Conflict(_))
+    ));
     assert_eq!(store.tenant_by_name("acme").await.unwrap().unwrap().id, t);
     assert!(store.tenant_by_name("nope").await.unwrap().is_none());
     let key = NewApiKey {
@@ -137,8 +196,15 @@ async fn tenants_and_keys(store: Arc<dyn Storage>) {
         expires_at_ms: None,
     };
     let created = store.create_api_key(t, &key, NOW).await.unwrap();
-    assert!(matches!(store.create_api_key(t, &key, NOW).await, Err(StorageError::Conflict(_))));
-    let found = store.api_key_by_prefix("hub_abc123").await.unwrap().unwrap();
+    assert!(matches!(
+        store.create_api_key(t, &key, NOW).await,
+        Err(StorageError::Conflict(_))
+    ));
+    let found = store
+        .api_key_by_prefix("hub_abc123")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(found, created);
     assert_eq!(found.tenant, t);
     store.touch_api_key(t, found.id, NOW + 5).await.unwrap();
@@ -162,7 +228,12 @@ async fn writes_are_idempotent(store: Arc<dyn Storage>) {
     assert_eq!((second.inserted, second.duplicates), (50, 101));
     assert_eq!(store.count_events(t).await.unwrap(), 350);
     // Rollups counted each event once.
-    let q = SummaryQuery { from_ms: NOW - DAY_MS, to_ms: NOW, group_by: vec![], filters: vec![] };
+    let q = SummaryQuery {
+        from_ms: NOW - DAY_MS,
+        to_ms: NOW,
+        group_by: vec![],
+        filters: vec![],
+    };
     let groups = summary(store.as_ref(), t, &q).await.unwrap();
     assert_eq!(groups[0].agg.events, 350);
 }
@@ -176,20 +247,35 @@ async fn rollups_answer_like_raw_events(store: Arc<dyn Storage>) {
     // Aligned, unaligned, and sub-minute ranges all answer exactly.
     let ranges = [
         (NOW - 3 * DAY_MS, NOW),
-        (NOW - 2 * DAY_MS - 7 * HOUR_MS - 13 * MINUTE_MS - 4_321, NOW - 5 * HOUR_MS - 59_999),
+        (
+            NOW - 2 * DAY_MS - 7 * HOUR_MS - 13 * MINUTE_MS - 4_321,
+            NOW - 5 * HOUR_MS - 59_999,
+        ),
         (NOW - HOUR_MS - 30_000, NOW - HOUR_MS),
     ];
     for (from, to) in ranges {
-        let q = SummaryQuery { from_ms: from, to_ms: to, group_by: vec![Dimension::Model, Dimension::Status], filters: vec![] };
+        let q = SummaryQuery {
+            from_ms: from,
+            to_ms: to,
+            group_by: vec![Dimension::Model, Dimension::Status],
+            filters: vec![],
+        };
         let groups = summary(store.as_ref(), t, &q).await.unwrap();
         let in_range = |e: &EventRecord| e.ts_ms >= from && e.ts_ms < to;
         let total: i64 = groups.iter().map(|g| g.agg.events).sum();
         assert_eq!(total, all.iter().filter(|e| in_range(e)).count() as i64);
         for g in &groups {
             let (want, lat) = exact(&all, |e| {
-                in_range(e) && e.model == g.key[0] && e.status.map(|s| s.as_str().to_string()) == g.key[1]
+                in_range(e)
+                    && e.model == g.key[0]
+                    && e.status.map(|s| s.as_str().to_string()) == g.key[1]
             });
-            assert_matches(&g.agg, &want, &lat, &format!("{:?} in [{from}, {to})", g.key));
+            assert_matches(
+                &g.agg,
+                &want,
+                &lat,
+                &format!("{:?} in [{from}, {to})", g.key),
+            );
         }
     }
     // Filters.
@@ -197,13 +283,18 @@ async fn rollups_answer_like_raw_events(store: Arc<dyn Storage>) {
         from_ms: NOW - 3 * DAY_MS,
         to_ms: NOW,
         group_by: vec![Dimension::App],
-        filters: vec![(Dimension::Provider, "openai".into()), (Dimension::Environment, "production".into())],
+        filters: vec![
+            (Dimension::Provider, "openai".into()),
+            (Dimension::Environment, "production".into()),
+        ],
     };
     let groups = summary(store.as_ref(), t, &q).await.unwrap();
     assert_eq!(groups.len(), 3);
     for g in &groups {
         let (want, lat) = exact(&all, |e| {
-            e.provider.as_deref() == Some("openai") && e.environment.as_deref() == Some("production") && e.app == g.key[0]
+            e.provider.as_deref() == Some("openai")
+                && e.environment.as_deref() == Some("production")
+                && e.app == g.key[0]
         });
         assert_matches(&g.agg, &want, &lat, "filtered");
     }
@@ -213,7 +304,11 @@ async fn timeseries_match_raw_events(store: Arc<dyn Storage>) {
     let t = tenant(&store, "acme").await;
     let all = events(3000, 4, 6 * HOUR_MS);
     write(&store, t, all.clone()).await;
-    for (step, metric) in [(MINUTE_MS, Metric::Requests), (5 * MINUTE_MS, Metric::InputTokens), (HOUR_MS, Metric::LatencyP95)] {
+    for (step, metric) in [
+        (MINUTE_MS, Metric::Requests),
+        (5 * MINUTE_MS, Metric::InputTokens),
+        (HOUR_MS, Metric::LatencyP95),
+    ] {
         let q = TimeseriesQuery {
             from_ms: NOW - 6 * HOUR_MS - 1,
             to_ms: NOW,
@@ -228,7 +323,9 @@ async fn timeseries_match_raw_events(store: Arc<dyn Storage>) {
             let (from, to) = hub_storage::analytics::aligned_range(&q);
             assert_eq!(s.points.len() as i64, (to - from) / step);
             for &(ts, value) in &s.points {
-                let (want, _) = exact(&all, |e| e.ts_ms >= ts && e.ts_ms < ts + step && e.provider == s.key[0]);
+                let (want, _) = exact(&all, |e| {
+                    e.ts_ms >= ts && e.ts_ms < ts + step && e.provider == s.key[0]
+                });
                 let want_value = want.metric(metric);
                 match (value, want_value) {
                     (Some(v), Some(w)) if metric.quantile().is_some() => {
@@ -248,8 +345,15 @@ async fn event_listing_pages_and_filters(store: Arc<dyn Storage>) {
     let mut seen = Vec::new();
     let mut cursor = None;
     loop {
-        let page = store.list_events(t, &EventFilter::default(), cursor.as_ref(), 60).await.unwrap();
-        seen.extend(page.events.iter().map(|e| (e.record.ts_ms, e.record.event_id.clone())));
+        let page = store
+            .list_events(t, &EventFilter::default(), cursor.as_ref(), 60)
+            .await
+            .unwrap();
+        seen.extend(
+            page.events
+                .iter()
+                .map(|e| (e.record.ts_ms, e.record.event_id.clone())),
+        );
         match page.next {
             Some(c) => cursor = Some(c),
             None => break,
@@ -260,22 +364,40 @@ async fn event_listing_pages_and_filters(store: Arc<dyn Storage>) {
     sorted.sort_by(|a, b| b.cmp(a));
     assert_eq!(seen, sorted, "newest first, no repeats");
     let filter = EventFilter {
-        dims: vec![(Dimension::Model, "gpt-4o".into()), (Dimension::Status, "error".into())],
+        dims: vec![
+            (Dimension::Model, "gpt-4o".into()),
+            (Dimension::Status, "error".into()),
+        ],
         fields: vec![(EventField::UserId, "u-1".into())],
         ..Default::default()
     };
     let page = store.list_events(t, &filter, None, 1000).await.unwrap();
     let want = all
         .iter()
-        .filter(|e| e.model.as_deref() == Some("gpt-4o") && e.status == Some(Status::Error) && e.user_id.as_deref() == Some("u-1"))
+        .filter(|e| {
+            e.model.as_deref() == Some("gpt-4o")
+                && e.status == Some(Status::Error)
+                && e.user_id.as_deref() == Some("u-1")
+        })
         .count();
     assert_eq!(page.events.len(), want);
     let one = &all[17];
     let got = store.get_event(t, &one.event_id).await.unwrap().unwrap();
     assert_eq!(got.record, *one);
     assert_eq!(got.received_at_ms, NOW);
-    let corr = EventFilter { fields: vec![(EventField::CorrelationId, "c-4".into())], ..Default::default() };
-    assert_eq!(store.list_events(t, &corr, None, 10).await.unwrap().events.len(), 3);
+    let corr = EventFilter {
+        fields: vec![(EventField::CorrelationId, "c-4".into())],
+        ..Default::default()
+    };
+    assert_eq!(
+        store
+            .list_events(t, &corr, None, 10)
+            .await
+            .unwrap()
+            .events
+            .len(),
+        3
+    );
 }
 
 async fn tenants_never_see_each_other(store: Arc<dyn Storage>) {
@@ -286,29 +408,80 @@ async fn tenants_never_see_each_other(store: Arc<dyn Storage>) {
     // The same event ids in another tenant are different events, not duplicates.
     let outcome = write(&store, b, events_a[..10].to_vec()).await;
     assert_eq!(outcome.inserted, 10);
-    assert!(store.get_event(b, &events_a[50].event_id).await.unwrap().is_none());
-    assert_eq!(store.list_events(b, &EventFilter::default(), None, 1000).await.unwrap().events.len(), 10);
-    let q = SummaryQuery { from_ms: NOW - DAY_MS, to_ms: NOW, group_by: vec![], filters: vec![] };
-    assert_eq!(summary(store.as_ref(), b, &q).await.unwrap()[0].agg.events, 10);
-    assert_eq!(summary(store.as_ref(), a, &q).await.unwrap()[0].agg.events, 100);
+    assert!(
+        store
+            .get_event(b, &events_a[50].event_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store
+            .list_events(b, &EventFilter::default(), None, 1000)
+            .await
+            .unwrap()
+            .events
+            .len(),
+        10
+    );
+    let q = SummaryQuery {
+        from_ms: NOW - DAY_MS,
+        to_ms: NOW,
+        group_by: vec![],
+        filters: vec![],
+    };
+    assert_eq!(
+        summary(store.as_ref(), b, &q).await.unwrap()[0].agg.events,
+        10
+    );
+    assert_eq!(
+        summary(store.as_ref(), a, &q).await.unwrap()[0].agg.events,
+        100
+    );
 }
 
 async fn retention_deletes_only_what_expired(store: Arc<dyn Storage>) {
     let t = tenant(&store, "acme").await;
     let all = events(500, 7, 6 * DAY_MS);
     write(&store, t, all.clone()).await;
-    let policy = RetentionPolicy { raw_ms: Some(2 * DAY_MS), minute_ms: Some(DAY_MS), hour_ms: Some(3 * DAY_MS), day_ms: None };
+    let policy = RetentionPolicy {
+        raw_ms: Some(2 * DAY_MS),
+        minute_ms: Some(DAY_MS),
+        hour_ms: Some(3 * DAY_MS),
+        day_ms: None,
+    };
     let report = store.enforce_retention(&policy, NOW).await.unwrap();
     let kept = all.iter().filter(|e| e.ts_ms >= NOW - 2 * DAY_MS).count();
     assert_eq!(store.count_events(t).await.unwrap(), kept as i64);
-    assert!(report.events_deleted + report.partitions_dropped > 0, "{report:?}");
+    assert!(
+        report.events_deleted + report.partitions_dropped > 0,
+        "{report:?}"
+    );
     // Day rollups are kept forever: a 6-day summary at day resolution still sees everything.
-    let q = SummaryQuery { from_ms: hub_core::time::floor_to(NOW - 7 * DAY_MS, DAY_MS), to_ms: hub_core::time::floor_to(NOW, DAY_MS), group_by: vec![], filters: vec![] };
+    let q = SummaryQuery {
+        from_ms: hub_core::time::floor_to(NOW - 7 * DAY_MS, DAY_MS),
+        to_ms: hub_core::time::floor_to(NOW, DAY_MS),
+        group_by: vec![],
+        filters: vec![],
+    };
     let want = all.iter().filter(|e| e.ts_ms < q.to_ms).count() as i64;
-    assert_eq!(summary(store.as_ref(), t, &q).await.unwrap()[0].agg.events, want);
+    assert_eq!(
+        summary(store.as_ref(), t, &q).await.unwrap()[0].agg.events,
+        want
+    );
     // Minute rollups older than a day are gone.
-    let old = hub_storage::Scan { from_ms: 0, to_ms: NOW - DAY_MS, filters: &[], group_by: &[], by_bucket: false, with_sketch: false };
-    let rows = store.scan_rollups(t, hub_core::time::Resolution::Minute, &old).await.unwrap();
+    let old = hub_storage::Scan {
+        from_ms: 0,
+        to_ms: NOW - DAY_MS,
+        filters: &[],
+        group_by: &[],
+        by_bucket: false,
+        with_sketch: false,
+    };
+    let rows = store
+        .scan_rollups(t, hub_core::time::Resolution::Minute, &old)
+        .await
+        .unwrap();
     assert!(rows.iter().all(|r| r.agg.events == 0), "{rows:?}");
 }
 
@@ -326,7 +499,12 @@ async fn concurrent_writers_lose_nothing(store: Arc<dyn Storage>) {
     for task in tasks {
         task.await.unwrap();
     }
-    let q = SummaryQuery { from_ms: NOW - HOUR_MS, to_ms: NOW, group_by: vec![], filters: vec![] };
+    let q = SummaryQuery {
+        from_ms: NOW - HOUR_MS,
+        to_ms: NOW,
+        group_by: vec![],
+        filters: vec![],
+    };
     let g = &summary(store.as_ref(), t, &q).await.unwrap()[0];
     assert_eq!(g.agg.events, 4000);
     assert_eq!(g.agg.latency.count() as i64, g.agg.latency_count);

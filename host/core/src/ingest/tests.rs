@@ -36,7 +36,11 @@ fn flat_examples_are_accepted_as_they_are() {
     assert_eq!(first.ttft_ms, Some(120.0));
     assert_eq!(first.status, Some(Status::Ok));
     assert_eq!(first.tags_json, r#"{"team":"care"}"#);
-    assert!(first.event_id.starts_with("h-"), "derived id: {}", first.event_id);
+    assert!(
+        first.event_id.starts_with("h-"),
+        "derived id: {}",
+        first.event_id
+    );
     let second = &batch.events[1];
     assert_eq!(second.event_id, "9a1f6a44-0c55-4a43-8d52-3f0f3b1d2e01");
     assert_eq!(second.status, Some(Status::Error));
@@ -50,7 +54,13 @@ fn envelope_examples_are_accepted_and_mapped() {
     let batch = parse(ENVELOPE, BodyFormat::Ndjson);
     assert!(batch.rejected.is_empty(), "{:?}", batch.rejected);
     assert_eq!(batch.events.len(), 11);
-    let by_kind = |k: &str| batch.events.iter().find(|e| e.kind == k).unwrap_or_else(|| panic!("{k}"));
+    let by_kind = |k: &str| {
+        batch
+            .events
+            .iter()
+            .find(|e| e.kind == k)
+            .unwrap_or_else(|| panic!("{k}"))
+    };
     let latency = by_kind("telemetry.latency");
     assert_eq!(latency.source_module.as_deref(), Some("llm-observatory"));
     assert_eq!(latency.model.as_deref(), Some("gpt-4o"));
@@ -58,11 +68,17 @@ fn envelope_examples_are_accepted_and_mapped() {
     assert_eq!(latency.trace_id.as_deref(), Some("req-1"));
     assert!(latency.is_request());
     let tokens = by_kind("telemetry.token_usage");
-    assert_eq!((tokens.input_tokens, tokens.output_tokens), (Some(500), Some(300)));
+    assert_eq!(
+        (tokens.input_tokens, tokens.output_tokens),
+        (Some(500), Some(300))
+    );
     assert!(!tokens.is_request());
     let cost = by_kind("cost.token_cost");
     assert_eq!(cost.cost_usd, Some(0.00425));
-    assert_eq!(cost.input_tokens, None, "cost events must not double-count tokens");
+    assert_eq!(
+        cost.input_tokens, None,
+        "cost events must not double-count tokens"
+    );
     let threat = by_kind("security.threat");
     assert_eq!(threat.severity, Some(Severity::Critical));
     assert_eq!(threat.status, None);
@@ -92,23 +108,77 @@ fn every_bad_field_is_named_and_neighbours_survive() {
     let cases: &[(&str, &str, &str)] = &[
         (r#"{"model": "m"}"#, "timestamp", "is required"),
         (r#"{"timestamp": "yesterday"}"#, "timestamp", "RFC 3339"),
-        (r#"{"timestamp": "2026-11-01T00:00:00Z"}"#, "timestamp", "older than"),
-        (r#"{"timestamp": "2026-11-25T13:00:00Z"}"#, "timestamp", "in the future"),
-        (r#"{"timestamp": "2026-11-25T10:00:00Z", "input_tokens": -5}"#, "input_tokens", "negative"),
-        (r#"{"timestamp": "2026-11-25T10:00:00Z", "input_tokens": "12"}"#, "input_tokens", "whole number"),
-        (r#"{"timestamp": "2026-11-25T10:00:00Z", "output_tokens": 1.5}"#, "output_tokens", "whole number"),
-        (r#"{"timestamp": "2026-11-25T10:00:00Z", "latency_ms": "NaN"}"#, "latency_ms", "finite"),
-        (r#"{"timestamp": "2026-11-25T10:00:00Z", "latency_ms": -1}"#, "latency_ms", "negative"),
-        (r#"{"timestamp": "2026-11-25T10:00:00Z", "status": "meh"}"#, "status", "allowed: ok, error, cancelled"),
-        (r#"{"timestamp": "2026-11-25T10:00:00Z", "severity": "loud"}"#, "severity", "allowed"),
-        (r#"{"timestamp": "2026-11-25T10:00:00Z", "model": 42}"#, "model", "must be a string"),
-        (r#"{"timestamp": "2026-11-25T10:00:00Z", "tags": {"a": {"b": 1}}}"#, "tags.a", "string, number or boolean"),
-        (r#"{"timestamp": "2026-11-25T10:00:00Z", "tags": []}"#, "tags", "object"),
-        (r#"{"timestamp": "2026-11-25T10:00:00Z", "event_id": 7}"#, "event_id", "string"),
+        (
+            r#"{"timestamp": "2026-11-01T00:00:00Z"}"#,
+            "timestamp",
+            "older than",
+        ),
+        (
+            r#"{"timestamp": "2026-11-25T13:00:00Z"}"#,
+            "timestamp",
+            "in the future",
+        ),
+        (
+            r#"{"timestamp": "2026-11-25T10:00:00Z", "input_tokens": -5}"#,
+            "input_tokens",
+            "negative",
+        ),
+        (
+            r#"{"timestamp": "2026-11-25T10:00:00Z", "input_tokens": "12"}"#,
+            "input_tokens",
+            "whole number",
+        ),
+        (
+            r#"{"timestamp": "2026-11-25T10:00:00Z", "output_tokens": 1.5}"#,
+            "output_tokens",
+            "whole number",
+        ),
+        (
+            r#"{"timestamp": "2026-11-25T10:00:00Z", "latency_ms": "NaN"}"#,
+            "latency_ms",
+            "finite",
+        ),
+        (
+            r#"{"timestamp": "2026-11-25T10:00:00Z", "latency_ms": -1}"#,
+            "latency_ms",
+            "negative",
+        ),
+        (
+            r#"{"timestamp": "2026-11-25T10:00:00Z", "status": "meh"}"#,
+            "status",
+            "allowed: ok, error, cancelled",
+        ),
+        (
+            r#"{"timestamp": "2026-11-25T10:00:00Z", "severity": "loud"}"#,
+            "severity",
+            "allowed",
+        ),
+        (
+            r#"{"timestamp": "2026-11-25T10:00:00Z", "model": 42}"#,
+            "model",
+            "must be a string",
+        ),
+        (
+            r#"{"timestamp": "2026-11-25T10:00:00Z", "tags": {"a": {"b": 1}}}"#,
+            "tags.a",
+            "string, number or boolean",
+        ),
+        (
+            r#"{"timestamp": "2026-11-25T10:00:00Z", "tags": []}"#,
+            "tags",
+            "object",
+        ),
+        (
+            r#"{"timestamp": "2026-11-25T10:00:00Z", "event_id": 7}"#,
+            "event_id",
+            "string",
+        ),
         (r#"[1]"#, "", "JSON object"),
     ];
     for (event, field, needle) in cases {
-        let body = format!(r#"[{{"timestamp": "2026-11-25T10:00:00Z"}}, {event}, {{"timestamp": "2026-11-25T10:00:01Z"}}]"#);
+        let body = format!(
+            r#"[{{"timestamp": "2026-11-25T10:00:00Z"}}, {event}, {{"timestamp": "2026-11-25T10:00:01Z"}}]"#
+        );
         let batch = parse(&body, BodyFormat::Json);
         assert_eq!(batch.events.len(), 2, "neighbours of {event} survive");
         assert_eq!(batch.rejected.len(), 1, "{event}");
@@ -122,19 +192,35 @@ fn every_bad_field_is_named_and_neighbours_survive() {
 #[test]
 fn long_dimension_strings_and_too_many_tags_are_refused() {
     let long = "x".repeat(4097);
-    let err = one_error(&format!(r#"[{{"timestamp": "2026-11-25T10:00:00Z", "app": "{long}"}}]"#));
+    let err = one_error(&format!(
+        r#"[{{"timestamp": "2026-11-25T10:00:00Z", "app": "{long}"}}]"#
+    ));
     assert_eq!(err.field, "app");
     assert!(err.message.contains("4097 bytes"), "{}", err.message);
     let tags: Vec<String> = (0..65).map(|i| format!(r#""t{i}": "v""#)).collect();
-    let err = one_error(&format!(r#"[{{"timestamp": "2026-11-25T10:00:00Z", "tags": {{{}}}}}]"#, tags.join(",")));
+    let err = one_error(&format!(
+        r#"[{{"timestamp": "2026-11-25T10:00:00Z", "tags": {{{}}}}}]"#,
+        tags.join(",")
+    ));
     assert_eq!(err.field, "tags");
-    assert!(err.message.contains("65 tags; at most 64"), "{}", err.message);
+    assert!(
+        err.message.contains("65 tags; at most 64"),
+        "{}",
+        err.message
+    );
 }
 
 #[test]
 fn all_errors_of_one_event_are_reported_together() {
-    let batch = parse(r#"[{"input_tokens": -1, "status": "nope"}]"#, BodyFormat::Json);
-    let fields: Vec<_> = batch.rejected[0].errors.iter().map(|e| e.field.as_str()).collect();
+    let batch = parse(
+        r#"[{"input_tokens": -1, "status": "nope"}]"#,
+        BodyFormat::Json,
+    );
+    let fields: Vec<_> = batch.rejected[0]
+        .errors
+        .iter()
+        .map(|e| e.field.as_str())
+        .collect();
     assert_eq!(fields, ["timestamp", "input_tokens", "status"]);
 }
 
@@ -146,7 +232,11 @@ fn a_syntax_error_in_one_array_element_spares_the_others() {
     let rejection = &batch.rejected[0];
     assert_eq!(rejection.index, 1);
     assert_eq!(rejection.errors[0].field, "latency_ms");
-    assert!(rejection.errors[0].message.contains("line 3, column"), "{}", rejection.errors[0].message);
+    assert!(
+        rejection.errors[0].message.contains("line 3, column"),
+        "{}",
+        rejection.errors[0].message
+    );
 }
 
 #[test]
@@ -157,22 +247,41 @@ fn ndjson_reports_bad_lines_by_index_and_line() {
     assert_eq!(batch.events.len(), 2);
     assert_eq!(batch.rejected[0].index, 1);
     assert_eq!(batch.rejected[0].errors[0].field, "timestamp");
-    assert!(batch.rejected[0].errors[0].message.contains("line 3"), "{:?}", batch.rejected);
+    assert!(
+        batch.rejected[0].errors[0].message.contains("line 3"),
+        "{:?}",
+        batch.rejected
+    );
 }
 
 #[test]
 fn whole_body_errors() {
-    let limits = IngestLimits { max_events: 2, ..Default::default() };
+    let limits = IngestLimits {
+        max_events: 2,
+        ..Default::default()
+    };
     let three = r#"[{}, {}, {}]"#;
     assert_eq!(
         parse_body(three.as_bytes(), BodyFormat::Json, &limits, NOW).unwrap_err(),
         BodyError::TooManyEvents { count: 3, limit: 2 }
     );
     let err = parse_body(b"{\"events\": [1,", BodyFormat::Json, &limits, NOW).unwrap_err();
-    assert!(matches!(err, BodyError::Malformed { line: 1, .. }), "{err:?}");
-    assert_eq!(parse_body(b"42", BodyFormat::Json, &limits, NOW).unwrap_err(), BodyError::NotABatch);
-    assert_eq!(parse_body(b"  ", BodyFormat::Json, &limits, NOW).unwrap_err(), BodyError::Empty);
-    assert_eq!(parse_body(b"[]", BodyFormat::Json, &limits, NOW).unwrap_err(), BodyError::Empty);
+    assert!(
+        matches!(err, BodyError::Malformed { line: 1, .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        parse_body(b"42", BodyFormat::Json, &limits, NOW).unwrap_err(),
+        BodyError::NotABatch
+    );
+    assert_eq!(
+        parse_body(b"  ", BodyFormat::Json, &limits, NOW).unwrap_err(),
+        BodyError::Empty
+    );
+    assert_eq!(
+        parse_body(b"[]", BodyFormat::Json, &limits, NOW).unwrap_err(),
+        BodyError::Empty
+    );
 }
 
 #[test]

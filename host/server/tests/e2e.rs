@@ -1,0 +1,398 @@
+//! The real `hub` binary, started as a process: first start, CLI, durability across kill -9,
+//! graceful shutdown, and the PostgreSQL backend.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const HUB: &str = env!("CARGO_BIN_EXE_hub");
+const FLAT: &str = include_str!("../../../examples/flat-events.json");
+const ENVELOPE: &str = include_str!("../../../examples/upstream-envelope.ndjson");
+
+struct Server {
+    child: Child,
+    base: String,
+    /// The key printed on first start, if this start printed one.
+    key: Option<String>,
+}
+
+impl Server {
+    /// Starts `hub serve` on a free port and waits until it listens.
+    #[allow(clippy::zombie_processes)] // Server's Drop kills and waits.
+    fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(HUB)
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--max-event-age",
+                "3650d",
+                "--max-event-future",
+                "3650d",
+            ])
+            .args(extra)
+            .env("HUB_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start hub");
+        let (tx, rx) = mpsc::channel::<(bool, String)>();
+        let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+        let tx2 = tx.clone();
+        std::thread::spawn(move || {
+            BufReader::new(out)
+                .lines()
+                .map_while(Result::ok)
+                .for_each(|l| drop(tx.send((true, l))))
+        });
+        std::thread::spawn(move || {
+            BufReader::new(err)
+                .lines()
+                .map_while(Result::ok)
+                .for_each(|l| drop(tx2.send((false, l))))
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut key = None;
+        loop {
+            let (stdout, line) = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("hub did not start");
+            if stdout && line.starts_with("hub_") {
+                key = Some(line.trim().to_string());
+            } else if let Some(addr) = line.strip_prefix("hub listening on ") {
+                let base = addr.split_whitespace().next().unwrap().to_string();
+                // The key is printed to stdout before the listen line goes to stderr, but the two
+                // pipes are read by different threads: collect what stdout still has in flight.
+                while let Ok((stdout, line)) = rx.recv_timeout(Duration::from_millis(300)) {
+                    if stdout && line.starts_with("hub_") {
+                        key = Some(line.trim().to_string());
+                    }
+                }
+                return Server { child, base, key };
+            }
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn sigterm(mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "hub did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn hub_cli(data_dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(HUB)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("HUB_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "hub {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+async fn post(
+    client: &reqwest::Client,
+    s: &Server,
+    key: &str,
+    ct: &str,
+    body: String,
+) -> (u16, Value) {
+    let r = client
+        .post(s.url("/v1/events"))
+        .bearer_auth(key)
+        .header("content-type", ct)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+async fn get(client: &reqwest::Client, s: &Server, key: &str, path: &str) -> Value {
+    let r = client
+        .get(s.url(path))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{path}: {}", r.status());
+    r.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn first_start_prints_a_working_key_and_accepts_both_example_shapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let key = server.key.clone().expect("first start prints a key");
+    let client = reqwest::Client::new();
+    let (status, body) = post(&client, &server, &key, "application/json", FLAT.into()).await;
+    assert_eq!(
+        (status, body["accepted"].as_u64()),
+        (202, Some(3)),
+        "{body}"
+    );
+    let (status, body) = post(
+        &client,
+        &server,
+        &key,
+        "application/x-ndjson",
+        ENVELOPE.into(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["accepted"].as_u64()),
+        (202, Some(11)),
+        "{body}"
+    );
+    let summary = get(&client, &server, &key, "/v1/metrics/summary?from=2026-11-25T00:00:00Z&to=2026-11-26T00:00:00Z&group_by=source_module").await;
+    let total: i64 = summary["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["events"].as_i64().unwrap())
+        .sum();
+    assert_eq!(total, 14);
+    let one = get(
+        &client,
+        &server,
+        &key,
+        "/v1/events/9a1f6a44-0c55-4a43-8d52-3f0f3b1d2e01",
+    )
+    .await;
+    assert_eq!(one["status"], "error");
+    drop(server);
+    // A second start on the same data prints no new key, and the old one still works.
+    let again = Server::start(dir.path(), &[]);
+    assert!(again.key.is_none());
+    let page = get(&client, &again, &key, "/v1/events?limit=100").await;
+    assert_eq!(page["events"].as_array().unwrap().len(), 14);
+}
+
+#[tokio::test]
+async fn cli_creates_tenants_and_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(hub_cli(dir.path(), &["migrate"]).contains("migrations applied"));
+    assert!(hub_cli(dir.path(), &["tenant", "create", "acme"]).contains("created tenant 'acme'"));
+    let out = hub_cli(
+        dir.path(),
+        &[
+            "api-key",
+            "create",
+            "--tenant",
+            "acme",
+            "--scopes",
+            "ingest,query",
+        ],
+    );
+    let key = out.lines().last().unwrap().to_string();
+    assert!(key.starts_with("hub_") && !key.contains(' '), "{out}");
+    assert!(hub_cli(dir.path(), &["tenant", "list"]).contains("acme"));
+    let bad = Command::new(HUB)
+        .args([
+            "api-key",
+            "create",
+            "--tenant",
+            "acme",
+            "--scopes",
+            "write",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown scope 'write'"));
+    let server = Server::start(dir.path(), &[]);
+    let client = reqwest::Client::new();
+    let (status, _) = post(&client, &server, &key, "application/json", FLAT.into()).await;
+    assert_eq!(status, 202);
+}
+
+/// Sends unique batches from several clients until stopped; returns the ids of acknowledged ones.
+async fn load(base: String, key: String, stop_after: Duration) -> Vec<String> {
+    let client = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    let deadline = Instant::now() + stop_after;
+    for w in 0..4 {
+        let (client, base, key) = (client.clone(), base.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let mut seq = 0;
+            while Instant::now() < deadline {
+                let ids: Vec<String> = (0..200).map(|i| format!("w{w}-{seq}-{i}")).collect();
+                seq += 1;
+                let ts = hub_core_now();
+                let events: Vec<Value> = ids.iter().map(|id| json!({"event_id": id, "timestamp": ts, "model": "m", "latency_ms": 5.0})).collect();
+                let res = client.post(format!("{base}/v1/events")).bearer_auth(&key).json(&events).send().await;
+                match res {
+                    Ok(r) if r.status().as_u16() == 202 => acked.extend(ids),
+                    _ => break, // the server is gone: this batch was never acknowledged
+                }
+            }
+            acked
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all
+}
+
+fn hub_core_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+async fn missing_events(data_dir: &Path, ids: &[String]) -> Vec<String> {
+    let store = hub_storage::open(
+        &format!("sqlite://{}/hub.db", data_dir.display()),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let tenant = store.tenant_by_name("demo").await.unwrap().unwrap().id;
+    let mut missing = Vec::new();
+    for id in ids {
+        if store.get_event(tenant, id).await.unwrap().is_none() {
+            missing.push(id.clone());
+        }
+    }
+    store.close().await;
+    missing
+}
+
+#[tokio::test]
+async fn kill_9_loses_no_acknowledged_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let key = server.key.clone().unwrap();
+    let loader = tokio::spawn(load(server.base.clone(), key, Duration::from_secs(30)));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.kill9();
+    let acked = loader.await.unwrap();
+    assert!(
+        acked.len() >= 1000,
+        "the load ran long enough to matter ({} acknowledged)",
+        acked.len()
+    );
+    let missing = missing_events(dir.path(), &acked).await;
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged events lost, e.g. {:?}",
+        missing.len(),
+        acked.len(),
+        &missing[..missing.len().min(5)]
+    );
+    // And the hub starts again on the same data.
+    let again = Server::start(dir.path(), &[]);
+    assert!(
+        reqwest::get(again.url("/readyz"))
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+}
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_batches_before_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let key = server.key.clone().unwrap();
+    let loader = tokio::spawn(load(server.base.clone(), key, Duration::from_secs(30)));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let status = tokio::task::spawn_blocking(move || server.sigterm())
+        .await
+        .unwrap();
+    assert!(status.success(), "hub exits cleanly on SIGTERM: {status}");
+    let acked = loader.await.unwrap();
+    assert!(acked.len() >= 1000);
+    assert!(missing_events(dir.path(), &acked).await.is_empty());
+}
+
+#[tokio::test]
+async fn serves_from_postgres() {
+    let url = hub_storage::testing::scratch_postgres_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--database-url", &url]);
+    let key = server.key.clone().unwrap();
+    let client = reqwest::Client::new();
+    let (status, body) = post(
+        &client,
+        &server,
+        &key,
+        "application/x-ndjson",
+        ENVELOPE.into(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["accepted"].as_u64()),
+        (202, Some(11)),
+        "{body}"
+    );
+    let (_, body) = post(
+        &client,
+        &server,
+        &key,
+        "application/x-ndjson",
+        ENVELOPE.into(),
+    )
+    .await;
+    assert_eq!(body["duplicates"], 11);
+    let series = get(&client, &server, &key, "/v1/metrics/timeseries?from=2026-11-25T10:00:00Z&to=2026-11-25T11:00:00Z&step=1h&metric=events&group_by=source_module").await;
+    let total: f64 = series["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["points"].as_array().unwrap())
+        .map(|p| p["value"].as_f64().unwrap())
+        .sum();
+    assert_eq!(total, 11.0);
+    let status = tokio::task::spawn_blocking(move || server.sigterm())
+        .await
+        .unwrap();
+    assert!(status.success());
+    // Restart: migrations are idempotent, no second bootstrap.
+    let again = Server::start(dir.path(), &["--database-url", &url]);
+    assert!(again.key.is_none());
+}
