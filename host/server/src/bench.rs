@@ -408,6 +408,7 @@ async fn seed(a: SeedArgs) -> Result<()> {
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let mut written = 0u64;
     let mut body = String::new();
+    let (mut parse_time, mut write_time) = (Duration::ZERO, Duration::ZERO);
     while written < a.events {
         let n = (a.events - written).min(a.batch as u64) as usize;
         body.clear();
@@ -422,6 +423,7 @@ async fn seed(a: SeedArgs) -> Result<()> {
             push_event(&mut body, &mut rng, &format!("s-{seq}"), ts);
         }
         body.push(']');
+        let t0 = Instant::now();
         let parsed = hub_core::ingest::parse_body(
             body.as_bytes(),
             hub_core::ingest::BodyFormat::Json,
@@ -437,6 +439,8 @@ async fn seed(a: SeedArgs) -> Result<()> {
                 &parsed.rejected[..1]
             );
         }
+        let t1 = Instant::now();
+        parse_time += t1 - t0;
         storage
             .write_batches(
                 &[hub_storage::TenantBatch {
@@ -446,6 +450,7 @@ async fn seed(a: SeedArgs) -> Result<()> {
                 now,
             )
             .await?;
+        write_time += t1.elapsed();
         written += n as u64;
         pb.set_position(written);
         pb.set_message(format!(
@@ -461,6 +466,13 @@ async fn seed(a: SeedArgs) -> Result<()> {
         a.span,
         started.elapsed().as_secs_f64(),
         fmt_rate(written as f64 / started.elapsed().as_secs_f64())
+    );
+    println!(
+        "  parse {:.2} µs/event ({} events/s on one core), write {:.2} µs/event ({} events/s on one writer)",
+        parse_time.as_secs_f64() * 1e6 / written as f64,
+        fmt_rate(written as f64 / parse_time.as_secs_f64()),
+        write_time.as_secs_f64() * 1e6 / written as f64,
+        fmt_rate(written as f64 / write_time.as_secs_f64()),
     );
     Ok(())
 }

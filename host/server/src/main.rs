@@ -1,5 +1,8 @@
 //! `hub`: the LLM Analytics Hub server and its command line.
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod bench;
 mod config;
 mod serve;

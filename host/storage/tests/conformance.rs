@@ -509,3 +509,27 @@ async fn concurrent_writers_lose_nothing(store: Arc<dyn Storage>) {
     assert_eq!(g.agg.events, 4000);
     assert_eq!(g.agg.latency.count() as i64, g.agg.latency_count);
 }
+
+/// The SQLite writer caches rollup rows; a second handle on the same file (another process, such
+/// as `hub bench seed` beside a running server) must make it forget them, or totals would drift.
+#[tokio::test]
+async fn sqlite_rollup_cache_notices_another_writer() {
+    let (first, dir) = sqlite().await;
+    let url = format!("sqlite://{}", dir.path().join("hub.db").display());
+    let second = hub_storage::open(&url, &Default::default()).await.unwrap();
+    let t = tenant(&first, "acme").await;
+    let mut all = Vec::new();
+    for round in 0..6u64 {
+        let batch = events(300, 500 + round, 10 * MINUTE_MS);
+        all.extend(batch.clone());
+        let store = if round % 2 == 0 { &first } else { &second };
+        write(store, t, batch).await;
+    }
+    let q = SummaryQuery { from_ms: NOW - HOUR_MS, to_ms: NOW, group_by: vec![Dimension::Model], filters: vec![] };
+    for store in [&first, &second] {
+        for g in summary(store.as_ref(), t, &q).await.unwrap() {
+            let (want, lat) = exact(&all, |e| e.model == g.key[0]);
+            assert_matches(&g.agg, &want, &lat, "after alternating writers");
+        }
+    }
+}
