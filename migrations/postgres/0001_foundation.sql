@@ -62,9 +62,11 @@ CREATE UNIQUE INDEX events_identity ON events (tenant_id, event_id, ts);
 CREATE INDEX events_tenant_ts ON events (tenant_id, ts, event_id);
 CREATE INDEX events_correlation ON events (tenant_id, correlation_id) WHERE correlation_id IS NOT NULL;
 
+-- Rollups: see ../sqlite/0001_foundation.sql for res and grain.
 CREATE TABLE rollups (
     tenant_id      BIGINT           NOT NULL,
     res            SMALLINT         NOT NULL,
+    grain          SMALLINT         NOT NULL,
     bucket         BIGINT           NOT NULL,
     source_module  TEXT             NOT NULL,
     app            TEXT             NOT NULL,
@@ -82,5 +84,5 @@ CREATE TABLE rollups (
     latency_count  BIGINT           NOT NULL,
     latency_sum    DOUBLE PRECISION NOT NULL,
     latency_sketch BYTEA            NOT NULL,
-    PRIMARY KEY (tenant_id, res, bucket, source_module, app, environment, model, provider, operation, status)
+    PRIMARY KEY (tenant_id, res, grain, bucket, source_module, app, environment, model, provider, operation, status)
 );

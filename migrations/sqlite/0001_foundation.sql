@@ -61,11 +61,15 @@ CREATE UNIQUE INDEX events_identity ON events (tenant_id, event_id, ts);
 CREATE INDEX events_tenant_ts ON events (tenant_id, ts, event_id);
 CREATE INDEX events_correlation ON events (tenant_id, correlation_id) WHERE correlation_id IS NOT NULL;
 
--- Pre-aggregates per resolution (res: 1 minute, 2 hour, 3 day). Dimensions hold '' when unset so
--- that the key is unique without NULL semantics.
+-- Pre-aggregates per resolution (res: 1 minute, 2 hour, 3 day) and grain: 0 keeps all seven
+-- dimensions; 1 is the bucket's total (no dimension); 2 + d keeps only dimension d (in the order
+-- source_module, app, environment, model, provider, operation, status). Queries that group or filter
+-- by at most one dimension read the small grain rows. Dimensions hold '' when unset (or folded away)
+-- so that the key is unique without NULL semantics.
 CREATE TABLE rollups (
     tenant_id      INTEGER NOT NULL,
     res            INTEGER NOT NULL,
+    grain          INTEGER NOT NULL,
     bucket         INTEGER NOT NULL,
     source_module  TEXT    NOT NULL,
     app            TEXT    NOT NULL,
@@ -83,5 +87,5 @@ CREATE TABLE rollups (
     latency_count  INTEGER NOT NULL,
     latency_sum    REAL    NOT NULL,
     latency_sketch BLOB    NOT NULL,
-    PRIMARY KEY (tenant_id, res, bucket, source_module, app, environment, model, provider, operation, status)
+    PRIMARY KEY (tenant_id, res, grain, bucket, source_module, app, environment, model, provider, operation, status)
 ) WITHOUT ROWID;

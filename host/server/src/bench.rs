@@ -53,6 +53,13 @@ pub struct QueryArgs {
     /// Requests per query kind.
     #[arg(long, default_value_t = 100)]
     requests: usize,
+    /// Also time the 24-hour summary computed from raw events (no rollups) on this tenant's
+    /// database, as the baseline the rollups are measured against (needs --database-url or
+    /// --data-dir of the hub being queried).
+    #[arg(long)]
+    raw_baseline_tenant: Option<String>,
+    #[command(flatten)]
+    db: crate::config::ServeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -351,6 +358,7 @@ async fn query(a: QueryArgs) -> Result<()> {
         "query", "p50 ms", "p99 ms", "max ms"
     );
     let mut worst_p99: f64 = 0.0;
+    let mut summary_24h_p50 = 0.0;
     for (name, path) in queries {
         let mut times = Vec::with_capacity(a.requests);
         for _ in 0..a.requests {
@@ -371,6 +379,9 @@ async fn query(a: QueryArgs) -> Result<()> {
         times.sort_by(f64::total_cmp);
         let pct = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
         worst_p99 = worst_p99.max(pct(0.99));
+        if path.contains("summary?from=now-24h&group_by=model") && !path.contains(',') {
+            summary_24h_p50 = pct(0.5);
+        }
         println!(
             "  {:<36} {:>10.1} {:>10.1} {:>10.1}",
             name,
@@ -380,6 +391,42 @@ async fn query(a: QueryArgs) -> Result<()> {
         );
     }
     println!("  worst p99: {worst_p99:.1} ms");
+    if let Some(tenant) = a.raw_baseline_tenant {
+        raw_baseline(a.db, &tenant, summary_24h_p50).await?;
+    }
+    Ok(())
+}
+
+/// The 24-hour summary grouped by model, aggregated from raw events instead of rollups.
+async fn raw_baseline(
+    db: crate::config::ServeArgs,
+    tenant: &str,
+    rollup_p50_ms: f64,
+) -> Result<()> {
+    let (storage, _) = crate::open_db(db).await?;
+    let t = storage
+        .tenant_by_name(tenant)
+        .await?
+        .with_context(|| format!("no tenant '{tenant}'"))?;
+    let now = hub_core::time::now_ms();
+    let group_by = [hub_core::Dimension::Model];
+    let scan = hub_storage::Scan {
+        from_ms: now - hub_core::time::DAY_MS,
+        to_ms: now,
+        filters: &[],
+        group_by: &group_by,
+        by_bucket: false,
+        with_sketch: true,
+    };
+    let t0 = Instant::now();
+    let rows = storage.scan_raw(t.id, &scan, 1).await?;
+    let raw_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let events: i64 = rows.iter().map(|r| r.agg.events).sum();
+    storage.close().await;
+    println!(
+        "  baseline: the same summary from {events} raw events took {raw_ms:.0} ms, {:.0}x the rollup p50",
+        raw_ms / rollup_p50_ms.max(0.001)
+    );
     Ok(())
 }
 

@@ -212,24 +212,37 @@ where
     Ok((key, record))
 }
 
-/// Folds raw rows into scan rows per group (and per bucket of `step_ms` when asked).
-pub(crate) fn fold_raw(
-    rows: Vec<(Vec<Option<String>>, EventRecord)>,
+/// Folds raw rows, as they stream in, into scan rows per group (and per bucket of `step_ms`).
+pub(crate) struct RawFold {
     by_bucket: bool,
     step_ms: i64,
-) -> Vec<ScanRow> {
-    let mut groups: std::collections::HashMap<(Vec<Option<String>>, Option<i64>), Aggregate> =
-        std::collections::HashMap::new();
-    for (key, e) in rows {
-        let bucket = by_bucket.then(|| hub_core::time::floor_to(e.ts_ms, step_ms.max(1)));
-        groups.entry((key, bucket)).or_default().add_event(&e);
+    groups: std::collections::HashMap<(Vec<Option<String>>, Option<i64>), Aggregate>,
+}
+
+impl RawFold {
+    pub(crate) fn new(by_bucket: bool, step_ms: i64) -> Self {
+        Self {
+            by_bucket,
+            step_ms: step_ms.max(1),
+            groups: Default::default(),
+        }
     }
-    groups
-        .into_iter()
-        .map(|((key, bucket_ms), agg)| ScanRow {
-            key,
-            bucket_ms,
-            agg,
-        })
-        .collect()
+
+    pub(crate) fn add(&mut self, (key, e): (Vec<Option<String>>, EventRecord)) {
+        let bucket = self
+            .by_bucket
+            .then(|| hub_core::time::floor_to(e.ts_ms, self.step_ms));
+        self.groups.entry((key, bucket)).or_default().add_event(&e);
+    }
+
+    pub(crate) fn finish(self) -> Vec<ScanRow> {
+        self.groups
+            .into_iter()
+            .map(|((key, bucket_ms), agg)| ScanRow {
+                key,
+                bucket_ms,
+                agg,
+            })
+            .collect()
+    }
 }

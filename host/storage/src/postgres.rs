@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
+use futures::TryStreamExt;
 use hub_core::time::{DAY_MS, Resolution};
 use hub_core::{EventRecord, TenantId};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -49,13 +50,13 @@ const INSERT_EVENTS: &str = "INSERT INTO events (tenant_id, event_id, ts, receiv
     session_id, trace_id, correlation_id, parent_event_id, tags, payload) \
     ON CONFLICT DO NOTHING RETURNING event_id, ts";
 
-const SELECT_ROLLUPS_BY_KEY: &str = "SELECT r.res, r.bucket, r.source_module, r.app, r.environment, \
+const SELECT_ROLLUPS_BY_KEY: &str = "SELECT r.res, r.grain, r.bucket, r.source_module, r.app, r.environment, \
     r.model, r.provider, r.operation, r.status, r.events, r.requests, r.errors, r.input_tokens, \
     r.output_tokens, r.cost_usd, r.latency_count, r.latency_sum, r.latency_sketch \
-    FROM rollups r JOIN UNNEST($2::smallint[], $3::bigint[], $4::text[], $5::text[], $6::text[], \
-    $7::text[], $8::text[], $9::text[], $10::text[]) \
-    AS k(res, bucket, source_module, app, environment, model, provider, operation, status) \
-    ON r.res = k.res AND r.bucket = k.bucket AND r.source_module = k.source_module AND r.app = k.app \
+    FROM rollups r JOIN UNNEST($2::smallint[], $3::smallint[], $4::bigint[], $5::text[], $6::text[], $7::text[], \
+    $8::text[], $9::text[], $10::text[], $11::text[]) \
+    AS k(res, grain, bucket, source_module, app, environment, model, provider, operation, status) \
+    ON r.res = k.res AND r.grain = k.grain AND r.bucket = k.bucket AND r.source_module = k.source_module AND r.app = k.app \
     AND r.environment = k.environment AND r.model = k.model AND r.provider = k.provider \
     AND r.operation = k.operation AND r.status = k.status \
     WHERE r.tenant_id = $1";
@@ -203,6 +204,7 @@ impl PostgresStorage {
         let rows = sqlx::query(SELECT_ROLLUPS_BY_KEY)
             .bind(tenant.get())
             .bind(keys.iter().map(|k| k.res.code()).collect::<Vec<_>>())
+            .bind(keys.iter().map(|k| k.grain).collect::<Vec<_>>())
             .bind(keys.iter().map(|k| k.bucket).collect::<Vec<_>>())
             .bind(dim(0))
             .bind(dim(1))
@@ -218,14 +220,20 @@ impl PostgresStorage {
             let code: i16 = row.try_get(0)?;
             let res = Resolution::from_code(code)
                 .ok_or_else(|| StorageError::Corrupt(format!("rollup resolution {code}")))?;
-            let bucket: i64 = row.try_get(1)?;
+            let grain: i16 = row.try_get(1)?;
+            let bucket: i64 = row.try_get(2)?;
             let mut dims: [String; 7] = Default::default();
             for (i, d) in dims.iter_mut().enumerate() {
-                *d = row.try_get(2 + i)?;
+                *d = row.try_get(3 + i)?;
             }
-            let key = RollupKey { res, bucket, dims };
-            // Columns 9.. hold the aggregate in the order decode::rollup_row reads after the key.
-            let stored = decode::aggregate_at(&row, 9, true)?;
+            let key = RollupKey {
+                res,
+                grain,
+                bucket,
+                dims,
+            };
+            // Columns 10.. hold the aggregate in the order decode::aggregate_at reads.
+            let stored = decode::aggregate_at(&row, 10, true)?;
             if let Some(delta) = merged.get_mut(&key) {
                 delta.merge(&stored);
             }
@@ -488,12 +496,13 @@ impl Storage for PostgresStorage {
         bucket_step_ms: i64,
     ) -> Result<Vec<ScanRow>> {
         let buf = sql::raw_scan(Placeholders::Dollar, tenant, scan);
-        let rows = into_query::<Postgres>(buf).fetch_all(&self.pool).await?;
-        let raw = rows
-            .iter()
-            .map(|r| decode::raw_row(r, scan.group_by.len()))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(decode::fold_raw(raw, scan.by_bucket, bucket_step_ms))
+        // Streamed and folded row by row: memory stays bounded by the number of groups.
+        let mut rows = into_query::<Postgres>(buf).fetch(&self.pool);
+        let mut fold = decode::RawFold::new(scan.by_bucket, bucket_step_ms);
+        while let Some(row) = rows.try_next().await? {
+            fold.add(decode::raw_row(&row, scan.group_by.len())?);
+        }
+        Ok(fold.finish())
     }
 
     async fn enforce_retention(

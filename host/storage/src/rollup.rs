@@ -13,10 +13,32 @@ use hub_core::TenantId;
 /// Dimension values of a rollup row in [`Dimension::ALL`] order, '' for unset.
 pub(crate) type DimValues = [String; 7];
 
+/// Which dimensions a rollup row keeps (the `grain` column).
+pub(crate) const GRAIN_FULL: i16 = 0;
+pub(crate) const GRAIN_TOTAL: i16 = 1;
+
+/// The grain of rows keeping only `dim`.
+pub(crate) fn grain_of(dim: Dimension) -> i16 {
+    2 + dim.index() as i16
+}
+
+/// The smallest grain that answers a query grouping and filtering by `used` dimensions exactly.
+pub(crate) fn grain_for(used: &[Dimension]) -> i16 {
+    let mut distinct: Vec<Dimension> = used.to_vec();
+    distinct.sort();
+    distinct.dedup();
+    match distinct.as_slice() {
+        [] => GRAIN_TOTAL,
+        [one] => grain_of(*one),
+        _ => GRAIN_FULL,
+    }
+}
+
 /// The primary key of a rollup row within one tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct RollupKey {
     pub res: Resolution,
+    pub grain: i16,
     pub bucket: i64,
     pub dims: DimValues,
 }
@@ -35,31 +57,33 @@ pub(crate) fn deltas<'a>(
             .or_default()
             .add_event(e);
     }
-    let mut out: HashMap<RollupKey, Aggregate> = HashMap::with_capacity(minutes.len() * 3);
+    let mut out: HashMap<RollupKey, Aggregate> = HashMap::with_capacity(minutes.len() * 4);
     for ((minute, dims), agg) in minutes {
-        let owned: DimValues = dims.map(str::to_string);
-        for res in [Resolution::Hour, Resolution::Day] {
-            out.entry(RollupKey {
-                res,
-                bucket: res.bucket(minute),
-                dims: owned.clone(),
-            })
-            .or_default()
-            .merge(&agg);
+        // The full row, the bucket total, and one row per dimension keeping only that dimension.
+        let mut grains: Vec<(i16, DimValues)> = Vec::with_capacity(2 + Dimension::ALL.len());
+        grains.push((GRAIN_FULL, dims.map(str::to_string)));
+        grains.push((GRAIN_TOTAL, Default::default()));
+        for d in Dimension::ALL {
+            let mut only: DimValues = Default::default();
+            only[d.index()] = dims[d.index()].to_string();
+            grains.push((grain_of(d), only));
         }
-        out.insert(
-            RollupKey {
-                res: Resolution::Minute,
-                bucket: minute,
-                dims: owned,
-            },
-            agg,
-        );
+        for (grain, dims) in grains {
+            for res in Resolution::ALL {
+                let key = RollupKey {
+                    res,
+                    grain,
+                    bucket: res.bucket(minute),
+                    dims: dims.clone(),
+                };
+                out.entry(key).or_default().merge(&agg);
+            }
+        }
     }
     out
 }
 
-/// Rows per upsert statement: 19 binds each keeps a statement well under SQLite's 32,766.
+/// Rows per upsert statement: 20 binds each keeps a statement well under SQLite's 32,766.
 pub(crate) const UPSERT_CHUNK: usize = 500;
 
 /// `INSERT ... ON CONFLICT DO UPDATE` statements that store the given (already merged) rows.
@@ -78,6 +102,7 @@ pub(crate) fn upsert_statements(
                 buf.push(if i == 0 { "(" } else { ", (" });
                 buf.bind(Bind::I64(tenant.get())).push(", ");
                 buf.bind(Bind::I16(key.res.code())).push(", ");
+                buf.bind(Bind::I16(key.grain)).push(", ");
                 buf.bind(Bind::I64(key.bucket));
                 for v in &key.dims {
                     buf.push(", ").bind(Bind::Text(v.clone()));
@@ -208,6 +233,58 @@ mod tests {
             }]
         );
         assert_eq!(plan(5, 5), vec![]);
+    }
+
+    #[test]
+    fn grains_follow_the_dimensions_used() {
+        assert_eq!(grain_for(&[]), GRAIN_TOTAL);
+        assert_eq!(
+            grain_for(&[Dimension::Model, Dimension::Model]),
+            grain_of(Dimension::Model)
+        );
+        assert_eq!(grain_for(&[Dimension::Model, Dimension::App]), GRAIN_FULL);
+    }
+
+    #[test]
+    fn every_grain_sums_to_the_same_total() {
+        let raw = |i: i64, model: &str, app: &str| {
+            let json = format!(
+                r#"{{"event_id":"e{i}","timestamp":{},"model":"{model}","app":"{app}","input_tokens":{i}}}"#,
+                i * 1000
+            );
+            hub_core::ingest::parse_event(
+                &json,
+                &hub_core::ingest::IngestLimits {
+                    max_age_ms: i64::MAX / 4,
+                    ..Default::default()
+                },
+                0,
+            )
+            .unwrap()
+        };
+        let events = [raw(1, "a", "x"), raw(2, "b", "x"), raw(70, "a", "y")];
+        let d = deltas(events.iter());
+        for res in Resolution::ALL {
+            for grain in [
+                GRAIN_FULL,
+                GRAIN_TOTAL,
+                grain_of(Dimension::Model),
+                grain_of(Dimension::Status),
+            ] {
+                let tokens: i64 = d
+                    .iter()
+                    .filter(|(k, _)| k.res == res && k.grain == grain)
+                    .map(|(_, a)| a.input_tokens)
+                    .sum();
+                assert_eq!(tokens, 73, "{res:?} grain {grain}");
+            }
+        }
+        let models: Vec<_> = d
+            .keys()
+            .filter(|k| k.res == Resolution::Day && k.grain == grain_of(Dimension::Model))
+            .map(|k| k.dims[Dimension::Model.index()].clone())
+            .collect();
+        assert_eq!(models.len(), 2);
     }
 
     #[test]

@@ -69,10 +69,10 @@ pub(crate) const EVENT_COLUMNS: &str = "tenant_id, event_id, ts, received_at, ev
     trace_id, correlation_id, parent_event_id, tags, payload";
 pub(crate) const EVENT_COLUMN_COUNT: usize = 27;
 
-pub(crate) const ROLLUP_COLUMNS: &str = "tenant_id, res, bucket, source_module, app, environment, \
+pub(crate) const ROLLUP_COLUMNS: &str = "tenant_id, res, grain, bucket, source_module, app, environment, \
     model, provider, operation, status, events, requests, errors, input_tokens, output_tokens, \
     cost_usd, latency_count, latency_sum, latency_sketch";
-pub(crate) const ROLLUP_UPSERT_TAIL: &str = " ON CONFLICT (tenant_id, res, bucket, source_module, app, \
+pub(crate) const ROLLUP_UPSERT_TAIL: &str = " ON CONFLICT (tenant_id, res, grain, bucket, source_module, app, \
     environment, model, provider, operation, status) DO UPDATE SET events = excluded.events, \
     requests = excluded.requests, errors = excluded.errors, input_tokens = excluded.input_tokens, \
     output_tokens = excluded.output_tokens, cost_usd = excluded.cost_usd, \
@@ -134,6 +134,10 @@ pub(crate) fn rollup_scan(
     buf.push(" FROM rollups WHERE tenant_id = ")
         .bind(Bind::I64(tenant.get()));
     buf.push(" AND res = ").bind(Bind::I16(res.code()));
+    let mut used: Vec<Dimension> = scan.group_by.to_vec();
+    used.extend(scan.filters.iter().map(|(d, _)| *d));
+    buf.push(" AND grain = ")
+        .bind(Bind::I16(crate::rollup::grain_for(&used)));
     buf.push(" AND bucket >= ").bind(Bind::I64(scan.from_ms));
     buf.push(" AND bucket < ").bind(Bind::I64(scan.to_ms));
     push_dim_filters(&mut buf, scan.filters);

@@ -8,6 +8,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::TryStreamExt;
 use hub_core::time::Resolution;
 use hub_core::{ApiKeyScope, EventRecord, TenantId};
 use sqlx::sqlite::{
@@ -179,14 +180,17 @@ impl SqliteStorage {
         changes: HashMap<RollupKey, Aggregate>,
         cached: &HashMap<(TenantId, RollupKey), Aggregate>,
     ) -> Result<Vec<(RollupKey, Aggregate)>> {
-        let mut missing: HashMap<Resolution, HashSet<i64>> = HashMap::new();
+        let mut missing: HashMap<(Resolution, i16), HashSet<i64>> = HashMap::new();
         for key in changes.keys() {
             if !cached.contains_key(&(tenant, key.clone())) {
-                missing.entry(key.res).or_default().insert(key.bucket);
+                missing
+                    .entry((key.res, key.grain))
+                    .or_default()
+                    .insert(key.bucket);
             }
         }
         let mut stored: HashMap<RollupKey, Aggregate> = HashMap::new();
-        for (res, buckets) in missing {
+        for ((res, grain), buckets) in missing {
             let buckets: Vec<i64> = buckets.into_iter().collect();
             for chunk in buckets.chunks(500) {
                 let mut buf = sql::SqlBuf::new(Placeholders::Question);
@@ -197,6 +201,7 @@ impl SqliteStorage {
                 )
                 .bind(sql::Bind::I64(tenant.get()));
                 buf.push(" AND res = ").bind(sql::Bind::I16(res.code()));
+                buf.push(" AND grain = ").bind(sql::Bind::I16(grain));
                 buf.push(" AND bucket IN (");
                 for (i, b) in chunk.iter().enumerate() {
                     if i > 0 {
@@ -212,6 +217,7 @@ impl SqliteStorage {
                     }
                     let key = RollupKey {
                         res,
+                        grain,
                         bucket: row.try_get(0)?,
                         dims,
                     };
@@ -535,12 +541,13 @@ impl Storage for SqliteStorage {
         bucket_step_ms: i64,
     ) -> Result<Vec<ScanRow>> {
         let buf = sql::raw_scan(Placeholders::Question, tenant, scan);
-        let rows = into_query::<Sqlite>(buf).fetch_all(&self.readers).await?;
-        let raw = rows
-            .iter()
-            .map(|r| decode::raw_row(r, scan.group_by.len()))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(decode::fold_raw(raw, scan.by_bucket, bucket_step_ms))
+        // Streamed and folded row by row: memory stays bounded by the number of groups.
+        let mut rows = into_query::<Sqlite>(buf).fetch(&self.readers);
+        let mut fold = decode::RawFold::new(scan.by_bucket, bucket_step_ms);
+        while let Some(row) = rows.try_next().await? {
+            fold.add(decode::raw_row(&row, scan.group_by.len())?);
+        }
+        Ok(fold.finish())
     }
 
     async fn enforce_retention(

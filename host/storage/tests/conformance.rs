@@ -525,7 +525,12 @@ async fn sqlite_rollup_cache_notices_another_writer() {
         let store = if round % 2 == 0 { &first } else { &second };
         write(store, t, batch).await;
     }
-    let q = SummaryQuery { from_ms: NOW - HOUR_MS, to_ms: NOW, group_by: vec![Dimension::Model], filters: vec![] };
+    let q = SummaryQuery {
+        from_ms: NOW - HOUR_MS,
+        to_ms: NOW,
+        group_by: vec![Dimension::Model],
+        filters: vec![],
+    };
     for store in [&first, &second] {
         for g in summary(store.as_ref(), t, &q).await.unwrap() {
             let (want, lat) = exact(&all, |e| e.model == g.key[0]);
