@@ -403,35 +403,32 @@ impl Storage for PostgresStorage {
             .collect();
         self.ensure_partitions(days).await;
         let mut tx = self.pool.begin().await?;
-        // Lock tenants in id order so that two replicas writing overlapping tenants cannot deadlock.
-        let mut tenants: Vec<TenantId> = batches.iter().map(|b| b.tenant).collect();
+        let mut outcomes = Vec::with_capacity(batches.len());
+        let mut changes: HashMap<TenantId, Vec<&EventRecord>> = HashMap::new();
+        for batch in batches {
+            let (unique, _) = dedupe_in_batch(&batch.events);
+            let inserted = Self::insert_events(&mut tx, batch.tenant, received_at_ms, &unique).await?;
+            outcomes.push(WriteOutcome {
+                inserted: inserted.len(),
+                duplicates: batch.events.len() - inserted.len(),
+            });
+            changes.entry(batch.tenant).or_default().extend(inserted.into_iter().map(|i| unique[i]));
+        }
+        // Only the rollup merge (read, add, write back) must not interleave with another writer of
+        // the same tenant; event inserts above run in parallel. The lock is taken after them and
+        // held to commit; a lock holder touches only rollup rows, which only lock holders write,
+        // so it never waits on a writer that waits on it. Tenants are locked in id order.
+        let mut tenants: Vec<TenantId> = changes.iter().filter(|(_, e)| !e.is_empty()).map(|(t, _)| *t).collect();
         tenants.sort();
-        tenants.dedup();
         for t in &tenants {
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
                 .bind(ROLLUP_LOCK_BASE + t.get())
                 .execute(&mut *tx)
                 .await?;
         }
-        let mut outcomes = Vec::with_capacity(batches.len());
-        let mut changes: HashMap<TenantId, Vec<&EventRecord>> = HashMap::new();
-        for batch in batches {
-            let (unique, _) = dedupe_in_batch(&batch.events);
-            let inserted =
-                Self::insert_events(&mut tx, batch.tenant, received_at_ms, &unique).await?;
-            outcomes.push(WriteOutcome {
-                inserted: inserted.len(),
-                duplicates: batch.events.len() - inserted.len(),
-            });
-            changes
-                .entry(batch.tenant)
-                .or_default()
-                .extend(inserted.into_iter().map(|i| unique[i]));
-        }
-        for (tenant, events) in changes {
-            if !events.is_empty() {
-                Self::merge_rollups(&mut tx, tenant, deltas(events.into_iter())).await?;
-            }
+        for tenant in tenants {
+            let events = changes.remove(&tenant).unwrap_or_default();
+            Self::merge_rollups(&mut tx, tenant, deltas(events.into_iter())).await?;
         }
         tx.commit().await?;
         Ok(outcomes)
