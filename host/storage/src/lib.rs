@@ -13,6 +13,7 @@ mod decode;
 pub mod model;
 mod postgres;
 pub mod rollup;
+mod shared;
 mod sql;
 mod sqlite;
 

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use futures::TryStreamExt;
 use hub_core::time::{DAY_MS, Resolution};
 use hub_core::{EventRecord, TenantId};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -18,10 +17,8 @@ use std::str::FromStr;
 
 use crate::model::*;
 use crate::rollup::{RollupKey, deltas, upsert_statements};
-use crate::sql::{self, Placeholders, into_query};
-use crate::sqlite::{
-    api_key_from, is_unique_violation, page, rollup_retention, scopes_text, tenant_from,
-};
+use crate::shared::{Shared, rollup_retention};
+use crate::sql::{Placeholders, into_query};
 use crate::{Result, Storage, StorageError, StorageOptions, decode, dedupe_in_batch};
 
 pub struct PostgresStorage {
@@ -281,58 +278,23 @@ impl Storage for PostgresStorage {
     }
 
     async fn get_meta(&self, key: &str) -> Result<Option<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT value FROM hub_meta WHERE key = $1")
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+        Shared::<Postgres>::get_meta(&self.pool, key).await
     }
 
     async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
-        sqlx::query("INSERT INTO hub_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        Shared::<Postgres>::set_meta(&self.pool, key, value).await
     }
 
     async fn create_tenant(&self, name: &str, now_ms: i64) -> Result<Tenant> {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO tenants (name, created_at) VALUES ($1, $2) RETURNING id",
-        )
-        .bind(name)
-        .bind(now_ms)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StorageError::Conflict(format!("tenant '{name}'"))
-            } else {
-                e.into()
-            }
-        })?;
-        Ok(Tenant {
-            id: TenantId::from_verified(id),
-            name: name.to_string(),
-            created_at_ms: now_ms,
-        })
+        Shared::<Postgres>::create_tenant(&self.pool, name, now_ms).await
     }
 
     async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>> {
-        let row = sqlx::query("SELECT id, name, created_at FROM tenants WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| tenant_from(&r)).transpose()
+        Shared::<Postgres>::tenant_by_name(&self.pool, name).await
     }
 
     async fn list_tenants(&self) -> Result<Vec<Tenant>> {
-        let rows = sqlx::query("SELECT id, name, created_at FROM tenants ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(tenant_from).collect()
+        Shared::<Postgres>::list_tenants(&self.pool).await
     }
 
     async fn create_api_key(
@@ -341,54 +303,19 @@ impl Storage for PostgresStorage {
         key: &NewApiKey,
         now_ms: i64,
     ) -> Result<ApiKeyRecord> {
-        let row = sqlx::query(
-            "INSERT INTO api_keys (tenant_id, name, prefix, secret_hash, scopes, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, tenant_id, name, prefix, secret_hash, scopes, \
-             created_at, expires_at, revoked_at, last_used_at",
-        )
-        .bind(tenant.get())
-        .bind(&key.name)
-        .bind(&key.prefix)
-        .bind(&key.secret_hash)
-        .bind(scopes_text(&key.scopes))
-        .bind(now_ms)
-        .bind(key.expires_at_ms)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| if is_unique_violation(&e) { StorageError::Conflict(format!("API key prefix '{}'", key.prefix)) } else { e.into() })?;
-        api_key_from(&row)
+        Shared::<Postgres>::create_api_key(&self.pool, tenant, key, now_ms).await
     }
 
     async fn api_key_by_prefix(&self, prefix: &str) -> Result<Option<ApiKeyRecord>> {
-        let row = sqlx::query(
-            "SELECT id, tenant_id, name, prefix, secret_hash, scopes, created_at, expires_at, revoked_at, \
-             last_used_at FROM api_keys WHERE prefix = $1",
-        )
-        .bind(prefix)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(api_key_from).transpose()
+        Shared::<Postgres>::api_key_by_prefix(&self.pool, prefix).await
     }
 
     async fn list_api_keys(&self, tenant: TenantId) -> Result<Vec<ApiKeyRecord>> {
-        let rows = sqlx::query(
-            "SELECT id, tenant_id, name, prefix, secret_hash, scopes, created_at, expires_at, revoked_at, \
-             last_used_at FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id",
-        )
-        .bind(tenant.get())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(api_key_from).collect()
+        Shared::<Postgres>::list_api_keys(&self.pool, tenant).await
     }
 
     async fn touch_api_key(&self, tenant: TenantId, key_id: i64, at_ms: i64) -> Result<()> {
-        sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE tenant_id = $2 AND id = $3")
-            .bind(at_ms)
-            .bind(tenant.get())
-            .bind(key_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        Shared::<Postgres>::touch_api_key(&self.pool, tenant, key_id, at_ms).await
     }
 
     async fn write_batches(
@@ -407,18 +334,26 @@ impl Storage for PostgresStorage {
         let mut changes: HashMap<TenantId, Vec<&EventRecord>> = HashMap::new();
         for batch in batches {
             let (unique, _) = dedupe_in_batch(&batch.events);
-            let inserted = Self::insert_events(&mut tx, batch.tenant, received_at_ms, &unique).await?;
+            let inserted =
+                Self::insert_events(&mut tx, batch.tenant, received_at_ms, &unique).await?;
             outcomes.push(WriteOutcome {
                 inserted: inserted.len(),
                 duplicates: batch.events.len() - inserted.len(),
             });
-            changes.entry(batch.tenant).or_default().extend(inserted.into_iter().map(|i| unique[i]));
+            changes
+                .entry(batch.tenant)
+                .or_default()
+                .extend(inserted.into_iter().map(|i| unique[i]));
         }
         // Only the rollup merge (read, add, write back) must not interleave with another writer of
         // the same tenant; event inserts above run in parallel. The lock is taken after them and
         // held to commit; a lock holder touches only rollup rows, which only lock holders write,
         // so it never waits on a writer that waits on it. Tenants are locked in id order.
-        let mut tenants: Vec<TenantId> = changes.iter().filter(|(_, e)| !e.is_empty()).map(|(t, _)| *t).collect();
+        let mut tenants: Vec<TenantId> = changes
+            .iter()
+            .filter(|(_, e)| !e.is_empty())
+            .map(|(t, _)| *t)
+            .collect();
         tenants.sort();
         for t in &tenants {
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -441,36 +376,15 @@ impl Storage for PostgresStorage {
         after: Option<&EventCursor>,
         limit: usize,
     ) -> Result<EventPage> {
-        let buf = sql::list_events(Placeholders::Dollar, tenant, filter, after, limit + 1);
-        let rows = into_query::<Postgres>(buf).fetch_all(&self.pool).await?;
-        page(
-            rows.iter().map(decode::event).collect::<Result<Vec<_>>>()?,
-            limit,
-        )
+        Shared::<Postgres>::list_events(&self.pool, tenant, filter, after, limit).await
     }
 
     async fn get_event(&self, tenant: TenantId, event_id: &str) -> Result<Option<StoredEvent>> {
-        let row = sqlx::query(
-            "SELECT tenant_id, event_id, ts, received_at, event_type, kind, source_module, severity, \
-             environment, app, model, provider, operation, input_tokens, output_tokens, latency_ms, \
-             ttft_ms, status, error_type, cost_usd, user_id, session_id, trace_id, correlation_id, \
-             parent_event_id, tags, payload FROM events WHERE tenant_id = $1 AND event_id = $2 \
-             ORDER BY ts DESC LIMIT 1",
-        )
-        .bind(tenant.get())
-        .bind(event_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(decode::event).transpose()
+        Shared::<Postgres>::get_event(&self.pool, tenant, event_id).await
     }
 
     async fn count_events(&self, tenant: TenantId) -> Result<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE tenant_id = $1")
-                .bind(tenant.get())
-                .fetch_one(&self.pool)
-                .await?,
-        )
+        Shared::<Postgres>::count_events(&self.pool, tenant).await
     }
 
     async fn scan_rollups(
@@ -479,11 +393,7 @@ impl Storage for PostgresStorage {
         res: Resolution,
         scan: &Scan<'_>,
     ) -> Result<Vec<ScanRow>> {
-        let buf = sql::rollup_scan(Placeholders::Dollar, tenant, res, scan);
-        let rows = into_query::<Postgres>(buf).fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| decode::rollup_row(r, scan.group_by.len(), scan.by_bucket, scan.with_sketch))
-            .collect()
+        Shared::<Postgres>::scan_rollups(&self.pool, tenant, res, scan).await
     }
 
     async fn scan_raw(
@@ -492,14 +402,7 @@ impl Storage for PostgresStorage {
         scan: &Scan<'_>,
         bucket_step_ms: i64,
     ) -> Result<Vec<ScanRow>> {
-        let buf = sql::raw_scan(Placeholders::Dollar, tenant, scan);
-        // Streamed and folded row by row: memory stays bounded by the number of groups.
-        let mut rows = into_query::<Postgres>(buf).fetch(&self.pool);
-        let mut fold = decode::RawFold::new(scan.by_bucket, bucket_step_ms);
-        while let Some(row) = rows.try_next().await? {
-            fold.add(decode::raw_row(&row, scan.group_by.len())?);
-        }
-        Ok(fold.finish())
+        Shared::<Postgres>::scan_raw(&self.pool, tenant, scan, bucket_step_ms).await
     }
 
     async fn enforce_retention(
@@ -533,9 +436,7 @@ impl Storage for PostgresStorage {
                 }
             }
             // What is left: the partially expired day and the default partition.
-            let tenants: Vec<i64> = sqlx::query_scalar("SELECT id FROM tenants")
-                .fetch_all(&self.pool)
-                .await?;
+            let tenants = Shared::<Postgres>::tenant_ids(&self.pool).await?;
             for tenant in tenants {
                 report.events_deleted +=
                     sqlx::query("DELETE FROM events WHERE tenant_id = $1 AND ts < $2")

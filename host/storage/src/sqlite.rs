@@ -8,17 +8,16 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::TryStreamExt;
 use hub_core::time::Resolution;
-use hub_core::{ApiKeyScope, EventRecord, TenantId};
+use hub_core::{EventRecord, TenantId};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Row, Sqlite};
 
 use crate::model::*;
 use crate::rollup::{RollupKey, deltas, upsert_statements};
+use crate::shared::{Shared, rollup_retention};
 use crate::sql::{self, EVENT_INSERT_CHUNK, Placeholders, into_query};
 use crate::{Result, Storage, StorageError, StorageOptions, decode, dedupe_in_batch};
 
@@ -249,42 +248,6 @@ struct PreparedBatch<'a> {
     inserts: Vec<sqlx::query::Query<'static, Sqlite, sqlx::sqlite::SqliteArguments>>,
 }
 
-fn api_key(row: &SqliteRow) -> Result<ApiKeyRecord> {
-    api_key_from(row)
-}
-
-pub(crate) fn api_key_from<R: decode::HubRow>(row: &R) -> Result<ApiKeyRecord>
-where
-    usize: sqlx::ColumnIndex<R>,
-{
-    let scopes_text = row.text(5)?;
-    let scopes = ApiKeyScope::parse_list(&scopes_text).map_err(StorageError::Corrupt)?;
-    Ok(ApiKeyRecord {
-        id: row.int(0)?,
-        tenant: TenantId::from_verified(row.int(1)?),
-        name: row.text(2)?,
-        prefix: row.text(3)?,
-        secret_hash: row.text(4)?,
-        scopes,
-        created_at_ms: row.int(6)?,
-        expires_at_ms: row.opt_int(7)?,
-        revoked_at_ms: row.opt_int(8)?,
-        last_used_at_ms: row.opt_int(9)?,
-    })
-}
-
-pub(crate) fn scopes_text(scopes: &[ApiKeyScope]) -> String {
-    scopes
-        .iter()
-        .map(|s| s.as_str())
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
-}
-
 #[async_trait]
 impl Storage for SqliteStorage {
     fn backend(&self) -> &'static str {
@@ -320,57 +283,23 @@ impl Storage for SqliteStorage {
     }
 
     async fn get_meta(&self, key: &str) -> Result<Option<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT value FROM hub_meta WHERE key = ?")
-                .bind(key)
-                .fetch_optional(&self.readers)
-                .await?,
-        )
+        Shared::<Sqlite>::get_meta(&self.readers, key).await
     }
 
     async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
-        sqlx::query("INSERT INTO hub_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
-            .bind(key)
-            .bind(value)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
+        Shared::<Sqlite>::set_meta(&self.writer, key, value).await
     }
 
     async fn create_tenant(&self, name: &str, now_ms: i64) -> Result<Tenant> {
-        let id: i64 =
-            sqlx::query_scalar("INSERT INTO tenants (name, created_at) VALUES (?, ?) RETURNING id")
-                .bind(name)
-                .bind(now_ms)
-                .fetch_one(&self.writer)
-                .await
-                .map_err(|e| {
-                    if is_unique_violation(&e) {
-                        StorageError::Conflict(format!("tenant '{name}'"))
-                    } else {
-                        e.into()
-                    }
-                })?;
-        Ok(Tenant {
-            id: TenantId::from_verified(id),
-            name: name.to_string(),
-            created_at_ms: now_ms,
-        })
+        Shared::<Sqlite>::create_tenant(&self.writer, name, now_ms).await
     }
 
     async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>> {
-        let row = sqlx::query("SELECT id, name, created_at FROM tenants WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&self.readers)
-            .await?;
-        row.map(|r| tenant_from(&r)).transpose()
+        Shared::<Sqlite>::tenant_by_name(&self.readers, name).await
     }
 
     async fn list_tenants(&self) -> Result<Vec<Tenant>> {
-        let rows = sqlx::query("SELECT id, name, created_at FROM tenants ORDER BY name")
-            .fetch_all(&self.readers)
-            .await?;
-        rows.iter().map(tenant_from).collect()
+        Shared::<Sqlite>::list_tenants(&self.readers).await
     }
 
     async fn create_api_key(
@@ -379,54 +308,19 @@ impl Storage for SqliteStorage {
         key: &NewApiKey,
         now_ms: i64,
     ) -> Result<ApiKeyRecord> {
-        let row = sqlx::query(
-            "INSERT INTO api_keys (tenant_id, name, prefix, secret_hash, scopes, created_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id, tenant_id, name, prefix, secret_hash, scopes, \
-             created_at, expires_at, revoked_at, last_used_at",
-        )
-        .bind(tenant.get())
-        .bind(&key.name)
-        .bind(&key.prefix)
-        .bind(&key.secret_hash)
-        .bind(scopes_text(&key.scopes))
-        .bind(now_ms)
-        .bind(key.expires_at_ms)
-        .fetch_one(&self.writer)
-        .await
-        .map_err(|e| if is_unique_violation(&e) { StorageError::Conflict(format!("API key prefix '{}'", key.prefix)) } else { e.into() })?;
-        api_key(&row)
+        Shared::<Sqlite>::create_api_key(&self.writer, tenant, key, now_ms).await
     }
 
     async fn api_key_by_prefix(&self, prefix: &str) -> Result<Option<ApiKeyRecord>> {
-        let row = sqlx::query(
-            "SELECT id, tenant_id, name, prefix, secret_hash, scopes, created_at, expires_at, revoked_at, \
-             last_used_at FROM api_keys WHERE prefix = ?",
-        )
-        .bind(prefix)
-        .fetch_optional(&self.readers)
-        .await?;
-        row.as_ref().map(api_key).transpose()
+        Shared::<Sqlite>::api_key_by_prefix(&self.readers, prefix).await
     }
 
     async fn list_api_keys(&self, tenant: TenantId) -> Result<Vec<ApiKeyRecord>> {
-        let rows = sqlx::query(
-            "SELECT id, tenant_id, name, prefix, secret_hash, scopes, created_at, expires_at, revoked_at, \
-             last_used_at FROM api_keys WHERE tenant_id = ? ORDER BY created_at, id",
-        )
-        .bind(tenant.get())
-        .fetch_all(&self.readers)
-        .await?;
-        rows.iter().map(api_key).collect()
+        Shared::<Sqlite>::list_api_keys(&self.readers, tenant).await
     }
 
     async fn touch_api_key(&self, tenant: TenantId, key_id: i64, at_ms: i64) -> Result<()> {
-        sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE tenant_id = ? AND id = ?")
-            .bind(at_ms)
-            .bind(tenant.get())
-            .bind(key_id)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
+        Shared::<Sqlite>::touch_api_key(&self.writer, tenant, key_id, at_ms).await
     }
 
     async fn write_batches(
@@ -489,36 +383,15 @@ impl Storage for SqliteStorage {
         after: Option<&EventCursor>,
         limit: usize,
     ) -> Result<EventPage> {
-        let buf = sql::list_events(Placeholders::Question, tenant, filter, after, limit + 1);
-        let rows = into_query::<Sqlite>(buf).fetch_all(&self.readers).await?;
-        page(
-            rows.iter().map(decode::event).collect::<Result<Vec<_>>>()?,
-            limit,
-        )
+        Shared::<Sqlite>::list_events(&self.readers, tenant, filter, after, limit).await
     }
 
     async fn get_event(&self, tenant: TenantId, event_id: &str) -> Result<Option<StoredEvent>> {
-        let row = sqlx::query(
-            "SELECT tenant_id, event_id, ts, received_at, event_type, kind, source_module, severity, \
-             environment, app, model, provider, operation, input_tokens, output_tokens, latency_ms, \
-             ttft_ms, status, error_type, cost_usd, user_id, session_id, trace_id, correlation_id, \
-             parent_event_id, tags, payload FROM events WHERE tenant_id = ? AND event_id = ? \
-             ORDER BY ts DESC LIMIT 1",
-        )
-        .bind(tenant.get())
-        .bind(event_id)
-        .fetch_optional(&self.readers)
-        .await?;
-        row.as_ref().map(decode::event).transpose()
+        Shared::<Sqlite>::get_event(&self.readers, tenant, event_id).await
     }
 
     async fn count_events(&self, tenant: TenantId) -> Result<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE tenant_id = ?")
-                .bind(tenant.get())
-                .fetch_one(&self.readers)
-                .await?,
-        )
+        Shared::<Sqlite>::count_events(&self.readers, tenant).await
     }
 
     async fn scan_rollups(
@@ -527,11 +400,7 @@ impl Storage for SqliteStorage {
         res: Resolution,
         scan: &Scan<'_>,
     ) -> Result<Vec<ScanRow>> {
-        let buf = sql::rollup_scan(Placeholders::Question, tenant, res, scan);
-        let rows = into_query::<Sqlite>(buf).fetch_all(&self.readers).await?;
-        rows.iter()
-            .map(|r| decode::rollup_row(r, scan.group_by.len(), scan.by_bucket, scan.with_sketch))
-            .collect()
+        Shared::<Sqlite>::scan_rollups(&self.readers, tenant, res, scan).await
     }
 
     async fn scan_raw(
@@ -540,14 +409,7 @@ impl Storage for SqliteStorage {
         scan: &Scan<'_>,
         bucket_step_ms: i64,
     ) -> Result<Vec<ScanRow>> {
-        let buf = sql::raw_scan(Placeholders::Question, tenant, scan);
-        // Streamed and folded row by row: memory stays bounded by the number of groups.
-        let mut rows = into_query::<Sqlite>(buf).fetch(&self.readers);
-        let mut fold = decode::RawFold::new(scan.by_bucket, bucket_step_ms);
-        while let Some(row) = rows.try_next().await? {
-            fold.add(decode::raw_row(&row, scan.group_by.len())?);
-        }
-        Ok(fold.finish())
+        Shared::<Sqlite>::scan_raw(&self.readers, tenant, scan, bucket_step_ms).await
     }
 
     async fn enforce_retention(
@@ -556,9 +418,7 @@ impl Storage for SqliteStorage {
         now_ms: i64,
     ) -> Result<RetentionReport> {
         let mut report = RetentionReport::default();
-        let tenants: Vec<i64> = sqlx::query_scalar("SELECT id FROM tenants")
-            .fetch_all(&self.readers)
-            .await?;
+        let tenants = Shared::<Sqlite>::tenant_ids(&self.readers).await?;
         for tenant in tenants {
             if let Some(keep) = policy.raw_ms {
                 // Small transactions, so that ingest never waits long for the write lock.
@@ -591,40 +451,4 @@ impl Storage for SqliteStorage {
         }
         Ok(report)
     }
-}
-
-pub(crate) fn rollup_retention(policy: &RetentionPolicy) -> Vec<(Resolution, i64)> {
-    [
-        (Resolution::Minute, policy.minute_ms),
-        (Resolution::Hour, policy.hour_ms),
-        (Resolution::Day, policy.day_ms),
-    ]
-    .into_iter()
-    .filter_map(|(r, keep)| keep.map(|k| (r, k)))
-    .collect()
-}
-
-pub(crate) fn tenant_from<R: decode::HubRow>(row: &R) -> Result<Tenant>
-where
-    usize: sqlx::ColumnIndex<R>,
-{
-    Ok(Tenant {
-        id: TenantId::from_verified(row.int(0)?),
-        name: row.text(1)?,
-        created_at_ms: row.int(2)?,
-    })
-}
-
-/// Cuts a `limit + 1` result to `limit` and sets the cursor when there was more.
-pub(crate) fn page(mut events: Vec<StoredEvent>, limit: usize) -> Result<EventPage> {
-    let next = if events.len() > limit {
-        events.truncate(limit);
-        events.last().map(|e| EventCursor {
-            ts_ms: e.record.ts_ms,
-            event_id: e.record.event_id.clone(),
-        })
-    } else {
-        None
-    };
-    Ok(EventPage { events, next })
 }

@@ -1,0 +1,301 @@
+//! The statements that read and write the same way on both backends, written once. SQLite accepts
+//! PostgreSQL's `$1` placeholders, so one SQL text serves both; the trait bounds that make a sqlx
+//! database usable here are stated once, on the impl block.
+
+use std::marker::PhantomData;
+
+use futures::TryStreamExt;
+use hub_core::time::Resolution;
+use hub_core::{ApiKeyScope, TenantId};
+use sqlx::{ColumnIndex, Database, Encode, Executor, IntoArguments, Pool, Type};
+
+use crate::decode::{self, HubRow};
+use crate::model::*;
+use crate::sql::{self, Bind, Placeholders, SqlBuf, into_query};
+use crate::{Result, StorageError};
+
+/// Shared statements for the database `DB` (SQLite or PostgreSQL).
+pub(crate) struct Shared<DB>(PhantomData<DB>);
+
+const API_KEY_COLUMNS: &str = "id, tenant_id, name, prefix, secret_hash, scopes, created_at, \
+    expires_at, revoked_at, last_used_at";
+
+fn stmt(sql: &str) -> SqlBuf {
+    let mut buf = SqlBuf::new(Placeholders::Dollar);
+    buf.push(sql);
+    buf
+}
+
+/// `sql` with `$1…$n` already written, and these values bound to them.
+fn with_binds(sql: &str, binds: Vec<Bind>) -> SqlBuf {
+    let mut buf = stmt(sql);
+    buf.binds = binds;
+    buf
+}
+
+fn conflict(what: String) -> impl FnOnce(sqlx::Error) -> StorageError {
+    move |e| match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StorageError::Conflict(what),
+        _ => e.into(),
+    }
+}
+
+fn api_key<R: HubRow>(row: &R) -> Result<ApiKeyRecord>
+where
+    usize: ColumnIndex<R>,
+{
+    let scopes = ApiKeyScope::parse_list(&row.text(5)?).map_err(StorageError::Corrupt)?;
+    Ok(ApiKeyRecord {
+        id: row.int(0)?,
+        tenant: TenantId::from_verified(row.int(1)?),
+        name: row.text(2)?,
+        prefix: row.text(3)?,
+        secret_hash: row.text(4)?,
+        scopes,
+        created_at_ms: row.int(6)?,
+        expires_at_ms: row.opt_int(7)?,
+        revoked_at_ms: row.opt_int(8)?,
+        last_used_at_ms: row.opt_int(9)?,
+    })
+}
+
+fn tenant<R: HubRow>(row: &R) -> Result<Tenant>
+where
+    usize: ColumnIndex<R>,
+{
+    Ok(Tenant {
+        id: TenantId::from_verified(row.int(0)?),
+        name: row.text(1)?,
+        created_at_ms: row.int(2)?,
+    })
+}
+
+/// Cuts a `limit + 1` result to `limit` and sets the cursor when there was more.
+fn page(mut events: Vec<StoredEvent>, limit: usize) -> EventPage {
+    let next = if events.len() > limit {
+        events.truncate(limit);
+        events.last().map(|e| EventCursor {
+            ts_ms: e.record.ts_ms,
+            event_id: e.record.event_id.clone(),
+        })
+    } else {
+        None
+    };
+    EventPage { events, next }
+}
+
+/// Rollup resolutions that the policy expires, with how long each is kept.
+pub(crate) fn rollup_retention(policy: &RetentionPolicy) -> Vec<(Resolution, i64)> {
+    [
+        (Resolution::Minute, policy.minute_ms),
+        (Resolution::Hour, policy.hour_ms),
+        (Resolution::Day, policy.day_ms),
+    ]
+    .into_iter()
+    .filter_map(|(r, keep)| keep.map(|k| (r, k)))
+    .collect()
+}
+
+impl<DB> Shared<DB>
+where
+    DB: Database,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    <DB as Database>::Arguments: IntoArguments<DB>,
+    DB::Row: HubRow,
+    usize: ColumnIndex<DB::Row>,
+    for<'t> i16: Encode<'t, DB> + Type<DB>,
+    for<'t> i64: Encode<'t, DB> + Type<DB>,
+    for<'t> f64: Encode<'t, DB> + Type<DB>,
+    for<'t> String: Encode<'t, DB> + Type<DB>,
+    for<'t> Option<i64>: Encode<'t, DB> + Type<DB>,
+    for<'t> Option<f64>: Encode<'t, DB> + Type<DB>,
+    for<'t> Option<String>: Encode<'t, DB> + Type<DB>,
+    for<'t> Vec<u8>: Encode<'t, DB> + Type<DB>,
+{
+    pub(crate) async fn get_meta(pool: &Pool<DB>, key: &str) -> Result<Option<String>> {
+        let buf = with_binds(
+            "SELECT value FROM hub_meta WHERE key = $1",
+            vec![Bind::Text(key.into())],
+        );
+        let row = into_query::<DB>(buf).fetch_optional(pool).await?;
+        row.map(|r| r.text(0)).transpose()
+    }
+
+    pub(crate) async fn set_meta(pool: &Pool<DB>, key: &str, value: &str) -> Result<()> {
+        let buf = with_binds(
+            "INSERT INTO hub_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            vec![Bind::Text(key.into()), Bind::Text(value.into())],
+        );
+        into_query::<DB>(buf).execute(pool).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn create_tenant(pool: &Pool<DB>, name: &str, now_ms: i64) -> Result<Tenant> {
+        let buf = with_binds(
+            "INSERT INTO tenants (name, created_at) VALUES ($1, $2) RETURNING id, name, created_at",
+            vec![Bind::Text(name.into()), Bind::I64(now_ms)],
+        );
+        let row = into_query::<DB>(buf)
+            .fetch_one(pool)
+            .await
+            .map_err(conflict(format!("tenant '{name}'")))?;
+        tenant(&row)
+    }
+
+    pub(crate) async fn tenant_by_name(pool: &Pool<DB>, name: &str) -> Result<Option<Tenant>> {
+        let buf = with_binds(
+            "SELECT id, name, created_at FROM tenants WHERE name = $1",
+            vec![Bind::Text(name.into())],
+        );
+        let row = into_query::<DB>(buf).fetch_optional(pool).await?;
+        row.as_ref().map(tenant).transpose()
+    }
+
+    pub(crate) async fn list_tenants(pool: &Pool<DB>) -> Result<Vec<Tenant>> {
+        let rows = into_query::<DB>(stmt(
+            "SELECT id, name, created_at FROM tenants ORDER BY name",
+        ))
+        .fetch_all(pool)
+        .await?;
+        rows.iter().map(tenant).collect()
+    }
+
+    pub(crate) async fn tenant_ids(pool: &Pool<DB>) -> Result<Vec<i64>> {
+        let rows = into_query::<DB>(stmt("SELECT id FROM tenants"))
+            .fetch_all(pool)
+            .await?;
+        rows.iter().map(|r| r.int(0)).collect()
+    }
+
+    pub(crate) async fn create_api_key(
+        pool: &Pool<DB>,
+        t: TenantId,
+        key: &NewApiKey,
+        now_ms: i64,
+    ) -> Result<ApiKeyRecord> {
+        let mut buf = stmt(
+            "INSERT INTO api_keys (tenant_id, name, prefix, secret_hash, scopes, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
+        );
+        buf.push(API_KEY_COLUMNS);
+        let scopes: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
+        buf.binds = vec![
+            Bind::I64(t.get()),
+            Bind::Text(key.name.clone()),
+            Bind::Text(key.prefix.clone()),
+            Bind::Text(key.secret_hash.clone()),
+            Bind::Text(scopes.join(",")),
+            Bind::I64(now_ms),
+            Bind::OptI64(key.expires_at_ms),
+        ];
+        let row = into_query::<DB>(buf)
+            .fetch_one(pool)
+            .await
+            .map_err(conflict(format!("API key prefix '{}'", key.prefix)))?;
+        api_key(&row)
+    }
+
+    pub(crate) async fn api_key_by_prefix(
+        pool: &Pool<DB>,
+        prefix: &str,
+    ) -> Result<Option<ApiKeyRecord>> {
+        let mut buf = stmt("SELECT ");
+        buf.push(API_KEY_COLUMNS)
+            .push(" FROM api_keys WHERE prefix = ")
+            .bind(Bind::Text(prefix.into()));
+        let row = into_query::<DB>(buf).fetch_optional(pool).await?;
+        row.as_ref().map(api_key).transpose()
+    }
+
+    pub(crate) async fn list_api_keys(pool: &Pool<DB>, t: TenantId) -> Result<Vec<ApiKeyRecord>> {
+        let mut buf = stmt("SELECT ");
+        buf.push(API_KEY_COLUMNS)
+            .push(" FROM api_keys WHERE tenant_id = ")
+            .bind(Bind::I64(t.get()));
+        buf.push(" ORDER BY created_at, id");
+        let rows = into_query::<DB>(buf).fetch_all(pool).await?;
+        rows.iter().map(api_key).collect()
+    }
+
+    pub(crate) async fn touch_api_key(
+        pool: &Pool<DB>,
+        t: TenantId,
+        key_id: i64,
+        at_ms: i64,
+    ) -> Result<()> {
+        let buf = with_binds(
+            "UPDATE api_keys SET last_used_at = $1 WHERE tenant_id = $2 AND id = $3",
+            vec![Bind::I64(at_ms), Bind::I64(t.get()), Bind::I64(key_id)],
+        );
+        into_query::<DB>(buf).execute(pool).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn list_events(
+        pool: &Pool<DB>,
+        t: TenantId,
+        filter: &EventFilter,
+        after: Option<&EventCursor>,
+        limit: usize,
+    ) -> Result<EventPage> {
+        let buf = sql::list_events(Placeholders::Dollar, t, filter, after, limit + 1);
+        let rows = into_query::<DB>(buf).fetch_all(pool).await?;
+        Ok(page(
+            rows.iter().map(decode::event).collect::<Result<Vec<_>>>()?,
+            limit,
+        ))
+    }
+
+    pub(crate) async fn get_event(
+        pool: &Pool<DB>,
+        t: TenantId,
+        event_id: &str,
+    ) -> Result<Option<StoredEvent>> {
+        let mut buf = stmt("SELECT ");
+        buf.push(sql::EVENT_COLUMNS)
+            .push(" FROM events WHERE tenant_id = ")
+            .bind(Bind::I64(t.get()));
+        buf.push(" AND event_id = ")
+            .bind(Bind::Text(event_id.into()));
+        buf.push(" ORDER BY ts DESC LIMIT 1");
+        let row = into_query::<DB>(buf).fetch_optional(pool).await?;
+        row.as_ref().map(decode::event).transpose()
+    }
+
+    pub(crate) async fn count_events(pool: &Pool<DB>, t: TenantId) -> Result<i64> {
+        let buf = with_binds(
+            "SELECT COUNT(*) FROM events WHERE tenant_id = $1",
+            vec![Bind::I64(t.get())],
+        );
+        into_query::<DB>(buf).fetch_one(pool).await?.int(0)
+    }
+
+    pub(crate) async fn scan_rollups(
+        pool: &Pool<DB>,
+        t: TenantId,
+        res: Resolution,
+        scan: &Scan<'_>,
+    ) -> Result<Vec<ScanRow>> {
+        let buf = sql::rollup_scan(Placeholders::Dollar, t, res, scan);
+        let rows = into_query::<DB>(buf).fetch_all(pool).await?;
+        rows.iter()
+            .map(|r| decode::rollup_row(r, scan.group_by.len(), scan.by_bucket, scan.with_sketch))
+            .collect()
+    }
+
+    pub(crate) async fn scan_raw(
+        pool: &Pool<DB>,
+        t: TenantId,
+        scan: &Scan<'_>,
+        bucket_step_ms: i64,
+    ) -> Result<Vec<ScanRow>> {
+        let buf = sql::raw_scan(Placeholders::Dollar, t, scan);
+        // Streamed and folded row by row: memory stays bounded by the number of groups.
+        let mut rows = into_query::<DB>(buf).fetch(pool);
+        let mut fold = decode::RawFold::new(scan.by_bucket, bucket_step_ms);
+        while let Some(row) = rows.try_next().await? {
+            fold.add(decode::raw_row(&row, scan.group_by.len())?);
+        }
+        Ok(fold.finish())
+    }
+}
