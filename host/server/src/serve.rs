@@ -13,7 +13,6 @@ const BOOTSTRAP_KEY: &str = "bootstrap.demo_tenant";
 pub async fn run(args: ServeArgs) -> Result<()> {
     let (storage, settings) = crate::open_db(args).await?;
     storage.prepare_partitions(hub_core::time::now_ms()).await?;
-    bootstrap(storage.as_ref(), &settings.demo_tenant).await?;
 
     let (producer, consumer) = hub_bus::in_process(settings.queue_capacity);
     let pipeline = Pipeline::spawn(
@@ -39,11 +38,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
     tracing::info!(listen = %settings.listen, backend = storage.backend(), "hub is serving");
-    eprintln!(
+    // stdout is for the person who started the hub (logs go to stderr): where it listens, and on
+    // the first start the key, last.
+    println!(
         "hub listening on http://{} ({} storage)",
         listener.local_addr()?,
         storage.backend()
     );
+    bootstrap(storage.as_ref(), &settings.demo_tenant).await?;
 
     axum::serve(listener, hub_api::app(state))
         .with_graceful_shutdown(shutdown_signal())
