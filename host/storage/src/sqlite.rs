@@ -60,8 +60,30 @@ struct RollupCache {
     rows: HashMap<(TenantId, RollupKey), Aggregate>,
 }
 
-/// Cached rollup rows at most; past this the cache starts again empty.
-const ROLLUP_CACHE_ROWS: usize = 200_000;
+/// Past this many cached rows, rows of old buckets are dropped (each row holds a sketch of up to a
+/// few kilobytes, so this bounds the cache to tens of megabytes).
+const ROLLUP_CACHE_ROWS: usize = 50_000;
+
+impl RollupCache {
+    /// Keeps only rows of recent buckets: live traffic touches the newest minute, hour and day;
+    /// a late event that misses the cache is read from the database instead.
+    fn prune(&mut self) {
+        if self.rows.len() <= ROLLUP_CACHE_ROWS {
+            return;
+        }
+        let mut newest: HashMap<Resolution, i64> = HashMap::new();
+        for (_, key) in self.rows.keys() {
+            let n = newest.entry(key.res).or_insert(key.bucket);
+            *n = (*n).max(key.bucket);
+        }
+        self.rows
+            .retain(|(_, key), _| key.bucket >= newest[&key.res] - 2 * key.res.millis());
+        if self.rows.len() > ROLLUP_CACHE_ROWS {
+            // Very many tenants or dimension values: start again rather than grow.
+            self.rows.clear();
+        }
+    }
+}
 
 impl SqliteStorage {
     /// Opens (creating if needed) the database file at `path`.
@@ -339,8 +361,8 @@ impl Storage for SqliteStorage {
         let data_version: i64 = sqlx::query_scalar("PRAGMA data_version")
             .fetch_one(&mut *tx)
             .await?;
-        if cache.data_version != Some(data_version) || cache.rows.len() > ROLLUP_CACHE_ROWS {
-            // Another process wrote the file (or the cache grew too big): forget what we knew.
+        if cache.data_version != Some(data_version) {
+            // Another process wrote the file: forget what we knew.
             *cache = RollupCache {
                 data_version: Some(data_version),
                 rows: HashMap::new(),
@@ -373,6 +395,7 @@ impl Storage for SqliteStorage {
         tx.commit().await?;
         // Only now, with the rows durable, does the cache learn them.
         cache.rows.extend(merged);
+        cache.prune();
         Ok(outcomes)
     }
 
@@ -450,5 +473,50 @@ impl Storage for SqliteStorage {
             }
         }
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rollup_cache_keeps_only_recent_buckets_once_large() {
+        let mut cache = RollupCache::default();
+        let key = |res: Resolution, bucket: i64| {
+            (
+                TenantId::from_verified(1),
+                RollupKey {
+                    res,
+                    grain: 0,
+                    bucket,
+                    dims: Default::default(),
+                },
+            )
+        };
+        for i in 0..(ROLLUP_CACHE_ROWS as i64 + 10) {
+            cache
+                .rows
+                .insert(key(Resolution::Minute, i * 60_000), Aggregate::default());
+        }
+        cache
+            .rows
+            .insert(key(Resolution::Day, 0), Aggregate::default());
+        cache.prune();
+        let newest = (ROLLUP_CACHE_ROWS as i64 + 9) * 60_000;
+        let mut left: Vec<_> = cache.rows.keys().map(|(_, k)| (k.res, k.bucket)).collect();
+        left.sort();
+        assert_eq!(
+            left,
+            vec![
+                (Resolution::Minute, newest - 120_000),
+                (Resolution::Minute, newest - 60_000),
+                (Resolution::Minute, newest),
+                (Resolution::Day, 0),
+            ]
+        );
+        // Small caches are left alone.
+        cache.prune();
+        assert_eq!(cache.rows.len(), 4);
     }
 }
