@@ -55,12 +55,14 @@ pub struct KeyCache {
 }
 
 impl KeyCache {
-    fn get(&self, hash: &str) -> Option<(ApiKeyRecord, bool)> {
+    /// A key verified less than [`CACHE_TTL`] ago.
+    fn get(&self, hash: &str) -> Option<ApiKeyRecord> {
         let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
         let (record, checked, _) = entries.get(hash)?;
-        (checked.elapsed() < CACHE_TTL).then(|| (record.clone(), false))
+        (checked.elapsed() < CACHE_TTL).then(|| record.clone())
     }
 
+    /// Remembers a verified key; says whether its `last_used_at` is due for an update.
     fn put(&self, hash: String, record: ApiKeyRecord) -> bool {
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
         if entries.len() > 10_000 {
@@ -168,7 +170,7 @@ impl FromRequestParts<AppState> for Principal {
         let invalid = || ApiError::Unauthorized("invalid API key".into());
         let hash = hash_key(key);
         let record = match state.keys.get(&hash) {
-            Some((record, _)) => record,
+            Some(record) => record,
             None => {
                 let prefix = prefix_of(key).ok_or_else(invalid)?;
                 let record = state

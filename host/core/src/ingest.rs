@@ -137,8 +137,7 @@ enum Item<'a> {
     Broken(FieldError),
 }
 
-fn malformed(body: &[u8], err: &serde_json::Error) -> BodyError {
-    let _ = body;
+fn malformed(err: &serde_json::Error) -> BodyError {
     BodyError::Malformed {
         line: err.line(),
         column: err.column(),
@@ -184,12 +183,12 @@ fn split_json(body: &[u8]) -> Result<Vec<Item<'_>>, BodyError> {
                 }
                 // Not a wrapper: a single event object.
                 Ok(Wrapper { events: None }) => Ok(vec![Item::Raw(text.trim())]),
-                Err(err) => Err(malformed(body, &err)),
+                Err(err) => Err(malformed(&err)),
             }
         }
         None => Err(BodyError::Empty),
         Some(_) => match serde_json::from_str::<Value>(text) {
-            Err(err) => Err(malformed(body, &err)),
+            Err(err) => Err(malformed(&err)),
             Ok(_) => Err(BodyError::NotABatch),
         },
     }
