@@ -1,4 +1,5 @@
 use super::*;
+use crate::event::{Severity, Status};
 
 const FLAT: &str = include_str!("../../../../examples/flat-events.json");
 const ENVELOPE: &str = include_str!("../../../../examples/upstream-envelope.ndjson");

@@ -1,0 +1,548 @@
+//! Validating one event and mapping either accepted shape (the flat per-call form or the LLM
+//! DevOps envelope) onto [`EventRecord`], collecting every problem with its JSON path.
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::{FieldError, IngestLimits};
+use crate::event::{EventRecord, Severity, Status};
+use crate::time::{HOUR_MS, parse_rfc3339, to_rfc3339};
+
+/// Validates one event, collecting every problem rather than stopping at the first.
+pub fn parse_event(
+    raw: &str,
+    limits: &IngestLimits,
+    now_ms: i64,
+) -> Result<EventRecord, Vec<FieldError>> {
+    let value: Value = serde_json::from_str(raw).map_err(|e| {
+        vec![FieldError {
+            field: String::new(),
+            message: format!("malformed JSON: {e}"),
+        }]
+    })?;
+    let Value::Object(obj) = value else {
+        return Err(vec![FieldError {
+            field: String::new(),
+            message: format!("an event must be a JSON object, not {}", type_name(&value)),
+        }]);
+    };
+    let mut v = Validator {
+        limits,
+        errors: Vec::new(),
+    };
+    let is_envelope = obj.contains_key("payload")
+        && (obj.contains_key("source_module") || obj.contains_key("event_type"));
+    let record = if is_envelope {
+        v.envelope(&obj, raw, now_ms)
+    } else {
+        v.flat(&obj, raw, now_ms)
+    };
+    if v.errors.is_empty() {
+        Ok(record)
+    } else {
+        Err(v.errors)
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A content-derived id for events that carry none, so that resending the same bytes is idempotent.
+fn derived_id(raw: &str) -> String {
+    let digest = Sha256::digest(raw.as_bytes());
+    format!("h-{}", hex::encode(&digest[..16]))
+}
+
+struct Validator<'l> {
+    limits: &'l IngestLimits,
+    errors: Vec<FieldError>,
+}
+
+/// Largest token count we believe: ten billion (anything above is a client bug).
+const MAX_TOKENS: i64 = 10_000_000_000;
+
+impl Validator<'_> {
+    fn fail(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+
+    fn path(prefix: &str, key: &str) -> String {
+        if prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{prefix}.{key}")
+        }
+    }
+
+    /// A string field; absent, null and "" are `None`.
+    fn string(&mut self, obj: &Map<String, Value>, prefix: &str, key: &str) -> Option<String> {
+        match obj.get(key)? {
+            Value::Null => None,
+            Value::String(s) if s.is_empty() => None,
+            Value::String(s) if s.len() > self.limits.max_string_bytes => {
+                self.fail(
+                    Self::path(prefix, key),
+                    format!(
+                        "is {} bytes long; at most {} bytes allowed",
+                        s.len(),
+                        self.limits.max_string_bytes
+                    ),
+                );
+                None
+            }
+            Value::String(s) => Some(s.clone()),
+            other => {
+                let t = type_name(other);
+                self.fail(
+                    Self::path(prefix, key),
+                    format!("must be a string, got {t}"),
+                );
+                None
+            }
+        }
+    }
+
+    /// The first of several synonymous keys that is present.
+    fn string_any(
+        &mut self,
+        obj: &Map<String, Value>,
+        prefix: &str,
+        keys: &[&str],
+    ) -> Option<String> {
+        keys.iter()
+            .find(|k| obj.get(**k).is_some_and(|v| !v.is_null()))
+            .and_then(|k| self.string(obj, prefix, k))
+    }
+
+    fn required_string(
+        &mut self,
+        obj: &Map<String, Value>,
+        prefix: &str,
+        key: &str,
+    ) -> Option<String> {
+        let value = self.string(obj, prefix, key);
+        if value.is_none()
+            && !self
+                .errors
+                .iter()
+                .any(|e| e.field == Self::path(prefix, key))
+        {
+            self.fail(Self::path(prefix, key), "is required");
+        }
+        value
+    }
+
+    fn tokens(&mut self, obj: &Map<String, Value>, prefix: &str, keys: &[&str]) -> Option<i64> {
+        let key = keys
+            .iter()
+            .find(|k| obj.get(**k).is_some_and(|v| !v.is_null()))?;
+        let field = Self::path(prefix, key);
+        match &obj[*key] {
+            Value::Number(n) => match n.as_i64() {
+                Some(t) if t < 0 => {
+                    self.fail(field, format!("must not be negative, got {t}"));
+                    None
+                }
+                Some(t) if t > MAX_TOKENS => {
+                    self.fail(
+                        field,
+                        format!("{t} is implausibly large (at most {MAX_TOKENS})"),
+                    );
+                    None
+                }
+                Some(t) => Some(t),
+                None if n.as_u64().is_some() => {
+                    self.fail(
+                        field,
+                        format!("{n} is implausibly large (at most {MAX_TOKENS})"),
+                    );
+                    None
+                }
+                None => {
+                    self.fail(field, format!("must be a whole number of tokens, got {n}"));
+                    None
+                }
+            },
+            other => {
+                let t = type_name(other);
+                self.fail(field, format!("must be a whole number, got {t}"));
+                None
+            }
+        }
+    }
+
+    /// A non-negative finite number (latency, cost).
+    fn amount(&mut self, obj: &Map<String, Value>, prefix: &str, keys: &[&str]) -> Option<f64> {
+        let key = keys
+            .iter()
+            .find(|k| obj.get(**k).is_some_and(|v| !v.is_null()))?;
+        let field = Self::path(prefix, key);
+        match &obj[*key] {
+            Value::Number(n) => match n.as_f64() {
+                Some(x) if !x.is_finite() => {
+                    self.fail(field, "must be a finite number");
+                    None
+                }
+                Some(x) if x < 0.0 => {
+                    self.fail(field, format!("must not be negative, got {x}"));
+                    None
+                }
+                Some(x) => Some(x),
+                None => {
+                    self.fail(field, "must be a finite number");
+                    None
+                }
+            },
+            Value::String(s)
+                if matches!(
+                    s.to_ascii_lowercase().as_str(),
+                    "nan" | "inf" | "infinity" | "-infinity"
+                ) =>
+            {
+                self.fail(
+                    field,
+                    format!("must be a finite number, got the string \"{s}\""),
+                );
+                None
+            }
+            other => {
+                let t = type_name(other);
+                self.fail(field, format!("must be a number, got {t}"));
+                None
+            }
+        }
+    }
+
+    fn timestamp(&mut self, obj: &Map<String, Value>, now_ms: i64) -> Option<i64> {
+        let ts = match obj.get("timestamp") {
+            None | Some(Value::Null) => {
+                self.fail(
+                    "timestamp",
+                    "is required (RFC 3339, e.g. 2026-11-25T10:30:00Z, or epoch milliseconds)",
+                );
+                return None;
+            }
+            Some(Value::String(s)) => match parse_rfc3339(s) {
+                Some(ts) => ts,
+                None => {
+                    self.fail(
+                        "timestamp",
+                        format!(
+                            "'{}' is not an RFC 3339 time such as 2026-11-25T10:30:00Z",
+                            truncate(s, 64)
+                        ),
+                    );
+                    return None;
+                }
+            },
+            Some(Value::Number(n)) => match n.as_i64() {
+                Some(ms) => ms,
+                None => {
+                    self.fail("timestamp", format!("{n} is not whole epoch milliseconds"));
+                    return None;
+                }
+            },
+            Some(other) => {
+                let t = type_name(other);
+                self.fail(
+                    "timestamp",
+                    format!("must be an RFC 3339 string or epoch milliseconds, got {t}"),
+                );
+                return None;
+            }
+        };
+        if ts < now_ms - self.limits.max_age_ms {
+            self.fail(
+                "timestamp",
+                format!(
+                    "{} is older than the accepted window of {} hours",
+                    to_rfc3339(ts),
+                    self.limits.max_age_ms / HOUR_MS
+                ),
+            );
+            return None;
+        }
+        if ts > now_ms + self.limits.max_future_ms {
+            self.fail(
+                "timestamp",
+                format!(
+                    "{} is more than {} minutes in the future (check the sender's clock)",
+                    to_rfc3339(ts),
+                    self.limits.max_future_ms / 60_000
+                ),
+            );
+            return None;
+        }
+        Some(ts)
+    }
+
+    fn event_id(&mut self, obj: &Map<String, Value>, raw: &str) -> String {
+        match obj.get("event_id") {
+            None | Some(Value::Null) => derived_id(raw),
+            Some(Value::String(s)) if s.is_empty() => {
+                self.fail(
+                    "event_id",
+                    "must not be empty (omit it to let the hub derive one)",
+                );
+                String::new()
+            }
+            Some(Value::String(s)) if s.len() > 256 => {
+                self.fail(
+                    "event_id",
+                    format!("is {} bytes long; at most 256 bytes allowed", s.len()),
+                );
+                String::new()
+            }
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => {
+                let t = type_name(other);
+                self.fail("event_id", format!("must be a string, got {t}"));
+                String::new()
+            }
+        }
+    }
+
+    fn status(&mut self, obj: &Map<String, Value>, prefix: &str) -> Option<Status> {
+        let s = self.string(obj, prefix, "status")?;
+        let parsed = Status::parse(&s);
+        if parsed.is_none() {
+            self.fail(
+                Self::path(prefix, "status"),
+                format!(
+                    "unknown value '{}'; allowed: ok, error, cancelled",
+                    truncate(&s, 64)
+                ),
+            );
+        }
+        parsed
+    }
+
+    fn severity(&mut self, obj: &Map<String, Value>) -> Option<Severity> {
+        let s = self.string(obj, "", "severity")?;
+        let parsed = Severity::parse(&s);
+        if parsed.is_none() {
+            self.fail(
+                "severity",
+                format!(
+                    "unknown value '{}'; allowed: debug, info, warning, error, critical",
+                    truncate(&s, 64)
+                ),
+            );
+        }
+        parsed
+    }
+
+    fn tags(&mut self, obj: &Map<String, Value>) -> String {
+        let tags = match obj.get("tags") {
+            None | Some(Value::Null) => return "{}".into(),
+            Some(Value::Object(tags)) => tags,
+            Some(other) => {
+                let t = type_name(other);
+                self.fail("tags", format!("must be an object of strings, got {t}"));
+                return "{}".into();
+            }
+        };
+        if tags.len() > self.limits.max_tags {
+            self.fail(
+                "tags",
+                format!(
+                    "has {} tags; at most {} allowed",
+                    tags.len(),
+                    self.limits.max_tags
+                ),
+            );
+            return "{}".into();
+        }
+        let mut out = Map::new();
+        for (key, value) in tags {
+            let field = format!("tags.{}", truncate(key, 64));
+            if key.len() > 256 {
+                self.fail(
+                    field,
+                    format!("tag name is {} bytes long; at most 256 allowed", key.len()),
+                );
+                continue;
+            }
+            let text = match value {
+                Value::Null => continue,
+                Value::String(s) => s.clone(),
+                Value::Bool(b) => b.to_string(),
+                Value::Number(n) => n.to_string(),
+                other => {
+                    let t = type_name(other);
+                    self.fail(
+                        field,
+                        format!("must be a string, number or boolean, got {t}"),
+                    );
+                    continue;
+                }
+            };
+            if text.len() > self.limits.max_string_bytes {
+                self.fail(
+                    field,
+                    format!(
+                        "is {} bytes long; at most {} allowed",
+                        text.len(),
+                        self.limits.max_string_bytes
+                    ),
+                );
+                continue;
+            }
+            out.insert(key.clone(), Value::String(text));
+        }
+        Value::Object(out).to_string()
+    }
+
+    fn flat(&mut self, obj: &Map<String, Value>, raw: &str, now_ms: i64) -> EventRecord {
+        EventRecord {
+            event_id: self.event_id(obj, raw),
+            ts_ms: self.timestamp(obj, now_ms).unwrap_or_default(),
+            event_type: "llm_call".into(),
+            kind: "llm_call".into(),
+            source_module: self.string(obj, "", "source_module"),
+            severity: self.severity(obj),
+            environment: self.string(obj, "", "environment"),
+            app: self.string(obj, "", "app"),
+            model: self.string(obj, "", "model"),
+            provider: self.string(obj, "", "provider"),
+            operation: self.string(obj, "", "operation"),
+            input_tokens: self.tokens(obj, "", &["input_tokens", "prompt_tokens"]),
+            output_tokens: self.tokens(obj, "", &["output_tokens", "completion_tokens"]),
+            latency_ms: self.amount(obj, "", &["latency_ms"]),
+            ttft_ms: self.amount(obj, "", &["ttft_ms"]),
+            status: Some(self.status(obj, "").unwrap_or(Status::Ok)),
+            error_type: self.string(obj, "", "error_type"),
+            cost_usd: self.amount(obj, "", &["cost_usd"]),
+            user_id: self.string(obj, "", "user_id"),
+            session_id: self.string(obj, "", "session_id"),
+            trace_id: self.string(obj, "", "trace_id"),
+            correlation_id: self.string(obj, "", "correlation_id"),
+            parent_event_id: self.string(obj, "", "parent_event_id"),
+            tags_json: self.tags(obj),
+            payload_json: raw.to_string(),
+        }
+    }
+
+    fn envelope(&mut self, obj: &Map<String, Value>, raw: &str, now_ms: i64) -> EventRecord {
+        let event_id = self.event_id(obj, raw);
+        let ts_ms = self.timestamp(obj, now_ms).unwrap_or_default();
+        let source_module = self.required_string(obj, "", "source_module");
+        let event_type = self
+            .required_string(obj, "", "event_type")
+            .unwrap_or_default();
+        let severity = self.severity(obj);
+        let environment = self.string(obj, "", "environment");
+        let correlation_id = self.string(obj, "", "correlation_id");
+        let parent_event_id = self.string(obj, "", "parent_event_id");
+        let tags_json = self.tags(obj);
+        self.string(obj, "", "schema_version");
+
+        let empty = Map::new();
+        let (payload_type, data) = match obj.get("payload") {
+            Some(Value::Object(payload)) => {
+                let payload_type = self
+                    .required_string(payload, "payload", "payload_type")
+                    .unwrap_or_default();
+                let data = match payload.get("data") {
+                    Some(Value::Object(data)) => data,
+                    None | Some(Value::Null) => {
+                        self.fail("payload.data", "is required (an object)");
+                        &empty
+                    }
+                    Some(other) => {
+                        let t = type_name(other);
+                        self.fail("payload.data", format!("must be an object, got {t}"));
+                        &empty
+                    }
+                };
+                (payload_type, data)
+            }
+            other => {
+                let t = other.map(type_name).unwrap_or("nothing");
+                self.fail(
+                    "payload",
+                    format!("must be an object with payload_type and data, got {t}"),
+                );
+                (String::new(), &empty)
+            }
+        };
+        let p = "payload.data";
+        let family = if payload_type.is_empty() {
+            None
+        } else {
+            self.string(data, p, &format!("{payload_type}_type"))
+        };
+        let kind = match &family {
+            Some(f) => format!("{payload_type}.{f}"),
+            None => payload_type.clone(),
+        };
+        // A cost event repeats the token usage of the call it prices; counting its tokens too would
+        // double the call's tokens in the rollups, so only its cost is taken.
+        let is_cost = payload_type == "cost";
+        let (input_tokens, output_tokens) = if is_cost {
+            (None, None)
+        } else {
+            (
+                self.tokens(data, p, &["prompt_tokens", "input_tokens"]),
+                self.tokens(data, p, &["completion_tokens", "output_tokens"]),
+            )
+        };
+        let latency_ms = self.amount(data, p, &["total_latency_ms", "latency_ms"]);
+        let status = self.status(data, p);
+        let mut record = EventRecord {
+            event_id,
+            ts_ms,
+            event_type,
+            status: None,
+            kind,
+            source_module,
+            severity,
+            environment,
+            app: self.string_any(data, p, &["app", "application"]),
+            model: self.string_any(data, p, &["model_id", "model"]),
+            provider: self.string(data, p, "provider"),
+            operation: self.string(data, p, "operation"),
+            input_tokens,
+            output_tokens,
+            latency_ms,
+            ttft_ms: self.amount(data, p, &["ttft_ms"]),
+            error_type: self.string(data, p, "error_type"),
+            cost_usd: if is_cost {
+                self.amount(data, p, &["total_cost_usd", "cost_usd"])
+            } else {
+                None
+            },
+            user_id: self.string(data, p, "user_id"),
+            session_id: self.string(data, p, "session_id"),
+            trace_id: self.string_any(data, p, &["trace_id", "request_id"]),
+            correlation_id,
+            parent_event_id,
+            tags_json,
+            payload_json: raw.to_string(),
+        };
+        record.status = status.or(record.is_request().then_some(Status::Ok));
+        record
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
