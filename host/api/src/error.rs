@@ -94,7 +94,6 @@ impl From<hub_storage::StorageError> for ApiError {
     fn from(e: hub_storage::StorageError) -> Self {
         use hub_storage::StorageError as S;
         match e {
-            S::NotFound(what) => Self::NotFound(format!("{what} not found")),
             S::Conflict(what) => Self::BadRequest(format!("{what} already exists")),
             S::Database(inner) => {
                 tracing::error!(error = %inner, "database error");

@@ -140,14 +140,6 @@ impl Metric {
             _ => None,
         }
     }
-
-    /// Whether answering needs the latency sketches (or the latency sums) of the rollups.
-    pub fn needs_latency(self) -> bool {
-        matches!(
-            self,
-            Self::LatencyAvg | Self::LatencyP50 | Self::LatencyP95 | Self::LatencyP99
-        )
-    }
 }
 
 #[cfg(test)]

@@ -38,14 +38,6 @@ impl Resolution {
         Self::ALL.into_iter().find(|r| r.code() == code)
     }
 
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::Minute => "minute",
-            Self::Hour => "hour",
-            Self::Day => "day",
-        }
-    }
-
     pub fn bucket(self, ts_ms: i64) -> i64 {
         floor_to(ts_ms, self.millis())
     }

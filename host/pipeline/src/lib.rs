@@ -38,9 +38,6 @@ impl Default for PipelineConfig {
 #[derive(Debug, Default)]
 pub struct PipelineStats {
     pub commits: AtomicU64,
-    pub batches: AtomicU64,
-    pub events_inserted: AtomicU64,
-    pub events_duplicate: AtomicU64,
     pub write_failures: AtomicU64,
     /// Sum of commit durations, microseconds (with `commits`, the mean).
     pub commit_micros: AtomicU64,
@@ -111,13 +108,6 @@ async fn run_writer(
             Ok(outcomes) => {
                 stats.commits.fetch_add(1, Ordering::Relaxed);
                 for (env, outcome) in group.into_iter().zip(outcomes) {
-                    stats.batches.fetch_add(1, Ordering::Relaxed);
-                    stats
-                        .events_inserted
-                        .fetch_add(outcome.inserted as u64, Ordering::Relaxed);
-                    stats
-                        .events_duplicate
-                        .fetch_add(outcome.duplicates as u64, Ordering::Relaxed);
                     env.acknowledge(Ok(Committed {
                         inserted: outcome.inserted,
                         duplicates: outcome.duplicates,

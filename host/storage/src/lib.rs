@@ -31,8 +31,6 @@ pub use sqlite::SqliteStorage;
 pub enum StorageError {
     #[error("{0} already exists")]
     Conflict(String),
-    #[error("{0} not found")]
-    NotFound(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("database error: {0}")]

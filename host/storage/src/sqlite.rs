@@ -142,18 +142,15 @@ impl SqliteStorage {
         }
     }
 
-    /// Runs a prepared batch; returns the indexes (into `unique`) of the events that were new.
+    /// Runs a prepared batch's inserts; returns the indexes (into `unique`) of the events that
+    /// were new.
     async fn insert_events(
         conn: &mut sqlx::SqliteConnection,
-        batch: PreparedBatch<'_>,
+        unique: &[&EventRecord],
+        inserts: Vec<BoundInsert>,
     ) -> Result<Vec<usize>> {
-        let mut inserted = Vec::with_capacity(batch.unique.len());
-        for ((c, chunk), query) in batch
-            .unique
-            .chunks(EVENT_INSERT_CHUNK)
-            .enumerate()
-            .zip(batch.inserts)
-        {
+        let mut inserted = Vec::with_capacity(unique.len());
+        for ((c, chunk), query) in unique.chunks(EVENT_INSERT_CHUNK).enumerate().zip(inserts) {
             let base = c * EVENT_INSERT_CHUNK;
             let result = query.execute(&mut *conn).await?;
             let affected = result.rows_affected() as usize;
@@ -263,11 +260,14 @@ impl SqliteStorage {
     }
 }
 
+/// An insert statement with every value already bound.
+type BoundInsert = sqlx::query::Query<'static, Sqlite, sqlx::sqlite::SqliteArguments>;
+
 /// A batch with its statements already bound.
 struct PreparedBatch<'a> {
     tenant: TenantId,
     unique: Vec<&'a EventRecord>,
-    inserts: Vec<sqlx::query::Query<'static, Sqlite, sqlx::sqlite::SqliteArguments>>,
+    inserts: Vec<BoundInsert>,
 }
 
 #[async_trait]
@@ -371,9 +371,12 @@ impl Storage for SqliteStorage {
         let mut outcomes = Vec::with_capacity(batches.len());
         let mut changes: HashMap<TenantId, Vec<&EventRecord>> = HashMap::new();
         for (batch, prep) in batches.iter().zip(prepared) {
-            let unique = prep.unique.clone();
-            let tenant = prep.tenant;
-            let inserted = Self::insert_events(&mut tx, prep).await?;
+            let PreparedBatch {
+                tenant,
+                unique,
+                inserts,
+            } = prep;
+            let inserted = Self::insert_events(&mut tx, &unique, inserts).await?;
             outcomes.push(WriteOutcome {
                 inserted: inserted.len(),
                 duplicates: batch.events.len() - inserted.len(),
