@@ -1,0 +1,170 @@
+//! Outgoing HTTP for enrichers and integrations, over `wasi:http/outgoing-handler`.
+//!
+//! Only hosts listed under `[capabilities] http` in plugin.toml and granted by the tenant are
+//! reachable; any other request fails with [`HttpError::Denied`]. The host also refuses hosts
+//! that resolve to private or loopback addresses, unless its operator allows them.
+
+use crate::bindings::enricher::wasi::http::outgoing_handler;
+use crate::bindings::enricher::wasi::http::types::{
+    ErrorCode, Fields, Method, OutgoingBody, OutgoingRequest, Scheme,
+};
+use crate::bindings::enricher::wasi::io::streams::StreamError;
+
+/// Largest response body read (bigger bodies fail with [`HttpError::TooLarge`]).
+pub const MAX_RESPONSE_BYTES: usize = 8 << 20;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum HttpError {
+    /// The URL is not `http(s)://host[:port]/path`.
+    BadUrl(String),
+    /// The host refused the request: the host is not in the manifest's list, not granted by the
+    /// tenant, or resolves to a private address.
+    Denied(String),
+    /// Anything else the transport reported.
+    Failed(String),
+    TooLarge,
+}
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HttpError::BadUrl(u) => write!(f, "`{u}` is not an http(s) URL"),
+            HttpError::Denied(why) => write!(f, "request denied by the hub: {why}"),
+            HttpError::Failed(m) => write!(f, "request failed: {m}"),
+            HttpError::TooLarge => write!(f, "response larger than {MAX_RESPONSE_BYTES} bytes"),
+        }
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+impl From<HttpError> for crate::Error {
+    fn from(e: HttpError) -> Self {
+        crate::Error::Unavailable(e.to_string())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, crate::Error> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| crate::Error::Unavailable(format!("response is not the expected JSON: {e}")))
+    }
+}
+
+pub fn get(url: &str) -> Result<Response, HttpError> {
+    request("GET", url, &[], None)
+}
+
+pub fn post_json(url: &str, body: &serde_json::Value) -> Result<Response, HttpError> {
+    let bytes = serde_json::to_vec(body).map_err(|e| HttpError::Failed(e.to_string()))?;
+    request("POST", url, &[("content-type", "application/json")], Some(&bytes))
+}
+
+fn split_url(url: &str) -> Option<(Scheme, &str, &str)> {
+    let (scheme, rest) = if let Some(r) = url.strip_prefix("https://") {
+        (Scheme::Https, r)
+    } else if let Some(r) = url.strip_prefix("http://") {
+        (Scheme::Http, r)
+    } else {
+        return None;
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    (!authority.is_empty()).then_some((scheme, authority, path))
+}
+
+fn transport(e: ErrorCode) -> HttpError {
+    match e {
+        ErrorCode::HttpRequestDenied => {
+            HttpError::Denied("the host is not granted to this plugin".into())
+        }
+        ErrorCode::DestinationIpProhibited => {
+            HttpError::Denied("the host resolves to a private or loopback address".into())
+        }
+        other => HttpError::Failed(format!("{other:?}")),
+    }
+}
+
+/// Sends one request and reads the whole response.
+pub fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Result<Response, HttpError> {
+    let (scheme, authority, path) =
+        split_url(url).ok_or_else(|| HttpError::BadUrl(url.to_string()))?;
+    let fields = Fields::new();
+    for (k, v) in headers {
+        fields
+            .append(k, &v.as_bytes().to_vec())
+            .map_err(|e| HttpError::Failed(format!("header {k}: {e:?}")))?;
+    }
+    let req = OutgoingRequest::new(fields);
+    let method = match method {
+        "GET" => Method::Get,
+        "POST" => Method::Post,
+        "PUT" => Method::Put,
+        "DELETE" => Method::Delete,
+        other => Method::Other(other.to_string()),
+    };
+    let bad = |_| HttpError::BadUrl(url.to_string());
+    req.set_method(&method).map_err(bad)?;
+    req.set_scheme(Some(&scheme)).map_err(bad)?;
+    req.set_authority(Some(authority)).map_err(bad)?;
+    req.set_path_with_query(Some(path)).map_err(bad)?;
+    let out_body = req
+        .body()
+        .map_err(|_| HttpError::Failed("request body already taken".into()))?;
+    if let Some(data) = body {
+        let stream = out_body
+            .write()
+            .map_err(|_| HttpError::Failed("request body stream".into()))?;
+        for chunk in data.chunks(4096) {
+            stream
+                .blocking_write_and_flush(chunk)
+                .map_err(|e| HttpError::Failed(format!("writing the body: {e:?}")))?;
+        }
+        drop(stream);
+    }
+    let future = outgoing_handler::handle(req, None).map_err(transport)?;
+    OutgoingBody::finish(out_body, None).map_err(transport)?;
+    let response = loop {
+        match future.get() {
+            Some(r) => break r,
+            None => future.subscribe().block(),
+        }
+    };
+    let response = response
+        .map_err(|_| HttpError::Failed("response already taken".into()))?
+        .map_err(transport)?;
+    let status = response.status();
+    let incoming = response
+        .consume()
+        .map_err(|_| HttpError::Failed("response body already taken".into()))?;
+    let stream = incoming
+        .stream()
+        .map_err(|_| HttpError::Failed("response body stream".into()))?;
+    let mut body = Vec::new();
+    loop {
+        match stream.blocking_read(64 * 1024) {
+            Ok(chunk) => {
+                body.extend_from_slice(&chunk);
+                if body.len() > MAX_RESPONSE_BYTES {
+                    return Err(HttpError::TooLarge);
+                }
+            }
+            Err(StreamError::Closed) => break,
+            Err(e) => return Err(HttpError::Failed(format!("reading the body: {e:?}"))),
+        }
+    }
+    Ok(Response { status, body })
+}

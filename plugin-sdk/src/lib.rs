@@ -1,0 +1,303 @@
+//! Write LLM Analytics Hub plugins in safe Rust.
+//!
+//! A plugin is a type that implements one of [`Enricher`], [`Detector`], [`Forecaster`] or
+//! [`Integration`], exported with the matching macro:
+//!
+//! ```ignore
+//! use hub_plugin_sdk::{Batch, Enricher, Error, Patches};
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Config { discount_pct: Option<f64> }
+//!
+//! struct Cost { discount: f64 }
+//!
+//! impl Enricher for Cost {
+//!     type Config = Config;
+//!     fn new(config: Config) -> Result<Self, Error> {
+//!         Ok(Cost { discount: config.discount_pct.unwrap_or(0.0) / 100.0 })
+//!     }
+//!     fn enrich(&mut self, batch: &Batch, out: &mut Patches) -> Result<(), Error> {
+//!         for row in batch.rows() {
+//!             if row.cost_usd().is_none() && row.model() == Some("gpt-4o") {
+//!                 let tokens = row.input_tokens().unwrap_or(0) as f64;
+//!                 out.cost_usd(row.index(), tokens * 2.5e-6 * (1.0 - self.discount));
+//!             }
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! hub_plugin_sdk::export_enricher!(Cost);
+//! ```
+//!
+//! Build with `cargo build --release --target wasm32-wasip2`; test the built component with the
+//! [`testing`] module (feature `testing`). The contract itself is `wit/plugin.wit`.
+
+pub mod batch;
+#[doc(hidden)]
+pub mod glue;
+pub mod http;
+pub mod log;
+pub mod models;
+pub mod kv;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use batch::{Batch, Patches, Row, Value};
+pub use serde;
+pub use serde_json;
+
+/// Generated bindings, one module per world. Plugin code rarely needs them directly.
+#[doc(hidden)]
+pub mod bindings {
+    pub mod enricher {
+        wit_bindgen::generate!({
+            path: "../wit",
+            world: "hub:plugin/enricher",
+            pub_export_macro: true,
+            export_macro_name: "export_enricher_world",
+            default_bindings_module: "hub_plugin_sdk::bindings::enricher",
+            generate_all,
+        });
+    }
+    pub mod detector {
+        wit_bindgen::generate!({
+            path: "../wit",
+            world: "hub:plugin/detector",
+            pub_export_macro: true,
+            export_macro_name: "export_detector_world",
+            default_bindings_module: "hub_plugin_sdk::bindings::detector",
+            with: {
+                "hub:plugin/types@0.1.0": crate::bindings::enricher::hub::plugin::types,
+                "hub:plugin/log@0.1.0": crate::bindings::enricher::hub::plugin::log,
+                "hub:plugin/kv@0.1.0": crate::bindings::enricher::hub::plugin::kv,
+            },
+        });
+    }
+    pub mod forecaster {
+        wit_bindgen::generate!({
+            path: "../wit",
+            world: "hub:plugin/forecaster",
+            pub_export_macro: true,
+            export_macro_name: "export_forecaster_world",
+            default_bindings_module: "hub_plugin_sdk::bindings::forecaster",
+            with: {
+                "hub:plugin/types@0.1.0": crate::bindings::enricher::hub::plugin::types,
+                "hub:plugin/log@0.1.0": crate::bindings::enricher::hub::plugin::log,
+            },
+        });
+    }
+    pub mod integration {
+        wit_bindgen::generate!({
+            path: "../wit",
+            world: "hub:plugin/integration",
+            pub_export_macro: true,
+            export_macro_name: "export_integration_world",
+            default_bindings_module: "hub_plugin_sdk::bindings::integration",
+            with: {
+                "hub:plugin/types@0.1.0": crate::bindings::enricher::hub::plugin::types,
+                "hub:plugin/log@0.1.0": crate::bindings::enricher::hub::plugin::log,
+                "hub:plugin/kv@0.1.0": crate::bindings::enricher::hub::plugin::kv,
+                "wasi:http/types@0.2.12": crate::bindings::enricher::wasi::http::types,
+                "wasi:http/outgoing-handler@0.2.12": crate::bindings::enricher::wasi::http::outgoing_handler,
+                "wasi:io/streams@0.2.12": crate::bindings::enricher::wasi::io::streams,
+                "wasi:io/poll@0.2.12": crate::bindings::enricher::wasi::io::poll,
+                "wasi:io/error@0.2.12": crate::bindings::enricher::wasi::io::error,
+                "wasi:clocks/monotonic-clock@0.2.12": crate::bindings::enricher::wasi::clocks::monotonic_clock,
+            },
+        });
+    }
+}
+
+pub use bindings::enricher::hub::plugin::types::{
+    Alert, Anomaly, Forecast, Series, Severity, SyncReport,
+};
+
+/// Why a call failed; the message is shown to the tenant, so say what to do about it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Error {
+    /// The configuration cannot be used; name the field.
+    BadConfig(String),
+    /// Something the plugin depends on is not reachable now.
+    Unavailable(String),
+    /// A bug.
+    Internal(String),
+}
+
+impl Error {
+    pub fn bad_config(m: impl Into<String>) -> Self {
+        Error::BadConfig(m.into())
+    }
+    pub fn unavailable(m: impl Into<String>) -> Self {
+        Error::Unavailable(m.into())
+    }
+    pub fn internal(m: impl Into<String>) -> Self {
+        Error::Internal(m.into())
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::BadConfig(m) => write!(f, "bad configuration: {m}"),
+            Error::Unavailable(m) => write!(f, "unavailable: {m}"),
+            Error::Internal(m) => write!(f, "internal error: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<Error> for bindings::enricher::hub::plugin::types::PluginError {
+    fn from(e: Error) -> Self {
+        use bindings::enricher::hub::plugin::types::PluginError as P;
+        match e {
+            Error::BadConfig(m) => P::BadConfig(m),
+            Error::Unavailable(m) => P::Unavailable(m),
+            Error::Internal(m) => P::Internal(m),
+        }
+    }
+}
+
+/// Parses a configuration document into `T`, with errors that name the JSON path
+/// (`discounts[0].percent: invalid type: string "x", expected f64`).
+pub fn parse_config<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, Error> {
+    let de = &mut serde_json::Deserializer::from_str(json);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." || path.is_empty() {
+            Error::BadConfig(e.inner().to_string())
+        } else {
+            Error::BadConfig(format!("{path}: {}", e.inner()))
+        }
+    })
+}
+
+/// Adds columns to events before they are stored. See `wit/plugin.wit`, world `enricher`.
+pub trait Enricher: Sized + 'static {
+    /// The configuration, deserialized from the tenant's JSON.
+    type Config: serde::de::DeserializeOwned;
+    /// Builds the plugin from its configuration (called again on every configuration change).
+    fn new(config: Self::Config) -> Result<Self, Error>;
+    /// Adds patches for `batch` to `out`.
+    fn enrich(&mut self, batch: &Batch, out: &mut Patches) -> Result<(), Error>;
+    /// Off the ingest path, after `new` and every `refresh-interval-s`: fetch reference data.
+    fn refresh(&mut self) -> Result<SyncReport, Error> {
+        Ok(SyncReport {
+            items: 0,
+            message: "nothing to refresh".into(),
+        })
+    }
+}
+
+/// Finds anomalies in metric series. See world `detector`.
+pub trait Detector: Sized + 'static {
+    type Config: serde::de::DeserializeOwned;
+    fn new(config: Self::Config) -> Result<Self, Error>;
+    fn detect(&mut self, series: &[Series]) -> Result<Vec<Anomaly>, Error>;
+}
+
+/// Predicts metric series. See world `forecaster`.
+pub trait Forecaster: Sized + 'static {
+    type Config: serde::de::DeserializeOwned;
+    fn new(config: Self::Config) -> Result<Self, Error>;
+    fn forecast(&mut self, series: &[Series], horizon: u32) -> Result<Vec<Forecast>, Error>;
+}
+
+/// Talks to other systems. See world `integration`.
+pub trait Integration: Sized + 'static {
+    type Config: serde::de::DeserializeOwned;
+    fn new(config: Self::Config) -> Result<Self, Error>;
+    fn on_alerts(&mut self, alerts: &[Alert]) -> Result<(), Error>;
+    fn sync(&mut self) -> Result<SyncReport, Error> {
+        Ok(SyncReport {
+            items: 0,
+            message: "nothing to sync".into(),
+        })
+    }
+}
+
+/// Exports an [`Enricher`] as the component's `enricher` world.
+#[macro_export]
+macro_rules! export_enricher {
+    ($t:ty) => {
+        $crate::__export_world!($t, Enricher, export_enricher_world, enricher, {
+            fn enrich(
+                batch: $crate::bindings::enricher::hub::plugin::types::EventBatch,
+            ) -> Result<Vec<$crate::bindings::enricher::hub::plugin::types::Patch>, $crate::glue::PluginError> {
+                $crate::glue::enrich(&__HUB_PLUGIN, batch)
+            }
+            fn refresh() -> Result<$crate::SyncReport, $crate::glue::PluginError> {
+                $crate::glue::with(&__HUB_PLUGIN, |p: &mut $t| <$t as $crate::Enricher>::refresh(p))
+            }
+        });
+    };
+}
+
+/// Exports a [`Detector`] as the component's `detector` world.
+#[macro_export]
+macro_rules! export_detector {
+    ($t:ty) => {
+        $crate::__export_world!($t, Detector, export_detector_world, detector, {
+            fn detect(
+                input: Vec<$crate::Series>,
+            ) -> Result<Vec<$crate::Anomaly>, $crate::glue::PluginError> {
+                $crate::glue::with(&__HUB_PLUGIN, |p: &mut $t| <$t as $crate::Detector>::detect(p, &input))
+            }
+        });
+    };
+}
+
+/// Exports a [`Forecaster`] as the component's `forecaster` world.
+#[macro_export]
+macro_rules! export_forecaster {
+    ($t:ty) => {
+        $crate::__export_world!($t, Forecaster, export_forecaster_world, forecaster, {
+            fn forecast(
+                input: Vec<$crate::Series>,
+                horizon: u32,
+            ) -> Result<Vec<$crate::Forecast>, $crate::glue::PluginError> {
+                $crate::glue::with(&__HUB_PLUGIN, |p: &mut $t| {
+                    <$t as $crate::Forecaster>::forecast(p, &input, horizon)
+                })
+            }
+        });
+    };
+}
+
+/// Exports an [`Integration`] as the component's `integration` world.
+#[macro_export]
+macro_rules! export_integration {
+    ($t:ty) => {
+        $crate::__export_world!($t, Integration, export_integration_world, integration, {
+            fn on_alerts(
+                alerts: Vec<$crate::Alert>,
+            ) -> Result<(), $crate::glue::PluginError> {
+                $crate::glue::with(&__HUB_PLUGIN, |p: &mut $t| {
+                    <$t as $crate::Integration>::on_alerts(p, &alerts)
+                })
+            }
+            fn sync() -> Result<$crate::SyncReport, $crate::glue::PluginError> {
+                $crate::glue::with(&__HUB_PLUGIN, |p: &mut $t| <$t as $crate::Integration>::sync(p))
+            }
+        });
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_world {
+    ($t:ty, $trait:ident, $export:ident, $world:ident, { $($fns:tt)* }) => {
+        thread_local! {
+            static __HUB_PLUGIN: ::std::cell::RefCell<Option<$t>> = const { ::std::cell::RefCell::new(None) };
+        }
+        struct __HubPluginExports;
+        impl $crate::bindings::$world::Guest for __HubPluginExports {
+            fn configure(config: String) -> Result<(), $crate::glue::PluginError> {
+                $crate::glue::configure(&__HUB_PLUGIN, &config, |c| <$t as $crate::$trait>::new(c))
+            }
+            $($fns)*
+        }
+        $crate::bindings::$world::$export!(__HubPluginExports with_types_in $crate::bindings::$world);
+    };
+}
