@@ -101,6 +101,8 @@ pub struct Capabilities {
     #[serde(default)]
     pub kv: bool,
     /// Hosts reachable through outgoing HTTP (`host` or `host:port`), if the tenant grants them.
+    /// `"*"` means "hosts the tenant chooses": for plugins whose endpoint is configuration (a
+    /// registry URL); the tenant's grant then lists the hosts.
     #[serde(default)]
     pub http: Vec<String>,
     /// Whether batches carry the events' tags (costly; off unless needed).
@@ -302,7 +304,7 @@ impl Manifest {
             ));
         }
         for (i, host) in raw.capabilities.http.iter().enumerate() {
-            if !valid_http_host(host) {
+            if host != "*" && !valid_http_host(host) {
                 return Err(err(
                     &format!("capabilities.http[{i}]"),
                     format!("`{host}` is not a host name or host:port (no scheme, path or wildcard)"),

@@ -322,6 +322,7 @@ impl Runtime {
                 component,
                 deadline,
                 memory_bytes,
+                from_cache: cached,
                 pre: OnceLock::new(),
             }),
         };
@@ -348,13 +349,16 @@ impl Runtime {
             plugin: m.name.clone(),
         });
         let http = HttpPolicy {
-            allowed: m
-                .capabilities
-                .http
-                .iter()
-                .filter(|h| grants.http.contains(h))
-                .cloned()
-                .collect(),
+            allowed: if m.capabilities.http.iter().any(|h| h == "*") {
+                grants.http.clone()
+            } else {
+                m.capabilities
+                    .http
+                    .iter()
+                    .filter(|h| grants.http.contains(h))
+                    .cloned()
+                    .collect()
+            },
             allow_private: self.inner.config.allow_private_http,
             owner: Some(owner.clone()),
             timeout: self.inner.config.http_timeout,
@@ -416,6 +420,9 @@ fn ticks(d: Duration) -> u64 {
 
 /// The text of a wasmtime error without its backtrace.
 fn error_text(e: &wasmtime::Error) -> String {
+    if let Some(trap) = e.downcast_ref::<Trap>() {
+        return format!("wasm trap: {trap}");
+    }
     let mut s = e.to_string();
     if let Some(source) = e.source() {
         s.push_str(": ");
@@ -526,6 +533,7 @@ struct PluginInner {
     component: Component,
     deadline: Option<Duration>,
     memory_bytes: usize,
+    from_cache: bool,
     linker: usize,
     pre: OnceLock<Pre>,
 }
@@ -554,6 +562,11 @@ impl Plugin {
     /// SHA-256 of the component, hex.
     pub fn digest(&self) -> &str {
         &self.inner.digest
+    }
+
+    /// Whether loading deserialized a cached artifact instead of compiling.
+    pub fn from_cache(&self) -> bool {
+        self.inner.from_cache
     }
 
     /// The memory cap every instance gets.
