@@ -31,6 +31,8 @@ pub use sqlite::SqliteStorage;
 pub enum StorageError {
     #[error("{0} already exists")]
     Conflict(String),
+    #[error("{0} not found")]
+    NotFound(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("database error: {0}")]
@@ -108,6 +110,39 @@ pub trait Storage: Send + Sync + 'static {
         scan: &Scan<'_>,
         bucket_step_ms: i64,
     ) -> Result<Vec<ScanRow>>;
+
+    /// Stores a component (a no-op when its digest is already there).
+    async fn put_plugin_component(&self, component: &PluginComponent) -> Result<()>;
+    async fn plugin_component(&self, digest: &str) -> Result<Option<PluginComponent>>;
+    /// Inserts or replaces the tenant's install of `install.name`.
+    async fn save_plugin_install(&self, install: &PluginInstall) -> Result<()>;
+    /// The tenant's installs in running order.
+    async fn plugin_installs(&self, tenant: TenantId) -> Result<Vec<PluginInstall>>;
+    /// Whether there was such an install.
+    async fn delete_plugin_install(&self, tenant: TenantId, name: &str) -> Result<bool>;
+    /// Records the failure streak; with a reason, also disables the install.
+    async fn record_plugin_health(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        consecutive_failures: i64,
+        disable_reason: Option<&str>,
+        now_ms: i64,
+    ) -> Result<()>;
+    /// The plugin's `kv` for this tenant.
+    async fn plugin_kv(
+        &self,
+        tenant: TenantId,
+        plugin: &str,
+    ) -> Result<std::collections::BTreeMap<String, Vec<u8>>>;
+    /// Writes (`Some`) and deletes (`None`), in one transaction.
+    async fn apply_plugin_kv(
+        &self,
+        tenant: TenantId,
+        plugin: &str,
+        changes: &[(String, Option<Vec<u8>>)],
+    ) -> Result<()>;
+    async fn delete_plugin_kv(&self, tenant: TenantId, plugin: &str) -> Result<()>;
 
     /// Deletes what is older than the policy allows, across all tenants.
     async fn enforce_retention(

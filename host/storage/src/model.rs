@@ -240,3 +240,40 @@ pub struct RetentionReport {
     pub rollups_deleted: u64,
     pub partitions_dropped: u64,
 }
+
+/// A plugin component as stored: the bytes and the manifest, keyed by the component's SHA-256.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginComponent {
+    pub digest: String,
+    pub name: String,
+    pub version: String,
+    /// `enricher`, `detector`, `forecaster` or `integration`.
+    pub kind: String,
+    /// `plugin.toml` as written.
+    pub manifest: String,
+    pub component: Vec<u8>,
+    pub created_at_ms: i64,
+}
+
+/// One tenant's install of one plugin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginInstall {
+    pub tenant: TenantId,
+    pub name: String,
+    pub digest: String,
+    /// From the component (read-only here).
+    pub version: String,
+    pub kind: String,
+    pub enabled: bool,
+    /// Enrichers run in ascending position.
+    pub position: i64,
+    /// The tenant's configuration, JSON.
+    pub config_json: String,
+    /// What the tenant granted, JSON (`{"kv": true, "http": ["host"]}`).
+    pub grants_json: String,
+    pub consecutive_failures: i64,
+    /// Why the hub disabled it (after repeated failures), until the tenant enables it again.
+    pub disabled_reason: Option<String>,
+    pub installed_at_ms: i64,
+    pub updated_at_ms: i64,
+}

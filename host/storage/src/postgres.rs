@@ -314,6 +314,59 @@ impl Storage for PostgresStorage {
         Shared::<Postgres>::list_api_keys(&self.pool, tenant).await
     }
 
+    async fn put_plugin_component(&self, component: &PluginComponent) -> Result<()> {
+        Shared::<Postgres>::put_plugin_component(&self.pool, component).await
+    }
+
+    async fn plugin_component(&self, digest: &str) -> Result<Option<PluginComponent>> {
+        Shared::<Postgres>::plugin_component(&self.pool, digest).await
+    }
+
+    async fn save_plugin_install(&self, install: &PluginInstall) -> Result<()> {
+        Shared::<Postgres>::save_plugin_install(&self.pool, install).await
+    }
+
+    async fn plugin_installs(&self, tenant: TenantId) -> Result<Vec<PluginInstall>> {
+        Shared::<Postgres>::plugin_installs(&self.pool, tenant).await
+    }
+
+    async fn delete_plugin_install(&self, tenant: TenantId, name: &str) -> Result<bool> {
+        Shared::<Postgres>::delete_plugin_install(&self.pool, tenant, name).await
+    }
+
+    async fn record_plugin_health(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        consecutive_failures: i64,
+        disable_reason: Option<&str>,
+        now_ms: i64,
+    ) -> Result<()> {
+        Shared::<Postgres>::record_plugin_health(&self.pool, tenant, name, consecutive_failures, disable_reason, now_ms)
+            .await
+    }
+
+    async fn plugin_kv(
+        &self,
+        tenant: TenantId,
+        plugin: &str,
+    ) -> Result<std::collections::BTreeMap<String, Vec<u8>>> {
+        Shared::<Postgres>::plugin_kv(&self.pool, tenant, plugin).await
+    }
+
+    async fn apply_plugin_kv(
+        &self,
+        tenant: TenantId,
+        plugin: &str,
+        changes: &[(String, Option<Vec<u8>>)],
+    ) -> Result<()> {
+        Shared::<Postgres>::apply_plugin_kv(&self.pool, tenant, plugin, changes).await
+    }
+
+    async fn delete_plugin_kv(&self, tenant: TenantId, plugin: &str) -> Result<()> {
+        Shared::<Postgres>::delete_plugin_kv(&self.pool, tenant, plugin).await
+    }
+
     async fn touch_api_key(&self, tenant: TenantId, key_id: i64, at_ms: i64) -> Result<()> {
         Shared::<Postgres>::touch_api_key(&self.pool, tenant, key_id, at_ms).await
     }

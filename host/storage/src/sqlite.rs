@@ -341,6 +341,59 @@ impl Storage for SqliteStorage {
         Shared::<Sqlite>::list_api_keys(&self.readers, tenant).await
     }
 
+    async fn put_plugin_component(&self, component: &PluginComponent) -> Result<()> {
+        Shared::<Sqlite>::put_plugin_component(&self.writer, component).await
+    }
+
+    async fn plugin_component(&self, digest: &str) -> Result<Option<PluginComponent>> {
+        Shared::<Sqlite>::plugin_component(&self.readers, digest).await
+    }
+
+    async fn save_plugin_install(&self, install: &PluginInstall) -> Result<()> {
+        Shared::<Sqlite>::save_plugin_install(&self.writer, install).await
+    }
+
+    async fn plugin_installs(&self, tenant: TenantId) -> Result<Vec<PluginInstall>> {
+        Shared::<Sqlite>::plugin_installs(&self.readers, tenant).await
+    }
+
+    async fn delete_plugin_install(&self, tenant: TenantId, name: &str) -> Result<bool> {
+        Shared::<Sqlite>::delete_plugin_install(&self.writer, tenant, name).await
+    }
+
+    async fn record_plugin_health(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        consecutive_failures: i64,
+        disable_reason: Option<&str>,
+        now_ms: i64,
+    ) -> Result<()> {
+        Shared::<Sqlite>::record_plugin_health(&self.writer, tenant, name, consecutive_failures, disable_reason, now_ms)
+            .await
+    }
+
+    async fn plugin_kv(
+        &self,
+        tenant: TenantId,
+        plugin: &str,
+    ) -> Result<std::collections::BTreeMap<String, Vec<u8>>> {
+        Shared::<Sqlite>::plugin_kv(&self.readers, tenant, plugin).await
+    }
+
+    async fn apply_plugin_kv(
+        &self,
+        tenant: TenantId,
+        plugin: &str,
+        changes: &[(String, Option<Vec<u8>>)],
+    ) -> Result<()> {
+        Shared::<Sqlite>::apply_plugin_kv(&self.writer, tenant, plugin, changes).await
+    }
+
+    async fn delete_plugin_kv(&self, tenant: TenantId, plugin: &str) -> Result<()> {
+        Shared::<Sqlite>::delete_plugin_kv(&self.writer, tenant, plugin).await
+    }
+
     async fn touch_api_key(&self, tenant: TenantId, key_id: i64, at_ms: i64) -> Result<()> {
         Shared::<Sqlite>::touch_api_key(&self.writer, tenant, key_id, at_ms).await
     }

@@ -1,0 +1,36 @@
+-- Plugins (PostgreSQL). Components are stored by digest, shared by every tenant that installs them;
+-- an install is one tenant's use of one plugin, with its configuration, grants and health.
+
+CREATE TABLE plugin_components (
+    digest     TEXT    PRIMARY KEY,
+    name       TEXT    NOT NULL,
+    version    TEXT    NOT NULL,
+    kind       TEXT    NOT NULL,
+    manifest   TEXT    NOT NULL,
+    component  BYTEA   NOT NULL,
+    created_at BIGINT  NOT NULL
+);
+CREATE INDEX plugin_components_name ON plugin_components (name, version);
+
+CREATE TABLE plugin_installs (
+    tenant_id            BIGINT  NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    name                 TEXT    NOT NULL,
+    digest               TEXT    NOT NULL REFERENCES plugin_components (digest),
+    enabled              BIGINT  NOT NULL,
+    position             BIGINT  NOT NULL,
+    config               TEXT    NOT NULL,
+    grants               TEXT    NOT NULL,
+    consecutive_failures BIGINT  NOT NULL DEFAULT 0,
+    disabled_reason      TEXT,
+    installed_at         BIGINT  NOT NULL,
+    updated_at           BIGINT  NOT NULL,
+    PRIMARY KEY (tenant_id, name)
+);
+
+CREATE TABLE plugin_kv (
+    tenant_id BIGINT  NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    plugin    TEXT    NOT NULL,
+    key       TEXT    NOT NULL,
+    value     BYTEA   NOT NULL,
+    PRIMARY KEY (tenant_id, plugin, key)
+);
