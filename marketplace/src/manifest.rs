@@ -370,8 +370,16 @@ impl Manifest {
         if errors.is_empty() { Ok(()) } else { Err(errors) }
     }
 
-    /// The configuration used when a tenant gives none: the schema's first `examples` entry, else
-    /// its `default`, else `{}`.
+    /// The configuration a tenant gets when it gives none: the schema's `default`, else `{}`.
+    pub fn default_config(&self) -> serde_json::Value {
+        self.config_schema
+            .get("default")
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!({}))
+    }
+
+    /// A configuration that shows what the plugin can do (checks at publish time use it): the
+    /// schema's first `examples` entry, else its `default`, else `{}`.
     pub fn example_config(&self) -> serde_json::Value {
         self.config_schema
             .get("examples")

@@ -10,6 +10,7 @@ mod ingest;
 pub mod metrics;
 mod openapi;
 mod ops;
+mod plugins;
 mod query;
 
 use std::sync::Arc;
@@ -57,6 +58,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub keys: Arc<KeyCache>,
     pub pipeline: Arc<PipelineStats>,
+    /// The plugin host, when this hub runs plugins.
+    pub plugins: Option<Arc<hub_pipeline::PluginHost>>,
 }
 
 impl AppState {
@@ -73,8 +76,38 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             keys: Arc::new(KeyCache::default()),
             pipeline,
+            plugins: None,
         }
     }
+
+    pub fn with_plugins(mut self, plugins: Arc<hub_pipeline::PluginHost>) -> Self {
+        self.plugins = Some(plugins);
+        self
+    }
+}
+
+/// Largest JSON body of the administration routes.
+pub const MAX_ADMIN_BODY_BYTES: usize = 1 << 20;
+
+/// Parses a JSON request body; errors name the field path (`plugins[0].config`) or the line and
+/// column of a syntax error.
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.len() > MAX_ADMIN_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "the body is {} bytes; the limit is {MAX_ADMIN_BODY_BYTES}",
+            bytes.len()
+        )));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() || path == "." {
+            ApiError::BadRequest(format!("the body is not valid JSON for this route: {inner}"))
+        } else {
+            ApiError::invalid(&path, inner.to_string())
+        }
+    })
 }
 
 /// The whole API.
@@ -82,6 +115,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(ingest::router())
         .merge(query::router())
+        .merge(plugins::router())
         .merge(ops::router())
         .fallback(|| async { ApiError::NotFound("no such route; see /openapi.json".into()) })
         .layer(tower_http::catch_panic::CatchPanicLayer::new())

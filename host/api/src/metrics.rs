@@ -19,6 +19,17 @@ pub struct RouteLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginLabel {
+    pub plugin: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginFailureLabel {
+    pub plugin: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
     pub outcome: &'static str,
 }
@@ -45,6 +56,12 @@ pub struct Metrics {
     pub pipeline_commits: Gauge,
     pub pipeline_write_failures: Gauge,
     pub pipeline_commit_seconds_sum: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Plugin calls, failures by reason, time spent, automatic disables (sampled at scrape).
+    pub plugin_calls: Family<PluginLabel, Gauge>,
+    pub plugin_failures: Family<PluginFailureLabel, Gauge>,
+    pub plugin_call_seconds_sum: Family<PluginLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pub plugin_auto_disabled: Family<PluginLabel, Gauge>,
+    pub plugin_patches_applied: Family<PluginLabel, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -71,6 +88,11 @@ impl Default for Metrics {
             pipeline_commits: Gauge::default(),
             pipeline_write_failures: Gauge::default(),
             pipeline_commit_seconds_sum: Gauge::default(),
+            plugin_calls: Family::default(),
+            plugin_failures: Family::default(),
+            plugin_call_seconds_sum: Family::default(),
+            plugin_auto_disabled: Family::default(),
+            plugin_patches_applied: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -132,6 +154,31 @@ impl Default for Metrics {
             "pipeline_commit_seconds_sum",
             "Total time spent in commits (divide by pipeline_commits for the mean)",
             m.pipeline_commit_seconds_sum.clone(),
+        );
+        registry.register(
+            "plugin_calls",
+            "Plugin calls on this replica, by plugin",
+            m.plugin_calls.clone(),
+        );
+        registry.register(
+            "plugin_failures",
+            "Failed plugin calls by plugin and reason (deadline, memory, trap, error, invalid_output)",
+            m.plugin_failures.clone(),
+        );
+        registry.register(
+            "plugin_call_seconds_sum",
+            "Time spent in plugin calls, by plugin",
+            m.plugin_call_seconds_sum.clone(),
+        );
+        registry.register(
+            "plugin_auto_disabled",
+            "Installs disabled after repeated failures, by plugin",
+            m.plugin_auto_disabled.clone(),
+        );
+        registry.register(
+            "plugin_patches_applied",
+            "Patches applied to events, by plugin",
+            m.plugin_patches_applied.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -61,6 +61,30 @@ pub(crate) async fn metrics(
         .set(p.write_failures.load(Ordering::Relaxed) as i64);
     m.pipeline_commit_seconds_sum
         .set(p.commit_micros.load(Ordering::Relaxed) as f64 / 1e6);
+    if let Some(host) = &state.plugins {
+        use crate::metrics::{PluginFailureLabel, PluginLabel};
+        for (plugin, c) in host.stats.snapshot() {
+            let l = PluginLabel { plugin: plugin.clone() };
+            m.plugin_calls.get_or_create(&l).set(c.calls as i64);
+            m.plugin_call_seconds_sum
+                .get_or_create(&l)
+                .set(c.call_micros as f64 / 1e6);
+            m.plugin_auto_disabled
+                .get_or_create(&l)
+                .set(c.auto_disabled as i64);
+            m.plugin_patches_applied
+                .get_or_create(&l)
+                .set(c.patches_applied as i64);
+            for (reason, n) in c.failures {
+                m.plugin_failures
+                    .get_or_create(&PluginFailureLabel {
+                        plugin: plugin.clone(),
+                        reason: reason.to_string(),
+                    })
+                    .set(n as i64);
+            }
+        }
+    }
     Ok((
         StatusCode::OK,
         [(

@@ -9,7 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod plugins;
+
 use hub_bus::{BusConsumer, BusError, Committed, Envelope};
+pub use plugins::{PluginHost, PluginHostConfig};
 use hub_storage::{RetentionPolicy, Storage, TenantBatch};
 use tokio::task::JoinHandle;
 
@@ -58,17 +61,25 @@ impl std::fmt::Debug for Pipeline {
 }
 
 impl Pipeline {
-    pub fn spawn(storage: Arc<dyn Storage>, consumer: BusConsumer, config: PipelineConfig) -> Self {
+    /// Starts the writers. With `plugins`, each tenant's enabled enrichers run over its events
+    /// before they are written.
+    pub fn spawn(
+        storage: Arc<dyn Storage>,
+        consumer: BusConsumer,
+        config: PipelineConfig,
+        plugins: Option<Arc<PluginHost>>,
+    ) -> Self {
         let stats = Arc::new(PipelineStats::default());
         let writers = (0..config.writers.max(1))
             .map(|_| {
-                let (storage, consumer, config, stats) = (
+                let (storage, consumer, config, stats, plugins) = (
                     storage.clone(),
                     consumer.clone(),
                     config.clone(),
                     stats.clone(),
+                    plugins.clone(),
                 );
-                tokio::spawn(async move { run_writer(storage, consumer, config, stats).await })
+                tokio::spawn(async move { run_writer(storage, consumer, config, stats, plugins).await })
             })
             .collect();
         Self { writers, stats }
@@ -89,15 +100,19 @@ async fn run_writer(
     consumer: BusConsumer,
     config: PipelineConfig,
     stats: Arc<PipelineStats>,
+    plugins: Option<Arc<PluginHost>>,
 ) {
     while let Some(mut group) = consumer.next_group(config.max_group_events).await {
-        let batches: Vec<TenantBatch> = group
+        let mut batches: Vec<TenantBatch> = group
             .iter_mut()
             .map(|env: &mut Envelope| TenantBatch {
                 tenant: env.tenant,
                 events: std::mem::take(&mut env.events),
             })
             .collect();
+        if let Some(host) = &plugins {
+            enrich_group(host, &mut batches).await;
+        }
         let started = Instant::now();
         let result =
             write_with_retry(storage.as_ref(), &batches, config.write_attempts, &stats).await;
@@ -121,6 +136,43 @@ async fn run_writer(
             }
         }
     }
+}
+
+/// Runs enrichers once per tenant of the group (small requests grouped together cost one call),
+/// then hands each batch its events back.
+async fn enrich_group(host: &Arc<PluginHost>, batches: &mut [TenantBatch]) {
+    let mut tenants: Vec<hub_core::TenantId> = batches.iter().map(|b| b.tenant).collect();
+    tenants.sort();
+    tenants.dedup();
+    for tenant in tenants {
+        let idx: Vec<usize> = (0..batches.len()).filter(|&i| batches[i].tenant == tenant).collect();
+        if idx.len() == 1 {
+            host.enrich(tenant, &mut batches[idx[0]].events).await;
+            continue;
+        }
+        let lens: Vec<usize> = idx.iter().map(|&i| batches[i].events.len()).collect();
+        let mut all = Vec::with_capacity(lens.iter().sum());
+        for &i in &idx {
+            all.append(&mut batches[i].events);
+        }
+        host.enrich(tenant, &mut all).await;
+        let mut rest = all.into_iter();
+        for (&i, &n) in idx.iter().zip(&lens) {
+            batches[i].events = rest.by_ref().take(n).collect();
+        }
+    }
+}
+
+/// Calls due `refresh`/`sync` functions of loaded plugins every `every`, until aborted.
+pub fn spawn_plugin_refresh(host: Arc<PluginHost>, every: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            host.refresh_due().await;
+        }
+    })
 }
 
 async fn write_with_retry(
@@ -196,7 +248,7 @@ mod tests {
         storage.migrate().await.unwrap();
         let tenant = storage.create_tenant("t", 0).await.unwrap().id;
         let (producer, consumer) = hub_bus::in_process(10_000);
-        let pipeline = Pipeline::spawn(storage.clone(), consumer, PipelineConfig::default());
+        let pipeline = Pipeline::spawn(storage.clone(), consumer, PipelineConfig::default(), None);
         let now = hub_core::time::now_ms();
         let limits = hub_core::ingest::IngestLimits::default();
         let mut acks = Vec::new();

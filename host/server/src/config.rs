@@ -68,6 +68,19 @@ pub struct ServeArgs {
     /// Tenant created on first start, with an API key printed once (default "demo").
     #[arg(long, env = "HUB_DEMO_TENANT")]
     pub demo_tenant: Option<String>,
+    /// Where compiled plugin components are cached (default <data-dir>/plugin-cache).
+    #[arg(long, env = "HUB_PLUGIN_CACHE_DIR")]
+    pub plugin_cache_dir: Option<PathBuf>,
+    /// First-party plugins (<name>/plugin.toml + <name>/<name>.wasm) installed for the demo
+    /// tenant on first start (default dist/plugins).
+    #[arg(long, env = "HUB_PLUGINS_DIR")]
+    pub plugins_dir: Option<PathBuf>,
+    /// Failures in a row after which a plugin is disabled for the tenant (default 5).
+    #[arg(long, env = "HUB_PLUGIN_MAX_FAILURES")]
+    pub plugin_max_failures: Option<u32>,
+    /// Let plugins reach loopback and private addresses over HTTP (default false).
+    #[arg(long, env = "HUB_PLUGIN_ALLOW_PRIVATE_HTTP")]
+    pub plugin_allow_private_http: Option<bool>,
 }
 
 /// `hub.toml`: every field optional; unknown fields are errors.
@@ -92,6 +105,10 @@ struct FileConfig {
     db_connections: Option<u32>,
     metrics_token: Option<String>,
     demo_tenant: Option<String>,
+    plugin_cache_dir: Option<PathBuf>,
+    plugins_dir: Option<PathBuf>,
+    plugin_max_failures: Option<u32>,
+    plugin_allow_private_http: Option<bool>,
 }
 
 /// The resolved configuration.
@@ -106,6 +123,9 @@ pub struct Settings {
     pub writers: usize,
     pub db_connections: u32,
     pub demo_tenant: String,
+    pub runtime: hub_runtime::RuntimeConfig,
+    pub plugin_host: hub_pipeline::PluginHostConfig,
+    pub plugins_dir: PathBuf,
 }
 
 fn duration(name: &str, value: Option<String>, default: &str) -> Result<i64> {
@@ -223,6 +243,30 @@ impl ServeArgs {
                 .demo_tenant
                 .or(file.demo_tenant)
                 .unwrap_or_else(|| "demo".into()),
+            runtime: hub_runtime::RuntimeConfig {
+                cache_dir: Some(
+                    self.plugin_cache_dir
+                        .or(file.plugin_cache_dir)
+                        .unwrap_or_else(|| data_dir.join("plugin-cache")),
+                ),
+                allow_private_http: self
+                    .plugin_allow_private_http
+                    .or(file.plugin_allow_private_http)
+                    .unwrap_or(false),
+                ..Default::default()
+            },
+            plugin_host: hub_pipeline::PluginHostConfig {
+                max_consecutive_failures: self
+                    .plugin_max_failures
+                    .or(file.plugin_max_failures)
+                    .unwrap_or(5)
+                    .max(1),
+                ..Default::default()
+            },
+            plugins_dir: self
+                .plugins_dir
+                .or(file.plugins_dir)
+                .unwrap_or_else(|| "dist/plugins".into()),
         })
     }
 }

@@ -5,6 +5,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod bench;
 mod config;
+mod plugins;
 mod serve;
 
 use anyhow::{Context, Result, bail};
@@ -46,6 +47,11 @@ enum Command {
     ApiKey {
         #[command(subcommand)]
         command: ApiKeyCommand,
+    },
+    /// Manage a tenant's plugins.
+    Plugin {
+        #[command(subcommand)]
+        command: plugins::PluginCommand,
     },
     /// Load generators and query benchmarks.
     Bench {
@@ -165,6 +171,7 @@ async fn main() -> Result<()> {
     init_logging(cli.log_format);
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
+        Command::Plugin { command } => plugins::run(command).await,
         Command::Migrate(args) => {
             let (storage, settings) = open_db(args).await?;
             storage.close().await;

@@ -14,6 +14,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let (storage, settings) = crate::open_db(args).await?;
     storage.prepare_partitions(hub_core::time::now_ms()).await?;
 
+    let plugins = crate::plugins::host(storage.clone(), &settings)?;
     let (producer, consumer) = hub_bus::in_process(settings.queue_capacity);
     let pipeline = Pipeline::spawn(
         storage.clone(),
@@ -22,7 +23,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             writers: settings.writers,
             ..Default::default()
         },
+        Some(plugins.clone()),
     );
+    let refresher = hub_pipeline::spawn_plugin_refresh(plugins.clone(), Duration::from_secs(10));
     let maintenance = hub_pipeline::spawn_maintenance(
         storage.clone(),
         settings.retention,
@@ -33,7 +36,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         producer,
         settings.api.clone(),
         pipeline.stats.clone(),
-    );
+    )
+    .with_plugins(plugins.clone());
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
@@ -45,7 +49,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         listener.local_addr()?,
         storage.backend()
     );
-    bootstrap(storage.as_ref(), &settings.demo_tenant).await?;
+    bootstrap(storage.as_ref(), &plugins, &settings).await?;
 
     axum::serve(listener, hub_api::app(state))
         .with_graceful_shutdown(shutdown_signal())
@@ -61,13 +65,20 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         tracing::error!("the pipeline did not drain within 60 s");
     }
     maintenance.abort();
+    refresher.abort();
     storage.close().await;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// On an empty database, creates the demo tenant and an ingest+query key and prints the key once.
-async fn bootstrap(storage: &dyn hub_storage::Storage, tenant_name: &str) -> Result<()> {
+/// On an empty database, creates the demo tenant with the first-party `cost` and `registry`
+/// plugins enabled (when built: see `scripts/build-plugins`) and an ingest+query key, printed once.
+async fn bootstrap(
+    storage: &dyn hub_storage::Storage,
+    plugins: &hub_pipeline::PluginHost,
+    settings: &crate::config::Settings,
+) -> Result<()> {
+    let tenant_name = settings.demo_tenant.as_str();
     if storage.get_meta(BOOTSTRAP_KEY).await?.is_some() {
         return Ok(());
     }
@@ -88,7 +99,25 @@ async fn bootstrap(storage: &dyn hub_storage::Storage, tenant_name: &str) -> Res
         None,
     )
     .await?;
+    let mut enabled = Vec::new();
+    for name in ["cost", "registry"] {
+        if !settings.plugins_dir.join(name).join("plugin.toml").exists() {
+            tracing::warn!(dir = %settings.plugins_dir.display(), plugin = name, "first-party plugin not built; run scripts/build-plugins");
+            continue;
+        }
+        match crate::plugins::install_from_dir(plugins, tenant.id, &settings.plugins_dir, name).await {
+            Ok(i) => enabled.push(format!("{} {}", i.name, i.version)),
+            Err(e) => tracing::error!(plugin = name, error = %e, "installing a first-party plugin failed"),
+        }
+    }
     storage.set_meta(BOOTSTRAP_KEY, &tenant.name).await?;
+    if !enabled.is_empty() {
+        println!(
+            "Plugins enabled for '{}': {}",
+            tenant.name,
+            enabled.join(", ")
+        );
+    }
     println!(
         "First start: created tenant '{}' and API key {} (scopes ingest,query). It is shown only now:",
         tenant.name, record.prefix

@@ -1,0 +1,369 @@
+//! `/v1/plugins`: the tenant's plugins, their order, configuration, grants and health.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use hub_core::ApiKeyScope;
+use hub_pipeline::PluginHost;
+use hub_pipeline::plugins::{GrantsDoc, PluginAdminError};
+use hub_storage::PluginInstall;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::{ApiError, AppState, Principal};
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/plugins", get(list_plugins).put(put_plugins))
+        .route(
+            "/v1/plugins/{name}",
+            get(get_plugin).put(put_plugin).delete(delete_plugin),
+        )
+}
+
+/// Capabilities granted to a plugin.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantsDto {
+    /// The `kv` interface.
+    #[serde(default)]
+    pub kv: bool,
+    /// Hosts (`host` or `host:port`) the plugin may call.
+    #[serde(default)]
+    pub http: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CapabilitiesDto {
+    pub kv: bool,
+    /// Hosts the manifest asks for; `*` means hosts the tenant chooses.
+    pub http: Vec<String>,
+    pub tags: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LimitsDto {
+    pub deadline_ms: Option<u32>,
+    pub memory_mib: Option<u32>,
+    pub refresh_interval_s: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthDto {
+    /// Failures in a row (stored; reset by a success).
+    pub consecutive_failures: i64,
+    /// Why the hub disabled the plugin, if it did.
+    pub disabled_reason: Option<String>,
+    /// Calls, failures and call times since this replica started.
+    pub calls: u64,
+    pub failures: u64,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PluginDto {
+    pub name: String,
+    pub version: String,
+    /// enricher, detector, forecaster or integration.
+    pub kind: String,
+    pub description: String,
+    pub enabled: bool,
+    /// Enrichers run in ascending position.
+    pub position: i64,
+    #[schema(value_type = Object)]
+    pub config: serde_json::Value,
+    /// JSON Schema of `config`.
+    #[schema(value_type = Object)]
+    pub config_schema: serde_json::Value,
+    pub grants: GrantsDto,
+    pub capabilities: CapabilitiesDto,
+    pub limits: LimitsDto,
+    /// SHA-256 of the component.
+    pub digest: String,
+    pub installed_at: String,
+    pub updated_at: String,
+    pub health: HealthDto,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PluginListDto {
+    pub plugins: Vec<PluginDto>,
+}
+
+/// Changes to one plugin; absent fields stay as they are.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PluginUpdate {
+    /// Enabling clears an automatic disable.
+    pub enabled: Option<bool>,
+    /// The whole configuration, checked against the plugin's schema and by the plugin.
+    #[schema(value_type = Option<Object>)]
+    pub config: Option<serde_json::Value>,
+    pub grants: Option<GrantsDto>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PluginListUpdateItem {
+    pub name: String,
+    #[serde(flatten)]
+    pub update: PluginUpdate,
+}
+
+/// The listed plugins run first, in this order; each entry may also change the plugin.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PluginListUpdate {
+    pub plugins: Vec<PluginListUpdateItem>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteParams {
+    /// Also delete what the plugin stored in kv (`true` to confirm).
+    #[serde(default)]
+    pub purge_kv: bool,
+}
+
+fn host(state: &AppState) -> Result<&Arc<PluginHost>, ApiError> {
+    state
+        .plugins
+        .as_ref()
+        .ok_or_else(|| ApiError::Unavailable("plugins are not enabled on this hub".into()))
+}
+
+/// Maps plugin administration errors, prefixing field paths with `at` (`plugins[2].`).
+fn admin_error(e: PluginAdminError, at: &str) -> ApiError {
+    match e {
+        PluginAdminError::Config(errors) => {
+            let first = &errors[0];
+            let rest = errors.len() - 1;
+            ApiError::invalid(
+                &format!("{at}config{}", first.path),
+                format!(
+                    "{}{}",
+                    first.message,
+                    if rest > 0 { format!(" (and {rest} more)") } else { String::new() }
+                ),
+            )
+        }
+        PluginAdminError::Refused(m) => ApiError::invalid(&format!("{at}config"), m),
+        PluginAdminError::Grants(m) => ApiError::invalid(&format!("{at}grants"), m),
+        PluginAdminError::NotInstalled(n) => {
+            ApiError::NotFound(format!("plugin '{n}' is not installed for this tenant"))
+        }
+        PluginAdminError::Manifest(m) => ApiError::BadRequest(m.to_string()),
+        PluginAdminError::Load(l) => ApiError::BadRequest(l.to_string()),
+        PluginAdminError::Storage(s) => s.into(),
+    }
+}
+
+async fn dto(host: &PluginHost, i: PluginInstall, health: Option<&hub_pipeline::plugins::Health>) -> Result<PluginDto, ApiError> {
+    let manifest = host.manifest_of(&i).await.map_err(|e| admin_error(e, ""))?;
+    let grants: GrantsDoc = serde_json::from_str(&i.grants_json).unwrap_or_default();
+    let q = |q: f64| {
+        health
+            .and_then(|h| h.call_micros.quantile(q))
+            .map(|us| (us / 1e3 * 1000.0).round() / 1000.0)
+    };
+    Ok(PluginDto {
+        name: i.name,
+        version: i.version,
+        kind: i.kind,
+        description: manifest.description.clone(),
+        enabled: i.enabled,
+        position: i.position,
+        config: serde_json::from_str(&i.config_json).unwrap_or_default(),
+        config_schema: manifest.config_schema.clone(),
+        grants: GrantsDto {
+            kv: grants.kv,
+            http: grants.http,
+        },
+        capabilities: CapabilitiesDto {
+            kv: manifest.capabilities.kv,
+            http: manifest.capabilities.http.clone(),
+            tags: manifest.capabilities.tags,
+        },
+        limits: LimitsDto {
+            deadline_ms: manifest.limits.deadline_ms,
+            memory_mib: manifest.limits.memory_mib,
+            refresh_interval_s: manifest.limits.refresh_interval_s,
+        },
+        digest: i.digest,
+        installed_at: hub_core::time::to_rfc3339(i.installed_at_ms),
+        updated_at: hub_core::time::to_rfc3339(i.updated_at_ms),
+        health: HealthDto {
+            consecutive_failures: i.consecutive_failures,
+            disabled_reason: i.disabled_reason,
+            calls: health.map(|h| h.calls).unwrap_or(0),
+            failures: health.map(|h| h.failures).unwrap_or(0),
+            p50_ms: q(0.5),
+            p99_ms: q(0.99),
+            last_error: health.and_then(|h| h.last_error.clone()),
+        },
+    })
+}
+
+async fn list(state: &AppState, principal: &Principal) -> Result<PluginListDto, ApiError> {
+    let host = host(state)?;
+    let health = host.health(principal.tenant);
+    let mut plugins = Vec::new();
+    for i in state.storage.plugin_installs(principal.tenant).await? {
+        let h = health.get(&i.name);
+        plugins.push(dto(host, i, h).await?);
+    }
+    Ok(PluginListDto { plugins })
+}
+
+fn read_scope(principal: &Principal) -> Result<(), ApiError> {
+    if principal.scopes.contains(&ApiKeyScope::Admin) {
+        return Ok(());
+    }
+    principal.require(ApiKeyScope::Query)
+}
+
+#[utoipa::path(
+    get, path = "/v1/plugins", tag = "plugins",
+    description = "The tenant's plugins in running order, with configuration, grants and health. Needs the `query` or `admin` scope.",
+    responses((status = 200, body = PluginListDto), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)),
+    security(("api_key" = []))
+)]
+pub(crate) async fn list_plugins(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<PluginListDto>, ApiError> {
+    read_scope(&principal)?;
+    Ok(Json(list(&state, &principal).await?))
+}
+
+#[utoipa::path(
+    get, path = "/v1/plugins/{name}", tag = "plugins",
+    description = "One of the tenant's plugins. Needs the `query` or `admin` scope.",
+    params(("name" = String, Path, description = "plugin name")),
+    responses((status = 200, body = PluginDto), (status = 404, body = crate::error::ErrorBody)),
+    security(("api_key" = []))
+)]
+pub(crate) async fn get_plugin(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(name): Path<String>,
+) -> Result<Json<PluginDto>, ApiError> {
+    read_scope(&principal)?;
+    list(&state, &principal)
+        .await?
+        .plugins
+        .into_iter()
+        .find(|p| p.name == name)
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("plugin '{name}' is not installed for this tenant")))
+}
+
+async fn prepare(
+    host: &PluginHost,
+    principal: &Principal,
+    name: &str,
+    u: PluginUpdate,
+    at: &str,
+) -> Result<PluginInstall, ApiError> {
+    host.prepare_update(
+        principal.tenant,
+        name,
+        u.enabled,
+        u.config,
+        u.grants.map(|g| GrantsDoc { kv: g.kv, http: g.http }),
+    )
+    .await
+    .map_err(|e| admin_error(e, at))
+}
+
+#[utoipa::path(
+    put, path = "/v1/plugins", tag = "plugins",
+    description = "Sets the running order (listed plugins first, in the order given) and changes the listed plugins. Every entry is checked before anything changes. Needs the `admin` scope.",
+    request_body = PluginListUpdate,
+    responses((status = 200, body = PluginListDto), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)),
+    security(("api_key" = []))
+)]
+pub(crate) async fn put_plugins(
+    State(state): State<AppState>,
+    principal: Principal,
+    body: axum::body::Bytes,
+) -> Result<Json<PluginListDto>, ApiError> {
+    principal.require(ApiKeyScope::Admin)?;
+    let body: PluginListUpdate = crate::json_body(&body)?;
+    let host = host(&state)?;
+    let installed = state.storage.plugin_installs(principal.tenant).await?;
+    for (i, item) in body.plugins.iter().enumerate() {
+        if !installed.iter().any(|p| p.name == item.name) {
+            return Err(ApiError::invalid(
+                &format!("plugins[{i}].name"),
+                format!("plugin '{}' is not installed for this tenant", item.name),
+            ));
+        }
+        if body.plugins[..i].iter().any(|p| p.name == item.name) {
+            return Err(ApiError::invalid(
+                &format!("plugins[{i}].name"),
+                format!("'{}' is listed twice", item.name),
+            ));
+        }
+    }
+    let names: Vec<String> = body.plugins.iter().map(|p| p.name.clone()).collect();
+    let mut changed = Vec::new();
+    for (i, item) in body.plugins.into_iter().enumerate() {
+        let u = item.update;
+        if u.enabled.is_some() || u.config.is_some() || u.grants.is_some() {
+            changed.push(prepare(host, &principal, &item.name, u, &format!("plugins[{i}].")).await?);
+        }
+    }
+    host.save(&changed).await.map_err(|e| admin_error(e, ""))?;
+    host.reorder(principal.tenant, &names)
+        .await
+        .map_err(|e| admin_error(e, ""))?;
+    Ok(Json(list(&state, &principal).await?))
+}
+
+#[utoipa::path(
+    put, path = "/v1/plugins/{name}", tag = "plugins",
+    description = "Enables, disables, configures or changes the grants of one plugin. Needs the `admin` scope.",
+    params(("name" = String, Path, description = "plugin name")),
+    request_body = PluginUpdate,
+    responses((status = 200, body = PluginDto), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
+    security(("api_key" = []))
+)]
+pub(crate) async fn put_plugin(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<PluginDto>, ApiError> {
+    principal.require(ApiKeyScope::Admin)?;
+    let body: PluginUpdate = crate::json_body(&body)?;
+    let host = host(&state)?;
+    let install = prepare(host, &principal, &name, body, "").await?;
+    host.save(&[install]).await.map_err(|e| admin_error(e, ""))?;
+    get_plugin(State(state), principal, Path(name)).await
+}
+
+#[utoipa::path(
+    delete, path = "/v1/plugins/{name}", tag = "plugins",
+    description = "Uninstalls a plugin; `purge_kv=true` also deletes what it stored. Needs the `admin` scope.",
+    params(("name" = String, Path, description = "plugin name"), ("purge_kv" = Option<bool>, Query, description = "delete the plugin's kv too")),
+    responses((status = 204), (status = 404, body = crate::error::ErrorBody)),
+    security(("api_key" = []))
+)]
+pub(crate) async fn delete_plugin(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(name): Path<String>,
+    Query(params): Query<DeleteParams>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    principal.require(ApiKeyScope::Admin)?;
+    host(&state)?
+        .uninstall(principal.tenant, &name, params.purge_kv)
+        .await
+        .map_err(|e| admin_error(e, ""))?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}

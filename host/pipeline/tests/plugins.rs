@@ -1,0 +1,214 @@
+//! Enrichers in the pipeline, with real components built from plugins/: patches are applied before
+//! the commit (so rollups see them), a misbehaving plugin leaves events stored without its
+//! patches and is disabled after repeated failures, and other tenants never notice.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use hub_core::{EventRecord, TenantId};
+use hub_pipeline::plugins::GrantsDoc;
+use hub_pipeline::{Pipeline, PipelineConfig, PluginHost, PluginHostConfig};
+use hub_storage::{EventFilter, Storage};
+use serde_json::json;
+
+fn plugin(name: &str) -> (String, Vec<u8>) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../plugins").join(name);
+    let wasm = hub_plugin_sdk::testing::build_component(&dir).unwrap();
+    (
+        std::fs::read_to_string(dir.join("plugin.toml")).unwrap(),
+        std::fs::read(wasm).unwrap(),
+    )
+}
+
+async fn setup(max_failures: u32) -> (Arc<dyn Storage>, Arc<PluginHost>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = hub_storage::open(
+        &format!("sqlite://{}/hub.db", dir.path().display()),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    storage.migrate().await.unwrap();
+    let runtime = hub_runtime::Runtime::new(hub_runtime::RuntimeConfig {
+        cache_dir: Some(dir.path().join("cache")),
+        ..Default::default()
+    })
+    .unwrap();
+    let host = Arc::new(PluginHost::new(
+        runtime,
+        storage.clone(),
+        PluginHostConfig {
+            max_consecutive_failures: max_failures,
+            ..Default::default()
+        },
+    ));
+    (storage, host, dir)
+}
+
+fn events(prefix: &str, n: usize) -> Vec<EventRecord> {
+    let now = hub_core::time::now_ms();
+    let limits = hub_core::ingest::IngestLimits::default();
+    (0..n)
+        .map(|i| {
+            let raw = format!(
+                r#"{{"event_id": "{prefix}{i}", "timestamp": {now}, "model": "gpt-4o-2024-08-06", "input_tokens": 1000, "output_tokens": 100, "status": "ok"}}"#
+            );
+            hub_core::ingest::parse_event(&raw, &limits, now).unwrap()
+        })
+        .collect()
+}
+
+async fn ingest(storage: &Arc<dyn Storage>, host: &Arc<PluginHost>, batches: Vec<(TenantId, Vec<EventRecord>)>) {
+    let (producer, consumer) = hub_bus::in_process(100_000);
+    let pipeline = Pipeline::spawn(storage.clone(), consumer, PipelineConfig::default(), Some(host.clone()));
+    let mut acks = Vec::new();
+    for (t, ev) in batches {
+        acks.push(producer.try_publish(t, ev).unwrap());
+    }
+    drop(producer);
+    for a in acks {
+        a.await.unwrap().unwrap();
+    }
+    pipeline.join().await;
+}
+
+async fn costs(storage: &Arc<dyn Storage>, t: TenantId) -> Vec<Option<f64>> {
+    let page = storage
+        .list_events(t, &EventFilter::default(), None, 1000)
+        .await
+        .unwrap();
+    page.events.into_iter().map(|e| e.record.cost_usd).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrichers_run_in_order_before_the_commit_for_their_tenant_only() {
+    let (storage, host, _dir) = setup(5).await;
+    let a = storage.create_tenant("a", 0).await.unwrap().id;
+    let b = storage.create_tenant("b", 0).await.unwrap().id;
+    let (m, w) = plugin("cost");
+    host.install(a, &m, w, None, GrantsDoc::default(), true).await.unwrap();
+    let (m, w) = plugin("registry");
+    host.install(a, &m, w, None, GrantsDoc { kv: true, http: vec![] }, true)
+        .await
+        .unwrap();
+
+    ingest(&storage, &host, vec![(a, events("a", 50)), (b, events("b", 50)), (a, events("c", 10))]).await;
+
+    let ca = costs(&storage, a).await;
+    assert_eq!(ca.len(), 60);
+    // gpt-4o: 1000 × $2.50/M + 100 × $10/M
+    assert!(ca.iter().all(|c| (c.unwrap() - 0.0035).abs() < 1e-12), "{ca:?}");
+    assert!(costs(&storage, b).await.iter().all(|c| c.is_none()), "tenant B has no plugins");
+    let e = storage.get_event(a, "a0").await.unwrap().unwrap();
+    let tags: serde_json::Value = serde_json::from_str(&e.record.tags_json).unwrap();
+    assert_eq!(tags["model_family"], "gpt-4o");
+    assert_eq!(tags["model_owner"], "openai");
+
+    // The rollups saw the patched cost.
+    let s = hub_storage::analytics::summary(
+        storage.as_ref(),
+        a,
+        &hub_storage::analytics::SummaryQuery {
+            from_ms: 0,
+            to_ms: hub_core::time::now_ms() + 60_000,
+            group_by: vec![],
+            filters: vec![],
+        },
+    )
+    .await
+    .unwrap();
+    let total = s[0].agg.cost_usd;
+    assert!((total - 60.0 * 0.0035).abs() < 1e-9, "{total}");
+
+    let health = host.health(a);
+    assert_eq!(health["cost"].calls, 2);
+    assert_eq!(health["cost"].failures, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_plugin_loses_no_event_and_is_disabled_after_repeated_failures() {
+    let (storage, host, _dir) = setup(3).await;
+    let a = storage.create_tenant("a", 0).await.unwrap().id;
+    let b = storage.create_tenant("b", 0).await.unwrap().id;
+    let (m, w) = plugin("testing/misbehave");
+    let grants = GrantsDoc { kv: true, http: vec![] };
+    host.install(a, &m, w.clone(), Some(json!({"mode": "loop"})), grants.clone(), true)
+        .await
+        .unwrap();
+    host.install(b, &m, w, Some(json!({"mode": "ok"})), grants, true).await.unwrap();
+    let (m, w) = plugin("cost");
+    host.install(a, &m, w, None, GrantsDoc::default(), true).await.unwrap();
+
+    for round in 0..4 {
+        ingest(
+            &storage,
+            &host,
+            vec![(a, events(&format!("a{round}-"), 20)), (b, events(&format!("b{round}-"), 20))],
+        )
+        .await;
+    }
+    // Every event is stored; A's carry cost's patch (cost runs after the looping plugin) but not
+    // misbehave's; B's carry misbehave's patch ($0.001 each).
+    let ca = costs(&storage, a).await;
+    assert_eq!(ca.len(), 80);
+    assert!(ca.iter().all(|c| (c.unwrap() - 0.0035).abs() < 1e-12), "{ca:?}");
+    let cb = costs(&storage, b).await;
+    assert_eq!(cb.len(), 80);
+    assert!(cb.iter().all(|c| *c == Some(0.001)), "{cb:?}");
+
+    let installs = storage.plugin_installs(a).await.unwrap();
+    let bad = installs.iter().find(|i| i.name == "misbehave").unwrap();
+    assert!(!bad.enabled, "disabled after 3 failures in a row");
+    assert_eq!(bad.consecutive_failures, 3);
+    let reason = bad.disabled_reason.as_deref().unwrap();
+    assert!(reason.contains("3 failures in a row") && reason.contains("deadline"), "{reason}");
+    let h = host.health(a);
+    assert_eq!(h["misbehave"].failures, 3, "the fourth batch no longer called it");
+    assert!(storage.plugin_installs(b).await.unwrap()[0].enabled);
+    let stats = host.stats.snapshot();
+    assert_eq!(stats["misbehave"].failures.get("deadline"), Some(&3));
+    assert_eq!(stats["misbehave"].auto_disabled, 1);
+
+    // Enabling it again (after fixing the configuration) clears the streak.
+    host.update(a, "misbehave", Some(true), Some(json!({"mode": "ok"})), None)
+        .await
+        .unwrap();
+    let i = storage.plugin_installs(a).await.unwrap();
+    let m = i.iter().find(|i| i.name == "misbehave").unwrap();
+    assert!(m.enabled && m.disabled_reason.is_none() && m.consecutive_failures == 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn installs_check_config_grants_and_order() {
+    let (storage, host, _dir) = setup(5).await;
+    let a = storage.create_tenant("a", 0).await.unwrap().id;
+    let (m, w) = plugin("cost");
+    let e = host
+        .install(a, &m, w.clone(), Some(json!({"discounts": [{"percent": "ten"}]})), GrantsDoc::default(), true)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("/discounts/0/percent"), "{e}");
+    let e = host
+        .install(a, &m, w.clone(), None, GrantsDoc { kv: true, http: vec![] }, true)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(e, "grants.kv: `cost` does not ask for kv");
+    assert!(storage.plugin_installs(a).await.unwrap().is_empty(), "nothing half-stored");
+    host.install(a, &m, w, None, GrantsDoc::default(), true).await.unwrap();
+    let (m, w) = plugin("registry");
+    let e = host
+        .install(a, &m, w.clone(), None, GrantsDoc { kv: true, http: vec!["http://x".into()] }, true)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("grants.http[0]"), "{e}");
+    host.install(a, &m, w, None, GrantsDoc { kv: true, http: vec![] }, true).await.unwrap();
+    let order = |v: Vec<hub_storage::PluginInstall>| v.into_iter().map(|i| i.name).collect::<Vec<_>>();
+    assert_eq!(order(storage.plugin_installs(a).await.unwrap()), ["cost", "registry"]);
+    host.reorder(a, &["registry".into()]).await.unwrap();
+    assert_eq!(order(storage.plugin_installs(a).await.unwrap()), ["registry", "cost"]);
+    host.uninstall(a, "registry", true).await.unwrap();
+    assert_eq!(order(storage.plugin_installs(a).await.unwrap()), ["cost"]);
+}

@@ -1,0 +1,260 @@
+//! `hub plugin …`: install, enable, disable, configure, list and uninstall a tenant's plugins
+//! (until the marketplace lands, installs come from a built component and its plugin.toml).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use hub_pipeline::PluginHost;
+use hub_pipeline::plugins::GrantsDoc;
+use hub_storage::Storage;
+
+use crate::config::{ServeArgs, Settings};
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Install (or upgrade) a plugin for a tenant from a built component and its manifest.
+    Install {
+        #[arg(long)]
+        tenant: String,
+        /// The component (.wasm).
+        path: PathBuf,
+        /// Its plugin.toml (default: plugin.toml beside the component).
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// Configuration as JSON, or @FILE (default: the schema's example).
+        #[arg(long)]
+        config: Option<String>,
+        /// Capabilities granted: `kv`, `http:HOST[:PORT]`; repeat, or `all` for everything the
+        /// manifest asks for (hosts listed in it).
+        #[arg(long = "grant")]
+        grants: Vec<String>,
+        /// Install without enabling.
+        #[arg(long)]
+        disabled: bool,
+        #[command(flatten)]
+        db: ServeArgs,
+    },
+    /// Enable an installed plugin (clears an automatic disable).
+    Enable {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+        #[command(flatten)]
+        db: ServeArgs,
+    },
+    /// Disable an installed plugin.
+    Disable {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+        #[command(flatten)]
+        db: ServeArgs,
+    },
+    /// Replace a plugin's configuration (JSON or @FILE), checked against its schema.
+    Configure {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+        #[arg(long)]
+        config: String,
+        #[command(flatten)]
+        db: ServeArgs,
+    },
+    /// List a tenant's plugins in running order.
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        db: ServeArgs,
+    },
+    /// Remove a plugin from a tenant.
+    Uninstall {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+        /// Also delete what the plugin stored in kv.
+        #[arg(long)]
+        purge_kv: bool,
+        #[command(flatten)]
+        db: ServeArgs,
+    },
+}
+
+/// The plugin host over `storage` with the configured runtime.
+pub fn host(storage: Arc<dyn Storage>, settings: &Settings) -> Result<Arc<PluginHost>> {
+    let runtime = hub_runtime::Runtime::new(settings.runtime.clone())?;
+    Ok(Arc::new(PluginHost::new(
+        runtime,
+        storage,
+        settings.plugin_host.clone(),
+    )))
+}
+
+fn read_config(arg: &str) -> Result<serde_json::Value> {
+    let text = match arg.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?,
+        None => arg.to_string(),
+    };
+    serde_json::from_str(&text).context("--config is not valid JSON")
+}
+
+fn parse_grants(grants: &[String], manifest: &hub_marketplace::Manifest) -> Result<GrantsDoc> {
+    let mut doc = GrantsDoc::default();
+    for g in grants {
+        match g.as_str() {
+            "all" => {
+                doc.kv = manifest.capabilities.kv;
+                doc.http.extend(
+                    manifest
+                        .capabilities
+                        .http
+                        .iter()
+                        .filter(|h| h.as_str() != "*")
+                        .cloned(),
+                );
+            }
+            "kv" => doc.kv = true,
+            other => match other.strip_prefix("http:") {
+                Some(host) => doc.http.push(host.to_string()),
+                None => bail!("--grant {other}: expected kv, http:HOST[:PORT] or all"),
+            },
+        }
+    }
+    Ok(doc)
+}
+
+async fn tenant_id(storage: &dyn Storage, name: &str) -> Result<hub_core::TenantId> {
+    Ok(storage
+        .tenant_by_name(name)
+        .await?
+        .with_context(|| format!("no tenant '{name}'"))?
+        .id)
+}
+
+/// Installs `<dir>/<name>/<name>.wasm` with `<dir>/<name>/plugin.toml`, granting what it asks for.
+pub async fn install_from_dir(
+    host: &PluginHost,
+    tenant: hub_core::TenantId,
+    dir: &Path,
+    name: &str,
+) -> Result<hub_storage::PluginInstall> {
+    let manifest_path = dir.join(name).join("plugin.toml");
+    let wasm_path = dir.join(name).join(format!("{name}.wasm"));
+    let source = std::fs::read_to_string(&manifest_path)
+        .with_context(|| format!("reading {}", manifest_path.display()))?;
+    let wasm =
+        std::fs::read(&wasm_path).with_context(|| format!("reading {}", wasm_path.display()))?;
+    let manifest = hub_marketplace::Manifest::parse(&source, &hub_pipeline::plugins::host_version())?;
+    let grants = parse_grants(&["all".to_string()], &manifest)?;
+    Ok(host
+        .install(tenant, &source, wasm, None, grants, true)
+        .await?)
+}
+
+pub async fn run(command: PluginCommand) -> Result<()> {
+    match command {
+        PluginCommand::Install {
+            tenant,
+            path,
+            manifest,
+            config,
+            grants,
+            disabled,
+            db,
+        } => {
+            let (storage, settings) = crate::open_db(db).await?;
+            let t = tenant_id(storage.as_ref(), &tenant).await?;
+            let manifest_path = manifest.unwrap_or_else(|| path.with_file_name("plugin.toml"));
+            let source = std::fs::read_to_string(&manifest_path)
+                .with_context(|| format!("reading {}", manifest_path.display()))?;
+            let wasm = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            let parsed =
+                hub_marketplace::Manifest::parse(&source, &hub_pipeline::plugins::host_version())?;
+            let grants = parse_grants(&grants, &parsed)?;
+            let config = config.as_deref().map(read_config).transpose()?;
+            let host = host(storage.clone(), &settings)?;
+            let install = host
+                .install(t, &source, wasm, config, grants, !disabled)
+                .await?;
+            storage.close().await;
+            println!(
+                "installed {} {} for tenant '{tenant}' ({}, position {}, digest {})",
+                install.name,
+                install.version,
+                if install.enabled { "enabled" } else { "disabled" },
+                install.position,
+                &install.digest[..12]
+            );
+            Ok(())
+        }
+        PluginCommand::Enable { tenant, name, db } => set_enabled(tenant, name, db, true).await,
+        PluginCommand::Disable { tenant, name, db } => set_enabled(tenant, name, db, false).await,
+        PluginCommand::Configure {
+            tenant,
+            name,
+            config,
+            db,
+        } => {
+            let (storage, settings) = crate::open_db(db).await?;
+            let t = tenant_id(storage.as_ref(), &tenant).await?;
+            let config = read_config(&config)?;
+            host(storage.clone(), &settings)?
+                .update(t, &name, None, Some(config), None)
+                .await?;
+            storage.close().await;
+            println!("configured {name} for tenant '{tenant}'");
+            Ok(())
+        }
+        PluginCommand::List { tenant, db } => {
+            let (storage, _) = crate::open_db(db).await?;
+            let t = tenant_id(storage.as_ref(), &tenant).await?;
+            for i in storage.plugin_installs(t).await? {
+                println!(
+                    "{:>3}  {:<20} {:<10} {:<11} {:<8} failures {}{}",
+                    i.position,
+                    i.name,
+                    i.version,
+                    i.kind,
+                    if i.enabled { "enabled" } else { "disabled" },
+                    i.consecutive_failures,
+                    i.disabled_reason
+                        .map(|r| format!("  ({r})"))
+                        .unwrap_or_default()
+                );
+            }
+            storage.close().await;
+            Ok(())
+        }
+        PluginCommand::Uninstall {
+            tenant,
+            name,
+            purge_kv,
+            db,
+        } => {
+            let (storage, settings) = crate::open_db(db).await?;
+            let t = tenant_id(storage.as_ref(), &tenant).await?;
+            host(storage.clone(), &settings)?
+                .uninstall(t, &name, purge_kv)
+                .await?;
+            storage.close().await;
+            println!("uninstalled {name} from tenant '{tenant}'");
+            Ok(())
+        }
+    }
+}
+
+async fn set_enabled(tenant: String, name: String, db: ServeArgs, enabled: bool) -> Result<()> {
+    let (storage, settings) = crate::open_db(db).await?;
+    let t = tenant_id(storage.as_ref(), &tenant).await?;
+    host(storage.clone(), &settings)?
+        .update(t, &name, Some(enabled), None, None)
+        .await?;
+    storage.close().await;
+    println!(
+        "{} {name} for tenant '{tenant}'",
+        if enabled { "enabled" } else { "disabled" }
+    );
+    Ok(())
+}
