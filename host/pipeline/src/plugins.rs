@@ -146,11 +146,12 @@ struct Slot {
     failures: AtomicU64,
     last_used: AtomicU64,
     last_refresh: Mutex<Option<Instant>>,
-    health: Mutex<Health>,
 }
 
 struct TenantPlugins {
     loaded: Instant,
+    /// Set when this replica changed the tenant's installs: read them again at next use.
+    stale: std::sync::atomic::AtomicBool,
     /// Enabled enrichers in running order.
     enrichers: Vec<Arc<Slot>>,
     /// Every enabled install (for refresh and health).
@@ -210,9 +211,12 @@ impl PluginHost {
         &self.runtime
     }
 
-    /// Forgets the cached installs of `tenant` (after a change through this replica).
+    /// Makes the next use read the installs of `tenant` again (after a change through this
+    /// replica). Live instances of unchanged installs are kept.
     pub fn invalidate(&self, tenant: TenantId) {
-        self.tenants.lock().unwrap().remove(&tenant);
+        if let Some(t) = self.tenants.lock().unwrap().get(&tenant) {
+            t.stale.store(true, Ordering::Relaxed);
+        }
     }
 
     /// The loaded plugin of a stored component (compiled or from the artifact cache).
@@ -240,6 +244,7 @@ impl PluginHost {
     async fn tenant(&self, tenant: TenantId) -> Result<Arc<TenantPlugins>, PluginAdminError> {
         if let Some(t) = self.tenants.lock().unwrap().get(&tenant)
             && t.loaded.elapsed() < self.config.installs_ttl
+            && !t.stale.load(Ordering::Relaxed)
         {
             return Ok(t.clone());
         }
@@ -274,7 +279,6 @@ impl PluginHost {
                 instance: Mutex::new(None),
                 last_used: AtomicU64::new(0),
                 last_refresh: Mutex::new(None),
-                health: Mutex::new(Health::default()),
             }));
         }
         let enrichers = all
@@ -284,6 +288,7 @@ impl PluginHost {
             .collect();
         let t = Arc::new(TenantPlugins {
             loaded: Instant::now(),
+            stale: std::sync::atomic::AtomicBool::new(false),
             enrichers,
             all,
         });
@@ -439,17 +444,14 @@ impl PluginHost {
         self.stats
             .record(&name, micros, o.failure.as_ref().map(|f| f.kind()), applied);
         {
-            let mut h = o.slot.health.lock().unwrap();
+            let mut all = self.health.lock().unwrap();
+            let h = all.entry((tenant, name.clone())).or_default();
             h.calls += 1;
             h.call_micros.add(micros as f64);
             if let Some(f) = &o.failure {
                 h.failures += 1;
                 h.last_error = Some(f.to_string());
             }
-            self.health
-                .lock()
-                .unwrap()
-                .insert((tenant, name.clone()), h.clone());
         }
         if !o.kv.is_empty()
             && let Err(e) = self.storage.apply_plugin_kv(tenant, &name, &o.kv).await
@@ -536,7 +538,12 @@ impl PluginHost {
                     }
                     Ok(Ok((Err(e), _))) | Ok(Err(e)) => {
                         tracing::warn!(tenant = %tenant, plugin = %slot.install.name, error = %e, "plugin refresh failed");
-                        slot.health.lock().unwrap().last_error = Some(format!("refresh: {e}"));
+                        self.health
+                            .lock()
+                            .unwrap()
+                            .entry((tenant, slot.install.name.clone()))
+                            .or_default()
+                            .last_error = Some(format!("refresh: {e}"));
                     }
                     Err(e) => tracing::error!(error = %e, "plugin refresh panicked"),
                 }
