@@ -23,9 +23,9 @@ pub enum PluginCommand {
         /// Its plugin.toml (default: plugin.toml beside the component).
         #[arg(long)]
         manifest: Option<PathBuf>,
-        /// Configuration as JSON, or @FILE (default: the schema's example).
-        #[arg(long)]
-        config: Option<String>,
+        /// Configuration as JSON, or @FILE (default: the schema's default, or {}).
+        #[arg(long = "plugin-config", value_name = "JSON")]
+        plugin_config: Option<String>,
         /// Capabilities granted: `kv`, `http:HOST[:PORT]`; repeat, or `all` for everything the
         /// manifest asks for (hosts listed in it).
         #[arg(long = "grant")]
@@ -57,8 +57,9 @@ pub enum PluginCommand {
         #[arg(long)]
         tenant: String,
         name: String,
-        #[arg(long)]
-        config: String,
+        /// JSON, or @FILE.
+        #[arg(long = "plugin-config", value_name = "JSON")]
+        plugin_config: String,
         #[command(flatten)]
         db: ServeArgs,
     },
@@ -97,7 +98,7 @@ fn read_config(arg: &str) -> Result<serde_json::Value> {
         Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?,
         None => arg.to_string(),
     };
-    serde_json::from_str(&text).context("--config is not valid JSON")
+    serde_json::from_str(&text).context("--plugin-config is not valid JSON")
 }
 
 fn parse_grants(grants: &[String], manifest: &hub_marketplace::Manifest) -> Result<GrantsDoc> {
@@ -159,7 +160,7 @@ pub async fn run(command: PluginCommand) -> Result<()> {
             tenant,
             path,
             manifest,
-            config,
+            plugin_config: config,
             grants,
             disabled,
             db,
@@ -194,7 +195,7 @@ pub async fn run(command: PluginCommand) -> Result<()> {
         PluginCommand::Configure {
             tenant,
             name,
-            config,
+            plugin_config: config,
             db,
         } => {
             let (storage, settings) = crate::open_db(db).await?;

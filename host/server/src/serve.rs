@@ -44,12 +44,15 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     tracing::info!(listen = %settings.listen, backend = storage.backend(), "hub is serving");
     // stdout is for the person who started the hub (logs go to stderr): where it listens, and on
     // the first start the key, last.
+    let first_start = bootstrap(storage.as_ref(), &plugins, &settings).await?;
     println!(
         "hub listening on http://{} ({} storage)",
         listener.local_addr()?,
         storage.backend()
     );
-    bootstrap(storage.as_ref(), &plugins, &settings).await?;
+    for line in first_start {
+        println!("{line}");
+    }
 
     axum::serve(listener, hub_api::app(state))
         .with_graceful_shutdown(shutdown_signal())
@@ -77,10 +80,10 @@ async fn bootstrap(
     storage: &dyn hub_storage::Storage,
     plugins: &hub_pipeline::PluginHost,
     settings: &crate::config::Settings,
-) -> Result<()> {
+) -> Result<Vec<String>> {
     let tenant_name = settings.demo_tenant.as_str();
     if storage.get_meta(BOOTSTRAP_KEY).await?.is_some() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     crate::valid_tenant_name(tenant_name)?;
     let tenant = match storage.tenant_by_name(tenant_name).await? {
@@ -111,19 +114,20 @@ async fn bootstrap(
         }
     }
     storage.set_meta(BOOTSTRAP_KEY, &tenant.name).await?;
+    let mut lines = Vec::new();
     if !enabled.is_empty() {
-        println!(
+        lines.push(format!(
             "Plugins enabled for '{}': {}",
             tenant.name,
             enabled.join(", ")
-        );
+        ));
     }
-    println!(
+    lines.push(format!(
         "First start: created tenant '{}' and API key {} (scopes ingest,query). It is shown only now:",
         tenant.name, record.prefix
-    );
-    println!("{secret}");
-    Ok(())
+    ));
+    lines.push(secret);
+    Ok(lines)
 }
 
 async fn shutdown_signal() {
