@@ -240,19 +240,31 @@ impl Manifest {
                 ),
             )
         })?;
+        let minimal_ok = matches!(kind, PluginKind::Enricher | PluginKind::Detector);
         let world_version = raw
             .world
             .strip_prefix(&format!("hub:plugin/{kind}@"))
+            .or_else(|| {
+                minimal_ok
+                    .then(|| raw.world.strip_prefix(&format!("hub:plugin/{kind}-minimal@")))
+                    .flatten()
+            })
             .ok_or_else(|| {
                 err(
                     "world",
                     format!(
-                        "`{}` does not match kind `{kind}`: expected hub:plugin/{kind}@<version>",
-                        raw.world
+                        "`{}` does not match kind `{kind}`: expected hub:plugin/{kind}@<version>{}",
+                        raw.world,
+                        if minimal_ok {
+                            format!(" or hub:plugin/{kind}-minimal@<version>")
+                        } else {
+                            String::new()
+                        }
                     ),
                 )
             })?
             .to_string();
+        let minimal = raw.world.contains("-minimal@");
         if !SUPPORTED_WORLD_VERSIONS.contains(&world_version.as_str()) {
             return Err(err(
                 "world",
@@ -290,6 +302,12 @@ impl Manifest {
                     format!("is not a semantic version: {e}"),
                 )
             })?;
+        }
+        if minimal && (raw.capabilities.kv || !raw.capabilities.http.is_empty()) {
+            return Err(err(
+                "capabilities",
+                format!("{} has no kv or HTTP: target hub:plugin/{kind}@{world_version} to use them", raw.world),
+            ));
         }
         if raw.capabilities.kv && !kind.may_use_kv() {
             return Err(err(
