@@ -13,6 +13,7 @@
 //! kv = false
 //! http = []            # hosts such as "registry.example.com" or "127.0.0.1:8089"
 //! tags = false         # whether batches carry the events' tags
+//! ids = false          # whether batches carry the events' ids
 //!
 //! [limits]
 //! deadline-ms = 50     # per call; omitted = the host's default for the kind
@@ -108,6 +109,9 @@ pub struct Capabilities {
     /// Whether batches carry the events' tags (costly; off unless needed).
     #[serde(default)]
     pub tags: bool,
+    /// Whether batches carry the events' ids (one string per event; off unless needed).
+    #[serde(default)]
+    pub ids: bool,
 }
 
 /// Limits the plugin asks for; `None` means the host's default for its kind.
@@ -331,6 +335,9 @@ impl Manifest {
         }
         if raw.capabilities.tags && kind != PluginKind::Enricher {
             return Err(err("capabilities.tags", "only enrichers receive event batches"));
+        }
+        if raw.capabilities.ids && kind != PluginKind::Enricher {
+            return Err(err("capabilities.ids", "only enrichers receive event batches"));
         }
         if raw.limits.deadline_ms == Some(0) {
             return Err(err("limits.deadline-ms", "must be at least 1"));

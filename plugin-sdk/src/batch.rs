@@ -1,8 +1,10 @@
 //! Typed access to a batch's columns, and a builder for patches.
 
-use crate::bindings::enricher::hub::plugin::types::{EventBatch, Patch};
+use std::collections::HashMap;
 
-pub use crate::bindings::enricher::hub::plugin::types::Value;
+use crate::bindings::enricher::hub::plugin::types::{Enrichment, EventBatch, Patch};
+
+pub use crate::bindings::enricher::hub::plugin::types::Field;
 
 /// One batch of events, column-wise. Read it row by row with [`Batch::rows`], or take whole
 /// columns with [`Batch::columns`].
@@ -18,7 +20,7 @@ impl Batch {
     }
 
     pub fn len(&self) -> usize {
-        self.inner.ids.len()
+        self.inner.len as usize
     }
 
     pub fn is_empty(&self) -> bool {
@@ -47,37 +49,49 @@ pub struct Row<'a> {
 }
 
 impl<'a> Row<'a> {
+    fn text(&self, i: u32) -> &'a str {
+        self.b.strings.get(i as usize).map(String::as_str).unwrap_or("")
+    }
+    fn opt(&self, col: &'a [Option<u32>]) -> Option<&'a str> {
+        col.get(self.i).copied().flatten().map(|i| self.text(i))
+    }
     /// The row's index: what a patch names.
     pub fn index(&self) -> u32 {
         self.i as u32
     }
-    pub fn id(&self) -> &'a str {
-        &self.b.ids[self.i]
+    /// The event's id; `None` unless the manifest sets `ids = true` under `[capabilities]`.
+    pub fn id(&self) -> Option<&'a str> {
+        self.b.ids.get(self.i).map(|&i| self.text(i))
     }
     pub fn ts_ms(&self) -> i64 {
         self.b.ts_ms[self.i]
     }
     /// `llm_call`, `telemetry.latency`, `cost.token_cost`, ...
     pub fn kind(&self) -> &'a str {
-        &self.b.kinds[self.i]
+        self.text(self.b.kinds[self.i])
     }
     pub fn source_module(&self) -> Option<&'a str> {
-        self.b.source_modules[self.i].as_deref()
+        self.opt(&self.b.source_modules)
     }
     pub fn environment(&self) -> Option<&'a str> {
-        self.b.environments[self.i].as_deref()
+        self.opt(&self.b.environments)
     }
     pub fn app(&self) -> Option<&'a str> {
-        self.b.apps[self.i].as_deref()
+        self.opt(&self.b.apps)
     }
     pub fn model(&self) -> Option<&'a str> {
-        self.b.models[self.i].as_deref()
+        self.opt(&self.b.models)
+    }
+    /// The index of the model name in the batch's strings: equal indexes, equal names. Plugins
+    /// that look models up can cache by it instead of hashing the name per event.
+    pub fn model_index(&self) -> Option<u32> {
+        self.b.models[self.i]
     }
     pub fn provider(&self) -> Option<&'a str> {
-        self.b.providers[self.i].as_deref()
+        self.opt(&self.b.providers)
     }
     pub fn operation(&self) -> Option<&'a str> {
-        self.b.operations[self.i].as_deref()
+        self.opt(&self.b.operations)
     }
     pub fn input_tokens(&self) -> Option<u32> {
         self.b.input_tokens[self.i]
@@ -91,88 +105,155 @@ impl<'a> Row<'a> {
     pub fn cost_usd(&self) -> Option<f64> {
         self.b.cost_usd[self.i]
     }
-    /// `ok` or `error` for requests.
+    /// `ok`, `error` or `cancelled` for requests.
     pub fn status(&self) -> Option<&'a str> {
-        self.b.statuses[self.i].as_deref()
+        self.opt(&self.b.statuses)
     }
     /// A tag's value; always `None` unless the manifest sets `tags = true` under `[capabilities]`.
     pub fn tag(&self, name: &str) -> Option<&'a str> {
         self.b
             .tags
-            .as_ref()?
             .get(self.i)?
             .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+            .find(|(k, _)| self.text(*k) == name)
+            .map(|(_, v)| self.text(*v))
     }
+}
+
+/// A value a patch writes: text, integer, float or flag.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Text(String),
+    Integer(i64),
+    Float(f64),
+    Flag(bool),
 }
 
 /// The answer of an enricher: changes to rows of the batch. The host checks every patch (row in
 /// range, known field, right type) and refuses the whole answer if one is wrong, so the builder
-/// only offers valid fields.
+/// only offers valid fields. Texts are stored once per distinct value.
 #[derive(Debug, Default)]
 pub struct Patches {
-    inner: Vec<Patch>,
+    patches: Vec<Patch>,
+    strings: Vec<String>,
+    /// Used once there are more than a few distinct strings.
+    index: HashMap<String, u32>,
 }
+
+/// The value as it crosses the boundary (`text` is an index into the answer's strings).
+pub type RawValue = crate::bindings::enricher::hub::plugin::types::Value;
+type WitValue = RawValue;
 
 impl Patches {
     pub fn with_capacity(n: usize) -> Self {
         Self {
-            inner: Vec::with_capacity(n),
+            patches: Vec::with_capacity(n),
+            ..Default::default()
         }
     }
 
-    fn push(&mut self, row: u32, field: impl Into<String>, value: Value) -> &mut Self {
-        self.inner.push(Patch {
-            row,
-            field: field.into(),
-            value,
-        });
+    /// The index of `s` in the answer's strings, adding it if new.
+    pub fn intern(&mut self, s: &str) -> u32 {
+        if self.strings.len() <= 16 {
+            if let Some(i) = self.strings.iter().position(|x| x == s) {
+                return i as u32;
+            }
+            if self.strings.len() == 16 {
+                self.index = self
+                    .strings
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (s.clone(), i as u32))
+                    .collect();
+            }
+        } else if let Some(&i) = self.index.get(s) {
+            return i;
+        }
+        let i = self.strings.len() as u32;
+        self.strings.push(s.to_string());
+        if self.strings.len() > 16 {
+            self.index.insert(s.to_string(), i);
+        }
+        i
+    }
+
+    fn value(&mut self, v: Value) -> WitValue {
+        match v {
+            Value::Text(s) => WitValue::Text(self.intern(&s)),
+            Value::Integer(i) => WitValue::Integer(i),
+            Value::Float(f) => WitValue::Float(f),
+            Value::Flag(b) => WitValue::Flag(b),
+        }
+    }
+
+    fn text(&mut self, row: u32, field: Field, s: &str) -> &mut Self {
+        let value = WitValue::Text(self.intern(s));
+        self.patches.push(Patch { row, field, value });
         self
     }
 
     /// Sets the cost (only applied when the event has none).
     pub fn cost_usd(&mut self, row: u32, usd: f64) -> &mut Self {
-        self.push(row, "cost-usd", Value::Float(usd))
+        self.patches.push(Patch {
+            row,
+            field: Field::CostUsd,
+            value: WitValue::Float(usd),
+        });
+        self
     }
 
     /// Sets the provider (only applied when the event has none).
     pub fn provider(&mut self, row: u32, provider: &str) -> &mut Self {
-        self.push(row, "provider", Value::Text(provider.to_string()))
+        self.text(row, Field::Provider, provider)
     }
 
     pub fn operation(&mut self, row: u32, operation: &str) -> &mut Self {
-        self.push(row, "operation", Value::Text(operation.to_string()))
+        self.text(row, Field::Operation, operation)
     }
 
     pub fn app(&mut self, row: u32, app: &str) -> &mut Self {
-        self.push(row, "app", Value::Text(app.to_string()))
+        self.text(row, Field::App, app)
     }
 
     pub fn environment(&mut self, row: u32, environment: &str) -> &mut Self {
-        self.push(row, "environment", Value::Text(environment.to_string()))
+        self.text(row, Field::Environment, environment)
     }
 
     /// Adds a tag (`name`: 1–64 of a-z, 0-9, `_`, `-`, `.`); a tag the sender set wins.
     pub fn tag(&mut self, row: u32, name: &str, value: impl Into<Value>) -> &mut Self {
-        self.push(row, format!("tag:{name}"), value.into())
+        let field = Field::Tag(self.intern(name));
+        let value = self.value(value.into());
+        self.patches.push(Patch { row, field, value });
+        self
     }
 
-    /// A patch of any field, for fields newer than this SDK.
-    pub fn raw(&mut self, row: u32, field: &str, value: Value) -> &mut Self {
-        self.push(row, field.to_string(), value)
+    /// A patch exactly as given (text values are interned), for fields newer than this SDK and
+    /// for tests of the host's checks.
+    pub fn raw(&mut self, row: u32, field: Field, value: Value) -> &mut Self {
+        let value = self.value(value);
+        self.patches.push(Patch { row, field, value });
+        self
+    }
+
+    /// A patch with a raw WIT value (a text index that may not exist): for tests of the host.
+    pub fn raw_wit(&mut self, row: u32, field: Field, value: RawValue) -> &mut Self {
+        self.patches.push(Patch { row, field, value });
+        self
     }
 
     pub fn len(&self) -> usize {
-        self.inner.len()
+        self.patches.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.inner.is_empty()
+        self.patches.is_empty()
     }
 
-    pub fn into_inner(self) -> Vec<Patch> {
-        self.inner
+    pub fn into_inner(self) -> Enrichment {
+        Enrichment {
+            strings: self.strings,
+            patches: self.patches,
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::thread::LocalKey;
 
 pub use crate::bindings::enricher::hub::plugin::types::PluginError;
-use crate::bindings::enricher::hub::plugin::types::{EventBatch, Patch};
+use crate::bindings::enricher::hub::plugin::types::{Enrichment, EventBatch};
 use crate::{Batch, Error, Patches};
 
 type Slot<T> = LocalKey<RefCell<Option<T>>>;
@@ -38,7 +38,7 @@ pub fn with<T, R>(
 pub fn enrich<T: crate::Enricher>(
     slot: &'static Slot<T>,
     batch: EventBatch,
-) -> Result<Vec<Patch>, PluginError> {
+) -> Result<Enrichment, PluginError> {
     let batch = Batch::new(batch);
     let mut out = Patches::with_capacity(batch.len());
     with(slot, |p| p.enrich(&batch, &mut out))?;

@@ -43,7 +43,7 @@ pub mod kv;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use batch::{Batch, Patches, Row, Value};
+pub use batch::{Batch, Field, Patches, RawValue, Row, Value};
 pub use serde;
 pub use serde_json;
 
@@ -224,7 +224,7 @@ macro_rules! export_enricher {
         $crate::__export_world!($t, Enricher, export_enricher_world, enricher, {
             fn enrich(
                 batch: $crate::bindings::enricher::hub::plugin::types::EventBatch,
-            ) -> Result<Vec<$crate::bindings::enricher::hub::plugin::types::Patch>, $crate::glue::PluginError> {
+            ) -> Result<$crate::bindings::enricher::hub::plugin::types::Enrichment, $crate::glue::PluginError> {
                 $crate::glue::enrich(&__HUB_PLUGIN, batch)
             }
             fn refresh() -> Result<$crate::SyncReport, $crate::glue::PluginError> {
@@ -288,16 +288,24 @@ macro_rules! export_integration {
 #[macro_export]
 macro_rules! __export_world {
     ($t:ty, $trait:ident, $export:ident, $world:ident, { $($fns:tt)* }) => {
-        thread_local! {
-            static __HUB_PLUGIN: ::std::cell::RefCell<Option<$t>> = const { ::std::cell::RefCell::new(None) };
-        }
-        struct __HubPluginExports;
-        impl $crate::bindings::$world::Guest for __HubPluginExports {
-            fn configure(config: String) -> Result<(), $crate::glue::PluginError> {
-                $crate::glue::configure(&__HUB_PLUGIN, &config, |c| <$t as $crate::$trait>::new(c))
+        // Only components export: a native build of the crate (its unit tests, a benchmark that
+        // links several plugins) has no exports, so their symbols never collide.
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        mod __hub_plugin_export {
+            #[allow(unused_imports)]
+            use super::*;
+            thread_local! {
+                static __HUB_PLUGIN: ::std::cell::RefCell<Option<$t>> = const { ::std::cell::RefCell::new(None) };
             }
-            $($fns)*
+            struct __HubPluginExports;
+            impl $crate::bindings::$world::Guest for __HubPluginExports {
+                fn configure(config: String) -> Result<(), $crate::glue::PluginError> {
+                    $crate::glue::configure(&__HUB_PLUGIN, &config, |c| <$t as $crate::$trait>::new(c))
+                }
+                $($fns)*
+            }
+            $crate::bindings::$world::$export!(__HubPluginExports with_types_in $crate::bindings::$world);
         }
-        $crate::bindings::$world::$export!(__HubPluginExports with_types_in $crate::bindings::$world);
     };
 }

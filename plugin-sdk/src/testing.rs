@@ -22,8 +22,8 @@ use anyhow::{Context, bail};
 use hub_marketplace::Manifest;
 pub use hub_core::EventRecord;
 pub use hub_runtime::{
-    Alert, Anomaly, Applied, CallError, Forecast, Grants, Patch, RuntimeConfig, Series, Severity,
-    SyncReport, Value,
+    Alert, Anomaly, Applied, CallError, Enrichment, Field, Forecast, Grants, Patch, RuntimeConfig,
+    Series, Severity, SyncReport, Value,
 };
 use hub_runtime::{Instance, Plugin, Runtime};
 
@@ -33,7 +33,7 @@ pub struct Enriched {
     /// The events after the patches were applied, as the hub would store them.
     pub events: Vec<EventRecord>,
     /// The plugin's answer as it came back.
-    pub patches: Vec<Patch>,
+    pub answer: Enrichment,
     pub applied: Applied,
 }
 
@@ -87,7 +87,10 @@ pub fn build_component(crate_dir: impl AsRef<Path>) -> anyhow::Result<PathBuf> {
     };
     let status = Command::new(&cargo)
         .args([
-            "build",
+            "rustc",
+            "--lib",
+            "--crate-type",
+            "cdylib",
             "--release",
             "--target",
             "wasm32-wasip2",
@@ -112,7 +115,7 @@ pub fn build_component(crate_dir: impl AsRef<Path>) -> anyhow::Result<PathBuf> {
         .join("wasm32-wasip2/release")
         .join(format!("{}.wasm", name.replace('-', "_")));
     if !path.exists() {
-        bail!("{} was not produced: is the crate a `cdylib`?", path.display());
+        bail!("{} was not produced", path.display());
     }
     Ok(path)
 }
@@ -163,6 +166,14 @@ impl TestHost {
             kv: BTreeMap::new(),
             config: serde_json::json!({}),
         })
+    }
+
+    fn columns(&self) -> hub_runtime::BatchColumns {
+        let c = &self.plugin.manifest().capabilities;
+        hub_runtime::BatchColumns {
+            ids: c.ids,
+            tags: c.tags,
+        }
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -223,24 +234,22 @@ impl TestHost {
     /// `enrich` over events already parsed.
     pub fn enrich_events(&mut self, mut events: Vec<EventRecord>) -> anyhow::Result<Enriched> {
         self.ensure_live()?;
-        let mut batch =
-            hub_runtime::batch_from_events(&events, self.plugin.manifest().capabilities.tags);
-        let patches = self.instance.enrich(&batch)?;
+        let mut batch = hub_runtime::batch_from_events(&events, self.columns());
+        let answer = self.instance.enrich(&batch)?;
         self.persist_kv();
-        let applied = hub_runtime::apply_patches(&mut events, &mut batch, &patches)
+        let applied = hub_runtime::apply_patches(&mut events, &mut batch, &answer)
             .map_err(|e| CallError::InvalidOutput(e.to_string()))?;
         Ok(Enriched {
             events,
-            patches,
+            answer,
             applied,
         })
     }
 
     /// Only the raw call, for tests about failures: the error as the hub sees it.
-    pub fn call_enrich(&mut self, events: &str) -> Result<Vec<Patch>, CallError> {
+    pub fn call_enrich(&mut self, events: &str) -> Result<Enrichment, CallError> {
         let events = parse_events(events).map_err(|e| CallError::InvalidOutput(e.to_string()))?;
-        let batch =
-            hub_runtime::batch_from_events(&events, self.plugin.manifest().capabilities.tags);
+        let batch = hub_runtime::batch_from_events(&events, self.columns());
         let r = self.instance.enrich(&batch);
         self.persist_kv();
         r

@@ -350,8 +350,11 @@ impl PluginHost {
         enrichers: &[Arc<Slot>],
         events: &mut [EventRecord],
     ) -> Vec<(Outcome, usize, u64)> {
-        let wants_tags = enrichers.iter().any(|s| s.plugin.manifest().capabilities.tags);
-        let mut batch = hub_runtime::batch_from_events(events, wants_tags);
+        let columns = hub_runtime::BatchColumns {
+            ids: enrichers.iter().any(|s| s.plugin.manifest().capabilities.ids),
+            tags: enrichers.iter().any(|s| s.plugin.manifest().capabilities.tags),
+        };
+        let mut batch = hub_runtime::batch_from_events(events, columns);
         let mut out = Vec::with_capacity(enrichers.len());
         for slot in enrichers {
             let started = Instant::now();
@@ -376,11 +379,16 @@ impl PluginHost {
             slot.last_used
                 .store(self.clock.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
             let instance = guard.as_mut().expect("instantiated above");
-            let hide_tags = wants_tags && !slot.plugin.manifest().capabilities.tags;
-            let tags = if hide_tags { batch.tags.take() } else { None };
+            // Columns a plugin did not ask for are empty for it.
+            let caps = &slot.plugin.manifest().capabilities;
+            let tags = if columns.tags && !caps.tags { std::mem::take(&mut batch.tags) } else { Vec::new() };
+            let ids = if columns.ids && !caps.ids { std::mem::take(&mut batch.ids) } else { Vec::new() };
             let result = instance.enrich(&batch);
-            if hide_tags {
+            if columns.tags && !caps.tags {
                 batch.tags = tags;
+            }
+            if columns.ids && !caps.ids {
+                batch.ids = ids;
             }
             let kv = instance.take_kv_changes();
             drop(guard);

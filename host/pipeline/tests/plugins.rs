@@ -121,7 +121,8 @@ async fn enrichers_run_in_order_before_the_commit_for_their_tenant_only() {
     assert!((total - 60.0 * 0.0035).abs() < 1e-9, "{total}");
 
     let health = host.health(a);
-    assert_eq!(health["cost"].calls, 2);
+    // Two batches of tenant A: one call each, or one for both when they share a group commit.
+    assert!((1..=2).contains(&health["cost"].calls), "{:?}", health["cost"]);
     assert_eq!(health["cost"].failures, 0);
 }
 

@@ -1,20 +1,81 @@
-//! Events into the columnar `event-batch`, and enricher patches back onto events: every patch of
-//! one answer is checked (row in range, known field, right type) before any is applied.
+//! Events into the columnar `event-batch`, and enricher answers back onto events: every patch of
+//! one answer is checked (row in range, text index in range, right type) before any is applied.
+
+use std::collections::HashMap;
 
 use hub_core::event::EventRecord;
 
-use crate::bindings::types::{EventBatch, Patch, Value};
+use crate::bindings::types::{Enrichment, EventBatch, Field, Value};
 
 /// Patches per event an answer may hold at most (an answer over this is refused as oversized).
 pub const MAX_PATCHES_PER_ROW: usize = 16;
 /// Longest text a patch may write.
 pub const MAX_PATCH_TEXT: usize = 1024;
 
-/// Builds the batch enrichers see. Tags are copied only when `with_tags`.
-pub fn batch_from_events(events: &[EventRecord], with_tags: bool) -> EventBatch {
+/// Distinct strings of a batch. Columns repeat few values (models, apps, kinds), so a short
+/// scan of recent values answers most lookups before the hash map is consulted.
+struct Interner<'a> {
+    strings: Vec<String>,
+    index: HashMap<&'a str, u32>,
+    recent: [(&'a str, u32); 4],
+    next: usize,
+}
+
+impl<'a> Interner<'a> {
+    fn new() -> Self {
+        Self {
+            strings: Vec::new(),
+            index: HashMap::new(),
+            recent: [("", u32::MAX); 4],
+            next: 0,
+        }
+    }
+
+    fn get(&mut self, s: &'a str) -> u32 {
+        for (k, v) in &self.recent {
+            if *v != u32::MAX && *k == s {
+                return *v;
+            }
+        }
+        let i = match self.index.get(s) {
+            Some(&i) => i,
+            None => {
+                let i = self.strings.len() as u32;
+                self.strings.push(s.to_string());
+                self.index.insert(s, i);
+                i
+            }
+        };
+        self.recent[self.next] = (s, i);
+        self.next = (self.next + 1) % self.recent.len();
+        i
+    }
+
+    fn opt(&mut self, s: &'a Option<String>) -> Option<u32> {
+        s.as_deref().map(|s| self.get(s))
+    }
+}
+
+/// What a batch carries besides the standard columns.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct BatchColumns {
+    pub ids: bool,
+    pub tags: bool,
+}
+
+/// Builds the batch enrichers see: text columns index the batch's distinct strings.
+pub fn batch_from_events(events: &[EventRecord], columns: BatchColumns) -> EventBatch {
     let n = events.len();
+    let tag_text: Vec<Vec<(String, String)>> = if columns.tags {
+        events.iter().map(|e| tag_pairs(&e.tags_json)).collect()
+    } else {
+        Vec::new()
+    };
+    let mut strings = Interner::new();
     let mut b = EventBatch {
-        ids: Vec::with_capacity(n),
+        len: n as u32,
+        strings: Vec::new(),
+        ids: Vec::with_capacity(if columns.ids { n } else { 0 }),
         ts_ms: Vec::with_capacity(n),
         kinds: Vec::with_capacity(n),
         source_modules: Vec::with_capacity(n),
@@ -28,27 +89,35 @@ pub fn batch_from_events(events: &[EventRecord], with_tags: bool) -> EventBatch 
         latency_ms: Vec::with_capacity(n),
         cost_usd: Vec::with_capacity(n),
         statuses: Vec::with_capacity(n),
-        tags: with_tags.then(|| Vec::with_capacity(n)),
+        tags: Vec::with_capacity(tag_text.len()),
     };
     for e in events {
-        b.ids.push(e.event_id.clone());
+        if columns.ids {
+            b.ids.push(strings.get(&e.event_id));
+        }
         b.ts_ms.push(e.ts_ms);
-        b.kinds.push(e.kind.clone());
-        b.source_modules.push(e.source_module.clone());
-        b.environments.push(e.environment.clone());
-        b.apps.push(e.app.clone());
-        b.models.push(e.model.clone());
-        b.providers.push(e.provider.clone());
-        b.operations.push(e.operation.clone());
+        b.kinds.push(strings.get(&e.kind));
+        b.source_modules.push(strings.opt(&e.source_module));
+        b.environments.push(strings.opt(&e.environment));
+        b.apps.push(strings.opt(&e.app));
+        b.models.push(strings.opt(&e.model));
+        b.providers.push(strings.opt(&e.provider));
+        b.operations.push(strings.opt(&e.operation));
         b.input_tokens.push(e.input_tokens.and_then(|t| u32::try_from(t).ok()));
         b.output_tokens.push(e.output_tokens.and_then(|t| u32::try_from(t).ok()));
         b.latency_ms.push(e.latency_ms);
         b.cost_usd.push(e.cost_usd);
-        b.statuses.push(e.status.map(|s| s.as_str().to_string()));
-        if let Some(tags) = b.tags.as_mut() {
-            tags.push(tag_pairs(&e.tags_json));
-        }
+        b.statuses.push(e.status.map(|s| strings.get(s.as_str())));
     }
+    for pairs in &tag_text {
+        b.tags.push(
+            pairs
+                .iter()
+                .map(|(k, v)| (strings.get(k), strings.get(v)))
+                .collect(),
+        );
+    }
+    b.strings = strings.strings;
     b
 }
 
@@ -72,8 +141,12 @@ pub enum InvalidOutput {
     TooMany { count: usize, rows: usize },
     #[error("patch {index}: row {row} is outside the batch of {rows} events")]
     RowOutOfRange { index: usize, row: u32, rows: usize },
-    #[error("patch {index}: `{field}` is not a field enrichers may set (cost-usd, provider, operation, app, environment, tag:<name>)")]
-    UnknownField { index: usize, field: String },
+    #[error("patch {index}: text {text} is outside the answer's {strings} strings")]
+    TextOutOfRange {
+        index: usize,
+        text: u32,
+        strings: usize,
+    },
     #[error("patch {index}: `{field}` takes {expected}, not {got}")]
     WrongType {
         index: usize,
@@ -98,10 +171,10 @@ pub struct Applied {
     pub kept: usize,
 }
 
-enum Target {
+enum Target<'a> {
     Cost(f64),
-    Text(TextField, String),
-    Tag(String, String),
+    Text(TextField, &'a str),
+    Tag(&'a str, String),
 }
 
 #[derive(Clone, Copy)]
@@ -121,6 +194,20 @@ fn value_kind(v: &Value) -> &'static str {
     }
 }
 
+fn field_name(f: &Field, strings: &[String]) -> String {
+    match f {
+        Field::CostUsd => "cost-usd".into(),
+        Field::Provider => "provider".into(),
+        Field::Operation => "operation".into(),
+        Field::App => "app".into(),
+        Field::Environment => "environment".into(),
+        Field::Tag(i) => format!(
+            "tag:{}",
+            strings.get(*i as usize).map(String::as_str).unwrap_or("?")
+        ),
+    }
+}
+
 fn valid_tag_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
@@ -128,37 +215,54 @@ fn valid_tag_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.'))
 }
 
-fn check(index: usize, p: &Patch, rows: usize) -> Result<Target, InvalidOutput> {
-    if p.row as usize >= rows {
-        return Err(InvalidOutput::RowOutOfRange {
-            index,
-            row: p.row,
-            rows,
-        });
+fn check<'a>(
+    index: usize,
+    row: u32,
+    field: &Field,
+    value: &Value,
+    strings: &'a [String],
+    rows: usize,
+) -> Result<Target<'a>, InvalidOutput> {
+    if row as usize >= rows {
+        return Err(InvalidOutput::RowOutOfRange { index, row, rows });
     }
+    let text_at = |i: u32| -> Result<&'a str, InvalidOutput> {
+        strings
+            .get(i as usize)
+            .map(String::as_str)
+            .ok_or(InvalidOutput::TextOutOfRange {
+                index,
+                text: i,
+                strings: strings.len(),
+            })
+    };
+    let name = || field_name(field, strings);
     let wrong = |expected| InvalidOutput::WrongType {
         index,
-        field: p.field.clone(),
+        field: name(),
         expected,
-        got: value_kind(&p.value),
+        got: value_kind(value),
     };
-    let text = |v: &Value| -> Result<String, InvalidOutput> {
+    let text = |v: &Value| -> Result<&'a str, InvalidOutput> {
         match v {
-            Value::Text(s) if s.is_empty() || s.len() > MAX_PATCH_TEXT => {
-                Err(InvalidOutput::BadValue {
-                    index,
-                    field: p.field.clone(),
-                    message: format!("text must be 1 to {MAX_PATCH_TEXT} bytes"),
-                })
+            Value::Text(i) => {
+                let s = text_at(*i)?;
+                if s.is_empty() || s.len() > MAX_PATCH_TEXT {
+                    Err(InvalidOutput::BadValue {
+                        index,
+                        field: name(),
+                        message: format!("text must be 1 to {MAX_PATCH_TEXT} bytes"),
+                    })
+                } else {
+                    Ok(s)
+                }
             }
-            Value::Text(s) => Ok(s.clone()),
             _ => Err(wrong("text")),
         }
     };
-    let field = p.field.as_str();
     match field {
-        "cost-usd" => {
-            let v = match p.value {
+        Field::CostUsd => {
+            let v = match *value {
                 Value::Float(f) => f,
                 Value::Integer(i) => i as f64,
                 _ => return Err(wrong("a number")),
@@ -166,39 +270,86 @@ fn check(index: usize, p: &Patch, rows: usize) -> Result<Target, InvalidOutput> 
             if !v.is_finite() || !(0.0..=1e9).contains(&v) {
                 return Err(InvalidOutput::BadValue {
                     index,
-                    field: p.field.clone(),
+                    field: name(),
                     message: format!("{v} is not a cost between 0 and 1e9 dollars"),
                 });
             }
             Ok(Target::Cost(v))
         }
-        "provider" => Ok(Target::Text(TextField::Provider, text(&p.value)?)),
-        "operation" => Ok(Target::Text(TextField::Operation, text(&p.value)?)),
-        "app" => Ok(Target::Text(TextField::App, text(&p.value)?)),
-        "environment" => Ok(Target::Text(TextField::Environment, text(&p.value)?)),
-        _ => match field.strip_prefix("tag:") {
-            Some(name) if valid_tag_name(name) => {
-                let value = match &p.value {
-                    Value::Text(_) => text(&p.value)?,
-                    Value::Integer(i) => i.to_string(),
-                    Value::Float(f) if f.is_finite() => f.to_string(),
-                    Value::Float(_) => {
-                        return Err(InvalidOutput::BadValue {
-                            index,
-                            field: p.field.clone(),
-                            message: "not a finite number".into(),
-                        });
-                    }
-                    Value::Flag(b) => b.to_string(),
-                };
-                Ok(Target::Tag(name.to_string(), value))
+        Field::Provider => Ok(Target::Text(TextField::Provider, text(value)?)),
+        Field::Operation => Ok(Target::Text(TextField::Operation, text(value)?)),
+        Field::App => Ok(Target::Text(TextField::App, text(value)?)),
+        Field::Environment => Ok(Target::Text(TextField::Environment, text(value)?)),
+        Field::Tag(n) => {
+            let tag = text_at(*n)?;
+            if !valid_tag_name(tag) {
+                return Err(InvalidOutput::BadValue {
+                    index,
+                    field: name(),
+                    message: "a tag name is 1 to 64 characters of a-z, 0-9, `_`, `-`, `.`".into(),
+                });
             }
-            _ => Err(InvalidOutput::UnknownField {
-                index,
-                field: p.field.clone(),
-            }),
-        },
+            let v = match value {
+                Value::Text(_) => text(value)?.to_string(),
+                Value::Integer(i) => i.to_string(),
+                Value::Float(f) if f.is_finite() => f.to_string(),
+                Value::Float(_) => {
+                    return Err(InvalidOutput::BadValue {
+                        index,
+                        field: name(),
+                        message: "not a finite number".into(),
+                    });
+                }
+                Value::Flag(b) => b.to_string(),
+            };
+            Ok(Target::Tag(tag, v))
+        }
     }
+}
+
+/// Pushes a string into the batch's table (for later enrichers) and returns its index.
+fn push_string(batch: &mut EventBatch, s: &str) -> u32 {
+    batch.strings.push(s.to_string());
+    (batch.strings.len() - 1) as u32
+}
+
+/// Adds `tags` (name, value) to a JSON object of tags, keeping existing names. Returns how many
+/// were added. The object's text is extended in place; only objects that already hold tags are
+/// parsed (for their names).
+fn add_tags(tags_json: &mut String, tags: &[(&str, String)]) -> (usize, usize) {
+    let existing: Vec<String> = if tags_json.trim() == "{}" {
+        Vec::new()
+    } else {
+        match serde_json::from_str::<HashMap<String, serde::de::IgnoredAny>>(tags_json) {
+            Ok(m) => m.into_keys().collect(),
+            Err(_) => return (0, tags.len()),
+        }
+    };
+    let mut added = 0;
+    let mut kept = 0;
+    let mut out = tags_json.trim_end().trim_end_matches('}').to_string();
+    let mut first = existing.is_empty();
+    let mut names: Vec<&str> = Vec::new();
+    for (name, value) in tags {
+        if existing.iter().any(|e| e == name) || names.contains(name) {
+            kept += 1;
+            continue;
+        }
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        out.push_str(&serde_json::to_string(name).expect("strings serialize"));
+        out.push(':');
+        out.push_str(&serde_json::to_string(value).expect("strings serialize"));
+        names.push(name);
+        added += 1;
+    }
+    out.push('}');
+    if added > 0 {
+        *tags_json = out;
+    }
+    (added, kept)
 }
 
 /// Checks every patch, then applies them all to `events` (and to `batch`, so that the next
@@ -206,23 +357,25 @@ fn check(index: usize, p: &Patch, rows: usize) -> Result<Target, InvalidOutput> 
 pub fn apply_patches(
     events: &mut [EventRecord],
     batch: &mut EventBatch,
-    patches: &[Patch],
+    answer: &Enrichment,
 ) -> Result<Applied, InvalidOutput> {
     let rows = events.len();
+    let patches = &answer.patches;
     if patches.len() > rows.max(1) * MAX_PATCHES_PER_ROW {
         return Err(InvalidOutput::TooMany {
             count: patches.len(),
             rows,
         });
     }
-    let targets: Vec<(usize, Target)> = patches
+    let strings = &answer.strings;
+    let targets: Vec<(usize, Target<'_>)> = patches
         .iter()
         .enumerate()
-        .map(|(i, p)| check(i, p, rows).map(|t| (p.row as usize, t)))
+        .map(|(i, p)| check(i, p.row, &p.field, &p.value, strings, rows).map(|t| (p.row as usize, t)))
         .collect::<Result<_, _>>()?;
 
     let mut out = Applied::default();
-    let mut tags: Vec<(usize, String, String)> = Vec::new();
+    let mut tags: Vec<(usize, &str, String)> = Vec::new();
     for (row, target) in targets {
         let e = &mut events[row];
         match target {
@@ -236,15 +389,22 @@ pub fn apply_patches(
                 }
             }
             Target::Text(f, v) => {
-                let (slot, col) = match f {
-                    TextField::Provider => (&mut e.provider, &mut batch.providers[row]),
-                    TextField::Operation => (&mut e.operation, &mut batch.operations[row]),
-                    TextField::App => (&mut e.app, &mut batch.apps[row]),
-                    TextField::Environment => (&mut e.environment, &mut batch.environments[row]),
+                let slot = match f {
+                    TextField::Provider => &mut e.provider,
+                    TextField::Operation => &mut e.operation,
+                    TextField::App => &mut e.app,
+                    TextField::Environment => &mut e.environment,
                 };
                 if slot.is_none() {
-                    *col = Some(v.clone());
-                    *slot = Some(v);
+                    *slot = Some(v.to_string());
+                    let i = push_string(batch, v);
+                    let col = match f {
+                        TextField::Provider => &mut batch.providers,
+                        TextField::Operation => &mut batch.operations,
+                        TextField::App => &mut batch.apps,
+                        TextField::Environment => &mut batch.environments,
+                    };
+                    col[row] = Some(i);
                     out.applied += 1;
                 } else {
                     out.kept += 1;
@@ -258,23 +418,25 @@ pub fn apply_patches(
         let mut i = 0;
         while i < tags.len() {
             let row = tags[i].0;
-            let e = &mut events[row];
-            let mut map: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_str(&e.tags_json).unwrap_or_default();
-            while i < tags.len() && tags[i].0 == row {
-                let (_, name, value) = &tags[i];
-                if map.contains_key(name) {
-                    out.kept += 1;
-                } else {
-                    map.insert(name.clone(), serde_json::Value::String(value.clone()));
-                    if let Some(cols) = batch.tags.as_mut() {
-                        cols[row].push((name.clone(), value.clone()));
-                    }
-                    out.applied += 1;
-                }
-                i += 1;
+            let mut j = i;
+            while j < tags.len() && tags[j].0 == row {
+                j += 1;
             }
-            e.tags_json = serde_json::Value::Object(map).to_string();
+            let group: Vec<(&str, String)> = tags[i..j].iter().map(|(_, n, v)| (*n, v.clone())).collect();
+            let before = events[row].tags_json.clone();
+            let (added, kept) = add_tags(&mut events[row].tags_json, &group);
+            out.applied += added;
+            out.kept += kept;
+            if !batch.tags.is_empty() && added > 0 {
+                // Later enrichers that read tags see the new ones.
+                let now = tag_pairs(&events[row].tags_json);
+                let old = tag_pairs(&before);
+                for (k, v) in now.into_iter().filter(|p| !old.contains(p)) {
+                    let (ki, vi) = (push_string(batch, &k), push_string(batch, &v));
+                    batch.tags[row].push((ki, vi));
+                }
+            }
+            i = j;
         }
     }
     Ok(out)
@@ -283,6 +445,7 @@ pub fn apply_patches(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bindings::types::Patch;
 
     fn events(n: usize) -> Vec<EventRecord> {
         (0..n)
@@ -300,32 +463,51 @@ mod tests {
             .collect()
     }
 
-    fn p(row: u32, field: &str, value: Value) -> Patch {
-        Patch {
-            row,
-            field: field.into(),
-            value,
+    fn answer(strings: &[&str], patches: Vec<(u32, Field, Value)>) -> Enrichment {
+        Enrichment {
+            strings: strings.iter().map(|s| s.to_string()).collect(),
+            patches: patches
+                .into_iter()
+                .map(|(row, field, value)| Patch { row, field, value })
+                .collect(),
         }
+    }
+
+    #[test]
+    fn text_columns_index_distinct_strings() {
+        let ev = events(3);
+        let b = batch_from_events(&ev, BatchColumns::default());
+        assert_eq!(b.len, 3);
+        assert!(b.ids.is_empty() && b.tags.is_empty(), "not asked for");
+        assert_eq!(b.models, vec![b.models[0]; 3]);
+        assert_eq!(b.strings[b.models[0].unwrap() as usize], "gpt-4o");
+        assert_eq!(b.strings.iter().filter(|s| *s == "gpt-4o").count(), 1, "crosses once");
+        let b = batch_from_events(&ev, BatchColumns { ids: true, tags: true });
+        assert_eq!(b.strings[b.ids[2] as usize], "e2");
+        let (k, v) = b.tags[0][0];
+        assert_eq!((b.strings[k as usize].as_str(), b.strings[v as usize].as_str()), ("team", "care"));
     }
 
     #[test]
     fn applies_valid_patches_and_keeps_what_the_sender_set() {
         let mut ev = events(2);
         ev[1].cost_usd = Some(1.0);
-        let mut b = batch_from_events(&ev, true);
-        assert_eq!(b.models[0].as_deref(), Some("gpt-4o"));
-        assert_eq!(b.tags.as_ref().unwrap()[0], vec![("team".to_string(), "care".to_string())]);
+        ev[1].tags_json = "{}".into();
+        let mut b = batch_from_events(&ev, BatchColumns { ids: false, tags: true });
         let out = apply_patches(
             &mut ev,
             &mut b,
-            &[
-                p(0, "cost-usd", Value::Float(0.5)),
-                p(1, "cost-usd", Value::Float(0.5)),
-                p(0, "tag:model_family", Value::Text("gpt-4o".into())),
-                p(0, "tag:team", Value::Text("other".into())),
-                p(1, "tag:context_window", Value::Integer(128000)),
-                p(0, "provider", Value::Text("openai".into())),
-            ],
+            &answer(
+                &["model_family", "gpt-4o", "team", "other", "context_window", "openai"],
+                vec![
+                    (0, Field::CostUsd, Value::Float(0.5)),
+                    (1, Field::CostUsd, Value::Float(0.5)),
+                    (0, Field::Tag(0), Value::Text(1)),
+                    (0, Field::Tag(2), Value::Text(3)),
+                    (1, Field::Tag(4), Value::Integer(128000)),
+                    (0, Field::Provider, Value::Text(5)),
+                ],
+            ),
         )
         .unwrap();
         assert_eq!(out, Applied { applied: 4, kept: 2 });
@@ -333,27 +515,37 @@ mod tests {
         assert_eq!(ev[1].cost_usd, Some(1.0));
         assert_eq!(b.cost_usd[0], Some(0.5));
         let tags: serde_json::Value = serde_json::from_str(&ev[0].tags_json).unwrap();
-        assert_eq!(tags["team"], "care");
-        assert_eq!(tags["model_family"], "gpt-4o");
-        assert!(ev[1].tags_json.contains(r#""context_window":"128000""#));
+        assert_eq!(tags, serde_json::json!({"team": "care", "model_family": "gpt-4o"}));
+        assert_eq!(ev[1].tags_json, r#"{"context_window":"128000"}"#);
         assert_eq!(ev[0].provider.as_deref(), Some("openai"));
+        assert_eq!(b.strings[b.providers[0].unwrap() as usize], "openai");
+        let seen: Vec<(&str, &str)> = b.tags[0]
+            .iter()
+            .map(|(k, v)| (b.strings[*k as usize].as_str(), b.strings[*v as usize].as_str()))
+            .collect();
+        assert_eq!(seen, [("team", "care"), ("model_family", "gpt-4o")], "later enrichers see new tags");
     }
 
     #[test]
     fn one_bad_patch_refuses_the_whole_answer() {
         let cases = [
-            (p(5, "cost-usd", Value::Float(1.0)), "row 5 is outside"),
-            (p(0, "model", Value::Text("x".into())), "`model` is not a field"),
-            (p(0, "cost-usd", Value::Text("x".into())), "takes a number, not text"),
-            (p(0, "cost-usd", Value::Float(f64::NAN)), "is not a cost"),
-            (p(0, "tag:Bad Name", Value::Flag(true)), "not a field"),
-            (p(0, "provider", Value::Text(String::new())), "1 to 1024 bytes"),
+            ((5, Field::CostUsd, Value::Float(1.0)), "row 5 is outside"),
+            ((0, Field::CostUsd, Value::Text(0)), "`cost-usd` takes a number, not text"),
+            ((0, Field::CostUsd, Value::Float(f64::NAN)), "is not a cost"),
+            ((0, Field::Tag(1), Value::Flag(true)), "a tag name is"),
+            ((0, Field::Provider, Value::Text(2)), "1 to 1024 bytes"),
+            ((0, Field::Provider, Value::Text(9)), "text 9 is outside the answer's 3 strings"),
+            ((0, Field::Tag(7), Value::Flag(true)), "text 7 is outside"),
         ];
         for (bad, msg) in cases {
             let mut ev = events(2);
-            let mut b = batch_from_events(&ev, false);
-            let e = apply_patches(&mut ev, &mut b, &[p(0, "cost-usd", Value::Float(0.1)), bad])
-                .unwrap_err();
+            let mut b = batch_from_events(&ev, BatchColumns::default());
+            let e = apply_patches(
+                &mut ev,
+                &mut b,
+                &answer(&["x", "Bad Name", ""], vec![(0, Field::CostUsd, Value::Float(0.1)), bad]),
+            )
+            .unwrap_err();
             assert!(e.to_string().contains(msg), "{e} / {msg}");
             assert_eq!(ev[0].cost_usd, None, "nothing applied");
         }
@@ -362,11 +554,21 @@ mod tests {
     #[test]
     fn oversized_answers_are_refused() {
         let mut ev = events(1);
-        let mut b = batch_from_events(&ev, false);
-        let many: Vec<Patch> = (0..17).map(|_| p(0, "cost-usd", Value::Float(0.1))).collect();
+        let mut b = batch_from_events(&ev, BatchColumns::default());
+        let many = answer(&[], (0..17).map(|_| (0, Field::CostUsd, Value::Float(0.1))).collect());
         assert!(matches!(
             apply_patches(&mut ev, &mut b, &many),
             Err(InvalidOutput::TooMany { .. })
         ));
+    }
+
+    #[test]
+    fn tags_are_added_to_existing_json_without_reordering_it() {
+        let mut t = r#"{"b":"1","a":"2"}"#.to_string();
+        assert_eq!(add_tags(&mut t, &[("c", "x\"y".into()), ("a", "3".into())]), (1, 1));
+        assert_eq!(t, r#"{"b":"1","a":"2","c":"x\"y"}"#);
+        let mut t = "{}".to_string();
+        assert_eq!(add_tags(&mut t, &[("k", "v".into()), ("k", "w".into())]), (1, 1));
+        assert_eq!(t, r#"{"k":"v"}"#);
     }
 }

@@ -29,9 +29,12 @@ use hub_marketplace::{Manifest, PluginKind};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 
-pub use batch::{Applied, InvalidOutput, MAX_PATCHES_PER_ROW, apply_patches, batch_from_events};
+pub use batch::{
+    Applied, BatchColumns, InvalidOutput, MAX_PATCHES_PER_ROW, apply_patches, batch_from_events,
+};
 pub use bindings::types::{
-    Alert, Anomaly, EventBatch, Forecast, Patch, PluginError, Series, Severity, SyncReport, Value,
+    Alert, Anomaly, Enrichment, EventBatch, Field, Forecast, Patch, PluginError, Series, Severity,
+    SyncReport, Value,
 };
 pub use host::{MAX_KV_KEY_BYTES, MAX_LOG_BYTES, MAX_LOGS_PER_CALL, is_private};
 
@@ -715,7 +718,7 @@ impl Instance {
     }
 
     /// Runs an enricher over a batch. The patches are not checked here: see [`apply_patches`].
-    pub fn enrich(&mut self, batch: &EventBatch) -> Result<Vec<Patch>, CallError> {
+    pub fn enrich(&mut self, batch: &EventBatch) -> Result<Enrichment, CallError> {
         let d = self.fast;
         self.call(d, |x, s| match x {
             Exports::Enricher(b) => Some(b.call_enrich(s, batch)),

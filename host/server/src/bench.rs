@@ -19,6 +19,8 @@ pub enum BenchCommand {
     Query(Box<QueryArgs>),
     /// Write generated events straight into a database (no HTTP) to build a large data set.
     Seed(Box<SeedArgs>),
+    /// Plugin overhead per event against native code, and cold-start load times.
+    Plugins(Box<crate::bench_plugins::PluginBenchArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -85,11 +87,12 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Ingest(a) => ingest(*a).await,
         BenchCommand::Query(a) => query(*a).await,
         BenchCommand::Seed(a) => seed(*a).await,
+        BenchCommand::Plugins(a) => crate::bench_plugins::run(*a).await,
     }
 }
 
 /// A small fast generator; benchmarks need variety, not cryptographic quality.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -136,15 +139,15 @@ fn event_fields(rng: &mut Rng) -> String {
 
 /// Pre-rendered event bodies, so that the load generator spends its share of the two cores
 /// splicing in ids and timestamps rather than formatting every field.
-struct EventTemplates(Vec<String>);
+pub(crate) struct EventTemplates(Vec<String>);
 
 impl EventTemplates {
-    fn new(rng: &mut Rng) -> Self {
+    pub(crate) fn new(rng: &mut Rng) -> Self {
         Self((0..4096).map(|_| event_fields(rng)).collect())
     }
 
     /// Appends one event with this id (written as `<prefix><n>`) and timestamp.
-    fn push(&self, out: &mut String, rng: &mut Rng, id_prefix: &str, n: u64, ts_ms: i64) {
+    pub(crate) fn push(&self, out: &mut String, rng: &mut Rng, id_prefix: &str, n: u64, ts_ms: i64) {
         out.push_str(r#"{"event_id":""#);
         out.push_str(id_prefix);
         let _ = write!(out, r#"{n}","timestamp":{ts_ms},"#);

@@ -165,22 +165,34 @@ impl Enricher for Cost {
     }
 
     fn enrich(&mut self, batch: &Batch, out: &mut Patches) -> Result<(), Error> {
+        // Prices by the batch's string index of the model name: one lookup per distinct model.
+        let mut by_index: Vec<Option<Option<(f64, f64)>>> = vec![None; batch.columns().strings.len()];
         for row in batch.rows() {
             if row.cost_usd().is_some() {
                 continue;
             }
-            let (Some(model), Some(input)) = (row.model(), row.input_tokens()) else {
+            let (Some(model_index), Some(input)) = (row.model_index(), row.input_tokens()) else {
                 continue;
             };
             let output = row.output_tokens().unwrap_or(0);
-            let price = match self.memo.get(model) {
-                Some(p) => *p,
+            let price = match by_index.get(model_index as usize).copied().flatten() {
+                Some(p) => p,
                 None => {
-                    if self.memo.len() > 10_000 {
-                        self.memo.clear();
+                    let model = row.model().unwrap_or_default();
+                    let p = match self.memo.get(model) {
+                        Some(p) => *p,
+                        None => {
+                            if self.memo.len() > 10_000 {
+                                self.memo.clear();
+                            }
+                            let p = self.resolve(model);
+                            self.memo.insert(model.to_string(), p);
+                            p
+                        }
+                    };
+                    if let Some(slot) = by_index.get_mut(model_index as usize) {
+                        *slot = Some(p);
                     }
-                    let p = self.resolve(model);
-                    self.memo.insert(model.to_string(), p);
                     p
                 }
             };

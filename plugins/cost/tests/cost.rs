@@ -58,7 +58,7 @@ fn fills_cost_for_dated_and_aliased_names_and_keeps_sent_costs() {
     assert_eq!(c[2], Some(7.0), "a sent cost is kept");
     assert_eq!(c[3], None, "unknown model");
     assert_eq!(c[4], None, "no tokens");
-    assert_eq!(out.patches.len(), 2);
+    assert_eq!(out.answer.patches.len(), 2);
 }
 
 #[test]

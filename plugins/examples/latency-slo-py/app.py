@@ -45,23 +45,34 @@ class WitWorld(wit_world.WitWorld):
         STATE["models"] = {k.lower(): float(v) for k, v in models.items()}
         log.log(log.Level.DEBUG, f"latency-slo configured: default {STATE['default_slo']} ms")
 
-    def enrich(self, batch: t.EventBatch) -> list[t.Patch]:
+    def enrich(self, batch: t.EventBatch) -> t.Enrichment:
+        # Text crosses as indexes into a table of distinct strings, both ways: the batch's
+        # `strings`, and the answer's (built here).
+        answer = ["slo_breach", "latency_band", "slow", "fast", "ok"]
+        breach, band_tag = t.Field_Tag(0), t.Field_Tag(1)
+        bands = {"slow": t.Value_Text(2), "fast": t.Value_Text(3), "ok": t.Value_Text(4)}
         patches = []
         default, fast, models = STATE["default_slo"], STATE["fast"], STATE["models"]
+        slo_by_index = {}
         for row, latency in enumerate(batch.latency_ms):
             if latency is None:
                 continue
-            model = batch.models[row]
-            slo = models.get(model.lower(), default) if model else default
+            m = batch.models[row]
+            if m is None:
+                slo = default
+            else:
+                slo = slo_by_index.get(m)
+                if slo is None:
+                    slo = slo_by_index[m] = models.get(batch.strings[m].lower(), default)
             if latency > slo:
                 band = "slow"
-                patches.append(t.Patch(row, "tag:slo_breach", t.Value_Flag(True)))
+                patches.append(t.Patch(row, breach, t.Value_Flag(True)))
             elif latency <= fast:
                 band = "fast"
             else:
                 band = "ok"
-            patches.append(t.Patch(row, "tag:latency_band", t.Value_Text(band)))
-        return patches
+            patches.append(t.Patch(row, band_tag, bands[band]))
+        return t.Enrichment(answer, patches)
 
     def refresh(self) -> t.SyncReport:
         return t.SyncReport(0, "nothing to refresh")

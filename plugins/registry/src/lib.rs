@@ -10,12 +10,13 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use hub_plugin_sdk::models::ModelTable;
-use hub_plugin_sdk::{Batch, Enricher, Error, Patches, SyncReport, http, kv, log};
+use hub_plugin_sdk::{Batch, Enricher, Error, Field, Patches, RawValue, SyncReport, http, kv, log};
 use serde::{Deserialize, Serialize};
 
 const MODELS: &str = include_str!("../data/models.tsv");
 const KV_CATALOG: &str = "catalog";
 const DAY_MS: i64 = 86_400_000;
+const LIFECYCLES: [&str; 5] = ["active", "preview", "deprecating", "deprecated", "retired"];
 
 /// What the registry knows of a model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -105,6 +106,29 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// The plugin with a catalog already synced (what `new` reads from `kv`); also how the
+    /// benchmark runs the same logic natively.
+    pub fn with_synced(config: Config, synced: &[ModelInfo]) -> Result<Self, Error> {
+        for (i, o) in config.overrides.iter().enumerate() {
+            if let Some(d) = &o.deprecation_date
+                && parse_date(d).is_none()
+            {
+                return Err(Error::bad_config(format!(
+                    "overrides[{i}].deprecation_date: `{d}` is not a YYYY-MM-DD date"
+                )));
+            }
+        }
+        let mut r = Registry {
+            table: ModelTable::new(),
+            sync_url: config.sync_url,
+            warning_ms: i64::from(config.deprecation_warning_days) * DAY_MS,
+            overrides: config.overrides,
+            memo: HashMap::new(),
+        };
+        r.build(synced);
+        Ok(r)
+    }
+
     fn build(&mut self, synced: &[ModelInfo]) {
         let mut table = ModelTable::new();
         for info in bundled().into_iter().chain(synced.iter().cloned()).chain(self.overrides.iter().cloned()) {
@@ -138,53 +162,63 @@ impl Enricher for Registry {
     type Config = Config;
 
     fn new(config: Config) -> Result<Self, Error> {
-        for (i, o) in config.overrides.iter().enumerate() {
-            if let Some(d) = &o.deprecation_date
-                && parse_date(d).is_none()
-            {
-                return Err(Error::bad_config(format!(
-                    "overrides[{i}].deprecation_date: `{d}` is not a YYYY-MM-DD date"
-                )));
-            }
-        }
-        let mut r = Registry {
-            table: ModelTable::new(),
-            sync_url: config.sync_url,
-            warning_ms: i64::from(config.deprecation_warning_days) * DAY_MS,
-            overrides: config.overrides,
-            memo: HashMap::new(),
-        };
         let synced: Vec<ModelInfo> = kv::get_json(KV_CATALOG).unwrap_or_default();
-        r.build(&synced);
-        Ok(r)
+        Registry::with_synced(config, &synced)
     }
 
     fn enrich(&mut self, batch: &Batch, out: &mut Patches) -> Result<(), Error> {
+        // Per distinct model of the batch (by string index): the entry and its texts, interned
+        // once into the answer.
+        struct Known {
+            entry: Rc<Entry>,
+            family: Option<u32>,
+            owner: Option<u32>,
+        }
+        let mut by_index: Vec<Option<Option<Known>>> = Vec::new();
+        by_index.resize_with(batch.columns().strings.len(), || None);
+        let names = [
+            out.intern("model_family"),
+            out.intern("context_window"),
+            out.intern("model_owner"),
+            out.intern("model_lifecycle"),
+        ];
+        let lifecycles: Vec<u32> = LIFECYCLES.iter().map(|l| out.intern(l)).collect();
         for row in batch.rows() {
-            let Some(model) = row.model() else { continue };
-            let entry = match self.memo.get(model) {
-                Some(e) => e.clone(),
-                None => {
-                    if self.memo.len() > 10_000 {
-                        self.memo.clear();
+            let Some(mi) = row.model_index() else { continue };
+            let slot = &mut by_index[mi as usize];
+            if slot.is_none() {
+                let model = row.model().unwrap_or_default();
+                let entry = match self.memo.get(model) {
+                    Some(e) => e.clone(),
+                    None => {
+                        if self.memo.len() > 10_000 {
+                            self.memo.clear();
+                        }
+                        let e = self.table.get(model).cloned();
+                        self.memo.insert(model.to_string(), e.clone());
+                        e
                     }
-                    let e = self.table.get(model).cloned();
-                    self.memo.insert(model.to_string(), e.clone());
-                    e
-                }
-            };
-            let Some(e) = entry else { continue };
+                };
+                *slot = Some(entry.map(|entry| Known {
+                    family: entry.info.family.as_deref().map(|f| out.intern(f)),
+                    owner: entry.info.owner.as_deref().map(|o| out.intern(o)),
+                    entry,
+                }));
+            }
+            let Some(Some(k)) = slot else { continue };
             let i = row.index();
-            if let Some(f) = &e.info.family {
-                out.tag(i, "model_family", f.as_str());
+            if let Some(f) = k.family {
+                out.raw_wit(i, Field::Tag(names[0]), RawValue::Text(f));
             }
-            if let Some(c) = e.info.context_window {
-                out.tag(i, "context_window", c as i64);
+            if let Some(c) = k.entry.info.context_window {
+                out.raw_wit(i, Field::Tag(names[1]), RawValue::Integer(c as i64));
             }
-            if let Some(o) = &e.info.owner {
-                out.tag(i, "model_owner", o.as_str());
+            if let Some(o) = k.owner {
+                out.raw_wit(i, Field::Tag(names[2]), RawValue::Text(o));
             }
-            out.tag(i, "model_lifecycle", self.lifecycle(&e, row.ts_ms()));
+            let l = self.lifecycle(&k.entry, row.ts_ms());
+            let li = LIFECYCLES.iter().position(|x| *x == l).unwrap_or(0);
+            out.raw_wit(i, Field::Tag(names[3]), RawValue::Text(lifecycles[li]));
         }
         Ok(())
     }

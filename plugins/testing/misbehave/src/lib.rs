@@ -1,7 +1,7 @@
 //! Misbehaves in the way its configuration says, inside `enrich`. Never enable it for a tenant:
 //! it exists so that the host's tests can prove every kind of misbehaviour is contained.
 
-use hub_plugin_sdk::{Batch, Enricher, Error, Patches, Value, http, kv, log};
+use hub_plugin_sdk::{Batch, Enricher, Error, Field, Patches, RawValue, Value, http, kv, log};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -49,7 +49,10 @@ impl Enricher for Misbehave {
                 out.cost_usd(n + 5, 1.0);
             }
             "bad-type" => {
-                out.raw(0, "cost-usd", Value::Text("free".into()));
+                out.raw(0, Field::CostUsd, Value::Text("free".into()));
+            }
+            "bad-text" => {
+                out.raw_wit(0, Field::Provider, RawValue::Text(999));
             }
             "oversized" => {
                 for row in 0..n {

@@ -66,6 +66,7 @@ fn invalid_and_oversized_answers_are_refused_whole() {
     for (mode, expect) in [
         ("invalid", "row 7 is outside the batch of 2 events"),
         ("bad-type", "`cost-usd` takes a number, not text"),
+        ("bad-text", "text 999 is outside the answer's 0 strings"),
         ("oversized", "40 patches for 2 events is over the limit of 16 per event"),
     ] {
         let mut h = host(mode);
@@ -120,10 +121,10 @@ fn other_instances_never_notice() {
     bad.configure(r#"{"mode": "memory"}"#).unwrap();
     good.configure(r#"{"mode": "ok"}"#).unwrap();
     let events = hub_plugin_sdk::testing::parse_events(EVENTS).unwrap();
-    let batch = hub_runtime::batch_from_events(&events, false);
+    let batch = hub_runtime::batch_from_events(&events, Default::default());
     for _ in 0..3 {
         assert!(bad.enrich(&batch).is_err());
-        assert_eq!(good.enrich(&batch).unwrap().len(), 2);
+        assert_eq!(good.enrich(&batch).unwrap().patches.len(), 2);
     }
 }
 

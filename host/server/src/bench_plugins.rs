@@ -1,0 +1,232 @@
+//! `hub bench plugins`: what a plugin costs per event against the same logic compiled natively,
+//! at batch sizes 1, 100 and 1,000, and how long a cold start takes to load cached components.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use hub_core::EventRecord;
+use hub_plugin_sdk::Enricher;
+use hub_runtime::{Grants, Runtime, RuntimeConfig};
+
+#[derive(Debug, Args)]
+pub struct PluginBenchArgs {
+    /// Built plugins, as laid out by scripts/build-plugins.
+    #[arg(long, default_value = "dist/plugins")]
+    plugins_dir: PathBuf,
+    /// Time spent measuring each case.
+    #[arg(long, default_value = "1s")]
+    per_case: String,
+}
+
+fn events(n: usize) -> Result<Vec<EventRecord>> {
+    let mut rng = crate::bench::Rng(0x5eed);
+    let templates = crate::bench::EventTemplates::new(&mut rng);
+    let now = hub_core::time::now_ms();
+    let mut body = String::from("[");
+    for i in 0..n {
+        if i > 0 {
+            body.push(',');
+        }
+        templates.push(&mut body, &mut rng, "bench-", i as u64, now);
+    }
+    body.push(']');
+    let parsed = hub_core::ingest::parse_body(
+        body.as_bytes(),
+        hub_core::ingest::BodyFormat::Json,
+        &Default::default(),
+        now,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(parsed.events)
+}
+
+/// The guest-side batch type from the host-side one (identical fields).
+fn guest_batch(b: &hub_runtime::EventBatch) -> hub_plugin_sdk::Batch {
+    use hub_plugin_sdk::bindings::enricher::hub::plugin::types::EventBatch as G;
+    hub_plugin_sdk::Batch::new(G {
+        len: b.len,
+        strings: b.strings.clone(),
+        ids: b.ids.clone(),
+        ts_ms: b.ts_ms.clone(),
+        kinds: b.kinds.clone(),
+        source_modules: b.source_modules.clone(),
+        environments: b.environments.clone(),
+        apps: b.apps.clone(),
+        models: b.models.clone(),
+        providers: b.providers.clone(),
+        operations: b.operations.clone(),
+        input_tokens: b.input_tokens.clone(),
+        output_tokens: b.output_tokens.clone(),
+        latency_ms: b.latency_ms.clone(),
+        cost_usd: b.cost_usd.clone(),
+        statuses: b.statuses.clone(),
+        tags: b.tags.clone(),
+    })
+}
+
+/// Runs `f` repeatedly for about `budget` (at least 20 times) and returns the mean time of one run.
+fn time(budget: Duration, mut f: impl FnMut()) -> Duration {
+    for _ in 0..5 {
+        f();
+    }
+    let started = Instant::now();
+    let mut runs = 0u32;
+    while runs < 20 || started.elapsed() < budget {
+        f();
+        runs += 1;
+    }
+    started.elapsed() / runs
+}
+
+fn ns_per_event(d: Duration, n: usize) -> f64 {
+    d.as_nanos() as f64 / n as f64
+}
+
+pub async fn run(a: PluginBenchArgs) -> Result<()> {
+    let budget = Duration::from_millis(hub_core::time::parse_duration_ms(&a.per_case).map_err(anyhow::Error::msg)? as u64);
+    let dir = a.plugins_dir.clone();
+    tokio::task::spawn_blocking(move || bench(&dir, budget)).await?
+}
+
+fn load(dir: &std::path::Path, name: &str) -> Result<(String, Vec<u8>)> {
+    let m = std::fs::read_to_string(dir.join(name).join("plugin.toml"))
+        .with_context(|| format!("{}/{name}/plugin.toml (run scripts/build-plugins)", dir.display()))?;
+    let w = std::fs::read(dir.join(name).join(format!("{name}.wasm")))?;
+    Ok((m, w))
+}
+
+fn bench(dir: &std::path::Path, budget: Duration) -> Result<()> {
+    let host_version = hub_pipeline::plugins::host_version();
+    let runtime = Runtime::new(RuntimeConfig::default())?;
+    println!("plugin overhead per event: the wasm call (lowering the batch, running, lifting the patches) against the same Rust compiled natively");
+    println!(
+        "{:<10} {:>6} {:>12} {:>12} {:>12} {:>12} {:>12}",
+        "plugin", "batch", "native", "wasm call", "overhead", "batch build", "apply"
+    );
+    let all = events(1000)?;
+    for name in ["cost", "registry"] {
+        let (m, w) = load(dir, name)?;
+        let manifest = hub_marketplace::Manifest::parse(&m, &host_version)?;
+        let plugin = runtime.load(manifest, &w)?;
+        let grants = Grants { kv: name == "registry", http: vec![] };
+        let mut instance = runtime.instantiate(&plugin, "bench", &grants, BTreeMap::new())?;
+        instance.configure("{}")?;
+        let mut native_cost = cost::Cost::new(cost::Config::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut native_registry = registry::Registry::with_synced(
+            hub_plugin_sdk::parse_config("{}").map_err(|e| anyhow::anyhow!("{e}"))?,
+            &[],
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        for n in [1usize, 100, 1000] {
+            let evs = &all[..n];
+            let batch = hub_runtime::batch_from_events(evs, Default::default());
+            let guest = guest_batch(&batch);
+            let native = time(budget, || {
+                let mut out = hub_plugin_sdk::Patches::with_capacity(n);
+                match name {
+                    "cost" => native_cost.enrich(&guest, &mut out).unwrap(),
+                    _ => native_registry.enrich(&guest, &mut out).unwrap(),
+                }
+                std::hint::black_box(out);
+            });
+            let mut patches = hub_runtime::Enrichment { strings: vec![], patches: vec![] };
+            let wasm = time(budget, || {
+                patches = instance.enrich(&batch).unwrap();
+            });
+            let build = time(budget, || {
+                std::hint::black_box(hub_runtime::batch_from_events(evs, Default::default()));
+            });
+            let apply = time(budget, || {
+                let mut evs = evs.to_vec();
+                let mut b = batch.clone();
+                hub_runtime::apply_patches(&mut evs, &mut b, &patches).unwrap();
+                std::hint::black_box(evs);
+            });
+            // `apply` includes cloning the events and batch it patches; measure that and subtract.
+            let clone = time(budget, || {
+                std::hint::black_box((evs.to_vec(), batch.clone()));
+            });
+            println!(
+                "{:<10} {:>6} {:>9.0} ns {:>9.0} ns {:>9.0} ns {:>9.0} ns {:>9.0} ns",
+                name,
+                n,
+                ns_per_event(native, n),
+                ns_per_event(wasm, n),
+                ns_per_event(wasm.saturating_sub(native), n),
+                ns_per_event(build, n),
+                ns_per_event(apply.saturating_sub(clone), n),
+            );
+        }
+    }
+
+    // Cold start: ten distinct components (cost with ten different custom sections), compiled
+    // once into a cache, then loaded by a fresh runtime as a restarted hub would.
+    let cache = tempfile::tempdir()?;
+    let config = RuntimeConfig {
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..Default::default()
+    };
+    let (m, w) = load(dir, "cost")?;
+    let variants: Vec<Vec<u8>> = (0..10u8)
+        .map(|i| {
+            let mut v = w.clone();
+            // A custom section (id 0): size, name length, name, one byte of payload.
+            let name = format!("hub-bench-{i}");
+            v.push(0);
+            v.push((1 + name.len() + 1) as u8);
+            v.push(name.len() as u8);
+            v.extend_from_slice(name.as_bytes());
+            v.push(i);
+            v
+        })
+        .collect();
+    let started = Instant::now();
+    let rt = Runtime::new(config.clone())?;
+    for v in &variants {
+        let p = rt.load(hub_marketplace::Manifest::parse(&m, &host_version)?, v)?;
+        anyhow::ensure!(!p.from_cache(), "expected a compile");
+    }
+    let compile = started.elapsed();
+    drop(rt);
+    let manifests: Vec<_> = (0..10)
+        .map(|_| hub_marketplace::Manifest::parse(&m, &host_version))
+        .collect::<Result<_, _>>()?;
+    let started = Instant::now();
+    let rt = Runtime::new(config)?;
+    let engine = started.elapsed();
+    let mut plugins = Vec::new();
+    for (v, manifest) in variants.iter().zip(manifests) {
+        let p = rt.load(manifest, v)?;
+        anyhow::ensure!(p.from_cache(), "expected the cache to answer");
+        plugins.push(p);
+    }
+    let cold = started.elapsed();
+    let started = Instant::now();
+    for p in &plugins {
+        let mut i = rt.instantiate(p, "bench", &Grants::default(), BTreeMap::new())?;
+        i.configure("{}")?;
+    }
+    let inst = started.elapsed();
+    println!(
+        "cold start: 10 cached components ({} KB each) loaded in {:.1} ms (engine {:.1} ms); compiling them took {:.0} ms; instantiating + configuring all 10: {:.1} ms",
+        w.len() / 1024,
+        cold.as_secs_f64() * 1e3,
+        engine.as_secs_f64() * 1e3,
+        compile.as_secs_f64() * 1e3,
+        inst.as_secs_f64() * 1e3
+    );
+    if let Ok((m, w)) = load(dir, "latency-slo") {
+        let started = Instant::now();
+        let p = Runtime::new(RuntimeConfig::default())?.load(hub_marketplace::Manifest::parse(&m, &host_version)?, &w)?;
+        println!(
+            "python component ({:.1} MB): compiled in {:.2} s",
+            w.len() as f64 / 1048576.0,
+            started.elapsed().as_secs_f64()
+        );
+        drop(p);
+    }
+    Ok(())
+}
