@@ -205,7 +205,10 @@ impl Manifest {
         if source.len() > MAX_MANIFEST_BYTES {
             return Err(err(
                 "plugin.toml",
-                format!("is {} bytes; the limit is {MAX_MANIFEST_BYTES}", source.len()),
+                format!(
+                    "is {} bytes; the limit is {MAX_MANIFEST_BYTES}",
+                    source.len()
+                ),
             ));
         }
         let raw: RawManifest = toml::from_str(source).map_err(|e| {
@@ -232,7 +235,10 @@ impl Manifest {
         let version = semver::Version::parse(&raw.version).map_err(|e| {
             err(
                 "version",
-                format!("`{}` is not a semantic version (like 1.2.3): {e}", raw.version),
+                format!(
+                    "`{}` is not a semantic version (like 1.2.3): {e}",
+                    raw.version
+                ),
             )
         })?;
         let kind = PluginKind::parse(&raw.kind).ok_or_else(|| {
@@ -250,7 +256,10 @@ impl Manifest {
             .strip_prefix(&format!("hub:plugin/{kind}@"))
             .or_else(|| {
                 minimal_ok
-                    .then(|| raw.world.strip_prefix(&format!("hub:plugin/{kind}-minimal@")))
+                    .then(|| {
+                        raw.world
+                            .strip_prefix(&format!("hub:plugin/{kind}-minimal@"))
+                    })
                     .flatten()
             })
             .ok_or_else(|| {
@@ -299,7 +308,7 @@ impl Manifest {
                 Some(v)
             }
         };
-        for (v, _) in &raw.changelog {
+        for v in raw.changelog.keys() {
             semver::Version::parse(v).map_err(|e| {
                 err(
                     &format!("changelog.\"{v}\""),
@@ -310,7 +319,10 @@ impl Manifest {
         if minimal && (raw.capabilities.kv || !raw.capabilities.http.is_empty()) {
             return Err(err(
                 "capabilities",
-                format!("{} has no kv or HTTP: target hub:plugin/{kind}@{world_version} to use them", raw.world),
+                format!(
+                    "{} has no kv or HTTP: target hub:plugin/{kind}@{world_version} to use them",
+                    raw.world
+                ),
             ));
         }
         if raw.capabilities.kv && !kind.may_use_kv() {
@@ -329,15 +341,23 @@ impl Manifest {
             if host != "*" && !valid_http_host(host) {
                 return Err(err(
                     &format!("capabilities.http[{i}]"),
-                    format!("`{host}` is not a host name or host:port (no scheme, path or wildcard)"),
+                    format!(
+                        "`{host}` is not a host name or host:port (no scheme, path or wildcard)"
+                    ),
                 ));
             }
         }
         if raw.capabilities.tags && kind != PluginKind::Enricher {
-            return Err(err("capabilities.tags", "only enrichers receive event batches"));
+            return Err(err(
+                "capabilities.tags",
+                "only enrichers receive event batches",
+            ));
         }
         if raw.capabilities.ids && kind != PluginKind::Enricher {
-            return Err(err("capabilities.ids", "only enrichers receive event batches"));
+            return Err(err(
+                "capabilities.ids",
+                "only enrichers receive event batches",
+            ));
         }
         if raw.limits.deadline_ms == Some(0) {
             return Err(err("limits.deadline-ms", "must be at least 1"));
@@ -392,7 +412,11 @@ impl Manifest {
                 message: e.to_string(),
             })
             .collect();
-        if errors.is_empty() { Ok(()) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 
     /// The configuration a tenant gets when it gives none: the schema's `default`, else `{}`.
@@ -426,7 +450,11 @@ pub struct ConfigError {
 
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let path = if self.path.is_empty() { "/" } else { &self.path };
+        let path = if self.path.is_empty() {
+            "/"
+        } else {
+            &self.path
+        };
         write!(f, "{path}: {}", self.message)
     }
 }
@@ -511,7 +539,10 @@ maximum = 100
     fn errors_name_the_field() {
         let cases = [
             (GOOD.replace("1.2.3", "1.2"), "version"),
-            (GOOD.replace("kind = \"enricher\"", "kind = \"mangler\""), "kind"),
+            (
+                GOOD.replace("kind = \"enricher\"", "kind = \"mangler\""),
+                "kind",
+            ),
             (
                 GOOD.replace("hub:plugin/enricher@0.1.0", "hub:plugin/detector@0.1.0"),
                 "world",
@@ -521,9 +552,18 @@ maximum = 100
                 "world",
             ),
             (GOOD.replace("name = \"cost\"", "name = \"Cost!\""), "name"),
-            (GOOD.replace("127.0.0.1:8089", "https://x.example.com/"), "capabilities.http[1]"),
-            (GOOD.replace("deadline-ms = 80", "deadline-ms = 0"), "limits.deadline-ms"),
-            (GOOD.replace("type = \"number\"", "type = \"numeral\""), "config.schema"),
+            (
+                GOOD.replace("127.0.0.1:8089", "https://x.example.com/"),
+                "capabilities.http[1]",
+            ),
+            (
+                GOOD.replace("deadline-ms = 80", "deadline-ms = 0"),
+                "limits.deadline-ms",
+            ),
+            (
+                GOOD.replace("type = \"number\"", "type = \"numeral\""),
+                "config.schema",
+            ),
         ];
         for (source, field) in cases {
             let e = Manifest::parse(&source, &host()).unwrap_err();

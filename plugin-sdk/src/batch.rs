@@ -50,7 +50,11 @@ pub struct Row<'a> {
 
 impl<'a> Row<'a> {
     fn text(&self, i: u32) -> &'a str {
-        self.b.strings.get(i as usize).map(String::as_str).unwrap_or("")
+        self.b
+            .strings
+            .get(i as usize)
+            .map(String::as_str)
+            .unwrap_or("")
     }
     fn opt(&self, col: &'a [Option<u32>]) -> Option<&'a str> {
         col.get(self.i).copied().flatten().map(|i| self.text(i))

@@ -16,7 +16,11 @@ pub fn configure<T, C: serde::de::DeserializeOwned>(
     config: &str,
     new: impl FnOnce(C) -> Result<T, Error>,
 ) -> Result<(), PluginError> {
-    let config = crate::parse_config::<C>(if config.trim().is_empty() { "{}" } else { config })?;
+    let config = crate::parse_config::<C>(if config.trim().is_empty() {
+        "{}"
+    } else {
+        config
+    })?;
     let plugin = new(config)?;
     slot.with(|s| *s.borrow_mut() = Some(plugin));
     Ok(())

@@ -52,8 +52,9 @@ pub struct Response {
 
 impl Response {
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, crate::Error> {
-        serde_json::from_slice(&self.body)
-            .map_err(|e| crate::Error::Unavailable(format!("response is not the expected JSON: {e}")))
+        serde_json::from_slice(&self.body).map_err(|e| {
+            crate::Error::Unavailable(format!("response is not the expected JSON: {e}"))
+        })
     }
 }
 
@@ -63,7 +64,12 @@ pub fn get(url: &str) -> Result<Response, HttpError> {
 
 pub fn post_json(url: &str, body: &serde_json::Value) -> Result<Response, HttpError> {
     let bytes = serde_json::to_vec(body).map_err(|e| HttpError::Failed(e.to_string()))?;
-    request("POST", url, &[("content-type", "application/json")], Some(&bytes))
+    request(
+        "POST",
+        url,
+        &[("content-type", "application/json")],
+        Some(&bytes),
+    )
 }
 
 fn split_url(url: &str) -> Option<(Scheme, &str, &str)> {
@@ -105,7 +111,7 @@ pub fn request(
     let fields = Fields::new();
     for (k, v) in headers {
         fields
-            .append(k, &v.as_bytes().to_vec())
+            .append(k, v.as_bytes())
             .map_err(|e| HttpError::Failed(format!("header {k}: {e:?}")))?;
     }
     let req = OutgoingRequest::new(fields);

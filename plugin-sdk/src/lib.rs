@@ -37,9 +37,9 @@ pub mod batch;
 #[doc(hidden)]
 pub mod glue;
 pub mod http;
+pub mod kv;
 pub mod log;
 pub mod models;
-pub mod kv;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -224,11 +224,16 @@ macro_rules! export_enricher {
         $crate::__export_world!($t, Enricher, export_enricher_world, enricher, {
             fn enrich(
                 batch: $crate::bindings::enricher::hub::plugin::types::EventBatch,
-            ) -> Result<$crate::bindings::enricher::hub::plugin::types::Enrichment, $crate::glue::PluginError> {
+            ) -> Result<
+                $crate::bindings::enricher::hub::plugin::types::Enrichment,
+                $crate::glue::PluginError,
+            > {
                 $crate::glue::enrich(&__HUB_PLUGIN, batch)
             }
             fn refresh() -> Result<$crate::SyncReport, $crate::glue::PluginError> {
-                $crate::glue::with(&__HUB_PLUGIN, |p: &mut $t| <$t as $crate::Enricher>::refresh(p))
+                $crate::glue::with(&__HUB_PLUGIN, |p: &mut $t| {
+                    <$t as $crate::Enricher>::refresh(p)
+                })
             }
         });
     };
@@ -242,7 +247,9 @@ macro_rules! export_detector {
             fn detect(
                 input: Vec<$crate::Series>,
             ) -> Result<Vec<$crate::Anomaly>, $crate::glue::PluginError> {
-                $crate::glue::with(&__HUB_PLUGIN, |p: &mut $t| <$t as $crate::Detector>::detect(p, &input))
+                $crate::glue::with(&__HUB_PLUGIN, |p: &mut $t| {
+                    <$t as $crate::Detector>::detect(p, &input)
+                })
             }
         });
     };
@@ -270,15 +277,15 @@ macro_rules! export_forecaster {
 macro_rules! export_integration {
     ($t:ty) => {
         $crate::__export_world!($t, Integration, export_integration_world, integration, {
-            fn on_alerts(
-                alerts: Vec<$crate::Alert>,
-            ) -> Result<(), $crate::glue::PluginError> {
+            fn on_alerts(alerts: Vec<$crate::Alert>) -> Result<(), $crate::glue::PluginError> {
                 $crate::glue::with(&__HUB_PLUGIN, |p: &mut $t| {
                     <$t as $crate::Integration>::on_alerts(p, &alerts)
                 })
             }
             fn sync() -> Result<$crate::SyncReport, $crate::glue::PluginError> {
-                $crate::glue::with(&__HUB_PLUGIN, |p: &mut $t| <$t as $crate::Integration>::sync(p))
+                $crate::glue::with(&__HUB_PLUGIN, |p: &mut $t| {
+                    <$t as $crate::Integration>::sync(p)
+                })
             }
         });
     };

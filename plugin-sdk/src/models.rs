@@ -15,9 +15,22 @@ pub fn normalize(model: &str) -> String {
     loop {
         let before = m.len();
         for p in [
-            "openai/", "anthropic/", "google/", "gemini/", "models/", "mistral/", "mistralai/",
-            "deepseek/", "cohere/", "meta/", "together/", "together_ai/", "groq/", "bedrock/",
-            "vertex_ai/", "azure/",
+            "openai/",
+            "anthropic/",
+            "google/",
+            "gemini/",
+            "models/",
+            "mistral/",
+            "mistralai/",
+            "deepseek/",
+            "cohere/",
+            "meta/",
+            "together/",
+            "together_ai/",
+            "groq/",
+            "bedrock/",
+            "vertex_ai/",
+            "azure/",
         ] {
             if let Some(rest) = m.strip_prefix(p) {
                 m = rest.to_string();
@@ -49,10 +62,10 @@ pub fn strip_suffix_once(name: &str) -> Option<&str> {
     if let Some(rest) = name.strip_suffix("-latest") {
         return Some(rest);
     }
-    if let Some((head, tail)) = name.rsplit_once('@') {
-        if digits(tail) || tail.starts_with("v") {
-            return Some(head);
-        }
+    if let Some((head, tail)) = name.rsplit_once('@')
+        && (digits(tail) || tail.starts_with("v"))
+    {
+        return Some(head);
     }
     if let Some((head, tail)) = name.rsplit_once("-v")
         && tail.contains(':')
@@ -63,19 +76,18 @@ pub fn strip_suffix_once(name: &str) -> Option<&str> {
     let (head, tail) = name.rsplit_once('-')?;
     if digits(tail) && matches!(tail.len(), 3 | 4 | 8) {
         // -YYYY-MM-DD and -MM-YYYY: two more numeric parts before
-        if tail.len() == 4 || tail.len() == 3 {
-            if let Some((h2, mid)) = head.rsplit_once('-')
-                && digits(mid)
-                && mid.len() == 2
+        if (tail.len() == 4 || tail.len() == 3)
+            && let Some((h2, mid)) = head.rsplit_once('-')
+            && digits(mid)
+            && mid.len() == 2
+        {
+            if let Some((h3, year)) = h2.rsplit_once('-')
+                && digits(year)
+                && year.len() == 4
             {
-                if let Some((h3, year)) = h2.rsplit_once('-')
-                    && digits(year)
-                    && year.len() == 4
-                {
-                    return Some(h3); // -YYYY-MM-DD where tail is DD? (tail.len()==2 never here)
-                }
-                return Some(h2); // -MM-YYYY
+                return Some(h3); // -YYYY-MM-DD where tail is DD? (tail.len()==2 never here)
             }
+            return Some(h2); // -MM-YYYY
         }
         return Some(head);
     }
@@ -154,10 +166,8 @@ impl<T> ModelTable<T> {
     /// The entry for a model name as an event carries it.
     pub fn get(&self, model: &str) -> Option<&T> {
         let n = normalize(model);
-        self.lookup(&n).or_else(|| {
-            n.rsplit_once('/')
-                .and_then(|(_, last)| self.lookup(last))
-        })
+        self.lookup(&n)
+            .or_else(|| n.rsplit_once('/').and_then(|(_, last)| self.lookup(last)))
     }
 
     fn lookup(&self, n: &str) -> Option<&T> {
@@ -213,9 +223,15 @@ mod tests {
         assert_eq!(t.get("openai/gpt-4o"), Some(&2));
         assert_eq!(t.get("claude-sonnet-4"), Some(&1));
         assert_eq!(t.get("claude-sonnet-4-20250514"), Some(&1));
-        assert_eq!(t.get("us.anthropic.claude-sonnet-4-20250514-v1:0"), Some(&1));
+        assert_eq!(
+            t.get("us.anthropic.claude-sonnet-4-20250514-v1:0"),
+            Some(&1)
+        );
         assert_eq!(t.get("Llama-3.3-70B-Instruct-Turbo"), Some(&4));
-        assert_eq!(t.get("together/meta-llama/Llama-3.3-70B-Instruct-Turbo"), Some(&4));
+        assert_eq!(
+            t.get("together/meta-llama/Llama-3.3-70B-Instruct-Turbo"),
+            Some(&4)
+        );
         assert_eq!(t.get("mistral-large"), Some(&5));
         assert_eq!(t.get("mistral-large-2411"), Some(&5));
         assert_eq!(t.get("gpt-5"), None);

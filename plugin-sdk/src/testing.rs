@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail};
-use hub_marketplace::Manifest;
 pub use hub_core::EventRecord;
+use hub_marketplace::Manifest;
 pub use hub_runtime::{
     Alert, Anomaly, Applied, CallError, Enrichment, Field, Forecast, Grants, Patch, RuntimeConfig,
     Series, Severity, SyncReport, Value,
@@ -49,7 +49,9 @@ pub struct TestHost {
 
 impl std::fmt::Debug for TestHost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestHost").field("plugin", &self.plugin).finish()
+        f.debug_struct("TestHost")
+            .field("plugin", &self.plugin)
+            .finish()
     }
 }
 

@@ -103,7 +103,9 @@ pub(crate) fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() || path == "." {
-            ApiError::BadRequest(format!("the body is not valid JSON for this route: {inner}"))
+            ApiError::BadRequest(format!(
+                "the body is not valid JSON for this route: {inner}"
+            ))
         } else {
             ApiError::invalid(&path, inner.to_string())
         }

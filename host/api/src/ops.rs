@@ -64,7 +64,9 @@ pub(crate) async fn metrics(
     if let Some(host) = &state.plugins {
         use crate::metrics::{PluginFailureLabel, PluginLabel};
         for (plugin, c) in host.stats.snapshot() {
-            let l = PluginLabel { plugin: plugin.clone() };
+            let l = PluginLabel {
+                plugin: plugin.clone(),
+            };
             m.plugin_calls.get_or_create(&l).set(c.calls as i64);
             m.plugin_call_seconds_sum
                 .get_or_create(&l)

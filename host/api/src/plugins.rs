@@ -147,7 +147,11 @@ fn admin_error(e: PluginAdminError, at: &str) -> ApiError {
                 format!(
                     "{}{}",
                     first.message,
-                    if rest > 0 { format!(" (and {rest} more)") } else { String::new() }
+                    if rest > 0 {
+                        format!(" (and {rest} more)")
+                    } else {
+                        String::new()
+                    }
                 ),
             )
         }
@@ -162,7 +166,11 @@ fn admin_error(e: PluginAdminError, at: &str) -> ApiError {
     }
 }
 
-async fn dto(host: &PluginHost, i: PluginInstall, health: Option<&hub_pipeline::plugins::Health>) -> Result<PluginDto, ApiError> {
+async fn dto(
+    host: &PluginHost,
+    i: PluginInstall,
+    health: Option<&hub_pipeline::plugins::Health>,
+) -> Result<PluginDto, ApiError> {
     let manifest = host.manifest_of(&i).await.map_err(|e| admin_error(e, ""))?;
     let grants: GrantsDoc = serde_json::from_str(&i.grants_json).unwrap_or_default();
     let q = |q: f64| {
@@ -259,7 +267,9 @@ pub(crate) async fn get_plugin(
         .into_iter()
         .find(|p| p.name == name)
         .map(Json)
-        .ok_or_else(|| ApiError::NotFound(format!("plugin '{name}' is not installed for this tenant")))
+        .ok_or_else(|| {
+            ApiError::NotFound(format!("plugin '{name}' is not installed for this tenant"))
+        })
 }
 
 async fn prepare(
@@ -274,7 +284,10 @@ async fn prepare(
         name,
         u.enabled,
         u.config,
-        u.grants.map(|g| GrantsDoc { kv: g.kv, http: g.http }),
+        u.grants.map(|g| GrantsDoc {
+            kv: g.kv,
+            http: g.http,
+        }),
     )
     .await
     .map_err(|e| admin_error(e, at))
@@ -315,7 +328,8 @@ pub(crate) async fn put_plugins(
     for (i, item) in body.plugins.into_iter().enumerate() {
         let u = item.update;
         if u.enabled.is_some() || u.config.is_some() || u.grants.is_some() {
-            changed.push(prepare(host, &principal, &item.name, u, &format!("plugins[{i}].")).await?);
+            changed
+                .push(prepare(host, &principal, &item.name, u, &format!("plugins[{i}].")).await?);
         }
     }
     host.save(&changed).await.map_err(|e| admin_error(e, ""))?;
@@ -343,7 +357,9 @@ pub(crate) async fn put_plugin(
     let body: PluginUpdate = crate::json_body(&body)?;
     let host = host(&state)?;
     let install = prepare(host, &principal, &name, body, "").await?;
-    host.save(&[install]).await.map_err(|e| admin_error(e, ""))?;
+    host.save(&[install])
+        .await
+        .map_err(|e| admin_error(e, ""))?;
     get_plugin(State(state), principal, Path(name)).await
 }
 

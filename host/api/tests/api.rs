@@ -40,7 +40,8 @@ async fn hub_with(config: ApiConfig, queue_capacity: usize) -> Hub {
     .unwrap();
     storage.migrate().await.unwrap();
     let (producer, consumer) = hub_bus::in_process(queue_capacity);
-    let pipeline = hub_pipeline::Pipeline::spawn(storage.clone(), consumer, Default::default(), None);
+    let pipeline =
+        hub_pipeline::Pipeline::spawn(storage.clone(), consumer, Default::default(), None);
     let state = AppState::new(storage.clone(), producer, config, pipeline.stats.clone());
     let key = key_for(
         &storage,

@@ -26,7 +26,9 @@ struct Hub {
 }
 
 fn plugin(name: &str) -> (String, Vec<u8>) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../plugins").join(name);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../plugins")
+        .join(name);
     let wasm = hub_plugin_sdk::testing::build_component(&dir).unwrap();
     (
         std::fs::read_to_string(dir.join("plugin.toml")).unwrap(),
@@ -46,30 +48,72 @@ async fn key(storage: &Arc<dyn Storage>, tenant: &str, scopes: Vec<ApiKeyScope>)
 
 async fn hub() -> Hub {
     let dir = tempfile::tempdir().unwrap();
-    let storage = hub_storage::open(&format!("sqlite://{}/hub.db", dir.path().display()), &Default::default())
-        .await
-        .unwrap();
+    let storage = hub_storage::open(
+        &format!("sqlite://{}/hub.db", dir.path().display()),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
     storage.migrate().await.unwrap();
     let runtime = hub_runtime::Runtime::new(Default::default()).unwrap();
-    let host = Arc::new(PluginHost::new(runtime, storage.clone(), Default::default()));
+    let host = Arc::new(PluginHost::new(
+        runtime,
+        storage.clone(),
+        Default::default(),
+    ));
     let (producer, consumer) = hub_bus::in_process(100_000);
-    let pipeline = hub_pipeline::Pipeline::spawn(storage.clone(), consumer, Default::default(), Some(host.clone()));
-    let state = AppState::new(storage.clone(), producer, Default::default(), pipeline.stats.clone())
-        .with_plugins(host.clone());
-    let query = key(&storage, "acme", vec![ApiKeyScope::Ingest, ApiKeyScope::Query]).await;
+    let pipeline = hub_pipeline::Pipeline::spawn(
+        storage.clone(),
+        consumer,
+        Default::default(),
+        Some(host.clone()),
+    );
+    let state = AppState::new(
+        storage.clone(),
+        producer,
+        Default::default(),
+        pipeline.stats.clone(),
+    )
+    .with_plugins(host.clone());
+    let query = key(
+        &storage,
+        "acme",
+        vec![ApiKeyScope::Ingest, ApiKeyScope::Query],
+    )
+    .await;
     let admin = key(&storage, "acme", vec![ApiKeyScope::Admin]).await;
-    let other_admin = key(&storage, "globex", vec![ApiKeyScope::Admin, ApiKeyScope::Query]).await;
+    let other_admin = key(
+        &storage,
+        "globex",
+        vec![ApiKeyScope::Admin, ApiKeyScope::Query],
+    )
+    .await;
     let acme = storage.tenant_by_name("acme").await.unwrap().unwrap().id;
     for name in ["cost", "registry"] {
         let (m, w) = plugin(name);
-        let grants = GrantsDoc { kv: name == "registry", http: vec![] };
+        let grants = GrantsDoc {
+            kv: name == "registry",
+            http: vec![],
+        };
         host.install(acme, &m, w, None, grants, true).await.unwrap();
     }
-    Hub { app: app(state), query, admin, other_admin, _dir: dir }
+    Hub {
+        app: app(state),
+        query,
+        admin,
+        other_admin,
+        _dir: dir,
+    }
 }
 
 impl Hub {
-    async fn call(&self, method: &str, uri: &str, key: &str, body: Option<String>) -> (StatusCode, Value) {
+    async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        key: &str,
+        body: Option<String>,
+    ) -> (StatusCode, Value) {
         let req = Request::builder()
             .method(method)
             .uri(uri)
@@ -80,13 +124,19 @@ impl Hub {
         let res = self.app.clone().oneshot(req).await.unwrap();
         let status = res.status();
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
         (status, body)
     }
 }
 
 fn names(v: &Value) -> Vec<String> {
-    v["plugins"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_string()).collect()
+    v["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,14 +149,22 @@ async fn lists_configures_reorders_and_enriches() {
     assert_eq!(cost["kind"], "enricher");
     assert_eq!(cost["enabled"], true);
     assert_eq!(cost["config"], json!({}));
-    assert_eq!(cost["config_schema"]["properties"]["discounts"]["type"], "array");
+    assert_eq!(
+        cost["config_schema"]["properties"]["discounts"]["type"],
+        "array"
+    );
     assert_eq!(cost["limits"]["deadline_ms"], 50);
-    assert_eq!(list["plugins"][1]["grants"], json!({"kv": true, "http": []}));
+    assert_eq!(
+        list["plugins"][1]["grants"],
+        json!({"kv": true, "http": []})
+    );
 
     // Events through the API come back enriched.
     let now = hub_core::time::to_rfc3339(hub_core::time::now_ms());
     let events = json!([{"event_id": "e1", "timestamp": now, "model": "gpt-4o", "input_tokens": 1000000, "output_tokens": 0}]);
-    let (s, body) = hub.call("POST", "/v1/events", &hub.query, Some(events.to_string())).await;
+    let (s, body) = hub
+        .call("POST", "/v1/events", &hub.query, Some(events.to_string()))
+        .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{body}");
     let (_, e) = hub.call("GET", "/v1/events/e1", &hub.query, None).await;
     assert!((e["cost_usd"].as_f64().unwrap() - 2.5).abs() < 1e-9, "{e}");
@@ -114,54 +172,105 @@ async fn lists_configures_reorders_and_enriches() {
 
     // A configuration that fails the schema: 400 naming the JSON path; nothing changes.
     let bad = json!({"config": {"discounts": [{"provider": "openai", "percent": 150}]}});
-    let (s, err) = hub.call("PUT", "/v1/plugins/cost", &hub.admin, Some(bad.to_string())).await;
+    let (s, err) = hub
+        .call("PUT", "/v1/plugins/cost", &hub.admin, Some(bad.to_string()))
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{err}");
-    assert_eq!(err["error"]["parameter"], "config/discounts/0/percent", "{err}");
-    assert!(err["error"]["message"].as_str().unwrap().contains("150"), "{err}");
-    let (s, err) = hub.call("PUT", "/v1/plugins/cost", &hub.admin, Some(r#"{"enabled": "yes"}"#.into())).await;
+    assert_eq!(
+        err["error"]["parameter"], "config/discounts/0/percent",
+        "{err}"
+    );
+    assert!(
+        err["error"]["message"].as_str().unwrap().contains("150"),
+        "{err}"
+    );
+    let (s, err) = hub
+        .call(
+            "PUT",
+            "/v1/plugins/cost",
+            &hub.admin,
+            Some(r#"{"enabled": "yes"}"#.into()),
+        )
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{err}");
     assert_eq!(err["error"]["parameter"], "enabled", "{err}");
-    let (s, _) = hub.call("PUT", "/v1/plugins/cost", &hub.admin, Some("{not json".into())).await;
+    let (s, _) = hub
+        .call(
+            "PUT",
+            "/v1/plugins/cost",
+            &hub.admin,
+            Some("{not json".into()),
+        )
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 
     // A good one, then events priced with the discount.
     let good = json!({"config": {"discounts": [{"provider": "openai", "percent": 20}]}});
-    let (s, p) = hub.call("PUT", "/v1/plugins/cost", &hub.admin, Some(good.to_string())).await;
+    let (s, p) = hub
+        .call(
+            "PUT",
+            "/v1/plugins/cost",
+            &hub.admin,
+            Some(good.to_string()),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{p}");
     assert_eq!(p["config"]["discounts"][0]["percent"], 20);
     let events = json!([{"event_id": "e2", "timestamp": now, "model": "gpt-4o", "input_tokens": 1000000, "output_tokens": 0}]);
-    hub.call("POST", "/v1/events", &hub.query, Some(events.to_string())).await;
+    hub.call("POST", "/v1/events", &hub.query, Some(events.to_string()))
+        .await;
     let (_, e) = hub.call("GET", "/v1/events/e2", &hub.query, None).await;
     assert!((e["cost_usd"].as_f64().unwrap() - 2.0).abs() < 1e-9, "{e}");
 
     // Order and enabled, for the whole list; a bad entry changes nothing.
     let body = json!({"plugins": [{"name": "registry"}, {"name": "cost", "enabled": false}]});
-    let (s, list) = hub.call("PUT", "/v1/plugins", &hub.admin, Some(body.to_string())).await;
+    let (s, list) = hub
+        .call("PUT", "/v1/plugins", &hub.admin, Some(body.to_string()))
+        .await;
     assert_eq!(s, StatusCode::OK, "{list}");
     assert_eq!(names(&list), ["registry", "cost"]);
     assert_eq!(list["plugins"][1]["enabled"], false);
     let body = json!({"plugins": [{"name": "cost", "enabled": true}, {"name": "nope"}]});
-    let (s, err) = hub.call("PUT", "/v1/plugins", &hub.admin, Some(body.to_string())).await;
+    let (s, err) = hub
+        .call("PUT", "/v1/plugins", &hub.admin, Some(body.to_string()))
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(err["error"]["parameter"], "plugins[1].name");
     let body = json!({"plugins": [{"name": "cost", "enabled": true}, {"name": "registry", "config": {"deprecation_warning_days": -1}}]});
-    let (s, err) = hub.call("PUT", "/v1/plugins", &hub.admin, Some(body.to_string())).await;
+    let (s, err) = hub
+        .call("PUT", "/v1/plugins", &hub.admin, Some(body.to_string()))
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert_eq!(err["error"]["parameter"], "plugins[1].config/deprecation_warning_days", "{err}");
+    assert_eq!(
+        err["error"]["parameter"], "plugins[1].config/deprecation_warning_days",
+        "{err}"
+    );
     let (_, list) = hub.call("GET", "/v1/plugins", &hub.query, None).await;
-    assert_eq!(list["plugins"][1]["enabled"], false, "the first entry was not applied either");
+    assert_eq!(
+        list["plugins"][1]["enabled"], false,
+        "the first entry was not applied either"
+    );
 
     // Health after calls.
-    let (_, p) = hub.call("GET", "/v1/plugins/registry", &hub.query, None).await;
+    let (_, p) = hub
+        .call("GET", "/v1/plugins/registry", &hub.query, None)
+        .await;
     assert_eq!(p["health"]["calls"], 2, "{p}");
     assert!(p["health"]["p50_ms"].as_f64().unwrap() > 0.0, "{p}");
 
     // Metrics name the plugins.
     let (_, m) = hub.call("GET", "/metrics", &hub.query, None).await;
-    assert!(m.as_str().unwrap().contains("hub_plugin_calls{plugin=\"registry\"} 2"), "{m}");
+    assert!(
+        m.as_str()
+            .unwrap()
+            .contains("hub_plugin_calls{plugin=\"registry\"} 2"),
+        "{m}"
+    );
 
     // Uninstall.
-    let (s, _) = hub.call("DELETE", "/v1/plugins/cost?purge_kv=true", &hub.admin, None).await;
+    let (s, _) = hub
+        .call("DELETE", "/v1/plugins/cost?purge_kv=true", &hub.admin, None)
+        .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (_, list) = hub.call("GET", "/v1/plugins", &hub.query, None).await;
     assert_eq!(names(&list), ["registry"]);
@@ -171,9 +280,13 @@ async fn lists_configures_reorders_and_enriches() {
 async fn scopes_and_tenants_are_enforced() {
     let hub = hub().await;
     let body = Some(json!({"enabled": false}).to_string());
-    let (s, err) = hub.call("PUT", "/v1/plugins/cost", &hub.query, body.clone()).await;
+    let (s, err) = hub
+        .call("PUT", "/v1/plugins/cost", &hub.query, body.clone())
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{err}");
-    let (s, _) = hub.call("DELETE", "/v1/plugins/cost", &hub.query, None).await;
+    let (s, _) = hub
+        .call("DELETE", "/v1/plugins/cost", &hub.query, None)
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     let (s, _) = hub.call("GET", "/v1/plugins", "hub_nope_nope", None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 pub mod plugins;
 
 use hub_bus::{BusConsumer, BusError, Committed, Envelope};
-pub use plugins::{PluginHost, PluginHostConfig};
 use hub_storage::{RetentionPolicy, Storage, TenantBatch};
+pub use plugins::{PluginHost, PluginHostConfig};
 use tokio::task::JoinHandle;
 
 #[derive(Debug, Clone)]
@@ -79,7 +79,9 @@ impl Pipeline {
                     stats.clone(),
                     plugins.clone(),
                 );
-                tokio::spawn(async move { run_writer(storage, consumer, config, stats, plugins).await })
+                tokio::spawn(
+                    async move { run_writer(storage, consumer, config, stats, plugins).await },
+                )
             })
             .collect();
         Self { writers, stats }
@@ -145,7 +147,9 @@ async fn enrich_group(host: &Arc<PluginHost>, batches: &mut [TenantBatch]) {
     tenants.sort();
     tenants.dedup();
     for tenant in tenants {
-        let idx: Vec<usize> = (0..batches.len()).filter(|&i| batches[i].tenant == tenant).collect();
+        let idx: Vec<usize> = (0..batches.len())
+            .filter(|&i| batches[i].tenant == tenant)
+            .collect();
         if idx.len() == 1 {
             host.enrich(tenant, &mut batches[idx[0]].events).await;
             continue;

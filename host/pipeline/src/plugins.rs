@@ -298,7 +298,11 @@ impl PluginHost {
 
     /// Runs the tenant's enabled enrichers over `events` (in place). Never fails: a plugin that
     /// cannot run leaves the events as they were and is counted.
-    pub async fn enrich(self: &Arc<Self>, tenant: TenantId, events: &mut Vec<EventRecord>) -> EnrichReport {
+    pub async fn enrich(
+        self: &Arc<Self>,
+        tenant: TenantId,
+        events: &mut Vec<EventRecord>,
+    ) -> EnrichReport {
         let plugins = match self.tenant(tenant).await {
             Ok(p) => p,
             Err(e) => {
@@ -325,12 +329,18 @@ impl PluginHost {
             Ok((back, Err(_))) => {
                 tracing::error!(tenant = %tenant, "enrichment panicked; storing the events unenriched");
                 *events = back;
-                return EnrichReport { failures: 1, ..Default::default() };
+                return EnrichReport {
+                    failures: 1,
+                    ..Default::default()
+                };
             }
             Err(e) => {
                 // Only a cancelled runtime gets here (shutdown after the drain): nothing to store.
                 tracing::error!(tenant = %tenant, error = %e, "the enrichment task did not finish");
-                return EnrichReport { failures: 1, ..Default::default() };
+                return EnrichReport {
+                    failures: 1,
+                    ..Default::default()
+                };
             }
         };
         *events = back;
@@ -351,8 +361,12 @@ impl PluginHost {
         events: &mut [EventRecord],
     ) -> Vec<(Outcome, usize, u64)> {
         let columns = hub_runtime::BatchColumns {
-            ids: enrichers.iter().any(|s| s.plugin.manifest().capabilities.ids),
-            tags: enrichers.iter().any(|s| s.plugin.manifest().capabilities.tags),
+            ids: enrichers
+                .iter()
+                .any(|s| s.plugin.manifest().capabilities.ids),
+            tags: enrichers
+                .iter()
+                .any(|s| s.plugin.manifest().capabilities.tags),
         };
         let mut batch = hub_runtime::batch_from_events(events, columns);
         let mut out = Vec::with_capacity(enrichers.len());
@@ -368,7 +382,11 @@ impl PluginHost {
                     Err(e) => {
                         drop(guard);
                         out.push((
-                            Outcome { slot: slot.clone(), failure: Some(e), kv: Vec::new() },
+                            Outcome {
+                                slot: slot.clone(),
+                                failure: Some(e),
+                                kv: Vec::new(),
+                            },
                             0,
                             started.elapsed().as_micros() as u64,
                         ));
@@ -376,13 +394,23 @@ impl PluginHost {
                     }
                 }
             }
-            slot.last_used
-                .store(self.clock.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+            slot.last_used.store(
+                self.clock.fetch_add(1, Ordering::Relaxed),
+                Ordering::Relaxed,
+            );
             let instance = guard.as_mut().expect("instantiated above");
             // Columns a plugin did not ask for are empty for it.
             let caps = &slot.plugin.manifest().capabilities;
-            let tags = if columns.tags && !caps.tags { std::mem::take(&mut batch.tags) } else { Vec::new() };
-            let ids = if columns.ids && !caps.ids { std::mem::take(&mut batch.ids) } else { Vec::new() };
+            let tags = if columns.tags && !caps.tags {
+                std::mem::take(&mut batch.tags)
+            } else {
+                Vec::new()
+            };
+            let ids = if columns.ids && !caps.ids {
+                std::mem::take(&mut batch.ids)
+            } else {
+                Vec::new()
+            };
             let result = instance.enrich(&batch);
             if columns.tags && !caps.tags {
                 batch.tags = tags;
@@ -400,7 +428,11 @@ impl PluginHost {
                 Err(e) => (Some(e), 0),
             };
             out.push((
-                Outcome { slot: slot.clone(), failure, kv },
+                Outcome {
+                    slot: slot.clone(),
+                    failure,
+                    kv,
+                },
                 applied,
                 started.elapsed().as_micros() as u64,
             ));
@@ -420,7 +452,11 @@ impl PluginHost {
         }
         let kv = handle
             .block_on(self.storage.plugin_kv(tenant, &slot.install.name))
-            .map_err(|e| CallError::Plugin(hub_runtime::PluginError::Unavailable(format!("loading kv: {e}"))))?;
+            .map_err(|e| {
+                CallError::Plugin(hub_runtime::PluginError::Unavailable(format!(
+                    "loading kv: {e}"
+                )))
+            })?;
         let mut instance = self
             .runtime
             .instantiate(&slot.plugin, &tenant.to_string(), &slot.grants, kv)
@@ -431,7 +467,8 @@ impl PluginHost {
     }
 
     fn evict_one(&self) {
-        let tenants: Vec<Arc<TenantPlugins>> = self.tenants.lock().unwrap().values().cloned().collect();
+        let tenants: Vec<Arc<TenantPlugins>> =
+            self.tenants.lock().unwrap().values().cloned().collect();
         let victim = tenants
             .iter()
             .flat_map(|t| t.all.iter())
@@ -446,7 +483,12 @@ impl PluginHost {
         }
     }
 
-    async fn settle(&self, tenant: TenantId, (o, applied, micros): (Outcome, usize, u64), report: &mut EnrichReport) {
+    async fn settle(
+        &self,
+        tenant: TenantId,
+        (o, applied, micros): (Outcome, usize, u64),
+        report: &mut EnrichReport,
+    ) {
         let name = o.slot.install.name.clone();
         report.patches_applied += applied;
         self.stats
@@ -479,12 +521,17 @@ impl PluginHost {
                 report.failures += 1;
                 let streak = o.slot.failures.fetch_add(1, Ordering::Relaxed) + 1;
                 tracing::warn!(tenant = %tenant, plugin = %name, failure = f.kind(), streak, error = %f, "plugin call failed; events stored without its patches");
-                let disable = (streak >= u64::from(self.config.max_consecutive_failures)).then(|| {
-                    format!("disabled after {streak} failures in a row; the last: {f}")
-                });
+                let disable = (streak >= u64::from(self.config.max_consecutive_failures))
+                    .then(|| format!("disabled after {streak} failures in a row; the last: {f}"));
                 if let Err(e) = self
                     .storage
-                    .record_plugin_health(tenant, &name, streak as i64, disable.as_deref(), hub_core::time::now_ms())
+                    .record_plugin_health(
+                        tenant,
+                        &name,
+                        streak as i64,
+                        disable.as_deref(),
+                        hub_core::time::now_ms(),
+                    )
                     .await
                 {
                     tracing::warn!(tenant = %tenant, plugin = %name, error = %e, "recording plugin health failed");
@@ -510,7 +557,9 @@ impl PluginHost {
             .collect();
         for (tenant, plugins) in tenants {
             for slot in &plugins.all {
-                let Some(every) = slot.plugin.manifest().limits.refresh_interval_s else { continue };
+                let Some(every) = slot.plugin.manifest().limits.refresh_interval_s else {
+                    continue;
+                };
                 let due = slot
                     .last_refresh
                     .lock()
@@ -538,7 +587,10 @@ impl PluginHost {
                 match r {
                     Ok(Ok((Ok(report), kv))) => {
                         if !kv.is_empty()
-                            && let Err(e) = self.storage.apply_plugin_kv(tenant, &slot.install.name, &kv).await
+                            && let Err(e) = self
+                                .storage
+                                .apply_plugin_kv(tenant, &slot.install.name, &kv)
+                                .await
                         {
                             tracing::warn!(tenant = %tenant, plugin = %slot.install.name, error = %e, "persisting plugin kv failed");
                         }
@@ -643,9 +695,10 @@ impl PluginHost {
         Self::check_grants(&manifest, &grants)?;
         let rt = self.runtime.clone();
         let m2 = manifest.clone();
-        let (plugin, wasm) = tokio::task::spawn_blocking(move || rt.load(m2, &wasm).map(|p| (p, wasm)))
-            .await
-            .map_err(|e| PluginAdminError::Refused(format!("loading panicked: {e}")))??;
+        let (plugin, wasm) =
+            tokio::task::spawn_blocking(move || rt.load(m2, &wasm).map(|p| (p, wasm)))
+                .await
+                .map_err(|e| PluginAdminError::Refused(format!("loading panicked: {e}")))??;
         let config = config.unwrap_or_else(|| manifest.default_config());
         self.check_config(&plugin, &config, &grants).await?;
         let now = hub_core::time::now_ms();
@@ -689,7 +742,11 @@ impl PluginHost {
         Ok(install)
     }
 
-    async fn existing(&self, tenant: TenantId, name: &str) -> Result<PluginInstall, PluginAdminError> {
+    async fn existing(
+        &self,
+        tenant: TenantId,
+        name: &str,
+    ) -> Result<PluginInstall, PluginAdminError> {
         self.storage
             .plugin_installs(tenant)
             .await?
@@ -753,13 +810,19 @@ impl PluginHost {
         config: Option<serde_json::Value>,
         grants: Option<GrantsDoc>,
     ) -> Result<PluginInstall, PluginAdminError> {
-        let install = self.prepare_update(tenant, name, enabled, config, grants).await?;
+        let install = self
+            .prepare_update(tenant, name, enabled, config, grants)
+            .await?;
         self.save(std::slice::from_ref(&install)).await?;
         Ok(install)
     }
 
     /// Puts the named installs first, in this order; the others keep their relative order after.
-    pub async fn reorder(&self, tenant: TenantId, names: &[String]) -> Result<(), PluginAdminError> {
+    pub async fn reorder(
+        &self,
+        tenant: TenantId,
+        names: &[String],
+    ) -> Result<(), PluginAdminError> {
         let mut installs = self.storage.plugin_installs(tenant).await?;
         for n in names {
             if !installs.iter().any(|i| &i.name == n) {
@@ -768,7 +831,10 @@ impl PluginHost {
         }
         installs.sort_by_key(|i| {
             (
-                names.iter().position(|n| n == &i.name).unwrap_or(usize::MAX),
+                names
+                    .iter()
+                    .position(|n| n == &i.name)
+                    .unwrap_or(usize::MAX),
                 i.position,
             )
         });
@@ -785,7 +851,12 @@ impl PluginHost {
     }
 
     /// Removes an install; with `purge_kv`, also the plugin's stored state.
-    pub async fn uninstall(&self, tenant: TenantId, name: &str, purge_kv: bool) -> Result<(), PluginAdminError> {
+    pub async fn uninstall(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        purge_kv: bool,
+    ) -> Result<(), PluginAdminError> {
         if !self.storage.delete_plugin_install(tenant, name).await? {
             return Err(PluginAdminError::NotInstalled(name.to_string()));
         }

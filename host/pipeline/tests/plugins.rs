@@ -12,7 +12,9 @@ use hub_storage::{EventFilter, Storage};
 use serde_json::json;
 
 fn plugin(name: &str) -> (String, Vec<u8>) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../plugins").join(name);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../plugins")
+        .join(name);
     let wasm = hub_plugin_sdk::testing::build_component(&dir).unwrap();
     (
         std::fs::read_to_string(dir.join("plugin.toml")).unwrap(),
@@ -58,9 +60,18 @@ fn events(prefix: &str, n: usize) -> Vec<EventRecord> {
         .collect()
 }
 
-async fn ingest(storage: &Arc<dyn Storage>, host: &Arc<PluginHost>, batches: Vec<(TenantId, Vec<EventRecord>)>) {
+async fn ingest(
+    storage: &Arc<dyn Storage>,
+    host: &Arc<PluginHost>,
+    batches: Vec<(TenantId, Vec<EventRecord>)>,
+) {
     let (producer, consumer) = hub_bus::in_process(100_000);
-    let pipeline = Pipeline::spawn(storage.clone(), consumer, PipelineConfig::default(), Some(host.clone()));
+    let pipeline = Pipeline::spawn(
+        storage.clone(),
+        consumer,
+        PipelineConfig::default(),
+        Some(host.clone()),
+    );
     let mut acks = Vec::new();
     for (t, ev) in batches {
         acks.push(producer.try_publish(t, ev).unwrap());
@@ -86,19 +97,46 @@ async fn enrichers_run_in_order_before_the_commit_for_their_tenant_only() {
     let a = storage.create_tenant("a", 0).await.unwrap().id;
     let b = storage.create_tenant("b", 0).await.unwrap().id;
     let (m, w) = plugin("cost");
-    host.install(a, &m, w, None, GrantsDoc::default(), true).await.unwrap();
-    let (m, w) = plugin("registry");
-    host.install(a, &m, w, None, GrantsDoc { kv: true, http: vec![] }, true)
+    host.install(a, &m, w, None, GrantsDoc::default(), true)
         .await
         .unwrap();
+    let (m, w) = plugin("registry");
+    host.install(
+        a,
+        &m,
+        w,
+        None,
+        GrantsDoc {
+            kv: true,
+            http: vec![],
+        },
+        true,
+    )
+    .await
+    .unwrap();
 
-    ingest(&storage, &host, vec![(a, events("a", 50)), (b, events("b", 50)), (a, events("c", 10))]).await;
+    ingest(
+        &storage,
+        &host,
+        vec![
+            (a, events("a", 50)),
+            (b, events("b", 50)),
+            (a, events("c", 10)),
+        ],
+    )
+    .await;
 
     let ca = costs(&storage, a).await;
     assert_eq!(ca.len(), 60);
     // gpt-4o: 1000 × $2.50/M + 100 × $10/M
-    assert!(ca.iter().all(|c| (c.unwrap() - 0.0035).abs() < 1e-12), "{ca:?}");
-    assert!(costs(&storage, b).await.iter().all(|c| c.is_none()), "tenant B has no plugins");
+    assert!(
+        ca.iter().all(|c| (c.unwrap() - 0.0035).abs() < 1e-12),
+        "{ca:?}"
+    );
+    assert!(
+        costs(&storage, b).await.iter().all(|c| c.is_none()),
+        "tenant B has no plugins"
+    );
     let e = storage.get_event(a, "a0").await.unwrap().unwrap();
     let tags: serde_json::Value = serde_json::from_str(&e.record.tags_json).unwrap();
     assert_eq!(tags["model_family"], "gpt-4o");
@@ -122,7 +160,11 @@ async fn enrichers_run_in_order_before_the_commit_for_their_tenant_only() {
 
     let health = host.health(a);
     // Two batches of tenant A: one call each, or one for both when they share a group commit.
-    assert!((1..=2).contains(&health["cost"].calls), "{:?}", health["cost"]);
+    assert!(
+        (1..=2).contains(&health["cost"].calls),
+        "{:?}",
+        health["cost"]
+    );
     assert_eq!(health["cost"].failures, 0);
 }
 
@@ -132,19 +174,36 @@ async fn a_failing_plugin_loses_no_event_and_is_disabled_after_repeated_failures
     let a = storage.create_tenant("a", 0).await.unwrap().id;
     let b = storage.create_tenant("b", 0).await.unwrap().id;
     let (m, w) = plugin("testing/misbehave");
-    let grants = GrantsDoc { kv: true, http: vec![] };
-    host.install(a, &m, w.clone(), Some(json!({"mode": "loop"})), grants.clone(), true)
+    let grants = GrantsDoc {
+        kv: true,
+        http: vec![],
+    };
+    host.install(
+        a,
+        &m,
+        w.clone(),
+        Some(json!({"mode": "loop"})),
+        grants.clone(),
+        true,
+    )
+    .await
+    .unwrap();
+    host.install(b, &m, w, Some(json!({"mode": "ok"})), grants, true)
         .await
         .unwrap();
-    host.install(b, &m, w, Some(json!({"mode": "ok"})), grants, true).await.unwrap();
     let (m, w) = plugin("cost");
-    host.install(a, &m, w, None, GrantsDoc::default(), true).await.unwrap();
+    host.install(a, &m, w, None, GrantsDoc::default(), true)
+        .await
+        .unwrap();
 
     for round in 0..4 {
         ingest(
             &storage,
             &host,
-            vec![(a, events(&format!("a{round}-"), 20)), (b, events(&format!("b{round}-"), 20))],
+            vec![
+                (a, events(&format!("a{round}-"), 20)),
+                (b, events(&format!("b{round}-"), 20)),
+            ],
         )
         .await;
     }
@@ -152,7 +211,10 @@ async fn a_failing_plugin_loses_no_event_and_is_disabled_after_repeated_failures
     // misbehave's; B's carry misbehave's patch ($0.001 each).
     let ca = costs(&storage, a).await;
     assert_eq!(ca.len(), 80);
-    assert!(ca.iter().all(|c| (c.unwrap() - 0.0035).abs() < 1e-12), "{ca:?}");
+    assert!(
+        ca.iter().all(|c| (c.unwrap() - 0.0035).abs() < 1e-12),
+        "{ca:?}"
+    );
     let cb = costs(&storage, b).await;
     assert_eq!(cb.len(), 80);
     assert!(cb.iter().all(|c| *c == Some(0.001)), "{cb:?}");
@@ -162,18 +224,30 @@ async fn a_failing_plugin_loses_no_event_and_is_disabled_after_repeated_failures
     assert!(!bad.enabled, "disabled after 3 failures in a row");
     assert_eq!(bad.consecutive_failures, 3);
     let reason = bad.disabled_reason.as_deref().unwrap();
-    assert!(reason.contains("3 failures in a row") && reason.contains("deadline"), "{reason}");
+    assert!(
+        reason.contains("3 failures in a row") && reason.contains("deadline"),
+        "{reason}"
+    );
     let h = host.health(a);
-    assert_eq!(h["misbehave"].failures, 3, "the fourth batch no longer called it");
+    assert_eq!(
+        h["misbehave"].failures, 3,
+        "the fourth batch no longer called it"
+    );
     assert!(storage.plugin_installs(b).await.unwrap()[0].enabled);
     let stats = host.stats.snapshot();
     assert_eq!(stats["misbehave"].failures.get("deadline"), Some(&3));
     assert_eq!(stats["misbehave"].auto_disabled, 1);
 
     // Enabling it again (after fixing the configuration) clears the streak.
-    host.update(a, "misbehave", Some(true), Some(json!({"mode": "ok"})), None)
-        .await
-        .unwrap();
+    host.update(
+        a,
+        "misbehave",
+        Some(true),
+        Some(json!({"mode": "ok"})),
+        None,
+    )
+    .await
+    .unwrap();
     let i = storage.plugin_installs(a).await.unwrap();
     let m = i.iter().find(|i| i.name == "misbehave").unwrap();
     assert!(m.enabled && m.disabled_reason.is_none() && m.consecutive_failures == 0);
@@ -185,31 +259,82 @@ async fn installs_check_config_grants_and_order() {
     let a = storage.create_tenant("a", 0).await.unwrap().id;
     let (m, w) = plugin("cost");
     let e = host
-        .install(a, &m, w.clone(), Some(json!({"discounts": [{"percent": "ten"}]})), GrantsDoc::default(), true)
+        .install(
+            a,
+            &m,
+            w.clone(),
+            Some(json!({"discounts": [{"percent": "ten"}]})),
+            GrantsDoc::default(),
+            true,
+        )
         .await
         .unwrap_err()
         .to_string();
     assert!(e.contains("/discounts/0/percent"), "{e}");
     let e = host
-        .install(a, &m, w.clone(), None, GrantsDoc { kv: true, http: vec![] }, true)
+        .install(
+            a,
+            &m,
+            w.clone(),
+            None,
+            GrantsDoc {
+                kv: true,
+                http: vec![],
+            },
+            true,
+        )
         .await
         .unwrap_err()
         .to_string();
     assert_eq!(e, "grants.kv: `cost` does not ask for kv");
-    assert!(storage.plugin_installs(a).await.unwrap().is_empty(), "nothing half-stored");
-    host.install(a, &m, w, None, GrantsDoc::default(), true).await.unwrap();
+    assert!(
+        storage.plugin_installs(a).await.unwrap().is_empty(),
+        "nothing half-stored"
+    );
+    host.install(a, &m, w, None, GrantsDoc::default(), true)
+        .await
+        .unwrap();
     let (m, w) = plugin("registry");
     let e = host
-        .install(a, &m, w.clone(), None, GrantsDoc { kv: true, http: vec!["http://x".into()] }, true)
+        .install(
+            a,
+            &m,
+            w.clone(),
+            None,
+            GrantsDoc {
+                kv: true,
+                http: vec!["http://x".into()],
+            },
+            true,
+        )
         .await
         .unwrap_err()
         .to_string();
     assert!(e.contains("grants.http[0]"), "{e}");
-    host.install(a, &m, w, None, GrantsDoc { kv: true, http: vec![] }, true).await.unwrap();
-    let order = |v: Vec<hub_storage::PluginInstall>| v.into_iter().map(|i| i.name).collect::<Vec<_>>();
-    assert_eq!(order(storage.plugin_installs(a).await.unwrap()), ["cost", "registry"]);
+    host.install(
+        a,
+        &m,
+        w,
+        None,
+        GrantsDoc {
+            kv: true,
+            http: vec![],
+        },
+        true,
+    )
+    .await
+    .unwrap();
+    let order =
+        |v: Vec<hub_storage::PluginInstall>| v.into_iter().map(|i| i.name).collect::<Vec<_>>();
+    assert_eq!(
+        order(storage.plugin_installs(a).await.unwrap()),
+        ["cost", "registry"]
+    );
     host.reorder(a, &["registry".into()]).await.unwrap();
-    assert_eq!(order(storage.plugin_installs(a).await.unwrap()), ["registry", "cost"]);
+    assert_eq!(
+        order(storage.plugin_installs(a).await.unwrap()),
+        ["registry", "cost"]
+    );
     host.uninstall(a, "registry", true).await.unwrap();
     assert_eq!(order(storage.plugin_installs(a).await.unwrap()), ["cost"]);
 }

@@ -103,8 +103,10 @@ pub fn batch_from_events(events: &[EventRecord], columns: BatchColumns) -> Event
         b.models.push(strings.opt(&e.model));
         b.providers.push(strings.opt(&e.provider));
         b.operations.push(strings.opt(&e.operation));
-        b.input_tokens.push(e.input_tokens.and_then(|t| u32::try_from(t).ok()));
-        b.output_tokens.push(e.output_tokens.and_then(|t| u32::try_from(t).ok()));
+        b.input_tokens
+            .push(e.input_tokens.and_then(|t| u32::try_from(t).ok()));
+        b.output_tokens
+            .push(e.output_tokens.and_then(|t| u32::try_from(t).ok()));
         b.latency_ms.push(e.latency_ms);
         b.cost_usd.push(e.cost_usd);
         b.statuses.push(e.status.map(|s| strings.get(s.as_str())));
@@ -137,7 +139,9 @@ fn tag_pairs(tags_json: &str) -> Vec<(String, String)> {
 /// Why an answer was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum InvalidOutput {
-    #[error("{count} patches for {rows} events is over the limit of {MAX_PATCHES_PER_ROW} per event")]
+    #[error(
+        "{count} patches for {rows} events is over the limit of {MAX_PATCHES_PER_ROW} per event"
+    )]
     TooMany { count: usize, rows: usize },
     #[error("patch {index}: row {row} is outside the batch of {rows} events")]
     RowOutOfRange { index: usize, row: u32, rows: usize },
@@ -313,25 +317,47 @@ fn push_string(batch: &mut EventBatch, s: &str) -> u32 {
     (batch.strings.len() - 1) as u32
 }
 
+/// Appends `s` as a JSON string.
+fn push_json_str(out: &mut String, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::to_string(s).expect("strings serialize"));
+    }
+}
+
+/// The names of a JSON object of tags, borrowed when they need no unescaping.
+fn tag_names(tags_json: &str) -> Option<Vec<std::borrow::Cow<'_, str>>> {
+    if let Ok(m) = serde_json::from_str::<HashMap<&str, serde::de::IgnoredAny>>(tags_json) {
+        return Some(m.into_keys().map(std::borrow::Cow::Borrowed).collect());
+    }
+    serde_json::from_str::<HashMap<String, serde::de::IgnoredAny>>(tags_json)
+        .ok()
+        .map(|m| m.into_keys().map(std::borrow::Cow::Owned).collect())
+}
+
 /// Adds `tags` (name, value) to a JSON object of tags, keeping existing names. Returns how many
-/// were added. The object's text is extended in place; only objects that already hold tags are
-/// parsed (for their names).
-fn add_tags(tags_json: &mut String, tags: &[(&str, String)]) -> (usize, usize) {
-    let existing: Vec<String> = if tags_json.trim() == "{}" {
+/// were added and kept. The object's text is extended in place (names were checked to need no
+/// escaping); objects that already hold tags are parsed for their names only.
+fn add_tags(tags_json: &mut String, tags: &[(&str, &str)]) -> (usize, usize) {
+    let empty = tags_json.trim() == "{}";
+    let existing = if empty {
         Vec::new()
     } else {
-        match serde_json::from_str::<HashMap<String, serde::de::IgnoredAny>>(tags_json) {
-            Ok(m) => m.into_keys().collect(),
-            Err(_) => return (0, tags.len()),
+        match tag_names(tags_json) {
+            Some(names) => names,
+            None => return (0, tags.len()),
         }
     };
     let mut added = 0;
     let mut kept = 0;
-    let mut out = tags_json.trim_end().trim_end_matches('}').to_string();
-    let mut first = existing.is_empty();
-    let mut names: Vec<&str> = Vec::new();
-    for (name, value) in tags {
-        if existing.iter().any(|e| e == name) || names.contains(name) {
+    let mut out = String::with_capacity(tags_json.len() + tags.len() * 32);
+    out.push_str(tags_json.trim_end().strip_suffix('}').unwrap_or("{"));
+    let mut first = empty;
+    for (k, (name, value)) in tags.iter().enumerate() {
+        if existing.iter().any(|e| e == name) || tags[..k].iter().any(|(n, _)| n == name) {
             kept += 1;
             continue;
         }
@@ -339,10 +365,9 @@ fn add_tags(tags_json: &mut String, tags: &[(&str, String)]) -> (usize, usize) {
             out.push(',');
         }
         first = false;
-        out.push_str(&serde_json::to_string(name).expect("strings serialize"));
+        push_json_str(&mut out, name);
         out.push(':');
-        out.push_str(&serde_json::to_string(value).expect("strings serialize"));
-        names.push(name);
+        push_json_str(&mut out, value);
         added += 1;
     }
     out.push('}');
@@ -371,7 +396,9 @@ pub fn apply_patches(
     let targets: Vec<(usize, Target<'_>)> = patches
         .iter()
         .enumerate()
-        .map(|(i, p)| check(i, p.row, &p.field, &p.value, strings, rows).map(|t| (p.row as usize, t)))
+        .map(|(i, p)| {
+            check(i, p.row, &p.field, &p.value, strings, rows).map(|t| (p.row as usize, t))
+        })
         .collect::<Result<_, _>>()?;
 
     let mut out = Applied::default();
@@ -422,8 +449,15 @@ pub fn apply_patches(
             while j < tags.len() && tags[j].0 == row {
                 j += 1;
             }
-            let group: Vec<(&str, String)> = tags[i..j].iter().map(|(_, n, v)| (*n, v.clone())).collect();
-            let before = events[row].tags_json.clone();
+            let group: Vec<(&str, &str)> = tags[i..j]
+                .iter()
+                .map(|(_, n, v)| (*n, v.as_str()))
+                .collect();
+            let before = if batch.tags.is_empty() {
+                String::new()
+            } else {
+                events[row].tags_json.clone()
+            };
             let (added, kept) = add_tags(&mut events[row].tags_json, &group);
             out.applied += added;
             out.kept += kept;
@@ -481,11 +515,27 @@ mod tests {
         assert!(b.ids.is_empty() && b.tags.is_empty(), "not asked for");
         assert_eq!(b.models, vec![b.models[0]; 3]);
         assert_eq!(b.strings[b.models[0].unwrap() as usize], "gpt-4o");
-        assert_eq!(b.strings.iter().filter(|s| *s == "gpt-4o").count(), 1, "crosses once");
-        let b = batch_from_events(&ev, BatchColumns { ids: true, tags: true });
+        assert_eq!(
+            b.strings.iter().filter(|s| *s == "gpt-4o").count(),
+            1,
+            "crosses once"
+        );
+        let b = batch_from_events(
+            &ev,
+            BatchColumns {
+                ids: true,
+                tags: true,
+            },
+        );
         assert_eq!(b.strings[b.ids[2] as usize], "e2");
         let (k, v) = b.tags[0][0];
-        assert_eq!((b.strings[k as usize].as_str(), b.strings[v as usize].as_str()), ("team", "care"));
+        assert_eq!(
+            (
+                b.strings[k as usize].as_str(),
+                b.strings[v as usize].as_str()
+            ),
+            ("team", "care")
+        );
     }
 
     #[test]
@@ -493,12 +543,25 @@ mod tests {
         let mut ev = events(2);
         ev[1].cost_usd = Some(1.0);
         ev[1].tags_json = "{}".into();
-        let mut b = batch_from_events(&ev, BatchColumns { ids: false, tags: true });
+        let mut b = batch_from_events(
+            &ev,
+            BatchColumns {
+                ids: false,
+                tags: true,
+            },
+        );
         let out = apply_patches(
             &mut ev,
             &mut b,
             &answer(
-                &["model_family", "gpt-4o", "team", "other", "context_window", "openai"],
+                &[
+                    "model_family",
+                    "gpt-4o",
+                    "team",
+                    "other",
+                    "context_window",
+                    "openai",
+                ],
                 vec![
                     (0, Field::CostUsd, Value::Float(0.5)),
                     (1, Field::CostUsd, Value::Float(0.5)),
@@ -510,31 +573,55 @@ mod tests {
             ),
         )
         .unwrap();
-        assert_eq!(out, Applied { applied: 4, kept: 2 });
+        assert_eq!(
+            out,
+            Applied {
+                applied: 4,
+                kept: 2
+            }
+        );
         assert_eq!(ev[0].cost_usd, Some(0.5));
         assert_eq!(ev[1].cost_usd, Some(1.0));
         assert_eq!(b.cost_usd[0], Some(0.5));
         let tags: serde_json::Value = serde_json::from_str(&ev[0].tags_json).unwrap();
-        assert_eq!(tags, serde_json::json!({"team": "care", "model_family": "gpt-4o"}));
+        assert_eq!(
+            tags,
+            serde_json::json!({"team": "care", "model_family": "gpt-4o"})
+        );
         assert_eq!(ev[1].tags_json, r#"{"context_window":"128000"}"#);
         assert_eq!(ev[0].provider.as_deref(), Some("openai"));
         assert_eq!(b.strings[b.providers[0].unwrap() as usize], "openai");
         let seen: Vec<(&str, &str)> = b.tags[0]
             .iter()
-            .map(|(k, v)| (b.strings[*k as usize].as_str(), b.strings[*v as usize].as_str()))
+            .map(|(k, v)| {
+                (
+                    b.strings[*k as usize].as_str(),
+                    b.strings[*v as usize].as_str(),
+                )
+            })
             .collect();
-        assert_eq!(seen, [("team", "care"), ("model_family", "gpt-4o")], "later enrichers see new tags");
+        assert_eq!(
+            seen,
+            [("team", "care"), ("model_family", "gpt-4o")],
+            "later enrichers see new tags"
+        );
     }
 
     #[test]
     fn one_bad_patch_refuses_the_whole_answer() {
         let cases = [
             ((5, Field::CostUsd, Value::Float(1.0)), "row 5 is outside"),
-            ((0, Field::CostUsd, Value::Text(0)), "`cost-usd` takes a number, not text"),
+            (
+                (0, Field::CostUsd, Value::Text(0)),
+                "`cost-usd` takes a number, not text",
+            ),
             ((0, Field::CostUsd, Value::Float(f64::NAN)), "is not a cost"),
             ((0, Field::Tag(1), Value::Flag(true)), "a tag name is"),
             ((0, Field::Provider, Value::Text(2)), "1 to 1024 bytes"),
-            ((0, Field::Provider, Value::Text(9)), "text 9 is outside the answer's 3 strings"),
+            (
+                (0, Field::Provider, Value::Text(9)),
+                "text 9 is outside the answer's 3 strings",
+            ),
             ((0, Field::Tag(7), Value::Flag(true)), "text 7 is outside"),
         ];
         for (bad, msg) in cases {
@@ -543,7 +630,10 @@ mod tests {
             let e = apply_patches(
                 &mut ev,
                 &mut b,
-                &answer(&["x", "Bad Name", ""], vec![(0, Field::CostUsd, Value::Float(0.1)), bad]),
+                &answer(
+                    &["x", "Bad Name", ""],
+                    vec![(0, Field::CostUsd, Value::Float(0.1)), bad],
+                ),
             )
             .unwrap_err();
             assert!(e.to_string().contains(msg), "{e} / {msg}");
@@ -555,7 +645,12 @@ mod tests {
     fn oversized_answers_are_refused() {
         let mut ev = events(1);
         let mut b = batch_from_events(&ev, BatchColumns::default());
-        let many = answer(&[], (0..17).map(|_| (0, Field::CostUsd, Value::Float(0.1))).collect());
+        let many = answer(
+            &[],
+            (0..17)
+                .map(|_| (0, Field::CostUsd, Value::Float(0.1)))
+                .collect(),
+        );
         assert!(matches!(
             apply_patches(&mut ev, &mut b, &many),
             Err(InvalidOutput::TooMany { .. })
@@ -565,10 +660,10 @@ mod tests {
     #[test]
     fn tags_are_added_to_existing_json_without_reordering_it() {
         let mut t = r#"{"b":"1","a":"2"}"#.to_string();
-        assert_eq!(add_tags(&mut t, &[("c", "x\"y".into()), ("a", "3".into())]), (1, 1));
+        assert_eq!(add_tags(&mut t, &[("c", "x\"y"), ("a", "3")]), (1, 1));
         assert_eq!(t, r#"{"b":"1","a":"2","c":"x\"y"}"#);
         let mut t = "{}".to_string();
-        assert_eq!(add_tags(&mut t, &[("k", "v".into()), ("k", "w".into())]), (1, 1));
+        assert_eq!(add_tags(&mut t, &[("k", "v"), ("k", "w")]), (1, 1));
         assert_eq!(t, r#"{"k":"v"}"#);
     }
 }

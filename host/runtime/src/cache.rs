@@ -73,7 +73,9 @@ impl ArtifactCache {
                 let loaded = unsafe { Component::deserialize(engine, artifact) };
                 match loaded {
                     Ok(c) => return Ok((c, true)),
-                    Err(e) => tracing::warn!(path = %path.display(), error = %e, "discarding an unusable cached component"),
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), error = %e, "discarding an unusable cached component")
+                    }
                 }
             } else {
                 tracing::warn!(path = %path.display(), "discarding a corrupt cached component");

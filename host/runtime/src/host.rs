@@ -105,10 +105,12 @@ pub struct HttpPolicy {
 
 impl HttpPolicy {
     fn host_allowed(&self, host: &str, port: u16) -> bool {
-        self.allowed.iter().any(|entry| match entry.rsplit_once(':') {
-            Some((h, p)) => h.eq_ignore_ascii_case(host) && p.parse::<u16>().ok() == Some(port),
-            None => entry.eq_ignore_ascii_case(host) && (port == 80 || port == 443),
-        })
+        self.allowed
+            .iter()
+            .any(|entry| match entry.rsplit_once(':') {
+                Some((h, p)) => h.eq_ignore_ascii_case(host) && p.parse::<u16>().ok() == Some(port),
+                None => entry.eq_ignore_ascii_case(host) && (port == 80 || port == 443),
+            })
     }
 }
 
@@ -172,10 +174,17 @@ impl WasiHttpHooks for HttpPolicy {
                 .map(|o| (o.tenant.as_str(), o.plugin.as_str()))
                 .unwrap_or(("?", "?"));
             if !policy.host_allowed(&host, port) {
-                tracing::warn!(tenant, plugin, host, port, "plugin HTTP request refused: host not granted");
+                tracing::warn!(
+                    tenant,
+                    plugin,
+                    host,
+                    port,
+                    "plugin HTTP request refused: host not granted"
+                );
                 return Err(wasmtime_wasi_http::Error::HttpRequestDenied);
             }
-            let addrs: Vec<SocketAddr> = match tokio::net::lookup_host((host.as_str(), port)).await {
+            let addrs: Vec<SocketAddr> = match tokio::net::lookup_host((host.as_str(), port)).await
+            {
                 Ok(a) => a.collect(),
                 Err(e) => {
                     tracing::warn!(tenant, plugin, host, error = %e, "plugin HTTP request: name lookup failed");
@@ -186,7 +195,13 @@ impl WasiHttpHooks for HttpPolicy {
                 }
             };
             if !policy.allow_private && addrs.iter().any(|a| is_private(a.ip())) {
-                tracing::warn!(tenant, plugin, host, ?addrs, "plugin HTTP request refused: resolves to a private address");
+                tracing::warn!(
+                    tenant,
+                    plugin,
+                    host,
+                    ?addrs,
+                    "plugin HTTP request refused: resolves to a private address"
+                );
                 return Err(wasmtime_wasi_http::Error::DestinationIpProhibited);
             }
             let Some(checked) = addrs.first().copied() else {
@@ -208,11 +223,27 @@ impl WasiHttpHooks for HttpPolicy {
             }
             let cap = policy.timeout;
             let options = wasmtime_wasi_http::RequestOptions {
-                connect_timeout: Some(options.and_then(|o| o.connect_timeout).unwrap_or(cap).min(cap)),
-                first_byte_timeout: Some(options.and_then(|o| o.first_byte_timeout).unwrap_or(cap).min(cap)),
-                between_bytes_timeout: Some(options.and_then(|o| o.between_bytes_timeout).unwrap_or(cap).min(cap)),
+                connect_timeout: Some(
+                    options
+                        .and_then(|o| o.connect_timeout)
+                        .unwrap_or(cap)
+                        .min(cap),
+                ),
+                first_byte_timeout: Some(
+                    options
+                        .and_then(|o| o.first_byte_timeout)
+                        .unwrap_or(cap)
+                        .min(cap),
+                ),
+                between_bytes_timeout: Some(
+                    options
+                        .and_then(|o| o.between_bytes_timeout)
+                        .unwrap_or(cap)
+                        .min(cap),
+                ),
             };
-            let (res, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            let (res, io) =
+                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
             Ok((
                 res.map(BodyExt::boxed_unsync),
                 Box::new(io) as Box<dyn Future<Output = _> + Send>,
@@ -320,7 +351,7 @@ impl log::Host for HostState {
                 cut -= 1;
             }
             message.truncate(cut);
-            message.push_str("…");
+            message.push('…');
         }
         let (tenant, plugin) = (self.owner.tenant.as_str(), self.owner.plugin.as_str());
         match level {
@@ -400,8 +431,17 @@ mod tests {
     #[test]
     fn private_addresses_are_recognised() {
         for ip in [
-            "127.0.0.1", "10.1.2.3", "192.168.0.1", "172.16.5.5", "169.254.169.254", "0.0.0.0",
-            "100.64.0.1", "::1", "fd00::1", "fe80::1", "::ffff:127.0.0.1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "172.16.5.5",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
         ] {
             assert!(is_private(ip.parse().unwrap()), "{ip}");
         }

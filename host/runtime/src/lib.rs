@@ -394,8 +394,14 @@ impl Runtime {
             store,
             exports,
             plugin: plugin.clone(),
-            fast: plugin.inner.deadline.unwrap_or(self.inner.config.fast_deadline),
-            slow: plugin.inner.deadline.unwrap_or(self.inner.config.slow_deadline),
+            fast: plugin
+                .inner
+                .deadline
+                .unwrap_or(self.inner.config.fast_deadline),
+            slow: plugin
+                .inner
+                .deadline
+                .unwrap_or(self.inner.config.slow_deadline),
             broken: None,
             kv_changes: Vec::new(),
         })
@@ -485,7 +491,11 @@ fn check_world(engine: &Engine, component: &Component, m: &Manifest) -> Result<(
                 "missing export{} `{}` (it exports: {})",
                 if missing.len() > 1 { "s" } else { "" },
                 missing.join("`, `"),
-                if exports.is_empty() { "nothing".to_string() } else { exports.join(", ") }
+                if exports.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    exports.join(", ")
+                }
             ),
         });
     }
@@ -583,13 +593,14 @@ impl Plugin {
         }
         let m = &self.inner.manifest;
         let linker = &rt.inner.linkers[self.inner.linker];
-        let ip = linker
-            .instantiate_pre(&self.inner.component)
-            .map_err(|e| LoadError::WrongWorld {
-                kind: m.kind,
-                version: m.world_version.clone(),
-                detail: error_text(&e),
-            })?;
+        let ip =
+            linker
+                .instantiate_pre(&self.inner.component)
+                .map_err(|e| LoadError::WrongWorld {
+                    kind: m.kind,
+                    version: m.world_version.clone(),
+                    detail: error_text(&e),
+                })?;
         let wrong = |e: wasmtime::Error| LoadError::WrongWorld {
             kind: m.kind,
             version: m.world_version.clone(),
@@ -752,7 +763,11 @@ impl Instance {
         Ok(out)
     }
 
-    pub fn forecast(&mut self, series: &[Series], horizon: u32) -> Result<Vec<Forecast>, CallError> {
+    pub fn forecast(
+        &mut self,
+        series: &[Series],
+        horizon: u32,
+    ) -> Result<Vec<Forecast>, CallError> {
         let d = self.slow;
         let out = self.call(d, |x, s| match x {
             Exports::Forecaster(b) => Some(b.call_forecast(s, series, horizon)),
@@ -767,7 +782,8 @@ impl Instance {
                 )));
             }
             let n = f.ts_ms.len();
-            if n > horizon as usize || f.mean.len() != n || f.lower.len() != n || f.upper.len() != n {
+            if n > horizon as usize || f.mean.len() != n || f.lower.len() != n || f.upper.len() != n
+            {
                 return Err(CallError::InvalidOutput(format!(
                     "forecast for series {} has {} times, {} means, {} lower and {} upper bounds for a horizon of {horizon}",
                     f.series,

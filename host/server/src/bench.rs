@@ -147,7 +147,14 @@ impl EventTemplates {
     }
 
     /// Appends one event with this id (written as `<prefix><n>`) and timestamp.
-    pub(crate) fn push(&self, out: &mut String, rng: &mut Rng, id_prefix: &str, n: u64, ts_ms: i64) {
+    pub(crate) fn push(
+        &self,
+        out: &mut String,
+        rng: &mut Rng,
+        id_prefix: &str,
+        n: u64,
+        ts_ms: i64,
+    ) {
         out.push_str(r#"{"event_id":""#);
         out.push_str(id_prefix);
         let _ = write!(out, r#"{n}","timestamp":{ts_ms},"#);

@@ -86,14 +86,20 @@ fn ns_per_event(d: Duration, n: usize) -> f64 {
 }
 
 pub async fn run(a: PluginBenchArgs) -> Result<()> {
-    let budget = Duration::from_millis(hub_core::time::parse_duration_ms(&a.per_case).map_err(anyhow::Error::msg)? as u64);
+    let budget = Duration::from_millis(
+        hub_core::time::parse_duration_ms(&a.per_case).map_err(anyhow::Error::msg)? as u64,
+    );
     let dir = a.plugins_dir.clone();
     tokio::task::spawn_blocking(move || bench(&dir, budget)).await?
 }
 
 fn load(dir: &std::path::Path, name: &str) -> Result<(String, Vec<u8>)> {
-    let m = std::fs::read_to_string(dir.join(name).join("plugin.toml"))
-        .with_context(|| format!("{}/{name}/plugin.toml (run scripts/build-plugins)", dir.display()))?;
+    let m = std::fs::read_to_string(dir.join(name).join("plugin.toml")).with_context(|| {
+        format!(
+            "{}/{name}/plugin.toml (run scripts/build-plugins)",
+            dir.display()
+        )
+    })?;
     let w = std::fs::read(dir.join(name).join(format!("{name}.wasm")))?;
     Ok((m, w))
 }
@@ -101,7 +107,9 @@ fn load(dir: &std::path::Path, name: &str) -> Result<(String, Vec<u8>)> {
 fn bench(dir: &std::path::Path, budget: Duration) -> Result<()> {
     let host_version = hub_pipeline::plugins::host_version();
     let runtime = Runtime::new(RuntimeConfig::default())?;
-    println!("plugin overhead per event: the wasm call (lowering the batch, running, lifting the patches) against the same Rust compiled natively");
+    println!(
+        "plugin overhead per event: the wasm call (lowering the batch, running, lifting the patches) against the same Rust compiled natively"
+    );
     println!(
         "{:<10} {:>6} {:>12} {:>12} {:>12} {:>12} {:>12}",
         "plugin", "batch", "native", "wasm call", "overhead", "batch build", "apply"
@@ -111,10 +119,14 @@ fn bench(dir: &std::path::Path, budget: Duration) -> Result<()> {
         let (m, w) = load(dir, name)?;
         let manifest = hub_marketplace::Manifest::parse(&m, &host_version)?;
         let plugin = runtime.load(manifest, &w)?;
-        let grants = Grants { kv: name == "registry", http: vec![] };
+        let grants = Grants {
+            kv: name == "registry",
+            http: vec![],
+        };
         let mut instance = runtime.instantiate(&plugin, "bench", &grants, BTreeMap::new())?;
         instance.configure("{}")?;
-        let mut native_cost = cost::Cost::new(cost::Config::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut native_cost =
+            cost::Cost::new(cost::Config::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut native_registry = registry::Registry::with_synced(
             hub_plugin_sdk::parse_config("{}").map_err(|e| anyhow::anyhow!("{e}"))?,
             &[],
@@ -132,7 +144,10 @@ fn bench(dir: &std::path::Path, budget: Duration) -> Result<()> {
                 }
                 std::hint::black_box(out);
             });
-            let mut patches = hub_runtime::Enrichment { strings: vec![], patches: vec![] };
+            let mut patches = hub_runtime::Enrichment {
+                strings: vec![],
+                patches: vec![],
+            };
             let wasm = time(budget, || {
                 patches = instance.enrich(&batch).unwrap();
             });
@@ -220,7 +235,8 @@ fn bench(dir: &std::path::Path, budget: Duration) -> Result<()> {
     );
     if let Ok((m, w)) = load(dir, "latency-slo") {
         let started = Instant::now();
-        let p = Runtime::new(RuntimeConfig::default())?.load(hub_marketplace::Manifest::parse(&m, &host_version)?, &w)?;
+        let p = Runtime::new(RuntimeConfig::default())?
+            .load(hub_marketplace::Manifest::parse(&m, &host_version)?, &w)?;
         println!(
             "python component ({:.1} MB): compiled in {:.2} s",
             w.len() as f64 / 1048576.0,

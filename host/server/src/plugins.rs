@@ -147,7 +147,8 @@ pub async fn install_from_dir(
         .with_context(|| format!("reading {}", manifest_path.display()))?;
     let wasm =
         std::fs::read(&wasm_path).with_context(|| format!("reading {}", wasm_path.display()))?;
-    let manifest = hub_marketplace::Manifest::parse(&source, &hub_pipeline::plugins::host_version())?;
+    let manifest =
+        hub_marketplace::Manifest::parse(&source, &hub_pipeline::plugins::host_version())?;
     let grants = parse_grants(&["all".to_string()], &manifest)?;
     Ok(host
         .install(tenant, &source, wasm, None, grants, true)
@@ -170,7 +171,8 @@ pub async fn run(command: PluginCommand) -> Result<()> {
             let manifest_path = manifest.unwrap_or_else(|| path.with_file_name("plugin.toml"));
             let source = std::fs::read_to_string(&manifest_path)
                 .with_context(|| format!("reading {}", manifest_path.display()))?;
-            let wasm = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            let wasm =
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
             let parsed =
                 hub_marketplace::Manifest::parse(&source, &hub_pipeline::plugins::host_version())?;
             let grants = parse_grants(&grants, &parsed)?;
@@ -184,7 +186,11 @@ pub async fn run(command: PluginCommand) -> Result<()> {
                 "installed {} {} for tenant '{tenant}' ({}, position {}, digest {})",
                 install.name,
                 install.version,
-                if install.enabled { "enabled" } else { "disabled" },
+                if install.enabled {
+                    "enabled"
+                } else {
+                    "disabled"
+                },
                 install.position,
                 &install.digest[..12]
             );

@@ -108,9 +108,13 @@ async fn bootstrap(
             tracing::warn!(dir = %settings.plugins_dir.display(), plugin = name, "first-party plugin not built; run scripts/build-plugins");
             continue;
         }
-        match crate::plugins::install_from_dir(plugins, tenant.id, &settings.plugins_dir, name).await {
+        match crate::plugins::install_from_dir(plugins, tenant.id, &settings.plugins_dir, name)
+            .await
+        {
             Ok(i) => enabled.push(format!("{} {}", i.name, i.version)),
-            Err(e) => tracing::error!(plugin = name, error = %e, "installing a first-party plugin failed"),
+            Err(e) => {
+                tracing::error!(plugin = name, error = %e, "installing a first-party plugin failed")
+            }
         }
     }
     storage.set_meta(BOOTSTRAP_KEY, &tenant.name).await?;

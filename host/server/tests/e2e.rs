@@ -401,7 +401,9 @@ async fn serves_from_postgres() {
 fn plugins_dir(root: &Path, names: &[&str]) -> std::path::PathBuf {
     let dir = root.join("plugins");
     for name in names {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins").join(name);
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../plugins")
+            .join(name);
         let wasm = hub_plugin_sdk::testing::build_component(&src).unwrap();
         let leaf = Path::new(name).file_name().unwrap().to_str().unwrap();
         std::fs::create_dir_all(dir.join(leaf)).unwrap();
@@ -431,27 +433,59 @@ async fn first_start_enables_cost_and_registry_and_the_cli_manages_plugins() {
     assert_eq!(status, 202, "{b}");
     let p1 = get(&client, &server, &key, "/v1/events/p1").await;
     let expected = 2000.0 * 3e-6 + 1000.0 * 15e-6;
-    assert!((p1["cost_usd"].as_f64().unwrap() - expected).abs() < 1e-12, "{p1}");
+    assert!(
+        (p1["cost_usd"].as_f64().unwrap() - expected).abs() < 1e-12,
+        "{p1}"
+    );
     assert_eq!(p1["tags"]["model_family"], "claude-sonnet-4", "{p1}");
     assert_eq!(p1["tags"]["model_owner"], "anthropic", "{p1}");
     let p2 = get(&client, &server, &key, "/v1/events/p2").await;
     assert_eq!(p2["cost_usd"], 9.0, "a sent cost is kept");
     let listed = get(&client, &server, &key, "/v1/plugins").await;
-    let names: Vec<&str> = listed["plugins"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = listed["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["cost", "registry"]);
     assert_eq!(server.sigterm().code(), Some(0));
-    let cached = std::fs::read_dir(data.join("plugin-cache")).unwrap().count();
+    let cached = std::fs::read_dir(data.join("plugin-cache"))
+        .unwrap()
+        .count();
     assert_eq!(cached, 2, "both components compiled once and cached");
 
     // The CLI, with the hub stopped: install a plugin that panics, list, disable, uninstall.
     let wasm = plugins.join("misbehave/misbehave.wasm");
     let out = hub_cli(
         &data,
-        &["plugin", "install", "--tenant", "demo", wasm.to_str().unwrap(), "--grant", "kv", "--plugin-config", r#"{"mode": "panic"}"#],
+        &[
+            "plugin",
+            "install",
+            "--tenant",
+            "demo",
+            wasm.to_str().unwrap(),
+            "--grant",
+            "kv",
+            "--plugin-config",
+            r#"{"mode": "panic"}"#,
+        ],
     );
-    assert!(out.contains("installed misbehave 0.1.0 for tenant 'demo' (enabled, position 3"), "{out}");
+    assert!(
+        out.contains("installed misbehave 0.1.0 for tenant 'demo' (enabled, position 3"),
+        "{out}"
+    );
     let bad = Command::new(HUB)
-        .args(["plugin", "install", "--tenant", "demo", wasm.to_str().unwrap(), "--plugin-config", r#"{"mode": "sulk"}"#, "--data-dir"])
+        .args([
+            "plugin",
+            "install",
+            "--tenant",
+            "demo",
+            wasm.to_str().unwrap(),
+            "--plugin-config",
+            r#"{"mode": "sulk"}"#,
+            "--data-dir",
+        ])
         .arg(&data)
         .output()
         .unwrap();
@@ -461,24 +495,60 @@ async fn first_start_enables_cost_and_registry_and_the_cli_manages_plugins() {
 
     // Restarted: the panicking plugin fails every call, events are stored with cost's patch,
     // and after 5 failures in a row it is disabled.
-    let server = Server::start(&data, &["--plugins-dir", &plugins_arg, "--plugin-max-failures", "2"]);
+    let server = Server::start(
+        &data,
+        &["--plugins-dir", &plugins_arg, "--plugin-max-failures", "2"],
+    );
     for i in 0..3 {
         let body = json!([{"event_id": format!("q{i}"), "timestamp": now, "model": "gpt-4o", "input_tokens": 1000, "output_tokens": 0}]);
         let (status, b) = post(&client, &server, &key, "application/json", body.to_string()).await;
         assert_eq!(status, 202, "{b}");
         let e = get(&client, &server, &key, &format!("/v1/events/q{i}")).await;
-        assert!((e["cost_usd"].as_f64().unwrap() - 0.0025).abs() < 1e-12, "{e}");
+        assert!(
+            (e["cost_usd"].as_f64().unwrap() - 0.0025).abs() < 1e-12,
+            "{e}"
+        );
     }
     let p = get(&client, &server, &key, "/v1/plugins/misbehave").await;
     assert_eq!(p["enabled"], false, "{p}");
-    assert!(p["health"]["disabled_reason"].as_str().unwrap().contains("2 failures in a row"), "{p}");
-    assert!(p["health"]["last_error"].as_str().unwrap().contains("trapped"), "{p}");
+    assert!(
+        p["health"]["disabled_reason"]
+            .as_str()
+            .unwrap()
+            .contains("2 failures in a row"),
+        "{p}"
+    );
+    assert!(
+        p["health"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("trapped"),
+        "{p}"
+    );
     drop(server);
     let list = hub_cli(&data, &["plugin", "list", "--tenant", "demo"]);
-    assert!(list.contains("misbehave") && list.contains("disabled") && list.contains("2 failures in a row"), "{list}");
-    let out = hub_cli(&data, &["plugin", "enable", "--tenant", "demo", "misbehave"]);
+    assert!(
+        list.contains("misbehave")
+            && list.contains("disabled")
+            && list.contains("2 failures in a row"),
+        "{list}"
+    );
+    let out = hub_cli(
+        &data,
+        &["plugin", "enable", "--tenant", "demo", "misbehave"],
+    );
     assert!(out.contains("enabled misbehave"), "{out}");
-    let out = hub_cli(&data, &["plugin", "uninstall", "--tenant", "demo", "misbehave", "--purge-kv"]);
+    let out = hub_cli(
+        &data,
+        &[
+            "plugin",
+            "uninstall",
+            "--tenant",
+            "demo",
+            "misbehave",
+            "--purge-kv",
+        ],
+    );
     assert!(out.contains("uninstalled misbehave"), "{out}");
     let list = hub_cli(&data, &["plugin", "list", "--tenant", "demo"]);
     assert!(!list.contains("misbehave"), "{list}");

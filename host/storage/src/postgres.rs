@@ -342,8 +342,15 @@ impl Storage for PostgresStorage {
         disable_reason: Option<&str>,
         now_ms: i64,
     ) -> Result<()> {
-        Shared::<Postgres>::record_plugin_health(&self.pool, tenant, name, consecutive_failures, disable_reason, now_ms)
-            .await
+        Shared::<Postgres>::record_plugin_health(
+            &self.pool,
+            tenant,
+            name,
+            consecutive_failures,
+            disable_reason,
+            now_ms,
+        )
+        .await
     }
 
     async fn plugin_kv(

@@ -308,7 +308,10 @@ where
         Ok(())
     }
 
-    pub(crate) async fn plugin_installs(pool: &Pool<DB>, t: TenantId) -> Result<Vec<PluginInstall>> {
+    pub(crate) async fn plugin_installs(
+        pool: &Pool<DB>,
+        t: TenantId,
+    ) -> Result<Vec<PluginInstall>> {
         let buf = with_binds(
             "SELECT i.tenant_id, i.name, i.digest, c.version, c.kind, i.enabled, i.position, i.config, \
              i.grants, i.consecutive_failures, i.disabled_reason, i.installed_at, i.updated_at \
@@ -413,7 +416,11 @@ where
                 ),
                 None => with_binds(
                     "DELETE FROM plugin_kv WHERE tenant_id = $1 AND plugin = $2 AND key = $3",
-                    vec![Bind::I64(t.get()), Bind::Text(plugin.into()), Bind::Text(key.clone())],
+                    vec![
+                        Bind::I64(t.get()),
+                        Bind::Text(plugin.into()),
+                        Bind::Text(key.clone()),
+                    ],
                 ),
             };
             into_query::<DB>(buf).execute(&mut *tx).await?;

@@ -369,8 +369,15 @@ impl Storage for SqliteStorage {
         disable_reason: Option<&str>,
         now_ms: i64,
     ) -> Result<()> {
-        Shared::<Sqlite>::record_plugin_health(&self.writer, tenant, name, consecutive_failures, disable_reason, now_ms)
-            .await
+        Shared::<Sqlite>::record_plugin_health(
+            &self.writer,
+            tenant,
+            name,
+            consecutive_failures,
+            disable_reason,
+            now_ms,
+        )
+        .await
     }
 
     async fn plugin_kv(

@@ -6,8 +6,8 @@ use hub_core::time::{DAY_MS, HOUR_MS, MINUTE_MS};
 use hub_core::{ApiKeyScope, Dimension, EventRecord, Metric, Status, TenantId};
 use hub_storage::analytics::{SummaryQuery, TimeseriesQuery, summary, timeseries};
 use hub_storage::{
-    Aggregate, EventField, EventFilter, NewApiKey, PluginComponent, PluginInstall,
-    RetentionPolicy, Storage, StorageError, TenantBatch,
+    Aggregate, EventField, EventFilter, NewApiKey, PluginComponent, PluginInstall, RetentionPolicy,
+    Storage, StorageError, TenantBatch,
 };
 
 /// A fixed "now": 2026-11-25T12:00:00Z.
@@ -554,7 +554,10 @@ async fn plugins_installs_health_and_kv(store: Arc<dyn Storage>) {
     };
     store.put_plugin_component(&component).await.unwrap();
     store.put_plugin_component(&component).await.unwrap(); // idempotent
-    assert_eq!(store.plugin_component("d1").await.unwrap(), Some(component.clone()));
+    assert_eq!(
+        store.plugin_component("d1").await.unwrap(),
+        Some(component.clone())
+    );
     assert_eq!(store.plugin_component("nope").await.unwrap(), None);
 
     let install = |name: &str, position: i64| PluginInstall {
@@ -572,43 +575,96 @@ async fn plugins_installs_health_and_kv(store: Arc<dyn Storage>) {
         installed_at_ms: NOW,
         updated_at_ms: NOW,
     };
-    store.save_plugin_install(&install("zeta", 1)).await.unwrap();
-    store.save_plugin_install(&install("alpha", 2)).await.unwrap();
+    store
+        .save_plugin_install(&install("zeta", 1))
+        .await
+        .unwrap();
+    store
+        .save_plugin_install(&install("alpha", 2))
+        .await
+        .unwrap();
     let mut dangling = install("ghost", 3);
     dangling.digest = "missing".into();
     assert!(matches!(
         store.save_plugin_install(&dangling).await,
         Err(StorageError::NotFound(_))
     ));
-    let names: Vec<String> = store.plugin_installs(a).await.unwrap().into_iter().map(|i| i.name).collect();
+    let names: Vec<String> = store
+        .plugin_installs(a)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
     assert_eq!(names, ["zeta", "alpha"], "running order is by position");
-    assert!(store.plugin_installs(b).await.unwrap().is_empty(), "tenant B sees nothing");
+    assert!(
+        store.plugin_installs(b).await.unwrap().is_empty(),
+        "tenant B sees nothing"
+    );
 
-    store.record_plugin_health(a, "zeta", 3, None, NOW + 1).await.unwrap();
     store
-        .record_plugin_health(a, "alpha", 5, Some("5 failures in a row: deadline"), NOW + 2)
+        .record_plugin_health(a, "zeta", 3, None, NOW + 1)
         .await
         .unwrap();
-    store.record_plugin_health(b, "zeta", 9, Some("other tenant"), NOW).await.unwrap();
+    store
+        .record_plugin_health(
+            a,
+            "alpha",
+            5,
+            Some("5 failures in a row: deadline"),
+            NOW + 2,
+        )
+        .await
+        .unwrap();
+    store
+        .record_plugin_health(b, "zeta", 9, Some("other tenant"), NOW)
+        .await
+        .unwrap();
     let installs = store.plugin_installs(a).await.unwrap();
-    assert_eq!((installs[0].consecutive_failures, installs[0].enabled), (3, true));
-    assert_eq!((installs[1].consecutive_failures, installs[1].enabled), (5, false));
-    assert_eq!(installs[1].disabled_reason.as_deref(), Some("5 failures in a row: deadline"));
+    assert_eq!(
+        (installs[0].consecutive_failures, installs[0].enabled),
+        (3, true)
+    );
+    assert_eq!(
+        (installs[1].consecutive_failures, installs[1].enabled),
+        (5, false)
+    );
+    assert_eq!(
+        installs[1].disabled_reason.as_deref(),
+        Some("5 failures in a row: deadline")
+    );
 
     store
-        .apply_plugin_kv(a, "zeta", &[("k1".into(), Some(b"v1".to_vec())), ("k2".into(), Some(vec![0, 1]))])
+        .apply_plugin_kv(
+            a,
+            "zeta",
+            &[
+                ("k1".into(), Some(b"v1".to_vec())),
+                ("k2".into(), Some(vec![0, 1])),
+            ],
+        )
         .await
         .unwrap();
     store
-        .apply_plugin_kv(a, "zeta", &[("k1".into(), Some(b"v1b".to_vec())), ("k2".into(), None)])
+        .apply_plugin_kv(
+            a,
+            "zeta",
+            &[("k1".into(), Some(b"v1b".to_vec())), ("k2".into(), None)],
+        )
         .await
         .unwrap();
     let kv = store.plugin_kv(a, "zeta").await.unwrap();
-    assert_eq!(kv.into_iter().collect::<Vec<_>>(), vec![("k1".to_string(), b"v1b".to_vec())]);
+    assert_eq!(
+        kv.into_iter().collect::<Vec<_>>(),
+        vec![("k1".to_string(), b"v1b".to_vec())]
+    );
     assert!(store.plugin_kv(b, "zeta").await.unwrap().is_empty());
     assert!(store.plugin_kv(a, "alpha").await.unwrap().is_empty());
 
-    assert!(!store.delete_plugin_install(b, "zeta").await.unwrap(), "B cannot delete A's");
+    assert!(
+        !store.delete_plugin_install(b, "zeta").await.unwrap(),
+        "B cannot delete A's"
+    );
     assert!(store.delete_plugin_install(a, "zeta").await.unwrap());
     store.delete_plugin_kv(a, "zeta").await.unwrap();
     assert!(store.plugin_kv(a, "zeta").await.unwrap().is_empty());

@@ -74,7 +74,10 @@ pub fn price_table() -> Result<ModelTable<Price>, String> {
             return Err(format!("prices.tsv line {}: expected 7 columns", n + 1));
         }
         let (Some(input), Some(output)) = (num(2)?, num(3)?) else {
-            return Err(format!("prices.tsv line {}: input and output prices are required", n + 1));
+            return Err(format!(
+                "prices.tsv line {}: input and output prices are required",
+                n + 1
+            ));
         };
         t.insert(
             f[0],
@@ -107,8 +110,12 @@ impl Cost {
             .discounts
             .iter()
             .find(|d| {
-                d.provider.as_deref().is_none_or(|p| p.eq_ignore_ascii_case(&price.provider))
-                    && d.model_prefix.as_deref().is_none_or(|p| name.starts_with(&p.to_ascii_lowercase()))
+                d.provider
+                    .as_deref()
+                    .is_none_or(|p| p.eq_ignore_ascii_case(&price.provider))
+                    && d.model_prefix
+                        .as_deref()
+                        .is_none_or(|p| name.starts_with(&p.to_ascii_lowercase()))
             })
             .map(|d| 1.0 - d.percent / 100.0)
             .unwrap_or(1.0);
@@ -126,12 +133,17 @@ impl Enricher for Cost {
             for (field, v) in [
                 ("input_usd_per_million", Some(m.input_usd_per_million)),
                 ("output_usd_per_million", Some(m.output_usd_per_million)),
-                ("cached_input_usd_per_million", m.cached_input_usd_per_million),
+                (
+                    "cached_input_usd_per_million",
+                    m.cached_input_usd_per_million,
+                ),
             ] {
                 if let Some(v) = v
                     && !(v.is_finite() && v >= 0.0)
                 {
-                    return Err(Error::bad_config(format!("models[{i}].{field}: must be a price >= 0")));
+                    return Err(Error::bad_config(format!(
+                        "models[{i}].{field}: must be a price >= 0"
+                    )));
                 }
             }
             let provider = m
@@ -153,7 +165,9 @@ impl Enricher for Cost {
         }
         for (i, d) in config.discounts.iter().enumerate() {
             if !(0.0..=100.0).contains(&d.percent) {
-                return Err(Error::bad_config(format!("discounts[{i}].percent: must be between 0 and 100")));
+                return Err(Error::bad_config(format!(
+                    "discounts[{i}].percent: must be between 0 and 100"
+                )));
             }
         }
         Ok(Cost {
@@ -166,7 +180,8 @@ impl Enricher for Cost {
 
     fn enrich(&mut self, batch: &Batch, out: &mut Patches) -> Result<(), Error> {
         // Prices by the batch's string index of the model name: one lookup per distinct model.
-        let mut by_index: Vec<Option<Option<(f64, f64)>>> = vec![None; batch.columns().strings.len()];
+        let mut by_index: Vec<Option<Option<(f64, f64)>>> =
+            vec![None; batch.columns().strings.len()];
         for row in batch.rows() {
             if row.cost_usd().is_some() {
                 continue;

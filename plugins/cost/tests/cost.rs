@@ -97,6 +97,9 @@ fn bad_configuration_names_the_field() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("/discounts/0/percent"), "{e}");
-    let e = host.configure(json!({"discount": 5})).unwrap_err().to_string();
+    let e = host
+        .configure(json!({"discount": 5}))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("discount"), "{e}");
 }

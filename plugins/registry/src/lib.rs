@@ -131,10 +131,20 @@ impl Registry {
 
     fn build(&mut self, synced: &[ModelInfo]) {
         let mut table = ModelTable::new();
-        for info in bundled().into_iter().chain(synced.iter().cloned()).chain(self.overrides.iter().cloned()) {
+        for info in bundled()
+            .into_iter()
+            .chain(synced.iter().cloned())
+            .chain(self.overrides.iter().cloned())
+        {
             let deprecation_ms = info.deprecation_date.as_deref().and_then(parse_date);
             let name = info.model.clone();
-            table.insert(&name, Rc::new(Entry { info, deprecation_ms }));
+            table.insert(
+                &name,
+                Rc::new(Entry {
+                    info,
+                    deprecation_ms,
+                }),
+            );
         }
         self.table = table;
         self.memo.clear();
@@ -184,7 +194,9 @@ impl Enricher for Registry {
         ];
         let lifecycles: Vec<u32> = LIFECYCLES.iter().map(|l| out.intern(l)).collect();
         for row in batch.rows() {
-            let Some(mi) = row.model_index() else { continue };
+            let Some(mi) = row.model_index() else {
+                continue;
+            };
             let slot = &mut by_index[mi as usize];
             if slot.is_none() {
                 let model = row.model().unwrap_or_default();
@@ -232,7 +244,10 @@ impl Enricher for Registry {
         };
         let response = http::get(&url)?;
         if response.status != 200 {
-            return Err(Error::unavailable(format!("{url} answered HTTP {}", response.status)));
+            return Err(Error::unavailable(format!(
+                "{url} answered HTTP {}",
+                response.status
+            )));
         }
         #[derive(Deserialize)]
         #[serde(untagged)]

@@ -32,8 +32,15 @@ fn tags_family_context_window_owner_and_lifecycle() {
     assert_eq!(t0["model_owner"], "openai");
     let t1 = tags(&out.events[1]);
     assert_eq!(t1["model_owner"], "anthropic");
-    assert_eq!(t1["model_lifecycle"], "deprecated", "deprecated on 2026-10-14: {t1}");
-    assert_eq!(tags(&out.events[2])["model_lifecycle"], "deprecating", "six weeks before");
+    assert_eq!(
+        t1["model_lifecycle"], "deprecated",
+        "deprecated on 2026-10-14: {t1}"
+    );
+    assert_eq!(
+        tags(&out.events[2])["model_lifecycle"],
+        "deprecating",
+        "six weeks before"
+    );
     assert_eq!(tags(&out.events[3]), json!({}));
     assert_eq!(tags(&out.events[4]), json!({}));
 }
@@ -66,15 +73,32 @@ fn syncs_from_a_registry_endpoint_into_kv() {
     ]});
     let (port, server) = serve(catalog.to_string(), 1);
     let wasm = hub_plugin_sdk::testing::build_component(env!("CARGO_MANIFEST_DIR")).unwrap();
-    let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/plugin.toml")).unwrap();
-    let grants = Grants { kv: true, http: vec![format!("127.0.0.1:{port}")] };
-    let config = RuntimeConfig { allow_private_http: true, ..Default::default() };
-    let mut host = TestHost::from_parts(&std::fs::read(&wasm).unwrap(), &manifest, config, Some(grants)).unwrap();
-    host.configure(json!({"sync_url": format!("http://127.0.0.1:{port}/v1/models")})).unwrap();
+    let manifest =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/plugin.toml")).unwrap();
+    let grants = Grants {
+        kv: true,
+        http: vec![format!("127.0.0.1:{port}")],
+    };
+    let config = RuntimeConfig {
+        allow_private_http: true,
+        ..Default::default()
+    };
+    let mut host = TestHost::from_parts(
+        &std::fs::read(&wasm).unwrap(),
+        &manifest,
+        config,
+        Some(grants),
+    )
+    .unwrap();
+    host.configure(json!({"sync_url": format!("http://127.0.0.1:{port}/v1/models")}))
+        .unwrap();
     let report = host.refresh().unwrap();
     assert_eq!(report.items, 2, "{report:?}");
     server.join().unwrap();
-    assert!(host.kv().contains_key("catalog"), "the catalog is kept in kv");
+    assert!(
+        host.kv().contains_key("catalog"),
+        "the catalog is kept in kv"
+    );
 
     let out = host
         .enrich_json(r#"[{"model": "acme-llm-2"}, {"model": "gpt-4o"}]"#)
@@ -88,12 +112,26 @@ fn syncs_from_a_registry_endpoint_into_kv() {
 fn a_host_that_is_not_granted_is_refused() {
     let (port, _server) = serve("{}".into(), 0);
     let wasm = hub_plugin_sdk::testing::build_component(env!("CARGO_MANIFEST_DIR")).unwrap();
-    let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/plugin.toml")).unwrap();
+    let manifest =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/plugin.toml")).unwrap();
     // Granted a different port only.
-    let grants = Grants { kv: true, http: vec![format!("127.0.0.1:{}", port.wrapping_add(1))] };
-    let config = RuntimeConfig { allow_private_http: true, ..Default::default() };
-    let mut host = TestHost::from_parts(&std::fs::read(&wasm).unwrap(), &manifest, config, Some(grants)).unwrap();
-    host.configure(json!({"sync_url": format!("http://127.0.0.1:{port}/v1/models")})).unwrap();
+    let grants = Grants {
+        kv: true,
+        http: vec![format!("127.0.0.1:{}", port.wrapping_add(1))],
+    };
+    let config = RuntimeConfig {
+        allow_private_http: true,
+        ..Default::default()
+    };
+    let mut host = TestHost::from_parts(
+        &std::fs::read(&wasm).unwrap(),
+        &manifest,
+        config,
+        Some(grants),
+    )
+    .unwrap();
+    host.configure(json!({"sync_url": format!("http://127.0.0.1:{port}/v1/models")}))
+        .unwrap();
     let e = host.refresh().unwrap_err().to_string();
     assert!(e.contains("denied"), "{e}");
 }
@@ -102,10 +140,21 @@ fn a_host_that_is_not_granted_is_refused() {
 fn private_addresses_are_refused_unless_the_operator_allows_them() {
     let (port, _server) = serve("{}".into(), 0);
     let wasm = hub_plugin_sdk::testing::build_component(env!("CARGO_MANIFEST_DIR")).unwrap();
-    let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/plugin.toml")).unwrap();
-    let grants = Grants { kv: true, http: vec![format!("127.0.0.1:{port}")] };
-    let mut host = TestHost::from_parts(&std::fs::read(&wasm).unwrap(), &manifest, RuntimeConfig::default(), Some(grants)).unwrap();
-    host.configure(json!({"sync_url": format!("http://127.0.0.1:{port}/v1/models")})).unwrap();
+    let manifest =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/plugin.toml")).unwrap();
+    let grants = Grants {
+        kv: true,
+        http: vec![format!("127.0.0.1:{port}")],
+    };
+    let mut host = TestHost::from_parts(
+        &std::fs::read(&wasm).unwrap(),
+        &manifest,
+        RuntimeConfig::default(),
+        Some(grants),
+    )
+    .unwrap();
+    host.configure(json!({"sync_url": format!("http://127.0.0.1:{port}/v1/models")}))
+        .unwrap();
     let e = host.refresh().unwrap_err().to_string();
     assert!(e.contains("private or loopback"), "{e}");
 }

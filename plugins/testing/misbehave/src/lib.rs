@@ -24,7 +24,10 @@ impl Enricher for Misbehave {
     type Config = Config;
 
     fn new(config: Config) -> Result<Self, Error> {
-        Ok(Misbehave { mode: config.mode, calls: 0 })
+        Ok(Misbehave {
+            mode: config.mode,
+            calls: 0,
+        })
     }
 
     fn enrich(&mut self, batch: &Batch, out: &mut Patches) -> Result<(), Error> {

@@ -10,7 +10,8 @@ use hub_runtime::{Grants, LoadError, Runtime, RuntimeConfig};
 use serde_json::json;
 
 const MANIFEST: &str = include_str!("../plugin.toml");
-const EVENTS: &str = r#"[{"model": "gpt-4o", "input_tokens": 10}, {"model": "gpt-4o", "input_tokens": 20}]"#;
+const EVENTS: &str =
+    r#"[{"model": "gpt-4o", "input_tokens": 10}, {"model": "gpt-4o", "input_tokens": 20}]"#;
 
 fn wasm() -> Vec<u8> {
     std::fs::read(build_component(env!("CARGO_MANIFEST_DIR")).unwrap()).unwrap()
@@ -39,7 +40,10 @@ fn an_infinite_loop_is_stopped_at_the_deadline() {
     let started = Instant::now();
     let e = h.call_enrich(EVENTS).unwrap_err();
     assert_eq!(e, CallError::Deadline(Duration::from_millis(50)));
-    assert!(started.elapsed() < Duration::from_secs(5), "stopped, not waited out");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "stopped, not waited out"
+    );
     recovers(&mut h);
 }
 
@@ -55,7 +59,10 @@ fn a_memory_bomb_hits_the_cap() {
 fn a_panic_is_a_trap() {
     let mut h = host("panic");
     let e = h.call_enrich(EVENTS).unwrap_err();
-    assert!(matches!(&e, CallError::Trap(m) if m.contains("unreachable")), "{e}");
+    assert!(
+        matches!(&e, CallError::Trap(m) if m.contains("unreachable")),
+        "{e}"
+    );
     // The broken instance refuses further calls until replaced.
     assert!(matches!(h.call_enrich(EVENTS), Err(CallError::Broken(_))));
     recovers(&mut h);
@@ -67,7 +74,10 @@ fn invalid_and_oversized_answers_are_refused_whole() {
         ("invalid", "row 7 is outside the batch of 2 events"),
         ("bad-type", "`cost-usd` takes a number, not text"),
         ("bad-text", "text 999 is outside the answer's 0 strings"),
-        ("oversized", "40 patches for 2 events is over the limit of 16 per event"),
+        (
+            "oversized",
+            "40 patches for 2 events is over the limit of 16 per event",
+        ),
     ] {
         let mut h = host(mode);
         let e = h.enrich_json(EVENTS).unwrap_err().to_string();
@@ -80,7 +90,10 @@ fn invalid_and_oversized_answers_are_refused_whole() {
 fn a_plugin_error_is_reported_with_its_message() {
     let mut h = host("error");
     let e = h.call_enrich(EVENTS).unwrap_err();
-    assert_eq!(e.to_string(), "internal error: misbehave: failing on purpose");
+    assert_eq!(
+        e.to_string(),
+        "internal error: misbehave: failing on purpose"
+    );
     // Not a trap: the same instance goes on.
     h.configure(json!({"mode": "ok"})).unwrap();
     h.enrich_json(EVENTS).unwrap();
@@ -97,7 +110,10 @@ fn a_log_flood_is_capped() {
 fn a_forbidden_http_call_is_refused_with_a_clear_error() {
     let mut h = host("http");
     let e = h.call_enrich(EVENTS).unwrap_err().to_string();
-    assert!(e.contains("request denied by the hub: the host is not granted"), "{e}");
+    assert!(
+        e.contains("request denied by the hub: the host is not granted"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -115,9 +131,16 @@ fn other_instances_never_notice() {
     let rt = Runtime::new(RuntimeConfig::default()).unwrap();
     let manifest = Manifest::parse(MANIFEST, &host_version()).unwrap();
     let plugin = rt.load(manifest, &wasm()).unwrap();
-    let grants = Grants { kv: true, http: vec![] };
-    let mut bad = rt.instantiate(&plugin, "tenant-a", &grants, BTreeMap::new()).unwrap();
-    let mut good = rt.instantiate(&plugin, "tenant-b", &grants, BTreeMap::new()).unwrap();
+    let grants = Grants {
+        kv: true,
+        http: vec![],
+    };
+    let mut bad = rt
+        .instantiate(&plugin, "tenant-a", &grants, BTreeMap::new())
+        .unwrap();
+    let mut good = rt
+        .instantiate(&plugin, "tenant-b", &grants, BTreeMap::new())
+        .unwrap();
     bad.configure(r#"{"mode": "memory"}"#).unwrap();
     good.configure(r#"{"mode": "ok"}"#).unwrap();
     let events = hub_plugin_sdk::testing::parse_events(EVENTS).unwrap();
@@ -137,13 +160,19 @@ fn mismatched_components_are_refused_at_load_naming_the_mismatch() {
             .unwrap_err()
     };
     // It calls HTTP, but this manifest does not declare it.
-    let e = load(&MANIFEST.replace(r#"http = ["allowed.example"]"#, ""), &wasm);
+    let e = load(
+        &MANIFEST.replace(r#"http = ["allowed.example"]"#, ""),
+        &wasm,
+    );
     assert!(
         matches!(&e, LoadError::UndeclaredImport { import, .. } if import.starts_with("wasi:http/")),
         "{e}"
     );
     let e = load(&MANIFEST.replace("kv = true", "kv = false"), &wasm);
-    assert!(e.to_string().contains("hub:plugin/kv@0.1.0") && e.to_string().contains("kv = true"), "{e}");
+    assert!(
+        e.to_string().contains("hub:plugin/kv@0.1.0") && e.to_string().contains("kv = true"),
+        "{e}"
+    );
     // Declared as a detector: it does not export `detect`.
     let e = load(
         &MANIFEST
@@ -152,7 +181,11 @@ fn mismatched_components_are_refused_at_load_naming_the_mismatch() {
             .replace(r#"http = ["allowed.example"]"#, ""),
         &wasm,
     );
-    assert!(e.to_string().contains("does not implement hub:plugin/detector@0.1.0: missing export `detect`"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("does not implement hub:plugin/detector@0.1.0: missing export `detect`"),
+        "{e}"
+    );
     let e = load(MANIFEST, b"#!/bin/sh\necho not wasm\n");
     assert!(e.to_string().contains("magic bytes"), "{e}");
     // The smallest valid core module.
@@ -168,31 +201,57 @@ fn mismatched_components_are_refused_at_load_naming_the_mismatch() {
 #[test]
 fn limits_over_the_operator_maxima_are_refused() {
     let rt = Runtime::new(RuntimeConfig::default()).unwrap();
-    let m = MANIFEST.replace("[config.schema]", "[limits]\nmemory-mib = 4096\n\n[config.schema]");
-    let e = rt.load(Manifest::parse(&m, &host_version()).unwrap(), &wasm()).unwrap_err();
-    assert_eq!(e.to_string(), "limits.memory-mib asks for 4096 MiB; this host allows at most 512 MiB");
+    let m = MANIFEST.replace(
+        "[config.schema]",
+        "[limits]\nmemory-mib = 4096\n\n[config.schema]",
+    );
+    let e = rt
+        .load(Manifest::parse(&m, &host_version()).unwrap(), &wasm())
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "limits.memory-mib asks for 4096 MiB; this host allows at most 512 MiB"
+    );
 }
 
 #[test]
 fn kv_must_be_granted() {
     let rt = Runtime::new(RuntimeConfig::default()).unwrap();
-    let plugin = rt.load(Manifest::parse(MANIFEST, &host_version()).unwrap(), &wasm()).unwrap();
-    let e = rt.instantiate(&plugin, "t", &Grants::default(), BTreeMap::new()).unwrap_err();
+    let plugin = rt
+        .load(Manifest::parse(MANIFEST, &host_version()).unwrap(), &wasm())
+        .unwrap();
+    let e = rt
+        .instantiate(&plugin, "t", &Grants::default(), BTreeMap::new())
+        .unwrap_err();
     assert_eq!(e, LoadError::NotGranted("kv".into()));
 }
 
 #[test]
 fn compiled_components_are_cached_on_disk_and_corruption_is_discarded() {
     let dir = tempfile::tempdir().unwrap();
-    let config = RuntimeConfig { cache_dir: Some(dir.path().to_path_buf()), ..Default::default() };
+    let config = RuntimeConfig {
+        cache_dir: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    };
     let wasm = wasm();
     let manifest = || Manifest::parse(MANIFEST, &host_version()).unwrap();
-    let first = Runtime::new(config.clone()).unwrap().load(manifest(), &wasm).unwrap();
+    let first = Runtime::new(config.clone())
+        .unwrap()
+        .load(manifest(), &wasm)
+        .unwrap();
     assert!(!first.from_cache());
-    let second = Runtime::new(config.clone()).unwrap().load(manifest(), &wasm).unwrap();
+    let second = Runtime::new(config.clone())
+        .unwrap()
+        .load(manifest(), &wasm)
+        .unwrap();
     assert!(second.from_cache(), "a restart deserializes");
     // Flip a byte in the artifact: the checksum catches it, the cache recompiles.
-    let file = std::fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap().path();
+    let file = std::fs::read_dir(dir.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let mut bytes = std::fs::read(&file).unwrap();
     let last = bytes.len() - 100;
     bytes[last] ^= 0xff;
@@ -200,6 +259,16 @@ fn compiled_components_are_cached_on_disk_and_corruption_is_discarded() {
     let rt = Runtime::new(config).unwrap();
     let third = rt.load(manifest(), &wasm).unwrap();
     assert!(!third.from_cache());
-    let mut i = rt.instantiate(&third, "t", &Grants { kv: true, http: vec![] }, BTreeMap::new()).unwrap();
+    let mut i = rt
+        .instantiate(
+            &third,
+            "t",
+            &Grants {
+                kv: true,
+                http: vec![],
+            },
+            BTreeMap::new(),
+        )
+        .unwrap();
     i.configure("{}").unwrap();
 }
