@@ -122,6 +122,19 @@ pub fn build_component(crate_dir: impl AsRef<Path>) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// Builds the plugin crate in `crate_dir` and returns its `plugin.toml` text and component bytes,
+/// as `hub plugin install` takes them.
+pub fn built_plugin(crate_dir: impl AsRef<Path>) -> anyhow::Result<(String, Vec<u8>)> {
+    let crate_dir = crate_dir.as_ref();
+    let wasm = build_component(crate_dir)?;
+    let manifest = crate_dir.join("plugin.toml");
+    Ok((
+        std::fs::read_to_string(&manifest)
+            .with_context(|| format!("reading {}", manifest.display()))?,
+        std::fs::read(&wasm).with_context(|| format!("reading {}", wasm.display()))?,
+    ))
+}
+
 impl TestHost {
     /// Builds the crate in `crate_dir` and loads it with its `plugin.toml`, every capability the
     /// manifest asks for granted, and private HTTP addresses allowed (tests talk to 127.0.0.1).

@@ -29,11 +29,7 @@ fn plugin(name: &str) -> (String, Vec<u8>) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../plugins")
         .join(name);
-    let wasm = hub_plugin_sdk::testing::build_component(&dir).unwrap();
-    (
-        std::fs::read_to_string(dir.join("plugin.toml")).unwrap(),
-        std::fs::read(wasm).unwrap(),
-    )
+    hub_plugin_sdk::testing::built_plugin(dir).unwrap()
 }
 
 async fn key(storage: &Arc<dyn Storage>, tenant: &str, scopes: Vec<ApiKeyScope>) -> String {

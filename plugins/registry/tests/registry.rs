@@ -45,6 +45,24 @@ fn tags_family_context_window_owner_and_lifecycle() {
     assert_eq!(tags(&out.events[4]), json!({}));
 }
 
+/// The registry component with this HTTP grant, syncing from `port` on 127.0.0.1.
+fn syncing_host(granted: &str, allow_private: bool, port: u16) -> TestHost {
+    let (manifest, wasm) =
+        hub_plugin_sdk::testing::built_plugin(env!("CARGO_MANIFEST_DIR")).unwrap();
+    let grants = Grants {
+        kv: true,
+        http: vec![granted.to_string()],
+    };
+    let config = RuntimeConfig {
+        allow_private_http: allow_private,
+        ..Default::default()
+    };
+    let mut host = TestHost::from_parts(&wasm, &manifest, config, Some(grants)).unwrap();
+    host.configure(json!({"sync_url": format!("http://127.0.0.1:{port}/v1/models")}))
+        .unwrap();
+    host
+}
+
 /// A one-shot HTTP server answering every request with `body`.
 fn serve(body: String, requests: usize) -> (u16, std::thread::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -72,26 +90,7 @@ fn syncs_from_a_registry_endpoint_into_kv() {
         {"model": "gpt-4o", "family": "gpt-4o", "owner": "openai", "context_window": 128000, "lifecycle": "retired"}
     ]});
     let (port, server) = serve(catalog.to_string(), 1);
-    let wasm = hub_plugin_sdk::testing::build_component(env!("CARGO_MANIFEST_DIR")).unwrap();
-    let manifest =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/plugin.toml")).unwrap();
-    let grants = Grants {
-        kv: true,
-        http: vec![format!("127.0.0.1:{port}")],
-    };
-    let config = RuntimeConfig {
-        allow_private_http: true,
-        ..Default::default()
-    };
-    let mut host = TestHost::from_parts(
-        &std::fs::read(&wasm).unwrap(),
-        &manifest,
-        config,
-        Some(grants),
-    )
-    .unwrap();
-    host.configure(json!({"sync_url": format!("http://127.0.0.1:{port}/v1/models")}))
-        .unwrap();
+    let mut host = syncing_host(&format!("127.0.0.1:{port}"), true, port);
     let report = host.refresh().unwrap();
     assert_eq!(report.items, 2, "{report:?}");
     server.join().unwrap();
@@ -111,27 +110,8 @@ fn syncs_from_a_registry_endpoint_into_kv() {
 #[test]
 fn a_host_that_is_not_granted_is_refused() {
     let (port, _server) = serve("{}".into(), 0);
-    let wasm = hub_plugin_sdk::testing::build_component(env!("CARGO_MANIFEST_DIR")).unwrap();
-    let manifest =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/plugin.toml")).unwrap();
     // Granted a different port only.
-    let grants = Grants {
-        kv: true,
-        http: vec![format!("127.0.0.1:{}", port.wrapping_add(1))],
-    };
-    let config = RuntimeConfig {
-        allow_private_http: true,
-        ..Default::default()
-    };
-    let mut host = TestHost::from_parts(
-        &std::fs::read(&wasm).unwrap(),
-        &manifest,
-        config,
-        Some(grants),
-    )
-    .unwrap();
-    host.configure(json!({"sync_url": format!("http://127.0.0.1:{port}/v1/models")}))
-        .unwrap();
+    let mut host = syncing_host(&format!("127.0.0.1:{}", port.wrapping_add(1)), true, port);
     let e = host.refresh().unwrap_err().to_string();
     assert!(e.contains("denied"), "{e}");
 }
@@ -139,22 +119,7 @@ fn a_host_that_is_not_granted_is_refused() {
 #[test]
 fn private_addresses_are_refused_unless_the_operator_allows_them() {
     let (port, _server) = serve("{}".into(), 0);
-    let wasm = hub_plugin_sdk::testing::build_component(env!("CARGO_MANIFEST_DIR")).unwrap();
-    let manifest =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/plugin.toml")).unwrap();
-    let grants = Grants {
-        kv: true,
-        http: vec![format!("127.0.0.1:{port}")],
-    };
-    let mut host = TestHost::from_parts(
-        &std::fs::read(&wasm).unwrap(),
-        &manifest,
-        RuntimeConfig::default(),
-        Some(grants),
-    )
-    .unwrap();
-    host.configure(json!({"sync_url": format!("http://127.0.0.1:{port}/v1/models")}))
-        .unwrap();
+    let mut host = syncing_host(&format!("127.0.0.1:{port}"), false, port);
     let e = host.refresh().unwrap_err().to_string();
     assert!(e.contains("private or loopback"), "{e}");
 }
