@@ -146,6 +146,18 @@ struct Slot {
     failures: AtomicU64,
     last_used: AtomicU64,
     last_refresh: Mutex<Option<Instant>>,
+    /// The host's count of live instances, kept right when a slot goes away with its instance.
+    live: Arc<AtomicU64>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Ok(g) = self.instance.get_mut()
+            && g.is_some()
+        {
+            self.live.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 struct TenantPlugins {
@@ -167,7 +179,7 @@ pub struct PluginHost {
     tenants: Mutex<HashMap<TenantId, Arc<TenantPlugins>>>,
     /// Health survives reloads of a tenant's installs.
     health: Mutex<HashMap<(TenantId, String), Health>>,
-    live_instances: AtomicU64,
+    live_instances: Arc<AtomicU64>,
     clock: AtomicU64,
     pub stats: Arc<PluginStats>,
 }
@@ -201,7 +213,7 @@ impl PluginHost {
             components: Mutex::new(HashMap::new()),
             tenants: Mutex::new(HashMap::new()),
             health: Mutex::new(HashMap::new()),
-            live_instances: AtomicU64::new(0),
+            live_instances: Arc::new(AtomicU64::new(0)),
             clock: AtomicU64::new(0),
             stats: Arc::new(PluginStats::default()),
         }
@@ -279,6 +291,7 @@ impl PluginHost {
                 instance: Mutex::new(None),
                 last_used: AtomicU64::new(0),
                 last_refresh: Mutex::new(None),
+                live: self.live_instances.clone(),
             }));
         }
         let enrichers = all

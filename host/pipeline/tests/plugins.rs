@@ -253,6 +253,52 @@ async fn a_failing_plugin_loses_no_event_and_is_disabled_after_repeated_failures
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_over_the_cap_are_evicted_and_made_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = hub_storage::open(
+        &format!("sqlite://{}/hub.db", dir.path().display()),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    storage.migrate().await.unwrap();
+    let runtime = hub_runtime::Runtime::new(Default::default()).unwrap();
+    let host = Arc::new(PluginHost::new(
+        runtime,
+        storage.clone(),
+        PluginHostConfig {
+            max_instances: 1,
+            ..Default::default()
+        },
+    ));
+    let (m, w) = plugin("cost");
+    let mut tenants = Vec::new();
+    for name in ["t1", "t2", "t3"] {
+        let t = storage.create_tenant(name, 0).await.unwrap().id;
+        host.install(t, &m, w.clone(), None, GrantsDoc::default(), true)
+            .await
+            .unwrap();
+        tenants.push(t);
+    }
+    for round in 0..2 {
+        for (i, t) in tenants.iter().enumerate() {
+            ingest(
+                &storage,
+                &host,
+                vec![(*t, events(&format!("r{round}-{i}-"), 5))],
+            )
+            .await;
+        }
+    }
+    for t in tenants {
+        let c = costs(&storage, t).await;
+        assert_eq!(c.len(), 10);
+        assert!(c.iter().all(|c| c.is_some()), "{c:?}");
+        assert_eq!(host.health(t)["cost"].failures, 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn installs_check_config_grants_and_order() {
     let (storage, host, _dir) = setup(5).await;
     let a = storage.create_tenant("a", 0).await.unwrap().id;
