@@ -398,10 +398,14 @@ impl Runtime {
                 .inner
                 .deadline
                 .unwrap_or(self.inner.config.fast_deadline),
+            // The manifest's deadline is for the hot calls; configuration, refresh, sync and
+            // forecasting keep at least the slow default (an HTTP sync takes time).
             slow: plugin
                 .inner
                 .deadline
-                .unwrap_or(self.inner.config.slow_deadline),
+                .map_or(self.inner.config.slow_deadline, |d| {
+                    d.max(self.inner.config.slow_deadline)
+                }),
             broken: None,
             kv_changes: Vec::new(),
         })
