@@ -386,32 +386,25 @@ impl PluginHost {
         for slot in enrichers {
             let started = Instant::now();
             let mut guard = slot.instance.lock().unwrap();
-            if guard.as_ref().is_none_or(|i| i.is_broken()) {
-                if guard.take().is_some() {
-                    self.live_instances.fetch_sub(1, Ordering::Relaxed);
+            let instance = match self.live_instance(handle, tenant, slot, &mut guard) {
+                Ok(i) => i,
+                Err(e) => {
+                    out.push((
+                        Outcome {
+                            slot: slot.clone(),
+                            failure: Some(e),
+                            kv: Vec::new(),
+                        },
+                        0,
+                        started.elapsed().as_micros() as u64,
+                    ));
+                    continue;
                 }
-                match self.instantiate(handle, tenant, slot) {
-                    Ok(i) => *guard = Some(i),
-                    Err(e) => {
-                        drop(guard);
-                        out.push((
-                            Outcome {
-                                slot: slot.clone(),
-                                failure: Some(e),
-                                kv: Vec::new(),
-                            },
-                            0,
-                            started.elapsed().as_micros() as u64,
-                        ));
-                        continue;
-                    }
-                }
-            }
+            };
             slot.last_used.store(
                 self.clock.fetch_add(1, Ordering::Relaxed),
                 Ordering::Relaxed,
             );
-            let instance = guard.as_mut().expect("instantiated above");
             // Columns a plugin did not ask for are empty for it.
             let caps = &slot.plugin.manifest().capabilities;
             let tags = if columns.tags && !caps.tags {
@@ -451,6 +444,23 @@ impl PluginHost {
             ));
         }
         out
+    }
+
+    /// The slot's instance, made again (configured) when there is none or the last one trapped.
+    fn live_instance<'g>(
+        &self,
+        handle: &tokio::runtime::Handle,
+        tenant: TenantId,
+        slot: &Slot,
+        current: &'g mut Option<Instance>,
+    ) -> Result<&'g mut Instance, CallError> {
+        if current.as_ref().is_none_or(|i| i.is_broken()) {
+            if current.take().is_some() {
+                self.live_instances.fetch_sub(1, Ordering::Relaxed);
+            }
+            *current = Some(self.instantiate(handle, tenant, slot)?);
+        }
+        Ok(current.as_mut().expect("instantiated above"))
     }
 
     /// A new instance for `slot`, configured; drops the least recently used one when at the cap.
@@ -586,13 +596,7 @@ impl PluginHost {
                 let handle = tokio::runtime::Handle::current();
                 let r = tokio::task::spawn_blocking(move || {
                     let mut guard = slot2.instance.lock().unwrap();
-                    if guard.as_ref().is_none_or(|i| i.is_broken()) {
-                        if guard.take().is_some() {
-                            this.live_instances.fetch_sub(1, Ordering::Relaxed);
-                        }
-                        *guard = Some(this.instantiate(&handle, tenant, &slot2)?);
-                    }
-                    let i = guard.as_mut().expect("instantiated");
+                    let i = this.live_instance(&handle, tenant, &slot2, &mut guard)?;
                     let r = i.refresh();
                     Ok::<_, CallError>((r, i.take_kv_changes()))
                 })

@@ -22,6 +22,16 @@ fn plugin(name: &str) -> (String, Vec<u8>) {
 }
 
 async fn setup(max_failures: u32) -> (Arc<dyn Storage>, Arc<PluginHost>, tempfile::TempDir) {
+    setup_with(PluginHostConfig {
+        max_consecutive_failures: max_failures,
+        ..Default::default()
+    })
+    .await
+}
+
+async fn setup_with(
+    config: PluginHostConfig,
+) -> (Arc<dyn Storage>, Arc<PluginHost>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let storage = hub_storage::open(
         &format!("sqlite://{}/hub.db", dir.path().display()),
@@ -35,14 +45,7 @@ async fn setup(max_failures: u32) -> (Arc<dyn Storage>, Arc<PluginHost>, tempfil
         ..Default::default()
     })
     .unwrap();
-    let host = Arc::new(PluginHost::new(
-        runtime,
-        storage.clone(),
-        PluginHostConfig {
-            max_consecutive_failures: max_failures,
-            ..Default::default()
-        },
-    ));
+    let host = Arc::new(PluginHost::new(runtime, storage.clone(), config));
     (storage, host, dir)
 }
 
@@ -254,23 +257,11 @@ async fn a_failing_plugin_loses_no_event_and_is_disabled_after_repeated_failures
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_over_the_cap_are_evicted_and_made_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let storage = hub_storage::open(
-        &format!("sqlite://{}/hub.db", dir.path().display()),
-        &Default::default(),
-    )
-    .await
-    .unwrap();
-    storage.migrate().await.unwrap();
-    let runtime = hub_runtime::Runtime::new(Default::default()).unwrap();
-    let host = Arc::new(PluginHost::new(
-        runtime,
-        storage.clone(),
-        PluginHostConfig {
-            max_instances: 1,
-            ..Default::default()
-        },
-    ));
+    let (storage, host, _dir) = setup_with(PluginHostConfig {
+        max_instances: 1,
+        ..Default::default()
+    })
+    .await;
     let (m, w) = plugin("cost");
     let mut tenants = Vec::new();
     for name in ["t1", "t2", "t3"] {
