@@ -100,6 +100,7 @@ impl SqliteStorage {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
+            .page_size(16384)
             .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory")
             // Checkpoints run on a background connection (see `checkpointer`), not inline in the
