@@ -30,6 +30,9 @@ pub struct PostgresStorage {
 /// Advisory-lock namespace for rollup merges: the tenant id is added to it.
 const ROLLUP_LOCK_BASE: i64 = 0x4855_4200_0000_0000;
 
+/// Inserts one batch; duplicates (same tenant, id and timestamp) are skipped. No `RETURNING`: the
+/// new rows are asked for (with [`NEW_EVENTS_OF_THIS_TRANSACTION`]) only when `rows_affected` shows
+/// that some were duplicates, which spares the common case a result row per event.
 const INSERT_EVENTS: &str = "INSERT INTO events (tenant_id, event_id, ts, received_at, event_type, kind, \
     source_module, severity, environment, app, model, provider, operation, input_tokens, output_tokens, \
     latency_ms, ttft_ms, status, error_type, cost_usd, user_id, session_id, trace_id, correlation_id, \
@@ -45,7 +48,14 @@ const INSERT_EVENTS: &str = "INSERT INTO events (tenant_id, event_id, ts, receiv
     AS u(event_id, ts, event_type, kind, source_module, severity, environment, app, model, provider, \
     operation, input_tokens, output_tokens, latency_ms, ttft_ms, status, error_type, cost_usd, user_id, \
     session_id, trace_id, correlation_id, parent_event_id, tags, payload) \
-    ON CONFLICT DO NOTHING RETURNING event_id, ts";
+    ON CONFLICT DO NOTHING";
+
+/// Which of the given (event_id, ts) rows this transaction inserted: their `xmin` is its
+/// transaction id (`txid_current()` carries an epoch above the low 32 bits that `xmin` holds). A
+/// duplicate skipped by `ON CONFLICT` keeps the `xmin` of the transaction that first wrote it.
+const NEW_EVENTS_OF_THIS_TRANSACTION: &str = "SELECT e.event_id, e.ts FROM events e \
+    JOIN UNNEST($2::text[], $3::bigint[]) AS k(event_id, ts) ON e.event_id = k.event_id AND e.ts = k.ts \
+    WHERE e.tenant_id = $1 AND e.xmin::text::bigint = (txid_current() & 4294967295)";
 
 const SELECT_ROLLUPS_BY_KEY: &str = "SELECT r.res, r.grain, r.bucket, r.source_module, r.app, r.environment, \
     r.model, r.provider, r.operation, r.status, r.events, r.requests, r.errors, r.input_tokens, \
@@ -126,7 +136,7 @@ impl PostgresStorage {
         let col = |f: &dyn Fn(&EventRecord) -> Option<String>| {
             unique.iter().map(|e| f(e)).collect::<Vec<_>>()
         };
-        let rows = sqlx::query(INSERT_EVENTS)
+        let inserted = sqlx::query(INSERT_EVENTS)
             .bind(tenant.get())
             .bind(received_at_ms)
             .bind(
@@ -174,10 +184,31 @@ impl PostgresStorage {
                     .map(|e| e.payload_json.clone())
                     .collect::<Vec<_>>(),
             )
+            .execute(&mut *conn)
+            .await?
+            .rows_affected() as usize;
+        if inserted == unique.len() {
+            return Ok((0..unique.len()).collect());
+        }
+        if inserted == 0 {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(NEW_EVENTS_OF_THIS_TRANSACTION)
+            .bind(tenant.get())
+            .bind(
+                unique
+                    .iter()
+                    .map(|e| e.event_id.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(unique.iter().map(|e| e.ts_ms).collect::<Vec<_>>())
             .fetch_all(&mut *conn)
             .await?;
-        if rows.len() == unique.len() {
-            return Ok((0..unique.len()).collect());
+        if rows.len() != inserted {
+            return Err(StorageError::Corrupt(format!(
+                "{inserted} events inserted but {} found as this transaction's",
+                rows.len()
+            )));
         }
         let new: HashSet<(String, i64)> = rows
             .iter()
