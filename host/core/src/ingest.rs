@@ -6,6 +6,7 @@
 //! with `payload_type` and a typed `data`). Both map onto [`EventRecord`].
 
 mod framing;
+mod lazy;
 mod validate;
 
 use crate::event::EventRecord;

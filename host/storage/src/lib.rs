@@ -185,7 +185,7 @@ pub async fn open(url: &str, options: &StorageOptions) -> Result<Arc<dyn Storage
 pub(crate) fn dedupe_in_batch(
     events: &[hub_core::EventRecord],
 ) -> (Vec<&hub_core::EventRecord>, usize) {
-    let mut seen = std::collections::HashSet::with_capacity(events.len());
+    let mut seen = rollup::FastSet::with_capacity_and_hasher(events.len(), Default::default());
     let unique: Vec<_> = events
         .iter()
         .filter(|e| seen.insert((e.event_id.as_str(), e.ts_ms)))

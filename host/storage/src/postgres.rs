@@ -16,7 +16,7 @@ use sqlx::{Postgres, Row};
 use std::str::FromStr;
 
 use crate::model::*;
-use crate::rollup::{RollupKey, deltas, upsert_statements};
+use crate::rollup::{FastMap, RollupKey, deltas, upsert_statements};
 use crate::shared::{Shared, rollup_retention};
 use crate::sql::{Placeholders, into_query};
 use crate::{Result, Storage, StorageError, StorageOptions, decode, dedupe_in_batch};
@@ -225,7 +225,7 @@ impl PostgresStorage {
     async fn merge_rollups(
         conn: &mut sqlx::PgConnection,
         tenant: TenantId,
-        changes: HashMap<RollupKey, Aggregate>,
+        changes: FastMap<RollupKey, Aggregate>,
     ) -> Result<()> {
         let keys: Vec<&RollupKey> = changes.keys().collect();
         let dim = |i: usize| keys.iter().map(|k| k.dims[i].clone()).collect::<Vec<_>>();

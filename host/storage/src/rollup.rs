@@ -10,6 +10,11 @@ use crate::model::Aggregate;
 use crate::sql::{Bind, Placeholders, ROLLUP_COLUMNS, ROLLUP_UPSERT_TAIL, SqlBuf};
 use hub_core::TenantId;
 
+/// A hash map for the write path's internal keys (dimension values, ids): foldhash instead of
+/// SipHash, which was a tenth of the time spent turning events into rollup deltas. Seeded per map.
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+pub(crate) type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+
 /// Dimension values of a rollup row in [`Dimension::ALL`] order, '' for unset.
 pub(crate) type DimValues = [String; 7];
 
@@ -46,10 +51,10 @@ pub(crate) struct RollupKey {
 /// The changes one write makes to the rollups of one tenant.
 pub(crate) fn deltas<'a>(
     events: impl Iterator<Item = &'a EventRecord>,
-) -> HashMap<RollupKey, Aggregate> {
+) -> FastMap<RollupKey, Aggregate> {
     // Aggregate per minute first (one hash lookup per event), then fold minutes into hours and
     // days, which touches only as many entries as there are distinct minute keys.
-    let mut minutes: HashMap<(i64, [&str; 7]), Aggregate> = HashMap::new();
+    let mut minutes: FastMap<(i64, [&str; 7]), Aggregate> = FastMap::default();
     for e in events {
         let dims = Dimension::ALL.map(|d| e.dimension(d).unwrap_or(""));
         minutes
@@ -57,7 +62,8 @@ pub(crate) fn deltas<'a>(
             .or_default()
             .add_event(e);
     }
-    let mut out: HashMap<RollupKey, Aggregate> = HashMap::with_capacity(minutes.len() * 4);
+    let mut out: FastMap<RollupKey, Aggregate> =
+        FastMap::with_capacity_and_hasher(minutes.len() * 4, Default::default());
     for ((minute, dims), agg) in minutes {
         // The full row, the bucket total, and one row per dimension keeping only that dimension.
         let mut grains: Vec<(i16, DimValues)> = Vec::with_capacity(2 + Dimension::ALL.len());

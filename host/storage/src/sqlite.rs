@@ -16,7 +16,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite};
 
 use crate::model::*;
-use crate::rollup::{RollupKey, deltas, upsert_statements};
+use crate::rollup::{FastMap, RollupKey, deltas, upsert_statements};
 use crate::shared::{Shared, rollup_retention};
 use crate::sql::{self, EVENT_INSERT_CHUNK, Placeholders, into_query};
 use crate::{Result, Storage, StorageError, StorageOptions, decode, dedupe_in_batch};
@@ -57,7 +57,7 @@ async fn checkpointer(pool: SqlitePool) {
 #[derive(Default)]
 struct RollupCache {
     data_version: Option<i64>,
-    rows: HashMap<(TenantId, RollupKey), Aggregate>,
+    rows: FastMap<(TenantId, RollupKey), Aggregate>,
 }
 
 /// Past this many cached rows, rows of old buckets are dropped (each row holds a sketch of up to a
@@ -196,8 +196,8 @@ impl SqliteStorage {
     async fn merge_rollups(
         conn: &mut sqlx::SqliteConnection,
         tenant: TenantId,
-        changes: HashMap<RollupKey, Aggregate>,
-        cached: &HashMap<(TenantId, RollupKey), Aggregate>,
+        changes: FastMap<RollupKey, Aggregate>,
+        cached: &FastMap<(TenantId, RollupKey), Aggregate>,
     ) -> Result<Vec<(RollupKey, Aggregate)>> {
         let mut missing: HashMap<(Resolution, i16), HashSet<i64>> = HashMap::new();
         for key in changes.keys() {
@@ -208,7 +208,7 @@ impl SqliteStorage {
                     .insert(key.bucket);
             }
         }
-        let mut stored: HashMap<RollupKey, Aggregate> = HashMap::new();
+        let mut stored: FastMap<RollupKey, Aggregate> = FastMap::default();
         for ((res, grain), buckets) in missing {
             let buckets: Vec<i64> = buckets.into_iter().collect();
             for chunk in buckets.chunks(500) {
@@ -426,7 +426,7 @@ impl Storage for SqliteStorage {
             // Another process wrote the file: forget what we knew.
             *cache = RollupCache {
                 data_version: Some(data_version),
-                rows: HashMap::new(),
+                rows: FastMap::default(),
             };
         }
         let mut outcomes = Vec::with_capacity(batches.len());

@@ -2,6 +2,8 @@
 //! DevOps envelope) onto [`EventRecord`], collecting every problem with its JSON path.
 
 use serde_json::{Map, Value};
+
+use super::lazy::{Field, Obj};
 use sha2::{Digest, Sha256};
 
 use super::{FieldError, IngestLimits};
@@ -14,18 +16,20 @@ pub fn parse_event(
     limits: &IngestLimits,
     now_ms: i64,
 ) -> Result<EventRecord, Vec<FieldError>> {
-    let value: Value = serde_json::from_str(raw).map_err(|e| {
+    let malformed = |e: serde_json::Error| {
         vec![FieldError {
             field: String::new(),
             message: format!("malformed JSON: {e}"),
         }]
-    })?;
-    let Value::Object(obj) = value else {
+    };
+    if !raw.trim_start().starts_with('{') {
+        let value: Value = serde_json::from_str(raw).map_err(malformed)?;
         return Err(vec![FieldError {
             field: String::new(),
             message: format!("an event must be a JSON object, not {}", type_name(&value)),
         }]);
-    };
+    }
+    let obj = Obj::parse(raw).map_err(malformed)?;
     let mut v = Validator {
         limits,
         errors: Vec::new(),
@@ -53,6 +57,12 @@ fn type_name(v: &Value) -> &'static str {
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     }
+}
+
+/// The first of several synonymous keys whose value is present and not null.
+fn first_present<'k, 'a>(obj: &Obj<'a>, keys: &[&'k str]) -> Option<(&'k str, Field<'a>)> {
+    keys.iter()
+        .find_map(|k| obj.get(k).filter(|v| !v.is_null()).map(|v| (*k, v)))
 }
 
 /// A content-derived id for events that carry none, so that resending the same bytes is idempotent.
@@ -86,11 +96,11 @@ impl Validator<'_> {
     }
 
     /// A string field; absent, null and "" are `None`.
-    fn string(&mut self, obj: &Map<String, Value>, prefix: &str, key: &str) -> Option<String> {
+    fn string(&mut self, obj: &Obj<'_>, prefix: &str, key: &str) -> Option<String> {
         match obj.get(key)? {
-            Value::Null => None,
-            Value::String(s) if s.is_empty() => None,
-            Value::String(s) if s.len() > self.limits.max_string_bytes => {
+            Field::Null => None,
+            Field::String(s) if s.is_empty() => None,
+            Field::String(s) if s.len() > self.limits.max_string_bytes => {
                 self.fail(
                     Self::path(prefix, key),
                     format!(
@@ -101,9 +111,9 @@ impl Validator<'_> {
                 );
                 None
             }
-            Value::String(s) => Some(s.clone()),
+            Field::String(s) => Some(s.into_owned()),
             other => {
-                let t = type_name(other);
+                let t = other.type_name();
                 self.fail(
                     Self::path(prefix, key),
                     format!("must be a string, got {t}"),
@@ -114,23 +124,12 @@ impl Validator<'_> {
     }
 
     /// The first of several synonymous keys that is present.
-    fn string_any(
-        &mut self,
-        obj: &Map<String, Value>,
-        prefix: &str,
-        keys: &[&str],
-    ) -> Option<String> {
-        keys.iter()
-            .find(|k| obj.get(**k).is_some_and(|v| !v.is_null()))
-            .and_then(|k| self.string(obj, prefix, k))
+    fn string_any(&mut self, obj: &Obj<'_>, prefix: &str, keys: &[&str]) -> Option<String> {
+        let (key, _) = first_present(obj, keys)?;
+        self.string(obj, prefix, key)
     }
 
-    fn required_string(
-        &mut self,
-        obj: &Map<String, Value>,
-        prefix: &str,
-        key: &str,
-    ) -> Option<String> {
+    fn required_string(&mut self, obj: &Obj<'_>, prefix: &str, key: &str) -> Option<String> {
         let value = self.string(obj, prefix, key);
         if value.is_none()
             && !self
@@ -143,13 +142,11 @@ impl Validator<'_> {
         value
     }
 
-    fn tokens(&mut self, obj: &Map<String, Value>, prefix: &str, keys: &[&str]) -> Option<i64> {
-        let key = keys
-            .iter()
-            .find(|k| obj.get(**k).is_some_and(|v| !v.is_null()))?;
+    fn tokens(&mut self, obj: &Obj<'_>, prefix: &str, keys: &[&str]) -> Option<i64> {
+        let (key, value) = first_present(obj, keys)?;
         let field = Self::path(prefix, key);
-        match &obj[*key] {
-            Value::Number(n) => match n.as_i64() {
+        match value {
+            Field::Number(n) => match n.as_i64() {
                 Some(t) if t < 0 => {
                     self.fail(field, format!("must not be negative, got {t}"));
                     None
@@ -175,7 +172,7 @@ impl Validator<'_> {
                 }
             },
             other => {
-                let t = type_name(other);
+                let t = other.type_name();
                 self.fail(field, format!("must be a whole number, got {t}"));
                 None
             }
@@ -183,13 +180,11 @@ impl Validator<'_> {
     }
 
     /// A non-negative finite number (latency, cost).
-    fn amount(&mut self, obj: &Map<String, Value>, prefix: &str, keys: &[&str]) -> Option<f64> {
-        let key = keys
-            .iter()
-            .find(|k| obj.get(**k).is_some_and(|v| !v.is_null()))?;
+    fn amount(&mut self, obj: &Obj<'_>, prefix: &str, keys: &[&str]) -> Option<f64> {
+        let (key, value) = first_present(obj, keys)?;
         let field = Self::path(prefix, key);
-        match &obj[*key] {
-            Value::Number(n) => match n.as_f64() {
+        match value {
+            Field::Number(n) => match n.as_f64() {
                 Some(x) if !x.is_finite() => {
                     self.fail(field, "must be a finite number");
                     None
@@ -204,7 +199,7 @@ impl Validator<'_> {
                     None
                 }
             },
-            Value::String(s)
+            Field::String(s)
                 if matches!(
                     s.to_ascii_lowercase().as_str(),
                     "nan" | "inf" | "infinity" | "-infinity"
@@ -217,36 +212,36 @@ impl Validator<'_> {
                 None
             }
             other => {
-                let t = type_name(other);
+                let t = other.type_name();
                 self.fail(field, format!("must be a number, got {t}"));
                 None
             }
         }
     }
 
-    fn timestamp(&mut self, obj: &Map<String, Value>, now_ms: i64) -> Option<i64> {
+    fn timestamp(&mut self, obj: &Obj<'_>, now_ms: i64) -> Option<i64> {
         let ts = match obj.get("timestamp") {
-            None | Some(Value::Null) => {
+            None | Some(Field::Null) => {
                 self.fail(
                     "timestamp",
                     "is required (RFC 3339, e.g. 2026-11-25T10:30:00Z, or epoch milliseconds)",
                 );
                 return None;
             }
-            Some(Value::String(s)) => match parse_rfc3339(s) {
+            Some(Field::String(s)) => match parse_rfc3339(&s) {
                 Some(ts) => ts,
                 None => {
                     self.fail(
                         "timestamp",
                         format!(
                             "'{}' is not an RFC 3339 time such as 2026-11-25T10:30:00Z",
-                            truncate(s, 64)
+                            truncate(&s, 64)
                         ),
                     );
                     return None;
                 }
             },
-            Some(Value::Number(n)) => match n.as_i64() {
+            Some(Field::Number(n)) => match n.as_i64() {
                 Some(ms) => ms,
                 None => {
                     self.fail("timestamp", format!("{n} is not whole epoch milliseconds"));
@@ -254,7 +249,7 @@ impl Validator<'_> {
                 }
             },
             Some(other) => {
-                let t = type_name(other);
+                let t = other.type_name();
                 self.fail(
                     "timestamp",
                     format!("must be an RFC 3339 string or epoch milliseconds, got {t}"),
@@ -287,33 +282,33 @@ impl Validator<'_> {
         Some(ts)
     }
 
-    fn event_id(&mut self, obj: &Map<String, Value>, raw: &str) -> String {
+    fn event_id(&mut self, obj: &Obj<'_>, raw: &str) -> String {
         match obj.get("event_id") {
-            None | Some(Value::Null) => derived_id(raw),
-            Some(Value::String(s)) if s.is_empty() => {
+            None | Some(Field::Null) => derived_id(raw),
+            Some(Field::String(s)) if s.is_empty() => {
                 self.fail(
                     "event_id",
                     "must not be empty (omit it to let the hub derive one)",
                 );
                 String::new()
             }
-            Some(Value::String(s)) if s.len() > 256 => {
+            Some(Field::String(s)) if s.len() > 256 => {
                 self.fail(
                     "event_id",
                     format!("is {} bytes long; at most 256 bytes allowed", s.len()),
                 );
                 String::new()
             }
-            Some(Value::String(s)) => s.clone(),
+            Some(Field::String(s)) => s.into_owned(),
             Some(other) => {
-                let t = type_name(other);
+                let t = other.type_name();
                 self.fail("event_id", format!("must be a string, got {t}"));
                 String::new()
             }
         }
     }
 
-    fn status(&mut self, obj: &Map<String, Value>, prefix: &str) -> Option<Status> {
+    fn status(&mut self, obj: &Obj<'_>, prefix: &str) -> Option<Status> {
         let s = self.string(obj, prefix, "status")?;
         let parsed = Status::parse(&s);
         if parsed.is_none() {
@@ -328,7 +323,7 @@ impl Validator<'_> {
         parsed
     }
 
-    fn severity(&mut self, obj: &Map<String, Value>) -> Option<Severity> {
+    fn severity(&mut self, obj: &Obj<'_>) -> Option<Severity> {
         let s = self.string(obj, "", "severity")?;
         let parsed = Severity::parse(&s);
         if parsed.is_none() {
@@ -343,12 +338,12 @@ impl Validator<'_> {
         parsed
     }
 
-    fn tags(&mut self, obj: &Map<String, Value>) -> String {
+    fn tags(&mut self, obj: &Obj<'_>) -> String {
         let tags = match obj.get("tags") {
-            None | Some(Value::Null) => return "{}".into(),
-            Some(Value::Object(tags)) => tags,
+            None | Some(Field::Null) => return "{}".into(),
+            Some(Field::Object(tags)) => tags,
             Some(other) => {
-                let t = type_name(other);
+                let t = other.type_name();
                 self.fail("tags", format!("must be an object of strings, got {t}"));
                 return "{}".into();
             }
@@ -365,7 +360,7 @@ impl Validator<'_> {
             return "{}".into();
         }
         let mut out = Map::new();
-        for (key, value) in tags {
+        for (key, value) in tags.entries() {
             let field = format!("tags.{}", truncate(key, 64));
             if key.len() > 256 {
                 self.fail(
@@ -375,12 +370,12 @@ impl Validator<'_> {
                 continue;
             }
             let text = match value {
-                Value::Null => continue,
-                Value::String(s) => s.clone(),
-                Value::Bool(b) => b.to_string(),
-                Value::Number(n) => n.to_string(),
+                Field::Null => continue,
+                Field::String(s) => s.into_owned(),
+                Field::Bool(b) => b.to_string(),
+                Field::Number(n) => n.to_string(),
                 other => {
-                    let t = type_name(other);
+                    let t = other.type_name();
                     self.fail(
                         field,
                         format!("must be a string, number or boolean, got {t}"),
@@ -399,12 +394,12 @@ impl Validator<'_> {
                 );
                 continue;
             }
-            out.insert(key.clone(), Value::String(text));
+            out.insert(key.to_string(), Value::String(text));
         }
         Value::Object(out).to_string()
     }
 
-    fn flat(&mut self, obj: &Map<String, Value>, raw: &str, now_ms: i64) -> EventRecord {
+    fn flat(&mut self, obj: &Obj<'_>, raw: &str, now_ms: i64) -> EventRecord {
         EventRecord {
             event_id: self.event_id(obj, raw),
             ts_ms: self.timestamp(obj, now_ms).unwrap_or_default(),
@@ -434,7 +429,7 @@ impl Validator<'_> {
         }
     }
 
-    fn envelope(&mut self, obj: &Map<String, Value>, raw: &str, now_ms: i64) -> EventRecord {
+    fn envelope(&mut self, obj: &Obj<'_>, raw: &str, now_ms: i64) -> EventRecord {
         let event_id = self.event_id(obj, raw);
         let ts_ms = self.timestamp(obj, now_ms).unwrap_or_default();
         let source_module = self.required_string(obj, "", "source_module");
@@ -448,35 +443,35 @@ impl Validator<'_> {
         let tags_json = self.tags(obj);
         self.string(obj, "", "schema_version");
 
-        let empty = Map::new();
         let (payload_type, data) = match obj.get("payload") {
-            Some(Value::Object(payload)) => {
+            Some(Field::Object(payload)) => {
                 let payload_type = self
-                    .required_string(payload, "payload", "payload_type")
+                    .required_string(&payload, "payload", "payload_type")
                     .unwrap_or_default();
                 let data = match payload.get("data") {
-                    Some(Value::Object(data)) => data,
-                    None | Some(Value::Null) => {
+                    Some(Field::Object(data)) => data,
+                    None | Some(Field::Null) => {
                         self.fail("payload.data", "is required (an object)");
-                        &empty
+                        Obj::default()
                     }
                     Some(other) => {
-                        let t = type_name(other);
+                        let t = other.type_name();
                         self.fail("payload.data", format!("must be an object, got {t}"));
-                        &empty
+                        Obj::default()
                     }
                 };
                 (payload_type, data)
             }
             other => {
-                let t = other.map(type_name).unwrap_or("nothing");
+                let t = other.as_ref().map(Field::type_name).unwrap_or("nothing");
                 self.fail(
                     "payload",
                     format!("must be an object with payload_type and data, got {t}"),
                 );
-                (String::new(), &empty)
+                (String::new(), Obj::default())
             }
         };
+        let data = &data;
         let p = "payload.data";
         let family = if payload_type.is_empty() {
             None
