@@ -133,57 +133,45 @@ impl PostgresStorage {
         received_at_ms: i64,
         unique: &[&EventRecord],
     ) -> Result<Vec<usize>> {
-        let col = |f: &dyn Fn(&EventRecord) -> Option<String>| {
+        // Columns borrow from the events: the values are encoded straight into the message.
+        let text = |f: fn(&EventRecord) -> &str| unique.iter().map(|e| f(e)).collect::<Vec<_>>();
+        let opt = |f: fn(&EventRecord) -> Option<&str>| {
+            unique.iter().map(|e| f(e)).collect::<Vec<_>>()
+        };
+        let int = |f: fn(&EventRecord) -> Option<i64>| {
+            unique.iter().map(|e| f(e)).collect::<Vec<_>>()
+        };
+        let num = |f: fn(&EventRecord) -> Option<f64>| {
             unique.iter().map(|e| f(e)).collect::<Vec<_>>()
         };
         let inserted = sqlx::query(INSERT_EVENTS)
             .bind(tenant.get())
             .bind(received_at_ms)
-            .bind(
-                unique
-                    .iter()
-                    .map(|e| e.event_id.clone())
-                    .collect::<Vec<_>>(),
-            )
+            .bind(text(|e| &e.event_id))
             .bind(unique.iter().map(|e| e.ts_ms).collect::<Vec<_>>())
-            .bind(
-                unique
-                    .iter()
-                    .map(|e| e.event_type.clone())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(unique.iter().map(|e| e.kind.clone()).collect::<Vec<_>>())
-            .bind(col(&|e| e.source_module.clone()))
-            .bind(col(&|e| e.severity.map(|s| s.as_str().to_string())))
-            .bind(col(&|e| e.environment.clone()))
-            .bind(col(&|e| e.app.clone()))
-            .bind(col(&|e| e.model.clone()))
-            .bind(col(&|e| e.provider.clone()))
-            .bind(col(&|e| e.operation.clone()))
-            .bind(unique.iter().map(|e| e.input_tokens).collect::<Vec<_>>())
-            .bind(unique.iter().map(|e| e.output_tokens).collect::<Vec<_>>())
-            .bind(unique.iter().map(|e| e.latency_ms).collect::<Vec<_>>())
-            .bind(unique.iter().map(|e| e.ttft_ms).collect::<Vec<_>>())
-            .bind(col(&|e| e.status.map(|s| s.as_str().to_string())))
-            .bind(col(&|e| e.error_type.clone()))
-            .bind(unique.iter().map(|e| e.cost_usd).collect::<Vec<_>>())
-            .bind(col(&|e| e.user_id.clone()))
-            .bind(col(&|e| e.session_id.clone()))
-            .bind(col(&|e| e.trace_id.clone()))
-            .bind(col(&|e| e.correlation_id.clone()))
-            .bind(col(&|e| e.parent_event_id.clone()))
-            .bind(
-                unique
-                    .iter()
-                    .map(|e| e.tags_json.clone())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                unique
-                    .iter()
-                    .map(|e| e.payload_json.clone())
-                    .collect::<Vec<_>>(),
-            )
+            .bind(text(|e| &e.event_type))
+            .bind(text(|e| &e.kind))
+            .bind(opt(|e| e.source_module.as_deref()))
+            .bind(opt(|e| e.severity.map(|s| s.as_str())))
+            .bind(opt(|e| e.environment.as_deref()))
+            .bind(opt(|e| e.app.as_deref()))
+            .bind(opt(|e| e.model.as_deref()))
+            .bind(opt(|e| e.provider.as_deref()))
+            .bind(opt(|e| e.operation.as_deref()))
+            .bind(int(|e| e.input_tokens))
+            .bind(int(|e| e.output_tokens))
+            .bind(num(|e| e.latency_ms))
+            .bind(num(|e| e.ttft_ms))
+            .bind(opt(|e| e.status.map(|s| s.as_str())))
+            .bind(opt(|e| e.error_type.as_deref()))
+            .bind(num(|e| e.cost_usd))
+            .bind(opt(|e| e.user_id.as_deref()))
+            .bind(opt(|e| e.session_id.as_deref()))
+            .bind(opt(|e| e.trace_id.as_deref()))
+            .bind(opt(|e| e.correlation_id.as_deref()))
+            .bind(opt(|e| e.parent_event_id.as_deref()))
+            .bind(text(|e| &e.tags_json))
+            .bind(text(|e| &e.payload_json))
             .execute(&mut *conn)
             .await?
             .rows_affected() as usize;
