@@ -30,10 +30,10 @@ pub struct PostgresStorage {
 /// Advisory-lock namespace for rollup merges: the tenant id is added to it.
 const ROLLUP_LOCK_BASE: i64 = 0x4855_4200_0000_0000;
 
-/// Inserts one batch; duplicates (same tenant, id and timestamp) are skipped. No `RETURNING`: the
-/// new rows are asked for (with [`NEW_EVENTS_OF_THIS_TRANSACTION`]) only when `rows_affected` shows
-/// that some were duplicates, which spares the common case a result row per event.
-const INSERT_EVENTS: &str = "INSERT INTO events (tenant_id, event_id, ts, received_at, event_type, kind, \
+/// The insert of one batch of events, the columns bound as arrays (see `bind_event_columns`).
+macro_rules! insert_events_sql {
+    () => {
+        "INSERT INTO events (tenant_id, event_id, ts, received_at, event_type, kind, \
     source_module, severity, environment, app, model, provider, operation, input_tokens, output_tokens, \
     latency_ms, ttft_ms, status, error_type, cost_usd, user_id, session_id, trace_id, correlation_id, \
     parent_event_id, tags, payload) \
@@ -47,8 +47,21 @@ const INSERT_EVENTS: &str = "INSERT INTO events (tenant_id, event_id, ts, receiv
     $23::text[], $24::text[], $25::text[], $26::text[], $27::text[]) \
     AS u(event_id, ts, event_type, kind, source_module, severity, environment, app, model, provider, \
     operation, input_tokens, output_tokens, latency_ms, ttft_ms, status, error_type, cost_usd, user_id, \
-    session_id, trace_id, correlation_id, parent_event_id, tags, payload) \
-    ON CONFLICT DO NOTHING";
+    session_id, trace_id, correlation_id, parent_event_id, tags, payload)"
+    };
+}
+
+/// The fast path: a plain insert, run inside a savepoint. A duplicate (same tenant, id and
+/// timestamp) fails it with a unique violation, and the batch is then written with
+/// [`INSERT_EVENTS_SKIPPING_DUPLICATES`]. Without `ON CONFLICT` PostgreSQL skips the speculative
+/// insertion it would otherwise do per row (a probe of the unique index before the insert, and an
+/// extra WAL record after it).
+const INSERT_EVENTS: &str = insert_events_sql!();
+
+/// Inserts one batch, skipping duplicates. No `RETURNING`: the new rows are asked for (with
+/// [`NEW_EVENTS_OF_THIS_TRANSACTION`]) only when `rows_affected` shows that some were duplicates.
+const INSERT_EVENTS_SKIPPING_DUPLICATES: &str =
+    concat!(insert_events_sql!(), " ON CONFLICT DO NOTHING");
 
 /// Which of the given (event_id, ts) rows this transaction inserted: their `xmin` is its
 /// transaction id (`txid_current()` carries an epoch above the low 32 bits that `xmin` holds). A
@@ -127,24 +140,21 @@ impl PostgresStorage {
         }
     }
 
-    async fn insert_events(
-        conn: &mut sqlx::PgConnection,
+    /// Binds a batch's columns, borrowed from the events, to `sql` (one of the event inserts).
+    fn bind_event_columns<'q>(
+        sql: &'static str,
         tenant: TenantId,
         received_at_ms: i64,
-        unique: &[&EventRecord],
-    ) -> Result<Vec<usize>> {
-        // Columns borrow from the events: the values are encoded straight into the message.
+        unique: &'q [&'q EventRecord],
+    ) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
         let text = |f: fn(&EventRecord) -> &str| unique.iter().map(|e| f(e)).collect::<Vec<_>>();
-        let opt = |f: fn(&EventRecord) -> Option<&str>| {
-            unique.iter().map(|e| f(e)).collect::<Vec<_>>()
-        };
-        let int = |f: fn(&EventRecord) -> Option<i64>| {
-            unique.iter().map(|e| f(e)).collect::<Vec<_>>()
-        };
-        let num = |f: fn(&EventRecord) -> Option<f64>| {
-            unique.iter().map(|e| f(e)).collect::<Vec<_>>()
-        };
-        let inserted = sqlx::query(INSERT_EVENTS)
+        let opt =
+            |f: fn(&EventRecord) -> Option<&str>| unique.iter().map(|e| f(e)).collect::<Vec<_>>();
+        let int =
+            |f: fn(&EventRecord) -> Option<i64>| unique.iter().map(|e| f(e)).collect::<Vec<_>>();
+        let num =
+            |f: fn(&EventRecord) -> Option<f64>| unique.iter().map(|e| f(e)).collect::<Vec<_>>();
+        sqlx::query(sql)
             .bind(tenant.get())
             .bind(received_at_ms)
             .bind(text(|e| &e.event_id))
@@ -172,9 +182,48 @@ impl PostgresStorage {
             .bind(opt(|e| e.parent_event_id.as_deref()))
             .bind(text(|e| &e.tags_json))
             .bind(text(|e| &e.payload_json))
+    }
+
+    async fn insert_events(
+        conn: &mut sqlx::PgConnection,
+        tenant: TenantId,
+        received_at_ms: i64,
+        unique: &[&EventRecord],
+    ) -> Result<Vec<usize>> {
+        sqlx::query("SAVEPOINT hub_events")
             .execute(&mut *conn)
-            .await?
-            .rows_affected() as usize;
+            .await?;
+        match Self::bind_event_columns(INSERT_EVENTS, tenant, received_at_ms, unique)
+            .execute(&mut *conn)
+            .await
+        {
+            Ok(_) => {
+                sqlx::query("RELEASE SAVEPOINT hub_events")
+                    .execute(&mut *conn)
+                    .await?;
+                return Ok((0..unique.len()).collect());
+            }
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                // Some were stored already (a resend): undo, and write the batch skipping them,
+                // outside the savepoint so that the new rows carry this transaction's id.
+                for undo in [
+                    "ROLLBACK TO SAVEPOINT hub_events",
+                    "RELEASE SAVEPOINT hub_events",
+                ] {
+                    sqlx::query(undo).execute(&mut *conn).await?;
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let inserted = Self::bind_event_columns(
+            INSERT_EVENTS_SKIPPING_DUPLICATES,
+            tenant,
+            received_at_ms,
+            unique,
+        )
+        .execute(&mut *conn)
+        .await?
+        .rows_affected() as usize;
         if inserted == unique.len() {
             return Ok((0..unique.len()).collect());
         }

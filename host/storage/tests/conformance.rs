@@ -40,6 +40,7 @@ on_both!(
     tenants_and_keys,
     plugins_installs_health_and_kv,
     writes_are_idempotent,
+    a_resend_inside_a_group_commit_costs_only_itself,
     rollups_answer_like_raw_events,
     timeseries_match_raw_events,
     event_listing_pages_and_filters,
@@ -237,6 +238,57 @@ async fn writes_are_idempotent(store: Arc<dyn Storage>) {
     };
     let groups = summary(store.as_ref(), t, &q).await.unwrap();
     assert_eq!(groups[0].agg.events, 350);
+}
+
+/// One group commit holding new batches around a partial resend: the resend is told its
+/// duplicates, and neither it nor its neighbours lose or double-count an event.
+async fn a_resend_inside_a_group_commit_costs_only_itself(store: Arc<dyn Storage>) {
+    let t = tenant(&store, "acme").await;
+    let u = tenant(&store, "umbrella").await;
+    let old = events(100, 11, HOUR_MS);
+    write(&store, t, old.clone()).await;
+    let mut resend = old[..20].to_vec();
+    resend.extend(events(30, 12, HOUR_MS));
+    let batches = [
+        TenantBatch {
+            tenant: t,
+            events: events(50, 13, HOUR_MS),
+        },
+        TenantBatch {
+            tenant: t,
+            events: resend,
+        },
+        TenantBatch {
+            tenant: u,
+            events: old[..10].to_vec(),
+        },
+        TenantBatch {
+            tenant: t,
+            events: events(10, 14, HOUR_MS),
+        },
+    ];
+    let outcomes = store.write_batches(&batches, NOW).await.unwrap();
+    let counts: Vec<(usize, usize)> = outcomes
+        .iter()
+        .map(|o| (o.inserted, o.duplicates))
+        .collect();
+    assert_eq!(counts, [(50, 0), (30, 20), (10, 0), (10, 0)]);
+    assert_eq!(store.count_events(t).await.unwrap(), 190);
+    assert_eq!(store.count_events(u).await.unwrap(), 10);
+    let q = SummaryQuery {
+        from_ms: NOW - DAY_MS,
+        to_ms: NOW,
+        group_by: vec![],
+        filters: vec![],
+    };
+    assert_eq!(
+        summary(store.as_ref(), t, &q).await.unwrap()[0].agg.events,
+        190
+    );
+    assert_eq!(
+        summary(store.as_ref(), u, &q).await.unwrap()[0].agg.events,
+        10
+    );
 }
 
 async fn rollups_answer_like_raw_events(store: Arc<dyn Storage>) {
