@@ -132,6 +132,19 @@ async fn write(
         .unwrap()[0]
 }
 
+/// Events counted by the rollups of `tenant` over the last day.
+async fn rolled_up_events(store: &Arc<dyn Storage>, tenant: TenantId) -> i64 {
+    let q = SummaryQuery {
+        from_ms: NOW - DAY_MS,
+        to_ms: NOW,
+        group_by: vec![],
+        filters: vec![],
+    };
+    summary(store.as_ref(), tenant, &q).await.unwrap()[0]
+        .agg
+        .events
+}
+
 fn exact(events: &[EventRecord], keep: impl Fn(&EventRecord) -> bool) -> (Aggregate, Vec<f64>) {
     let mut agg = Aggregate::default();
     let mut lat = Vec::new();
@@ -230,14 +243,7 @@ async fn writes_are_idempotent(store: Arc<dyn Storage>) {
     assert_eq!((second.inserted, second.duplicates), (50, 101));
     assert_eq!(store.count_events(t).await.unwrap(), 350);
     // Rollups counted each event once.
-    let q = SummaryQuery {
-        from_ms: NOW - DAY_MS,
-        to_ms: NOW,
-        group_by: vec![],
-        filters: vec![],
-    };
-    let groups = summary(store.as_ref(), t, &q).await.unwrap();
-    assert_eq!(groups[0].agg.events, 350);
+    assert_eq!(rolled_up_events(&store, t).await, 350);
 }
 
 /// One group commit holding new batches around a partial resend: the resend is told its
@@ -275,20 +281,8 @@ async fn a_resend_inside_a_group_commit_costs_only_itself(store: Arc<dyn Storage
     assert_eq!(counts, [(50, 0), (30, 20), (10, 0), (10, 0)]);
     assert_eq!(store.count_events(t).await.unwrap(), 190);
     assert_eq!(store.count_events(u).await.unwrap(), 10);
-    let q = SummaryQuery {
-        from_ms: NOW - DAY_MS,
-        to_ms: NOW,
-        group_by: vec![],
-        filters: vec![],
-    };
-    assert_eq!(
-        summary(store.as_ref(), t, &q).await.unwrap()[0].agg.events,
-        190
-    );
-    assert_eq!(
-        summary(store.as_ref(), u, &q).await.unwrap()[0].agg.events,
-        10
-    );
+    assert_eq!(rolled_up_events(&store, t).await, 190);
+    assert_eq!(rolled_up_events(&store, u).await, 10);
 }
 
 async fn rollups_answer_like_raw_events(store: Arc<dyn Storage>) {
@@ -477,20 +471,8 @@ async fn tenants_never_see_each_other(store: Arc<dyn Storage>) {
             .len(),
         10
     );
-    let q = SummaryQuery {
-        from_ms: NOW - DAY_MS,
-        to_ms: NOW,
-        group_by: vec![],
-        filters: vec![],
-    };
-    assert_eq!(
-        summary(store.as_ref(), b, &q).await.unwrap()[0].agg.events,
-        10
-    );
-    assert_eq!(
-        summary(store.as_ref(), a, &q).await.unwrap()[0].agg.events,
-        100
-    );
+    assert_eq!(rolled_up_events(&store, b).await, 10);
+    assert_eq!(rolled_up_events(&store, a).await, 100);
 }
 
 async fn retention_deletes_only_what_expired(store: Arc<dyn Storage>) {
