@@ -240,6 +240,12 @@ impl Patches {
     }
 
     /// A patch with a raw WIT value (a text index that may not exist): for tests of the host.
+    /// Makes room for `additional` more patches (an enricher that patches every row several
+    /// times saves the growth of the list).
+    pub fn reserve(&mut self, additional: usize) {
+        self.patches.reserve(additional);
+    }
+
     pub fn raw_wit(&mut self, row: u32, field: Field, value: RawValue) -> &mut Self {
         self.patches.push(Patch { row, field, value });
         self

@@ -150,20 +150,26 @@ impl Registry {
         self.memo.clear();
     }
 
-    fn lifecycle(&self, e: &Entry, ts_ms: i64) -> &'static str {
+    /// The model's lifecycle at `ts_ms`, as an index into [`LIFECYCLES`] (no text compared per event).
+    fn lifecycle(&self, e: &Entry, ts_ms: i64) -> usize {
+        const ACTIVE: usize = 0;
+        const PREVIEW: usize = 1;
+        const DEPRECATING: usize = 2;
+        const DEPRECATED: usize = 3;
+        const RETIRED: usize = 4;
         if let Some(l) = &e.info.lifecycle {
             return match l.as_str() {
-                "preview" => "preview",
-                "deprecating" => "deprecating",
-                "deprecated" => "deprecated",
-                "retired" => "retired",
-                _ => "active",
+                "preview" => PREVIEW,
+                "deprecating" => DEPRECATING,
+                "deprecated" => DEPRECATED,
+                "retired" => RETIRED,
+                _ => ACTIVE,
             };
         }
         match e.deprecation_ms {
-            Some(d) if ts_ms >= d => "deprecated",
-            Some(d) if ts_ms + self.warning_ms >= d => "deprecating",
-            _ => "active",
+            Some(d) if ts_ms >= d => DEPRECATED,
+            Some(d) if ts_ms + self.warning_ms >= d => DEPRECATING,
+            _ => ACTIVE,
         }
     }
 }
@@ -193,6 +199,7 @@ impl Enricher for Registry {
             out.intern("model_lifecycle"),
         ];
         let lifecycles: Vec<u32> = LIFECYCLES.iter().map(|l| out.intern(l)).collect();
+        out.reserve(batch.len() * names.len());
         for row in batch.rows() {
             let Some(mi) = row.model_index() else {
                 continue;
@@ -228,8 +235,7 @@ impl Enricher for Registry {
             if let Some(o) = k.owner {
                 out.raw_wit(i, Field::Tag(names[2]), RawValue::Text(o));
             }
-            let l = self.lifecycle(&k.entry, row.ts_ms());
-            let li = LIFECYCLES.iter().position(|x| *x == l).unwrap_or(0);
+            let li = self.lifecycle(&k.entry, row.ts_ms());
             out.raw_wit(i, Field::Tag(names[3]), RawValue::Text(lifecycles[li]));
         }
         Ok(())
