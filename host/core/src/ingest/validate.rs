@@ -2,10 +2,9 @@
 //! DevOps envelope) onto [`EventRecord`], collecting every problem with its JSON path.
 
 use serde_json::{Map, Value};
-
-use super::lazy::{Field, Obj};
 use sha2::{Digest, Sha256};
 
+use super::lazy::{Field, Obj};
 use super::{FieldError, IngestLimits};
 use crate::event::{EventRecord, Severity, Status};
 use crate::time::{HOUR_MS, parse_rfc3339, to_rfc3339};
