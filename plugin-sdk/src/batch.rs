@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use crate::bindings::enricher::hub::plugin::types::{Enrichment, EventBatch, Patch};
+use crate::bindings::enricher::hub::plugin::types::{Enrichment, EventBatch, Patch, PatchGroup};
 
 pub use crate::bindings::enricher::hub::plugin::types::Field;
 
@@ -136,9 +136,13 @@ pub enum Value {
 /// The answer of an enricher: changes to rows of the batch. The host checks every patch (row in
 /// range, known field, right type) and refuses the whole answer if one is wrong, so the builder
 /// only offers valid fields. Texts are stored once per distinct value.
+///
+/// Changes that are the same for many rows (everything derived from the model, say) are cheaper
+/// as a [`Patches::group`]: one row index crosses per event instead of one record per change.
 #[derive(Debug, Default)]
 pub struct Patches {
     patches: Vec<Patch>,
+    groups: Vec<PatchGroup>,
     strings: Vec<String>,
     /// Used once there are more than a few distinct strings.
     index: HashMap<String, u32>,
@@ -239,31 +243,96 @@ impl Patches {
         self
     }
 
-    /// A patch with a raw WIT value (a text index that may not exist): for tests of the host.
     /// Makes room for `additional` more patches (an enricher that patches every row several
     /// times saves the growth of the list).
     pub fn reserve(&mut self, additional: usize) {
         self.patches.reserve(additional);
     }
 
+    /// A patch with a raw WIT value (a text index that may not exist): for tests of the host.
     pub fn raw_wit(&mut self, row: u32, field: Field, value: RawValue) -> &mut Self {
         self.patches.push(Patch { row, field, value });
         self
     }
 
+    /// Starts a group of changes that apply to every row of `rows`; add them through the
+    /// returned [`Group`]. Each change counts once per row toward the limit of 16 per event.
+    pub fn group(&mut self, rows: Vec<u32>) -> Group<'_> {
+        self.groups.push(PatchGroup {
+            rows,
+            sets: Vec::new(),
+        });
+        Group { patches: self }
+    }
+
+    /// The changes so far, as the host counts them (a group's changes once per row).
     pub fn len(&self) -> usize {
-        self.patches.len()
+        self.groups
+            .iter()
+            .fold(self.patches.len(), |n, g| n + g.rows.len() * g.sets.len())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.patches.is_empty()
+        self.len() == 0
     }
 
     pub fn into_inner(self) -> Enrichment {
         Enrichment {
             strings: self.strings,
             patches: self.patches,
+            groups: self.groups,
         }
+    }
+}
+
+/// Changes for every row of a group (see [`Patches::group`]); the same rules as single patches.
+pub struct Group<'a> {
+    patches: &'a mut Patches,
+}
+
+impl Group<'_> {
+    fn set(&mut self, field: Field, value: WitValue) -> &mut Self {
+        let g = self.patches.groups.last_mut().expect("a group was started");
+        g.sets.push((field, value));
+        self
+    }
+
+    fn text(&mut self, field: Field, s: &str) -> &mut Self {
+        let value = WitValue::Text(self.patches.intern(s));
+        self.set(field, value)
+    }
+
+    /// Sets the cost (only applied to rows that have none).
+    pub fn cost_usd(&mut self, usd: f64) -> &mut Self {
+        self.set(Field::CostUsd, WitValue::Float(usd))
+    }
+
+    pub fn provider(&mut self, provider: &str) -> &mut Self {
+        self.text(Field::Provider, provider)
+    }
+
+    pub fn operation(&mut self, operation: &str) -> &mut Self {
+        self.text(Field::Operation, operation)
+    }
+
+    pub fn app(&mut self, app: &str) -> &mut Self {
+        self.text(Field::App, app)
+    }
+
+    pub fn environment(&mut self, environment: &str) -> &mut Self {
+        self.text(Field::Environment, environment)
+    }
+
+    /// Adds a tag to every row (a tag the sender set wins).
+    pub fn tag(&mut self, name: &str, value: impl Into<Value>) -> &mut Self {
+        let field = Field::Tag(self.patches.intern(name));
+        let value = self.patches.value(value.into());
+        self.set(field, value)
+    }
+
+    /// A change with a raw WIT field and value (texts as indexes from [`Patches::intern`]).
+    pub fn raw_wit(&mut self, field: Field, value: RawValue) -> &mut Self {
+        self.set(field, value)
     }
 }
 

@@ -43,7 +43,7 @@ pub mod models;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use batch::{Batch, Field, Patches, RawValue, Row, Value};
+pub use batch::{Batch, Field, Group, Patches, RawValue, Row, Value};
 pub use serde;
 pub use serde_json;
 

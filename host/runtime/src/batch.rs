@@ -1,6 +1,8 @@
-//! Events into the columnar `event-batch`, and enricher answers back onto events: every patch of
-//! one answer is checked (row in range, text index in range, right type) before any is applied.
+//! Events into the columnar `event-batch`, and enricher answers back onto events: every patch and
+//! group of one answer is checked (row in range, text index in range, right type) before any is
+//! applied.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use hub_core::event::EventRecord;
@@ -136,6 +138,27 @@ fn tag_pairs(tags_json: &str) -> Vec<(String, String)> {
     }
 }
 
+/// Where in an answer a fault is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum At {
+    /// `patches[i]`.
+    Patch(usize),
+    /// `groups[group].sets[set]`.
+    Set { group: usize, set: usize },
+    /// `groups[group].rows[index]`.
+    GroupRow { group: usize, index: usize },
+}
+
+impl std::fmt::Display for At {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            At::Patch(i) => write!(f, "patch {i}"),
+            At::Set { group, set } => write!(f, "group {group}, set {set}"),
+            At::GroupRow { group, index } => write!(f, "group {group}, rows[{index}]"),
+        }
+    }
+}
+
 /// Why an answer was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum InvalidOutput {
@@ -143,24 +166,20 @@ pub enum InvalidOutput {
         "{count} patches for {rows} events is over the limit of {MAX_PATCHES_PER_ROW} per event"
     )]
     TooMany { count: usize, rows: usize },
-    #[error("patch {index}: row {row} is outside the batch of {rows} events")]
-    RowOutOfRange { index: usize, row: u32, rows: usize },
-    #[error("patch {index}: text {text} is outside the answer's {strings} strings")]
-    TextOutOfRange {
-        index: usize,
-        text: u32,
-        strings: usize,
-    },
-    #[error("patch {index}: `{field}` takes {expected}, not {got}")]
+    #[error("{at}: row {row} is outside the batch of {rows} events")]
+    RowOutOfRange { at: At, row: u32, rows: usize },
+    #[error("{at}: text {text} is outside the answer's {strings} strings")]
+    TextOutOfRange { at: At, text: u32, strings: usize },
+    #[error("{at}: `{field}` takes {expected}, not {got}")]
     WrongType {
-        index: usize,
+        at: At,
         field: String,
         expected: &'static str,
         got: &'static str,
     },
-    #[error("patch {index}: `{field}`: {message}")]
+    #[error("{at}: `{field}`: {message}")]
     BadValue {
-        index: usize,
+        at: At,
         field: String,
         message: String,
     },
@@ -178,7 +197,7 @@ pub struct Applied {
 enum Target<'a> {
     Cost(f64),
     Text(TextField, &'a str),
-    Tag(&'a str, String),
+    Tag(&'a str, Cow<'a, str>),
 }
 
 #[derive(Clone, Copy)]
@@ -219,30 +238,34 @@ fn valid_tag_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.'))
 }
 
+fn check_row(at: At, row: u32, rows: usize) -> Result<usize, InvalidOutput> {
+    if (row as usize) < rows {
+        Ok(row as usize)
+    } else {
+        Err(InvalidOutput::RowOutOfRange { at, row, rows })
+    }
+}
+
+/// Checks one (field, value) and resolves its texts.
 fn check<'a>(
-    index: usize,
-    row: u32,
+    at: At,
     field: &Field,
     value: &Value,
     strings: &'a [String],
-    rows: usize,
 ) -> Result<Target<'a>, InvalidOutput> {
-    if row as usize >= rows {
-        return Err(InvalidOutput::RowOutOfRange { index, row, rows });
-    }
     let text_at = |i: u32| -> Result<&'a str, InvalidOutput> {
         strings
             .get(i as usize)
             .map(String::as_str)
             .ok_or(InvalidOutput::TextOutOfRange {
-                index,
+                at,
                 text: i,
                 strings: strings.len(),
             })
     };
     let name = || field_name(field, strings);
     let wrong = |expected| InvalidOutput::WrongType {
-        index,
+        at,
         field: name(),
         expected,
         got: value_kind(value),
@@ -253,7 +276,7 @@ fn check<'a>(
                 let s = text_at(*i)?;
                 if s.is_empty() || s.len() > MAX_PATCH_TEXT {
                     Err(InvalidOutput::BadValue {
-                        index,
+                        at,
                         field: name(),
                         message: format!("text must be 1 to {MAX_PATCH_TEXT} bytes"),
                     })
@@ -273,7 +296,7 @@ fn check<'a>(
             };
             if !v.is_finite() || !(0.0..=1e9).contains(&v) {
                 return Err(InvalidOutput::BadValue {
-                    index,
+                    at,
                     field: name(),
                     message: format!("{v} is not a cost between 0 and 1e9 dollars"),
                 });
@@ -288,23 +311,23 @@ fn check<'a>(
             let tag = text_at(*n)?;
             if !valid_tag_name(tag) {
                 return Err(InvalidOutput::BadValue {
-                    index,
+                    at,
                     field: name(),
                     message: "a tag name is 1 to 64 characters of a-z, 0-9, `_`, `-`, `.`".into(),
                 });
             }
             let v = match value {
-                Value::Text(_) => text(value)?.to_string(),
-                Value::Integer(i) => i.to_string(),
-                Value::Float(f) if f.is_finite() => f.to_string(),
+                Value::Text(_) => Cow::Borrowed(text(value)?),
+                Value::Integer(i) => Cow::Owned(i.to_string()),
+                Value::Float(f) if f.is_finite() => Cow::Owned(f.to_string()),
                 Value::Float(_) => {
                     return Err(InvalidOutput::BadValue {
-                        index,
+                        at,
                         field: name(),
                         message: "not a finite number".into(),
                     });
                 }
-                Value::Flag(b) => b.to_string(),
+                Value::Flag(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
             };
             Ok(Target::Tag(tag, v))
         }
@@ -329,13 +352,13 @@ fn push_json_str(out: &mut String, s: &str) {
 }
 
 /// The names of a JSON object of tags, borrowed when they need no unescaping.
-fn tag_names(tags_json: &str) -> Option<Vec<std::borrow::Cow<'_, str>>> {
+fn tag_names(tags_json: &str) -> Option<Vec<Cow<'_, str>>> {
     if let Ok(m) = serde_json::from_str::<HashMap<&str, serde::de::IgnoredAny>>(tags_json) {
-        return Some(m.into_keys().map(std::borrow::Cow::Borrowed).collect());
+        return Some(m.into_keys().map(Cow::Borrowed).collect());
     }
     serde_json::from_str::<HashMap<String, serde::de::IgnoredAny>>(tags_json)
         .ok()
-        .map(|m| m.into_keys().map(std::borrow::Cow::Owned).collect())
+        .map(|m| m.into_keys().map(Cow::Owned).collect())
 }
 
 /// Adds `tags` (name, value) to a JSON object of tags, keeping existing names. Returns how many
@@ -377,39 +400,63 @@ fn add_tags(tags_json: &mut String, tags: &[(&str, &str)]) -> (usize, usize) {
     (added, kept)
 }
 
-/// Checks every patch, then applies them all to `events` (and to `batch`, so that the next
-/// enricher sees them). Nothing is applied when any patch is invalid.
+/// Checks every patch and group, then applies them all to `events` (and to `batch`, so that the
+/// next enricher sees them). Nothing is applied when any of them is invalid.
 pub fn apply_patches(
     events: &mut [EventRecord],
     batch: &mut EventBatch,
     answer: &Enrichment,
 ) -> Result<Applied, InvalidOutput> {
     let rows = events.len();
-    let patches = &answer.patches;
-    if patches.len() > rows.max(1) * MAX_PATCHES_PER_ROW {
-        return Err(InvalidOutput::TooMany {
-            count: patches.len(),
-            rows,
-        });
+    let count = answer.groups.iter().fold(answer.patches.len(), |n, g| {
+        n.saturating_add(g.rows.len().saturating_mul(g.sets.len()))
+    });
+    if count > rows.max(1) * MAX_PATCHES_PER_ROW {
+        return Err(InvalidOutput::TooMany { count, rows });
     }
     let strings = &answer.strings;
-    let targets: Vec<(usize, Target<'_>)> = patches
+    let patches: Vec<(usize, Target<'_>)> = answer
+        .patches
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            check(i, p.row, &p.field, &p.value, strings, rows).map(|t| (p.row as usize, t))
+            let at = At::Patch(i);
+            Ok((
+                check_row(at, p.row, rows)?,
+                check(at, &p.field, &p.value, strings)?,
+            ))
         })
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<_, InvalidOutput>>()?;
+    let mut groups: Vec<(&[u32], Vec<Target<'_>>)> = Vec::with_capacity(answer.groups.len());
+    for (g, group) in answer.groups.iter().enumerate() {
+        for (index, &row) in group.rows.iter().enumerate() {
+            check_row(At::GroupRow { group: g, index }, row, rows)?;
+        }
+        let sets = group
+            .sets
+            .iter()
+            .enumerate()
+            .map(|(set, (field, value))| check(At::Set { group: g, set }, field, value, strings))
+            .collect::<Result<_, _>>()?;
+        groups.push((&group.rows, sets));
+    }
 
     let mut out = Applied::default();
-    let mut tags: Vec<(usize, &str, String)> = Vec::new();
-    for (row, target) in targets {
+    let mut tags: Vec<(usize, &str, &str)> = Vec::new();
+    let changes = patches
+        .iter()
+        .map(|(row, t)| (*row, t))
+        .chain(groups.iter().flat_map(|(rows, sets)| {
+            rows.iter()
+                .flat_map(move |&r| sets.iter().map(move |t| (r as usize, t)))
+        }));
+    for (row, target) in changes {
         let e = &mut events[row];
         match target {
             Target::Cost(v) => {
                 if e.cost_usd.is_none() {
-                    e.cost_usd = Some(v);
-                    batch.cost_usd[row] = Some(v);
+                    e.cost_usd = Some(*v);
+                    batch.cost_usd[row] = Some(*v);
                     out.applied += 1;
                 } else {
                     out.kept += 1;
@@ -437,22 +484,17 @@ pub fn apply_patches(
                     out.kept += 1;
                 }
             }
-            Target::Tag(name, value) => tags.push((row, name, value)),
+            Target::Tag(name, value) => tags.push((row, *name, value.as_ref())),
         }
     }
     if !tags.is_empty() {
+        // Stable: for a tag set twice on one event, the first value wins.
         tags.sort_by_key(|t| t.0);
-        let mut i = 0;
-        while i < tags.len() {
-            let row = tags[i].0;
-            let mut j = i;
-            while j < tags.len() && tags[j].0 == row {
-                j += 1;
-            }
-            let group: Vec<(&str, &str)> = tags[i..j]
-                .iter()
-                .map(|(_, n, v)| (*n, v.as_str()))
-                .collect();
+        let mut group: Vec<(&str, &str)> = Vec::new();
+        for run in tags.chunk_by(|a, b| a.0 == b.0) {
+            let row = run[0].0;
+            group.clear();
+            group.extend(run.iter().map(|(_, n, v)| (*n, *v)));
             let before = if batch.tags.is_empty() {
                 String::new()
             } else {
@@ -470,7 +512,6 @@ pub fn apply_patches(
                     batch.tags[row].push((ki, vi));
                 }
             }
-            i = j;
         }
     }
     Ok(out)
@@ -479,7 +520,7 @@ pub fn apply_patches(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bindings::types::Patch;
+    use crate::bindings::types::{Patch, PatchGroup};
 
     fn events(n: usize) -> Vec<EventRecord> {
         (0..n)
@@ -504,6 +545,7 @@ mod tests {
                 .into_iter()
                 .map(|(row, field, value)| Patch { row, field, value })
                 .collect(),
+            groups: Vec::new(),
         }
     }
 
@@ -655,6 +697,109 @@ mod tests {
             apply_patches(&mut ev, &mut b, &many),
             Err(InvalidOutput::TooMany { .. })
         ));
+    }
+
+    #[test]
+    fn a_group_applies_its_sets_to_every_row_like_single_patches() {
+        let strings = ["model_family", "gpt-4o", "model_owner", "openai"];
+        let sets = vec![
+            (Field::Tag(0), Value::Text(1)),
+            (Field::Tag(2), Value::Text(3)),
+            (Field::CostUsd, Value::Float(0.25)),
+        ];
+        let rows = [0u32, 2];
+        let mut single = answer(&strings, vec![]);
+        for &row in &rows {
+            for (f, v) in &sets {
+                single.patches.push(Patch {
+                    row,
+                    field: *f,
+                    value: *v,
+                });
+            }
+        }
+        let mut grouped = answer(&strings, vec![(0, Field::CostUsd, Value::Float(0.5))]);
+        grouped.groups.push(PatchGroup {
+            rows: rows.to_vec(),
+            sets,
+        });
+        let run = |a: &Enrichment| {
+            let mut ev = events(3);
+            let mut b = batch_from_events(
+                &ev,
+                BatchColumns {
+                    ids: false,
+                    tags: true,
+                },
+            );
+            let applied = apply_patches(&mut ev, &mut b, a).unwrap();
+            (ev, b, applied)
+        };
+        let (one, _, applied) = run(&single);
+        assert_eq!(
+            applied,
+            Applied {
+                applied: 6,
+                kept: 0
+            }
+        );
+        let (two, b, applied) = run(&grouped);
+        assert_eq!(
+            applied,
+            Applied {
+                applied: 6,
+                kept: 1
+            },
+            "the single patch came first"
+        );
+        assert_eq!(two[0].cost_usd, Some(0.5));
+        assert_eq!(two[2].cost_usd, Some(0.25));
+        assert_eq!(two[1].cost_usd, None);
+        for row in [0, 2] {
+            assert_eq!(one[row].tags_json, two[row].tags_json);
+        }
+        assert_eq!(two[1].tags_json, r#"{"team":"care"}"#);
+        assert_eq!(b.tags[2].len(), 3, "later enrichers see the group's tags");
+    }
+
+    #[test]
+    fn a_bad_group_refuses_the_whole_answer_and_says_where() {
+        type Case = (Vec<u32>, Vec<(Field, Value)>, &'static str);
+        let cases: [Case; 4] = [
+            (
+                vec![0, 7],
+                vec![(Field::Tag(0), Value::Text(0))],
+                "group 0, rows[1]: row 7 is outside",
+            ),
+            (
+                vec![0],
+                vec![
+                    (Field::Tag(0), Value::Text(0)),
+                    (Field::CostUsd, Value::Flag(true)),
+                ],
+                "group 0, set 1: `cost-usd` takes a number",
+            ),
+            (
+                vec![1],
+                vec![(Field::Tag(0), Value::Text(4))],
+                "group 0, set 0: text 4 is outside",
+            ),
+            (
+                (0..2).cycle().take(20).collect(),
+                vec![(Field::Tag(0), Value::Text(0)); 2],
+                "41 patches for 2 events",
+            ),
+        ];
+        for (rows, sets, msg) in cases {
+            let mut ev = events(2);
+            let mut b = batch_from_events(&ev, BatchColumns::default());
+            let mut a = answer(&["x"], vec![(0, Field::CostUsd, Value::Float(0.1))]);
+            a.groups.push(PatchGroup { rows, sets });
+            let e = apply_patches(&mut ev, &mut b, &a).unwrap_err();
+            assert!(e.to_string().contains(msg), "{e} / {msg}");
+            assert_eq!(ev[0].cost_usd, None, "nothing applied");
+            assert_eq!(ev[0].tags_json, r#"{"team":"care"}"#);
+        }
     }
 
     #[test]

@@ -147,6 +147,7 @@ fn bench(dir: &std::path::Path, budget: Duration) -> Result<()> {
             let mut patches = hub_runtime::Enrichment {
                 strings: vec![],
                 patches: vec![],
+                groups: vec![],
             };
             let wasm = time(budget, || {
                 patches = instance.enrich(&batch).unwrap();

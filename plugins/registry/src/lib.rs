@@ -183,23 +183,17 @@ impl Enricher for Registry {
     }
 
     fn enrich(&mut self, batch: &Batch, out: &mut Patches) -> Result<(), Error> {
-        // Per distinct model of the batch (by string index): the entry and its texts, interned
-        // once into the answer.
+        // Per distinct model of the batch (by string index): the entry, its texts interned once
+        // into the answer, and its rows by lifecycle. Every row of one (model, lifecycle) gets
+        // the same four tags, so each such set crosses as one group: a row index per event.
         struct Known {
             entry: Rc<Entry>,
             family: Option<u32>,
             owner: Option<u32>,
+            rows: [Vec<u32>; LIFECYCLES.len()],
         }
         let mut by_index: Vec<Option<Option<Known>>> = Vec::new();
         by_index.resize_with(batch.columns().strings.len(), || None);
-        let names = [
-            out.intern("model_family"),
-            out.intern("context_window"),
-            out.intern("model_owner"),
-            out.intern("model_lifecycle"),
-        ];
-        let lifecycles: Vec<u32> = LIFECYCLES.iter().map(|l| out.intern(l)).collect();
-        out.reserve(batch.len() * names.len());
         for row in batch.rows() {
             let Some(mi) = row.model_index() else {
                 continue;
@@ -222,21 +216,37 @@ impl Enricher for Registry {
                     family: entry.info.family.as_deref().map(|f| out.intern(f)),
                     owner: entry.info.owner.as_deref().map(|o| out.intern(o)),
                     entry,
+                    rows: Default::default(),
                 }));
             }
             let Some(Some(k)) = slot else { continue };
-            let i = row.index();
-            if let Some(f) = k.family {
-                out.raw_wit(i, Field::Tag(names[0]), RawValue::Text(f));
-            }
-            if let Some(c) = k.entry.info.context_window {
-                out.raw_wit(i, Field::Tag(names[1]), RawValue::Integer(c as i64));
-            }
-            if let Some(o) = k.owner {
-                out.raw_wit(i, Field::Tag(names[2]), RawValue::Text(o));
-            }
             let li = self.lifecycle(&k.entry, row.ts_ms());
-            out.raw_wit(i, Field::Tag(names[3]), RawValue::Text(lifecycles[li]));
+            k.rows[li].push(row.index());
+        }
+        let names = [
+            out.intern("model_family"),
+            out.intern("context_window"),
+            out.intern("model_owner"),
+            out.intern("model_lifecycle"),
+        ];
+        for k in by_index.into_iter().flatten().flatten() {
+            for (li, rows) in k.rows.into_iter().enumerate() {
+                if rows.is_empty() {
+                    continue;
+                }
+                let lifecycle = out.intern(LIFECYCLES[li]);
+                let mut g = out.group(rows);
+                if let Some(f) = k.family {
+                    g.raw_wit(Field::Tag(names[0]), RawValue::Text(f));
+                }
+                if let Some(c) = k.entry.info.context_window {
+                    g.raw_wit(Field::Tag(names[1]), RawValue::Integer(c as i64));
+                }
+                if let Some(o) = k.owner {
+                    g.raw_wit(Field::Tag(names[2]), RawValue::Text(o));
+                }
+                g.raw_wit(Field::Tag(names[3]), RawValue::Text(lifecycle));
+            }
         }
         Ok(())
     }

@@ -57,6 +57,10 @@ impl Enricher for Misbehave {
             "bad-text" => {
                 out.raw_wit(0, Field::Provider, RawValue::Text(999));
             }
+            "bad-group" => {
+                // A group whose rows reach past the batch: refused whole, like a single patch.
+                out.group((0..=n).collect()).cost_usd(0.5);
+            }
             "oversized" => {
                 for row in 0..n {
                     for i in 0..20 {

@@ -79,6 +79,10 @@ fn invalid_and_oversized_answers_are_refused_whole() {
         ("bad-type", "`cost-usd` takes a number, not text"),
         ("bad-text", "text 999 is outside the answer's 0 strings"),
         (
+            "bad-group",
+            "group 0, rows[2]: row 2 is outside the batch of 2 events",
+        ),
+        (
             "oversized",
             "40 patches for 2 events is over the limit of 16 per event",
         ),
