@@ -417,6 +417,19 @@ impl Storage for SqliteStorage {
             .iter()
             .map(|b| Self::prepare(b, received_at_ms))
             .collect();
+        // Rollup deltas too, on the bet that every event is new (a resend is rare): when a
+        // tenant's inserts skip any, its deltas are computed again from the events stored.
+        let mut by_tenant: HashMap<TenantId, Vec<&EventRecord>> = HashMap::new();
+        for prep in &prepared {
+            by_tenant
+                .entry(prep.tenant)
+                .or_default()
+                .extend(prep.unique.iter().copied());
+        }
+        let mut expected: HashMap<TenantId, FastMap<RollupKey, Aggregate>> = by_tenant
+            .into_iter()
+            .map(|(tenant, events)| (tenant, deltas(events.into_iter())))
+            .collect();
         let mut cache = self.rollups.lock().await;
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let data_version: i64 = sqlx::query_scalar("PRAGMA data_version")
@@ -430,7 +443,8 @@ impl Storage for SqliteStorage {
             };
         }
         let mut outcomes = Vec::with_capacity(batches.len());
-        let mut changes: HashMap<TenantId, Vec<&EventRecord>> = HashMap::new();
+        let mut stored: HashMap<TenantId, Vec<&EventRecord>> = HashMap::new();
+        let mut resent: HashSet<TenantId> = HashSet::new();
         for (batch, prep) in batches.iter().zip(prepared) {
             let PreparedBatch {
                 tenant,
@@ -438,21 +452,26 @@ impl Storage for SqliteStorage {
                 inserts,
             } = prep;
             let inserted = Self::insert_events(&mut tx, &unique, inserts).await?;
+            if inserted.len() < unique.len() {
+                resent.insert(tenant);
+            }
             outcomes.push(WriteOutcome {
                 inserted: inserted.len(),
                 duplicates: batch.events.len() - inserted.len(),
             });
-            changes
+            stored
                 .entry(tenant)
                 .or_default()
                 .extend(inserted.into_iter().map(|i| unique[i]));
         }
         let mut merged = Vec::new();
-        for (tenant, events) in changes {
-            if !events.is_empty() {
-                let rows =
-                    Self::merge_rollups(&mut tx, tenant, deltas(events.into_iter()), &cache.rows)
-                        .await?;
+        for (tenant, events) in stored {
+            let changes = match expected.remove(&tenant) {
+                Some(d) if !resent.contains(&tenant) => d,
+                _ => deltas(events.into_iter()),
+            };
+            if !changes.is_empty() {
+                let rows = Self::merge_rollups(&mut tx, tenant, changes, &cache.rows).await?;
                 merged.extend(rows.into_iter().map(|(k, v)| ((tenant, k), v)));
             }
         }
