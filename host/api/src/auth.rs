@@ -62,6 +62,12 @@ impl KeyCache {
         (checked.elapsed() < CACHE_TTL).then(|| record.clone())
     }
 
+    /// Forgets a key (revoked or rotated here), so that the next request asks the database.
+    pub fn forget(&self, key_id: i64) {
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        entries.retain(|_, (record, _, _)| record.id != key_id);
+    }
+
     /// Remembers a verified key; says whether its `last_used_at` is due for an update.
     fn put(&self, hash: String, record: ApiKeyRecord) -> bool {
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
@@ -84,6 +90,39 @@ impl KeyCache {
             ),
         );
         touch
+    }
+}
+
+/// Per-key token buckets: a key may make `rate` requests per second on average and up to two
+/// seconds' worth at once. Per replica: N replicas let a key make up to N times its rate.
+#[derive(Debug, Default)]
+pub struct RateLimiter {
+    buckets: std::sync::Mutex<HashMap<i64, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    /// Takes one request from `key_id`'s bucket, or says how many seconds until one is there.
+    pub fn take(&self, key_id: i64, rate_per_s: u32) -> Result<(), u64> {
+        if rate_per_s == 0 {
+            return Ok(());
+        }
+        let rate = f64::from(rate_per_s);
+        let burst = rate * 2.0;
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() > 100_000 {
+            // Full buckets are the same as no bucket.
+            buckets.retain(|_, (tokens, at)| *tokens + at.elapsed().as_secs_f64() * rate < burst);
+        }
+        let (tokens, at) = buckets.entry(key_id).or_insert((burst, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - *tokens) / rate).ceil().max(1.0) as u64)
+        }
     }
 }
 
@@ -111,8 +150,29 @@ pub fn generate_api_key(
         secret_hash: hash_key(&full),
         scopes,
         expires_at_ms,
+        rate_limit_per_s: None,
+        rotated_from: None,
     };
     (full, key)
+}
+
+/// Replaces `old` with a new key of the same name, scopes, expiry and rate limit; `old` stops
+/// working at `until_ms`. Returns the new secret, the new record and the old one as updated.
+pub async fn rotate_api_key(
+    storage: &dyn hub_storage::Storage,
+    old: &ApiKeyRecord,
+    now_ms: i64,
+    until_ms: i64,
+) -> Result<(String, ApiKeyRecord, ApiKeyRecord), hub_storage::StorageError> {
+    let (secret, mut new_key) = generate_api_key(&old.name, old.scopes.clone(), old.expires_at_ms);
+    new_key.rate_limit_per_s = old.rate_limit_per_s;
+    new_key.rotated_from = Some(old.id);
+    let record = storage.create_api_key(old.tenant, &new_key, now_ms).await?;
+    let replaced = storage
+        .revoke_api_key(old.tenant, old.id, until_ms)
+        .await?
+        .unwrap_or_else(|| old.clone());
+    Ok((secret, record, replaced))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -201,6 +261,19 @@ impl FromRequestParts<AppState> for Principal {
         }
         if record.expires_at_ms.is_some_and(|t| t <= now) {
             return Err(ApiError::Unauthorized("this API key has expired".into()));
+        }
+        let rate = record
+            .rate_limit_per_s
+            .unwrap_or(state.config.api_key_rate_limit_per_s);
+        if let Err(retry_after_secs) = state.limiter.take(record.id, rate) {
+            state.metrics.rate_limited.inc();
+            return Err(ApiError::TooManyRequests {
+                message: format!(
+                    "API key {} is over its limit of {rate} requests per second; retry after {retry_after_secs} s",
+                    record.prefix
+                ),
+                retry_after_secs,
+            });
         }
         Ok(Principal {
             tenant: record.tenant,

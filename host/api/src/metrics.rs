@@ -62,6 +62,8 @@ pub struct Metrics {
     pub plugin_call_seconds_sum: Family<PluginLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pub plugin_auto_disabled: Family<PluginLabel, Gauge>,
     pub plugin_patches_applied: Family<PluginLabel, Gauge>,
+    /// Requests refused because their API key was over its rate limit.
+    pub rate_limited: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -93,8 +95,14 @@ impl Default for Metrics {
             plugin_call_seconds_sum: Family::default(),
             plugin_auto_disabled: Family::default(),
             plugin_patches_applied: Family::default(),
+            rate_limited: Counter::default(),
             registry: Registry::default(),
         };
+        registry.register(
+            "api_key_rate_limited",
+            "Requests refused with 429 because their API key was over its rate limit",
+            m.rate_limited.clone(),
+        );
         registry.register(
             "ingest_events_accepted",
             "Events stored for the first time",

@@ -528,6 +528,10 @@ async fn ops_routes_and_openapi_cover_everything() {
         ("/v1/events/{id}", "get"),
         ("/v1/metrics/summary", "get"),
         ("/v1/metrics/timeseries", "get"),
+        ("/v1/api-keys", "get"),
+        ("/v1/api-keys", "post"),
+        ("/v1/api-keys/{key}", "delete"),
+        ("/v1/api-keys/{key}/rotate", "post"),
         ("/healthz", "get"),
         ("/readyz", "get"),
         ("/metrics", "get"),
@@ -540,7 +544,7 @@ async fn ops_routes_and_openapi_cover_everything() {
         // And the route really exists (not 404 from the fallback).
         let req = Request::builder()
             .method(method.to_uppercase().as_str())
-            .uri(path.replace("{id}", "x"))
+            .uri(path.replace("{id}", "x").replace("{key}", "x"))
             .body(Body::empty())
             .unwrap();
         let (status, body, _) = hub.call(req).await;

@@ -65,6 +65,10 @@ pub struct ServeArgs {
     /// Bearer token that /metrics requires (default: none, /metrics is open).
     #[arg(long, env = "HUB_METRICS_TOKEN")]
     pub metrics_token: Option<String>,
+    /// Requests per second an API key may make unless it has its own limit; 0 for no limit
+    /// (default 1000).
+    #[arg(long, env = "HUB_API_KEY_RATE_LIMIT")]
+    pub api_key_rate_limit: Option<u32>,
     /// Tenant created on first start, with an API key printed once (default "demo").
     #[arg(long, env = "HUB_DEMO_TENANT")]
     pub demo_tenant: Option<String>,
@@ -104,6 +108,7 @@ struct FileConfig {
     writers: Option<usize>,
     db_connections: Option<u32>,
     metrics_token: Option<String>,
+    api_key_rate_limit: Option<u32>,
     demo_tenant: Option<String>,
     plugin_cache_dir: Option<PathBuf>,
     plugins_dir: Option<PathBuf>,
@@ -202,6 +207,10 @@ impl ServeArgs {
                     .unwrap_or(defaults.max_decompressed_bytes),
                 ingest,
                 metrics_token: self.metrics_token.or(file.metrics_token),
+                api_key_rate_limit_per_s: self
+                    .api_key_rate_limit
+                    .or(file.api_key_rate_limit)
+                    .unwrap_or(defaults.api_key_rate_limit_per_s),
             },
             retention: hub_storage::RetentionPolicy {
                 raw_ms: keep(

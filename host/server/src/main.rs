@@ -92,6 +92,39 @@ enum ApiKeyCommand {
         /// Lifetime such as 90d (default: no expiry).
         #[arg(long)]
         expires_in: Option<String>,
+        /// Requests per second this key may make (default: the server's --api-key-rate-limit).
+        #[arg(long)]
+        rate_limit: Option<u32>,
+        #[command(flatten)]
+        db: config::ServeArgs,
+    },
+    /// List a tenant's keys (prefix, scopes, state, created, last used, expiry); never secrets.
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        db: config::ServeArgs,
+    },
+    /// Revoke a key now. A running hub stops accepting it within 30 s (at once when revoked
+    /// through DELETE /v1/api-keys on that hub).
+    Revoke {
+        #[arg(long)]
+        tenant: String,
+        /// The key's prefix (hub_xxxxxxxx) or id.
+        key: String,
+        #[command(flatten)]
+        db: config::ServeArgs,
+    },
+    /// Replace a key with a new one (same name, scopes, expiry, rate limit), printed alone on the
+    /// last line; the old key stops working after --grace (default: now).
+    Rotate {
+        #[arg(long)]
+        tenant: String,
+        /// The key's prefix (hub_xxxxxxxx) or id.
+        key: String,
+        /// How long the old key keeps working, such as 1h (at most 7d).
+        #[arg(long)]
+        grace: Option<String>,
         #[command(flatten)]
         db: config::ServeArgs,
     },
@@ -166,6 +199,37 @@ pub(crate) async fn create_key(
     Ok((secret, record))
 }
 
+/// The tenant called `name`, or an error that says how to create it.
+pub(crate) async fn tenant_named(
+    storage: &dyn hub_storage::Storage,
+    name: &str,
+) -> Result<hub_storage::Tenant> {
+    storage
+        .tenant_by_name(name)
+        .await?
+        .with_context(|| format!("no tenant named '{name}' (hub tenant create {name})"))
+}
+
+/// The tenant's key with this prefix or id.
+async fn key_named(
+    storage: &dyn hub_storage::Storage,
+    tenant: &hub_storage::Tenant,
+    key: &str,
+) -> Result<hub_storage::ApiKeyRecord> {
+    let id: Option<i64> = key.parse().ok();
+    storage
+        .list_api_keys(tenant.id)
+        .await?
+        .into_iter()
+        .find(|k| Some(k.id) == id || k.prefix == key)
+        .with_context(|| {
+            format!(
+                "tenant '{}' has no API key '{key}' (hub api-key list --tenant {})",
+                tenant.name, tenant.name
+            )
+        })
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
@@ -213,6 +277,7 @@ async fn main() -> Result<()> {
                     scopes,
                     name,
                     expires_in,
+                    rate_limit,
                     db,
                 },
         } => {
@@ -225,11 +290,15 @@ async fn main() -> Result<()> {
                 .transpose()
                 .map_err(|e| anyhow::anyhow!("--expires-in: {e}"))?;
             let (storage, _) = open_db(db).await?;
-            let t = storage.tenant_by_name(&tenant).await?.with_context(|| {
-                format!("no tenant named '{tenant}' (hub tenant create {tenant})")
-            })?;
-            let (secret, record) =
-                create_key(storage.as_ref(), t.id, &name, scopes, expires_at).await?;
+            let t = tenant_named(storage.as_ref(), &tenant).await?;
+            if rate_limit == Some(0) {
+                anyhow::bail!("--rate-limit: must be at least 1 request per second");
+            }
+            let (secret, mut new_key) = hub_api::generate_api_key(&name, scopes, expires_at);
+            new_key.rate_limit_per_s = rate_limit;
+            let record = storage
+                .create_api_key(t.id, &new_key, hub_core::time::now_ms())
+                .await?;
             storage.close().await;
             let scopes: Vec<_> = record.scopes.iter().map(|s| s.as_str()).collect();
             println!(
@@ -237,6 +306,99 @@ async fn main() -> Result<()> {
                 record.prefix,
                 t.name,
                 scopes.join(",")
+            );
+            println!("{secret}");
+            Ok(())
+        }
+        Command::ApiKey {
+            command: ApiKeyCommand::List { tenant, db },
+        } => {
+            let (storage, _) = open_db(db).await?;
+            let t = tenant_named(storage.as_ref(), &tenant).await?;
+            let now = hub_core::time::now_ms();
+            let when = |ms: Option<i64>| ms.map(hub_core::time::to_rfc3339).unwrap_or("-".into());
+            println!(
+                "{:>5}  {:<12}  {:<20}  {:<9}  {:<17}  {:<24}  {:<24}  {:<24}  name",
+                "id", "prefix", "scopes", "state", "rate limit", "created", "last used", "expires"
+            );
+            for k in storage.list_api_keys(t.id).await? {
+                let state = k.state(now);
+                let scopes: Vec<_> = k.scopes.iter().map(|s| s.as_str()).collect();
+                println!(
+                    "{:>5}  {:<12}  {:<20}  {:<9}  {:<17}  {:<24}  {:<24}  {:<24}  {}",
+                    k.id,
+                    k.prefix,
+                    scopes.join(","),
+                    state,
+                    k.rate_limit_per_s
+                        .map(|r| format!("{r}/s"))
+                        .unwrap_or("server default".into()),
+                    hub_core::time::to_rfc3339(k.created_at_ms),
+                    when(k.last_used_at_ms),
+                    when(
+                        k.expires_at_ms
+                            .or(k.revoked_at_ms.filter(|_| state == "rotating"))
+                    ),
+                    k.name
+                );
+            }
+            storage.close().await;
+            Ok(())
+        }
+        Command::ApiKey {
+            command: ApiKeyCommand::Revoke { tenant, key, db },
+        } => {
+            let (storage, _) = open_db(db).await?;
+            let t = tenant_named(storage.as_ref(), &tenant).await?;
+            let k = key_named(storage.as_ref(), &t, &key).await?;
+            storage
+                .revoke_api_key(t.id, k.id, hub_core::time::now_ms())
+                .await?;
+            storage.close().await;
+            println!("revoked API key {} of tenant '{}'", k.prefix, t.name);
+            Ok(())
+        }
+        Command::ApiKey {
+            command:
+                ApiKeyCommand::Rotate {
+                    tenant,
+                    key,
+                    grace,
+                    db,
+                },
+        } => {
+            let grace_ms = grace
+                .map(|g| hub_core::time::parse_duration_ms(&g))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--grace: {e}"))?
+                .unwrap_or(0);
+            anyhow::ensure!(
+                (0..=7 * 86_400_000).contains(&grace_ms),
+                "--grace: at most 7d"
+            );
+            let (storage, _) = open_db(db).await?;
+            let t = tenant_named(storage.as_ref(), &tenant).await?;
+            let old = key_named(storage.as_ref(), &t, &key).await?;
+            let now = hub_core::time::now_ms();
+            anyhow::ensure!(
+                old.works_at(now),
+                "API key {} no longer works; create a new key instead",
+                old.prefix
+            );
+            let (secret, record, _) =
+                hub_api::rotate_api_key(storage.as_ref(), &old, now, now + grace_ms).await?;
+            storage.close().await;
+            println!(
+                "API key {} replaces {} of tenant '{}'; {} stops working {} (new key shown once):",
+                record.prefix,
+                old.prefix,
+                t.name,
+                old.prefix,
+                if grace_ms == 0 {
+                    "now".to_string()
+                } else {
+                    format!("at {}", hub_core::time::to_rfc3339(now + grace_ms))
+                }
             );
             println!("{secret}");
             Ok(())

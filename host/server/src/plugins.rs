@@ -127,11 +127,7 @@ fn parse_grants(grants: &[String], manifest: &hub_marketplace::Manifest) -> Resu
 }
 
 async fn tenant_id(storage: &dyn Storage, name: &str) -> Result<hub_core::TenantId> {
-    Ok(storage
-        .tenant_by_name(name)
-        .await?
-        .with_context(|| format!("no tenant '{name}'"))?
-        .id)
+    Ok(crate::tenant_named(storage, name).await?.id)
 }
 
 /// Installs `<dir>/<name>/<name>.wasm` with `<dir>/<name>/plugin.toml`, granting what it asks for.

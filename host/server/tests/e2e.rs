@@ -243,6 +243,64 @@ async fn cli_creates_tenants_and_keys() {
     let client = reqwest::Client::new();
     let (status, _) = post(&client, &server, &key, "application/json", FLAT.into()).await;
     assert_eq!(status, 202);
+    drop(server);
+
+    // The key's lifecycle: list, rotate with a grace period, revoke.
+    let prefix = &key[..12];
+    let listed = hub_cli(dir.path(), &["api-key", "list", "--tenant", "acme"]);
+    let row = listed.lines().find(|l| l.contains(prefix)).expect(&listed);
+    assert!(
+        row.contains("ingest,query") && row.contains("active"),
+        "{listed}"
+    );
+    assert!(!listed.contains(&key[13..]), "no secret in a listing");
+    let out = hub_cli(
+        dir.path(),
+        &[
+            "api-key", "rotate", "--tenant", "acme", prefix, "--grace", "1h",
+        ],
+    );
+    let rotated = out.lines().last().unwrap().to_string();
+    assert!(rotated.starts_with("hub_") && rotated != key, "{out}");
+    let listed = hub_cli(dir.path(), &["api-key", "list", "--tenant", "acme"]);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.contains(prefix) && l.contains("rotating")),
+        "{listed}"
+    );
+    let server = Server::start(dir.path(), &[]);
+    for k in [&key, &rotated] {
+        let (status, _) = post(&client, &server, k, "application/json", FLAT.into()).await;
+        assert_eq!(status, 202, "both keys work during the grace period");
+    }
+    drop(server);
+    assert!(
+        hub_cli(
+            dir.path(),
+            &["api-key", "revoke", "--tenant", "acme", prefix]
+        )
+        .contains("revoked API key")
+    );
+    let server = Server::start(dir.path(), &[]);
+    let (status, body) = post(&client, &server, &key, "application/json", FLAT.into()).await;
+    assert_eq!(status, 401, "{body}");
+    let (status, _) = post(&client, &server, &rotated, "application/json", FLAT.into()).await;
+    assert_eq!(status, 202);
+    let unknown = Command::new(HUB)
+        .args([
+            "api-key",
+            "revoke",
+            "--tenant",
+            "acme",
+            "hub_zzzzzzzz",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("has no API key 'hub_zzzzzzzz'"));
 }
 
 /// Sends unique batches from several clients until stopped; returns the ids of acknowledged ones.

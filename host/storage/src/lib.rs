@@ -76,6 +76,14 @@ pub trait Storage: Send + Sync + 'static {
     async fn api_key_by_prefix(&self, prefix: &str) -> Result<Option<ApiKeyRecord>>;
     async fn list_api_keys(&self, tenant: TenantId) -> Result<Vec<ApiKeyRecord>>;
     async fn touch_api_key(&self, tenant: TenantId, key_id: i64, at_ms: i64) -> Result<()>;
+    /// Makes `tenant`'s key `key_id` stop working at `at_ms` (or earlier, if it already does).
+    /// `None` when the tenant has no such key.
+    async fn revoke_api_key(
+        &self,
+        tenant: TenantId,
+        key_id: i64,
+        at_ms: i64,
+    ) -> Result<Option<ApiKeyRecord>>;
 
     /// Stores the batches in one transaction: raw events (skipping ones already stored) and the
     /// rollup deltas of the new ones. Returns one outcome per batch, in order.

@@ -24,8 +24,30 @@ pub struct ApiKeyRecord {
     pub scopes: Vec<ApiKeyScope>,
     pub created_at_ms: i64,
     pub expires_at_ms: Option<i64>,
+    /// When the key stops working: now or, after a rotation with a grace period, later.
     pub revoked_at_ms: Option<i64>,
     pub last_used_at_ms: Option<i64>,
+    /// Requests per second this key may make (`None`: the server's default).
+    pub rate_limit_per_s: Option<u32>,
+    /// The key this one replaced by a rotation.
+    pub rotated_from: Option<i64>,
+}
+
+impl ApiKeyRecord {
+    /// `active`, `rotating` (revocation set for later), `expired` or `revoked`, at `now_ms`.
+    pub fn state(&self, now_ms: i64) -> &'static str {
+        match (self.revoked_at_ms, self.expires_at_ms) {
+            (Some(r), _) if r <= now_ms => "revoked",
+            (_, Some(e)) if e <= now_ms => "expired",
+            (Some(_), _) => "rotating",
+            _ => "active",
+        }
+    }
+
+    /// Whether the key is accepted at `now_ms`.
+    pub fn works_at(&self, now_ms: i64) -> bool {
+        matches!(self.state(now_ms), "active" | "rotating")
+    }
 }
 
 /// What `create_api_key` needs; the caller generated the secret and hashed it.
@@ -36,6 +58,8 @@ pub struct NewApiKey {
     pub secret_hash: String,
     pub scopes: Vec<ApiKeyScope>,
     pub expires_at_ms: Option<i64>,
+    pub rate_limit_per_s: Option<u32>,
+    pub rotated_from: Option<i64>,
 }
 
 /// One tenant's events, written (and acknowledged) together.

@@ -446,6 +446,15 @@ impl Storage for PostgresStorage {
         Shared::<Postgres>::touch_api_key(&self.pool, tenant, key_id, at_ms).await
     }
 
+    async fn revoke_api_key(
+        &self,
+        tenant: TenantId,
+        key_id: i64,
+        at_ms: i64,
+    ) -> Result<Option<ApiKeyRecord>> {
+        Shared::<Postgres>::revoke_api_key(&self.pool, tenant, key_id, at_ms).await
+    }
+
     async fn write_batches(
         &self,
         batches: &[TenantBatch],

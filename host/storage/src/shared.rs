@@ -18,7 +18,7 @@ use crate::{Result, StorageError};
 pub(crate) struct Shared<DB>(PhantomData<DB>);
 
 const API_KEY_COLUMNS: &str = "id, tenant_id, name, prefix, secret_hash, scopes, created_at, \
-    expires_at, revoked_at, last_used_at";
+    expires_at, revoked_at, last_used_at, rate_limit_per_s, rotated_from";
 
 fn stmt(sql: &str) -> SqlBuf {
     let mut buf = SqlBuf::new(Placeholders::Dollar);
@@ -56,6 +56,11 @@ where
         expires_at_ms: row.opt_int(7)?,
         revoked_at_ms: row.opt_int(8)?,
         last_used_at_ms: row.opt_int(9)?,
+        rate_limit_per_s: row
+            .opt_int(10)?
+            .map(|r| u32::try_from(r).map_err(|_| StorageError::Corrupt(format!("rate limit {r}"))))
+            .transpose()?,
+        rotated_from: row.opt_int(11)?,
     })
 }
 
@@ -174,8 +179,8 @@ where
         now_ms: i64,
     ) -> Result<ApiKeyRecord> {
         let mut buf = stmt(
-            "INSERT INTO api_keys (tenant_id, name, prefix, secret_hash, scopes, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
+            "INSERT INTO api_keys (tenant_id, name, prefix, secret_hash, scopes, created_at, expires_at, \
+             rate_limit_per_s, rotated_from) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ",
         );
         buf.push(API_KEY_COLUMNS);
         let scopes: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
@@ -187,6 +192,8 @@ where
             Bind::Text(scopes.join(",")),
             Bind::I64(now_ms),
             Bind::OptI64(key.expires_at_ms),
+            Bind::OptI64(key.rate_limit_per_s.map(i64::from)),
+            Bind::OptI64(key.rotated_from),
         ];
         let row = into_query::<DB>(buf)
             .fetch_one(pool)
@@ -215,6 +222,24 @@ where
         buf.push(" ORDER BY created_at, id");
         let rows = into_query::<DB>(buf).fetch_all(pool).await?;
         rows.iter().map(api_key).collect()
+    }
+
+    /// Sets when a key of `t` stops working (never later than it already does); `None` when `t`
+    /// has no key `key_id`.
+    pub(crate) async fn revoke_api_key(
+        pool: &Pool<DB>,
+        t: TenantId,
+        key_id: i64,
+        at_ms: i64,
+    ) -> Result<Option<ApiKeyRecord>> {
+        let mut buf = stmt(
+            "UPDATE api_keys SET revoked_at = CASE WHEN revoked_at IS NOT NULL AND revoked_at <= $1 \
+             THEN revoked_at ELSE $1 END WHERE tenant_id = $2 AND id = $3 RETURNING ",
+        );
+        buf.push(API_KEY_COLUMNS);
+        buf.binds = vec![Bind::I64(at_ms), Bind::I64(t.get()), Bind::I64(key_id)];
+        let row = into_query::<DB>(buf).fetch_optional(pool).await?;
+        row.as_ref().map(api_key).transpose()
     }
 
     pub(crate) async fn touch_api_key(

@@ -406,6 +406,15 @@ impl Storage for SqliteStorage {
         Shared::<Sqlite>::touch_api_key(&self.writer, tenant, key_id, at_ms).await
     }
 
+    async fn revoke_api_key(
+        &self,
+        tenant: TenantId,
+        key_id: i64,
+        at_ms: i64,
+    ) -> Result<Option<ApiKeyRecord>> {
+        Shared::<Sqlite>::revoke_api_key(&self.writer, tenant, key_id, at_ms).await
+    }
+
     async fn write_batches(
         &self,
         batches: &[TenantBatch],

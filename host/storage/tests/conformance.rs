@@ -209,6 +209,8 @@ async fn tenants_and_keys(store: Arc<dyn Storage>) {
         secret_hash: "ff".repeat(32),
         scopes: vec![ApiKeyScope::Ingest, ApiKeyScope::Query],
         expires_at_ms: None,
+        rate_limit_per_s: Some(50),
+        rotated_from: None,
     };
     let created = store.create_api_key(t, &key, NOW).await.unwrap();
     assert!(matches!(
@@ -226,6 +228,48 @@ async fn tenants_and_keys(store: Arc<dyn Storage>) {
     let listed = store.list_api_keys(t).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].last_used_at_ms, Some(NOW + 5));
+    assert_eq!(listed[0].rate_limit_per_s, Some(50));
+
+    // Revocation: scheduled, brought forward, never pushed back; another tenant's id is unknown.
+    let other = tenant(&store, "globex").await;
+    assert!(
+        store
+            .revoke_api_key(other, found.id, NOW)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let later = store
+        .revoke_api_key(t, found.id, NOW + 100)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(later.revoked_at_ms, Some(NOW + 100));
+    let now = store
+        .revoke_api_key(t, found.id, NOW + 10)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(now.revoked_at_ms, Some(NOW + 10));
+    let again = store
+        .revoke_api_key(t, found.id, NOW + 50)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.revoked_at_ms, Some(NOW + 10));
+    let rotated = store
+        .create_api_key(
+            t,
+            &NewApiKey {
+                prefix: "hub_def456".into(),
+                rotated_from: Some(found.id),
+                ..key.clone()
+            },
+            NOW,
+        )
+        .await
+        .unwrap();
+    assert_eq!(rotated.rotated_from, Some(found.id));
     store.set_meta("k", "v1").await.unwrap();
     store.set_meta("k", "v2").await.unwrap();
     assert_eq!(store.get_meta("k").await.unwrap().as_deref(), Some("v2"));
