@@ -15,4 +15,4 @@ pub mod time;
 pub use dims::{Dimension, Metric};
 pub use event::{EventRecord, Severity, Status};
 pub use sketch::LatencySketch;
-pub use tenant::{ApiKeyScope, TenantId};
+pub use tenant::{ApiKeyScope, Role, TenantId};

@@ -93,3 +93,43 @@ mod tests {
         assert!(ApiKeyScope::parse_list(" , ").is_err());
     }
 }
+
+/// A user's role in one tenant. Ordered: a higher role holds every right of the lower ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// Dashboards: metrics and time series, nothing else.
+    Viewer,
+    /// Reads everything of the tenant (events with payloads, plugins, keys' listing); changes
+    /// nothing.
+    Analyst,
+    /// Changes everything of the tenant but its owners: plugins, keys, members up to admin.
+    Admin,
+    /// Everything, including other owners and the tenant's SSO and retention settings.
+    Owner,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Self::Viewer, Self::Analyst, Self::Admin, Self::Owner];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Analyst => "analyst",
+            Self::Admin => "admin",
+            Self::Owner => "owner",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown role '{s}'; allowed: owner, admin, analyst, viewer"))
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

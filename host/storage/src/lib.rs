@@ -8,6 +8,7 @@
 //! so a query that reads rollups sees exactly the events that were acknowledged. Queries
 //! ([`analytics`]) read the coarsest rollups that answer a range exactly.
 
+pub mod access;
 pub mod analytics;
 mod decode;
 pub mod model;
@@ -23,6 +24,10 @@ use async_trait::async_trait;
 use hub_core::TenantId;
 use hub_core::time::Resolution;
 
+pub use access::{
+    AccessStorage, AuditEntry, AuditFilter, AuditRecord, Membership, NewRefreshToken, NewUser,
+    RefreshToken, RefreshUse, SigningKey, User,
+};
 pub use model::*;
 pub use postgres::PostgresStorage;
 pub use sqlite::SqliteStorage;
@@ -76,6 +81,8 @@ pub trait Storage: Send + Sync + 'static {
     async fn api_key_by_prefix(&self, prefix: &str) -> Result<Option<ApiKeyRecord>>;
     async fn list_api_keys(&self, tenant: TenantId) -> Result<Vec<ApiKeyRecord>>;
     async fn touch_api_key(&self, tenant: TenantId, key_id: i64, at_ms: i64) -> Result<()>;
+    /// Users, memberships, sessions, signing keys and the audit log.
+    fn access(&self) -> &dyn AccessStorage;
     /// Makes `tenant`'s key `key_id` stop working at `at_ms` (or earlier, if it already does).
     /// `None` when the tenant has no such key.
     async fn revoke_api_key(

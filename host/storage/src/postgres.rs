@@ -15,6 +15,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row};
 use std::str::FromStr;
 
+use crate::access::{AccessStorage, SqlAccess};
 use crate::model::*;
 use crate::rollup::{FastMap, RollupKey, deltas, upsert_statements};
 use crate::shared::{Shared, rollup_retention};
@@ -25,6 +26,7 @@ pub struct PostgresStorage {
     pool: PgPool,
     /// Day starts whose partition is known to exist (or whose creation we gave up on for now).
     partitions: Mutex<HashSet<i64>>,
+    access: SqlAccess<Postgres>,
 }
 
 /// Advisory-lock namespace for rollup merges: the tenant id is added to it.
@@ -90,6 +92,7 @@ impl PostgresStorage {
             .connect_with(connect)
             .await?;
         Ok(Self {
+            access: SqlAccess::new(pool.clone(), pool.clone()),
             pool,
             partitions: Mutex::new(HashSet::new()),
         })
@@ -444,6 +447,10 @@ impl Storage for PostgresStorage {
 
     async fn touch_api_key(&self, tenant: TenantId, key_id: i64, at_ms: i64) -> Result<()> {
         Shared::<Postgres>::touch_api_key(&self.pool, tenant, key_id, at_ms).await
+    }
+
+    fn access(&self) -> &dyn AccessStorage {
+        &self.access
     }
 
     async fn revoke_api_key(

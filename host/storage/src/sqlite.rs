@@ -15,6 +15,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Sqlite};
 
+use crate::access::{AccessStorage, SqlAccess};
 use crate::model::*;
 use crate::rollup::{FastMap, RollupKey, deltas, upsert_statements};
 use crate::shared::{Shared, rollup_retention};
@@ -27,6 +28,7 @@ pub struct SqliteStorage {
     /// Held for the whole write transaction: it serialises writers and guards the cache.
     rollups: tokio::sync::Mutex<RollupCache>,
     checkpointer: tokio::task::JoinHandle<()>,
+    access: SqlAccess<Sqlite>,
 }
 
 /// Copies the WAL back into the database file twice a second on a connection of its own. A
@@ -116,6 +118,7 @@ impl SqliteStorage {
             .await?;
         let checkpointer = tokio::spawn(checkpointer(readers.clone()));
         Ok(Self {
+            access: SqlAccess::new(writer.clone(), readers.clone()),
             writer,
             readers,
             rollups: tokio::sync::Mutex::new(RollupCache::default()),
@@ -404,6 +407,10 @@ impl Storage for SqliteStorage {
 
     async fn touch_api_key(&self, tenant: TenantId, key_id: i64, at_ms: i64) -> Result<()> {
         Shared::<Sqlite>::touch_api_key(&self.writer, tenant, key_id, at_ms).await
+    }
+
+    fn access(&self) -> &dyn AccessStorage {
+        &self.access
     }
 
     async fn revoke_api_key(

@@ -2,12 +2,14 @@
 
 use std::sync::Arc;
 
+use hub_core::Role;
 use hub_core::time::{DAY_MS, HOUR_MS, MINUTE_MS};
 use hub_core::{ApiKeyScope, Dimension, EventRecord, Metric, Status, TenantId};
 use hub_storage::analytics::{SummaryQuery, TimeseriesQuery, summary, timeseries};
 use hub_storage::{
-    Aggregate, EventField, EventFilter, NewApiKey, PluginComponent, PluginInstall, RetentionPolicy,
-    Storage, StorageError, TenantBatch,
+    Aggregate, AuditEntry, AuditFilter, EventField, EventFilter, NewApiKey, NewRefreshToken,
+    NewUser, PluginComponent, PluginInstall, RefreshUse, RetentionPolicy, SigningKey, Storage,
+    StorageError, TenantBatch,
 };
 
 /// A fixed "now": 2026-11-25T12:00:00Z.
@@ -38,6 +40,7 @@ macro_rules! on_both {
 
 on_both!(
     tenants_and_keys,
+    users_memberships_sessions_and_audit,
     plugins_installs_health_and_kv,
     writes_are_idempotent,
     a_resend_inside_a_group_commit_costs_only_itself,
@@ -273,6 +276,244 @@ async fn tenants_and_keys(store: Arc<dyn Storage>) {
     store.set_meta("k", "v1").await.unwrap();
     store.set_meta("k", "v2").await.unwrap();
     assert_eq!(store.get_meta("k").await.unwrap().as_deref(), Some("v2"));
+}
+
+async fn users_memberships_sessions_and_audit(store: Arc<dyn Storage>) {
+    let acme = tenant(&store, "acme").await;
+    let globex = tenant(&store, "globex").await;
+    let a = store.access();
+    assert_eq!(a.count_users().await.unwrap(), 0);
+    let new = NewUser {
+        email: "Ada@Example.com".into(),
+        display_name: "Ada".into(),
+        password_hash: Some("$argon2id$x".into()),
+        must_change_password: true,
+        operator: false,
+        publisher: true,
+    };
+    let ada = a.create_user(&new, NOW).await.unwrap();
+    assert_eq!(ada.email, "ada@example.com");
+    assert!(ada.must_change_password && ada.publisher && !ada.operator);
+    assert!(matches!(
+        a.create_user(
+            &NewUser {
+                email: "ADA@example.com".into(),
+                ..new.clone()
+            },
+            NOW
+        )
+        .await,
+        Err(StorageError::Conflict(_))
+    ));
+    assert_eq!(
+        a.user_by_email(" ada@EXAMPLE.com ")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        ada.id
+    );
+    a.set_password(ada.id, "$argon2id$y", false).await.unwrap();
+    a.set_platform_rights(ada.id, true, false).await.unwrap();
+    let u = a.user_by_id(ada.id).await.unwrap().unwrap();
+    assert_eq!(u.password_hash.as_deref(), Some("$argon2id$y"));
+    assert!(u.operator && !u.publisher && !u.must_change_password);
+
+    // Lockout after three failures in a row; a success clears the count.
+    for i in 1..=3 {
+        let u = a
+            .record_login_failure(ada.id, NOW, 3, 60_000)
+            .await
+            .unwrap();
+        assert_eq!(u.failed_logins, i);
+        assert_eq!(u.locked_until_ms, (i == 3).then_some(NOW + 60_000));
+    }
+    a.record_login_success(ada.id, NOW + 1).await.unwrap();
+    let u = a.user_by_id(ada.id).await.unwrap().unwrap();
+    assert_eq!(
+        (u.failed_logins, u.locked_until_ms, u.last_login_at_ms),
+        (0, None, Some(NOW + 1))
+    );
+
+    // Memberships: a role per tenant, the old role returned, removal.
+    assert_eq!(
+        a.set_membership(ada.id, acme, Some(Role::Admin), NOW)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        a.set_membership(ada.id, acme, Some(Role::Owner), NOW)
+            .await
+            .unwrap(),
+        Some(Role::Admin)
+    );
+    a.set_membership(ada.id, globex, Some(Role::Viewer), NOW)
+        .await
+        .unwrap();
+    let ms = a.memberships(ada.id).await.unwrap();
+    assert_eq!(
+        ms.iter()
+            .map(|m| (m.tenant_name.as_str(), m.role))
+            .collect::<Vec<_>>(),
+        [("acme", Role::Owner), ("globex", Role::Viewer)]
+    );
+    assert_eq!(a.members(acme).await.unwrap()[0].1, Role::Owner);
+    assert_eq!(
+        a.set_membership(ada.id, globex, None, NOW).await.unwrap(),
+        Some(Role::Viewer)
+    );
+    assert!(a.members(globex).await.unwrap().is_empty());
+
+    // Refresh tokens: used once; a replay revokes the family; expired ones are dead.
+    let token = |hash: &str, family: &str, expires: i64| NewRefreshToken {
+        family: family.into(),
+        user_id: ada.id,
+        tenant: acme,
+        token_hash: hash.into(),
+        expires_at_ms: expires,
+    };
+    a.insert_refresh_token(&token("h1", "f1", NOW + 1000), NOW)
+        .await
+        .unwrap();
+    a.insert_refresh_token(&token("h2", "f1", NOW + 1000), NOW)
+        .await
+        .unwrap();
+    a.insert_refresh_token(&token("h3", "f2", NOW + 10), NOW)
+        .await
+        .unwrap();
+    assert!(
+        matches!(a.use_refresh_token("h1", NOW).await.unwrap(), RefreshUse::Fresh(t) if t.family == "f1")
+    );
+    assert!(!a.session_revoked("f1").await.unwrap());
+    assert!(matches!(
+        a.use_refresh_token("h1", NOW).await.unwrap(),
+        RefreshUse::Reused(_)
+    ));
+    assert!(a.session_revoked("f1").await.unwrap());
+    assert!(
+        matches!(
+            a.use_refresh_token("h2", NOW).await.unwrap(),
+            RefreshUse::Dead(_)
+        ),
+        "its family went with it"
+    );
+    assert!(
+        matches!(
+            a.use_refresh_token("h3", NOW + 10).await.unwrap(),
+            RefreshUse::Dead(_)
+        ),
+        "expired"
+    );
+    assert!(matches!(
+        a.use_refresh_token("nope", NOW).await.unwrap(),
+        RefreshUse::Unknown
+    ));
+    a.insert_refresh_token(&token("h4", "f3", NOW + 1000), NOW)
+        .await
+        .unwrap();
+    assert!(a.revoke_session("f3", NOW).await.unwrap());
+    assert!(!a.revoke_session("f3", NOW).await.unwrap());
+    a.insert_refresh_token(&token("h5", "f4", NOW + 1000), NOW)
+        .await
+        .unwrap();
+    a.revoke_user_sessions(ada.id, NOW).await.unwrap();
+    assert!(a.session_revoked("f4").await.unwrap());
+
+    // Signing keys, newest first.
+    for (kid, at) in [("k1", NOW), ("k2", NOW + 5)] {
+        a.add_signing_key(&SigningKey {
+            kid: kid.into(),
+            secret: "s".into(),
+            created_at_ms: at,
+        })
+        .await
+        .unwrap();
+    }
+    let keys = a.signing_keys().await.unwrap();
+    assert_eq!(
+        keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(),
+        ["k2", "k1"]
+    );
+    a.delete_signing_keys_before(NOW + 1).await.unwrap();
+    assert_eq!(a.signing_keys().await.unwrap().len(), 1);
+
+    // Audit: per tenant, filtered, newest first, paged by id.
+    for (i, (tenant, action)) in [
+        (Some(acme), "auth.login"),
+        (Some(acme), "api_key.revoke"),
+        (Some(globex), "auth.login"),
+        (None, "user.create"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        a.append_audit(&AuditEntry {
+            at_ms: NOW + i as i64,
+            tenant,
+            actor: "user:ada@example.com".into(),
+            action: action.into(),
+            target: Some("x".into()),
+            source: Some("127.0.0.1".into()),
+            outcome: "ok".into(),
+            before: Some("{\"role\":\"viewer\"}".into()),
+            after: None,
+        })
+        .await
+        .unwrap();
+    }
+    let mine = a
+        .list_audit(Some(acme), &AuditFilter::default(), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        mine.iter()
+            .map(|r| r.entry.action.as_str())
+            .collect::<Vec<_>>(),
+        ["api_key.revoke", "auth.login"]
+    );
+    assert_eq!(
+        mine[0].entry.before.as_deref(),
+        Some("{\"role\":\"viewer\"}")
+    );
+    let logins = a
+        .list_audit(
+            None,
+            &AuditFilter {
+                action_prefix: Some("auth.".into()),
+                ..Default::default()
+            },
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(logins.len(), 2);
+    let page = a
+        .list_audit(
+            None,
+            &AuditFilter {
+                before_id: Some(logins[0].id),
+                ..Default::default()
+            },
+            1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 1);
+    assert!(page[0].id < logins[0].id);
+    let window = a
+        .list_audit(
+            Some(acme),
+            &AuditFilter {
+                from_ms: Some(NOW + 1),
+                to_ms: Some(NOW + 2),
+                ..Default::default()
+            },
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(window.len(), 1);
 }
 
 async fn writes_are_idempotent(store: Arc<dyn Storage>) {
