@@ -1,4 +1,11 @@
-//! API-key authentication: the only place a [`TenantId`] is minted from a request.
+//! Authentication and the permission matrix: the only place a [`TenantId`] is minted from a
+//! request.
+//!
+//! A request proves who it is with an API key (`Authorization: Bearer hub_…` or `X-API-Key`), a
+//! user's access token (`Authorization: Bearer <JWT>`), or, from a browser, the `hub_access`
+//! cookie together with an `X-CSRF-Token` header equal to the `hub_csrf` cookie on every
+//! request that changes something. Each handler then asks [`Principal::require`] for one
+//! [`Right`]; API-key scopes and user roles both map onto rights (see the matrix in README).
 //!
 //! Keys look like `hub_<8 chars>_<32 chars>`. The first part (`hub_<8 chars>`) is the visible,
 //! unique prefix used to find the key; the database holds only the SHA-256 of the whole key. Keys
@@ -11,33 +18,172 @@ use std::time::{Duration, Instant};
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
-use hub_core::{ApiKeyScope, TenantId};
+use hub_core::{ApiKeyScope, Role, TenantId};
 use hub_storage::{ApiKeyRecord, NewApiKey};
 use rand::Rng;
 use sha2::{Digest, Sha256};
 
 use crate::{ApiError, AppState};
 
-/// Who is calling: a tenant, through one of its keys, with these scopes.
+/// What a route needs. Every route asks for exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Right {
+    /// Send events.
+    Ingest,
+    /// Metrics and time series (dashboards).
+    ReadMetrics,
+    /// Events with their payloads.
+    ReadEvents,
+    /// The tenant's plugins, members and settings, read only.
+    ReadConfig,
+    /// Install, configure, order and remove plugins.
+    ManagePlugins,
+    /// Create, revoke and rotate API keys.
+    ManageKeys,
+    /// Add and remove members and set roles up to admin; reset their passwords.
+    ManageMembers,
+    /// Make or unmake owners.
+    ManageOwners,
+    /// Read and export the audit log.
+    ReadAudit,
+}
+
+impl Right {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Right::Ingest => "ingest",
+            Right::ReadMetrics => "read metrics",
+            Right::ReadEvents => "read events",
+            Right::ReadConfig => "read configuration",
+            Right::ManagePlugins => "manage plugins",
+            Right::ManageKeys => "manage API keys",
+            Right::ManageMembers => "manage members",
+            Right::ManageOwners => "manage owners",
+            Right::ReadAudit => "read the audit log",
+        }
+    }
+
+    /// The key scopes that grant this right.
+    pub fn scopes(self) -> &'static [ApiKeyScope] {
+        use ApiKeyScope::*;
+        match self {
+            Right::Ingest => &[Ingest],
+            Right::ReadMetrics | Right::ReadEvents => &[Query],
+            Right::ReadConfig => &[Query, Admin],
+            Right::ManagePlugins | Right::ManageKeys | Right::ReadAudit => &[Admin],
+            Right::ManageMembers | Right::ManageOwners => &[],
+        }
+    }
+
+    /// The lowest role that holds this right (`None`: no role; API keys only).
+    pub fn min_role(self) -> Option<Role> {
+        match self {
+            Right::Ingest => None,
+            Right::ReadMetrics => Some(Role::Viewer),
+            Right::ReadEvents | Right::ReadConfig => Some(Role::Analyst),
+            Right::ManagePlugins | Right::ManageKeys | Right::ManageMembers | Right::ReadAudit => {
+                Some(Role::Admin)
+            }
+            Right::ManageOwners => Some(Role::Owner),
+        }
+    }
+}
+
+/// Who is behind a request.
+#[derive(Debug, Clone)]
+pub enum Actor {
+    Key {
+        id: i64,
+        prefix: String,
+        scopes: Vec<ApiKeyScope>,
+    },
+    User {
+        id: i64,
+        email: String,
+        role: Role,
+        /// The login session.
+        session: String,
+        operator: bool,
+    },
+}
+
+/// Who is calling, for which tenant.
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub tenant: TenantId,
-    pub key_id: i64,
-    pub key_prefix: String,
-    pub scopes: Vec<ApiKeyScope>,
+    pub actor: Actor,
+    /// The client's address, for the audit log.
+    pub source: Option<String>,
 }
 
 impl Principal {
-    /// 403 unless the key carries `scope`.
-    pub fn require(&self, scope: ApiKeyScope) -> Result<(), ApiError> {
-        if self.scopes.contains(&scope) {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden(format!(
-                "this API key ({}) lacks the '{scope}' scope; create a key with --scopes {scope}",
-                self.key_prefix
-            )))
+    pub fn has(&self, right: Right) -> bool {
+        match &self.actor {
+            Actor::Key { scopes, .. } => right.scopes().iter().any(|s| scopes.contains(s)),
+            Actor::User { role, .. } => right.min_role().is_some_and(|min| *role >= min),
         }
+    }
+
+    /// 403 unless the caller holds `right`, saying what would.
+    pub fn require(&self, right: Right) -> Result<(), ApiError> {
+        if self.has(right) {
+            return Ok(());
+        }
+        Err(ApiError::Forbidden(match &self.actor {
+            Actor::Key { prefix, .. } => match right.scopes() {
+                [] => format!(
+                    "API keys cannot {}; sign in as a user with that right",
+                    right.as_str()
+                ),
+                scopes => format!(
+                    "this API key ({prefix}) lacks the '{}' scope needed to {}",
+                    scopes.last().map(|s| s.as_str()).unwrap_or_default(),
+                    right.as_str()
+                ),
+            },
+            Actor::User { role, .. } => match right.min_role() {
+                Some(min) => format!(
+                    "your role '{role}' cannot {}; that needs '{min}' or higher",
+                    right.as_str()
+                ),
+                None => format!("users cannot {}; use an API key", right.as_str()),
+            },
+        }))
+    }
+
+    /// `key:<prefix>` or `user:<email>`, as the audit log names actors.
+    pub fn actor_label(&self) -> String {
+        match &self.actor {
+            Actor::Key { prefix, .. } => format!("key:{prefix}"),
+            Actor::User { email, .. } => format!("user:{email}"),
+        }
+    }
+
+    /// Records a security-relevant action of this caller in its tenant's audit log. A failure
+    /// to record is logged, never hidden from operators, but does not undo the action.
+    pub async fn audit(
+        &self,
+        state: &AppState,
+        action: &str,
+        target: Option<String>,
+        before: Option<serde_json::Value>,
+        after: Option<serde_json::Value>,
+    ) {
+        crate::audit::record(
+            state,
+            hub_storage::AuditEntry {
+                at_ms: hub_core::time::now_ms(),
+                tenant: Some(self.tenant),
+                actor: self.actor_label(),
+                action: action.into(),
+                target,
+                source: self.source.clone(),
+                outcome: "ok".into(),
+                before: before.map(|v| v.to_string()),
+                after: after.map(|v| v.to_string()),
+            },
+        )
+        .await;
     }
 }
 
@@ -95,19 +241,30 @@ impl KeyCache {
 
 /// Per-key token buckets: a key may make `rate` requests per second on average and up to two
 /// seconds' worth at once. Per replica: N replicas let a key make up to N times its rate.
-#[derive(Debug, Default)]
-pub struct RateLimiter {
-    buckets: std::sync::Mutex<HashMap<i64, (f64, Instant)>>,
+#[derive(Debug)]
+pub struct RateLimiter<K = i64> {
+    buckets: std::sync::Mutex<HashMap<K, (f64, Instant)>>,
 }
 
-impl RateLimiter {
+impl<K> Default for RateLimiter<K> {
+    fn default() -> Self {
+        Self {
+            buckets: Default::default(),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq> RateLimiter<K> {
     /// Takes one request from `key_id`'s bucket, or says how many seconds until one is there.
-    pub fn take(&self, key_id: i64, rate_per_s: u32) -> Result<(), u64> {
+    pub fn take(&self, key_id: K, rate_per_s: u32) -> Result<(), u64> {
         if rate_per_s == 0 {
             return Ok(());
         }
-        let rate = f64::from(rate_per_s);
-        let burst = rate * 2.0;
+        self.take_at(key_id, f64::from(rate_per_s), f64::from(rate_per_s) * 2.0)
+    }
+
+    /// Takes one from a bucket refilled at `rate` per second that holds `burst` at most.
+    pub fn take_at(&self, key_id: K, rate: f64, burst: f64) -> Result<(), u64> {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if buckets.len() > 100_000 {
@@ -179,10 +336,63 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// A cookie's value from the request's `Cookie` headers.
+pub(crate) fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The client's address (when the server knows it), for the audit log and login throttling.
+#[derive(Debug, Clone)]
+pub struct ClientAddr(pub Option<String>);
+
+fn client_addr(parts: &Parts) -> Option<String> {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(client_addr(parts)))
+    }
+}
+
+/// What a request presents: a bearer credential, or the browser's session cookie.
+enum Credential<'a> {
+    Bearer(&'a str),
+    Cookie(&'a str),
+}
+
+fn presented(parts: &Parts) -> Result<Credential<'_>, ApiError> {
+    if parts.headers.contains_key(header::AUTHORIZATION) || parts.headers.contains_key("x-api-key")
+    {
+        return credential(parts).map(Credential::Bearer);
+    }
+    match cookie(&parts.headers, crate::users::ACCESS_COOKIE) {
+        Some(token) if !token.is_empty() && token.len() <= MAX_CREDENTIAL_BYTES * 8 => {
+            Ok(Credential::Cookie(token))
+        }
+        Some(_) => Err(ApiError::BadRequest(
+            "the session cookie is malformed".into(),
+        )),
+        None => credential(parts).map(Credential::Bearer),
+    }
+}
+
 fn credential(parts: &Parts) -> Result<&str, ApiError> {
     let missing = || {
         ApiError::Unauthorized(
-            "missing API key: send 'Authorization: Bearer <key>' (or 'X-API-Key: <key>')".into(),
+            "missing credentials: send 'Authorization: Bearer <API key or access token>' (or 'X-API-Key: <key>')".into(),
         )
     };
     let raw = if let Some(v) = parts.headers.get(header::AUTHORIZATION) {
@@ -204,9 +414,11 @@ fn credential(parts: &Parts) -> Result<&str, ApiError> {
     if raw.is_empty() {
         return Err(missing());
     }
-    if raw.len() > MAX_CREDENTIAL_BYTES {
+    // Access tokens are longer than keys; neither comes near 2 KiB.
+    if raw.len() > MAX_CREDENTIAL_BYTES * 8 {
         return Err(ApiError::BadRequest(format!(
-            "the API key is longer than {MAX_CREDENTIAL_BYTES} bytes; it is malformed"
+            "the credential is longer than {} bytes; it is malformed",
+            MAX_CREDENTIAL_BYTES * 8
         )));
     }
     Ok(raw)
@@ -226,7 +438,20 @@ impl FromRequestParts<AppState> for Principal {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let key = credential(parts)?;
+        let source = client_addr(parts);
+        let (token, via_cookie) = match presented(parts)? {
+            Credential::Bearer(t) => (t, false),
+            Credential::Cookie(t) => (t, true),
+        };
+        if via_cookie || !token.starts_with("hub_") {
+            return user_principal(parts, state, token, via_cookie, source).await;
+        }
+        let key = token;
+        if key.len() > MAX_CREDENTIAL_BYTES {
+            return Err(ApiError::BadRequest(format!(
+                "the API key is longer than {MAX_CREDENTIAL_BYTES} bytes; it is malformed"
+            )));
+        }
         let invalid = || ApiError::Unauthorized("invalid API key".into());
         let hash = hash_key(key);
         let record = match state.keys.get(&hash) {
@@ -277,11 +502,68 @@ impl FromRequestParts<AppState> for Principal {
         }
         Ok(Principal {
             tenant: record.tenant,
-            key_id: record.id,
-            key_prefix: record.prefix,
-            scopes: record.scopes,
+            actor: Actor::Key {
+                id: record.id,
+                prefix: record.prefix,
+                scopes: record.scopes,
+            },
+            source,
         })
     }
+}
+
+/// A user's principal from an access token (header or cookie).
+async fn user_principal(
+    parts: &Parts,
+    state: &AppState,
+    token: &str,
+    via_cookie: bool,
+    source: Option<String>,
+) -> Result<Principal, ApiError> {
+    let claims = state
+        .sessions
+        .verify(state.storage.as_ref(), token)
+        .await
+        .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+    let unsafe_method = !matches!(
+        parts.method,
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    if via_cookie && unsafe_method {
+        let sent = parts
+            .headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let expected = cookie(&parts.headers, crate::users::CSRF_COOKIE).unwrap_or("");
+        if expected.is_empty() || !constant_time_eq(sent.as_bytes(), expected.as_bytes()) {
+            return Err(ApiError::Forbidden(
+                "missing or wrong X-CSRF-Token header: send the value of the hub_csrf cookie"
+                    .into(),
+            ));
+        }
+    }
+    if claims.pwc && !parts.uri.path().starts_with("/v1/auth/") {
+        return Err(ApiError::Forbidden(
+            "change your password first (POST /v1/auth/password)".into(),
+        ));
+    }
+    let (Ok(id), Ok(role)) = (claims.sub.parse::<i64>(), Role::parse(&claims.role)) else {
+        return Err(ApiError::Unauthorized(
+            "the access token is malformed".into(),
+        ));
+    };
+    Ok(Principal {
+        tenant: TenantId::from_verified(claims.ten),
+        actor: Actor::User {
+            id,
+            email: claims.email,
+            role,
+            session: claims.sid,
+            operator: claims.op,
+        },
+        source,
+    })
 }
 
 #[cfg(test)]

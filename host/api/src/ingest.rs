@@ -10,12 +10,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use http_body_util::BodyExt;
-use hub_core::ApiKeyScope;
 use hub_core::ingest::{BodyError, BodyFormat, Rejection, parse_body};
 use serde::Serialize;
 
 use crate::metrics::{Metrics, OutcomeLabel, ReasonLabel};
-use crate::{ApiError, AppState, Principal};
+use crate::{ApiError, AppState, Principal, Right};
 
 pub(crate) fn router() -> Router<AppState> {
     // The body limit is enforced by the handler (so that the 413 names the limit), not by axum.
@@ -175,7 +174,7 @@ async fn ingest(
     started: Instant,
 ) -> Result<Response, ApiError> {
     let principal = principal?;
-    principal.require(ApiKeyScope::Ingest)?;
+    principal.require(Right::Ingest)?;
     let format = body_format(&headers)?;
     let gzip = is_gzip(&headers)?;
     let raw = read_limited(body, state.config.max_body_bytes).await?;

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::rotate_api_key;
-use crate::{ApiError, AppState, Principal, generate_api_key, json_body};
+use crate::{ApiError, AppState, Principal, Right, generate_api_key, json_body};
 
 /// Longest grace period of a rotation: the old key works this long at most after it.
 const MAX_GRACE_MS: i64 = 7 * 86_400_000;
@@ -106,7 +106,7 @@ pub struct RotateApiKeyDto {
 }
 
 fn admin(principal: &Principal) -> Result<(), ApiError> {
-    principal.require(ApiKeyScope::Admin)
+    principal.require(Right::ManageKeys)
 }
 
 /// The tenant's key named by id or prefix, or a 404 that says nothing of other tenants.
@@ -215,7 +215,15 @@ pub(crate) async fn create_key(
         .storage
         .create_api_key(principal.tenant, &new_key, now)
         .await?;
-    tracing::info!(tenant = %principal.tenant, by = %principal.key_prefix, key = %record.prefix, "API key created");
+    principal
+        .audit(
+            &state,
+            "api_key.create",
+            Some(format!("key:{}", record.prefix)),
+            None,
+            Some(serde_json::to_value(dto(&record, now)).unwrap_or_default()),
+        )
+        .await;
     Ok((
         StatusCode::CREATED,
         Json(NewApiKeyDto {
@@ -247,7 +255,15 @@ pub(crate) async fn revoke_key(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no API key '{key}' in this tenant")))?;
     state.keys.forget(k.id);
-    tracing::info!(tenant = %principal.tenant, by = %principal.key_prefix, key = %k.prefix, "API key revoked");
+    principal
+        .audit(
+            &state,
+            "api_key.revoke",
+            Some(format!("key:{}", k.prefix)),
+            Some(serde_json::json!({"state": k.state(now)})),
+            Some(serde_json::json!({"state": revoked.state(now)})),
+        )
+        .await;
     Ok(Json(dto(&revoked, now)))
 }
 
@@ -289,7 +305,15 @@ pub(crate) async fn rotate_key(
     let (secret, record, replaced) =
         rotate_api_key(state.storage.as_ref(), &old, now, now + grace).await?;
     state.keys.forget(old.id);
-    tracing::info!(tenant = %principal.tenant, by = %principal.key_prefix, old = %old.prefix, new = %record.prefix, grace_ms = grace, "API key rotated");
+    principal
+        .audit(
+            &state,
+            "api_key.rotate",
+            Some(format!("key:{}", old.prefix)),
+            Some(serde_json::json!({"key": old.prefix})),
+            Some(serde_json::json!({"key": record.prefix, "old_key_stops": replaced.revoked_at_ms.map(hub_core::time::to_rfc3339)})),
+        )
+        .await;
     Ok((
         StatusCode::CREATED,
         Json(NewApiKeyDto {

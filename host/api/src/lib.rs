@@ -4,6 +4,7 @@
 //! `tower::ServiceExt::oneshot`. Handlers parse and check input, call storage or the bus, and map
 //! results; business rules live in the core, storage and pipeline crates.
 
+mod audit;
 pub mod auth;
 mod error;
 mod ingest;
@@ -13,6 +14,8 @@ mod openapi;
 mod ops;
 mod plugins;
 mod query;
+pub mod session;
+mod users;
 
 use std::sync::Arc;
 
@@ -22,7 +25,8 @@ use hub_core::ingest::IngestLimits;
 use hub_pipeline::PipelineStats;
 use hub_storage::Storage;
 
-pub use auth::{KeyCache, Principal, RateLimiter, generate_api_key, rotate_api_key};
+pub use audit::record as record_audit;
+pub use auth::{Actor, KeyCache, Principal, RateLimiter, Right, generate_api_key, rotate_api_key};
 pub use error::ApiError;
 pub use metrics::Metrics;
 pub use openapi::openapi_json;
@@ -39,6 +43,9 @@ pub struct ApiConfig {
     pub metrics_token: Option<String>,
     /// Requests per second an API key may make unless it has its own limit (0: no limit).
     pub api_key_rate_limit_per_s: u32,
+    /// Mark session cookies `Secure` (set when the hub is served over TLS, directly or behind a
+    /// proxy).
+    pub secure_cookies: bool,
 }
 
 impl Default for ApiConfig {
@@ -49,6 +56,7 @@ impl Default for ApiConfig {
             ingest: IngestLimits::default(),
             metrics_token: None,
             api_key_rate_limit_per_s: DEFAULT_API_KEY_RATE_LIMIT,
+            secure_cookies: false,
         }
     }
 }
@@ -66,6 +74,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub keys: Arc<KeyCache>,
     pub limiter: Arc<RateLimiter>,
+    /// Login attempts per client address.
+    pub login_limiter: Arc<RateLimiter<String>>,
+    /// Access-token signing and revoked sessions.
+    pub sessions: Arc<session::Sessions>,
     pub pipeline: Arc<PipelineStats>,
     /// The plugin host, when this hub runs plugins.
     pub plugins: Option<Arc<hub_pipeline::PluginHost>>,
@@ -85,6 +97,8 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             keys: Arc::new(KeyCache::default()),
             limiter: Arc::new(RateLimiter::default()),
+            login_limiter: Arc::new(RateLimiter::default()),
+            sessions: Arc::new(session::Sessions::default()),
             pipeline,
             plugins: None,
         }
@@ -129,6 +143,8 @@ pub fn app(state: AppState) -> Router {
         .merge(query::router())
         .merge(plugins::router())
         .merge(keys::router())
+        .merge(users::router())
+        .merge(audit::router())
         .merge(ops::router())
         .fallback(|| async { ApiError::NotFound("no such route; see /openapi.json".into()) })
         .layer(tower_http::catch_panic::CatchPanicLayer::new())

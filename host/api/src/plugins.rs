@@ -5,14 +5,13 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use hub_core::ApiKeyScope;
 use hub_pipeline::PluginHost;
 use hub_pipeline::plugins::{GrantsDoc, PluginAdminError};
 use hub_storage::PluginInstall;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{ApiError, AppState, Principal};
+use crate::{ApiError, AppState, Principal, Right};
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
@@ -227,11 +226,59 @@ async fn list(state: &AppState, principal: &Principal) -> Result<PluginListDto, 
     Ok(PluginListDto { plugins })
 }
 
-fn read_scope(principal: &Principal) -> Result<(), ApiError> {
-    if principal.scopes.contains(&ApiKeyScope::Admin) {
-        return Ok(());
+/// The tenant's plugin settings as the audit log shows them (config, grants, order, state).
+async fn settings(state: &AppState, principal: &Principal) -> Result<serde_json::Value, ApiError> {
+    let installs = state.storage.plugin_installs(principal.tenant).await?;
+    Ok(serde_json::Value::Object(
+        installs
+            .into_iter()
+            .map(|i| {
+                let json = |s: &str| serde_json::from_str(s).unwrap_or(serde_json::Value::Null);
+                (
+                    i.name,
+                    serde_json::json!({
+                        "version": i.version,
+                        "enabled": i.enabled,
+                        "position": i.position,
+                        "config": json(&i.config_json),
+                        "grants": json(&i.grants_json),
+                    }),
+                )
+            })
+            .collect(),
+    ))
+}
+
+/// Records a change of plugin settings with the settings before and after (only what changed).
+async fn audit_change(
+    state: &AppState,
+    principal: &Principal,
+    action: &str,
+    target: Option<String>,
+    before: serde_json::Value,
+) -> Result<(), ApiError> {
+    let after = settings(state, principal).await?;
+    let (mut b, mut a) = (serde_json::Map::new(), serde_json::Map::new());
+    if let (Some(before), Some(after)) = (before.as_object(), after.as_object()) {
+        for name in before.keys().chain(after.keys()) {
+            if before.get(name) != after.get(name) {
+                if let Some(v) = before.get(name) {
+                    b.insert(name.clone(), v.clone());
+                }
+                if let Some(v) = after.get(name) {
+                    a.insert(name.clone(), v.clone());
+                }
+            }
+        }
     }
-    principal.require(ApiKeyScope::Query)
+    principal
+        .audit(state, action, target, Some(b.into()), Some(a.into()))
+        .await;
+    Ok(())
+}
+
+fn read_scope(principal: &Principal) -> Result<(), ApiError> {
+    principal.require(Right::ReadConfig)
 }
 
 #[utoipa::path(
@@ -305,7 +352,7 @@ pub(crate) async fn put_plugins(
     principal: Principal,
     body: axum::body::Bytes,
 ) -> Result<Json<PluginListDto>, ApiError> {
-    principal.require(ApiKeyScope::Admin)?;
+    principal.require(Right::ManagePlugins)?;
     let body: PluginListUpdate = crate::json_body(&body)?;
     let host = host(&state)?;
     let installed = state.storage.plugin_installs(principal.tenant).await?;
@@ -324,6 +371,7 @@ pub(crate) async fn put_plugins(
         }
     }
     let names: Vec<String> = body.plugins.iter().map(|p| p.name.clone()).collect();
+    let before = settings(&state, &principal).await?;
     let mut changed = Vec::new();
     for (i, item) in body.plugins.into_iter().enumerate() {
         let u = item.update;
@@ -336,6 +384,7 @@ pub(crate) async fn put_plugins(
     host.reorder(principal.tenant, &names)
         .await
         .map_err(|e| admin_error(e, ""))?;
+    audit_change(&state, &principal, "plugin.change", None, before).await?;
     Ok(Json(list(&state, &principal).await?))
 }
 
@@ -353,13 +402,22 @@ pub(crate) async fn put_plugin(
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<PluginDto>, ApiError> {
-    principal.require(ApiKeyScope::Admin)?;
+    principal.require(Right::ManagePlugins)?;
     let body: PluginUpdate = crate::json_body(&body)?;
     let host = host(&state)?;
+    let before = settings(&state, &principal).await?;
     let install = prepare(host, &principal, &name, body, "").await?;
     host.save(&[install])
         .await
         .map_err(|e| admin_error(e, ""))?;
+    audit_change(
+        &state,
+        &principal,
+        "plugin.change",
+        Some(format!("plugin:{name}")),
+        before,
+    )
+    .await?;
     get_plugin(State(state), principal, Path(name)).await
 }
 
@@ -376,10 +434,19 @@ pub(crate) async fn delete_plugin(
     Path(name): Path<String>,
     Query(params): Query<DeleteParams>,
 ) -> Result<axum::http::StatusCode, ApiError> {
-    principal.require(ApiKeyScope::Admin)?;
+    principal.require(Right::ManagePlugins)?;
+    let before = settings(&state, &principal).await?;
     host(&state)?
         .uninstall(principal.tenant, &name, params.purge_kv)
         .await
         .map_err(|e| admin_error(e, ""))?;
+    audit_change(
+        &state,
+        &principal,
+        "plugin.uninstall",
+        Some(format!("plugin:{name}")),
+        before,
+    )
+    .await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }

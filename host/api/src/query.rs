@@ -8,7 +8,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine;
 use hub_core::time::{DAY_MS, parse_query_time, to_rfc3339};
-use hub_core::{ApiKeyScope, Dimension, Metric};
+use hub_core::{Dimension, Metric};
 use hub_storage::analytics::{SummaryQuery, TimeseriesQuery, aligned_range, summary, timeseries};
 use hub_storage::rollup::resolution_for_step;
 use hub_storage::{EventCursor, EventField, EventFilter, GroupKey, StoredEvent};
@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::metrics::RouteLabel;
-use crate::{ApiError, AppState, Principal};
+use crate::{ApiError, AppState, Principal, Right};
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
@@ -191,7 +191,7 @@ pub(crate) async fn get_summary(
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Json<SummaryResponse>, ApiError> {
     let started = Instant::now();
-    principal.require(ApiKeyScope::Query)?;
+    principal.require(Right::ReadMetrics)?;
     let p = Params::new(pairs, &["from", "to", "group_by", "filter"])?;
     let (from_ms, to_ms) = p.range(hub_core::time::now_ms())?;
     let q = SummaryQuery {
@@ -272,7 +272,7 @@ pub(crate) async fn get_timeseries(
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Json<TimeseriesResponse>, ApiError> {
     let started = Instant::now();
-    principal.require(ApiKeyScope::Query)?;
+    principal.require(Right::ReadMetrics)?;
     let p = Params::new(
         pairs,
         &["metric", "step", "from", "to", "group_by", "filter"],
@@ -458,7 +458,7 @@ pub(crate) async fn list_events(
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Json<EventPageDto>, ApiError> {
     let started = Instant::now();
-    principal.require(ApiKeyScope::Query)?;
+    principal.require(Right::ReadEvents)?;
     let mut allowed: Vec<&str> = vec!["from", "to", "limit", "cursor"];
     allowed.extend(Dimension::ALL.map(|d| d.name()));
     allowed.extend(EventField::ALL.map(|f| f.name()));
@@ -525,7 +525,7 @@ pub(crate) async fn get_event(
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<EventDto>, ApiError> {
-    principal.require(ApiKeyScope::Query)?;
+    principal.require(Right::ReadEvents)?;
     let event = state
         .storage
         .get_event(principal.tenant, &id)

@@ -303,6 +303,24 @@ async fn whole_request_errors_have_the_right_status_and_message() {
     );
     assert_eq!(
         hub.post(&"x".repeat(300), "application/json", "[]").await.0,
+        StatusCode::UNAUTHORIZED,
+        "not a key, so an access token, and a malformed one"
+    );
+    assert_eq!(
+        hub.post(
+            &format!("hub_{}", "x".repeat(300)),
+            "application/json",
+            "[]"
+        )
+        .await
+        .0,
+        StatusCode::BAD_REQUEST,
+        "a key that long is malformed"
+    );
+    assert_eq!(
+        hub.post(&"x".repeat(3000), "application/json", "[]")
+            .await
+            .0,
         StatusCode::BAD_REQUEST
     );
     // 403: a query-only key cannot ingest.

@@ -72,6 +72,13 @@ pub struct ServeArgs {
     /// Tenant created on first start, with an API key printed once (default "demo").
     #[arg(long, env = "HUB_DEMO_TENANT")]
     pub demo_tenant: Option<String>,
+    /// The first user, created with a one-time password when the hub has no users (default
+    /// admin@localhost): an operator and owner of the demo tenant.
+    #[arg(long, env = "HUB_ADMIN_EMAIL")]
+    pub admin_email: Option<String>,
+    /// Mark session cookies Secure (serve over TLS, directly or behind a proxy).
+    #[arg(long, env = "HUB_SECURE_COOKIES")]
+    pub secure_cookies: Option<bool>,
     /// Where compiled plugin components are cached (default <data-dir>/plugin-cache).
     #[arg(long, env = "HUB_PLUGIN_CACHE_DIR")]
     pub plugin_cache_dir: Option<PathBuf>,
@@ -110,6 +117,8 @@ struct FileConfig {
     metrics_token: Option<String>,
     api_key_rate_limit: Option<u32>,
     demo_tenant: Option<String>,
+    admin_email: Option<String>,
+    secure_cookies: Option<bool>,
     plugin_cache_dir: Option<PathBuf>,
     plugins_dir: Option<PathBuf>,
     plugin_max_failures: Option<u32>,
@@ -128,6 +137,7 @@ pub struct Settings {
     pub writers: usize,
     pub db_connections: u32,
     pub demo_tenant: String,
+    pub admin_email: String,
     pub runtime: hub_runtime::RuntimeConfig,
     pub plugin_host: hub_pipeline::PluginHostConfig,
     pub plugins_dir: PathBuf,
@@ -211,6 +221,10 @@ impl ServeArgs {
                     .api_key_rate_limit
                     .or(file.api_key_rate_limit)
                     .unwrap_or(defaults.api_key_rate_limit_per_s),
+                secure_cookies: self
+                    .secure_cookies
+                    .or(file.secure_cookies)
+                    .unwrap_or(defaults.secure_cookies),
             },
             retention: hub_storage::RetentionPolicy {
                 raw_ms: keep(
@@ -252,6 +266,10 @@ impl ServeArgs {
                 .demo_tenant
                 .or(file.demo_tenant)
                 .unwrap_or_else(|| "demo".into()),
+            admin_email: self
+                .admin_email
+                .or(file.admin_email)
+                .unwrap_or_else(|| "admin@localhost".into()),
             runtime: hub_runtime::RuntimeConfig {
                 cache_dir: Some(
                     self.plugin_cache_dir

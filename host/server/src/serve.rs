@@ -54,10 +54,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         println!("{line}");
     }
 
-    axum::serve(listener, hub_api::app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP")?;
+    axum::serve(
+        listener,
+        hub_api::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("serving HTTP")?;
     // The router (and with it every bus producer) is gone: the writers drain what was queued,
     // acknowledge it, and stop.
     tracing::info!("draining the ingest pipeline");
@@ -83,7 +86,7 @@ async fn bootstrap(
 ) -> Result<Vec<String>> {
     let tenant_name = settings.demo_tenant.as_str();
     if storage.get_meta(BOOTSTRAP_KEY).await?.is_some() {
-        return Ok(Vec::new());
+        return bootstrap_admin(storage, settings).await;
     }
     crate::valid_tenant_name(tenant_name)?;
     let tenant = match storage.tenant_by_name(tenant_name).await? {
@@ -118,7 +121,7 @@ async fn bootstrap(
         }
     }
     storage.set_meta(BOOTSTRAP_KEY, &tenant.name).await?;
-    let mut lines = Vec::new();
+    let mut lines = bootstrap_admin(storage, settings).await?;
     if !enabled.is_empty() {
         lines.push(format!(
             "Plugins enabled for '{}': {}",
@@ -132,6 +135,53 @@ async fn bootstrap(
     ));
     lines.push(secret);
     Ok(lines)
+}
+
+/// When the hub has no users: the first one, an operator and owner of the demo tenant, with a
+/// one-time password (printed once, to be changed at first login).
+async fn bootstrap_admin(
+    storage: &dyn hub_storage::Storage,
+    settings: &crate::config::Settings,
+) -> Result<Vec<String>> {
+    let access = storage.access();
+    if access.count_users().await? > 0 {
+        return Ok(Vec::new());
+    }
+    let password = hub_api::session::one_time_password();
+    let hash = hub_api::session::hash_password_async(password.clone()).await;
+    let now = hub_core::time::now_ms();
+    let user = access
+        .create_user(
+            &hub_storage::NewUser {
+                email: settings.admin_email.clone(),
+                display_name: "Administrator".into(),
+                password_hash: Some(hash),
+                must_change_password: true,
+                operator: true,
+                publisher: true,
+            },
+            now,
+        )
+        .await?;
+    if let Some(t) = storage.tenant_by_name(&settings.demo_tenant).await? {
+        access
+            .set_membership(user.id, t.id, Some(hub_core::Role::Owner), now)
+            .await?;
+    }
+    access
+        .append_audit(&hub_storage::AuditEntry {
+            at_ms: now,
+            actor: "hub".into(),
+            action: "user.bootstrap".into(),
+            target: Some(format!("user:{}", user.email)),
+            outcome: "ok".into(),
+            ..Default::default()
+        })
+        .await?;
+    Ok(vec![format!(
+        "Admin login: {} with one-time password {password} (change it at first login: POST /v1/auth/login, then /v1/auth/password)",
+        user.email
+    )])
 }
 
 async fn shutdown_signal() {

@@ -1,0 +1,191 @@
+//! The audit log: `record` appends; `GET /v1/audit` lists and exports a tenant's records.
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use hub_storage::{AuditEntry, AuditFilter, AuditRecord};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::Right;
+use crate::{ApiError, AppState, Principal};
+
+/// Rows per page at most; an NDJSON export reads pages of this size until done.
+const MAX_PAGE: usize = 1000;
+/// Rows an NDJSON export holds at most (narrow the filter for more).
+const MAX_EXPORT: usize = 100_000;
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new().route("/v1/audit", get(list_audit))
+}
+
+/// Appends an entry; a storage failure is logged at error level (the action already happened).
+pub async fn record(state: &AppState, entry: AuditEntry) {
+    tracing::info!(
+        tenant = ?entry.tenant.map(|t| t.get()),
+        actor = %entry.actor,
+        action = %entry.action,
+        target = ?entry.target,
+        outcome = %entry.outcome,
+        "audit"
+    );
+    if let Err(e) = state.storage.access().append_audit(&entry).await {
+        tracing::error!(error = %e, action = %entry.action, "could not write the audit log");
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditRecordDto {
+    pub id: i64,
+    pub at: String,
+    pub actor: String,
+    /// `auth.login`, `auth.login_failed`, `auth.refresh_reuse`, `auth.logout`, `auth.password`,
+    /// `api_key.create|revoke|rotate`, `member.add|role|remove|password_reset`,
+    /// `plugin.change|uninstall`.
+    pub action: String,
+    pub target: Option<String>,
+    /// The client's address.
+    pub source: Option<String>,
+    /// `ok` or `failed`.
+    pub outcome: String,
+    #[schema(value_type = Option<Object>)]
+    pub before: Option<serde_json::Value>,
+    #[schema(value_type = Option<Object>)]
+    pub after: Option<serde_json::Value>,
+}
+
+fn dto(r: &AuditRecord) -> AuditRecordDto {
+    let json = |s: &Option<String>| {
+        s.as_deref()
+            .map(|s| serde_json::from_str(s).unwrap_or(serde_json::Value::String(s.into())))
+    };
+    AuditRecordDto {
+        id: r.id,
+        at: hub_core::time::to_rfc3339(r.entry.at_ms),
+        actor: r.entry.actor.clone(),
+        action: r.entry.action.clone(),
+        target: r.entry.target.clone(),
+        source: r.entry.source.clone(),
+        outcome: r.entry.outcome.clone(),
+        before: json(&r.entry.before),
+        after: json(&r.entry.after),
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPageDto {
+    pub records: Vec<AuditRecordDto>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditParams {
+    /// Only actions starting with this, e.g. `auth.` or `api_key.revoke`.
+    pub action: Option<String>,
+    /// Only this actor, e.g. `user:ada@example.com` or `key:hub_ab12cd34`.
+    pub actor: Option<String>,
+    /// RFC 3339, Unix milliseconds or `now-24h`.
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub cursor: Option<String>,
+    /// Records per page, 1 to 1000 (default 100).
+    pub limit: Option<usize>,
+    /// `ndjson` exports every matching record (up to 100,000) as NDJSON.
+    pub format: Option<String>,
+}
+
+#[utoipa::path(
+    get, path = "/v1/audit", tag = "audit",
+    description = "The tenant's audit log, newest first: logins, key and role changes, plugin changes, with actor, time, source address and before/after values. `format=ndjson` (or `Accept: application/x-ndjson`) exports it. Needs the right to read the audit log (owner, admin, or an `admin` key).",
+    params(AuditParams),
+    responses((status = 200, body = AuditPageDto), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)),
+    security(("api_key" = []))
+)]
+pub(crate) async fn list_audit(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    Query(p): Query<AuditParams>,
+) -> Result<Response, ApiError> {
+    principal.require(Right::ReadAudit)?;
+    let now = hub_core::time::now_ms();
+    let time = |name: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(|s| {
+                hub_core::time::parse_query_time(s, now).map_err(|e| ApiError::invalid(name, e))
+            })
+            .transpose()
+    };
+    let before_id = p
+        .cursor
+        .as_deref()
+        .map(|c| {
+            c.parse::<i64>()
+                .map_err(|_| ApiError::invalid("cursor", "not a cursor this route returned"))
+        })
+        .transpose()?;
+    let filter = AuditFilter {
+        action_prefix: p.action.clone(),
+        actor: p.actor.clone(),
+        from_ms: time("from", &p.from)?,
+        to_ms: time("to", &p.to)?,
+        before_id,
+    };
+    let ndjson = match p.format.as_deref() {
+        Some("ndjson") => true,
+        Some("json") => false,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "format",
+                format!("'{other}' is not json or ndjson"),
+            ));
+        }
+        None => headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("application/x-ndjson")),
+    };
+    let access = state.storage.access();
+    if ndjson {
+        let mut out = String::new();
+        let mut filter = filter;
+        let mut total = 0;
+        loop {
+            let page = access
+                .list_audit(Some(principal.tenant), &filter, MAX_PAGE)
+                .await?;
+            for r in &page {
+                out.push_str(&serde_json::to_string(&dto(r)).unwrap_or_default());
+                out.push('\n');
+            }
+            total += page.len();
+            match page.last() {
+                Some(last) if page.len() == MAX_PAGE && total < MAX_EXPORT => {
+                    filter.before_id = Some(last.id)
+                }
+                _ => break,
+            }
+        }
+        return Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], out).into_response());
+    }
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::invalid("limit", "between 1 and 1000"));
+    }
+    let mut page = access
+        .list_audit(Some(principal.tenant), &filter, limit + 1)
+        .await?;
+    let next_cursor = (page.len() > limit).then(|| {
+        page.truncate(limit);
+        page.last().map(|r| r.id.to_string()).unwrap_or_default()
+    });
+    Ok(Json(AuditPageDto {
+        records: page.iter().map(dto).collect(),
+        next_cursor,
+    })
+    .into_response())
+}

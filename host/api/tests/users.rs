@@ -1,0 +1,1012 @@
+//! People through the router, with real SQLite storage: login, lockout, sessions (refresh
+//! rotation and reuse detection, logout, cookies and CSRF), bad tokens, the permission matrix for
+//! every role, role escalation, tenant isolation and the audit log.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use base64::Engine;
+use http_body_util::BodyExt;
+use hub_api::{ApiConfig, AppState, app, generate_api_key};
+use hub_core::{ApiKeyScope, Role};
+use hub_storage::{NewUser, Storage};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const PASSWORD: &str = "a long test password";
+
+struct Hub {
+    app: Router,
+    storage: Arc<dyn Storage>,
+    _dir: tempfile::TempDir,
+}
+
+struct Reply {
+    status: StatusCode,
+    body: Value,
+    headers: axum::http::HeaderMap,
+}
+
+async fn hub() -> Hub {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = hub_storage::open(
+        &format!("sqlite://{}/hub.db", dir.path().display()),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    storage.migrate().await.unwrap();
+    let (producer, consumer) = hub_bus::in_process(10_000);
+    let pipeline =
+        hub_pipeline::Pipeline::spawn(storage.clone(), consumer, Default::default(), None);
+    let state = AppState::new(
+        storage.clone(),
+        producer,
+        ApiConfig::default(),
+        pipeline.stats.clone(),
+    );
+    Hub {
+        app: app(state),
+        storage,
+        _dir: dir,
+    }
+}
+
+impl Hub {
+    /// A user with `PASSWORD` and `role` in `tenant` (created if needed); returns the user id.
+    async fn user(&self, email: &str, tenant: &str, role: Role, must_change: bool) -> i64 {
+        let t = match self.storage.tenant_by_name(tenant).await.unwrap() {
+            Some(t) => t,
+            None => self.storage.create_tenant(tenant, 0).await.unwrap(),
+        };
+        let a = self.storage.access();
+        let u = match a.user_by_email(email).await.unwrap() {
+            Some(u) => u,
+            None => a
+                .create_user(
+                    &NewUser {
+                        email: email.into(),
+                        display_name: email.into(),
+                        password_hash: Some(hub_api::session::hash_password(PASSWORD)),
+                        must_change_password: must_change,
+                        operator: false,
+                        publisher: false,
+                    },
+                    0,
+                )
+                .await
+                .unwrap(),
+        };
+        a.set_membership(u.id, t.id, Some(role), 0).await.unwrap();
+        u.id
+    }
+
+    async fn send(&self, req: Request<Body>) -> Reply {
+        let res = self.app.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        Reply {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    async fn call(&self, method: Method, uri: &str, token: &str, body: Option<Value>) -> Reply {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::CONTENT_TYPE, "application/json");
+        if !token.is_empty() {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        self.send(
+            req.body(body.map(|b| Body::from(b.to_string())).unwrap_or_default())
+                .unwrap(),
+        )
+        .await
+    }
+
+    async fn login(&self, email: &str, password: &str) -> Reply {
+        self.call(
+            Method::POST,
+            "/v1/auth/login",
+            "",
+            Some(json!({"email": email, "password": password})),
+        )
+        .await
+    }
+
+    /// An access token for a user in good standing.
+    async fn token(&self, email: &str) -> String {
+        let r = self.login(email, PASSWORD).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        r.body["access_token"].as_str().unwrap().to_string()
+    }
+}
+
+fn message(r: &Reply) -> String {
+    r.body["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[tokio::test]
+async fn login_me_and_a_first_password_change() {
+    let hub = hub().await;
+    hub.user("ada@example.com", "acme", Role::Owner, true).await;
+    let r = hub.login("ADA@example.com", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["token_type"], "Bearer");
+    assert_eq!(r.body["tenant"], "acme");
+    assert_eq!(r.body["role"], "owner");
+    assert_eq!(r.body["must_change_password"], true);
+    assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
+    let token = r.body["access_token"].as_str().unwrap().to_string();
+    // Until the password changes, only /v1/auth works.
+    let r = hub
+        .call(Method::GET, "/v1/metrics/summary", &token, None)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(message(&r).contains("change your password first"));
+    let me = hub.call(Method::GET, "/v1/auth/me", &token, None).await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(me.body["kind"], "user");
+    assert_eq!(
+        me.body["memberships"],
+        json!([{"tenant": "acme", "role": "owner"}])
+    );
+    for (body, field) in [
+        (
+            json!({"current_password": "wrong wrong wrong", "new_password": "another long password"}),
+            "current_password",
+        ),
+        (
+            json!({"current_password": PASSWORD, "new_password": "short"}),
+            "new_password",
+        ),
+        (
+            json!({"current_password": PASSWORD, "new_password": PASSWORD}),
+            "new_password",
+        ),
+    ] {
+        let r = hub
+            .call(Method::POST, "/v1/auth/password", &token, Some(body))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+        assert_eq!(r.body["error"]["parameter"], field);
+    }
+    let r = hub
+        .call(
+            Method::POST,
+            "/v1/auth/password",
+            &token,
+            Some(json!({"current_password": PASSWORD, "new_password": "another long password"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["must_change_password"], false);
+    let fresh = r.body["access_token"].as_str().unwrap();
+    assert_eq!(
+        hub.call(Method::GET, "/v1/metrics/summary", fresh, None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // The old session ended with the change.
+    let r = hub.call(Method::GET, "/v1/auth/me", &token, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(message(&r), "the access token's session was revoked");
+    assert_eq!(
+        hub.login("ada@example.com", PASSWORD).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        hub.login("ada@example.com", "another long password")
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn failures_lock_the_account_and_bad_input_is_400() {
+    let hub = hub().await;
+    hub.user("bob@example.com", "acme", Role::Viewer, false)
+        .await;
+    let r = hub.login("nobody@example.com", PASSWORD).await;
+    assert_eq!(
+        (r.status, message(&r).as_str()),
+        (StatusCode::UNAUTHORIZED, "wrong email or password")
+    );
+    for _ in 0..5 {
+        let r = hub.login("bob@example.com", "not the password").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            message(&r),
+            "wrong email or password",
+            "the same answer as an unknown email"
+        );
+    }
+    let r = hub.login("bob@example.com", PASSWORD).await;
+    assert_eq!(
+        r.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "locked even with the right password"
+    );
+    assert!(message(&r).contains("locked after 5 failed logins"));
+    let retry: u64 = r.headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((800..=900).contains(&retry), "{retry}");
+    for (body, status) in [
+        (
+            json!({"email": "x", "password": PASSWORD}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"email": "a@b.c", "password": "p".repeat(300)}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (json!({"email": "a@b.c"}), StatusCode::BAD_REQUEST),
+        (
+            json!({"email": "a@b.c", "password": "x", "admin": true}),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let r = hub
+            .call(Method::POST, "/v1/auth/login", "", Some(body.clone()))
+            .await;
+        assert_eq!(r.status, status, "{body}: {}", r.body);
+    }
+    // The audit log of the deployment saw every failure.
+    let failures = hub
+        .storage
+        .access()
+        .list_audit(
+            None,
+            &hub_storage::AuditFilter {
+                action_prefix: Some("auth.login_failed".into()),
+                ..Default::default()
+            },
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(failures.len(), 6);
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate_and_a_replay_ends_the_session() {
+    let hub = hub().await;
+    hub.user("cy@example.com", "acme", Role::Analyst, false)
+        .await;
+    let first = hub.login("cy@example.com", PASSWORD).await.body;
+    let refresh1 = first["refresh_token"].as_str().unwrap();
+    let r = hub
+        .call(
+            Method::POST,
+            "/v1/auth/refresh",
+            "",
+            Some(json!({"refresh_token": refresh1})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let access2 = r.body["access_token"].as_str().unwrap().to_string();
+    let refresh2 = r.body["refresh_token"].as_str().unwrap().to_string();
+    assert_ne!(refresh2, refresh1);
+    assert_eq!(
+        hub.call(Method::GET, "/v1/auth/me", &access2, None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // Replaying the used token revokes the family: the new tokens die with it.
+    let r = hub
+        .call(
+            Method::POST,
+            "/v1/auth/refresh",
+            "",
+            Some(json!({"refresh_token": refresh1})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(message(&r).contains("already used; the session is revoked"));
+    let r = hub
+        .call(
+            Method::POST,
+            "/v1/auth/refresh",
+            "",
+            Some(json!({"refresh_token": refresh2})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        hub.call(Method::GET, "/v1/auth/me", &access2, None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    let r = hub
+        .call(
+            Method::POST,
+            "/v1/auth/refresh",
+            "",
+            Some(json!({"refresh_token": "hrt_nope"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, message(&r).as_str()),
+        (StatusCode::UNAUTHORIZED, "invalid refresh token")
+    );
+
+    // Logout ends the session at once.
+    let s = hub.login("cy@example.com", PASSWORD).await.body;
+    let token = s["access_token"].as_str().unwrap();
+    let r = hub.call(Method::POST, "/v1/auth/logout", token, None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert!(
+        r.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .any(|c| c.to_str().unwrap().starts_with("hub_access=;"))
+    );
+    assert_eq!(
+        hub.call(Method::GET, "/v1/auth/me", token, None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    let r = hub
+        .call(
+            Method::POST,
+            "/v1/auth/refresh",
+            "",
+            Some(json!({"refresh_token": s["refresh_token"]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    // A member removed from the tenant cannot refresh into it.
+    let s = hub.login("cy@example.com", PASSWORD).await.body;
+    let acme = hub.storage.tenant_by_name("acme").await.unwrap().unwrap();
+    let cy = hub
+        .storage
+        .access()
+        .user_by_email("cy@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    hub.storage
+        .access()
+        .set_membership(cy.id, acme.id, None, 0)
+        .await
+        .unwrap();
+    let r = hub
+        .call(
+            Method::POST,
+            "/v1/auth/refresh",
+            "",
+            Some(json!({"refresh_token": s["refresh_token"]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(message(&r).contains("no longer a member"));
+}
+
+/// Signs `claims` with the hub's current key (or `secret`), as an attacker or a clock would.
+fn forge(kid: &str, secret: &[u8], claims: &Value) -> String {
+    let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    h.kid = Some(kid.into());
+    jsonwebtoken::encode(&h, claims, &jsonwebtoken::EncodingKey::from_secret(secret)).unwrap()
+}
+
+#[tokio::test]
+async fn bad_access_tokens_get_401_with_a_reason() {
+    let hub = hub().await;
+    hub.user("dee@example.com", "acme", Role::Owner, false)
+        .await;
+    let good = hub.token("dee@example.com").await;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let parts: Vec<&str> = good.split('.').collect();
+    let claims: Value = serde_json::from_slice(&b64.decode(parts[1]).unwrap()).unwrap();
+    let key = &hub.storage.access().signing_keys().await.unwrap()[0];
+    let secret = base64::engine::general_purpose::STANDARD
+        .decode(&key.secret)
+        .unwrap();
+    let now = hub_core::time::now_ms() / 1000;
+    let with = |k: &str, v: Value| {
+        let mut c = claims.clone();
+        c[k] = v;
+        forge(&key.kid, &secret, &c)
+    };
+    // Sanity: a re-signed copy of the real claims works, so each case below fails for its reason.
+    assert_eq!(
+        hub.call(
+            Method::GET,
+            "/v1/auth/me",
+            &forge(&key.kid, &secret, &claims),
+            None
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    let none = format!(
+        "{}.{}.",
+        b64.encode(r#"{"alg":"none","typ":"JWT"}"#),
+        parts[1]
+    );
+    let cases = [
+        (none, "the access token is malformed"),
+        (
+            forge(&key.kid, b"not the key", &claims),
+            "the access token's signature is invalid",
+        ),
+        (
+            forge("unknown-kid", &secret, &claims),
+            "the access token's signature is invalid",
+        ),
+        (
+            format!(
+                "{}.{}.{}",
+                parts[0],
+                parts[1],
+                &parts[2][..parts[2].len() - 2]
+            ),
+            "the access token's signature is invalid",
+        ),
+        (
+            with("aud", json!("someone-else")),
+            "the access token was issued for another audience or issuer",
+        ),
+        (
+            with("iss", json!("evil")),
+            "the access token was issued for another audience or issuer",
+        ),
+        (with("exp", json!(now - 60)), "the access token has expired"),
+        (
+            with("nbf", json!(now + 600)),
+            "the access token is not valid yet",
+        ),
+        ("a.b.c".to_string(), "the access token is malformed"),
+    ];
+    for (token, reason) in cases {
+        let r = hub.call(Method::GET, "/v1/auth/me", &token, None).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{reason}");
+        assert_eq!(message(&r), reason);
+    }
+    let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS512);
+    h.kid = Some(key.kid.clone());
+    let hs512 = jsonwebtoken::encode(
+        &h,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(&secret),
+    )
+    .unwrap();
+    let r = hub.call(Method::GET, "/v1/auth/me", &hs512, None).await;
+    assert_eq!(
+        message(&r),
+        "the access token uses an algorithm this hub does not accept"
+    );
+    // A role claim raised by hand fails the signature, so a viewer cannot make itself owner.
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64.encode(
+            serde_json::to_vec(&{
+                let mut c = claims.clone();
+                c["role"] = json!("owner");
+                c
+            })
+            .unwrap()
+        ),
+        parts[2]
+    );
+    assert_eq!(
+        hub.call(Method::GET, "/v1/auth/me", &forged, None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn browser_cookies_need_the_csrf_header_to_change_anything() {
+    let hub = hub().await;
+    hub.user("eve@example.com", "acme", Role::Admin, false)
+        .await;
+    let r = hub.login("eve@example.com", PASSWORD).await;
+    let cookies: Vec<String> = r
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|c| c.to_str().unwrap().to_string())
+        .collect();
+    let access = cookies
+        .iter()
+        .find(|c| c.starts_with("hub_access="))
+        .unwrap();
+    assert!(
+        access.contains("HttpOnly") && access.contains("SameSite=Strict"),
+        "{access}"
+    );
+    let csrf_cookie = cookies.iter().find(|c| c.starts_with("hub_csrf=")).unwrap();
+    assert!(!csrf_cookie.contains("HttpOnly"), "the UI reads it");
+    let jar: String = cookies
+        .iter()
+        .map(|c| c.split(';').next().unwrap())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let csrf = csrf_cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("hub_csrf=")
+        .to_string();
+    let with_cookies = |method: Method, uri: &str, csrf: Option<&str>| {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::COOKIE, jar.clone());
+        if let Some(c) = csrf {
+            b = b.header("x-csrf-token", c);
+        }
+        b.body(Body::empty()).unwrap()
+    };
+    assert_eq!(
+        hub.send(with_cookies(Method::GET, "/v1/auth/me", None))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let r = hub
+        .send(with_cookies(Method::POST, "/v1/auth/logout", None))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(message(&r).contains("X-CSRF-Token"));
+    assert_eq!(
+        hub.send(with_cookies(Method::POST, "/v1/auth/logout", Some("wrong")))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        hub.send(with_cookies(Method::POST, "/v1/auth/logout", Some(&csrf)))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        hub.send(with_cookies(Method::GET, "/v1/auth/me", None))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+/// What each role may do, route by route: `true` where the role holds the route's right.
+#[tokio::test]
+async fn the_permission_matrix_holds_route_by_route() {
+    let hub = hub().await;
+    let mut tokens = Vec::new();
+    for role in Role::ALL {
+        let email = format!("{role}@example.com");
+        hub.user(&email, "acme", role, false).await;
+        tokens.push((role, hub.token(&email).await));
+    }
+    // (method, route, body, lowest role allowed; None: no role)
+    let routes: Vec<(Method, &str, Option<Value>, Option<Role>)> = vec![
+        (Method::POST, "/v1/events", Some(json!([])), None),
+        (Method::GET, "/v1/metrics/summary", None, Some(Role::Viewer)),
+        (
+            Method::GET,
+            "/v1/metrics/timeseries?metric=requests",
+            None,
+            Some(Role::Viewer),
+        ),
+        (Method::GET, "/v1/events", None, Some(Role::Analyst)),
+        (Method::GET, "/v1/events/x", None, Some(Role::Analyst)),
+        (Method::GET, "/v1/users", None, Some(Role::Analyst)),
+        (
+            Method::POST,
+            "/v1/users",
+            Some(json!({"email": "new@example.com", "role": "viewer"})),
+            Some(Role::Admin),
+        ),
+        (
+            Method::PUT,
+            "/v1/users/999",
+            Some(json!({"role": "viewer"})),
+            Some(Role::Admin),
+        ),
+        (Method::DELETE, "/v1/users/999", None, Some(Role::Admin)),
+        (
+            Method::POST,
+            "/v1/users/999/password-reset",
+            None,
+            Some(Role::Admin),
+        ),
+        (Method::GET, "/v1/api-keys", None, Some(Role::Admin)),
+        (
+            Method::POST,
+            "/v1/api-keys",
+            Some(json!({"name": "k", "scopes": ["query"]})),
+            Some(Role::Admin),
+        ),
+        (Method::DELETE, "/v1/api-keys/999", None, Some(Role::Admin)),
+        (
+            Method::POST,
+            "/v1/api-keys/999/rotate",
+            None,
+            Some(Role::Admin),
+        ),
+        (Method::GET, "/v1/audit", None, Some(Role::Admin)),
+        (Method::GET, "/v1/auth/me", None, Some(Role::Viewer)),
+    ];
+    for (method, uri, body, min) in &routes {
+        for (role, token) in &tokens {
+            let r = hub.call(method.clone(), uri, token, body.clone()).await;
+            let allowed = min.is_some_and(|m| *role >= m);
+            if allowed {
+                assert_ne!(
+                    r.status,
+                    StatusCode::FORBIDDEN,
+                    "{role} {method} {uri}: {}",
+                    r.body
+                );
+                assert!(
+                    r.status.is_success()
+                        || r.status == StatusCode::NOT_FOUND
+                        || r.status == StatusCode::BAD_REQUEST,
+                    "{role} {method} {uri}: {} {}",
+                    r.status,
+                    r.body
+                );
+            } else {
+                assert_eq!(
+                    r.status,
+                    StatusCode::FORBIDDEN,
+                    "{role} {method} {uri}: {}",
+                    r.body
+                );
+            }
+        }
+    }
+    // Plugins need the plugin host; without one the read route still answers for its rights.
+    let viewer = &tokens[0].1;
+    let r = hub.call(Method::GET, "/v1/plugins", viewer, None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(
+        message(&r).contains(
+            "your role 'viewer' cannot read configuration; that needs 'analyst' or higher"
+        )
+    );
+}
+
+#[tokio::test]
+async fn roles_cannot_be_raised_past_ones_own_and_the_last_owner_stays() {
+    let hub = hub().await;
+    let owner = hub.user("o@example.com", "acme", Role::Owner, false).await;
+    hub.user("a@example.com", "acme", Role::Admin, false).await;
+    let v = hub.user("v@example.com", "acme", Role::Viewer, false).await;
+    let admin = hub.token("a@example.com").await;
+    let r = hub
+        .call(
+            Method::PUT,
+            &format!("/v1/users/{v}"),
+            &admin,
+            Some(json!({"role": "owner"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(message(&r).contains("manage owners"));
+    let r = hub
+        .call(
+            Method::POST,
+            "/v1/users",
+            &admin,
+            Some(json!({"email": "x@example.com", "role": "owner"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = hub
+        .call(
+            Method::PUT,
+            &format!("/v1/users/{owner}"),
+            &admin,
+            Some(json!({"role": "viewer"})),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "an admin cannot demote an owner"
+    );
+    let r = hub
+        .call(
+            Method::PUT,
+            &format!("/v1/users/{v}"),
+            &admin,
+            Some(json!({"role": "analyst"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["role"].as_str()),
+        (StatusCode::OK, Some("analyst"))
+    );
+    let r = hub
+        .call(
+            Method::PUT,
+            &format!("/v1/users/{v}"),
+            &admin,
+            Some(json!({"role": "root"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["error"]["parameter"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("role"))
+    );
+    // Adding a new person returns a one-time password that must be changed.
+    let r = hub
+        .call(
+            Method::POST,
+            "/v1/users",
+            &admin,
+            Some(json!({"email": "New@Example.com", "role": "viewer"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let otp = r.body["one_time_password"].as_str().unwrap().to_string();
+    let l = hub.login("new@example.com", &otp).await;
+    assert_eq!(
+        (l.status, l.body["must_change_password"].as_bool()),
+        (StatusCode::OK, Some(true))
+    );
+    let r = hub
+        .call(
+            Method::POST,
+            "/v1/users",
+            &admin,
+            Some(json!({"email": "new@example.com", "role": "viewer"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "already a member");
+    // The owner is the last one: it cannot leave or be demoted, even by itself.
+    let me = hub.token("o@example.com").await;
+    let r = hub
+        .call(
+            Method::PUT,
+            &format!("/v1/users/{owner}"),
+            &me,
+            Some(json!({"role": "admin"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(message(&r).contains("last owner"));
+    assert_eq!(
+        hub.call(Method::DELETE, &format!("/v1/users/{owner}"), &me, None)
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    // Reset: a one-time password, sessions ended.
+    let r = hub
+        .call(
+            Method::POST,
+            &format!("/v1/users/{v}/password-reset"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        hub.login("v@example.com", PASSWORD).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        hub.login(
+            "v@example.com",
+            r.body["one_time_password"].as_str().unwrap()
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        hub.call(Method::DELETE, &format!("/v1/users/{v}"), &admin, None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        hub.login("v@example.com", PASSWORD).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn another_tenants_people_keys_and_audit_are_invisible() {
+    let hub = hub().await;
+    hub.user("a@acme.com", "acme", Role::Owner, false).await;
+    let theirs = hub.user("g@globex.com", "globex", Role::Owner, false).await;
+    let globex = hub.storage.tenant_by_name("globex").await.unwrap().unwrap();
+    let (_, k) = generate_api_key("g", vec![ApiKeyScope::Ingest], None);
+    let key = hub.storage.create_api_key(globex.id, &k, 0).await.unwrap();
+    let g_token = hub.token("g@globex.com").await;
+    let token = hub.token("a@acme.com").await;
+    for (method, uri, body) in [
+        (
+            Method::PUT,
+            format!("/v1/users/{theirs}"),
+            Some(json!({"role": "viewer"})),
+        ),
+        (Method::DELETE, format!("/v1/users/{theirs}"), None),
+        (
+            Method::POST,
+            format!("/v1/users/{theirs}/password-reset"),
+            None,
+        ),
+        (Method::GET, format!("/v1/api-keys/{}", key.id), None),
+        (Method::DELETE, format!("/v1/api-keys/{}", key.prefix), None),
+        (
+            Method::POST,
+            format!("/v1/api-keys/{}/rotate", key.id),
+            None,
+        ),
+        (Method::GET, "/v1/events/x".to_string(), None),
+    ] {
+        let r = hub.call(method.clone(), &uri, &token, body).await;
+        assert_eq!(
+            r.status,
+            StatusCode::NOT_FOUND,
+            "{method} {uri}: {}",
+            r.body
+        );
+    }
+    let users = hub.call(Method::GET, "/v1/users", &token, None).await.body;
+    assert_eq!(users["users"].as_array().unwrap().len(), 1);
+    // Logging in to a tenant one is not a member of is refused.
+    let r = hub
+        .call(
+            Method::POST,
+            "/v1/auth/login",
+            "",
+            Some(json!({"email": "a@acme.com", "password": PASSWORD, "tenant": "globex"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Each tenant's audit log holds its own records only.
+    let mine = hub.call(Method::GET, "/v1/audit", &token, None).await.body;
+    let actors: Vec<&str> = mine["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["actor"].as_str().unwrap())
+        .collect();
+    assert!(
+        !actors.is_empty() && actors.iter().all(|a| *a == "user:a@acme.com"),
+        "{actors:?}"
+    );
+    let theirs = hub
+        .call(Method::GET, "/v1/audit", &g_token, None)
+        .await
+        .body;
+    assert!(
+        theirs["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["actor"] == "user:g@globex.com")
+    );
+}
+
+#[tokio::test]
+async fn the_audit_log_records_changes_with_before_and_after_and_exports_ndjson() {
+    let hub = hub().await;
+    hub.user("o@example.com", "acme", Role::Owner, false).await;
+    let v = hub.user("v@example.com", "acme", Role::Viewer, false).await;
+    let token = hub.token("o@example.com").await;
+    hub.call(
+        Method::PUT,
+        &format!("/v1/users/{v}"),
+        &token,
+        Some(json!({"role": "analyst"})),
+    )
+    .await;
+    let created = hub
+        .call(
+            Method::POST,
+            "/v1/api-keys",
+            &token,
+            Some(json!({"name": "ci", "scopes": ["ingest"]})),
+        )
+        .await;
+    let prefix = created.body["api_key"]["prefix"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    hub.call(
+        Method::DELETE,
+        &format!("/v1/api-keys/{prefix}"),
+        &token,
+        None,
+    )
+    .await;
+    let r = hub.call(Method::GET, "/v1/audit", &token, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let actions: Vec<&str> = r.body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "api_key.revoke",
+            "api_key.create",
+            "member.role",
+            "auth.login"
+        ]
+    );
+    let role = &r.body["records"][2];
+    assert_eq!(role["before"], json!({"role": "viewer"}));
+    assert_eq!(role["after"], json!({"role": "analyst"}));
+    assert_eq!(role["target"], "user:v@example.com");
+    assert_eq!(r.body["records"][0]["target"], format!("key:{prefix}"));
+    // Filters, paging and export.
+    let r = hub
+        .call(
+            Method::GET,
+            "/v1/audit?action=api_key.&limit=1",
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(r.body["records"].as_array().unwrap().len(), 1);
+    let next = r.body["next_cursor"].as_str().unwrap();
+    let r = hub
+        .call(
+            Method::GET,
+            &format!("/v1/audit?action=api_key.&limit=1&cursor={next}"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(r.body["records"][0]["action"], "api_key.create");
+    assert!(r.body["next_cursor"].is_null());
+    let r = hub
+        .call(Method::GET, "/v1/audit?format=ndjson", &token, None)
+        .await;
+    assert_eq!(r.headers[header::CONTENT_TYPE], "application/x-ndjson");
+    let lines: Vec<Value> = r
+        .body
+        .as_str()
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    for (uri, field) in [
+        ("/v1/audit?limit=0", "limit"),
+        ("/v1/audit?from=yesterday", "from"),
+        ("/v1/audit?format=csv", "format"),
+        ("/v1/audit?cursor=x", "cursor"),
+    ] {
+        let r = hub.call(Method::GET, uri, &token, None).await;
+        assert_eq!(
+            (r.status, r.body["error"]["parameter"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(field)),
+            "{uri}"
+        );
+    }
+}
