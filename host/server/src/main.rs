@@ -6,6 +6,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod bench;
 mod bench_plugins;
 mod config;
+mod people;
 mod plugins;
 mod serve;
 
@@ -48,6 +49,16 @@ enum Command {
     ApiKey {
         #[command(subcommand)]
         command: ApiKeyCommand,
+    },
+    /// Manage users and their roles.
+    User {
+        #[command(subcommand)]
+        command: people::UserCommand,
+    },
+    /// Read the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: people::AuditCommand,
     },
     /// Manage a tenant's plugins.
     Plugin {
@@ -403,6 +414,8 @@ async fn main() -> Result<()> {
             println!("{secret}");
             Ok(())
         }
+        Command::User { command } => people::run_user(command).await,
+        Command::Audit { command } => people::run_audit(command).await,
         Command::Bench { command } => bench::run(command).await,
     }
 }

@@ -18,6 +18,15 @@ struct Server {
     base: String,
     /// The key printed on first start, if this start printed one.
     key: Option<String>,
+    /// The first user's email and one-time password, if this start created it.
+    admin: Option<(String, String)>,
+}
+
+/// `Admin login: EMAIL with one-time password PASSWORD (...)`.
+fn admin_line(line: &str) -> Option<(String, String)> {
+    let rest = line.strip_prefix("Admin login: ")?;
+    let (email, rest) = rest.split_once(" with one-time password ")?;
+    Some((email.into(), rest.split_whitespace().next()?.into()))
 }
 
 impl Server {
@@ -59,12 +68,15 @@ impl Server {
         });
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut key = None;
+        let mut admin = None;
         loop {
             let (stdout, line) = rx
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
                 .expect("hub did not start");
             if stdout && line.starts_with("hub_") {
                 key = Some(line.trim().to_string());
+            } else if stdout && admin_line(&line).is_some() {
+                admin = admin_line(&line);
             } else if let Some(addr) = line.strip_prefix("hub listening on ") {
                 let base = addr.split_whitespace().next().unwrap().to_string();
                 // The key is printed to stdout before the listen line goes to stderr, but the two
@@ -73,8 +85,16 @@ impl Server {
                     if stdout && line.starts_with("hub_") {
                         key = Some(line.trim().to_string());
                     }
+                    if stdout && admin_line(&line).is_some() {
+                        admin = admin_line(&line);
+                    }
                 }
-                return Server { child, base, key };
+                return Server {
+                    child,
+                    base,
+                    key,
+                    admin,
+                };
             }
         }
     }
@@ -301,6 +321,138 @@ async fn cli_creates_tenants_and_keys() {
         .unwrap();
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("has no API key 'hub_zzzzzzzz'"));
+}
+
+#[tokio::test]
+async fn the_first_admin_signs_in_and_the_cli_manages_people() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let (email, otp) = server
+        .admin
+        .clone()
+        .expect("first start prints an admin login");
+    assert_eq!(email, "admin@localhost");
+    let client = reqwest::Client::new();
+    let login = |email: String, password: String| {
+        let (client, url) = (client.clone(), server.url("/v1/auth/login"));
+        async move {
+            client
+                .post(url)
+                .json(&json!({"email": email, "password": password}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = login(email.clone(), otp.clone()).await;
+    assert_eq!(r.status(), 200);
+    let tokens: Value = r.json().await.unwrap();
+    assert_eq!(
+        (tokens["tenant"].as_str(), tokens["role"].as_str()),
+        (Some("demo"), Some("owner"))
+    );
+    assert_eq!(tokens["must_change_password"], true);
+    let token = tokens["access_token"].as_str().unwrap();
+    let r = client
+        .post(server.url("/v1/auth/password"))
+        .bearer_auth(token)
+        .json(&json!({"current_password": otp, "new_password": "the admin's own password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let token = r.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let audit = get(&client, &server, &token, "/v1/audit").await;
+    let login_record = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["action"] == "auth.login")
+        .expect("the login is audited")
+        .clone();
+    assert_eq!(
+        login_record["source"], "127.0.0.1",
+        "the client's address is recorded"
+    );
+    drop(server);
+    // A second start prints no new admin.
+    let server = Server::start(dir.path(), &[]);
+    assert!(server.admin.is_none());
+    drop(server);
+
+    let out = hub_cli(
+        dir.path(),
+        &[
+            "user",
+            "create",
+            "--email",
+            "ana@example.com",
+            "--tenant",
+            "demo",
+            "--role",
+            "analyst",
+        ],
+    );
+    let ana_otp = out.lines().last().unwrap().to_string();
+    assert!(out.contains("analyst of 'demo'"), "{out}");
+    let listed = hub_cli(dir.path(), &["user", "list", "--tenant", "demo"]);
+    assert!(
+        listed.contains("ana@example.com") && listed.contains("analyst"),
+        "{listed}"
+    );
+    assert!(
+        hub_cli(
+            dir.path(),
+            &[
+                "user",
+                "set-role",
+                "--email",
+                "ana@example.com",
+                "--tenant",
+                "demo",
+                "--role",
+                "viewer"
+            ]
+        )
+        .contains("analyst -> viewer")
+    );
+    let last_owner = Command::new(HUB)
+        .args([
+            "user",
+            "set-role",
+            "--email",
+            "admin@localhost",
+            "--tenant",
+            "demo",
+            "--role",
+            "admin",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!last_owner.status.success());
+    assert!(String::from_utf8_lossy(&last_owner.stderr).contains("last owner"));
+    let server = Server::start(dir.path(), &[]);
+    let r = client
+        .post(server.url("/v1/auth/login"))
+        .json(&json!({"email": "ana@example.com", "password": ana_otp}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["role"], "viewer");
+    drop(server);
+    let tail = hub_cli(dir.path(), &["audit", "tail", "--tenant", "demo"]);
+    for action in ["auth.login", "auth.password", "user.create", "member.role"] {
+        assert!(tail.contains(action), "{action} missing from\n{tail}");
+    }
+    let json_tail = hub_cli(dir.path(), &["audit", "tail", "-n", "1", "--json"]);
+    let last: Value = serde_json::from_str(json_tail.lines().last().unwrap()).unwrap();
+    assert_eq!(last["action"], "auth.login");
 }
 
 /// Sends unique batches from several clients until stopped; returns the ids of acknowledged ones.
