@@ -10,6 +10,7 @@ mod error;
 mod ingest;
 mod keys;
 pub mod metrics;
+pub mod oidc;
 mod openapi;
 mod ops;
 mod plugins;
@@ -46,6 +47,8 @@ pub struct ApiConfig {
     /// Mark session cookies `Secure` (set when the hub is served over TLS, directly or behind a
     /// proxy).
     pub secure_cookies: bool,
+    /// Single sign-on, when configured.
+    pub oidc: Option<oidc::OidcSettings>,
 }
 
 impl Default for ApiConfig {
@@ -57,6 +60,7 @@ impl Default for ApiConfig {
             metrics_token: None,
             api_key_rate_limit_per_s: DEFAULT_API_KEY_RATE_LIMIT,
             secure_cookies: false,
+            oidc: None,
         }
     }
 }
@@ -78,6 +82,8 @@ pub struct AppState {
     pub login_limiter: Arc<RateLimiter<String>>,
     /// Access-token signing and revoked sessions.
     pub sessions: Arc<session::Sessions>,
+    /// The SSO client, when configured.
+    pub oidc: Option<Arc<oidc::Oidc>>,
     pub pipeline: Arc<PipelineStats>,
     /// The plugin host, when this hub runs plugins.
     pub plugins: Option<Arc<hub_pipeline::PluginHost>>,
@@ -90,6 +96,13 @@ impl AppState {
         config: ApiConfig,
         pipeline: Arc<PipelineStats>,
     ) -> Self {
+        let oidc = config.oidc.clone().and_then(|s| match oidc::Oidc::new(s) {
+            Ok(o) => Some(Arc::new(o)),
+            Err(e) => {
+                tracing::error!(error = %e, "single sign-on is misconfigured and stays off");
+                None
+            }
+        });
         Self {
             storage,
             bus,
@@ -99,6 +112,7 @@ impl AppState {
             limiter: Arc::new(RateLimiter::default()),
             login_limiter: Arc::new(RateLimiter::default()),
             sessions: Arc::new(session::Sessions::default()),
+            oidc,
             pipeline,
             plugins: None,
         }
@@ -144,6 +158,7 @@ pub fn app(state: AppState) -> Router {
         .merge(plugins::router())
         .merge(keys::router())
         .merge(users::router())
+        .merge(oidc::router())
         .merge(audit::router())
         .merge(ops::router())
         .fallback(|| async { ApiError::NotFound("no such route; see /openapi.json".into()) })

@@ -33,6 +33,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::users::remove_member,
         crate::users::reset_password,
         crate::audit::list_audit,
+        crate::oidc::start,
+        crate::oidc::callback,
         crate::ops::healthz,
         crate::ops::readyz,
         crate::ops::metrics,

@@ -194,7 +194,11 @@ async fn audit_anonymous(
 }
 
 /// The response carrying new tokens: JSON for API clients, cookies for the browser.
-fn tokens_response(state: &AppState, issued: &IssuedTokens, tenant_name: &str) -> Response {
+pub(crate) fn tokens_response(
+    state: &AppState,
+    issued: &IssuedTokens,
+    tenant_name: &str,
+) -> Response {
     let secure = if state.config.secure_cookies {
         "; Secure"
     } else {
@@ -252,7 +256,7 @@ fn clear_cookies(mut res: Response) -> Response {
 
 /// The tenant and role a user acts as: the one asked for, else the first membership. Operators
 /// may act in any tenant, as owners.
-async fn pick_tenant(
+pub(crate) async fn pick_tenant(
     state: &AppState,
     user: &User,
     wanted: Option<&str>,

@@ -79,6 +79,40 @@ pub struct ServeArgs {
     /// Mark session cookies Secure (serve over TLS, directly or behind a proxy).
     #[arg(long, env = "HUB_SECURE_COOKIES")]
     pub secure_cookies: Option<bool>,
+    /// Single sign-on: the OpenID Connect provider's issuer URL (SSO is off without it).
+    #[arg(long, env = "HUB_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    #[arg(long, env = "HUB_OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+    #[arg(long, env = "HUB_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    pub oidc_client_secret: Option<String>,
+    /// This hub's callback as registered at the provider, e.g.
+    /// https://hub.example.com/v1/auth/oidc/callback.
+    #[arg(long, env = "HUB_OIDC_REDIRECT_URL")]
+    pub oidc_redirect_url: Option<String>,
+    /// Scopes besides openid (default "email profile"), space-separated.
+    #[arg(long, env = "HUB_OIDC_SCOPES")]
+    pub oidc_scopes: Option<String>,
+    /// The ID-token claim with the user's groups (default "groups").
+    #[arg(long, env = "HUB_OIDC_GROUPS_CLAIM")]
+    pub oidc_groups_claim: Option<String>,
+    /// DOMAIN=TENANT:ROLE, repeatable: people with this email domain get this role.
+    #[arg(
+        long = "oidc-domain-role",
+        env = "HUB_OIDC_DOMAIN_ROLES",
+        value_delimiter = ','
+    )]
+    pub oidc_domain_roles: Vec<String>,
+    /// GROUP=TENANT:ROLE, repeatable: members of this group get this role.
+    #[arg(
+        long = "oidc-group-role",
+        env = "HUB_OIDC_GROUP_ROLES",
+        value_delimiter = ','
+    )]
+    pub oidc_group_roles: Vec<String>,
+    /// Where the browser goes after signing in (default "/").
+    #[arg(long, env = "HUB_OIDC_AFTER_LOGIN_URL")]
+    pub oidc_after_login_url: Option<String>,
     /// Where compiled plugin components are cached (default <data-dir>/plugin-cache).
     #[arg(long, env = "HUB_PLUGIN_CACHE_DIR")]
     pub plugin_cache_dir: Option<PathBuf>,
@@ -119,6 +153,15 @@ struct FileConfig {
     demo_tenant: Option<String>,
     admin_email: Option<String>,
     secure_cookies: Option<bool>,
+    oidc_issuer: Option<String>,
+    oidc_client_id: Option<String>,
+    oidc_client_secret: Option<String>,
+    oidc_redirect_url: Option<String>,
+    oidc_scopes: Option<String>,
+    oidc_groups_claim: Option<String>,
+    oidc_domain_roles: Option<Vec<String>>,
+    oidc_group_roles: Option<Vec<String>>,
+    oidc_after_login_url: Option<String>,
     plugin_cache_dir: Option<PathBuf>,
     plugins_dir: Option<PathBuf>,
     plugin_max_failures: Option<u32>,
@@ -200,6 +243,77 @@ impl ServeArgs {
             )?,
             ..defaults.ingest.clone()
         };
+        let oidc = match self.oidc_issuer.clone().or(file.oidc_issuer.clone()) {
+            None => None,
+            Some(issuer) => {
+                let need = |name: &str, v: Option<String>| {
+                    v.ok_or_else(|| {
+                        anyhow::anyhow!("--oidc-issuer is set, so --{name} is needed too")
+                    })
+                };
+                let rules = |flag: &str, cli: &[String], file: &Option<Vec<String>>| {
+                    let list = if cli.is_empty() {
+                        file.clone().unwrap_or_default()
+                    } else {
+                        cli.to_vec()
+                    };
+                    list.iter()
+                        .map(|r| {
+                            hub_api::oidc::RoleRule::parse(r)
+                                .map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
+                        })
+                        .collect::<Result<Vec<_>>>()
+                };
+                let settings = hub_api::oidc::OidcSettings {
+                    issuer,
+                    client_id: need(
+                        "oidc-client-id",
+                        self.oidc_client_id.clone().or(file.oidc_client_id.clone()),
+                    )?,
+                    client_secret: self
+                        .oidc_client_secret
+                        .clone()
+                        .or(file.oidc_client_secret.clone()),
+                    redirect_url: need(
+                        "oidc-redirect-url",
+                        self.oidc_redirect_url
+                            .clone()
+                            .or(file.oidc_redirect_url.clone()),
+                    )?,
+                    scopes: self
+                        .oidc_scopes
+                        .clone()
+                        .or(file.oidc_scopes.clone())
+                        .unwrap_or_else(|| "email profile".into())
+                        .split_whitespace()
+                        .filter(|s| *s != "openid")
+                        .map(String::from)
+                        .collect(),
+                    groups_claim: self
+                        .oidc_groups_claim
+                        .clone()
+                        .or(file.oidc_groups_claim.clone())
+                        .unwrap_or_else(|| "groups".into()),
+                    domain_roles: rules(
+                        "oidc-domain-role",
+                        &self.oidc_domain_roles,
+                        &file.oidc_domain_roles,
+                    )?,
+                    group_roles: rules(
+                        "oidc-group-role",
+                        &self.oidc_group_roles,
+                        &file.oidc_group_roles,
+                    )?,
+                    after_login_url: self
+                        .oidc_after_login_url
+                        .clone()
+                        .or(file.oidc_after_login_url.clone())
+                        .unwrap_or_else(|| "/".into()),
+                };
+                hub_api::oidc::Oidc::new(settings.clone()).map_err(|e| anyhow::anyhow!(e))?;
+                Some(settings)
+            }
+        };
         Ok(Settings {
             listen: self
                 .listen
@@ -225,6 +339,7 @@ impl ServeArgs {
                     .secure_cookies
                     .or(file.secure_cookies)
                     .unwrap_or(defaults.secure_cookies),
+                oidc,
             },
             retention: hub_storage::RetentionPolicy {
                 raw_ms: keep(

@@ -388,7 +388,11 @@ pub async fn run_audit(command: AuditCommand) -> Result<()> {
     for r in &records {
         println!("{}", line(r, &tenants, json));
     }
-    while follow {
+    if !follow {
+        storage.close().await;
+        return Ok(());
+    }
+    loop {
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         let mut newer: Vec<_> = storage
             .access()
@@ -403,6 +407,4 @@ pub async fn run_audit(command: AuditCommand) -> Result<()> {
             last = r.id;
         }
     }
-    storage.close().await;
-    Ok(())
 }
