@@ -524,7 +524,10 @@ async fn user_principal(
         .sessions
         .verify(state.storage.as_ref(), token)
         .await
-        .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+        .map_err(|e| match e {
+            crate::session::TokenError::Malformed => ApiError::BadRequest(e.to_string()),
+            e => ApiError::Unauthorized(e.to_string()),
+        })?;
     let unsafe_method = !matches!(
         parts.method,
         axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS

@@ -148,6 +148,16 @@ pub enum TokenError {
     Revoked,
 }
 
+/// The `alg` a token's header declares, if its header is JSON at all.
+fn declared_alg(token: &str) -> Option<String> {
+    let header = token.split('.').next()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header.trim_end_matches('='))
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    v.get("alg")?.as_str().map(String::from)
+}
+
 /// A fresh pair of tokens.
 #[derive(Debug, Clone)]
 pub struct IssuedTokens {
@@ -286,7 +296,13 @@ impl Sessions {
     /// Checks an access token: algorithm, `kid`, signature, time, issuer, audience, and that its
     /// session was not revoked.
     pub async fn verify(&self, storage: &dyn Storage, token: &str) -> Result<Claims, TokenError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+        let header = match jsonwebtoken::decode_header(token) {
+            Ok(h) => h,
+            // An algorithm the library does not even know, `none` included, is a refusal, not a
+            // malformed token.
+            Err(_) if declared_alg(token).is_some() => return Err(TokenError::Algorithm),
+            Err(_) => return Err(TokenError::Malformed),
+        };
         if header.alg != Algorithm::HS256 {
             return Err(TokenError::Algorithm);
         }

@@ -446,7 +446,10 @@ async fn bad_access_tokens_get_401_with_a_reason() {
         parts[1]
     );
     let cases = [
-        (none, "the access token is malformed"),
+        (
+            none,
+            "the access token uses an algorithm this hub does not accept",
+        ),
         (
             forge(&key.kid, b"not the key", &claims),
             "the access token's signature is invalid",
@@ -477,12 +480,16 @@ async fn bad_access_tokens_get_401_with_a_reason() {
             with("nbf", json!(now + 600)),
             "the access token is not valid yet",
         ),
-        ("a.b.c".to_string(), "the access token is malformed"),
     ];
     for (token, reason) in cases {
         let r = hub.call(Method::GET, "/v1/auth/me", &token, None).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{reason}");
         assert_eq!(message(&r), reason);
+    }
+    // Malformed or oversized credentials are 400.
+    for token in ["a.b.c".to_string(), "garbage".to_string(), "x".repeat(5000)] {
+        let r = hub.call(Method::GET, "/v1/auth/me", &token, None).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", &token[..5]);
     }
     let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS512);
     h.kid = Some(key.kid.clone());
@@ -651,6 +658,22 @@ async fn the_permission_matrix_holds_route_by_route() {
         ),
         (Method::GET, "/v1/audit", None, Some(Role::Admin)),
         (Method::GET, "/v1/auth/me", None, Some(Role::Viewer)),
+        // This hub runs no plugin host, so allowed calls answer 503; refused ones still 403.
+        (Method::GET, "/v1/plugins", None, Some(Role::Analyst)),
+        (Method::GET, "/v1/plugins/cost", None, Some(Role::Analyst)),
+        (
+            Method::PUT,
+            "/v1/plugins",
+            Some(json!({"plugins": []})),
+            Some(Role::Admin),
+        ),
+        (
+            Method::PUT,
+            "/v1/plugins/cost",
+            Some(json!({"enabled": true})),
+            Some(Role::Admin),
+        ),
+        (Method::DELETE, "/v1/plugins/cost", None, Some(Role::Admin)),
     ];
     for (method, uri, body, min) in &routes {
         for (role, token) in &tokens {
@@ -666,7 +689,9 @@ async fn the_permission_matrix_holds_route_by_route() {
                 assert!(
                     r.status.is_success()
                         || r.status == StatusCode::NOT_FOUND
-                        || r.status == StatusCode::BAD_REQUEST,
+                        || r.status == StatusCode::BAD_REQUEST
+                        || (uri.starts_with("/v1/plugins")
+                            && r.status == StatusCode::SERVICE_UNAVAILABLE),
                     "{role} {method} {uri}: {} {}",
                     r.status,
                     r.body
@@ -1009,4 +1034,156 @@ async fn the_audit_log_records_changes_with_before_and_after_and_exports_ndjson(
             "{uri}"
         );
     }
+}
+
+/// For every route that takes an id, every role and every key scope of tenant acme gets 404 for
+/// tenant globex's ids, or the same 403 it gets for acme's own ids when it lacks the right.
+#[tokio::test]
+async fn every_role_and_scope_gets_404_for_another_tenants_ids() {
+    let hub = hub().await;
+    let theirs_user = hub
+        .user("g@globex.com", "globex", Role::Viewer, false)
+        .await;
+    let ours_user = hub.user("x@acme.com", "acme", Role::Viewer, false).await;
+    let globex = hub.storage.tenant_by_name("globex").await.unwrap().unwrap();
+    let acme = hub.storage.tenant_by_name("acme").await.unwrap().unwrap();
+    let key_of = |t: hub_core::TenantId, scopes: Vec<ApiKeyScope>| {
+        let storage = hub.storage.clone();
+        async move {
+            let (secret, k) = generate_api_key("k", scopes, None);
+            (secret, storage.create_api_key(t, &k, 0).await.unwrap())
+        }
+    };
+    let (g_ingest, g_key) = key_of(globex.id, vec![ApiKeyScope::Ingest]).await;
+    let (_, a_key) = key_of(acme.id, vec![ApiKeyScope::Ingest]).await;
+    let now = hub_core::time::to_rfc3339(hub_core::time::now_ms());
+    for (key, id) in [(&g_ingest, "theirs-1")] {
+        let r = hub
+            .call(
+                Method::POST,
+                "/v1/events",
+                key,
+                Some(json!([{"event_id": id, "timestamp": now, "model": "m"}])),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    }
+    let mut principals: Vec<(String, String)> = Vec::new();
+    for role in Role::ALL {
+        let email = format!("{role}@acme.com");
+        hub.user(&email, "acme", role, false).await;
+        principals.push((format!("role {role}"), hub.token(&email).await));
+    }
+    for scope in ApiKeyScope::ALL {
+        principals.push((format!("key {scope}"), key_of(acme.id, vec![scope]).await.0));
+    }
+    // (method, route with {} for the id, globex's id, acme's id, body)
+    let routes: Vec<(Method, &str, String, String, Option<Value>)> = vec![
+        (
+            Method::GET,
+            "/v1/events/{}",
+            "theirs-1".into(),
+            "ours-missing".into(),
+            None,
+        ),
+        (
+            Method::GET,
+            "/v1/api-keys/{}",
+            g_key.id.to_string(),
+            a_key.id.to_string(),
+            None,
+        ),
+        (
+            Method::GET,
+            "/v1/api-keys/{}",
+            g_key.prefix.clone(),
+            a_key.prefix.clone(),
+            None,
+        ),
+        (
+            Method::DELETE,
+            "/v1/api-keys/{}",
+            g_key.prefix.clone(),
+            "hub_missing0".into(),
+            None,
+        ),
+        (
+            Method::POST,
+            "/v1/api-keys/{}/rotate",
+            g_key.id.to_string(),
+            "999999".into(),
+            None,
+        ),
+        (
+            Method::PUT,
+            "/v1/users/{}",
+            theirs_user.to_string(),
+            "999999".into(),
+            Some(json!({"role": "viewer"})),
+        ),
+        (
+            Method::DELETE,
+            "/v1/users/{}",
+            theirs_user.to_string(),
+            "999999".into(),
+            None,
+        ),
+        (
+            Method::POST,
+            "/v1/users/{}/password-reset",
+            theirs_user.to_string(),
+            "999999".into(),
+            None,
+        ),
+    ];
+    for (who, token) in &principals {
+        for (method, route, theirs, ours, body) in &routes {
+            let theirs_uri = route.replace("{}", theirs);
+            let ours_uri = route.replace("{}", ours);
+            let t = hub
+                .call(method.clone(), &theirs_uri, token, body.clone())
+                .await;
+            let o = hub
+                .call(method.clone(), &ours_uri, token, body.clone())
+                .await;
+            if o.status == StatusCode::FORBIDDEN {
+                assert_eq!(
+                    t.status,
+                    StatusCode::FORBIDDEN,
+                    "{who} {method} {theirs_uri}"
+                );
+                assert_eq!(
+                    message(&t),
+                    message(&o),
+                    "the same refusal, whoever owns the id"
+                );
+            } else {
+                assert_eq!(
+                    t.status,
+                    StatusCode::NOT_FOUND,
+                    "{who} {method} {theirs_uri}: {}",
+                    t.body
+                );
+            }
+        }
+    }
+    // Nothing of globex changed, and acme's viewer is still a viewer.
+    assert!(
+        hub.storage.list_api_keys(globex.id).await.unwrap()[0]
+            .revoked_at_ms
+            .is_none()
+    );
+    assert_eq!(
+        hub.storage.access().members(globex.id).await.unwrap()[0].1,
+        Role::Viewer
+    );
+    assert!(
+        hub.storage
+            .access()
+            .members(acme.id)
+            .await
+            .unwrap()
+            .iter()
+            .any(|(u, r)| u.id == ours_user && *r == Role::Viewer)
+    );
 }

@@ -81,7 +81,8 @@ pub enum AuditCommand {
     },
 }
 
-async fn audit_cli(
+/// Records an action taken by a command (actor `cli`) in the audit log.
+pub(crate) async fn audit_cli(
     storage: &dyn Storage,
     tenant: Option<hub_core::TenantId>,
     action: &str,

@@ -177,6 +177,18 @@ pub async fn run(command: PluginCommand) -> Result<()> {
             let install = host
                 .install(t, &source, wasm, config, grants, !disabled)
                 .await?;
+            crate::people::audit_cli(
+                storage.as_ref(),
+                Some(t),
+                "plugin.install",
+                format!("plugin:{}", install.name),
+                None,
+                Some(
+                    serde_json::json!({"version": install.version, "digest": install.digest, "enabled": install.enabled, "grants": install.grants_json})
+                        .to_string(),
+                ),
+            )
+            .await?;
             storage.close().await;
             println!(
                 "installed {} {} for tenant '{tenant}' ({}, position {}, digest {})",
@@ -204,8 +216,17 @@ pub async fn run(command: PluginCommand) -> Result<()> {
             let t = tenant_id(storage.as_ref(), &tenant).await?;
             let config = read_config(&config)?;
             host(storage.clone(), &settings)?
-                .update(t, &name, None, Some(config), None)
+                .update(t, &name, None, Some(config.clone()), None)
                 .await?;
+            crate::people::audit_cli(
+                storage.as_ref(),
+                Some(t),
+                "plugin.change",
+                format!("plugin:{name}"),
+                None,
+                Some(serde_json::json!({ "config": config }).to_string()),
+            )
+            .await?;
             storage.close().await;
             println!("configured {name} for tenant '{tenant}'");
             Ok(())
@@ -241,6 +262,15 @@ pub async fn run(command: PluginCommand) -> Result<()> {
             host(storage.clone(), &settings)?
                 .uninstall(t, &name, purge_kv)
                 .await?;
+            crate::people::audit_cli(
+                storage.as_ref(),
+                Some(t),
+                "plugin.uninstall",
+                format!("plugin:{name}"),
+                None,
+                Some(serde_json::json!({ "purge_kv": purge_kv }).to_string()),
+            )
+            .await?;
             storage.close().await;
             println!("uninstalled {name} from tenant '{tenant}'");
             Ok(())
@@ -254,6 +284,15 @@ async fn set_enabled(tenant: String, name: String, db: ServeArgs, enabled: bool)
     host(storage.clone(), &settings)?
         .update(t, &name, Some(enabled), None, None)
         .await?;
+    crate::people::audit_cli(
+        storage.as_ref(),
+        Some(t),
+        "plugin.change",
+        format!("plugin:{name}"),
+        None,
+        Some(serde_json::json!({ "enabled": enabled }).to_string()),
+    )
+    .await?;
     storage.close().await;
     println!(
         "{} {name} for tenant '{tenant}'",

@@ -44,6 +44,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     tracing::info!(listen = %settings.listen, backend = storage.backend(), "hub is serving");
     // stdout is for the person who started the hub (logs go to stderr): where it listens, and on
     // the first start the key, last.
+    audit_settings(storage.as_ref(), &settings).await?;
     let first_start = bootstrap(storage.as_ref(), &plugins, &settings).await?;
     println!(
         "hub listening on http://{} ({} storage)",
@@ -135,6 +136,64 @@ async fn bootstrap(
     ));
     lines.push(secret);
     Ok(lines)
+}
+
+/// The settings that decide who gets in and what is kept (single sign-on, retention), as the audit
+/// log shows them (never the client secret).
+fn audited_settings(settings: &crate::config::Settings) -> [(&'static str, serde_json::Value); 2] {
+    let rules = |rules: &[hub_api::oidc::RoleRule]| {
+        rules
+            .iter()
+            .map(|r| format!("{}={}:{}", r.pattern, r.tenant, r.role))
+            .collect::<Vec<_>>()
+    };
+    let sso = match &settings.api.oidc {
+        None => serde_json::json!({ "enabled": false }),
+        Some(o) => serde_json::json!({
+            "enabled": true,
+            "issuer": o.issuer,
+            "client_id": o.client_id,
+            "client_secret_set": o.client_secret.is_some(),
+            "redirect_url": o.redirect_url,
+            "scopes": o.scopes,
+            "groups_claim": o.groups_claim,
+            "domain_roles": rules(&o.domain_roles),
+            "group_roles": rules(&o.group_roles),
+        }),
+    };
+    let r = &settings.retention;
+    let retention = serde_json::json!({
+        "raw_ms": r.raw_ms, "minute_ms": r.minute_ms, "hour_ms": r.hour_ms, "day_ms": r.day_ms,
+    });
+    [("settings.sso", sso), ("settings.retention", retention)]
+}
+
+/// Records, at start, SSO and retention settings that differ from the last start's.
+async fn audit_settings(
+    storage: &dyn hub_storage::Storage,
+    settings: &crate::config::Settings,
+) -> Result<()> {
+    for (key, value) in audited_settings(settings) {
+        let value = value.to_string();
+        let before = storage.get_meta(key).await?;
+        if before.as_deref() == Some(value.as_str()) {
+            continue;
+        }
+        storage
+            .access()
+            .append_audit(&hub_storage::AuditEntry {
+                at_ms: hub_core::time::now_ms(),
+                actor: "config".into(),
+                action: key.into(),
+                outcome: "ok".into(),
+                before,
+                after: Some(value.clone()),
+                ..Default::default()
+            })
+            .await?;
+        storage.set_meta(key, &value).await?;
+    }
+    Ok(())
 }
 
 /// When the hub has no users: the first one, an operator and owner of the demo tenant, with a

@@ -378,10 +378,19 @@ async fn the_first_admin_signs_in_and_the_cli_manages_people() {
         "the client's address is recorded"
     );
     drop(server);
-    // A second start prints no new admin.
-    let server = Server::start(dir.path(), &[]);
+    // A second start prints no new admin; a changed retention is audited.
+    let server = Server::start(dir.path(), &["--retention-raw", "10d"]);
     assert!(server.admin.is_none());
     drop(server);
+    let settings = hub_cli(dir.path(), &["audit", "tail", "--json"]);
+    let retention: Vec<Value> = settings
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|r| r["action"] == "settings.retention")
+        .collect();
+    assert_eq!(retention.len(), 2, "{settings}");
+    assert_eq!(retention[1]["after"]["raw_ms"], 10 * 86_400_000i64);
+    assert_eq!(retention[1]["before"]["raw_ms"], 30 * 86_400_000i64);
 
     let out = hub_cli(
         dir.path(),
@@ -762,4 +771,13 @@ async fn first_start_enables_cost_and_registry_and_the_cli_manages_plugins() {
     assert!(out.contains("uninstalled misbehave"), "{out}");
     let list = hub_cli(&data, &["plugin", "list", "--tenant", "demo"]);
     assert!(!list.contains("misbehave"), "{list}");
+    // Each change is in the tenant's audit log, by `cli`.
+    let tail = hub_cli(&data, &["audit", "tail", "--tenant", "demo"]);
+    for action in ["plugin.install", "plugin.change", "plugin.uninstall"] {
+        assert!(
+            tail.lines()
+                .any(|l| l.contains(action) && l.contains("cli") && l.contains("plugin:misbehave")),
+            "{action} missing from\n{tail}"
+        );
+    }
 }
