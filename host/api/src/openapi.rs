@@ -32,6 +32,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::users::set_role,
         crate::users::remove_member,
         crate::users::reset_password,
+        crate::users::list_tenants,
+        crate::users::create_tenant,
         crate::audit::list_audit,
         crate::oidc::start,
         crate::oidc::callback,

@@ -43,6 +43,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/users", get(list_members).post(add_member))
         .route("/v1/users/{id}", put(set_role).delete(remove_member))
         .route("/v1/users/{id}/password-reset", post(reset_password))
+        .route("/v1/tenants", get(list_tenants).post(create_tenant))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -888,4 +889,140 @@ pub(crate) async fn reset_password(
     Ok(Json(PasswordResetDto {
         one_time_password: password,
     }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantDto {
+    pub id: i64,
+    pub name: String,
+    pub created_at: String,
+    /// The caller's role there (`owner` for operators who are not members).
+    pub role: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantListDto {
+    pub tenants: Vec<TenantDto>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenantDto {
+    /// Lowercase letters, digits and dashes, 1 to 64.
+    pub name: String,
+}
+
+fn operator(principal: &Principal) -> bool {
+    matches!(principal.actor, Actor::User { operator: true, .. })
+}
+
+#[utoipa::path(
+    get, path = "/v1/tenants", tag = "users",
+    description = "The tenants the caller may act in: every tenant for an operator, the user's memberships otherwise, the key's own tenant for an API key.",
+    responses((status = 200, body = TenantListDto)),
+    security(("api_key" = []))
+)]
+pub(crate) async fn list_tenants(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<TenantListDto>, ApiError> {
+    let all = state.storage.list_tenants().await?;
+    let dto = |t: &hub_storage::Tenant, role: Option<Role>| TenantDto {
+        id: t.id.get(),
+        name: t.name.clone(),
+        created_at: hub_core::time::to_rfc3339(t.created_at_ms),
+        role: role.map(|r| r.as_str().into()),
+    };
+    let tenants = match &principal.actor {
+        Actor::Key { .. } => all
+            .iter()
+            .filter(|t| t.id == principal.tenant)
+            .map(|t| dto(t, None))
+            .collect(),
+        Actor::User { id, operator, .. } => {
+            let ms = state.storage.access().memberships(*id).await?;
+            all.iter()
+                .filter_map(|t| {
+                    let role = ms.iter().find(|m| m.tenant == t.id).map(|m| m.role);
+                    match (role, operator) {
+                        (Some(r), _) => Some(dto(t, Some(r))),
+                        (None, true) => Some(dto(t, Some(Role::Owner))),
+                        (None, false) => None,
+                    }
+                })
+                .collect()
+        }
+    };
+    Ok(Json(TenantListDto { tenants }))
+}
+
+#[utoipa::path(
+    post, path = "/v1/tenants", tag = "users",
+    description = "Creates a tenant. Operators only; the operator becomes its owner.",
+    request_body = CreateTenantDto,
+    responses((status = 201, body = TenantDto), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)),
+    security(("api_key" = []))
+)]
+pub(crate) async fn create_tenant(
+    State(state): State<AppState>,
+    principal: Principal,
+    body: Bytes,
+) -> Result<(StatusCode, Json<TenantDto>), ApiError> {
+    if !operator(&principal) {
+        return Err(ApiError::Forbidden("only operators create tenants".into()));
+    }
+    let req: CreateTenantDto = json_body(&body)?;
+    let name = req.name.trim();
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err(ApiError::invalid(
+            "name",
+            "1 to 64 lowercase letters, digits and dashes",
+        ));
+    }
+    let now = hub_core::time::now_ms();
+    let t = state
+        .storage
+        .create_tenant(name, now)
+        .await
+        .map_err(|e| match e {
+            hub_storage::StorageError::Conflict(_) => {
+                ApiError::BadRequest(format!("a tenant named '{name}' exists"))
+            }
+            e => e.into(),
+        })?;
+    if let Actor::User { id, .. } = &principal.actor {
+        state
+            .storage
+            .access()
+            .set_membership(*id, t.id, Some(Role::Owner), now)
+            .await?;
+    }
+    crate::audit::record(
+        &state,
+        AuditEntry {
+            at_ms: now,
+            tenant: Some(t.id),
+            actor: principal.actor_label(),
+            action: "tenant.create".into(),
+            target: Some(format!("tenant:{name}")),
+            source: principal.source.clone(),
+            outcome: "ok".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    Ok((
+        StatusCode::CREATED,
+        Json(TenantDto {
+            id: t.id.get(),
+            name: t.name,
+            created_at: hub_core::time::to_rfc3339(t.created_at_ms),
+            role: Some(Role::Owner.as_str().into()),
+        }),
+    ))
 }

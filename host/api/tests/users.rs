@@ -1187,3 +1187,105 @@ async fn every_role_and_scope_gets_404_for_another_tenants_ids() {
             .any(|(u, r)| u.id == ours_user && *r == Role::Viewer)
     );
 }
+
+#[tokio::test]
+async fn operators_create_tenants_and_act_in_any_of_them() {
+    let hub = hub().await;
+    hub.user("member@acme.com", "acme", Role::Admin, false)
+        .await;
+    let op = hub.user("op@hub.local", "acme", Role::Viewer, false).await;
+    hub.storage
+        .access()
+        .set_platform_rights(op, true, false)
+        .await
+        .unwrap();
+    let op_token = hub.token("op@hub.local").await;
+    let member = hub.token("member@acme.com").await;
+    let r = hub
+        .call(
+            Method::POST,
+            "/v1/tenants",
+            &member,
+            Some(json!({"name": "globex"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, message(&r).as_str()),
+        (StatusCode::FORBIDDEN, "only operators create tenants")
+    );
+    for (name, field_error) in [("Bad Name", true), ("globex", false)] {
+        let r = hub
+            .call(
+                Method::POST,
+                "/v1/tenants",
+                &op_token,
+                Some(json!({"name": name})),
+            )
+            .await;
+        if field_error {
+            assert_eq!(r.body["error"]["parameter"], "name");
+        } else {
+            assert_eq!(
+                (r.status, r.body["role"].as_str()),
+                (StatusCode::CREATED, Some("owner"))
+            );
+        }
+    }
+    let r = hub
+        .call(
+            Method::POST,
+            "/v1/tenants",
+            &op_token,
+            Some(json!({"name": "globex"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "exists");
+    // The operator sees every tenant; the member only theirs.
+    let names = |v: &Value| {
+        v["tenants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(
+            &hub.call(Method::GET, "/v1/tenants", &op_token, None)
+                .await
+                .body
+        ),
+        ["acme", "globex"]
+    );
+    assert_eq!(
+        names(
+            &hub.call(Method::GET, "/v1/tenants", &member, None)
+                .await
+                .body
+        ),
+        ["acme"]
+    );
+    // An operator may sign in to a tenant without being a member, as owner; others may not.
+    hub.storage.create_tenant("initech", 0).await.unwrap();
+    let r = hub
+        .call(
+            Method::POST,
+            "/v1/auth/login",
+            "",
+            Some(json!({"email": "op@hub.local", "password": PASSWORD, "tenant": "initech"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["role"].as_str()),
+        (StatusCode::OK, Some("owner"))
+    );
+    let r = hub
+        .call(
+            Method::POST,
+            "/v1/auth/login",
+            "",
+            Some(json!({"email": "member@acme.com", "password": PASSWORD, "tenant": "initech"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
