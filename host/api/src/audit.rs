@@ -96,6 +96,9 @@ pub struct AuditParams {
     pub limit: Option<usize>,
     /// `ndjson` exports every matching record (up to 100,000) as NDJSON.
     pub format: Option<String>,
+    /// Operators: the whole deployment's records (every tenant's, and sign-ins of unknown
+    /// people), not only this tenant's.
+    pub all: Option<bool>,
 }
 
 #[utoipa::path(
@@ -111,7 +114,20 @@ pub(crate) async fn list_audit(
     headers: HeaderMap,
     Query(p): Query<AuditParams>,
 ) -> Result<Response, ApiError> {
-    principal.require(Right::ReadAudit)?;
+    let scope = if p.all == Some(true) {
+        if !matches!(
+            principal.actor,
+            crate::auth::Actor::User { operator: true, .. }
+        ) {
+            return Err(ApiError::Forbidden(
+                "only operators read the whole deployment's audit log".into(),
+            ));
+        }
+        None
+    } else {
+        principal.require(Right::ReadAudit)?;
+        Some(principal.tenant)
+    };
     let now = hub_core::time::now_ms();
     let time = |name: &str, v: &Option<String>| {
         v.as_deref()
@@ -155,9 +171,7 @@ pub(crate) async fn list_audit(
         let mut filter = filter;
         let mut total = 0;
         loop {
-            let page = access
-                .list_audit(Some(principal.tenant), &filter, MAX_PAGE)
-                .await?;
+            let page = access.list_audit(scope, &filter, MAX_PAGE).await?;
             for r in &page {
                 out.push_str(&serde_json::to_string(&dto(r)).unwrap_or_default());
                 out.push('\n');
@@ -176,9 +190,7 @@ pub(crate) async fn list_audit(
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::invalid("limit", "between 1 and 1000"));
     }
-    let mut page = access
-        .list_audit(Some(principal.tenant), &filter, limit + 1)
-        .await?;
+    let mut page = access.list_audit(scope, &filter, limit + 1).await?;
     let next_cursor = (page.len() > limit).then(|| {
         page.truncate(limit);
         page.last().map(|r| r.id.to_string()).unwrap_or_default()

@@ -170,8 +170,8 @@ pub struct IssuedTokens {
 #[derive(Debug, Default)]
 pub struct Sessions {
     keys: RwLock<Vec<SigningKey>>,
-    /// Sessions checked lately: (revoked, when checked).
-    revoked: RwLock<HashMap<String, (bool, Instant)>>,
+    /// Sessions checked lately: (revoked, when checked, the user's id).
+    revoked: RwLock<HashMap<String, (bool, Instant, i64)>>,
     last_reload: RwLock<Option<Instant>>,
 }
 
@@ -332,14 +332,19 @@ impl Sessions {
                     _ => TokenError::Malformed,
                 }
             })?;
-        if self.is_revoked(storage, &data.claims.sid).await {
+        let user = data
+            .claims
+            .sub
+            .parse::<i64>()
+            .map_err(|_| TokenError::Malformed)?;
+        if self.is_revoked(storage, &data.claims.sid, user).await {
             return Err(TokenError::Revoked);
         }
         Ok(data.claims)
     }
 
-    async fn is_revoked(&self, storage: &dyn Storage, sid: &str) -> bool {
-        if let Some((revoked, at)) = self
+    async fn is_revoked(&self, storage: &dyn Storage, sid: &str, user: i64) -> bool {
+        if let Some((revoked, at, _)) = self
             .revoked
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -352,18 +357,27 @@ impl Sessions {
         let revoked = storage.access().session_revoked(sid).await.unwrap_or(true);
         let mut map = self.revoked.write().unwrap_or_else(|p| p.into_inner());
         if map.len() > 100_000 {
-            map.retain(|_, (r, at)| *r || at.elapsed() < REVOCATION_CHECK_TTL);
+            map.retain(|_, (r, at, _)| *r || at.elapsed() < REVOCATION_CHECK_TTL);
         }
-        map.insert(sid.to_string(), (revoked, Instant::now()));
+        map.insert(sid.to_string(), (revoked, Instant::now(), user));
         revoked
     }
 
     /// Notes a session revoked on this replica (its access tokens stop at once here).
     pub fn forget_session(&self, sid: &str) {
-        self.revoked
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(sid.to_string(), (true, Instant::now()));
+        let mut map = self.revoked.write().unwrap_or_else(|p| p.into_inner());
+        let user = map.get(sid).map(|e| e.2).unwrap_or_default();
+        map.insert(sid.to_string(), (true, Instant::now(), user));
+    }
+
+    /// Notes every session of a user revoked on this replica (after `revoke_user_sessions`).
+    pub fn forget_user(&self, user: i64) {
+        let mut map = self.revoked.write().unwrap_or_else(|p| p.into_inner());
+        for (revoked, _, u) in map.values_mut() {
+            if *u == user {
+                *revoked = true;
+            }
+        }
     }
 }
 

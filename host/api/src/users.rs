@@ -28,9 +28,11 @@ pub const CSRF_COOKIE: &str = "hub_csrf";
 /// Failed logins in a row that lock an account, and for how long.
 pub const MAX_FAILED_LOGINS: i64 = 5;
 pub const LOCKOUT_MS: i64 = 15 * 60_000;
-/// Login attempts per client address: one every 2 s on average, 10 at once.
-const LOGIN_RATE: f64 = 0.5;
-const LOGIN_BURST: f64 = 10.0;
+/// Login attempts per client address: two a second on average, 20 at once. (The per-account
+/// lockout is what stops guessing one password; this slows spraying many accounts from one
+/// address. Behind a proxy every client shares the proxy's address.)
+const LOGIN_RATE: f64 = 2.0;
+const LOGIN_BURST: f64 = 20.0;
 const MAX_EMAIL_BYTES: usize = 254;
 
 pub(crate) fn router() -> Router<AppState> {
@@ -349,16 +351,41 @@ pub(crate) async fn login(
     )
     .await;
     let Some(user) = user.clone().filter(|_| ok) else {
-        let actor = match &user {
+        // A known user's failures go to the audit log of each tenant they belong to.
+        let (actor, tenants) = match &user {
             Some(u) => {
                 access
                     .record_login_failure(u.id, now, MAX_FAILED_LOGINS, LOCKOUT_MS)
                     .await?;
-                format!("user:{}", u.email)
+                let tenants: Vec<Option<TenantId>> = access
+                    .memberships(u.id)
+                    .await?
+                    .iter()
+                    .map(|m| Some(m.tenant))
+                    .collect();
+                (format!("user:{}", u.email), tenants)
             }
-            None => format!("unknown:{}", req.email.trim().to_lowercase()),
+            None => (
+                format!("unknown:{}", req.email.trim().to_lowercase()),
+                vec![],
+            ),
         };
-        audit_anonymous(&state, None, actor, "auth.login_failed", "failed", source).await;
+        let tenants = if tenants.is_empty() {
+            vec![None]
+        } else {
+            tenants
+        };
+        for tenant in tenants {
+            audit_anonymous(
+                &state,
+                tenant,
+                actor.clone(),
+                "auth.login_failed",
+                "failed",
+                source.clone(),
+            )
+            .await;
+        }
         return Err(wrong());
     };
     let (tenant, tenant_name, role) = pick_tenant(&state, &user, req.tenant.as_deref()).await?;
@@ -540,6 +567,7 @@ pub(crate) async fn change_password(
     let now = hub_core::time::now_ms();
     access.set_password(user.id, &hash, false).await?;
     access.revoke_user_sessions(user.id, now).await?;
+    state.sessions.forget_user(user.id);
     if let Actor::User { session, .. } = &principal.actor {
         state.sessions.forget_session(session);
     }
@@ -796,11 +824,15 @@ pub(crate) async fn set_role(
         ));
     }
     let now = hub_core::time::now_ms();
-    state
-        .storage
-        .access()
+    let access = state.storage.access();
+    access
         .set_membership(user.id, principal.tenant, Some(role), now)
         .await?;
+    // Sessions carry the role: end them so that the new one applies within seconds.
+    if role != before {
+        access.revoke_user_sessions(user.id, now).await?;
+        state.sessions.forget_user(user.id);
+    }
     principal
         .audit(
             &state,
@@ -833,11 +865,13 @@ pub(crate) async fn remove_member(
             "this is the tenant's last owner; make another owner first".into(),
         ));
     }
-    state
-        .storage
-        .access()
-        .set_membership(user.id, principal.tenant, None, hub_core::time::now_ms())
+    let now = hub_core::time::now_ms();
+    let access = state.storage.access();
+    access
+        .set_membership(user.id, principal.tenant, None, now)
         .await?;
+    access.revoke_user_sessions(user.id, now).await?;
+    state.sessions.forget_user(user.id);
     principal
         .audit(
             &state,
@@ -877,6 +911,7 @@ pub(crate) async fn reset_password(
     access
         .revoke_user_sessions(user.id, hub_core::time::now_ms())
         .await?;
+    state.sessions.forget_user(user.id);
     principal
         .audit(
             &state,

@@ -282,6 +282,22 @@ async fn failures_lock_the_account_and_bad_input_is_400() {
         .await
         .unwrap();
     assert_eq!(failures.len(), 6);
+    // Bob's five are in his tenant's log too, where its admins see them.
+    let acme = hub.storage.tenant_by_name("acme").await.unwrap().unwrap();
+    let in_acme = hub
+        .storage
+        .access()
+        .list_audit(
+            Some(acme.id),
+            &hub_storage::AuditFilter {
+                action_prefix: Some("auth.login_failed".into()),
+                ..Default::default()
+            },
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(in_acme.len(), 5);
 }
 
 #[tokio::test]
@@ -756,6 +772,13 @@ async fn roles_cannot_be_raised_past_ones_own_and_the_last_owner_stays() {
         StatusCode::FORBIDDEN,
         "an admin cannot demote an owner"
     );
+    let v_token = hub.token("v@example.com").await;
+    assert_eq!(
+        hub.call(Method::GET, "/v1/auth/me", &v_token, None)
+            .await
+            .body["role"],
+        "viewer"
+    );
     let r = hub
         .call(
             Method::PUT,
@@ -767,6 +790,17 @@ async fn roles_cannot_be_raised_past_ones_own_and_the_last_owner_stays() {
     assert_eq!(
         (r.status, r.body["role"].as_str()),
         (StatusCode::OK, Some("analyst"))
+    );
+    // The old session carried the old role: it ends, the next sign-in has the new one.
+    assert_eq!(
+        hub.call(Method::GET, "/v1/auth/me", &v_token, None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        hub.login("v@example.com", PASSWORD).await.body["role"],
+        "analyst"
     );
     let r = hub
         .call(
@@ -1286,6 +1320,25 @@ async fn operators_create_tenants_and_act_in_any_of_them() {
             "",
             Some(json!({"email": "member@acme.com", "password": PASSWORD, "tenant": "initech"})),
         )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // The whole deployment's audit log is for operators only.
+    let r = hub
+        .call(Method::GET, "/v1/audit?all=true", &op_token, None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let actions: Vec<&str> = r.body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"tenant.create") && actions.contains(&"auth.login"),
+        "{actions:?}"
+    );
+    let r = hub
+        .call(Method::GET, "/v1/audit?all=true", &member, None)
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 }
