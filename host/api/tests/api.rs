@@ -1,17 +1,18 @@
 //! The API through its router, with real SQLite storage and the real pipeline (no sockets).
 
+mod common;
+
 use std::io::Write;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use http_body_util::BodyExt;
-use hub_api::{ApiConfig, AppState, app, generate_api_key};
+use common::key_for;
+use hub_api::ApiConfig;
 use hub_core::ApiKeyScope;
 use hub_storage::Storage;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 struct Hub {
     app: Router,
@@ -20,40 +21,19 @@ struct Hub {
     _dir: tempfile::TempDir,
 }
 
-async fn key_for(storage: &Arc<dyn Storage>, tenant: &str, scopes: Vec<ApiKeyScope>) -> String {
-    let t = match storage.tenant_by_name(tenant).await.unwrap() {
-        Some(t) => t,
-        None => storage.create_tenant(tenant, 0).await.unwrap(),
-    };
-    let (secret, new_key) = generate_api_key("test", scopes, None);
-    storage.create_api_key(t.id, &new_key, 0).await.unwrap();
-    secret
-}
-
 async fn hub_with(config: ApiConfig, queue_capacity: usize) -> Hub {
-    let dir = tempfile::tempdir().unwrap();
-    let storage = hub_storage::open(
-        &format!("sqlite://{}/hub.db", dir.path().display()),
-        &Default::default(),
-    )
-    .await
-    .unwrap();
-    storage.migrate().await.unwrap();
-    let (producer, consumer) = hub_bus::in_process(queue_capacity);
-    let pipeline =
-        hub_pipeline::Pipeline::spawn(storage.clone(), consumer, Default::default(), None);
-    let state = AppState::new(storage.clone(), producer, config, pipeline.stats.clone());
+    let h = common::test_hub(config, queue_capacity).await;
     let key = key_for(
-        &storage,
+        &h.storage,
         "acme",
         vec![ApiKeyScope::Ingest, ApiKeyScope::Query],
     )
     .await;
     Hub {
-        app: app(state),
-        storage,
+        app: h.app,
+        storage: h.storage,
         key,
-        _dir: dir,
+        _dir: h.dir,
     }
 }
 
@@ -72,12 +52,7 @@ fn event(id: &str, model: &str, latency: f64, input: i64) -> Value {
 
 impl Hub {
     async fn call(&self, req: Request<Body>) -> (StatusCode, Value, axum::http::HeaderMap) {
-        let res = self.app.clone().oneshot(req).await.unwrap();
-        let status = res.status();
-        let headers = res.headers().clone();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        let body = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        let (status, headers, body) = common::send(&self.app, req).await;
         (status, body, headers)
     }
 

@@ -1,17 +1,18 @@
 //! `/v1/api-keys` through the router, with real SQLite storage: the key lifecycle (create, list,
 //! revoke, rotate with and without grace), scopes, tenant isolation and per-key rate limits.
 
+mod common;
+
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use http_body_util::BodyExt;
-use hub_api::{ApiConfig, AppState, app, generate_api_key};
+use common::key_for;
+use hub_api::ApiConfig;
 use hub_core::ApiKeyScope;
 use hub_storage::Storage;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 struct Hub {
     app: Router,
@@ -21,35 +22,14 @@ struct Hub {
     _dir: tempfile::TempDir,
 }
 
-async fn key_for(storage: &Arc<dyn Storage>, tenant: &str, scopes: Vec<ApiKeyScope>) -> String {
-    let t = match storage.tenant_by_name(tenant).await.unwrap() {
-        Some(t) => t,
-        None => storage.create_tenant(tenant, 0).await.unwrap(),
-    };
-    let (secret, new_key) = generate_api_key("test", scopes, None);
-    storage.create_api_key(t.id, &new_key, 0).await.unwrap();
-    secret
-}
-
 async fn hub_with(config: ApiConfig) -> Hub {
-    let dir = tempfile::tempdir().unwrap();
-    let storage = hub_storage::open(
-        &format!("sqlite://{}/hub.db", dir.path().display()),
-        &Default::default(),
-    )
-    .await
-    .unwrap();
-    storage.migrate().await.unwrap();
-    let (producer, consumer) = hub_bus::in_process(10_000);
-    let pipeline =
-        hub_pipeline::Pipeline::spawn(storage.clone(), consumer, Default::default(), None);
-    let state = AppState::new(storage.clone(), producer, config, pipeline.stats.clone());
-    let admin = key_for(&storage, "acme", vec![ApiKeyScope::Admin]).await;
+    let h = common::test_hub(config, 10_000).await;
+    let admin = key_for(&h.storage, "acme", vec![ApiKeyScope::Admin]).await;
     Hub {
-        app: app(state),
-        storage,
+        app: h.app,
+        storage: h.storage,
         admin,
-        _dir: dir,
+        _dir: h.dir,
     }
 }
 
@@ -68,11 +48,7 @@ impl Hub {
             .header(header::CONTENT_TYPE, "application/json")
             .body(body.map(|b| Body::from(b.to_string())).unwrap_or_default())
             .unwrap();
-        let res = self.app.clone().oneshot(req).await.unwrap();
-        let status = res.status();
-        let headers = res.headers().clone();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let (status, headers, body) = common::send(&self.app, req).await;
         (status, body, headers)
     }
 

@@ -3,6 +3,8 @@
 //! PKCE, state and nonce, ID-token verification, just-in-time provisioning from domain and group
 //! rules, and the failures: a tampered or replayed state, a wrong nonce, an expired code.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -12,12 +14,10 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use http_body_util::BodyExt;
+use hub_api::ApiConfig;
 use hub_api::oidc::{OidcSettings, RoleRule};
-use hub_api::{ApiConfig, AppState, app};
 use hub_storage::Storage;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 const CALLBACK: &str = "http://hub.test/v1/auth/oidc/callback";
 /// Seconds an authorization code lives at the provider: long enough for a flow, short enough to
@@ -80,27 +80,16 @@ struct Hub {
 }
 
 async fn hub(oidc: Option<OidcSettings>) -> Hub {
-    let dir = tempfile::tempdir().unwrap();
-    let storage = hub_storage::open(
-        &format!("sqlite://{}/hub.db", dir.path().display()),
-        &Default::default(),
-    )
-    .await
-    .unwrap();
-    storage.migrate().await.unwrap();
-    storage.create_tenant("acme", 0).await.unwrap();
-    let (producer, consumer) = hub_bus::in_process(1000);
-    let pipeline =
-        hub_pipeline::Pipeline::spawn(storage.clone(), consumer, Default::default(), None);
     let config = ApiConfig {
         oidc,
         ..Default::default()
     };
-    let state = AppState::new(storage.clone(), producer, config, pipeline.stats.clone());
+    let h = common::test_hub(config, 1000).await;
+    h.storage.create_tenant("acme", 0).await.unwrap();
     Hub {
-        app: app(state),
-        storage,
-        _dir: dir,
+        app: h.app,
+        storage: h.storage,
+        _dir: h.dir,
     }
 }
 
@@ -130,19 +119,12 @@ impl Hub {
         if let Some(c) = cookie {
             req = req.header(header::COOKIE, c);
         }
-        let res = self
-            .app
-            .clone()
-            .oneshot(req.body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        let status = res.status();
-        let headers = res.headers().clone();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let (status, headers, body) =
+            common::send(&self.app, req.body(Body::empty()).unwrap()).await;
         Reply {
             status,
             headers,
-            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            body: if body.is_string() { Value::Null } else { body },
         }
     }
 

@@ -2,18 +2,18 @@
 //! rotation and reuse detection, logout, cookies and CSRF), bad tokens, the permission matrix for
 //! every role, role escalation, tenant isolation and the audit log.
 
+mod common;
+
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use base64::Engine;
-use http_body_util::BodyExt;
-use hub_api::{ApiConfig, AppState, app, generate_api_key};
+use hub_api::{ApiConfig, generate_api_key};
 use hub_core::{ApiKeyScope, Role};
 use hub_storage::{NewUser, Storage};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 const PASSWORD: &str = "a long test password";
 
@@ -30,27 +30,11 @@ struct Reply {
 }
 
 async fn hub() -> Hub {
-    let dir = tempfile::tempdir().unwrap();
-    let storage = hub_storage::open(
-        &format!("sqlite://{}/hub.db", dir.path().display()),
-        &Default::default(),
-    )
-    .await
-    .unwrap();
-    storage.migrate().await.unwrap();
-    let (producer, consumer) = hub_bus::in_process(10_000);
-    let pipeline =
-        hub_pipeline::Pipeline::spawn(storage.clone(), consumer, Default::default(), None);
-    let state = AppState::new(
-        storage.clone(),
-        producer,
-        ApiConfig::default(),
-        pipeline.stats.clone(),
-    );
+    let h = common::test_hub(ApiConfig::default(), 10_000).await;
     Hub {
-        app: app(state),
-        storage,
-        _dir: dir,
+        app: h.app,
+        storage: h.storage,
+        _dir: h.dir,
     }
 }
 
@@ -84,12 +68,7 @@ impl Hub {
     }
 
     async fn send(&self, req: Request<Body>) -> Reply {
-        let res = self.app.clone().oneshot(req).await.unwrap();
-        let status = res.status();
-        let headers = res.headers().clone();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        let body = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        let (status, headers, body) = common::send(&self.app, req).await;
         Reply {
             status,
             body,

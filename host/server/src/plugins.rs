@@ -177,18 +177,7 @@ pub async fn run(command: PluginCommand) -> Result<()> {
             let install = host
                 .install(t, &source, wasm, config, grants, !disabled)
                 .await?;
-            crate::people::audit_cli(
-                storage.as_ref(),
-                Some(t),
-                "plugin.install",
-                format!("plugin:{}", install.name),
-                None,
-                Some(
-                    serde_json::json!({"version": install.version, "digest": install.digest, "enabled": install.enabled, "grants": install.grants_json})
-                        .to_string(),
-                ),
-            )
-            .await?;
+            audit_plugin(storage.as_ref(), t, "plugin.install", &install.name, serde_json::json!({"version": install.version, "digest": install.digest, "enabled": install.enabled, "grants": install.grants_json})).await?;
             storage.close().await;
             println!(
                 "installed {} {} for tenant '{tenant}' ({}, position {}, digest {})",
@@ -218,13 +207,12 @@ pub async fn run(command: PluginCommand) -> Result<()> {
             host(storage.clone(), &settings)?
                 .update(t, &name, None, Some(config.clone()), None)
                 .await?;
-            crate::people::audit_cli(
+            audit_plugin(
                 storage.as_ref(),
-                Some(t),
+                t,
                 "plugin.change",
-                format!("plugin:{name}"),
-                None,
-                Some(serde_json::json!({ "config": config }).to_string()),
+                &name,
+                serde_json::json!({ "config": config }),
             )
             .await?;
             storage.close().await;
@@ -262,13 +250,12 @@ pub async fn run(command: PluginCommand) -> Result<()> {
             host(storage.clone(), &settings)?
                 .uninstall(t, &name, purge_kv)
                 .await?;
-            crate::people::audit_cli(
+            audit_plugin(
                 storage.as_ref(),
-                Some(t),
+                t,
                 "plugin.uninstall",
-                format!("plugin:{name}"),
-                None,
-                Some(serde_json::json!({ "purge_kv": purge_kv }).to_string()),
+                &name,
+                serde_json::json!({ "purge_kv": purge_kv }),
             )
             .await?;
             storage.close().await;
@@ -284,13 +271,12 @@ async fn set_enabled(tenant: String, name: String, db: ServeArgs, enabled: bool)
     host(storage.clone(), &settings)?
         .update(t, &name, Some(enabled), None, None)
         .await?;
-    crate::people::audit_cli(
+    audit_plugin(
         storage.as_ref(),
-        Some(t),
+        t,
         "plugin.change",
-        format!("plugin:{name}"),
-        None,
-        Some(serde_json::json!({ "enabled": enabled }).to_string()),
+        &name,
+        serde_json::json!({ "enabled": enabled }),
     )
     .await?;
     storage.close().await;
@@ -299,4 +285,23 @@ async fn set_enabled(tenant: String, name: String, db: ServeArgs, enabled: bool)
         if enabled { "enabled" } else { "disabled" }
     );
     Ok(())
+}
+
+/// Records a plugin change made with the CLI in the tenant's audit log.
+async fn audit_plugin(
+    storage: &dyn Storage,
+    tenant: hub_core::TenantId,
+    action: &str,
+    name: &str,
+    after: serde_json::Value,
+) -> Result<()> {
+    crate::people::audit_cli(
+        storage,
+        Some(tenant),
+        action,
+        format!("plugin:{name}"),
+        None,
+        Some(after.to_string()),
+    )
+    .await
 }

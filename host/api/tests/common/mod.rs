@@ -1,0 +1,66 @@
+//! What the API's integration tests share: a hub on a fresh SQLite file with the real pipeline,
+//! driven through its router without a socket, and keys made directly in storage.
+
+#![allow(dead_code)] // each test binary uses part of it
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use http_body_util::BodyExt;
+use hub_api::{ApiConfig, AppState, app, generate_api_key};
+use hub_core::ApiKeyScope;
+use hub_storage::Storage;
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub struct TestHub {
+    pub app: Router,
+    pub storage: Arc<dyn Storage>,
+    pub dir: tempfile::TempDir,
+}
+
+/// A hub with `config`, its ingest queue holding `queue_capacity` events.
+pub async fn test_hub(config: ApiConfig, queue_capacity: usize) -> TestHub {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = hub_storage::open(
+        &format!("sqlite://{}/hub.db", dir.path().display()),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    storage.migrate().await.unwrap();
+    let (producer, consumer) = hub_bus::in_process(queue_capacity);
+    let pipeline =
+        hub_pipeline::Pipeline::spawn(storage.clone(), consumer, Default::default(), None);
+    let state = AppState::new(storage.clone(), producer, config, pipeline.stats.clone());
+    TestHub {
+        app: app(state),
+        storage,
+        dir,
+    }
+}
+
+/// A new key of `tenant` (created if missing) with `scopes`.
+pub async fn key_for(storage: &Arc<dyn Storage>, tenant: &str, scopes: Vec<ApiKeyScope>) -> String {
+    let t = match storage.tenant_by_name(tenant).await.unwrap() {
+        Some(t) => t,
+        None => storage.create_tenant(tenant, 0).await.unwrap(),
+    };
+    let (secret, new_key) = generate_api_key("test", scopes, None);
+    storage.create_api_key(t.id, &new_key, 0).await.unwrap();
+    secret
+}
+
+/// Sends a request through the router: status, headers, and the body as JSON (or as a JSON
+/// string when it is not JSON).
+pub async fn send(app: &Router, req: Request<Body>) -> (StatusCode, HeaderMap, Value) {
+    let res = app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, headers, body)
+}
