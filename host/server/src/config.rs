@@ -56,7 +56,7 @@ pub struct ServeArgs {
     /// Events queued for storage before ingest answers 429 (default 200000).
     #[arg(long, env = "HUB_QUEUE_CAPACITY")]
     pub queue_capacity: Option<usize>,
-    /// Pipeline writer tasks (default 2 for SQLite: one prepares while the other writes; 4 for PostgreSQL).
+    /// Pipeline writer tasks (default 1 for SQLite, which has one write slot; 4 for PostgreSQL).
     #[arg(long, env = "HUB_WRITERS")]
     pub writers: Option<usize>,
     /// Database connections (default 8).
