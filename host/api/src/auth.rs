@@ -46,6 +46,8 @@ pub enum Right {
     ManageOwners,
     /// Read and export the audit log.
     ReadAudit,
+    /// Save, change and delete one's own views.
+    SaveViews,
 }
 
 impl Right {
@@ -60,6 +62,7 @@ impl Right {
             Right::ManageMembers => "manage members",
             Right::ManageOwners => "manage owners",
             Right::ReadAudit => "read the audit log",
+            Right::SaveViews => "save views",
         }
     }
 
@@ -71,7 +74,7 @@ impl Right {
             Right::ReadMetrics | Right::ReadEvents => &[Query],
             Right::ReadConfig => &[Query, Admin],
             Right::ManagePlugins | Right::ManageKeys | Right::ReadAudit => &[Admin],
-            Right::ManageMembers | Right::ManageOwners => &[],
+            Right::ManageMembers | Right::ManageOwners | Right::SaveViews => &[],
         }
     }
 
@@ -80,7 +83,7 @@ impl Right {
         match self {
             Right::Ingest => None,
             Right::ReadMetrics => Some(Role::Viewer),
-            Right::ReadEvents | Right::ReadConfig => Some(Role::Analyst),
+            Right::ReadEvents | Right::ReadConfig | Right::SaveViews => Some(Role::Analyst),
             Right::ManagePlugins | Right::ManageKeys | Right::ManageMembers | Right::ReadAudit => {
                 Some(Role::Admin)
             }

@@ -17,6 +17,7 @@ mod plugins;
 mod query;
 pub mod session;
 mod users;
+mod views;
 
 use std::sync::Arc;
 
@@ -159,6 +160,7 @@ pub fn app(state: AppState) -> Router {
         .merge(keys::router())
         .merge(users::router())
         .merge(oidc::router())
+        .merge(views::router())
         .merge(audit::router())
         .merge(ops::router())
         .fallback(|| async { ApiError::NotFound("no such route; see /openapi.json".into()) })

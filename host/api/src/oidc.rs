@@ -4,12 +4,10 @@
 //!
 //! `GET /v1/auth/oidc/login` sends the browser to the provider; the provider sends it back to
 //! `GET /v1/auth/oidc/callback`, which signs the user in (session cookies, as a password login
-//! does) and redirects to the UI. A login's `state` lives on the replica that started it for ten
-//! minutes at most and is used once.
+//! does) and redirects to the UI. A login's `state` (with its PKCE verifier and nonce) is kept in
+//! the database for ten minutes at most and used once, so any replica may finish it.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Query, State};
@@ -32,8 +30,6 @@ use crate::{ApiError, AppState};
 
 /// How long a started login may take.
 const LOGIN_TTL: Duration = Duration::from_secs(600);
-/// Started logins kept at most (older ones are dropped first).
-const MAX_PENDING: usize = 10_000;
 
 /// A mapping rule: people matching `pattern` get `role` in `tenant`.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,19 +81,11 @@ pub struct OidcSettings {
     pub after_login_url: String,
 }
 
-struct Pending {
-    verifier: String,
-    nonce: String,
-    tenant: Option<String>,
-    started: Instant,
-}
-
 /// The SSO client of one replica.
 pub struct Oidc {
     settings: OidcSettings,
     http: openidconnect::reqwest::Client,
     metadata: tokio::sync::Mutex<Option<CoreProviderMetadata>>,
-    pending: Mutex<HashMap<String, Pending>>,
 }
 
 impl std::fmt::Debug for Oidc {
@@ -123,7 +111,6 @@ impl Oidc {
             settings,
             http,
             metadata: tokio::sync::Mutex::new(None),
-            pending: Mutex::new(HashMap::new()),
         })
     }
 
@@ -222,25 +209,17 @@ pub(crate) async fn start(
         req = req.add_extra_param("login_hint", hint.clone());
     }
     let (url, csrf, nonce) = req.url();
-    {
-        let mut pending = o.pending.lock().unwrap_or_else(|e| e.into_inner());
-        pending.retain(|_, v| v.started.elapsed() < LOGIN_TTL);
-        if pending.len() >= MAX_PENDING {
-            return Err(ApiError::TooManyRequests {
-                message: "too many sign-ins in progress; retry shortly".into(),
-                retry_after_secs: 5,
-            });
-        }
-        pending.insert(
-            csrf.secret().clone(),
-            Pending {
-                verifier: verifier.secret().clone(),
-                nonce: nonce.secret().clone(),
-                tenant: p.tenant,
-                started: Instant::now(),
-            },
-        );
-    }
+    state
+        .storage
+        .access()
+        .save_oidc_login(&hub_storage::OidcLogin {
+            state: csrf.secret().clone(),
+            verifier: verifier.secret().clone(),
+            nonce: nonce.secret().clone(),
+            tenant: p.tenant,
+            created_at_ms: hub_core::time::now_ms(),
+        })
+        .await?;
     Ok(redirect(url.as_str()))
 }
 
@@ -322,10 +301,16 @@ pub(crate) async fn callback(
     Query(p): Query<CallbackParams>,
 ) -> Result<Response, ApiError> {
     let o = oidc(&state)?;
-    let pending = p.state.as_deref().and_then(|s| {
-        let mut map = o.pending.lock().unwrap_or_else(|e| e.into_inner());
-        map.remove(s).filter(|v| v.started.elapsed() < LOGIN_TTL)
-    });
+    let pending = match p.state.as_deref().filter(|s| s.len() <= 128) {
+        Some(s) => {
+            state
+                .storage
+                .access()
+                .take_oidc_login(s, hub_core::time::now_ms() - LOGIN_TTL.as_millis() as i64)
+                .await?
+        }
+        None => None,
+    };
     let Some(pending) = pending else {
         return Err(ApiError::BadRequest(
             "unknown or expired sign-in state; start again at /v1/auth/oidc/login".into(),

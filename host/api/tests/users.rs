@@ -653,6 +653,20 @@ async fn the_permission_matrix_holds_route_by_route() {
         ),
         (Method::GET, "/v1/audit", None, Some(Role::Admin)),
         (Method::GET, "/v1/auth/me", None, Some(Role::Viewer)),
+        (Method::GET, "/v1/views", None, Some(Role::Viewer)),
+        (
+            Method::POST,
+            "/v1/views",
+            Some(json!({"name": "v", "query": {"route": "summary"}})),
+            Some(Role::Analyst),
+        ),
+        (
+            Method::PUT,
+            "/v1/views/999",
+            Some(json!({"name": "v", "query": {"route": "summary"}})),
+            Some(Role::Analyst),
+        ),
+        (Method::DELETE, "/v1/views/999", None, Some(Role::Analyst)),
         // This hub runs no plugin host, so allowed calls answer 503; refused ones still 403.
         (Method::GET, "/v1/plugins", None, Some(Role::Analyst)),
         (Method::GET, "/v1/plugins/cost", None, Some(Role::Analyst)),
@@ -1319,5 +1333,165 @@ async fn operators_create_tenants_and_act_in_any_of_them() {
     let r = hub
         .call(Method::GET, "/v1/audit?all=true", &member, None)
         .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn analysts_keep_their_own_views_and_see_shared_ones() {
+    let hub = hub().await;
+    hub.user("ana@acme.com", "acme", Role::Analyst, false).await;
+    hub.user("ben@acme.com", "acme", Role::Analyst, false).await;
+    hub.user("vic@acme.com", "acme", Role::Viewer, false).await;
+    hub.user("gus@globex.com", "globex", Role::Owner, false)
+        .await;
+    let ana = hub.token("ana@acme.com").await;
+    let ben = hub.token("ben@acme.com").await;
+    let vic = hub.token("vic@acme.com").await;
+    let gus = hub.token("gus@globex.com").await;
+    let view = |name: &str, shared: bool| json!({"name": name, "query": {"route": "timeseries", "params": {"metric": "cost_usd", "group_by": "model"}}, "shared": shared});
+    let r = hub
+        .call(
+            Method::POST,
+            "/v1/views",
+            &ana,
+            Some(view("cost by model", true)),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(
+        (r.body["mine"].as_bool(), r.body["owner"].as_str()),
+        (Some(true), Some("ana@acme.com"))
+    );
+    assert_eq!(r.body["query"]["params"]["metric"], "cost_usd");
+    let shared_id = r.body["id"].as_i64().unwrap();
+    let r = hub
+        .call(Method::POST, "/v1/views", &ana, Some(view("drafts", false)))
+        .await;
+    let private_id = r.body["id"].as_i64().unwrap();
+    let r = hub
+        .call(Method::POST, "/v1/views", &ana, Some(view("drafts", false)))
+        .await;
+    assert_eq!(
+        (r.status, r.body["error"]["parameter"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("name"))
+    );
+    // Ben sees the shared one, not the private one, and cannot change Ana's.
+    let names = |v: &Value| {
+        v["views"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["name"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(&hub.call(Method::GET, "/v1/views", &ben, None).await.body),
+        ["cost by model"]
+    );
+    assert_eq!(
+        hub.call(
+            Method::PUT,
+            &format!("/v1/views/{shared_id}"),
+            &ben,
+            Some(view("mine", false))
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        hub.call(
+            Method::DELETE,
+            &format!("/v1/views/{private_id}"),
+            &ben,
+            None
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    // A viewer reads shared views but saves none; another tenant sees nothing.
+    assert_eq!(
+        names(&hub.call(Method::GET, "/v1/views", &vic, None).await.body),
+        ["cost by model"]
+    );
+    assert_eq!(
+        hub.call(Method::POST, "/v1/views", &vic, Some(view("x", false)))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert!(names(&hub.call(Method::GET, "/v1/views", &gus, None).await.body).is_empty());
+    assert_eq!(
+        hub.call(
+            Method::DELETE,
+            &format!("/v1/views/{shared_id}"),
+            &gus,
+            None
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    // The owner changes and deletes; bad input names the field.
+    let r = hub
+        .call(
+            Method::PUT,
+            &format!("/v1/views/{private_id}"),
+            &ana,
+            Some(view("renamed", true)),
+        )
+        .await;
+    assert_eq!(
+        (
+            r.status,
+            r.body["name"].as_str(),
+            r.body["shared"].as_bool()
+        ),
+        (StatusCode::OK, Some("renamed"), Some(true))
+    );
+    for (body, field) in [
+        (json!({"name": "", "query": {"route": "summary"}}), "name"),
+        (
+            json!({"name": "x", "query": {"route": "sql"}}),
+            "query.route",
+        ),
+        (
+            json!({"name": "x", "query": {"route": "summary", "params": {"p": "x".repeat(5000)}}}),
+            "query",
+        ),
+        (
+            json!({"name": "x", "query": {"route": "summary", "params": {"p": 1}}}),
+            "query.params.p",
+        ),
+    ] {
+        let r = hub
+            .call(Method::POST, "/v1/views", &ana, Some(body.clone()))
+            .await;
+        assert_eq!(
+            (r.status, r.body["error"]["parameter"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(field)),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        hub.call(
+            Method::DELETE,
+            &format!("/v1/views/{private_id}"),
+            &ana,
+            None
+        )
+        .await
+        .status,
+        StatusCode::NO_CONTENT
+    );
+    // Views belong to people: an API key is refused.
+    let key = common::key_for(
+        &hub.storage,
+        "acme",
+        vec![ApiKeyScope::Query, ApiKeyScope::Admin],
+    )
+    .await;
+    let r = hub.call(Method::GET, "/v1/views", &key, None).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 }

@@ -129,6 +129,33 @@ pub struct AuditFilter {
     pub before_id: Option<i64>,
 }
 
+/// A saved query of one user in one tenant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavedView {
+    pub id: i64,
+    pub tenant: TenantId,
+    pub user_id: i64,
+    /// The owner's email (for listings).
+    pub owner: String,
+    pub name: String,
+    /// JSON: `{"route": ..., "params": {...}}`.
+    pub query: String,
+    /// Visible to the tenant's other members (only the owner changes it).
+    pub shared: bool,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// A single sign-on login between the redirect to the provider and its return.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OidcLogin {
+    pub state: String,
+    pub verifier: String,
+    pub nonce: String,
+    pub tenant: Option<String>,
+    pub created_at_ms: i64,
+}
+
 /// Users, sessions and audit, whatever the backend.
 #[async_trait]
 pub trait AccessStorage: Send + Sync {
@@ -174,6 +201,36 @@ pub trait AccessStorage: Send + Sync {
     async fn add_signing_key(&self, key: &SigningKey) -> Result<()>;
     async fn delete_signing_keys_before(&self, created_before_ms: i64) -> Result<()>;
 
+    /// Saves a new view (`Conflict` when the user has one of that name in the tenant).
+    async fn create_view(
+        &self,
+        tenant: TenantId,
+        user: i64,
+        name: &str,
+        query: &str,
+        shared: bool,
+        now_ms: i64,
+    ) -> Result<SavedView>;
+    /// The user's views and the tenant's shared ones, by name.
+    async fn list_views(&self, tenant: TenantId, user: i64) -> Result<Vec<SavedView>>;
+    /// Changes one of the user's own views; `None` when the user has no such view.
+    async fn update_view(
+        &self,
+        tenant: TenantId,
+        user: i64,
+        id: i64,
+        name: &str,
+        query: &str,
+        shared: bool,
+        now_ms: i64,
+    ) -> Result<Option<SavedView>>;
+    /// Deletes one of the user's own views; whether there was one.
+    async fn delete_view(&self, tenant: TenantId, user: i64, id: i64) -> Result<bool>;
+
+    async fn save_oidc_login(&self, login: &OidcLogin) -> Result<()>;
+    /// Takes (and deletes) a login started at or after `since_ms`; older ones are purged.
+    async fn take_oidc_login(&self, state: &str, since_ms: i64) -> Result<Option<OidcLogin>>;
+
     async fn append_audit(&self, entry: &AuditEntry) -> Result<()>;
     /// A tenant's records (`Some`), or the deployment's (`None`, every tenant), newest first.
     async fn list_audit(
@@ -200,6 +257,8 @@ impl<DB: Database> SqlAccess<DB> {
 const USER_COLUMNS: &str = "id, email, display_name, password_hash, must_change_password, is_operator, \
     is_publisher, failed_logins, locked_until, created_at, last_login_at";
 const TOKEN_COLUMNS: &str = "id, family, user_id, tenant_id, expires_at, used_at, revoked_at";
+const VIEW_COLUMNS: &str = "v.id, v.tenant_id, v.user_id, u.email, v.name, v.query, v.shared, \
+    v.created_at, v.updated_at";
 const AUDIT_COLUMNS: &str =
     "id, at, tenant_id, actor, action, target, source, outcome, before, after";
 
@@ -252,6 +311,23 @@ where
     })
 }
 
+fn view<R: HubRow>(row: &R) -> Result<SavedView>
+where
+    usize: ColumnIndex<R>,
+{
+    Ok(SavedView {
+        id: row.int(0)?,
+        tenant: TenantId::from_verified(row.int(1)?),
+        user_id: row.int(2)?,
+        owner: row.text(3)?,
+        name: row.text(4)?,
+        query: row.text(5)?,
+        shared: row.int(6)? != 0,
+        created_at_ms: row.int(7)?,
+        updated_at_ms: row.int(8)?,
+    })
+}
+
 fn audit<R: HubRow>(row: &R) -> Result<AuditRecord>
 where
     usize: ColumnIndex<R>,
@@ -270,6 +346,35 @@ where
             after: row.opt_text(9)?,
         },
     })
+}
+
+impl<DB> SqlAccess<DB>
+where
+    DB: Database,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    <DB as Database>::Arguments: IntoArguments<DB>,
+    DB::Row: HubRow,
+    usize: ColumnIndex<DB::Row>,
+    for<'t> i16: Encode<'t, DB> + Type<DB>,
+    for<'t> i64: Encode<'t, DB> + Type<DB>,
+    for<'t> f64: Encode<'t, DB> + Type<DB>,
+    for<'t> String: Encode<'t, DB> + Type<DB>,
+    for<'t> Option<i64>: Encode<'t, DB> + Type<DB>,
+    for<'t> Option<f64>: Encode<'t, DB> + Type<DB>,
+    for<'t> Option<String>: Encode<'t, DB> + Type<DB>,
+    for<'t> Vec<u8>: Encode<'t, DB> + Type<DB>,
+{
+    /// One view of the tenant by id (the writer's connection: it follows a write).
+    async fn view(&self, tenant: TenantId, id: i64) -> Result<Option<SavedView>> {
+        let mut buf = sql("SELECT ", vec![]);
+        buf.push(VIEW_COLUMNS)
+            .push(" FROM saved_views v JOIN users u ON u.id = v.user_id WHERE v.tenant_id = ")
+            .bind(Bind::I64(tenant.get()))
+            .push(" AND v.id = ")
+            .bind(Bind::I64(id));
+        let row = into_query::<DB>(buf).fetch_optional(&self.writer).await?;
+        row.as_ref().map(view).transpose()
+    }
 }
 
 #[async_trait]
@@ -585,6 +690,141 @@ where
         .execute(&self.writer)
         .await?;
         Ok(())
+    }
+
+    async fn create_view(
+        &self,
+        tenant: TenantId,
+        user: i64,
+        name: &str,
+        query: &str,
+        shared: bool,
+        now_ms: i64,
+    ) -> Result<SavedView> {
+        let row = into_query::<DB>(sql(
+            "INSERT INTO saved_views (tenant_id, user_id, name, query, shared, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
+            vec![
+                Bind::I64(tenant.get()),
+                Bind::I64(user),
+                Bind::Text(name.into()),
+                Bind::Text(query.into()),
+                flag(shared),
+                Bind::I64(now_ms),
+            ],
+        ))
+        .fetch_one(&self.writer)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => {
+                StorageError::Conflict(format!("view '{name}'"))
+            }
+            _ => e.into(),
+        })?;
+        let id = row.int(0)?;
+        self.view(tenant, id)
+            .await?
+            .ok_or_else(|| StorageError::Corrupt(format!("view {id} vanished")))
+    }
+
+    async fn list_views(&self, tenant: TenantId, user: i64) -> Result<Vec<SavedView>> {
+        let mut buf = sql("SELECT ", vec![]);
+        buf.push(VIEW_COLUMNS)
+            .push(" FROM saved_views v JOIN users u ON u.id = v.user_id WHERE v.tenant_id = ")
+            .bind(Bind::I64(tenant.get()))
+            .push(" AND (v.user_id = ")
+            .bind(Bind::I64(user))
+            .push(" OR v.shared = 1) ORDER BY v.name, v.id");
+        let rows = into_query::<DB>(buf).fetch_all(&self.reader).await?;
+        rows.iter().map(view).collect()
+    }
+
+    async fn update_view(
+        &self,
+        tenant: TenantId,
+        user: i64,
+        id: i64,
+        name: &str,
+        query: &str,
+        shared: bool,
+        now_ms: i64,
+    ) -> Result<Option<SavedView>> {
+        let done = into_query::<DB>(sql(
+            "UPDATE saved_views SET name = $1, query = $2, shared = $3, updated_at = $4 \
+             WHERE tenant_id = $5 AND user_id = $6 AND id = $7 RETURNING id",
+            vec![
+                Bind::Text(name.into()),
+                Bind::Text(query.into()),
+                flag(shared),
+                Bind::I64(now_ms),
+                Bind::I64(tenant.get()),
+                Bind::I64(user),
+                Bind::I64(id),
+            ],
+        ))
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => {
+                StorageError::Conflict(format!("view '{name}'"))
+            }
+            _ => e.into(),
+        })?;
+        match done {
+            Some(_) => self.view(tenant, id).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn delete_view(&self, tenant: TenantId, user: i64, id: i64) -> Result<bool> {
+        let gone = into_query::<DB>(sql(
+            "DELETE FROM saved_views WHERE tenant_id = $1 AND user_id = $2 AND id = $3 RETURNING id",
+            vec![Bind::I64(tenant.get()), Bind::I64(user), Bind::I64(id)],
+        ))
+        .fetch_optional(&self.writer)
+        .await?;
+        Ok(gone.is_some())
+    }
+
+    async fn save_oidc_login(&self, l: &OidcLogin) -> Result<()> {
+        into_query::<DB>(sql(
+            "INSERT INTO oidc_logins (state, verifier, nonce, tenant, created_at) VALUES ($1, $2, $3, $4, $5)",
+            vec![
+                Bind::Text(l.state.clone()),
+                Bind::Text(l.verifier.clone()),
+                Bind::Text(l.nonce.clone()),
+                Bind::OptText(l.tenant.clone()),
+                Bind::I64(l.created_at_ms),
+            ],
+        ))
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn take_oidc_login(&self, state: &str, since_ms: i64) -> Result<Option<OidcLogin>> {
+        into_query::<DB>(sql(
+            "DELETE FROM oidc_logins WHERE created_at < $1",
+            vec![Bind::I64(since_ms)],
+        ))
+        .execute(&self.writer)
+        .await?;
+        let row = into_query::<DB>(sql(
+            "DELETE FROM oidc_logins WHERE state = $1 RETURNING state, verifier, nonce, tenant, created_at",
+            vec![Bind::Text(state.into())],
+        ))
+        .fetch_optional(&self.writer)
+        .await?;
+        row.map(|r| {
+            Ok(OidcLogin {
+                state: r.text(0)?,
+                verifier: r.text(1)?,
+                nonce: r.text(2)?,
+                tenant: r.opt_text(3)?,
+                created_at_ms: r.int(4)?,
+            })
+        })
+        .transpose()
     }
 
     async fn append_audit(&self, e: &AuditEntry) -> Result<()> {

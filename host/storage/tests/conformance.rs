@@ -514,6 +514,92 @@ async fn users_memberships_sessions_and_audit(store: Arc<dyn Storage>) {
         .await
         .unwrap();
     assert_eq!(window.len(), 1);
+
+    // Saved views: own and shared ones listed; only the owner changes or deletes.
+    let bob = a
+        .create_user(
+            &NewUser {
+                email: "bob@example.com".into(),
+                ..new.clone()
+            },
+            NOW,
+        )
+        .await
+        .unwrap();
+    let q = r#"{"route":"summary","params":{"group_by":"model"}}"#;
+    let mine = a
+        .create_view(acme, ada.id, "by model", q, false, NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        (mine.owner.as_str(), mine.shared),
+        ("ada@example.com", false)
+    );
+    assert!(matches!(
+        a.create_view(acme, ada.id, "by model", q, false, NOW).await,
+        Err(StorageError::Conflict(_))
+    ));
+    let shared = a
+        .create_view(acme, bob.id, "team", q, true, NOW)
+        .await
+        .unwrap();
+    a.create_view(acme, bob.id, "private", q, false, NOW)
+        .await
+        .unwrap();
+    let names = |v: Vec<hub_storage::SavedView>| v.into_iter().map(|v| v.name).collect::<Vec<_>>();
+    assert_eq!(
+        names(a.list_views(acme, ada.id).await.unwrap()),
+        ["by model", "team"]
+    );
+    assert!(a.list_views(globex, ada.id).await.unwrap().is_empty());
+    assert!(
+        a.update_view(acme, ada.id, shared.id, "mine now", q, false, NOW)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(!a.delete_view(acme, ada.id, shared.id).await.unwrap());
+    assert!(
+        a.update_view(globex, ada.id, mine.id, "x", q, false, NOW)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let renamed = a
+        .update_view(acme, ada.id, mine.id, "renamed", q, true, NOW + 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (renamed.name.as_str(), renamed.shared, renamed.updated_at_ms),
+        ("renamed", true, NOW + 1)
+    );
+    assert!(a.delete_view(acme, ada.id, mine.id).await.unwrap());
+
+    // SSO logins in progress: taken once, expired ones purged.
+    let login = |state: &str, at: i64| hub_storage::OidcLogin {
+        state: state.into(),
+        verifier: "v".into(),
+        nonce: "n".into(),
+        tenant: Some("acme".into()),
+        created_at_ms: at,
+    };
+    a.save_oidc_login(&login("s1", NOW)).await.unwrap();
+    a.save_oidc_login(&login("s2", NOW - 10)).await.unwrap();
+    assert_eq!(
+        a.take_oidc_login("s1", NOW - 5).await.unwrap(),
+        Some(login("s1", NOW))
+    );
+    assert_eq!(
+        a.take_oidc_login("s1", NOW - 5).await.unwrap(),
+        None,
+        "used once"
+    );
+    assert_eq!(
+        a.take_oidc_login("s2", NOW - 5).await.unwrap(),
+        None,
+        "expired"
+    );
 }
 
 async fn writes_are_idempotent(store: Arc<dyn Storage>) {
