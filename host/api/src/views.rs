@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
-use hub_storage::{SavedView, StorageError};
+use hub_storage::{SavedView, StorageError, ViewSpec};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -88,8 +88,8 @@ fn user(principal: &Principal) -> Result<i64, ApiError> {
     }
 }
 
-/// Checks a view and returns its query as stored.
-fn checked(v: &ViewDto) -> Result<(String, String), ApiError> {
+/// Checks a view and returns it as stored.
+fn checked(v: &ViewDto) -> Result<ViewSpec, ApiError> {
     let name = v.name.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
         return Err(ApiError::invalid("name", "1 to 100 characters"));
@@ -107,7 +107,11 @@ fn checked(v: &ViewDto) -> Result<(String, String), ApiError> {
             format!("{} bytes; the limit is {MAX_QUERY_BYTES}", query.len()),
         ));
     }
-    Ok((name.to_string(), query))
+    Ok(ViewSpec {
+        name: name.to_string(),
+        query,
+        shared: v.shared,
+    })
 }
 
 fn conflict(e: StorageError, name: &str) -> ApiError {
@@ -156,20 +160,13 @@ pub(crate) async fn create_view(
     principal.require(Right::SaveViews)?;
     let me = user(&principal)?;
     let req: ViewDto = json_body(&body)?;
-    let (name, query) = checked(&req)?;
+    let spec = checked(&req)?;
     let v = state
         .storage
         .access()
-        .create_view(
-            principal.tenant,
-            me,
-            &name,
-            &query,
-            req.shared,
-            hub_core::time::now_ms(),
-        )
+        .create_view(principal.tenant, me, &spec, hub_core::time::now_ms())
         .await
-        .map_err(|e| conflict(e, &name))?;
+        .map_err(|e| conflict(e, &spec.name))?;
     Ok((StatusCode::CREATED, Json(dto(&v, me))))
 }
 
@@ -190,7 +187,7 @@ pub(crate) async fn update_view(
     principal.require(Right::SaveViews)?;
     let me = user(&principal)?;
     let req: ViewDto = json_body(&body)?;
-    let (name, query) = checked(&req)?;
+    let spec = checked(&req)?;
     let missing = || ApiError::NotFound(format!("you have no view {id} in this tenant"));
     let id_num: i64 = id.parse().map_err(|_| missing())?;
     let v = state
@@ -200,13 +197,11 @@ pub(crate) async fn update_view(
             principal.tenant,
             me,
             id_num,
-            &name,
-            &query,
-            req.shared,
+            &spec,
             hub_core::time::now_ms(),
         )
         .await
-        .map_err(|e| conflict(e, &name))?
+        .map_err(|e| conflict(e, &spec.name))?
         .ok_or_else(missing)?;
     Ok(Json(dto(&v, me)))
 }

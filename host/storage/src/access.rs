@@ -146,6 +146,14 @@ pub struct SavedView {
     pub updated_at_ms: i64,
 }
 
+/// What a view says: its name, its query (JSON) and whether it is shared.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewSpec {
+    pub name: String,
+    pub query: String,
+    pub shared: bool,
+}
+
 /// A single sign-on login between the redirect to the provider and its return.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OidcLogin {
@@ -206,9 +214,7 @@ pub trait AccessStorage: Send + Sync {
         &self,
         tenant: TenantId,
         user: i64,
-        name: &str,
-        query: &str,
-        shared: bool,
+        view: &ViewSpec,
         now_ms: i64,
     ) -> Result<SavedView>;
     /// The user's views and the tenant's shared ones, by name.
@@ -219,9 +225,7 @@ pub trait AccessStorage: Send + Sync {
         tenant: TenantId,
         user: i64,
         id: i64,
-        name: &str,
-        query: &str,
-        shared: bool,
+        view: &ViewSpec,
         now_ms: i64,
     ) -> Result<Option<SavedView>>;
     /// Deletes one of the user's own views; whether there was one.
@@ -696,11 +700,10 @@ where
         &self,
         tenant: TenantId,
         user: i64,
-        name: &str,
-        query: &str,
-        shared: bool,
+        v: &ViewSpec,
         now_ms: i64,
     ) -> Result<SavedView> {
+        let (name, query, shared) = (v.name.as_str(), v.query.as_str(), v.shared);
         let row = into_query::<DB>(sql(
             "INSERT INTO saved_views (tenant_id, user_id, name, query, shared, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
@@ -744,11 +747,10 @@ where
         tenant: TenantId,
         user: i64,
         id: i64,
-        name: &str,
-        query: &str,
-        shared: bool,
+        v: &ViewSpec,
         now_ms: i64,
     ) -> Result<Option<SavedView>> {
+        let (name, query, shared) = (v.name.as_str(), v.query.as_str(), v.shared);
         let done = into_query::<DB>(sql(
             "UPDATE saved_views SET name = $1, query = $2, shared = $3, updated_at = $4 \
              WHERE tenant_id = $5 AND user_id = $6 AND id = $7 RETURNING id",

@@ -26,7 +26,7 @@ use hub_core::time::Resolution;
 
 pub use access::{
     AccessStorage, AuditEntry, AuditFilter, AuditRecord, Membership, NewRefreshToken, NewUser,
-    OidcLogin, RefreshToken, RefreshUse, SavedView, SigningKey, User,
+    OidcLogin, RefreshToken, RefreshUse, SavedView, SigningKey, User, ViewSpec,
 };
 pub use model::*;
 pub use postgres::PostgresStorage;

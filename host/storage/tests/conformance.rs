@@ -527,8 +527,13 @@ async fn users_memberships_sessions_and_audit(store: Arc<dyn Storage>) {
         .await
         .unwrap();
     let q = r#"{"route":"summary","params":{"group_by":"model"}}"#;
+    let spec = |name: &str, shared: bool| hub_storage::ViewSpec {
+        name: name.into(),
+        query: q.into(),
+        shared,
+    };
     let mine = a
-        .create_view(acme, ada.id, "by model", q, false, NOW)
+        .create_view(acme, ada.id, &spec("by model", false), NOW)
         .await
         .unwrap();
     assert_eq!(
@@ -536,14 +541,15 @@ async fn users_memberships_sessions_and_audit(store: Arc<dyn Storage>) {
         ("ada@example.com", false)
     );
     assert!(matches!(
-        a.create_view(acme, ada.id, "by model", q, false, NOW).await,
+        a.create_view(acme, ada.id, &spec("by model", false), NOW)
+            .await,
         Err(StorageError::Conflict(_))
     ));
     let shared = a
-        .create_view(acme, bob.id, "team", q, true, NOW)
+        .create_view(acme, bob.id, &spec("team", true), NOW)
         .await
         .unwrap();
-    a.create_view(acme, bob.id, "private", q, false, NOW)
+    a.create_view(acme, bob.id, &spec("private", false), NOW)
         .await
         .unwrap();
     let names = |v: Vec<hub_storage::SavedView>| v.into_iter().map(|v| v.name).collect::<Vec<_>>();
@@ -553,20 +559,20 @@ async fn users_memberships_sessions_and_audit(store: Arc<dyn Storage>) {
     );
     assert!(a.list_views(globex, ada.id).await.unwrap().is_empty());
     assert!(
-        a.update_view(acme, ada.id, shared.id, "mine now", q, false, NOW)
+        a.update_view(acme, ada.id, shared.id, &spec("mine now", false), NOW)
             .await
             .unwrap()
             .is_none()
     );
     assert!(!a.delete_view(acme, ada.id, shared.id).await.unwrap());
     assert!(
-        a.update_view(globex, ada.id, mine.id, "x", q, false, NOW)
+        a.update_view(globex, ada.id, mine.id, &spec("x", false), NOW)
             .await
             .unwrap()
             .is_none()
     );
     let renamed = a
-        .update_view(acme, ada.id, mine.id, "renamed", q, true, NOW + 1)
+        .update_view(acme, ada.id, mine.id, &spec("renamed", true), NOW + 1)
         .await
         .unwrap()
         .unwrap();
