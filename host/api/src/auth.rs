@@ -107,6 +107,8 @@ pub enum Actor {
         /// The login session.
         session: String,
         operator: bool,
+        /// May publish plugins to the marketplace.
+        publisher: bool,
     },
 }
 
@@ -567,6 +569,7 @@ async fn user_principal(
             role,
             session: claims.sid,
             operator: claims.op,
+            publisher: claims.publ,
         },
         source,
     })

@@ -121,6 +121,9 @@ pub struct Claims {
     /// Operator: platform-wide rights.
     #[serde(default)]
     pub op: bool,
+    /// Publisher: may publish plugins to the marketplace.
+    #[serde(default)]
+    pub publ: bool,
     /// The password must be changed before anything else.
     #[serde(default)]
     pub pwc: bool,
@@ -259,6 +262,7 @@ impl Sessions {
             role: role.as_str().into(),
             sid: sid.clone(),
             op: user.operator,
+            publ: user.publisher,
             pwc: user.must_change_password,
             iat: now_s,
             nbf: now_s,

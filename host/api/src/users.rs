@@ -106,6 +106,8 @@ pub struct MeDto {
     pub role: Option<String>,
     pub scopes: Vec<String>,
     pub operator: bool,
+    /// May publish plugins to the marketplace.
+    pub publisher: bool,
     /// Every tenant the user belongs to (switch with `POST /v1/auth/login` and `tenant`).
     pub memberships: Vec<MembershipDto>,
 }
@@ -624,6 +626,7 @@ pub(crate) async fn me(
             role: None,
             scopes: scopes.iter().map(|s| s.as_str().into()).collect(),
             operator: false,
+            publisher: false,
             memberships: vec![],
         },
         Actor::User {
@@ -631,6 +634,7 @@ pub(crate) async fn me(
             email,
             role,
             operator,
+            publisher,
             ..
         } => MeDto {
             kind: "user",
@@ -640,6 +644,7 @@ pub(crate) async fn me(
             role: Some(role.as_str().into()),
             scopes: vec![],
             operator: *operator,
+            publisher: *publisher,
             memberships: state
                 .storage
                 .access()

@@ -1223,11 +1223,27 @@ async fn operators_create_tenants_and_act_in_any_of_them() {
     let op = hub.user("op@hub.local", "acme", Role::Viewer, false).await;
     hub.storage
         .access()
-        .set_platform_rights(op, true, false)
+        .set_platform_rights(op, true, true)
         .await
         .unwrap();
     let op_token = hub.token("op@hub.local").await;
     let member = hub.token("member@acme.com").await;
+    let me = hub
+        .call(Method::GET, "/v1/auth/me", &op_token, None)
+        .await
+        .body;
+    assert_eq!(
+        (me["operator"].as_bool(), me["publisher"].as_bool()),
+        (Some(true), Some(true))
+    );
+    let me = hub
+        .call(Method::GET, "/v1/auth/me", &member, None)
+        .await
+        .body;
+    assert_eq!(
+        (me["operator"].as_bool(), me["publisher"].as_bool()),
+        (Some(false), Some(false))
+    );
     let r = hub
         .call(
             Method::POST,
