@@ -315,6 +315,20 @@ where
     })
 }
 
+/// One of `user`'s own views in `tenant`.
+async fn own_view<A: AccessStorage + ?Sized>(
+    access: &A,
+    tenant: TenantId,
+    user: i64,
+    id: i64,
+) -> Result<Option<SavedView>> {
+    Ok(access
+        .list_views(tenant, user)
+        .await?
+        .into_iter()
+        .find(|v| v.id == id && v.user_id == user))
+}
+
 fn view<R: HubRow>(row: &R) -> Result<SavedView>
 where
     usize: ColumnIndex<R>,
@@ -350,35 +364,6 @@ where
             after: row.opt_text(9)?,
         },
     })
-}
-
-impl<DB> SqlAccess<DB>
-where
-    DB: Database,
-    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
-    <DB as Database>::Arguments: IntoArguments<DB>,
-    DB::Row: HubRow,
-    usize: ColumnIndex<DB::Row>,
-    for<'t> i16: Encode<'t, DB> + Type<DB>,
-    for<'t> i64: Encode<'t, DB> + Type<DB>,
-    for<'t> f64: Encode<'t, DB> + Type<DB>,
-    for<'t> String: Encode<'t, DB> + Type<DB>,
-    for<'t> Option<i64>: Encode<'t, DB> + Type<DB>,
-    for<'t> Option<f64>: Encode<'t, DB> + Type<DB>,
-    for<'t> Option<String>: Encode<'t, DB> + Type<DB>,
-    for<'t> Vec<u8>: Encode<'t, DB> + Type<DB>,
-{
-    /// One view of the tenant by id (the writer's connection: it follows a write).
-    async fn view(&self, tenant: TenantId, id: i64) -> Result<Option<SavedView>> {
-        let mut buf = sql("SELECT ", vec![]);
-        buf.push(VIEW_COLUMNS)
-            .push(" FROM saved_views v JOIN users u ON u.id = v.user_id WHERE v.tenant_id = ")
-            .bind(Bind::I64(tenant.get()))
-            .push(" AND v.id = ")
-            .bind(Bind::I64(id));
-        let row = into_query::<DB>(buf).fetch_optional(&self.writer).await?;
-        row.as_ref().map(view).transpose()
-    }
 }
 
 #[async_trait]
@@ -725,7 +710,7 @@ where
             _ => e.into(),
         })?;
         let id = row.int(0)?;
-        self.view(tenant, id)
+        own_view(self, tenant, user, id)
             .await?
             .ok_or_else(|| StorageError::Corrupt(format!("view {id} vanished")))
     }
@@ -773,7 +758,7 @@ where
             _ => e.into(),
         })?;
         match done {
-            Some(_) => self.view(tenant, id).await,
+            Some(_) => own_view(self, tenant, user, id).await,
             None => Ok(None),
         }
     }
