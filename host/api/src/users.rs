@@ -1013,17 +1013,7 @@ pub(crate) async fn create_tenant(
     }
     let req: CreateTenantDto = json_body(&body)?;
     let name = req.name.trim();
-    if name.is_empty()
-        || name.len() > 64
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-    {
-        return Err(ApiError::invalid(
-            "name",
-            "1 to 64 lowercase letters, digits and dashes",
-        ));
-    }
+    hub_core::tenant::check_tenant_name(name).map_err(|e| ApiError::invalid("name", e))?;
     let now = hub_core::time::now_ms();
     let t = state
         .storage

@@ -28,6 +28,23 @@ impl fmt::Display for TenantId {
     }
 }
 
+/// Checks a tenant name: 1 to 64 lowercase letters, digits or dashes, not starting with a dash.
+pub fn check_tenant_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "tenant name '{name}' must be 1-64 lowercase letters, digits or dashes, not starting with a dash"
+        ))
+    }
+}
+
 /// What an API key may do. A closed set: unknown scopes are refused when a key is created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ApiKeyScope {

@@ -10,7 +10,7 @@ mod people;
 mod plugins;
 mod serve;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use hub_core::ApiKeyScope;
 
@@ -181,18 +181,7 @@ fn redact(url: &str) -> String {
 }
 
 pub(crate) fn valid_tenant_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !name.starts_with('-');
-    if !ok {
-        bail!(
-            "tenant name '{name}' must be 1-64 lowercase letters, digits or dashes, not starting with a dash"
-        );
-    }
-    Ok(())
+    hub_core::tenant::check_tenant_name(name).map_err(anyhow::Error::msg)
 }
 
 /// Creates a key and returns the secret.
