@@ -115,10 +115,7 @@ pub(crate) async fn list_audit(
     Query(p): Query<AuditParams>,
 ) -> Result<Response, ApiError> {
     let scope = if p.all == Some(true) {
-        if !matches!(
-            principal.actor,
-            crate::auth::Actor::User { operator: true, .. }
-        ) {
+        if !principal.is_operator() {
             return Err(ApiError::Forbidden(
                 "only operators read the whole deployment's audit log".into(),
             ));

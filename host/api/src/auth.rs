@@ -156,6 +156,11 @@ impl Principal {
         }))
     }
 
+    /// A user with the deployment-wide operator right.
+    pub fn is_operator(&self) -> bool {
+        matches!(self.actor, Actor::User { operator: true, .. })
+    }
+
     /// `key:<prefix>` or `user:<email>`, as the audit log names actors.
     pub fn actor_label(&self) -> String {
         match &self.actor {

@@ -32,6 +32,7 @@ pub use auth::{Actor, KeyCache, Principal, RateLimiter, Right, generate_api_key,
 pub use error::ApiError;
 pub use metrics::Metrics;
 pub use openapi::openapi_json;
+pub use users::leaves_no_owner;
 
 /// Limits and settings of the API.
 #[derive(Debug, Clone)]

@@ -292,7 +292,7 @@ pub(crate) async fn pick_tenant(
 
 #[utoipa::path(
     post, path = "/v1/auth/login", tag = "auth",
-    description = "Signs in with email and password: an access token (15 min), a single-use refresh token (30 d), and the same as HttpOnly cookies for the browser (with a `hub_csrf` cookie to echo in `X-CSRF-Token`). Five failures in a row lock the account for 15 minutes (429); each client address may try 10 times at once and once every 2 s after that.",
+    description = "Signs in with email and password: an access token (15 min), a single-use refresh token (30 d), and the same as HttpOnly cookies for the browser (with a `hub_csrf` cookie to echo in `X-CSRF-Token`). Five failures in a row lock the account for 15 minutes (429); each client address may try 20 times at once and twice a second after that.",
     request_body = LoginDto,
     responses((status = 200, body = TokensDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody))
 )]
@@ -326,7 +326,6 @@ pub(crate) async fn login(
     let now = hub_core::time::now_ms();
     let access = state.storage.access();
     let user = access.user_by_email(&req.email).await?;
-    let wrong = || ApiError::Unauthorized("wrong email or password".into());
     if let Some(u) = &user
         && let Some(until) = u.locked_until_ms.filter(|t| *t > now)
     {
@@ -352,43 +351,46 @@ pub(crate) async fn login(
         user.as_ref().and_then(|u| u.password_hash.clone()),
     )
     .await;
-    let Some(user) = user.clone().filter(|_| ok) else {
-        // A known user's failures go to the audit log of each tenant they belong to.
-        let (actor, tenants) = match &user {
-            Some(u) => {
-                access
-                    .record_login_failure(u.id, now, MAX_FAILED_LOGINS, LOCKOUT_MS)
-                    .await?;
-                let tenants: Vec<Option<TenantId>> = access
-                    .memberships(u.id)
-                    .await?
-                    .iter()
-                    .map(|m| Some(m.tenant))
-                    .collect();
-                (format!("user:{}", u.email), tenants)
+    let user = match user {
+        Some(u) if ok => u,
+        user => {
+            // A known user's failures go to the audit log of each tenant they belong to.
+            let (actor, tenants) = match &user {
+                Some(u) => {
+                    access
+                        .record_login_failure(u.id, now, MAX_FAILED_LOGINS, LOCKOUT_MS)
+                        .await?;
+                    let tenants: Vec<Option<TenantId>> = access
+                        .memberships(u.id)
+                        .await?
+                        .iter()
+                        .map(|m| Some(m.tenant))
+                        .collect();
+                    (format!("user:{}", u.email), tenants)
+                }
+                None => (
+                    format!("unknown:{}", req.email.trim().to_lowercase()),
+                    vec![],
+                ),
+            };
+            let tenants = if tenants.is_empty() {
+                vec![None]
+            } else {
+                tenants
+            };
+            for tenant in tenants {
+                audit_anonymous(
+                    &state,
+                    tenant,
+                    actor.clone(),
+                    "auth.login_failed",
+                    "failed",
+                    source.clone(),
+                )
+                .await;
             }
-            None => (
-                format!("unknown:{}", req.email.trim().to_lowercase()),
-                vec![],
-            ),
-        };
-        let tenants = if tenants.is_empty() {
-            vec![None]
-        } else {
-            tenants
-        };
-        for tenant in tenants {
-            audit_anonymous(
-                &state,
-                tenant,
-                actor.clone(),
-                "auth.login_failed",
-                "failed",
-                source.clone(),
-            )
-            .await;
+            return Err(ApiError::Unauthorized("wrong email or password".into()));
         }
-        return Err(wrong());
     };
     let (tenant, tenant_name, role) = pick_tenant(&state, &user, req.tenant.as_deref()).await?;
     access.record_login_success(user.id, now).await?;
@@ -470,22 +472,16 @@ pub(crate) async fn refresh(
         .await?
         .ok_or_else(|| ApiError::Unauthorized("the user no longer exists".into()))?;
     // The role may have changed since login; a removed member loses the session.
-    let tenant = state
-        .storage
-        .list_tenants()
+    let name = tenant_name(&state, t.tenant)
         .await?
-        .into_iter()
-        .find(|x| x.id == t.tenant)
         .ok_or_else(|| ApiError::Unauthorized("the tenant no longer exists".into()))?;
-    let (tenant_id, tenant_name, role) = match pick_tenant(&state, &user, Some(&tenant.name)).await
-    {
+    let (tenant_id, tenant_name, role) = match pick_tenant(&state, &user, Some(&name)).await {
         Ok(x) => x,
         Err(_) => {
             access.revoke_session(&t.family, now).await?;
             state.sessions.forget_session(&t.family);
             return Err(ApiError::Unauthorized(format!(
-                "you are no longer a member of tenant '{}'",
-                tenant.name
+                "you are no longer a member of tenant '{name}'"
             )));
         }
     };
@@ -568,11 +564,7 @@ pub(crate) async fn change_password(
     let hash = hash_password_async(req.new_password).await;
     let now = hub_core::time::now_ms();
     access.set_password(user.id, &hash, false).await?;
-    access.revoke_user_sessions(user.id, now).await?;
-    state.sessions.forget_user(user.id);
-    if let Actor::User { session, .. } = &principal.actor {
-        state.sessions.forget_session(session);
-    }
+    end_sessions(&state, user.id, now).await?;
     principal
         .audit(&state, "auth.password", None, None, None)
         .await;
@@ -591,19 +583,33 @@ pub(crate) async fn change_password(
             now,
         )
         .await?;
-    let tenant_name = tenant_name(&state, principal.tenant).await?;
+    let tenant_name = tenant_name(&state, principal.tenant)
+        .await?
+        .unwrap_or_default();
     Ok(tokens_response(&state, &issued, &tenant_name))
 }
 
-async fn tenant_name(state: &AppState, tenant: TenantId) -> Result<String, ApiError> {
+/// The name of the tenant with this id, if it still exists.
+async fn tenant_name(state: &AppState, tenant: TenantId) -> Result<Option<String>, ApiError> {
     Ok(state
         .storage
         .list_tenants()
         .await?
         .into_iter()
         .find(|t| t.id == tenant)
-        .map(|t| t.name)
-        .unwrap_or_default())
+        .map(|t| t.name))
+}
+
+/// Ends every session of a user: refresh tokens in storage, access tokens at once on this
+/// replica (within seconds on others).
+async fn end_sessions(state: &AppState, user: i64, now_ms: i64) -> Result<(), ApiError> {
+    state
+        .storage
+        .access()
+        .revoke_user_sessions(user, now_ms)
+        .await?;
+    state.sessions.forget_user(user);
+    Ok(())
 }
 
 #[utoipa::path(
@@ -616,7 +622,9 @@ pub(crate) async fn me(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<Json<MeDto>, ApiError> {
-    let tenant = tenant_name(&state, principal.tenant).await?;
+    let tenant = tenant_name(&state, principal.tenant)
+        .await?
+        .unwrap_or_default();
     Ok(Json(match &principal.actor {
         Actor::Key { id, prefix, scopes } => MeDto {
             kind: "api_key",
@@ -699,28 +707,42 @@ fn require_role_change(
     Ok(())
 }
 
-/// The tenant's member `id`, or a 404 that says nothing of other tenants.
-async fn member(state: &AppState, tenant: TenantId, id: &str) -> Result<(User, Role), ApiError> {
+/// The tenant's member `id`, its role, and a check of a change of that role to `to` (`None`:
+/// removal) that refuses to leave the tenant without an owner; or a 404 that says nothing of
+/// other tenants. One read of the members serves both.
+async fn member(
+    state: &AppState,
+    tenant: TenantId,
+    id: &str,
+) -> Result<(User, Role, impl Fn(Option<Role>) -> Result<(), ApiError>), ApiError> {
     let id: Option<i64> = id.parse().ok();
-    state
-        .storage
-        .access()
-        .members(tenant)
-        .await?
-        .into_iter()
+    let members = state.storage.access().members(tenant).await?;
+    let (user, role) = members
+        .iter()
         .find(|(u, _)| Some(u.id) == id)
-        .ok_or_else(|| ApiError::NotFound("no such member in this tenant".into()))
+        .cloned()
+        .ok_or_else(|| ApiError::NotFound("no such member in this tenant".into()))?;
+    let user_id = user.id;
+    let check = move |to: Option<Role>| {
+        if leaves_no_owner(&members, user_id, to) {
+            Err(ApiError::BadRequest(
+                "this is the tenant's last owner; make another owner first".into(),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    Ok((user, role, check))
 }
 
-async fn owners(state: &AppState, tenant: TenantId) -> Result<usize, ApiError> {
-    Ok(state
-        .storage
-        .access()
-        .members(tenant)
-        .await?
+/// Whether giving member `user` the role `to` (`None`: removing it) would leave the tenant
+/// without an owner.
+pub fn leaves_no_owner(members: &[(User, Role)], user: i64, to: Option<Role>) -> bool {
+    let is_owner = members
         .iter()
-        .filter(|(_, r)| *r == Role::Owner)
-        .count())
+        .any(|(u, r)| u.id == user && *r == Role::Owner);
+    let owners = members.iter().filter(|(_, r)| *r == Role::Owner).count();
+    is_owner && to != Some(Role::Owner) && owners <= 1
 }
 
 #[utoipa::path(
@@ -820,23 +842,18 @@ pub(crate) async fn set_role(
     principal.require(Right::ManageMembers)?;
     let req: SetRoleDto = json_body(&body)?;
     let role = parse_role(&req.role)?;
-    let (user, before) = member(&state, principal.tenant, &id).await?;
+    let (user, before, owner_left) = member(&state, principal.tenant, &id).await?;
     require_role_change(&principal, Some(before), Some(role))?;
-    if before == Role::Owner && role != Role::Owner && owners(&state, principal.tenant).await? <= 1
-    {
-        return Err(ApiError::BadRequest(
-            "this is the tenant's last owner; make another owner first".into(),
-        ));
-    }
+    owner_left(Some(role))?;
     let now = hub_core::time::now_ms();
-    let access = state.storage.access();
-    access
+    state
+        .storage
+        .access()
         .set_membership(user.id, principal.tenant, Some(role), now)
         .await?;
     // Sessions carry the role: end them so that the new one applies within seconds.
     if role != before {
-        access.revoke_user_sessions(user.id, now).await?;
-        state.sessions.forget_user(user.id);
+        end_sessions(&state, user.id, now).await?;
     }
     principal
         .audit(
@@ -863,20 +880,16 @@ pub(crate) async fn remove_member(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     principal.require(Right::ManageMembers)?;
-    let (user, before) = member(&state, principal.tenant, &id).await?;
+    let (user, before, owner_left) = member(&state, principal.tenant, &id).await?;
     require_role_change(&principal, Some(before), None)?;
-    if before == Role::Owner && owners(&state, principal.tenant).await? <= 1 {
-        return Err(ApiError::BadRequest(
-            "this is the tenant's last owner; make another owner first".into(),
-        ));
-    }
+    owner_left(None)?;
     let now = hub_core::time::now_ms();
-    let access = state.storage.access();
-    access
+    state
+        .storage
+        .access()
         .set_membership(user.id, principal.tenant, None, now)
         .await?;
-    access.revoke_user_sessions(user.id, now).await?;
-    state.sessions.forget_user(user.id);
+    end_sessions(&state, user.id, now).await?;
     principal
         .audit(
             &state,
@@ -902,21 +915,21 @@ pub(crate) async fn reset_password(
     Path(id): Path<String>,
 ) -> Result<Json<PasswordResetDto>, ApiError> {
     principal.require(Right::ManageMembers)?;
-    let (user, role) = member(&state, principal.tenant, &id).await?;
+    let (user, role, _) = member(&state, principal.tenant, &id).await?;
     require_role_change(&principal, Some(role), Some(role))?;
-    if user.operator && !matches!(principal.actor, Actor::User { operator: true, .. }) {
+    if user.operator && !principal.is_operator() {
         return Err(ApiError::Forbidden(
             "only an operator may reset an operator's password".into(),
         ));
     }
     let password = one_time_password();
     let hash = hash_password_async(password.clone()).await;
-    let access = state.storage.access();
-    access.set_password(user.id, &hash, true).await?;
-    access
-        .revoke_user_sessions(user.id, hub_core::time::now_ms())
+    state
+        .storage
+        .access()
+        .set_password(user.id, &hash, true)
         .await?;
-    state.sessions.forget_user(user.id);
+    end_sessions(&state, user.id, hub_core::time::now_ms()).await?;
     principal
         .audit(
             &state,
@@ -940,6 +953,15 @@ pub struct TenantDto {
     pub role: Option<String>,
 }
 
+fn tenant_dto(t: &hub_storage::Tenant, role: Option<Role>) -> TenantDto {
+    TenantDto {
+        id: t.id.get(),
+        name: t.name.clone(),
+        created_at: hub_core::time::to_rfc3339(t.created_at_ms),
+        role: role.map(|r| r.as_str().into()),
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TenantListDto {
     pub tenants: Vec<TenantDto>,
@@ -950,10 +972,6 @@ pub struct TenantListDto {
 pub struct CreateTenantDto {
     /// Lowercase letters, digits and dashes, 1 to 64.
     pub name: String,
-}
-
-fn operator(principal: &Principal) -> bool {
-    matches!(principal.actor, Actor::User { operator: true, .. })
 }
 
 #[utoipa::path(
@@ -967,12 +985,7 @@ pub(crate) async fn list_tenants(
     principal: Principal,
 ) -> Result<Json<TenantListDto>, ApiError> {
     let all = state.storage.list_tenants().await?;
-    let dto = |t: &hub_storage::Tenant, role: Option<Role>| TenantDto {
-        id: t.id.get(),
-        name: t.name.clone(),
-        created_at: hub_core::time::to_rfc3339(t.created_at_ms),
-        role: role.map(|r| r.as_str().into()),
-    };
+    let dto = tenant_dto;
     let tenants = match &principal.actor {
         Actor::Key { .. } => all
             .iter()
@@ -1008,7 +1021,7 @@ pub(crate) async fn create_tenant(
     principal: Principal,
     body: Bytes,
 ) -> Result<(StatusCode, Json<TenantDto>), ApiError> {
-    if !operator(&principal) {
+    if !principal.is_operator() {
         return Err(ApiError::Forbidden("only operators create tenants".into()));
     }
     let req: CreateTenantDto = json_body(&body)?;
@@ -1046,13 +1059,5 @@ pub(crate) async fn create_tenant(
         },
     )
     .await;
-    Ok((
-        StatusCode::CREATED,
-        Json(TenantDto {
-            id: t.id.get(),
-            name: t.name,
-            created_at: hub_core::time::to_rfc3339(t.created_at_ms),
-            role: Some(Role::Owner.as_str().into()),
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(tenant_dto(&t, Some(Role::Owner)))))
 }

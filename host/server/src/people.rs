@@ -256,13 +256,12 @@ pub async fn run_user(command: UserCommand) -> Result<()> {
                 .await?
                 .with_context(|| format!("no user {email} (hub user create --email {email})"))?;
             let members = access.members(t.id).await?;
-            let owners = members.iter().filter(|(_, r)| *r == Role::Owner).count();
             let was = members
                 .iter()
                 .find(|(u, _)| u.id == user.id)
                 .map(|(_, r)| *r);
             anyhow::ensure!(
-                !(was == Some(Role::Owner) && role != Some(Role::Owner) && owners <= 1),
+                !hub_api::leaves_no_owner(&members, user.id, role),
                 "{email} is the last owner of '{}'; make another owner first",
                 t.name
             );
