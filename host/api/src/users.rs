@@ -985,12 +985,11 @@ pub(crate) async fn list_tenants(
     principal: Principal,
 ) -> Result<Json<TenantListDto>, ApiError> {
     let all = state.storage.list_tenants().await?;
-    let dto = tenant_dto;
     let tenants = match &principal.actor {
         Actor::Key { .. } => all
             .iter()
             .filter(|t| t.id == principal.tenant)
-            .map(|t| dto(t, None))
+            .map(|t| tenant_dto(t, None))
             .collect(),
         Actor::User { id, operator, .. } => {
             let ms = state.storage.access().memberships(*id).await?;
@@ -998,8 +997,8 @@ pub(crate) async fn list_tenants(
                 .filter_map(|t| {
                     let role = ms.iter().find(|m| m.tenant == t.id).map(|m| m.role);
                     match (role, operator) {
-                        (Some(r), _) => Some(dto(t, Some(r))),
-                        (None, true) => Some(dto(t, Some(Role::Owner))),
+                        (Some(r), _) => Some(tenant_dto(t, Some(r))),
+                        (None, true) => Some(tenant_dto(t, Some(Role::Owner))),
                         (None, false) => None,
                     }
                 })

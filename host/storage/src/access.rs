@@ -6,6 +6,7 @@ use hub_core::{Role, TenantId};
 use sqlx::{ColumnIndex, Database, Encode, Executor, IntoArguments, Pool, Type};
 
 use crate::decode::HubRow;
+use crate::shared::conflict;
 use crate::sql::{Bind, Placeholders, SqlBuf, into_query};
 use crate::{Result, StorageError};
 
@@ -401,12 +402,7 @@ where
         let row = into_query::<DB>(buf)
             .fetch_one(&self.writer)
             .await
-            .map_err(|e| match &e {
-                sqlx::Error::Database(d) if d.is_unique_violation() => {
-                    StorageError::Conflict(format!("user '{}'", u.email.to_lowercase()))
-                }
-                _ => e.into(),
-            })?;
+            .map_err(conflict(format!("user '{}'", u.email.to_lowercase())))?;
         user(&row)
     }
 
@@ -703,12 +699,7 @@ where
         ))
         .fetch_one(&self.writer)
         .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(d) if d.is_unique_violation() => {
-                StorageError::Conflict(format!("view '{name}'"))
-            }
-            _ => e.into(),
-        })?;
+        .map_err(conflict(format!("view '{name}'")))?;
         let id = row.int(0)?;
         own_view(self, tenant, user, id)
             .await?
@@ -751,12 +742,7 @@ where
         ))
         .fetch_optional(&self.writer)
         .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(d) if d.is_unique_violation() => {
-                StorageError::Conflict(format!("view '{name}'"))
-            }
-            _ => e.into(),
-        })?;
+        .map_err(conflict(format!("view '{name}'")))?;
         match done {
             Some(_) => own_view(self, tenant, user, id).await,
             None => Ok(None),

@@ -33,7 +33,8 @@ fn with_binds(sql: &str, binds: Vec<Bind>) -> SqlBuf {
     buf
 }
 
-fn conflict(what: String) -> impl FnOnce(sqlx::Error) -> StorageError {
+/// Maps a unique violation to `Conflict(what)`, any other error as it is.
+pub(crate) fn conflict(what: String) -> impl FnOnce(sqlx::Error) -> StorageError {
     move |e| match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => StorageError::Conflict(what),
         _ => e.into(),
