@@ -342,6 +342,20 @@ pub async fn rotate_api_key(
     Ok((secret, record, replaced))
 }
 
+/// The tenant's key named by its id or its visible prefix (`hub_ab12cd34`).
+pub async fn find_api_key(
+    storage: &dyn hub_storage::Storage,
+    tenant: TenantId,
+    name: &str,
+) -> Result<Option<ApiKeyRecord>, hub_storage::StorageError> {
+    let id: Option<i64> = name.parse().ok();
+    Ok(storage
+        .list_api_keys(tenant)
+        .await?
+        .into_iter()
+        .find(|k| Some(k.id) == id || k.prefix == name))
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -13,7 +13,7 @@ use hub_storage::ApiKeyRecord;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::rotate_api_key;
+use crate::auth::{find_api_key, rotate_api_key};
 use crate::{ApiError, AppState, Principal, Right, generate_api_key, json_body};
 
 /// Longest grace period of a rotation: the old key works this long at most after it.
@@ -115,13 +115,8 @@ async fn find(
     principal: &Principal,
     key: &str,
 ) -> Result<ApiKeyRecord, ApiError> {
-    let id: Option<i64> = key.parse().ok();
-    state
-        .storage
-        .list_api_keys(principal.tenant)
+    find_api_key(state.storage.as_ref(), principal.tenant, key)
         .await?
-        .into_iter()
-        .find(|k| Some(k.id) == id || k.prefix == key)
         .ok_or_else(|| ApiError::NotFound(format!("no API key '{key}' in this tenant")))
 }
 

@@ -28,7 +28,9 @@ use hub_pipeline::PipelineStats;
 use hub_storage::Storage;
 
 pub use audit::record as record_audit;
-pub use auth::{Actor, KeyCache, Principal, RateLimiter, Right, generate_api_key, rotate_api_key};
+pub use auth::{
+    Actor, KeyCache, Principal, RateLimiter, Right, find_api_key, generate_api_key, rotate_api_key,
+};
 pub use error::ApiError;
 pub use metrics::Metrics;
 pub use openapi::openapi_json;

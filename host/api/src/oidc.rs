@@ -15,12 +15,12 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
-use hub_core::{Role, TenantId};
+use hub_core::Role;
 use hub_storage::{AuditEntry, NewUser};
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
-    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
-    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge,
+    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -400,7 +400,6 @@ pub(crate) async fn callback(
             return Err(fail(&state, why.into()).await);
         }
     };
-    let _ = tokens.access_token();
     let Some(email) = claims.email().map(|e| e.as_str().to_lowercase()) else {
         return Err(fail(
             &state,
@@ -499,7 +498,6 @@ pub(crate) async fn callback(
         },
     )
     .await;
-    let _: TenantId = tenant;
     let mut res = crate::users::tokens_response(&state, &issued, &tenant_name);
     *res.status_mut() = StatusCode::SEE_OTHER;
     if let Ok(v) = HeaderValue::from_str(&o.settings.after_login_url) {

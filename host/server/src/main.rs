@@ -216,12 +216,8 @@ async fn key_named(
     tenant: &hub_storage::Tenant,
     key: &str,
 ) -> Result<hub_storage::ApiKeyRecord> {
-    let id: Option<i64> = key.parse().ok();
-    storage
-        .list_api_keys(tenant.id)
+    hub_api::find_api_key(storage, tenant.id, key)
         .await?
-        .into_iter()
-        .find(|k| Some(k.id) == id || k.prefix == key)
         .with_context(|| {
             format!(
                 "tenant '{}' has no API key '{key}' (hub api-key list --tenant {})",
