@@ -11,6 +11,7 @@
 pub mod access;
 pub mod analytics;
 mod decode;
+pub mod market;
 pub mod model;
 mod postgres;
 pub mod rollup;
@@ -28,6 +29,7 @@ pub use access::{
     AccessStorage, AuditEntry, AuditFilter, AuditRecord, Membership, NewRefreshToken, NewUser,
     OidcLogin, RefreshToken, RefreshUse, SavedView, SigningKey, User, ViewSpec,
 };
+pub use market::{MarketStorage, NewVersion, PackageRecord, PublisherKey, VersionRecord};
 pub use model::*;
 pub use postgres::PostgresStorage;
 pub use sqlite::SqliteStorage;
@@ -83,6 +85,8 @@ pub trait Storage: Send + Sync + 'static {
     async fn touch_api_key(&self, tenant: TenantId, key_id: i64, at_ms: i64) -> Result<()>;
     /// Users, memberships, sessions, signing keys and the audit log.
     fn access(&self) -> &dyn AccessStorage;
+    /// Publisher keys, packages and versions.
+    fn market(&self) -> &dyn MarketStorage;
     /// Makes `tenant`'s key `key_id` stop working at `at_ms` (or earlier, if it already does).
     /// `None` when the tenant has no such key.
     async fn revoke_api_key(

@@ -16,6 +16,7 @@ use sqlx::{Postgres, Row};
 use std::str::FromStr;
 
 use crate::access::{AccessStorage, SqlAccess};
+use crate::market::{MarketStorage, SqlMarket};
 use crate::model::*;
 use crate::rollup::{FastMap, RollupKey, deltas, upsert_statements};
 use crate::shared::{Shared, rollup_retention};
@@ -27,6 +28,7 @@ pub struct PostgresStorage {
     /// Day starts whose partition is known to exist (or whose creation we gave up on for now).
     partitions: Mutex<HashSet<i64>>,
     access: SqlAccess<Postgres>,
+    market: SqlMarket<Postgres>,
 }
 
 /// Advisory-lock namespace for rollup merges: the tenant id is added to it.
@@ -93,6 +95,7 @@ impl PostgresStorage {
             .await?;
         Ok(Self {
             access: SqlAccess::new(pool.clone(), pool.clone()),
+            market: SqlMarket::new(pool.clone(), pool.clone()),
             pool,
             partitions: Mutex::new(HashSet::new()),
         })
@@ -451,6 +454,10 @@ impl Storage for PostgresStorage {
 
     fn access(&self) -> &dyn AccessStorage {
         &self.access
+    }
+
+    fn market(&self) -> &dyn MarketStorage {
+        &self.market
     }
 
     async fn revoke_api_key(

@@ -16,6 +16,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite};
 
 use crate::access::{AccessStorage, SqlAccess};
+use crate::market::{MarketStorage, SqlMarket};
 use crate::model::*;
 use crate::rollup::{FastMap, RollupKey, deltas, upsert_statements};
 use crate::shared::{Shared, rollup_retention};
@@ -29,6 +30,7 @@ pub struct SqliteStorage {
     rollups: tokio::sync::Mutex<RollupCache>,
     checkpointer: tokio::task::JoinHandle<()>,
     access: SqlAccess<Sqlite>,
+    market: SqlMarket<Sqlite>,
 }
 
 /// Copies the WAL back into the database file twice a second on a connection of its own. A
@@ -119,6 +121,7 @@ impl SqliteStorage {
         let checkpointer = tokio::spawn(checkpointer(readers.clone()));
         Ok(Self {
             access: SqlAccess::new(writer.clone(), readers.clone()),
+            market: SqlMarket::new(writer.clone(), readers.clone()),
             writer,
             readers,
             rollups: tokio::sync::Mutex::new(RollupCache::default()),
@@ -411,6 +414,10 @@ impl Storage for SqliteStorage {
 
     fn access(&self) -> &dyn AccessStorage {
         &self.access
+    }
+
+    fn market(&self) -> &dyn MarketStorage {
+        &self.market
     }
 
     async fn revoke_api_key(

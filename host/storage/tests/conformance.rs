@@ -42,6 +42,7 @@ on_both!(
     tenants_and_keys,
     users_memberships_sessions_and_audit,
     plugins_installs_health_and_kv,
+    marketplace_keys_packages_and_versions,
     writes_are_idempotent,
     a_resend_inside_a_group_commit_costs_only_itself,
     rollups_answer_like_raw_events,
@@ -1080,4 +1081,171 @@ async fn plugins_installs_health_and_kv(store: Arc<dyn Storage>) {
     store.delete_plugin_kv(a, "zeta").await.unwrap();
     assert!(store.plugin_kv(a, "zeta").await.unwrap().is_empty());
     assert_eq!(store.plugin_installs(a).await.unwrap().len(), 1);
+}
+
+async fn marketplace_keys_packages_and_versions(store: Arc<dyn Storage>) {
+    use hub_storage::{NewVersion, PublisherKey};
+    let m = store.market();
+    let key = |id: &str, publisher: &str, secret: Option<&str>| PublisherKey {
+        key_id: id.into(),
+        publisher: publisher.into(),
+        user_id: None,
+        public_key: format!("ed25519:{id}"),
+        secret_key: secret.map(Into::into),
+        created_at_ms: NOW,
+        revoked_at_ms: None,
+    };
+    m.add_publisher_key(&key("k1", "hub", Some("s1")))
+        .await
+        .unwrap();
+    assert!(matches!(
+        m.add_publisher_key(&key("k1", "hub", None)).await,
+        Err(StorageError::Conflict(_))
+    ));
+    // One kept secret per publisher: a second replica's key loses the race.
+    assert!(matches!(
+        m.add_publisher_key(&key("k2", "hub", Some("s2"))).await,
+        Err(StorageError::Conflict(_))
+    ));
+    m.add_publisher_key(&key("k3", "ann@example.com", None))
+        .await
+        .unwrap();
+    assert_eq!(m.own_key("hub").await.unwrap().unwrap().key_id, "k1");
+    assert_eq!(m.own_key("ann@example.com").await.unwrap(), None);
+    assert_eq!(m.publisher_keys(None).await.unwrap().len(), 2);
+    assert!(m.revoke_publisher_key("k3", NOW + 1).await.unwrap());
+    assert!(!m.revoke_publisher_key("k3", NOW + 2).await.unwrap());
+    assert_eq!(
+        m.publisher_key("k3").await.unwrap().unwrap().revoked_at_ms,
+        Some(NOW + 1)
+    );
+
+    let component = |digest: &str| PluginComponent {
+        digest: digest.into(),
+        name: "tagger".into(),
+        version: "0.1.0".into(),
+        kind: "enricher".into(),
+        manifest: "name = \"tagger\"".into(),
+        component: vec![0, 97, 115, 109],
+        created_at_ms: NOW,
+    };
+    let version = |v: &str, publisher: &str, kind: &str, icon: Option<Vec<u8>>| NewVersion {
+        name: "tagger".into(),
+        version: v.into(),
+        kind: kind.into(),
+        description: format!("Tags calls ({v})"),
+        publisher: publisher.into(),
+        digest: format!("pkg-{v}"),
+        key_id: "k1".into(),
+        readme: "# Tagger".into(),
+        icon,
+        package: vec![1, 2, 3],
+        published_by: "hub".into(),
+        published_at_ms: NOW,
+    };
+    m.publish(&version("0.1.0", "hub", "enricher", None), &component("c1"))
+        .await
+        .unwrap();
+    m.publish(
+        &version("0.2.0", "hub", "enricher", Some(vec![137, 80])),
+        &component("c2"),
+    )
+    .await
+    .unwrap();
+    // Versions are immutable, names belong to their publisher, kinds do not change: nothing of
+    // a refused publication is stored.
+    for (v, publisher, kind, digest) in [
+        ("0.2.0", "hub", "enricher", "c3"),
+        ("0.3.0", "mallory", "enricher", "c4"),
+        ("0.3.0", "hub", "detector", "c5"),
+    ] {
+        assert!(matches!(
+            m.publish(&version(v, publisher, kind, None), &component(digest))
+                .await,
+            Err(StorageError::Conflict(_))
+        ));
+        assert_eq!(store.plugin_component(digest).await.unwrap(), None);
+    }
+    let p = m.package("tagger").await.unwrap().unwrap();
+    assert_eq!(
+        (p.publisher.as_str(), p.description.as_str()),
+        ("hub", "Tags calls (0.2.0)")
+    );
+    assert_eq!((p.downloads, p.installs), (0, 0));
+    let mut versions = m.versions("tagger").await.unwrap();
+    versions.sort_by(|a, b| a.version.cmp(&b.version));
+    assert_eq!(versions.len(), 2);
+    assert_eq!((versions[0].has_icon, versions[1].has_icon), (false, true));
+    assert_eq!(versions[1].component_digest, "c2");
+    assert_eq!(
+        m.icon("tagger", "0.2.0").await.unwrap(),
+        Some(vec![137, 80])
+    );
+    assert_eq!(m.icon("tagger", "0.1.0").await.unwrap(), None);
+    assert_eq!(
+        m.package_file("tagger", "0.1.0", true).await.unwrap(),
+        Some(vec![1, 2, 3])
+    );
+    assert_eq!(m.package_file("tagger", "9.9.9", true).await.unwrap(), None);
+    assert_eq!(m.package("tagger").await.unwrap().unwrap().downloads, 1);
+
+    // Search by text (case-insensitive, wildcards literal) and kind.
+    let names =
+        |ps: Vec<hub_storage::PackageRecord>| ps.into_iter().map(|p| p.name).collect::<Vec<_>>();
+    assert_eq!(
+        names(m.packages(Some("TAG"), None).await.unwrap()),
+        ["tagger"]
+    );
+    assert_eq!(
+        names(
+            m.packages(Some("calls (0.2"), Some("enricher"))
+                .await
+                .unwrap()
+        ),
+        ["tagger"]
+    );
+    assert!(m.packages(Some("%"), None).await.unwrap().is_empty());
+    assert!(m.packages(None, Some("detector")).await.unwrap().is_empty());
+
+    // Installs count.
+    let t = tenant(&store, "market-t").await;
+    store
+        .save_plugin_install(&PluginInstall {
+            tenant: t,
+            name: "tagger".into(),
+            digest: "c2".into(),
+            version: "0.2.0".into(),
+            kind: "enricher".into(),
+            enabled: true,
+            position: 1,
+            config_json: "{}".into(),
+            grants_json: "{}".into(),
+            consecutive_failures: 0,
+            disabled_reason: None,
+            installed_at_ms: NOW,
+            updated_at_ms: NOW,
+        })
+        .await
+        .unwrap();
+    assert_eq!(m.package("tagger").await.unwrap().unwrap().installs, 1);
+
+    // Yank and restore.
+    assert!(
+        m.set_yanked("tagger", "0.1.0", Some(("broken", NOW + 5)))
+            .await
+            .unwrap()
+    );
+    let v = m
+        .versions("tagger")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|v| v.version == "0.1.0")
+        .unwrap();
+    assert_eq!(
+        (v.yanked_at_ms, v.yank_reason.as_deref()),
+        (Some(NOW + 5), Some("broken"))
+    );
+    assert!(m.set_yanked("tagger", "0.1.0", None).await.unwrap());
+    assert!(!m.set_yanked("tagger", "7.0.0", None).await.unwrap());
 }
