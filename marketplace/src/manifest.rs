@@ -459,7 +459,8 @@ impl std::fmt::Display for ConfigError {
     }
 }
 
-fn valid_name(name: &str) -> bool {
+/// A plugin (and package) name: 2 to 64 of a-z, 0-9 and `-`, starting with a letter.
+pub fn valid_name(name: &str) -> bool {
     (2..=64).contains(&name.len())
         && name.starts_with(|c: char| c.is_ascii_lowercase())
         && name

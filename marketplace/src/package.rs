@@ -269,7 +269,7 @@ impl Package {
             }
             let mut data = Vec::with_capacity(size as usize);
             (&mut entry)
-                .take(cap as u64 + 1)
+                .take((cap as u64).saturating_add(1))
                 .read_to_end(&mut data)
                 .map_err(not_archive)?;
             if data.len() as u64 != size {

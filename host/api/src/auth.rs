@@ -48,6 +48,8 @@ pub enum Right {
     ReadAudit,
     /// Save, change and delete one's own views.
     SaveViews,
+    /// Browse the plugin marketplace.
+    BrowseCatalog,
 }
 
 impl Right {
@@ -63,6 +65,7 @@ impl Right {
             Right::ManageOwners => "manage owners",
             Right::ReadAudit => "read the audit log",
             Right::SaveViews => "save views",
+            Right::BrowseCatalog => "browse the marketplace",
         }
     }
 
@@ -71,6 +74,7 @@ impl Right {
         use ApiKeyScope::*;
         match self {
             Right::Ingest => &[Ingest],
+            Right::BrowseCatalog => &[Ingest, Query, Admin],
             Right::ReadMetrics | Right::ReadEvents => &[Query],
             Right::ReadConfig => &[Query, Admin],
             Right::ManagePlugins | Right::ManageKeys | Right::ReadAudit => &[Admin],
@@ -82,7 +86,7 @@ impl Right {
     pub fn min_role(self) -> Option<Role> {
         match self {
             Right::Ingest => None,
-            Right::ReadMetrics => Some(Role::Viewer),
+            Right::ReadMetrics | Right::BrowseCatalog => Some(Role::Viewer),
             Right::ReadEvents | Right::ReadConfig | Right::SaveViews => Some(Role::Analyst),
             Right::ManagePlugins | Right::ManageKeys | Right::ManageMembers | Right::ReadAudit => {
                 Some(Role::Admin)
@@ -154,6 +158,21 @@ impl Principal {
                 None => format!("users cannot {}; use an API key", right.as_str()),
             },
         }))
+    }
+
+    /// 403 unless the caller is a user with the publisher right.
+    pub fn require_publisher(&self) -> Result<(), ApiError> {
+        match &self.actor {
+            Actor::User {
+                publisher: true, ..
+            } => Ok(()),
+            Actor::User { .. } => Err(ApiError::Forbidden(
+                "publishing plugins needs the publisher right, which an operator grants (`hub user create --publisher`)".into(),
+            )),
+            Actor::Key { .. } => Err(ApiError::Forbidden(
+                "API keys cannot publish plugins; sign in as a user with the publisher right".into(),
+            )),
+        }
     }
 
     /// A user with the deployment-wide operator right.

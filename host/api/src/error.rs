@@ -19,6 +19,9 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// The request clashes with what exists (a published version, an install).
+    #[error("{0}")]
+    Conflict(String),
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
@@ -31,6 +34,9 @@ pub enum ApiError {
     /// A dependency (the database) failed; the request may be retried.
     #[error("{0}")]
     Unavailable(String),
+    /// Another server this one relies on (a remote catalog) failed or answered nonsense.
+    #[error("{0}")]
+    BadGateway(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -43,8 +49,8 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// Stable machine-readable code: invalid_parameter, bad_request, unauthorized, forbidden,
-    /// not_found, payload_too_large, unsupported_media_type, too_many_requests, unavailable,
-    /// internal.
+    /// not_found, conflict, payload_too_large, unsupported_media_type, too_many_requests,
+    /// unavailable, bad_gateway, internal.
     pub code: &'static str,
     pub message: String,
     /// The offending parameter, for `invalid_parameter`.
@@ -66,10 +72,12 @@ impl ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -81,10 +89,12 @@ impl ApiError {
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
+            Self::Conflict(_) => "conflict",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::TooManyRequests { .. } => "too_many_requests",
             Self::Unavailable(_) => "unavailable",
+            Self::BadGateway(_) => "bad_gateway",
             Self::Internal(_) => "internal",
         }
     }

@@ -89,7 +89,7 @@ fn mib(bytes: usize) -> String {
     }
 }
 
-async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     let too_large =
         || ApiError::PayloadTooLarge(format!("the request body exceeds the {} limit", mib(limit)));
     match http_body_util::Limited::new(body, limit).collect().await {

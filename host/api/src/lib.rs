@@ -9,6 +9,7 @@ pub mod auth;
 mod error;
 mod ingest;
 mod keys;
+mod market;
 pub mod metrics;
 pub mod oidc;
 mod openapi;
@@ -53,6 +54,9 @@ pub struct ApiConfig {
     pub secure_cookies: bool,
     /// Single sign-on, when configured.
     pub oidc: Option<oidc::OidcSettings>,
+    /// Serve the marketplace's catalog (listing, details, packages, icons) without credentials,
+    /// so that other hubs can install from it.
+    pub public_catalog: bool,
 }
 
 impl Default for ApiConfig {
@@ -65,6 +69,7 @@ impl Default for ApiConfig {
             api_key_rate_limit_per_s: DEFAULT_API_KEY_RATE_LIMIT,
             secure_cookies: false,
             oidc: None,
+            public_catalog: false,
         }
     }
 }
@@ -160,6 +165,7 @@ pub fn app(state: AppState) -> Router {
         .merge(ingest::router())
         .merge(query::router())
         .merge(plugins::router())
+        .merge(market::router())
         .merge(keys::router())
         .merge(users::router())
         .merge(oidc::router())

@@ -6,6 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use hub_pipeline::PluginHost;
+use hub_pipeline::plugins::market::InstallRequest;
 use hub_pipeline::plugins::{GrantsDoc, PluginAdminError};
 use hub_storage::PluginInstall;
 use serde::{Deserialize, Serialize};
@@ -15,7 +16,10 @@ use crate::{ApiError, AppState, Principal, Right};
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/plugins", get(list_plugins).put(put_plugins))
+        .route(
+            "/v1/plugins",
+            get(list_plugins).put(put_plugins).post(install_plugin),
+        )
         .route(
             "/v1/plugins/{name}",
             get(get_plugin).put(put_plugin).delete(delete_plugin),
@@ -47,6 +51,26 @@ pub struct LimitsDto {
     pub deadline_ms: Option<u32>,
     pub memory_mib: Option<u32>,
     pub refresh_interval_s: Option<u32>,
+}
+
+impl CapabilitiesDto {
+    pub(crate) fn of(m: &hub_marketplace::Manifest) -> Self {
+        Self {
+            kv: m.capabilities.kv,
+            http: m.capabilities.http.clone(),
+            tags: m.capabilities.tags,
+        }
+    }
+}
+
+impl LimitsDto {
+    pub(crate) fn of(m: &hub_marketplace::Manifest) -> Self {
+        Self {
+            deadline_ms: m.limits.deadline_ms,
+            memory_mib: m.limits.memory_mib,
+            refresh_interval_s: m.limits.refresh_interval_s,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -93,10 +117,36 @@ pub struct PluginListDto {
     pub plugins: Vec<PluginDto>,
 }
 
+/// Installs a package from a catalog for the tenant.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PluginInstallRequest {
+    /// The package name in the catalog.
+    pub package: String,
+    /// Default: the newest version that is not yanked.
+    pub version: Option<String>,
+    /// A remote catalog configured on this hub (`GET /v1/marketplace/catalogs`); default: this
+    /// hub's own marketplace.
+    pub catalog: Option<String>,
+    /// Checked against the plugin's schema and by the plugin; default: the schema's `default`.
+    #[schema(value_type = Option<Object>)]
+    pub config: Option<serde_json::Value>,
+    /// Capabilities granted; default: none. Only what the manifest asks for can be granted.
+    pub grants: Option<GrantsDto>,
+    /// Default: true.
+    pub enabled: Option<bool>,
+}
+
 /// Changes to one plugin; absent fields stay as they are.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PluginUpdate {
+    /// Moves the install to this version of its package (upgrade or downgrade). The
+    /// configuration is carried over when it still fits (else send `config`); grants the new
+    /// version still asks for are kept.
+    pub version: Option<String>,
+    /// The catalog to take `version` from (default: this hub's own).
+    pub catalog: Option<String>,
     /// Enabling clears an automatic disable.
     pub enabled: Option<bool>,
     /// The whole configuration, checked against the plugin's schema and by the plugin.
@@ -128,7 +178,7 @@ pub struct DeleteParams {
     pub purge_kv: bool,
 }
 
-fn host(state: &AppState) -> Result<&Arc<PluginHost>, ApiError> {
+pub(crate) fn host(state: &AppState) -> Result<&Arc<PluginHost>, ApiError> {
     state
         .plugins
         .as_ref()
@@ -136,7 +186,7 @@ fn host(state: &AppState) -> Result<&Arc<PluginHost>, ApiError> {
 }
 
 /// Maps plugin administration errors, prefixing field paths with `at` (`plugins[2].`).
-fn admin_error(e: PluginAdminError, at: &str) -> ApiError {
+pub(crate) fn admin_error(e: PluginAdminError, at: &str) -> ApiError {
     match e {
         PluginAdminError::Config(errors) => {
             let first = &errors[0];
@@ -161,6 +211,17 @@ fn admin_error(e: PluginAdminError, at: &str) -> ApiError {
         }
         PluginAdminError::Manifest(m) => ApiError::BadRequest(m.to_string()),
         PluginAdminError::Load(l) => ApiError::BadRequest(l.to_string()),
+        PluginAdminError::Package(p) => match p {
+            hub_marketplace::PackageError::TooLarge { .. } => {
+                ApiError::PayloadTooLarge(p.to_string())
+            }
+            other => ApiError::BadRequest(other.to_string()),
+        },
+        PluginAdminError::Key(m) | PluginAdminError::Yanked(m) => ApiError::BadRequest(m),
+        PluginAdminError::Forbidden(m) => ApiError::Forbidden(m),
+        PluginAdminError::Exists(m) => ApiError::Conflict(m),
+        PluginAdminError::NotFound(m) => ApiError::NotFound(m),
+        PluginAdminError::Remote(m) => ApiError::BadGateway(m),
         PluginAdminError::Storage(s) => s.into(),
     }
 }
@@ -190,16 +251,8 @@ async fn dto(
             kv: grants.kv,
             http: grants.http,
         },
-        capabilities: CapabilitiesDto {
-            kv: manifest.capabilities.kv,
-            http: manifest.capabilities.http.clone(),
-            tags: manifest.capabilities.tags,
-        },
-        limits: LimitsDto {
-            deadline_ms: manifest.limits.deadline_ms,
-            memory_mib: manifest.limits.memory_mib,
-            refresh_interval_s: manifest.limits.refresh_interval_s,
-        },
+        capabilities: CapabilitiesDto::of(&manifest),
+        limits: LimitsDto::of(&manifest),
         digest: i.digest,
         installed_at: hub_core::time::to_rfc3339(i.installed_at_ms),
         updated_at: hub_core::time::to_rfc3339(i.updated_at_ms),
@@ -326,6 +379,43 @@ async fn prepare(
     u: PluginUpdate,
     at: &str,
 ) -> Result<PluginInstall, ApiError> {
+    if u.catalog.is_some() && u.version.is_none() {
+        return Err(ApiError::invalid(
+            &format!("{at}catalog"),
+            "a catalog goes with a `version` to move to",
+        ));
+    }
+    if let Some(version) = u.version {
+        // A version change installs the other version (saved at once), then applies the rest.
+        if !host
+            .installed(principal.tenant)
+            .await
+            .map_err(|e| admin_error(e, at))?
+            .iter()
+            .any(|i| i.name == name)
+        {
+            return Err(ApiError::NotFound(format!(
+                "plugin '{name}' is not installed for this tenant"
+            )));
+        }
+        return host
+            .install_package(
+                principal.tenant,
+                InstallRequest {
+                    package: name.to_string(),
+                    version: Some(version),
+                    catalog: u.catalog,
+                    config: u.config,
+                    grants: u.grants.map(|g| GrantsDoc {
+                        kv: g.kv,
+                        http: g.http,
+                    }),
+                    enabled: u.enabled,
+                },
+            )
+            .await
+            .map_err(|e| admin_error(e, at));
+    }
     host.prepare_update(
         principal.tenant,
         name,
@@ -363,6 +453,12 @@ pub(crate) async fn put_plugins(
                 format!("plugin '{}' is not installed for this tenant", item.name),
             ));
         }
+        if item.update.version.is_some() || item.update.catalog.is_some() {
+            return Err(ApiError::invalid(
+                &format!("plugins[{i}].version"),
+                "change versions one plugin at a time, with PUT /v1/plugins/{name}",
+            ));
+        }
         if body.plugins[..i].iter().any(|p| p.name == item.name) {
             return Err(ApiError::invalid(
                 &format!("plugins[{i}].name"),
@@ -389,8 +485,65 @@ pub(crate) async fn put_plugins(
 }
 
 #[utoipa::path(
+    post, path = "/v1/plugins", tag = "plugins",
+    description = "Installs a package from this hub's marketplace or a remote catalog (whose package digest and signature are checked again here) with its configuration and grants. Enrichers run after the ones installed before (reorder with PUT /v1/plugins). Needs the `admin` scope.",
+    request_body = PluginInstallRequest,
+    responses((status = 201, body = PluginDto), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody), (status = 502, body = crate::error::ErrorBody)),
+    security(("api_key" = []))
+)]
+pub(crate) async fn install_plugin(
+    State(state): State<AppState>,
+    principal: Principal,
+    body: axum::body::Bytes,
+) -> Result<(axum::http::StatusCode, Json<PluginDto>), ApiError> {
+    principal.require(Right::ManagePlugins)?;
+    let body: PluginInstallRequest = crate::json_body(&body)?;
+    let host = host(&state)?;
+    if state
+        .storage
+        .plugin_installs(principal.tenant)
+        .await?
+        .iter()
+        .any(|i| i.name == body.package)
+    {
+        return Err(ApiError::Conflict(format!(
+            "'{}' is already installed; change its version with PUT /v1/plugins/{}",
+            body.package, body.package
+        )));
+    }
+    let before = settings(&state, &principal).await?;
+    let name = body.package.clone();
+    host.install_package(
+        principal.tenant,
+        InstallRequest {
+            package: body.package,
+            version: body.version,
+            catalog: body.catalog,
+            config: body.config,
+            grants: body.grants.map(|g| GrantsDoc {
+                kv: g.kv,
+                http: g.http,
+            }),
+            enabled: body.enabled,
+        },
+    )
+    .await
+    .map_err(|e| admin_error(e, ""))?;
+    audit_change(
+        &state,
+        &principal,
+        "plugin.install",
+        Some(format!("plugin:{name}")),
+        before,
+    )
+    .await?;
+    let Json(dto) = get_plugin(State(state), principal, Path(name)).await?;
+    Ok((axum::http::StatusCode::CREATED, Json(dto)))
+}
+
+#[utoipa::path(
     put, path = "/v1/plugins/{name}", tag = "plugins",
-    description = "Enables, disables, configures or changes the grants of one plugin. Needs the `admin` scope.",
+    description = "Enables, disables, configures, changes the grants of, or moves to another version (upgrade or downgrade) one plugin. Needs the `admin` scope.",
     params(("name" = String, Path, description = "plugin name")),
     request_body = PluginUpdate,
     responses((status = 200, body = PluginDto), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),

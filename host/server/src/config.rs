@@ -126,6 +126,36 @@ pub struct ServeArgs {
     /// Let plugins reach loopback and private addresses over HTTP (default false).
     #[arg(long, env = "HUB_PLUGIN_ALLOW_PRIVATE_HTTP")]
     pub plugin_allow_private_http: Option<bool>,
+    /// Largest plugin package accepted or downloaded, in bytes (default 20 MiB).
+    #[arg(long, env = "HUB_MAX_PACKAGE_BYTES")]
+    pub max_package_bytes: Option<usize>,
+    /// Serve the marketplace catalog (listing, details, package downloads) without credentials,
+    /// so that other hubs can install from it (default false: any API key or user).
+    #[arg(long, env = "HUB_PUBLIC_CATALOG")]
+    pub public_catalog: Option<bool>,
+    /// NAME=URL, repeatable: another hub's marketplace that tenants may install from.
+    #[arg(
+        long = "remote-catalog",
+        env = "HUB_REMOTE_CATALOGS",
+        value_delimiter = ','
+    )]
+    pub remote_catalogs: Vec<String>,
+    /// NAME=TOKEN, repeatable: the credential (an API key of the remote hub) for a remote catalog
+    /// that does not serve its catalog publicly.
+    #[arg(
+        long = "remote-catalog-token",
+        env = "HUB_REMOTE_CATALOG_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub remote_catalog_tokens: Vec<String>,
+    /// ed25519:BASE64, repeatable: publisher keys trusted for packages from remote catalogs.
+    #[arg(
+        long = "trusted-publisher-key",
+        env = "HUB_TRUSTED_PUBLISHER_KEYS",
+        value_delimiter = ','
+    )]
+    pub trusted_publisher_keys: Vec<String>,
 }
 
 /// `hub.toml`: every field optional; unknown fields are errors.
@@ -166,6 +196,70 @@ struct FileConfig {
     plugins_dir: Option<PathBuf>,
     plugin_max_failures: Option<u32>,
     plugin_allow_private_http: Option<bool>,
+    max_package_bytes: Option<usize>,
+    public_catalog: Option<bool>,
+    remote_catalogs: Option<Vec<String>>,
+    remote_catalog_tokens: Option<Vec<String>>,
+    trusted_publisher_keys: Option<Vec<String>>,
+}
+
+/// A list flag: the command line's when given, else the file's.
+fn list(cli: Vec<String>, file: Option<Vec<String>>) -> Vec<String> {
+    if cli.is_empty() {
+        file.unwrap_or_default()
+    } else {
+        cli
+    }
+}
+
+/// `--remote-catalog NAME=URL` with `--remote-catalog-token NAME=TOKEN`, checked.
+fn remote_catalogs(
+    catalogs: Vec<String>,
+    tokens: Vec<String>,
+) -> Result<Vec<hub_pipeline::plugins::market::RemoteCatalog>> {
+    let pair = |flag: &str, s: &str| -> Result<(String, String)> {
+        let (name, value) = s
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--{flag} {s}: expected NAME=VALUE"))?;
+        let name = name.trim();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            anyhow::bail!("--{flag} {s}: the name must be letters, digits, - and _");
+        }
+        Ok((name.to_string(), value.trim().to_string()))
+    };
+    let tokens = tokens
+        .iter()
+        .map(|t| pair("remote-catalog-token", t))
+        .collect::<Result<Vec<_>>>()?;
+    let mut out: Vec<hub_pipeline::plugins::market::RemoteCatalog> = Vec::new();
+    for c in &catalogs {
+        let (name, url) = pair("remote-catalog", c)?;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            anyhow::bail!("--remote-catalog {c}: the URL must start with http:// or https://");
+        }
+        if out.iter().any(|r| r.name == name) {
+            anyhow::bail!("--remote-catalog: '{name}' is given twice");
+        }
+        out.push(hub_pipeline::plugins::market::RemoteCatalog {
+            token: tokens
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, t)| t.clone()),
+            name,
+            url,
+        });
+    }
+    if let Some((n, _)) = tokens
+        .iter()
+        .find(|(n, _)| !out.iter().any(|r| &r.name == n))
+    {
+        anyhow::bail!("--remote-catalog-token {n}=…: there is no --remote-catalog named '{n}'");
+    }
+    Ok(out)
 }
 
 /// The resolved configuration.
@@ -340,6 +434,7 @@ impl ServeArgs {
                     .or(file.secure_cookies)
                     .unwrap_or(defaults.secure_cookies),
                 oidc,
+                public_catalog: self.public_catalog.or(file.public_catalog).unwrap_or(false),
             },
             retention: hub_storage::RetentionPolicy {
                 raw_ms: keep(
@@ -403,6 +498,24 @@ impl ServeArgs {
                     .or(file.plugin_max_failures)
                     .unwrap_or(5)
                     .max(1),
+                market: hub_pipeline::plugins::market::MarketConfig {
+                    max_package_bytes: self
+                        .max_package_bytes
+                        .or(file.max_package_bytes)
+                        .unwrap_or(hub_marketplace::package::DEFAULT_MAX_PACKAGE_BYTES),
+                    remotes: remote_catalogs(
+                        list(self.remote_catalogs, file.remote_catalogs),
+                        list(self.remote_catalog_tokens, file.remote_catalog_tokens),
+                    )?,
+                    trusted_keys: {
+                        let keys = list(self.trusted_publisher_keys, file.trusted_publisher_keys);
+                        for k in &keys {
+                            hub_marketplace::PublicKey::parse(k)
+                                .map_err(|e| anyhow::anyhow!("--trusted-publisher-key {k}: {e}"))?;
+                        }
+                        keys
+                    },
+                },
                 ..Default::default()
             },
             plugins_dir: self

@@ -130,24 +130,119 @@ async fn tenant_id(storage: &dyn Storage, name: &str) -> Result<hub_core::Tenant
     Ok(crate::tenant_named(storage, name).await?.id)
 }
 
-/// Installs `<dir>/<name>/<name>.wasm` with `<dir>/<name>/plugin.toml`, granting what it asks for.
-pub async fn install_from_dir(
-    host: &PluginHost,
-    tenant: hub_core::TenantId,
+/// The first-party plugins laid out in `dir` (`<name>/plugin.toml`, `<name>/<name>.wasm`,
+/// `<name>/README.md`, optionally `<name>/icon.png`), by name.
+pub fn first_party_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().join("plugin.toml").is_file())
+                .filter_map(|e| e.file_name().to_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Packs `<dir>/<name>` into a package signed with `key`.
+pub fn pack_dir(
     dir: &Path,
     name: &str,
+    key: &hub_marketplace::SecretKey,
+) -> Result<hub_marketplace::Package> {
+    let read = |file: &str| {
+        let path = dir.join(name).join(file);
+        std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
+    };
+    let manifest = String::from_utf8(read("plugin.toml")?).context("plugin.toml is not UTF-8")?;
+    let readme = String::from_utf8(read("README.md")?).context("README.md is not UTF-8")?;
+    let icon = dir
+        .join(name)
+        .join("icon.png")
+        .is_file()
+        .then(|| read("icon.png"))
+        .transpose()?;
+    let mut package =
+        hub_marketplace::Package::new(manifest, read(&format!("{name}.wasm"))?, readme, icon);
+    package.sign(key);
+    Ok(package)
+}
+
+/// Publishes the first-party plugins in `dir` whose version the marketplace does not have yet,
+/// signed with the deployment's own key, through the same checks as any publication. Returns
+/// "name version" for each one published; failures are logged and skipped.
+pub async fn publish_first_party(host: &PluginHost, dir: &Path, names: &[String]) -> Vec<String> {
+    use hub_pipeline::plugins::market::{FIRST_PARTY, Publisher};
+    let key = match host.own_key().await {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!(error = %e, "no first-party signing key; first-party plugins are not published");
+            return Vec::new();
+        }
+    };
+    let publisher = Publisher {
+        name: FIRST_PARTY.into(),
+        user_id: None,
+        label: "hub".into(),
+    };
+    let mut published = Vec::new();
+    for name in names {
+        let package = match pack_dir(dir, name, &key) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(plugin = %name, error = %format!("{e:#}"), "first-party plugin not packed");
+                continue;
+            }
+        };
+        let version = hub_marketplace::Manifest::parse(
+            &package.manifest,
+            &hub_pipeline::plugins::host_version(),
+        )
+        .map(|m| m.version.to_string())
+        .unwrap_or_default();
+        match host.catalog_has(name, &version).await {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(plugin = %name, error = %e, "catalog unreadable");
+                continue;
+            }
+        }
+        match host.publish(package.to_bytes(), &publisher).await {
+            Ok((m, _)) => {
+                tracing::info!(plugin = %m.name, version = %m.version, "published first-party plugin");
+                published.push(format!("{} {}", m.name, m.version));
+            }
+            Err(e) => {
+                tracing::error!(plugin = %name, error = %e, "publishing a first-party plugin failed")
+            }
+        }
+    }
+    published
+}
+
+/// Installs a first-party plugin from the marketplace for `tenant`, granting what it asks for.
+pub async fn install_first_party(
+    host: &PluginHost,
+    tenant: hub_core::TenantId,
+    name: &str,
 ) -> Result<hub_storage::PluginInstall> {
-    let manifest_path = dir.join(name).join("plugin.toml");
-    let wasm_path = dir.join(name).join(format!("{name}.wasm"));
-    let source = std::fs::read_to_string(&manifest_path)
-        .with_context(|| format!("reading {}", manifest_path.display()))?;
-    let wasm =
-        std::fs::read(&wasm_path).with_context(|| format!("reading {}", wasm_path.display()))?;
-    let manifest =
-        hub_marketplace::Manifest::parse(&source, &hub_pipeline::plugins::host_version())?;
-    let grants = parse_grants(&["all".to_string()], &manifest)?;
+    let package = host.fetch_package(name, None, None).await?;
+    let manifest = hub_marketplace::Manifest::parse(
+        &package.manifest,
+        &hub_pipeline::plugins::host_version(),
+    )?;
     Ok(host
-        .install(tenant, &source, wasm, None, grants, true)
+        .install(
+            tenant,
+            &package.manifest,
+            package.component,
+            None,
+            hub_pipeline::plugins::market::everything_asked(&manifest),
+            true,
+        )
         .await?)
 }
 

@@ -9,6 +9,8 @@ use hub_pipeline::{Pipeline, PipelineConfig};
 use crate::config::ServeArgs;
 
 const BOOTSTRAP_KEY: &str = "bootstrap.demo_tenant";
+/// First-party plugins the demo tenant has enabled from the start.
+const DEMO_PLUGINS: [&str; 2] = ["cost", "registry"];
 
 pub async fn run(args: ServeArgs) -> Result<()> {
     let (storage, settings) = crate::open_db(args).await?;
@@ -46,6 +48,15 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     // the first start the key, last.
     audit_settings(storage.as_ref(), &settings).await?;
     let first_start = bootstrap(storage.as_ref(), &plugins, &settings).await?;
+    // The first-party catalog: what the demo tenant needed was published above; the rest (and new
+    // versions after an upgrade) are checked and published in the background, off the start path.
+    let catalog = {
+        let (plugins, dir) = (plugins.clone(), settings.plugins_dir.clone());
+        tokio::spawn(async move {
+            let names = crate::plugins::first_party_names(&dir);
+            crate::plugins::publish_first_party(&plugins, &dir, &names).await;
+        })
+    };
     println!(
         "hub listening on http://{} ({} storage)",
         listener.local_addr()?,
@@ -73,13 +84,15 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     }
     maintenance.abort();
     refresher.abort();
+    catalog.abort();
     storage.close().await;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// On an empty database, creates the demo tenant with the first-party `cost` and `registry`
-/// plugins enabled (when built: see `scripts/build-plugins`) and an ingest+query key, printed once.
+/// On an empty database, publishes the first-party `cost` and `registry` plugins into the
+/// marketplace and creates the demo tenant with both installed from it (when built: see
+/// `scripts/build-plugins`) and an ingest+query key, printed once.
 async fn bootstrap(
     storage: &dyn hub_storage::Storage,
     plugins: &hub_pipeline::PluginHost,
@@ -107,14 +120,14 @@ async fn bootstrap(
     )
     .await?;
     let mut enabled = Vec::new();
-    for name in ["cost", "registry"] {
-        if !settings.plugins_dir.join(name).join("plugin.toml").exists() {
+    let demo: Vec<String> = DEMO_PLUGINS.iter().map(|s| s.to_string()).collect();
+    crate::plugins::publish_first_party(plugins, &settings.plugins_dir, &demo).await;
+    for name in DEMO_PLUGINS {
+        if !plugins.catalog_has_any(name).await? {
             tracing::warn!(dir = %settings.plugins_dir.display(), plugin = name, "first-party plugin not built; run scripts/build-plugins");
             continue;
         }
-        match crate::plugins::install_from_dir(plugins, tenant.id, &settings.plugins_dir, name)
-            .await
-        {
+        match crate::plugins::install_first_party(plugins, tenant.id, name).await {
             Ok(i) => enabled.push(format!("{} {}", i.name, i.version)),
             Err(e) => {
                 tracing::error!(plugin = name, error = %e, "installing a first-party plugin failed")

@@ -42,7 +42,7 @@ impl PluginHost {
 
     /// Checks `config` against the schema and against the plugin itself (a fresh instance's
     /// `configure`), off the request path.
-    async fn check_config(
+    pub(super) async fn check_config(
         &self,
         plugin: &Plugin,
         config: &serde_json::Value,
@@ -127,6 +127,14 @@ impl PluginHost {
         self.storage.save_plugin_install(&install).await?;
         self.invalidate(tenant);
         Ok(install)
+    }
+
+    /// The tenant's installs in running order.
+    pub async fn installed(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Vec<PluginInstall>, PluginAdminError> {
+        Ok(self.storage.plugin_installs(tenant).await?)
     }
 
     async fn existing(

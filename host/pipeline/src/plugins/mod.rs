@@ -20,6 +20,7 @@ use hub_marketplace::{Manifest, PluginKind};
 use hub_runtime::{CallError, Grants, Instance, LoadError, Plugin, Runtime};
 
 mod admin;
+pub mod market;
 use hub_storage::{PluginInstall, Storage, StorageError};
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +38,8 @@ pub struct PluginHostConfig {
     pub installs_ttl: Duration,
     /// Live instances at most (keep below the runtime's pool size).
     pub max_instances: usize,
+    /// Package limits, remote catalogs and the keys trusted for them.
+    pub market: market::MarketConfig,
 }
 
 impl Default for PluginHostConfig {
@@ -45,6 +48,7 @@ impl Default for PluginHostConfig {
             max_consecutive_failures: 5,
             installs_ttl: Duration::from_secs(5),
             max_instances: 200,
+            market: market::MarketConfig::default(),
         }
     }
 }
@@ -85,6 +89,25 @@ pub enum PluginAdminError {
     Grants(String),
     #[error("plugin `{0}` is not installed for this tenant")]
     NotInstalled(String),
+    /// A package that is malformed, too large, unsigned or altered.
+    #[error("{0}")]
+    Package(#[from] hub_marketplace::PackageError),
+    /// An unknown, revoked or untrusted signing key.
+    #[error("{0}")]
+    Key(String),
+    /// A package name or key that belongs to another publisher.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A version that already exists (versions never change).
+    #[error("{0}")]
+    Exists(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Yanked(String),
+    /// A remote catalog that could not be reached or answered nonsense.
+    #[error("{0}")]
+    Remote(String),
     #[error("{0}")]
     Storage(#[from] StorageError),
 }

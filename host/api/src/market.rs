@@ -1,0 +1,783 @@
+//! `/v1/marketplace`: publishers register keys and publish signed packages; everyone signed in
+//! (or anyone, with `--public-catalog`) browses the catalog, reads details and downloads
+//! packages; publishers yank their versions. Remote catalogs configured on this hub are browsed
+//! with `?catalog=NAME`.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, put};
+use axum::{Json, Router};
+use hub_marketplace::Manifest;
+use hub_pipeline::PluginHost;
+use hub_pipeline::plugins::market::{Publisher, sort_versions};
+use hub_storage::{PackageRecord, PublisherKey, VersionRecord};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::plugins::{CapabilitiesDto, LimitsDto, admin_error, host};
+use crate::{ApiError, AppState, Principal, Right};
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/marketplace/packages",
+            get(list_packages)
+                .post(publish)
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route("/v1/marketplace/packages/{name}", get(package_details))
+        .route(
+            "/v1/marketplace/packages/{name}/versions/{version}/package",
+            get(download),
+        )
+        .route(
+            "/v1/marketplace/packages/{name}/versions/{version}/icon",
+            get(icon),
+        )
+        .route(
+            "/v1/marketplace/packages/{name}/versions/{version}/yank",
+            put(yank).delete(unyank),
+        )
+        .route("/v1/marketplace/keys", get(list_keys).post(register_key))
+        .route("/v1/marketplace/keys/{key_id}", delete(revoke_key))
+        .route("/v1/marketplace/catalogs", get(list_catalogs))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PackageSummaryDto {
+    pub name: String,
+    /// enricher, detector, forecaster or integration.
+    pub kind: String,
+    pub publisher: String,
+    pub description: String,
+    /// The newest version that is not yanked.
+    pub latest_version: Option<String>,
+    pub downloads: i64,
+    /// Tenants that have it installed.
+    pub installs: i64,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PackageListDto {
+    pub packages: Vec<PackageSummaryDto>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionDto {
+    pub version: String,
+    pub published_at: String,
+    pub published_by: String,
+    /// What changed, from the manifest's changelog.
+    pub changelog: Option<String>,
+    pub yanked: bool,
+    pub yanked_reason: Option<String>,
+    /// The package digest (SHA-256 over the entries), which the signature covers.
+    pub digest: String,
+    /// Bytes of the `.hubpkg`.
+    pub size: i64,
+    pub downloads: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PackageDetailDto {
+    pub name: String,
+    pub kind: String,
+    pub publisher: String,
+    /// The version these details describe.
+    pub version: String,
+    pub description: String,
+    pub authors: Vec<String>,
+    pub license: Option<String>,
+    pub homepage: Option<String>,
+    /// `hub:plugin/<kind>@<version>`.
+    pub world: String,
+    pub min_host_version: Option<String>,
+    /// The README as written (Markdown).
+    pub readme: String,
+    /// The README rendered to HTML (raw HTML in it shown as text).
+    pub readme_html: String,
+    pub capabilities: CapabilitiesDto,
+    pub limits: LimitsDto,
+    /// JSON Schema of the configuration.
+    #[schema(value_type = Object)]
+    pub config_schema: serde_json::Value,
+    /// The schema's example configuration.
+    #[schema(value_type = Object)]
+    pub example_config: serde_json::Value,
+    pub digest: String,
+    /// SHA-256 of the component alone.
+    pub component_digest: String,
+    /// The publisher key that signed this version.
+    pub key_id: String,
+    pub icon_url: Option<String>,
+    pub downloads: i64,
+    pub installs: i64,
+    /// Newest first.
+    pub versions: Vec<VersionDto>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// Text found in the name or description (case-insensitive).
+    pub q: Option<String>,
+    /// enricher, detector, forecaster or integration.
+    pub kind: Option<String>,
+    /// A remote catalog configured on this hub (default: this hub's own).
+    pub catalog: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DetailParams {
+    /// Default: the newest version that is not yanked (or the newest, if all are).
+    pub version: Option<String>,
+    pub catalog: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct YankRequest {
+    /// Why, shown to tenants (at most 500 characters).
+    pub reason: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRequest {
+    /// `ed25519:<base64>`, as `hub keys generate` prints it.
+    pub public_key: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublisherKeyDto {
+    pub key_id: String,
+    pub publisher: String,
+    pub public_key: String,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublisherKeyListDto {
+    pub keys: Vec<PublisherKeyDto>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CatalogDto {
+    pub name: String,
+    pub url: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CatalogListDto {
+    pub catalogs: Vec<CatalogDto>,
+}
+
+/// Catalog reads are open to anyone signed in, and to everyone with `--public-catalog`.
+fn browse(state: &AppState, principal: Result<Principal, ApiError>) -> Result<(), ApiError> {
+    match principal {
+        Ok(p) => p.require(Right::BrowseCatalog),
+        Err(_) if state.config.public_catalog => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn version_dto(v: &VersionRecord) -> VersionDto {
+    let changelog = Manifest::parse(&v.manifest, &hub_pipeline::plugins::host_version())
+        .ok()
+        .and_then(|m| m.changelog.get(&v.version).cloned());
+    VersionDto {
+        version: v.version.clone(),
+        published_at: hub_core::time::to_rfc3339(v.published_at_ms),
+        published_by: v.published_by.clone(),
+        changelog,
+        yanked: v.yanked_at_ms.is_some(),
+        yanked_reason: v.yank_reason.clone(),
+        digest: v.digest.clone(),
+        size: v.size,
+        downloads: v.downloads,
+    }
+}
+
+fn latest_of(versions: &[VersionRecord]) -> Option<&VersionRecord> {
+    hub_pipeline::plugins::market::latest(versions, |v| (&v.version, v.yanked_at_ms.is_some()))
+}
+
+fn summary(p: PackageRecord, versions: &[VersionRecord]) -> PackageSummaryDto {
+    PackageSummaryDto {
+        latest_version: latest_of(versions).map(|v| v.version.clone()),
+        name: p.name,
+        kind: p.kind,
+        publisher: p.publisher,
+        description: p.description,
+        downloads: p.downloads,
+        installs: p.installs,
+        updated_at: hub_core::time::to_rfc3339(p.updated_at_ms),
+    }
+}
+
+fn remote_path(path: &str, params: &[(&str, Option<&str>)]) -> String {
+    let query: Vec<String> = params
+        .iter()
+        .filter_map(|(k, v)| v.map(|v| format!("{k}={}", urlencoding(v))))
+        .collect();
+    if query.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{}", query.join("&"))
+    }
+}
+
+fn urlencoding(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[utoipa::path(
+    get, path = "/v1/marketplace/packages", tag = "marketplace",
+    description = "The catalog: packages whose name or description contains `q`, of `kind`, from this hub's marketplace or a configured remote `catalog`. Anyone signed in (any key scope, any role); everyone with --public-catalog.",
+    params(ListParams),
+    responses((status = 200, body = PackageListDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)),
+    security(("api_key" = []))
+)]
+pub(crate) async fn list_packages(
+    State(state): State<AppState>,
+    principal: Result<Principal, ApiError>,
+    Query(params): Query<ListParams>,
+) -> Result<Response, ApiError> {
+    browse(&state, principal)?;
+    if let Some(k) = &params.kind
+        && hub_marketplace::PluginKind::parse(k).is_none()
+    {
+        return Err(ApiError::invalid(
+            "kind",
+            format!("'{k}' is not a kind: enricher, detector, forecaster or integration"),
+        ));
+    }
+    if let Some(c) = &params.catalog {
+        let path = remote_path(
+            "/v1/marketplace/packages",
+            &[("q", params.q.as_deref()), ("kind", params.kind.as_deref())],
+        );
+        let json = host(&state)?
+            .remote_json(c, &path)
+            .await
+            .map_err(|e| admin_error(e, ""))?;
+        return Ok(Json(json).into_response());
+    }
+    let market = state.storage.market();
+    let mut packages = Vec::new();
+    for p in market
+        .packages(params.q.as_deref(), params.kind.as_deref())
+        .await?
+    {
+        let versions = market.versions(&p.name).await?;
+        packages.push(summary(p, &versions));
+    }
+    Ok(Json(PackageListDto { packages }).into_response())
+}
+
+async fn details(
+    state: &AppState,
+    name: &str,
+    version: Option<&str>,
+) -> Result<PackageDetailDto, ApiError> {
+    let market = state.storage.market();
+    let not_found = || ApiError::NotFound(format!("package '{name}' is not in this marketplace"));
+    let package = market.package(name).await?.ok_or_else(not_found)?;
+    let mut versions = market.versions(name).await?;
+    sort_versions(&mut versions);
+    let shown = match version {
+        Some(v) => versions
+            .iter()
+            .find(|x| x.version == v)
+            .ok_or_else(|| ApiError::NotFound(format!("'{name}' has no version {v}")))?,
+        None => latest_of(&versions)
+            .or(versions.first())
+            .ok_or_else(not_found)?,
+    };
+    let manifest = Manifest::parse(&shown.manifest, &hub_pipeline::plugins::host_version())
+        .map_err(|e| ApiError::Internal(format!("stored manifest of {name}: {e}")))?;
+    Ok(PackageDetailDto {
+        name: package.name.clone(),
+        kind: package.kind.clone(),
+        publisher: package.publisher.clone(),
+        version: shown.version.clone(),
+        description: manifest.description.clone(),
+        authors: manifest.authors.clone(),
+        license: manifest.license.clone(),
+        homepage: manifest.homepage.clone(),
+        world: manifest.world.clone(),
+        min_host_version: manifest.min_host_version.as_ref().map(|v| v.to_string()),
+        readme_html: hub_marketplace::readme::to_html(&shown.readme),
+        readme: shown.readme.clone(),
+        capabilities: CapabilitiesDto::of(&manifest),
+        limits: LimitsDto::of(&manifest),
+        config_schema: manifest.config_schema.clone(),
+        example_config: manifest.example_config(),
+        digest: shown.digest.clone(),
+        component_digest: shown.component_digest.clone(),
+        key_id: shown.key_id.clone(),
+        icon_url: shown.has_icon.then(|| {
+            format!(
+                "/v1/marketplace/packages/{name}/versions/{}/icon",
+                shown.version
+            )
+        }),
+        downloads: package.downloads,
+        installs: package.installs,
+        versions: versions.iter().map(version_dto).collect(),
+    })
+}
+
+#[utoipa::path(
+    get, path = "/v1/marketplace/packages/{name}", tag = "marketplace",
+    description = "A package: its README (Markdown and rendered), capabilities, limits, configuration schema, publisher, digest, figures and every version with its changelog.",
+    params(("name" = String, Path, description = "package name"), DetailParams),
+    responses((status = 200, body = PackageDetailDto), (status = 404, body = crate::error::ErrorBody)),
+    security(("api_key" = []))
+)]
+pub(crate) async fn package_details(
+    State(state): State<AppState>,
+    principal: Result<Principal, ApiError>,
+    Path(name): Path<String>,
+    Query(params): Query<DetailParams>,
+) -> Result<Response, ApiError> {
+    browse(&state, principal)?;
+    if let Some(c) = &params.catalog {
+        if !hub_marketplace::manifest::valid_name(&name) {
+            return Err(ApiError::NotFound(format!(
+                "'{name}' is not a package name"
+            )));
+        }
+        let path = remote_path(
+            &format!("/v1/marketplace/packages/{name}"),
+            &[("version", params.version.as_deref())],
+        );
+        let json = host(&state)?
+            .remote_json(c, &path)
+            .await
+            .map_err(|e| admin_error(e, ""))?;
+        return Ok(Json(json).into_response());
+    }
+    Ok(Json(details(&state, &name, params.version.as_deref()).await?).into_response())
+}
+
+#[utoipa::path(
+    get, path = "/v1/marketplace/packages/{name}/versions/{version}/package", tag = "marketplace",
+    description = "The signed `.hubpkg` of a version (counts a download). `X-Hub-Digest` carries the package digest; yanked versions stay downloadable for hubs that run them.",
+    params(("name" = String, Path), ("version" = String, Path)),
+    responses((status = 200, content_type = "application/gzip"), (status = 404, body = crate::error::ErrorBody)),
+    security(("api_key" = []))
+)]
+pub(crate) async fn download(
+    State(state): State<AppState>,
+    principal: Result<Principal, ApiError>,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    browse(&state, principal)?;
+    let market = state.storage.market();
+    let record = market
+        .versions(&name)
+        .await?
+        .into_iter()
+        .find(|v| v.version == version)
+        .ok_or_else(|| ApiError::NotFound(format!("'{name}' has no version {version}")))?;
+    let bytes = market
+        .package_file(&name, &version, true)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("'{name}' has no version {version}")))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/gzip".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}-{version}.hubpkg\""),
+            ),
+            (
+                header::HeaderName::from_static("x-hub-digest"),
+                record.digest,
+            ),
+        ],
+        Body::from(bytes),
+    )
+        .into_response())
+}
+
+#[utoipa::path(
+    get, path = "/v1/marketplace/packages/{name}/versions/{version}/icon", tag = "marketplace",
+    description = "The version's icon (PNG), if it has one.",
+    params(("name" = String, Path), ("version" = String, Path)),
+    responses((status = 200, content_type = "image/png"), (status = 404, body = crate::error::ErrorBody)),
+    security(("api_key" = []))
+)]
+pub(crate) async fn icon(
+    State(state): State<AppState>,
+    principal: Result<Principal, ApiError>,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    browse(&state, principal)?;
+    let bytes = state
+        .storage
+        .market()
+        .icon(&name, &version)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("{name} {version} has no icon")))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/png"),
+            (header::CACHE_CONTROL, "public, max-age=86400, immutable"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        Body::from(bytes),
+    )
+        .into_response())
+}
+
+fn publisher_of(principal: &Principal) -> Result<Publisher, ApiError> {
+    principal.require_publisher()?;
+    match &principal.actor {
+        crate::auth::Actor::User { id, email, .. } => Ok(Publisher {
+            name: email.clone(),
+            user_id: Some(*id),
+            label: principal.actor_label(),
+        }),
+        crate::auth::Actor::Key { .. } => unreachable!("require_publisher refuses keys"),
+    }
+}
+
+async fn audit_market(
+    state: &AppState,
+    principal: &Principal,
+    action: &str,
+    target: String,
+    outcome: &str,
+    after: Option<serde_json::Value>,
+) {
+    crate::audit::record(
+        state,
+        hub_storage::AuditEntry {
+            at_ms: hub_core::time::now_ms(),
+            tenant: None,
+            actor: principal.actor_label(),
+            action: action.into(),
+            target: Some(target),
+            source: principal.source.clone(),
+            outcome: outcome.into(),
+            before: None,
+            after: after.map(|v| v.to_string()),
+        },
+    )
+    .await;
+}
+
+#[utoipa::path(
+    post, path = "/v1/marketplace/packages", tag = "marketplace",
+    description = "Publishes a signed `.hubpkg` (the request body, `application/gzip` or `application/octet-stream`; at most --max-package-bytes, default 20 MiB). The signature, digest, manifest, component (world, exports, imports) and `configure` with the schema's example are checked before anything is stored. Needs a user with the publisher right whose key signed the package.",
+    request_body(content = Vec<u8>, content_type = "application/gzip"),
+    responses((status = 201, body = PackageDetailDto), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody)),
+    security(("api_key" = []))
+)]
+pub(crate) async fn publish(
+    State(state): State<AppState>,
+    principal: Principal,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let publisher = publisher_of(&principal)?;
+    let host: Arc<PluginHost> = host(&state)?.clone();
+    let bytes = crate::ingest::read_limited(body, host.max_package_bytes())
+        .await
+        .map_err(|e| match e {
+            ApiError::PayloadTooLarge(_) => ApiError::PayloadTooLarge(format!(
+                "the package is larger than the limit of {} bytes",
+                host.max_package_bytes()
+            )),
+            other => other,
+        })?;
+    let size = bytes.len();
+    match host.publish(bytes.to_vec(), &publisher).await {
+        Ok((manifest, version)) => {
+            audit_market(
+                &state,
+                &principal,
+                "marketplace.publish",
+                format!("package:{}@{}", manifest.name, version.version),
+                "ok",
+                Some(serde_json::json!({"digest": version.digest, "key_id": version.key_id, "size": size})),
+            )
+            .await;
+            let dto = details(&state, &manifest.name, Some(&version.version)).await?;
+            Ok((StatusCode::CREATED, Json(dto)).into_response())
+        }
+        Err(e) => {
+            audit_market(
+                &state,
+                &principal,
+                "marketplace.publish",
+                "package".into(),
+                "denied",
+                Some(serde_json::json!({"reason": e.to_string(), "size": size})),
+            )
+            .await;
+            Err(admin_error(e, ""))
+        }
+    }
+}
+
+/// The package's publisher or an operator; 404 for a package or version that does not exist.
+async fn may_manage(
+    state: &AppState,
+    principal: &Principal,
+    name: &str,
+    version: &str,
+) -> Result<(), ApiError> {
+    let publisher = if principal.is_operator() {
+        None
+    } else {
+        Some(publisher_of(principal)?)
+    };
+    let market = state.storage.market();
+    let package = market.package(name).await?.ok_or_else(|| {
+        ApiError::NotFound(format!("package '{name}' is not in this marketplace"))
+    })?;
+    if let Some(p) = publisher
+        && p.name != package.publisher
+    {
+        return Err(ApiError::Forbidden(format!(
+            "package '{name}' belongs to publisher {}",
+            package.publisher
+        )));
+    }
+    if !market
+        .versions(name)
+        .await?
+        .iter()
+        .any(|v| v.version == version)
+    {
+        return Err(ApiError::NotFound(format!(
+            "'{name}' has no version {version}"
+        )));
+    }
+    Ok(())
+}
+
+#[utoipa::path(
+    put, path = "/v1/marketplace/packages/{name}/versions/{version}/yank", tag = "marketplace",
+    description = "Yanks a version with a reason: no new installs; tenants that run it keep it. The package's publisher or an operator.",
+    params(("name" = String, Path), ("version" = String, Path)),
+    request_body = YankRequest,
+    responses((status = 200, body = PackageDetailDto), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
+    security(("api_key" = []))
+)]
+pub(crate) async fn yank(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((name, version)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Json<PackageDetailDto>, ApiError> {
+    let body: YankRequest = crate::json_body(&body)?;
+    let reason = body.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(ApiError::invalid(
+            "reason",
+            "say why in 1 to 500 characters; tenants see it",
+        ));
+    }
+    may_manage(&state, &principal, &name, &version).await?;
+    state
+        .storage
+        .market()
+        .set_yanked(&name, &version, Some((reason, hub_core::time::now_ms())))
+        .await?;
+    audit_market(
+        &state,
+        &principal,
+        "marketplace.yank",
+        format!("package:{name}@{version}"),
+        "ok",
+        Some(serde_json::json!({"reason": reason})),
+    )
+    .await;
+    Ok(Json(details(&state, &name, Some(&version)).await?))
+}
+
+#[utoipa::path(
+    delete, path = "/v1/marketplace/packages/{name}/versions/{version}/yank", tag = "marketplace",
+    description = "Restores a yanked version.",
+    params(("name" = String, Path), ("version" = String, Path)),
+    responses((status = 200, body = PackageDetailDto), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
+    security(("api_key" = []))
+)]
+pub(crate) async fn unyank(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Json<PackageDetailDto>, ApiError> {
+    may_manage(&state, &principal, &name, &version).await?;
+    state
+        .storage
+        .market()
+        .set_yanked(&name, &version, None)
+        .await?;
+    audit_market(
+        &state,
+        &principal,
+        "marketplace.unyank",
+        format!("package:{name}@{version}"),
+        "ok",
+        None,
+    )
+    .await;
+    Ok(Json(details(&state, &name, Some(&version)).await?))
+}
+
+fn key_dto(k: PublisherKey) -> PublisherKeyDto {
+    PublisherKeyDto {
+        key_id: k.key_id,
+        publisher: k.publisher,
+        public_key: k.public_key,
+        created_at: hub_core::time::to_rfc3339(k.created_at_ms),
+        revoked_at: k.revoked_at_ms.map(hub_core::time::to_rfc3339),
+    }
+}
+
+#[utoipa::path(
+    get, path = "/v1/marketplace/keys", tag = "marketplace",
+    description = "The caller's publisher keys (an operator's listing also shows every publisher's keys and the hub's first-party key).",
+    responses((status = 200, body = PublisherKeyListDto), (status = 403, body = crate::error::ErrorBody)),
+    security(("api_key" = []))
+)]
+pub(crate) async fn list_keys(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<PublisherKeyListDto>, ApiError> {
+    let keys = if principal.is_operator() {
+        state.storage.market().publisher_keys(None).await?
+    } else {
+        let p = publisher_of(&principal)?;
+        state.storage.market().publisher_keys(p.user_id).await?
+    };
+    Ok(Json(PublisherKeyListDto {
+        keys: keys.into_iter().map(key_dto).collect(),
+    }))
+}
+
+#[utoipa::path(
+    post, path = "/v1/marketplace/keys", tag = "marketplace",
+    description = "Registers a public key the caller signs packages with. Needs the publisher right.",
+    request_body = KeyRequest,
+    responses((status = 201, body = PublisherKeyDto), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)),
+    security(("api_key" = []))
+)]
+pub(crate) async fn register_key(
+    State(state): State<AppState>,
+    principal: Principal,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<PublisherKeyDto>), ApiError> {
+    let publisher = publisher_of(&principal)?;
+    let body: KeyRequest = crate::json_body(&body)?;
+    let key = host(&state)?
+        .register_key(&publisher, &body.public_key)
+        .await
+        .map_err(|e| match e {
+            hub_pipeline::plugins::PluginAdminError::Key(m) => ApiError::invalid("public_key", m),
+            hub_pipeline::plugins::PluginAdminError::Storage(
+                hub_storage::StorageError::Conflict(_),
+            ) => ApiError::Conflict("this key is already registered".into()),
+            other => admin_error(other, ""),
+        })?;
+    audit_market(
+        &state,
+        &principal,
+        "marketplace.key.register",
+        format!("publisher_key:{}", key.key_id),
+        "ok",
+        None,
+    )
+    .await;
+    Ok((StatusCode::CREATED, Json(key_dto(key))))
+}
+
+#[utoipa::path(
+    delete, path = "/v1/marketplace/keys/{key_id}", tag = "marketplace",
+    description = "Revokes one of the caller's keys (an operator: anyone's): it signs no new versions; versions it signed stay installable.",
+    params(("key_id" = String, Path)),
+    responses((status = 204), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
+    security(("api_key" = []))
+)]
+pub(crate) async fn revoke_key(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(key_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let market = state.storage.market();
+    let key = market
+        .publisher_key(&key_id)
+        .await?
+        .filter(|k| k.secret_key.is_none());
+    let mine = match (&key, principal.is_operator()) {
+        (Some(_), true) => true,
+        (Some(k), false) => publisher_of(&principal)?.user_id == k.user_id,
+        (None, _) => false,
+    };
+    if !mine
+        || !market
+            .revoke_publisher_key(&key_id, hub_core::time::now_ms())
+            .await?
+    {
+        return Err(ApiError::NotFound(format!(
+            "you have no live publisher key {key_id}"
+        )));
+    }
+    audit_market(
+        &state,
+        &principal,
+        "marketplace.key.revoke",
+        format!("publisher_key:{key_id}"),
+        "ok",
+        None,
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(
+    get, path = "/v1/marketplace/catalogs", tag = "marketplace",
+    description = "The remote catalogs this hub installs from (pass their name as `catalog`).",
+    responses((status = 200, body = CatalogListDto)),
+    security(("api_key" = []))
+)]
+pub(crate) async fn list_catalogs(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<CatalogListDto>, ApiError> {
+    principal.require(Right::BrowseCatalog)?;
+    let catalogs = state
+        .plugins
+        .as_ref()
+        .map(|h| {
+            h.remote_catalogs()
+                .iter()
+                .map(|r| CatalogDto {
+                    name: r.name.clone(),
+                    url: r.url.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Json(CatalogListDto { catalogs }))
+}
