@@ -3,6 +3,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod author;
 mod bench;
 mod bench_plugins;
 mod config;
@@ -60,7 +61,12 @@ enum Command {
         #[command(subcommand)]
         command: people::AuditCommand,
     },
-    /// Manage a tenant's plugins.
+    /// Publisher keys: generate a key pair, register it with a hub.
+    Keys {
+        #[command(subcommand)]
+        command: author::KeysCommand,
+    },
+    /// Write, build, test, pack and publish plugins; manage a tenant's installs.
     Plugin {
         #[command(subcommand)]
         command: plugins::PluginCommand,
@@ -233,6 +239,7 @@ async fn main() -> Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Plugin { command } => plugins::run(command).await,
+        Command::Keys { command } => author::keys(command).await,
         Command::Migrate(args) => {
             let (storage, settings) = open_db(args).await?;
             storage.close().await;

@@ -14,6 +14,8 @@ use crate::config::{ServeArgs, Settings};
 
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
+    #[command(flatten)]
+    Author(crate::author::AuthorCommand),
     /// Install (or upgrade) a plugin for a tenant from a built component and its manifest.
     Install {
         #[arg(long)]
@@ -248,6 +250,7 @@ pub async fn install_first_party(
 
 pub async fn run(command: PluginCommand) -> Result<()> {
     match command {
+        PluginCommand::Author(c) => crate::author::run(c).await,
         PluginCommand::Install {
             tenant,
             path,
