@@ -28,7 +28,8 @@ CREATE TABLE market_versions (
     name             TEXT    NOT NULL REFERENCES market_packages (name),
     version          TEXT    NOT NULL,
     digest           TEXT    NOT NULL,
-    component_digest TEXT    NOT NULL REFERENCES plugin_components (digest),
+    -- hub_marketplace::plugin_digest of the manifest and component, as installs name it.
+    plugin_digest    TEXT    NOT NULL REFERENCES plugin_components (digest),
     key_id           TEXT    NOT NULL REFERENCES publisher_keys (key_id),
     manifest         TEXT    NOT NULL,
     readme           TEXT    NOT NULL,

@@ -110,8 +110,9 @@ pub struct PackageDetailDto {
     #[schema(value_type = Object)]
     pub example_config: serde_json::Value,
     pub digest: String,
-    /// SHA-256 of the component alone.
-    pub component_digest: String,
+    /// What installs of this version are named by (`digest` in /v1/plugins): SHA-256 over the
+    /// manifest's and the component's SHA-256.
+    pub plugin_digest: String,
     /// The publisher key that signed this version.
     pub key_id: String,
     pub icon_url: Option<String>,
@@ -330,7 +331,7 @@ async fn details(
         config_schema: manifest.config_schema.clone(),
         example_config: manifest.example_config(),
         digest: shown.digest.clone(),
-        component_digest: shown.component_digest.clone(),
+        plugin_digest: shown.plugin_digest.clone(),
         key_id: shown.key_id.clone(),
         icon_url: shown.has_icon.then(|| {
             format!(

@@ -105,7 +105,7 @@ pub struct PluginDto {
     pub grants: GrantsDto,
     pub capabilities: CapabilitiesDto,
     pub limits: LimitsDto,
-    /// SHA-256 of the component.
+    /// The plugin's digest: SHA-256 over its manifest's and component's SHA-256.
     pub digest: String,
     pub installed_at: String,
     pub updated_at: String,

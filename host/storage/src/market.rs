@@ -69,7 +69,8 @@ pub struct VersionRecord {
     pub name: String,
     pub version: String,
     pub digest: String,
-    pub component_digest: String,
+    /// The stored plugin (manifest and component) installs use.
+    pub plugin_digest: String,
     pub key_id: String,
     pub manifest: String,
     pub readme: String,
@@ -132,7 +133,7 @@ const KEY_COLUMNS: &str =
 const PACKAGE_COLUMNS: &str = "p.name, p.publisher, p.kind, p.description, p.created_at, p.updated_at, \
     (SELECT CAST(COALESCE(SUM(v.downloads), 0) AS BIGINT) FROM market_versions v WHERE v.name = p.name), \
     (SELECT COUNT(*) FROM plugin_installs i WHERE i.name = p.name)";
-const VERSION_COLUMNS: &str = "name, version, digest, component_digest, key_id, manifest, readme, \
+const VERSION_COLUMNS: &str = "name, version, digest, plugin_digest, key_id, manifest, readme, \
     CAST(CASE WHEN icon IS NULL THEN 0 ELSE 1 END AS BIGINT), size, published_by, published_at, yanked_at, \
     yank_reason, downloads";
 
@@ -182,7 +183,7 @@ where
         name: row.text(0)?,
         version: row.text(1)?,
         digest: row.text(2)?,
-        component_digest: row.text(3)?,
+        plugin_digest: row.text(3)?,
         key_id: row.text(4)?,
         manifest: row.text(5)?,
         readme: row.text(6)?,
@@ -334,11 +335,11 @@ where
         // A NULL icon is written as a literal: a bound NULL would be typed text, not bytes.
         let version = sql(
             if v.icon.is_some() {
-                "INSERT INTO market_versions (name, version, digest, component_digest, key_id, manifest, \
+                "INSERT INTO market_versions (name, version, digest, plugin_digest, key_id, manifest, \
                  readme, package, size, published_by, published_at, icon) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
             } else {
-                "INSERT INTO market_versions (name, version, digest, component_digest, key_id, manifest, \
+                "INSERT INTO market_versions (name, version, digest, plugin_digest, key_id, manifest, \
                  readme, package, size, published_by, published_at, icon) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL)"
             },

@@ -1176,7 +1176,7 @@ async fn marketplace_keys_packages_and_versions(store: Arc<dyn Storage>) {
     versions.sort_by(|a, b| a.version.cmp(&b.version));
     assert_eq!(versions.len(), 2);
     assert_eq!((versions[0].has_icon, versions[1].has_icon), (false, true));
-    assert_eq!(versions[1].component_digest, "c2");
+    assert_eq!(versions[1].plugin_digest, "c2");
     assert_eq!(
         m.icon("tagger", "0.2.0").await.unwrap(),
         Some(vec![137, 80])

@@ -80,6 +80,7 @@ impl PluginHost {
     ) -> Result<PluginInstall, PluginAdminError> {
         let manifest = Manifest::parse(manifest_src, &host_version())?;
         Self::check_grants(&manifest, &grants)?;
+        let digest = hub_marketplace::plugin_digest(manifest_src, &wasm);
         let rt = self.runtime.clone();
         let m2 = manifest.clone();
         let (plugin, wasm) =
@@ -91,7 +92,7 @@ impl PluginHost {
         let now = hub_core::time::now_ms();
         self.storage
             .put_plugin_component(&PluginComponent {
-                digest: plugin.digest().to_string(),
+                digest: digest.clone(),
                 name: manifest.name.clone(),
                 version: manifest.version.to_string(),
                 kind: manifest.kind.to_string(),
@@ -103,7 +104,7 @@ impl PluginHost {
         self.components
             .lock()
             .unwrap()
-            .insert(plugin.digest().to_string(), plugin.clone());
+            .insert(digest.clone(), plugin.clone());
         let existing = self.storage.plugin_installs(tenant).await?;
         let previous = existing.iter().find(|i| i.name == manifest.name);
         let position = previous
@@ -112,7 +113,7 @@ impl PluginHost {
         let install = PluginInstall {
             tenant,
             name: manifest.name.clone(),
-            digest: plugin.digest().to_string(),
+            digest,
             version: manifest.version.to_string(),
             kind: manifest.kind.to_string(),
             enabled,

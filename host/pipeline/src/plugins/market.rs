@@ -257,7 +257,7 @@ impl PluginHost {
             published_at_ms: now,
         };
         let component = PluginComponent {
-            digest: plugin.digest().to_string(),
+            digest: hub_marketplace::plugin_digest(&package.manifest, &package.component),
             name: manifest.name.clone(),
             version: manifest.version.to_string(),
             kind: manifest.kind.to_string(),

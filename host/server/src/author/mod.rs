@@ -154,7 +154,9 @@ fn new_plugin(kind: &str, name: &str, dir: Option<PathBuf>, sdk: Option<PathBuf>
         Some(s) => s
             .canonicalize()
             .with_context(|| format!("the SDK at {}", s.display()))?,
-        None => bail!("where is the plugin SDK? pass --sdk PATH/TO/plugin-sdk (a checkout of the hub)"),
+        None => {
+            bail!("where is the plugin SDK? pass --sdk PATH/TO/plugin-sdk (a checkout of the hub)")
+        }
     };
     let t = match kind {
         PluginKind::Enricher => &templates::ENRICHER,
@@ -226,7 +228,14 @@ fn pairs(v: Option<&serde_json::Value>) -> Vec<(String, String)> {
     v.and_then(|v| v.as_object())
         .map(|o| {
             o.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().map(String::from).unwrap_or_else(|| v.to_string())))
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str()
+                            .map(String::from)
+                            .unwrap_or_else(|| v.to_string()),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -244,7 +253,8 @@ fn parse_series(text: &str) -> Result<Vec<Series>> {
         ts_ms: Vec<i64>,
         values: Vec<f64>,
     }
-    let list: Vec<S> = serde_json::from_str(text).context("series: expected a JSON array of {key, metric, step_ms, ts_ms, values}")?;
+    let list: Vec<S> = serde_json::from_str(text)
+        .context("series: expected a JSON array of {key, metric, step_ms, ts_ms, values}")?;
     Ok(list
         .into_iter()
         .map(|s| Series {
@@ -270,7 +280,8 @@ fn parse_alerts(text: &str) -> Result<Vec<Alert>> {
         #[serde(default)]
         labels: serde_json::Value,
     }
-    let list: Vec<A> = serde_json::from_str(text).context("alerts: expected a JSON array of {id, rule, severity, ts_ms, summary, labels}")?;
+    let list: Vec<A> = serde_json::from_str(text)
+        .context("alerts: expected a JSON array of {id, rule, severity, ts_ms, summary, labels}")?;
     list.into_iter()
         .enumerate()
         .map(|(i, a)| {
@@ -279,7 +290,9 @@ fn parse_alerts(text: &str) -> Result<Vec<Alert>> {
                     "info" => Severity::Info,
                     "warning" => Severity::Warning,
                     "critical" => Severity::Critical,
-                    other => bail!("alerts[{i}].severity: '{other}' is not info, warning or critical"),
+                    other => {
+                        bail!("alerts[{i}].severity: '{other}' is not info, warning or critical")
+                    }
                 },
                 labels: pairs(Some(&a.labels)),
                 id: a.id,
@@ -308,7 +321,9 @@ fn changes(before: &hub_core::EventRecord, after: &hub_core::EventRecord) -> ser
     if before.cost_usd != after.cost_usd {
         out.insert("cost_usd".into(), serde_json::json!(after.cost_usd));
     }
-    let tags = |s: &str| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(s).unwrap_or_default();
+    let tags = |s: &str| {
+        serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(s).unwrap_or_default()
+    };
     let (b, a) = (tags(&before.tags_json), tags(&after.tags_json));
     let added: serde_json::Map<String, serde_json::Value> =
         a.into_iter().filter(|(k, v)| b.get(k) != Some(v)).collect();
@@ -326,7 +341,8 @@ fn test(file: &Path, path: &Path, config: Option<String>, horizon: u32) -> Resul
     };
     host.configure(config.clone())
         .with_context(|| format!("configure {config}"))?;
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let output = match host.manifest().kind {
         PluginKind::Enricher => {
             let before = hub_plugin_sdk::testing::parse_events(&text)?;
@@ -373,7 +389,8 @@ fn test(file: &Path, path: &Path, config: Option<String>, horizon: u32) -> Resul
 }
 
 fn read_secret(path: &Path) -> Result<SecretKey> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     Ok(SecretKey::parse(&text).with_context(|| format!("{}", path.display()))?)
 }
 
@@ -443,7 +460,10 @@ async fn sign_in(args: &ServerArgs) -> Result<(reqwest::Client, String, String)>
     let status = resp.status();
     let body: serde_json::Value = resp.json().await.unwrap_or_default();
     if !status.is_success() {
-        bail!("signing in to {base} as {email}: {status}: {}", error_message(&body));
+        bail!(
+            "signing in to {base} as {email}: {status}: {}",
+            error_message(&body)
+        );
     }
     if body["must_change_password"].as_bool() == Some(true) {
         bail!("{email} must change the one-time password first (POST /v1/auth/password)");
@@ -475,7 +495,11 @@ async fn publish(file: &Path, server: &ServerArgs) -> Result<()> {
     let status = resp.status();
     let body: serde_json::Value = resp.json().await.unwrap_or_default();
     if !status.is_success() {
-        bail!("publishing {} was refused ({status}): {}", file.display(), error_message(&body));
+        bail!(
+            "publishing {} was refused ({status}): {}",
+            file.display(),
+            error_message(&body)
+        );
     }
     println!(
         "published {} {} to {base} (digest {})",
@@ -509,9 +533,17 @@ async fn register(key: &str, server: &ServerArgs) -> Result<()> {
     let status = resp.status();
     let body: serde_json::Value = resp.json().await.unwrap_or_default();
     if !status.is_success() {
-        bail!("registering key {} was refused ({status}): {}", public.key_id(), error_message(&body));
+        bail!(
+            "registering key {} was refused ({status}): {}",
+            public.key_id(),
+            error_message(&body)
+        );
     }
-    println!("registered key {} for {} at {base}", public.key_id(), body["publisher"].as_str().unwrap_or("?"));
+    println!(
+        "registered key {} for {} at {base}",
+        public.key_id(),
+        body["publisher"].as_str().unwrap_or("?")
+    );
     Ok(())
 }
 
@@ -537,7 +569,11 @@ fn generate(out: &Path) -> Result<()> {
     }
     std::fs::write(&public_path, format!("{}\n", key.public()))?;
     println!("secret key: {} (keep it private)", out.display());
-    println!("public key: {} ({})", public_path.display(), key.public().key_id());
+    println!(
+        "public key: {} ({})",
+        public_path.display(),
+        key.public().key_id()
+    );
     println!("{}", key.public());
     Ok(())
 }
@@ -551,7 +587,12 @@ pub async fn keys(command: KeysCommand) -> Result<()> {
 
 pub async fn run(command: AuthorCommand) -> Result<()> {
     match command {
-        AuthorCommand::New { kind, name, dir, sdk } => new_plugin(&kind, &name, dir, sdk),
+        AuthorCommand::New {
+            kind,
+            name,
+            dir,
+            sdk,
+        } => new_plugin(&kind, &name, dir, sdk),
         AuthorCommand::Build { path } => {
             let (wasm, host) = tokio::task::spawn_blocking(move || build(&path)).await??;
             let m = host.manifest();
@@ -571,7 +612,9 @@ pub async fn run(command: AuthorCommand) -> Result<()> {
             path,
             plugin_config,
             horizon,
-        } => tokio::task::spawn_blocking(move || test(&file, &path, plugin_config, horizon)).await?,
+        } => {
+            tokio::task::spawn_blocking(move || test(&file, &path, plugin_config, horizon)).await?
+        }
         AuthorCommand::Pack { key, path, out } => {
             tokio::task::spawn_blocking(move || pack(&key, &path, out)).await?
         }
@@ -618,13 +661,20 @@ pub async fn run(command: AuthorCommand) -> Result<()> {
             let status = resp.status();
             let body: serde_json::Value = resp.json().await.unwrap_or_default();
             if !status.is_success() {
-                bail!("installing {package} was refused ({status}): {}", error_message(&body));
+                bail!(
+                    "installing {package} was refused ({status}): {}",
+                    error_message(&body)
+                );
             }
             println!(
                 "installed {} {} ({}, position {})",
                 body["name"].as_str().unwrap_or("?"),
                 body["version"].as_str().unwrap_or("?"),
-                if body["enabled"].as_bool() == Some(true) { "enabled" } else { "disabled" },
+                if body["enabled"].as_bool() == Some(true) {
+                    "enabled"
+                } else {
+                    "disabled"
+                },
                 body["position"]
             );
             Ok(())
@@ -636,7 +686,10 @@ pub async fn run(command: AuthorCommand) -> Result<()> {
 mod tests {
     #[test]
     fn type_names_and_inputs() {
-        assert_eq!(super::rust_type_name("prompt-size-tagger"), "PromptSizeTagger");
+        assert_eq!(
+            super::rust_type_name("prompt-size-tagger"),
+            "PromptSizeTagger"
+        );
         let s = super::parse_series(
             r#"[{"key": {"model": "m"}, "metric": "x", "step_ms": 60000, "ts_ms": [1], "values": [2.0]}]"#,
         )
