@@ -164,12 +164,18 @@ impl PluginHost {
         Ok(record)
     }
 
-    /// Checks a package from a publisher and stores it as a new version.
+    /// Checks a package from a publisher and stores it as a new version. At most two
+    /// publications are checked at once (compiling a hostile component can be slow); others wait.
     pub async fn publish(
         &self,
         bytes: Vec<u8>,
         publisher: &Publisher,
     ) -> Result<(Manifest, VersionRecord), PluginAdminError> {
+        let _permit = self
+            .publishing
+            .acquire()
+            .await
+            .map_err(|_| PluginAdminError::Refused("the hub is shutting down".into()))?;
         let package = Package::from_bytes(&bytes, self.market_config().max_package_bytes)?;
         let signature = package.signature()?;
         let market = self.storage.market();

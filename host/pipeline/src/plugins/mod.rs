@@ -207,6 +207,8 @@ pub struct PluginHost {
     live_instances: Arc<AtomicU64>,
     clock: AtomicU64,
     pub stats: Arc<PluginStats>,
+    /// Publications checked at once.
+    publishing: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for PluginHost {
@@ -241,6 +243,7 @@ impl PluginHost {
             live_instances: Arc::new(AtomicU64::new(0)),
             clock: AtomicU64::new(0),
             stats: Arc::new(PluginStats::default()),
+            publishing: tokio::sync::Semaphore::new(2),
         }
     }
 

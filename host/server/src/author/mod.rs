@@ -23,6 +23,9 @@ pub struct ServerArgs {
     /// The publisher's email (the password comes from HUB_PASSWORD).
     #[arg(long, env = "HUB_EMAIL")]
     pub email: Option<String>,
+    /// The tenant to act in (default: the user's first).
+    #[arg(long, env = "HUB_TENANT")]
+    pub tenant: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -174,6 +177,8 @@ fn new_plugin(kind: &str, name: &str, dir: Option<PathBuf>, sdk: Option<PathBuf>
     };
     let files = [
         ("Cargo.toml", fill(templates::CARGO_TOML)),
+        // The versions this hub was built and tested with (cargo prunes what the crate does not use).
+        ("Cargo.lock", templates::CARGO_LOCK.to_string()),
         ("plugin.toml", fill(t.plugin_toml)),
         ("src/lib.rs", fill(t.lib_rs)),
         ("tests/plugin.rs", fill(t.test_rs)),
@@ -391,7 +396,7 @@ fn test(file: &Path, path: &Path, config: Option<String>, horizon: u32) -> Resul
 fn read_secret(path: &Path) -> Result<SecretKey> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(SecretKey::parse(&text).with_context(|| format!("{}", path.display()))?)
+    SecretKey::parse(&text).with_context(|| format!("{}", path.display()))
 }
 
 fn pack(key: &Path, path: &Path, out: Option<PathBuf>) -> Result<()> {
@@ -453,7 +458,7 @@ async fn sign_in(args: &ServerArgs) -> Result<(reqwest::Client, String, String)>
     let password = std::env::var("HUB_PASSWORD").context("sign in: set HUB_PASSWORD")?;
     let resp = client
         .post(format!("{base}/v1/auth/login"))
-        .json(&serde_json::json!({"email": email, "password": password}))
+        .json(&serde_json::json!({"email": email, "password": password, "tenant": args.tenant}))
         .send()
         .await
         .with_context(|| format!("reaching {base}"))?;

@@ -1,6 +1,8 @@
 //! What `hub plugin new KIND NAME` writes. `{{name}}` is the plugin name, `{{crate}}` its Rust
 //! crate name, `{{type}}` its type name, `{{sdk}}` the SDK's path and `{{kind}}` the kind.
 
+pub const CARGO_LOCK: &str = include_str!("../../../../Cargo.lock");
+
 pub const GITIGNORE: &str = "target/\n*.hubpkg\n";
 
 pub const CARGO_TOML: &str = r#"[package]
