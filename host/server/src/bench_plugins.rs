@@ -1,5 +1,6 @@
 //! `hub bench plugins`: what a plugin costs per event against the same logic compiled natively,
-//! at batch sizes 1, 100 and 1,000, and how long a cold start takes to load cached components.
+//! at batch sizes 1, 100 and 1,000, how long a cold start takes to load cached components, and
+//! what packages cost: size, verification, publishing and installing through a marketplace.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -90,7 +91,8 @@ pub async fn run(a: PluginBenchArgs) -> Result<()> {
         hub_core::time::parse_duration_ms(&a.per_case).map_err(anyhow::Error::msg)? as u64,
     );
     let dir = a.plugins_dir.clone();
-    tokio::task::spawn_blocking(move || bench(&dir, budget)).await?
+    tokio::task::spawn_blocking(move || bench(&dir, budget)).await??;
+    packages(&a.plugins_dir).await
 }
 
 fn load(dir: &std::path::Path, name: &str) -> Result<(String, Vec<u8>)> {
@@ -245,5 +247,61 @@ fn bench(dir: &std::path::Path, budget: Duration) -> Result<()> {
         );
         drop(p);
     }
+    Ok(())
+}
+
+/// Packages: size against the component, reading and verifying, and a publication (with its
+/// compile) and an install through a fresh marketplace on SQLite.
+async fn packages(dir: &std::path::Path) -> Result<()> {
+    let key = hub_marketplace::SecretKey::generate();
+    for name in crate::plugins::first_party_names(dir) {
+        let package = crate::plugins::pack_dir(dir, &name, &key)?;
+        let bytes = package.to_bytes();
+        let reps = 10;
+        let started = Instant::now();
+        for _ in 0..reps {
+            let p = hub_marketplace::Package::from_bytes(&bytes, usize::MAX)?;
+            p.verify(&key.public())?;
+        }
+        let verify = started.elapsed() / reps;
+        println!(
+            "package {name}: component {} KB, .hubpkg {} KB ({:.0}%); read + digest + verify {:.1} ms",
+            package.component.len() / 1024,
+            bytes.len() / 1024,
+            bytes.len() as f64 * 100.0 / package.component.len() as f64,
+            verify.as_secs_f64() * 1e3
+        );
+    }
+    let tmp = tempfile::tempdir()?;
+    let storage = hub_storage::open(
+        &format!("sqlite://{}/hub.db", tmp.path().display()),
+        &Default::default(),
+    )
+    .await?;
+    storage.migrate().await?;
+    let host = hub_pipeline::PluginHost::new(
+        Runtime::new(RuntimeConfig {
+            cache_dir: Some(tmp.path().join("cache")),
+            ..Default::default()
+        })?,
+        storage.clone(),
+        Default::default(),
+    );
+    let tenant = storage.create_tenant("bench", 0).await?.id;
+    for name in ["cost", "registry"] {
+        let started = Instant::now();
+        let published =
+            crate::plugins::publish_first_party(&host, dir, &[name.to_string()]).await;
+        let publish = started.elapsed();
+        anyhow::ensure!(published.len() == 1, "publishing {name} failed");
+        let started = Instant::now();
+        crate::plugins::install_first_party(&host, tenant, name).await?;
+        println!(
+            "marketplace {name}: published (checks, compile, configure, store) in {:.0} ms; installed from the catalog (fetch, verify, load from cache, configure, store) in {:.1} ms",
+            publish.as_secs_f64() * 1e3,
+            started.elapsed().as_secs_f64() * 1e3
+        );
+    }
+    storage.close().await;
     Ok(())
 }
