@@ -290,8 +290,7 @@ async fn packages(dir: &std::path::Path) -> Result<()> {
     let tenant = storage.create_tenant("bench", 0).await?.id;
     for name in ["cost", "registry"] {
         let started = Instant::now();
-        let published =
-            crate::plugins::publish_first_party(&host, dir, &[name.to_string()]).await;
+        let published = crate::plugins::publish_first_party(&host, dir, &[name.to_string()]).await;
         let publish = started.elapsed();
         anyhow::ensure!(published.len() == 1, "publishing {name} failed");
         let started = Instant::now();

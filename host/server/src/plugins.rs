@@ -108,15 +108,9 @@ fn parse_grants(grants: &[String], manifest: &hub_marketplace::Manifest) -> Resu
     for g in grants {
         match g.as_str() {
             "all" => {
-                doc.kv = manifest.capabilities.kv;
-                doc.http.extend(
-                    manifest
-                        .capabilities
-                        .http
-                        .iter()
-                        .filter(|h| h.as_str() != "*")
-                        .cloned(),
-                );
+                let all = hub_pipeline::plugins::market::everything_asked(manifest);
+                doc.kv = all.kv;
+                doc.http.extend(all.http);
             }
             "kv" => doc.kv = true,
             other => match other.strip_prefix("http:") {

@@ -81,12 +81,7 @@ impl PluginHost {
         let manifest = Manifest::parse(manifest_src, &host_version())?;
         Self::check_grants(&manifest, &grants)?;
         let digest = hub_marketplace::plugin_digest(manifest_src, &wasm);
-        let rt = self.runtime.clone();
-        let m2 = manifest.clone();
-        let (plugin, wasm) =
-            tokio::task::spawn_blocking(move || rt.load(m2, &wasm).map(|p| (p, wasm)))
-                .await
-                .map_err(|e| PluginAdminError::Refused(format!("loading panicked: {e}")))??;
+        let plugin = self.load(manifest.clone(), wasm.clone()).await?;
         let config = config.unwrap_or_else(|| manifest.default_config());
         self.check_config(&plugin, &config, &grants).await?;
         let now = hub_core::time::now_ms();

@@ -290,7 +290,7 @@ impl PluginHost {
     }
 
     /// Loads a component against its manifest, off the request path.
-    async fn load(
+    pub(super) async fn load(
         &self,
         manifest: Manifest,
         wasm: Vec<u8>,

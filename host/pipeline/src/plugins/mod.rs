@@ -270,10 +270,7 @@ impl PluginHost {
             .await?
             .ok_or_else(|| StorageError::NotFound(format!("plugin component {digest}")))?;
         let manifest = Manifest::parse(&c.manifest, &host_version())?;
-        let rt = self.runtime.clone();
-        let plugin = tokio::task::spawn_blocking(move || rt.load(manifest, &c.component))
-            .await
-            .map_err(|e| PluginAdminError::Refused(format!("loading panicked: {e}")))??;
+        let plugin = self.load(manifest, c.component).await?;
         self.components
             .lock()
             .unwrap()
