@@ -521,6 +521,31 @@ async fn ops_routes_and_openapi_cover_everything() {
         ("/v1/api-keys", "post"),
         ("/v1/api-keys/{key}", "delete"),
         ("/v1/api-keys/{key}/rotate", "post"),
+        ("/v1/plugins", "post"),
+        ("/v1/plugins/{name}", "put"),
+        ("/v1/marketplace/packages", "get"),
+        ("/v1/marketplace/packages", "post"),
+        ("/v1/marketplace/packages/{name}", "get"),
+        (
+            "/v1/marketplace/packages/{name}/versions/{version}/package",
+            "get",
+        ),
+        (
+            "/v1/marketplace/packages/{name}/versions/{version}/icon",
+            "get",
+        ),
+        (
+            "/v1/marketplace/packages/{name}/versions/{version}/yank",
+            "put",
+        ),
+        (
+            "/v1/marketplace/packages/{name}/versions/{version}/yank",
+            "delete",
+        ),
+        ("/v1/marketplace/keys", "get"),
+        ("/v1/marketplace/keys", "post"),
+        ("/v1/marketplace/keys/{key_id}", "delete"),
+        ("/v1/marketplace/catalogs", "get"),
         ("/healthz", "get"),
         ("/readyz", "get"),
         ("/metrics", "get"),
@@ -533,7 +558,13 @@ async fn ops_routes_and_openapi_cover_everything() {
         // And the route really exists (not 404 from the fallback).
         let req = Request::builder()
             .method(method.to_uppercase().as_str())
-            .uri(path.replace("{id}", "x").replace("{key}", "x"))
+            .uri(
+                path.replace("{id}", "x")
+                    .replace("{key}", "x")
+                    .replace("{name}", "x")
+                    .replace("{version}", "1.0.0")
+                    .replace("{key_id}", "x"),
+            )
             .body(Body::empty())
             .unwrap();
         let (status, body, _) = hub.call(req).await;
