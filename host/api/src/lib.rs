@@ -19,6 +19,7 @@ mod query;
 pub mod session;
 mod users;
 mod views;
+mod web;
 
 use std::sync::Arc;
 
@@ -57,6 +58,8 @@ pub struct ApiConfig {
     /// Serve the marketplace's catalog (listing, details, packages, icons) without credentials,
     /// so that other hubs can install from it.
     pub public_catalog: bool,
+    /// The admin UI's built files (`web/dist`), served at `/` for every path outside the API.
+    pub web_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ApiConfig {
@@ -70,6 +73,7 @@ impl Default for ApiConfig {
             secure_cookies: false,
             oidc: None,
             public_catalog: false,
+            web_dir: None,
         }
     }
 }
@@ -172,7 +176,7 @@ pub fn app(state: AppState) -> Router {
         .merge(views::router())
         .merge(audit::router())
         .merge(ops::router())
-        .fallback(|| async { ApiError::NotFound("no such route; see /openapi.json".into()) })
+        .fallback(web::fallback)
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

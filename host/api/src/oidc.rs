@@ -157,6 +157,30 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/auth/oidc/login", get(start))
         .route("/v1/auth/oidc/callback", get(callback))
+        .route("/v1/auth/providers", get(providers))
+}
+
+/// How people can sign in here (the login page shows an SSO button when it is on).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ProvidersDto {
+    /// Email and password.
+    pub password: bool,
+    /// OpenID Connect single sign-on (`GET /v1/auth/oidc/login`).
+    pub sso: bool,
+}
+
+#[utoipa::path(
+    get, path = "/v1/auth/providers", tag = "auth",
+    description = "How people sign in to this hub: password, and single sign-on when configured. No credentials needed.",
+    responses((status = 200, body = ProvidersDto))
+)]
+pub(crate) async fn providers(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::Json<ProvidersDto> {
+    axum::Json(ProvidersDto {
+        password: true,
+        sso: state.oidc.is_some(),
+    })
 }
 
 fn oidc(state: &AppState) -> Result<&Oidc, ApiError> {

@@ -51,6 +51,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::views::create_view,
         crate::views::update_view,
         crate::views::delete_view,
+        crate::oidc::providers,
         crate::oidc::start,
         crate::oidc::callback,
         crate::ops::healthz,

@@ -110,6 +110,8 @@ pub struct MeDto {
     pub publisher: bool,
     /// Every tenant the user belongs to (switch with `POST /v1/auth/login` and `tenant`).
     pub memberships: Vec<MembershipDto>,
+    /// Nothing but `POST /v1/auth/password` works until the password is changed.
+    pub must_change_password: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -636,6 +638,7 @@ pub(crate) async fn me(
             operator: false,
             publisher: false,
             memberships: vec![],
+            must_change_password: false,
         },
         Actor::User {
             id,
@@ -653,6 +656,12 @@ pub(crate) async fn me(
             scopes: vec![],
             operator: *operator,
             publisher: *publisher,
+            must_change_password: state
+                .storage
+                .access()
+                .user_by_id(*id)
+                .await?
+                .is_some_and(|u| u.must_change_password),
             memberships: state
                 .storage
                 .access()

@@ -588,3 +588,59 @@ async fn ops_routes_and_openapi_cover_everything() {
             .contains("openapi.json")
     );
 }
+
+#[tokio::test]
+async fn the_admin_ui_is_served_outside_the_api_with_its_own_headers() {
+    let web = tempfile::tempdir().unwrap();
+    std::fs::write(
+        web.path().join("index.html"),
+        "<!doctype html><div id=root></div>",
+    )
+    .unwrap();
+    std::fs::create_dir(web.path().join("assets")).unwrap();
+    std::fs::write(web.path().join("assets/app-123.js"), "console.log(1)").unwrap();
+    let hub = common::test_hub(
+        ApiConfig {
+            web_dir: Some(web.path().to_path_buf()),
+            ..Default::default()
+        },
+        1000,
+    )
+    .await;
+    let get = |path: &str| Request::get(path).body(Body::empty()).unwrap();
+    for path in ["/", "/plugins", "/settings/keys?x=1"] {
+        let (status, headers, body) = common::send(&hub.app, get(path)).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(body.as_str().unwrap().contains("id=root"), "{path}: {body}");
+        assert!(
+            headers["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("default-src 'self'")
+        );
+        assert_eq!(headers["x-frame-options"], "DENY");
+        assert_eq!(headers["cache-control"], "no-cache");
+    }
+    let (status, headers, _) = common::send(&hub.app, get("/assets/app-123.js")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
+    // The API keeps its JSON 404s; nothing but GET reaches the UI.
+    let (status, _, body) = common::send(&hub.app, get("/v1/nothing")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("openapi.json")
+    );
+    let post = Request::post("/plugins").body(Body::empty()).unwrap();
+    assert_eq!(common::send(&hub.app, post).await.0, StatusCode::NOT_FOUND);
+    // A path that climbs out of the directory gets the page, never a file outside it.
+    let (_, _, body) = common::send(&hub.app, get("/../../etc/passwd")).await;
+    assert!(!body.to_string().contains("root:"), "{body}");
+}

@@ -126,6 +126,9 @@ pub struct ServeArgs {
     /// Let plugins reach loopback and private addresses over HTTP (default false).
     #[arg(long, env = "HUB_PLUGIN_ALLOW_PRIVATE_HTTP")]
     pub plugin_allow_private_http: Option<bool>,
+    /// The admin UI's built files, served at / (default web/dist when it exists).
+    #[arg(long, env = "HUB_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
     /// Largest plugin package accepted or downloaded, in bytes (default 20 MiB).
     #[arg(long, env = "HUB_MAX_PACKAGE_BYTES")]
     pub max_package_bytes: Option<usize>,
@@ -196,6 +199,7 @@ struct FileConfig {
     plugins_dir: Option<PathBuf>,
     plugin_max_failures: Option<u32>,
     plugin_allow_private_http: Option<bool>,
+    web_dir: Option<PathBuf>,
     max_package_bytes: Option<usize>,
     public_catalog: Option<bool>,
     remote_catalogs: Option<Vec<String>>,
@@ -435,6 +439,20 @@ impl ServeArgs {
                     .unwrap_or(defaults.secure_cookies),
                 oidc,
                 public_catalog: self.public_catalog.or(file.public_catalog).unwrap_or(false),
+                web_dir: match self.web_dir.or(file.web_dir) {
+                    Some(d) => {
+                        if !d.join("index.html").is_file() {
+                            anyhow::bail!(
+                                "--web-dir {}: no index.html there (build the UI: npm --prefix web run build)",
+                                d.display()
+                            );
+                        }
+                        Some(d)
+                    }
+                    None => {
+                        Some(PathBuf::from("web/dist")).filter(|d| d.join("index.html").is_file())
+                    }
+                },
             },
             retention: hub_storage::RetentionPolicy {
                 raw_ms: keep(

@@ -71,6 +71,8 @@ enum Command {
         #[command(subcommand)]
         command: plugins::PluginCommand,
     },
+    /// Print the API's OpenAPI document (what the admin UI's types are generated from).
+    Openapi,
     /// Load generators and query benchmarks.
     Bench {
         #[command(subcommand)]
@@ -240,6 +242,13 @@ async fn main() -> Result<()> {
         Command::Serve(args) => serve::run(args).await,
         Command::Plugin { command } => plugins::run(command).await,
         Command::Keys { command } => author::keys(command).await,
+        Command::Openapi => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&hub_api::openapi_json())?
+            );
+            Ok(())
+        }
         Command::Migrate(args) => {
             let (storage, settings) = open_db(args).await?;
             storage.close().await;

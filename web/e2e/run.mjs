@@ -1,0 +1,261 @@
+// End-to-end tests of the admin UI in Chromium (Debian's, driven by playwright-core) against a real
+// `hub serve`: a fresh SQLite data directory, this UI's build, the first-party plugins. Each run
+// saves screenshots of the main pages in e2e/screenshots/.
+//
+//   HUB_BIN      the hub binary (default ../target/debug/hub)
+//   HUB_PLUGINS  built first-party plugins (default ../dist/plugins)
+//   CHROMIUM     the browser (default /usr/bin/chromium)
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+
+const here = resolve(import.meta.dirname);
+const root = resolve(here, "../..");
+const hubBin = process.env.HUB_BIN ?? join(root, "target/debug/hub");
+const pluginsDir = process.env.HUB_PLUGINS ?? join(root, "dist/plugins");
+const shots = join(here, "screenshots");
+rmSync(shots, { recursive: true, force: true });
+mkdirSync(shots, { recursive: true });
+
+function startHub(dataDir) {
+  const child = spawn(hubBin, [
+    "serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0",
+    "--web-dir", join(root, "web/dist"), "--plugins-dir", pluginsDir,
+  ], { env: { ...process.env, HUB_LOG: "warn", RUST_BACKTRACE: "0" }, stdio: ["ignore", "pipe", "pipe"] });
+  const out = { lines: [] };
+  return new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error("the hub did not start:\n" + out.lines.join("\n"))), 60_000);
+    child.on("exit", (code) => fail(new Error(`the hub exited (${code}):\n${out.lines.join("\n")}`)));
+    createInterface({ input: child.stderr }).on("line", (l) => out.lines.push(l));
+    createInterface({ input: child.stdout }).on("line", (line) => {
+      out.lines.push(line);
+      const admin = /^Admin login: (\S+) with one-time password (\S+)/.exec(line);
+      if (admin) [out.email, out.password] = [admin[1], admin[2]];
+      const listen = /^hub listening on (\S+)/.exec(line);
+      if (listen) out.base = listen[1];
+      if (line.startsWith("hub_")) {
+        out.key = line.trim();
+        clearTimeout(timer);
+        ok({ child, ...out });
+      }
+    });
+  });
+}
+
+const now = () => new Date().toISOString();
+
+async function send(base, key, events) {
+  const r = await fetch(base + "/v1/events", {
+    method: "POST",
+    headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
+    body: JSON.stringify(events),
+  });
+  const body = await r.json();
+  assert.equal(r.status, 202, JSON.stringify(body));
+  assert.equal(body.accepted, events.length, JSON.stringify(body));
+}
+
+async function summary(base, key) {
+  const r = await fetch(base + "/v1/metrics/summary?from=now-1h&to=now", { headers: { Authorization: `Bearer ${key}` } });
+  return (await r.json()).groups[0];
+}
+
+function calls(n, offset) {
+  return Array.from({ length: n }, (_, i) => ({
+    event_id: `e2e-${offset + i}`, timestamp: now(), app: i % 2 ? "support-bot" : "search",
+    environment: "production", model: i % 3 ? "gpt-4o" : "gpt-4o-mini", provider: "openai",
+    input_tokens: 1000 + i, output_tokens: 100 + i, latency_ms: 300 + 10 * i, status: i % 10 === 9 ? "error" : "ok",
+    correlation_id: `conv-${Math.floor(i / 4)}`,
+  }));
+}
+
+let step = "start";
+const results = [];
+async function check(name, f) {
+  step = name;
+  const t = Date.now();
+  await f();
+  results.push(`ok  ${name} (${Date.now() - t} ms)`);
+  console.log(results.at(-1));
+}
+
+const data = mkdtempSync(join(tmpdir(), "hub-e2e-"));
+const hub = await startHub(join(data, "data"));
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+const page = await context.newPage();
+const shot = (name) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+const password = "an e2e password that is long";
+let key;
+try {
+  await check("a person without a session lands on the login page", async () => {
+    await page.goto(hub.base + "/plugins");
+    await page.waitForURL(/\/login\?next=%2Fplugins/);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByText("Enter the email you sign in with.").waitFor();
+    await shot("login");
+  });
+
+  await check("first login forces a password change, then returns to where the person was", async () => {
+    await page.getByLabel("Email").fill(hub.email);
+    await page.getByLabel("Password").fill("wrong password");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByText("That email and password do not match").waitFor();
+    await page.getByLabel("Password").fill(hub.password);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("heading", { name: "Choose your password" }).waitFor();
+    await page.getByLabel("Current password").fill(hub.password);
+    await page.getByLabel("New password", { exact: true }).fill("short");
+    await page.getByLabel("New password again").fill("short");
+    await page.getByRole("button", { name: "Save password" }).click();
+    await page.getByText("Use at least 12 characters.").waitFor();
+    await page.getByLabel("New password", { exact: true }).fill(password);
+    await page.getByLabel("New password again").fill(password);
+    await page.getByRole("button", { name: "Save password" }).click();
+    await page.getByRole("heading", { name: "Overview" }).waitFor();
+  });
+
+  await check("an admin creates an API key, shown once", async () => {
+    await page.getByRole("link", { name: "API keys" }).click();
+    await page.getByRole("button", { name: "Create key" }).click();
+    await page.getByText("Give the key a name").waitFor();
+    await page.getByLabel("Name").fill("e2e sender");
+    await page.getByRole("button", { name: "Create key" }).click();
+    key = (await page.getByTestId("new-key").textContent()).trim();
+    assert.match(key, /^hub_[a-z0-9]{8}_[a-z0-9]{32}$/);
+    await shot("api-keys");
+    await page.getByRole("button", { name: "Done" }).click();
+    await page.getByRole("cell", { name: "e2e sender" }).waitFor();
+  });
+
+  await check("uninstalling cost from the plugins page", async () => {
+    await page.getByRole("link", { name: "Plugins" }).click();
+    const cost = page.getByTestId("plugin-cost");
+    await cost.getByRole("button", { name: "Uninstall" }).click();
+    await cost.getByRole("button", { name: "Uninstall cost" }).click();
+    await cost.waitFor({ state: "detached" });
+    await page.getByTestId("plugin-registry").waitFor();
+  });
+
+  const first = calls(20, 0);
+  await check("the dashboard shows what was sent over REST", async () => {
+    const queryKey = (await (await fetch(hub.base + "/v1/auth/me", { headers: { Authorization: `Bearer ${key}` } })).json());
+    assert.equal(queryKey.kind, "api_key");
+    await send(hub.base, key, first);
+    await page.getByRole("link", { name: "Overview" }).click();
+    const tokens = first.reduce((s, e) => s + e.input_tokens, 0);
+    await page.getByTestId("requests").getByText("20", { exact: true }).waitFor({ timeout: 20_000 });
+    await page.getByTestId("errors").getByText("2", { exact: true }).waitFor();
+    await page.getByTestId("input-tokens").getByText(tokens.toLocaleString("en-US")).waitFor();
+    await page.getByTestId("cost").getByText("$0.0000").waitFor();
+    await page.locator(".chart canvas").first().waitFor();
+    await shot("overview");
+  });
+
+  await check("installing cost from the marketplace with a configuration", async () => {
+    await page.getByRole("link", { name: "Marketplace" }).click();
+    await page.getByRole("link", { name: "cost" }).click();
+    await page.getByRole("heading", { name: "cost 0.1.0" }).waitFor();
+    await shot("package");
+    await page.getByRole("button", { name: "Install…" }).click();
+    await page.getByLabel("discounts").fill('[{"provider": "openai", "percent": 150}]');
+    await page.getByRole("button", { name: "Install", exact: true }).click();
+    // The hub refuses 150 % and says where.
+    await page.locator(".field-error", { hasText: "150" }).waitFor();
+    await page.getByLabel("discounts").fill('[{"provider": "openai", "percent": 10}]');
+    await page.getByRole("button", { name: "Install", exact: true }).click();
+    await page.getByTestId("plugin-cost").waitFor();
+    await shot("plugins");
+  });
+
+  await check("events sent after the install get a cost, and the dashboard shows it", async () => {
+    await send(hub.base, key, calls(20, 100));
+    // The key made in the UI only ingests; the first start's key also queries.
+    const s = await summary(hub.base, hub.key);
+    assert.ok(s.cost_usd > 0, JSON.stringify(s));
+    await page.getByRole("link", { name: "Overview" }).click();
+    await page.getByTestId("requests").getByText("40", { exact: true }).waitFor({ timeout: 20_000 });
+    const shown = "$" + s.cost_usd.toLocaleString("en-US", { minimumFractionDigits: 4, maximumFractionDigits: 4 });
+    await page.getByTestId("cost").getByText(s.cost_usd < 1 ? shown : /\$/).waitFor();
+    await page.getByRole("tab", { name: "app" }).click();
+    await page.getByRole("cell", { name: "support-bot" }).waitFor();
+  });
+
+  await check("the event explorer filters, pages and shows an event with its conversation", async () => {
+    await page.getByRole("link", { name: "Events" }).click();
+    await page.getByLabel("model").fill("gpt-4o-mini");
+    await page.getByRole("cell", { name: "gpt-4o-mini" }).first().waitFor();
+    assert.equal(await page.getByRole("cell", { name: "gpt-4o", exact: true }).count(), 0);
+    await page.getByRole("row").nth(1).click();
+    await page.getByRole("heading", { name: "Original payload" }).waitFor();
+    await page.getByRole("heading", { name: "Same correlation id" }).waitFor();
+    await shot("event");
+  });
+
+  let viewerPassword;
+  await check("an admin adds a viewer", async () => {
+    await page.getByRole("link", { name: "Members" }).click();
+    const form = page.getByRole("form", { name: "Add a member" });
+    await form.getByLabel("Email").fill("viewer@example.com");
+    await form.getByRole("combobox").selectOption("viewer");
+    await form.getByRole("button", { name: "Add member" }).click();
+    viewerPassword = (await page.locator(".notice .secret").textContent()).trim();
+    await shot("members");
+    await page.getByRole("link", { name: "Audit log" }).click();
+    await page.getByRole("cell", { name: "plugin.install" }).first().waitFor();
+    await shot("audit");
+  });
+
+  await check("a viewer cannot see settings", async () => {
+    const viewer = await (await browser.newContext({ viewport: { width: 1280, height: 860 } })).newPage();
+    await viewer.goto(hub.base + "/login");
+    await viewer.getByLabel("Email").fill("viewer@example.com");
+    await viewer.getByLabel("Password").fill(viewerPassword);
+    await viewer.getByRole("button", { name: "Sign in" }).click();
+    await viewer.getByLabel("Current password").fill(viewerPassword);
+    await viewer.getByLabel("New password", { exact: true }).fill(password);
+    await viewer.getByLabel("New password again").fill(password);
+    await viewer.getByRole("button", { name: "Save password" }).click();
+    await viewer.getByRole("heading", { name: "Overview" }).waitFor();
+    assert.equal(await viewer.getByRole("link", { name: "API keys" }).count(), 0);
+    assert.equal(await viewer.getByRole("link", { name: "Plugins" }).count(), 0);
+    await viewer.goto(hub.base + "/settings/keys");
+    await viewer.getByRole("heading", { name: "Not for your role" }).waitFor();
+    const r = await viewer.evaluate(() => fetch("/v1/api-keys").then((r) => r.status));
+    assert.equal(r, 403);
+  });
+
+  await check("an expired session goes to login and back", async () => {
+    await context.clearCookies();
+    await page.goto(hub.base + "/marketplace");
+    await page.waitForURL(/\/login\?next=%2Fmarketplace/);
+    await page.getByLabel("Email").fill(hub.email);
+    await page.getByLabel("Password").fill(password);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("heading", { name: "Marketplace" }).waitFor();
+    await shot("marketplace");
+  });
+
+  await check("an API error is a readable message, not a blank page", async () => {
+    await page.goto(hub.base + "/marketplace/no-such-plugin");
+    await page.getByRole("alert").getByText("not in this marketplace").waitFor();
+  });
+} catch (e) {
+  await shot("failure").catch(() => {});
+  console.error(`FAILED at "${step}": ${e.stack ?? e}`);
+  console.error("hub output:\n" + hub.lines.slice(-30).join("\n"));
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+  hub.child.kill("SIGTERM");
+  rmSync(data, { recursive: true, force: true });
+}
+console.log(`${results.length} e2e checks passed; screenshots in ${shots}`);

@@ -1,0 +1,26 @@
+import { describe, expect, it } from "vitest";
+import { int, ms, pct, usd } from "./format";
+import { atLeast, type Me } from "./auth";
+
+describe("formatting", () => {
+  it("shows units", () => {
+    expect(int(1234567)).toBe("1,234,567");
+    expect(usd(0.0126)).toBe("$0.0126");
+    expect(usd(1234.5)).toBe("$1,234.50");
+    expect(ms(812.5)).toBe("813 ms");
+    expect(ms(2.25)).toBe("2.3 ms");
+    expect(pct(0.25)).toBe("25.0%");
+    expect(int(null)).toBe("–");
+  });
+});
+
+describe("roles", () => {
+  const me = (role: string | null, kind = "user", scopes: string[] = []) => ({ kind, role, scopes }) as unknown as Me;
+  it("orders viewer < analyst < admin < owner", () => {
+    expect(atLeast(me("viewer"), "admin")).toBe(false);
+    expect(atLeast(me("admin"), "analyst")).toBe(true);
+    expect(atLeast(me("owner"), "admin")).toBe(true);
+    expect(atLeast(undefined, "viewer")).toBe(false);
+    expect(atLeast(me(null, "api_key", ["admin"]), "admin")).toBe(true);
+  });
+});

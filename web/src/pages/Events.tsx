@@ -1,0 +1,84 @@
+import { useState } from "react";
+import { useQuery } from "@tanstack/react-query";
+import { get, query, type Schemas } from "../api/client";
+import { Empty, ErrorNote, Loading } from "../components/States";
+import { int, ms, usd, when } from "../format";
+
+type Page = Schemas["EventPageDto"];
+type Event = Schemas["EventDto"];
+const FILTERS = ["model", "provider", "app", "status", "severity", "source_module", "correlation_id", "trace_id", "session_id"] as const;
+
+export function Events() {
+  const [filters, setFilters] = useState<Record<string, string>>({});
+  const [cursors, setCursors] = useState<string[]>([]);
+  const [open, setOpen] = useState<string | null>(null);
+  const cursor = cursors[cursors.length - 1];
+  const params = { ...filters, cursor, limit: 50 };
+  const page = useQuery({ queryKey: ["events", params], queryFn: () => get<Page>("/v1/events" + query(params)) });
+  const set = (k: string, v: string) => { setCursors([]); setFilters({ ...filters, [k]: v }); };
+  return (
+    <div>
+      <header className="page-head"><h1>Events</h1></header>
+      <form className="panel filters" onSubmit={(e) => e.preventDefault()} aria-label="Filters">
+        {FILTERS.map((f) => (
+          <label key={f}>{f.replace("_", " ")}<input value={filters[f] ?? ""} onChange={(e) => set(f, e.target.value)} /></label>
+        ))}
+      </form>
+      {page.isPending ? <Loading what="events" /> : page.isError ? <ErrorNote error={page.error} retry={() => page.refetch()} /> :
+        page.data.events.length === 0 ? <Empty>No events match.</Empty> : (
+          <>
+            <table>
+              <thead><tr><th>Time</th><th>Kind</th><th>Model</th><th>App</th><th>Status</th><th>Tokens in/out</th><th>Latency</th><th>Cost</th></tr></thead>
+              <tbody>
+                {page.data.events.map((e) => (
+                  <tr key={e.event_id + e.timestamp} tabIndex={0} className="clickable" onClick={() => setOpen(e.event_id)} onKeyDown={(k) => k.key === "Enter" && setOpen(e.event_id)}>
+                    <td>{when(e.timestamp)}</td><td>{e.kind}</td><td>{e.model ?? "–"}</td><td>{e.app ?? "–"}</td><td>{e.status ?? "–"}</td>
+                    <td>{int(e.input_tokens)} / {int(e.output_tokens)}</td><td>{ms(e.latency_ms)}</td><td>{usd(e.cost_usd)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+            <div className="row">
+              <button className="secondary" disabled={cursors.length === 0} onClick={() => setCursors(cursors.slice(0, -1))}>Newer</button>
+              <button className="secondary" disabled={!page.data.next_cursor} onClick={() => setCursors([...cursors, page.data.next_cursor!])}>Older</button>
+            </div>
+          </>
+        )}
+      {open && <EventDetail id={open} onClose={() => setOpen(null)} />}
+    </div>
+  );
+}
+
+function EventDetail({ id, onClose }: { id: string; onClose: () => void }) {
+  const e = useQuery({ queryKey: ["event", id], queryFn: () => get<Event>(`/v1/events/${encodeURIComponent(id)}`) });
+  const related = useQuery({
+    enabled: !!e.data?.correlation_id,
+    queryKey: ["events", "correlation", e.data?.correlation_id],
+    queryFn: () => get<Page>("/v1/events" + query({ correlation_id: e.data!.correlation_id!, limit: 100 })),
+  });
+  return (
+    <section className="panel detail" role="dialog" aria-label={`Event ${id}`}>
+      <div className="page-head"><h2 className="mono">{id}</h2><button className="secondary" onClick={onClose}>Close</button></div>
+      {e.isPending ? <Loading what="the event" /> : e.isError ? <ErrorNote error={e.error} /> : (
+        <div className="columns">
+          <dl>
+            {Object.entries(e.data).filter(([k]) => k !== "payload" && k !== "tags").map(([k, v]) => (
+              <div key={k} className="kv"><dt>{k}</dt><dd>{v == null ? "–" : String(v)}</dd></div>
+            ))}
+            <div className="kv"><dt>tags</dt><dd><pre>{JSON.stringify(e.data.tags, null, 2)}</pre></dd></div>
+          </dl>
+          <div>
+            <h3>Original payload</h3>
+            <pre className="payload">{JSON.stringify(e.data.payload, null, 2)}</pre>
+            {related.data && related.data.events.length > 1 && (
+              <>
+                <h3>Same correlation id</h3>
+                <ul>{related.data.events.map((r) => <li key={r.event_id} className="mono small">{r.event_id} · {r.kind} · {when(r.timestamp)}</li>)}</ul>
+              </>
+            )}
+          </div>
+        </div>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,156 @@
+import { useState } from "react";
+import { Link } from "react-router";
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { api, ApiError, explain, get, type Schemas } from "../api/client";
+import { atLeast, useMe } from "../auth";
+import { fieldOf, SchemaForm, type JsonSchema } from "../components/SchemaForm";
+import { Empty, ErrorNote, Loading } from "../components/States";
+import { int, ms } from "../format";
+
+type Plugin = Schemas["PluginDto"];
+type List = Schemas["PluginListDto"];
+
+export function Plugins() {
+  const me = useMe();
+  const admin = atLeast(me.data, "admin");
+  const qc = useQueryClient();
+  const list = useQuery({ queryKey: ["plugins"], queryFn: () => get<List>("/v1/plugins"), refetchInterval: 15_000 });
+  const change = useMutation({
+    mutationFn: ({ method, path, body }: { method: string; path: string; body?: unknown }) => api(method, path, body),
+    onSuccess: () => qc.invalidateQueries({ queryKey: ["plugins"] }),
+  });
+  if (list.isPending) return <Loading what="plugins" />;
+  if (list.isError) return <ErrorNote error={list.error} retry={() => list.refetch()} />;
+  const plugins = list.data.plugins;
+  const enrichers = plugins.filter((p) => p.kind === "enricher").map((p) => p.name);
+  const move = (name: string, by: number) => {
+    const order = [...enrichers];
+    const i = order.indexOf(name);
+    const j = i + by;
+    if (j < 0 || j >= order.length) return;
+    [order[i], order[j]] = [order[j], order[i]];
+    change.mutate({ method: "PUT", path: "/v1/plugins", body: { plugins: order.map((n) => ({ name: n })) } });
+  };
+  return (
+    <div>
+      <header className="page-head">
+        <h1>Plugins</h1>
+        <Link to="/marketplace" className="button secondary">Browse the marketplace</Link>
+      </header>
+      {change.isError && <ErrorNote error={change.error} />}
+      {plugins.length === 0 ? (
+        <Empty>No plugins yet. Install one from the marketplace.</Empty>
+      ) : (
+        <ol className="plugin-list">
+          {plugins.map((p) => (
+            <PluginRow key={p.name} p={p} admin={admin} busy={change.isPending}
+              onToggle={() => change.mutate({ method: "PUT", path: `/v1/plugins/${p.name}`, body: { enabled: !p.enabled } })}
+              onMove={p.kind === "enricher" ? (by) => move(p.name, by) : undefined} />
+          ))}
+        </ol>
+      )}
+    </div>
+  );
+}
+
+function PluginRow({ p, admin, busy, onToggle, onMove }: {
+  p: Plugin; admin: boolean; busy: boolean; onToggle: () => void; onMove?: (by: number) => void;
+}) {
+  const [open, setOpen] = useState<"" | "config" | "version" | "remove">("");
+  const h = p.health;
+  return (
+    <li className="panel plugin" data-testid={`plugin-${p.name}`}>
+      <div className="page-head">
+        <div>
+          <h2>{p.name} <span className="muted">{p.version}</span> {p.enabled ? <span className="badge ok">enabled</span> : <span className="badge">disabled</span>}</h2>
+          <div className="muted small">{p.kind} · position {p.position}</div>
+        </div>
+        {admin && (
+          <div className="toolbar">
+            {onMove && <button className="secondary" aria-label={`Move ${p.name} up`} disabled={busy} onClick={() => onMove(-1)}>↑</button>}
+            {onMove && <button className="secondary" aria-label={`Move ${p.name} down`} disabled={busy} onClick={() => onMove(1)}>↓</button>}
+            <button className="secondary" disabled={busy} onClick={onToggle}>{p.enabled ? "Disable" : "Enable"}</button>
+            <button className="secondary" onClick={() => setOpen(open === "config" ? "" : "config")}>Configure</button>
+            <button className="secondary" onClick={() => setOpen(open === "version" ? "" : "version")}>Version</button>
+            <button className="secondary danger" onClick={() => setOpen(open === "remove" ? "" : "remove")}>Uninstall</button>
+          </div>
+        )}
+      </div>
+      <p>{p.description}</p>
+      <dl className="health">
+        <dt>Calls</dt><dd>{int(h.calls)}</dd>
+        <dt>Failures</dt><dd>{int(h.failures)}</dd>
+        <dt>p50 / p99</dt><dd>{ms(h.p50_ms)} / {ms(h.p99_ms)}</dd>
+        <dt>Granted</dt><dd>{[p.grants.kv ? "kv" : "", ...(p.grants.http ?? []).map((x) => "http:" + x)].filter(Boolean).join(", ") || "nothing"}</dd>
+      </dl>
+      {h.disabled_reason && <div className="state error">Disabled by the hub: {h.disabled_reason}</div>}
+      {h.last_error && <div className="muted small">Last error: {h.last_error}</div>}
+      {open === "config" && <Configure p={p} onDone={() => setOpen("")} />}
+      {open === "version" && <Version p={p} onDone={() => setOpen("")} />}
+      {open === "remove" && <Remove p={p} onDone={() => setOpen("")} />}
+    </li>
+  );
+}
+
+function Configure({ p, onDone }: { p: Plugin; onDone: () => void }) {
+  const qc = useQueryClient();
+  const [serverErrors, setServerErrors] = useState<Record<string, string>>({});
+  const save = useMutation({
+    mutationFn: (config: Record<string, unknown>) => api("PUT", `/v1/plugins/${p.name}`, { config }),
+    onSuccess: async () => { await qc.invalidateQueries({ queryKey: ["plugins"] }); onDone(); },
+    onError: (e) => {
+      const f = e instanceof ApiError ? fieldOf(e.parameter) : undefined;
+      setServerErrors(f && f !== "config" ? { [f]: e.message } : {});
+    },
+  });
+  return (
+    <section aria-label={`Configure ${p.name}`}>
+      <SchemaForm schema={p.config_schema as JsonSchema} initial={(p.config ?? {}) as Record<string, unknown>}
+        serverErrors={serverErrors} busy={save.isPending} submitLabel="Save configuration" onSubmit={(c) => save.mutate(c)}>
+        {save.isError && <div className="state error" role="alert">{explain(save.error)}</div>}
+      </SchemaForm>
+    </section>
+  );
+}
+
+function Version({ p, onDone }: { p: Plugin; onDone: () => void }) {
+  const qc = useQueryClient();
+  const detail = useQuery({ queryKey: ["package", p.name], queryFn: () => get<Schemas["PackageDetailDto"]>(`/v1/marketplace/packages/${p.name}`) });
+  const [version, setVersion] = useState(p.version);
+  const save = useMutation({
+    mutationFn: () => api("PUT", `/v1/plugins/${p.name}`, { version }),
+    onSuccess: async () => { await qc.invalidateQueries({ queryKey: ["plugins"] }); onDone(); },
+  });
+  if (detail.isPending) return <Loading what="versions" />;
+  if (detail.isError) return <ErrorNote error={detail.error} />;
+  return (
+    <section aria-label={`Version of ${p.name}`} className="row">
+      <label>
+        Move to version
+        <select value={version} onChange={(e) => setVersion(e.target.value)}>
+          {detail.data.versions.filter((v) => !v.yanked || v.version === p.version).map((v) => (
+            <option key={v.version} value={v.version}>{v.version}{v.version === p.version ? " (installed)" : ""}</option>
+          ))}
+        </select>
+      </label>
+      <button disabled={version === p.version || save.isPending} onClick={() => save.mutate()}>Apply</button>
+      {save.isError && <div className="state error" role="alert">{explain(save.error)}</div>}
+    </section>
+  );
+}
+
+function Remove({ p, onDone }: { p: Plugin; onDone: () => void }) {
+  const qc = useQueryClient();
+  const [purge, setPurge] = useState(false);
+  const remove = useMutation({
+    mutationFn: () => api("DELETE", `/v1/plugins/${p.name}${purge ? "?purge_kv=true" : ""}`),
+    onSuccess: async () => { await qc.invalidateQueries({ queryKey: ["plugins"] }); onDone(); },
+  });
+  return (
+    <section aria-label={`Uninstall ${p.name}`} className="row">
+      <label className="inline"><input type="checkbox" checked={purge} onChange={(e) => setPurge(e.target.checked)} /> Also delete what it stored (cannot be undone)</label>
+      <button className="danger" disabled={remove.isPending} onClick={() => remove.mutate()}>Uninstall {p.name}</button>
+      {remove.isError && <div className="state error" role="alert">{explain(remove.error)}</div>}
+    </section>
+  );
+}
