@@ -212,6 +212,9 @@ try {
     await page.getByRole("link", { name: "Audit log" }).click();
     await page.getByRole("cell", { name: "plugin.install" }).first().waitFor();
     await shot("audit");
+    await page.getByRole("link", { name: "Sign-in and retention" }).click();
+    await page.getByTestId("retention-raw").getByText("30 days").waitFor();
+    await shot("settings");
   });
 
   await check("a viewer cannot see settings", async () => {
@@ -226,6 +229,7 @@ try {
     await viewer.getByRole("button", { name: "Save password" }).click();
     await viewer.getByRole("heading", { name: "Overview" }).waitFor();
     assert.equal(await viewer.getByRole("link", { name: "API keys" }).count(), 0);
+    assert.equal(await viewer.getByRole("link", { name: "Sign-in and retention" }).count(), 0);
     assert.equal(await viewer.getByRole("link", { name: "Plugins" }).count(), 0);
     await viewer.goto(hub.base + "/settings/keys");
     await viewer.getByRole("heading", { name: "Not for your role" }).waitFor();

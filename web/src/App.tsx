@@ -12,6 +12,7 @@ import { Plugins } from "./pages/Plugins";
 import { Events } from "./pages/Events";
 import { Audit } from "./pages/Audit";
 import { Members } from "./pages/Members";
+import { SettingsPage } from "./pages/Settings";
 import { ErrorNote, Loading } from "./components/States";
 
 export function App() {
@@ -60,6 +61,7 @@ function Shell() {
             <NavLink to="/settings/keys">API keys</NavLink>
             <NavLink to="/settings/members">Members</NavLink>
             <NavLink to="/settings/audit">Audit log</NavLink>
+            <NavLink to="/settings/general">Sign-in and retention</NavLink>
           </>
         )}
         <div className="who">
@@ -80,6 +82,7 @@ function Shell() {
           <Route path="/settings/keys" element={admin ? <Keys /> : <Forbidden />} />
           <Route path="/settings/members" element={admin ? <Members /> : <Forbidden />} />
           <Route path="/settings/audit" element={admin ? <Audit /> : <Forbidden />} />
+          <Route path="/settings/general" element={admin ? <SettingsPage /> : <Forbidden />} />
           <Route path="/password" element={<ChangePassword />} />
           <Route path="*" element={<Navigate to="/" replace />} />
         </Routes>

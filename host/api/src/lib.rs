@@ -60,6 +60,9 @@ pub struct ApiConfig {
     pub public_catalog: bool,
     /// The admin UI's built files (`web/dist`), served at `/` for every path outside the API.
     pub web_dir: Option<std::path::PathBuf>,
+    /// The operator's settings tenants may read (`GET /v1/settings`): single sign-on (never the
+    /// client secret) and retention.
+    pub settings: serde_json::Value,
 }
 
 impl Default for ApiConfig {
@@ -74,6 +77,7 @@ impl Default for ApiConfig {
             oidc: None,
             public_catalog: false,
             web_dir: None,
+            settings: serde_json::Value::Null,
         }
     }
 }

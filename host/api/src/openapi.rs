@@ -54,6 +54,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::oidc::providers,
         crate::oidc::start,
         crate::oidc::callback,
+        crate::ops::settings,
         crate::ops::healthz,
         crate::ops::readyz,
         crate::ops::metrics,

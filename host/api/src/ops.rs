@@ -16,6 +16,44 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
+        .route("/v1/settings", get(settings))
+}
+
+/// The operator's settings as tenants may read them.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SettingsDto {
+    /// Single sign-on: `enabled`, and when on the issuer, client id, redirect URL, scopes, groups
+    /// claim and the domain and group rules (`PATTERN=TENANT:ROLE`); never the client secret.
+    #[schema(value_type = Object)]
+    pub sso: serde_json::Value,
+    /// How long each resolution is kept, in milliseconds (`null`: forever).
+    #[schema(value_type = Object)]
+    pub retention: serde_json::Value,
+    /// Whether the marketplace catalog is served without credentials.
+    pub public_catalog: bool,
+}
+
+#[utoipa::path(get, path = "/v1/settings", tag = "ops",
+    description = "Single sign-on and retention as the operator set them (flags, env or hub.toml; changes between starts are in the audit log). Needs the `query` or `admin` scope, or analyst and up.",
+    responses((status = 200, body = SettingsDto), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)),
+    security(("api_key" = [])))]
+pub(crate) async fn settings(
+    State(state): State<AppState>,
+    principal: crate::Principal,
+) -> Result<Json<SettingsDto>, ApiError> {
+    principal.require(crate::Right::ReadConfig)?;
+    let s = &state.config.settings;
+    Ok(Json(SettingsDto {
+        sso: s
+            .get("sso")
+            .cloned()
+            .unwrap_or(serde_json::json!({"enabled": false})),
+        retention: s
+            .get("retention")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null),
+        public_catalog: state.config.public_catalog,
+    }))
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "ops", description = "The process is up.", responses((status = 200, description = "ok")))]

@@ -33,13 +33,16 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         settings.retention,
         Duration::from_millis(settings.retention_interval_ms.max(1_000) as u64),
     );
-    let state = hub_api::AppState::new(
-        storage.clone(),
-        producer,
-        settings.api.clone(),
-        pipeline.stats.clone(),
-    )
-    .with_plugins(plugins.clone());
+    let mut api = settings.api.clone();
+    // What GET /v1/settings shows: the same view of sign-in and retention the audit log records.
+    api.settings = serde_json::Value::Object(
+        audited_settings(&settings)
+            .into_iter()
+            .map(|(k, v)| (k.trim_start_matches("settings.").to_string(), v))
+            .collect(),
+    );
+    let state = hub_api::AppState::new(storage.clone(), producer, api, pipeline.stats.clone())
+        .with_plugins(plugins.clone());
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;

@@ -524,6 +524,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Single sign-on and retention as the operator set them (flags, env or hub.toml; changes between starts are in the audit log). Needs the `query` or `admin` scope, or analyst and up. */
+        get: operations["settings"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tenants": {
         parameters: {
             query?: never;
@@ -1080,6 +1097,18 @@ export interface components {
         };
         SetRoleDto: {
             role: string;
+        };
+        /** @description The operator's settings as tenants may read them. */
+        SettingsDto: {
+            /** @description Whether the marketplace catalog is served without credentials. */
+            public_catalog: boolean;
+            /** @description How long each resolution is kept, in milliseconds (`null`: forever). */
+            retention: Record<string, never>;
+            /**
+             * @description Single sign-on: `enabled`, and when on the issuer, client id, redirect URL, scopes, groups
+             *     claim and the domain and group rules (`PATTERN=TENANT:ROLE`); never the client secret.
+             */
+            sso: Record<string, never>;
         };
         SummaryGroup: {
             /** Format: double */
@@ -2684,6 +2713,41 @@ export interface operations {
                 content?: never;
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettingsDto"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
