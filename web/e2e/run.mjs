@@ -196,6 +196,8 @@ try {
     assert.equal(await page.getByRole("cell", { name: "gpt-4o", exact: true }).count(), 0);
     await page.getByRole("row").nth(1).click();
     await page.getByRole("heading", { name: "Original payload" }).waitFor();
+    // registry tagged every event; the sender sent no tags.
+    await page.getByTestId("added-by-plugins").getByText("tag model_family").waitFor();
     await page.getByRole("heading", { name: "Same correlation id" }).waitFor();
     await shot("event");
   });

@@ -68,6 +68,8 @@ function EventDetail({ id, onClose }: { id: string; onClose: () => void }) {
             <div className="kv"><dt>tags</dt><dd><pre>{JSON.stringify(e.data.tags, null, 2)}</pre></dd></div>
           </dl>
           <div>
+            <h3>Added by plugins</h3>
+            <AddedByPlugins e={e.data} />
             <h3>Original payload</h3>
             <pre className="payload">{JSON.stringify(e.data.payload, null, 2)}</pre>
             {related.data && related.data.events.length > 1 && (
@@ -80,5 +82,32 @@ function EventDetail({ id, onClose }: { id: string; onClose: () => void }) {
         </div>
       )}
     </section>
+  );
+}
+
+/** What the stored event has that the sender did not send: the plugins' patches (never an
+ * overwrite: plugins only fill what is missing and add tags). */
+export function addedByPlugins(e: Event): [string, string][] {
+  const payload = (e.payload ?? {}) as Record<string, unknown>;
+  const sent = (k: string) => payload[k] !== undefined || (payload.payload as { data?: Record<string, unknown> } | undefined)?.data?.[k] !== undefined;
+  const out: [string, string][] = [];
+  for (const k of ["cost_usd", "provider", "operation", "app", "environment"] as const) {
+    const v = e[k];
+    if (v != null && !sent(k)) out.push([k, k === "cost_usd" ? usd(v as number) : String(v)]);
+  }
+  const sentTags = (payload.tags ?? {}) as Record<string, unknown>;
+  for (const [k, v] of Object.entries((e.tags ?? {}) as Record<string, unknown>)) {
+    if (sentTags[k] === undefined) out.push([`tag ${k}`, String(v)]);
+  }
+  return out;
+}
+
+function AddedByPlugins({ e }: { e: Event }) {
+  const added = addedByPlugins(e);
+  if (added.length === 0) return <p className="muted small">Nothing: the event is as it was sent.</p>;
+  return (
+    <table data-testid="added-by-plugins">
+      <tbody>{added.map(([k, v]) => <tr key={k}><td className="mono">{k}</td><td>{v}</td></tr>)}</tbody>
+    </table>
   );
 }
