@@ -200,6 +200,10 @@ try {
     await page.getByTestId("added-by-plugins").getByText("tag model_family").waitFor();
     await page.getByRole("heading", { name: "Same correlation id" }).waitFor();
     await shot("event");
+    await page.getByRole("button", { name: "Close" }).click();
+    const tomorrow = new Date(Date.now() + 86_400_000 - new Date().getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
+    await page.getByLabel("from").fill(tomorrow);
+    await page.getByText("No events match.").waitFor();
   });
 
   let viewerPassword;

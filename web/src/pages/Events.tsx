@@ -8,6 +8,14 @@ type Page = Schemas["EventPageDto"];
 type Event = Schemas["EventDto"];
 const FILTERS = ["model", "provider", "app", "status", "severity", "source_module", "correlation_id", "trace_id", "session_id"] as const;
 
+/** `datetime-local` speaks local time without a zone; the API takes RFC 3339. */
+const iso = (local: string) => (local ? new Date(local).toISOString() : "");
+const local = (iso: string | undefined) => {
+  if (!iso) return "";
+  const d = new Date(iso);
+  return new Date(d.getTime() - d.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
+};
+
 export function Events() {
   const [filters, setFilters] = useState<Record<string, string>>({});
   const [cursors, setCursors] = useState<string[]>([]);
@@ -20,6 +28,8 @@ export function Events() {
     <div>
       <header className="page-head"><h1>Events</h1></header>
       <form className="panel filters" onSubmit={(e) => e.preventDefault()} aria-label="Filters">
+        <label>from<input type="datetime-local" value={local(filters.from)} onChange={(e) => set("from", iso(e.target.value))} /></label>
+        <label>to<input type="datetime-local" value={local(filters.to)} onChange={(e) => set("to", iso(e.target.value))} /></label>
         {FILTERS.map((f) => (
           <label key={f}>{f.replace("_", " ")}<input value={filters[f] ?? ""} onChange={(e) => set(f, e.target.value)} /></label>
         ))}
