@@ -151,6 +151,7 @@ try {
     assert.equal(queryKey.kind, "api_key");
     await send(hub.base, key, first);
     await page.getByRole("link", { name: "Overview" }).click();
+    await page.getByRole("button", { name: "Refresh" }).click();
     const tokens = first.reduce((s, e) => s + e.input_tokens, 0);
     await page.getByTestId("requests").getByText("20", { exact: true }).waitFor({ timeout: 20_000 });
     await page.getByTestId("errors").getByText("2", { exact: true }).waitFor();

@@ -1,5 +1,5 @@
 import { useMemo, useState } from "react";
-import { useQuery } from "@tanstack/react-query";
+import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { get, query, type Schemas } from "../api/client";
 import { Chart, color, type Line } from "../components/Chart";
 import { Empty, ErrorNote, Loading } from "../components/States";
@@ -35,6 +35,7 @@ function stepFor(spanMs: number): string {
 }
 
 export function Overview() {
+  const qc = useQueryClient();
   const r = useRange();
   const [by, setBy] = useState<(typeof DIMENSIONS)[number]>("model");
   const live = { refetchInterval: 10_000 };
@@ -80,6 +81,9 @@ export function Overview() {
             </>
           )}
           <span className="muted live" title="Refreshes every 10 seconds">● live</span>
+          <button className="secondary" onClick={() => qc.invalidateQueries({ queryKey: ["summary"] }).then(() => qc.invalidateQueries({ queryKey: ["series"] }))}>
+            Refresh
+          </button>
         </div>
       </header>
       {totals.isPending ? (
