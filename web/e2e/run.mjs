@@ -142,7 +142,14 @@ try {
     await cost.getByRole("button", { name: "Uninstall" }).click();
     await cost.getByRole("button", { name: "Uninstall cost" }).click();
     await cost.waitFor({ state: "detached" });
-    await page.getByTestId("plugin-registry").waitFor();
+    // registry's capabilities: HTTP to a host the tenant picks, only with an explicit confirmation.
+    const registry = page.getByTestId("plugin-registry");
+    await registry.getByRole("button", { name: "Capabilities" }).click();
+    await registry.getByLabel(/HTTP hosts/).fill("registry.example.com");
+    assert.equal(await registry.getByRole("button", { name: "Save capabilities" }).isDisabled(), true);
+    await registry.getByLabel(/I grant exactly these/).check();
+    await registry.getByRole("button", { name: "Save capabilities" }).click();
+    await registry.getByText("http:registry.example.com").waitFor();
   });
 
   const first = calls(20, 0);

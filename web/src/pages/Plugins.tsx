@@ -56,7 +56,7 @@ export function Plugins() {
 function PluginRow({ p, admin, busy, onToggle, onMove }: {
   p: Plugin; admin: boolean; busy: boolean; onToggle: () => void; onMove?: (by: number) => void;
 }) {
-  const [open, setOpen] = useState<"" | "config" | "version" | "remove">("");
+  const [open, setOpen] = useState<"" | "config" | "grants" | "version" | "remove">("");
   const h = p.health;
   return (
     <li className="panel plugin" data-testid={`plugin-${p.name}`}>
@@ -71,6 +71,9 @@ function PluginRow({ p, admin, busy, onToggle, onMove }: {
             {onMove && <button className="secondary" aria-label={`Move ${p.name} down`} disabled={busy} onClick={() => onMove(1)}>↓</button>}
             <button className="secondary" disabled={busy} onClick={onToggle}>{p.enabled ? "Disable" : "Enable"}</button>
             <button className="secondary" onClick={() => setOpen(open === "config" ? "" : "config")}>Configure</button>
+            {(p.capabilities.kv || p.capabilities.http.length > 0) && (
+              <button className="secondary" onClick={() => setOpen(open === "grants" ? "" : "grants")}>Capabilities</button>
+            )}
             <button className="secondary" onClick={() => setOpen(open === "version" ? "" : "version")}>Version</button>
             <button className="secondary danger" onClick={() => setOpen(open === "remove" ? "" : "remove")}>Uninstall</button>
           </div>
@@ -86,6 +89,7 @@ function PluginRow({ p, admin, busy, onToggle, onMove }: {
       {h.disabled_reason && <div className="state error">Disabled by the hub: {h.disabled_reason}</div>}
       {h.last_error && <div className="muted small">Last error: {h.last_error}</div>}
       {open === "config" && <Configure p={p} onDone={() => setOpen("")} />}
+      {open === "grants" && <Grants p={p} onDone={() => setOpen("")} />}
       {open === "version" && <Version p={p} onDone={() => setOpen("")} />}
       {open === "remove" && <Remove p={p} onDone={() => setOpen("")} />}
     </li>
@@ -152,5 +156,32 @@ function Remove({ p, onDone }: { p: Plugin; onDone: () => void }) {
       <button className="danger" disabled={remove.isPending} onClick={() => remove.mutate()}>Uninstall {p.name}</button>
       {remove.isError && <div className="state error" role="alert">{explain(remove.error)}</div>}
     </section>
+  );
+}
+
+/** The capabilities the plugin asks for, granted or not, changed only with an explicit confirmation. */
+function Grants({ p, onDone }: { p: Plugin; onDone: () => void }) {
+  const qc = useQueryClient();
+  const asked = p.capabilities;
+  const [kv, setKv] = useState(p.grants.kv ?? false);
+  const [hosts, setHosts] = useState((p.grants.http ?? []).join(", "));
+  const [confirmed, setConfirmed] = useState(false);
+  const save = useMutation({
+    mutationFn: () => api("PUT", `/v1/plugins/${p.name}`, { grants: { kv, http: hosts.split(",").map((h) => h.trim()).filter(Boolean) } }),
+    onSuccess: async () => { await qc.invalidateQueries({ queryKey: ["plugins"] }); onDone(); },
+  });
+  return (
+    <form className="grants" aria-label={`Capabilities of ${p.name}`} onSubmit={(e) => { e.preventDefault(); if (confirmed) save.mutate(); }}>
+      {asked.kv && <label className="inline"><input type="checkbox" checked={kv} onChange={(e) => setKv(e.target.checked)} /> Key-value store</label>}
+      {asked.http.length > 0 && (
+        <label>
+          HTTP hosts {asked.http.includes("*") ? "(you choose)" : `(it asks for ${asked.http.join(", ")})`}
+          <input value={hosts} onChange={(e) => setHosts(e.target.value)} placeholder="host or host:port, comma-separated" />
+        </label>
+      )}
+      <label className="inline"><input type="checkbox" checked={confirmed} onChange={(e) => setConfirmed(e.target.checked)} /> I grant exactly these to {p.name} for this tenant</label>
+      <button type="submit" disabled={!confirmed || save.isPending}>Save capabilities</button>
+      {save.isError && <div className="state error" role="alert">{explain(save.error)}</div>}
+    </form>
   );
 }
