@@ -546,6 +546,8 @@ async fn ops_routes_and_openapi_cover_everything() {
         ("/v1/marketplace/keys", "post"),
         ("/v1/marketplace/keys/{key_id}", "delete"),
         ("/v1/marketplace/catalogs", "get"),
+        ("/v1/settings", "get"),
+        ("/v1/auth/providers", "get"),
         ("/healthz", "get"),
         ("/readyz", "get"),
         ("/metrics", "get"),
@@ -643,4 +645,38 @@ async fn the_admin_ui_is_served_outside_the_api_with_its_own_headers() {
     // A path that climbs out of the directory gets the page, never a file outside it.
     let (_, _, body) = common::send(&hub.app, get("/../../etc/passwd")).await;
     assert!(!body.to_string().contains("root:"), "{body}");
+}
+
+#[tokio::test]
+async fn settings_show_the_operators_choices_to_readers_of_configuration() {
+    let hub = common::test_hub(
+        ApiConfig {
+            settings: serde_json::json!({"sso": {"enabled": false}, "retention": {"raw_ms": 86_400_000, "day_ms": null}}),
+            ..Default::default()
+        },
+        1000,
+    )
+    .await;
+    let query = key_for(&hub.storage, "acme", vec![ApiKeyScope::Query]).await;
+    let ingest = key_for(&hub.storage, "acme", vec![ApiKeyScope::Ingest]).await;
+    let get = |path: &str, key: &str| {
+        let mut r = Request::get(path);
+        if !key.is_empty() {
+            r = r.header(header::AUTHORIZATION, format!("Bearer {key}"));
+        }
+        r.body(Body::empty()).unwrap()
+    };
+    let (status, _, body) = common::send(&hub.app, get("/v1/settings", &query)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["retention"]["raw_ms"], 86_400_000);
+    assert_eq!(body["sso"]["enabled"], false);
+    assert_eq!(body["public_catalog"], false);
+    let (status, _, _) = common::send(&hub.app, get("/v1/settings", &ingest)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = common::send(&hub.app, get("/v1/settings", "")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // How to sign in is public: the login page asks before anyone has a session.
+    let (status, _, body) = common::send(&hub.app, get("/v1/auth/providers", "")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, serde_json::json!({"password": true, "sso": false}));
 }
