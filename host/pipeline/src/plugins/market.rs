@@ -338,21 +338,17 @@ impl PluginHost {
     ) -> Result<&'a str, PluginAdminError> {
         match version {
             Some(v) => {
-                let (_, yanked) = versions.iter().find(|(x, _)| x == v).ok_or_else(|| {
+                let (found, yanked) = versions.iter().find(|(x, _)| x == v).ok_or_else(|| {
                     PluginAdminError::NotFound(format!(
                         "version {v} of '{name}' is not in the catalog"
                     ))
                 })?;
-                if let Some(reason) = yanked {
-                    return Err(PluginAdminError::Yanked(format!(
+                match yanked {
+                    Some(reason) => Err(PluginAdminError::Yanked(format!(
                         "version {v} of '{name}' was yanked ({reason}); pick another version"
-                    )));
+                    ))),
+                    None => Ok(found.as_str()),
                 }
-                Ok(&versions
-                    .iter()
-                    .find(|(x, _)| x == v)
-                    .expect("found above")
-                    .0)
             }
             None => latest(versions, |(v, y)| (v.as_str(), y.is_some()))
                 .map(|(v, _)| v.as_str())
