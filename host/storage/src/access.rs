@@ -7,7 +7,7 @@ use sqlx::{ColumnIndex, Database, Encode, Executor, IntoArguments, Pool, Type};
 
 use crate::decode::HubRow;
 use crate::shared::conflict;
-use crate::sql::{Bind, Placeholders, SqlBuf, into_query};
+use crate::sql::{Bind, into_query, with_binds};
 use crate::{Result, StorageError};
 
 /// A person who can sign in.
@@ -267,13 +267,6 @@ const VIEW_COLUMNS: &str = "v.id, v.tenant_id, v.user_id, u.email, v.name, v.que
 const AUDIT_COLUMNS: &str =
     "id, at, tenant_id, actor, action, target, source, outcome, before, after";
 
-fn sql(text: &str, binds: Vec<Bind>) -> SqlBuf {
-    let mut buf = SqlBuf::new(Placeholders::Dollar);
-    buf.push(text);
-    buf.binds = binds;
-    buf
-}
-
 fn flag(b: bool) -> Bind {
     Bind::I64(i64::from(b))
 }
@@ -385,7 +378,7 @@ where
     for<'t> Vec<u8>: Encode<'t, DB> + Type<DB>,
 {
     async fn create_user(&self, u: &NewUser, now_ms: i64) -> Result<User> {
-        let mut buf = sql(
+        let mut buf = with_binds(
             "INSERT INTO users (email, display_name, password_hash, must_change_password, is_operator, \
              is_publisher, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
             vec![
@@ -407,7 +400,7 @@ where
     }
 
     async fn user_by_email(&self, email: &str) -> Result<Option<User>> {
-        let mut buf = sql("SELECT ", vec![]);
+        let mut buf = with_binds("SELECT ", vec![]);
         buf.push(USER_COLUMNS)
             .push(" FROM users WHERE email = ")
             .bind(Bind::Text(email.trim().to_lowercase()));
@@ -416,7 +409,7 @@ where
     }
 
     async fn user_by_id(&self, id: i64) -> Result<Option<User>> {
-        let mut buf = sql("SELECT ", vec![]);
+        let mut buf = with_binds("SELECT ", vec![]);
         buf.push(USER_COLUMNS)
             .push(" FROM users WHERE id = ")
             .bind(Bind::I64(id));
@@ -425,21 +418,21 @@ where
     }
 
     async fn list_users(&self) -> Result<Vec<User>> {
-        let mut buf = sql("SELECT ", vec![]);
+        let mut buf = with_binds("SELECT ", vec![]);
         buf.push(USER_COLUMNS).push(" FROM users ORDER BY id");
         let rows = into_query::<DB>(buf).fetch_all(&self.reader).await?;
         rows.iter().map(user).collect()
     }
 
     async fn count_users(&self) -> Result<i64> {
-        let row = into_query::<DB>(sql("SELECT COUNT(*) FROM users", vec![]))
+        let row = into_query::<DB>(with_binds("SELECT COUNT(*) FROM users", vec![]))
             .fetch_one(&self.reader)
             .await?;
         row.int(0)
     }
 
     async fn set_password(&self, user: i64, hash: &str, must_change: bool) -> Result<()> {
-        let buf = sql(
+        let buf = with_binds(
             "UPDATE users SET password_hash = $1, must_change_password = $2, failed_logins = 0, \
              locked_until = NULL WHERE id = $3",
             vec![Bind::Text(hash.into()), flag(must_change), Bind::I64(user)],
@@ -449,7 +442,7 @@ where
     }
 
     async fn set_platform_rights(&self, user: i64, operator: bool, publisher: bool) -> Result<()> {
-        let buf = sql(
+        let buf = with_binds(
             "UPDATE users SET is_operator = $1, is_publisher = $2 WHERE id = $3",
             vec![flag(operator), flag(publisher), Bind::I64(user)],
         );
@@ -464,7 +457,7 @@ where
         max_failures: i64,
         lock_ms: i64,
     ) -> Result<User> {
-        let mut buf = sql(
+        let mut buf = with_binds(
             "UPDATE users SET failed_logins = failed_logins + 1, locked_until = CASE WHEN \
              failed_logins + 1 >= $1 THEN $2 ELSE locked_until END WHERE id = $3 RETURNING ",
             vec![
@@ -479,7 +472,7 @@ where
     }
 
     async fn record_login_success(&self, id: i64, now_ms: i64) -> Result<()> {
-        let buf = sql(
+        let buf = with_binds(
             "UPDATE users SET failed_logins = 0, locked_until = NULL, last_login_at = $1 WHERE id = $2",
             vec![Bind::I64(now_ms), Bind::I64(id)],
         );
@@ -494,7 +487,7 @@ where
         new_role: Option<Role>,
         now_ms: i64,
     ) -> Result<Option<Role>> {
-        let before = into_query::<DB>(sql(
+        let before = into_query::<DB>(with_binds(
             "SELECT role FROM memberships WHERE user_id = $1 AND tenant_id = $2",
             vec![Bind::I64(user), Bind::I64(tenant.get())],
         ))
@@ -503,7 +496,7 @@ where
         .map(|r| r.text(0).and_then(|s| role(&s)))
         .transpose()?;
         let buf = match new_role {
-            Some(r) => sql(
+            Some(r) => with_binds(
                 "INSERT INTO memberships (user_id, tenant_id, role, created_at) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (user_id, tenant_id) DO UPDATE SET role = excluded.role",
                 vec![
@@ -513,7 +506,7 @@ where
                     Bind::I64(now_ms),
                 ],
             ),
-            None => sql(
+            None => with_binds(
                 "DELETE FROM memberships WHERE user_id = $1 AND tenant_id = $2",
                 vec![Bind::I64(user), Bind::I64(tenant.get())],
             ),
@@ -523,7 +516,7 @@ where
     }
 
     async fn memberships(&self, user: i64) -> Result<Vec<Membership>> {
-        let rows = into_query::<DB>(sql(
+        let rows = into_query::<DB>(with_binds(
             "SELECT m.user_id, m.tenant_id, t.name, m.role FROM memberships m JOIN tenants t \
              ON t.id = m.tenant_id WHERE m.user_id = $1 ORDER BY t.name",
             vec![Bind::I64(user)],
@@ -543,7 +536,7 @@ where
     }
 
     async fn members(&self, tenant: TenantId) -> Result<Vec<(User, Role)>> {
-        let mut buf = sql("SELECT ", vec![]);
+        let mut buf = with_binds("SELECT ", vec![]);
         for (i, c) in USER_COLUMNS.split(", ").enumerate() {
             if i > 0 {
                 buf.push(", ");
@@ -562,7 +555,7 @@ where
     }
 
     async fn insert_refresh_token(&self, t: &NewRefreshToken, now_ms: i64) -> Result<()> {
-        let buf = sql(
+        let buf = with_binds(
             "INSERT INTO refresh_tokens (family, user_id, tenant_id, token_hash, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
             vec![
@@ -579,7 +572,7 @@ where
     }
 
     async fn use_refresh_token(&self, token_hash: &str, now_ms: i64) -> Result<RefreshUse> {
-        let mut buf = sql(
+        let mut buf = with_binds(
             "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL \
              AND revoked_at IS NULL AND expires_at > $1 RETURNING ",
             vec![Bind::I64(now_ms), Bind::Text(token_hash.into())],
@@ -588,7 +581,7 @@ where
         if let Some(row) = into_query::<DB>(buf).fetch_optional(&self.writer).await? {
             return Ok(RefreshUse::Fresh(token(&row)?));
         }
-        let mut buf = sql("SELECT ", vec![]);
+        let mut buf = with_binds("SELECT ", vec![]);
         buf.push(TOKEN_COLUMNS)
             .push(" FROM refresh_tokens WHERE token_hash = ")
             .bind(Bind::Text(token_hash.into()));
@@ -604,7 +597,7 @@ where
     }
 
     async fn revoke_session(&self, family: &str, now_ms: i64) -> Result<bool> {
-        let revoked = into_query::<DB>(sql(
+        let revoked = into_query::<DB>(with_binds(
             "UPDATE refresh_tokens SET revoked_at = $1 WHERE family = $2 AND revoked_at IS NULL \
              RETURNING id",
             vec![Bind::I64(now_ms), Bind::Text(family.into())],
@@ -615,7 +608,7 @@ where
     }
 
     async fn revoke_user_sessions(&self, user: i64, now_ms: i64) -> Result<()> {
-        into_query::<DB>(sql(
+        into_query::<DB>(with_binds(
             "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
             vec![Bind::I64(now_ms), Bind::I64(user)],
         ))
@@ -625,7 +618,7 @@ where
     }
 
     async fn session_revoked(&self, family: &str) -> Result<bool> {
-        let row = into_query::<DB>(sql(
+        let row = into_query::<DB>(with_binds(
             "SELECT COUNT(*) FROM refresh_tokens WHERE family = $1 AND revoked_at IS NOT NULL",
             vec![Bind::Text(family.into())],
         ))
@@ -635,7 +628,7 @@ where
     }
 
     async fn signing_keys(&self) -> Result<Vec<SigningKey>> {
-        let rows = into_query::<DB>(sql(
+        let rows = into_query::<DB>(with_binds(
             "SELECT kid, secret, created_at FROM signing_keys ORDER BY created_at DESC, kid",
             vec![],
         ))
@@ -653,7 +646,7 @@ where
     }
 
     async fn add_signing_key(&self, k: &SigningKey) -> Result<()> {
-        into_query::<DB>(sql(
+        into_query::<DB>(with_binds(
             "INSERT INTO signing_keys (kid, secret, created_at) VALUES ($1, $2, $3) \
              ON CONFLICT (kid) DO NOTHING",
             vec![
@@ -668,7 +661,7 @@ where
     }
 
     async fn delete_signing_keys_before(&self, created_before_ms: i64) -> Result<()> {
-        into_query::<DB>(sql(
+        into_query::<DB>(with_binds(
             "DELETE FROM signing_keys WHERE created_at < $1",
             vec![Bind::I64(created_before_ms)],
         ))
@@ -685,7 +678,7 @@ where
         now_ms: i64,
     ) -> Result<SavedView> {
         let (name, query, shared) = (v.name.as_str(), v.query.as_str(), v.shared);
-        let row = into_query::<DB>(sql(
+        let row = into_query::<DB>(with_binds(
             "INSERT INTO saved_views (tenant_id, user_id, name, query, shared, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
             vec![
@@ -707,7 +700,7 @@ where
     }
 
     async fn list_views(&self, tenant: TenantId, user: i64) -> Result<Vec<SavedView>> {
-        let mut buf = sql("SELECT ", vec![]);
+        let mut buf = with_binds("SELECT ", vec![]);
         buf.push(VIEW_COLUMNS)
             .push(" FROM saved_views v JOIN users u ON u.id = v.user_id WHERE v.tenant_id = ")
             .bind(Bind::I64(tenant.get()))
@@ -727,7 +720,7 @@ where
         now_ms: i64,
     ) -> Result<Option<SavedView>> {
         let (name, query, shared) = (v.name.as_str(), v.query.as_str(), v.shared);
-        let done = into_query::<DB>(sql(
+        let done = into_query::<DB>(with_binds(
             "UPDATE saved_views SET name = $1, query = $2, shared = $3, updated_at = $4 \
              WHERE tenant_id = $5 AND user_id = $6 AND id = $7 RETURNING id",
             vec![
@@ -750,7 +743,7 @@ where
     }
 
     async fn delete_view(&self, tenant: TenantId, user: i64, id: i64) -> Result<bool> {
-        let gone = into_query::<DB>(sql(
+        let gone = into_query::<DB>(with_binds(
             "DELETE FROM saved_views WHERE tenant_id = $1 AND user_id = $2 AND id = $3 RETURNING id",
             vec![Bind::I64(tenant.get()), Bind::I64(user), Bind::I64(id)],
         ))
@@ -760,7 +753,7 @@ where
     }
 
     async fn save_oidc_login(&self, l: &OidcLogin) -> Result<()> {
-        into_query::<DB>(sql(
+        into_query::<DB>(with_binds(
             "INSERT INTO oidc_logins (state, verifier, nonce, tenant, created_at) VALUES ($1, $2, $3, $4, $5)",
             vec![
                 Bind::Text(l.state.clone()),
@@ -776,13 +769,13 @@ where
     }
 
     async fn take_oidc_login(&self, state: &str, since_ms: i64) -> Result<Option<OidcLogin>> {
-        into_query::<DB>(sql(
+        into_query::<DB>(with_binds(
             "DELETE FROM oidc_logins WHERE created_at < $1",
             vec![Bind::I64(since_ms)],
         ))
         .execute(&self.writer)
         .await?;
-        let row = into_query::<DB>(sql(
+        let row = into_query::<DB>(with_binds(
             "DELETE FROM oidc_logins WHERE state = $1 RETURNING state, verifier, nonce, tenant, created_at",
             vec![Bind::Text(state.into())],
         ))
@@ -801,7 +794,7 @@ where
     }
 
     async fn append_audit(&self, e: &AuditEntry) -> Result<()> {
-        into_query::<DB>(sql(
+        into_query::<DB>(with_binds(
             "INSERT INTO audit_log (at, tenant_id, actor, action, target, source, outcome, before, after) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             vec![
@@ -827,7 +820,7 @@ where
         f: &AuditFilter,
         limit: usize,
     ) -> Result<Vec<AuditRecord>> {
-        let mut buf = sql("SELECT ", vec![]);
+        let mut buf = with_binds("SELECT ", vec![]);
         buf.push(AUDIT_COLUMNS).push(" FROM audit_log WHERE 1 = 1");
         if let Some(t) = tenant {
             buf.push(" AND tenant_id = ").bind(Bind::I64(t.get()));

@@ -7,7 +7,7 @@ use sqlx::{ColumnIndex, Database, Encode, Executor, IntoArguments, Pool, Type};
 use crate::decode::HubRow;
 use crate::model::PluginComponent;
 use crate::shared::conflict;
-use crate::sql::{Bind, Placeholders, SqlBuf, into_query};
+use crate::sql::{Bind, into_query, with_binds};
 use crate::{Result, StorageError};
 
 /// An ed25519 key a publisher signs packages with.
@@ -137,13 +137,6 @@ const VERSION_COLUMNS: &str = "name, version, digest, plugin_digest, key_id, man
     CAST(CASE WHEN icon IS NULL THEN 0 ELSE 1 END AS BIGINT), size, published_by, published_at, yanked_at, \
     yank_reason, downloads";
 
-fn sql(text: &str, binds: Vec<Bind>) -> SqlBuf {
-    let mut buf = SqlBuf::new(Placeholders::Dollar);
-    buf.push(text);
-    buf.binds = binds;
-    buf
-}
-
 fn key<R: HubRow>(row: &R) -> Result<PublisherKey>
 where
     usize: ColumnIndex<R>,
@@ -229,7 +222,7 @@ where
     for<'t> Vec<u8>: Encode<'t, DB> + Type<DB>,
 {
     async fn add_publisher_key(&self, k: &PublisherKey) -> Result<()> {
-        let buf = sql(
+        let buf = with_binds(
             "INSERT INTO publisher_keys (key_id, publisher, user_id, public_key, secret_key, \
              created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             vec![
@@ -250,7 +243,7 @@ where
     }
 
     async fn publisher_key(&self, key_id: &str) -> Result<Option<PublisherKey>> {
-        let mut buf = sql("SELECT ", vec![]);
+        let mut buf = with_binds("SELECT ", vec![]);
         buf.push(KEY_COLUMNS)
             .push(" FROM publisher_keys WHERE key_id = ")
             .bind(Bind::Text(key_id.into()));
@@ -259,7 +252,7 @@ where
     }
 
     async fn publisher_keys(&self, user_id: Option<i64>) -> Result<Vec<PublisherKey>> {
-        let mut buf = sql("SELECT ", vec![]);
+        let mut buf = with_binds("SELECT ", vec![]);
         buf.push(KEY_COLUMNS).push(" FROM publisher_keys");
         if let Some(u) = user_id {
             buf.push(" WHERE user_id = ").bind(Bind::I64(u));
@@ -270,7 +263,7 @@ where
     }
 
     async fn revoke_publisher_key(&self, key_id: &str, now_ms: i64) -> Result<bool> {
-        let buf = sql(
+        let buf = with_binds(
             "UPDATE publisher_keys SET revoked_at = $1 WHERE key_id = $2 AND revoked_at IS NULL \
              RETURNING key_id",
             vec![Bind::I64(now_ms), Bind::Text(key_id.into())],
@@ -282,7 +275,7 @@ where
     }
 
     async fn own_key(&self, publisher: &str) -> Result<Option<PublisherKey>> {
-        let mut buf = sql("SELECT ", vec![]);
+        let mut buf = with_binds("SELECT ", vec![]);
         buf.push(KEY_COLUMNS)
             .push(" FROM publisher_keys WHERE secret_key IS NOT NULL AND publisher = ")
             .bind(Bind::Text(publisher.into()));
@@ -292,7 +285,7 @@ where
 
     async fn publish(&self, v: &NewVersion, c: &PluginComponent) -> Result<()> {
         let mut tx = self.writer.begin().await?;
-        let component = sql(
+        let component = with_binds(
             "INSERT INTO plugin_components (digest, name, version, kind, manifest, component, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (digest) DO NOTHING",
             vec![
@@ -306,7 +299,7 @@ where
             ],
         );
         into_query::<DB>(component).execute(&mut *tx).await?;
-        let package = sql(
+        let package = with_binds(
             "INSERT INTO market_packages (name, publisher, kind, description, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (name) DO UPDATE SET \
              description = excluded.description, updated_at = excluded.updated_at \
@@ -333,7 +326,7 @@ where
             )));
         }
         // A NULL icon is written as a literal: a bound NULL would be typed text, not bytes.
-        let version = sql(
+        let version = with_binds(
             if v.icon.is_some() {
                 "INSERT INTO market_versions (name, version, digest, plugin_digest, key_id, manifest, \
                  readme, package, size, published_by, published_at, icon) \
@@ -369,7 +362,7 @@ where
     }
 
     async fn packages(&self, text: Option<&str>, kind: Option<&str>) -> Result<Vec<PackageRecord>> {
-        let mut buf = sql("SELECT ", vec![]);
+        let mut buf = with_binds("SELECT ", vec![]);
         buf.push(PACKAGE_COLUMNS)
             .push(" FROM market_packages p WHERE 1 = 1");
         if let Some(t) = text.filter(|t| !t.trim().is_empty()) {
@@ -389,7 +382,7 @@ where
     }
 
     async fn package(&self, name: &str) -> Result<Option<PackageRecord>> {
-        let mut buf = sql("SELECT ", vec![]);
+        let mut buf = with_binds("SELECT ", vec![]);
         buf.push(PACKAGE_COLUMNS)
             .push(" FROM market_packages p WHERE p.name = ")
             .bind(Bind::Text(name.into()));
@@ -398,7 +391,7 @@ where
     }
 
     async fn versions(&self, name: &str) -> Result<Vec<VersionRecord>> {
-        let mut buf = sql("SELECT ", vec![]);
+        let mut buf = with_binds("SELECT ", vec![]);
         buf.push(VERSION_COLUMNS)
             .push(" FROM market_versions WHERE name = ")
             .bind(Bind::Text(name.into()));
@@ -414,13 +407,13 @@ where
     ) -> Result<Option<Vec<u8>>> {
         let binds = || vec![Bind::Text(name.into()), Bind::Text(version.into())];
         if count {
-            let buf = sql(
+            let buf = with_binds(
                 "UPDATE market_versions SET downloads = downloads + 1 WHERE name = $1 AND version = $2",
                 binds(),
             );
             into_query::<DB>(buf).execute(&self.writer).await?;
         }
-        let buf = sql(
+        let buf = with_binds(
             "SELECT package FROM market_versions WHERE name = $1 AND version = $2",
             binds(),
         );
@@ -429,7 +422,7 @@ where
     }
 
     async fn icon(&self, name: &str, version: &str) -> Result<Option<Vec<u8>>> {
-        let buf = sql(
+        let buf = with_binds(
             "SELECT icon FROM market_versions WHERE name = $1 AND version = $2 AND icon IS NOT NULL",
             vec![Bind::Text(name.into()), Bind::Text(version.into())],
         );
@@ -443,7 +436,7 @@ where
         version: &str,
         yank: Option<(&str, i64)>,
     ) -> Result<bool> {
-        let buf = sql(
+        let buf = with_binds(
             "UPDATE market_versions SET yank_reason = $1, yanked_at = $2 WHERE name = $3 AND version = $4 \
              RETURNING name",
             vec![

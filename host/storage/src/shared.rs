@@ -11,7 +11,7 @@ use sqlx::{ColumnIndex, Database, Encode, Executor, IntoArguments, Pool, Type};
 
 use crate::decode::{self, HubRow};
 use crate::model::*;
-use crate::sql::{self, Bind, Placeholders, SqlBuf, into_query};
+use crate::sql::{self, Bind, Placeholders, SqlBuf, into_query, with_binds};
 use crate::{Result, StorageError};
 
 /// Shared statements for the database `DB` (SQLite or PostgreSQL).
@@ -23,13 +23,6 @@ const API_KEY_COLUMNS: &str = "id, tenant_id, name, prefix, secret_hash, scopes,
 fn stmt(sql: &str) -> SqlBuf {
     let mut buf = SqlBuf::new(Placeholders::Dollar);
     buf.push(sql);
-    buf
-}
-
-/// `sql` with `$1…$n` already written, and these values bound to them.
-fn with_binds(sql: &str, binds: Vec<Bind>) -> SqlBuf {
-    let mut buf = stmt(sql);
-    buf.binds = binds;
     buf
 }
 

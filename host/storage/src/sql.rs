@@ -36,6 +36,14 @@ pub(crate) struct SqlBuf {
     style: Placeholders,
 }
 
+/// A statement written with `$1…$n`, and the values bound to them.
+pub(crate) fn with_binds(text: &str, binds: Vec<Bind>) -> SqlBuf {
+    let mut buf = SqlBuf::new(Placeholders::Dollar);
+    buf.push(text);
+    buf.binds = binds;
+    buf
+}
+
 impl SqlBuf {
     pub fn new(style: Placeholders) -> Self {
         Self {
