@@ -95,7 +95,8 @@ pub fn host(storage: Arc<dyn Storage>, settings: &Settings) -> Result<Arc<Plugin
     )))
 }
 
-fn read_config(arg: &str) -> Result<serde_json::Value> {
+/// `--plugin-config`: JSON, or `@FILE`.
+pub(crate) fn read_config(arg: &str) -> Result<serde_json::Value> {
     let text = match arg.strip_prefix('@') {
         Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?,
         None => arg.to_string(),
@@ -103,17 +104,24 @@ fn read_config(arg: &str) -> Result<serde_json::Value> {
     serde_json::from_str(&text).context("--plugin-config is not valid JSON")
 }
 
-fn parse_grants(grants: &[String], manifest: &hub_marketplace::Manifest) -> Result<GrantsDoc> {
+/// `--grant kv|http:HOST[:PORT]|all` (repeatable); `all` needs the plugin's manifest at hand.
+pub(crate) fn parse_grants(
+    grants: &[String],
+    manifest: Option<&hub_marketplace::Manifest>,
+) -> Result<GrantsDoc> {
     let mut doc = GrantsDoc::default();
     for g in grants {
-        match g.as_str() {
-            "all" => {
+        match (g.as_str(), manifest) {
+            ("all", Some(manifest)) => {
                 let all = hub_pipeline::plugins::market::everything_asked(manifest);
                 doc.kv = all.kv;
                 doc.http.extend(all.http);
             }
-            "kv" => doc.kv = true,
-            other => match other.strip_prefix("http:") {
+            ("all", None) => {
+                bail!("--grant all: name the capabilities here (kv, http:HOST[:PORT])")
+            }
+            ("kv", _) => doc.kv = true,
+            (other, _) => match other.strip_prefix("http:") {
                 Some(host) => doc.http.push(host.to_string()),
                 None => bail!("--grant {other}: expected kv, http:HOST[:PORT] or all"),
             },
@@ -185,19 +193,15 @@ pub async fn publish_first_party(host: &PluginHost, dir: &Path, names: &[String]
     };
     let mut published = Vec::new();
     for name in names {
-        let package = match pack_dir(dir, name, &key) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(plugin = %name, error = %format!("{e:#}"), "first-party plugin not packed");
-                continue;
-            }
-        };
-        let version = hub_marketplace::Manifest::parse(
-            &package.manifest,
-            &hub_pipeline::plugins::host_version(),
-        )
-        .map(|m| m.version.to_string())
-        .unwrap_or_default();
+        // Only the manifest is read to learn the version; a plugin is packed and signed only when
+        // the catalog lacks that version (every start runs this).
+        let version = std::fs::read_to_string(dir.join(name).join("plugin.toml"))
+            .ok()
+            .and_then(|m| {
+                hub_marketplace::Manifest::parse(&m, &hub_pipeline::plugins::host_version()).ok()
+            })
+            .map(|m| m.version.to_string())
+            .unwrap_or_default();
         match host.catalog_has(name, &version).await {
             Ok(true) => continue,
             Ok(false) => {}
@@ -206,6 +210,13 @@ pub async fn publish_first_party(host: &PluginHost, dir: &Path, names: &[String]
                 continue;
             }
         }
+        let package = match pack_dir(dir, name, &key) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(plugin = %name, error = %format!("{e:#}"), "first-party plugin not packed");
+                continue;
+            }
+        };
         match host.publish(package.to_bytes(), &publisher).await {
             Ok((m, _)) => {
                 tracing::info!(plugin = %m.name, version = %m.version, "published first-party plugin");
@@ -263,7 +274,7 @@ pub async fn run(command: PluginCommand) -> Result<()> {
                 std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
             let parsed =
                 hub_marketplace::Manifest::parse(&source, &hub_pipeline::plugins::host_version())?;
-            let grants = parse_grants(&grants, &parsed)?;
+            let grants = parse_grants(&grants, Some(&parsed))?;
             let config = config.as_deref().map(read_config).transpose()?;
             let host = host(storage.clone(), &settings)?;
             let install = host

@@ -213,14 +213,6 @@ fn build(path: &Path) -> Result<(PathBuf, TestHost)> {
     Ok((wasm, host))
 }
 
-fn read_config(arg: &str) -> Result<serde_json::Value> {
-    let text = match arg.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?,
-        None => arg.to_string(),
-    };
-    serde_json::from_str(&text).context("--plugin-config is not valid JSON")
-}
-
 fn severity(s: Severity) -> &'static str {
     match s {
         Severity::Info => "info",
@@ -341,7 +333,7 @@ fn changes(before: &hub_core::EventRecord, after: &hub_core::EventRecord) -> ser
 fn test(file: &Path, path: &Path, config: Option<String>, horizon: u32) -> Result<()> {
     let (_, mut host) = build(path)?;
     let config = match config {
-        Some(c) => read_config(&c)?,
+        Some(c) => crate::plugins::read_config(&c)?,
         None => host.manifest().example_config(),
     };
     host.configure(config.clone())
@@ -479,6 +471,27 @@ async fn sign_in(args: &ServerArgs) -> Result<(reqwest::Client, String, String)>
     Ok((client, base, token.to_string()))
 }
 
+/// Signs in and POSTs to `path` (the request completed by `body`); the hub's base URL and its JSON
+/// answer. A refusal is an error that says what `doing` was refused and the hub's reason.
+async fn post_signed_in(
+    server: &ServerArgs,
+    path: &str,
+    doing: &str,
+    body: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+) -> Result<(String, serde_json::Value)> {
+    let (client, base, token) = sign_in(server).await?;
+    let resp = body(client.post(format!("{base}{path}")).bearer_auth(token))
+        .send()
+        .await
+        .with_context(|| format!("reaching {base}"))?;
+    let status = resp.status();
+    let answer: serde_json::Value = resp.json().await.unwrap_or_default();
+    if !status.is_success() {
+        bail!("{doing} was refused ({status}): {}", error_message(&answer));
+    }
+    Ok((base, answer))
+}
+
 fn error_message(body: &serde_json::Value) -> String {
     body["error"]["message"]
         .as_str()
@@ -488,24 +501,13 @@ fn error_message(body: &serde_json::Value) -> String {
 
 async fn publish(file: &Path, server: &ServerArgs) -> Result<()> {
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let (client, base, token) = sign_in(server).await?;
-    let resp = client
-        .post(format!("{base}/v1/marketplace/packages"))
-        .bearer_auth(token)
-        .header("content-type", "application/gzip")
-        .body(bytes)
-        .send()
-        .await
-        .with_context(|| format!("reaching {base}"))?;
-    let status = resp.status();
-    let body: serde_json::Value = resp.json().await.unwrap_or_default();
-    if !status.is_success() {
-        bail!(
-            "publishing {} was refused ({status}): {}",
-            file.display(),
-            error_message(&body)
-        );
-    }
+    let (base, body) = post_signed_in(
+        server,
+        "/v1/marketplace/packages",
+        &format!("publishing {}", file.display()),
+        |r| r.header("content-type", "application/gzip").body(bytes),
+    )
+    .await?;
     println!(
         "published {} {} to {base} (digest {})",
         body["name"].as_str().unwrap_or("?"),
@@ -527,23 +529,13 @@ async fn register(key: &str, server: &ServerArgs) -> Result<()> {
                 .public(),
         }
     };
-    let (client, base, token) = sign_in(server).await?;
-    let resp = client
-        .post(format!("{base}/v1/marketplace/keys"))
-        .bearer_auth(token)
-        .json(&serde_json::json!({"public_key": public.to_string()}))
-        .send()
-        .await
-        .with_context(|| format!("reaching {base}"))?;
-    let status = resp.status();
-    let body: serde_json::Value = resp.json().await.unwrap_or_default();
-    if !status.is_success() {
-        bail!(
-            "registering key {} was refused ({status}): {}",
-            public.key_id(),
-            error_message(&body)
-        );
-    }
+    let (base, body) = post_signed_in(
+        server,
+        "/v1/marketplace/keys",
+        &format!("registering key {}", public.key_id()),
+        |r| r.json(&serde_json::json!({"public_key": public.to_string()})),
+    )
+    .await?;
     println!(
         "registered key {} for {} at {base}",
         public.key_id(),
@@ -632,19 +624,7 @@ pub async fn run(command: AuthorCommand) -> Result<()> {
             grants,
             server,
         } => {
-            let mut grant = serde_json::json!({"kv": false, "http": []});
-            for g in &grants {
-                match g.as_str() {
-                    "kv" => grant["kv"] = true.into(),
-                    other => match other.strip_prefix("http:") {
-                        Some(h) => grant["http"]
-                            .as_array_mut()
-                            .expect("an array")
-                            .push(h.into()),
-                        None => bail!("--grant {other}: expected kv or http:HOST[:PORT]"),
-                    },
-                }
-            }
+            let grant = crate::plugins::parse_grants(&grants, None)?;
             let mut body = serde_json::json!({"package": package, "grants": grant});
             if let Some(v) = version {
                 body["version"] = v.into();
@@ -653,24 +633,15 @@ pub async fn run(command: AuthorCommand) -> Result<()> {
                 body["catalog"] = c.into();
             }
             if let Some(c) = plugin_config {
-                body["config"] = read_config(&c)?;
+                body["config"] = crate::plugins::read_config(&c)?;
             }
-            let (client, base, token) = sign_in(&server).await?;
-            let resp = client
-                .post(format!("{base}/v1/plugins"))
-                .bearer_auth(token)
-                .json(&body)
-                .send()
-                .await
-                .with_context(|| format!("reaching {base}"))?;
-            let status = resp.status();
-            let body: serde_json::Value = resp.json().await.unwrap_or_default();
-            if !status.is_success() {
-                bail!(
-                    "installing {package} was refused ({status}): {}",
-                    error_message(&body)
-                );
-            }
+            let (_, body) = post_signed_in(
+                &server,
+                "/v1/plugins",
+                &format!("installing {package}"),
+                |r| r.json(&body),
+            )
+            .await?;
             println!(
                 "installed {} {} ({}, position {})",
                 body["name"].as_str().unwrap_or("?"),
