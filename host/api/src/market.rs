@@ -393,10 +393,8 @@ pub(crate) async fn download(
     browse(&state, principal)?;
     let market = state.storage.market();
     let record = market
-        .versions(&name)
+        .version(&name, &version)
         .await?
-        .into_iter()
-        .find(|v| v.version == version)
         .ok_or_else(|| ApiError::NotFound(format!("'{name}' has no version {version}")))?;
     let bytes = market
         .package_file(&name, &version, true)
@@ -563,12 +561,7 @@ async fn may_manage(
             package.publisher
         )));
     }
-    if !market
-        .versions(name)
-        .await?
-        .iter()
-        .any(|v| v.version == version)
-    {
+    if market.version(name, version).await?.is_none() {
         return Err(ApiError::NotFound(format!(
             "'{name}' has no version {version}"
         )));

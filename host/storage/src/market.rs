@@ -104,6 +104,7 @@ pub trait MarketStorage: Send + Sync {
     async fn package(&self, name: &str) -> Result<Option<PackageRecord>>;
     /// The package's versions, in no particular order.
     async fn versions(&self, name: &str) -> Result<Vec<VersionRecord>>;
+    async fn version(&self, name: &str, version: &str) -> Result<Option<VersionRecord>>;
     /// The signed `.hubpkg` of a version; counts a download when asked to.
     async fn package_file(&self, name: &str, version: &str, count: bool)
     -> Result<Option<Vec<u8>>>;
@@ -397,6 +398,17 @@ where
             .bind(Bind::Text(name.into()));
         let rows = into_query::<DB>(buf).fetch_all(&self.reader).await?;
         rows.iter().map(version).collect()
+    }
+
+    async fn version(&self, name: &str, version: &str) -> Result<Option<VersionRecord>> {
+        let mut buf = with_binds("SELECT ", vec![]);
+        buf.push(VERSION_COLUMNS)
+            .push(" FROM market_versions WHERE name = ")
+            .bind(Bind::Text(name.into()))
+            .push(" AND version = ")
+            .bind(Bind::Text(version.into()));
+        let row = into_query::<DB>(buf).fetch_optional(&self.reader).await?;
+        row.as_ref().map(self::version).transpose()
     }
 
     async fn package_file(

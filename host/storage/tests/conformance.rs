@@ -1178,6 +1178,11 @@ async fn marketplace_keys_packages_and_versions(store: Arc<dyn Storage>) {
     assert_eq!((versions[0].has_icon, versions[1].has_icon), (false, true));
     assert_eq!(versions[1].plugin_digest, "c2");
     assert_eq!(
+        m.version("tagger", "0.2.0").await.unwrap().as_ref(),
+        Some(&versions[1])
+    );
+    assert_eq!(m.version("tagger", "9.9.9").await.unwrap(), None);
+    assert_eq!(
         m.icon("tagger", "0.2.0").await.unwrap(),
         Some(vec![137, 80])
     );

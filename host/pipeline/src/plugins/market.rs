@@ -133,15 +133,14 @@ impl PluginHost {
         Ok(self
             .storage
             .market()
-            .versions(name)
+            .version(name, version)
             .await?
-            .iter()
-            .any(|v| v.version == version))
+            .is_some())
     }
 
     /// Whether this hub's marketplace has any version of `name`.
     pub async fn catalog_has_any(&self, name: &str) -> Result<bool, PluginAdminError> {
-        Ok(!self.storage.market().versions(name).await?.is_empty())
+        Ok(self.storage.market().package(name).await?.is_some())
     }
 
     /// Registers a publisher's public key.
@@ -215,12 +214,7 @@ impl PluginHost {
                 )));
             }
             let version = manifest.version.to_string();
-            if market
-                .versions(&manifest.name)
-                .await?
-                .iter()
-                .any(|v| v.version == version)
-            {
+            if self.catalog_has(&manifest.name, &version).await? {
                 return Err(PluginAdminError::Exists(format!(
                     "version {version} of '{}' is already published; versions never change: publish a new version",
                     manifest.name
@@ -281,10 +275,8 @@ impl PluginHost {
                 other => other.into(),
             })?;
         let stored = market
-            .versions(&manifest.name)
+            .version(&manifest.name, &version.version)
             .await?
-            .into_iter()
-            .find(|v| v.version == version.version)
             .ok_or_else(|| PluginAdminError::NotFound("the version just published".into()))?;
         Ok((manifest, stored))
     }
