@@ -11,10 +11,9 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use hub_api::{ApiConfig, AppState, app};
+use hub_api::ApiConfig;
 use hub_core::{ApiKeyScope, Role};
 use hub_marketplace::{Package, SecretKey};
-use hub_pipeline::PluginHost;
 use hub_pipeline::plugins::market::{MarketConfig, RemoteCatalog};
 use hub_storage::{NewUser, Storage};
 use serde_json::{Value, json};
@@ -51,43 +50,25 @@ fn pack(manifest: &str, wasm: &[u8], key: &SecretKey) -> Package {
 }
 
 async fn hub(api: ApiConfig, market: MarketConfig) -> Hub {
-    let dir = tempfile::tempdir().unwrap();
-    let storage = hub_storage::open(
-        &format!("sqlite://{}/hub.db", dir.path().display()),
-        &Default::default(),
-    )
-    .await
-    .unwrap();
-    storage.migrate().await.unwrap();
-    let runtime = hub_runtime::Runtime::new(Default::default()).unwrap();
-    let host = Arc::new(PluginHost::new(
-        runtime,
-        storage.clone(),
+    let (t, _) = common::plugin_hub(
+        api,
         hub_pipeline::PluginHostConfig {
             market,
             ..Default::default()
         },
-    ));
-    let (producer, consumer) = hub_bus::in_process(100_000);
-    let pipeline = hub_pipeline::Pipeline::spawn(
-        storage.clone(),
-        consumer,
-        Default::default(),
-        Some(host.clone()),
-    );
-    let state =
-        AppState::new(storage.clone(), producer, api, pipeline.stats.clone()).with_plugins(host);
+    )
+    .await;
     let admin_key = common::key_for(
-        &storage,
+        &t.storage,
         "acme",
         vec![ApiKeyScope::Admin, ApiKeyScope::Ingest, ApiKeyScope::Query],
     )
     .await;
     let h = Hub {
-        app: app(state),
-        storage,
+        app: t.app,
+        storage: t.storage,
         admin_key,
-        _dir: dir,
+        _dir: t.dir,
     };
     h.user("pub@example.com", true).await;
     h.user("rival@example.com", true).await;

@@ -2,18 +2,16 @@
 //! component: listing, configuration errors with JSON paths, order, scopes, tenant isolation,
 //! and events enriched end to end.
 
+mod common;
+
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
-use hub_api::{AppState, app, generate_api_key};
 use hub_core::ApiKeyScope;
-use hub_pipeline::PluginHost;
 use hub_pipeline::plugins::GrantsDoc;
-use hub_storage::Storage;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -32,53 +30,17 @@ fn plugin(name: &str) -> (String, Vec<u8>) {
     hub_plugin_sdk::testing::built_plugin(dir).unwrap()
 }
 
-async fn key(storage: &Arc<dyn Storage>, tenant: &str, scopes: Vec<ApiKeyScope>) -> String {
-    let t = match storage.tenant_by_name(tenant).await.unwrap() {
-        Some(t) => t,
-        None => storage.create_tenant(tenant, 0).await.unwrap(),
-    };
-    let (secret, new_key) = generate_api_key("test", scopes, None);
-    storage.create_api_key(t.id, &new_key, 0).await.unwrap();
-    secret
-}
-
 async fn hub() -> Hub {
-    let dir = tempfile::tempdir().unwrap();
-    let storage = hub_storage::open(
-        &format!("sqlite://{}/hub.db", dir.path().display()),
-        &Default::default(),
-    )
-    .await
-    .unwrap();
-    storage.migrate().await.unwrap();
-    let runtime = hub_runtime::Runtime::new(Default::default()).unwrap();
-    let host = Arc::new(PluginHost::new(
-        runtime,
-        storage.clone(),
-        Default::default(),
-    ));
-    let (producer, consumer) = hub_bus::in_process(100_000);
-    let pipeline = hub_pipeline::Pipeline::spawn(
-        storage.clone(),
-        consumer,
-        Default::default(),
-        Some(host.clone()),
-    );
-    let state = AppState::new(
-        storage.clone(),
-        producer,
-        Default::default(),
-        pipeline.stats.clone(),
-    )
-    .with_plugins(host.clone());
-    let query = key(
+    let (t, host) = common::plugin_hub(Default::default(), Default::default()).await;
+    let (app, storage, dir) = (t.app, t.storage, t.dir);
+    let query = common::key_for(
         &storage,
         "acme",
         vec![ApiKeyScope::Ingest, ApiKeyScope::Query],
     )
     .await;
-    let admin = key(&storage, "acme", vec![ApiKeyScope::Admin]).await;
-    let other_admin = key(
+    let admin = common::key_for(&storage, "acme", vec![ApiKeyScope::Admin]).await;
+    let other_admin = common::key_for(
         &storage,
         "globex",
         vec![ApiKeyScope::Admin, ApiKeyScope::Query],
@@ -94,7 +56,7 @@ async fn hub() -> Hub {
         host.install(acme, &m, w, None, grants, true).await.unwrap();
     }
     Hub {
-        app: app(state),
+        app,
         query,
         admin,
         other_admin,

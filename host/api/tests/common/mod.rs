@@ -21,8 +21,8 @@ pub struct TestHub {
     pub dir: tempfile::TempDir,
 }
 
-/// A hub with `config`, its ingest queue holding `queue_capacity` events.
-pub async fn test_hub(config: ApiConfig, queue_capacity: usize) -> TestHub {
+/// Fresh, migrated SQLite storage in a temporary directory.
+async fn fresh_storage() -> (Arc<dyn Storage>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let storage = hub_storage::open(
         &format!("sqlite://{}/hub.db", dir.path().display()),
@@ -31,6 +31,12 @@ pub async fn test_hub(config: ApiConfig, queue_capacity: usize) -> TestHub {
     .await
     .unwrap();
     storage.migrate().await.unwrap();
+    (storage, dir)
+}
+
+/// A hub with `config`, its ingest queue holding `queue_capacity` events.
+pub async fn test_hub(config: ApiConfig, queue_capacity: usize) -> TestHub {
+    let (storage, dir) = fresh_storage().await;
     let (producer, consumer) = hub_bus::in_process(queue_capacity);
     let pipeline =
         hub_pipeline::Pipeline::spawn(storage.clone(), consumer, Default::default(), None);
@@ -40,6 +46,35 @@ pub async fn test_hub(config: ApiConfig, queue_capacity: usize) -> TestHub {
         storage,
         dir,
     }
+}
+
+/// A hub whose pipeline runs plugins, with a plugin host of `host_config` (default runtime).
+pub async fn plugin_hub(
+    config: ApiConfig,
+    host_config: hub_pipeline::PluginHostConfig,
+) -> (TestHub, Arc<hub_pipeline::PluginHost>) {
+    let (storage, dir) = fresh_storage().await;
+    let runtime = hub_runtime::Runtime::new(Default::default()).unwrap();
+    let host = Arc::new(hub_pipeline::PluginHost::new(
+        runtime,
+        storage.clone(),
+        host_config,
+    ));
+    let (producer, consumer) = hub_bus::in_process(100_000);
+    let pipeline = hub_pipeline::Pipeline::spawn(
+        storage.clone(),
+        consumer,
+        Default::default(),
+        Some(host.clone()),
+    );
+    let state = AppState::new(storage.clone(), producer, config, pipeline.stats.clone())
+        .with_plugins(host.clone());
+    let hub = TestHub {
+        app: app(state),
+        storage,
+        dir,
+    };
+    (hub, host)
 }
 
 /// A new key of `tenant` (created if missing) with `scopes`.
