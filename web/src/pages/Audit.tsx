@@ -1,6 +1,7 @@
 import { useState } from "react";
 import { useQuery } from "@tanstack/react-query";
 import { get, query, type Schemas } from "../api/client";
+import { useCursors } from "../components/Pager";
 import { Empty, ErrorNote, Loading } from "../components/States";
 import { when } from "../format";
 
@@ -9,8 +10,8 @@ type Page = Schemas["AuditPageDto"];
 export function Audit() {
   const [action, setAction] = useState("");
   const [actor, setActor] = useState("");
-  const [cursors, setCursors] = useState<string[]>([]);
-  const params = { action, actor, cursor: cursors[cursors.length - 1], limit: 50 };
+  const { cursor, reset, pager } = useCursors();
+  const params = { action, actor, cursor, limit: 50 };
   const page = useQuery({ queryKey: ["audit", params], queryFn: () => get<Page>("/v1/audit" + query(params)) });
   const exportUrl = "/v1/audit" + query({ action, actor, format: "ndjson", limit: 10000 });
   return (
@@ -20,8 +21,8 @@ export function Audit() {
         <a className="button secondary" href={exportUrl} download="audit.ndjson">Export NDJSON</a>
       </header>
       <form className="panel filters" onSubmit={(e) => e.preventDefault()} aria-label="Filters">
-        <label>Action starts with<input value={action} onChange={(e) => { setCursors([]); setAction(e.target.value); }} placeholder="plugin." /></label>
-        <label>Actor<input value={actor} onChange={(e) => { setCursors([]); setActor(e.target.value); }} placeholder="user:ann@example.com" /></label>
+        <label>Action starts with<input value={action} onChange={(e) => { reset(); setAction(e.target.value); }} placeholder="plugin." /></label>
+        <label>Actor<input value={actor} onChange={(e) => { reset(); setActor(e.target.value); }} placeholder="user:ann@example.com" /></label>
       </form>
       {page.isPending ? <Loading what="the audit log" /> : page.isError ? <ErrorNote error={page.error} retry={() => page.refetch()} /> :
         page.data.records.length === 0 ? <Empty>Nothing recorded that matches.</Empty> : (
@@ -38,10 +39,7 @@ export function Audit() {
                 ))}
               </tbody>
             </table>
-            <div className="row">
-              <button className="secondary" disabled={cursors.length === 0} onClick={() => setCursors(cursors.slice(0, -1))}>Newer</button>
-              <button className="secondary" disabled={!page.data.next_cursor} onClick={() => setCursors([...cursors, page.data.next_cursor!])}>Older</button>
-            </div>
+            {pager(page.data.next_cursor)}
           </>
         )}
     </div>

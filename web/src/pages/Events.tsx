@@ -1,6 +1,7 @@
 import { useState } from "react";
 import { useQuery } from "@tanstack/react-query";
 import { get, query, type Schemas } from "../api/client";
+import { useCursors } from "../components/Pager";
 import { Empty, ErrorNote, Loading } from "../components/States";
 import { int, ms, usd, when } from "../format";
 
@@ -18,12 +19,11 @@ const local = (iso: string | undefined) => {
 
 export function Events() {
   const [filters, setFilters] = useState<Record<string, string>>({});
-  const [cursors, setCursors] = useState<string[]>([]);
+  const { cursor, reset, pager } = useCursors();
   const [open, setOpen] = useState<string | null>(null);
-  const cursor = cursors[cursors.length - 1];
   const params = { ...filters, cursor, limit: 50 };
   const page = useQuery({ queryKey: ["events", params], queryFn: () => get<Page>("/v1/events" + query(params)) });
-  const set = (k: string, v: string) => { setCursors([]); setFilters({ ...filters, [k]: v }); };
+  const set = (k: string, v: string) => { reset(); setFilters({ ...filters, [k]: v }); };
   return (
     <div>
       <header className="page-head"><h1>Events</h1></header>
@@ -48,10 +48,7 @@ export function Events() {
                 ))}
               </tbody>
             </table>
-            <div className="row">
-              <button className="secondary" disabled={cursors.length === 0} onClick={() => setCursors(cursors.slice(0, -1))}>Newer</button>
-              <button className="secondary" disabled={!page.data.next_cursor} onClick={() => setCursors([...cursors, page.data.next_cursor!])}>Older</button>
-            </div>
+            {pager(page.data.next_cursor)}
           </>
         )}
       {open && <EventDetail id={open} onClose={() => setOpen(null)} />}
