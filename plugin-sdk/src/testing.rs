@@ -252,8 +252,13 @@ impl TestHost {
         let mut batch = hub_runtime::batch_from_events(&events, self.columns());
         let answer = self.instance.enrich(&batch)?;
         self.persist_kv();
-        let applied = hub_runtime::apply_patches(&mut events, &mut batch, &answer)
-            .map_err(|e| CallError::InvalidOutput(e.to_string()))?;
+        let applied = hub_runtime::apply_patches(
+            &mut events,
+            &mut batch,
+            &answer,
+            &self.plugin.manifest().name,
+        )
+        .map_err(|e| CallError::InvalidOutput(e.to_string()))?;
         Ok(Enriched {
             events,
             answer,

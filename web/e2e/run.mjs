@@ -204,8 +204,11 @@ try {
     assert.equal(await page.getByRole("cell", { name: "gpt-4o", exact: true }).count(), 0);
     await page.getByRole("row").nth(1).click();
     await page.getByRole("heading", { name: "Original payload" }).waitFor();
-    // registry tagged every event; the sender sent no tags.
-    await page.getByTestId("added-by-plugins").getByText("tag model_family").waitFor();
+    // The newest gpt-4o-mini call came after cost was installed: cost priced it and registry
+    // tagged it, and the detail names each.
+    const added = page.getByTestId("added-by-plugins");
+    await added.getByRole("row").filter({ hasText: "cost_usd" }).getByRole("cell", { name: "cost", exact: true }).waitFor();
+    await added.getByRole("row").filter({ hasText: "tags.model_family" }).getByRole("cell", { name: "registry", exact: true }).waitFor();
     await page.getByRole("heading", { name: "Same correlation id" }).waitFor();
     await shot("event");
     await page.getByRole("button", { name: "Close" }).click();

@@ -366,6 +366,16 @@ pub struct EventDto {
     /// The event exactly as it was sent.
     #[schema(value_type = Object)]
     pub payload: Box<RawValue>,
+    /// What each enricher filled in, in the order they ran (empty when the event is as sent).
+    pub enriched_by: Vec<EnrichedByDto>,
+}
+
+/// The fields one plugin filled in: `cost_usd`, `provider`, `operation`, `app`, `environment`,
+/// or `tags.<name>`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EnrichedByDto {
+    pub plugin: String,
+    pub fields: Vec<String>,
 }
 
 fn raw_json(text: String) -> Result<Box<RawValue>, ApiError> {
@@ -382,6 +392,14 @@ fn event_dto(e: StoredEvent) -> Result<EventDto, ApiError> {
         status: r.status.map(|s| s.as_str().to_string()),
         tags: raw_json(r.tags_json)?,
         payload: raw_json(r.payload_json)?,
+        enriched_by: r
+            .enriched_by
+            .into_iter()
+            .map(|e| EnrichedByDto {
+                plugin: e.plugin.clone(),
+                fields: e.fields.clone(),
+            })
+            .collect(),
         event_id: r.event_id,
         event_type: r.event_type,
         kind: r.kind,

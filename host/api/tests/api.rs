@@ -157,6 +157,7 @@ async fn ingest_then_read_back_through_every_query() {
         one["payload"]["event_id"], "e7",
         "the original payload comes back"
     );
+    assert_eq!(one["enriched_by"], json!([]), "no plugin touched it");
     let (status, body) = hub.get(&hub.key, "/v1/events/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "not_found");

@@ -127,6 +127,12 @@ async fn lists_configures_reorders_and_enriches() {
     let (_, e) = hub.call("GET", "/v1/events/e1", &hub.query, None).await;
     assert!((e["cost_usd"].as_f64().unwrap() - 2.5).abs() < 1e-9, "{e}");
     assert_eq!(e["tags"]["model_family"], "gpt-4o", "{e}");
+    assert_eq!(
+        e["enriched_by"][0],
+        json!({"plugin": "cost", "fields": ["cost_usd"]}),
+        "the detail says which plugin filled what: {e}"
+    );
+    assert_eq!(e["enriched_by"][1]["plugin"], "registry", "{e}");
 
     // A configuration that fails the schema: 400 naming the JSON path; nothing changes.
     let bad = json!({"config": {"discounts": [{"provider": "openai", "percent": 150}]}});

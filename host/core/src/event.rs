@@ -1,5 +1,7 @@
 //! The stored event model: the columns analytics group and filter by, plus the original JSON.
 
+use std::sync::Arc;
+
 use crate::dims::Dimension;
 
 /// Outcome of an LLM call.
@@ -108,6 +110,39 @@ pub struct EventRecord {
     pub tags_json: String,
     /// The event exactly as the client sent it.
     pub payload_json: String,
+    /// What each enricher filled in, in the order they ran; empty when none changed the event.
+    /// Shared: the events one call patched alike point at one entry.
+    pub enriched_by: Vec<Arc<EnrichedBy>>,
+}
+
+/// The fields one plugin filled in on one event: `cost_usd`, `provider`, `operation`, `app`,
+/// `environment`, or `tags.<name>` for a tag it added.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EnrichedBy {
+    pub plugin: String,
+    pub fields: Vec<String>,
+}
+
+/// A non-empty `enriched_by` as storage keeps it: the JSON array once per distinct shape (most
+/// events of a tenant share a handful), named by the first 8 bytes of its SHA-256, which each event
+/// row carries instead. The same on every replica, so shapes need no coordination.
+pub fn enrichment_shape(e: &[Arc<EnrichedBy>]) -> (i64, String) {
+    use sha2::Digest;
+    let plain: Vec<&EnrichedBy> = e.iter().map(|x| &**x).collect();
+    let json = serde_json::to_string(&plain).expect("strings and lists serialize");
+    let digest = sha2::Sha256::digest(json.as_bytes());
+    let id = i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
+    (id, json)
+}
+
+/// The stored column back into its list; a value this version cannot read is treated as none
+/// rather than failing the whole query.
+pub fn parse_enriched_by(json: Option<&str>) -> Vec<Arc<EnrichedBy>> {
+    json.and_then(|j| serde_json::from_str::<Vec<EnrichedBy>>(j).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .map(Arc::new)
+        .collect()
 }
 
 impl EventRecord {

@@ -143,6 +143,26 @@ async fn enrichers_run_in_order_before_the_commit_for_their_tenant_only() {
     let tags: serde_json::Value = serde_json::from_str(&e.record.tags_json).unwrap();
     assert_eq!(tags["model_family"], "gpt-4o");
     assert_eq!(tags["model_owner"], "openai");
+    // Stored with what each plugin filled in, in the order they ran.
+    let by: Vec<(&str, &[String])> = e
+        .record
+        .enriched_by
+        .iter()
+        .map(|x| (x.plugin.as_str(), x.fields.as_slice()))
+        .collect();
+    assert_eq!(by[0], ("cost", &["cost_usd".to_string()][..]), "{by:?}");
+    assert_eq!(by[1].0, "registry", "{by:?}");
+    assert!(
+        by[1].1.contains(&"tags.model_family".to_string())
+            && !by[1].1.contains(&"cost_usd".to_string()),
+        "{by:?}"
+    );
+    assert_eq!(by.len(), 2, "{by:?}");
+    let plain = storage.get_event(b, "b0").await.unwrap().unwrap();
+    assert!(
+        plain.record.enriched_by.is_empty(),
+        "tenant B's events are as sent"
+    );
 
     // The rollups saw the patched cost.
     let s = hub_storage::analytics::summary(

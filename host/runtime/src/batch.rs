@@ -4,8 +4,9 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use hub_core::event::EventRecord;
+use hub_core::event::{EnrichedBy, EventRecord};
 
 use crate::bindings::types::{Enrichment, EventBatch, Field, Value};
 
@@ -208,6 +209,17 @@ enum TextField {
     Environment,
 }
 
+impl TextField {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Provider => "provider",
+            Self::Operation => "operation",
+            Self::App => "app",
+            Self::Environment => "environment",
+        }
+    }
+}
+
 fn value_kind(v: &Value) -> &'static str {
     match v {
         Value::Text(_) => "text",
@@ -364,7 +376,12 @@ fn tag_names(tags_json: &str) -> Option<Vec<Cow<'_, str>>> {
 /// Adds `tags` (name, value) to a JSON object of tags, keeping existing names. Returns how many
 /// were added and kept. The object's text is extended in place (names were checked to need no
 /// escaping); objects that already hold tags are parsed for their names only.
-fn add_tags(tags_json: &mut String, tags: &[(&str, &str)]) -> (usize, usize) {
+/// Adds the tags the event does not have yet; `on_added` hears the name of each one added.
+fn add_tags<'a>(
+    tags_json: &mut String,
+    tags: &[(&'a str, &str)],
+    mut on_added: impl FnMut(&'a str),
+) -> (usize, usize) {
     let empty = tags_json.trim() == "{}";
     let existing = if empty {
         Vec::new()
@@ -391,6 +408,7 @@ fn add_tags(tags_json: &mut String, tags: &[(&str, &str)]) -> (usize, usize) {
         push_json_str(&mut out, name);
         out.push(':');
         push_json_str(&mut out, value);
+        on_added(name);
         added += 1;
     }
     out.push('}');
@@ -401,11 +419,13 @@ fn add_tags(tags_json: &mut String, tags: &[(&str, &str)]) -> (usize, usize) {
 }
 
 /// Checks every patch and group, then applies them all to `events` (and to `batch`, so that the
-/// next enricher sees them). Nothing is applied when any of them is invalid.
+/// next enricher sees them), noting on each event what `plugin` filled in. Nothing is applied when
+/// any of them is invalid.
 pub fn apply_patches(
     events: &mut [EventRecord],
     batch: &mut EventBatch,
     answer: &Enrichment,
+    plugin: &str,
 ) -> Result<Applied, InvalidOutput> {
     let rows = events.len();
     let count = answer.groups.iter().fold(answer.patches.len(), |n, g| {
@@ -443,6 +463,7 @@ pub fn apply_patches(
 
     let mut out = Applied::default();
     let mut tags: Vec<(usize, &str, &str)> = Vec::new();
+    let mut noted: Vec<(usize, Noted<'_>)> = Vec::new();
     let changes = patches
         .iter()
         .map(|(row, t)| (*row, t))
@@ -456,6 +477,7 @@ pub fn apply_patches(
             Target::Cost(v) => {
                 if e.cost_usd.is_none() {
                     e.cost_usd = Some(*v);
+                    noted.push((row, Noted::Field("cost_usd")));
                     batch.cost_usd[row] = Some(*v);
                     out.applied += 1;
                 } else {
@@ -471,6 +493,7 @@ pub fn apply_patches(
                 };
                 if slot.is_none() {
                     *slot = Some(v.to_string());
+                    noted.push((row, Noted::Field(f.name())));
                     let i = push_string(batch, v);
                     let col = match f {
                         TextField::Provider => &mut batch.providers,
@@ -500,7 +523,9 @@ pub fn apply_patches(
             } else {
                 events[row].tags_json.clone()
             };
-            let (added, kept) = add_tags(&mut events[row].tags_json, &group);
+            let (added, kept) = add_tags(&mut events[row].tags_json, &group, |n| {
+                noted.push((row, Noted::Tag(n)))
+            });
             out.applied += added;
             out.kept += kept;
             if !batch.tags.is_empty() && added > 0 {
@@ -514,7 +539,46 @@ pub fn apply_patches(
             }
         }
     }
+    note_enrichment(events, noted, plugin);
     Ok(out)
+}
+
+/// A field a plugin filled on one event.
+#[derive(Clone, Copy, PartialEq)]
+enum Noted<'a> {
+    Field(&'static str),
+    Tag(&'a str),
+}
+
+/// Adds `plugin`'s entry to the `enriched_by` of each event it changed. Events it changed alike
+/// share one entry, so a batch costs an allocation per distinct change, not per event.
+fn note_enrichment(events: &mut [EventRecord], mut noted: Vec<(usize, Noted<'_>)>, plugin: &str) {
+    // Stable: each event's fields stay in the order they were applied.
+    noted.sort_by_key(|n| n.0);
+    let mut known: Vec<(Vec<Noted<'_>>, Arc<EnrichedBy>)> = Vec::new();
+    let mut fields: Vec<Noted<'_>> = Vec::new();
+    for run in noted.chunk_by(|a, b| a.0 == b.0) {
+        fields.clear();
+        fields.extend(run.iter().map(|n| n.1));
+        let entry = match known.iter().find(|(f, _)| *f == fields) {
+            Some((_, e)) => e.clone(),
+            None => {
+                let e = Arc::new(EnrichedBy {
+                    plugin: plugin.to_string(),
+                    fields: fields
+                        .iter()
+                        .map(|f| match f {
+                            Noted::Field(name) => name.to_string(),
+                            Noted::Tag(name) => format!("tags.{name}"),
+                        })
+                        .collect(),
+                });
+                known.push((fields.clone(), e.clone()));
+                e
+            }
+        };
+        events[run[0].0].enriched_by.push(entry);
+    }
 }
 
 #[cfg(test)]
@@ -613,6 +677,7 @@ mod tests {
                     (0, Field::Provider, Value::Text(5)),
                 ],
             ),
+            "registry",
         )
         .unwrap();
         assert_eq!(
@@ -633,6 +698,30 @@ mod tests {
         assert_eq!(ev[1].tags_json, r#"{"context_window":"128000"}"#);
         assert_eq!(ev[0].provider.as_deref(), Some("openai"));
         assert_eq!(b.strings[b.providers[0].unwrap() as usize], "openai");
+        let noted = |i: usize| {
+            ev[i]
+                .enriched_by
+                .iter()
+                .map(|e| (e.plugin.as_str(), e.fields.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            noted(0),
+            [(
+                "registry",
+                vec![
+                    "cost_usd".into(),
+                    "provider".into(),
+                    "tags.model_family".into()
+                ]
+            )],
+            "what the plugin filled, not the tag the sender had set"
+        );
+        assert_eq!(
+            noted(1),
+            [("registry", vec!["tags.context_window".to_string()])],
+            "the sender's cost is not the plugin's"
+        );
         let seen: Vec<(&str, &str)> = b.tags[0]
             .iter()
             .map(|(k, v)| {
@@ -676,10 +765,12 @@ mod tests {
                     &["x", "Bad Name", ""],
                     vec![(0, Field::CostUsd, Value::Float(0.1)), bad],
                 ),
+                "p",
             )
             .unwrap_err();
             assert!(e.to_string().contains(msg), "{e} / {msg}");
             assert_eq!(ev[0].cost_usd, None, "nothing applied");
+            assert!(ev[0].enriched_by.is_empty(), "nothing noted");
         }
     }
 
@@ -694,7 +785,7 @@ mod tests {
                 .collect(),
         );
         assert!(matches!(
-            apply_patches(&mut ev, &mut b, &many),
+            apply_patches(&mut ev, &mut b, &many, "p"),
             Err(InvalidOutput::TooMany { .. })
         ));
     }
@@ -732,7 +823,7 @@ mod tests {
                     tags: true,
                 },
             );
-            let applied = apply_patches(&mut ev, &mut b, a).unwrap();
+            let applied = apply_patches(&mut ev, &mut b, a, "p").unwrap();
             (ev, b, applied)
         };
         let (one, _, applied) = run(&single);
@@ -760,6 +851,19 @@ mod tests {
         }
         assert_eq!(two[1].tags_json, r#"{"team":"care"}"#);
         assert_eq!(b.tags[2].len(), 3, "later enrichers see the group's tags");
+        assert_eq!(
+            one[0].enriched_by, one[2].enriched_by,
+            "rows 0 and 2 were changed alike"
+        );
+        assert!(
+            Arc::ptr_eq(&one[0].enriched_by[0], &one[2].enriched_by[0]),
+            "and share one entry"
+        );
+        assert_eq!(
+            one[0].enriched_by[0].fields,
+            ["cost_usd", "tags.model_family", "tags.model_owner"]
+        );
+        assert!(two[1].enriched_by.is_empty());
     }
 
     #[test]
@@ -795,7 +899,7 @@ mod tests {
             let mut b = batch_from_events(&ev, BatchColumns::default());
             let mut a = answer(&["x"], vec![(0, Field::CostUsd, Value::Float(0.1))]);
             a.groups.push(PatchGroup { rows, sets });
-            let e = apply_patches(&mut ev, &mut b, &a).unwrap_err();
+            let e = apply_patches(&mut ev, &mut b, &a, "p").unwrap_err();
             assert!(e.to_string().contains(msg), "{e} / {msg}");
             assert_eq!(ev[0].cost_usd, None, "nothing applied");
             assert_eq!(ev[0].tags_json, r#"{"team":"care"}"#);
@@ -805,10 +909,13 @@ mod tests {
     #[test]
     fn tags_are_added_to_existing_json_without_reordering_it() {
         let mut t = r#"{"b":"1","a":"2"}"#.to_string();
-        assert_eq!(add_tags(&mut t, &[("c", "x\"y"), ("a", "3")]), (1, 1));
+        assert_eq!(
+            add_tags(&mut t, &[("c", "x\"y"), ("a", "3")], |_| {}),
+            (1, 1)
+        );
         assert_eq!(t, r#"{"b":"1","a":"2","c":"x\"y"}"#);
         let mut t = "{}".to_string();
-        assert_eq!(add_tags(&mut t, &[("k", "v"), ("k", "w")]), (1, 1));
+        assert_eq!(add_tags(&mut t, &[("k", "v"), ("k", "w")], |_| {}), (1, 1));
         assert_eq!(t, r#"{"k":"v"}"#);
     }
 }

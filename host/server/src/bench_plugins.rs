@@ -160,7 +160,7 @@ fn bench(dir: &std::path::Path, budget: Duration) -> Result<()> {
             let apply = time(budget, || {
                 let mut evs = evs.to_vec();
                 let mut b = batch.clone();
-                hub_runtime::apply_patches(&mut evs, &mut b, &patches).unwrap();
+                hub_runtime::apply_patches(&mut evs, &mut b, &patches, "bench").unwrap();
                 std::hint::black_box(evs);
             });
             // `apply` includes cloning the events and batch it patches; measure that and subtract.

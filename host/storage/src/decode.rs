@@ -90,6 +90,7 @@ where
             parent_event_id: row.opt_text(24)?,
             tags_json: row.text(25)?,
             payload_json: row.text(26)?,
+            enriched_by: hub_core::parse_enriched_by(row.opt_text(27)?.as_deref()),
         },
     })
 }
@@ -208,6 +209,7 @@ where
         parent_event_id: None,
         tags_json: String::new(),
         payload_json: String::new(),
+        enriched_by: Vec::new(),
     };
     Ok((key, record))
 }

@@ -20,7 +20,7 @@ use crate::market::{MarketStorage, SqlMarket};
 use crate::model::*;
 use crate::rollup::{FastMap, RollupKey, deltas, upsert_statements};
 use crate::shared::{Shared, rollup_retention};
-use crate::sql::{Placeholders, into_query};
+use crate::sql::{BatchShapes, Placeholders, into_query};
 use crate::{Result, Storage, StorageError, StorageOptions, decode, dedupe_in_batch};
 
 pub struct PostgresStorage {
@@ -40,18 +40,18 @@ macro_rules! insert_events_sql {
         "INSERT INTO events (tenant_id, event_id, ts, received_at, event_type, kind, \
     source_module, severity, environment, app, model, provider, operation, input_tokens, output_tokens, \
     latency_ms, ttft_ms, status, error_type, cost_usd, user_id, session_id, trace_id, correlation_id, \
-    parent_event_id, tags, payload) \
+    parent_event_id, tags, payload, enriched_by) \
     SELECT $1, u.event_id, u.ts, $2, u.event_type, u.kind, u.source_module, u.severity, u.environment, \
     u.app, u.model, u.provider, u.operation, u.input_tokens, u.output_tokens, u.latency_ms, u.ttft_ms, \
     u.status, u.error_type, u.cost_usd, u.user_id, u.session_id, u.trace_id, u.correlation_id, \
-    u.parent_event_id, u.tags, u.payload \
+    u.parent_event_id, u.tags, u.payload, u.enriched_by \
     FROM UNNEST($3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], \
     $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], $15::bigint[], \
     $16::float8[], $17::float8[], $18::text[], $19::text[], $20::float8[], $21::text[], $22::text[], \
-    $23::text[], $24::text[], $25::text[], $26::text[], $27::text[]) \
+    $23::text[], $24::text[], $25::text[], $26::text[], $27::text[], $28::bigint[]) \
     AS u(event_id, ts, event_type, kind, source_module, severity, environment, app, model, provider, \
     operation, input_tokens, output_tokens, latency_ms, ttft_ms, status, error_type, cost_usd, user_id, \
-    session_id, trace_id, correlation_id, parent_event_id, tags, payload)"
+    session_id, trace_id, correlation_id, parent_event_id, tags, payload, enriched_by)"
     };
 }
 
@@ -152,6 +152,7 @@ impl PostgresStorage {
         tenant: TenantId,
         received_at_ms: i64,
         unique: &'q [&'q EventRecord],
+        shapes: &'q [Option<i64>],
     ) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
         let text = |f: fn(&EventRecord) -> &str| unique.iter().map(|e| f(e)).collect::<Vec<_>>();
         let opt =
@@ -188,6 +189,7 @@ impl PostgresStorage {
             .bind(opt(|e| e.parent_event_id.as_deref()))
             .bind(text(|e| &e.tags_json))
             .bind(text(|e| &e.payload_json))
+            .bind(shapes)
     }
 
     async fn insert_events(
@@ -195,11 +197,12 @@ impl PostgresStorage {
         tenant: TenantId,
         received_at_ms: i64,
         unique: &[&EventRecord],
+        shapes: &[Option<i64>],
     ) -> Result<Vec<usize>> {
         sqlx::query("SAVEPOINT hub_events")
             .execute(&mut *conn)
             .await?;
-        match Self::bind_event_columns(INSERT_EVENTS, tenant, received_at_ms, unique)
+        match Self::bind_event_columns(INSERT_EVENTS, tenant, received_at_ms, unique, shapes)
             .execute(&mut *conn)
             .await
         {
@@ -226,6 +229,7 @@ impl PostgresStorage {
             tenant,
             received_at_ms,
             unique,
+            shapes,
         )
         .execute(&mut *conn)
         .await?
@@ -480,13 +484,23 @@ impl Storage for PostgresStorage {
             .map(|e| hub_core::time::floor_to(e.ts_ms, DAY_MS))
             .collect();
         self.ensure_partitions(days).await;
+        let uniques: Vec<Vec<&EventRecord>> = batches
+            .iter()
+            .map(|b| dedupe_in_batch(&b.events).0)
+            .collect();
+        let shapes: Vec<BatchShapes> = uniques.iter().map(|u| BatchShapes::of(u)).collect();
         let mut tx = self.pool.begin().await?;
+        // All of the group's new shapes at once, in id order: two writers adding the same two
+        // new shapes then wait for each other in one order, never deadlock.
+        if let Some(insert) = BatchShapes::union(&shapes).insert(Placeholders::Dollar) {
+            into_query::<Postgres>(insert).execute(&mut *tx).await?;
+        }
         let mut outcomes = Vec::with_capacity(batches.len());
         let mut changes: HashMap<TenantId, Vec<&EventRecord>> = HashMap::new();
-        for batch in batches {
-            let (unique, _) = dedupe_in_batch(&batch.events);
+        for ((batch, unique), shapes) in batches.iter().zip(uniques).zip(&shapes) {
             let inserted =
-                Self::insert_events(&mut tx, batch.tenant, received_at_ms, &unique).await?;
+                Self::insert_events(&mut tx, batch.tenant, received_at_ms, &unique, &shapes.ids)
+                    .await?;
             outcomes.push(WriteOutcome {
                 inserted: inserted.len(),
                 duplicates: batch.events.len() - inserted.len(),

@@ -478,7 +478,7 @@ where
         event_id: &str,
     ) -> Result<Option<StoredEvent>> {
         let mut buf = stmt("SELECT ");
-        buf.push(sql::EVENT_COLUMNS)
+        buf.push(sql::EVENT_SELECT)
             .push(" FROM events WHERE tenant_id = ")
             .bind(Bind::I64(t.get()));
         buf.push(" AND event_id = ")

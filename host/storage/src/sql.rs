@@ -74,8 +74,15 @@ impl SqlBuf {
 pub(crate) const EVENT_COLUMNS: &str = "tenant_id, event_id, ts, received_at, event_type, kind, \
     source_module, severity, environment, app, model, provider, operation, input_tokens, \
     output_tokens, latency_ms, ttft_ms, status, error_type, cost_usd, user_id, session_id, \
-    trace_id, correlation_id, parent_event_id, tags, payload";
-pub(crate) const EVENT_COLUMN_COUNT: usize = 27;
+    trace_id, correlation_id, parent_event_id, tags, payload, enriched_by";
+
+/// [`EVENT_COLUMNS`] as read back: `enriched_by` resolved to its shape's JSON.
+pub(crate) const EVENT_SELECT: &str = "tenant_id, event_id, ts, received_at, event_type, kind, \
+    source_module, severity, environment, app, model, provider, operation, input_tokens, \
+    output_tokens, latency_ms, ttft_ms, status, error_type, cost_usd, user_id, session_id, \
+    trace_id, correlation_id, parent_event_id, tags, payload, \
+    (SELECT s.fields FROM enrichment_shapes s WHERE s.id = events.enriched_by)";
+pub(crate) const EVENT_COLUMN_COUNT: usize = 28;
 
 pub(crate) const ROLLUP_COLUMNS: &str = "tenant_id, res, grain, bucket, source_module, app, environment, \
     model, provider, operation, status, events, requests, errors, input_tokens, output_tokens, \
@@ -188,7 +195,7 @@ pub(crate) fn list_events(
 ) -> SqlBuf {
     let mut buf = SqlBuf::new(style);
     buf.push("SELECT ")
-        .push(EVENT_COLUMNS)
+        .push(EVENT_SELECT)
         .push(" FROM events WHERE tenant_id = ");
     buf.bind(Bind::I64(tenant.get()));
     if let Some(from) = filter.from_ms {
@@ -216,27 +223,30 @@ pub(crate) fn list_events(
     buf
 }
 
-/// Rows per multi-row event INSERT on SQLite: 27 binds each, 32,400 of the 32,766 SQLite allows.
-pub(crate) const EVENT_INSERT_CHUNK: usize = 1200;
+/// Rows per multi-row event INSERT on SQLite: as many as fit in the 32,766 binds SQLite allows
+/// (1,170 rows of 28).
+pub(crate) const EVENT_INSERT_CHUNK: usize = 32_766 / EVENT_COLUMN_COUNT;
 
 /// A multi-row `INSERT OR IGNORE` (SQLite). `OR IGNORE` rather than `ON CONFLICT DO NOTHING`:
 /// with every constraint resolved by ignoring, the statement can never abort half-way, so SQLite
 /// keeps no statement journal for it (that journal copied every page the insert touched, about a
 /// tenth of the writer's time). No value bound here can violate a NOT NULL constraint (they are
 /// Rust `String`s and integers), so the only row ever ignored is a duplicate.
+/// `shapes[i]` is `events[i]`'s [`BatchShapes::ids`] entry.
 pub(crate) fn insert_events_values(
     tenant: TenantId,
     received_at_ms: i64,
     events: &[&hub_core::EventRecord],
+    shapes: &[Option<i64>],
 ) -> SqlBuf {
     let mut buf = SqlBuf::new(Placeholders::Question);
     buf.binds.reserve(events.len() * EVENT_COLUMN_COUNT);
     buf.push("INSERT OR IGNORE INTO events (")
         .push(EVENT_COLUMNS)
         .push(") VALUES ");
-    for (i, e) in events.iter().enumerate() {
+    for (i, (e, shape)) in events.iter().zip(shapes).enumerate() {
         buf.push(if i == 0 { "(" } else { ", (" });
-        for (j, b) in event_binds(tenant, received_at_ms, e)
+        for (j, b) in event_binds(tenant, received_at_ms, e, *shape)
             .into_iter()
             .enumerate()
         {
@@ -254,6 +264,7 @@ fn event_binds(
     tenant: TenantId,
     received_at_ms: i64,
     e: &hub_core::EventRecord,
+    shape: Option<i64>,
 ) -> [Bind; EVENT_COLUMN_COUNT] {
     let t = |v: &Option<String>| Bind::OptText(v.clone());
     [
@@ -284,7 +295,78 @@ fn event_binds(
         t(&e.parent_event_id),
         Bind::Text(e.tags_json.clone()),
         Bind::Text(e.payload_json.clone()),
+        Bind::OptI64(shape),
     ]
+}
+
+/// The `enriched_by` of a batch's events in stored form: each event's shape id and the batch's
+/// distinct shapes.
+#[derive(Debug, Default)]
+pub(crate) struct BatchShapes {
+    pub ids: Vec<Option<i64>>,
+    pub distinct: Vec<(i64, String)>,
+}
+
+impl BatchShapes {
+    /// Events of one batch mostly come out of the same enrichers alike, so a shape equal to the
+    /// previous event's reuses its id instead of being serialized and hashed again.
+    pub(crate) fn of(events: &[&hub_core::EventRecord]) -> Self {
+        let mut out = BatchShapes {
+            ids: Vec::with_capacity(events.len()),
+            distinct: Vec::new(),
+        };
+        let mut previous: Option<(&[std::sync::Arc<hub_core::EnrichedBy>], i64)> = None;
+        for e in events {
+            let by = e.enriched_by.as_slice();
+            let id = match previous {
+                _ if by.is_empty() => None,
+                Some((p, id)) if p == by => Some(id),
+                _ => {
+                    let (id, json) = hub_core::enrichment_shape(by);
+                    if !out.distinct.iter().any(|(d, _)| *d == id) {
+                        out.distinct.push((id, json));
+                    }
+                    previous = Some((by, id));
+                    Some(id)
+                }
+            };
+            out.ids.push(id);
+        }
+        out
+    }
+
+    /// The distinct shapes of several batches, in id order (their `ids` are not carried over).
+    pub(crate) fn union(all: &[BatchShapes]) -> BatchShapes {
+        let mut distinct: Vec<(i64, String)> = all
+            .iter()
+            .flat_map(|s| s.distinct.iter().cloned())
+            .collect();
+        distinct.sort_unstable_by_key(|(id, _)| *id);
+        distinct.dedup_by_key(|(id, _)| *id);
+        BatchShapes {
+            ids: Vec::new(),
+            distinct,
+        }
+    }
+
+    /// Stores the distinct shapes (a shape already known is left as it is), or `None` when the
+    /// batch has none.
+    pub(crate) fn insert(&self, style: Placeholders) -> Option<SqlBuf> {
+        if self.distinct.is_empty() {
+            return None;
+        }
+        let mut buf = SqlBuf::new(style);
+        buf.push("INSERT INTO enrichment_shapes (id, fields) VALUES ");
+        for (i, (id, json)) in self.distinct.iter().enumerate() {
+            buf.push(if i == 0 { "(" } else { ", (" });
+            buf.bind(Bind::I64(*id));
+            buf.push(", ");
+            buf.bind(Bind::Text(json.clone()));
+            buf.push(")");
+        }
+        buf.push(" ON CONFLICT DO NOTHING");
+        Some(buf)
+    }
 }
 
 /// Turns a finished statement into a sqlx query for either backend.
@@ -316,4 +398,81 @@ where
         };
     }
     q
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hub_core::{EnrichedBy, EventRecord};
+
+    fn event(by: &[(&str, &[&str])]) -> EventRecord {
+        let now = hub_core::time::now_ms();
+        let ts = hub_core::time::to_rfc3339(now);
+        let body = format!(r#"{{"event_id":"e","timestamp":"{ts}","model":"m"}}"#);
+        let mut e = hub_core::ingest::parse_body(
+            body.as_bytes(),
+            hub_core::ingest::BodyFormat::Json,
+            &Default::default(),
+            now,
+        )
+        .unwrap()
+        .events
+        .remove(0);
+        e.enriched_by = by
+            .iter()
+            .map(|(p, f)| {
+                std::sync::Arc::new(EnrichedBy {
+                    plugin: p.to_string(),
+                    fields: f.iter().map(|s| s.to_string()).collect(),
+                })
+            })
+            .collect();
+        e
+    }
+
+    #[test]
+    fn a_batch_keeps_each_distinct_shape_once() {
+        let cost = event(&[("cost", &["cost_usd"])]);
+        let both = event(&[("cost", &["cost_usd"]), ("registry", &["tags.family"])]);
+        let none = event(&[]);
+        let batch = [&cost, &cost, &none, &both, &cost, &both];
+        let s = BatchShapes::of(&batch);
+        let (c, b) = (s.ids[0].unwrap(), s.ids[3].unwrap());
+        assert_ne!(c, b);
+        assert_eq!(s.ids, [Some(c), Some(c), None, Some(b), Some(c), Some(b)]);
+        assert_eq!(s.distinct.len(), 2, "{:?}", s.distinct);
+        assert_eq!(
+            s.distinct[0].1,
+            r#"[{"plugin":"cost","fields":["cost_usd"]}]"#
+        );
+        assert_eq!(
+            hub_core::parse_enriched_by(Some(&s.distinct[1].1)),
+            both.enriched_by,
+            "the stored form reads back"
+        );
+        // Another batch (or replica) names the same shape alike.
+        assert_eq!(BatchShapes::of(&[&both]).ids, [Some(b)]);
+
+        let union = BatchShapes::union(&[s, BatchShapes::of(&[&both, &none])]);
+        let ids: Vec<i64> = union.distinct.iter().map(|d| d.0).collect();
+        assert_eq!(
+            ids,
+            {
+                let mut v = vec![c, b];
+                v.sort();
+                v
+            },
+            "each once, in id order"
+        );
+        let sql = union.insert(Placeholders::Dollar).unwrap().sql;
+        assert_eq!(
+            sql,
+            "INSERT INTO enrichment_shapes (id, fields) VALUES ($1, $2), ($3, $4) ON CONFLICT DO NOTHING"
+        );
+        assert!(
+            BatchShapes::of(&[&none])
+                .insert(Placeholders::Question)
+                .is_none()
+        );
+    }
 }

@@ -20,7 +20,7 @@ use crate::market::{MarketStorage, SqlMarket};
 use crate::model::*;
 use crate::rollup::{FastMap, RollupKey, deltas, upsert_statements};
 use crate::shared::{Shared, rollup_retention};
-use crate::sql::{self, EVENT_INSERT_CHUNK, Placeholders, into_query};
+use crate::sql::{self, BatchShapes, EVENT_INSERT_CHUNK, Placeholders, into_query};
 use crate::{Result, Storage, StorageError, StorageOptions, decode, dedupe_in_batch};
 
 pub struct SqliteStorage {
@@ -132,19 +132,25 @@ impl SqliteStorage {
     /// Builds the insert statements of one batch (binding every value) before any lock is taken.
     fn prepare(batch: &TenantBatch, received_at_ms: i64) -> PreparedBatch<'_> {
         let (unique, _) = dedupe_in_batch(&batch.events);
+        let shapes = BatchShapes::of(&unique);
         let inserts = unique
             .chunks(EVENT_INSERT_CHUNK)
-            .map(|chunk| {
+            .zip(shapes.ids.chunks(EVENT_INSERT_CHUNK))
+            .map(|(chunk, ids)| {
                 into_query::<Sqlite>(sql::insert_events_values(
                     batch.tenant,
                     received_at_ms,
                     chunk,
+                    ids,
                 ))
             })
             .collect();
         PreparedBatch {
             tenant: batch.tenant,
             unique,
+            shapes: shapes
+                .insert(Placeholders::Question)
+                .map(into_query::<Sqlite>),
             inserts,
         }
     }
@@ -274,6 +280,8 @@ type BoundInsert = sqlx::query::Query<'static, Sqlite, sqlx::sqlite::SqliteArgum
 struct PreparedBatch<'a> {
     tenant: TenantId,
     unique: Vec<&'a EventRecord>,
+    /// The batch's enrichment shapes, when any event has one.
+    shapes: Option<BoundInsert>,
     inserts: Vec<BoundInsert>,
 }
 
@@ -472,8 +480,12 @@ impl Storage for SqliteStorage {
             let PreparedBatch {
                 tenant,
                 unique,
+                shapes,
                 inserts,
             } = prep;
+            if let Some(shapes) = shapes {
+                shapes.execute(&mut *tx).await?;
+            }
             let inserted = Self::insert_events(&mut tx, &unique, inserts).await?;
             if inserted.len() < unique.len() {
                 resent.insert(tenant);

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use hub_core::Role;
 use hub_core::time::{DAY_MS, HOUR_MS, MINUTE_MS};
-use hub_core::{ApiKeyScope, Dimension, EventRecord, Metric, Status, TenantId};
+use hub_core::{ApiKeyScope, Dimension, EnrichedBy, EventRecord, Metric, Status, TenantId};
 use hub_storage::analytics::{SummaryQuery, TimeseriesQuery, summary, timeseries};
 use hub_storage::{
     Aggregate, AuditEntry, AuditFilter, EventField, EventFilter, NewApiKey, NewRefreshToken,
@@ -116,6 +116,21 @@ fn events(n: usize, seed: u64, span_ms: i64) -> Vec<EventRecord> {
                 parent_event_id: None,
                 tags_json: "{}".into(),
                 payload_json: format!(r#"{{"i":{i}}}"#),
+                // Every other event as two enrichers left it, to check the column round-trips.
+                enriched_by: if i % 2 == 1 {
+                    vec![
+                        Arc::new(EnrichedBy {
+                            plugin: "cost".into(),
+                            fields: vec!["cost_usd".into()],
+                        }),
+                        Arc::new(EnrichedBy {
+                            plugin: "registry".into(),
+                            fields: vec!["provider".into(), "tags.model \"family\"".into()],
+                        }),
+                    ]
+                } else {
+                    Vec::new()
+                },
             }
         })
         .collect()

@@ -749,6 +749,14 @@ export interface components {
             /** @description Lowercase letters, digits and dashes, 1 to 64. */
             name: string;
         };
+        /**
+         * @description The fields one plugin filled in: `cost_usd`, `provider`, `operation`, `app`, `environment`,
+         *     or `tags.<name>`.
+         */
+        EnrichedByDto: {
+            fields: string[];
+            plugin: string;
+        };
         ErrorBody: {
             error: components["schemas"]["ErrorDetail"];
         };
@@ -769,6 +777,8 @@ export interface components {
             correlation_id?: string | null;
             /** Format: double */
             cost_usd?: number | null;
+            /** @description What each enricher filled in, in the order they ran (empty when the event is as sent). */
+            enriched_by: components["schemas"]["EnrichedByDto"][];
             environment?: string | null;
             error_type?: string | null;
             event_id: string;

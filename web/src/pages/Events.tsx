@@ -69,8 +69,8 @@ function EventDetail({ id, onClose }: { id: string; onClose: () => void }) {
       {e.isPending ? <Loading what="the event" /> : e.isError ? <ErrorNote error={e.error} /> : (
         <div className="columns">
           <dl>
-            {Object.entries(e.data).filter(([k]) => k !== "payload" && k !== "tags").map(([k, v]) => (
-              <div key={k} className="kv"><dt>{k}</dt><dd>{v == null ? "–" : String(v)}</dd></div>
+            {Object.entries(e.data).filter(([k]) => k !== "payload" && k !== "tags" && k !== "enriched_by").map(([k, v]) => (
+              <div key={k} className="kv"><dt>{k}</dt><dd>{v == null ? "–" : typeof v === "number" ? String(Number(v.toPrecision(12))) : String(v)}</dd></div>
             ))}
             <div className="kv"><dt>tags</dt><dd><pre>{JSON.stringify(e.data.tags, null, 2)}</pre></dd></div>
           </dl>
@@ -92,21 +92,30 @@ function EventDetail({ id, onClose }: { id: string; onClose: () => void }) {
   );
 }
 
-/** What the stored event has that the sender did not send: the plugins' patches (never an
- * overwrite: plugins only fill what is missing and add tags). */
-export function addedByPlugins(e: Event): [string, string][] {
+type Added = { plugin: string | null; field: string; value: string };
+
+const TEXT_FIELDS = ["provider", "operation", "app", "environment"] as const;
+
+function shown(e: Event, field: string): string {
+  if (field === "cost_usd") return e.cost_usd == null ? "–" : usd(e.cost_usd);
+  if (field.startsWith("tags.")) return String(((e.tags ?? {}) as Record<string, unknown>)[field.slice(5)] ?? "–");
+  const v = (TEXT_FIELDS as readonly string[]).includes(field) ? e[field as (typeof TEXT_FIELDS)[number]] : undefined;
+  return v == null ? "–" : String(v);
+}
+
+/** What each plugin filled in, from the hub's record of it (`enriched_by`). Events stored before
+ * the hub kept that record fall back to the difference between the stored event and what the sender
+ * sent (plugins only fill what is missing and add tags), without a plugin name. */
+export function addedByPlugins(e: Event): Added[] {
+  if (e.enriched_by?.length) {
+    return e.enriched_by.flatMap((p) => p.fields.map((field) => ({ plugin: p.plugin, field, value: shown(e, field) })));
+  }
   const payload = (e.payload ?? {}) as Record<string, unknown>;
   const sent = (k: string) => payload[k] !== undefined || (payload.payload as { data?: Record<string, unknown> } | undefined)?.data?.[k] !== undefined;
-  const out: [string, string][] = [];
-  for (const k of ["cost_usd", "provider", "operation", "app", "environment"] as const) {
-    const v = e[k];
-    if (v != null && !sent(k)) out.push([k, k === "cost_usd" ? usd(v as number) : String(v)]);
-  }
+  const fields: string[] = ["cost_usd", ...TEXT_FIELDS].filter((k) => e[k as keyof Event] != null && !sent(k));
   const sentTags = (payload.tags ?? {}) as Record<string, unknown>;
-  for (const [k, v] of Object.entries((e.tags ?? {}) as Record<string, unknown>)) {
-    if (sentTags[k] === undefined) out.push([`tag ${k}`, String(v)]);
-  }
-  return out;
+  for (const k of Object.keys((e.tags ?? {}) as Record<string, unknown>)) if (sentTags[k] === undefined) fields.push(`tags.${k}`);
+  return fields.map((field) => ({ plugin: null, field, value: shown(e, field) }));
 }
 
 function AddedByPlugins({ e }: { e: Event }) {
@@ -114,7 +123,16 @@ function AddedByPlugins({ e }: { e: Event }) {
   if (added.length === 0) return <p className="muted small">Nothing: the event is as it was sent.</p>;
   return (
     <table data-testid="added-by-plugins">
-      <tbody>{added.map(([k, v]) => <tr key={k}><td className="mono">{k}</td><td>{v}</td></tr>)}</tbody>
+      <thead><tr><th>Plugin</th><th>Field</th><th>Value</th></tr></thead>
+      <tbody>
+        {added.map((a) => (
+          <tr key={`${a.plugin}/${a.field}`}>
+            <td>{a.plugin ?? <span className="muted" title="Stored before the hub recorded which plugin filled what">a plugin</span>}</td>
+            <td className="mono">{a.field}</td>
+            <td>{a.value}</td>
+          </tr>
+        ))}
+      </tbody>
     </table>
   );
 }

@@ -425,6 +425,7 @@ impl Validator<'_> {
             parent_event_id: self.string(obj, "", "parent_event_id"),
             tags_json: self.tags(obj),
             payload_json: raw.to_string(),
+            enriched_by: Vec::new(),
         }
     }
 
@@ -524,6 +525,7 @@ impl Validator<'_> {
             parent_event_id,
             tags_json,
             payload_json: raw.to_string(),
+            enriched_by: Vec::new(),
         };
         record.status = status.or(record.is_request().then_some(Status::Ok));
         record

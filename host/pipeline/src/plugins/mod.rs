@@ -452,7 +452,12 @@ impl PluginHost {
             let kv = instance.take_kv_changes();
             drop(guard);
             let (failure, applied) = match result {
-                Ok(patches) => match hub_runtime::apply_patches(events, &mut batch, &patches) {
+                Ok(patches) => match hub_runtime::apply_patches(
+                    events,
+                    &mut batch,
+                    &patches,
+                    &slot.install.name,
+                ) {
                     Ok(a) => (None, a.applied),
                     Err(e) => (Some(CallError::InvalidOutput(e.to_string())), 0),
                 },
