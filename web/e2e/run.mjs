@@ -229,8 +229,21 @@ try {
     await page.getByRole("link", { name: "Audit log" }).click();
     await page.getByRole("cell", { name: "plugin.install" }).first().waitFor();
     await shot("audit");
+  });
+
+  await check("an admin shortens the tenant's retention, within the hub's", async () => {
     await page.getByRole("link", { name: "Sign-in and retention" }).click();
-    await page.getByTestId("retention-raw").getByText("30 days").waitFor();
+    await page.getByTestId("retention-raw_ms").getByText("30 days").waitFor();
+    const raw = page.getByLabel("Raw events (the event explorer): days kept");
+    // Longer than the hub keeps: refused next to the field, nothing sent.
+    await raw.fill("60");
+    await page.getByRole("button", { name: "Save retention" }).click();
+    await page.locator(".field-error", { hasText: "This hub keeps at most 30 days." }).waitFor();
+    await raw.fill("7");
+    await page.getByRole("button", { name: "Save retention" }).click();
+    await page.getByTestId("retention-raw_ms").getByText("7 days").waitFor();
+    const r = await fetch(hub.base + "/v1/settings/retention", { headers: { Authorization: `Bearer ${hub.key}` } });
+    assert.equal((await r.json()).tenant.raw_ms, 7 * 86_400_000);
     await shot("settings");
   });
 

@@ -50,6 +50,8 @@ pub enum Right {
     SaveViews,
     /// Browse the plugin marketplace.
     BrowseCatalog,
+    /// Change the tenant's settings (its retention).
+    ManageSettings,
 }
 
 impl Right {
@@ -66,6 +68,7 @@ impl Right {
             Right::ReadAudit => "read the audit log",
             Right::SaveViews => "save views",
             Right::BrowseCatalog => "browse the marketplace",
+            Right::ManageSettings => "change settings",
         }
     }
 
@@ -77,7 +80,9 @@ impl Right {
             Right::BrowseCatalog => &[Ingest, Query, Admin],
             Right::ReadMetrics | Right::ReadEvents => &[Query],
             Right::ReadConfig => &[Query, Admin],
-            Right::ManagePlugins | Right::ManageKeys | Right::ReadAudit => &[Admin],
+            Right::ManagePlugins | Right::ManageKeys | Right::ReadAudit | Right::ManageSettings => {
+                &[Admin]
+            }
             Right::ManageMembers | Right::ManageOwners | Right::SaveViews => &[],
         }
     }
@@ -88,9 +93,11 @@ impl Right {
             Right::Ingest => None,
             Right::ReadMetrics | Right::BrowseCatalog => Some(Role::Viewer),
             Right::ReadEvents | Right::ReadConfig | Right::SaveViews => Some(Role::Analyst),
-            Right::ManagePlugins | Right::ManageKeys | Right::ManageMembers | Right::ReadAudit => {
-                Some(Role::Admin)
-            }
+            Right::ManagePlugins
+            | Right::ManageKeys
+            | Right::ManageMembers
+            | Right::ReadAudit
+            | Right::ManageSettings => Some(Role::Admin),
             Right::ManageOwners => Some(Role::Owner),
         }
     }

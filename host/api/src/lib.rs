@@ -63,6 +63,8 @@ pub struct ApiConfig {
     /// The operator's settings tenants may read (`GET /v1/settings`): single sign-on (never the
     /// client secret) and retention.
     pub settings: serde_json::Value,
+    /// The operator's retention policy: the most a tenant may keep (`/v1/settings/retention`).
+    pub retention: hub_storage::RetentionPolicy,
 }
 
 impl Default for ApiConfig {
@@ -78,6 +80,7 @@ impl Default for ApiConfig {
             public_catalog: false,
             web_dir: None,
             settings: serde_json::Value::Null,
+            retention: hub_storage::RetentionPolicy::default(),
         }
     }
 }

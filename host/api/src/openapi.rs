@@ -55,6 +55,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::oidc::start,
         crate::oidc::callback,
         crate::ops::settings,
+        crate::ops::retention,
+        crate::ops::set_retention,
         crate::ops::healthz,
         crate::ops::readyz,
         crate::ops::metrics,

@@ -17,6 +17,162 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .route("/v1/settings", get(settings))
+        .route("/v1/settings/retention", get(retention).put(set_retention))
+}
+
+/// How long each resolution is kept, in milliseconds (`null`: forever, or for a tenant's own
+/// setting, as the operator's).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionMs {
+    #[serde(default)]
+    pub raw_ms: Option<i64>,
+    #[serde(default)]
+    pub minute_ms: Option<i64>,
+    #[serde(default)]
+    pub hour_ms: Option<i64>,
+    #[serde(default)]
+    pub day_ms: Option<i64>,
+}
+
+impl RetentionMs {
+    fn fields(&self) -> [(&'static str, &'static str, Option<i64>); 4] {
+        [
+            ("raw_ms", "raw events", self.raw_ms),
+            ("minute_ms", "per-minute rollups", self.minute_ms),
+            ("hour_ms", "per-hour rollups", self.hour_ms),
+            ("day_ms", "per-day rollups", self.day_ms),
+        ]
+    }
+}
+
+impl From<hub_storage::RetentionPolicy> for RetentionMs {
+    fn from(p: hub_storage::RetentionPolicy) -> Self {
+        Self {
+            raw_ms: p.raw_ms,
+            minute_ms: p.minute_ms,
+            hour_ms: p.hour_ms,
+            day_ms: p.day_ms,
+        }
+    }
+}
+
+impl From<hub_storage::TenantRetention> for RetentionMs {
+    fn from(p: hub_storage::TenantRetention) -> Self {
+        Self {
+            raw_ms: p.raw_ms,
+            minute_ms: p.minute_ms,
+            hour_ms: p.hour_ms,
+            day_ms: p.day_ms,
+        }
+    }
+}
+
+/// The tenant's retention: what the operator allows, what the tenant chose, and what holds.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct RetentionDto {
+    /// The operator's policy: the most any tenant keeps.
+    pub operator: RetentionMs,
+    /// This tenant's own choice (`null` fields: as the operator's).
+    pub tenant: RetentionMs,
+    /// What retention applies to this tenant: the shorter of the two.
+    pub effective: RetentionMs,
+}
+
+/// The shortest retention a tenant may choose: the rollups of the last hour feed the live dashboard.
+const MIN_RETENTION_MS: i64 = hub_core::time::HOUR_MS;
+
+fn days(ms: i64) -> String {
+    if ms % hub_core::time::DAY_MS == 0 {
+        format!("{} days", ms / hub_core::time::DAY_MS)
+    } else {
+        format!("{} hours", ms / hub_core::time::HOUR_MS)
+    }
+}
+
+async fn retention_dto(
+    state: &AppState,
+    tenant: hub_core::TenantId,
+) -> Result<RetentionDto, ApiError> {
+    let own = state.storage.tenant_retention(tenant).await?;
+    let operator = state.config.retention;
+    Ok(RetentionDto {
+        operator: operator.into(),
+        tenant: own.into(),
+        effective: operator.for_tenant(&own).into(),
+    })
+}
+
+#[utoipa::path(get, path = "/v1/settings/retention", tag = "ops",
+    description = "How long this tenant's raw events and rollups are kept: the operator's policy, the tenant's own choice, and the shorter of the two that applies. Needs the `query` or `admin` scope, or analyst and up.",
+    responses((status = 200, body = RetentionDto), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)),
+    security(("api_key" = [])))]
+pub(crate) async fn retention(
+    State(state): State<AppState>,
+    principal: crate::Principal,
+) -> Result<Json<RetentionDto>, ApiError> {
+    principal.require(crate::Right::ReadConfig)?;
+    Ok(Json(retention_dto(&state, principal.tenant).await?))
+}
+
+#[utoipa::path(put, path = "/v1/settings/retention", tag = "ops", request_body = RetentionMs,
+    description = "Sets how long this tenant keeps each resolution, at least an hour and at most what the operator keeps (`null`: as the operator's). Shorter retention deletes older data at the next retention run. Needs the `admin` scope, or admin and up; audited.",
+    responses((status = 200, body = RetentionDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)),
+    security(("api_key" = [])))]
+pub(crate) async fn set_retention(
+    State(state): State<AppState>,
+    principal: crate::Principal,
+    body: axum::body::Bytes,
+) -> Result<Json<RetentionDto>, ApiError> {
+    principal.require(crate::Right::ManageSettings)?;
+    let wanted: RetentionMs = crate::json_body(&body)?;
+    let operator = RetentionMs::from(state.config.retention);
+    for ((field, what, own), (_, _, most)) in wanted.fields().into_iter().zip(operator.fields()) {
+        let Some(ms) = own else { continue };
+        if ms < MIN_RETENTION_MS {
+            return Err(ApiError::invalid(
+                field,
+                format!(
+                    "keep {what} for at least an hour ({MIN_RETENTION_MS} ms), or null for as long as the hub keeps them"
+                ),
+            ));
+        }
+        if let Some(most) = most
+            && ms > most
+        {
+            return Err(ApiError::invalid(
+                field,
+                format!(
+                    "{} is longer than this hub keeps {what} ({}); choose at most that, or ask the operator to keep more",
+                    days(ms),
+                    days(most)
+                ),
+            ));
+        }
+    }
+    let before = RetentionMs::from(state.storage.tenant_retention(principal.tenant).await?);
+    let own = hub_storage::TenantRetention {
+        raw_ms: wanted.raw_ms,
+        minute_ms: wanted.minute_ms,
+        hour_ms: wanted.hour_ms,
+        day_ms: wanted.day_ms,
+    };
+    state
+        .storage
+        .set_tenant_retention(principal.tenant, &own, hub_core::time::now_ms())
+        .await?;
+    principal
+        .audit(
+            &state,
+            "settings.retention",
+            None,
+            serde_json::to_value(before).ok(),
+            serde_json::to_value(wanted).ok(),
+        )
+        .await;
+    Ok(Json(retention_dto(&state, principal.tenant).await?))
 }
 
 /// The operator's settings as tenants may read them.

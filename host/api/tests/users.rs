@@ -683,6 +683,19 @@ async fn the_permission_matrix_holds_route_by_route() {
             Some(Role::Admin),
         ),
         (Method::DELETE, "/v1/plugins/cost", None, Some(Role::Admin)),
+        (Method::GET, "/v1/settings", None, Some(Role::Analyst)),
+        (
+            Method::GET,
+            "/v1/settings/retention",
+            None,
+            Some(Role::Analyst),
+        ),
+        (
+            Method::PUT,
+            "/v1/settings/retention",
+            Some(json!({})),
+            Some(Role::Admin),
+        ),
     ];
     for (method, uri, body, min) in &routes {
         for (role, token) in &tokens {
@@ -1510,4 +1523,88 @@ async fn analysts_keep_their_own_views_and_see_shared_ones() {
     .await;
     let r = hub.call(Method::GET, "/v1/views", &key, None).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn admins_shorten_their_tenants_retention_within_the_operators() {
+    let hub = hub().await;
+    hub.user("o@example.com", "acme", Role::Owner, false).await;
+    hub.user("x@example.com", "globex", Role::Owner, false)
+        .await;
+    let token = hub.token("o@example.com").await;
+    const DAY: i64 = 86_400_000;
+    let r = hub
+        .call(Method::GET, "/v1/settings/retention", &token, None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // ApiConfig::default() carries the default policy: raw 30 days, minute 14, hour 400, day forever.
+    assert_eq!(r.body["operator"]["raw_ms"], 30 * DAY);
+    assert_eq!(r.body["tenant"]["raw_ms"], Value::Null);
+    assert_eq!(r.body["effective"], r.body["operator"]);
+
+    // Each refusal names the field and says what would do; nothing is saved.
+    for (body, field, says) in [
+        (
+            json!({"raw_ms": 60 * DAY}),
+            "raw_ms",
+            "60 days is longer than this hub keeps raw events (30 days)",
+        ),
+        (json!({"minute_ms": 1000}), "minute_ms", "at least an hour"),
+        (json!({"raw_ms": "7d"}), "raw_ms", "invalid type"),
+        (json!({"forever": true}), "forever", "unknown field"),
+    ] {
+        let r = hub
+            .call(
+                Method::PUT,
+                "/v1/settings/retention",
+                &token,
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.body);
+        let text = r.body.to_string();
+        assert!(
+            text.contains(field) && text.contains(says),
+            "{body}: {text}"
+        );
+    }
+    let r = hub
+        .call(Method::GET, "/v1/settings/retention", &token, None)
+        .await;
+    assert_eq!(r.body["tenant"]["raw_ms"], Value::Null, "nothing saved");
+
+    // Seven days of raw events, and day rollups (forever for the operator) for two years.
+    let r = hub
+        .call(
+            Method::PUT,
+            "/v1/settings/retention",
+            &token,
+            Some(json!({"raw_ms": 7 * DAY, "day_ms": 730 * DAY})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["tenant"]["raw_ms"], 7 * DAY);
+    assert_eq!(r.body["effective"]["raw_ms"], 7 * DAY);
+    assert_eq!(
+        r.body["effective"]["minute_ms"],
+        14 * DAY,
+        "as the operator's"
+    );
+    assert_eq!(r.body["effective"]["day_ms"], 730 * DAY);
+
+    // Only this tenant's.
+    let other = hub.token("x@example.com").await;
+    let r = hub
+        .call(Method::GET, "/v1/settings/retention", &other, None)
+        .await;
+    assert_eq!(r.body["tenant"]["raw_ms"], Value::Null);
+
+    // Audited with before and after.
+    let r = hub
+        .call(Method::GET, "/v1/audit?action=settings.", &token, None)
+        .await;
+    let rec = &r.body["records"][0];
+    assert_eq!(rec["action"], "settings.retention", "{}", r.body);
+    assert_eq!(rec["after"]["raw_ms"], 7 * DAY, "{rec}");
+    assert_eq!(rec["before"]["raw_ms"], Value::Null, "{rec}");
 }

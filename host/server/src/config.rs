@@ -439,8 +439,10 @@ impl ServeArgs {
                     .unwrap_or(defaults.secure_cookies),
                 oidc,
                 public_catalog: self.public_catalog.or(file.public_catalog).unwrap_or(false),
-                // Filled by `hub serve` from the resolved settings (GET /v1/settings).
+                // Both filled by `hub serve` from the resolved settings (GET /v1/settings and
+                // the most a tenant may keep).
                 settings: serde_json::Value::Null,
+                retention: defaults.retention,
                 web_dir: match self.web_dir.or(file.web_dir) {
                     Some(d) => {
                         if !d.join("index.html").is_file() {

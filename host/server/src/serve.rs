@@ -34,6 +34,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         Duration::from_millis(settings.retention_interval_ms.max(1_000) as u64),
     );
     let mut api = settings.api.clone();
+    api.retention = settings.retention;
     // What GET /v1/settings shows: the same view of sign-in and retention the audit log records.
     api.settings = serde_json::Value::Object(
         audited_settings(&settings)

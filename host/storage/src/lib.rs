@@ -163,7 +163,17 @@ pub trait Storage: Send + Sync + 'static {
     ) -> Result<()>;
     async fn delete_plugin_kv(&self, tenant: TenantId, plugin: &str) -> Result<()>;
 
-    /// Deletes what is older than the policy allows, across all tenants.
+    /// The tenant's own retention (all `None` when it has set none).
+    async fn tenant_retention(&self, tenant: TenantId) -> Result<TenantRetention>;
+    async fn set_tenant_retention(
+        &self,
+        tenant: TenantId,
+        retention: &TenantRetention,
+        now_ms: i64,
+    ) -> Result<()>;
+
+    /// Deletes what is older than the policy allows, across all tenants; a tenant that keeps
+    /// less (its [`TenantRetention`]) loses its data sooner.
     async fn enforce_retention(
         &self,
         policy: &RetentionPolicy,

@@ -258,6 +258,32 @@ impl Default for RetentionPolicy {
     }
 }
 
+/// A tenant's own retention: for each resolution, how long it wants to keep data where that is
+/// shorter than the operator's policy. `None`: as the operator's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TenantRetention {
+    pub raw_ms: Option<i64>,
+    pub minute_ms: Option<i64>,
+    pub hour_ms: Option<i64>,
+    pub day_ms: Option<i64>,
+}
+
+impl RetentionPolicy {
+    /// What holds for a tenant: for each resolution the shorter of this policy and the tenant's.
+    pub fn for_tenant(&self, t: &TenantRetention) -> RetentionPolicy {
+        let min = |op: Option<i64>, own: Option<i64>| match (op, own) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        RetentionPolicy {
+            raw_ms: min(self.raw_ms, t.raw_ms),
+            minute_ms: min(self.minute_ms, t.minute_ms),
+            hour_ms: min(self.hour_ms, t.hour_ms),
+            day_ms: min(self.day_ms, t.day_ms),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RetentionReport {
     pub events_deleted: u64,

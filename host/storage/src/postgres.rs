@@ -570,6 +570,19 @@ impl Storage for PostgresStorage {
         Shared::<Postgres>::scan_raw(&self.pool, tenant, scan, bucket_step_ms).await
     }
 
+    async fn tenant_retention(&self, tenant: TenantId) -> Result<TenantRetention> {
+        Shared::<Postgres>::tenant_retention(&self.pool, tenant).await
+    }
+
+    async fn set_tenant_retention(
+        &self,
+        tenant: TenantId,
+        retention: &TenantRetention,
+        now_ms: i64,
+    ) -> Result<()> {
+        Shared::<Postgres>::set_tenant_retention(&self.pool, tenant, retention, now_ms).await
+    }
+
     async fn enforce_retention(
         &self,
         policy: &RetentionPolicy,
@@ -600,26 +613,30 @@ impl Storage for PostgresStorage {
                     report.partitions_dropped += 1;
                 }
             }
-            // What is left: the partially expired day and the default partition.
-            let tenants = Shared::<Postgres>::tenant_ids(&self.pool).await?;
-            for tenant in tenants {
+        }
+        // What is left: the partially expired day, the default partition, and tenants that keep
+        // less than the operator's policy.
+        for (tenant, own) in Shared::<Postgres>::retention_by_tenant(&self.pool, policy).await? {
+            if let Some(keep) = own.raw_ms {
                 report.events_deleted +=
                     sqlx::query("DELETE FROM events WHERE tenant_id = $1 AND ts < $2")
                         .bind(tenant)
-                        .bind(cutoff)
+                        .bind(now_ms - keep)
                         .execute(&self.pool)
                         .await?
                         .rows_affected();
             }
-        }
-        for (res, keep) in rollup_retention(policy) {
-            report.rollups_deleted +=
-                sqlx::query("DELETE FROM rollups WHERE res = $1 AND bucket < $2")
-                    .bind(res.code())
-                    .bind(now_ms - keep)
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected();
+            for (res, keep) in rollup_retention(&own) {
+                report.rollups_deleted += sqlx::query(
+                    "DELETE FROM rollups WHERE tenant_id = $1 AND res = $2 AND bucket < $3",
+                )
+                .bind(tenant)
+                .bind(res.code())
+                .bind(now_ms - keep)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+            }
         }
         Ok(report)
     }

@@ -553,14 +553,27 @@ impl Storage for SqliteStorage {
         Shared::<Sqlite>::scan_raw(&self.readers, tenant, scan, bucket_step_ms).await
     }
 
+    async fn tenant_retention(&self, tenant: TenantId) -> Result<TenantRetention> {
+        Shared::<Sqlite>::tenant_retention(&self.readers, tenant).await
+    }
+
+    async fn set_tenant_retention(
+        &self,
+        tenant: TenantId,
+        retention: &TenantRetention,
+        now_ms: i64,
+    ) -> Result<()> {
+        Shared::<Sqlite>::set_tenant_retention(&self.writer, tenant, retention, now_ms).await
+    }
+
     async fn enforce_retention(
         &self,
         policy: &RetentionPolicy,
         now_ms: i64,
     ) -> Result<RetentionReport> {
         let mut report = RetentionReport::default();
-        let tenants = Shared::<Sqlite>::tenant_ids(&self.readers).await?;
-        for tenant in tenants {
+        let tenants = Shared::<Sqlite>::retention_by_tenant(&self.readers, policy).await?;
+        for (tenant, policy) in tenants {
             if let Some(keep) = policy.raw_ms {
                 // Small transactions, so that ingest never waits long for the write lock.
                 loop {
@@ -578,7 +591,7 @@ impl Storage for SqliteStorage {
                     }
                 }
             }
-            for (res, keep) in rollup_retention(policy) {
+            for (res, keep) in rollup_retention(&policy) {
                 report.rollups_deleted += sqlx::query(
                     "DELETE FROM rollups WHERE tenant_id = ? AND res = ? AND bucket < ?",
                 )

@@ -9,7 +9,7 @@ use hub_storage::analytics::{SummaryQuery, TimeseriesQuery, summary, timeseries}
 use hub_storage::{
     Aggregate, AuditEntry, AuditFilter, EventField, EventFilter, NewApiKey, NewRefreshToken,
     NewUser, PluginComponent, PluginInstall, RefreshUse, RetentionPolicy, SigningKey, Storage,
-    StorageError, TenantBatch,
+    StorageError, TenantBatch, TenantRetention,
 };
 
 /// A fixed "now": 2026-11-25T12:00:00Z.
@@ -50,6 +50,7 @@ on_both!(
     event_listing_pages_and_filters,
     tenants_never_see_each_other,
     retention_deletes_only_what_expired,
+    a_tenant_may_keep_less_than_the_operator,
     concurrent_writers_lose_nothing,
 );
 
@@ -911,6 +912,71 @@ async fn retention_deletes_only_what_expired(store: Arc<dyn Storage>) {
         .await
         .unwrap();
     assert!(rows.iter().all(|r| r.agg.events == 0), "{rows:?}");
+}
+
+async fn a_tenant_may_keep_less_than_the_operator(store: Arc<dyn Storage>) {
+    let short = tenant(&store, "short").await;
+    let long = tenant(&store, "long").await;
+    let all = events(300, 8, 6 * DAY_MS);
+    write(&store, short, all.clone()).await;
+    write(&store, long, all.clone()).await;
+    assert_eq!(
+        store.tenant_retention(short).await.unwrap(),
+        TenantRetention::default(),
+        "none set"
+    );
+    // Raw events for one day; a longer minute retention than the operator's does not extend it.
+    let own = TenantRetention {
+        raw_ms: Some(DAY_MS),
+        minute_ms: Some(30 * DAY_MS),
+        hour_ms: None,
+        day_ms: Some(2 * DAY_MS),
+    };
+    store.set_tenant_retention(short, &own, NOW).await.unwrap();
+    assert_eq!(store.tenant_retention(short).await.unwrap(), own);
+    let policy = RetentionPolicy {
+        raw_ms: Some(3 * DAY_MS),
+        minute_ms: Some(DAY_MS),
+        hour_ms: None,
+        day_ms: None,
+    };
+    store.enforce_retention(&policy, NOW).await.unwrap();
+    let within = |d: i64| all.iter().filter(|e| e.ts_ms >= NOW - d * DAY_MS).count() as i64;
+    assert_eq!(store.count_events(short).await.unwrap(), within(1));
+    assert_eq!(
+        store.count_events(long).await.unwrap(),
+        within(3),
+        "the other tenant keeps the operator's 3 days"
+    );
+    // Day rollups: the short tenant's older than two days are gone, the other's all kept.
+    let q = SummaryQuery {
+        from_ms: hub_core::time::floor_to(NOW - 7 * DAY_MS, DAY_MS),
+        to_ms: hub_core::time::floor_to(NOW - 3 * DAY_MS, DAY_MS),
+        group_by: vec![],
+        filters: vec![],
+    };
+    let old_events = |t| {
+        let store = store.clone();
+        let q = q.clone();
+        async move {
+            summary(store.as_ref(), t, &q)
+                .await
+                .unwrap()
+                .first()
+                .map_or(0, |r| r.agg.events)
+        }
+    };
+    assert_eq!(old_events(short).await, 0);
+    assert!(old_events(long).await > 0);
+    // Setting it back to the operator's.
+    store
+        .set_tenant_retention(short, &TenantRetention::default(), NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.tenant_retention(short).await.unwrap(),
+        TenantRetention::default()
+    );
 }
 
 async fn concurrent_writers_lose_nothing(store: Arc<dyn Storage>) {

@@ -541,6 +541,24 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/settings/retention": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description How long this tenant's raw events and rollups are kept: the operator's policy, the tenant's own choice, and the shorter of the two that applies. Needs the `query` or `admin` scope, or analyst and up. */
+        get: operations["retention"];
+        /** @description Sets how long this tenant keeps each resolution, at least an hour and at most what the operator keeps (`null`: as the operator's). Shorter retention deletes older data at the next retention run. Needs the `admin` scope, or admin and up; audited. */
+        put: operations["set_retention"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tenants": {
         parameters: {
             query?: never;
@@ -1084,6 +1102,29 @@ export interface components {
         RefreshDto: {
             /** @description The refresh token; the `hub_refresh` cookie when absent. */
             refresh_token?: string | null;
+        };
+        /** @description The tenant's retention: what the operator allows, what the tenant chose, and what holds. */
+        RetentionDto: {
+            /** @description What retention applies to this tenant: the shorter of the two. */
+            effective: components["schemas"]["RetentionMs"];
+            /** @description The operator's policy: the most any tenant keeps. */
+            operator: components["schemas"]["RetentionMs"];
+            /** @description This tenant's own choice (`null` fields: as the operator's). */
+            tenant: components["schemas"]["RetentionMs"];
+        };
+        /**
+         * @description How long each resolution is kept, in milliseconds (`null`: forever, or for a tenant's own
+         *     setting, as the operator's).
+         */
+        RetentionMs: {
+            /** Format: int64 */
+            day_ms?: number | null;
+            /** Format: int64 */
+            hour_ms?: number | null;
+            /** Format: int64 */
+            minute_ms?: number | null;
+            /** Format: int64 */
+            raw_ms?: number | null;
         };
         RotateApiKeyDto: {
             /** @description How long the old key keeps working, such as `1h` (at most `7d`); immediately when absent. */
@@ -2747,6 +2788,88 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SettingsDto"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    retention: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RetentionDto"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_retention: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RetentionMs"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RetentionDto"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             401: {

@@ -1,5 +1,6 @@
-import { useQuery } from "@tanstack/react-query";
-import { get, type Schemas } from "../api/client";
+import { useState } from "react";
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { api, ApiError, explain, get, type Schemas } from "../api/client";
 import { ErrorNote, Loading } from "../components/States";
 
 type Settings = Schemas["SettingsDto"];
@@ -7,7 +8,8 @@ type Sso = {
   enabled: boolean; issuer?: string; client_id?: string; redirect_url?: string; scopes?: string[];
   groups_claim?: string; domain_roles?: string[]; group_roles?: string[]; client_secret_set?: boolean;
 };
-type Retention = { raw_ms: number | null; minute_ms: number | null; hour_ms: number | null; day_ms: number | null };
+type Retention = Schemas["RetentionMs"];
+type RetentionView = Schemas["RetentionDto"];
 
 const keep = (ms: number | null) => (ms == null ? "forever" : ms % 86_400_000 === 0 ? `${ms / 86_400_000} days` : `${Math.round(ms / 3_600_000)} hours`);
 
@@ -17,13 +19,12 @@ export function SettingsPage() {
   if (s.isPending) return <Loading what="settings" />;
   if (s.isError) return <ErrorNote error={s.error} retry={() => s.refetch()} />;
   const sso = s.data.sso as unknown as Sso;
-  const r = s.data.retention as unknown as Retention | null;
   return (
     <div>
       <header className="page-head"><h1>Sign-in and retention</h1></header>
       <p className="muted">
-        The hub's operator sets these with flags, environment variables or hub.toml; the audit log records
-        every change between two starts. Ask them to change one.
+        Single sign-on is the hub operator's (flags, environment variables or hub.toml; the audit log records
+        every change between two starts). Retention is the operator's maximum, which this tenant may shorten.
       </p>
       <section className="panel" aria-label="Single sign-on">
         <h2>Single sign-on {sso.enabled ? <span className="badge ok">on</span> : <span className="badge">off</span>}</h2>
@@ -40,24 +41,95 @@ export function SettingsPage() {
           <p>People sign in with email and password. The operator turns single sign-on on with <code>--oidc-issuer</code> and its companions.</p>
         )}
       </section>
-      <section className="panel" aria-label="Retention">
-        <h2>Retention</h2>
-        {r ? (
-          <table>
-            <thead><tr><th>Data</th><th>Kept</th></tr></thead>
-            <tbody>
-              <tr><td>Raw events (the event explorer)</td><td data-testid="retention-raw">{keep(r.raw_ms)}</td></tr>
-              <tr><td>Per-minute rollups</td><td>{keep(r.minute_ms)}</td></tr>
-              <tr><td>Per-hour rollups</td><td>{keep(r.hour_ms)}</td></tr>
-              <tr><td>Per-day rollups (long ranges on the dashboard)</td><td>{keep(r.day_ms)}</td></tr>
-            </tbody>
-          </table>
-        ) : <p className="muted">Not reported by this hub.</p>}
-      </section>
+      <RetentionForm />
       <section className="panel" aria-label="Marketplace">
         <h2>Marketplace</h2>
         <p>The catalog is {s.data.public_catalog ? "public: other hubs may install from it" : "for signed-in people and keys of this hub"}.</p>
       </section>
     </div>
+  );
+}
+
+const DAY = 86_400_000;
+const HOUR = 3_600_000;
+const KINDS = [
+  ["raw_ms", "Raw events (the event explorer)"],
+  ["minute_ms", "Per-minute rollups"],
+  ["hour_ms", "Per-hour rollups"],
+  ["day_ms", "Per-day rollups (long ranges on the dashboard)"],
+] as const;
+type Kind = (typeof KINDS)[number][0];
+
+const asDays = (ms: number | null | undefined) => (ms == null ? "" : String(Number((ms / DAY).toFixed(4))));
+
+/** The form's days back into the API's milliseconds, or the message for each field that cannot be
+ * sent: not a number, under an hour, or longer than the operator keeps. Blank is "as the hub". */
+export function retentionFromForm(days: Record<Kind, string>, operator: Retention): { value: Retention; errors: Partial<Record<Kind, string>> } {
+  const value: Retention = {};
+  const errors: Partial<Record<Kind, string>> = {};
+  for (const [k] of KINDS) {
+    const text = days[k].trim();
+    if (text === "") { value[k] = null; continue; }
+    const d = Number(text);
+    if (!Number.isFinite(d) || d <= 0) { errors[k] = "Enter a number of days, or leave it blank for as long as the hub keeps them."; continue; }
+    const ms = Math.round(d * DAY);
+    const most = operator[k];
+    if (ms < HOUR) errors[k] = "Keep at least an hour (0.05 days).";
+    else if (most != null && ms > most) errors[k] = `This hub keeps at most ${keep(most)}.`;
+    else value[k] = ms;
+  }
+  return { value, errors };
+}
+
+/** How long this tenant keeps each resolution: the operator's maximum, the tenant's own choice
+ * (admins set it here), and what applies. */
+function RetentionForm() {
+  const qc = useQueryClient();
+  const r = useQuery({ queryKey: ["retention"], queryFn: () => get<RetentionView>("/v1/settings/retention") });
+  const [days, setDays] = useState<Record<Kind, string> | null>(null);
+  const [errors, setErrors] = useState<Partial<Record<Kind, string>>>({});
+  const save = useMutation({
+    mutationFn: (value: Retention) => api<RetentionView>("PUT", "/v1/settings/retention", value),
+    onSuccess: (v) => { qc.setQueryData(["retention"], v); setDays(null); },
+    onError: (e) => { if (e instanceof ApiError && e.parameter) setErrors({ [e.parameter]: e.message }); },
+  });
+  if (r.isPending) return <Loading what="retention" />;
+  if (r.isError) return <ErrorNote error={r.error} retry={() => r.refetch()} />;
+  const shown = days ?? (Object.fromEntries(KINDS.map(([k]) => [k, asDays(r.data.tenant[k])])) as Record<Kind, string>);
+  const submit = (e: React.FormEvent) => {
+    e.preventDefault();
+    const { value, errors } = retentionFromForm(shown, r.data.operator);
+    setErrors(errors);
+    if (Object.keys(errors).length === 0) save.mutate(value);
+  };
+  return (
+    <form className="panel" aria-label="Retention" onSubmit={submit} noValidate>
+      <h2>Retention</h2>
+      <table>
+        <thead><tr><th>Data</th><th>The hub keeps at most</th><th>This tenant keeps (days; blank: as the hub)</th><th>Applies</th></tr></thead>
+        <tbody>
+          {KINDS.map(([k, label]) => (
+            <tr key={k}>
+              <td>{label}</td>
+              <td>{keep(r.data.operator[k] ?? null)}</td>
+              <td>
+                <input
+                  aria-label={`${label}: days kept`} inputMode="decimal" value={shown[k]} placeholder="as the hub"
+                  aria-invalid={!!errors[k]} onChange={(e) => { setErrors({ ...errors, [k]: undefined }); setDays({ ...shown, [k]: e.target.value }); }}
+                />
+                {errors[k] && <div className="field-error">{errors[k]}</div>}
+              </td>
+              <td data-testid={`retention-${k}`}>{keep(r.data.effective[k] ?? null)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {save.isError && !(save.error instanceof ApiError && save.error.parameter) && <div className="state error" role="alert">{explain(save.error)}</div>}
+      <p className="muted small">Shortening deletes older data at the next retention run; it cannot be brought back.</p>
+      <div className="row">
+        <button type="submit" disabled={save.isPending || days === null}>{save.isPending ? "Saving…" : "Save retention"}</button>
+        {save.isSuccess && days === null && <span className="muted small" role="status">Saved.</span>}
+      </div>
+    </form>
   );
 }
