@@ -212,6 +212,13 @@ try {
     await page.getByRole("heading", { name: "Same correlation id" }).waitFor();
     await shot("event");
     await page.getByRole("button", { name: "Close" }).click();
+    // Any id by its start: e2e-11 and e2e-110 … e2e-119, whatever the model.
+    await page.getByLabel("model").fill("");
+    await page.getByLabel("any id starts with").fill("e2e-11");
+    await page.waitForFunction(() => document.querySelectorAll("tbody tr").length === 11, null, { timeout: 10_000 });
+    const ids = await page.locator("tbody tr td:nth-child(2)").allTextContents();
+    assert.ok(ids.every((id) => id.startsWith("e2e-11")), ids.join(" "));
+    await page.getByLabel("any id starts with").fill("");
     const tomorrow = new Date(Date.now() + 86_400_000 - new Date().getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
     await page.getByLabel("from").fill(tomorrow);
     await page.getByText("No events match.").waitFor();

@@ -464,6 +464,7 @@ fn decode_cursor(s: &str) -> Result<EventCursor, ApiError> {
         ("source_module" = Option<String>, Query), ("severity" = Option<String>, Query), ("event_type" = Option<String>, Query),
         ("kind" = Option<String>, Query), ("correlation_id" = Option<String>, Query), ("trace_id" = Option<String>, Query),
         ("session_id" = Option<String>, Query), ("user_id" = Option<String>, Query),
+        ("id" = Option<String>, Query, description = "any of the event's ids (event, trace, session, correlation, parent, user) starts with this; case-sensitive, at most 256 characters"),
         ("limit" = Option<u32>, Query, description = "1 to 1000, default 100"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
     ),
@@ -477,7 +478,7 @@ pub(crate) async fn list_events(
 ) -> Result<Json<EventPageDto>, ApiError> {
     let started = Instant::now();
     principal.require(Right::ReadEvents)?;
-    let mut allowed: Vec<&str> = vec!["from", "to", "limit", "cursor"];
+    let mut allowed: Vec<&str> = vec!["from", "to", "limit", "cursor", "id"];
     allowed.extend(Dimension::ALL.map(|d| d.name()));
     allowed.extend(EventField::ALL.map(|f| f.name()));
     let p = Params::new(pairs, &allowed)?;
@@ -502,6 +503,15 @@ pub(crate) async fn list_events(
         if let Some(v) = p.one(field.name()) {
             filter.fields.push((field, v.to_string()));
         }
+    }
+    if let Some(id) = p.one("id").filter(|v| !v.is_empty()) {
+        if id.chars().count() > 256 {
+            return Err(ApiError::invalid(
+                "id",
+                "is longer than 256 characters; ids are shorter than that",
+            ));
+        }
+        filter.id_prefix = Some(id.to_string());
     }
     let limit = match p.one("limit") {
         None => 100,

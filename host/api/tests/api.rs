@@ -158,6 +158,22 @@ async fn ingest_then_read_back_through_every_query() {
         "the original payload comes back"
     );
     assert_eq!(one["enriched_by"], json!([]), "no plugin touched it");
+    let (status, found) = hub.get(&hub.key, "/v1/events?id=e4").await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    let ids: Vec<&str> = found["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap())
+        .collect();
+    assert!(
+        !ids.is_empty() && ids.iter().all(|id| id.starts_with("e4")),
+        "{ids:?}"
+    );
+    let long = "x".repeat(257);
+    let (status, body) = hub.get(&hub.key, &format!("/v1/events?id={long}")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.to_string().contains("id"), "{body}");
     let (status, body) = hub.get(&hub.key, "/v1/events/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "not_found");

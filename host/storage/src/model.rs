@@ -93,7 +93,20 @@ pub struct EventFilter {
     /// Equality on other indexed-by-convention columns: event_type, kind, severity,
     /// correlation_id, trace_id, session_id, user_id.
     pub fields: Vec<(EventField, String)>,
+    /// Any of the event's ids (event, trace, session, correlation, parent, user) starts with this
+    /// (case-sensitive).
+    pub id_prefix: Option<String>,
 }
+
+/// The id columns [`EventFilter::id_prefix`] searches.
+pub const ID_COLUMNS: [&str; 6] = [
+    "event_id",
+    "trace_id",
+    "session_id",
+    "correlation_id",
+    "parent_event_id",
+    "user_id",
+];
 
 /// Event columns that the search can filter on besides the dimensions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

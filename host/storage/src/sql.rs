@@ -211,6 +211,21 @@ pub(crate) fn list_events(
             .push(" = ")
             .bind(Bind::Text(value.clone()));
     }
+    if let Some(prefix) = filter.id_prefix.as_deref().filter(|p| !p.is_empty()) {
+        // substr rather than LIKE: no wildcards to escape, and case-sensitive on both backends
+        // (SQLite's LIKE folds ASCII case, PostgreSQL's does not).
+        let chars = prefix.chars().count().to_string();
+        for (i, col) in crate::model::ID_COLUMNS.iter().enumerate() {
+            buf.push(if i == 0 { " AND (" } else { " OR " })
+                .push("substr(")
+                .push(col)
+                .push(", 1, ")
+                .push(&chars)
+                .push(") = ")
+                .bind(Bind::Text(prefix.to_string()));
+        }
+        buf.push(")");
+    }
     if let Some(c) = after {
         buf.push(" AND (ts < ").bind(Bind::I64(c.ts_ms));
         buf.push(" OR (ts = ").bind(Bind::I64(c.ts_ms));

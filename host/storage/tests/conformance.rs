@@ -839,6 +839,36 @@ async fn event_listing_pages_and_filters(store: Arc<dyn Storage>) {
             .len(),
         3
     );
+    // Any id by its start: event ids e-5-1…, correlation ids c-1…, user ids u-1; case matters.
+    for prefix in ["e-5-1", "c-1", "u-1", "C-1", "%", "e-5-249"] {
+        let filter = EventFilter {
+            id_prefix: Some(prefix.into()),
+            ..Default::default()
+        };
+        let got = store.list_events(t, &filter, None, 1000).await.unwrap();
+        let want = all
+            .iter()
+            .filter(|e| {
+                [
+                    Some(&e.event_id),
+                    e.trace_id.as_ref(),
+                    e.session_id.as_ref(),
+                    e.correlation_id.as_ref(),
+                    e.parent_event_id.as_ref(),
+                    e.user_id.as_ref(),
+                ]
+                .into_iter()
+                .flatten()
+                .any(|id| id.starts_with(prefix))
+            })
+            .count();
+        assert_eq!(got.events.len(), want, "{prefix}");
+        assert_eq!(
+            want == 0,
+            ["C-1", "%"].contains(&prefix),
+            "{prefix}: {want}"
+        );
+    }
 }
 
 async fn tenants_never_see_each_other(store: Arc<dyn Storage>) {

@@ -1880,6 +1880,8 @@ export interface operations {
                 trace_id?: string;
                 session_id?: string;
                 user_id?: string;
+                /** @description any of the event's ids (event, trace, session, correlation, parent, user) starts with this; case-sensitive, at most 256 characters */
+                id?: string;
                 /** @description 1 to 1000, default 100 */
                 limit?: number;
                 /** @description next_cursor of the previous page */

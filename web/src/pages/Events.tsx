@@ -28,6 +28,7 @@ export function Events() {
     <div>
       <header className="page-head"><h1>Events</h1></header>
       <form className="panel filters" onSubmit={(e) => e.preventDefault()} aria-label="Filters">
+        <label className="wide">any id starts with<input value={filters.id ?? ""} onChange={(e) => set("id", e.target.value)} placeholder="event, trace, session, correlation or user id" maxLength={256} /></label>
         <label>from<input type="datetime-local" value={local(filters.from)} onChange={(e) => set("from", iso(e.target.value))} /></label>
         <label>to<input type="datetime-local" value={local(filters.to)} onChange={(e) => set("to", iso(e.target.value))} /></label>
         {FILTERS.map((f) => (
@@ -38,11 +39,11 @@ export function Events() {
         page.data.events.length === 0 ? <Empty>No events match.</Empty> : (
           <>
             <table>
-              <thead><tr><th>Time</th><th>Kind</th><th>Model</th><th>App</th><th>Status</th><th>Tokens in/out</th><th>Latency</th><th>Cost</th></tr></thead>
+              <thead><tr><th>Time</th><th>Event id</th><th>Kind</th><th>Model</th><th>App</th><th>Status</th><th>Tokens in/out</th><th>Latency</th><th>Cost</th></tr></thead>
               <tbody>
                 {page.data.events.map((e) => (
                   <tr key={e.event_id + e.timestamp} tabIndex={0} className="clickable" onClick={() => setOpen(e.event_id)} onKeyDown={(k) => k.key === "Enter" && setOpen(e.event_id)}>
-                    <td>{when(e.timestamp)}</td><td>{e.kind}</td><td>{e.model ?? "–"}</td><td>{e.app ?? "–"}</td><td>{e.status ?? "–"}</td>
+                    <td>{when(e.timestamp)}</td><td className="mono small ellipsis" title={e.event_id}>{e.event_id}</td><td>{e.kind}</td><td>{e.model ?? "–"}</td><td>{e.app ?? "–"}</td><td>{e.status ?? "–"}</td>
                     <td>{int(e.input_tokens)} / {int(e.output_tokens)}</td><td>{ms(e.latency_ms)}</td><td>{usd(e.cost_usd)}</td>
                   </tr>
                 ))}
