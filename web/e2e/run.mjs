@@ -251,6 +251,20 @@ try {
     await page.getByTestId("retention-raw_ms").getByText("7 days").waitFor();
     const r = await fetch(hub.base + "/v1/settings/retention", { headers: { Authorization: `Bearer ${hub.key}` } });
     assert.equal((await r.json()).tenant.raw_ms, 7 * 86_400_000);
+  });
+
+  await check("an admin keeps the tenant's own single sign-on rules", async () => {
+    const rules = page.getByRole("form", { name: "Single sign-on rules of this tenant" });
+    await rules.getByRole("button", { name: "Add email domain rule" }).click();
+    await rules.getByLabel("Email domain 1").fill("ann@example.org");
+    await rules.getByRole("button", { name: "Save rules" }).click();
+    await rules.locator(".field-error", { hasText: "without the @" }).waitFor();
+    await rules.getByLabel("Email domain 1").fill("example.org");
+    await rules.getByRole("combobox").first().selectOption("analyst");
+    await rules.getByRole("button", { name: "Save rules" }).click();
+    await rules.getByRole("status").getByText("Saved.").waitFor();
+    const r = await fetch(hub.base + "/v1/settings/sso-rules", { headers: { Authorization: `Bearer ${hub.key}` } });
+    assert.deepEqual((await r.json()).domain_roles, [{ pattern: "example.org", role: "analyst" }]);
     await shot("settings");
   });
 

@@ -54,6 +54,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::oidc::providers,
         crate::oidc::start,
         crate::oidc::callback,
+        crate::oidc::get_tenant_rules,
+        crate::oidc::set_tenant_rules,
         crate::ops::settings,
         crate::ops::retention,
         crate::ops::set_retention,

@@ -280,6 +280,35 @@ async fn sign_in_with_a_real_provider_provisions_users_from_rules() {
             .contains("not verified")
     );
 
+    // A tenant's admins add their own rule for Eve's domain: her next sign-in makes her an analyst
+    // there (and only there).
+    let globex = hub.storage.create_tenant("globex", 0).await.unwrap().id;
+    hub.storage
+        .set_tenant_sso_rules(
+            globex,
+            r#"{"domain_roles":[{"pattern":"elsewhere.org","role":"analyst"}],"group_roles":[]}"#,
+            0,
+        )
+        .await
+        .unwrap();
+    let r = hub
+        .get(&through_provider(&hub.start("eve").await).await, None)
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let me = hub.get("/v1/auth/me", Some(&cookie_jar(&r.headers))).await;
+    assert_eq!(
+        (me.body["tenant"].as_str(), me.body["role"].as_str()),
+        (Some("globex"), Some("analyst")),
+        "{}",
+        me.body
+    );
+    assert_eq!(
+        me.body["memberships"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        me.body
+    );
+
     // The audit log has the sign-ins and the role the rules gave.
     let log = hub
         .storage

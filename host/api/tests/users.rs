@@ -696,6 +696,18 @@ async fn the_permission_matrix_holds_route_by_route() {
             Some(json!({})),
             Some(Role::Admin),
         ),
+        (
+            Method::GET,
+            "/v1/settings/sso-rules",
+            None,
+            Some(Role::Analyst),
+        ),
+        (
+            Method::PUT,
+            "/v1/settings/sso-rules",
+            Some(json!({})),
+            Some(Role::Admin),
+        ),
     ];
     for (method, uri, body, min) in &routes {
         for (role, token) in &tokens {
@@ -1607,4 +1619,59 @@ async fn admins_shorten_their_tenants_retention_within_the_operators() {
     assert_eq!(rec["action"], "settings.retention", "{}", r.body);
     assert_eq!(rec["after"]["raw_ms"], 7 * DAY, "{rec}");
     assert_eq!(rec["before"]["raw_ms"], Value::Null, "{rec}");
+}
+
+#[tokio::test]
+async fn admins_keep_their_tenants_own_sso_rules() {
+    let hub = hub().await;
+    hub.user("o@example.com", "acme", Role::Owner, false).await;
+    hub.user("x@example.com", "globex", Role::Owner, false)
+        .await;
+    let token = hub.token("o@example.com").await;
+    let r = hub
+        .call(Method::GET, "/v1/settings/sso-rules", &token, None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body, json!({"domain_roles": [], "group_roles": []}));
+
+    let bad = json!({"domain_roles": [{"pattern": "acme.com", "role": "viewer"}],
+                     "group_roles": [{"pattern": "ops", "role": "owner"}]});
+    let r = hub
+        .call(Method::PUT, "/v1/settings/sso-rules", &token, Some(bad))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(
+        r.body.to_string().contains("group_roles[0].role"),
+        "{}",
+        r.body
+    );
+    let r = hub
+        .call(Method::GET, "/v1/settings/sso-rules", &token, None)
+        .await;
+    assert_eq!(r.body["domain_roles"], json!([]), "nothing saved");
+
+    let good = json!({"domain_roles": [{"pattern": "ACME.com", "role": "viewer"}],
+                      "group_roles": [{"pattern": "ops", "role": "admin"}]});
+    let r = hub
+        .call(Method::PUT, "/v1/settings/sso-rules", &token, Some(good))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["domain_roles"][0]["pattern"], "acme.com");
+    let other = hub.token("x@example.com").await;
+    let r = hub
+        .call(Method::GET, "/v1/settings/sso-rules", &other, None)
+        .await;
+    assert_eq!(
+        r.body["group_roles"],
+        json!([]),
+        "another tenant's are its own"
+    );
+    let r = hub
+        .call(Method::GET, "/v1/audit?action=settings.sso", &token, None)
+        .await;
+    assert_eq!(
+        r.body["records"][0]["after"]["group_roles"][0]["role"], "admin",
+        "{}",
+        r.body
+    );
 }

@@ -172,6 +172,17 @@ pub trait Storage: Send + Sync + 'static {
         now_ms: i64,
     ) -> Result<()>;
 
+    /// The tenant's own single sign-on rules, as the JSON its admins saved.
+    async fn tenant_sso_rules(&self, tenant: TenantId) -> Result<Option<String>>;
+    async fn set_tenant_sso_rules(
+        &self,
+        tenant: TenantId,
+        rules_json: &str,
+        now_ms: i64,
+    ) -> Result<()>;
+    /// Every tenant's own rules, by tenant name (read at each single sign-on).
+    async fn all_tenant_sso_rules(&self) -> Result<Vec<(String, String)>>;
+
     /// Deletes what is older than the policy allows, across all tenants; a tenant that keeps
     /// less (its [`TenantRetention`]) loses its data sooner.
     async fn enforce_retention(

@@ -583,6 +583,23 @@ impl Storage for PostgresStorage {
         Shared::<Postgres>::set_tenant_retention(&self.pool, tenant, retention, now_ms).await
     }
 
+    async fn tenant_sso_rules(&self, tenant: TenantId) -> Result<Option<String>> {
+        Shared::<Postgres>::tenant_sso_rules(&self.pool, tenant).await
+    }
+
+    async fn set_tenant_sso_rules(
+        &self,
+        tenant: TenantId,
+        rules_json: &str,
+        now_ms: i64,
+    ) -> Result<()> {
+        Shared::<Postgres>::set_tenant_sso_rules(&self.pool, tenant, rules_json, now_ms).await
+    }
+
+    async fn all_tenant_sso_rules(&self) -> Result<Vec<(String, String)>> {
+        Shared::<Postgres>::all_tenant_sso_rules(&self.pool).await
+    }
+
     async fn enforce_retention(
         &self,
         policy: &RetentionPolicy,

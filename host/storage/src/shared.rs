@@ -208,6 +208,43 @@ where
         Ok(())
     }
 
+    pub(crate) async fn tenant_sso_rules(pool: &Pool<DB>, t: TenantId) -> Result<Option<String>> {
+        let buf = with_binds(
+            "SELECT rules FROM tenant_sso_rules WHERE tenant_id = $1",
+            vec![Bind::I64(t.get())],
+        );
+        let row = into_query::<DB>(buf).fetch_optional(pool).await?;
+        row.map(|r| r.text(0)).transpose()
+    }
+
+    pub(crate) async fn set_tenant_sso_rules(
+        pool: &Pool<DB>,
+        t: TenantId,
+        rules_json: &str,
+        now_ms: i64,
+    ) -> Result<()> {
+        let buf = with_binds(
+            "INSERT INTO tenant_sso_rules (tenant_id, rules, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (tenant_id) DO UPDATE SET rules = excluded.rules, updated_at = excluded.updated_at",
+            vec![
+                Bind::I64(t.get()),
+                Bind::Text(rules_json.into()),
+                Bind::I64(now_ms),
+            ],
+        );
+        into_query::<DB>(buf).execute(pool).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn all_tenant_sso_rules(pool: &Pool<DB>) -> Result<Vec<(String, String)>> {
+        let rows = into_query::<DB>(stmt(
+            "SELECT t.name, r.rules FROM tenant_sso_rules r JOIN tenants t ON t.id = r.tenant_id",
+        ))
+        .fetch_all(pool)
+        .await?;
+        rows.iter().map(|r| Ok((r.text(0)?, r.text(1)?))).collect()
+    }
+
     /// Every tenant with the policy that holds for it.
     pub(crate) async fn retention_by_tenant(
         pool: &Pool<DB>,

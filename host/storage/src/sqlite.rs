@@ -566,6 +566,23 @@ impl Storage for SqliteStorage {
         Shared::<Sqlite>::set_tenant_retention(&self.writer, tenant, retention, now_ms).await
     }
 
+    async fn tenant_sso_rules(&self, tenant: TenantId) -> Result<Option<String>> {
+        Shared::<Sqlite>::tenant_sso_rules(&self.readers, tenant).await
+    }
+
+    async fn set_tenant_sso_rules(
+        &self,
+        tenant: TenantId,
+        rules_json: &str,
+        now_ms: i64,
+    ) -> Result<()> {
+        Shared::<Sqlite>::set_tenant_sso_rules(&self.writer, tenant, rules_json, now_ms).await
+    }
+
+    async fn all_tenant_sso_rules(&self) -> Result<Vec<(String, String)>> {
+        Shared::<Sqlite>::all_tenant_sso_rules(&self.readers).await
+    }
+
     async fn enforce_retention(
         &self,
         policy: &RetentionPolicy,

@@ -51,6 +51,7 @@ on_both!(
     tenants_never_see_each_other,
     retention_deletes_only_what_expired,
     a_tenant_may_keep_less_than_the_operator,
+    tenants_keep_their_own_sso_rules,
     concurrent_writers_lose_nothing,
 );
 
@@ -1006,6 +1007,38 @@ async fn a_tenant_may_keep_less_than_the_operator(store: Arc<dyn Storage>) {
     assert_eq!(
         store.tenant_retention(short).await.unwrap(),
         TenantRetention::default()
+    );
+}
+
+async fn tenants_keep_their_own_sso_rules(store: Arc<dyn Storage>) {
+    let a = tenant(&store, "a").await;
+    let b = tenant(&store, "b").await;
+    assert_eq!(store.tenant_sso_rules(a).await.unwrap(), None);
+    store
+        .set_tenant_sso_rules(a, r#"{"v":1}"#, 1)
+        .await
+        .unwrap();
+    store
+        .set_tenant_sso_rules(a, r#"{"v":2}"#, 2)
+        .await
+        .unwrap();
+    store
+        .set_tenant_sso_rules(b, r#"{"v":3}"#, 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.tenant_sso_rules(a).await.unwrap().as_deref(),
+        Some(r#"{"v":2}"#),
+        "replaced, not added"
+    );
+    let mut all = store.all_tenant_sso_rules().await.unwrap();
+    all.sort();
+    assert_eq!(
+        all,
+        [
+            ("a".to_string(), r#"{"v":2}"#.to_string()),
+            ("b".to_string(), r#"{"v":3}"#.to_string())
+        ]
     );
 }
 

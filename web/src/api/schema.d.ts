@@ -559,6 +559,24 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/settings/sso-rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description This tenant's own single sign-on rules: email domains and identity-provider groups that get a role here when they sign in with the deployment's provider (alongside the operator's rules; the higher role wins). Needs the `query` or `admin` scope, or analyst and up. */
+        get: operations["get_tenant_rules"];
+        /** @description Replaces this tenant's single sign-on rules. Patterns are email domains or group names (compared without case); roles are viewer, analyst or admin; at most 100 rules per list. They give roles in this tenant only, at the next sign-in of each person. Needs the `admin` scope, or admin and up; audited. */
+        put: operations["set_tenant_rules"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tenants": {
         parameters: {
             query?: never;
@@ -1200,6 +1218,19 @@ export interface components {
         };
         TenantListDto: {
             tenants: components["schemas"]["TenantDto"][];
+        };
+        /** @description A tenant's own rule: people whose email domain (or group) is `pattern` get `role` here. */
+        TenantRuleDto: {
+            pattern: string;
+            /** @description `viewer`, `analyst` or `admin`. */
+            role: string;
+        };
+        /** @description The single sign-on rules a tenant's admins keep for their tenant. */
+        TenantSsoRulesDto: {
+            /** @description Email domain (`example.com`) → role in this tenant. */
+            domain_roles?: components["schemas"]["TenantRuleDto"][];
+            /** @description Identity-provider group → role in this tenant. */
+            group_roles?: components["schemas"]["TenantRuleDto"][];
         };
         TimeseriesResponse: {
             /** @description The range after alignment to the step. */
@@ -2864,6 +2895,88 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["RetentionDto"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_tenant_rules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TenantSsoRulesDto"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_tenant_rules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TenantSsoRulesDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TenantSsoRulesDto"];
                 };
             };
             400: {

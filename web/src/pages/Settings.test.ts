@@ -18,3 +18,18 @@ describe("the retention form", () => {
     expect(r.errors.day_ms).toMatch(/Enter a number of days/);
   });
 });
+
+describe("the single sign-on rules form", () => {
+  it("accepts domains and groups, and says where a rule cannot be sent", async () => {
+    const { ruleErrors } = await import("./Settings");
+    expect(ruleErrors({ domain_roles: [{ pattern: "Example.com", role: "viewer" }], group_roles: [{ pattern: "ops", role: "admin" }] })).toEqual({});
+    expect(ruleErrors({
+      domain_roles: [{ pattern: "ann@example.com", role: "viewer" }, { pattern: "a.io", role: "viewer" }, { pattern: "A.io ", role: "admin" }],
+      group_roles: [{ pattern: " ", role: "viewer" }],
+    })).toEqual({
+      "domain_roles[0].pattern": "An email domain such as example.com (without the @).",
+      "domain_roles[2].pattern": "This list has a rule for it already.",
+      "group_roles[0].pattern": "The group's name as the identity provider sends it.",
+    });
+  });
+});

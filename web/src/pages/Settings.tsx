@@ -9,6 +9,8 @@ type Sso = {
   groups_claim?: string; domain_roles?: string[]; group_roles?: string[]; client_secret_set?: boolean;
 };
 type Retention = Schemas["RetentionMs"];
+type Rules = Schemas["TenantSsoRulesDto"];
+type Rule = Schemas["TenantRuleDto"];
 type RetentionView = Schemas["RetentionDto"];
 
 const keep = (ms: number | null) => (ms == null ? "forever" : ms % 86_400_000 === 0 ? `${ms / 86_400_000} days` : `${Math.round(ms / 3_600_000)} hours`);
@@ -23,8 +25,9 @@ export function SettingsPage() {
     <div>
       <header className="page-head"><h1>Sign-in and retention</h1></header>
       <p className="muted">
-        Single sign-on is the hub operator's (flags, environment variables or hub.toml; the audit log records
-        every change between two starts). Retention is the operator's maximum, which this tenant may shorten.
+        The identity provider for single sign-on is the hub operator's (flags, environment variables or hub.toml; the
+        audit log records every change between two starts); who gets which role here with it, this tenant's admins
+        decide. Retention is the operator's maximum, which this tenant may shorten.
       </p>
       <section className="panel" aria-label="Single sign-on">
         <h2>Single sign-on {sso.enabled ? <span className="badge ok">on</span> : <span className="badge">off</span>}</h2>
@@ -41,6 +44,7 @@ export function SettingsPage() {
           <p>People sign in with email and password. The operator turns single sign-on on with <code>--oidc-issuer</code> and its companions.</p>
         )}
       </section>
+      <SsoRules enabled={sso.enabled} />
       <RetentionForm />
       <section className="panel" aria-label="Marketplace">
         <h2>Marketplace</h2>
@@ -129,6 +133,92 @@ function RetentionForm() {
       <div className="row">
         <button type="submit" disabled={save.isPending || days === null}>{save.isPending ? "Saving…" : "Save retention"}</button>
         {save.isSuccess && days === null && <span className="muted small" role="status">Saved.</span>}
+      </div>
+    </form>
+  );
+}
+
+const LISTS = [
+  ["domain_roles", "Email domain", "example.com"],
+  ["group_roles", "Identity-provider group", "data-team"],
+] as const;
+type List = (typeof LISTS)[number][0];
+const ROLES = ["viewer", "analyst", "admin"] as const;
+
+/** Messages by path (`domain_roles[0].pattern`) for rules that cannot be sent. */
+export function ruleErrors(rules: Rules): Record<string, string> {
+  const errors: Record<string, string> = {};
+  for (const [list] of LISTS) {
+    const seen = new Set<string>();
+    (rules[list] ?? []).forEach((r, i) => {
+      const p = r.pattern.trim().toLowerCase();
+      const at = `${list}[${i}].pattern`;
+      if (list === "domain_roles" && !/^[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(p)) errors[at] = "An email domain such as example.com (without the @).";
+      else if (list === "group_roles" && p === "") errors[at] = "The group's name as the identity provider sends it.";
+      else if (seen.has(p)) errors[at] = "This list has a rule for it already.";
+      seen.add(p);
+    });
+  }
+  return errors;
+}
+
+/** This tenant's own single sign-on rules: who gets which role here when they sign in. */
+function SsoRules({ enabled }: { enabled: boolean }) {
+  const qc = useQueryClient();
+  const q = useQuery({ queryKey: ["sso-rules"], queryFn: () => get<Rules>("/v1/settings/sso-rules") });
+  const [draft, setDraft] = useState<Rules | null>(null);
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const save = useMutation({
+    mutationFn: (r: Rules) => api<Rules>("PUT", "/v1/settings/sso-rules", r),
+    onSuccess: (r) => { qc.setQueryData(["sso-rules"], r); setDraft(null); },
+    onError: (e) => { if (e instanceof ApiError && e.parameter) setErrors({ [e.parameter]: e.message }); },
+  });
+  if (q.isPending) return <Loading what="single sign-on rules" />;
+  if (q.isError) return <ErrorNote error={q.error} retry={() => q.refetch()} />;
+  const rules: Rules = draft ?? q.data;
+  const change = (list: List, f: (rows: Rule[]) => Rule[]) => { setErrors({}); setDraft({ ...rules, [list]: f([...(rules[list] ?? [])]) }); };
+  const submit = (e: React.FormEvent) => {
+    e.preventDefault();
+    const found = ruleErrors(rules);
+    setErrors(found);
+    if (Object.keys(found).length === 0) save.mutate(rules);
+  };
+  return (
+    <form className="panel" aria-label="Single sign-on rules of this tenant" onSubmit={submit} noValidate>
+      <h2>Who gets in with single sign-on</h2>
+      <p className="muted small">
+        People who sign in with the hub's identity provider get a role in this tenant when their email domain or one of
+        their groups has a rule here (besides the operator's rules; the higher role wins). Roles change at each person's
+        next sign-in.{enabled ? "" : " Single sign-on is off on this hub: the rules apply once the operator turns it on."}
+      </p>
+      {LISTS.map(([list, label, example]) => (
+        <fieldset key={list}>
+          <legend>{label}</legend>
+          {(rules[list] ?? []).length === 0 && <p className="muted small">No rules.</p>}
+          {(rules[list] ?? []).map((r, i) => (
+            <div className="row" key={i}>
+              <label>{label} {i + 1}
+                <input value={r.pattern} placeholder={example} aria-invalid={!!errors[`${list}[${i}].pattern`]}
+                  onChange={(e) => change(list, (rows) => { rows[i] = { ...rows[i], pattern: e.target.value }; return rows; })} />
+              </label>
+              <label>Role
+                <select value={r.role} onChange={(e) => change(list, (rows) => { rows[i] = { ...rows[i], role: e.target.value }; return rows; })}>
+                  {ROLES.map((x) => <option key={x}>{x}</option>)}
+                </select>
+              </label>
+              <button type="button" className="secondary" onClick={() => change(list, (rows) => rows.filter((_, j) => j !== i))}>Remove</button>
+              {(errors[`${list}[${i}].pattern`] || errors[`${list}[${i}].role`]) && (
+                <div className="field-error">{errors[`${list}[${i}].pattern`] ?? errors[`${list}[${i}].role`]}</div>
+              )}
+            </div>
+          ))}
+          <button type="button" className="secondary" onClick={() => change(list, (rows) => [...rows, { pattern: "", role: "viewer" }])}>Add {label.toLowerCase()} rule</button>
+        </fieldset>
+      ))}
+      {save.isError && !(save.error instanceof ApiError && save.error.parameter) && <div className="state error" role="alert">{explain(save.error)}</div>}
+      <div className="row">
+        <button type="submit" disabled={save.isPending || draft === null}>{save.isPending ? "Saving…" : "Save rules"}</button>
+        {save.isSuccess && draft === null && <span className="muted small" role="status">Saved.</span>}
       </div>
     </form>
   );
