@@ -444,6 +444,7 @@ async fn raw_baseline(
         filters: &[],
         group_by: &group_by,
         by_bucket: false,
+        bucket_step_ms: 0,
         with_sketch: true,
     };
     let t0 = Instant::now();

@@ -37,6 +37,7 @@ pub async fn summary(
             filters: &q.filters,
             group_by: &q.group_by,
             by_bucket: false,
+            bucket_step_ms: 0,
             with_sketch: true,
         };
         let rows = match piece.source {
@@ -102,6 +103,7 @@ pub async fn timeseries(
         filters: &q.filters,
         group_by: &q.group_by,
         by_bucket: true,
+        bucket_step_ms: q.step_ms,
         with_sketch: q.metric.quantile().is_some(),
     };
     let rows = store.scan_rollups(tenant, res, &scan).await?;

@@ -129,11 +129,48 @@ where
     } else {
         None
     };
+    let mut agg = aggregate_at(row, i, false)?;
+    if with_sketch {
+        // The group's sketches, hex-encoded and comma-separated (NULL when it has none).
+        let all = row.opt_text(i + 8)?.unwrap_or_default();
+        let mut bytes = Vec::new();
+        for hex in all.split(',').filter(|h| !h.is_empty()) {
+            bytes.clear();
+            decode_hex(hex, &mut bytes)?;
+            agg.latency
+                .merge_encoded(&bytes)
+                .map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        }
+    }
     Ok(ScanRow {
         key,
         bucket_ms,
-        agg: aggregate_at(row, i, with_sketch)?,
+        agg,
     })
+}
+
+/// Upper-case hex (SQLite's `hex`) or lower-case (PostgreSQL's `encode`) into `out`.
+fn decode_hex(hex: &str, out: &mut Vec<u8>) -> Result<()> {
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Ok(c - b'0'),
+        b'a'..=b'f' => Ok(c - b'a' + 10),
+        b'A'..=b'F' => Ok(c - b'A' + 10),
+        _ => Err(StorageError::Corrupt(format!(
+            "'{}' in a sketch is not hex",
+            c as char
+        ))),
+    };
+    let b = hex.as_bytes();
+    if b.len() % 2 != 0 {
+        return Err(StorageError::Corrupt(
+            "a sketch's hex has an odd length".into(),
+        ));
+    }
+    out.reserve(b.len() / 2);
+    for pair in b.chunks_exact(2) {
+        out.push(digit(pair[0])? << 4 | digit(pair[1])?);
+    }
+    Ok(())
 }
 
 /// The aggregate columns (events … latency_sum, then the sketch when asked) from column `i` on.

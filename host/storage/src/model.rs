@@ -238,6 +238,9 @@ pub struct Scan<'a> {
     pub group_by: &'a [Dimension],
     /// Split the result by time bucket (the rollup bucket, or for raw scans `ts` floored to this).
     pub by_bucket: bool,
+    /// With `by_bucket`, rollup rows are summed into buckets this wide (a whole multiple of the
+    /// resolution, such as 5 minutes from minute rollups); 0 keeps the rollup's own buckets.
+    pub bucket_step_ms: i64,
     /// Whether the latency sketches are needed (they cost more to read).
     pub with_sketch: bool,
 }

@@ -597,7 +597,7 @@ where
         res: Resolution,
         scan: &Scan<'_>,
     ) -> Result<Vec<ScanRow>> {
-        let buf = sql::rollup_scan(Placeholders::Dollar, t, res, scan);
+        let buf = sql::rollup_scan(Placeholders::Dollar, sql::Dialect::of::<DB>(), t, res, scan);
         let rows = into_query::<DB>(buf).fetch_all(pool).await?;
         rows.iter()
             .map(|r| decode::rollup_row(r, scan.group_by.len(), scan.by_bucket, scan.with_sketch))

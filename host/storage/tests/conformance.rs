@@ -936,6 +936,7 @@ async fn retention_deletes_only_what_expired(store: Arc<dyn Storage>) {
         filters: &[],
         group_by: &[],
         by_bucket: false,
+        bucket_step_ms: 0,
         with_sketch: false,
     };
     let rows = store
