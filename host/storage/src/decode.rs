@@ -161,7 +161,7 @@ fn decode_hex(hex: &str, out: &mut Vec<u8>) -> Result<()> {
         ))),
     };
     let b = hex.as_bytes();
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return Err(StorageError::Corrupt(
             "a sketch's hex has an odd length".into(),
         ));
