@@ -375,8 +375,8 @@ fn tag_names(tags_json: &str) -> Option<Vec<Cow<'_, str>>> {
 
 /// Adds `tags` (name, value) to a JSON object of tags, keeping existing names. Returns how many
 /// were added and kept. The object's text is extended in place (names were checked to need no
-/// escaping); objects that already hold tags are parsed for their names only.
-/// Adds the tags the event does not have yet; `on_added` hears the name of each one added.
+/// escaping); objects that already hold tags are parsed for their names only. `on_added` hears
+/// the name of each tag added.
 fn add_tags<'a>(
     tags_json: &mut String,
     tags: &[(&'a str, &str)],
