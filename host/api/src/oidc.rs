@@ -400,7 +400,7 @@ impl TenantSsoRulesDto {
 /// document that no longer reads is skipped with a warning rather than failing sign-ins.
 async fn tenant_rules(state: &AppState) -> Result<(Vec<RoleRule>, Vec<RoleRule>), ApiError> {
     let mut out = (Vec::new(), Vec::new());
-    for (tenant, json) in state.storage.all_tenant_sso_rules().await? {
+    for (tenant, json) in state.storage.settings().all_tenant_sso_rules().await? {
         let Ok(doc) = serde_json::from_str::<TenantSsoRulesDto>(&json) else {
             tracing::warn!(tenant = %tenant, "a tenant's SSO rules do not read; skipped");
             continue;
@@ -427,7 +427,12 @@ pub(crate) async fn get_tenant_rules(
     principal: crate::Principal,
 ) -> Result<axum::Json<TenantSsoRulesDto>, ApiError> {
     principal.require(crate::Right::ReadConfig)?;
-    let doc = match state.storage.tenant_sso_rules(principal.tenant).await? {
+    let doc = match state
+        .storage
+        .settings()
+        .tenant_sso_rules(principal.tenant)
+        .await?
+    {
         Some(json) => serde_json::from_str(&json)
             .map_err(|e| ApiError::Internal(format!("stored SSO rules do not read: {e}")))?,
         None => TenantSsoRulesDto::default(),
@@ -446,10 +451,15 @@ pub(crate) async fn set_tenant_rules(
 ) -> Result<axum::Json<TenantSsoRulesDto>, ApiError> {
     principal.require(crate::Right::ManageSettings)?;
     let doc = crate::json_body::<TenantSsoRulesDto>(&body)?.checked()?;
-    let before = state.storage.tenant_sso_rules(principal.tenant).await?;
+    let before = state
+        .storage
+        .settings()
+        .tenant_sso_rules(principal.tenant)
+        .await?;
     let json = serde_json::to_string(&doc).expect("strings serialize");
     state
         .storage
+        .settings()
         .set_tenant_sso_rules(principal.tenant, &json, hub_core::time::now_ms())
         .await?;
     principal

@@ -96,7 +96,7 @@ async fn retention_dto(
     state: &AppState,
     tenant: hub_core::TenantId,
 ) -> Result<RetentionDto, ApiError> {
-    let own = state.storage.tenant_retention(tenant).await?;
+    let own = state.storage.settings().tenant_retention(tenant).await?;
     let operator = state.config.retention;
     Ok(RetentionDto {
         operator: operator.into(),
@@ -152,7 +152,13 @@ pub(crate) async fn set_retention(
             ));
         }
     }
-    let before = RetentionMs::from(state.storage.tenant_retention(principal.tenant).await?);
+    let before = RetentionMs::from(
+        state
+            .storage
+            .settings()
+            .tenant_retention(principal.tenant)
+            .await?,
+    );
     let own = hub_storage::TenantRetention {
         raw_ms: wanted.raw_ms,
         minute_ms: wanted.minute_ms,
@@ -161,6 +167,7 @@ pub(crate) async fn set_retention(
     };
     state
         .storage
+        .settings()
         .set_tenant_retention(principal.tenant, &own, hub_core::time::now_ms())
         .await?;
     principal

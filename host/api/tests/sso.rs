@@ -284,6 +284,7 @@ async fn sign_in_with_a_real_provider_provisions_users_from_rules() {
     // there (and only there).
     let globex = hub.storage.create_tenant("globex", 0).await.unwrap().id;
     hub.storage
+        .settings()
         .set_tenant_sso_rules(
             globex,
             r#"{"domain_roles":[{"pattern":"elsewhere.org","role":"analyst"}],"group_roles":[]}"#,

@@ -15,6 +15,7 @@ pub mod market;
 pub mod model;
 mod postgres;
 pub mod rollup;
+pub mod settings;
 mod shared;
 mod sql;
 mod sqlite;
@@ -32,6 +33,7 @@ pub use access::{
 pub use market::{MarketStorage, NewVersion, PackageRecord, PublisherKey, VersionRecord};
 pub use model::*;
 pub use postgres::PostgresStorage;
+pub use settings::SettingsStorage;
 pub use sqlite::SqliteStorage;
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +89,8 @@ pub trait Storage: Send + Sync + 'static {
     fn access(&self) -> &dyn AccessStorage;
     /// Publisher keys, packages and versions.
     fn market(&self) -> &dyn MarketStorage;
+    /// What a tenant's admins set for their own tenant: retention, single sign-on rules.
+    fn settings(&self) -> &dyn SettingsStorage;
     /// Makes `tenant`'s key `key_id` stop working at `at_ms` (or earlier, if it already does).
     /// `None` when the tenant has no such key.
     async fn revoke_api_key(
@@ -162,26 +166,6 @@ pub trait Storage: Send + Sync + 'static {
         changes: &[(String, Option<Vec<u8>>)],
     ) -> Result<()>;
     async fn delete_plugin_kv(&self, tenant: TenantId, plugin: &str) -> Result<()>;
-
-    /// The tenant's own retention (all `None` when it has set none).
-    async fn tenant_retention(&self, tenant: TenantId) -> Result<TenantRetention>;
-    async fn set_tenant_retention(
-        &self,
-        tenant: TenantId,
-        retention: &TenantRetention,
-        now_ms: i64,
-    ) -> Result<()>;
-
-    /// The tenant's own single sign-on rules, as the JSON its admins saved.
-    async fn tenant_sso_rules(&self, tenant: TenantId) -> Result<Option<String>>;
-    async fn set_tenant_sso_rules(
-        &self,
-        tenant: TenantId,
-        rules_json: &str,
-        now_ms: i64,
-    ) -> Result<()>;
-    /// Every tenant's own rules, by tenant name (read at each single sign-on).
-    async fn all_tenant_sso_rules(&self) -> Result<Vec<(String, String)>>;
 
     /// Deletes what is older than the policy allows, across all tenants; a tenant that keeps
     /// less (its [`TenantRetention`]) loses its data sooner.

@@ -19,6 +19,7 @@ use crate::access::{AccessStorage, SqlAccess};
 use crate::market::{MarketStorage, SqlMarket};
 use crate::model::*;
 use crate::rollup::{FastMap, RollupKey, deltas, upsert_statements};
+use crate::settings::{SettingsStorage, SqlSettings};
 use crate::shared::{Shared, rollup_retention};
 use crate::sql::{BatchShapes, Placeholders, into_query};
 use crate::{Result, Storage, StorageError, StorageOptions, decode, dedupe_in_batch};
@@ -29,6 +30,7 @@ pub struct PostgresStorage {
     partitions: Mutex<HashSet<i64>>,
     access: SqlAccess<Postgres>,
     market: SqlMarket<Postgres>,
+    settings: SqlSettings<Postgres>,
 }
 
 /// Advisory-lock namespace for rollup merges: the tenant id is added to it.
@@ -96,6 +98,7 @@ impl PostgresStorage {
         Ok(Self {
             access: SqlAccess::new(pool.clone(), pool.clone()),
             market: SqlMarket::new(pool.clone(), pool.clone()),
+            settings: SqlSettings::new(pool.clone(), pool.clone()),
             pool,
             partitions: Mutex::new(HashSet::new()),
         })
@@ -464,6 +467,10 @@ impl Storage for PostgresStorage {
         &self.market
     }
 
+    fn settings(&self) -> &dyn SettingsStorage {
+        &self.settings
+    }
+
     async fn revoke_api_key(
         &self,
         tenant: TenantId,
@@ -570,36 +577,6 @@ impl Storage for PostgresStorage {
         Shared::<Postgres>::scan_raw(&self.pool, tenant, scan, bucket_step_ms).await
     }
 
-    async fn tenant_retention(&self, tenant: TenantId) -> Result<TenantRetention> {
-        Shared::<Postgres>::tenant_retention(&self.pool, tenant).await
-    }
-
-    async fn set_tenant_retention(
-        &self,
-        tenant: TenantId,
-        retention: &TenantRetention,
-        now_ms: i64,
-    ) -> Result<()> {
-        Shared::<Postgres>::set_tenant_retention(&self.pool, tenant, retention, now_ms).await
-    }
-
-    async fn tenant_sso_rules(&self, tenant: TenantId) -> Result<Option<String>> {
-        Shared::<Postgres>::tenant_sso_rules(&self.pool, tenant).await
-    }
-
-    async fn set_tenant_sso_rules(
-        &self,
-        tenant: TenantId,
-        rules_json: &str,
-        now_ms: i64,
-    ) -> Result<()> {
-        Shared::<Postgres>::set_tenant_sso_rules(&self.pool, tenant, rules_json, now_ms).await
-    }
-
-    async fn all_tenant_sso_rules(&self) -> Result<Vec<(String, String)>> {
-        Shared::<Postgres>::all_tenant_sso_rules(&self.pool).await
-    }
-
     async fn enforce_retention(
         &self,
         policy: &RetentionPolicy,
@@ -633,11 +610,11 @@ impl Storage for PostgresStorage {
         }
         // What is left: the partially expired day, the default partition, and tenants that keep
         // less than the operator's policy.
-        for (tenant, own) in Shared::<Postgres>::retention_by_tenant(&self.pool, policy).await? {
+        for (tenant, own) in self.settings.retention_by_tenant(policy).await? {
             if let Some(keep) = own.raw_ms {
                 report.events_deleted +=
                     sqlx::query("DELETE FROM events WHERE tenant_id = $1 AND ts < $2")
-                        .bind(tenant)
+                        .bind(tenant.get())
                         .bind(now_ms - keep)
                         .execute(&self.pool)
                         .await?
@@ -647,7 +624,7 @@ impl Storage for PostgresStorage {
                 report.rollups_deleted += sqlx::query(
                     "DELETE FROM rollups WHERE tenant_id = $1 AND res = $2 AND bucket < $3",
                 )
-                .bind(tenant)
+                .bind(tenant.get())
                 .bind(res.code())
                 .bind(now_ms - keep)
                 .execute(&self.pool)

@@ -84,19 +84,6 @@ fn page(mut events: Vec<StoredEvent>, limit: usize) -> EventPage {
 }
 
 /// Rollup resolutions that the policy expires, with how long each is kept.
-/// Columns 1–4 of a `tenant_retention` row.
-fn retention_row<R: HubRow>(r: &R) -> Result<TenantRetention>
-where
-    usize: ColumnIndex<R>,
-{
-    Ok(TenantRetention {
-        raw_ms: r.opt_int(1)?,
-        minute_ms: r.opt_int(2)?,
-        hour_ms: r.opt_int(3)?,
-        day_ms: r.opt_int(4)?,
-    })
-}
-
 pub(crate) fn rollup_retention(policy: &RetentionPolicy) -> Vec<(Resolution, i64)> {
     [
         (Resolution::Minute, policy.minute_ms),
@@ -170,95 +157,6 @@ where
         .fetch_all(pool)
         .await?;
         rows.iter().map(tenant).collect()
-    }
-
-    pub(crate) async fn tenant_retention(pool: &Pool<DB>, t: TenantId) -> Result<TenantRetention> {
-        let buf = with_binds(
-            "SELECT 0, raw_ms, minute_ms, hour_ms, day_ms FROM tenant_retention WHERE tenant_id = $1",
-            vec![Bind::I64(t.get())],
-        );
-        let row = into_query::<DB>(buf).fetch_optional(pool).await?;
-        Ok(row
-            .map(|r| retention_row(&r))
-            .transpose()?
-            .unwrap_or_default())
-    }
-
-    pub(crate) async fn set_tenant_retention(
-        pool: &Pool<DB>,
-        t: TenantId,
-        r: &TenantRetention,
-        now_ms: i64,
-    ) -> Result<()> {
-        let buf = with_binds(
-            "INSERT INTO tenant_retention (tenant_id, raw_ms, minute_ms, hour_ms, day_ms, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id) DO UPDATE SET raw_ms = excluded.raw_ms, \
-             minute_ms = excluded.minute_ms, hour_ms = excluded.hour_ms, day_ms = excluded.day_ms, \
-             updated_at = excluded.updated_at",
-            vec![
-                Bind::I64(t.get()),
-                Bind::OptI64(r.raw_ms),
-                Bind::OptI64(r.minute_ms),
-                Bind::OptI64(r.hour_ms),
-                Bind::OptI64(r.day_ms),
-                Bind::I64(now_ms),
-            ],
-        );
-        into_query::<DB>(buf).execute(pool).await?;
-        Ok(())
-    }
-
-    pub(crate) async fn tenant_sso_rules(pool: &Pool<DB>, t: TenantId) -> Result<Option<String>> {
-        let buf = with_binds(
-            "SELECT rules FROM tenant_sso_rules WHERE tenant_id = $1",
-            vec![Bind::I64(t.get())],
-        );
-        let row = into_query::<DB>(buf).fetch_optional(pool).await?;
-        row.map(|r| r.text(0)).transpose()
-    }
-
-    pub(crate) async fn set_tenant_sso_rules(
-        pool: &Pool<DB>,
-        t: TenantId,
-        rules_json: &str,
-        now_ms: i64,
-    ) -> Result<()> {
-        let buf = with_binds(
-            "INSERT INTO tenant_sso_rules (tenant_id, rules, updated_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (tenant_id) DO UPDATE SET rules = excluded.rules, updated_at = excluded.updated_at",
-            vec![
-                Bind::I64(t.get()),
-                Bind::Text(rules_json.into()),
-                Bind::I64(now_ms),
-            ],
-        );
-        into_query::<DB>(buf).execute(pool).await?;
-        Ok(())
-    }
-
-    pub(crate) async fn all_tenant_sso_rules(pool: &Pool<DB>) -> Result<Vec<(String, String)>> {
-        let rows = into_query::<DB>(stmt(
-            "SELECT t.name, r.rules FROM tenant_sso_rules r JOIN tenants t ON t.id = r.tenant_id",
-        ))
-        .fetch_all(pool)
-        .await?;
-        rows.iter().map(|r| Ok((r.text(0)?, r.text(1)?))).collect()
-    }
-
-    /// Every tenant with the policy that holds for it.
-    pub(crate) async fn retention_by_tenant(
-        pool: &Pool<DB>,
-        policy: &RetentionPolicy,
-    ) -> Result<Vec<(i64, RetentionPolicy)>> {
-        let rows = into_query::<DB>(stmt(
-            "SELECT t.id, r.raw_ms, r.minute_ms, r.hour_ms, r.day_ms FROM tenants t \
-             LEFT JOIN tenant_retention r ON r.tenant_id = t.id",
-        ))
-        .fetch_all(pool)
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.int(0)?, policy.for_tenant(&retention_row(r)?))))
-            .collect()
     }
 
     pub(crate) async fn create_api_key(

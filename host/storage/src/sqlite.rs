@@ -19,6 +19,7 @@ use crate::access::{AccessStorage, SqlAccess};
 use crate::market::{MarketStorage, SqlMarket};
 use crate::model::*;
 use crate::rollup::{FastMap, RollupKey, deltas, upsert_statements};
+use crate::settings::{SettingsStorage, SqlSettings};
 use crate::shared::{Shared, rollup_retention};
 use crate::sql::{self, BatchShapes, EVENT_INSERT_CHUNK, Placeholders, into_query};
 use crate::{Result, Storage, StorageError, StorageOptions, decode, dedupe_in_batch};
@@ -31,6 +32,7 @@ pub struct SqliteStorage {
     checkpointer: tokio::task::JoinHandle<()>,
     access: SqlAccess<Sqlite>,
     market: SqlMarket<Sqlite>,
+    settings: SqlSettings<Sqlite>,
 }
 
 /// Copies the WAL back into the database file twice a second on a connection of its own. A
@@ -122,6 +124,7 @@ impl SqliteStorage {
         Ok(Self {
             access: SqlAccess::new(writer.clone(), readers.clone()),
             market: SqlMarket::new(writer.clone(), readers.clone()),
+            settings: SqlSettings::new(writer.clone(), readers.clone()),
             writer,
             readers,
             rollups: tokio::sync::Mutex::new(RollupCache::default()),
@@ -428,6 +431,10 @@ impl Storage for SqliteStorage {
         &self.market
     }
 
+    fn settings(&self) -> &dyn SettingsStorage {
+        &self.settings
+    }
+
     async fn revoke_api_key(
         &self,
         tenant: TenantId,
@@ -553,43 +560,13 @@ impl Storage for SqliteStorage {
         Shared::<Sqlite>::scan_raw(&self.readers, tenant, scan, bucket_step_ms).await
     }
 
-    async fn tenant_retention(&self, tenant: TenantId) -> Result<TenantRetention> {
-        Shared::<Sqlite>::tenant_retention(&self.readers, tenant).await
-    }
-
-    async fn set_tenant_retention(
-        &self,
-        tenant: TenantId,
-        retention: &TenantRetention,
-        now_ms: i64,
-    ) -> Result<()> {
-        Shared::<Sqlite>::set_tenant_retention(&self.writer, tenant, retention, now_ms).await
-    }
-
-    async fn tenant_sso_rules(&self, tenant: TenantId) -> Result<Option<String>> {
-        Shared::<Sqlite>::tenant_sso_rules(&self.readers, tenant).await
-    }
-
-    async fn set_tenant_sso_rules(
-        &self,
-        tenant: TenantId,
-        rules_json: &str,
-        now_ms: i64,
-    ) -> Result<()> {
-        Shared::<Sqlite>::set_tenant_sso_rules(&self.writer, tenant, rules_json, now_ms).await
-    }
-
-    async fn all_tenant_sso_rules(&self) -> Result<Vec<(String, String)>> {
-        Shared::<Sqlite>::all_tenant_sso_rules(&self.readers).await
-    }
-
     async fn enforce_retention(
         &self,
         policy: &RetentionPolicy,
         now_ms: i64,
     ) -> Result<RetentionReport> {
         let mut report = RetentionReport::default();
-        let tenants = Shared::<Sqlite>::retention_by_tenant(&self.readers, policy).await?;
+        let tenants = self.settings.retention_by_tenant(policy).await?;
         for (tenant, policy) in tenants {
             if let Some(keep) = policy.raw_ms {
                 // Small transactions, so that ingest never waits long for the write lock.
@@ -597,7 +574,7 @@ impl Storage for SqliteStorage {
                     let n = sqlx::query(
                         "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE tenant_id = ? AND ts < ? LIMIT 5000)",
                     )
-                    .bind(tenant)
+                    .bind(tenant.get())
                     .bind(now_ms - keep)
                     .execute(&self.writer)
                     .await?
@@ -612,7 +589,7 @@ impl Storage for SqliteStorage {
                 report.rollups_deleted += sqlx::query(
                     "DELETE FROM rollups WHERE tenant_id = ? AND res = ? AND bucket < ?",
                 )
-                .bind(tenant)
+                .bind(tenant.get())
                 .bind(res.code())
                 .bind(now_ms - keep)
                 .execute(&self.writer)

@@ -953,7 +953,7 @@ async fn a_tenant_may_keep_less_than_the_operator(store: Arc<dyn Storage>) {
     write(&store, short, all.clone()).await;
     write(&store, long, all.clone()).await;
     assert_eq!(
-        store.tenant_retention(short).await.unwrap(),
+        store.settings().tenant_retention(short).await.unwrap(),
         TenantRetention::default(),
         "none set"
     );
@@ -964,8 +964,12 @@ async fn a_tenant_may_keep_less_than_the_operator(store: Arc<dyn Storage>) {
         hour_ms: None,
         day_ms: Some(2 * DAY_MS),
     };
-    store.set_tenant_retention(short, &own, NOW).await.unwrap();
-    assert_eq!(store.tenant_retention(short).await.unwrap(), own);
+    store
+        .settings()
+        .set_tenant_retention(short, &own, NOW)
+        .await
+        .unwrap();
+    assert_eq!(store.settings().tenant_retention(short).await.unwrap(), own);
     let policy = RetentionPolicy {
         raw_ms: Some(3 * DAY_MS),
         minute_ms: Some(DAY_MS),
@@ -1002,11 +1006,12 @@ async fn a_tenant_may_keep_less_than_the_operator(store: Arc<dyn Storage>) {
     assert!(old_events(long).await > 0);
     // Setting it back to the operator's.
     store
+        .settings()
         .set_tenant_retention(short, &TenantRetention::default(), NOW)
         .await
         .unwrap();
     assert_eq!(
-        store.tenant_retention(short).await.unwrap(),
+        store.settings().tenant_retention(short).await.unwrap(),
         TenantRetention::default()
     );
 }
@@ -1014,25 +1019,33 @@ async fn a_tenant_may_keep_less_than_the_operator(store: Arc<dyn Storage>) {
 async fn tenants_keep_their_own_sso_rules(store: Arc<dyn Storage>) {
     let a = tenant(&store, "a").await;
     let b = tenant(&store, "b").await;
-    assert_eq!(store.tenant_sso_rules(a).await.unwrap(), None);
+    assert_eq!(store.settings().tenant_sso_rules(a).await.unwrap(), None);
     store
+        .settings()
         .set_tenant_sso_rules(a, r#"{"v":1}"#, 1)
         .await
         .unwrap();
     store
+        .settings()
         .set_tenant_sso_rules(a, r#"{"v":2}"#, 2)
         .await
         .unwrap();
     store
+        .settings()
         .set_tenant_sso_rules(b, r#"{"v":3}"#, 3)
         .await
         .unwrap();
     assert_eq!(
-        store.tenant_sso_rules(a).await.unwrap().as_deref(),
+        store
+            .settings()
+            .tenant_sso_rules(a)
+            .await
+            .unwrap()
+            .as_deref(),
         Some(r#"{"v":2}"#),
         "replaced, not added"
     );
-    let mut all = store.all_tenant_sso_rules().await.unwrap();
+    let mut all = store.settings().all_tenant_sso_rules().await.unwrap();
     all.sort();
     assert_eq!(
         all,
