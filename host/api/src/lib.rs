@@ -17,6 +17,7 @@ mod ops;
 mod plugins;
 mod query;
 pub mod session;
+mod settings;
 mod users;
 mod views;
 mod web;
@@ -183,6 +184,7 @@ pub fn app(state: AppState) -> Router {
         .merge(views::router())
         .merge(audit::router())
         .merge(ops::router())
+        .merge(settings::router())
         .fallback(web::fallback)
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(tower_http::trace::TraceLayer::new_for_http())

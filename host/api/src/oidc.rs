@@ -158,10 +158,6 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/auth/oidc/login", get(start))
         .route("/v1/auth/oidc/callback", get(callback))
         .route("/v1/auth/providers", get(providers))
-        .route(
-            "/v1/settings/sso-rules",
-            get(get_tenant_rules).put(set_tenant_rules),
-        )
 }
 
 /// How people can sign in here (the login page shows an SSO button when it is on).
@@ -302,176 +298,6 @@ fn mapped_roles(
         }
     }
     out
-}
-
-/// A tenant's own rule: people whose email domain (or group) is `pattern` get `role` here.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TenantRuleDto {
-    pub pattern: String,
-    /// `viewer`, `analyst` or `admin`.
-    pub role: String,
-}
-
-/// The single sign-on rules a tenant's admins keep for their tenant.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TenantSsoRulesDto {
-    /// Email domain (`example.com`) → role in this tenant.
-    #[serde(default)]
-    pub domain_roles: Vec<TenantRuleDto>,
-    /// Identity-provider group → role in this tenant.
-    #[serde(default)]
-    pub group_roles: Vec<TenantRuleDto>,
-}
-
-/// Rules per list a tenant may keep.
-const MAX_TENANT_RULES: usize = 100;
-
-impl TenantSsoRulesDto {
-    /// The rules normalized (lowercase patterns), or the first one that cannot be kept, by path.
-    fn checked(self) -> Result<Self, ApiError> {
-        let check = |list: &'static str, rules: Vec<TenantRuleDto>| {
-            if rules.len() > MAX_TENANT_RULES {
-                return Err(ApiError::invalid(
-                    list,
-                    format!(
-                        "{} rules; a tenant keeps at most {MAX_TENANT_RULES}",
-                        rules.len()
-                    ),
-                ));
-            }
-            let mut out: Vec<TenantRuleDto> = Vec::with_capacity(rules.len());
-            for (i, r) in rules.into_iter().enumerate() {
-                let at = |f: &str| format!("{list}[{i}].{f}");
-                let pattern = r.pattern.trim().to_lowercase();
-                let bad = if list == "domain_roles" {
-                    let labels_ok = pattern.split('.').all(|l| {
-                        !l.is_empty()
-                            && l.len() <= 63
-                            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                    });
-                    (!pattern.contains('.') || !labels_ok || pattern.len() > 253)
-                        .then_some("is not an email domain such as example.com")
-                } else {
-                    (pattern.is_empty()
-                        || pattern.len() > 256
-                        || pattern.chars().any(char::is_control))
-                    .then_some("is not a group name (1 to 256 printable characters)")
-                };
-                if let Some(why) = bad {
-                    return Err(ApiError::invalid(
-                        &at("pattern"),
-                        format!("'{}' {why}", r.pattern),
-                    ));
-                }
-                match Role::parse(&r.role) {
-                    Ok(Role::Owner) => {
-                        return Err(ApiError::invalid(
-                            &at("role"),
-                            "a rule gives viewer, analyst or admin; owners are made by owners",
-                        ));
-                    }
-                    Ok(role) => {
-                        if out.iter().any(|o| o.pattern == pattern) {
-                            return Err(ApiError::invalid(
-                                &at("pattern"),
-                                format!("'{pattern}' has a rule already in this list"),
-                            ));
-                        }
-                        out.push(TenantRuleDto {
-                            pattern,
-                            role: role.as_str().into(),
-                        });
-                    }
-                    Err(e) => return Err(ApiError::invalid(&at("role"), e)),
-                }
-            }
-            Ok(out)
-        };
-        Ok(Self {
-            domain_roles: check("domain_roles", self.domain_roles)?,
-            group_roles: check("group_roles", self.group_roles)?,
-        })
-    }
-}
-
-/// Every tenant's own rules as role rules naming their tenant: (domain rules, group rules). A
-/// document that no longer reads is skipped with a warning rather than failing sign-ins.
-async fn tenant_rules(state: &AppState) -> Result<(Vec<RoleRule>, Vec<RoleRule>), ApiError> {
-    let mut out = (Vec::new(), Vec::new());
-    for (tenant, json) in state.storage.settings().all_tenant_sso_rules().await? {
-        let Ok(doc) = serde_json::from_str::<TenantSsoRulesDto>(&json) else {
-            tracing::warn!(tenant = %tenant, "a tenant's SSO rules do not read; skipped");
-            continue;
-        };
-        let rule = |r: TenantRuleDto| {
-            Role::parse(&r.role).ok().map(|role| RoleRule {
-                pattern: r.pattern,
-                tenant: tenant.clone(),
-                role,
-            })
-        };
-        out.0.extend(doc.domain_roles.into_iter().filter_map(rule));
-        out.1.extend(doc.group_roles.into_iter().filter_map(rule));
-    }
-    Ok(out)
-}
-
-#[utoipa::path(get, path = "/v1/settings/sso-rules", tag = "auth",
-    description = "This tenant's own single sign-on rules: email domains and identity-provider groups that get a role here when they sign in with the deployment's provider (alongside the operator's rules; the higher role wins). Needs the `query` or `admin` scope, or analyst and up.",
-    responses((status = 200, body = TenantSsoRulesDto), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)),
-    security(("api_key" = [])))]
-pub(crate) async fn get_tenant_rules(
-    State(state): State<AppState>,
-    principal: crate::Principal,
-) -> Result<axum::Json<TenantSsoRulesDto>, ApiError> {
-    principal.require(crate::Right::ReadConfig)?;
-    let doc = match state
-        .storage
-        .settings()
-        .tenant_sso_rules(principal.tenant)
-        .await?
-    {
-        Some(json) => serde_json::from_str(&json)
-            .map_err(|e| ApiError::Internal(format!("stored SSO rules do not read: {e}")))?,
-        None => TenantSsoRulesDto::default(),
-    };
-    Ok(axum::Json(doc))
-}
-
-#[utoipa::path(put, path = "/v1/settings/sso-rules", tag = "auth", request_body = TenantSsoRulesDto,
-    description = "Replaces this tenant's single sign-on rules. Patterns are email domains or group names (compared without case); roles are viewer, analyst or admin; at most 100 rules per list. They give roles in this tenant only, at the next sign-in of each person. Needs the `admin` scope, or admin and up; audited.",
-    responses((status = 200, body = TenantSsoRulesDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)),
-    security(("api_key" = [])))]
-pub(crate) async fn set_tenant_rules(
-    State(state): State<AppState>,
-    principal: crate::Principal,
-    body: axum::body::Bytes,
-) -> Result<axum::Json<TenantSsoRulesDto>, ApiError> {
-    principal.require(crate::Right::ManageSettings)?;
-    let doc = crate::json_body::<TenantSsoRulesDto>(&body)?.checked()?;
-    let before = state
-        .storage
-        .settings()
-        .tenant_sso_rules(principal.tenant)
-        .await?;
-    let json = serde_json::to_string(&doc).expect("strings serialize");
-    state
-        .storage
-        .settings()
-        .set_tenant_sso_rules(principal.tenant, &json, hub_core::time::now_ms())
-        .await?;
-    principal
-        .audit(
-            &state,
-            "settings.sso_rules",
-            None,
-            before.and_then(|b| serde_json::from_str(&b).ok()),
-            serde_json::to_value(&doc).ok(),
-        )
-        .await;
-    Ok(axum::Json(doc))
 }
 
 /// The groups claim of a verified ID token (read from its payload; the signature was checked).
@@ -648,7 +474,7 @@ pub(crate) async fn callback(
         }
     };
     // The rules own the tenants they name: each sign-in sets the role they give.
-    let tenant_rules = tenant_rules(&state).await?;
+    let tenant_rules = crate::settings::tenant_rules(&state).await?;
     for (tenant, role) in mapped_roles(&o.settings, &tenant_rules, &email, &groups) {
         let Some(t) = state.storage.tenant_by_name(&tenant).await? else {
             tracing::warn!(tenant = %tenant, "an SSO rule names a tenant that does not exist");
@@ -765,58 +591,5 @@ mod tests {
                 ("acme".to_string(), Role::Admin)
             ]
         );
-    }
-
-    #[test]
-    fn tenant_rules_are_checked_and_normalized() {
-        let rules = |d: serde_json::Value, g: serde_json::Value| {
-            serde_json::from_value::<TenantSsoRulesDto>(
-                serde_json::json!({"domain_roles": d, "group_roles": g}),
-            )
-            .unwrap()
-            .checked()
-        };
-        let ok = rules(
-            serde_json::json!([{"pattern": " Example.COM ", "role": "analyst"}]),
-            serde_json::json!([{"pattern": "Data Team", "role": "admin"}]),
-        )
-        .unwrap();
-        assert_eq!(ok.domain_roles[0].pattern, "example.com");
-        assert_eq!(ok.group_roles[0].pattern, "data team");
-        for (d, g, path, says) in [
-            (
-                serde_json::json!([{"pattern": "example", "role": "viewer"}]),
-                serde_json::json!([]),
-                "domain_roles[0].pattern",
-                "not an email domain",
-            ),
-            (
-                serde_json::json!([{"pattern": "a@example.com", "role": "viewer"}]),
-                serde_json::json!([]),
-                "domain_roles[0].pattern",
-                "not an email domain",
-            ),
-            (
-                serde_json::json!([]),
-                serde_json::json!([{"pattern": "x", "role": "owner"}]),
-                "group_roles[0].role",
-                "owners are made by owners",
-            ),
-            (
-                serde_json::json!([]),
-                serde_json::json!([{"pattern": "x", "role": "root"}]),
-                "group_roles[0].role",
-                "root",
-            ),
-            (
-                serde_json::json!([{"pattern": "a.io", "role": "viewer"}, {"pattern": "A.io", "role": "admin"}]),
-                serde_json::json!([]),
-                "domain_roles[1].pattern",
-                "already",
-            ),
-        ] {
-            let e = rules(d, g).unwrap_err().to_string();
-            assert!(e.contains(path) && e.contains(says), "{e}");
-        }
     }
 }
