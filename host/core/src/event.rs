@@ -117,7 +117,7 @@ pub struct EventRecord {
 
 /// The fields one plugin filled in on one event: `cost_usd`, `provider`, `operation`, `app`,
 /// `environment`, or `tags.<name>` for a tag it added.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct EnrichedBy {
     pub plugin: String,
     pub fields: Vec<String>,

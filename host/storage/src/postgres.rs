@@ -39,10 +39,7 @@ const ROLLUP_LOCK_BASE: i64 = 0x4855_4200_0000_0000;
 /// The insert of one batch of events, the columns bound as arrays (see `bind_event_columns`).
 macro_rules! insert_events_sql {
     () => {
-        "INSERT INTO events (tenant_id, event_id, ts, received_at, event_type, kind, \
-    source_module, severity, environment, app, model, provider, operation, input_tokens, output_tokens, \
-    latency_ms, ttft_ms, status, error_type, cost_usd, user_id, session_id, trace_id, correlation_id, \
-    parent_event_id, tags, payload, enriched_by) \
+        concat!("INSERT INTO events (", crate::sql::event_columns!(), ", enriched_by) \
     SELECT $1, u.event_id, u.ts, $2, u.event_type, u.kind, u.source_module, u.severity, u.environment, \
     u.app, u.model, u.provider, u.operation, u.input_tokens, u.output_tokens, u.latency_ms, u.ttft_ms, \
     u.status, u.error_type, u.cost_usd, u.user_id, u.session_id, u.trace_id, u.correlation_id, \
@@ -53,7 +50,7 @@ macro_rules! insert_events_sql {
     $23::text[], $24::text[], $25::text[], $26::text[], $27::text[], $28::bigint[]) \
     AS u(event_id, ts, event_type, kind, source_module, severity, environment, app, model, provider, \
     operation, input_tokens, output_tokens, latency_ms, ttft_ms, status, error_type, cost_usd, user_id, \
-    session_id, trace_id, correlation_id, parent_event_id, tags, payload, enriched_by)"
+    session_id, trace_id, correlation_id, parent_event_id, tags, payload, enriched_by)")
     };
 }
 

@@ -71,17 +71,24 @@ impl SqlBuf {
     }
 }
 
-pub(crate) const EVENT_COLUMNS: &str = "tenant_id, event_id, ts, received_at, event_type, kind, \
-    source_module, severity, environment, app, model, provider, operation, input_tokens, \
-    output_tokens, latency_ms, ttft_ms, status, error_type, cost_usd, user_id, session_id, \
-    trace_id, correlation_id, parent_event_id, tags, payload, enriched_by";
+/// The event columns before `enriched_by`, which is written as a shape id and read as its JSON.
+macro_rules! event_columns {
+    () => {
+        "tenant_id, event_id, ts, received_at, event_type, kind, source_module, severity, \
+         environment, app, model, provider, operation, input_tokens, output_tokens, latency_ms, \
+         ttft_ms, status, error_type, cost_usd, user_id, session_id, trace_id, correlation_id, \
+         parent_event_id, tags, payload"
+    };
+}
+pub(crate) use event_columns;
+
+pub(crate) const EVENT_COLUMNS: &str = concat!(event_columns!(), ", enriched_by");
 
 /// [`EVENT_COLUMNS`] as read back: `enriched_by` resolved to its shape's JSON.
-pub(crate) const EVENT_SELECT: &str = "tenant_id, event_id, ts, received_at, event_type, kind, \
-    source_module, severity, environment, app, model, provider, operation, input_tokens, \
-    output_tokens, latency_ms, ttft_ms, status, error_type, cost_usd, user_id, session_id, \
-    trace_id, correlation_id, parent_event_id, tags, payload, \
-    (SELECT s.fields FROM enrichment_shapes s WHERE s.id = events.enriched_by)";
+pub(crate) const EVENT_SELECT: &str = concat!(
+    event_columns!(),
+    ", (SELECT s.fields FROM enrichment_shapes s WHERE s.id = events.enriched_by)"
+);
 pub(crate) const EVENT_COLUMN_COUNT: usize = 28;
 
 pub(crate) const ROLLUP_COLUMNS: &str = "tenant_id, res, grain, bucket, source_module, app, environment, \
@@ -117,8 +124,6 @@ fn push_dim_filters(buf: &mut SqlBuf, filters: &[(Dimension, String)]) {
     }
 }
 
-/// A scan of the rollup table at one resolution. Without sketches the database sums; with them
-/// every row comes back and is merged by the caller.
 /// Which SQL dialect a statement is for, where the two differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Dialect {
@@ -352,24 +357,29 @@ pub(crate) struct BatchShapes {
 }
 
 impl BatchShapes {
-    /// Events of one batch mostly come out of the same enrichers alike, so a shape equal to the
-    /// previous event's reuses its id instead of being serialized and hashed again.
+    /// Events of one batch mostly come out of the same enrichers alike: an event changed like
+    /// the one before it (usually the very same shared entries) takes its id at the cost of a
+    /// pointer comparison; otherwise a map of the batch's shapes answers, and each distinct shape
+    /// is serialized and hashed once.
     pub(crate) fn of(events: &[&hub_core::EventRecord]) -> Self {
+        type Shape<'e> = &'e [std::sync::Arc<hub_core::EnrichedBy>];
         let mut out = BatchShapes {
             ids: Vec::with_capacity(events.len()),
             distinct: Vec::new(),
         };
-        let mut previous: Option<(&[std::sync::Arc<hub_core::EnrichedBy>], i64)> = None;
+        let mut seen: crate::rollup::FastMap<Shape<'_>, i64> = Default::default();
+        let mut previous: Option<(Shape<'_>, i64)> = None;
         for e in events {
             let by = e.enriched_by.as_slice();
             let id = match previous {
                 _ if by.is_empty() => None,
                 Some((p, id)) if p == by => Some(id),
                 _ => {
-                    let (id, json) = hub_core::enrichment_shape(by);
-                    if !out.distinct.iter().any(|(d, _)| *d == id) {
+                    let id = *seen.entry(by).or_insert_with(|| {
+                        let (id, json) = hub_core::enrichment_shape(by);
                         out.distinct.push((id, json));
-                    }
+                        id
+                    });
                     previous = Some((by, id));
                     Some(id)
                 }
