@@ -18,15 +18,14 @@ fn api_path(path: &str) -> bool {
     path == "/v1" || path.starts_with("/v1/") || path.starts_with("/openapi")
 }
 
-/// Unknown API routes are JSON 404s; everything else is the UI (when this hub serves one).
+/// Unknown API routes and non-GET requests are JSON 404s; everything else is the UI (when this
+/// hub serves one).
 pub(crate) async fn fallback(State(state): State<AppState>, req: Request) -> Response {
     let path = req.uri().path().to_string();
-    let Some(dir) = state.config.web_dir.clone().filter(|_| !api_path(&path)) else {
+    let page = !api_path(&path) && matches!(req.method().as_str(), "GET" | "HEAD");
+    let Some(dir) = state.config.web_dir.clone().filter(|_| page) else {
         return ApiError::NotFound("no such route; see /openapi.json".into()).into_response();
     };
-    if !matches!(req.method().as_str(), "GET" | "HEAD") {
-        return ApiError::NotFound("no such route; see /openapi.json".into()).into_response();
-    }
     let index = dir.join("index.html");
     let service = ServeDir::new(&dir).fallback(ServeFile::new(index));
     let mut res = match service.oneshot(req).await {
