@@ -88,23 +88,15 @@ export function retentionFromForm(days: Record<Kind, string>, operator: Retentio
 /** How long this tenant keeps each resolution: the operator's maximum, the tenant's own choice
  * (admins set it here), and what applies. */
 function RetentionForm() {
-  const qc = useQueryClient();
-  const r = useQuery({ queryKey: ["retention"], queryFn: () => get<RetentionView>("/v1/settings/retention") });
-  const [days, setDays] = useState<Record<Kind, string> | null>(null);
-  const [errors, setErrors] = useState<Partial<Record<Kind, string>>>({});
-  const save = useMutation({
-    mutationFn: (value: Retention) => api<RetentionView>("PUT", "/v1/settings/retention", value),
-    onSuccess: (v) => { qc.setQueryData(["retention"], v); setDays(null); },
-    onError: (e) => { if (e instanceof ApiError && e.parameter) setErrors({ [e.parameter]: e.message }); },
-  });
+  const doc = useSettingsDoc<RetentionView, Retention, Record<Kind, string>>("/v1/settings/retention");
+  const { query: r, errors, setErrors } = doc;
   if (r.isPending) return <Loading what="retention" />;
   if (r.isError) return <ErrorNote error={r.error} retry={() => r.refetch()} />;
-  const shown = days ?? (Object.fromEntries(KINDS.map(([k]) => [k, asDays(r.data.tenant[k])])) as Record<Kind, string>);
+  const shown = doc.draft ?? (Object.fromEntries(KINDS.map(([k]) => [k, asDays(r.data.tenant[k])])) as Record<Kind, string>);
   const submit = (e: React.FormEvent) => {
     e.preventDefault();
     const { value, errors } = retentionFromForm(shown, r.data.operator);
-    setErrors(errors);
-    if (Object.keys(errors).length === 0) save.mutate(value);
+    doc.submit(errors, value);
   };
   return (
     <form className="panel" aria-label="Retention" onSubmit={submit} noValidate>
@@ -119,7 +111,7 @@ function RetentionForm() {
               <td>
                 <input
                   aria-label={`${label}: days kept`} inputMode="decimal" value={shown[k]} placeholder="as the hub"
-                  aria-invalid={!!errors[k]} onChange={(e) => { setErrors({ ...errors, [k]: undefined }); setDays({ ...shown, [k]: e.target.value }); }}
+                  aria-invalid={!!errors[k]} onChange={(e) => { setErrors({ ...errors, [k]: undefined }); doc.setDraft({ ...shown, [k]: e.target.value }); }}
                 />
                 {errors[k] && <div className="field-error">{errors[k]}</div>}
               </td>
@@ -128,12 +120,8 @@ function RetentionForm() {
           ))}
         </tbody>
       </table>
-      {save.isError && !(save.error instanceof ApiError && save.error.parameter) && <div className="state error" role="alert">{explain(save.error)}</div>}
       <p className="muted small">Shortening deletes older data at the next retention run; it cannot be brought back.</p>
-      <div className="row">
-        <button type="submit" disabled={save.isPending || days === null}>{save.isPending ? "Saving…" : "Save retention"}</button>
-        {save.isSuccess && days === null && <span className="muted small" role="status">Saved.</span>}
-      </div>
+      {doc.footer("Save retention")}
     </form>
   );
 }
@@ -164,24 +152,15 @@ export function ruleErrors(rules: Rules): Record<string, string> {
 
 /** This tenant's own single sign-on rules: who gets which role here when they sign in. */
 function SsoRules({ enabled }: { enabled: boolean }) {
-  const qc = useQueryClient();
-  const q = useQuery({ queryKey: ["sso-rules"], queryFn: () => get<Rules>("/v1/settings/sso-rules") });
-  const [draft, setDraft] = useState<Rules | null>(null);
-  const [errors, setErrors] = useState<Record<string, string>>({});
-  const save = useMutation({
-    mutationFn: (r: Rules) => api<Rules>("PUT", "/v1/settings/sso-rules", r),
-    onSuccess: (r) => { qc.setQueryData(["sso-rules"], r); setDraft(null); },
-    onError: (e) => { if (e instanceof ApiError && e.parameter) setErrors({ [e.parameter]: e.message }); },
-  });
+  const doc = useSettingsDoc<Rules, Rules, Rules>("/v1/settings/sso-rules");
+  const { query: q, errors } = doc;
   if (q.isPending) return <Loading what="single sign-on rules" />;
   if (q.isError) return <ErrorNote error={q.error} retry={() => q.refetch()} />;
-  const rules: Rules = draft ?? q.data;
-  const change = (list: List, f: (rows: Rule[]) => Rule[]) => { setErrors({}); setDraft({ ...rules, [list]: f([...(rules[list] ?? [])]) }); };
+  const rules: Rules = doc.draft ?? q.data;
+  const change = (list: List, f: (rows: Rule[]) => Rule[]) => { doc.setErrors({}); doc.setDraft({ ...rules, [list]: f([...(rules[list] ?? [])]) }); };
   const submit = (e: React.FormEvent) => {
     e.preventDefault();
-    const found = ruleErrors(rules);
-    setErrors(found);
-    if (Object.keys(found).length === 0) save.mutate(rules);
+    doc.submit(ruleErrors(rules), rules);
   };
   return (
     <form className="panel" aria-label="Single sign-on rules of this tenant" onSubmit={submit} noValidate>
@@ -215,11 +194,37 @@ function SsoRules({ enabled }: { enabled: boolean }) {
           <button type="button" className="secondary" onClick={() => change(list, (rows) => [...rows, { pattern: "", role: "viewer" }])}>Add {label.toLowerCase()} rule</button>
         </fieldset>
       ))}
-      {save.isError && !(save.error instanceof ApiError && save.error.parameter) && <div className="state error" role="alert">{explain(save.error)}</div>}
-      <div className="row">
-        <button type="submit" disabled={save.isPending || draft === null}>{save.isPending ? "Saving…" : "Save rules"}</button>
-        {save.isSuccess && draft === null && <span className="muted small" role="status">Saved.</span>}
-      </div>
+      {doc.footer("Save rules")}
     </form>
   );
+}
+
+/** One settings document of this tenant (at `path`): read, edited as a draft, checked in the
+ * browser, saved with PUT. A field the hub refuses shows its message next to the field (by the
+ * error's parameter); any other failure shows above the save button. */
+function useSettingsDoc<View, Body, Draft>(path: string) {
+  const qc = useQueryClient();
+  const query = useQuery({ queryKey: [path], queryFn: () => get<View>(path) });
+  const [draft, setDraft] = useState<Draft | null>(null);
+  const [errors, setErrors] = useState<Record<string, string | undefined>>({});
+  const save = useMutation({
+    mutationFn: (body: Body) => api<View>("PUT", path, body),
+    onSuccess: (v) => { qc.setQueryData([path], v); setDraft(null); },
+    onError: (e) => { if (e instanceof ApiError && e.parameter) setErrors({ [e.parameter]: e.message }); },
+  });
+  /** Shows `found` (the browser's own check) and sends `body` only when it found nothing. */
+  const submit = (found: Record<string, string | undefined>, body: Body) => {
+    setErrors(found);
+    if (Object.keys(found).length === 0) save.mutate(body);
+  };
+  const footer = (label: string) => (
+    <>
+      {save.isError && !(save.error instanceof ApiError && save.error.parameter) && <div className="state error" role="alert">{explain(save.error)}</div>}
+      <div className="row">
+        <button type="submit" disabled={save.isPending || draft === null}>{save.isPending ? "Saving…" : label}</button>
+        {save.isSuccess && draft === null && <span className="muted small" role="status">Saved.</span>}
+      </div>
+    </>
+  );
+  return { query, draft, setDraft, errors, setErrors, submit, footer };
 }
