@@ -18,6 +18,7 @@ mod batch;
 mod bindings;
 mod cache;
 mod host;
+mod patch;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -29,14 +30,13 @@ use hub_marketplace::{Manifest, PluginKind};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 
-pub use batch::{
-    Applied, BatchColumns, InvalidOutput, MAX_PATCHES_PER_ROW, apply_patches, batch_from_events,
-};
+pub use batch::{BatchColumns, batch_from_events};
 pub use bindings::types::{
     Alert, Anomaly, Enrichment, EventBatch, Field, Forecast, Patch, PluginError, Series, Severity,
     SyncReport, Value,
 };
 pub use host::{MAX_KV_KEY_BYTES, MAX_LOG_BYTES, MAX_LOGS_PER_CALL, is_private};
+pub use patch::{Applied, InvalidOutput, MAX_PATCHES_PER_ROW, apply_patches};
 
 use crate::bindings::{detector, enricher, forecaster, integration};
 use crate::host::{HostState, HttpPolicy, KvState, Owner};
