@@ -57,7 +57,7 @@ fn severity(s: Option<String>) -> Option<Severity> {
     s.as_deref().and_then(Severity::parse)
 }
 
-/// A row of `SELECT <EVENT_COLUMNS>`.
+/// A row of `SELECT <EVENT_SELECT>`.
 pub(crate) fn event<R: HubRow>(row: &R) -> Result<StoredEvent>
 where
     usize: ColumnIndex<R>,

@@ -19,6 +19,7 @@ pub mod settings;
 mod shared;
 mod sql;
 mod sqlite;
+mod sqlite_raw;
 
 use std::sync::Arc;
 
@@ -46,6 +47,9 @@ pub enum StorageError {
     Corrupt(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// From SQLite's C API, where storage calls it directly (the event insert).
+    #[error("database error: SQLite code {code}: {message}")]
+    Sqlite { code: i32, message: String },
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database URL '{0}': use sqlite://PATH or postgres://…")]

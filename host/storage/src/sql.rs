@@ -15,7 +15,6 @@ pub(crate) enum Bind {
     F64(f64),
     Text(String),
     OptI64(Option<i64>),
-    OptF64(Option<f64>),
     OptText(Option<String>),
     Bytes(Vec<u8>),
 }
@@ -82,9 +81,7 @@ macro_rules! event_columns {
 }
 pub(crate) use event_columns;
 
-pub(crate) const EVENT_COLUMNS: &str = concat!(event_columns!(), ", enriched_by");
-
-/// [`EVENT_COLUMNS`] as read back: `enriched_by` resolved to its shape's JSON.
+/// The event columns as read back: `enriched_by` resolved to its shape's JSON.
 pub(crate) const EVENT_SELECT: &str = concat!(
     event_columns!(),
     ", (SELECT s.fields FROM enrichment_shapes s WHERE s.id = events.enriched_by)"
@@ -272,82 +269,6 @@ pub(crate) fn list_events(
     buf
 }
 
-/// Rows per multi-row event INSERT on SQLite: as many as fit in the 32,766 binds SQLite allows
-/// (1,170 rows of 28).
-pub(crate) const EVENT_INSERT_CHUNK: usize = 32_766 / EVENT_COLUMN_COUNT;
-
-/// A multi-row `INSERT OR IGNORE` (SQLite). `OR IGNORE` rather than `ON CONFLICT DO NOTHING`:
-/// with every constraint resolved by ignoring, the statement can never abort half-way, so SQLite
-/// keeps no statement journal for it (that journal copied every page the insert touched, about a
-/// tenth of the writer's time). No value bound here can violate a NOT NULL constraint (they are
-/// Rust `String`s and integers), so the only row ever ignored is a duplicate.
-/// `shapes[i]` is `events[i]`'s [`BatchShapes::ids`] entry.
-pub(crate) fn insert_events_values(
-    tenant: TenantId,
-    received_at_ms: i64,
-    events: &[&hub_core::EventRecord],
-    shapes: &[Option<i64>],
-) -> SqlBuf {
-    let mut buf = SqlBuf::new(Placeholders::Question);
-    buf.binds.reserve(events.len() * EVENT_COLUMN_COUNT);
-    buf.push("INSERT OR IGNORE INTO events (")
-        .push(EVENT_COLUMNS)
-        .push(") VALUES ");
-    for (i, (e, shape)) in events.iter().zip(shapes).enumerate() {
-        buf.push(if i == 0 { "(" } else { ", (" });
-        for (j, b) in event_binds(tenant, received_at_ms, e, *shape)
-            .into_iter()
-            .enumerate()
-        {
-            if j > 0 {
-                buf.push(", ");
-            }
-            buf.bind(b);
-        }
-        buf.push(")");
-    }
-    buf
-}
-
-fn event_binds(
-    tenant: TenantId,
-    received_at_ms: i64,
-    e: &hub_core::EventRecord,
-    shape: Option<i64>,
-) -> [Bind; EVENT_COLUMN_COUNT] {
-    let t = |v: &Option<String>| Bind::OptText(v.clone());
-    [
-        Bind::I64(tenant.get()),
-        Bind::Text(e.event_id.clone()),
-        Bind::I64(e.ts_ms),
-        Bind::I64(received_at_ms),
-        Bind::Text(e.event_type.clone()),
-        Bind::Text(e.kind.clone()),
-        t(&e.source_module),
-        Bind::OptText(e.severity.map(|s| s.as_str().to_string())),
-        t(&e.environment),
-        t(&e.app),
-        t(&e.model),
-        t(&e.provider),
-        t(&e.operation),
-        Bind::OptI64(e.input_tokens),
-        Bind::OptI64(e.output_tokens),
-        Bind::OptF64(e.latency_ms),
-        Bind::OptF64(e.ttft_ms),
-        Bind::OptText(e.status.map(|s| s.as_str().to_string())),
-        t(&e.error_type),
-        Bind::OptF64(e.cost_usd),
-        t(&e.user_id),
-        t(&e.session_id),
-        t(&e.trace_id),
-        t(&e.correlation_id),
-        t(&e.parent_event_id),
-        Bind::Text(e.tags_json.clone()),
-        Bind::Text(e.payload_json.clone()),
-        Bind::OptI64(shape),
-    ]
-}
-
 /// The `enriched_by` of a batch's events in stored form: each event's shape id and the batch's
 /// distinct shapes.
 #[derive(Debug, Default)]
@@ -446,7 +367,6 @@ where
             Bind::F64(v) => q.bind(v),
             Bind::Text(v) => q.bind(v),
             Bind::OptI64(v) => q.bind(v),
-            Bind::OptF64(v) => q.bind(v),
             Bind::OptText(v) => q.bind(v),
             Bind::Bytes(v) => q.bind(v),
         };

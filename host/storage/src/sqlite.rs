@@ -21,8 +21,8 @@ use crate::model::*;
 use crate::rollup::{FastMap, RollupKey, deltas, upsert_statements};
 use crate::settings::{SettingsStorage, SqlSettings};
 use crate::shared::{Shared, rollup_retention};
-use crate::sql::{self, BatchShapes, EVENT_INSERT_CHUNK, Placeholders, into_query};
-use crate::{Result, Storage, StorageError, StorageOptions, decode, dedupe_in_batch};
+use crate::sql::{self, BatchShapes, Placeholders, into_query};
+use crate::{Result, Storage, StorageError, StorageOptions, decode, dedupe_in_batch, sqlite_raw};
 
 pub struct SqliteStorage {
     writer: SqlitePool,
@@ -132,78 +132,34 @@ impl SqliteStorage {
         })
     }
 
-    /// Builds the insert statements of one batch (binding every value) before any lock is taken.
-    fn prepare(batch: &TenantBatch, received_at_ms: i64) -> PreparedBatch<'_> {
+    /// Everything about one batch's insert that needs no database, done before any lock.
+    fn prepare(batch: &TenantBatch) -> PreparedBatch<'_> {
         let (unique, _) = dedupe_in_batch(&batch.events);
         let shapes = BatchShapes::of(&unique);
-        let inserts = unique
-            .chunks(EVENT_INSERT_CHUNK)
-            .zip(shapes.ids.chunks(EVENT_INSERT_CHUNK))
-            .map(|(chunk, ids)| {
-                into_query::<Sqlite>(sql::insert_events_values(
-                    batch.tenant,
-                    received_at_ms,
-                    chunk,
-                    ids,
-                ))
-            })
-            .collect();
         PreparedBatch {
             tenant: batch.tenant,
-            unique,
-            shapes: shapes
+            shape_insert: shapes
                 .insert(Placeholders::Question)
                 .map(into_query::<Sqlite>),
-            inserts,
+            shape_ids: shapes.ids,
+            unique,
         }
     }
 
-    /// Runs a prepared batch's inserts; returns the indexes (into `unique`) of the events that
-    /// were new.
+    /// Inserts a prepared batch's events through SQLite's C API (see `sqlite_raw`); returns the
+    /// indexes (into `unique`) of the events that were new.
     async fn insert_events(
         conn: &mut sqlx::SqliteConnection,
+        tenant: TenantId,
+        received_at_ms: i64,
         unique: &[&EventRecord],
-        inserts: Vec<BoundInsert>,
+        shape_ids: &[Option<i64>],
     ) -> Result<Vec<usize>> {
-        let mut inserted = Vec::with_capacity(unique.len());
-        for ((c, chunk), query) in unique.chunks(EVENT_INSERT_CHUNK).enumerate().zip(inserts) {
-            let base = c * EVENT_INSERT_CHUNK;
-            let result = query.execute(&mut *conn).await?;
-            let affected = result.rows_affected() as usize;
-            if affected == chunk.len() {
-                inserted.extend(base..base + chunk.len());
-                continue;
-            }
-            // Some were stored already (a resend). A multi-row INSERT gives the rows it adds
-            // consecutive rowids ending at last_insert_rowid, so those rows are exactly the new
-            // events. (RETURNING would say so directly, but costs about 4 µs per row on every
-            // insert; this costs one read, and only here.)
-            let last = result.last_insert_rowid();
-            let new: HashSet<(String, i64)> = if affected == 0 {
-                HashSet::new()
-            } else {
-                sqlx::query("SELECT event_id, ts FROM events WHERE rowid > ? AND rowid <= ?")
-                    .bind(last - affected as i64)
-                    .bind(last)
-                    .fetch_all(&mut *conn)
-                    .await?
-                    .iter()
-                    .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?)))
-                    .collect::<Result<_, sqlx::Error>>()?
-            };
-            if new.len() != affected {
-                return Err(StorageError::Corrupt(format!(
-                    "{affected} events inserted but {} found by rowid",
-                    new.len()
-                )));
-            }
-            for (i, e) in chunk.iter().enumerate() {
-                if new.contains(&(e.event_id.clone(), e.ts_ms)) {
-                    inserted.push(base + i);
-                }
-            }
-        }
-        Ok(inserted)
+        let mut handle = conn.lock_handle().await?;
+        let raw = sqlite_raw::RawConnection::new(&mut handle);
+        // A batch takes milliseconds of synchronous SQLite work: let the runtime move this
+        // worker's other tasks elsewhere meanwhile.
+        blocking(|| sqlite_raw::insert_events(&raw, tenant, received_at_ms, unique, shape_ids))
     }
 
     /// Merges deltas into stored rows: cached rows where this writer knows them, otherwise read
@@ -276,16 +232,23 @@ impl SqliteStorage {
     }
 }
 
-/// An insert statement with every value already bound.
-type BoundInsert = sqlx::query::Query<'static, Sqlite, sqlx::sqlite::SqliteArguments>;
-
-/// A batch with its statements already bound.
+/// A batch ready to insert: unique events, their enrichment shape ids, and the statement that
+/// stores the batch's shapes (when any event has one).
 struct PreparedBatch<'a> {
     tenant: TenantId,
     unique: Vec<&'a EventRecord>,
-    /// The batch's enrichment shapes, when any event has one.
-    shapes: Option<BoundInsert>,
-    inserts: Vec<BoundInsert>,
+    shape_ids: Vec<Option<i64>>,
+    shape_insert: Option<sqlx::query::Query<'static, Sqlite, sqlx::sqlite::SqliteArguments>>,
+}
+
+/// Runs `f`, which blocks, without stalling the tasks queued behind it on a multi-threaded
+/// runtime (elsewhere, such as a single-threaded test runtime, it simply runs).
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
 }
 
 #[async_trait]
@@ -451,10 +414,7 @@ impl Storage for SqliteStorage {
     ) -> Result<Vec<WriteOutcome>> {
         // Everything that needs no database happens before the lock, so that with two writers one
         // prepares the next group while the other holds SQLite's single write slot.
-        let prepared: Vec<PreparedBatch<'_>> = batches
-            .iter()
-            .map(|b| Self::prepare(b, received_at_ms))
-            .collect();
+        let prepared: Vec<PreparedBatch<'_>> = batches.iter().map(Self::prepare).collect();
         // Rollup deltas too, on the bet that every event is new (a resend is rare): when a
         // tenant's inserts skip any, its deltas are computed again from the events stored.
         let mut by_tenant: HashMap<TenantId, Vec<&EventRecord>> = HashMap::new();
@@ -487,13 +447,14 @@ impl Storage for SqliteStorage {
             let PreparedBatch {
                 tenant,
                 unique,
-                shapes,
-                inserts,
+                shape_ids,
+                shape_insert,
             } = prep;
-            if let Some(shapes) = shapes {
+            if let Some(shapes) = shape_insert {
                 shapes.execute(&mut *tx).await?;
             }
-            let inserted = Self::insert_events(&mut tx, &unique, inserts).await?;
+            let inserted =
+                Self::insert_events(&mut tx, tenant, received_at_ms, &unique, &shape_ids).await?;
             if inserted.len() < unique.len() {
                 resent.insert(tenant);
             }
