@@ -146,22 +146,6 @@ impl SqliteStorage {
         }
     }
 
-    /// Inserts a prepared batch's events through SQLite's C API (see `sqlite_raw`); returns the
-    /// indexes (into `unique`) of the events that were new.
-    async fn insert_events(
-        conn: &mut sqlx::SqliteConnection,
-        tenant: TenantId,
-        received_at_ms: i64,
-        unique: &[&EventRecord],
-        shape_ids: &[Option<i64>],
-    ) -> Result<Vec<usize>> {
-        let mut handle = conn.lock_handle().await?;
-        let raw = sqlite_raw::RawConnection::new(&mut handle);
-        // A batch takes milliseconds of synchronous SQLite work: let the runtime move this
-        // worker's other tasks elsewhere meanwhile.
-        blocking(|| sqlite_raw::insert_events(&raw, tenant, received_at_ms, unique, shape_ids))
-    }
-
     /// Merges deltas into stored rows: cached rows where this writer knows them, otherwise read
     /// per (resolution, bucket) in one statement. Returns the merged rows (for the cache).
     async fn merge_rollups(
@@ -239,6 +223,23 @@ struct PreparedBatch<'a> {
     unique: Vec<&'a EventRecord>,
     shape_ids: Vec<Option<i64>>,
     shape_insert: Option<sqlx::query::Query<'static, Sqlite, sqlx::sqlite::SqliteArguments>>,
+}
+
+/// Each tenant's rollup deltas over the unique events of its batches.
+fn expected_deltas(
+    prepared: &[PreparedBatch<'_>],
+) -> HashMap<TenantId, FastMap<RollupKey, Aggregate>> {
+    let mut by_tenant: HashMap<TenantId, Vec<&EventRecord>> = HashMap::new();
+    for prep in prepared {
+        by_tenant
+            .entry(prep.tenant)
+            .or_default()
+            .extend(prep.unique.iter().copied());
+    }
+    by_tenant
+        .into_iter()
+        .map(|(tenant, events)| (tenant, deltas(events.into_iter())))
+        .collect()
 }
 
 /// Runs `f`, which blocks, without stalling the tasks queued behind it on a multi-threaded
@@ -412,22 +413,7 @@ impl Storage for SqliteStorage {
         batches: &[TenantBatch],
         received_at_ms: i64,
     ) -> Result<Vec<WriteOutcome>> {
-        // Everything that needs no database happens before the lock, so that with two writers one
-        // prepares the next group while the other holds SQLite's single write slot.
-        let prepared: Vec<PreparedBatch<'_>> = batches.iter().map(Self::prepare).collect();
-        // Rollup deltas too, on the bet that every event is new (a resend is rare): when a
-        // tenant's inserts skip any, its deltas are computed again from the events stored.
-        let mut by_tenant: HashMap<TenantId, Vec<&EventRecord>> = HashMap::new();
-        for prep in &prepared {
-            by_tenant
-                .entry(prep.tenant)
-                .or_default()
-                .extend(prep.unique.iter().copied());
-        }
-        let mut expected: HashMap<TenantId, FastMap<RollupKey, Aggregate>> = by_tenant
-            .into_iter()
-            .map(|(tenant, events)| (tenant, deltas(events.into_iter())))
-            .collect();
+        let mut prepared: Vec<PreparedBatch<'_>> = batches.iter().map(Self::prepare).collect();
         let mut cache = self.rollups.lock().await;
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let data_version: i64 = sqlx::query_scalar("PRAGMA data_version")
@@ -440,32 +426,55 @@ impl Storage for SqliteStorage {
                 rows: FastMap::default(),
             };
         }
+        for prep in &mut prepared {
+            if let Some(shapes) = prep.shape_insert.take() {
+                shapes.execute(&mut *tx).await?;
+            }
+        }
+        let (inserted, mut expected) = {
+            let mut handle = tx.lock_handle().await?;
+            let raw = sqlite_raw::RawConnection::new(&mut handle);
+            let prepared = &prepared;
+            // A group takes tens of milliseconds of synchronous SQLite work. Meanwhile another
+            // thread computes the rollup deltas, on the bet that every event is new (a resend is
+            // rare): when a tenant's inserts skip any, its deltas are computed again below.
+            blocking(|| {
+                std::thread::scope(|s| {
+                    let deltas = s.spawn(|| expected_deltas(prepared));
+                    let inserted: Result<Vec<Vec<usize>>> = prepared
+                        .iter()
+                        .map(|p| {
+                            sqlite_raw::insert_events(
+                                &raw,
+                                p.tenant,
+                                received_at_ms,
+                                &p.unique,
+                                &p.shape_ids,
+                            )
+                        })
+                        .collect();
+                    let deltas = deltas
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                    (inserted, deltas)
+                })
+            })
+        };
         let mut outcomes = Vec::with_capacity(batches.len());
         let mut stored: HashMap<TenantId, Vec<&EventRecord>> = HashMap::new();
         let mut resent: HashSet<TenantId> = HashSet::new();
-        for (batch, prep) in batches.iter().zip(prepared) {
-            let PreparedBatch {
-                tenant,
-                unique,
-                shape_ids,
-                shape_insert,
-            } = prep;
-            if let Some(shapes) = shape_insert {
-                shapes.execute(&mut *tx).await?;
-            }
-            let inserted =
-                Self::insert_events(&mut tx, tenant, received_at_ms, &unique, &shape_ids).await?;
-            if inserted.len() < unique.len() {
-                resent.insert(tenant);
+        for ((batch, prep), inserted) in batches.iter().zip(&prepared).zip(inserted?) {
+            if inserted.len() < prep.unique.len() {
+                resent.insert(prep.tenant);
             }
             outcomes.push(WriteOutcome {
                 inserted: inserted.len(),
                 duplicates: batch.events.len() - inserted.len(),
             });
             stored
-                .entry(tenant)
+                .entry(prep.tenant)
                 .or_default()
-                .extend(inserted.into_iter().map(|i| unique[i]));
+                .extend(inserted.into_iter().map(|i| prep.unique[i]));
         }
         let mut merged = Vec::new();
         for (tenant, events) in stored {

@@ -31,10 +31,12 @@ async fn postgres() -> (Arc<dyn Storage>, ()) {
     (store, ())
 }
 
+/// Each story runs on each backend, on a multi-threaded runtime like the server's (SQLite's event
+/// inserts step aside from the runtime's workers there).
 macro_rules! on_both {
     ($($story:ident),* $(,)?) => {
-        mod sqlite_backend { use super::*; $(#[tokio::test] async fn $story() { let (s, _g) = sqlite().await; super::$story(s).await; })* }
-        mod postgres_backend { use super::*; $(#[tokio::test] async fn $story() { let (s, _g) = postgres().await; super::$story(s).await; })* }
+        mod sqlite_backend { use super::*; $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $story() { let (s, _g) = sqlite().await; super::$story(s).await; })* }
+        mod postgres_backend { use super::*; $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $story() { let (s, _g) = postgres().await; super::$story(s).await; })* }
     };
 }
 
