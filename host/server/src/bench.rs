@@ -43,6 +43,35 @@ pub struct IngestArgs {
     /// Gzip request bodies.
     #[arg(long)]
     gzip: bool,
+    /// Event ids: random UUIDs (as most SDKs send), or `<run>-<client>-<n>`, which a sorted
+    /// index takes in a few places only.
+    #[arg(long, value_enum, default_value_t = IdStyle::Uuid)]
+    ids: IdStyle,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IdStyle {
+    Uuid,
+    Sequential,
+}
+
+/// A version 4 (random) UUID made of two random words.
+struct RandomUuid(u64, u64);
+
+impl std::fmt::Display for RandomUuid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (a, b) = (self.0, (self.1 & !(0xc000 << 48)) | (0x8000 << 48));
+        let a = (a & !0xf000) | 0x4000;
+        write!(
+            f,
+            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+            a >> 32,
+            (a >> 16) & 0xffff,
+            a & 0xffff,
+            b >> 48,
+            b & 0xffff_ffff_ffff
+        )
+    }
 }
 
 #[derive(Debug, Args)]
@@ -146,18 +175,15 @@ impl EventTemplates {
         Self((0..4096).map(|_| event_fields(rng)).collect())
     }
 
-    /// Appends one event with this id (written as `<prefix><n>`) and timestamp.
+    /// Appends one event with this id and timestamp.
     pub(crate) fn push(
         &self,
         out: &mut String,
         rng: &mut Rng,
-        id_prefix: &str,
-        n: u64,
+        id: impl std::fmt::Display,
         ts_ms: i64,
     ) {
-        out.push_str(r#"{"event_id":""#);
-        out.push_str(id_prefix);
-        let _ = write!(out, r#"{n}","timestamp":{ts_ms},"#);
+        let _ = write!(out, r#"{{"event_id":"{id}","timestamp":{ts_ms},"#);
         out.push_str(&self.0[(rng.next() % self.0.len() as u64) as usize]);
         out.push('}');
     }
@@ -213,7 +239,7 @@ async fn ingest(a: IngestArgs) -> Result<()> {
             failed.clone(),
             throttled.clone(),
         );
-        let (batch, gzip) = (a.batch, a.gzip);
+        let (batch, gzip, ids) = (a.batch, a.gzip, a.ids);
         tasks.push(tokio::spawn(async move {
             let mut rng =
                 Rng(0x9e37_79b9_7f4a_7c15 ^ (worker as u64 + 1).wrapping_mul(run_id as u64));
@@ -230,7 +256,18 @@ async fn ingest(a: IngestArgs) -> Result<()> {
                         body.push(',');
                     }
                     let ts = now - (rng.next() % 5_000) as i64;
-                    templates.push(&mut body, &mut rng, &id_prefix, next_id, ts);
+                    match ids {
+                        IdStyle::Uuid => {
+                            let id = RandomUuid(rng.next(), rng.next());
+                            templates.push(&mut body, &mut rng, id, ts)
+                        }
+                        IdStyle::Sequential => templates.push(
+                            &mut body,
+                            &mut rng,
+                            format_args!("{id_prefix}{next_id}"),
+                            ts,
+                        ),
+                    }
                     next_id += 1;
                 }
                 body.push(']');
@@ -497,7 +534,7 @@ async fn seed(a: SeedArgs) -> Result<()> {
             let seq = written + i as u64;
             // Uniform over the span, in time order so that rollup rows are reused like live data.
             let ts = now - span + (seq as i128 * span as i128 / a.events as i128) as i64;
-            templates.push(&mut body, &mut rng, "s-", seq, ts);
+            templates.push(&mut body, &mut rng, format_args!("s-{seq}"), ts);
         }
         body.push(']');
         let t0 = Instant::now();
@@ -552,4 +589,24 @@ async fn seed(a: SeedArgs) -> Result<()> {
         fmt_rate(written as f64 / write_time.as_secs_f64()),
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RandomUuid;
+
+    #[test]
+    fn random_ids_are_version_4_uuids() {
+        for (a, b) in [(0, 0), (u64::MAX, u64::MAX), (0x0123_4567_89ab_cdef, 42)] {
+            let id = RandomUuid(a, b).to_string();
+            let parts: Vec<&str> = id.split('-').collect();
+            let lens: Vec<usize> = parts.iter().map(|p| p.len()).collect();
+            assert_eq!(lens, [8, 4, 4, 4, 12], "{id}");
+            assert!(parts[2].starts_with('4'), "version 4: {id}");
+            assert!(
+                matches!(&parts[3][..1], "8" | "9" | "a" | "b"),
+                "RFC variant: {id}"
+            );
+        }
+    }
 }

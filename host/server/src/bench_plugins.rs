@@ -31,7 +31,7 @@ fn events(n: usize) -> Result<Vec<EventRecord>> {
         if i > 0 {
             body.push(',');
         }
-        templates.push(&mut body, &mut rng, "bench-", i as u64, now);
+        templates.push(&mut body, &mut rng, format_args!("bench-{i}"), now);
     }
     body.push(']');
     let parsed = hub_core::ingest::parse_body(

@@ -19,6 +19,7 @@ pub mod settings;
 mod shared;
 mod sql;
 mod sqlite;
+mod sqlite_ids;
 mod sqlite_raw;
 
 use std::sync::Arc;

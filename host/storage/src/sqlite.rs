@@ -22,10 +22,13 @@ use crate::rollup::{FastMap, RollupKey, deltas, upsert_statements};
 use crate::settings::{SettingsStorage, SqlSettings};
 use crate::shared::{Shared, rollup_retention};
 use crate::sql::{self, BatchShapes, Placeholders, into_query};
+use crate::sqlite_ids::{self, IdIndex};
 use crate::{Result, Storage, StorageError, StorageOptions, decode, dedupe_in_batch, sqlite_raw};
 
 pub struct SqliteStorage {
     writer: SqlitePool,
+    /// Lookups by event id (see `sqlite_ids`).
+    ids: std::sync::Arc<IdIndex>,
     readers: SqlitePool,
     /// Held for the whole write transaction: it serialises writers and guards the cache.
     rollups: tokio::sync::Mutex<RollupCache>,
@@ -121,7 +124,9 @@ impl SqliteStorage {
             .connect_with(connect.read_only(false))
             .await?;
         let checkpointer = tokio::spawn(checkpointer(readers.clone()));
+        let ids = std::sync::Arc::new(IdIndex::open(&sqlite_ids::path_for(path)).await?);
         Ok(Self {
+            ids,
             access: SqlAccess::new(writer.clone(), readers.clone()),
             market: SqlMarket::new(writer.clone(), readers.clone()),
             settings: SqlSettings::new(writer.clone(), readers.clone()),
@@ -242,16 +247,6 @@ fn expected_deltas(
         .collect()
 }
 
-/// Runs `f`, which blocks, without stalling the tasks queued behind it on a multi-threaded
-/// runtime (elsewhere, such as a single-threaded test runtime, it simply runs).
-fn blocking<R>(f: impl FnOnce() -> R) -> R {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
-        _ => f(),
-    }
-}
-
 #[async_trait]
 impl Storage for SqliteStorage {
     fn backend(&self) -> &'static str {
@@ -272,6 +267,7 @@ impl Storage for SqliteStorage {
 
     async fn close(&self) {
         self.checkpointer.abort();
+        self.ids.close().await;
         if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&self.writer)
             .await
@@ -282,7 +278,18 @@ impl Storage for SqliteStorage {
         self.writer.close().await;
     }
 
+    /// SQLite has no partitions; this is the moment (at the start, then now and then) to bring
+    /// the id index up to date with the events table and write what it holds in memory.
     async fn prepare_partitions(&self, _now_ms: i64) -> Result<()> {
+        {
+            let _cache = self.rollups.lock().await;
+            let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+            self.ids.catch_up(&mut tx).await?;
+            tx.commit().await?;
+        }
+        if self.ids.due() {
+            self.ids.write().await?;
+        }
         Ok(())
     }
 
@@ -420,25 +427,27 @@ impl Storage for SqliteStorage {
             .fetch_one(&mut *tx)
             .await?;
         if cache.data_version != Some(data_version) {
-            // Another process wrote the file: forget what we knew.
+            // The first write since the start, or another process wrote the file: forget what
+            // we knew, and let the id index read what it has not seen.
             *cache = RollupCache {
                 data_version: Some(data_version),
                 rows: FastMap::default(),
             };
+            self.ids.catch_up(&mut tx).await?;
         }
         for prep in &mut prepared {
             if let Some(shapes) = prep.shape_insert.take() {
                 shapes.execute(&mut *tx).await?;
             }
         }
-        let (inserted, mut expected) = {
+        let (inserted, mut expected, last_rowid) = {
             let mut handle = tx.lock_handle().await?;
             let raw = sqlite_raw::RawConnection::new(&mut handle);
             let prepared = &prepared;
             // A group takes tens of milliseconds of synchronous SQLite work. Meanwhile another
             // thread computes the rollup deltas, on the bet that every event is new (a resend is
             // rare): when a tenant's inserts skip any, its deltas are computed again below.
-            blocking(|| {
+            sqlite_raw::blocking(|| {
                 std::thread::scope(|s| {
                     let deltas = s.spawn(|| expected_deltas(prepared));
                     let inserted: Result<Vec<Vec<usize>>> = prepared
@@ -456,7 +465,7 @@ impl Storage for SqliteStorage {
                     let deltas = deltas
                         .join()
                         .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                    (inserted, deltas)
+                    (inserted, deltas, raw.last_insert_rowid())
                 })
             })
         };
@@ -476,6 +485,8 @@ impl Storage for SqliteStorage {
                 .or_default()
                 .extend(inserted.into_iter().map(|i| prep.unique[i]));
         }
+        let stored_ids: Vec<(TenantId, Vec<&EventRecord>)> =
+            stored.iter().map(|(t, e)| (*t, e.clone())).collect();
         let mut merged = Vec::new();
         for (tenant, events) in stored {
             let changes = match expected.remove(&tenant) {
@@ -488,9 +499,18 @@ impl Storage for SqliteStorage {
             }
         }
         tx.commit().await?;
-        // Only now, with the rows durable, does the cache learn them.
+        // Only now, with the rows durable, do the cache and the id index learn them (before the
+        // write lock goes, so that the index notes groups in commit order).
         cache.rows.extend(merged);
         cache.prune();
+        let noted = stored_ids.iter().flat_map(|(tenant, events)| {
+            events
+                .iter()
+                .map(|e| (*tenant, e.event_id.as_str(), e.ts_ms))
+        });
+        if self.ids.note(noted, last_rowid) {
+            self.ids.schedule_write();
+        }
         Ok(outcomes)
     }
 
@@ -504,8 +524,24 @@ impl Storage for SqliteStorage {
         Shared::<Sqlite>::list_events(&self.readers, tenant, filter, after, limit).await
     }
 
+    /// The id index gives the times the id was stored at; the newest such event is the answer.
     async fn get_event(&self, tenant: TenantId, event_id: &str) -> Result<Option<StoredEvent>> {
-        Shared::<Sqlite>::get_event(&self.readers, tenant, event_id).await
+        for ts in self.ids.lookup(tenant, event_id).await? {
+            let row = sqlx::query(concat!(
+                "SELECT ",
+                sql::event_select!(),
+                " FROM events WHERE tenant_id = ? AND ts = ? AND event_id = ?"
+            ))
+            .bind(tenant.get())
+            .bind(ts)
+            .bind(event_id)
+            .fetch_optional(&self.readers)
+            .await?;
+            if let Some(row) = row {
+                return decode::event(&row).map(Some);
+            }
+        }
+        Ok(None)
     }
 
     async fn count_events(&self, tenant: TenantId) -> Result<i64> {
@@ -554,6 +590,7 @@ impl Storage for SqliteStorage {
                         break;
                     }
                 }
+                self.ids.delete_before(tenant, now_ms - keep).await?;
             }
             for (res, keep) in rollup_retention(&policy) {
                 report.rollups_deleted += sqlx::query(

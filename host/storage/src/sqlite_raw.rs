@@ -27,6 +27,16 @@ use sqlx::sqlite::LockedSqliteHandle;
 use crate::sql::EVENT_COLUMN_COUNT;
 use crate::{Result, StorageError};
 
+/// Runs `f`, which blocks, without stalling the tasks queued behind it on a multi-threaded
+/// runtime (elsewhere, such as a single-threaded test runtime, it simply runs).
+pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// One value to bind, borrowed from where it lives.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Value<'a> {
@@ -67,6 +77,12 @@ impl<'h> RawConnection<'h> {
             code,
             message: format!("{doing}: {message}"),
         }
+    }
+
+    /// The rowid of the last row this connection inserted (0 if none yet).
+    pub(crate) fn last_insert_rowid(&self) -> i64 {
+        // SAFETY: `db` is open and ours while `self` lives.
+        unsafe { ffi::sqlite3_last_insert_rowid(self.db.as_ptr()) }
     }
 
     /// Prepares `sql` (one statement) for repeated use.
