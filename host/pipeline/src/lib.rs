@@ -137,6 +137,9 @@ async fn run_writer(
                 }
             }
         }
+        // Freeing a group's events (a dozen strings each) takes a while: not on the single
+        // writer's path to its next group.
+        tokio::task::spawn_blocking(move || drop(batches));
     }
 }
 
@@ -147,6 +150,10 @@ async fn enrich_group(host: &Arc<PluginHost>, batches: &mut [TenantBatch]) {
     tenants.sort();
     tenants.dedup();
     for tenant in tenants {
+        if !host.has_enrichers(tenant).await {
+            // Nothing would change: spare gathering its events into one list and back.
+            continue;
+        }
         let idx: Vec<usize> = (0..batches.len())
             .filter(|&i| batches[i].tenant == tenant)
             .collect();

@@ -427,20 +427,20 @@ impl Storage for SqliteStorage {
             .fetch_one(&mut *tx)
             .await?;
         if cache.data_version != Some(data_version) {
-            // The first write since the start, or another process wrote the file: forget what
-            // we knew, and let the id index read what it has not seen.
+            // The first write since the start, or another process wrote the file: let the id
+            // index read what it has not seen, and forget the rollup rows we knew.
+            self.ids.catch_up(&mut tx).await?;
             *cache = RollupCache {
                 data_version: Some(data_version),
                 rows: FastMap::default(),
             };
-            self.ids.catch_up(&mut tx).await?;
         }
         for prep in &mut prepared {
             if let Some(shapes) = prep.shape_insert.take() {
                 shapes.execute(&mut *tx).await?;
             }
         }
-        let (inserted, mut expected, last_rowid) = {
+        let (inserted, mut expected) = {
             let mut handle = tx.lock_handle().await?;
             let raw = sqlite_raw::RawConnection::new(&mut handle);
             let prepared = &prepared;
@@ -450,7 +450,7 @@ impl Storage for SqliteStorage {
             sqlite_raw::blocking(|| {
                 std::thread::scope(|s| {
                     let deltas = s.spawn(|| expected_deltas(prepared));
-                    let inserted: Result<Vec<Vec<usize>>> = prepared
+                    let inserted: Result<Vec<sqlite_raw::Inserted>> = prepared
                         .iter()
                         .map(|p| {
                             sqlite_raw::insert_events(
@@ -465,14 +465,17 @@ impl Storage for SqliteStorage {
                     let deltas = deltas
                         .join()
                         .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                    (inserted, deltas, raw.last_insert_rowid())
+                    (inserted, deltas)
                 })
             })
         };
         let mut outcomes = Vec::with_capacity(batches.len());
         let mut stored: HashMap<TenantId, Vec<&EventRecord>> = HashMap::new();
         let mut resent: HashSet<TenantId> = HashSet::new();
+        let mut last_rowid = None;
         for ((batch, prep), inserted) in batches.iter().zip(&prepared).zip(inserted?) {
+            last_rowid = last_rowid.max(inserted.last_rowid);
+            let inserted = inserted.rows;
             if inserted.len() < prep.unique.len() {
                 resent.insert(prep.tenant);
             }
@@ -499,17 +502,21 @@ impl Storage for SqliteStorage {
             }
         }
         tx.commit().await?;
-        // Only now, with the rows durable, do the cache and the id index learn them (before the
-        // write lock goes, so that the index notes groups in commit order).
+        // Only now, with the rows durable, do the cache and the id index learn them (while the
+        // writers' lock is held, so that the index notes groups in commit order).
         cache.rows.extend(merged);
         cache.prune();
-        let noted = stored_ids.iter().flat_map(|(tenant, events)| {
-            events
-                .iter()
-                .map(|e| (*tenant, e.event_id.as_str(), e.ts_ms))
-        });
-        if self.ids.note(noted, last_rowid) {
-            self.ids.schedule_write();
+        if let Some(last_rowid) = last_rowid {
+            let noted = stored_ids.iter().flat_map(|(tenant, events)| {
+                events
+                    .iter()
+                    .map(|e| (*tenant, e.event_id.as_str(), e.ts_ms))
+            });
+            match self.ids.note(noted, last_rowid) {
+                sqlite_ids::Write::Later => {}
+                sqlite_ids::Write::Soon => self.ids.schedule_write(),
+                sqlite_ids::Write::Now => self.ids.write().await?,
+            }
         }
         Ok(outcomes)
     }

@@ -127,6 +127,16 @@ impl Pending {
     }
 }
 
+/// When noted ids should be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Write {
+    Later,
+    /// In the background, now.
+    Soon,
+    /// Before the events are acknowledged.
+    Now,
+}
+
 pub(crate) struct IdIndex {
     pool: SqlitePool,
     pending: std::sync::Mutex<Pending>,
@@ -206,12 +216,11 @@ impl IdIndex {
     }
 
     /// Notes the ids of events just committed, the last of which got rowid `last_rowid`.
-    /// Returns whether a write is due.
     pub(crate) fn note<'e>(
         &self,
         events: impl Iterator<Item = (TenantId, &'e str, i64)>,
         last_rowid: i64,
-    ) -> bool {
+    ) -> Write {
         let mut p = self.pending();
         for (tenant, id, ts) in events {
             p.add(Entry {
@@ -220,8 +229,13 @@ impl IdIndex {
                 ts,
             });
         }
-        p.rowid = p.rowid.max(last_rowid);
-        p.due()
+        if last_rowid <= p.rowid {
+            // SQLite gave out rowids again (retention deleted the newest row): "complete up to
+            // rowid" no longer covers these, so they must be on disk before they are acknowledged.
+            return Write::Now;
+        }
+        p.rowid = last_rowid;
+        if p.due() { Write::Soon } else { Write::Later }
     }
 
     /// Reads back the events that committed past what the index knows (after a start, or when
@@ -267,9 +281,9 @@ impl IdIndex {
                 ));
             }
             read += chunk.len();
-            let due = self.note(chunk.iter().map(|(t, id, ts)| (*t, id.as_str(), *ts)), last);
+            let write = self.note(chunk.iter().map(|(t, id, ts)| (*t, id.as_str(), *ts)), last);
             from = last;
-            if due {
+            if write != Write::Later {
                 self.write().await?;
             }
         }

@@ -196,23 +196,34 @@ const INSERT_EVENT: &str = concat!(
      ?, ?, ?, ?)"
 );
 
+/// What an insert stored: the indexes of the events that were new (the others were stored
+/// already), and the rowid of the last of them.
+#[derive(Debug, Default)]
+pub(crate) struct Inserted {
+    pub rows: Vec<usize>,
+    pub last_rowid: Option<i64>,
+}
+
 /// Inserts `events` (unique within the batch); `shapes[i]` is `events[i]`'s enrichment shape id.
-/// Returns the indexes of the events that were new (the others were stored already).
 pub(crate) fn insert_events(
     conn: &RawConnection<'_>,
     tenant: TenantId,
     received_at_ms: i64,
     events: &[&EventRecord],
     shapes: &[Option<i64>],
-) -> Result<Vec<usize>> {
+) -> Result<Inserted> {
     let mut insert = conn.prepare(INSERT_EVENT)?;
-    let mut inserted = Vec::with_capacity(events.len());
+    let mut out = Inserted {
+        rows: Vec::with_capacity(events.len()),
+        last_rowid: None,
+    };
     for (i, (e, shape)) in events.iter().zip(shapes).enumerate() {
         if insert.execute(&event_values(tenant, received_at_ms, e, *shape))? == 1 {
-            inserted.push(i);
+            out.rows.push(i);
+            out.last_rowid = Some(conn.last_insert_rowid());
         }
     }
-    Ok(inserted)
+    Ok(out)
 }
 
 /// One event's values in the order of [`INSERT_EVENT`]'s columns.

@@ -336,6 +336,13 @@ impl PluginHost {
 
     /// Runs the tenant's enabled enrichers over `events` (in place). Never fails: a plugin that
     /// cannot run leaves the events as they were and is counted.
+    /// Whether any enricher would run over this tenant's events.
+    pub async fn has_enrichers(&self, tenant: TenantId) -> bool {
+        self.tenant(tenant)
+            .await
+            .is_ok_and(|p| !p.enrichers.is_empty())
+    }
+
     pub async fn enrich(
         self: &Arc<Self>,
         tenant: TenantId,
