@@ -417,6 +417,30 @@ async fn query(a: QueryArgs) -> Result<()> {
         ),
         ("events, newest 100", "/v1/events?limit=100"),
     ];
+    let mut queries: Vec<(&str, Vec<String>)> = queries
+        .iter()
+        .map(|(name, path)| (*name, vec![path.to_string()]))
+        .collect();
+    // Lookups by id, of events spread over the day (not only the newest).
+    let mut by_id = Vec::new();
+    for to in ["now-20h", "now-12h", "now-4h", "now"] {
+        let page: serde_json::Value = client
+            .get(format!("{base}/v1/events?limit=25&to={to}"))
+            .bearer_auth(&a.key)
+            .send()
+            .await
+            .context("listing events to look up")?
+            .json()
+            .await?;
+        for e in page["events"].as_array().into_iter().flatten() {
+            if let Some(id) = e["event_id"].as_str() {
+                by_id.push(format!("/v1/events/{id}"));
+            }
+        }
+    }
+    if !by_id.is_empty() {
+        queries.push(("event by id", by_id));
+    }
     println!("query benchmark: {base}, {} requests per query", a.requests);
     println!(
         "  {:<36} {:>10} {:>10} {:>10}",
@@ -424,12 +448,13 @@ async fn query(a: QueryArgs) -> Result<()> {
     );
     let mut worst_p99: f64 = 0.0;
     let mut summary_24h_p50 = 0.0;
-    for (name, path) in queries {
+    for (name, paths) in &queries {
+        let path = &paths[0];
         let mut times = Vec::with_capacity(a.requests);
-        for _ in 0..a.requests {
+        for i in 0..a.requests {
             let t0 = Instant::now();
             let r = client
-                .get(format!("{base}{path}"))
+                .get(format!("{base}{}", paths[i % paths.len()]))
                 .bearer_auth(&a.key)
                 .send()
                 .await

@@ -137,6 +137,16 @@ impl SqliteStorage {
         })
     }
 
+    /// Brings the id index up to date with the events table, holding the write lock so that
+    /// nothing commits meanwhile.
+    async fn catch_up_ids(&self) -> Result<()> {
+        let _writers = self.rollups.lock().await;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        self.ids.catch_up(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Everything about one batch's insert that needs no database, done before any lock.
     fn prepare(batch: &TenantBatch) -> PreparedBatch<'_> {
         let (unique, _) = dedupe_in_batch(&batch.events);
@@ -281,12 +291,7 @@ impl Storage for SqliteStorage {
     /// SQLite has no partitions; this is the moment (at the start, then now and then) to bring
     /// the id index up to date with the events table and write what it holds in memory.
     async fn prepare_partitions(&self, _now_ms: i64) -> Result<()> {
-        {
-            let _cache = self.rollups.lock().await;
-            let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-            self.ids.catch_up(&mut tx).await?;
-            tx.commit().await?;
-        }
+        self.catch_up_ids().await?;
         if self.ids.due() {
             self.ids.write().await?;
         }
@@ -533,6 +538,10 @@ impl Storage for SqliteStorage {
 
     /// The id index gives the times the id was stored at; the newest such event is the answer.
     async fn get_event(&self, tenant: TenantId, event_id: &str) -> Result<Option<StoredEvent>> {
+        if !self.ids.caught_up() {
+            // A handle that has not written yet (a tool opening the file after a crash).
+            self.catch_up_ids().await?;
+        }
         for ts in self.ids.lookup(tenant, event_id).await? {
             let row = sqlx::query(concat!(
                 "SELECT ",

@@ -144,6 +144,8 @@ pub(crate) struct IdIndex {
     writing: tokio::sync::Mutex<()>,
     /// A write is queued or running in the background.
     scheduled: std::sync::atomic::AtomicBool,
+    /// This handle has read back what the file had missed at least once.
+    caught_up: std::sync::atomic::AtomicBool,
 }
 
 impl IdIndex {
@@ -187,6 +189,7 @@ impl IdIndex {
             }),
             writing: tokio::sync::Mutex::new(()),
             scheduled: Default::default(),
+            caught_up: Default::default(),
         })
     }
 
@@ -203,6 +206,11 @@ impl IdIndex {
             }
             index.scheduled.store(false, Ordering::Release);
         });
+    }
+
+    /// Whether this handle has caught up with the events table since it opened.
+    pub(crate) fn caught_up(&self) -> bool {
+        self.caught_up.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Whether enough is pending, or has waited long enough, to write.
@@ -247,6 +255,8 @@ impl IdIndex {
             .await?;
         let mut from = self.pending().rowid;
         if from == max {
+            self.caught_up
+                .store(true, std::sync::atomic::Ordering::Release);
             return Ok(());
         }
         if max < from {
@@ -292,6 +302,8 @@ impl IdIndex {
             ms = started.elapsed().as_millis() as u64,
             "id index caught up with the events table"
         );
+        self.caught_up
+            .store(true, std::sync::atomic::Ordering::Release);
         Ok(())
     }
 

@@ -1465,6 +1465,11 @@ async fn sqlite_finds_every_event_by_id_across_restarts_crashes_and_loss() {
     let second = events(200, 72, HOUR_MS);
     write(&store, t, second.clone()).await;
     drop(store);
+    // A tool opening the file after the crash looks up at once (no start-up step first).
+    let tool = hub_storage::open(&url, &Default::default()).await.unwrap();
+    found(tool.clone(), t, second.clone()).await;
+    tool.close().await;
+    drop(tool);
     let store = open().await;
     found(store.clone(), t, second.clone()).await;
     found(store.clone(), t, first[1..].to_vec()).await;
