@@ -15,9 +15,9 @@
 //!   touches the pages of the hours being written (usually one) and retention drops whole hours.
 //!   A lookup probes each hour the tenant has (720 seeks for 30 days: about a millisecond).
 //!
-//! The file is derived data. It records the `events` rowid up to which it is complete; on the
-//! first write after a start, and whenever another process wrote `hub.db`, the events past that
-//! rowid are read back into memory. Deleting the file makes the next start rebuild it.
+//! The file is derived data. It records the `events` rowid up to which it is complete; before a
+//! handle's first write or lookup, and whenever another process wrote `hub.db`, the events past
+//! that rowid are read back into memory. Deleting the file makes the next start rebuild it.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -40,6 +40,9 @@ const FLUSH_AFTER: Duration = Duration::from_secs(120);
 const CATCH_UP_CHUNK: i64 = 100_000;
 /// Names the hash below; a file written with another is rebuilt.
 const HASH: &str = "fnv1a-64";
+/// Records how far the file is complete (binds: events rowid, hash name).
+const SAVE_PROGRESS: &str = "INSERT INTO progress (id, events_rowid, hash) VALUES (1, ?, ?) \
+     ON CONFLICT (id) DO UPDATE SET events_rowid = excluded.events_rowid, hash = excluded.hash";
 
 /// The stable 64-bit hash the index keys ids by (FNV-1a: it must never change for a file).
 pub(crate) fn id_hash(id: &str) -> i64 {
@@ -91,33 +94,29 @@ struct Pending {
 
 impl Pending {
     fn add(&mut self, e: Entry) {
+        self.index(e);
+        self.entries.push(e);
+        self.oldest.get_or_insert_with(Instant::now);
+    }
+
+    fn index(&mut self, e: Entry) {
         match self.first.entry(e.key()) {
             std::collections::hash_map::Entry::Vacant(v) => {
                 v.insert(e.ts);
             }
             std::collections::hash_map::Entry::Occupied(_) => self.more.push(e),
         }
-        self.entries.push(e);
-        self.oldest.get_or_insert_with(Instant::now);
     }
 
-    fn forget(&mut self, written: &[Entry]) {
-        for e in written {
-            if self.first.get(&e.key()) == Some(&e.ts) {
-                self.first.remove(&e.key());
-            } else if let Some(i) = self.more.iter().position(|m| m == e) {
-                self.more.swap_remove(i);
-            }
-        }
-        // An entry of `more` whose `first` went is now the first of its key.
-        let more = std::mem::take(&mut self.more);
-        for e in more {
-            match self.first.entry(e.key()) {
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(e.ts);
-                }
-                std::collections::hash_map::Entry::Occupied(_) => self.more.push(e),
-            }
+    /// Drops the first `n` entries (now written) from memory, keeping the lookup maps in step.
+    fn forget(&mut self, n: usize) {
+        self.entries.drain(..n.min(self.entries.len()));
+        self.first.clear();
+        self.more.clear();
+        // What is left was noted while the write ran: usually little.
+        for e in std::mem::take(&mut self.entries) {
+            self.index(e);
+            self.entries.push(e);
         }
     }
 
@@ -308,14 +307,11 @@ impl IdIndex {
     }
 
     async fn save_progress(&self, rowid: i64) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO progress (id, events_rowid, hash) VALUES (1, ?, ?) \
-             ON CONFLICT (id) DO UPDATE SET events_rowid = excluded.events_rowid, hash = excluded.hash",
-        )
-        .bind(rowid)
-        .bind(HASH)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(SAVE_PROGRESS)
+            .bind(rowid)
+            .bind(HASH)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -352,14 +348,11 @@ impl IdIndex {
                 Ok(())
             })?;
         }
-        sqlx::query(
-            "INSERT INTO progress (id, events_rowid, hash) VALUES (1, ?, ?) \
-             ON CONFLICT (id) DO UPDATE SET events_rowid = excluded.events_rowid, hash = excluded.hash",
-        )
-        .bind(rowid)
-        .bind(HASH)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(SAVE_PROGRESS)
+            .bind(rowid)
+            .bind(HASH)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         tracing::debug!(
             ids = written,
@@ -369,9 +362,7 @@ impl IdIndex {
         // Durable: the entries written (the first `written` noted; more may have come since) leave
         // memory only now, so a lookup always finds an id in one place or the other.
         let mut p = self.pending();
-        let written = written.min(p.entries.len());
-        let flushed: Vec<Entry> = p.entries.drain(..written).collect();
-        p.forget(&flushed);
+        p.forget(written);
         if !p.entries.is_empty() {
             p.oldest = Some(Instant::now());
         }
@@ -469,11 +460,12 @@ mod tests {
         }
         assert_eq!(p.first.len(), 2);
         assert_eq!(p.more, [b]);
-        p.forget(&[a]);
+        p.forget(1);
         assert_eq!(p.first.get(&(1, 7)), Some(&20), "b took a's place");
         assert!(p.more.is_empty());
-        p.forget(&[b, c]);
-        assert!(p.first.is_empty());
+        assert_eq!(p.entries, [b, c]);
+        p.forget(2);
+        assert!(p.first.is_empty() && p.entries.is_empty());
     }
 
     #[test]
