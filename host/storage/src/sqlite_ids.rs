@@ -8,9 +8,9 @@
 //! - idempotency needs no id index: `events_by_time (tenant_id, ts, event_id)` is unique, and new
 //!   events land at its newest end;
 //! - the ids of committed events are noted in memory (which answers lookups at once) and written
-//!   to `hub-ids.db` in one sorted transaction per million events or two minutes, on a connection
-//!   of their own, so the pages each write touches are shared by many ids and the work runs beside
-//!   the event writer rather than in its way;
+//!   to `hub-ids.db` in one sorted transaction per million ids (or once two minutes old, at the next
+//!   write or maintenance round, and at shutdown), on a connection of their own, so the pages each
+//!   write touches are shared by many ids and the work runs beside the event writer, not in its way;
 //! - entries are keyed by (tenant, hour of the event's time, id hash, time), so that a write
 //!   touches the pages of the hours being written (usually one) and retention drops whole hours.
 //!   A lookup probes each hour the tenant has entries in (kept in `id_hours`; 720 seeks for 30
