@@ -362,7 +362,6 @@ where
     for<'t> f64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
     for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
     for<'t> Option<i64>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
-    for<'t> Option<f64>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
     for<'t> Option<String>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
     for<'t> Vec<u8>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
 {
