@@ -58,6 +58,30 @@ async fn checkpointer(pool: SqlitePool) {
     }
 }
 
+/// How both SQLite files (`hub.db` and `hub-ids.db`) are opened.
+pub(crate) fn connect_options(path: &Path) -> Result<SqliteConnectOptions> {
+    Ok(SqliteConnectOptions::from_str("sqlite://")?
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // In WAL mode NORMAL loses nothing when the process dies (kill -9): committed pages
+        // are in the WAL file. Only an OS crash or power loss could lose the last commits.
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(10))
+        .pragma("cache_size", "-65536"))
+}
+
+/// Copies a file's WAL back into it at shutdown, so that it is whole on its own; a failure is
+/// only logged (the WAL is replayed at the next open).
+pub(crate) async fn checkpoint_at_close(pool: &SqlitePool, file: &str) {
+    if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(pool)
+        .await
+    {
+        tracing::warn!(error = %e, file, "WAL checkpoint at shutdown failed");
+    }
+}
+
 /// Rollup rows as last committed by this process's writer, so that merging a delta needs no read.
 ///
 /// Valid only while no other connection writes the file: `PRAGMA data_version` (which changes when
@@ -100,17 +124,9 @@ impl SqliteStorage {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| StorageError::Database(sqlx::Error::Io(e)))?;
         }
-        let connect = SqliteConnectOptions::from_str("sqlite://")?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // In WAL mode NORMAL loses nothing when the process dies (kill -9): committed pages
-            // are in the WAL file. Only an OS crash or power loss could lose the last commits.
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
+        let connect = connect_options(path)?
             .foreign_keys(true)
             .page_size(16384)
-            .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory")
             // Checkpoints run on a background connection (see `checkpointer`), not inline in the
             // writer's commits; this only bounds the WAL should that task fall behind.
@@ -278,12 +294,7 @@ impl Storage for SqliteStorage {
     async fn close(&self) {
         self.checkpointer.abort();
         self.ids.close().await;
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&self.writer)
-            .await
-        {
-            tracing::warn!(error = %e, "WAL checkpoint at shutdown failed");
-        }
+        checkpoint_at_close(&self.writer, "hub.db").await;
         self.readers.close().await;
         self.writer.close().await;
     }
@@ -493,13 +504,11 @@ impl Storage for SqliteStorage {
                 .or_default()
                 .extend(inserted.into_iter().map(|i| prep.unique[i]));
         }
-        let stored_ids: Vec<(TenantId, Vec<&EventRecord>)> =
-            stored.iter().map(|(t, e)| (*t, e.clone())).collect();
         let mut merged = Vec::new();
-        for (tenant, events) in stored {
+        for (&tenant, events) in &stored {
             let changes = match expected.remove(&tenant) {
                 Some(d) if !resent.contains(&tenant) => d,
-                _ => deltas(events.into_iter()),
+                _ => deltas(events.iter().copied()),
             };
             if !changes.is_empty() {
                 let rows = Self::merge_rollups(&mut tx, tenant, changes, &cache.rows).await?;
@@ -512,7 +521,7 @@ impl Storage for SqliteStorage {
         cache.rows.extend(merged);
         cache.prune();
         if let Some(last_rowid) = last_rowid {
-            let noted = stored_ids.iter().flat_map(|(tenant, events)| {
+            let noted = stored.iter().flat_map(|(tenant, events)| {
                 events
                     .iter()
                     .map(|e| (*tenant, e.event_id.as_str(), e.ts_ms))

@@ -21,12 +21,11 @@
 //! that rowid are read back into memory. Deleting the file makes the next start rebuild it.
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use hub_core::TenantId;
 use hub_core::time::HOUR_MS;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
 use sqlx::{Row, SqliteConnection};
 
 use crate::Result;
@@ -62,6 +61,14 @@ pub(crate) fn path_for(main: &Path) -> PathBuf {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "hub".into());
     main.with_file_name(format!("{stem}-ids.db"))
+}
+
+/// Empties the file's entries (a rebuild starts from nothing).
+async fn clear(pool: &SqlitePool) -> Result<()> {
+    for sql in ["DELETE FROM event_ids", "DELETE FROM id_hours"] {
+        sqlx::query(sql).execute(pool).await?;
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,13 +157,7 @@ pub(crate) struct IdIndex {
 
 impl IdIndex {
     pub(crate) async fn open(path: &Path) -> Result<Self> {
-        let connect = SqliteConnectOptions::from_str("sqlite://")?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .pragma("cache_size", "-65536");
+        let connect = crate::sqlite::connect_options(path)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(connect)
@@ -180,8 +181,7 @@ impl IdIndex {
             Some(r) if r.try_get::<String, _>(1)? == HASH => r.try_get::<i64, _>(0)?,
             // New, or written with another hash: start again.
             _ => {
-                sqlx::query("DELETE FROM event_ids").execute(&pool).await?;
-                sqlx::query("DELETE FROM id_hours").execute(&pool).await?;
+                clear(&pool).await?;
                 0
             }
         };
@@ -267,12 +267,7 @@ impl IdIndex {
             // The table was emptied and rowids began again: what the file says is void.
             tracing::warn!(max, from, "event rowids went back: rebuilding the id index");
             let _writing = self.writing.lock().await;
-            sqlx::query("DELETE FROM event_ids")
-                .execute(&self.pool)
-                .await?;
-            sqlx::query("DELETE FROM id_hours")
-                .execute(&self.pool)
-                .await?;
+            clear(&self.pool).await?;
             self.save_progress(0).await?;
             *self.pending() = Pending::default();
             from = 0;
@@ -435,12 +430,7 @@ impl IdIndex {
         if let Err(e) = self.write().await {
             tracing::warn!(error = %e, "writing the id index at shutdown failed (rebuilt at the next start)");
         }
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&self.pool)
-            .await
-        {
-            tracing::warn!(error = %e, "id index checkpoint at shutdown failed");
-        }
+        crate::sqlite::checkpoint_at_close(&self.pool, "hub-ids.db").await;
         self.pool.close().await;
     }
 }
