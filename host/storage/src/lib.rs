@@ -14,6 +14,7 @@ mod decode;
 pub mod market;
 pub mod model;
 mod postgres;
+mod postgres_ids;
 pub mod rollup;
 pub mod settings;
 mod shared;
@@ -223,5 +224,29 @@ pub(crate) fn dedupe_in_batch(
     (unique, dups)
 }
 
+/// The stable 64-bit hash that both backends' id indexes key event ids by (FNV-1a): stored
+/// indexes depend on it, so it must never change.
+pub(crate) fn id_hash(id: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h as i64
+}
+
 #[cfg(feature = "testing")]
 pub mod testing;
+
+#[cfg(test)]
+mod tests {
+    use super::id_hash;
+
+    #[test]
+    fn the_id_hash_is_fnv1a() {
+        // Published FNV-1a 64 test vectors: the stored indexes depend on these never changing.
+        assert_eq!(id_hash("") as u64, 0xcbf2_9ce4_8422_2325);
+        assert_eq!(id_hash("a") as u64, 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(id_hash("foobar") as u64, 0x8594_4171_f739_67e8);
+    }
+}

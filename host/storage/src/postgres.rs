@@ -18,6 +18,7 @@ use std::str::FromStr;
 use crate::access::{AccessStorage, SqlAccess};
 use crate::market::{MarketStorage, SqlMarket};
 use crate::model::*;
+use crate::postgres_ids;
 use crate::rollup::{FastMap, RollupKey, deltas, upsert_statements};
 use crate::settings::{SettingsStorage, SqlSettings};
 use crate::shared::{Shared, rollup_retention};
@@ -331,7 +332,7 @@ impl Storage for PostgresStorage {
         sqlx::migrate!("../../migrations/postgres")
             .run(&self.pool)
             .await?;
-        Ok(())
+        postgres_ids::backfill(&self.pool).await
     }
 
     async fn ping(&self) -> Result<()> {
@@ -532,6 +533,7 @@ impl Storage for PostgresStorage {
         }
         for tenant in tenants {
             let events = changes.remove(&tenant).unwrap_or_default();
+            postgres_ids::write(&mut tx, tenant, &events).await?;
             Self::merge_rollups(&mut tx, tenant, deltas(events.into_iter())).await?;
         }
         tx.commit().await?;
@@ -549,7 +551,7 @@ impl Storage for PostgresStorage {
     }
 
     async fn get_event(&self, tenant: TenantId, event_id: &str) -> Result<Option<StoredEvent>> {
-        Shared::<Postgres>::get_event(&self.pool, tenant, event_id).await
+        postgres_ids::get_event(&self.pool, tenant, event_id).await
     }
 
     async fn count_events(&self, tenant: TenantId) -> Result<i64> {
@@ -616,6 +618,8 @@ impl Storage for PostgresStorage {
                         .execute(&self.pool)
                         .await?
                         .rows_affected();
+                // And the id blocks whose every event is past the limit.
+                postgres_ids::delete_before(&self.pool, tenant, now_ms - keep).await?;
             }
             for (res, keep) in rollup_retention(&own) {
                 report.rollups_deleted += sqlx::query(

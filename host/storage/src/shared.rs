@@ -464,22 +464,6 @@ where
         ))
     }
 
-    pub(crate) async fn get_event(
-        pool: &Pool<DB>,
-        t: TenantId,
-        event_id: &str,
-    ) -> Result<Option<StoredEvent>> {
-        let mut buf = stmt("SELECT ");
-        buf.push(sql::EVENT_SELECT)
-            .push(" FROM events WHERE tenant_id = ")
-            .bind(Bind::I64(t.get()));
-        buf.push(" AND event_id = ")
-            .bind(Bind::Text(event_id.into()));
-        buf.push(" ORDER BY ts DESC LIMIT 1");
-        let row = into_query::<DB>(buf).fetch_optional(pool).await?;
-        row.as_ref().map(decode::event).transpose()
-    }
-
     pub(crate) async fn count_events(pool: &Pool<DB>, t: TenantId) -> Result<i64> {
         let buf = with_binds(
             "SELECT COUNT(*) FROM events WHERE tenant_id = $1",

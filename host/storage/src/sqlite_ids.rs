@@ -28,9 +28,9 @@ use hub_core::time::HOUR_MS;
 use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
 use sqlx::{Row, SqliteConnection};
 
-use crate::Result;
 use crate::rollup::FastMap;
 use crate::sqlite_raw::{RawConnection, Value};
+use crate::{Result, id_hash};
 
 /// Pending ids are written once there are this many …
 const FLUSH_ENTRIES: usize = 1_000_000;
@@ -43,16 +43,6 @@ const HASH: &str = "fnv1a-64, id_hours";
 /// Records how far the file is complete (binds: events rowid, hash name).
 const SAVE_PROGRESS: &str = "INSERT INTO progress (id, events_rowid, hash) VALUES (1, ?, ?) \
      ON CONFLICT (id) DO UPDATE SET events_rowid = excluded.events_rowid, hash = excluded.hash";
-
-/// The stable 64-bit hash the index keys ids by (FNV-1a: it must never change for a file).
-pub(crate) fn id_hash(id: &str) -> i64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in id.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h as i64
-}
 
 /// The index file that goes with the events database at `main`.
 pub(crate) fn path_for(main: &Path) -> PathBuf {
@@ -438,14 +428,6 @@ impl IdIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_hash_is_fnv1a() {
-        // Published FNV-1a 64 test vectors: the stored index depends on these never changing.
-        assert_eq!(id_hash("") as u64, 0xcbf2_9ce4_8422_2325);
-        assert_eq!(id_hash("a") as u64, 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(id_hash("foobar") as u64, 0x8594_4171_f739_67e8);
-    }
 
     #[test]
     fn pending_keeps_every_time_of_a_key_until_written() {
