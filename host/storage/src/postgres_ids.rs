@@ -18,7 +18,7 @@ use sqlx::postgres::{PgConnection, PgPool};
 use sqlx::{Postgres, Row};
 
 use crate::shared::Shared;
-use crate::{Result, decode, id_hash, sql};
+use crate::{Result, id_hash};
 
 /// Ids per block: at most this many share one filter.
 pub(crate) const BLOCK_IDS: usize = 2048;
@@ -151,22 +151,8 @@ pub(crate) async fn get_event(
     for bit in probes(hash) {
         query = query.bind(bit);
     }
-    for ts in query.fetch_all(pool).await? {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            sql::event_select!(),
-            " FROM events WHERE tenant_id = $1 AND ts = $2 AND event_id = $3"
-        ))
-        .bind(tenant.get())
-        .bind(ts)
-        .bind(event_id)
-        .fetch_optional(pool)
-        .await?;
-        if let Some(row) = row {
-            return decode::event(&row).map(Some);
-        }
-    }
-    Ok(None)
+    let times = query.fetch_all(pool).await?;
+    Shared::<Postgres>::event_at_times(pool, tenant, event_id, &times).await
 }
 
 /// Drops the blocks whose every event is older than `before` (retention).

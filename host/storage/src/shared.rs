@@ -464,6 +464,29 @@ where
         ))
     }
 
+    /// The first event with this id stored at one of `times` (which a backend's id index gave,
+    /// newest first), read through the unique index `(tenant_id, ts, event_id)`.
+    pub(crate) async fn event_at_times(
+        pool: &Pool<DB>,
+        t: TenantId,
+        event_id: &str,
+        times: &[i64],
+    ) -> Result<Option<StoredEvent>> {
+        for &ts in times {
+            let mut buf = stmt("SELECT ");
+            buf.push(sql::EVENT_SELECT)
+                .push(" FROM events WHERE tenant_id = ")
+                .bind(Bind::I64(t.get()));
+            buf.push(" AND ts = ").bind(Bind::I64(ts));
+            buf.push(" AND event_id = ")
+                .bind(Bind::Text(event_id.into()));
+            if let Some(row) = into_query::<DB>(buf).fetch_optional(pool).await? {
+                return decode::event(&row).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
     pub(crate) async fn count_events(pool: &Pool<DB>, t: TenantId) -> Result<i64> {
         let buf = with_binds(
             "SELECT COUNT(*) FROM events WHERE tenant_id = $1",

@@ -82,17 +82,10 @@ macro_rules! event_columns {
 pub(crate) use event_columns;
 
 /// The event columns as read back: `enriched_by` resolved to its shape's JSON.
-macro_rules! event_select {
-    () => {
-        concat!(
-            $crate::sql::event_columns!(),
-            ", (SELECT s.fields FROM enrichment_shapes s WHERE s.id = events.enriched_by)"
-        )
-    };
-}
-pub(crate) use event_select;
-
-pub(crate) const EVENT_SELECT: &str = event_select!();
+pub(crate) const EVENT_SELECT: &str = concat!(
+    event_columns!(),
+    ", (SELECT s.fields FROM enrichment_shapes s WHERE s.id = events.enriched_by)"
+);
 pub(crate) const EVENT_COLUMN_COUNT: usize = 28;
 
 pub(crate) const ROLLUP_COLUMNS: &str = "tenant_id, res, grain, bucket, source_module, app, environment, \

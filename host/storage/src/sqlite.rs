@@ -551,22 +551,8 @@ impl Storage for SqliteStorage {
             // A handle that has not written yet (a tool opening the file after a crash).
             self.catch_up_ids().await?;
         }
-        for ts in self.ids.lookup(tenant, event_id).await? {
-            let row = sqlx::query(concat!(
-                "SELECT ",
-                sql::event_select!(),
-                " FROM events WHERE tenant_id = ? AND ts = ? AND event_id = ?"
-            ))
-            .bind(tenant.get())
-            .bind(ts)
-            .bind(event_id)
-            .fetch_optional(&self.readers)
-            .await?;
-            if let Some(row) = row {
-                return decode::event(&row).map(Some);
-            }
-        }
-        Ok(None)
+        let times = self.ids.lookup(tenant, event_id).await?;
+        Shared::<Sqlite>::event_at_times(&self.readers, tenant, event_id, &times).await
     }
 
     async fn count_events(&self, tenant: TenantId) -> Result<i64> {

@@ -1415,6 +1415,43 @@ async fn marketplace_keys_packages_and_versions(store: Arc<dyn Storage>) {
     assert!(!m.set_yanked("tagger", "7.0.0", None).await.unwrap());
 }
 
+/// Every one of `want` is found by id in tenant `t`, as stored.
+async fn found<'a>(
+    store: &Arc<dyn Storage>,
+    t: TenantId,
+    want: impl IntoIterator<Item = &'a EventRecord>,
+) {
+    for e in want {
+        let got = store.get_event(t, &e.event_id).await.unwrap();
+        assert_eq!(got.map(|g| g.record).as_ref(), Some(e), "{}", e.event_id);
+    }
+}
+
+/// Keeps raw events for `keep` (at NOW), then checks that of `events` (in tenant `t`) exactly those
+/// not older than that are still found by id.
+async fn retention_forgets_expired_ids<'a>(
+    store: &Arc<dyn Storage>,
+    t: TenantId,
+    keep: i64,
+    events: impl IntoIterator<Item = &'a EventRecord>,
+) {
+    let policy = RetentionPolicy {
+        raw_ms: Some(keep),
+        ..Default::default()
+    };
+    store.enforce_retention(&policy, NOW).await.unwrap();
+    for e in events {
+        let got = store.get_event(t, &e.event_id).await.unwrap();
+        assert_eq!(
+            got.is_some(),
+            e.ts_ms >= NOW - keep,
+            "{} at {}",
+            e.event_id,
+            e.ts_ms
+        );
+    }
+}
+
 /// SQLite finds events by id through an index of its own (`hub-ids.db`) that holds the newest ids
 /// in memory and writes them in batches. Every stored event must be found by id: fresh ones (in
 /// memory), after a clean restart (written at close), after a crash (read back from the events
@@ -1429,12 +1466,6 @@ async fn sqlite_finds_every_event_by_id_across_restarts_crashes_and_loss() {
         store.prepare_partitions(NOW).await.unwrap();
         store
     };
-    let found = |store: Arc<dyn Storage>, t: TenantId, want: Vec<EventRecord>| async move {
-        for e in &want {
-            let got = store.get_event(t, &e.event_id).await.unwrap();
-            assert_eq!(got.map(|g| g.record).as_ref(), Some(e), "{}", e.event_id);
-        }
-    };
 
     let store = open().await;
     let t = tenant(&store, "acme").await;
@@ -1448,8 +1479,8 @@ async fn sqlite_finds_every_event_by_id_across_restarts_crashes_and_loss() {
     later.ts_ms += 1;
     later.app = Some("later".into());
     write(&store, t, vec![later.clone()]).await;
-    found(store.clone(), t, first[1..].to_vec()).await;
-    found(store.clone(), t, vec![later.clone()]).await;
+    found(&store, t, &first[1..]).await;
+    found(&store, t, [&later]).await;
     assert!(
         store
             .get_event(u, &first[1].event_id)
@@ -1462,46 +1493,31 @@ async fn sqlite_finds_every_event_by_id_across_restarts_crashes_and_loss() {
 
     // Clean restart: read from the file.
     let store = open().await;
-    found(store.clone(), t, vec![later.clone(), first[5].clone()]).await;
+    found(&store, t, [&later, &first[5]]).await;
     // A crash: these ids were only in memory when the process went.
     let second = events(200, 72, HOUR_MS);
     write(&store, t, second.clone()).await;
     drop(store);
     // A tool opening the file after the crash looks up at once (no start-up step first).
     let tool = hub_storage::open(&url, &Default::default()).await.unwrap();
-    found(tool.clone(), t, second.clone()).await;
+    found(&tool, t, &second).await;
     tool.close().await;
     drop(tool);
     let store = open().await;
-    found(store.clone(), t, second.clone()).await;
-    found(store.clone(), t, first[1..].to_vec()).await;
+    found(&store, t, &second).await;
+    found(&store, t, &first[1..]).await;
     store.close().await;
     drop(store);
 
     // The file lost: rebuilt from the events at the next start.
     std::fs::remove_file(dir.path().join("hub-ids.db")).unwrap();
     let store = open().await;
-    found(store.clone(), t, second.clone()).await;
-    found(store.clone(), t, vec![later.clone()]).await;
+    found(&store, t, &second).await;
+    found(&store, t, [&later]).await;
     assert!(store.get_event(t, "no-such-id").await.unwrap().is_none());
 
     // Retention: events past the raw horizon are gone, by id too; the rest stay found.
-    let keep = HOUR_MS;
-    let policy = RetentionPolicy {
-        raw_ms: Some(keep),
-        ..Default::default()
-    };
-    store.enforce_retention(&policy, NOW).await.unwrap();
-    for e in second.iter().chain(&first[1..]) {
-        let got = store.get_event(t, &e.event_id).await.unwrap();
-        assert_eq!(
-            got.is_some(),
-            e.ts_ms >= NOW - keep,
-            "{} at {}",
-            e.event_id,
-            e.ts_ms
-        );
-    }
+    retention_forgets_expired_ids(&store, t, HOUR_MS, second.iter().chain(&first[1..])).await;
 }
 
 /// PostgreSQL finds events by id through blocks of ids with a Bloom filter each
@@ -1520,15 +1536,6 @@ async fn postgres_finds_every_event_by_id_in_blocks_and_after_backfill() {
             .fetch_one(&db)
             .await
             .unwrap()
-    };
-    let found = |want: Vec<EventRecord>, t: TenantId| {
-        let store = store.clone();
-        async move {
-            for e in &want {
-                let got = store.get_event(t, &e.event_id).await.unwrap();
-                assert_eq!(got.map(|g| g.record).as_ref(), Some(e), "{}", e.event_id);
-            }
-        }
     };
 
     let t = tenant(&store, "acme").await;
@@ -1551,9 +1558,9 @@ async fn postgres_finds_every_event_by_id_in_blocks_and_after_backfill() {
         e.app = Some("umbrella".into());
     }
     write(&store, u, theirs.clone()).await;
-    found(first[1..].to_vec(), t).await;
-    found(vec![later.clone()], t).await;
-    found(theirs.clone(), u).await;
+    found(&store, t, &first[1..]).await;
+    found(&store, t, [&later]).await;
+    found(&store, u, &theirs).await;
     assert!(
         store
             .get_event(u, &first[5].event_id)
@@ -1584,34 +1591,21 @@ async fn postgres_finds_every_event_by_id_in_blocks_and_after_backfill() {
     assert!(after_backfill >= 4, "{after_backfill} blocks");
     store.migrate().await.unwrap();
     assert_eq!(blocks().await, after_backfill);
-    found(first[1..].iter().step_by(7).cloned().collect(), t).await;
-    found(vec![later.clone()], t).await;
-    found(theirs.clone(), u).await;
+    found(&store, t, first[1..].iter().step_by(7)).await;
+    found(&store, t, [&later]).await;
+    found(&store, u, &theirs).await;
 
     // Retention: events past the raw horizon are gone, by id too, with the blocks that held only
     // them; the rest stay found.
     let keep = HOUR_MS;
-    let policy = RetentionPolicy {
-        raw_ms: Some(keep),
-        ..Default::default()
-    };
-    store.enforce_retention(&policy, NOW).await.unwrap();
+    let sample = first[1..].iter().step_by(7).chain([&later, &first[9]]);
+    retention_forgets_expired_ids(&store, t, keep, sample).await;
     let stale: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM event_id_blocks WHERE ts_max < $1")
         .bind(NOW - keep)
         .fetch_one(&db)
         .await
         .unwrap();
     assert_eq!(stale, 0);
-    for e in first[1..].iter().step_by(7).chain([&later, &first[9]]) {
-        let got = store.get_event(t, &e.event_id).await.unwrap();
-        assert_eq!(
-            got.is_some(),
-            e.ts_ms >= NOW - keep,
-            "{} at {}",
-            e.event_id,
-            e.ts_ms
-        );
-    }
     db.close().await;
     store.close().await;
 }
