@@ -156,15 +156,13 @@ pub(crate) async fn get_event(
 }
 
 /// Drops the blocks whose every event is older than `before` (retention).
-pub(crate) async fn delete_before(pool: &PgPool, tenant: TenantId, before: i64) -> Result<u64> {
-    Ok(
-        sqlx::query("DELETE FROM event_id_blocks WHERE tenant_id = $1 AND ts_max < $2")
-            .bind(tenant.get())
-            .bind(before)
-            .execute(pool)
-            .await?
-            .rows_affected(),
-    )
+pub(crate) async fn delete_before(pool: &PgPool, tenant: TenantId, before: i64) -> Result<()> {
+    sqlx::query("DELETE FROM event_id_blocks WHERE tenant_id = $1 AND ts_max < $2")
+        .bind(tenant.get())
+        .bind(before)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 /// Gives every event stored before the blocks existed (a database migrated from an earlier

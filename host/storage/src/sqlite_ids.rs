@@ -258,7 +258,7 @@ impl IdIndex {
             tracing::warn!(max, from, "event rowids went back: rebuilding the id index");
             let _writing = self.writing.lock().await;
             clear(&self.pool).await?;
-            self.save_progress(0).await?;
+            Self::save_progress(&self.pool, 0).await?;
             *self.pending() = Pending::default();
             from = 0;
         }
@@ -299,11 +299,16 @@ impl IdIndex {
         Ok(())
     }
 
-    async fn save_progress(&self, rowid: i64) -> Result<()> {
+    /// Records that the file is complete up to events rowid `rowid` (on the pool, or inside the
+    /// transaction that wrote the entries).
+    async fn save_progress<'c>(
+        conn: impl sqlx::Executor<'c, Database = sqlx::Sqlite>,
+        rowid: i64,
+    ) -> Result<()> {
         sqlx::query(SAVE_PROGRESS)
             .bind(rowid)
             .bind(HASH)
-            .execute(&self.pool)
+            .execute(conn)
             .await?;
         Ok(())
     }
@@ -349,11 +354,7 @@ impl IdIndex {
                 Ok(())
             })?;
         }
-        sqlx::query(SAVE_PROGRESS)
-            .bind(rowid)
-            .bind(HASH)
-            .execute(&mut *tx)
-            .await?;
+        Self::save_progress(&mut *tx, rowid).await?;
         tx.commit().await?;
         tracing::debug!(
             ids = written,

@@ -334,8 +334,6 @@ impl PluginHost {
         Ok(t)
     }
 
-    /// Runs the tenant's enabled enrichers over `events` (in place). Never fails: a plugin that
-    /// cannot run leaves the events as they were and is counted.
     /// Whether any enricher would run over this tenant's events.
     pub async fn has_enrichers(&self, tenant: TenantId) -> bool {
         self.tenant(tenant)
@@ -343,6 +341,8 @@ impl PluginHost {
             .is_ok_and(|p| !p.enrichers.is_empty())
     }
 
+    /// Runs the tenant's enabled enrichers over `events` (in place). Never fails: a plugin that
+    /// cannot run leaves the events as they were and is counted.
     pub async fn enrich(
         self: &Arc<Self>,
         tenant: TenantId,
