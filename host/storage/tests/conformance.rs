@@ -882,13 +882,7 @@ async fn tenants_never_see_each_other(store: Arc<dyn Storage>) {
     // The same event ids in another tenant are different events, not duplicates.
     let outcome = write(&store, b, events_a[..10].to_vec()).await;
     assert_eq!(outcome.inserted, 10);
-    assert!(
-        store
-            .get_event(b, &events_a[50].event_id)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    not_found(&store, b, &events_a[50].event_id).await;
     assert_eq!(
         store
             .list_events(b, &EventFilter::default(), None, 1000)
@@ -1427,6 +1421,12 @@ async fn found<'a>(
     }
 }
 
+/// No event with this id is found in tenant `t`.
+async fn not_found(store: &Arc<dyn Storage>, t: TenantId, id: &str) {
+    let got = store.get_event(t, id).await.unwrap();
+    assert!(got.is_none(), "{id} found in tenant {}", t.get());
+}
+
 /// Keeps raw events for `keep` (at NOW), then checks that of `events` (in tenant `t`) exactly those
 /// not older than that are still found by id.
 async fn retention_forgets_expired_ids<'a>(
@@ -1481,13 +1481,7 @@ async fn sqlite_finds_every_event_by_id_across_restarts_crashes_and_loss() {
     write(&store, t, vec![later.clone()]).await;
     found(&store, t, &first[1..]).await;
     found(&store, t, [&later]).await;
-    assert!(
-        store
-            .get_event(u, &first[1].event_id)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    not_found(&store, u, &first[1].event_id).await;
     store.close().await;
     drop(store);
 
@@ -1514,7 +1508,7 @@ async fn sqlite_finds_every_event_by_id_across_restarts_crashes_and_loss() {
     let store = open().await;
     found(&store, t, &second).await;
     found(&store, t, [&later]).await;
-    assert!(store.get_event(t, "no-such-id").await.unwrap().is_none());
+    not_found(&store, t, "no-such-id").await;
 
     // Retention: events past the raw horizon are gone, by id too; the rest stay found.
     retention_forgets_expired_ids(&store, t, HOUR_MS, second.iter().chain(&first[1..])).await;
@@ -1561,14 +1555,8 @@ async fn postgres_finds_every_event_by_id_in_blocks_and_after_backfill() {
     found(&store, t, &first[1..]).await;
     found(&store, t, [&later]).await;
     found(&store, u, &theirs).await;
-    assert!(
-        store
-            .get_event(u, &first[5].event_id)
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(store.get_event(t, "no-such-id").await.unwrap().is_none());
+    not_found(&store, u, &first[5].event_id).await;
+    not_found(&store, t, "no-such-id").await;
 
     // A database from before the blocks: the next start gives every event its block, once.
     sqlx::query("DELETE FROM event_id_blocks")
@@ -1579,13 +1567,7 @@ async fn postgres_finds_every_event_by_id_in_blocks_and_after_backfill() {
         .execute(&db)
         .await
         .unwrap();
-    assert!(
-        store
-            .get_event(t, &first[1].event_id)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    not_found(&store, t, &first[1].event_id).await;
     store.migrate().await.unwrap();
     let after_backfill = blocks().await;
     assert!(after_backfill >= 4, "{after_backfill} blocks");
