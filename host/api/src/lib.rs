@@ -8,8 +8,10 @@ mod audit;
 pub mod auth;
 mod error;
 mod ingest;
+mod invitations;
 mod keys;
 mod market;
+mod members;
 pub mod metrics;
 pub mod oidc;
 mod openapi;
@@ -18,6 +20,7 @@ mod plugins;
 mod query;
 pub mod session;
 mod settings;
+mod tenants;
 mod users;
 mod views;
 mod web;
@@ -35,9 +38,9 @@ pub use auth::{
     Actor, KeyCache, Principal, RateLimiter, Right, find_api_key, generate_api_key, rotate_api_key,
 };
 pub use error::ApiError;
+pub use members::leaves_no_owner;
 pub use metrics::Metrics;
 pub use openapi::openapi_json;
-pub use users::leaves_no_owner;
 
 /// Limits and settings of the API.
 #[derive(Debug, Clone)]
@@ -180,6 +183,9 @@ pub fn app(state: AppState) -> Router {
         .merge(market::router())
         .merge(keys::router())
         .merge(users::router())
+        .merge(members::router())
+        .merge(invitations::router())
+        .merge(tenants::router())
         .merge(oidc::router())
         .merge(views::router())
         .merge(audit::router())

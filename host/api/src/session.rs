@@ -97,7 +97,7 @@ pub fn one_time_password() -> String {
         .collect()
 }
 
-fn random_token(prefix: &str) -> String {
+pub(crate) fn random_token(prefix: &str) -> String {
     let bytes: [u8; 32] = rand::rng().random();
     format!(
         "{prefix}{}",
@@ -173,8 +173,8 @@ pub struct IssuedTokens {
 #[derive(Debug, Default)]
 pub struct Sessions {
     keys: RwLock<Vec<SigningKey>>,
-    /// Sessions checked lately: (revoked, when checked, the user's id).
-    revoked: RwLock<HashMap<String, (bool, Instant, i64)>>,
+    /// Sessions checked lately: (revoked, when checked, the user's id, the tenant's id).
+    revoked: RwLock<HashMap<String, (bool, Instant, i64, i64)>>,
     last_reload: RwLock<Option<Instant>>,
 }
 
@@ -341,14 +341,17 @@ impl Sessions {
             .sub
             .parse::<i64>()
             .map_err(|_| TokenError::Malformed)?;
-        if self.is_revoked(storage, &data.claims.sid, user).await {
+        if self
+            .is_revoked(storage, &data.claims.sid, user, data.claims.ten)
+            .await
+        {
             return Err(TokenError::Revoked);
         }
         Ok(data.claims)
     }
 
-    async fn is_revoked(&self, storage: &dyn Storage, sid: &str, user: i64) -> bool {
-        if let Some((revoked, at, _)) = self
+    async fn is_revoked(&self, storage: &dyn Storage, sid: &str, user: i64, tenant: i64) -> bool {
+        if let Some((revoked, at, _, _)) = self
             .revoked
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -361,24 +364,25 @@ impl Sessions {
         let revoked = storage.access().session_revoked(sid).await.unwrap_or(true);
         let mut map = self.revoked.write().unwrap_or_else(|p| p.into_inner());
         if map.len() > 100_000 {
-            map.retain(|_, (r, at, _)| *r || at.elapsed() < REVOCATION_CHECK_TTL);
+            map.retain(|_, (r, at, _, _)| *r || at.elapsed() < REVOCATION_CHECK_TTL);
         }
-        map.insert(sid.to_string(), (revoked, Instant::now(), user));
+        map.insert(sid.to_string(), (revoked, Instant::now(), user, tenant));
         revoked
     }
 
     /// Notes a session revoked on this replica (its access tokens stop at once here).
     pub fn forget_session(&self, sid: &str) {
         let mut map = self.revoked.write().unwrap_or_else(|p| p.into_inner());
-        let user = map.get(sid).map(|e| e.2).unwrap_or_default();
-        map.insert(sid.to_string(), (true, Instant::now(), user));
+        let (user, tenant) = map.get(sid).map(|e| (e.2, e.3)).unwrap_or_default();
+        map.insert(sid.to_string(), (true, Instant::now(), user, tenant));
     }
 
-    /// Notes every session of a user revoked on this replica (after `revoke_user_sessions`).
-    pub fn forget_user(&self, user: i64) {
+    /// Notes the sessions of a user revoked on this replica (after `revoke_user_sessions`): all
+    /// of them, or those in `tenant` only.
+    pub fn forget_user(&self, user: i64, tenant: Option<TenantId>) {
         let mut map = self.revoked.write().unwrap_or_else(|p| p.into_inner());
-        for (revoked, _, u) in map.values_mut() {
-            if *u == user {
+        for (revoked, _, u, t) in map.values_mut() {
+            if *u == user && tenant.is_none_or(|want| want.get() == *t) {
                 *revoked = true;
             }
         }

@@ -1,21 +1,22 @@
-//! People: sign-in (`/v1/auth/*`: login, refresh, logout, password, me) and the tenant's members
-//! (`/v1/users`: list, add, set role, remove, reset password).
+//! Signing in: `/v1/auth/*` (login, refresh, logout, password, me), the cookies the browser gets,
+//! and the password check that login and redeeming an invitation share. The tenant's members are
+//! in `members`, invitations in `invitations`, tenants in `tenants`.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use hub_core::{Role, TenantId};
-use hub_storage::{AuditEntry, NewUser, RefreshUse, User};
+use hub_storage::{AuditEntry, RefreshUse, User};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::{Actor, ClientAddr, Right, hash_key};
+use crate::auth::{Actor, ClientAddr, hash_key};
 use crate::session::{
     ACCESS_TTL, IssuedTokens, MAX_PASSWORD_BYTES, REFRESH_TTL, hash_password_async,
-    one_time_password, password_problem, verify_password_async,
+    password_problem, verify_password_async,
 };
 use crate::{ApiError, AppState, Principal, json_body};
 
@@ -33,7 +34,7 @@ pub const LOCKOUT_MS: i64 = 15 * 60_000;
 /// address. Behind a proxy every client shares the proxy's address.)
 const LOGIN_RATE: f64 = 2.0;
 const LOGIN_BURST: f64 = 20.0;
-const MAX_EMAIL_BYTES: usize = 254;
+pub(crate) const MAX_EMAIL_BYTES: usize = 254;
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
@@ -42,10 +43,6 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/auth/logout", post(logout))
         .route("/v1/auth/password", post(change_password))
         .route("/v1/auth/me", get(me))
-        .route("/v1/users", get(list_members).post(add_member))
-        .route("/v1/users/{id}", put(set_role).delete(remove_member))
-        .route("/v1/users/{id}/password-reset", post(reset_password))
-        .route("/v1/tenants", get(list_tenants).post(create_tenant))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -114,68 +111,7 @@ pub struct MeDto {
     pub must_change_password: bool,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MemberDto {
-    pub id: i64,
-    pub email: String,
-    pub display_name: String,
-    pub role: String,
-    pub sso_only: bool,
-    pub locked: bool,
-    pub last_login_at: Option<String>,
-    pub created_at: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MemberListDto {
-    pub users: Vec<MemberDto>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AddMemberDto {
-    pub email: String,
-    #[serde(default)]
-    pub display_name: Option<String>,
-    /// `owner`, `admin`, `analyst` or `viewer`.
-    pub role: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AddedMemberDto {
-    pub user: MemberDto,
-    /// For a user new to the hub: a one-time password to hand over (must be changed at first
-    /// login). Absent for an existing user.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub one_time_password: Option<String>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SetRoleDto {
-    pub role: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PasswordResetDto {
-    /// Hand it over; it must be changed at the next login.
-    pub one_time_password: String,
-}
-
-fn member_dto(u: &User, role: Role, now_ms: i64) -> MemberDto {
-    MemberDto {
-        id: u.id,
-        email: u.email.clone(),
-        display_name: u.display_name.clone(),
-        role: role.as_str().into(),
-        sso_only: u.password_hash.is_none(),
-        locked: u.locked_until_ms.is_some_and(|t| t > now_ms),
-        last_login_at: u.last_login_at_ms.map(hub_core::time::to_rfc3339),
-        created_at: hub_core::time::to_rfc3339(u.created_at_ms),
-    }
-}
-
-async fn audit_anonymous(
+pub(crate) async fn audit_anonymous(
     state: &AppState,
     tenant: Option<TenantId>,
     actor: String,
@@ -304,10 +240,43 @@ pub(crate) async fn login(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: LoginDto = json_body(&body)?;
-    if req.email.len() > MAX_EMAIL_BYTES || !req.email.contains('@') {
+    let user = password_sign_in(&state, &req.email, &req.password, &source).await?;
+    let (tenant, tenant_name, role) = pick_tenant(&state, &user, req.tenant.as_deref()).await?;
+    let now = hub_core::time::now_ms();
+    state
+        .storage
+        .access()
+        .record_login_success(user.id, now)
+        .await?;
+    let issued = state
+        .sessions
+        .issue(state.storage.as_ref(), &user, tenant, role, None, now)
+        .await?;
+    audit_anonymous(
+        &state,
+        Some(tenant),
+        format!("user:{}", user.email),
+        "auth.login",
+        "ok",
+        source,
+    )
+    .await;
+    Ok(tokens_response(&state, &issued, &tenant_name))
+}
+
+/// Checks an email and password as a sign-in does (the same answer and cost for an unknown email
+/// as for a wrong password), under the per-address throttle and the account's lockout; failures
+/// are audited in every tenant of the account. The caller records the success.
+pub(crate) async fn password_sign_in(
+    state: &AppState,
+    email: &str,
+    password: &str,
+    source: &Option<String>,
+) -> Result<User, ApiError> {
+    if email.len() > MAX_EMAIL_BYTES || !email.contains('@') {
         return Err(ApiError::invalid("email", "not an email address"));
     }
-    if req.password.len() > MAX_PASSWORD_BYTES {
+    if password.len() > MAX_PASSWORD_BYTES {
         return Err(ApiError::invalid(
             "password",
             format!("longer than {MAX_PASSWORD_BYTES} bytes"),
@@ -327,18 +296,18 @@ pub(crate) async fn login(
     }
     let now = hub_core::time::now_ms();
     let access = state.storage.access();
-    let user = access.user_by_email(&req.email).await?;
+    let user = access.user_by_email(email).await?;
     if let Some(u) = &user
         && let Some(until) = u.locked_until_ms.filter(|t| *t > now)
     {
         let retry_after_secs = ((until - now) / 1000).max(1) as u64;
         audit_anonymous(
-            &state,
+            state,
             None,
             format!("user:{}", u.email),
             "auth.login_locked",
             "failed",
-            source,
+            source.clone(),
         )
         .await;
         return Err(ApiError::TooManyRequests {
@@ -349,12 +318,12 @@ pub(crate) async fn login(
         });
     }
     let ok = verify_password_async(
-        req.password.clone(),
+        password.to_string(),
         user.as_ref().and_then(|u| u.password_hash.clone()),
     )
     .await;
-    let user = match user {
-        Some(u) if ok => u,
+    match user {
+        Some(u) if ok => Ok(u),
         user => {
             // A known user's failures go to the audit log of each tenant they belong to.
             let (actor, tenants) = match &user {
@@ -362,27 +331,19 @@ pub(crate) async fn login(
                     access
                         .record_login_failure(u.id, now, MAX_FAILED_LOGINS, LOCKOUT_MS)
                         .await?;
-                    let tenants: Vec<Option<TenantId>> = access
-                        .memberships(u.id)
-                        .await?
-                        .iter()
-                        .map(|m| Some(m.tenant))
-                        .collect();
-                    (format!("user:{}", u.email), tenants)
+                    (
+                        format!("user:{}", u.email),
+                        account_tenants(state, u.id).await?,
+                    )
                 }
                 None => (
-                    format!("unknown:{}", req.email.trim().to_lowercase()),
-                    vec![],
+                    format!("unknown:{}", email.trim().to_lowercase()),
+                    vec![None],
                 ),
-            };
-            let tenants = if tenants.is_empty() {
-                vec![None]
-            } else {
-                tenants
             };
             for tenant in tenants {
                 audit_anonymous(
-                    &state,
+                    state,
                     tenant,
                     actor.clone(),
                     "auth.login_failed",
@@ -391,25 +352,58 @@ pub(crate) async fn login(
                 )
                 .await;
             }
-            return Err(ApiError::Unauthorized("wrong email or password".into()));
+            Err(ApiError::Unauthorized("wrong email or password".into()))
         }
-    };
-    let (tenant, tenant_name, role) = pick_tenant(&state, &user, req.tenant.as_deref()).await?;
-    access.record_login_success(user.id, now).await?;
-    let issued = state
-        .sessions
-        .issue(state.storage.as_ref(), &user, tenant, role, None, now)
-        .await?;
-    audit_anonymous(
-        &state,
-        Some(tenant),
-        format!("user:{}", user.email),
-        "auth.login",
-        "ok",
-        source,
-    )
-    .await;
-    Ok(tokens_response(&state, &issued, &tenant_name))
+    }
+}
+
+/// Where an action on an account is audited: each tenant it belongs to, or the deployment's log
+/// when it belongs to none.
+pub(crate) async fn account_tenants(
+    state: &AppState,
+    user: i64,
+) -> Result<Vec<Option<TenantId>>, ApiError> {
+    let tenants: Vec<Option<TenantId>> = state
+        .storage
+        .access()
+        .memberships(user)
+        .await?
+        .iter()
+        .map(|m| Some(m.tenant))
+        .collect();
+    Ok(if tenants.is_empty() {
+        vec![None]
+    } else {
+        tenants
+    })
+}
+
+/// Records an action on an account (its password, its sessions) by `actor` in every tenant the
+/// account belongs to, so that no tenant's admins miss what another tenant's did to their member.
+pub(crate) async fn audit_account(
+    state: &AppState,
+    user: &User,
+    actor: String,
+    action: &str,
+    source: Option<String>,
+) -> Result<(), ApiError> {
+    for tenant in account_tenants(state, user.id).await? {
+        crate::audit::record(
+            state,
+            AuditEntry {
+                at_ms: hub_core::time::now_ms(),
+                tenant,
+                actor: actor.clone(),
+                action: action.into(),
+                target: Some(format!("user:{}", user.email)),
+                source: source.clone(),
+                outcome: "ok".into(),
+                ..Default::default()
+            },
+        )
+        .await;
+    }
+    Ok(())
 }
 
 #[utoipa::path(
@@ -566,10 +560,15 @@ pub(crate) async fn change_password(
     let hash = hash_password_async(req.new_password).await;
     let now = hub_core::time::now_ms();
     access.set_password(user.id, &hash, false).await?;
-    end_sessions(&state, user.id, now).await?;
-    principal
-        .audit(&state, "auth.password", None, None, None)
-        .await;
+    end_sessions(&state, user.id, None, now).await?;
+    audit_account(
+        &state,
+        &user,
+        principal.actor_label(),
+        "auth.password",
+        principal.source.clone(),
+    )
+    .await?;
     let user = User {
         must_change_password: false,
         ..user
@@ -592,7 +591,10 @@ pub(crate) async fn change_password(
 }
 
 /// The name of the tenant with this id, if it still exists.
-async fn tenant_name(state: &AppState, tenant: TenantId) -> Result<Option<String>, ApiError> {
+pub(crate) async fn tenant_name(
+    state: &AppState,
+    tenant: TenantId,
+) -> Result<Option<String>, ApiError> {
     Ok(state
         .storage
         .list_tenants()
@@ -602,15 +604,20 @@ async fn tenant_name(state: &AppState, tenant: TenantId) -> Result<Option<String
         .map(|t| t.name))
 }
 
-/// Ends every session of a user: refresh tokens in storage, access tokens at once on this
-/// replica (within seconds on others).
-async fn end_sessions(state: &AppState, user: i64, now_ms: i64) -> Result<(), ApiError> {
+/// Ends the sessions of a user, every one or those in `tenant`: refresh tokens in storage, access
+/// tokens at once on this replica (within seconds on others).
+pub(crate) async fn end_sessions(
+    state: &AppState,
+    user: i64,
+    tenant: Option<TenantId>,
+    now_ms: i64,
+) -> Result<(), ApiError> {
     state
         .storage
         .access()
-        .revoke_user_sessions(user, now_ms)
+        .revoke_user_sessions(user, tenant, now_ms)
         .await?;
-    state.sessions.forget_user(user);
+    state.sessions.forget_user(user, tenant);
     Ok(())
 }
 
@@ -675,397 +682,4 @@ pub(crate) async fn me(
                 .collect(),
         },
     }))
-}
-
-#[utoipa::path(
-    get, path = "/v1/users", tag = "users",
-    description = "The tenant's members with their roles. Needs the right to read configuration (analyst or higher, or a `query`/`admin` key).",
-    responses((status = 200, body = MemberListDto), (status = 403, body = crate::error::ErrorBody)),
-    security(("api_key" = []))
-)]
-pub(crate) async fn list_members(
-    State(state): State<AppState>,
-    principal: Principal,
-) -> Result<Json<MemberListDto>, ApiError> {
-    principal.require(Right::ReadConfig)?;
-    let now = hub_core::time::now_ms();
-    let members = state.storage.access().members(principal.tenant).await?;
-    Ok(Json(MemberListDto {
-        users: members
-            .iter()
-            .map(|(u, r)| member_dto(u, *r, now))
-            .collect(),
-    }))
-}
-
-fn parse_role(s: &str) -> Result<Role, ApiError> {
-    Role::parse(s).map_err(|e| ApiError::invalid("role", e))
-}
-
-/// Changing `from` into `to` needs the right to manage members, and to manage owners when
-/// either is an owner.
-fn require_role_change(
-    principal: &Principal,
-    from: Option<Role>,
-    to: Option<Role>,
-) -> Result<(), ApiError> {
-    principal.require(Right::ManageMembers)?;
-    if from == Some(Role::Owner) || to == Some(Role::Owner) {
-        principal.require(Right::ManageOwners)?;
-    }
-    Ok(())
-}
-
-/// The tenant's member `id`, its role, and a check of a change of that role to `to` (`None`:
-/// removal) that refuses to leave the tenant without an owner; or a 404 that says nothing of
-/// other tenants. One read of the members serves both.
-async fn member(
-    state: &AppState,
-    tenant: TenantId,
-    id: &str,
-) -> Result<(User, Role, impl Fn(Option<Role>) -> Result<(), ApiError>), ApiError> {
-    let id: Option<i64> = id.parse().ok();
-    let members = state.storage.access().members(tenant).await?;
-    let (user, role) = members
-        .iter()
-        .find(|(u, _)| Some(u.id) == id)
-        .cloned()
-        .ok_or_else(|| ApiError::NotFound("no such member in this tenant".into()))?;
-    let user_id = user.id;
-    let check = move |to: Option<Role>| {
-        if leaves_no_owner(&members, user_id, to) {
-            Err(ApiError::BadRequest(
-                "this is the tenant's last owner; make another owner first".into(),
-            ))
-        } else {
-            Ok(())
-        }
-    };
-    Ok((user, role, check))
-}
-
-/// Whether giving member `user` the role `to` (`None`: removing it) would leave the tenant
-/// without an owner.
-pub fn leaves_no_owner(members: &[(User, Role)], user: i64, to: Option<Role>) -> bool {
-    let is_owner = members
-        .iter()
-        .any(|(u, r)| u.id == user && *r == Role::Owner);
-    let owners = members.iter().filter(|(_, r)| *r == Role::Owner).count();
-    is_owner && to != Some(Role::Owner) && owners <= 1
-}
-
-#[utoipa::path(
-    post, path = "/v1/users", tag = "users",
-    description = "Adds a member with a role. A person new to the hub gets an account and a one-time password in the answer. Admins add up to admin; owners also add owners.",
-    request_body = AddMemberDto,
-    responses((status = 201, body = AddedMemberDto), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)),
-    security(("api_key" = []))
-)]
-pub(crate) async fn add_member(
-    State(state): State<AppState>,
-    principal: Principal,
-    body: Bytes,
-) -> Result<(StatusCode, Json<AddedMemberDto>), ApiError> {
-    principal.require(Right::ManageMembers)?;
-    let req: AddMemberDto = json_body(&body)?;
-    let role = parse_role(&req.role)?;
-    let email = req.email.trim().to_lowercase();
-    if email.len() > MAX_EMAIL_BYTES || email.split('@').filter(|p| !p.is_empty()).count() != 2 {
-        return Err(ApiError::invalid("email", "not an email address"));
-    }
-    let access = state.storage.access();
-    let now = hub_core::time::now_ms();
-    let (user, one_time_password) = match access.user_by_email(&email).await? {
-        Some(u) => (u, None),
-        None => {
-            let password = one_time_password();
-            let hash = hash_password_async(password.clone()).await;
-            let name = req.display_name.clone().unwrap_or_else(|| email.clone());
-            if name.chars().count() > 128 {
-                return Err(ApiError::invalid("display_name", "at most 128 characters"));
-            }
-            let u = access
-                .create_user(
-                    &NewUser {
-                        email: email.clone(),
-                        display_name: name,
-                        password_hash: Some(hash),
-                        must_change_password: true,
-                        operator: false,
-                        publisher: false,
-                    },
-                    now,
-                )
-                .await?;
-            (u, Some(password))
-        }
-    };
-    let before = access
-        .memberships(user.id)
-        .await?
-        .into_iter()
-        .find(|m| m.tenant == principal.tenant)
-        .map(|m| m.role);
-    if before.is_some() {
-        return Err(ApiError::BadRequest(format!(
-            "{email} is already a member; change the role with PUT /v1/users/{}",
-            user.id
-        )));
-    }
-    require_role_change(&principal, None, Some(role))?;
-    access
-        .set_membership(user.id, principal.tenant, Some(role), now)
-        .await?;
-    principal
-        .audit(
-            &state,
-            "member.add",
-            Some(format!("user:{email}")),
-            None,
-            Some(serde_json::json!({"role": role.as_str()})),
-        )
-        .await;
-    Ok((
-        StatusCode::CREATED,
-        Json(AddedMemberDto {
-            user: member_dto(&user, role, now),
-            one_time_password,
-        }),
-    ))
-}
-
-#[utoipa::path(
-    put, path = "/v1/users/{id}", tag = "users",
-    description = "Sets a member's role. Admins manage roles up to admin; only owners make or unmake owners; the last owner stays an owner.",
-    params(("id" = i64, Path, description = "the user's id")),
-    request_body = SetRoleDto,
-    responses((status = 200, body = MemberDto), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
-    security(("api_key" = []))
-)]
-pub(crate) async fn set_role(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<Json<MemberDto>, ApiError> {
-    principal.require(Right::ManageMembers)?;
-    let req: SetRoleDto = json_body(&body)?;
-    let role = parse_role(&req.role)?;
-    let (user, before, owner_left) = member(&state, principal.tenant, &id).await?;
-    require_role_change(&principal, Some(before), Some(role))?;
-    owner_left(Some(role))?;
-    let now = hub_core::time::now_ms();
-    state
-        .storage
-        .access()
-        .set_membership(user.id, principal.tenant, Some(role), now)
-        .await?;
-    // Sessions carry the role: end them so that the new one applies within seconds.
-    if role != before {
-        end_sessions(&state, user.id, now).await?;
-    }
-    principal
-        .audit(
-            &state,
-            "member.role",
-            Some(format!("user:{}", user.email)),
-            Some(serde_json::json!({"role": before.as_str()})),
-            Some(serde_json::json!({"role": role.as_str()})),
-        )
-        .await;
-    Ok(Json(member_dto(&user, role, now)))
-}
-
-#[utoipa::path(
-    delete, path = "/v1/users/{id}", tag = "users",
-    description = "Removes a member from the tenant (the account stays for other tenants). Same rules as changing the role.",
-    params(("id" = i64, Path, description = "the user's id")),
-    responses((status = 204), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
-    security(("api_key" = []))
-)]
-pub(crate) async fn remove_member(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    principal.require(Right::ManageMembers)?;
-    let (user, before, owner_left) = member(&state, principal.tenant, &id).await?;
-    require_role_change(&principal, Some(before), None)?;
-    owner_left(None)?;
-    let now = hub_core::time::now_ms();
-    state
-        .storage
-        .access()
-        .set_membership(user.id, principal.tenant, None, now)
-        .await?;
-    end_sessions(&state, user.id, now).await?;
-    principal
-        .audit(
-            &state,
-            "member.remove",
-            Some(format!("user:{}", user.email)),
-            Some(serde_json::json!({"role": before.as_str()})),
-            None,
-        )
-        .await;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-#[utoipa::path(
-    post, path = "/v1/users/{id}/password-reset", tag = "users",
-    description = "Gives a member a one-time password (to be changed at the next login), unlocks the account and ends its sessions. Resetting an owner needs an owner.",
-    params(("id" = i64, Path, description = "the user's id")),
-    responses((status = 200, body = PasswordResetDto), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
-    security(("api_key" = []))
-)]
-pub(crate) async fn reset_password(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
-) -> Result<Json<PasswordResetDto>, ApiError> {
-    principal.require(Right::ManageMembers)?;
-    let (user, role, _) = member(&state, principal.tenant, &id).await?;
-    require_role_change(&principal, Some(role), Some(role))?;
-    if user.operator && !principal.is_operator() {
-        return Err(ApiError::Forbidden(
-            "only an operator may reset an operator's password".into(),
-        ));
-    }
-    let password = one_time_password();
-    let hash = hash_password_async(password.clone()).await;
-    state
-        .storage
-        .access()
-        .set_password(user.id, &hash, true)
-        .await?;
-    end_sessions(&state, user.id, hub_core::time::now_ms()).await?;
-    principal
-        .audit(
-            &state,
-            "member.password_reset",
-            Some(format!("user:{}", user.email)),
-            None,
-            None,
-        )
-        .await;
-    Ok(Json(PasswordResetDto {
-        one_time_password: password,
-    }))
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TenantDto {
-    pub id: i64,
-    pub name: String,
-    pub created_at: String,
-    /// The caller's role there (`owner` for operators who are not members).
-    pub role: Option<String>,
-}
-
-fn tenant_dto(t: &hub_storage::Tenant, role: Option<Role>) -> TenantDto {
-    TenantDto {
-        id: t.id.get(),
-        name: t.name.clone(),
-        created_at: hub_core::time::to_rfc3339(t.created_at_ms),
-        role: role.map(|r| r.as_str().into()),
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TenantListDto {
-    pub tenants: Vec<TenantDto>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateTenantDto {
-    /// Lowercase letters, digits and dashes, 1 to 64.
-    pub name: String,
-}
-
-#[utoipa::path(
-    get, path = "/v1/tenants", tag = "users",
-    description = "The tenants the caller may act in: every tenant for an operator, the user's memberships otherwise, the key's own tenant for an API key.",
-    responses((status = 200, body = TenantListDto)),
-    security(("api_key" = []))
-)]
-pub(crate) async fn list_tenants(
-    State(state): State<AppState>,
-    principal: Principal,
-) -> Result<Json<TenantListDto>, ApiError> {
-    let all = state.storage.list_tenants().await?;
-    let tenants = match &principal.actor {
-        Actor::Key { .. } => all
-            .iter()
-            .filter(|t| t.id == principal.tenant)
-            .map(|t| tenant_dto(t, None))
-            .collect(),
-        Actor::User { id, operator, .. } => {
-            let ms = state.storage.access().memberships(*id).await?;
-            all.iter()
-                .filter_map(|t| {
-                    let role = ms.iter().find(|m| m.tenant == t.id).map(|m| m.role);
-                    match (role, operator) {
-                        (Some(r), _) => Some(tenant_dto(t, Some(r))),
-                        (None, true) => Some(tenant_dto(t, Some(Role::Owner))),
-                        (None, false) => None,
-                    }
-                })
-                .collect()
-        }
-    };
-    Ok(Json(TenantListDto { tenants }))
-}
-
-#[utoipa::path(
-    post, path = "/v1/tenants", tag = "users",
-    description = "Creates a tenant. Operators only; the operator becomes its owner.",
-    request_body = CreateTenantDto,
-    responses((status = 201, body = TenantDto), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)),
-    security(("api_key" = []))
-)]
-pub(crate) async fn create_tenant(
-    State(state): State<AppState>,
-    principal: Principal,
-    body: Bytes,
-) -> Result<(StatusCode, Json<TenantDto>), ApiError> {
-    if !principal.is_operator() {
-        return Err(ApiError::Forbidden("only operators create tenants".into()));
-    }
-    let req: CreateTenantDto = json_body(&body)?;
-    let name = req.name.trim();
-    hub_core::tenant::check_tenant_name(name).map_err(|e| ApiError::invalid("name", e))?;
-    let now = hub_core::time::now_ms();
-    let t = state
-        .storage
-        .create_tenant(name, now)
-        .await
-        .map_err(|e| match e {
-            hub_storage::StorageError::Conflict(_) => {
-                ApiError::BadRequest(format!("a tenant named '{name}' exists"))
-            }
-            e => e.into(),
-        })?;
-    if let Actor::User { id, .. } = &principal.actor {
-        state
-            .storage
-            .access()
-            .set_membership(*id, t.id, Some(Role::Owner), now)
-            .await?;
-    }
-    crate::audit::record(
-        &state,
-        AuditEntry {
-            at_ms: now,
-            tenant: Some(t.id),
-            actor: principal.actor_label(),
-            action: "tenant.create".into(),
-            target: Some(format!("tenant:{name}")),
-            source: principal.source.clone(),
-            outcome: "ok".into(),
-            ..Default::default()
-        },
-    )
-    .await;
-    Ok((StatusCode::CREATED, Json(tenant_dto(&t, Some(Role::Owner)))))
 }

@@ -4,117 +4,14 @@
 
 mod common;
 
-use std::sync::Arc;
-
-use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use base64::Engine;
-use hub_api::{ApiConfig, generate_api_key};
+use hub_api::generate_api_key;
 use hub_core::{ApiKeyScope, Role};
-use hub_storage::{NewUser, Storage};
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "a long test password";
-
-struct Hub {
-    app: Router,
-    storage: Arc<dyn Storage>,
-    _dir: tempfile::TempDir,
-}
-
-struct Reply {
-    status: StatusCode,
-    body: Value,
-    headers: axum::http::HeaderMap,
-}
-
-async fn hub() -> Hub {
-    let h = common::test_hub(ApiConfig::default(), 10_000).await;
-    Hub {
-        app: h.app,
-        storage: h.storage,
-        _dir: h.dir,
-    }
-}
-
-impl Hub {
-    /// A user with `PASSWORD` and `role` in `tenant` (created if needed); returns the user id.
-    async fn user(&self, email: &str, tenant: &str, role: Role, must_change: bool) -> i64 {
-        let t = match self.storage.tenant_by_name(tenant).await.unwrap() {
-            Some(t) => t,
-            None => self.storage.create_tenant(tenant, 0).await.unwrap(),
-        };
-        let a = self.storage.access();
-        let u = match a.user_by_email(email).await.unwrap() {
-            Some(u) => u,
-            None => a
-                .create_user(
-                    &NewUser {
-                        email: email.into(),
-                        display_name: email.into(),
-                        password_hash: Some(hub_api::session::hash_password(PASSWORD)),
-                        must_change_password: must_change,
-                        operator: false,
-                        publisher: false,
-                    },
-                    0,
-                )
-                .await
-                .unwrap(),
-        };
-        a.set_membership(u.id, t.id, Some(role), 0).await.unwrap();
-        u.id
-    }
-
-    async fn send(&self, req: Request<Body>) -> Reply {
-        let (status, headers, body) = common::send(&self.app, req).await;
-        Reply {
-            status,
-            body,
-            headers,
-        }
-    }
-
-    async fn call(&self, method: Method, uri: &str, token: &str, body: Option<Value>) -> Reply {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(header::CONTENT_TYPE, "application/json");
-        if !token.is_empty() {
-            req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        self.send(
-            req.body(body.map(|b| Body::from(b.to_string())).unwrap_or_default())
-                .unwrap(),
-        )
-        .await
-    }
-
-    async fn login(&self, email: &str, password: &str) -> Reply {
-        self.call(
-            Method::POST,
-            "/v1/auth/login",
-            "",
-            Some(json!({"email": email, "password": password})),
-        )
-        .await
-    }
-
-    /// An access token for a user in good standing.
-    async fn token(&self, email: &str) -> String {
-        let r = self.login(email, PASSWORD).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-        r.body["access_token"].as_str().unwrap().to_string()
-    }
-}
-
-fn message(r: &Reply) -> String {
-    r.body["error"]["message"]
-        .as_str()
-        .unwrap_or("")
-        .to_string()
-}
+use common::people::{PASSWORD, hub, message};
 
 #[tokio::test]
 async fn login_me_and_a_first_password_change() {
@@ -637,6 +534,13 @@ async fn the_permission_matrix_holds_route_by_route() {
             None,
             Some(Role::Admin),
         ),
+        (Method::GET, "/v1/invitations", None, Some(Role::Admin)),
+        (
+            Method::DELETE,
+            "/v1/invitations/999",
+            None,
+            Some(Role::Admin),
+        ),
         (Method::GET, "/v1/api-keys", None, Some(Role::Admin)),
         (
             Method::POST,
@@ -832,7 +736,7 @@ async fn roles_cannot_be_raised_past_ones_own_and_the_last_owner_stays() {
         (r.status, r.body["error"]["parameter"].as_str()),
         (StatusCode::BAD_REQUEST, Some("role"))
     );
-    // Adding a new person returns a one-time password that must be changed.
+    // Adding a new person is an invitation; redeemed with a password of their choosing.
     let r = hub
         .call(
             Method::POST,
@@ -842,11 +746,25 @@ async fn roles_cannot_be_raised_past_ones_own_and_the_last_owner_stays() {
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    let otp = r.body["one_time_password"].as_str().unwrap().to_string();
-    let l = hub.login("new@example.com", &otp).await;
+    assert_eq!(r.body["invitation"]["email"], "new@example.com");
+    let code = r.body["code"].as_str().unwrap().to_string();
+    let l = hub
+        .call(
+            Method::POST,
+            "/v1/auth/invitations/redeem",
+            "",
+            Some(json!({"code": code, "password": "the new person's own"})),
+        )
+        .await;
     assert_eq!(
-        (l.status, l.body["must_change_password"].as_bool()),
-        (StatusCode::OK, Some(true))
+        (
+            l.status,
+            l.body["role"].as_str(),
+            l.body["must_change_password"].as_bool()
+        ),
+        (StatusCode::OK, Some("viewer"), Some(false)),
+        "{}",
+        l.body
     );
     let r = hub
         .call(

@@ -270,7 +270,7 @@ pub async fn run_user(command: UserCommand) -> Result<()> {
                 .await?;
             if role.is_none() {
                 access
-                    .revoke_user_sessions(user.id, hub_core::time::now_ms())
+                    .revoke_user_sessions(user.id, None, hub_core::time::now_ms())
                     .await?;
             }
             let show = |r: Option<Role>| r.map(|r| r.to_string()).unwrap_or("none".into());
@@ -303,7 +303,7 @@ pub async fn run_user(command: UserCommand) -> Result<()> {
             let hash = hub_api::session::hash_password_async(password.clone()).await;
             access.set_password(user.id, &hash, true).await?;
             access
-                .revoke_user_sessions(user.id, hub_core::time::now_ms())
+                .revoke_user_sessions(user.id, None, hub_core::time::now_ms())
                 .await?;
             audit_cli(
                 storage.as_ref(),

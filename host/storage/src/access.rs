@@ -201,8 +201,14 @@ pub trait AccessStorage: Send + Sync {
     async fn use_refresh_token(&self, token_hash: &str, now_ms: i64) -> Result<RefreshUse>;
     /// Revokes a session (every token of the family). Returns whether it was live.
     async fn revoke_session(&self, family: &str, now_ms: i64) -> Result<bool>;
-    /// Revokes every session of a user (password change, reset, removal).
-    async fn revoke_user_sessions(&self, user: i64, now_ms: i64) -> Result<()>;
+    /// Revokes every session of a user (password change, reset), or only its sessions in
+    /// `tenant` (a role change or removal there, which must not sign the person out of others).
+    async fn revoke_user_sessions(
+        &self,
+        user: i64,
+        tenant: Option<TenantId>,
+        now_ms: i64,
+    ) -> Result<()>;
     /// Whether a session was revoked (its access tokens stop working too).
     async fn session_revoked(&self, family: &str) -> Result<bool>;
 
@@ -606,13 +612,20 @@ where
         Ok(!revoked.is_empty())
     }
 
-    async fn revoke_user_sessions(&self, user: i64, now_ms: i64) -> Result<()> {
-        into_query::<DB>(with_binds(
+    async fn revoke_user_sessions(
+        &self,
+        user: i64,
+        tenant: Option<TenantId>,
+        now_ms: i64,
+    ) -> Result<()> {
+        let mut buf = with_binds(
             "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
             vec![Bind::I64(now_ms), Bind::I64(user)],
-        ))
-        .execute(&self.writer)
-        .await?;
+        );
+        if let Some(t) = tenant {
+            buf.push(" AND tenant_id = ").bind(Bind::I64(t.get()));
+        }
+        into_query::<DB>(buf).execute(&self.writer).await?;
         Ok(())
     }
 

@@ -11,6 +11,7 @@
 pub mod access;
 pub mod analytics;
 mod decode;
+pub mod invites;
 pub mod market;
 pub mod model;
 mod postgres;
@@ -33,6 +34,7 @@ pub use access::{
     AccessStorage, AuditEntry, AuditFilter, AuditRecord, Membership, NewRefreshToken, NewUser,
     OidcLogin, RefreshToken, RefreshUse, SavedView, SigningKey, User, ViewSpec,
 };
+pub use invites::{Acceptance, Invitation, InvitationStorage, NewInvitation};
 pub use market::{MarketStorage, NewVersion, PackageRecord, PublisherKey, VersionRecord};
 pub use model::*;
 pub use postgres::PostgresStorage;
@@ -97,6 +99,8 @@ pub trait Storage: Send + Sync + 'static {
     fn market(&self) -> &dyn MarketStorage;
     /// What a tenant's admins set for their own tenant: retention, single sign-on rules.
     fn settings(&self) -> &dyn SettingsStorage;
+    /// Invitations of people into tenants.
+    fn invitations(&self) -> &dyn InvitationStorage;
     /// Makes `tenant`'s key `key_id` stop working at `at_ms` (or earlier, if it already does).
     /// `None` when the tenant has no such key.
     async fn revoke_api_key(

@@ -16,6 +16,7 @@ use sqlx::{Postgres, Row};
 use std::str::FromStr;
 
 use crate::access::{AccessStorage, SqlAccess};
+use crate::invites::{InvitationStorage, SqlInvitations};
 use crate::market::{MarketStorage, SqlMarket};
 use crate::model::*;
 use crate::postgres_ids;
@@ -32,6 +33,7 @@ pub struct PostgresStorage {
     access: SqlAccess<Postgres>,
     market: SqlMarket<Postgres>,
     settings: SqlSettings<Postgres>,
+    invitations: SqlInvitations<Postgres>,
 }
 
 /// Advisory-lock namespace for rollup merges: the tenant id is added to it.
@@ -97,6 +99,7 @@ impl PostgresStorage {
             access: SqlAccess::new(pool.clone(), pool.clone()),
             market: SqlMarket::new(pool.clone(), pool.clone()),
             settings: SqlSettings::new(pool.clone(), pool.clone()),
+            invitations: SqlInvitations::new(pool.clone(), pool.clone()),
             pool,
             partitions: Mutex::new(HashSet::new()),
         })
@@ -467,6 +470,10 @@ impl Storage for PostgresStorage {
 
     fn settings(&self) -> &dyn SettingsStorage {
         &self.settings
+    }
+
+    fn invitations(&self) -> &dyn InvitationStorage {
+        &self.invitations
     }
 
     async fn revoke_api_key(

@@ -16,6 +16,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite};
 
 use crate::access::{AccessStorage, SqlAccess};
+use crate::invites::{InvitationStorage, SqlInvitations};
 use crate::market::{MarketStorage, SqlMarket};
 use crate::model::*;
 use crate::rollup::{FastMap, RollupKey, deltas, upsert_statements};
@@ -36,6 +37,7 @@ pub struct SqliteStorage {
     access: SqlAccess<Sqlite>,
     market: SqlMarket<Sqlite>,
     settings: SqlSettings<Sqlite>,
+    invitations: SqlInvitations<Sqlite>,
 }
 
 /// Copies the WAL back into the database file twice a second on a connection of its own. A
@@ -146,6 +148,7 @@ impl SqliteStorage {
             access: SqlAccess::new(writer.clone(), readers.clone()),
             market: SqlMarket::new(writer.clone(), readers.clone()),
             settings: SqlSettings::new(writer.clone(), readers.clone()),
+            invitations: SqlInvitations::new(writer.clone(), readers.clone()),
             writer,
             readers,
             rollups: tokio::sync::Mutex::new(RollupCache::default()),
@@ -420,6 +423,10 @@ impl Storage for SqliteStorage {
 
     fn settings(&self) -> &dyn SettingsStorage {
         &self.settings
+    }
+
+    fn invitations(&self) -> &dyn InvitationStorage {
+        &self.invitations
     }
 
     async fn revoke_api_key(

@@ -7,9 +7,9 @@ use hub_core::time::{DAY_MS, HOUR_MS, MINUTE_MS};
 use hub_core::{ApiKeyScope, Dimension, EnrichedBy, EventRecord, Metric, Status, TenantId};
 use hub_storage::analytics::{SummaryQuery, TimeseriesQuery, summary, timeseries};
 use hub_storage::{
-    Aggregate, AuditEntry, AuditFilter, EventField, EventFilter, NewApiKey, NewRefreshToken,
-    NewUser, PluginComponent, PluginInstall, RefreshUse, RetentionPolicy, SigningKey, Storage,
-    StorageError, TenantBatch, TenantRetention,
+    Acceptance, Aggregate, AuditEntry, AuditFilter, EventField, EventFilter, NewApiKey,
+    NewInvitation, NewRefreshToken, NewUser, PluginComponent, PluginInstall, RefreshUse,
+    RetentionPolicy, SigningKey, Storage, StorageError, TenantBatch, TenantRetention,
 };
 
 /// A fixed "now": 2026-11-25T12:00:00Z.
@@ -54,6 +54,7 @@ on_both!(
     retention_deletes_only_what_expired,
     a_tenant_may_keep_less_than_the_operator,
     tenants_keep_their_own_sso_rules,
+    invitations_grant_nothing_until_accepted_once,
     concurrent_writers_lose_nothing,
 );
 
@@ -437,7 +438,7 @@ async fn users_memberships_sessions_and_audit(store: Arc<dyn Storage>) {
     a.insert_refresh_token(&token("h5", "f4", NOW + 1000), NOW)
         .await
         .unwrap();
-    a.revoke_user_sessions(ada.id, NOW).await.unwrap();
+    a.revoke_user_sessions(ada.id, None, NOW).await.unwrap();
     assert!(a.session_revoked("f4").await.unwrap());
 
     // Signing keys, newest first.
@@ -1050,6 +1051,173 @@ async fn tenants_keep_their_own_sso_rules(store: Arc<dyn Storage>) {
             ("b".to_string(), r#"{"v":3}"#.to_string())
         ]
     );
+}
+
+async fn invitations_grant_nothing_until_accepted_once(store: Arc<dyn Storage>) {
+    let acme = tenant(&store, "acme").await;
+    let globex = tenant(&store, "globex").await;
+    let a = store.access();
+    let inv = store.invitations();
+    let bob = a
+        .create_user(
+            &NewUser {
+                email: "bob@example.com".into(),
+                display_name: "Bob".into(),
+                password_hash: None,
+                must_change_password: false,
+                operator: false,
+                publisher: false,
+            },
+            NOW,
+        )
+        .await
+        .unwrap();
+    a.set_membership(bob.id, globex, Some(Role::Viewer), NOW)
+        .await
+        .unwrap();
+    let new = |code: &str, role: Role| NewInvitation {
+        tenant: acme,
+        email: " Bob@Example.com".into(),
+        role,
+        display_name: None,
+        code_hash: code.into(),
+        invited_by: "user:admin@acme.com".into(),
+        expires_at_ms: NOW + 1000,
+    };
+    let first = inv
+        .create_invitation(&new("c1", Role::Admin), NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.email.as_str(), first.state(NOW)),
+        ("bob@example.com", "pending")
+    );
+    assert_eq!(
+        a.memberships(bob.id).await.unwrap().len(),
+        1,
+        "no access yet"
+    );
+    // A second invitation to the same person replaces the first.
+    let second = inv
+        .create_invitation(&new("c2", Role::Analyst), NOW + 1)
+        .await
+        .unwrap();
+    let listed = inv.list_invitations(acme).await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|i| (i.id, i.state(NOW + 2)))
+            .collect::<Vec<_>>(),
+        [(second.id, "pending"), (first.id, "revoked")]
+    );
+    assert!(inv.list_invitations(globex).await.unwrap().is_empty());
+    assert_eq!(
+        inv.invitation_by_code("c2").await.unwrap().unwrap().id,
+        second.id
+    );
+    assert_eq!(inv.invitation_by_code("nope").await.unwrap(), None);
+    assert_eq!(
+        inv.accept_invitation(first.id, bob.id, NOW + 2)
+            .await
+            .unwrap(),
+        Acceptance::Gone,
+        "revoked"
+    );
+    assert_eq!(
+        inv.accept_invitation(second.id, bob.id, NOW + 5000)
+            .await
+            .unwrap(),
+        Acceptance::Gone,
+        "expired"
+    );
+    let Acceptance::Joined(joined) = inv
+        .accept_invitation(second.id, bob.id, NOW + 3)
+        .await
+        .unwrap()
+    else {
+        panic!("not joined")
+    };
+    assert_eq!(
+        (joined.accepted_by, joined.state(NOW + 4)),
+        (Some(bob.id), "accepted")
+    );
+    let roles: Vec<_> = a
+        .memberships(bob.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| (m.tenant_name.clone(), m.role))
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("acme".to_string(), Role::Analyst),
+            ("globex".to_string(), Role::Viewer)
+        ]
+    );
+    assert_eq!(
+        inv.accept_invitation(second.id, bob.id, NOW + 4)
+            .await
+            .unwrap(),
+        Acceptance::Gone,
+        "used once"
+    );
+    // Already a member: the role stays, the invitation is used up.
+    let third = inv
+        .create_invitation(&new("c3", Role::Owner), NOW + 5)
+        .await
+        .unwrap();
+    assert!(matches!(
+        inv.accept_invitation(third.id, bob.id, NOW + 6)
+            .await
+            .unwrap(),
+        Acceptance::AlreadyMember(_, Role::Analyst)
+    ));
+    // Revoking is per tenant and only while pending.
+    let fourth = inv
+        .create_invitation(&new("c4", Role::Viewer), NOW + 7)
+        .await
+        .unwrap();
+    assert_eq!(
+        inv.revoke_invitation(globex, fourth.id, NOW + 8)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        inv.revoke_invitation(acme, fourth.id, NOW + 8)
+            .await
+            .unwrap()
+            .map(|i| i.state(NOW + 9)),
+        Some("revoked")
+    );
+    assert_eq!(
+        inv.revoke_invitation(acme, fourth.id, NOW + 9)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Ending a person's sessions in one tenant leaves the others alone.
+    for (hash, family, t) in [("s1", "fa", acme), ("s2", "fg", globex)] {
+        a.insert_refresh_token(
+            &NewRefreshToken {
+                family: family.into(),
+                user_id: bob.id,
+                tenant: t,
+                token_hash: hash.into(),
+                expires_at_ms: NOW + 100_000,
+            },
+            NOW,
+        )
+        .await
+        .unwrap();
+    }
+    a.revoke_user_sessions(bob.id, Some(acme), NOW)
+        .await
+        .unwrap();
+    assert!(a.session_revoked("fa").await.unwrap());
+    assert!(!a.session_revoked("fg").await.unwrap());
 }
 
 async fn concurrent_writers_lose_nothing(store: Arc<dyn Storage>) {

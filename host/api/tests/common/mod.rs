@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses part of it
 
+pub mod people;
+
 use std::sync::Arc;
 
 use axum::Router;
