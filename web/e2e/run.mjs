@@ -224,14 +224,16 @@ try {
     await page.getByText("No events match.").waitFor();
   });
 
-  let viewerPassword;
-  await check("an admin adds a viewer", async () => {
+  let joinLink;
+  await check("an admin invites a viewer", async () => {
     await page.getByRole("link", { name: "Members" }).click();
-    const form = page.getByRole("form", { name: "Add a member" });
+    const form = page.getByRole("form", { name: "Invite a member" });
     await form.getByLabel("Email").fill("viewer@example.com");
     await form.getByRole("combobox").selectOption("viewer");
-    await form.getByRole("button", { name: "Add member" }).click();
-    viewerPassword = (await page.locator(".notice .secret").textContent()).trim();
+    await form.getByRole("button", { name: "Invite" }).click();
+    joinLink = (await page.locator(".notice .secret").textContent()).trim();
+    assert.match(joinLink, /\/join\?code=hinv_/);
+    await page.getByRole("table", { name: "Pending invitations" }).getByRole("cell", { name: "viewer@example.com" }).waitFor();
     await shot("members");
     await page.getByRole("link", { name: "Audit log" }).click();
     await page.getByRole("cell", { name: "plugin.install" }).first().waitFor();
@@ -270,14 +272,13 @@ try {
 
   await check("a viewer cannot see settings", async () => {
     const viewer = await (await browser.newContext({ viewport: { width: 1280, height: 860 } })).newPage();
-    await viewer.goto(hub.base + "/login");
-    await viewer.getByLabel("Email").fill("viewer@example.com");
-    await viewer.getByLabel("Password").fill(viewerPassword);
-    await viewer.getByRole("button", { name: "Sign in" }).click();
-    await viewer.getByLabel("Current password").fill(viewerPassword);
-    await viewer.getByLabel("New password", { exact: true }).fill(password);
-    await viewer.getByLabel("New password again").fill(password);
-    await viewer.getByRole("button", { name: "Save password" }).click();
+    // The invited person opens the link, chooses a password and is in.
+    await viewer.goto(joinLink);
+    await viewer.getByLabel("Password").fill("short");
+    await viewer.getByRole("button", { name: "Join", exact: true }).click();
+    await viewer.locator(".field-error", { hasText: "at least 12 characters" }).waitFor();
+    await viewer.getByLabel("Password").fill(password);
+    await viewer.getByRole("button", { name: "Join", exact: true }).click();
     await viewer.getByRole("heading", { name: "Overview" }).waitFor();
     assert.equal(await viewer.getByRole("link", { name: "API keys" }).count(), 0);
     assert.equal(await viewer.getByRole("link", { name: "Sign-in and retention" }).count(), 0);

@@ -4,6 +4,7 @@ import { useQueryClient } from "@tanstack/react-query";
 import { api, setSignedOutHandler } from "./api/client";
 import { atLeast, useMe } from "./auth";
 import { Login } from "./pages/Login";
+import { Join } from "./pages/Join";
 import { ChangePassword } from "./pages/ChangePassword";
 import { Overview } from "./pages/Overview";
 import { Marketplace, PackagePage } from "./pages/Marketplace";
@@ -24,11 +25,13 @@ export function App() {
     setSignedOutHandler(() => {
       qc.clear();
       if (!window.location.pathname.startsWith("/login")) {
+        // From the join page too: after signing in, the person comes back to accept.
         navigate("/login?next=" + encodeURIComponent(window.location.pathname + window.location.search));
       }
     });
   }, [navigate, qc]);
   if (location.pathname === "/login") return <Login />;
+  if (location.pathname === "/join") return <Join />;
   return <Shell />;
 }
 

@@ -61,7 +61,7 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
     res = await send(method, path, body);
   }
   // A 401 from signing in or changing a password is a wrong password, not an ended session.
-  const asksForPassword = ["/v1/auth/login", "/v1/auth/refresh", "/v1/auth/password"].some((p) => path.startsWith(p));
+  const asksForPassword = ["/v1/auth/login", "/v1/auth/refresh", "/v1/auth/password", "/v1/auth/invitations/redeem"].some((p) => path.startsWith(p));
   if (res.status === 401 && !asksForPassword) {
     onSignedOut();
     throw new SignedOut("your session ended; sign in again");

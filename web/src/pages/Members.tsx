@@ -5,7 +5,8 @@ import { Empty, ErrorNote, Loading } from "../components/States";
 import { when } from "../format";
 
 type Members = Schemas["MemberListDto"];
-type Added = Schemas["AddedMemberDto"];
+type Invited = Schemas["InvitationCreatedDto"];
+type Invitations = Schemas["InvitationListDto"];
 const ROLES = ["viewer", "analyst", "admin", "owner"];
 
 export function Members() {
@@ -14,10 +15,15 @@ export function Members() {
   const [email, setEmail] = useState("");
   const [role, setRole] = useState("viewer");
   const [error, setError] = useState<string | undefined>();
-  const [added, setAdded] = useState<Added | null>(null);
+  const invitations = useQuery({ queryKey: ["invitations"], queryFn: () => get<Invitations>("/v1/invitations") });
+  const [invited, setInvited] = useState<Invited | null>(null);
   const act = useMutation({
-    mutationFn: ({ method, path, body }: { method: string; path: string; body?: unknown }) => api<Added | undefined>(method, path, body),
-    onSuccess: (r) => { if (r && "user" in r) { setAdded(r); setEmail(""); } qc.invalidateQueries({ queryKey: ["members"] }); },
+    mutationFn: ({ method, path, body }: { method: string; path: string; body?: unknown }) => api<Invited | undefined>(method, path, body),
+    onSuccess: (r) => {
+      if (r && "code" in r) { setInvited(r); setEmail(""); }
+      qc.invalidateQueries({ queryKey: ["members"] });
+      qc.invalidateQueries({ queryKey: ["invitations"] });
+    },
     onError: (e) => setError(e instanceof ApiError && e.parameter === "email" ? e.message : undefined),
   });
   const add = (e: React.FormEvent) => {
@@ -29,14 +35,16 @@ export function Members() {
   return (
     <div>
       <header className="page-head"><h1>Members</h1></header>
-      <form className="panel row" onSubmit={add} noValidate aria-label="Add a member">
+      <form className="panel row" onSubmit={add} noValidate aria-label="Invite a member">
         <label>Email<input value={email} onChange={(e) => setEmail(e.target.value)} aria-invalid={!!error} />{error && <span className="field-error">{error}</span>}</label>
         <label>Role<select value={role} onChange={(e) => setRole(e.target.value)}>{ROLES.map((r) => <option key={r}>{r}</option>)}</select></label>
-        <button type="submit" disabled={act.isPending}>Add member</button>
+        <button type="submit" disabled={act.isPending}>Invite</button>
       </form>
-      {added?.one_time_password && (
+      {invited && (
         <div className="panel notice" role="status">
-          {added.user.email} can sign in with the one-time password <code className="secret">{added.one_time_password}</code> (shown once; they choose their own at first sign-in).
+          Invited {invited.invitation.email} as {invited.invitation.role}. Nothing is granted until they accept: hand them this link
+          (shown once, works until {when(invited.invitation.expires_at)}):{" "}
+          <code className="secret">{`${window.location.origin}/join?code=${invited.code}`}</code>
         </div>
       )}
       {act.isError && <ErrorNote error={act.error} />}
@@ -60,6 +68,25 @@ export function Members() {
             </tbody>
           </table>
         )}
+      {invitations.data && invitations.data.invitations.some((i) => i.state === "pending") && (
+        <>
+          <h2>Pending invitations</h2>
+          <table aria-label="Pending invitations">
+            <thead><tr><th>Email</th><th>Role</th><th>Invited by</th><th>Expires</th><th></th></tr></thead>
+            <tbody>
+              {invitations.data.invitations.filter((i) => i.state === "pending").map((i) => (
+                <tr key={i.id}>
+                  <td>{i.email}</td>
+                  <td>{i.role}</td>
+                  <td>{i.invited_by}</td>
+                  <td>{when(i.expires_at)}</td>
+                  <td><button className="secondary danger" onClick={() => act.mutate({ method: "DELETE", path: `/v1/invitations/${i.id}` })}>Revoke</button></td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </>
+      )}
       {act.isError && <p className="muted small">{explain(act.error)}</p>}
     </div>
   );
