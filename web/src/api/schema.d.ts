@@ -142,6 +142,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/auth/invitations/accept": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Accepts an invitation as the signed-in person, whose email must be the invited one. Answers tokens (and cookies) for a session in the tenant joined; a person who already was a member keeps their role. */
+        post: operations["accept"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/invitations/redeem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Accepts an invitation without a session. For an email new to the hub, creates its account with the password given (at least 12 characters); for an email with an account, the password is that account's and is checked as a sign-in is (same throttle and lockout). Answers tokens (and cookies) for a session in the tenant joined. */
+        post: operations["redeem"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/auth/login": {
         parameters: {
             query?: never;
@@ -308,6 +342,40 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/invitations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The tenant's invitations, newest first, in every state (never their codes). Needs the right to manage members. */
+        get: operations["list_invitations"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/invitations/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** @description Revokes a pending invitation: its code stops working. An owner's invitation needs an owner. */
+        delete: operations["revoke_invitation"];
         options?: never;
         head?: never;
         patch?: never;
@@ -605,7 +673,7 @@ export interface paths {
         /** @description The tenant's members with their roles. Needs the right to read configuration (analyst or higher, or a `query`/`admin` key). */
         get: operations["list_members"];
         put?: never;
-        /** @description Adds a member with a role. A person new to the hub gets an account and a one-time password in the answer. Admins add up to admin; owners also add owners. */
+        /** @description Invites a person by email with a role. Nothing is granted until the person accepts with the code in the answer (signed in as the account of that email, or by choosing a password when the email has no account yet); the code is shown once and works for 7 days. The answer is the same whether or not the email has an account anywhere. Admins invite up to admin; owners also invite owners. Inviting the same email again replaces the pending invitation. */
         post: operations["add_member"];
         delete?: never;
         options?: never;
@@ -640,7 +708,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description Gives a member a one-time password (to be changed at the next login), unlocks the account and ends its sessions. Resetting an owner needs an owner. */
+        /** @description Gives a member a one-time password (to be changed at the next login), unlocks the account and ends its sessions. Only for accounts that belong to this tenant alone and hold no platform right (operator, publisher): anyone else's credentials are theirs or an operator's to change (403). Resetting an owner needs an owner. Audited in every tenant of the account. */
         post: operations["reset_password"];
         delete?: never;
         options?: never;
@@ -688,19 +756,15 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        AcceptDto: {
+            /** @description The invitation's code. */
+            code: string;
+        };
         AddMemberDto: {
             display_name?: string | null;
             email: string;
             /** @description `owner`, `admin`, `analyst` or `viewer`. */
             role: string;
-        };
-        AddedMemberDto: {
-            /**
-             * @description For a user new to the hub: a one-time password to hand over (must be changed at first
-             *     login). Absent for an existing user.
-             */
-            one_time_password?: string | null;
-            user: components["schemas"]["MemberDto"];
         };
         /** @description An API key as listed: never its secret. */
         ApiKeyDto: {
@@ -885,6 +949,32 @@ export interface components {
             duplicates: number;
             /** @description Invalid events, by their 0-based index in the batch. */
             rejected: Record<string, never>[];
+        };
+        /** @description The answer to an invitation: the same shape whether or not the email has an account. */
+        InvitationCreatedDto: {
+            /**
+             * @description Hand it to the person (shown once). Signed in as the invited email, they accept with
+             *     `POST /v1/auth/invitations/accept`; without an account, they choose a password with
+             *     `POST /v1/auth/invitations/redeem`.
+             */
+            code: string;
+            invitation: components["schemas"]["InvitationDto"];
+        };
+        InvitationDto: {
+            accepted_at?: string | null;
+            created_at: string;
+            email: string;
+            expires_at: string;
+            /** Format: int64 */
+            id: number;
+            /** @description Who invited (`user:<email>`, `cli`). */
+            invited_by: string;
+            role: string;
+            /** @description `pending`, `accepted`, `revoked` or `expired`. */
+            state: string;
+        };
+        InvitationListDto: {
+            invitations: components["schemas"]["InvitationDto"][];
         };
         KeyRequest: {
             /** @description `ed25519:<base64>`, as `hub keys generate` prints it. */
@@ -1116,6 +1206,17 @@ export interface components {
         };
         PublisherKeyListDto: {
             keys: components["schemas"]["PublisherKeyDto"][];
+        };
+        RedeemDto: {
+            /** @description The invitation's code. */
+            code: string;
+            /** @description For a new account; the email when absent. */
+            display_name?: string | null;
+            /**
+             * @description For an email new to the hub: the password to create the account with (at least 12
+             *     characters). For an email with an account: that account's password.
+             */
+            password: string;
         };
         RefreshDto: {
             /** @description The refresh token; the `hub_refresh` cookie when absent. */
@@ -1617,6 +1718,116 @@ export interface operations {
             };
         };
     };
+    accept: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AcceptDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokensDto"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    redeem: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RedeemDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokensDto"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     login: {
         parameters: {
             query?: never;
@@ -2050,6 +2261,85 @@ export interface operations {
                 };
             };
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_invitations: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvitationListDto"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    revoke_invitation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the invitation's id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3108,10 +3398,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["AddedMemberDto"];
+                    "application/json": components["schemas"]["InvitationCreatedDto"];
                 };
             };
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3225,6 +3523,14 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PasswordResetDto"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             403: {
