@@ -357,6 +357,7 @@ pub(crate) async fn accept(
 pub(crate) async fn redeem(
     State(state): State<AppState>,
     ClientAddr(source): ClientAddr,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: RedeemDto = json_body(&body)?;
@@ -370,7 +371,8 @@ pub(crate) async fn redeem(
     let access = state.storage.access();
     let user = match access.user_by_email(&inv.email).await? {
         Some(_) => {
-            let user = password_sign_in(&state, &inv.email, &req.password, &source).await?;
+            let user =
+                password_sign_in(&state, &headers, &inv.email, &req.password, &source).await?;
             access
                 .record_login_success(user.id, hub_core::time::now_ms())
                 .await?;

@@ -21,6 +21,7 @@ mod query;
 pub mod session;
 mod settings;
 mod tenants;
+pub mod throttle;
 mod users;
 mod views;
 mod web;

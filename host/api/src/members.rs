@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use crate::auth::Right;
 use crate::session::{hash_password_async, one_time_password};
 use crate::users::{audit_account, end_sessions};
-use crate::{ApiError, AppState, Principal, json_body};
+use crate::{ApiError, AppState, Principal, json_body, throttle};
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
@@ -63,18 +63,21 @@ pub struct PasswordResetDto {
     pub one_time_password: String,
 }
 
-pub(crate) fn member_dto(u: &User, role: Role, now_ms: i64) -> MemberDto {
+/// `locked`: whether failed sign-ins at the member's email hold back browsers that never signed
+/// in to the account (see `throttle`).
+pub(crate) fn member_dto(u: &User, role: Role, locked: bool) -> MemberDto {
     MemberDto {
         id: u.id,
         email: u.email.clone(),
         display_name: u.display_name.clone(),
         role: role.as_str().into(),
         sso_only: u.password_hash.is_none(),
-        locked: u.locked_until_ms.is_some_and(|t| t > now_ms),
+        locked,
         last_login_at: u.last_login_at_ms.map(hub_core::time::to_rfc3339),
         created_at: hub_core::time::to_rfc3339(u.created_at_ms),
     }
 }
+
 #[utoipa::path(
     get, path = "/v1/users", tag = "users",
     description = "The tenant's members with their roles. Needs the right to read configuration (analyst or higher, or a `query`/`admin` key).",
@@ -86,12 +89,14 @@ pub(crate) async fn list_members(
     principal: Principal,
 ) -> Result<Json<MemberListDto>, ApiError> {
     principal.require(Right::ReadConfig)?;
-    let now = hub_core::time::now_ms();
     let members = state.storage.access().members(principal.tenant).await?;
+    let emails: Vec<String> = members.iter().map(|(u, _)| u.email.clone()).collect();
+    let locked = throttle::blocked_emails(&state, &emails).await?;
     Ok(Json(MemberListDto {
         users: members
             .iter()
-            .map(|(u, r)| member_dto(u, *r, now))
+            .zip(locked)
+            .map(|((u, r), locked)| member_dto(u, *r, locked))
             .collect(),
     }))
 }
@@ -212,7 +217,8 @@ pub(crate) async fn set_role(
             Some(serde_json::json!({"role": role.as_str()})),
         )
         .await;
-    Ok(Json(member_dto(&user, role, now)))
+    let locked = throttle::blocked_emails(&state, std::slice::from_ref(&user.email)).await?;
+    Ok(Json(member_dto(&user, role, locked[0])))
 }
 
 #[utoipa::path(
@@ -252,7 +258,7 @@ pub(crate) async fn remove_member(
 
 #[utoipa::path(
     post, path = "/v1/users/{id}/password-reset", tag = "users",
-    description = "Gives a member a one-time password (to be changed at the next login), unlocks the account and ends its sessions. Only for accounts that belong to this tenant alone and hold no platform right (operator, publisher): anyone else's credentials are theirs or an operator's to change (403). Resetting an owner needs an owner. Audited in every tenant of the account.",
+    description = "Gives a member a one-time password (to be changed at the next login), forgets the failed sign-ins at its email and ends its sessions. Only for accounts that belong to this tenant alone and hold no platform right (operator, publisher): anyone else's credentials are theirs or an operator's to change (403). Resetting an owner needs an owner. Audited in every tenant of the account.",
     params(("id" = i64, Path, description = "the user's id")),
     responses((status = 200, body = PasswordResetDto), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
     security(("api_key" = []))
@@ -291,6 +297,7 @@ pub(crate) async fn reset_password(
         .access()
         .set_password(user.id, &hash, true)
         .await?;
+    throttle::clear(&state, &user.email, None).await?;
     end_sessions(&state, user.id, None, hub_core::time::now_ms()).await?;
     audit_account(
         &state,

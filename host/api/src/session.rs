@@ -176,6 +176,8 @@ pub struct Sessions {
     /// Sessions checked lately: (revoked, when checked, the user's id, the tenant's id).
     revoked: RwLock<HashMap<String, (bool, Instant, i64, i64)>>,
     last_reload: RwLock<Option<Instant>>,
+    /// The secret that signs device cookies (see `throttle`), read once from the database.
+    pub(crate) device_secret: tokio::sync::OnceCell<Vec<u8>>,
 }
 
 /// How long a session's "not revoked" answer is trusted on a replica that did not revoke it.

@@ -18,7 +18,7 @@ use crate::session::{
     ACCESS_TTL, IssuedTokens, MAX_PASSWORD_BYTES, REFRESH_TTL, hash_password_async,
     password_problem, verify_password_async,
 };
-use crate::{ApiError, AppState, Principal, json_body};
+use crate::{ApiError, AppState, Principal, json_body, throttle};
 
 /// The browser's access token (HttpOnly).
 pub const ACCESS_COOKIE: &str = "hub_access";
@@ -26,11 +26,8 @@ pub const ACCESS_COOKIE: &str = "hub_access";
 pub const REFRESH_COOKIE: &str = "hub_refresh";
 /// The CSRF token the UI echoes in `X-CSRF-Token` (readable by scripts of the same site).
 pub const CSRF_COOKIE: &str = "hub_csrf";
-/// Failed logins in a row that lock an account, and for how long.
-pub const MAX_FAILED_LOGINS: i64 = 5;
-pub const LOCKOUT_MS: i64 = 15 * 60_000;
-/// Login attempts per client address: two a second on average, 20 at once. (The per-account
-/// lockout is what stops guessing one password; this slows spraying many accounts from one
+/// Login attempts per client address: two a second on average, 20 at once. (The per-email backoff
+/// in `throttle` is what stops guessing one password; this slows spraying many accounts from one
 /// address. Behind a proxy every client shares the proxy's address.)
 const LOGIN_RATE: f64 = 2.0;
 const LOGIN_BURST: f64 = 20.0;
@@ -230,17 +227,18 @@ pub(crate) async fn pick_tenant(
 
 #[utoipa::path(
     post, path = "/v1/auth/login", tag = "auth",
-    description = "Signs in with email and password: an access token (15 min), a single-use refresh token (30 d), and the same as HttpOnly cookies for the browser (with a `hub_csrf` cookie to echo in `X-CSRF-Token`). Five failures in a row lock the account for 15 minutes (429); each client address may try 20 times at once and twice a second after that.",
+    description = "Signs in with email and password: an access token (15 min), a single-use refresh token (30 d), and the same as HttpOnly cookies for the browser (with a `hub_csrf` cookie to echo in `X-CSRF-Token`). Failures slow further attempts at that email (429 with `Retry-After`, the same for emails without an account): from one address after 5, from anywhere after 20 except from a browser that signed in to the account before; each client address may also try 20 times at once and twice a second after that.",
     request_body = LoginDto,
     responses((status = 200, body = TokensDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody))
 )]
 pub(crate) async fn login(
     State(state): State<AppState>,
     ClientAddr(source): ClientAddr,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: LoginDto = json_body(&body)?;
-    let user = password_sign_in(&state, &req.email, &req.password, &source).await?;
+    let user = password_sign_in(&state, &headers, &req.email, &req.password, &source).await?;
     let (tenant, tenant_name, role) = pick_tenant(&state, &user, req.tenant.as_deref()).await?;
     let now = hub_core::time::now_ms();
     state
@@ -261,14 +259,17 @@ pub(crate) async fn login(
         source,
     )
     .await;
-    Ok(tokens_response(&state, &issued, &tenant_name))
+    let mut res = tokens_response(&state, &issued, &tenant_name);
+    throttle::remember_device(&state, &mut res, user.id).await?;
+    Ok(res)
 }
 
-/// Checks an email and password as a sign-in does (the same answer and cost for an unknown email
-/// as for a wrong password), under the per-address throttle and the account's lockout; failures
-/// are audited in every tenant of the account. The caller records the success.
+/// Checks an email and password as a sign-in does: the same answer and cost for an unknown email
+/// as for a wrong password, under the per-address bucket and the per-email backoff (`throttle`);
+/// failures are audited in every tenant of the account. The caller records the success.
 pub(crate) async fn password_sign_in(
     state: &AppState,
+    headers: &HeaderMap,
     email: &str,
     password: &str,
     source: &Option<String>,
@@ -294,28 +295,24 @@ pub(crate) async fn password_sign_in(
             retry_after_secs,
         });
     }
-    let now = hub_core::time::now_ms();
     let access = state.storage.access();
     let user = access.user_by_email(email).await?;
-    if let Some(u) = &user
-        && let Some(until) = u.locked_until_ms.filter(|t| *t > now)
-    {
-        let retry_after_secs = ((until - now) / 1000).max(1) as u64;
+    let trusted = throttle::is_trusted_device(state, headers, user.as_ref().map(|u| u.id)).await?;
+    if let Err(e) = throttle::check(state, email, source, trusted).await {
+        let actor = match &user {
+            Some(u) => format!("user:{}", u.email),
+            None => format!("unknown:{}", email.trim().to_lowercase()),
+        };
         audit_anonymous(
             state,
             None,
-            format!("user:{}", u.email),
-            "auth.login_locked",
+            actor,
+            "auth.login_throttled",
             "failed",
             source.clone(),
         )
         .await;
-        return Err(ApiError::TooManyRequests {
-            message: format!(
-                "this account is locked after {MAX_FAILED_LOGINS} failed logins; retry after {retry_after_secs} s or ask an admin to reset the password"
-            ),
-            retry_after_secs,
-        });
+        return Err(e);
     }
     let ok = verify_password_async(
         password.to_string(),
@@ -323,19 +320,18 @@ pub(crate) async fn password_sign_in(
     )
     .await;
     match user {
-        Some(u) if ok => Ok(u),
+        Some(u) if ok => {
+            throttle::clear(state, email, Some(source)).await?;
+            Ok(u)
+        }
         user => {
+            throttle::failed(state, email, source).await?;
             // A known user's failures go to the audit log of each tenant they belong to.
             let (actor, tenants) = match &user {
-                Some(u) => {
-                    access
-                        .record_login_failure(u.id, now, MAX_FAILED_LOGINS, LOCKOUT_MS)
-                        .await?;
-                    (
-                        format!("user:{}", u.email),
-                        account_tenants(state, u.id).await?,
-                    )
-                }
+                Some(u) => (
+                    format!("user:{}", u.email),
+                    account_tenants(state, u.id).await?,
+                ),
                 None => (
                     format!("unknown:{}", email.trim().to_lowercase()),
                     vec![None],
@@ -524,7 +520,7 @@ pub(crate) async fn logout(
 
 #[utoipa::path(
     post, path = "/v1/auth/password", tag = "auth",
-    description = "Changes the caller's password (at least 12 characters). Every session of the user ends; the answer holds a new one.",
+    description = "Changes the caller's password (at least 12 characters). Every session of the user ends; the answer holds a new one. A wrong current password counts as a failed sign-in (the same backoff, 429) and is audited in every tenant of the account.",
     request_body = PasswordDto,
     responses((status = 200, body = TokensDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)),
     security(("api_key" = []))
@@ -543,9 +539,24 @@ pub(crate) async fn change_password(
         .user_by_id(*id)
         .await?
         .ok_or_else(|| ApiError::Unauthorized("the user no longer exists".into()))?;
+    // A stolen session must not become a way to guess the password: the same backoff as
+    // signing in, from this address and for this email, and every miss audited.
+    throttle::check(&state, &user.email, &principal.source, false).await?;
     if req.current_password.len() > MAX_PASSWORD_BYTES
         || !verify_password_async(req.current_password.clone(), user.password_hash.clone()).await
     {
+        throttle::failed(&state, &user.email, &principal.source).await?;
+        for tenant in account_tenants(&state, user.id).await? {
+            audit_anonymous(
+                &state,
+                tenant,
+                principal.actor_label(),
+                "auth.password_failed",
+                "failed",
+                principal.source.clone(),
+            )
+            .await;
+        }
         return Err(ApiError::invalid("current_password", "wrong password"));
     }
     if let Some(problem) = password_problem(&req.new_password, &user.email) {

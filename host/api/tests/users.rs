@@ -92,7 +92,7 @@ async fn login_me_and_a_first_password_change() {
 }
 
 #[tokio::test]
-async fn failures_lock_the_account_and_bad_input_is_400() {
+async fn bad_login_input_is_400_and_every_failure_is_audited() {
     let hub = hub().await;
     hub.user("bob@example.com", "acme", Role::Viewer, false)
         .await;
@@ -103,26 +103,12 @@ async fn failures_lock_the_account_and_bad_input_is_400() {
     );
     for _ in 0..5 {
         let r = hub.login("bob@example.com", "not the password").await;
-        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
         assert_eq!(
-            message(&r),
-            "wrong email or password",
+            (r.status, message(&r).as_str()),
+            (StatusCode::UNAUTHORIZED, "wrong email or password"),
             "the same answer as an unknown email"
         );
     }
-    let r = hub.login("bob@example.com", PASSWORD).await;
-    assert_eq!(
-        r.status,
-        StatusCode::TOO_MANY_REQUESTS,
-        "locked even with the right password"
-    );
-    assert!(message(&r).contains("locked after 5 failed logins"));
-    let retry: u64 = r.headers[header::RETRY_AFTER]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((800..=900).contains(&retry), "{retry}");
     for (body, status) in [
         (
             json!({"email": "x", "password": PASSWORD}),

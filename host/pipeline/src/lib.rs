@@ -239,6 +239,14 @@ pub fn spawn_maintenance(
                 ),
                 Err(e) => tracing::warn!(error = %e, "retention failed"),
             }
+            // Failed sign-ins are remembered for a day after the last one.
+            if let Err(e) = storage
+                .login_throttle()
+                .forget_before(now - hub_core::time::DAY_MS)
+                .await
+            {
+                tracing::warn!(error = %e, "forgetting old sign-in failures failed");
+            }
         }
     })
 }

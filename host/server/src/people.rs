@@ -206,8 +206,13 @@ pub async fn run_user(command: UserCommand) -> Result<()> {
                 "{:>5}  {:<32}  {:<24}  {:<8}  {:<24}  roles",
                 "id", "email", "name", "state", "last login"
             );
-            for (u, roles) in rows {
-                let state = if u.locked_until_ms.is_some_and(|t| t > now) {
+            let keys: Vec<String> = rows
+                .iter()
+                .map(|(u, _)| hub_api::throttle::email_key(&u.email))
+                .collect();
+            let throttled = storage.login_throttle().throttle_states(&keys).await?;
+            for ((u, roles), throttle) in rows.into_iter().zip(throttled) {
+                let state = if throttle.blocked_until_ms.is_some_and(|t| t > now) {
                     "locked"
                 } else if u.must_change_password {
                     "new-pw"

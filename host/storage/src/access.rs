@@ -175,14 +175,6 @@ pub trait AccessStorage: Send + Sync {
     async fn count_users(&self) -> Result<i64>;
     async fn set_password(&self, user: i64, hash: &str, must_change: bool) -> Result<()>;
     async fn set_platform_rights(&self, user: i64, operator: bool, publisher: bool) -> Result<()>;
-    /// Counts a failed login; locks the account until `now + lock_ms` at `max_failures` in a row.
-    async fn record_login_failure(
-        &self,
-        user: i64,
-        now_ms: i64,
-        max_failures: i64,
-        lock_ms: i64,
-    ) -> Result<User>;
     async fn record_login_success(&self, user: i64, now_ms: i64) -> Result<()>;
 
     /// Sets the user's role in the tenant; `None` removes the membership. Returns the role before.
@@ -453,27 +445,6 @@ where
         );
         into_query::<DB>(buf).execute(&self.writer).await?;
         Ok(())
-    }
-
-    async fn record_login_failure(
-        &self,
-        id: i64,
-        now_ms: i64,
-        max_failures: i64,
-        lock_ms: i64,
-    ) -> Result<User> {
-        let mut buf = with_binds(
-            "UPDATE users SET failed_logins = failed_logins + 1, locked_until = CASE WHEN \
-             failed_logins + 1 >= $1 THEN $2 ELSE locked_until END WHERE id = $3 RETURNING ",
-            vec![
-                Bind::I64(max_failures),
-                Bind::I64(now_ms + lock_ms),
-                Bind::I64(id),
-            ],
-        );
-        buf.push(USER_COLUMNS);
-        let row = into_query::<DB>(buf).fetch_one(&self.writer).await?;
-        user(&row)
     }
 
     async fn record_login_success(&self, id: i64, now_ms: i64) -> Result<()> {

@@ -23,6 +23,7 @@ mod sql;
 mod sqlite;
 mod sqlite_ids;
 mod sqlite_raw;
+pub mod throttle;
 
 use std::sync::Arc;
 
@@ -40,6 +41,7 @@ pub use model::*;
 pub use postgres::PostgresStorage;
 pub use settings::SettingsStorage;
 pub use sqlite::SqliteStorage;
+pub use throttle::{ThrottleState, ThrottleStorage};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -101,6 +103,8 @@ pub trait Storage: Send + Sync + 'static {
     fn settings(&self) -> &dyn SettingsStorage;
     /// Invitations of people into tenants.
     fn invitations(&self) -> &dyn InvitationStorage;
+    /// Failed sign-ins by email and by email and address.
+    fn login_throttle(&self) -> &dyn ThrottleStorage;
     /// Makes `tenant`'s key `key_id` stop working at `at_ms` (or earlier, if it already does).
     /// `None` when the tenant has no such key.
     async fn revoke_api_key(

@@ -24,6 +24,7 @@ use crate::rollup::{FastMap, RollupKey, deltas, upsert_statements};
 use crate::settings::{SettingsStorage, SqlSettings};
 use crate::shared::{Shared, rollup_retention};
 use crate::sql::{BatchShapes, Placeholders, into_query};
+use crate::throttle::{SqlThrottle, ThrottleStorage};
 use crate::{Result, Storage, StorageError, StorageOptions, decode, dedupe_in_batch};
 
 pub struct PostgresStorage {
@@ -34,6 +35,7 @@ pub struct PostgresStorage {
     market: SqlMarket<Postgres>,
     settings: SqlSettings<Postgres>,
     invitations: SqlInvitations<Postgres>,
+    throttle: SqlThrottle<Postgres>,
 }
 
 /// Advisory-lock namespace for rollup merges: the tenant id is added to it.
@@ -99,6 +101,7 @@ impl PostgresStorage {
             access: SqlAccess::new(pool.clone(), pool.clone()),
             market: SqlMarket::new(pool.clone(), pool.clone()),
             settings: SqlSettings::new(pool.clone(), pool.clone()),
+            throttle: SqlThrottle::new(pool.clone()),
             invitations: SqlInvitations::new(pool.clone(), pool.clone()),
             pool,
             partitions: Mutex::new(HashSet::new()),
@@ -474,6 +477,10 @@ impl Storage for PostgresStorage {
 
     fn invitations(&self) -> &dyn InvitationStorage {
         &self.invitations
+    }
+
+    fn login_throttle(&self) -> &dyn ThrottleStorage {
+        &self.throttle
     }
 
     async fn revoke_api_key(

@@ -24,6 +24,7 @@ use crate::settings::{SettingsStorage, SqlSettings};
 use crate::shared::{Shared, rollup_retention};
 use crate::sql::{self, BatchShapes, Placeholders, into_query};
 use crate::sqlite_ids::{self, IdIndex};
+use crate::throttle::{SqlThrottle, ThrottleStorage};
 use crate::{Result, Storage, StorageError, StorageOptions, decode, dedupe_in_batch, sqlite_raw};
 
 pub struct SqliteStorage {
@@ -38,6 +39,7 @@ pub struct SqliteStorage {
     market: SqlMarket<Sqlite>,
     settings: SqlSettings<Sqlite>,
     invitations: SqlInvitations<Sqlite>,
+    throttle: SqlThrottle<Sqlite>,
 }
 
 /// Copies the WAL back into the database file twice a second on a connection of its own. A
@@ -148,6 +150,7 @@ impl SqliteStorage {
             access: SqlAccess::new(writer.clone(), readers.clone()),
             market: SqlMarket::new(writer.clone(), readers.clone()),
             settings: SqlSettings::new(writer.clone(), readers.clone()),
+            throttle: SqlThrottle::new(writer.clone()),
             invitations: SqlInvitations::new(writer.clone(), readers.clone()),
             writer,
             readers,
@@ -427,6 +430,10 @@ impl Storage for SqliteStorage {
 
     fn invitations(&self) -> &dyn InvitationStorage {
         &self.invitations
+    }
+
+    fn login_throttle(&self) -> &dyn ThrottleStorage {
+        &self.throttle
     }
 
     async fn revoke_api_key(

@@ -10,6 +10,7 @@ use hub_storage::{
     Acceptance, Aggregate, AuditEntry, AuditFilter, EventField, EventFilter, NewApiKey,
     NewInvitation, NewRefreshToken, NewUser, PluginComponent, PluginInstall, RefreshUse,
     RetentionPolicy, SigningKey, Storage, StorageError, TenantBatch, TenantRetention,
+    ThrottleState,
 };
 
 /// A fixed "now": 2026-11-25T12:00:00Z.
@@ -55,6 +56,7 @@ on_both!(
     a_tenant_may_keep_less_than_the_operator,
     tenants_keep_their_own_sso_rules,
     invitations_grant_nothing_until_accepted_once,
+    failed_sign_ins_are_counted_per_key_and_forgotten,
     concurrent_writers_lose_nothing,
 );
 
@@ -340,21 +342,10 @@ async fn users_memberships_sessions_and_audit(store: Arc<dyn Storage>) {
     assert_eq!(u.password_hash.as_deref(), Some("$argon2id$y"));
     assert!(u.operator && !u.publisher && !u.must_change_password);
 
-    // Lockout after three failures in a row; a success clears the count.
-    for i in 1..=3 {
-        let u = a
-            .record_login_failure(ada.id, NOW, 3, 60_000)
-            .await
-            .unwrap();
-        assert_eq!(u.failed_logins, i);
-        assert_eq!(u.locked_until_ms, (i == 3).then_some(NOW + 60_000));
-    }
+    // A success records the time (failed sign-ins are counted by email: see the throttle story).
     a.record_login_success(ada.id, NOW + 1).await.unwrap();
     let u = a.user_by_id(ada.id).await.unwrap().unwrap();
-    assert_eq!(
-        (u.failed_logins, u.locked_until_ms, u.last_login_at_ms),
-        (0, None, Some(NOW + 1))
-    );
+    assert_eq!(u.last_login_at_ms, Some(NOW + 1));
 
     // Memberships: a role per tenant, the old role returned, removal.
     assert_eq!(
@@ -1218,6 +1209,42 @@ async fn invitations_grant_nothing_until_accepted_once(store: Arc<dyn Storage>) 
         .unwrap();
     assert!(a.session_revoked("fa").await.unwrap());
     assert!(!a.session_revoked("fg").await.unwrap());
+}
+
+async fn failed_sign_ins_are_counted_per_key_and_forgotten(store: Arc<dyn Storage>) {
+    let t = store.login_throttle();
+    let keys = ["a".to_string(), "b".to_string()];
+    assert_eq!(
+        t.throttle_states(&keys).await.unwrap(),
+        [ThrottleState::default(); 2]
+    );
+    for n in 1..=3 {
+        assert_eq!(t.count_failure("a", NOW + n, 1000).await.unwrap(), n);
+    }
+    t.block("a", NOW + 60_000).await.unwrap();
+    assert_eq!(
+        t.throttle_states(&keys).await.unwrap(),
+        [
+            ThrottleState {
+                failures: 3,
+                blocked_until_ms: Some(NOW + 60_000)
+            },
+            ThrottleState::default()
+        ]
+    );
+    // A failure long after the last one starts again from one.
+    assert_eq!(t.count_failure("a", NOW + 5000, 1000).await.unwrap(), 1);
+    assert_eq!(t.count_failure("b", NOW, 1000).await.unwrap(), 1);
+    t.clear(&["a".to_string()]).await.unwrap();
+    assert_eq!(
+        t.throttle_states(&keys).await.unwrap()[0],
+        ThrottleState::default()
+    );
+    assert_eq!(t.forget_before(NOW + 1).await.unwrap(), 1, "b");
+    assert_eq!(
+        t.throttle_states(&keys).await.unwrap(),
+        [ThrottleState::default(); 2]
+    );
 }
 
 async fn concurrent_writers_lose_nothing(store: Arc<dyn Storage>) {
