@@ -7,12 +7,15 @@
 
 mod framing;
 mod lazy;
+mod shape;
 mod validate;
 
 use crate::event::EventRecord;
 use crate::time::HOUR_MS;
-use framing::{Item, split_json, split_ndjson};
-pub use validate::parse_event;
+use framing::{Item, Lines, field_before, split_json, split_ndjson};
+use shape::structural_fault;
+use validate::Failure;
+pub use validate::{MAX_COST_USD, MAX_DURATION_MS, MAX_TOKENS, parse_event};
 
 /// Limits applied to every batch and event. Operators configure them; defaults follow the API docs.
 #[derive(Debug, Clone)]
@@ -23,10 +26,15 @@ pub struct IngestLimits {
     pub max_age_ms: i64,
     /// How far in the future a timestamp may be (clock skew).
     pub max_future_ms: i64,
-    /// Bytes in any string field.
+    /// Bytes in any string of an event, key or value, known field or not (decoded).
     pub max_string_bytes: usize,
     /// Entries in `tags`.
     pub max_tags: usize,
+    /// Bytes of one event as sent, which is what is stored as its payload.
+    pub max_event_bytes: usize,
+    /// Levels of nesting of objects and arrays anywhere in one event, the event object being
+    /// level 1 (so `{"a": {"b": [1]}}` has 3).
+    pub max_depth: usize,
 }
 
 impl Default for IngestLimits {
@@ -37,6 +45,8 @@ impl Default for IngestLimits {
             max_future_ms: HOUR_MS,
             max_string_bytes: 4096,
             max_tags: 64,
+            max_event_bytes: 64 * 1024,
+            max_depth: 32,
         }
     }
 }
@@ -53,10 +63,28 @@ pub enum BodyFormat {
 /// One problem with one field of one event.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FieldError {
-    /// A JSON path into the event, e.g. `input_tokens`, `tags.team`, `payload.data.model_id`;
-    /// empty when the event as a whole is wrong (e.g. not JSON).
+    /// A JSON path into the event, e.g. `input_tokens`, `tags.team`, `payload.data.model_id`,
+    /// `extra.items[2]` (unknown fields too, for the limits on every string and on nesting);
+    /// empty when the event as a whole is wrong (e.g. not JSON, or too large).
     pub field: String,
     pub message: String,
+}
+
+impl FieldError {
+    /// The top-level field this error is about when it is one the validator reads, `""` for the
+    /// event as a whole, and `"unknown_field"` for a path into any other field: a small fixed set,
+    /// fit for a metric label (a sender cannot mint labels by naming fields).
+    pub fn top_level_field(&self) -> &'static str {
+        let top = self.field.split(['.', '[']).next().unwrap_or_default();
+        if top.is_empty() {
+            return "";
+        }
+        validate::FIELDS
+            .iter()
+            .find(|known| **known == top)
+            .copied()
+            .unwrap_or("unknown_field")
+    }
 }
 
 /// All problems of one event, by its position in the batch (0-based).
@@ -69,8 +97,30 @@ pub struct Rejection {
 /// Why a whole body was refused (no event could be looked at).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BodyError {
-    #[error("malformed JSON at line {line}, column {column}: {message}")]
+    #[error("malformed JSON at line {line}, column {column} (byte {offset}): {message}")]
     Malformed {
+        offset: usize,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// More than whitespace after the body's JSON value (`[a][b]`, `[a],[b]`, `[a] junk`).
+    #[error(
+        "unexpected data at line {line}, column {column} (byte {offset}) after the end of the body's JSON value: a JSON body is one array, one {{\"events\": [...]}} object or one event (send several as NDJSON, one per line)"
+    )]
+    TrailingData {
+        offset: usize,
+        line: usize,
+        column: usize,
+    },
+    /// An array element damaged so that where it ends, and so where the next one starts, cannot
+    /// be known (an unterminated string, a missing bracket): the framing does not guess.
+    #[error(
+        "element {index} of the array, from line {line}, column {column} (byte {offset}), is malformed so that where it ends, and so where the next element starts, cannot be told: {message}"
+    )]
+    Unreadable {
+        index: usize,
+        offset: usize,
         line: usize,
         column: usize,
         message: String,
@@ -95,39 +145,86 @@ pub struct ParsedBatch {
 }
 
 /// Splits, parses and validates a request body.
+///
+/// Every element the body holds is accounted for: `events.len() + rejected.len() == total`. What
+/// cannot be cut into elements with certainty is a [`BodyError`] naming where.
 pub fn parse_body(
     body: &[u8],
     format: BodyFormat,
     limits: &IngestLimits,
     now_ms: i64,
 ) -> Result<ParsedBatch, BodyError> {
-    let items = match format {
+    let framed = match format {
         BodyFormat::Json => split_json(body)?,
         BodyFormat::Ndjson => split_ndjson(body),
     };
-    if items.is_empty() {
-        return Err(BodyError::Empty);
+    let lines = Lines::new(body);
+    let not_closed = |end| lines.malformed(end, "the array is not closed (no `]`)");
+    if framed.items.is_empty() {
+        return Err(framed.unclosed.map_or(BodyError::Empty, not_closed));
     }
-    if items.len() > limits.max_events {
+    if framed.items.len() > limits.max_events {
         return Err(BodyError::TooManyEvents {
-            count: items.len(),
+            count: framed.items.len(),
             limit: limits.max_events,
         });
     }
     let mut batch = ParsedBatch {
-        total: items.len(),
+        total: framed.items.len(),
         ..Default::default()
     };
-    batch.events.reserve(items.len());
-    for (index, item) in items.into_iter().enumerate() {
-        let result = match item {
-            Item::Raw(raw) => parse_event(raw, limits, now_ms),
-            Item::Broken(err) => Err(vec![err]),
+    batch.events.reserve(framed.items.len());
+    for (index, item) in framed.items.iter().enumerate() {
+        let result = match *item {
+            Item::Empty { at } => {
+                let (line, column) = lines.at(at);
+                Err(vec![FieldError {
+                    field: String::new(),
+                    message: format!(
+                        "malformed JSON at line {line}, column {column}: empty array element"
+                    ),
+                }])
+            }
+            Item::Piece { start, end, shape } => {
+                let bytes = &body[start..end];
+                match validate::element(bytes, shape, limits, now_ms) {
+                    Ok(event) => Ok(event),
+                    Err(Failure::Invalid(errors)) => Err(errors),
+                    Err(Failure::Syntax { offset, message }) => {
+                        if framed.from_array
+                            && let Some((at, what)) = structural_fault(bytes)
+                        {
+                            let (line, column) = lines.at(start);
+                            let (at_line, at_column) = lines.at(start + at);
+                            return Err(BodyError::Unreadable {
+                                index,
+                                offset: start,
+                                line,
+                                column,
+                                message: format!(
+                                    "{what} at line {at_line}, column {at_column} (byte {})",
+                                    start + at
+                                ),
+                            });
+                        }
+                        let (line, column) = lines.at(start + offset);
+                        Err(vec![FieldError {
+                            field: field_before(bytes, offset),
+                            message: format!(
+                                "malformed JSON at line {line}, column {column}: {message}"
+                            ),
+                        }])
+                    }
+                }
+            }
         };
         match result {
             Ok(event) => batch.events.push(event),
             Err(errors) => batch.rejected.push(Rejection { index, errors }),
         }
+    }
+    if let Some(end) = framed.unclosed {
+        return Err(not_closed(end));
     }
     Ok(batch)
 }

@@ -1,29 +1,88 @@
-//! Framing: cutting a request body into the raw text of each event, so that every event is
-//! validated on its own. A syntax error inside one element of a JSON array, or on one NDJSON line,
-//! becomes that event's rejection with its line and column.
+//! Framing: cutting a request body into the bytes of each event, so that every event is validated
+//! on its own. The cutting works on bytes (only strings may hold bytes above ASCII, and no such
+//! byte is structural), so invalid UTF-8 or a syntax error inside one element of a JSON array, or on
+//! one NDJSON line, becomes that event's rejection with its line and column.
+//!
+//! The framing is honest about what it cannot read: data after the body's JSON value, or an array
+//! element damaged so that its end cannot be known (an unterminated string), refuses the whole
+//! body with the offset, rather than guessing and losing the elements that the damage hides.
 
-use serde::Deserialize;
-use serde_json::Value;
-use serde_json::value::RawValue;
+use std::cell::OnceCell;
 
-use super::{BodyError, FieldError};
+use serde::de::IgnoredAny;
 
-/// One element of a batch before validation: its raw text, or why it could not even be cut out.
-pub(super) enum Item<'a> {
-    Raw(&'a str),
-    Broken(FieldError),
+use super::BodyError;
+use super::shape::{Shape, Stop, is_ws, scan, string_end};
+
+/// One element of a batch before validation.
+#[derive(Debug)]
+pub(super) enum Item {
+    /// The element's bytes are `body[start..end]`, surrounding whitespace left out.
+    Piece {
+        start: usize,
+        end: usize,
+        shape: Shape,
+    },
+    /// Nothing between two commas of an array; `at` is the second comma.
+    Empty { at: usize },
 }
 
-fn malformed(err: &serde_json::Error) -> BodyError {
-    BodyError::Malformed {
-        line: err.line(),
-        column: err.column(),
-        message: strip_position(err),
+/// A body cut into elements.
+#[derive(Debug, Default)]
+pub(super) struct Framed {
+    pub items: Vec<Item>,
+    /// Set (to the body's length) when the array never closed.
+    pub unclosed: Option<usize>,
+    /// Whether the items were cut from a JSON array, whose malformed elements must be checked
+    /// for damage that hides where they end ([`super::shape::structural_fault`]).
+    pub from_array: bool,
+}
+
+/// Line and column (both 1-based, columns in bytes) of offsets into one body. The line starts
+/// are found once, on the first question, so that reporting many errors stays linear.
+pub(super) struct Lines<'a> {
+    body: &'a [u8],
+    starts: OnceCell<Vec<usize>>,
+}
+
+impl<'a> Lines<'a> {
+    pub(super) fn new(body: &'a [u8]) -> Self {
+        Self {
+            body,
+            starts: OnceCell::new(),
+        }
+    }
+
+    pub(super) fn at(&self, offset: usize) -> (usize, usize) {
+        let starts = self.starts.get_or_init(|| {
+            std::iter::once(0)
+                .chain(
+                    self.body
+                        .iter()
+                        .enumerate()
+                        .filter(|&(_, &b)| b == b'\n')
+                        .map(|(i, _)| i + 1),
+                )
+                .collect()
+        });
+        let offset = offset.min(self.body.len());
+        let line = starts.partition_point(|&s| s <= offset);
+        (line, offset - starts[line - 1] + 1)
+    }
+
+    pub(super) fn malformed(&self, offset: usize, message: impl Into<String>) -> BodyError {
+        let (line, column) = self.at(offset);
+        BodyError::Malformed {
+            offset,
+            line,
+            column,
+            message: message.into(),
+        }
     }
 }
 
 /// serde_json appends " at line L column C" to its messages; we report those separately.
-fn strip_position(err: &serde_json::Error) -> String {
+pub(super) fn strip_position(err: &serde_json::Error) -> String {
     let text = err.to_string();
     match text.rfind(" at line ") {
         Some(pos) => text[..pos].to_string(),
@@ -31,188 +90,256 @@ fn strip_position(err: &serde_json::Error) -> String {
     }
 }
 
-pub(super) fn split_json(body: &[u8]) -> Result<Vec<Item<'_>>, BodyError> {
-    let text = std::str::from_utf8(body).map_err(|e| {
-        let (line, column) = line_col(body, e.valid_up_to());
-        BodyError::Malformed {
-            line,
-            column,
-            message: "the body is not valid UTF-8".into(),
+/// The byte offset in `bytes` of serde_json's line and column.
+pub(super) fn offset_of(bytes: &[u8], line: usize, column: usize) -> usize {
+    let mut offset = 0;
+    for (i, l) in bytes.split_inclusive(|&b| b == b'\n').enumerate() {
+        if i + 1 == line {
+            return (offset + column.saturating_sub(1)).min(bytes.len());
         }
-    })?;
-    let first = text.trim_start().as_bytes().first().copied();
-    match first {
-        Some(b'[') => match serde_json::from_str::<Vec<&RawValue>>(text) {
-            Ok(raws) => Ok(raws.into_iter().map(|r| Item::Raw(r.get())).collect()),
-            // A broken element must not take its neighbours down: cut the array by hand and let
-            // each element succeed or fail alone.
-            Err(_) => Ok(split_array_tolerant(text)),
-        },
-        Some(b'{') => {
-            #[derive(Deserialize)]
-            struct Wrapper<'a> {
-                #[serde(borrow)]
-                events: Option<Vec<&'a RawValue>>,
-            }
-            match serde_json::from_str::<Wrapper>(text) {
-                Ok(Wrapper { events: Some(raws) }) => {
-                    Ok(raws.into_iter().map(|r| Item::Raw(r.get())).collect())
-                }
-                // Not a wrapper: a single event object.
-                Ok(Wrapper { events: None }) => Ok(vec![Item::Raw(text.trim())]),
-                Err(err) => Err(malformed(&err)),
-            }
-        }
+        offset += l.len();
+    }
+    bytes.len()
+}
+
+/// Best effort: the key whose value holds the error at `offset` (`"latency_ms": NaN` →
+/// `latency_ms`).
+pub(super) fn field_before(bytes: &[u8], offset: usize) -> String {
+    let head = &bytes[..offset.min(bytes.len())];
+    let Some(colon) = head.iter().rposition(|&b| b == b':') else {
+        return String::new();
+    };
+    let key_part = head[..colon].trim_ascii_end();
+    let Some(inner) = key_part.strip_suffix(b"\"") else {
+        return String::new();
+    };
+    match inner.iter().rposition(|&b| b == b'"') {
+        Some(q) => String::from_utf8_lossy(&inner[q + 1..]).into_owned(),
+        None => String::new(),
+    }
+}
+
+fn skip_ws(body: &[u8], mut i: usize) -> usize {
+    while body.get(i).copied().is_some_and(is_ws) {
+        i += 1;
+    }
+    i
+}
+
+/// Refuses anything but whitespace after the body's value, which ended before `end`.
+fn no_trailing_data(body: &[u8], end: usize, lines: &Lines) -> Result<(), BodyError> {
+    let offset = skip_ws(body, end);
+    if offset == body.len() {
+        return Ok(());
+    }
+    let (line, column) = lines.at(offset);
+    Err(BodyError::TrailingData {
+        offset,
+        line,
+        column,
+    })
+}
+
+pub(super) fn split_json(body: &[u8]) -> Result<Framed, BodyError> {
+    let lines = Lines::new(body);
+    let first = skip_ws(body, 0);
+    match body.get(first) {
         None => Err(BodyError::Empty),
-        Some(_) => match serde_json::from_str::<Value>(text) {
-            Err(err) => Err(malformed(&err)),
+        Some(b'[') => {
+            let (framed, end) = split_array(body, first);
+            if let Some(end) = end {
+                no_trailing_data(body, end, &lines)?;
+            }
+            Ok(framed)
+        }
+        Some(b'{') => split_object(body, first, &lines),
+        Some(_) => match serde_json::from_slice::<IgnoredAny>(body) {
+            Err(err) => {
+                let offset = offset_of(body, err.line(), err.column());
+                Err(lines.malformed(offset, strip_position(&err)))
+            }
             Ok(_) => Err(BodyError::NotABatch),
         },
     }
 }
 
-/// Cuts a top-level JSON array into element texts by tracking nesting and strings, without
-/// parsing. Elements that are malformed are reported with their line and column in the body.
-fn split_array_tolerant(text: &str) -> Vec<Item<'_>> {
-    let bytes = text.as_bytes();
-    let open = text.find('[').unwrap_or(0);
-    let mut items = Vec::new();
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    let mut start = open + 1;
-    let mut closed = false;
-    for (i, &b) in bytes.iter().enumerate().skip(open + 1) {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
+/// Cuts the array opening at `open` into elements. Returns them with the index after the closing
+/// `]`, or `None` for that when the body ends first.
+fn split_array(body: &[u8], open: usize) -> (Framed, Option<usize>) {
+    let mut framed = Framed {
+        from_array: true,
+        ..Default::default()
+    };
+    let mut i = open + 1;
+    loop {
+        let (stop_at, shape, stop) = scan(body, i, true);
+        let start = skip_ws(body, i);
+        let mut end = stop_at;
+        while end > start && is_ws(body[end - 1]) {
+            end -= 1;
         }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => depth += 1,
-            b']' | b'}' if depth > 0 => depth -= 1,
-            b']' => {
-                push_piece(&mut items, text, start, i, true);
-                closed = true;
-                break;
+        if start < end {
+            framed.items.push(Item::Piece { start, end, shape });
+        } else if stop == Stop::Comma || (stop == Stop::Close && i > open + 1) {
+            // `[a,,b]`, `[,a]` and `[a,]`: a missing element is an element that cannot be read.
+            framed.items.push(Item::Empty { at: stop_at });
+        }
+        match stop {
+            Stop::Comma => i = stop_at + 1,
+            Stop::Close => return (framed, Some(stop_at + 1)),
+            Stop::End => {
+                framed.unclosed = Some(body.len());
+                return (framed, None);
             }
-            b',' if depth == 0 => {
-                push_piece(&mut items, text, start, i, false);
-                start = i + 1;
-            }
-            _ => {}
         }
     }
-    if !closed {
-        push_piece(&mut items, text, start, text.len(), true);
-    }
-    items
 }
 
-/// Adds the element `text[from..to]`; a blank one is an error unless it is the slot after the last
-/// comma-less element (`[]` or a trailing `]`).
-fn push_piece<'a>(items: &mut Vec<Item<'a>>, text: &'a str, from: usize, to: usize, last: bool) {
-    if text[from..to].trim().is_empty() {
-        if !last {
-            let (line, column) = line_col(text.as_bytes(), to);
-            items.push(Item::Broken(FieldError {
-                field: String::new(),
-                message: format!(
-                    "malformed JSON at line {line}, column {column}: empty array element"
-                ),
-            }));
+/// A top-level object: `{"events": [...]}` (other members are allowed and ignored) or one event.
+fn split_object(body: &[u8], open: usize, lines: &Lines) -> Result<Framed, BodyError> {
+    let mut events: Option<Framed> = None;
+    let mut others = Vec::new();
+    let mut i = skip_ws(body, open + 1);
+    if body.get(i) != Some(&b'}') {
+        loop {
+            if body.get(i) != Some(&b'"') {
+                return Err(lines.malformed(i, "expected a key (a string)"));
+            }
+            let key_end = string_end(body, i + 1);
+            if key_end >= body.len() {
+                return Err(lines.malformed(i, "unterminated string"));
+            }
+            let key = &body[i..=key_end];
+            let key_at = i;
+            i = skip_ws(body, key_end + 1);
+            if body.get(i) != Some(&b':') {
+                return Err(lines.malformed(i, "expected `:`"));
+            }
+            i = skip_ws(body, i + 1);
+            let value_at = i;
+            let is_events = key == b"\"events\""
+                || (key.contains(&b'\\')
+                    && serde_json::from_slice::<String>(key).is_ok_and(|k| k == "events"));
+            if is_events && body.get(i) == Some(&b'[') {
+                if events.is_some() {
+                    return Err(lines.malformed(key_at, "duplicate key `events`"));
+                }
+                let (framed, end) = split_array(body, i);
+                let Some(end) = end else {
+                    // Its elements are looked at first: one of them may be why it never closed.
+                    return Ok(framed);
+                };
+                events = Some(framed);
+                i = end;
+            } else {
+                i = skip_value(body, i).map_err(|(at, what)| lines.malformed(at, what))?;
+                if is_events && &body[value_at..i] != b"null" {
+                    return Err(BodyError::NotABatch);
+                }
+                others.push(value_at..i);
+            }
+            i = skip_ws(body, i);
+            match body.get(i) {
+                Some(b',') => i = skip_ws(body, i + 1),
+                Some(b'}') => break,
+                _ => return Err(lines.malformed(i, "expected `,` or `}`")),
+            }
         }
-        return;
     }
-    items.push(check_element(text, from, to));
-}
-
-/// Parses one cut-out element only to find whether, and where, it is malformed.
-fn check_element(text: &str, from: usize, to: usize) -> Item<'_> {
-    let piece = &text[from..to];
-    match serde_json::from_str::<&RawValue>(piece) {
-        Ok(raw) => Item::Raw(raw.get()),
-        Err(err) => {
-            // Position of the error inside the piece, translated to the body.
-            let offset_in_piece = offset_of(piece, err.line(), err.column());
-            let (line, column) = line_col(text.as_bytes(), from + offset_in_piece);
-            Item::Broken(FieldError {
-                field: field_before(piece, offset_in_piece),
-                message: format!(
-                    "malformed JSON at line {line}, column {column}: {}",
-                    strip_position(&err)
-                ),
+    let end = i + 1;
+    no_trailing_data(body, end, lines)?;
+    match events {
+        Some(framed) => {
+            // The wrapper's other members are not stored, but must still be JSON.
+            for range in others {
+                if let Err(err) = serde_json::from_slice::<IgnoredAny>(&body[range.clone()]) {
+                    let at = range.start + offset_of(&body[range], err.line(), err.column());
+                    return Err(lines.malformed(at, strip_position(&err)));
+                }
+            }
+            Ok(framed)
+        }
+        None => {
+            let (_, shape, _) = scan(&body[open..end], 0, false);
+            Ok(Framed {
+                items: vec![Item::Piece {
+                    start: open,
+                    end,
+                    shape,
+                }],
+                ..Default::default()
             })
         }
     }
 }
 
-/// Best effort: the key whose value holds the syntax error (`"latency_ms": NaN` → `latency_ms`).
-fn field_before(piece: &str, offset: usize) -> String {
-    let head = &piece[..offset.min(piece.len())];
-    let Some(colon) = head.rfind(':') else {
-        return String::new();
-    };
-    let key_part = head[..colon].trim_end();
-    if !key_part.ends_with('"') {
-        return String::new();
-    }
-    let inner = &key_part[..key_part.len() - 1];
-    match inner.rfind('"') {
-        Some(q) => inner[q + 1..].to_string(),
-        None => String::new(),
-    }
-}
-
-fn offset_of(text: &str, line: usize, column: usize) -> usize {
-    let mut offset = 0;
-    for (i, l) in text.split_inclusive('\n').enumerate() {
-        if i + 1 == line {
-            return (offset + column.saturating_sub(1)).min(text.len());
+/// Skips the value starting at `i`: returns the index after it, or where and why it cannot be
+/// skipped. Containers and strings are delimited as [`scan`] does; a scalar is any run of bytes up
+/// to the next delimiter, to be judged when the value is parsed.
+fn skip_value(body: &[u8], i: usize) -> Result<usize, (usize, &'static str)> {
+    match body.get(i) {
+        None => Err((i, "expected a value")),
+        Some(b'"') => {
+            let end = string_end(body, i + 1);
+            if end >= body.len() {
+                Err((i, "unterminated string"))
+            } else {
+                Ok(end + 1)
+            }
         }
-        offset += l.len();
+        Some(b'{' | b'[') => {
+            let mut depth = 0usize;
+            let mut j = i;
+            while let Some(&b) = body.get(j) {
+                match b {
+                    b'"' => j = string_end(body, j + 1),
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Ok(j + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+            Err((body.len(), "the body ends before this value is closed"))
+        }
+        Some(_) => {
+            let mut j = i;
+            while body
+                .get(j)
+                .is_some_and(|&c| !is_ws(c) && !b"\",:[]{}".contains(&c))
+            {
+                j += 1;
+            }
+            if j == i {
+                Err((i, "expected a value"))
+            } else {
+                Ok(j)
+            }
+        }
     }
-    text.len()
 }
 
-fn line_col(bytes: &[u8], offset: usize) -> (usize, usize) {
-    let head = &bytes[..offset.min(bytes.len())];
-    let line = head.iter().filter(|&&b| b == b'\n').count() + 1;
-    let col = head.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
-    (line, col)
-}
-
-pub(super) fn split_ndjson(body: &[u8]) -> Vec<Item<'_>> {
+pub(super) fn split_ndjson(body: &[u8]) -> Framed {
     let mut items = Vec::new();
-    for (line_no, line) in body.split(|&b| b == b'\n').enumerate() {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.iter().all(u8::is_ascii_whitespace) {
+    let mut line_start = 0;
+    for line in body.split_inclusive(|&b| b == b'\n') {
+        let start = line_start;
+        line_start += line.len();
+        let trimmed = line.trim_ascii();
+        if trimmed.is_empty() {
             continue;
         }
-        let item = match std::str::from_utf8(line) {
-            Err(_) => Item::Broken(FieldError {
-                field: String::new(),
-                message: format!("line {}: not valid UTF-8", line_no + 1),
-            }),
-            Ok(text) => match serde_json::from_str::<&RawValue>(text) {
-                Ok(raw) => Item::Raw(raw.get()),
-                Err(err) => Item::Broken(FieldError {
-                    field: field_before(text, offset_of(text, 1, err.column())),
-                    message: format!(
-                        "malformed JSON at line {}, column {}: {}",
-                        line_no + 1,
-                        err.column(),
-                        strip_position(&err)
-                    ),
-                }),
-            },
-        };
-        items.push(item);
+        let start = start + (line.len() - line.trim_ascii_start().len());
+        let end = start + trimmed.len();
+        let (_, shape, _) = scan(trimmed, 0, false);
+        items.push(Item::Piece { start, end, shape });
     }
-    items
+    Framed {
+        items,
+        ..Default::default()
+    }
 }

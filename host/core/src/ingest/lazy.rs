@@ -27,6 +27,11 @@ pub(super) enum Field<'a> {
     String(Cow<'a, str>),
     Array,
     Object(Obj<'a>),
+    /// A well-formed number too large for any Rust number (`1e400`); its text as written.
+    OutOfRange(&'a str),
+    /// A well-formed string, or an object with a key, that does not decode: a `\u` escape of a
+    /// lone surrogate (`"\ud800"`).
+    Undecodable,
 }
 
 impl<'a> Obj<'a> {
@@ -74,22 +79,22 @@ impl<'a> Obj<'a> {
 }
 
 impl Field<'_> {
-    /// Parses a value that serde_json has already checked to be well-formed JSON.
+    /// Parses a value that serde_json has already checked to be well-formed JSON. What is
+    /// well-formed but still cannot be read is said so, never read as `null`.
     fn parse(raw: &RawValue) -> Field<'_> {
         let text = raw.get();
-        let parsed = match text.as_bytes().first() {
-            Some(b'n') => Some(Field::Null),
-            Some(b't') => Some(Field::Bool(true)),
-            Some(b'f') => Some(Field::Bool(false)),
-            Some(b'[') => Some(Field::Array),
+        match text.as_bytes().first() {
+            Some(b'n') => Field::Null,
+            Some(b't') => Field::Bool(true),
+            Some(b'f') => Field::Bool(false),
+            Some(b'[') => Field::Array,
             Some(b'"') => serde_json::from_str::<Text>(text)
-                .ok()
-                .map(|t| Field::String(t.0)),
-            Some(b'{') => Obj::parse(text).ok().map(Field::Object),
-            _ => serde_json::from_str::<Number>(text).ok().map(Field::Number),
-        };
-        // Unreachable for text that serde_json accepted as a value; `null` is the safe reading.
-        parsed.unwrap_or(Field::Null)
+                .map_or(Field::Undecodable, |t| Field::String(t.0)),
+            Some(b'{') => Obj::parse(text).map_or(Field::Undecodable, Field::Object),
+            _ => {
+                serde_json::from_str::<Number>(text).map_or(Field::OutOfRange(text), Field::Number)
+            }
+        }
     }
 
     pub(super) fn is_null(&self) -> bool {
@@ -105,6 +110,8 @@ impl Field<'_> {
             Field::String(_) => "a string",
             Field::Array => "an array",
             Field::Object(_) => "an object",
+            Field::OutOfRange(_) => "a number out of range",
+            Field::Undecodable => "text with an invalid \\u escape (a lone surrogate)",
         }
     }
 }

@@ -1,13 +1,71 @@
 //! Validating one event and mapping either accepted shape (the flat per-call form or the LLM
 //! DevOps envelope) onto [`EventRecord`], collecting every problem with its JSON path.
 
+use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use super::framing::{Lines, field_before, offset_of, strip_position};
 use super::lazy::{Field, Obj};
+use super::shape::{Shape, scan, violations};
 use super::{FieldError, IngestLimits};
 use crate::event::{EventRecord, Severity, Status};
 use crate::time::{HOUR_MS, parse_rfc3339, to_rfc3339};
+
+/// The most tokens one event may report as input or as output: 100 million, far above any context
+/// window offered (a few million tokens), so no real call comes near it, and a tenant's `i64` sums
+/// could not overflow before 92 billion such events. More is a client bug, rejected as out of
+/// range rather than stored.
+pub const MAX_TOKENS: i64 = 100_000_000;
+
+/// The longest `latency_ms`, `ttft_ms` or `total_latency_ms` one event may report: 7 days in
+/// milliseconds (604,800,000), as long as the default window of accepted timestamps. More is
+/// rejected as out of range.
+pub const MAX_DURATION_MS: f64 = 604_800_000.0;
+
+/// The largest `cost_usd` or `total_cost_usd` one event may report: 1,000,000 USD. More is
+/// rejected as out of range, so that no event can make a tenant's cost sums overflow (two events of
+/// `1e308` would make them infinite, which the storage returns as `null`).
+pub const MAX_COST_USD: f64 = 1_000_000.0;
+
+/// Every top-level field the validator reads, in either shape.
+pub(super) const FIELDS: &[&str] = &[
+    "timestamp",
+    "event_id",
+    "app",
+    "environment",
+    "model",
+    "provider",
+    "operation",
+    "input_tokens",
+    "prompt_tokens",
+    "output_tokens",
+    "completion_tokens",
+    "latency_ms",
+    "ttft_ms",
+    "status",
+    "error_type",
+    "cost_usd",
+    "user_id",
+    "session_id",
+    "trace_id",
+    "correlation_id",
+    "parent_event_id",
+    "source_module",
+    "severity",
+    "tags",
+    "event_type",
+    "schema_version",
+    "payload",
+];
+
+/// Why one element of a batch is not an event.
+pub(super) enum Failure {
+    /// It is not well-formed JSON (or not UTF-8): where, as an offset into the element, and why.
+    Syntax { offset: usize, message: String },
+    /// It is JSON, but not a valid event.
+    Invalid(Vec<FieldError>),
+}
 
 /// Validates one event, collecting every problem rather than stopping at the first.
 pub fn parse_event(
@@ -15,24 +73,65 @@ pub fn parse_event(
     limits: &IngestLimits,
     now_ms: i64,
 ) -> Result<EventRecord, Vec<FieldError>> {
-    let malformed = |e: serde_json::Error| {
-        vec![FieldError {
-            field: String::new(),
-            message: format!("malformed JSON: {e}"),
-        }]
+    let (_, shape, _) = scan(raw.as_bytes(), 0, false);
+    event(raw, shape, limits, now_ms).map_err(|failure| match failure {
+        Failure::Invalid(errors) => errors,
+        Failure::Syntax { offset, message } => {
+            let (line, column) = Lines::new(raw.as_bytes()).at(offset);
+            vec![FieldError {
+                field: field_before(raw.as_bytes(), offset),
+                message: format!("malformed JSON at line {line}, column {column}: {message}"),
+            }]
+        }
+    })
+}
+
+/// Validates one element of a batch, given as bytes with the [`Shape`] that framing found.
+pub(super) fn element(
+    bytes: &[u8],
+    shape: Shape,
+    limits: &IngestLimits,
+    now_ms: i64,
+) -> Result<EventRecord, Failure> {
+    let raw = std::str::from_utf8(bytes).map_err(|e| Failure::Syntax {
+        offset: e.valid_up_to(),
+        message: "not valid UTF-8".into(),
+    })?;
+    event(raw, shape, limits, now_ms)
+}
+
+fn event(
+    raw: &str,
+    shape: Shape,
+    limits: &IngestLimits,
+    now_ms: i64,
+) -> Result<EventRecord, Failure> {
+    let syntax = |e: serde_json::Error| Failure::Syntax {
+        offset: offset_of(raw.as_bytes(), e.line(), e.column()),
+        message: strip_position(&e),
     };
-    if !raw.trim_start().starts_with('{') {
-        let value: Value = serde_json::from_str(raw).map_err(malformed)?;
-        return Err(vec![FieldError {
+    let first = raw.trim_start().as_bytes().first().copied();
+    if first != Some(b'{') {
+        // Checked without building it: the value may nest deeper than a parser's recursion limit.
+        serde_json::from_str::<IgnoredAny>(raw).map_err(syntax)?;
+        let t = match first {
+            Some(b'[') => "an array",
+            Some(b'"') => "a string",
+            Some(b't' | b'f') => "a boolean",
+            Some(b'n') => "null",
+            _ => "a number",
+        };
+        return Err(Failure::Invalid(vec![FieldError {
             field: String::new(),
-            message: format!("an event must be a JSON object, not {}", type_name(&value)),
-        }]);
+            message: format!("an event must be a JSON object, not {t}"),
+        }]));
     }
-    let obj = Obj::parse(raw).map_err(malformed)?;
+    let obj = Obj::parse(raw).map_err(syntax)?;
     let mut v = Validator {
         limits,
         errors: Vec::new(),
     };
+    v.size_and_shape(raw, shape);
     let is_envelope = obj.contains_key("payload")
         && (obj.contains_key("source_module") || obj.contains_key("event_type"));
     let record = if is_envelope {
@@ -43,18 +142,7 @@ pub fn parse_event(
     if v.errors.is_empty() {
         Ok(record)
     } else {
-        Err(v.errors)
-    }
-}
-
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+        Err(Failure::Invalid(v.errors))
     }
 }
 
@@ -75,9 +163,6 @@ struct Validator<'l> {
     errors: Vec<FieldError>,
 }
 
-/// Largest token count we believe: ten billion (anything above is a client bug).
-const MAX_TOKENS: i64 = 10_000_000_000;
-
 impl Validator<'_> {
     fn fail(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.errors.push(FieldError {
@@ -94,22 +179,33 @@ impl Validator<'_> {
         }
     }
 
-    /// A string field; absent, null and "" are `None`.
+    /// The limits on the event as a whole: its size, and the nesting and string lengths anywhere
+    /// in it, unknown fields included. `shape` tells cheaply whether any string or nesting is over
+    /// its limit; only then is the event walked to name the fields that are.
+    fn size_and_shape(&mut self, raw: &str, shape: Shape) {
+        let l = self.limits;
+        if raw.len() > l.max_event_bytes {
+            self.fail(
+                "",
+                format!(
+                    "the event is {} bytes long; at most {} bytes allowed",
+                    raw.len(),
+                    l.max_event_bytes
+                ),
+            );
+        }
+        if shape.depth > l.max_depth || shape.longest_string > l.max_string_bytes {
+            self.errors
+                .extend(violations(raw, l.max_depth, l.max_string_bytes));
+        }
+    }
+
+    /// A string field; absent, null and "" are `None`. (Its length was checked with every other
+    /// string of the event, in [`Self::size_and_shape`].)
     fn string(&mut self, obj: &Obj<'_>, prefix: &str, key: &str) -> Option<String> {
         match obj.get(key)? {
             Field::Null => None,
             Field::String(s) if s.is_empty() => None,
-            Field::String(s) if s.len() > self.limits.max_string_bytes => {
-                self.fail(
-                    Self::path(prefix, key),
-                    format!(
-                        "is {} bytes long; at most {} bytes allowed",
-                        s.len(),
-                        self.limits.max_string_bytes
-                    ),
-                );
-                None
-            }
             Field::String(s) => Some(s.into_owned()),
             other => {
                 let t = other.type_name();
@@ -144,6 +240,8 @@ impl Validator<'_> {
     fn tokens(&mut self, obj: &Obj<'_>, prefix: &str, keys: &[&str]) -> Option<i64> {
         let (key, value) = first_present(obj, keys)?;
         let field = Self::path(prefix, key);
+        let out_of_range =
+            |n: &str| format!("{n} is out of range: at most {MAX_TOKENS} tokens per event");
         match value {
             Field::Number(n) => match n.as_i64() {
                 Some(t) if t < 0 => {
@@ -151,18 +249,18 @@ impl Validator<'_> {
                     None
                 }
                 Some(t) if t > MAX_TOKENS => {
-                    self.fail(
-                        field,
-                        format!("{t} is implausibly large (at most {MAX_TOKENS})"),
-                    );
+                    self.fail(field, out_of_range(&t.to_string()));
                     None
                 }
                 Some(t) => Some(t),
-                None if n.as_u64().is_some() => {
-                    self.fail(
-                        field,
-                        format!("{n} is implausibly large (at most {MAX_TOKENS})"),
-                    );
+                None if n.as_u64().is_some()
+                    || n.as_f64().is_some_and(|x| x > MAX_TOKENS as f64) =>
+                {
+                    self.fail(field, out_of_range(&n.to_string()));
+                    None
+                }
+                None if n.as_f64().is_some_and(|x| x < 0.0) => {
+                    self.fail(field, format!("must not be negative, got {n}"));
                     None
                 }
                 None => {
@@ -170,6 +268,10 @@ impl Validator<'_> {
                     None
                 }
             },
+            Field::OutOfRange(text) => {
+                self.fail(field, out_of_range(truncate(text, 32)));
+                None
+            }
             other => {
                 let t = other.type_name();
                 self.fail(field, format!("must be a whole number, got {t}"));
@@ -178,10 +280,18 @@ impl Validator<'_> {
         }
     }
 
-    /// A non-negative finite number (latency, cost).
-    fn amount(&mut self, obj: &Obj<'_>, prefix: &str, keys: &[&str]) -> Option<f64> {
+    /// A non-negative finite number of `unit` (latency in ms, cost in USD), at most `max`.
+    fn amount(
+        &mut self,
+        obj: &Obj<'_>,
+        prefix: &str,
+        keys: &[&str],
+        max: f64,
+        unit: &str,
+    ) -> Option<f64> {
         let (key, value) = first_present(obj, keys)?;
         let field = Self::path(prefix, key);
+        let out_of_range = |n: &str| format!("{n} is out of range: at most {max} {unit} per event");
         match value {
             Field::Number(n) => match n.as_f64() {
                 Some(x) if !x.is_finite() => {
@@ -192,12 +302,20 @@ impl Validator<'_> {
                     self.fail(field, format!("must not be negative, got {x}"));
                     None
                 }
+                Some(x) if x > max => {
+                    self.fail(field, out_of_range(&n.to_string()));
+                    None
+                }
                 Some(x) => Some(x),
                 None => {
                     self.fail(field, "must be a finite number");
                     None
                 }
             },
+            Field::OutOfRange(text) => {
+                self.fail(field, out_of_range(truncate(text, 32)));
+                None
+            }
             Field::String(s)
                 if matches!(
                     s.to_ascii_lowercase().as_str(),
@@ -247,6 +365,16 @@ impl Validator<'_> {
                     return None;
                 }
             },
+            Some(Field::OutOfRange(text)) => {
+                self.fail(
+                    "timestamp",
+                    format!(
+                        "{} is out of range for epoch milliseconds",
+                        truncate(text, 32)
+                    ),
+                );
+                return None;
+            }
             Some(other) => {
                 let t = other.type_name();
                 self.fail(
@@ -373,6 +501,10 @@ impl Validator<'_> {
                 Field::String(s) => s.into_owned(),
                 Field::Bool(b) => b.to_string(),
                 Field::Number(n) => n.to_string(),
+                Field::OutOfRange(text) => {
+                    self.fail(field, format!("{} is out of range", truncate(text, 32)));
+                    continue;
+                }
                 other => {
                     let t = other.type_name();
                     self.fail(
@@ -382,17 +514,6 @@ impl Validator<'_> {
                     continue;
                 }
             };
-            if text.len() > self.limits.max_string_bytes {
-                self.fail(
-                    field,
-                    format!(
-                        "is {} bytes long; at most {} allowed",
-                        text.len(),
-                        self.limits.max_string_bytes
-                    ),
-                );
-                continue;
-            }
             out.insert(key.to_string(), Value::String(text));
         }
         Value::Object(out).to_string()
@@ -413,11 +534,11 @@ impl Validator<'_> {
             operation: self.string(obj, "", "operation"),
             input_tokens: self.tokens(obj, "", &["input_tokens", "prompt_tokens"]),
             output_tokens: self.tokens(obj, "", &["output_tokens", "completion_tokens"]),
-            latency_ms: self.amount(obj, "", &["latency_ms"]),
-            ttft_ms: self.amount(obj, "", &["ttft_ms"]),
+            latency_ms: self.amount(obj, "", &["latency_ms"], MAX_DURATION_MS, "ms"),
+            ttft_ms: self.amount(obj, "", &["ttft_ms"], MAX_DURATION_MS, "ms"),
             status: Some(self.status(obj, "").unwrap_or(Status::Ok)),
             error_type: self.string(obj, "", "error_type"),
-            cost_usd: self.amount(obj, "", &["cost_usd"]),
+            cost_usd: self.amount(obj, "", &["cost_usd"], MAX_COST_USD, "USD"),
             user_id: self.string(obj, "", "user_id"),
             session_id: self.string(obj, "", "session_id"),
             trace_id: self.string(obj, "", "trace_id"),
@@ -493,7 +614,13 @@ impl Validator<'_> {
                 self.tokens(data, p, &["completion_tokens", "output_tokens"]),
             )
         };
-        let latency_ms = self.amount(data, p, &["total_latency_ms", "latency_ms"]);
+        let latency_ms = self.amount(
+            data,
+            p,
+            &["total_latency_ms", "latency_ms"],
+            MAX_DURATION_MS,
+            "ms",
+        );
         let status = self.status(data, p);
         let mut record = EventRecord {
             event_id,
@@ -511,10 +638,16 @@ impl Validator<'_> {
             input_tokens,
             output_tokens,
             latency_ms,
-            ttft_ms: self.amount(data, p, &["ttft_ms"]),
+            ttft_ms: self.amount(data, p, &["ttft_ms"], MAX_DURATION_MS, "ms"),
             error_type: self.string(data, p, "error_type"),
             cost_usd: if is_cost {
-                self.amount(data, p, &["total_cost_usd", "cost_usd"])
+                self.amount(
+                    data,
+                    p,
+                    &["total_cost_usd", "cost_usd"],
+                    MAX_COST_USD,
+                    "USD",
+                )
             } else {
                 None
             },
@@ -532,7 +665,7 @@ impl Validator<'_> {
     }
 }
 
-fn truncate(s: &str, max: usize) -> &str {
+pub(super) fn truncate(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
     }
