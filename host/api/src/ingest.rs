@@ -208,7 +208,7 @@ async fn ingest(
         let reason = rejection
             .errors
             .first()
-            .map(|e| Metrics::reason_of(&e.field))
+            .map(|e| Metrics::reason_of(e.top_level_field()))
             .unwrap_or_default();
         state
             .metrics

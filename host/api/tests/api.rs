@@ -404,6 +404,48 @@ async fn a_saturated_pipeline_answers_429_with_retry_after() {
 }
 
 #[tokio::test]
+async fn data_after_the_array_refuses_the_body_naming_where_it_starts() {
+    let hub = hub().await;
+    let (a, b) = (event("t1", "m", 1.0, 1), event("t2", "m", 1.0, 1));
+    let body = format!("[{a}][{b}]");
+    let (status, answer) = hub.post(&hub.key, "application/json", body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let offset = a.to_string().len() + 2;
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!(
+            "unexpected data at line 1, column {} (byte {offset})",
+            offset + 1
+        )),
+        "{answer}"
+    );
+    let (_, page) = hub.get(&hub.key, "/v1/events").await;
+    assert_eq!(page["events"], json!([]), "no half of the body is stored");
+}
+
+#[tokio::test]
+async fn invalid_utf8_in_one_array_element_rejects_that_element_only() {
+    let hub = hub().await;
+    // The model's "@" becomes a byte that is not UTF-8.
+    let mut line2 = event("u2", "m@", 1.0, 1).to_string().into_bytes();
+    let at = line2.iter().position(|&b| b == b'@').unwrap();
+    line2[at] = 0xff;
+    let mut body = format!("[{},\n", event("u1", "m", 1.0, 1)).into_bytes();
+    body.extend_from_slice(&line2);
+    body.extend_from_slice(format!(",\n{}]", event("u3", "m", 1.0, 1)).as_bytes());
+    let (status, answer) = hub.post(&hub.key, "application/json", body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(answer["accepted"], 2);
+    assert_eq!(
+        answer["rejected"],
+        json!([{"index": 1, "errors": [{"field": "model",
+            "message": format!("malformed JSON at line 2, column {}: not valid UTF-8", at + 1)}]}])
+    );
+    let (_, one) = hub.get(&hub.key, "/v1/events/u3").await;
+    assert_eq!(one["event_id"], "u3", "{one}");
+}
+
+#[tokio::test]
 async fn query_parameters_are_checked_and_named() {
     let hub = hub().await;
     let cases = [
