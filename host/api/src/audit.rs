@@ -1,6 +1,7 @@
 //! The audit log: `record` appends; `GET /v1/audit` lists and exports a tenant's records.
 
-use axum::extract::{Query, State};
+use crate::ApiQuery;
+use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -112,7 +113,7 @@ pub(crate) async fn list_audit(
     State(state): State<AppState>,
     principal: Principal,
     headers: HeaderMap,
-    Query(p): Query<AuditParams>,
+    ApiQuery(p): ApiQuery<AuditParams>,
 ) -> Result<Response, ApiError> {
     let scope = if p.all == Some(true) {
         if !principal.is_operator() {
@@ -148,6 +149,7 @@ pub(crate) async fn list_audit(
         to_ms: time("to", &p.to)?,
         before_id,
     };
+    crate::query::check_order(filter.from_ms, filter.to_ms)?;
     let ndjson = match p.format.as_deref() {
         Some("ndjson") => true,
         Some("json") => false,

@@ -588,8 +588,13 @@ async fn user_principal(
             .get("x-csrf-token")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        let expected = cookie(&parts.headers, crate::users::CSRF_COOKIE).unwrap_or("");
-        if expected.is_empty() || !constant_time_eq(sent.as_bytes(), expected.as_bytes()) {
+        // The token is bound to the session (an HMAC of its id), not merely equal to a cookie
+        // that whoever can plant cookies could set too.
+        let expected = state
+            .sessions
+            .csrf_token(state.storage.as_ref(), &claims.sid)
+            .await?;
+        if !constant_time_eq(sent.as_bytes(), expected.as_bytes()) {
             return Err(ApiError::Forbidden(
                 "missing or wrong X-CSRF-Token header: send the value of the hub_csrf cookie"
                     .into(),

@@ -25,6 +25,7 @@ pub mod throttle;
 mod users;
 mod views;
 mod web;
+mod wire;
 
 use std::sync::Arc;
 
@@ -149,31 +150,8 @@ impl AppState {
     }
 }
 
-/// Largest JSON body of the administration routes.
-pub const MAX_ADMIN_BODY_BYTES: usize = 1 << 20;
-
-/// Parses a JSON request body; errors name the field path (`plugins[0].config`) or the line and
-/// column of a syntax error.
-pub(crate) fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    if bytes.len() > MAX_ADMIN_BODY_BYTES {
-        return Err(ApiError::PayloadTooLarge(format!(
-            "the body is {} bytes; the limit is {MAX_ADMIN_BODY_BYTES}",
-            bytes.len()
-        )));
-    }
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() || path == "." {
-            ApiError::BadRequest(format!(
-                "the body is not valid JSON for this route: {inner}"
-            ))
-        } else {
-            ApiError::invalid(&path, inner.to_string())
-        }
-    })
-}
+pub use wire::MAX_ADMIN_BODY_BYTES;
+pub(crate) use wire::{ApiQuery, json_body};
 
 /// The whole API.
 pub fn app(state: AppState) -> Router {
@@ -193,6 +171,7 @@ pub fn app(state: AppState) -> Router {
         .merge(ops::router())
         .merge(settings::router())
         .fallback(web::fallback)
+        .layer(axum::middleware::from_fn(wire::response_headers))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

@@ -5,8 +5,9 @@
 
 use std::sync::Arc;
 
+use crate::ApiQuery;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, put};
@@ -258,7 +259,7 @@ fn urlencoding(s: &str) -> String {
 pub(crate) async fn list_packages(
     State(state): State<AppState>,
     principal: Result<Principal, ApiError>,
-    Query(params): Query<ListParams>,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Response, ApiError> {
     browse(&state, principal)?;
     if let Some(k) = &params.kind
@@ -356,7 +357,7 @@ pub(crate) async fn package_details(
     State(state): State<AppState>,
     principal: Result<Principal, ApiError>,
     Path(name): Path<String>,
-    Query(params): Query<DetailParams>,
+    ApiQuery(params): ApiQuery<DetailParams>,
 ) -> Result<Response, ApiError> {
     browse(&state, principal)?;
     if let Some(c) = &params.catalog {

@@ -9,8 +9,9 @@
 
 use std::time::Duration;
 
+use crate::ApiQuery;
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -207,7 +208,7 @@ pub struct StartParams {
 )]
 pub(crate) async fn start(
     State(state): State<AppState>,
-    Query(p): Query<StartParams>,
+    ApiQuery(p): ApiQuery<StartParams>,
 ) -> Result<Response, ApiError> {
     let o = oidc(&state)?;
     if p.login_hint.as_ref().is_some_and(|h| h.len() > 254)
@@ -330,7 +331,7 @@ fn groups_of(id_token: &str, claim: &str) -> Vec<String> {
 pub(crate) async fn callback(
     State(state): State<AppState>,
     ClientAddr(source): ClientAddr,
-    Query(p): Query<CallbackParams>,
+    ApiQuery(p): ApiQuery<CallbackParams>,
 ) -> Result<Response, ApiError> {
     let o = oidc(&state)?;
     let pending = match p.state.as_deref().filter(|s| s.len() <= 128) {

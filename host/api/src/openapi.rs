@@ -68,7 +68,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::ops::metrics,
         crate::ops::openapi,
     ),
-    modifiers(&ApiKeyScheme)
+    modifiers(&ApiKeyScheme, &CredentialsRefused)
 )]
 struct ApiDoc;
 
@@ -86,6 +86,44 @@ impl utoipa::Modify for ApiKeyScheme {
                     .build(),
             ),
         );
+    }
+}
+
+/// Every route that takes credentials may answer 401 (missing, unknown, expired or revoked), in
+/// the one error shape: said once here rather than on each handler, so that none is forgotten.
+struct CredentialsRefused;
+
+impl utoipa::Modify for CredentialsRefused {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let refused = ResponseBuilder::new()
+            .description("missing, unknown, expired or revoked credentials")
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                    op.responses
+                        .responses
+                        .entry("401".into())
+                        .or_insert_with(|| RefOr::T(refused.clone()));
+                }
+            }
+        }
     }
 }
 

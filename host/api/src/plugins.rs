@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use crate::ApiQuery;
+use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use hub_pipeline::PluginHost;
@@ -585,7 +586,7 @@ pub(crate) async fn delete_plugin(
     State(state): State<AppState>,
     principal: Principal,
     Path(name): Path<String>,
-    Query(params): Query<DeleteParams>,
+    ApiQuery(params): ApiQuery<DeleteParams>,
 ) -> Result<axum::http::StatusCode, ApiError> {
     principal.require(Right::ManagePlugins)?;
     let before = settings(&state, &principal).await?;

@@ -74,16 +74,7 @@ impl Params {
     fn range(&self, now: i64) -> Result<(i64, i64), ApiError> {
         let to = self.time("to", now, now)?;
         let from = self.time("from", to - DAY_MS, now)?;
-        if from >= to {
-            return Err(ApiError::invalid(
-                "from",
-                format!(
-                    "must be before to ({} >= {})",
-                    to_rfc3339(from),
-                    to_rfc3339(to)
-                ),
-            ));
-        }
+        check_order(Some(from), Some(to))?;
         if to - from > MAX_RANGE_MS {
             return Err(ApiError::invalid(
                 "from",
@@ -494,6 +485,7 @@ pub(crate) async fn list_events(
             .transpose()?,
         ..Default::default()
     };
+    check_order(filter.from_ms, filter.to_ms)?;
     for dim in Dimension::ALL {
         filter
             .dims
@@ -560,6 +552,22 @@ pub(crate) async fn get_event(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("event '{id}' not found")))?;
     Ok(Json(event_dto(event)?))
+}
+
+/// 400 when both ends of a range are given and `from` is not before `to` (every route that takes
+/// a range says so the same way).
+pub(crate) fn check_order(from_ms: Option<i64>, to_ms: Option<i64>) -> Result<(), ApiError> {
+    match (from_ms, to_ms) {
+        (Some(from), Some(to)) if from >= to => Err(ApiError::invalid(
+            "from",
+            format!(
+                "must be before to ({} >= {})",
+                to_rfc3339(from),
+                to_rfc3339(to)
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -161,11 +161,24 @@ fn declared_alg(token: &str) -> Option<String> {
     v.get("alg")?.as_str().map(String::from)
 }
 
+const SECRET_META: &str = "auth.deployment_secret";
+
+/// HMAC-SHA256 of `payload` under `key`, as hex.
+pub(crate) fn hmac_hex(key: &[u8], payload: &str) -> String {
+    use hmac::Mac;
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(payload.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
 /// A fresh pair of tokens.
 #[derive(Debug, Clone)]
 pub struct IssuedTokens {
     pub access_token: String,
     pub refresh_token: String,
+    /// What the browser must echo in `X-CSRF-Token` for this session.
+    pub csrf_token: String,
     pub claims: Claims,
 }
 
@@ -176,8 +189,9 @@ pub struct Sessions {
     /// Sessions checked lately: (revoked, when checked, the user's id, the tenant's id).
     revoked: RwLock<HashMap<String, (bool, Instant, i64, i64)>>,
     last_reload: RwLock<Option<Instant>>,
-    /// The secret that signs device cookies (see `throttle`), read once from the database.
-    pub(crate) device_secret: tokio::sync::OnceCell<Vec<u8>>,
+    /// The deployment's secret for device cookies (see `throttle`) and CSRF tokens, read once
+    /// from the database.
+    secret: tokio::sync::OnceCell<Vec<u8>>,
 }
 
 /// How long a session's "not revoked" answer is trusted on a replica that did not revoke it.
@@ -292,11 +306,47 @@ impl Sessions {
                 now_ms,
             )
             .await?;
+        let csrf_token = self.csrf_token(storage, &claims.sid).await?;
         Ok(IssuedTokens {
             access_token,
             refresh_token,
+            csrf_token,
             claims,
         })
+    }
+
+    /// The deployment's secret, made once and kept in the database (`hub_meta`) so that every
+    /// replica signs and checks the same way.
+    pub async fn deployment_secret(&self, storage: &dyn Storage) -> Result<Vec<u8>, StorageError> {
+        self.secret
+            .get_or_try_init(|| async {
+                if let Some(s) = storage.get_meta(SECRET_META).await? {
+                    return Ok(s.into_bytes());
+                }
+                let fresh: [u8; 32] = rand::rng().random();
+                storage.set_meta(SECRET_META, &hex::encode(fresh)).await?;
+                // Another replica may have written its own a moment ago: use what is stored.
+                Ok::<_, StorageError>(
+                    storage
+                        .get_meta(SECRET_META)
+                        .await?
+                        .unwrap_or_else(|| hex::encode(fresh))
+                        .into_bytes(),
+                )
+            })
+            .await
+            .cloned()
+    }
+
+    /// The CSRF token of session `sid`: an HMAC of the session id, so that a cookie planted by
+    /// someone else (who knows neither) never matches.
+    pub async fn csrf_token(
+        &self,
+        storage: &dyn Storage,
+        sid: &str,
+    ) -> Result<String, StorageError> {
+        let secret = self.deployment_secret(storage).await?;
+        Ok(hmac_hex(&secret, &format!("csrf\0{sid}"))[..32].to_string())
     }
 
     /// Checks an access token: algorithm, `kid`, signature, time, issuer, audience, and that its

@@ -18,10 +18,9 @@ use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
-use hmac::{Hmac, Mac};
-use rand::Rng;
 use sha2::{Digest, Sha256};
 
+use crate::session::hmac_hex;
 use crate::{ApiError, AppState};
 
 /// Failures from one address at one email before the backoff starts.
@@ -35,7 +34,6 @@ const FORGET_AFTER_MS: i64 = 24 * 3600 * 1000;
 /// The browser cookie of a device that signed in to an account before.
 pub const DEVICE_COOKIE: &str = "hub_device";
 const DEVICE_TTL: Duration = Duration::from_secs(180 * 24 * 3600);
-const DEVICE_SECRET_META: &str = "auth.device_secret";
 
 /// The two counters an attempt at `email` from `source` touches.
 struct Keys {
@@ -158,42 +156,6 @@ pub(crate) async fn blocked_emails(
         .collect())
 }
 
-type HmacSha256 = Hmac<Sha256>;
-
-/// The deployment's secret for device cookies, made once and kept in the database so that every
-/// replica verifies every cookie.
-async fn device_secret(state: &AppState) -> Result<Vec<u8>, ApiError> {
-    let storage = state.storage.as_ref();
-    state
-        .sessions
-        .device_secret
-        .get_or_try_init(|| async {
-            if let Some(s) = storage.get_meta(DEVICE_SECRET_META).await? {
-                return Ok(s.into_bytes());
-            }
-            let secret: [u8; 32] = rand::rng().random();
-            storage
-                .set_meta(DEVICE_SECRET_META, &hex::encode(secret))
-                .await?;
-            // Another replica may have written its own a moment ago: use what is stored.
-            Ok::<_, ApiError>(
-                storage
-                    .get_meta(DEVICE_SECRET_META)
-                    .await?
-                    .unwrap_or_else(|| hex::encode(secret))
-                    .into_bytes(),
-            )
-        })
-        .await
-        .cloned()
-}
-
-fn sign(secret: &[u8], payload: &str) -> String {
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(payload.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
-}
-
 /// Whether the request's device cookie names `user` and is the hub's and current.
 pub(crate) async fn is_trusted_device(
     state: &AppState,
@@ -218,7 +180,11 @@ pub(crate) async fn is_trusted_device(
     if id != user.to_string() || !fresh {
         return Ok(false);
     }
-    let expected = sign(&device_secret(state).await?, payload);
+    let secret = state
+        .sessions
+        .deployment_secret(state.storage.as_ref())
+        .await?;
+    let expected = hmac_hex(&secret, payload);
     // Both are hex of the same length; compare without an early exit.
     Ok(expected.len() == mac.len()
         && expected
@@ -236,7 +202,11 @@ pub(crate) async fn remember_device(
 ) -> Result<(), ApiError> {
     let expires = hub_core::time::now_ms() / 1000 + DEVICE_TTL.as_secs() as i64;
     let payload = format!("v1.{user}.{expires}");
-    let mac = sign(&device_secret(state).await?, &payload);
+    let secret = state
+        .sessions
+        .deployment_secret(state.storage.as_ref())
+        .await?;
+    let mac = hmac_hex(&secret, &payload);
     let secure = if state.config.secure_cookies {
         "; Secure"
     } else {

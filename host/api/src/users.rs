@@ -144,7 +144,7 @@ pub(crate) fn tokens_response(
     } else {
         ""
     };
-    let csrf = hash_key(&issued.refresh_token)[..32].to_string();
+    let csrf = &issued.csrf_token;
     let cookies = [
         format!(
             "{ACCESS_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",

@@ -464,6 +464,17 @@ async fn browser_cookies_need_the_csrf_header_to_change_anything() {
             .status,
         StatusCode::FORBIDDEN
     );
+    // A planted hub_csrf cookie with a header to match does not pass: the token is the session's.
+    let planted = jar.replace(&format!("hub_csrf={csrf}"), "hub_csrf=planted0123456789");
+    assert_ne!(planted, jar);
+    let forged = Request::builder()
+        .method(Method::POST)
+        .uri("/v1/auth/logout")
+        .header(header::COOKIE, planted)
+        .header("x-csrf-token", "planted0123456789")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(hub.send(forged).await.status, StatusCode::FORBIDDEN);
     assert_eq!(
         hub.send(with_cookies(Method::POST, "/v1/auth/logout", Some(&csrf)))
             .await
