@@ -20,6 +20,18 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "HUB_LISTEN")]
     pub listen: Option<String>,
+    /// Open HTTP connections at most; past it new ones wait in the listen backlog (default: the
+    /// open-file limit less 512, at most 10000).
+    #[arg(long, env = "HUB_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// How long a connection may take to send a request's head, counted from the accept or, on a
+    /// kept-alive connection, from the end of the previous response: so also the keep-alive idle
+    /// timeout (default 10s).
+    #[arg(long, env = "HUB_HEADER_TIMEOUT")]
+    pub header_timeout: Option<String>,
+    /// How long a request's body may take to arrive, plus 1 s per 64 KiB received (default 30s).
+    #[arg(long, env = "HUB_BODY_TIMEOUT")]
+    pub body_timeout: Option<String>,
     /// sqlite://PATH or postgres://USER@HOST:PORT/DB (default: SQLite under the data dir).
     #[arg(long, env = "HUB_DATABASE_URL")]
     pub database_url: Option<String>,
@@ -168,6 +180,9 @@ pub struct ServeArgs {
 struct FileConfig {
     data_dir: Option<PathBuf>,
     listen: Option<String>,
+    max_connections: Option<usize>,
+    header_timeout: Option<String>,
+    body_timeout: Option<String>,
     database_url: Option<String>,
     max_body_bytes: Option<usize>,
     max_decompressed_bytes: Option<usize>,
@@ -271,6 +286,7 @@ fn remote_catalogs(
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: String,
+    pub http: crate::listener::HttpLimits,
     pub database_url: String,
     pub api: hub_api::ApiConfig,
     pub retention: hub_storage::RetentionPolicy,
@@ -298,6 +314,15 @@ fn postgres_writers() -> usize {
 fn duration(name: &str, value: Option<String>, default: &str) -> Result<i64> {
     let v = value.unwrap_or_else(|| default.to_string());
     parse_duration_ms(&v).map_err(|e| anyhow::anyhow!("{name}: {e}"))
+}
+
+/// A timeout: a duration above zero.
+fn timeout(name: &str, value: Option<String>, default: &str) -> Result<std::time::Duration> {
+    let ms = duration(name, value, default)?;
+    if ms <= 0 {
+        anyhow::bail!("{name}: must be above zero");
+    }
+    Ok(std::time::Duration::from_millis(ms as u64))
 }
 
 fn keep(name: &str, value: Option<String>, default: &str) -> Result<Option<i64>> {
@@ -428,6 +453,22 @@ impl ServeArgs {
                 .listen
                 .or(file.listen)
                 .unwrap_or_else(|| "127.0.0.1:8080".into()),
+            http: crate::listener::HttpLimits {
+                max_connections: match self.max_connections.or(file.max_connections) {
+                    Some(0) => anyhow::bail!("max_connections: must be at least 1"),
+                    cap => cap,
+                },
+                header_timeout: timeout(
+                    "header_timeout",
+                    self.header_timeout.or(file.header_timeout),
+                    "10s",
+                )?,
+                body_timeout: timeout(
+                    "body_timeout",
+                    self.body_timeout.or(file.body_timeout),
+                    "30s",
+                )?,
+            },
             database_url,
             api: hub_api::ApiConfig {
                 max_body_bytes: self
@@ -599,5 +640,62 @@ mod tests {
         .resolve()
         .unwrap_err();
         assert!(err.to_string().contains("retention_raw"), "{err}");
+    }
+
+    #[test]
+    fn connection_limits_resolve_like_the_rest() {
+        let s = ServeArgs::default().resolve().unwrap();
+        assert_eq!(
+            s.http.max_connections, None,
+            "derived from the open-file limit at start"
+        );
+        assert_eq!(s.http.header_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(s.http.body_timeout, std::time::Duration::from_secs(30));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.toml");
+        std::fs::write(
+            &path,
+            "max_connections = 300\nheader_timeout = \"5s\"\nbody_timeout = \"1m\"\n",
+        )
+        .unwrap();
+        let s = ServeArgs {
+            config: Some(path.clone()),
+            header_timeout: Some("1500ms".into()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(s.http.max_connections, Some(300));
+        assert_eq!(
+            s.http.header_timeout,
+            std::time::Duration::from_millis(1500)
+        );
+        assert_eq!(s.http.body_timeout, std::time::Duration::from_secs(60));
+        for (args, name) in [
+            (
+                ServeArgs {
+                    header_timeout: Some("0s".into()),
+                    ..Default::default()
+                },
+                "header_timeout",
+            ),
+            (
+                ServeArgs {
+                    body_timeout: Some("soon".into()),
+                    ..Default::default()
+                },
+                "body_timeout",
+            ),
+            (
+                ServeArgs {
+                    max_connections: Some(0),
+                    ..Default::default()
+                },
+                "max_connections",
+            ),
+        ] {
+            let err = args.resolve().unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
     }
 }

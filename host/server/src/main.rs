@@ -7,6 +7,7 @@ mod author;
 mod bench;
 mod bench_plugins;
 mod config;
+mod listener;
 mod people;
 mod plugins;
 mod serve;

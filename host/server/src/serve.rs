@@ -14,6 +14,10 @@ const DEMO_PLUGINS: [&str; 2] = ["cost", "registry"];
 
 pub async fn run(args: ServeArgs) -> Result<()> {
     let (storage, settings) = crate::open_db(args).await?;
+    // Each open connection holds a file descriptor: take all that the system allows.
+    let open_files = crate::listener::raise_open_file_limit();
+    let max_connections =
+        crate::listener::max_connections(settings.http.max_connections, open_files);
     storage.prepare_partitions(hub_core::time::now_ms()).await?;
 
     let plugins = crate::plugins::host(storage.clone(), &settings)?;
@@ -47,7 +51,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
-    tracing::info!(listen = %settings.listen, backend = storage.backend(), "hub is serving");
+    tracing::info!(
+        listen = %settings.listen,
+        backend = storage.backend(),
+        max_connections,
+        header_timeout_ms = settings.http.header_timeout.as_millis() as u64,
+        body_timeout_ms = settings.http.body_timeout.as_millis() as u64,
+        "hub is serving"
+    );
     // stdout is for the person who started the hub (logs go to stderr): where it listens, and on
     // the first start the key, last.
     audit_settings(storage.as_ref(), &settings).await?;
@@ -70,13 +81,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         println!("{line}");
     }
 
-    axum::serve(
+    crate::listener::serve(
         listener,
-        hub_api::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        hub_api::app(state),
+        max_connections,
+        &settings.http,
+        shutdown_signal(),
     )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .context("serving HTTP")?;
+    .await;
     // The router (and with it every bus producer) is gone: the writers drain what was queued,
     // acknowledge it, and stop.
     tracing::info!("draining the ingest pipeline");
