@@ -36,6 +36,16 @@ pub struct IngestResponse {
     pub rejected: Vec<Rejection>,
 }
 
+/// A 400 from ingest: every event rejected (the usual answer), or a body that could not be read at
+/// all (the error shape). Documentation only: the handler answers one or the other.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum IngestRefusal {
+    AllRejected(IngestResponse),
+    Unreadable(crate::error::ErrorBody),
+}
+
 fn outcome(metrics: &Metrics, outcome: &'static str) {
     metrics
         .ingest_requests
@@ -129,7 +139,7 @@ fn gunzip_limited(bytes: &[u8], limit: usize) -> Result<Vec<u8>, ApiError> {
     request_body(content = Vec<Object>, description = "events", content_type = "application/json"),
     responses(
         (status = 202, description = "At least one event was valid; all valid ones are stored", body = IngestResponse),
-        (status = 400, description = "No event was valid, or the body is malformed", body = IngestResponse),
+        (status = 400, description = "No event was valid (the ingest answer, every event rejected), or the body could not be cut into events (the error shape)", body = IngestRefusal),
         (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody),
         (status = 413, description = "Body or batch over the limit", body = crate::error::ErrorBody),
         (status = 415, description = "Unknown content type or encoding", body = crate::error::ErrorBody),

@@ -73,6 +73,7 @@ pub struct InvitationListDto {
 #[serde(deny_unknown_fields)]
 pub struct AcceptDto {
     /// The invitation's code.
+    #[schema(pattern = "^hinv_[A-Za-z0-9_-]{43}$")]
     pub code: String,
 }
 
@@ -80,6 +81,7 @@ pub struct AcceptDto {
 #[serde(deny_unknown_fields)]
 pub struct RedeemDto {
     /// The invitation's code.
+    #[schema(pattern = "^hinv_[A-Za-z0-9_-]{43}$")]
     pub code: String,
     /// For an email new to the hub: the password to create the account with (at least 12
     /// characters). For an email with an account: that account's password.

@@ -148,6 +148,7 @@ pub struct DetailParams {
 #[serde(deny_unknown_fields)]
 pub struct YankRequest {
     /// Why, shown to tenants (at most 500 characters).
+    #[schema(min_length = 1, max_length = 500, pattern = "[^ ]")]
     pub reason: String,
 }
 
@@ -253,7 +254,7 @@ fn urlencoding(s: &str) -> String {
     get, path = "/v1/marketplace/packages", tag = "marketplace",
     description = "The catalog: packages whose name or description contains `q`, of `kind`, from this hub's marketplace or a configured remote `catalog`. Anyone signed in (any key scope, any role); everyone with --public-catalog.",
     params(ListParams),
-    responses((status = 200, body = PackageListDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)),
+    responses((status = 200, body = PackageListDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, description = "no remote catalog of that name", body = crate::error::ErrorBody)),
     security(("api_key" = []))
 )]
 pub(crate) async fn list_packages(

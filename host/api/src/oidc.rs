@@ -326,7 +326,7 @@ fn groups_of(id_token: &str, claim: &str) -> Vec<String> {
     get, path = "/v1/auth/oidc/callback", tag = "auth",
     description = "Where the identity provider returns: checks state, exchanges the code (with the PKCE verifier), verifies the ID token (signature, issuer, audience, expiry, nonce), provisions the user and their roles from the mapping rules, sets the session cookies and redirects to the UI.",
     params(CallbackParams),
-    responses((status = 303), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody))
+    responses((status = 303), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 404, description = "single sign-on is not configured", body = crate::error::ErrorBody))
 )]
 pub(crate) async fn callback(
     State(state): State<AppState>,

@@ -68,7 +68,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::ops::metrics,
         crate::ops::openapi,
     ),
-    modifiers(&ApiKeyScheme, &CredentialsRefused)
+    modifiers(&ApiKeyScheme, &StandardRefusals)
 )]
 struct ApiDoc;
 
@@ -89,23 +89,31 @@ impl utoipa::Modify for ApiKeyScheme {
     }
 }
 
-/// Every route that takes credentials may answer 401 (missing, unknown, expired or revoked), in
-/// the one error shape: said once here rather than on each handler, so that none is forgotten.
-struct CredentialsRefused;
+/// The refusals every route of a kind can give, said once here rather than on each handler so
+/// that none is forgotten (the API property test holds the document to what the server answers):
+/// a route that takes credentials may answer 401 (missing, unknown, expired or revoked), 403 (the
+/// credential lacks the right) and 429 (the key's rate limit); one with parameters or a body 400;
+/// one with a body 413; one with a path parameter 404. All in the one error shape.
+struct StandardRefusals;
 
-impl utoipa::Modify for CredentialsRefused {
+impl utoipa::Modify for StandardRefusals {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
-        let refused = ResponseBuilder::new()
-            .description("missing, unknown, expired or revoked credentials")
-            .content(
-                "application/json",
-                ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+        let error = |description: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    )
                     .build(),
             )
-            .build();
-        for item in openapi.paths.paths.values_mut() {
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let has_path_params = path.contains('{');
             for op in [
                 &mut item.get,
                 &mut item.put,
@@ -116,11 +124,31 @@ impl utoipa::Modify for CredentialsRefused {
             .into_iter()
             .flatten()
             {
-                if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+                let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+                let has_body = op.request_body.is_some();
+                let mut add = |code: &str, description: &str| {
                     op.responses
                         .responses
-                        .entry("401".into())
-                        .or_insert_with(|| RefOr::T(refused.clone()));
+                        .entry(code.into())
+                        .or_insert_with(|| error(description));
+                };
+                if secured {
+                    add("401", "missing, unknown, expired or revoked credentials");
+                    add("403", "the credential lacks the right this route needs");
+                    add("429", "the API key's rate limit; see Retry-After");
+                }
+                if has_params || has_body || has_path_params {
+                    add(
+                        "400",
+                        "a parameter or the body is not what this route takes",
+                    );
+                }
+                if has_body {
+                    add("413", "the body is over the route's limit");
+                }
+                if has_path_params {
+                    add("404", "no such resource (in this tenant)");
                 }
             }
         }

@@ -35,7 +35,13 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<&'static str
 
 #[utoipa::path(get, path = "/metrics", tag = "ops",
     description = "Prometheus text format. Requires 'Authorization: Bearer <token>' when the operator set a metrics token.",
-    responses((status = 200, description = "metrics", content_type = "text/plain")))]
+    responses(
+        (status = 200, description = "metrics (OpenMetrics text, or Prometheus text format 0.0.4)", content(
+            (String = "application/openmetrics-text"),
+            (String = "text/plain"),
+        )),
+        (status = 401, body = crate::error::ErrorBody),
+    ))]
 pub(crate) async fn metrics(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -243,12 +243,30 @@ pub struct TimeseriesResponse {
     pub series: Vec<SeriesDto>,
 }
 
+/// The metrics a time series can show, as the OpenAPI document lists them (the parser is
+/// `hub_core::Metric`; a test keeps the two the same).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum MetricName {
+    Events,
+    Requests,
+    Errors,
+    InputTokens,
+    OutputTokens,
+    CostUsd,
+    LatencyAvg,
+    LatencyP50,
+    LatencyP95,
+    LatencyP99,
+}
+
 #[utoipa::path(
     get, path = "/v1/metrics/timeseries", tag = "query",
     description = "One series per group with a point per step; from/to are aligned to the step. Needs the `query` scope.",
     params(
-        ("metric" = String, Query, description = "events, requests, errors, input_tokens, output_tokens, cost_usd, latency_avg, latency_p50, latency_p95, latency_p99"),
-        ("step" = Option<String>, Query, description = "a whole number of minutes, hours or days: 1m, 5m, 15m, 1h, 1d (default 1m)"),
+        ("metric" = Option<MetricName>, Query, description = "what each point counts (default requests)"),
+        ("step" = Option<String>, Query, description = "a whole number of minutes, hours or days: 1m, 5m, 15m, 1h, 1d (default 1m)", pattern = "^[1-9][0-9]{0,5}[mhd]$"),
         ("from" = Option<String>, Query, description = "default: to minus 24h"),
         ("to" = Option<String>, Query, description = "default: now"),
         ("group_by" = Option<String>, Query, description = "comma-separated dimensions"),
@@ -573,6 +591,15 @@ pub(crate) fn check_order(from_ms: Option<i64>, to_ms: Option<i64>) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_documented_metrics_are_the_parsed_ones() {
+        let documented = serde_json::to_value(<MetricName as utoipa::PartialSchema>::schema())
+            .unwrap()["enum"]
+            .clone();
+        let parsed: Vec<&str> = hub_core::Metric::ALL.iter().map(|m| m.name()).collect();
+        assert_eq!(documented, serde_json::json!(parsed));
+    }
 
     #[test]
     fn cursors_round_trip_and_garbage_is_refused() {

@@ -45,7 +45,9 @@ pub(crate) fn router() -> Router<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginDto {
+    #[schema(max_length = 254, pattern = "@")]
     pub email: String,
+    #[schema(max_length = 256)]
     pub password: String,
     /// The tenant to act in (by name); the user's first tenant when absent.
     #[serde(default)]
