@@ -68,6 +68,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::ops::metrics,
         crate::ops::openapi,
     ),
+    components(schemas(crate::query::MetricName)),
     modifiers(&ApiKeyScheme, &StandardRefusals)
 )]
 struct ApiDoc;

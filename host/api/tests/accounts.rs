@@ -281,6 +281,44 @@ async fn an_account_two_tenants_share_belongs_to_its_person() {
             "{action}: {acme_log:?}"
         );
     }
+
+    // An operator may reset the shared account; both tenants' logs say who did.
+    let root = hub
+        .user("root@hub.example", "ops", Role::Owner, false)
+        .await;
+    hub.storage
+        .access()
+        .set_platform_rights(root, true, false)
+        .await
+        .unwrap();
+    let r = hub
+        .call(
+            Method::POST,
+            "/v1/auth/login",
+            "",
+            Some(json!({"email": "root@hub.example", "password": PASSWORD, "tenant": "acme"})),
+        )
+        .await;
+    let operator = r.body["access_token"].as_str().unwrap().to_string();
+    let r = hub
+        .call(
+            Method::POST,
+            &format!("/v1/users/{bob_id}/password-reset"),
+            &operator,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    for token in [&ann, &gina] {
+        let log = audit_actions(&hub, token).await;
+        assert!(
+            log.contains(&(
+                "member.password_reset".into(),
+                "user:root@hub.example".into()
+            )),
+            "{log:?}"
+        );
+    }
 }
 
 #[tokio::test]

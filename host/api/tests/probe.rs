@@ -158,3 +158,26 @@ async fn the_openapi_document_lists_401_wherever_credentials_are_taken() {
     }
     assert!(secured > 40, "{secured}");
 }
+
+#[test]
+fn every_reference_in_the_openapi_document_resolves() {
+    fn walk(v: &Value, doc: &Value, missing: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    let pointer = r.trim_start_matches('#');
+                    if doc.pointer(pointer).is_none() {
+                        missing.push(r.clone());
+                    }
+                }
+                m.values().for_each(|v| walk(v, doc, missing));
+            }
+            Value::Array(a) => a.iter().for_each(|v| walk(v, doc, missing)),
+            _ => {}
+        }
+    }
+    let doc = hub_api::openapi_json();
+    let mut missing = Vec::new();
+    walk(&doc, &doc, &mut missing);
+    assert!(missing.is_empty(), "unresolved: {missing:?}");
+}
