@@ -43,8 +43,8 @@ export function Members() {
       {invited && (
         <div className="panel notice" role="status">
           Invited {invited.invitation.email} as {invited.invitation.role}. Nothing is granted until they accept: hand them this link
-          (shown once, works until {when(invited.invitation.expires_at)}):{" "}
-          <code className="secret">{`${window.location.origin}/join?code=${invited.code}`}</code>
+          (shown once, works until {when(invited.invitation.expires_at)}):
+          <div className="invite-link"><code className="secret">{`${window.location.origin}/join?code=${invited.code}`}</code></div>
         </div>
       )}
       {act.isError && <ErrorNote error={act.error} />}
