@@ -382,7 +382,8 @@ pub async fn find_api_key(
         .find(|k| Some(k.id) == id || k.prefix == name))
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Whether two secrets are equal, compared without an early exit so that timing tells nothing.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

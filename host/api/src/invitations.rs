@@ -138,7 +138,7 @@ pub(crate) async fn invite(
         .list_invitations(principal.tenant)
         .await?
         .iter()
-        .filter(|i| i.state(now) == "pending" && i.email != email)
+        .filter(|i| i.is_pending(now) && i.email != email)
         .count();
     if pending >= MAX_PENDING_INVITATIONS {
         return Err(ApiError::BadRequest(format!(
@@ -221,7 +221,7 @@ pub(crate) async fn revoke_invitation(
         .list_invitations(principal.tenant)
         .await?
         .into_iter()
-        .find(|i| i.id == id && i.state(now) == "pending")
+        .find(|i| i.id == id && i.is_pending(now))
         .ok_or_else(not_found)?;
     require_role_change(&principal, None, Some(inv.role))?;
     invitations
@@ -257,7 +257,7 @@ async fn pending_invitation(state: &AppState, code: &str) -> Result<Invitation, 
         .invitation_by_code(&hash_key(code))
         .await?
         .ok_or_else(gone)?;
-    if inv.state(hub_core::time::now_ms()) != "pending" {
+    if !inv.is_pending(hub_core::time::now_ms()) {
         return Err(gone());
     }
     Ok(inv)

@@ -304,6 +304,7 @@ pub(crate) async fn reset_password(
         &user,
         principal.actor_label(),
         "member.password_reset",
+        "ok",
         principal.source.clone(),
     )
     .await?;

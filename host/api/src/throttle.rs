@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use sha2::{Digest, Sha256};
 
@@ -185,13 +185,10 @@ pub(crate) async fn is_trusted_device(
         .deployment_secret(state.storage.as_ref())
         .await?;
     let expected = hmac_hex(&secret, payload);
-    // Both are hex of the same length; compare without an early exit.
-    Ok(expected.len() == mac.len()
-        && expected
-            .bytes()
-            .zip(mac.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0)
+    Ok(crate::auth::constant_time_eq(
+        expected.as_bytes(),
+        mac.as_bytes(),
+    ))
 }
 
 /// Adds the device cookie for `user` to a sign-in's answer.
@@ -207,18 +204,15 @@ pub(crate) async fn remember_device(
         .deployment_secret(state.storage.as_ref())
         .await?;
     let mac = hmac_hex(&secret, &payload);
-    let secure = if state.config.secure_cookies {
-        "; Secure"
-    } else {
-        ""
-    };
-    let cookie = format!(
-        "{DEVICE_COOKIE}={payload}.{mac}; Path=/v1/auth; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
-        DEVICE_TTL.as_secs()
+    crate::users::set_cookie(
+        state,
+        res,
+        DEVICE_COOKIE,
+        &format!("{payload}.{mac}"),
+        "/v1/auth",
+        true,
+        DEVICE_TTL,
     );
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        res.headers_mut().append(header::SET_COOKIE, v);
-    }
     Ok(())
 }
 

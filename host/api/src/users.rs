@@ -135,34 +135,38 @@ pub(crate) async fn audit_anonymous(
     .await;
 }
 
+/// Adds a `SameSite=Strict` cookie to `res` (`Secure` when the hub is served over TLS);
+/// `http_only` unless the page must read it.
+pub(crate) fn set_cookie(
+    state: &AppState,
+    res: &mut Response,
+    name: &str,
+    value: &str,
+    path: &str,
+    http_only: bool,
+    max_age: std::time::Duration,
+) {
+    let http_only = if http_only { "; HttpOnly" } else { "" };
+    let secure = if state.config.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{name}={value}; Path={path}{http_only}; SameSite=Strict; Max-Age={}{secure}",
+        max_age.as_secs()
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
 /// The response carrying new tokens: JSON for API clients, cookies for the browser.
 pub(crate) fn tokens_response(
     state: &AppState,
     issued: &IssuedTokens,
     tenant_name: &str,
 ) -> Response {
-    let secure = if state.config.secure_cookies {
-        "; Secure"
-    } else {
-        ""
-    };
-    let csrf = &issued.csrf_token;
-    let cookies = [
-        format!(
-            "{ACCESS_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
-            issued.access_token,
-            ACCESS_TTL.as_secs()
-        ),
-        format!(
-            "{REFRESH_COOKIE}={}; Path=/v1/auth; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
-            issued.refresh_token,
-            REFRESH_TTL.as_secs()
-        ),
-        format!(
-            "{CSRF_COOKIE}={csrf}; Path=/; SameSite=Strict; Max-Age={}{secure}",
-            REFRESH_TTL.as_secs()
-        ),
-    ];
     let mut res = Json(TokensDto {
         access_token: issued.access_token.clone(),
         token_type: "Bearer",
@@ -173,10 +177,19 @@ pub(crate) fn tokens_response(
         must_change_password: issued.claims.pwc,
     })
     .into_response();
-    for c in cookies {
-        if let Ok(v) = HeaderValue::from_str(&c) {
-            res.headers_mut().append(header::SET_COOKIE, v);
-        }
+    for (name, value, path, http_only, max_age) in [
+        (ACCESS_COOKIE, &issued.access_token, "/", true, ACCESS_TTL),
+        (
+            REFRESH_COOKIE,
+            &issued.refresh_token,
+            "/v1/auth",
+            true,
+            REFRESH_TTL,
+        ),
+        // The page reads it to echo it in X-CSRF-Token.
+        (CSRF_COOKIE, &issued.csrf_token, "/", false, REFRESH_TTL),
+    ] {
+        set_cookie(state, &mut res, name, value, path, http_only, max_age);
     }
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -329,26 +342,31 @@ pub(crate) async fn password_sign_in(
         user => {
             throttle::failed(state, email, source).await?;
             // A known user's failures go to the audit log of each tenant they belong to.
-            let (actor, tenants) = match &user {
-                Some(u) => (
-                    format!("user:{}", u.email),
-                    account_tenants(state, u.id).await?,
-                ),
-                None => (
-                    format!("unknown:{}", email.trim().to_lowercase()),
-                    vec![None],
-                ),
-            };
-            for tenant in tenants {
-                audit_anonymous(
-                    state,
-                    tenant,
-                    actor.clone(),
-                    "auth.login_failed",
-                    "failed",
-                    source.clone(),
-                )
-                .await;
+            match &user {
+                Some(u) => {
+                    let actor = format!("user:{}", u.email);
+                    audit_account(
+                        state,
+                        u,
+                        actor,
+                        "auth.login_failed",
+                        "failed",
+                        source.clone(),
+                    )
+                    .await?;
+                }
+                None => {
+                    let actor = format!("unknown:{}", email.trim().to_lowercase());
+                    audit_anonymous(
+                        state,
+                        None,
+                        actor,
+                        "auth.login_failed",
+                        "failed",
+                        source.clone(),
+                    )
+                    .await;
+                }
             }
             Err(ApiError::Unauthorized("wrong email or password".into()))
         }
@@ -376,13 +394,15 @@ pub(crate) async fn account_tenants(
     })
 }
 
-/// Records an action on an account (its password, its sessions) by `actor` in every tenant the
-/// account belongs to, so that no tenant's admins miss what another tenant's did to their member.
+/// Records an action on an account (its password, its sessions, a failed sign-in) by `actor` in
+/// every tenant the account belongs to, so that no tenant's admins miss what another tenant's did
+/// to their member.
 pub(crate) async fn audit_account(
     state: &AppState,
     user: &User,
     actor: String,
     action: &str,
+    outcome: &str,
     source: Option<String>,
 ) -> Result<(), ApiError> {
     for tenant in account_tenants(state, user.id).await? {
@@ -395,7 +415,7 @@ pub(crate) async fn audit_account(
                 action: action.into(),
                 target: Some(format!("user:{}", user.email)),
                 source: source.clone(),
-                outcome: "ok".into(),
+                outcome: outcome.into(),
                 ..Default::default()
             },
         )
@@ -548,17 +568,15 @@ pub(crate) async fn change_password(
         || !verify_password_async(req.current_password.clone(), user.password_hash.clone()).await
     {
         throttle::failed(&state, &user.email, &principal.source).await?;
-        for tenant in account_tenants(&state, user.id).await? {
-            audit_anonymous(
-                &state,
-                tenant,
-                principal.actor_label(),
-                "auth.password_failed",
-                "failed",
-                principal.source.clone(),
-            )
-            .await;
-        }
+        audit_account(
+            &state,
+            &user,
+            principal.actor_label(),
+            "auth.password_failed",
+            "failed",
+            principal.source.clone(),
+        )
+        .await?;
         return Err(ApiError::invalid("current_password", "wrong password"));
     }
     if let Some(problem) = password_problem(&req.new_password, &user.email) {
@@ -579,6 +597,7 @@ pub(crate) async fn change_password(
         &user,
         principal.actor_label(),
         "auth.password",
+        "ok",
         principal.source.clone(),
     )
     .await?;

@@ -288,7 +288,7 @@ where
     })
 }
 
-fn role(s: &str) -> Result<Role> {
+pub(crate) fn role(s: &str) -> Result<Role> {
     Role::parse(s).map_err(StorageError::Corrupt)
 }
 

@@ -6,9 +6,10 @@ use async_trait::async_trait;
 use hub_core::{Role, TenantId};
 use sqlx::{ColumnIndex, Database, Encode, Executor, IntoArguments, Pool, Type};
 
+use crate::Result;
+use crate::access::role;
 use crate::decode::HubRow;
 use crate::sql::{Bind, into_query, with_binds};
-use crate::{Result, StorageError};
 
 /// An invitation as stored (the code's hash, never the code).
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +41,11 @@ impl Invitation {
         } else {
             "pending"
         }
+    }
+
+    /// Whether its code still works at `now_ms`.
+    pub fn is_pending(&self, now_ms: i64) -> bool {
+        self.state(now_ms) == "pending"
     }
 }
 
@@ -109,7 +115,7 @@ where
         id: row.int(0)?,
         tenant: TenantId::from_verified(row.int(1)?),
         email: row.text(2)?,
-        role: Role::parse(&row.text(3)?).map_err(StorageError::Corrupt)?,
+        role: role(&row.text(3)?)?,
         display_name: row.opt_text(4)?,
         invited_by: row.text(5)?,
         created_at_ms: row.int(6)?,
@@ -226,13 +232,10 @@ where
         ))
         .fetch_optional(&mut *tx)
         .await?
-        .map(|r| {
-            r.text(0)
-                .and_then(|s| Role::parse(&s).map_err(StorageError::Corrupt))
-        })
+        .map(|r| r.text(0).and_then(|s| role(&s)))
         .transpose()?;
         let outcome = match existing {
-            Some(role) => Acceptance::AlreadyMember(inv, role),
+            Some(held) => Acceptance::AlreadyMember(inv, held),
             None => {
                 into_query::<DB>(with_binds(
                     "INSERT INTO memberships (user_id, tenant_id, role, created_at) VALUES ($1, $2, $3, $4)",
