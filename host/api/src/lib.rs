@@ -7,6 +7,7 @@
 mod audit;
 pub mod auth;
 mod error;
+mod events;
 mod ingest;
 mod invitations;
 mod keys;
@@ -158,6 +159,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(ingest::router())
         .merge(query::router())
+        .merge(events::router())
         .merge(plugins::router())
         .merge(market::router())
         .merge(keys::router())
