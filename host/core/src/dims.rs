@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::event::TokenDetail;
+
 /// A column that rollups are keyed by and that summaries and time series can group or filter by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Dimension {
@@ -83,7 +85,13 @@ pub enum Metric {
     Errors,
     InputTokens,
     OutputTokens,
+    /// One of the [`TokenDetail`] sums.
+    Tokens(TokenDetail),
     CostUsd,
+    EstimatedCostUsd,
+    ReportedCostUsd,
+    UnpricedEvents,
+    UnpricedTokens,
     LatencyAvg,
     LatencyP50,
     LatencyP95,
@@ -91,13 +99,22 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 10] = [
+    pub const ALL: [Metric; 19] = [
         Self::Events,
         Self::Requests,
         Self::Errors,
         Self::InputTokens,
         Self::OutputTokens,
+        Self::Tokens(TokenDetail::CacheRead),
+        Self::Tokens(TokenDetail::CacheWrite),
+        Self::Tokens(TokenDetail::Reasoning),
+        Self::Tokens(TokenDetail::AudioInput),
+        Self::Tokens(TokenDetail::AudioOutput),
         Self::CostUsd,
+        Self::EstimatedCostUsd,
+        Self::ReportedCostUsd,
+        Self::UnpricedEvents,
+        Self::UnpricedTokens,
         Self::LatencyAvg,
         Self::LatencyP50,
         Self::LatencyP95,
@@ -111,7 +128,12 @@ impl Metric {
             Self::Errors => "errors",
             Self::InputTokens => "input_tokens",
             Self::OutputTokens => "output_tokens",
+            Self::Tokens(d) => d.name(),
             Self::CostUsd => "cost_usd",
+            Self::EstimatedCostUsd => "estimated_cost_usd",
+            Self::ReportedCostUsd => "reported_cost_usd",
+            Self::UnpricedEvents => "unpriced_events",
+            Self::UnpricedTokens => "unpriced_tokens",
             Self::LatencyAvg => "latency_avg",
             Self::LatencyP50 => "latency_p50",
             Self::LatencyP95 => "latency_p95",
@@ -160,6 +182,10 @@ mod tests {
         assert!(Metric::parse("p99").unwrap_err().contains("latency_p99"));
         for (i, d) in Dimension::ALL.iter().enumerate() {
             assert_eq!(d.index(), i);
+        }
+        for (i, d) in TokenDetail::ALL.iter().enumerate() {
+            assert_eq!(d.index(), i);
+            assert_eq!(Metric::parse(d.name()), Ok(Metric::Tokens(*d)));
         }
     }
 }

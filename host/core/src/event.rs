@@ -71,6 +71,67 @@ impl Severity {
     }
 }
 
+/// Tokens a provider counts apart from plain input and output, because it bills them at their own
+/// price or reports them separately. In the hub's own convention each is **included** in
+/// `input_tokens` (the input kinds) or `output_tokens` (reasoning and audio output), whatever the
+/// provider's own convention was: ingest adds Anthropic's separate cache counts to the input and
+/// Gemini's separate thinking tokens to the output, so totals compare across providers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenDetail {
+    /// Input served from the provider's prompt cache (billed at 10–50% of input).
+    CacheRead,
+    /// Input written to the prompt cache (Anthropic bills it above the input price).
+    CacheWrite,
+    /// Hidden reasoning ("thinking") tokens, billed as output.
+    Reasoning,
+    AudioInput,
+    AudioOutput,
+}
+
+impl TokenDetail {
+    pub const ALL: [TokenDetail; 5] = [
+        Self::CacheRead,
+        Self::CacheWrite,
+        Self::Reasoning,
+        Self::AudioInput,
+        Self::AudioOutput,
+    ];
+
+    /// The field name in the API and, identically, the SQL column name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::CacheRead => "cache_read_tokens",
+            Self::CacheWrite => "cache_write_tokens",
+            Self::Reasoning => "reasoning_tokens",
+            Self::AudioInput => "audio_input_tokens",
+            Self::AudioOutput => "audio_output_tokens",
+        }
+    }
+
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Whether this part of a call belongs to its input (else to its output).
+    pub const fn is_input(self) -> bool {
+        matches!(self, Self::CacheRead | Self::CacheWrite | Self::AudioInput)
+    }
+}
+
+/// An event's [`TokenDetail`] counts; `None` for those it did not report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenDetails(pub [Option<i64>; 5]);
+
+impl TokenDetails {
+    pub fn get(&self, d: TokenDetail) -> Option<i64> {
+        self.0[d.index()]
+    }
+
+    pub fn set(&mut self, d: TokenDetail, v: Option<i64>) {
+        self.0[d.index()] = v;
+    }
+}
+
 /// `kind` values whose events each stand for one LLM request in the `requests` count.
 pub const REQUEST_KINDS: [&str; 2] = ["llm_call", "telemetry.latency"];
 
@@ -100,7 +161,16 @@ pub struct EventRecord {
     pub ttft_ms: Option<f64>,
     pub status: Option<Status>,
     pub error_type: Option<String>,
+    /// The cost this event counts toward the tenant's spend: the sender's (`reported_cost_usd`)
+    /// when it gave one, else an enricher's estimate; `Some(0.0)` when another event of the same
+    /// call holds the call's cost (see `hub_storage`'s call costs); `None` when nothing priced it.
     pub cost_usd: Option<f64>,
+    /// The cost as the sender (or CostOps) reported it.
+    pub reported_cost_usd: Option<f64>,
+    /// The cost as an enricher (the cost plugin) estimated it from the usage and its prices.
+    pub estimated_cost_usd: Option<f64>,
+    /// Cache, reasoning and audio tokens, each included in the input or output totals above.
+    pub details: TokenDetails,
     pub user_id: Option<String>,
     pub session_id: Option<String>,
     pub trace_id: Option<String>,
@@ -149,6 +219,37 @@ impl EventRecord {
     /// Whether this event counts as one request in the rollups.
     pub fn is_request(&self) -> bool {
         REQUEST_KINDS.contains(&self.kind.as_str())
+    }
+
+    /// Whether this event reports token usage that ought to have a price: it has tokens and is not
+    /// itself a cost report (whose tokens repeat those of the call it prices).
+    pub fn is_priceable(&self) -> bool {
+        !self.kind.starts_with("cost.")
+            && self.input_tokens.unwrap_or(0) + self.output_tokens.unwrap_or(0) > 0
+    }
+
+    /// Whether this event should have a cost and has none: no price was found for its model (or it
+    /// names none). Counted in `unpriced_events`, never as $0.
+    pub fn is_unpriced(&self) -> bool {
+        self.cost_usd.is_none() && self.is_priceable()
+    }
+
+    /// The tokens of an unpriced event (0 for any other), for `unpriced_tokens`.
+    pub fn unpriced_tokens(&self) -> i64 {
+        if self.is_unpriced() {
+            self.input_tokens.unwrap_or(0) + self.output_tokens.unwrap_or(0)
+        } else {
+            0
+        }
+    }
+
+    /// Whether this event takes part in the per-call reconciliation of cost: an envelope event
+    /// (one LLM call may be reported as telemetry, usage and cost events sharing a
+    /// `correlation_id`) that carries a cost or ought to.
+    pub fn shares_call_cost(&self) -> bool {
+        self.event_type != "llm_call"
+            && self.correlation_id.is_some()
+            && (self.cost_usd.is_some() || self.is_priceable())
     }
 
     /// Whether this event counts as a failed request.

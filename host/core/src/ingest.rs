@@ -8,6 +8,7 @@
 mod framing;
 mod lazy;
 mod shape;
+mod usage;
 mod validate;
 
 use crate::event::EventRecord;
@@ -81,6 +82,7 @@ impl FieldError {
         }
         validate::FIELDS
             .iter()
+            .chain(usage::FIELDS)
             .find(|known| **known == top)
             .copied()
             .unwrap_or("unknown_field")

@@ -13,6 +13,9 @@ pub mod tenant;
 pub mod time;
 
 pub use dims::{Dimension, Metric};
-pub use event::{EnrichedBy, EventRecord, Severity, Status, enrichment_shape, parse_enriched_by};
+pub use event::{
+    EnrichedBy, EventRecord, Severity, Status, TokenDetail, TokenDetails, enrichment_shape,
+    parse_enriched_by,
+};
 pub use sketch::LatencySketch;
 pub use tenant::{ApiKeyScope, Role, TenantId};

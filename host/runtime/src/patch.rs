@@ -351,11 +351,24 @@ pub fn apply_patches(
     for (row, target) in changes {
         let e = &mut events[row];
         match target {
+            // An enricher's cost is an estimate: it is kept beside a cost the sender reported,
+            // and counts only where the sender gave none. The first estimate wins.
             Target::Cost(v) => {
-                if e.cost_usd.is_none() {
-                    e.cost_usd = Some(*v);
-                    noted.push((row, Noted::Field("cost_usd")));
-                    batch.cost_usd[row] = Some(*v);
+                if e.estimated_cost_usd.is_none() {
+                    e.estimated_cost_usd = Some(*v);
+                    let counted = e.cost_usd.is_none();
+                    if counted {
+                        e.cost_usd = Some(*v);
+                        batch.cost_usd[row] = Some(*v);
+                    }
+                    noted.push((
+                        row,
+                        Noted::Field(if counted {
+                            "cost_usd"
+                        } else {
+                            "estimated_cost_usd"
+                        }),
+                    ));
                     out.applied += 1;
                 } else {
                     out.kept += 1;
@@ -480,6 +493,7 @@ mod tests {
     fn applies_valid_patches_and_keeps_what_the_sender_set() {
         let mut ev = events(2);
         ev[1].cost_usd = Some(1.0);
+        ev[1].reported_cost_usd = Some(1.0);
         ev[1].tags_json = "{}".into();
         let mut b = batch_from_events(
             &ev,
@@ -515,12 +529,15 @@ mod tests {
         assert_eq!(
             out,
             Applied {
-                applied: 4,
-                kept: 2
+                applied: 5,
+                kept: 1
             }
         );
         assert_eq!(ev[0].cost_usd, Some(0.5));
+        // The sender's cost still counts; the estimate is kept beside it.
         assert_eq!(ev[1].cost_usd, Some(1.0));
+        assert_eq!(ev[1].estimated_cost_usd, Some(0.5));
+        assert_eq!(b.cost_usd[1], Some(1.0));
         assert_eq!(b.cost_usd[0], Some(0.5));
         let tags: serde_json::Value = serde_json::from_str(&ev[0].tags_json).unwrap();
         assert_eq!(
@@ -551,8 +568,14 @@ mod tests {
         );
         assert_eq!(
             noted(1),
-            [("registry", vec!["tags.context_window".to_string()])],
-            "the sender's cost is not the plugin's"
+            [(
+                "registry",
+                vec![
+                    "estimated_cost_usd".to_string(),
+                    "tags.context_window".to_string()
+                ]
+            )],
+            "the sender's cost is not the plugin's: it filled the estimate beside it"
         );
         let seen: Vec<(&str, &str)> = b.tags[0]
             .iter()
@@ -664,7 +687,8 @@ mod tests {
             Applied {
                 applied: 6,
                 kept: 0
-            }
+            },
+            "every set lands on both rows"
         );
         let (two, b, applied) = run(&grouped);
         assert_eq!(

@@ -1,7 +1,9 @@
 //! Row decoding shared by both backends (columns are read by position, in the order `sql.rs`
 //! selects them).
 
-use hub_core::{EventRecord, LatencySketch, Severity, Status};
+use hub_core::{EventRecord, LatencySketch, Severity, Status, TokenDetails};
+
+use crate::sql::USAGE_SUMS;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use crate::model::{Aggregate, ScanRow, StoredEvent};
@@ -90,7 +92,16 @@ where
             parent_event_id: row.opt_text(24)?,
             tags_json: row.text(25)?,
             payload_json: row.text(26)?,
-            enriched_by: hub_core::parse_enriched_by(row.opt_text(27)?.as_deref()),
+            details: TokenDetails([
+                row.opt_int(27)?,
+                row.opt_int(28)?,
+                row.opt_int(29)?,
+                row.opt_int(30)?,
+                row.opt_int(31)?,
+            ]),
+            reported_cost_usd: row.opt_float(32)?,
+            estimated_cost_usd: row.opt_float(33)?,
+            enriched_by: hub_core::parse_enriched_by(row.opt_text(34)?.as_deref()),
         },
     })
 }
@@ -132,7 +143,7 @@ where
     let mut agg = aggregate_at(row, i, false)?;
     if with_sketch {
         // The group's sketches, hex-encoded and comma-separated (NULL when it has none).
-        let all = row.opt_text(i + 8)?.unwrap_or_default();
+        let all = row.opt_text(i + 8 + USAGE_SUMS.len())?.unwrap_or_default();
         let mut bytes = Vec::new();
         for hex in all.split(',').filter(|h| !h.is_empty()) {
             bytes.clear();
@@ -192,6 +203,15 @@ where
     let latency_count = next_int(&mut i)?;
     let latency_sum = row.opt_float(i)?.unwrap_or(0.0);
     i += 1;
+    let mut details = [0; 5];
+    for d in &mut details {
+        *d = next_int(&mut i)?;
+    }
+    let estimated_cost_usd = row.opt_float(i)?.unwrap_or(0.0);
+    let reported_cost_usd = row.opt_float(i + 1)?.unwrap_or(0.0);
+    i += 2;
+    let unpriced_events = next_int(&mut i)?;
+    let unpriced_tokens = next_int(&mut i)?;
     let latency = if with_sketch {
         LatencySketch::decode(&row.bytes(i)?).map_err(|e| StorageError::Corrupt(e.to_string()))?
     } else {
@@ -206,6 +226,11 @@ where
         cost_usd,
         latency_count,
         latency_sum,
+        details,
+        estimated_cost_usd,
+        reported_cost_usd,
+        unpriced_events,
+        unpriced_tokens,
         latency,
     })
 }
@@ -230,6 +255,15 @@ where
         output_tokens: row.opt_int(i + 6)?,
         cost_usd: row.opt_float(i + 7)?,
         latency_ms: row.opt_float(i + 8)?,
+        details: TokenDetails([
+            row.opt_int(i + 9)?,
+            row.opt_int(i + 10)?,
+            row.opt_int(i + 11)?,
+            row.opt_int(i + 12)?,
+            row.opt_int(i + 13)?,
+        ]),
+        reported_cost_usd: row.opt_float(i + 14)?,
+        estimated_cost_usd: row.opt_float(i + 15)?,
         source_module: None,
         severity: None,
         environment: None,

@@ -10,6 +10,7 @@
 
 pub mod access;
 pub mod analytics;
+mod call_costs;
 mod decode;
 pub mod invites;
 pub mod market;

@@ -170,6 +170,13 @@ pub struct Aggregate {
     pub cost_usd: f64,
     pub latency_count: i64,
     pub latency_sum: f64,
+    /// The [`hub_core::TokenDetail`] sums, by index.
+    pub details: [i64; 5],
+    pub estimated_cost_usd: f64,
+    pub reported_cost_usd: f64,
+    /// Events that should have a cost and have none, and their tokens.
+    pub unpriced_events: i64,
+    pub unpriced_tokens: i64,
     pub latency: LatencySketch,
 }
 
@@ -181,6 +188,15 @@ impl Aggregate {
         self.input_tokens += e.input_tokens.unwrap_or(0);
         self.output_tokens += e.output_tokens.unwrap_or(0);
         self.cost_usd += e.cost_usd.unwrap_or(0.0);
+        for (sum, n) in self.details.iter_mut().zip(e.details.0) {
+            *sum += n.unwrap_or(0);
+        }
+        self.estimated_cost_usd += e.estimated_cost_usd.unwrap_or(0.0);
+        self.reported_cost_usd += e.reported_cost_usd.unwrap_or(0.0);
+        if e.is_unpriced() {
+            self.unpriced_events += 1;
+            self.unpriced_tokens += e.unpriced_tokens();
+        }
         if let Some(l) = e.latency_ms {
             self.latency_count += 1;
             self.latency_sum += l;
@@ -203,6 +219,13 @@ impl Aggregate {
         self.cost_usd += other.cost_usd;
         self.latency_count += other.latency_count;
         self.latency_sum += other.latency_sum;
+        for (sum, n) in self.details.iter_mut().zip(other.details) {
+            *sum += n;
+        }
+        self.estimated_cost_usd += other.estimated_cost_usd;
+        self.reported_cost_usd += other.reported_cost_usd;
+        self.unpriced_events += other.unpriced_events;
+        self.unpriced_tokens += other.unpriced_tokens;
     }
 
     pub fn latency_avg(&self) -> Option<f64> {
@@ -217,7 +240,12 @@ impl Aggregate {
             Metric::Errors => Some(self.errors as f64),
             Metric::InputTokens => Some(self.input_tokens as f64),
             Metric::OutputTokens => Some(self.output_tokens as f64),
+            Metric::Tokens(d) => Some(self.details[d.index()] as f64),
             Metric::CostUsd => Some(self.cost_usd),
+            Metric::EstimatedCostUsd => Some(self.estimated_cost_usd),
+            Metric::ReportedCostUsd => Some(self.reported_cost_usd),
+            Metric::UnpricedEvents => Some(self.unpriced_events as f64),
+            Metric::UnpricedTokens => Some(self.unpriced_tokens as f64),
             Metric::LatencyAvg => self.latency_avg(),
             Metric::LatencyP50 | Metric::LatencyP95 | Metric::LatencyP99 => {
                 self.latency.quantile(metric.quantile().unwrap_or(0.5))

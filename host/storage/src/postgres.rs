@@ -16,11 +16,12 @@ use sqlx::{Postgres, Row};
 use std::str::FromStr;
 
 use crate::access::{AccessStorage, SqlAccess};
+use crate::call_costs;
 use crate::invites::{InvitationStorage, SqlInvitations};
 use crate::market::{MarketStorage, SqlMarket};
 use crate::model::*;
 use crate::postgres_ids;
-use crate::rollup::{FastMap, RollupKey, deltas, upsert_statements};
+use crate::rollup::{FastMap, RollupKey, add_all, deltas, take_back, upsert_statements};
 use crate::settings::{SettingsStorage, SqlSettings};
 use crate::shared::{Shared, rollup_retention};
 use crate::sql::{BatchShapes, Placeholders, into_query};
@@ -48,14 +49,18 @@ macro_rules! insert_events_sql {
     SELECT $1, u.event_id, u.ts, $2, u.event_type, u.kind, u.source_module, u.severity, u.environment, \
     u.app, u.model, u.provider, u.operation, u.input_tokens, u.output_tokens, u.latency_ms, u.ttft_ms, \
     u.status, u.error_type, u.cost_usd, u.user_id, u.session_id, u.trace_id, u.correlation_id, \
-    u.parent_event_id, u.tags, u.payload, u.enriched_by \
+    u.parent_event_id, u.tags, u.payload, u.cache_read_tokens, u.cache_write_tokens, u.reasoning_tokens, \
+    u.audio_input_tokens, u.audio_output_tokens, u.reported_cost_usd, u.estimated_cost_usd, u.enriched_by \
     FROM UNNEST($3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], \
     $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], $15::bigint[], \
     $16::float8[], $17::float8[], $18::text[], $19::text[], $20::float8[], $21::text[], $22::text[], \
-    $23::text[], $24::text[], $25::text[], $26::text[], $27::text[], $28::bigint[]) \
+    $23::text[], $24::text[], $25::text[], $26::text[], $27::text[], $28::bigint[], $29::bigint[], \
+    $30::bigint[], $31::bigint[], $32::bigint[], $33::float8[], $34::float8[], $35::bigint[]) \
     AS u(event_id, ts, event_type, kind, source_module, severity, environment, app, model, provider, \
     operation, input_tokens, output_tokens, latency_ms, ttft_ms, status, error_type, cost_usd, user_id, \
-    session_id, trace_id, correlation_id, parent_event_id, tags, payload, enriched_by)")
+    session_id, trace_id, correlation_id, parent_event_id, tags, payload, cache_read_tokens, \
+    cache_write_tokens, reasoning_tokens, audio_input_tokens, audio_output_tokens, reported_cost_usd, \
+    estimated_cost_usd, enriched_by)")
     };
 }
 
@@ -80,7 +85,9 @@ const NEW_EVENTS_OF_THIS_TRANSACTION: &str = "SELECT e.event_id, e.ts FROM event
 
 const SELECT_ROLLUPS_BY_KEY: &str = "SELECT r.res, r.grain, r.bucket, r.source_module, r.app, r.environment, \
     r.model, r.provider, r.operation, r.status, r.events, r.requests, r.errors, r.input_tokens, \
-    r.output_tokens, r.cost_usd, r.latency_count, r.latency_sum, r.latency_sketch \
+    r.output_tokens, r.cost_usd, r.latency_count, r.latency_sum, r.cache_read_tokens, r.cache_write_tokens, \
+    r.reasoning_tokens, r.audio_input_tokens, r.audio_output_tokens, r.estimated_cost_usd, \
+    r.reported_cost_usd, r.unpriced_events, r.unpriced_tokens, r.latency_sketch \
     FROM rollups r JOIN UNNEST($2::smallint[], $3::smallint[], $4::bigint[], $5::text[], $6::text[], $7::text[], \
     $8::text[], $9::text[], $10::text[], $11::text[]) \
     AS k(res, grain, bucket, source_module, app, environment, model, provider, operation, status) \
@@ -196,6 +203,13 @@ impl PostgresStorage {
             .bind(opt(|e| e.parent_event_id.as_deref()))
             .bind(text(|e| &e.tags_json))
             .bind(text(|e| &e.payload_json))
+            .bind(int(|e| e.details.0[0]))
+            .bind(int(|e| e.details.0[1]))
+            .bind(int(|e| e.details.0[2]))
+            .bind(int(|e| e.details.0[3]))
+            .bind(int(|e| e.details.0[4]))
+            .bind(num(|e| e.reported_cost_usd))
+            .bind(num(|e| e.estimated_cost_usd))
             .bind(shapes)
     }
 
@@ -548,7 +562,10 @@ impl Storage for PostgresStorage {
         for tenant in tenants {
             let events = changes.remove(&tenant).unwrap_or_default();
             postgres_ids::write(&mut tx, tenant, &events).await?;
-            Self::merge_rollups(&mut tx, tenant, deltas(events.into_iter())).await?;
+            let taken_back = call_costs::settle::<Postgres>(&mut tx, tenant, &events).await?;
+            let mut changes = deltas(events.into_iter());
+            add_all(&mut changes, take_back(&taken_back));
+            Self::merge_rollups(&mut tx, tenant, changes).await?;
         }
         tx.commit().await?;
         Ok(outcomes)
@@ -634,6 +651,7 @@ impl Storage for PostgresStorage {
                         .rows_affected();
                 // And the id blocks whose every event is past the limit.
                 postgres_ids::delete_before(&self.pool, tenant, now_ms - keep).await?;
+                call_costs::forget_before::<Postgres>(&self.pool, tenant, now_ms - keep).await?;
             }
             for (res, keep) in rollup_retention(&own) {
                 report.rollups_deleted += sqlx::query(

@@ -62,6 +62,40 @@ pub(crate) fn deltas<'a>(
             .or_default()
             .add_event(e);
     }
+    fan_out(minutes)
+}
+
+/// The changes that take back what `events` counted toward cost (their cost, or their being
+/// unpriced), at each one's own time and dimensions: for events that stopped holding their call's
+/// cost (see [`crate::call_costs`]), added to the deltas of the write that demoted them.
+pub(crate) fn take_back(events: &[EventRecord]) -> FastMap<RollupKey, Aggregate> {
+    let mut minutes: FastMap<(i64, [&str; 7]), Aggregate> = FastMap::default();
+    for e in events {
+        let dims = Dimension::ALL.map(|d| e.dimension(d).unwrap_or(""));
+        let agg = minutes
+            .entry((Resolution::Minute.bucket(e.ts_ms), dims))
+            .or_default();
+        agg.cost_usd -= e.cost_usd.unwrap_or(0.0);
+        if e.is_unpriced() {
+            agg.unpriced_events -= 1;
+            agg.unpriced_tokens -= e.unpriced_tokens();
+        }
+    }
+    fan_out(minutes)
+}
+
+/// Adds `more` into `changes`.
+pub(crate) fn add_all(
+    changes: &mut FastMap<RollupKey, Aggregate>,
+    more: FastMap<RollupKey, Aggregate>,
+) {
+    for (key, agg) in more {
+        changes.entry(key).or_default().merge(&agg);
+    }
+}
+
+/// Spreads per-minute aggregates over every row they touch: each grain at each resolution.
+fn fan_out(minutes: FastMap<(i64, [&str; 7]), Aggregate>) -> FastMap<RollupKey, Aggregate> {
     let mut out: FastMap<RollupKey, Aggregate> =
         FastMap::with_capacity_and_hasher(minutes.len() * 4, Default::default());
     for ((minute, dims), agg) in minutes {
@@ -89,7 +123,7 @@ pub(crate) fn deltas<'a>(
     out
 }
 
-/// Rows per upsert statement: 20 binds each keeps a statement well under SQLite's 32,766.
+/// Rows per upsert statement: 29 binds each keeps a statement well under SQLite's 32,766.
 pub(crate) const UPSERT_CHUNK: usize = 500;
 
 /// `INSERT ... ON CONFLICT DO UPDATE` statements that store the given (already merged) rows.
@@ -124,7 +158,8 @@ pub(crate) fn upsert_statements(
         .collect()
 }
 
-fn aggregate_binds(agg: &Aggregate) -> [Bind; 9] {
+fn aggregate_binds(agg: &Aggregate) -> [Bind; 18] {
+    let d = agg.details;
     [
         Bind::I64(agg.events),
         Bind::I64(agg.requests),
@@ -134,6 +169,15 @@ fn aggregate_binds(agg: &Aggregate) -> [Bind; 9] {
         Bind::F64(agg.cost_usd),
         Bind::I64(agg.latency_count),
         Bind::F64(agg.latency_sum),
+        Bind::I64(d[0]),
+        Bind::I64(d[1]),
+        Bind::I64(d[2]),
+        Bind::I64(d[3]),
+        Bind::I64(d[4]),
+        Bind::F64(agg.estimated_cost_usd),
+        Bind::F64(agg.reported_cost_usd),
+        Bind::I64(agg.unpriced_events),
+        Bind::I64(agg.unpriced_tokens),
         Bind::Bytes(agg.latency.encode()),
     ]
 }

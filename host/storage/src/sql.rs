@@ -76,7 +76,8 @@ macro_rules! event_columns {
         "tenant_id, event_id, ts, received_at, event_type, kind, source_module, severity, \
          environment, app, model, provider, operation, input_tokens, output_tokens, latency_ms, \
          ttft_ms, status, error_type, cost_usd, user_id, session_id, trace_id, correlation_id, \
-         parent_event_id, tags, payload"
+         parent_event_id, tags, payload, cache_read_tokens, cache_write_tokens, reasoning_tokens, \
+         audio_input_tokens, audio_output_tokens, reported_cost_usd, estimated_cost_usd"
     };
 }
 pub(crate) use event_columns;
@@ -86,17 +87,44 @@ pub(crate) const EVENT_SELECT: &str = concat!(
     event_columns!(),
     ", (SELECT s.fields FROM enrichment_shapes s WHERE s.id = events.enriched_by)"
 );
-pub(crate) const EVENT_COLUMN_COUNT: usize = 28;
+pub(crate) const EVENT_COLUMN_COUNT: usize = 35;
 
 pub(crate) const ROLLUP_COLUMNS: &str = "tenant_id, res, grain, bucket, source_module, app, environment, \
     model, provider, operation, status, events, requests, errors, input_tokens, output_tokens, \
-    cost_usd, latency_count, latency_sum, latency_sketch";
+    cost_usd, latency_count, latency_sum, cache_read_tokens, cache_write_tokens, reasoning_tokens, \
+    audio_input_tokens, audio_output_tokens, estimated_cost_usd, reported_cost_usd, unpriced_events, \
+    unpriced_tokens, latency_sketch";
+
+/// The sums of a rollup row after `latency_sum`, in [`ROLLUP_COLUMNS`] order, each with its type:
+/// what `aggregate_at` reads and merges select.
+pub(crate) const USAGE_SUMS: [(&str, bool); 9] = [
+    ("cache_read_tokens", false),
+    ("cache_write_tokens", false),
+    ("reasoning_tokens", false),
+    ("audio_input_tokens", false),
+    ("audio_output_tokens", false),
+    ("estimated_cost_usd", true),
+    ("reported_cost_usd", true),
+    ("unpriced_events", false),
+    ("unpriced_tokens", false),
+];
+
+/// The aggregate columns of a rollup row as stored, from `events` to the sketch, for reads that
+/// merge into stored rows.
+pub(crate) const ROLLUP_AGGREGATE_COLUMNS: &str = "events, requests, errors, input_tokens, \
+    output_tokens, cost_usd, latency_count, latency_sum, cache_read_tokens, cache_write_tokens, \
+    reasoning_tokens, audio_input_tokens, audio_output_tokens, estimated_cost_usd, reported_cost_usd, \
+    unpriced_events, unpriced_tokens, latency_sketch";
 pub(crate) const ROLLUP_UPSERT_TAIL: &str = " ON CONFLICT (tenant_id, res, grain, bucket, source_module, app, \
     environment, model, provider, operation, status) DO UPDATE SET events = excluded.events, \
     requests = excluded.requests, errors = excluded.errors, input_tokens = excluded.input_tokens, \
     output_tokens = excluded.output_tokens, cost_usd = excluded.cost_usd, \
     latency_count = excluded.latency_count, latency_sum = excluded.latency_sum, \
-    latency_sketch = excluded.latency_sketch";
+    cache_read_tokens = excluded.cache_read_tokens, cache_write_tokens = excluded.cache_write_tokens, \
+    reasoning_tokens = excluded.reasoning_tokens, audio_input_tokens = excluded.audio_input_tokens, \
+    audio_output_tokens = excluded.audio_output_tokens, estimated_cost_usd = excluded.estimated_cost_usd, \
+    reported_cost_usd = excluded.reported_cost_usd, unpriced_events = excluded.unpriced_events, \
+    unpriced_tokens = excluded.unpriced_tokens, latency_sketch = excluded.latency_sketch";
 
 /// Appends `AND dim IN (...)` for each filtered dimension (several values of one dimension are
 /// alternatives). A filter names a value, so rows where the dimension is unset never match.
@@ -170,6 +198,13 @@ pub(crate) fn rollup_scan(
          CAST(SUM(cost_usd) AS DOUBLE PRECISION), CAST(SUM(latency_count) AS BIGINT), \
          CAST(SUM(latency_sum) AS DOUBLE PRECISION)",
     );
+    for (column, real) in USAGE_SUMS {
+        buf.push(", CAST(SUM(").push(column).push(if real {
+            ") AS DOUBLE PRECISION)"
+        } else {
+            ") AS BIGINT)"
+        });
+    }
     if scan.with_sketch {
         buf.push(match dialect {
             Dialect::Sqlite => ", group_concat(hex(latency_sketch), ',')",
@@ -206,8 +241,9 @@ pub(crate) fn raw_scan(style: Placeholders, tenant: TenantId, scan: &Scan<'_>) -
         buf.push(dim.name()).push(", ");
     }
     buf.push(
-        "ts, event_id, event_type, kind, status, input_tokens, output_tokens, cost_usd, latency_ms \
-         FROM events WHERE tenant_id = ",
+        "ts, event_id, event_type, kind, status, input_tokens, output_tokens, cost_usd, latency_ms, \
+         cache_read_tokens, cache_write_tokens, reasoning_tokens, audio_input_tokens, \
+         audio_output_tokens, reported_cost_usd, estimated_cost_usd FROM events WHERE tenant_id = ",
     )
     .bind(Bind::I64(tenant.get()));
     buf.push(" AND ts >= ").bind(Bind::I64(scan.from_ms));

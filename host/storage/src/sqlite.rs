@@ -16,10 +16,11 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite};
 
 use crate::access::{AccessStorage, SqlAccess};
+use crate::call_costs;
 use crate::invites::{InvitationStorage, SqlInvitations};
 use crate::market::{MarketStorage, SqlMarket};
 use crate::model::*;
-use crate::rollup::{FastMap, RollupKey, deltas, upsert_statements};
+use crate::rollup::{FastMap, RollupKey, add_all, deltas, take_back, upsert_statements};
 use crate::settings::{SettingsStorage, SqlSettings};
 use crate::shared::{Shared, rollup_retention};
 use crate::sql::{self, BatchShapes, Placeholders, into_query};
@@ -206,10 +207,10 @@ impl SqliteStorage {
             for chunk in buckets.chunks(500) {
                 let mut buf = sql::SqlBuf::new(Placeholders::Question);
                 buf.push(
-                    "SELECT bucket, source_module, app, environment, model, provider, operation, status, events, \
-                     requests, errors, input_tokens, output_tokens, cost_usd, latency_count, latency_sum, \
-                     latency_sketch FROM rollups WHERE tenant_id = ",
+                    "SELECT bucket, source_module, app, environment, model, provider, operation, status, ",
                 )
+                .push(sql::ROLLUP_AGGREGATE_COLUMNS)
+                .push(" FROM rollups WHERE tenant_id = ")
                 .bind(sql::Bind::I64(tenant.get()));
                 buf.push(" AND res = ").bind(sql::Bind::I16(res.code()));
                 buf.push(" AND grain = ").bind(sql::Bind::I16(grain));
@@ -520,10 +521,12 @@ impl Storage for SqliteStorage {
         }
         let mut merged = Vec::new();
         for (&tenant, events) in &stored {
-            let changes = match expected.remove(&tenant) {
+            let mut changes = match expected.remove(&tenant) {
                 Some(d) if !resent.contains(&tenant) => d,
                 _ => deltas(events.iter().copied()),
             };
+            let taken_back = call_costs::settle::<Sqlite>(&mut tx, tenant, events).await?;
+            add_all(&mut changes, take_back(&taken_back));
             if !changes.is_empty() {
                 let rows = Self::merge_rollups(&mut tx, tenant, changes, &cache.rows).await?;
                 merged.extend(rows.into_iter().map(|(k, v)| ((tenant, k), v)));
@@ -616,6 +619,7 @@ impl Storage for SqliteStorage {
                     }
                 }
                 self.ids.delete_before(tenant, now_ms - keep).await?;
+                call_costs::forget_before::<Sqlite>(&self.writer, tenant, now_ms - keep).await?;
             }
             for (res, keep) in rollup_retention(&policy) {
                 report.rollups_deleted += sqlx::query(

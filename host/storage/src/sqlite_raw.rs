@@ -193,7 +193,7 @@ const INSERT_EVENT: &str = concat!(
     "INSERT OR IGNORE INTO events (",
     crate::sql::event_columns!(),
     ", enriched_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
-     ?, ?, ?, ?)"
+     ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 );
 
 /// What an insert stored: the indexes of the events that were new (the others were stored
@@ -264,6 +264,13 @@ fn event_values<'e>(
         t(&e.parent_event_id),
         Value::Text(&e.tags_json),
         Value::Text(&e.payload_json),
+        int(e.details.0[0]),
+        int(e.details.0[1]),
+        int(e.details.0[2]),
+        int(e.details.0[3]),
+        int(e.details.0[4]),
+        real(e.reported_cost_usd),
+        real(e.estimated_cost_usd),
         int(shape),
     ]
 }

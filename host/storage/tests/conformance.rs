@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use hub_core::Role;
 use hub_core::time::{DAY_MS, HOUR_MS, MINUTE_MS};
-use hub_core::{ApiKeyScope, Dimension, EnrichedBy, EventRecord, Metric, Status, TenantId};
+use hub_core::{
+    ApiKeyScope, Dimension, EnrichedBy, EventRecord, Metric, Status, TenantId, TokenDetails,
+};
 use hub_storage::analytics::{SummaryQuery, TimeseriesQuery, summary, timeseries};
 use hub_storage::{
     Acceptance, Aggregate, AuditEntry, AuditFilter, EventField, EventFilter, NewApiKey,
@@ -13,33 +15,9 @@ use hub_storage::{
     ThrottleState,
 };
 
-/// A fixed "now": 2026-11-25T12:00:00Z.
-const NOW: i64 = 1_795_608_000_000;
-
-async fn sqlite() -> (Arc<dyn Storage>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("hub.db").display());
-    let store = hub_storage::open(&url, &Default::default()).await.unwrap();
-    store.migrate().await.unwrap();
-    (store, dir)
-}
-
-async fn postgres() -> (Arc<dyn Storage>, ()) {
-    let url = hub_storage::testing::scratch_postgres_database().await;
-    let store = hub_storage::open(&url, &Default::default()).await.unwrap();
-    store.migrate().await.unwrap();
-    store.prepare_partitions(NOW).await.unwrap();
-    (store, ())
-}
-
-/// Each story runs on each backend, on a multi-threaded runtime like the server's (SQLite's event
-/// inserts step aside from the runtime's workers there).
-macro_rules! on_both {
-    ($($story:ident),* $(,)?) => {
-        mod sqlite_backend { use super::*; $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $story() { let (s, _g) = sqlite().await; super::$story(s).await; })* }
-        mod postgres_backend { use super::*; $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $story() { let (s, _g) = postgres().await; super::$story(s).await; })* }
-    };
-}
+#[macro_use]
+mod support;
+use support::{NOW, postgres, sqlite, tenant, write};
 
 on_both!(
     tenants_and_keys,
@@ -115,7 +93,17 @@ fn events(n: usize, seed: u64, span_ms: i64) -> Vec<EventRecord> {
                 ttft_ms: None,
                 status: Some(if error { Status::Error } else { Status::Ok }),
                 error_type: error.then(|| "timeout".into()),
-                cost_usd: Some((next() % 1000) as f64 / 1e5),
+                // Every 13th unpriced; every 4th reported with an estimate 25% above it.
+                cost_usd: Some((next() % 1000) as f64 / 1e5).filter(|_| i % 13 != 0),
+                reported_cost_usd: None,
+                estimated_cost_usd: None,
+                details: TokenDetails([
+                    (i % 3 == 0).then_some((i % 50) as i64),
+                    (i % 4 == 1).then_some((i % 30) as i64),
+                    (i % 5 == 0).then_some((i % 20) as i64),
+                    (i % 6 == 1).then_some((i % 9) as i64),
+                    (i % 8 == 3).then_some((i % 7) as i64),
+                ]),
                 user_id: Some(format!("u-{}", next() % 5)),
                 session_id: None,
                 trace_id: None,
@@ -140,22 +128,17 @@ fn events(n: usize, seed: u64, span_ms: i64) -> Vec<EventRecord> {
                 },
             }
         })
+        .map(|mut e| {
+            let i: usize = e.event_id.rsplit('-').next().unwrap().parse().unwrap();
+            if i.is_multiple_of(4) {
+                e.reported_cost_usd = e.cost_usd;
+                e.estimated_cost_usd = e.cost_usd.map(|c| c * 1.25);
+            } else {
+                e.estimated_cost_usd = e.cost_usd;
+            }
+            e
+        })
         .collect()
-}
-
-async fn tenant(store: &Arc<dyn Storage>, name: &str) -> TenantId {
-    store.create_tenant(name, NOW).await.unwrap().id
-}
-
-async fn write(
-    store: &Arc<dyn Storage>,
-    tenant: TenantId,
-    events: Vec<EventRecord>,
-) -> hub_storage::WriteOutcome {
-    store
-        .write_batches(&[TenantBatch { tenant, events }], NOW)
-        .await
-        .unwrap()[0]
 }
 
 /// Events counted by the rollups of `tenant` over the last day.
@@ -202,12 +185,18 @@ fn assert_matches(got: &Aggregate, want: &Aggregate, lat: &[f64], what: &str) {
         ),
         "{what}"
     );
-    assert!(
-        (got.cost_usd - want.cost_usd).abs() < 1e-6,
-        "{what}: cost {} vs {}",
-        got.cost_usd,
-        want.cost_usd
+    assert_eq!(
+        (got.details, got.unpriced_events, got.unpriced_tokens),
+        (want.details, want.unpriced_events, want.unpriced_tokens),
+        "{what}: token details and unpriced"
     );
+    for (name, g, w) in [
+        ("cost", got.cost_usd, want.cost_usd),
+        ("estimated", got.estimated_cost_usd, want.estimated_cost_usd),
+        ("reported", got.reported_cost_usd, want.reported_cost_usd),
+    ] {
+        assert!((g - w).abs() < 1e-6, "{what}: {name} {g} vs {w}");
+    }
     for q in [0.5, 0.95, 0.99] {
         if lat.is_empty() {
             break;
@@ -744,6 +733,9 @@ async fn timeseries_match_raw_events(store: Arc<dyn Storage>) {
         (MINUTE_MS, Metric::Requests),
         (5 * MINUTE_MS, Metric::InputTokens),
         (HOUR_MS, Metric::LatencyP95),
+        (HOUR_MS, Metric::Tokens(hub_core::TokenDetail::CacheRead)),
+        (5 * MINUTE_MS, Metric::UnpricedEvents),
+        (HOUR_MS, Metric::ReportedCostUsd),
     ] {
         let q = TimeseriesQuery {
             from_ms: NOW - 6 * HOUR_MS - 1,
@@ -766,6 +758,9 @@ async fn timeseries_match_raw_events(store: Arc<dyn Storage>) {
                 match (value, want_value) {
                     (Some(v), Some(w)) if metric.quantile().is_some() => {
                         assert!((v - w).abs() / w <= 0.011, "{metric:?} at {ts}: {v} vs {w}")
+                    }
+                    (Some(v), Some(w)) if metric == Metric::ReportedCostUsd => {
+                        assert!((v - w).abs() < 1e-9, "{metric:?} at {ts}: {v} vs {w}")
                     }
                     (v, w) => assert_eq!(v, w, "{metric:?} at {ts}"),
                 }

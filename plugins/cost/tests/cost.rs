@@ -55,10 +55,25 @@ fn fills_cost_for_dated_and_aliased_names_and_keeps_sent_costs() {
     assert!(close(c[0].unwrap(), 12.5), "{c:?}");
     // claude-sonnet-4: $3 in + $15 out per million
     assert!(close(c[1].unwrap(), 1000.0 * 3e-6 + 500.0 * 15e-6), "{c:?}");
-    assert_eq!(c[2], Some(7.0), "a sent cost is kept");
+    assert_eq!(c[2], Some(7.0), "a sent cost is kept and counts");
+    let e: Vec<Option<f64>> = out.events.iter().map(|e| e.estimated_cost_usd).collect();
+    assert!(
+        close(e[2].unwrap(), 10.0 * 2.5e-6 + 10.0 * 10e-6),
+        "beside it, the estimate: {e:?}"
+    );
+    assert_eq!(
+        (e[0], e[1]),
+        (c[0], c[1]),
+        "where nothing was sent the estimate counts"
+    );
     assert_eq!(c[3], None, "unknown model");
     assert_eq!(c[4], None, "no tokens");
-    assert_eq!(out.answer.patches.len(), 2);
+    assert!(
+        out.events[3].is_unpriced(),
+        "an unknown model is unpriced, not free"
+    );
+    assert!(!out.events[4].is_unpriced(), "nothing to price");
+    assert_eq!(out.answer.patches.len(), 3);
 }
 
 #[test]

@@ -158,20 +158,20 @@ fn derived_id(raw: &str) -> String {
     format!("h-{}", hex::encode(&digest[..16]))
 }
 
-struct Validator<'l> {
+pub(super) struct Validator<'l> {
     limits: &'l IngestLimits,
-    errors: Vec<FieldError>,
+    pub(super) errors: Vec<FieldError>,
 }
 
 impl Validator<'_> {
-    fn fail(&mut self, field: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn fail(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.errors.push(FieldError {
             field: field.into(),
             message: message.into(),
         });
     }
 
-    fn path(prefix: &str, key: &str) -> String {
+    pub(super) fn path(prefix: &str, key: &str) -> String {
         if prefix.is_empty() {
             key.to_string()
         } else {
@@ -237,7 +237,7 @@ impl Validator<'_> {
         value
     }
 
-    fn tokens(&mut self, obj: &Obj<'_>, prefix: &str, keys: &[&str]) -> Option<i64> {
+    pub(super) fn tokens(&mut self, obj: &Obj<'_>, prefix: &str, keys: &[&str]) -> Option<i64> {
         let (key, value) = first_present(obj, keys)?;
         let field = Self::path(prefix, key);
         let out_of_range =
@@ -520,25 +520,38 @@ impl Validator<'_> {
     }
 
     fn flat(&mut self, obj: &Obj<'_>, raw: &str, now_ms: i64) -> EventRecord {
+        let event_id = self.event_id(obj, raw);
+        let ts_ms = self.timestamp(obj, now_ms).unwrap_or_default();
+        let (source_module, severity) = (self.string(obj, "", "source_module"), self.severity(obj));
+        let environment = self.string(obj, "", "environment");
+        let app = self.string(obj, "", "app");
+        let model = self.string(obj, "", "model");
+        let provider = self.string(obj, "", "provider");
+        let operation = self.string(obj, "", "operation");
+        let usage = self.usage(obj, "");
+        let cost_usd = self.amount(obj, "", &["cost_usd"], MAX_COST_USD, "USD");
         EventRecord {
-            event_id: self.event_id(obj, raw),
-            ts_ms: self.timestamp(obj, now_ms).unwrap_or_default(),
+            event_id,
+            ts_ms,
             event_type: "llm_call".into(),
             kind: "llm_call".into(),
-            source_module: self.string(obj, "", "source_module"),
-            severity: self.severity(obj),
-            environment: self.string(obj, "", "environment"),
-            app: self.string(obj, "", "app"),
-            model: self.string(obj, "", "model"),
-            provider: self.string(obj, "", "provider"),
-            operation: self.string(obj, "", "operation"),
-            input_tokens: self.tokens(obj, "", &["input_tokens", "prompt_tokens"]),
-            output_tokens: self.tokens(obj, "", &["output_tokens", "completion_tokens"]),
+            source_module,
+            severity,
+            environment,
+            app,
+            model,
+            provider,
+            operation,
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+            details: usage.details,
             latency_ms: self.amount(obj, "", &["latency_ms"], MAX_DURATION_MS, "ms"),
             ttft_ms: self.amount(obj, "", &["ttft_ms"], MAX_DURATION_MS, "ms"),
             status: Some(self.status(obj, "").unwrap_or(Status::Ok)),
             error_type: self.string(obj, "", "error_type"),
-            cost_usd: self.amount(obj, "", &["cost_usd"], MAX_COST_USD, "USD"),
+            cost_usd,
+            reported_cost_usd: cost_usd,
+            estimated_cost_usd: None,
             user_id: self.string(obj, "", "user_id"),
             session_id: self.string(obj, "", "session_id"),
             trace_id: self.string(obj, "", "trace_id"),
@@ -606,13 +619,21 @@ impl Validator<'_> {
         // A cost event repeats the token usage of the call it prices; counting its tokens too would
         // double the call's tokens in the rollups, so only its cost is taken.
         let is_cost = payload_type == "cost";
-        let (input_tokens, output_tokens) = if is_cost {
-            (None, None)
+        let usage = if is_cost {
+            super::usage::Usage::default()
         } else {
-            (
-                self.tokens(data, p, &["prompt_tokens", "input_tokens"]),
-                self.tokens(data, p, &["completion_tokens", "output_tokens"]),
+            self.usage(data, p)
+        };
+        let cost_usd = if is_cost {
+            self.amount(
+                data,
+                p,
+                &["total_cost_usd", "cost_usd"],
+                MAX_COST_USD,
+                "USD",
             )
+        } else {
+            None
         };
         let latency_ms = self.amount(
             data,
@@ -635,22 +656,15 @@ impl Validator<'_> {
             model: self.string_any(data, p, &["model_id", "model"]),
             provider: self.string(data, p, "provider"),
             operation: self.string(data, p, "operation"),
-            input_tokens,
-            output_tokens,
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+            details: usage.details,
             latency_ms,
             ttft_ms: self.amount(data, p, &["ttft_ms"], MAX_DURATION_MS, "ms"),
             error_type: self.string(data, p, "error_type"),
-            cost_usd: if is_cost {
-                self.amount(
-                    data,
-                    p,
-                    &["total_cost_usd", "cost_usd"],
-                    MAX_COST_USD,
-                    "USD",
-                )
-            } else {
-                None
-            },
+            cost_usd,
+            reported_cost_usd: cost_usd,
+            estimated_cost_usd: None,
             user_id: self.string(data, p, "user_id"),
             session_id: self.string(data, p, "session_id"),
             trace_id: self.string_any(data, p, &["trace_id", "request_id"]),
