@@ -164,6 +164,8 @@ try {
     await page.getByTestId("errors").getByText("2", { exact: true }).waitFor();
     await page.getByTestId("input-tokens").getByText(tokens.toLocaleString("en-US")).waitFor();
     await page.getByTestId("cost").getByText("$0.0000").waitFor();
+    // Nothing prices them yet: the tile says so instead of passing them off as free.
+    await page.getByTestId("cost").getByText(/\+ 20 unpriced calls/).waitFor();
     await page.locator(".chart canvas").first().waitFor();
     await shot("overview");
   });
@@ -193,6 +195,9 @@ try {
     await page.getByTestId("requests").getByText("40", { exact: true }).waitFor({ timeout: 20_000 });
     const shown = "$" + s.cost_usd.toLocaleString("en-US", { minimumFractionDigits: 4, maximumFractionDigits: 4 });
     await page.getByTestId("cost").getByText(s.cost_usd < 1 ? shown : /\$/).waitFor();
+    // The calls sent before the install stay unpriced (their price applies from the install on).
+    assert.equal(s.unpriced_events, 20, JSON.stringify(s));
+    await page.getByTestId("cost").getByText(/\+ 20 unpriced calls/).waitFor();
     await page.getByRole("tab", { name: "app" }).click();
     await page.getByRole("cell", { name: "support-bot" }).waitFor();
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { int, ms, pct, usd } from "./format";
+import { int, ms, pct, unpricedNote, usd } from "./format";
 import { atLeast, type Me } from "./auth";
 
 describe("formatting", () => {
@@ -22,5 +22,15 @@ describe("roles", () => {
     expect(atLeast(me("owner"), "admin")).toBe(true);
     expect(atLeast(undefined, "viewer")).toBe(false);
     expect(atLeast(me(null, "api_key", ["admin"]), "admin")).toBe(true);
+  });
+});
+
+describe("unpricedNote", () => {
+  it("says nothing when every call is priced", () => {
+    expect(unpricedNote(0, 0)).toBeUndefined();
+  });
+  it("counts calls and tokens, singular and plural", () => {
+    expect(unpricedNote(1, 75)).toBe("+ 1 unpriced call (75 tokens): no price for their model");
+    expect(unpricedNote(1200, 1_500_000)).toBe("+ 1,200 unpriced calls (1,500,000 tokens): no price for their model");
   });
 });

@@ -6,8 +6,8 @@ use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine;
-use hub_core::Dimension;
 use hub_core::time::{parse_query_time, to_rfc3339};
+use hub_core::{Dimension, TokenDetail};
 use hub_storage::{EventCursor, EventField, EventFilter, StoredEvent};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -36,13 +36,29 @@ pub struct EventDto {
     pub model: Option<String>,
     pub provider: Option<String>,
     pub operation: Option<String>,
+    /// All input, cache reads and writes and audio input included.
     pub input_tokens: Option<i64>,
+    /// All output, reasoning and audio output included.
     pub output_tokens: Option<i64>,
+    pub cache_read_tokens: Option<i64>,
+    pub cache_write_tokens: Option<i64>,
+    pub reasoning_tokens: Option<i64>,
+    pub audio_input_tokens: Option<i64>,
+    pub audio_output_tokens: Option<i64>,
     pub latency_ms: Option<f64>,
     pub ttft_ms: Option<f64>,
     pub status: Option<String>,
     pub error_type: Option<String>,
+    /// The cost this event counts in summaries: the reported cost, else the estimate; 0 when
+    /// another event of the same call (`correlation_id`) holds the call's cost; `null` when
+    /// unpriced or when the event has no tokens to price.
     pub cost_usd: Option<f64>,
+    /// The cost plugin's estimate, kept beside a reported cost.
+    pub estimated_cost_usd: Option<f64>,
+    /// The cost the sender (or CostOps) reported.
+    pub reported_cost_usd: Option<f64>,
+    /// The event has tokens but no price was found for its model: its cost is unknown, not $0.
+    pub unpriced: bool,
     pub user_id: Option<String>,
     pub session_id: Option<String>,
     pub trace_id: Option<String>,
@@ -57,7 +73,8 @@ pub struct EventDto {
     pub enriched_by: Vec<EnrichedByDto>,
 }
 
-/// The fields one plugin filled in: `cost_usd`, `provider`, `operation`, `app`, `environment`,
+/// The fields one plugin filled in: `cost_usd` (or `estimated_cost_usd` beside a reported
+/// cost), `provider`, `operation`, `app`, `environment`,
 /// or `tags.<name>`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EnrichedByDto {
@@ -72,6 +89,7 @@ fn raw_json(text: String) -> Result<Box<RawValue>, ApiError> {
 
 fn event_dto(e: StoredEvent) -> Result<EventDto, ApiError> {
     let r = e.record;
+    let unpriced = r.is_unpriced();
     Ok(EventDto {
         timestamp: to_rfc3339(r.ts_ms),
         received_at: to_rfc3339(e.received_at_ms),
@@ -79,6 +97,14 @@ fn event_dto(e: StoredEvent) -> Result<EventDto, ApiError> {
         status: r.status.map(|s| s.as_str().to_string()),
         tags: raw_json(r.tags_json)?,
         payload: raw_json(r.payload_json)?,
+        unpriced,
+        cache_read_tokens: r.details.get(TokenDetail::CacheRead),
+        cache_write_tokens: r.details.get(TokenDetail::CacheWrite),
+        reasoning_tokens: r.details.get(TokenDetail::Reasoning),
+        audio_input_tokens: r.details.get(TokenDetail::AudioInput),
+        audio_output_tokens: r.details.get(TokenDetail::AudioOutput),
+        estimated_cost_usd: r.estimated_cost_usd,
+        reported_cost_usd: r.reported_cost_usd,
         enriched_by: r
             .enriched_by
             .into_iter()

@@ -7,7 +7,7 @@ use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use hub_core::time::{DAY_MS, parse_query_time, to_rfc3339};
-use hub_core::{Dimension, Metric};
+use hub_core::{Dimension, Metric, TokenDetail};
 use hub_storage::GroupKey;
 use hub_storage::analytics::{SummaryQuery, TimeseriesQuery, aligned_range, summary, timeseries};
 use hub_storage::rollup::resolution_for_step;
@@ -138,9 +138,29 @@ pub struct SummaryGroup {
     /// LLM requests (flat events and envelope latency telemetry).
     pub requests: i64,
     pub errors: i64,
+    /// All input, cache reads and writes and audio input included.
     pub input_tokens: i64,
+    /// All output, reasoning and audio output included.
     pub output_tokens: i64,
+    /// Input served from the provider's prompt cache (part of `input_tokens`).
+    pub cache_read_tokens: i64,
+    /// Input written to the prompt cache (part of `input_tokens`).
+    pub cache_write_tokens: i64,
+    /// Hidden reasoning tokens (part of `output_tokens`).
+    pub reasoning_tokens: i64,
+    pub audio_input_tokens: i64,
+    pub audio_output_tokens: i64,
+    /// What the calls cost, each counted once: the reported cost where one was sent, else the
+    /// cost plugin's estimate. Unpriced events add nothing here; see `unpriced_events`.
     pub cost_usd: f64,
+    /// The cost plugin's estimates, including those of calls whose reported cost counts.
+    pub estimated_cost_usd: f64,
+    /// The costs senders (or CostOps) reported.
+    pub reported_cost_usd: f64,
+    /// Events with tokens that should have a cost and have none (no price for their model).
+    pub unpriced_events: i64,
+    /// The tokens of the unpriced events.
+    pub unpriced_tokens: i64,
     /// Milliseconds; percentiles within 1% of the exact value.
     pub latency_ms: LatencyStats,
 }
@@ -197,7 +217,16 @@ pub(crate) async fn get_summary(
             errors: g.agg.errors,
             input_tokens: g.agg.input_tokens,
             output_tokens: g.agg.output_tokens,
+            cache_read_tokens: g.agg.details[TokenDetail::CacheRead.index()],
+            cache_write_tokens: g.agg.details[TokenDetail::CacheWrite.index()],
+            reasoning_tokens: g.agg.details[TokenDetail::Reasoning.index()],
+            audio_input_tokens: g.agg.details[TokenDetail::AudioInput.index()],
+            audio_output_tokens: g.agg.details[TokenDetail::AudioOutput.index()],
             cost_usd: g.agg.cost_usd,
+            estimated_cost_usd: g.agg.estimated_cost_usd,
+            reported_cost_usd: g.agg.reported_cost_usd,
+            unpriced_events: g.agg.unpriced_events,
+            unpriced_tokens: g.agg.unpriced_tokens,
             latency_ms: LatencyStats {
                 avg: g.agg.latency_avg(),
                 p50: g.agg.latency.quantile(0.50),
@@ -250,7 +279,16 @@ pub enum MetricName {
     Errors,
     InputTokens,
     OutputTokens,
+    CacheReadTokens,
+    CacheWriteTokens,
+    ReasoningTokens,
+    AudioInputTokens,
+    AudioOutputTokens,
     CostUsd,
+    EstimatedCostUsd,
+    ReportedCostUsd,
+    UnpricedEvents,
+    UnpricedTokens,
     LatencyAvg,
     LatencyP50,
     LatencyP95,

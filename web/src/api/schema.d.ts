@@ -850,7 +850,8 @@ export interface components {
             name: string;
         };
         /**
-         * @description The fields one plugin filled in: `cost_usd`, `provider`, `operation`, `app`, `environment`,
+         * @description The fields one plugin filled in: `cost_usd` (or `estimated_cost_usd` beside a reported
+         *     cost), `provider`, `operation`, `app`, `environment`,
          *     or `tags.<name>`.
          */
         EnrichedByDto: {
@@ -874,29 +875,60 @@ export interface components {
         /** @description An event as the API shows it. */
         EventDto: {
             app?: string | null;
+            /** Format: int64 */
+            audio_input_tokens?: number | null;
+            /** Format: int64 */
+            audio_output_tokens?: number | null;
+            /** Format: int64 */
+            cache_read_tokens?: number | null;
+            /** Format: int64 */
+            cache_write_tokens?: number | null;
             correlation_id?: string | null;
-            /** Format: double */
+            /**
+             * Format: double
+             * @description The cost this event counts in summaries: the reported cost, else the estimate; 0 when
+             *     another event of the same call (`correlation_id`) holds the call's cost; `null` when
+             *     unpriced or when the event has no tokens to price.
+             */
             cost_usd?: number | null;
             /** @description What each enricher filled in, in the order they ran (empty when the event is as sent). */
             enriched_by: components["schemas"]["EnrichedByDto"][];
             environment?: string | null;
             error_type?: string | null;
+            /**
+             * Format: double
+             * @description The cost plugin's estimate, kept beside a reported cost.
+             */
+            estimated_cost_usd?: number | null;
             event_id: string;
             event_type: string;
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description All input, cache reads and writes and audio input included.
+             */
             input_tokens?: number | null;
             kind: string;
             /** Format: double */
             latency_ms?: number | null;
             model?: string | null;
             operation?: string | null;
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description All output, reasoning and audio output included.
+             */
             output_tokens?: number | null;
             parent_event_id?: string | null;
             /** @description The event exactly as it was sent. */
             payload: Record<string, never>;
             provider?: string | null;
+            /** Format: int64 */
+            reasoning_tokens?: number | null;
             received_at: string;
+            /**
+             * Format: double
+             * @description The cost the sender (or CostOps) reported.
+             */
+            reported_cost_usd?: number | null;
             session_id?: string | null;
             severity?: string | null;
             source_module?: string | null;
@@ -906,6 +938,8 @@ export interface components {
             trace_id?: string | null;
             /** Format: double */
             ttft_ms?: number | null;
+            /** @description The event has tokens but no price was found for its model: its cost is unknown, not $0. */
+            unpriced: boolean;
             user_id?: string | null;
         };
         EventPageDto: {
@@ -1050,7 +1084,7 @@ export interface components {
          *     `hub_core::Metric`; a test keeps the two the same).
          * @enum {string}
          */
-        MetricName: "events" | "requests" | "errors" | "input_tokens" | "output_tokens" | "cost_usd" | "latency_avg" | "latency_p50" | "latency_p95" | "latency_p99";
+        MetricName: "events" | "requests" | "errors" | "input_tokens" | "output_tokens" | "cache_read_tokens" | "cache_write_tokens" | "reasoning_tokens" | "audio_input_tokens" | "audio_output_tokens" | "cost_usd" | "estimated_cost_usd" | "reported_cost_usd" | "unpriced_events" | "unpriced_tokens" | "latency_avg" | "latency_p50" | "latency_p95" | "latency_p99";
         /** @description A new key: the secret, shown this once, and its record. */
         NewApiKeyDto: {
             api_key: components["schemas"]["ApiKeyDto"];
@@ -1292,28 +1326,77 @@ export interface components {
             sso: Record<string, never>;
         };
         SummaryGroup: {
-            /** Format: double */
+            /** Format: int64 */
+            audio_input_tokens: number;
+            /** Format: int64 */
+            audio_output_tokens: number;
+            /**
+             * Format: int64
+             * @description Input served from the provider's prompt cache (part of `input_tokens`).
+             */
+            cache_read_tokens: number;
+            /**
+             * Format: int64
+             * @description Input written to the prompt cache (part of `input_tokens`).
+             */
+            cache_write_tokens: number;
+            /**
+             * Format: double
+             * @description What the calls cost, each counted once: the reported cost where one was sent, else the
+             *     cost plugin's estimate. Unpriced events add nothing here; see `unpriced_events`.
+             */
             cost_usd: number;
             /** Format: int64 */
             errors: number;
+            /**
+             * Format: double
+             * @description The cost plugin's estimates, including those of calls whose reported cost counts.
+             */
+            estimated_cost_usd: number;
             /**
              * Format: int64
              * @description All events, of any kind.
              */
             events: number;
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description All input, cache reads and writes and audio input included.
+             */
             input_tokens: number;
             /** @description The grouped dimensions' values (`null`: events without that dimension). */
             key: Record<string, never>;
             /** @description Milliseconds; percentiles within 1% of the exact value. */
             latency_ms: components["schemas"]["LatencyStats"];
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description All output, reasoning and audio output included.
+             */
             output_tokens: number;
+            /**
+             * Format: int64
+             * @description Hidden reasoning tokens (part of `output_tokens`).
+             */
+            reasoning_tokens: number;
+            /**
+             * Format: double
+             * @description The costs senders (or CostOps) reported.
+             */
+            reported_cost_usd: number;
             /**
              * Format: int64
              * @description LLM requests (flat events and envelope latency telemetry).
              */
             requests: number;
+            /**
+             * Format: int64
+             * @description Events with tokens that should have a cost and have none (no price for their model).
+             */
+            unpriced_events: number;
+            /**
+             * Format: int64
+             * @description The tokens of the unpriced events.
+             */
+            unpriced_tokens: number;
         };
         SummaryResponse: {
             from: string;

@@ -44,7 +44,7 @@ export function Events() {
                 {page.data.events.map((e) => (
                   <tr key={e.event_id + e.timestamp} tabIndex={0} className="clickable" onClick={() => setOpen(e.event_id)} onKeyDown={(k) => k.key === "Enter" && setOpen(e.event_id)}>
                     <td>{when(e.timestamp)}</td><td className="mono small ellipsis" title={e.event_id}>{e.event_id}</td><td>{e.kind}</td><td>{e.model ?? "–"}</td><td>{e.app ?? "–"}</td><td>{e.status ?? "–"}</td>
-                    <td>{int(e.input_tokens)} / {int(e.output_tokens)}</td><td>{ms(e.latency_ms)}</td><td>{usd(e.cost_usd)}</td>
+                    <td>{int(e.input_tokens)} / {int(e.output_tokens)}</td><td>{ms(e.latency_ms)}</td><td>{e.unpriced ? <span className="warn" title="No price for this model: the cost is unknown, not $0">unpriced</span> : usd(e.cost_usd)}</td>
                   </tr>
                 ))}
               </tbody>
@@ -99,6 +99,7 @@ const TEXT_FIELDS = ["provider", "operation", "app", "environment"] as const;
 
 function shown(e: Event, field: string): string {
   if (field === "cost_usd") return e.cost_usd == null ? "–" : usd(e.cost_usd);
+  if (field === "estimated_cost_usd") return e.estimated_cost_usd == null ? "–" : `${usd(e.estimated_cost_usd)} (estimate; the reported cost counts)`;
   if (field.startsWith("tags.")) return String(((e.tags ?? {}) as Record<string, unknown>)[field.slice(5)] ?? "–");
   const v = (TEXT_FIELDS as readonly string[]).includes(field) ? e[field as (typeof TEXT_FIELDS)[number]] : undefined;
   return v == null ? "–" : String(v);

@@ -3,7 +3,7 @@ import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { get, query, type Schemas } from "../api/client";
 import { Chart, color, type Line } from "../components/Chart";
 import { Empty, ErrorNote, Loading } from "../components/States";
-import { int, ms, pct, usd } from "../format";
+import { int, ms, pct, unpricedNote, usd } from "../format";
 
 type Summary = Schemas["SummaryResponse"];
 type Series = Schemas["TimeseriesResponse"];
@@ -99,7 +99,7 @@ export function Overview() {
           <Tile label="Error rate" value={pct(errorRate)} testid="error-rate" />
           <Tile label="Input tokens" value={int(t.input_tokens)} testid="input-tokens" />
           <Tile label="Output tokens" value={int(t.output_tokens)} testid="output-tokens" />
-          <Tile label="Cost" value={usd(t.cost_usd)} testid="cost" />
+          <Tile label="Cost" value={usd(t.cost_usd)} testid="cost" note={unpricedNote(t.unpriced_events, t.unpriced_tokens)} />
           <Tile label="Latency p50" value={ms(t.latency_ms.p50)} testid="p50" />
           <Tile label="p95" value={ms(t.latency_ms.p95)} testid="p95" />
           <Tile label="p99" value={ms(t.latency_ms.p99)} testid="p99" />
@@ -127,14 +127,14 @@ export function Overview() {
         ) : (
           <table>
             <thead>
-              <tr><th>{by}</th><th>Requests</th><th>Errors</th><th>Input tokens</th><th>Output tokens</th><th>Cost</th><th>p50</th><th>p95</th><th>p99</th></tr>
+              <tr><th>{by}</th><th>Requests</th><th>Errors</th><th>Input tokens</th><th>Output tokens</th><th>Cost</th><th title="Calls whose model has no price: their cost is unknown, not $0">Unpriced</th><th>p50</th><th>p95</th><th>p99</th></tr>
             </thead>
             <tbody>
               {(breakdown.data?.groups ?? []).map((g) => (
                 <tr key={String(g.key[by])}>
                   <td>{String(g.key[by] ?? "(none)")}</td>
                   <td>{int(g.requests)}</td><td>{int(g.errors)}</td><td>{int(g.input_tokens)}</td><td>{int(g.output_tokens)}</td>
-                  <td>{usd(g.cost_usd)}</td><td>{ms(g.latency_ms.p50)}</td><td>{ms(g.latency_ms.p95)}</td><td>{ms(g.latency_ms.p99)}</td>
+                  <td>{usd(g.cost_usd)}</td><td>{g.unpriced_events ? `${int(g.unpriced_events)} (${int(g.unpriced_tokens)} tokens)` : "–"}</td><td>{ms(g.latency_ms.p50)}</td><td>{ms(g.latency_ms.p95)}</td><td>{ms(g.latency_ms.p99)}</td>
                 </tr>
               ))}
             </tbody>
@@ -155,11 +155,12 @@ export function Overview() {
   );
 }
 
-function Tile({ label, value, testid }: { label: string; value: string; testid: string }) {
+function Tile({ label, value, testid, note }: { label: string; value: string; testid: string; note?: string }) {
   return (
     <div className="tile" data-testid={testid}>
       <div className="muted">{label}</div>
       <div className="big">{value}</div>
+      {note && <div className="small warn">{note}</div>}
     </div>
   );
 }
