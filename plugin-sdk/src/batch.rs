@@ -94,6 +94,10 @@ impl<'a> Row<'a> {
     pub fn provider(&self) -> Option<&'a str> {
         self.opt(&self.b.providers)
     }
+    /// The index of the provider in the batch's strings (see [`Row::model_index`]).
+    pub fn provider_index(&self) -> Option<u32> {
+        self.b.providers[self.i]
+    }
     pub fn operation(&self) -> Option<&'a str> {
         self.opt(&self.b.operations)
     }

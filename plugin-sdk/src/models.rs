@@ -9,7 +9,19 @@
 
 use std::collections::HashMap;
 
-/// Lowercases and strips provider prefixes (`openai/`, `models/`, `anthropic.`, `us.anthropic.`).
+/// The vendor prefixes of Bedrock model ids (`anthropic.claude-…`, `meta.llama…`).
+const BEDROCK_VENDORS: [&str; 7] = [
+    "anthropic.",
+    "meta.",
+    "openai.",
+    "mistral.",
+    "cohere.",
+    "deepseek.",
+    "google.",
+];
+
+/// Lowercases and strips provider prefixes (`openai/`, `models/`, `anthropic.`, `us.anthropic.`,
+/// `us.meta.`).
 pub fn normalize(model: &str) -> String {
     let mut m = model.trim().to_ascii_lowercase();
     loop {
@@ -36,12 +48,15 @@ pub fn normalize(model: &str) -> String {
                 m = rest.to_string();
             }
         }
-        for region in ["us.", "eu.", "apac.", "global."] {
-            if m.starts_with(region) && m[region.len()..].starts_with("anthropic.") {
-                m = m[region.len()..].to_string();
+        // Bedrock's cross-region inference profiles: `us.meta.llama3-3-70b-instruct-v1:0`.
+        for region in ["us.", "eu.", "apac.", "global.", "au.", "jp.", "us-gov."] {
+            if let Some(rest) = m.strip_prefix(region)
+                && BEDROCK_VENDORS.iter().any(|v| rest.starts_with(v))
+            {
+                m = rest.to_string();
             }
         }
-        for vendor in ["anthropic.", "meta."] {
+        for vendor in BEDROCK_VENDORS {
             if let Some(rest) = m.strip_prefix(vendor) {
                 m = rest.to_string();
             }
@@ -235,5 +250,15 @@ mod tests {
         assert_eq!(t.get("mistral-large"), Some(&5));
         assert_eq!(t.get("mistral-large-2411"), Some(&5));
         assert_eq!(t.get("gpt-5"), None);
+        t.insert("llama3-3-70b-instruct", 6);
+        assert_eq!(
+            t.get("us.meta.llama3-3-70b-instruct-v1:0"),
+            Some(&6),
+            "a Bedrock inference profile of any vendor"
+        );
+        assert_eq!(
+            t.get("bedrock/eu.meta.llama3-3-70b-instruct-v1:0"),
+            Some(&6)
+        );
     }
 }

@@ -14,26 +14,123 @@ fn close(a: f64, b: f64) -> bool {
 }
 
 #[test]
-fn the_price_table_covers_the_current_models_of_every_provider() {
-    let t = cost::price_table().unwrap();
-    assert!(t.len() > 200, "{} models", t.len());
-    for (model, provider) in [
-        ("gpt-4o", "openai"),
-        ("gpt-5", "openai"),
-        ("claude-sonnet-4-5", "anthropic"),
-        ("gemini-2.5-pro", "google"),
-        ("mistral-large-latest", "mistral"),
-        ("llama-3.3-70b-instruct-turbo", "meta"),
-        ("command-a-03-2025", "cohere"),
-        ("deepseek-chat", "deepseek"),
+fn the_price_table_covers_the_current_models_of_every_provider_and_host() {
+    let t = cost::Prices::bundled().unwrap();
+    assert!(t.len() > 400, "{} models", t.len());
+    for (model, provider, host) in [
+        ("gpt-4o", None, "openai"),
+        ("gpt-5", None, "openai"),
+        ("claude-sonnet-4-5", None, "anthropic"),
+        ("gemini-2.5-pro", None, "gemini"),
+        ("mistral-large-latest", None, "mistral"),
+        ("llama-3.3-70b-instruct-turbo", None, "together_ai"),
+        ("command-a-03-2025", None, "cohere"),
+        ("deepseek-chat", None, "deepseek"),
+        // The three the issue found unpriced: Vertex AI, a Bedrock inference profile, Groq.
+        ("gemini-2.0-flash", Some("vertex_ai"), "vertex_ai"),
+        ("us.meta.llama3-3-70b-instruct-v1:0", None, "bedrock"),
+        ("openai/gpt-oss-120b", Some("groq"), "groq"),
+        ("groq/openai/gpt-oss-120b", None, "groq"),
+        ("azure/gpt-4o", None, "azure"),
+        ("gpt-4o", Some("azure"), "azure"),
+        ("text-embedding-3-small", Some("openai"), "openai"),
     ] {
-        let p = t.get(model).unwrap_or_else(|| panic!("{model} missing"));
-        assert_eq!(p.provider, provider, "{model}");
-        assert!(p.input > 0.0 && p.output > 0.0, "{model}");
+        let rows = t
+            .rows(model, provider)
+            .unwrap_or_else(|| panic!("{model} missing"));
+        let p = rows.last().unwrap();
+        assert_eq!(p.host, host, "{model} {provider:?}");
+        assert!(p.input > 0.0, "{model}");
         assert!(p.source.starts_with("litellm"), "{model}: {}", p.source);
-        assert_eq!(p.taken.len(), 10, "{model}: date");
+        assert!(p.effective_from_ms > 0, "{model}: date");
     }
-    assert!(t.get("gpt-4o").unwrap().cached_input.is_some());
+    let gpt4o = t.rows("gpt-4o", None).unwrap();
+    assert!(gpt4o[0].cache_read.is_some() && gpt4o[0].batch.is_some());
+    let gemini = t.rows("gemini-2.5-pro", None).unwrap();
+    assert_eq!(gemini[0].tier.as_ref().map(|t| t.above), Some(200_000));
+}
+
+#[test]
+fn each_part_of_a_call_is_priced_at_its_own_price() {
+    let t = cost::Prices::bundled().unwrap();
+    let price = |m: &str| t.rows(m, None).unwrap().pop().unwrap();
+    let usage = |input, output| cost::Usage {
+        input,
+        output,
+        ..Default::default()
+    };
+    // The issue's gpt-4o call: 81% of the input from the prompt cache, billed at half price.
+    let gpt4o = price("gpt-4o");
+    let cached = cost::Usage {
+        cache_read: 8_100,
+        ..usage(10_000, 500)
+    };
+    let want = 1_900.0 * 2.5e-6 + 8_100.0 * 1.25e-6 + 500.0 * 10e-6;
+    assert!(close(gpt4o.cost(&cached), want), "{}", gpt4o.cost(&cached));
+    assert!(
+        gpt4o.cost(&usage(10_000, 500)) / want > 1.4,
+        "pricing it as plain input overcharges"
+    );
+    // Anthropic: reads at a tenth, writes at 1.25×.
+    let sonnet = price("claude-sonnet-4-5");
+    let u = cost::Usage {
+        cache_read: 300,
+        cache_write: 50,
+        ..usage(1_350, 100)
+    };
+    assert!(close(
+        sonnet.cost(&u),
+        1_000.0 * 3e-6 + 300.0 * 0.3e-6 + 50.0 * 3.75e-6 + 100.0 * 15e-6
+    ));
+    // Gemini 2.5 Pro above 200k prompt tokens: every token at the higher tier.
+    let pro = price("gemini-2.5-pro");
+    assert!(close(
+        pro.cost(&usage(250_000, 1_000)),
+        250_000.0 * 2.5e-6 + 1_000.0 * 15e-6
+    ));
+    assert!(close(
+        pro.cost(&usage(200_000, 1_000)),
+        200_000.0 * 1.25e-6 + 1_000.0 * 10e-6
+    ));
+    // The batch API: half of everything.
+    let batch = cost::Usage {
+        batch: true,
+        ..usage(10_000, 500)
+    };
+    assert!(close(
+        gpt4o.cost(&batch),
+        gpt4o.cost(&usage(10_000, 500)) / 2.0
+    ));
+}
+
+#[test]
+fn an_event_is_priced_at_the_price_of_its_own_time() {
+    let old = "gpt-x\topenai\topenai\t1\t2\t\t\t\t\t\t\t\t\t\t\t\t\t2026-01-01\tt";
+    let new = "gpt-x\topenai\topenai\t3\t4\t\t\t\t\t\t\t\t\t\t\t\t\t2026-06-01\tt";
+    let t = cost::Prices::parse(&format!("{new}\n{old}\n")).unwrap();
+    let rows = t.rows("gpt-x", None).unwrap();
+    let at = |date: &str| {
+        cost::prices::at_time(&rows, cost::prices::date_ms(date).unwrap())
+            .unwrap()
+            .input
+            * 1e6
+    };
+    assert_eq!(at("2026-03-01"), 1.0);
+    assert_eq!(at("2026-06-01"), 3.0, "from its first day");
+    assert_eq!(at("2027-01-01"), 3.0);
+    assert_eq!(
+        at("2025-01-01"),
+        1.0,
+        "before any date: the oldest price known"
+    );
+    let bad = cost::Prices::parse(
+        "gpt-x\topenai\topenai\t-1\t2\t\t\t\t\t\t\t\t\t\t\t\t\t2026-01-01\tt\n",
+    );
+    assert!(
+        bad.err()
+            .unwrap()
+            .contains("line 1: input: '-1' is not a price")
+    );
 }
 
 #[test]
