@@ -4,7 +4,7 @@
 //! name = "cost"
 //! version = "0.1.0"
 //! kind = "enricher"
-//! world = "hub:plugin/enricher@0.1.0"
+//! world = "hub:plugin/enricher@0.2.0"
 //! description = "Fills cost_usd from a price table"
 //! authors = ["LLM Analytics Hub"]
 //! license = "Apache-2.0"
@@ -32,8 +32,8 @@ use serde::{Deserialize, Serialize};
 
 pub use semver::Version;
 
-/// The versions of the `hub:plugin` package this host runs.
-pub const SUPPORTED_WORLD_VERSIONS: &[&str] = &["0.1.0"];
+/// The versions of the `hub:plugin` package this host runs (0.2.0: enrichers only).
+pub const SUPPORTED_WORLD_VERSIONS: &[&str] = &["0.1.0", "0.2.0"];
 
 /// Manifests larger than this are refused before parsing.
 pub const MAX_MANIFEST_BYTES: usize = 64 * 1024;
@@ -284,6 +284,14 @@ impl Manifest {
                 format!(
                     "hub:plugin@{world_version} is not supported by this host (supported: {})",
                     SUPPORTED_WORLD_VERSIONS.join(", ")
+                ),
+            ));
+        }
+        if world_version != "0.1.0" && kind != PluginKind::Enricher {
+            return Err(err(
+                "world",
+                format!(
+                    "hub:plugin@{world_version} has enricher worlds only: target hub:plugin/{kind}@0.1.0"
                 ),
             ));
         }
@@ -550,6 +558,11 @@ maximum = 100
             ),
             (
                 GOOD.replace("hub:plugin/enricher@0.1.0", "hub:plugin/enricher@9.0.0"),
+                "world",
+            ),
+            (
+                GOOD.replace("kind = \"enricher\"", "kind = \"detector\"")
+                    .replace("hub:plugin/enricher@0.1.0", "hub:plugin/detector@0.2.0"),
                 "world",
             ),
             (GOOD.replace("name = \"cost\"", "name = \"Cost!\""), "name"),

@@ -2,9 +2,10 @@
 
 use std::collections::HashMap;
 
-use crate::bindings::enricher::hub::plugin::types::{Enrichment, EventBatch, Patch, PatchGroup};
+use crate::bindings::enricher::hub::plugin0_1_0::types::{Enrichment, Patch, PatchGroup};
+use crate::bindings::enricher::hub::plugin0_2_0::types::EventBatch;
 
-pub use crate::bindings::enricher::hub::plugin::types::Field;
+pub use crate::bindings::enricher::hub::plugin0_1_0::types::Field;
 
 /// One batch of events, column-wise. Read it row by row with [`Batch::rows`], or take whole
 /// columns with [`Batch::columns`].
@@ -107,6 +108,30 @@ impl<'a> Row<'a> {
     pub fn output_tokens(&self) -> Option<u32> {
         self.b.output_tokens[self.i]
     }
+    /// Input served from the prompt cache (part of [`Row::input_tokens`]).
+    pub fn cache_read_tokens(&self) -> Option<u32> {
+        self.b.cache_read_tokens[self.i]
+    }
+    /// Input written to the prompt cache (part of [`Row::input_tokens`]).
+    pub fn cache_write_tokens(&self) -> Option<u32> {
+        self.b.cache_write_tokens[self.i]
+    }
+    /// Hidden reasoning tokens (part of [`Row::output_tokens`]).
+    pub fn reasoning_tokens(&self) -> Option<u32> {
+        self.b.reasoning_tokens[self.i]
+    }
+    /// Audio input tokens (part of [`Row::input_tokens`]).
+    pub fn audio_input_tokens(&self) -> Option<u32> {
+        self.b.audio_input_tokens[self.i]
+    }
+    /// Audio output tokens (part of [`Row::output_tokens`]).
+    pub fn audio_output_tokens(&self) -> Option<u32> {
+        self.b.audio_output_tokens[self.i]
+    }
+    /// The cost the sender (or CostOps) reported; [`Row::cost_usd`] is the cost counted so far.
+    pub fn reported_cost_usd(&self) -> Option<f64> {
+        self.b.reported_cost_usd[self.i]
+    }
     pub fn latency_ms(&self) -> Option<f64> {
         self.b.latency_ms[self.i]
     }
@@ -153,7 +178,7 @@ pub struct Patches {
 }
 
 /// The value as it crosses the boundary (`text` is an index into the answer's strings).
-pub type RawValue = crate::bindings::enricher::hub::plugin::types::Value;
+pub type RawValue = crate::bindings::enricher::hub::plugin0_1_0::types::Value;
 type WitValue = RawValue;
 
 impl Patches {

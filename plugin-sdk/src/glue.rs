@@ -4,8 +4,9 @@
 use std::cell::RefCell;
 use std::thread::LocalKey;
 
-pub use crate::bindings::enricher::hub::plugin::types::PluginError;
-use crate::bindings::enricher::hub::plugin::types::{Enrichment, EventBatch};
+use crate::bindings::enricher::hub::plugin0_1_0::types::Enrichment;
+pub use crate::bindings::enricher::hub::plugin0_1_0::types::PluginError;
+use crate::bindings::enricher::hub::plugin0_2_0::types::EventBatch;
 use crate::{Batch, Error, Patches};
 
 type Slot<T> = LocalKey<RefCell<Option<T>>>;

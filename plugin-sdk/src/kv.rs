@@ -2,7 +2,7 @@
 //! `kv = true` under `[capabilities]` in plugin.toml. Writes made during a call are kept only
 //! if the call succeeds.
 
-use crate::bindings::enricher::hub::plugin::kv as raw;
+use crate::bindings::enricher::hub::plugin0_1_0::kv as raw;
 
 pub fn get(key: &str) -> Option<Vec<u8>> {
     raw::get(key)

@@ -31,7 +31,10 @@
 //! ```
 //!
 //! Build with `cargo build --release --target wasm32-wasip2`; test the built component with the
-//! [`testing`] module (feature `testing`). The contract itself is `wit/plugin.wit`.
+//! [`testing`] module (feature `testing`). The contract itself is `wit/plugin.wit`
+//! (`hub:plugin@0.1.0`) and, for enrichers, `wit/deps/hub-plugin-0.2.0/plugin.wit`: enrichers built
+//! with this SDK target `hub:plugin/enricher@0.2.0`, whose batch carries usage details; detectors,
+//! forecasters and integrations target 0.1.0.
 
 pub mod batch;
 #[doc(hidden)]
@@ -53,7 +56,7 @@ pub mod bindings {
     pub mod enricher {
         wit_bindgen::generate!({
             path: "../wit",
-            world: "hub:plugin/enricher",
+            world: "hub:plugin/enricher@0.2.0",
             pub_export_macro: true,
             export_macro_name: "export_enricher_world",
             default_bindings_module: "hub_plugin_sdk::bindings::enricher",
@@ -63,41 +66,41 @@ pub mod bindings {
     pub mod detector {
         wit_bindgen::generate!({
             path: "../wit",
-            world: "hub:plugin/detector",
+            world: "hub:plugin/detector@0.1.0",
             pub_export_macro: true,
             export_macro_name: "export_detector_world",
             default_bindings_module: "hub_plugin_sdk::bindings::detector",
             with: {
-                "hub:plugin/types@0.1.0": crate::bindings::enricher::hub::plugin::types,
-                "hub:plugin/log@0.1.0": crate::bindings::enricher::hub::plugin::log,
-                "hub:plugin/kv@0.1.0": crate::bindings::enricher::hub::plugin::kv,
+                "hub:plugin/types@0.1.0": crate::bindings::enricher::hub::plugin0_1_0::types,
+                "hub:plugin/log@0.1.0": crate::bindings::enricher::hub::plugin0_1_0::log,
+                "hub:plugin/kv@0.1.0": crate::bindings::enricher::hub::plugin0_1_0::kv,
             },
         });
     }
     pub mod forecaster {
         wit_bindgen::generate!({
             path: "../wit",
-            world: "hub:plugin/forecaster",
+            world: "hub:plugin/forecaster@0.1.0",
             pub_export_macro: true,
             export_macro_name: "export_forecaster_world",
             default_bindings_module: "hub_plugin_sdk::bindings::forecaster",
             with: {
-                "hub:plugin/types@0.1.0": crate::bindings::enricher::hub::plugin::types,
-                "hub:plugin/log@0.1.0": crate::bindings::enricher::hub::plugin::log,
+                "hub:plugin/types@0.1.0": crate::bindings::enricher::hub::plugin0_1_0::types,
+                "hub:plugin/log@0.1.0": crate::bindings::enricher::hub::plugin0_1_0::log,
             },
         });
     }
     pub mod integration {
         wit_bindgen::generate!({
             path: "../wit",
-            world: "hub:plugin/integration",
+            world: "hub:plugin/integration@0.1.0",
             pub_export_macro: true,
             export_macro_name: "export_integration_world",
             default_bindings_module: "hub_plugin_sdk::bindings::integration",
             with: {
-                "hub:plugin/types@0.1.0": crate::bindings::enricher::hub::plugin::types,
-                "hub:plugin/log@0.1.0": crate::bindings::enricher::hub::plugin::log,
-                "hub:plugin/kv@0.1.0": crate::bindings::enricher::hub::plugin::kv,
+                "hub:plugin/types@0.1.0": crate::bindings::enricher::hub::plugin0_1_0::types,
+                "hub:plugin/log@0.1.0": crate::bindings::enricher::hub::plugin0_1_0::log,
+                "hub:plugin/kv@0.1.0": crate::bindings::enricher::hub::plugin0_1_0::kv,
                 "wasi:http/types@0.2.12": crate::bindings::enricher::wasi::http::types,
                 "wasi:http/outgoing-handler@0.2.12": crate::bindings::enricher::wasi::http::outgoing_handler,
                 "wasi:io/streams@0.2.12": crate::bindings::enricher::wasi::io::streams,
@@ -109,7 +112,7 @@ pub mod bindings {
     }
 }
 
-pub use bindings::enricher::hub::plugin::types::{
+pub use bindings::enricher::hub::plugin0_1_0::types::{
     Alert, Anomaly, Forecast, Series, Severity, SyncReport,
 };
 
@@ -148,9 +151,9 @@ impl std::fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-impl From<Error> for bindings::enricher::hub::plugin::types::PluginError {
+impl From<Error> for bindings::enricher::hub::plugin0_1_0::types::PluginError {
     fn from(e: Error) -> Self {
-        use bindings::enricher::hub::plugin::types::PluginError as P;
+        use bindings::enricher::hub::plugin0_1_0::types::PluginError as P;
         match e {
             Error::BadConfig(m) => P::BadConfig(m),
             Error::Unavailable(m) => P::Unavailable(m),
@@ -223,9 +226,9 @@ macro_rules! export_enricher {
     ($t:ty) => {
         $crate::__export_world!($t, Enricher, export_enricher_world, enricher, {
             fn enrich(
-                batch: $crate::bindings::enricher::hub::plugin::types::EventBatch,
+                batch: $crate::bindings::enricher::hub::plugin0_2_0::types::EventBatch,
             ) -> Result<
-                $crate::bindings::enricher::hub::plugin::types::Enrichment,
+                $crate::bindings::enricher::hub::plugin0_1_0::types::Enrichment,
                 $crate::glue::PluginError,
             > {
                 $crate::glue::enrich(&__HUB_PLUGIN, batch)

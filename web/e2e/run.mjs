@@ -173,7 +173,7 @@ try {
   await check("installing cost from the marketplace with a configuration", async () => {
     await page.getByRole("link", { name: "Marketplace" }).click();
     await page.getByRole("link", { name: "cost" }).click();
-    await page.getByRole("heading", { name: "cost 0.1.0" }).waitFor();
+    await page.getByRole("heading", { name: "cost 0.2.0" }).waitFor();
     await shot("package");
     await page.getByRole("button", { name: "Install…" }).click();
     await page.getByLabel("discounts").fill('[{"provider": "openai", "percent": 150}]');

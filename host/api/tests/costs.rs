@@ -156,7 +156,7 @@ async fn nested_usage_details_and_unpriced_models_reach_the_summary() {
             "prompt_tokens": 1000, "completion_tokens": 100,
             "prompt_tokens_details": {"cached_tokens": 800},
             "completion_tokens_details": {"reasoning_tokens": 40}}},
-        {"event_id": "anthropic", "timestamp": now, "model": "claude-sonnet-4", "usage": {
+        {"event_id": "anthropic", "timestamp": now, "model": "claude-sonnet-4-5", "usage": {
             "input_tokens": 10, "output_tokens": 20,
             "cache_read_input_tokens": 300, "cache_creation_input_tokens": 50}},
         {"event_id": "unknown", "timestamp": now, "model": "acme-private-llm",
@@ -174,8 +174,14 @@ async fn nested_usage_details_and_unpriced_models_reach_the_summary() {
         (&json!(1000), &json!(100), &json!(800), &json!(40)),
         "{e}"
     );
-    assert!(e["cost_usd"].as_f64().unwrap() > 0.0, "{e}");
+    // Priced part by part through hub:plugin@0.2.0: 200 input at $2.50/M, 800 cache reads at
+    // $1.25/M, 100 output (40 of them reasoning) at $10/M.
+    let want = 200.0 * 2.5e-6 + 800.0 * 1.25e-6 + 100.0 * 10e-6;
+    assert!(close(&e["cost_usd"], want), "{e}");
     let e = hub.get("/v1/events/anthropic").await;
+    // 10 input at $3/M, 300 cache reads at $0.30/M, 50 cache writes at $3.75/M, 20 output at $15/M.
+    let want = 10.0 * 3e-6 + 300.0 * 0.3e-6 + 50.0 * 3.75e-6 + 20.0 * 15e-6;
+    assert!(close(&e["cost_usd"], want), "{e}");
     assert_eq!(
         (
             &e["input_tokens"],

@@ -256,7 +256,7 @@ async fn publishing_checks_everything_and_stores_nothing_it_refuses() {
     let core_module = b"\0asm\x01\0\0\0".to_vec();
     let world_mismatch = manifest
         .replace("kind = \"enricher\"", "kind = \"detector\"")
-        .replace("hub:plugin/enricher@0.1.0", "hub:plugin/detector@0.1.0");
+        .replace("hub:plugin/enricher@0.2.0", "hub:plugin/detector@0.1.0");
     let undeclared = registry_manifest
         .replace("kv = true", "kv = false")
         .replace("http = [\"*\"]", "http = []");

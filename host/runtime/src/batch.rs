@@ -5,7 +5,9 @@ use std::collections::HashMap;
 
 use hub_core::event::EventRecord;
 
-use crate::bindings::types::EventBatch;
+use hub_core::TokenDetail;
+
+use crate::bindings::EventBatch;
 
 /// Distinct strings of a batch. Columns repeat few values (models, apps, kinds), so a short
 /// scan of recent values answers most lookups before the hash map is consulted.
@@ -81,8 +83,14 @@ pub fn batch_from_events(events: &[EventRecord], columns: BatchColumns) -> Event
         operations: Vec::with_capacity(n),
         input_tokens: Vec::with_capacity(n),
         output_tokens: Vec::with_capacity(n),
+        cache_read_tokens: Vec::with_capacity(n),
+        cache_write_tokens: Vec::with_capacity(n),
+        reasoning_tokens: Vec::with_capacity(n),
+        audio_input_tokens: Vec::with_capacity(n),
+        audio_output_tokens: Vec::with_capacity(n),
         latency_ms: Vec::with_capacity(n),
         cost_usd: Vec::with_capacity(n),
+        reported_cost_usd: Vec::with_capacity(n),
         statuses: Vec::with_capacity(n),
         tags: Vec::with_capacity(tag_text.len()),
     };
@@ -102,8 +110,15 @@ pub fn batch_from_events(events: &[EventRecord], columns: BatchColumns) -> Event
             .push(e.input_tokens.and_then(|t| u32::try_from(t).ok()));
         b.output_tokens
             .push(e.output_tokens.and_then(|t| u32::try_from(t).ok()));
+        let detail = |d: TokenDetail| e.details.get(d).and_then(|t| u32::try_from(t).ok());
+        b.cache_read_tokens.push(detail(TokenDetail::CacheRead));
+        b.cache_write_tokens.push(detail(TokenDetail::CacheWrite));
+        b.reasoning_tokens.push(detail(TokenDetail::Reasoning));
+        b.audio_input_tokens.push(detail(TokenDetail::AudioInput));
+        b.audio_output_tokens.push(detail(TokenDetail::AudioOutput));
         b.latency_ms.push(e.latency_ms);
         b.cost_usd.push(e.cost_usd);
+        b.reported_cost_usd.push(e.reported_cost_usd);
         b.statuses.push(e.status.map(|s| strings.get(s.as_str())));
     }
     for pairs in &tag_text {

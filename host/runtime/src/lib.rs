@@ -19,6 +19,7 @@ mod bindings;
 mod cache;
 mod host;
 mod patch;
+mod v2;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -31,14 +32,15 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 
 pub use batch::{BatchColumns, batch_from_events};
+pub use bindings::EventBatch;
 pub use bindings::types::{
-    Alert, Anomaly, Enrichment, EventBatch, Field, Forecast, Patch, PluginError, Series, Severity,
-    SyncReport, Value,
+    Alert, Anomaly, Enrichment, Field, Forecast, Patch, PluginError, Series, Severity, SyncReport,
+    Value,
 };
 pub use host::{MAX_KV_KEY_BYTES, MAX_LOG_BYTES, MAX_LOGS_PER_CALL, is_private};
 pub use patch::{Applied, InvalidOutput, MAX_PATCHES_PER_ROW, apply_patches};
 
-use crate::bindings::{detector, enricher, forecaster, integration};
+use crate::bindings::{detector, enricher, enricher_v2, forecaster, integration};
 use crate::host::{HostState, HttpPolicy, KvState, Owner};
 
 /// The wasmtime version artifacts are compiled by; part of every cache key.
@@ -376,6 +378,7 @@ impl Runtime {
         store.set_epoch_deadline(ticks(self.inner.config.slow_deadline));
         let exports = match plugin.pre(self)? {
             Pre::Enricher(p) => p.instantiate(&mut store).map(Exports::Enricher),
+            Pre::EnricherV2(p) => p.instantiate(&mut store).map(Exports::EnricherV2),
             Pre::Detector(p) => p.instantiate(&mut store).map(Exports::Detector),
             Pre::Forecaster(p) => p.instantiate(&mut store).map(Exports::Forecaster),
             Pre::Integration(p) => p.instantiate(&mut store).map(Exports::Integration),
@@ -418,6 +421,8 @@ fn make_linker(engine: &Engine, kv: bool, http: bool) -> anyhow::Result<Linker<H
     wasmtime_wasi::p2::add_to_linker_sync(&mut l).map_err(e)?;
     bindings::log::add_to_linker::<HostState, HasSelf<HostState>>(&mut l, |s| s).map_err(e)?;
     bindings::types::add_to_linker::<HostState, HasSelf<HostState>>(&mut l, |s| s).map_err(e)?;
+    bindings::v2::types::add_to_linker::<HostState, HasSelf<HostState>>(&mut l, |s| s)
+        .map_err(e)?;
     if kv {
         bindings::kv::add_to_linker::<HostState, HasSelf<HostState>>(&mut l, |s| s).map_err(e)?;
     }
@@ -503,7 +508,28 @@ fn check_world(engine: &Engine, component: &Component, m: &Manifest) -> Result<(
             ),
         });
     }
-    for (name, _) in ty.imports(engine) {
+    // An enricher's batch type says which version it was built against.
+    let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
+    if m.kind == PluginKind::Enricher {
+        let built = if imports
+            .iter()
+            .any(|n| n.starts_with("hub:plugin/types@0.2."))
+        {
+            "0.2.0"
+        } else {
+            "0.1.0"
+        };
+        if built != m.world_version {
+            return Err(LoadError::WrongWorld {
+                kind: m.kind,
+                version: m.world_version.clone(),
+                detail: format!(
+                    "the component is built against hub:plugin@{built}: set `world` in plugin.toml to match"
+                ),
+            });
+        }
+    }
+    for name in &imports {
         let ok = WASI_ALWAYS.iter().any(|p| name.starts_with(p))
             || name.starts_with("hub:plugin/log@")
             || name.starts_with("hub:plugin/types@")
@@ -528,6 +554,7 @@ fn check_world(engine: &Engine, component: &Component, m: &Manifest) -> Result<(
 
 enum Pre {
     Enricher(enricher::EnricherPre<HostState>),
+    EnricherV2(enricher_v2::EnricherPre<HostState>),
     Detector(detector::DetectorPre<HostState>),
     Forecaster(forecaster::ForecasterPre<HostState>),
     Integration(integration::IntegrationPre<HostState>),
@@ -537,6 +564,7 @@ impl Clone for Pre {
     fn clone(&self) -> Self {
         match self {
             Pre::Enricher(p) => Pre::Enricher(p.clone()),
+            Pre::EnricherV2(p) => Pre::EnricherV2(p.clone()),
             Pre::Detector(p) => Pre::Detector(p.clone()),
             Pre::Forecaster(p) => Pre::Forecaster(p.clone()),
             Pre::Integration(p) => Pre::Integration(p.clone()),
@@ -611,6 +639,9 @@ impl Plugin {
             detail: error_text(&e),
         };
         let pre = match m.kind {
+            PluginKind::Enricher if m.world_version == "0.2.0" => {
+                Pre::EnricherV2(enricher_v2::EnricherPre::new(ip).map_err(wrong)?)
+            }
             PluginKind::Enricher => Pre::Enricher(enricher::EnricherPre::new(ip).map_err(wrong)?),
             PluginKind::Detector => Pre::Detector(detector::DetectorPre::new(ip).map_err(wrong)?),
             PluginKind::Forecaster => {
@@ -627,6 +658,7 @@ impl Plugin {
 
 enum Exports {
     Enricher(enricher::Enricher),
+    EnricherV2(enricher_v2::Enricher),
     Detector(detector::Detector),
     Forecaster(forecaster::Forecaster),
     Integration(integration::Integration),
@@ -725,6 +757,7 @@ impl Instance {
         self.call(d, |x, s| {
             Some(match x {
                 Exports::Enricher(b) => b.call_configure(s, config),
+                Exports::EnricherV2(b) => b.call_configure(s, config),
                 Exports::Detector(b) => b.call_configure(s, config),
                 Exports::Forecaster(b) => b.call_configure(s, config),
                 Exports::Integration(b) => b.call_configure(s, config),
@@ -736,7 +769,8 @@ impl Instance {
     pub fn enrich(&mut self, batch: &EventBatch) -> Result<Enrichment, CallError> {
         let d = self.fast;
         self.call(d, |x, s| match x {
-            Exports::Enricher(b) => Some(b.call_enrich(s, batch)),
+            Exports::Enricher(b) => Some(b.call_enrich(s, &v2::batch_v1(batch))),
+            Exports::EnricherV2(b) => Some(b.call_enrich(s, batch)),
             _ => None,
         })
     }
@@ -746,6 +780,7 @@ impl Instance {
         let d = self.slow;
         self.call(d, |x, s| match x {
             Exports::Enricher(b) => Some(b.call_refresh(s)),
+            Exports::EnricherV2(b) => Some(b.call_refresh(s)),
             Exports::Integration(b) => Some(b.call_sync(s)),
             _ => None,
         })

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use hub_core::event::{EnrichedBy, EventRecord};
 
 use crate::batch::tag_pairs;
-use crate::bindings::types::{Enrichment, EventBatch, Field, Value};
+use crate::bindings::EventBatch;
+use crate::bindings::types::{Enrichment, Field, Value};
 
 /// Patches per event an answer may hold at most (an answer over this is refused as oversized).
 pub const MAX_PATCHES_PER_ROW: usize = 16;

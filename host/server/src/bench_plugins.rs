@@ -46,7 +46,7 @@ fn events(n: usize) -> Result<Vec<EventRecord>> {
 
 /// The guest-side batch type from the host-side one (identical fields).
 fn guest_batch(b: &hub_runtime::EventBatch) -> hub_plugin_sdk::Batch {
-    use hub_plugin_sdk::bindings::enricher::hub::plugin::types::EventBatch as G;
+    use hub_plugin_sdk::bindings::enricher::hub::plugin0_2_0::types::EventBatch as G;
     hub_plugin_sdk::Batch::new(G {
         len: b.len,
         strings: b.strings.clone(),
@@ -61,8 +61,14 @@ fn guest_batch(b: &hub_runtime::EventBatch) -> hub_plugin_sdk::Batch {
         operations: b.operations.clone(),
         input_tokens: b.input_tokens.clone(),
         output_tokens: b.output_tokens.clone(),
+        cache_read_tokens: b.cache_read_tokens.clone(),
+        cache_write_tokens: b.cache_write_tokens.clone(),
+        reasoning_tokens: b.reasoning_tokens.clone(),
+        audio_input_tokens: b.audio_input_tokens.clone(),
+        audio_output_tokens: b.audio_output_tokens.clone(),
         latency_ms: b.latency_ms.clone(),
         cost_usd: b.cost_usd.clone(),
+        reported_cost_usd: b.reported_cost_usd.clone(),
         statuses: b.statuses.clone(),
         tags: b.tags.clone(),
     })

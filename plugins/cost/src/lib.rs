@@ -8,9 +8,9 @@
 //! `hub_plugin_sdk::models`, so dated, aliased and hosted names find their price
 //! (`gpt-4o-2024-08-06`, `claude-sonnet-4-20250514`, `us.meta.llama3-3-70b-instruct-v1:0`).
 //!
-//! Plugins built against `hub:plugin@0.1.0` see each event's token totals, not its cache or
-//! reasoning counts: until the batch carries them, every input token is priced as input (the
-//! context-length tier, which follows from the total, does apply).
+//! Built against `hub:plugin@0.2.0`, it sees each event's cache, reasoning and audio counts and
+//! prices each part at its own price. The event model has no batch-API flag yet, so batch prices
+//! (in the table and the pricing function) are not applied through the pipeline.
 
 pub mod prices;
 
@@ -193,10 +193,16 @@ impl Enricher for Cost {
             let priced = by_index
                 .entry((model_index, row.provider_index()))
                 .or_insert_with(|| self.lookup(row.model().unwrap_or_default(), row.provider()));
+            let n = |v: Option<u32>| i64::from(v.unwrap_or(0));
             let usage = Usage {
                 input: input.into(),
-                output: row.output_tokens().unwrap_or(0).into(),
-                ..Usage::default()
+                output: n(row.output_tokens()),
+                cache_read: n(row.cache_read_tokens()),
+                cache_write: n(row.cache_write_tokens()),
+                reasoning: n(row.reasoning_tokens()),
+                audio_input: n(row.audio_input_tokens()),
+                audio_output: n(row.audio_output_tokens()),
+                batch: false,
             };
             if let Some(cost) = priced.as_ref().and_then(|p| p.cost(row.ts_ms(), &usage)) {
                 out.cost_usd(row.index(), cost);

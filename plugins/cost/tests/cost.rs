@@ -174,6 +174,32 @@ fn fills_cost_for_dated_and_aliased_names_and_keeps_sent_costs() {
 }
 
 #[test]
+fn cached_and_reasoning_tokens_cross_the_batch_and_are_priced_apart() {
+    let mut host = host();
+    let out = host
+        .enrich_json(
+            r#"[
+            {"model": "gpt-4o", "usage": {"prompt_tokens": 10000, "completion_tokens": 500,
+              "prompt_tokens_details": {"cached_tokens": 8100}}},
+            {"model": "o3", "usage": {"input_tokens": 1000, "output_tokens": 1000,
+              "output_tokens_details": {"reasoning_tokens": 600}}},
+            {"model": "gemini-2.5-pro", "input_tokens": 250000, "output_tokens": 1000}
+        ]"#,
+        )
+        .unwrap();
+    let c: Vec<f64> = out.events.iter().map(|e| e.cost_usd.unwrap()).collect();
+    // The issue's call: 81% of the input from the cache, at half the input price.
+    assert!(
+        close(c[0], 1_900.0 * 2.5e-6 + 8_100.0 * 1.25e-6 + 500.0 * 10e-6),
+        "{c:?}"
+    );
+    // o3 has no separate reasoning price: reasoning is output.
+    assert!(close(c[1], 1_000.0 * 2e-6 + 1_000.0 * 8e-6), "{c:?}");
+    // Above 200k prompt tokens Gemini 2.5 Pro costs twice as much per input token.
+    assert!(close(c[2], 250_000.0 * 2.5e-6 + 1_000.0 * 15e-6), "{c:?}");
+}
+
+#[test]
 fn tenant_discounts_custom_models_and_overrides() {
     let mut host = host();
     host.configure(json!({

@@ -185,13 +185,24 @@ fn mismatched_components_are_refused_at_load_naming_the_mismatch() {
     let e = load(
         &MANIFEST
             .replace("kind = \"enricher\"", "kind = \"detector\"")
-            .replace("hub:plugin/enricher@0.1.0", "hub:plugin/detector@0.1.0")
+            .replace("hub:plugin/enricher@0.2.0", "hub:plugin/detector@0.1.0")
             .replace(r#"http = ["allowed.example"]"#, ""),
         &wasm,
     );
     assert!(
         e.to_string()
             .contains("does not implement hub:plugin/detector@0.1.0: missing export `detect`"),
+        "{e}"
+    );
+    // Built with the SDK against hub:plugin@0.2.0, declared as 0.1.0: refused at load, saying so.
+    let e = load(
+        &MANIFEST.replace("hub:plugin/enricher@0.2.0", "hub:plugin/enricher@0.1.0"),
+        &wasm,
+    );
+    assert!(
+        e.to_string().contains(
+            "the component is built against hub:plugin@0.2.0: set `world` in plugin.toml"
+        ),
         "{e}"
     );
     let e = load(MANIFEST, b"#!/bin/sh\necho not wasm\n");
