@@ -1,7 +1,8 @@
 -- Usage details and honest cost (issue 16). Events keep the tokens providers bill apart (cache
 -- reads and writes, reasoning, audio), each included in input_tokens or output_tokens, and the
 -- cost as reported by the sender beside the cost as estimated by an enricher; cost_usd stays the
--- cost the event counts toward spend. Rollups sum all of them, and count the events that should
+-- cost the event counts toward spend, and the service tier the sender names (`batch` is priced at
+-- batch prices). Rollups sum all of them, and count the events that should
 -- have a cost and have none (unpriced) with their tokens. Rows written before this migration
 -- count 0 in the new sums. Kept in step with ../postgres/0015_usage_and_call_costs.sql.
 ALTER TABLE events ADD COLUMN cache_read_tokens INTEGER;
@@ -11,6 +12,7 @@ ALTER TABLE events ADD COLUMN audio_input_tokens INTEGER;
 ALTER TABLE events ADD COLUMN audio_output_tokens INTEGER;
 ALTER TABLE events ADD COLUMN reported_cost_usd REAL;
 ALTER TABLE events ADD COLUMN estimated_cost_usd REAL;
+ALTER TABLE events ADD COLUMN service_tier TEXT;
 
 ALTER TABLE rollups ADD COLUMN cache_read_tokens INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE rollups ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0;

@@ -132,6 +132,10 @@ impl<'a> Row<'a> {
     pub fn reported_cost_usd(&self) -> Option<f64> {
         self.b.reported_cost_usd[self.i]
     }
+    /// How the provider served the call, as the sender says: `batch`, `flex`, `priority`, …
+    pub fn service_tier(&self) -> Option<&'a str> {
+        self.opt(&self.b.service_tiers)
+    }
     pub fn latency_ms(&self) -> Option<f64> {
         self.b.latency_ms[self.i]
     }

@@ -59,6 +59,8 @@ pub struct EventDto {
     pub reported_cost_usd: Option<f64>,
     /// The event has tokens but no price was found for its model: its cost is unknown, not $0.
     pub unpriced: bool,
+    /// How the provider served the call, as the sender said (`batch`, `flex`, `priority`, …).
+    pub service_tier: Option<String>,
     pub user_id: Option<String>,
     pub session_id: Option<String>,
     pub trace_id: Option<String>,
@@ -105,6 +107,7 @@ fn event_dto(e: StoredEvent) -> Result<EventDto, ApiError> {
         audio_output_tokens: r.details.get(TokenDetail::AudioOutput),
         estimated_cost_usd: r.estimated_cost_usd,
         reported_cost_usd: r.reported_cost_usd,
+        service_tier: r.service_tier,
         enriched_by: r
             .enriched_by
             .into_iter()

@@ -161,6 +161,8 @@ async fn nested_usage_details_and_unpriced_models_reach_the_summary() {
             "cache_read_input_tokens": 300, "cache_creation_input_tokens": 50}},
         {"event_id": "unknown", "timestamp": now, "model": "acme-private-llm",
          "input_tokens": 70, "output_tokens": 5},
+        {"event_id": "batch", "timestamp": now, "model": "gpt-4o", "service_tier": "batch",
+         "input_tokens": 10000, "output_tokens": 500},
     ]))
     .await;
     let e = hub.get("/v1/events/openai").await;
@@ -190,6 +192,13 @@ async fn nested_usage_details_and_unpriced_models_reach_the_summary() {
         ),
         (&json!(360), &json!(300), &json!(50)),
         "Anthropic's cache counts are added to the input: {e}"
+    );
+    let e = hub.get("/v1/events/batch").await;
+    assert_eq!(e["service_tier"], "batch", "{e}");
+    let want = 10_000.0 * 1.25e-6 + 500.0 * 5e-6;
+    assert!(
+        close(&e["cost_usd"], want),
+        "a batch call at batch prices: {e}"
     );
     let e = hub.get("/v1/events/unknown").await;
     assert_eq!(

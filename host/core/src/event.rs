@@ -171,6 +171,9 @@ pub struct EventRecord {
     pub estimated_cost_usd: Option<f64>,
     /// Cache, reasoning and audio tokens, each included in the input or output totals above.
     pub details: TokenDetails,
+    /// How the provider served the call, as the sender says: `batch` (the batch API, priced at
+    /// its batch prices), `flex`, `priority`, `default`, …
+    pub service_tier: Option<String>,
     pub user_id: Option<String>,
     pub session_id: Option<String>,
     pub trace_id: Option<String>,

@@ -91,6 +91,7 @@ pub fn batch_from_events(events: &[EventRecord], columns: BatchColumns) -> Event
         latency_ms: Vec::with_capacity(n),
         cost_usd: Vec::with_capacity(n),
         reported_cost_usd: Vec::with_capacity(n),
+        service_tiers: Vec::with_capacity(n),
         statuses: Vec::with_capacity(n),
         tags: Vec::with_capacity(tag_text.len()),
     };
@@ -119,6 +120,7 @@ pub fn batch_from_events(events: &[EventRecord], columns: BatchColumns) -> Event
         b.latency_ms.push(e.latency_ms);
         b.cost_usd.push(e.cost_usd);
         b.reported_cost_usd.push(e.reported_cost_usd);
+        b.service_tiers.push(strings.opt(&e.service_tier));
         b.statuses.push(e.status.map(|s| strings.get(s.as_str())));
     }
     for pairs in &tag_text {

@@ -69,6 +69,7 @@ fn guest_batch(b: &hub_runtime::EventBatch) -> hub_plugin_sdk::Batch {
         latency_ms: b.latency_ms.clone(),
         cost_usd: b.cost_usd.clone(),
         reported_cost_usd: b.reported_cost_usd.clone(),
+        service_tiers: b.service_tiers.clone(),
         statuses: b.statuses.clone(),
         tags: b.tags.clone(),
     })

@@ -101,7 +101,8 @@ where
             ]),
             reported_cost_usd: row.opt_float(32)?,
             estimated_cost_usd: row.opt_float(33)?,
-            enriched_by: hub_core::parse_enriched_by(row.opt_text(34)?.as_deref()),
+            service_tier: row.opt_text(34)?,
+            enriched_by: hub_core::parse_enriched_by(row.opt_text(35)?.as_deref()),
         },
     })
 }
@@ -264,6 +265,7 @@ where
         ]),
         reported_cost_usd: row.opt_float(i + 14)?,
         estimated_cost_usd: row.opt_float(i + 15)?,
+        service_tier: None,
         source_module: None,
         severity: None,
         environment: None,

@@ -50,17 +50,18 @@ macro_rules! insert_events_sql {
     u.app, u.model, u.provider, u.operation, u.input_tokens, u.output_tokens, u.latency_ms, u.ttft_ms, \
     u.status, u.error_type, u.cost_usd, u.user_id, u.session_id, u.trace_id, u.correlation_id, \
     u.parent_event_id, u.tags, u.payload, u.cache_read_tokens, u.cache_write_tokens, u.reasoning_tokens, \
-    u.audio_input_tokens, u.audio_output_tokens, u.reported_cost_usd, u.estimated_cost_usd, u.enriched_by \
+    u.audio_input_tokens, u.audio_output_tokens, u.reported_cost_usd, u.estimated_cost_usd, u.service_tier, \
+    u.enriched_by \
     FROM UNNEST($3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], \
     $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], $15::bigint[], \
     $16::float8[], $17::float8[], $18::text[], $19::text[], $20::float8[], $21::text[], $22::text[], \
     $23::text[], $24::text[], $25::text[], $26::text[], $27::text[], $28::bigint[], $29::bigint[], \
-    $30::bigint[], $31::bigint[], $32::bigint[], $33::float8[], $34::float8[], $35::bigint[]) \
+    $30::bigint[], $31::bigint[], $32::bigint[], $33::float8[], $34::float8[], $35::text[], $36::bigint[]) \
     AS u(event_id, ts, event_type, kind, source_module, severity, environment, app, model, provider, \
     operation, input_tokens, output_tokens, latency_ms, ttft_ms, status, error_type, cost_usd, user_id, \
     session_id, trace_id, correlation_id, parent_event_id, tags, payload, cache_read_tokens, \
     cache_write_tokens, reasoning_tokens, audio_input_tokens, audio_output_tokens, reported_cost_usd, \
-    estimated_cost_usd, enriched_by)")
+    estimated_cost_usd, service_tier, enriched_by)")
     };
 }
 
@@ -210,6 +211,7 @@ impl PostgresStorage {
             .bind(int(|e| e.details.0[4]))
             .bind(num(|e| e.reported_cost_usd))
             .bind(num(|e| e.estimated_cost_usd))
+            .bind(opt(|e| e.service_tier.as_deref()))
             .bind(shapes)
     }
 

@@ -77,7 +77,7 @@ macro_rules! event_columns {
          environment, app, model, provider, operation, input_tokens, output_tokens, latency_ms, \
          ttft_ms, status, error_type, cost_usd, user_id, session_id, trace_id, correlation_id, \
          parent_event_id, tags, payload, cache_read_tokens, cache_write_tokens, reasoning_tokens, \
-         audio_input_tokens, audio_output_tokens, reported_cost_usd, estimated_cost_usd"
+         audio_input_tokens, audio_output_tokens, reported_cost_usd, estimated_cost_usd, service_tier"
     };
 }
 pub(crate) use event_columns;
@@ -87,7 +87,7 @@ pub(crate) const EVENT_SELECT: &str = concat!(
     event_columns!(),
     ", (SELECT s.fields FROM enrichment_shapes s WHERE s.id = events.enriched_by)"
 );
-pub(crate) const EVENT_COLUMN_COUNT: usize = 35;
+pub(crate) const EVENT_COLUMN_COUNT: usize = 36;
 
 pub(crate) const ROLLUP_COLUMNS: &str = "tenant_id, res, grain, bucket, source_module, app, environment, \
     model, provider, operation, status, events, requests, errors, input_tokens, output_tokens, \

@@ -193,7 +193,7 @@ const INSERT_EVENT: &str = concat!(
     "INSERT OR IGNORE INTO events (",
     crate::sql::event_columns!(),
     ", enriched_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
-     ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+     ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 );
 
 /// What an insert stored: the indexes of the events that were new (the others were stored
@@ -271,6 +271,7 @@ fn event_values<'e>(
         int(e.details.0[4]),
         real(e.reported_cost_usd),
         real(e.estimated_cost_usd),
+        t(&e.service_tier),
         int(shape),
     ]
 }

@@ -97,6 +97,7 @@ fn events(n: usize, seed: u64, span_ms: i64) -> Vec<EventRecord> {
                 cost_usd: Some((next() % 1000) as f64 / 1e5).filter(|_| i % 13 != 0),
                 reported_cost_usd: None,
                 estimated_cost_usd: None,
+                service_tier: (i % 9 == 4).then(|| "batch".to_string()),
                 details: TokenDetails([
                     (i % 3 == 0).then_some((i % 50) as i64),
                     (i % 4 == 1).then_some((i % 30) as i64),

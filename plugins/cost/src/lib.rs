@@ -8,9 +8,8 @@
 //! `hub_plugin_sdk::models`, so dated, aliased and hosted names find their price
 //! (`gpt-4o-2024-08-06`, `claude-sonnet-4-20250514`, `us.meta.llama3-3-70b-instruct-v1:0`).
 //!
-//! Built against `hub:plugin@0.2.0`, it sees each event's cache, reasoning and audio counts and
-//! prices each part at its own price. The event model has no batch-API flag yet, so batch prices
-//! (in the table and the pricing function) are not applied through the pipeline.
+//! Built against `hub:plugin@0.2.0`, it sees each event's cache, reasoning and audio counts and its
+//! service tier, and prices each part at its own price (a `batch` call at the batch prices).
 
 pub mod prices;
 
@@ -202,7 +201,7 @@ impl Enricher for Cost {
                 reasoning: n(row.reasoning_tokens()),
                 audio_input: n(row.audio_input_tokens()),
                 audio_output: n(row.audio_output_tokens()),
-                batch: false,
+                batch: row.service_tier() == Some("batch"),
             };
             if let Some(cost) = priced.as_ref().and_then(|p| p.cost(row.ts_ms(), &usage)) {
                 out.cost_usd(row.index(), cost);

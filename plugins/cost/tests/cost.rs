@@ -174,7 +174,7 @@ fn fills_cost_for_dated_and_aliased_names_and_keeps_sent_costs() {
 }
 
 #[test]
-fn cached_and_reasoning_tokens_cross_the_batch_and_are_priced_apart() {
+fn cached_and_reasoning_tokens_and_the_service_tier_cross_the_batch_and_are_priced_apart() {
     let mut host = host();
     let out = host
         .enrich_json(
@@ -183,7 +183,8 @@ fn cached_and_reasoning_tokens_cross_the_batch_and_are_priced_apart() {
               "prompt_tokens_details": {"cached_tokens": 8100}}},
             {"model": "o3", "usage": {"input_tokens": 1000, "output_tokens": 1000,
               "output_tokens_details": {"reasoning_tokens": 600}}},
-            {"model": "gemini-2.5-pro", "input_tokens": 250000, "output_tokens": 1000}
+            {"model": "gemini-2.5-pro", "input_tokens": 250000, "output_tokens": 1000},
+            {"model": "gpt-4o", "input_tokens": 10000, "output_tokens": 500, "service_tier": "batch"}
         ]"#,
         )
         .unwrap();
@@ -197,6 +198,8 @@ fn cached_and_reasoning_tokens_cross_the_batch_and_are_priced_apart() {
     assert!(close(c[1], 1_000.0 * 2e-6 + 1_000.0 * 8e-6), "{c:?}");
     // Above 200k prompt tokens Gemini 2.5 Pro costs twice as much per input token.
     assert!(close(c[2], 250_000.0 * 2.5e-6 + 1_000.0 * 15e-6), "{c:?}");
+    // Through the batch API: gpt-4o's batch prices, half the usual.
+    assert!(close(c[3], 10_000.0 * 1.25e-6 + 500.0 * 5e-6), "{c:?}");
 }
 
 #[test]

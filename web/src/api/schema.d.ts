@@ -929,6 +929,8 @@ export interface components {
              * @description The cost the sender (or CostOps) reported.
              */
             reported_cost_usd?: number | null;
+            /** @description How the provider served the call, as the sender said (`batch`, `flex`, `priority`, …). */
+            service_tier?: string | null;
             session_id?: string | null;
             severity?: string | null;
             source_module?: string | null;

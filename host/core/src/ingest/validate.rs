@@ -32,6 +32,7 @@ pub const MAX_COST_USD: f64 = 1_000_000.0;
 pub(super) const FIELDS: &[&str] = &[
     "timestamp",
     "event_id",
+    "service_tier",
     "app",
     "environment",
     "model",
@@ -545,6 +546,7 @@ impl Validator<'_> {
             input_tokens: usage.input_tokens,
             output_tokens: usage.output_tokens,
             details: usage.details,
+            service_tier: self.string(obj, "", "service_tier"),
             latency_ms: self.amount(obj, "", &["latency_ms"], MAX_DURATION_MS, "ms"),
             ttft_ms: self.amount(obj, "", &["ttft_ms"], MAX_DURATION_MS, "ms"),
             status: Some(self.status(obj, "").unwrap_or(Status::Ok)),
@@ -659,6 +661,7 @@ impl Validator<'_> {
             input_tokens: usage.input_tokens,
             output_tokens: usage.output_tokens,
             details: usage.details,
+            service_tier: self.string(data, p, "service_tier"),
             latency_ms,
             ttft_ms: self.amount(data, p, &["ttft_ms"], MAX_DURATION_MS, "ms"),
             error_type: self.string(data, p, "error_type"),
