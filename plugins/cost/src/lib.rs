@@ -14,6 +14,7 @@
 pub mod prices;
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use hub_plugin_sdk::models::{ModelTable, normalize};
 use hub_plugin_sdk::{Batch, Enricher, Error, Patches};
@@ -54,11 +55,11 @@ pub struct Cost {
     discounts: Vec<Discount>,
     /// (model, provider) as sent → the prices of the host that serves it and the tenant's discount
     /// factor (`None`: no price).
-    memo: HashMap<(String, String), Option<Priced>>,
+    memo: HashMap<(String, String), Option<Rc<Priced>>>,
 }
 
 /// One host's prices of one model, in date order, and the tenant's factor on them.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Priced {
     rows: Vec<Price>,
     factor: f64,
@@ -95,7 +96,7 @@ impl Cost {
         Some(Priced { rows, factor })
     }
 
-    fn lookup(&mut self, model: &str, provider: Option<&str>) -> Option<Priced> {
+    fn lookup(&mut self, model: &str, provider: Option<&str>) -> Option<Rc<Priced>> {
         let key = (model.to_string(), provider.unwrap_or("").to_string());
         if let Some(p) = self.memo.get(&key) {
             return p.clone();
@@ -103,21 +104,9 @@ impl Cost {
         if self.memo.len() > 10_000 {
             self.memo.clear();
         }
-        let p = self.resolve(model, provider);
+        let p = self.resolve(model, provider).map(Rc::new);
         self.memo.insert(key, p.clone());
         p
-    }
-
-    /// What a call of `model` (as an event names it, with its `provider`) using `usage` at `ts_ms`
-    /// costs this tenant; `None` when the model has no price.
-    pub fn price(
-        &mut self,
-        model: &str,
-        provider: Option<&str>,
-        ts_ms: i64,
-        usage: &Usage,
-    ) -> Option<f64> {
-        self.lookup(model, provider)?.cost(ts_ms, usage)
     }
 }
 
@@ -182,7 +171,7 @@ impl Enricher for Cost {
 
     fn enrich(&mut self, batch: &Batch, out: &mut Patches) -> Result<(), Error> {
         // Prices by the batch's string indexes of model and provider: one lookup per distinct pair.
-        let mut by_index: HashMap<(u32, Option<u32>), Option<Priced>> = HashMap::new();
+        let mut by_index: HashMap<(u32, Option<u32>), Option<Rc<Priced>>> = HashMap::new();
         // A cost the sender reported is priced too: the host keeps the estimate beside it (the
         // reported cost still counts), so a tenant can see where the two differ.
         for row in batch.rows() {
