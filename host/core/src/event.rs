@@ -246,6 +246,21 @@ impl EventRecord {
         }
     }
 
+    /// The cost the sender (or CostOps) reported for this event. Rows stored before the hub kept
+    /// reported and estimated cost apart (migration 0015) carry it only in `cost_usd`: there a
+    /// non-zero cost that no plugin filled in is the sender's. (A stored $0 with neither beside
+    /// it is a call whose cost another event holds, not a report.)
+    pub fn sender_cost(&self) -> Option<f64> {
+        if self.reported_cost_usd.is_some() || self.estimated_cost_usd.is_some() {
+            return self.reported_cost_usd;
+        }
+        let filled_by_plugin = self
+            .enriched_by
+            .iter()
+            .any(|by| by.fields.iter().any(|f| f == "cost_usd"));
+        self.cost_usd.filter(|c| *c != 0.0 && !filled_by_plugin)
+    }
+
     /// Whether this event takes part in the per-call reconciliation of cost: an envelope event
     /// (one LLM call may be reported as telemetry, usage and cost events sharing a
     /// `correlation_id`) that carries a cost or ought to.

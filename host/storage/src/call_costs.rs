@@ -124,7 +124,7 @@ pub(crate) fn select_holders(tenant: TenantId, calls: &[&str]) -> SqlBuf {
 }
 
 /// Stores the holders (one statement per [`CHUNK`]).
-fn upsert_holders(tenant: TenantId, holders: &[(&str, Holder)]) -> SqlBuf {
+fn upsert_holders(tenant: TenantId, holders: &[(impl AsRef<str>, Holder)]) -> SqlBuf {
     let mut buf = SqlBuf::new(Placeholders::Dollar);
     buf.push(
         "INSERT INTO call_costs (tenant_id, correlation_id, rank, holder_ts, holder_event_id) VALUES ",
@@ -132,7 +132,7 @@ fn upsert_holders(tenant: TenantId, holders: &[(&str, Holder)]) -> SqlBuf {
     for (i, (call, h)) in holders.iter().enumerate() {
         buf.push(if i == 0 { "(" } else { ", (" });
         buf.bind(Bind::I64(tenant.get())).push(", ");
-        buf.bind(Bind::Text((*call).to_string())).push(", ");
+        buf.bind(Bind::Text(call.as_ref().to_string())).push(", ");
         buf.bind(Bind::I64(h.rank)).push(", ");
         buf.bind(Bind::I64(h.ts_ms)).push(", ");
         buf.bind(Bind::Text(h.event_id.clone())).push(")");
@@ -145,7 +145,7 @@ fn upsert_holders(tenant: TenantId, holders: &[(&str, Holder)]) -> SqlBuf {
 }
 
 /// One stored event by its identity.
-fn select_event(tenant: TenantId, ts_ms: i64, event_id: &str) -> SqlBuf {
+pub(crate) fn select_event(tenant: TenantId, ts_ms: i64, event_id: &str) -> SqlBuf {
     let mut buf = SqlBuf::new(Placeholders::Dollar);
     buf.push("SELECT ")
         .push(sql::EVENT_SELECT)
@@ -237,12 +237,34 @@ where
             .execute(&mut *conn)
             .await?;
     }
-    for chunk in decision.holders.chunks(CHUNK) {
+    store_holders::<DB>(conn, tenant, &decision.holders).await?;
+    Ok(taken_back)
+}
+
+/// Stores calls' new holders.
+pub(crate) async fn store_holders<DB>(
+    conn: &mut DB::Connection,
+    tenant: TenantId,
+    holders: &[(impl AsRef<str> + Sync, Holder)],
+) -> Result<()>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    <DB as Database>::Arguments: IntoArguments<DB>,
+    for<'t> i16: Encode<'t, DB> + Type<DB>,
+    for<'t> i64: Encode<'t, DB> + Type<DB>,
+    for<'t> f64: Encode<'t, DB> + Type<DB>,
+    for<'t> String: Encode<'t, DB> + Type<DB>,
+    for<'t> Option<i64>: Encode<'t, DB> + Type<DB>,
+    for<'t> Option<String>: Encode<'t, DB> + Type<DB>,
+    for<'t> Vec<u8>: Encode<'t, DB> + Type<DB>,
+{
+    for chunk in holders.chunks(CHUNK) {
         into_query::<DB>(upsert_holders(tenant, chunk))
             .execute(&mut *conn)
             .await?;
     }
-    Ok(taken_back)
+    Ok(())
 }
 
 /// Forgets the calls whose holder is older than `cutoff_ms` (deleted with the raw events).

@@ -17,6 +17,8 @@ pub mod market;
 pub mod model;
 mod postgres;
 mod postgres_ids;
+pub mod reprice;
+mod restate;
 pub mod rollup;
 pub mod settings;
 mod shared;
@@ -40,6 +42,9 @@ pub use invites::{Acceptance, Invitation, InvitationStorage, NewInvitation};
 pub use market::{MarketStorage, NewVersion, PackageRecord, PublisherKey, VersionRecord};
 pub use model::*;
 pub use postgres::PostgresStorage;
+pub use reprice::{
+    CostUpdate, JobProgress, JobStatus, NewRepriceJob, RepriceJob, RepriceStorage, Restated,
+};
 pub use settings::SettingsStorage;
 pub use sqlite::SqliteStorage;
 pub use throttle::{ThrottleState, ThrottleStorage};
@@ -106,6 +111,8 @@ pub trait Storage: Send + Sync + 'static {
     fn invitations(&self) -> &dyn InvitationStorage;
     /// Failed sign-ins by email and by email and address.
     fn login_throttle(&self) -> &dyn ThrottleStorage;
+    /// Re-pricing jobs and their progress.
+    fn reprices(&self) -> &dyn RepriceStorage;
     /// Makes `tenant`'s key `key_id` stop working at `at_ms` (or earlier, if it already does).
     /// `None` when the tenant has no such key.
     async fn revoke_api_key(
@@ -122,6 +129,11 @@ pub trait Storage: Send + Sync + 'static {
         batches: &[TenantBatch],
         received_at_ms: i64,
     ) -> Result<Vec<WriteOutcome>>;
+
+    /// Gives stored events new cost estimates and restates what they count (their cost, their
+    /// call's holder, the rollups) in one transaction, as a write would; idempotent. Updates of
+    /// events no longer stored are skipped.
+    async fn restate_costs(&self, tenant: TenantId, updates: &[CostUpdate]) -> Result<Restated>;
 
     async fn list_events(
         &self,

@@ -22,6 +22,8 @@ use crate::market::{MarketStorage, SqlMarket};
 use crate::model::*;
 use crate::postgres_ids;
 use crate::rollup::{FastMap, RollupKey, add_all, deltas, take_back, upsert_statements};
+use crate::reprice::{CostUpdate, RepriceStorage, Restated, SqlReprices};
+use crate::restate;
 use crate::settings::{SettingsStorage, SqlSettings};
 use crate::shared::{Shared, rollup_retention};
 use crate::sql::{BatchShapes, Placeholders, into_query};
@@ -35,6 +37,7 @@ pub struct PostgresStorage {
     access: SqlAccess<Postgres>,
     market: SqlMarket<Postgres>,
     settings: SqlSettings<Postgres>,
+    reprices: SqlReprices<Postgres>,
     invitations: SqlInvitations<Postgres>,
     throttle: SqlThrottle<Postgres>,
 }
@@ -109,6 +112,7 @@ impl PostgresStorage {
             access: SqlAccess::new(pool.clone(), pool.clone()),
             market: SqlMarket::new(pool.clone(), pool.clone()),
             settings: SqlSettings::new(pool.clone(), pool.clone()),
+            reprices: SqlReprices::new(pool.clone(), pool.clone()),
             throttle: SqlThrottle::new(pool.clone()),
             invitations: SqlInvitations::new(pool.clone(), pool.clone()),
             pool,
@@ -292,10 +296,13 @@ impl PostgresStorage {
             .collect())
     }
 
+    /// Merges deltas into stored rows. With `only_existing`, a delta with no row is dropped rather
+    /// than stored as a row of its own.
     async fn merge_rollups(
         conn: &mut sqlx::PgConnection,
         tenant: TenantId,
         changes: FastMap<RollupKey, Aggregate>,
+        only_existing: bool,
     ) -> Result<()> {
         let keys: Vec<&RollupKey> = changes.keys().collect();
         let dim = |i: usize| keys.iter().map(|k| k.dims[i].clone()).collect::<Vec<_>>();
@@ -314,6 +321,7 @@ impl PostgresStorage {
             .fetch_all(&mut *conn)
             .await?;
         let mut merged = changes;
+        let mut existing: FastMap<RollupKey, ()> = FastMap::default();
         for row in rows {
             let code: i16 = row.try_get(0)?;
             let res = Resolution::from_code(code)
@@ -335,8 +343,14 @@ impl PostgresStorage {
             if let Some(delta) = merged.get_mut(&key) {
                 delta.merge(&stored);
             }
+            if only_existing {
+                existing.insert(key, ());
+            }
         }
-        let rows: Vec<(RollupKey, Aggregate)> = merged.into_iter().collect();
+        let rows: Vec<(RollupKey, Aggregate)> = merged
+            .into_iter()
+            .filter(|(k, _)| !only_existing || existing.contains_key(k))
+            .collect();
         for stmt in upsert_statements(Placeholders::Dollar, tenant, &rows) {
             into_query::<Postgres>(stmt).execute(&mut *conn).await?;
         }
@@ -499,6 +513,26 @@ impl Storage for PostgresStorage {
         &self.throttle
     }
 
+    fn reprices(&self) -> &dyn RepriceStorage {
+        &self.reprices
+    }
+
+    async fn restate_costs(&self, tenant: TenantId, updates: &[CostUpdate]) -> Result<Restated> {
+        let mut tx = self.pool.begin().await?;
+        // The writers' lock of the tenant (see write_batches): event costs, call holders and
+        // rollup rows change as one writer's would.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(ROLLUP_LOCK_BASE + tenant.get())
+            .execute(&mut *tx)
+            .await?;
+        let (restated, changes) = restate::restate::<Postgres>(&mut tx, tenant, updates).await?;
+        if !changes.is_empty() {
+            Self::merge_rollups(&mut tx, tenant, changes, true).await?;
+        }
+        tx.commit().await?;
+        Ok(restated)
+    }
+
     async fn revoke_api_key(
         &self,
         tenant: TenantId,
@@ -567,7 +601,7 @@ impl Storage for PostgresStorage {
             let taken_back = call_costs::settle::<Postgres>(&mut tx, tenant, &events).await?;
             let mut changes = deltas(events.into_iter());
             add_all(&mut changes, take_back(&taken_back));
-            Self::merge_rollups(&mut tx, tenant, changes).await?;
+            Self::merge_rollups(&mut tx, tenant, changes, false).await?;
         }
         tx.commit().await?;
         Ok(outcomes)

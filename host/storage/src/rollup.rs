@@ -56,11 +56,7 @@ pub(crate) fn deltas<'a>(
     // days, which touches only as many entries as there are distinct minute keys.
     let mut minutes: FastMap<(i64, [&str; 7]), Aggregate> = FastMap::default();
     for e in events {
-        let dims = Dimension::ALL.map(|d| e.dimension(d).unwrap_or(""));
-        minutes
-            .entry((Resolution::Minute.bucket(e.ts_ms), dims))
-            .or_default()
-            .add_event(e);
+        minutes.entry(minute_of(e)).or_default().add_event(e);
     }
     fan_out(minutes)
 }
@@ -71,10 +67,7 @@ pub(crate) fn deltas<'a>(
 pub(crate) fn take_back(events: &[EventRecord]) -> FastMap<RollupKey, Aggregate> {
     let mut minutes: FastMap<(i64, [&str; 7]), Aggregate> = FastMap::default();
     for e in events {
-        let dims = Dimension::ALL.map(|d| e.dimension(d).unwrap_or(""));
-        let agg = minutes
-            .entry((Resolution::Minute.bucket(e.ts_ms), dims))
-            .or_default();
+        let agg = minutes.entry(minute_of(e)).or_default();
         agg.cost_usd -= e.cost_usd.unwrap_or(0.0);
         if e.is_unpriced() {
             agg.unpriced_events -= 1;
@@ -82,6 +75,32 @@ pub(crate) fn take_back(events: &[EventRecord]) -> FastMap<RollupKey, Aggregate>
         }
     }
     fan_out(minutes)
+}
+
+/// The changes that restate events' costs, each pair an event as stored and as it becomes (same
+/// time and dimensions): the counted, estimated and reported cost and the unpriced counts move
+/// by the difference. Merged into existing rows only: a row retention deleted has nothing to
+/// restate.
+pub(crate) fn restate(pairs: &[(EventRecord, EventRecord)]) -> FastMap<RollupKey, Aggregate> {
+    let mut minutes: FastMap<(i64, [&str; 7]), Aggregate> = FastMap::default();
+    for (before, after) in pairs {
+        let agg = minutes.entry(minute_of(before)).or_default();
+        for (e, sign) in [(before, -1), (after, 1)] {
+            agg.cost_usd += sign as f64 * e.cost_usd.unwrap_or(0.0);
+            agg.estimated_cost_usd += sign as f64 * e.estimated_cost_usd.unwrap_or(0.0);
+            agg.reported_cost_usd += sign as f64 * e.reported_cost_usd.unwrap_or(0.0);
+            agg.unpriced_events += sign * i64::from(e.is_unpriced());
+            agg.unpriced_tokens += sign * e.unpriced_tokens();
+        }
+    }
+    fan_out(minutes)
+}
+
+fn minute_of(e: &EventRecord) -> (i64, [&str; 7]) {
+    (
+        Resolution::Minute.bucket(e.ts_ms),
+        Dimension::ALL.map(|d| e.dimension(d).unwrap_or("")),
+    )
 }
 
 /// Adds `more` into `changes`.

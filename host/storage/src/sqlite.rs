@@ -21,6 +21,8 @@ use crate::invites::{InvitationStorage, SqlInvitations};
 use crate::market::{MarketStorage, SqlMarket};
 use crate::model::*;
 use crate::rollup::{FastMap, RollupKey, add_all, deltas, take_back, upsert_statements};
+use crate::reprice::{CostUpdate, RepriceStorage, Restated, SqlReprices};
+use crate::restate;
 use crate::settings::{SettingsStorage, SqlSettings};
 use crate::shared::{Shared, rollup_retention};
 use crate::sql::{self, BatchShapes, Placeholders, into_query};
@@ -39,6 +41,7 @@ pub struct SqliteStorage {
     access: SqlAccess<Sqlite>,
     market: SqlMarket<Sqlite>,
     settings: SqlSettings<Sqlite>,
+    reprices: SqlReprices<Sqlite>,
     invitations: SqlInvitations<Sqlite>,
     throttle: SqlThrottle<Sqlite>,
 }
@@ -152,6 +155,7 @@ impl SqliteStorage {
             market: SqlMarket::new(writer.clone(), readers.clone()),
             settings: SqlSettings::new(writer.clone(), readers.clone()),
             throttle: SqlThrottle::new(writer.clone()),
+            reprices: SqlReprices::new(writer.clone(), readers.clone()),
             invitations: SqlInvitations::new(writer.clone(), readers.clone()),
             writer,
             readers,
@@ -170,6 +174,27 @@ impl SqliteStorage {
         Ok(())
     }
 
+    /// Begins the writer's transaction (the caller holds the writers' lock, `cache`).
+    async fn begin_write(
+        &self,
+        cache: &mut RollupCache,
+    ) -> Result<sqlx::Transaction<'static, Sqlite>> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let data_version: i64 = sqlx::query_scalar("PRAGMA data_version")
+            .fetch_one(&mut *tx)
+            .await?;
+        if cache.data_version != Some(data_version) {
+            // The first write since the start, or another process wrote the file: let the id
+            // index read what it has not seen, and forget the rollup rows we knew.
+            self.ids.catch_up(&mut tx).await?;
+            *cache = RollupCache {
+                data_version: Some(data_version),
+                rows: FastMap::default(),
+            };
+        }
+        Ok(tx)
+    }
+
     /// Everything about one batch's insert that needs no database, done before any lock.
     fn prepare(batch: &TenantBatch) -> PreparedBatch<'_> {
         let (unique, _) = dedupe_in_batch(&batch.events);
@@ -185,12 +210,14 @@ impl SqliteStorage {
     }
 
     /// Merges deltas into stored rows: cached rows where this writer knows them, otherwise read
-    /// per (resolution, bucket) in one statement. Returns the merged rows (for the cache).
+    /// per (resolution, bucket) in one statement. With `only_existing`, a delta with no row is
+    /// dropped rather than stored as a row of its own. Returns the merged rows (for the cache).
     async fn merge_rollups(
         conn: &mut sqlx::SqliteConnection,
         tenant: TenantId,
         changes: FastMap<RollupKey, Aggregate>,
         cached: &FastMap<(TenantId, RollupKey), Aggregate>,
+        only_existing: bool,
     ) -> Result<Vec<(RollupKey, Aggregate)>> {
         let mut missing: HashMap<(Resolution, i16), HashSet<i64>> = HashMap::new();
         for key in changes.keys() {
@@ -242,8 +269,10 @@ impl SqliteStorage {
         let mut rows = Vec::with_capacity(changes.len());
         for (key, mut merged) in changes {
             let cache_key = (tenant, key);
-            if let Some(before) = cached.get(&cache_key).or_else(|| stored.get(&cache_key.1)) {
-                merged.merge(before);
+            match cached.get(&cache_key).or_else(|| stored.get(&cache_key.1)) {
+                Some(before) => merged.merge(before),
+                None if only_existing => continue,
+                None => {}
             }
             rows.push((cache_key.1, merged));
         }
@@ -437,6 +466,25 @@ impl Storage for SqliteStorage {
         &self.throttle
     }
 
+    fn reprices(&self) -> &dyn RepriceStorage {
+        &self.reprices
+    }
+
+    async fn restate_costs(&self, tenant: TenantId, updates: &[CostUpdate]) -> Result<Restated> {
+        let mut cache = self.rollups.lock().await;
+        let mut tx = self.begin_write(&mut cache).await?;
+        let (restated, changes) = restate::restate::<Sqlite>(&mut tx, tenant, updates).await?;
+        let rows = if changes.is_empty() {
+            Vec::new()
+        } else {
+            Self::merge_rollups(&mut tx, tenant, changes, &cache.rows, true).await?
+        };
+        tx.commit().await?;
+        cache.rows.extend(rows.into_iter().map(|(k, v)| ((tenant, k), v)));
+        cache.prune();
+        Ok(restated)
+    }
+
     async fn revoke_api_key(
         &self,
         tenant: TenantId,
@@ -453,19 +501,7 @@ impl Storage for SqliteStorage {
     ) -> Result<Vec<WriteOutcome>> {
         let mut prepared: Vec<PreparedBatch<'_>> = batches.iter().map(Self::prepare).collect();
         let mut cache = self.rollups.lock().await;
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let data_version: i64 = sqlx::query_scalar("PRAGMA data_version")
-            .fetch_one(&mut *tx)
-            .await?;
-        if cache.data_version != Some(data_version) {
-            // The first write since the start, or another process wrote the file: let the id
-            // index read what it has not seen, and forget the rollup rows we knew.
-            self.ids.catch_up(&mut tx).await?;
-            *cache = RollupCache {
-                data_version: Some(data_version),
-                rows: FastMap::default(),
-            };
-        }
+        let mut tx = self.begin_write(&mut cache).await?;
         for prep in &mut prepared {
             if let Some(shapes) = prep.shape_insert.take() {
                 shapes.execute(&mut *tx).await?;
@@ -528,7 +564,8 @@ impl Storage for SqliteStorage {
             let taken_back = call_costs::settle::<Sqlite>(&mut tx, tenant, events).await?;
             add_all(&mut changes, take_back(&taken_back));
             if !changes.is_empty() {
-                let rows = Self::merge_rollups(&mut tx, tenant, changes, &cache.rows).await?;
+                let rows =
+                    Self::merge_rollups(&mut tx, tenant, changes, &cache.rows, false).await?;
                 merged.extend(rows.into_iter().map(|(k, v)| ((tenant, k), v)));
             }
         }

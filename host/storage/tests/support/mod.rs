@@ -7,6 +7,8 @@ use std::sync::Arc;
 use hub_core::{EventRecord, TenantId};
 use hub_storage::{Storage, TenantBatch};
 
+pub mod calls;
+
 /// A fixed "now": 2026-11-25T12:00:00Z.
 pub const NOW: i64 = 1_795_608_000_000;
 
