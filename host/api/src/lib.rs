@@ -6,6 +6,7 @@
 
 mod audit;
 pub mod auth;
+mod costs;
 mod error;
 mod events;
 mod ingest;
@@ -72,6 +73,8 @@ pub struct ApiConfig {
     pub settings: serde_json::Value,
     /// The operator's retention policy: the most a tenant may keep (`/v1/settings/retention`).
     pub retention: hub_storage::RetentionPolicy,
+    /// The longest range one re-pricing request may cover (`POST /v1/costs/reprice`).
+    pub reprice_max_range_ms: i64,
 }
 
 impl Default for ApiConfig {
@@ -88,9 +91,14 @@ impl Default for ApiConfig {
             web_dir: None,
             settings: serde_json::Value::Null,
             retention: hub_storage::RetentionPolicy::default(),
+            reprice_max_range_ms: DEFAULT_REPRICE_MAX_RANGE_DAYS * hub_core::time::DAY_MS,
         }
     }
 }
+
+/// The longest range one re-pricing request may cover by default: a quarter, the span a changed
+/// contract price is usually backdated over.
+pub const DEFAULT_REPRICE_MAX_RANGE_DAYS: i64 = 92;
 
 /// Requests per second per API key by default: far above what one client sends in batches of
 /// events (a hub at 150,000 events/s in batches of 1,000 sees 150 requests per second).
@@ -172,6 +180,7 @@ pub fn app(state: AppState) -> Router {
         .merge(audit::router())
         .merge(ops::router())
         .merge(settings::router())
+        .merge(costs::router())
         .fallback(web::fallback)
         .layer(axum::middleware::from_fn(wire::response_headers))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())

@@ -1,6 +1,7 @@
 //! Cost through the API, with the real pipeline and the real `cost` component: the envelope
 //! example's call counted once, an OpenAI-style nested usage read with its cached and reasoning
-//! tokens, unpriced models reported as unpriced (not $0), and impossible counts refused by name.
+//! tokens, unpriced models reported as unpriced (not $0), impossible counts refused by name, and
+//! history priced again after a price changes.
 
 mod common;
 
@@ -16,17 +17,14 @@ use serde_json::{Value, json};
 struct Hub {
     app: Router,
     key: String,
+    storage: std::sync::Arc<dyn hub_storage::Storage>,
+    host: std::sync::Arc<hub_pipeline::PluginHost>,
     _dir: tempfile::TempDir,
 }
 
 async fn hub() -> Hub {
     let (t, host) = common::plugin_hub(Default::default(), Default::default()).await;
-    let key = common::key_for(
-        &t.storage,
-        "acme",
-        vec![ApiKeyScope::Ingest, ApiKeyScope::Query],
-    )
-    .await;
+    let key = common::key_for(&t.storage, "acme", ApiKeyScope::ALL.to_vec()).await;
     let acme = t.storage.tenant_by_name("acme").await.unwrap().unwrap().id;
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../plugins/cost");
     let (m, w) = hub_plugin_sdk::testing::built_plugin(dir).unwrap();
@@ -36,6 +34,8 @@ async fn hub() -> Hub {
     Hub {
         app: t.app,
         key,
+        storage: t.storage,
+        host,
         _dir: t.dir,
     }
 }
@@ -265,4 +265,282 @@ async fn impossible_counts_are_refused_naming_the_field() {
         rejected[1]["errors"][0]["field"], "cache_read_tokens",
         "{body}"
     );
+}
+
+impl Hub {
+    /// Works the queued re-pricing jobs to their end, as `hub serve`'s runner does.
+    async fn run_reprices(&self) {
+        hub_pipeline::Repricer::new(self.storage.clone(), self.host.clone(), Default::default())
+            .run_until_idle()
+            .await
+            .unwrap();
+    }
+
+    async fn reprice(&self, body: Value) -> (StatusCode, Value) {
+        self.call(
+            "POST",
+            "/v1/costs/reprice",
+            "application/json",
+            body.to_string(),
+        )
+        .await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_price_reprices_history_once_and_only_when_asked() {
+    let hub = hub().await;
+    let now = hub_core::time::now_ms();
+    let (s, body) = hub
+        .call(
+            "POST",
+            "/v1/events",
+            "application/x-ndjson",
+            envelope_example(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+    hub.send(&json!([
+        {"event_id": "a", "timestamp": now - 600_000, "model": "gpt-4o", "provider": "openai",
+         "input_tokens": 1000, "output_tokens": 100},
+        {"event_id": "b", "timestamp": now - 300_000, "model": "gpt-4o", "provider": "openai",
+         "input_tokens": 2000, "output_tokens": 300},
+        {"event_id": "c", "timestamp": now - 200_000, "model": "acme-support-llm",
+         "input_tokens": 4000, "output_tokens": 1000},
+        {"event_id": "d", "timestamp": now - 100_000, "model": "claude-sonnet-4-5",
+         "provider": "anthropic", "input_tokens": 100, "output_tokens": 10},
+    ]))
+    .await;
+    let list_price = |i: f64, o: f64| i * 2.5e-6 + o * 10e-6;
+    let claude = 100.0 * 3e-6 + 10.0 * 15e-6;
+    let before = hub.get("/v1/metrics/summary?from=now-2h").await["groups"][0].clone();
+    let want_before = 0.00425 + list_price(1000.0, 100.0) + list_price(2000.0, 300.0) + claude;
+    assert!(close(&before["cost_usd"], want_before), "{before}");
+    assert_eq!(before["unpriced_events"], 1, "{before}");
+
+    // The tenant negotiates 10% off OpenAI and prices its own model.
+    let (s, body) = hub
+        .call(
+            "PUT",
+            "/v1/plugins/cost",
+            "application/json",
+            json!({"config": {
+                "discounts": [{"provider": "openai", "percent": 10}],
+                "models": [{"model": "acme-support-llm", "input_usd_per_million": 0.5,
+                            "output_usd_per_million": 1.5}]}})
+            .to_string(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    hub.run_reprices().await;
+    let unchanged = hub.get("/v1/metrics/summary?from=now-2h").await["groups"][0].clone();
+    assert_eq!(
+        unchanged["cost_usd"], before["cost_usd"],
+        "new prices price new events only"
+    );
+
+    let (s, job) = hub.reprice(json!({"from": "now-1d", "filters": {}})).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{job}");
+    assert_eq!(job["status"], "queued");
+    let id = job["id"].as_i64().unwrap();
+    hub.run_reprices().await;
+    let job = hub.get(&format!("/v1/costs/reprice/{id}")).await;
+    assert_eq!(job["status"], "done", "{job}");
+    assert_eq!(job["error"], Value::Null, "{job}");
+    assert!(job["events_examined"].as_i64().unwrap() >= 4, "{job}");
+    // a, b and c changed; d (Anthropic) and the envelope's call (reported by CostOps; the usage
+    // event's estimate changes beside it) are as they were except for that estimate.
+    assert_eq!(job["events_changed"], 4, "{job}");
+
+    let after = hub.get("/v1/metrics/summary?from=now-2h").await["groups"][0].clone();
+    let custom = 4000.0 * 0.5e-6 + 1000.0 * 1.5e-6;
+    let want_after =
+        0.00425 + 0.9 * (list_price(1000.0, 100.0) + list_price(2000.0, 300.0)) + custom + claude;
+    assert!(
+        close(&after["cost_usd"], want_after),
+        "{after} vs {want_after}"
+    );
+    assert_eq!(after["unpriced_events"], 0, "{after}");
+    assert!(close(&after["reported_cost_usd"], 0.00425), "{after}");
+    assert!(
+        close(
+            &job["cost_after_usd"],
+            job["cost_before_usd"].as_f64().unwrap() + want_after - want_before
+        ),
+        "{job}"
+    );
+    // Per model, as the overview's breakdown reads it.
+    let by_model = hub
+        .get("/v1/metrics/summary?from=now-2h&group_by=model")
+        .await;
+    let custom_group = by_model["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["key"]["model"] == "acme-support-llm")
+        .unwrap()
+        .clone();
+    assert!(close(&custom_group["cost_usd"], custom), "{custom_group}");
+    assert_eq!(custom_group["unpriced_events"], 0);
+    let e = hub.get("/v1/events/a").await;
+    assert!(
+        close(&e["cost_usd"], 0.9 * list_price(1000.0, 100.0)),
+        "{e}"
+    );
+    assert!(
+        close(&e["estimated_cost_usd"], 0.9 * list_price(1000.0, 100.0)),
+        "{e}"
+    );
+    // The envelope's call still counts once, at what CostOps reported.
+    let usage = hub
+        .get("/v1/events/5eed0000-0000-0000-0000-000000000002")
+        .await;
+    assert_eq!(usage["cost_usd"], 0.0, "{usage}");
+    assert!(
+        close(&usage["estimated_cost_usd"], 0.9 * 0.00425),
+        "{usage}"
+    );
+
+    // Asked again, nothing changes.
+    let (s, again) = hub.reprice(json!({"from": "now-1d"})).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{again}");
+    hub.run_reprices().await;
+    let again = hub.get(&format!("/v1/costs/reprice/{}", again["id"])).await;
+    assert_eq!(
+        (&again["status"], &again["events_changed"]),
+        (&json!("done"), &json!(0)),
+        "{again}"
+    );
+    let still = hub.get("/v1/metrics/summary?from=now-2h").await["groups"][0].clone();
+    assert!(close(&still["cost_usd"], want_after), "{still}");
+    let jobs = hub.get("/v1/costs/reprice").await;
+    assert_eq!(jobs.as_array().unwrap().len(), 2);
+
+    // Audited, with what was asked.
+    let audit = hub.get("/v1/audit?action=costs.reprice").await;
+    let entries = audit["records"].as_array().unwrap().clone();
+    assert!(
+        entries
+            .iter()
+            .filter(|e| e["action"] == "costs.reprice")
+            .count()
+            >= 2,
+        "{audit}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repricing_refuses_what_it_cannot_do_by_name() {
+    let hub = hub().await;
+    let (s, body) = hub.reprice(json!({"from": "now-200d"})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    let text = body.to_string();
+    assert!(
+        text.contains("200 days")
+            && text.contains("92 days")
+            && text.contains("--reprice-max-range"),
+        "{body}"
+    );
+    assert_eq!(body["error"]["parameter"], "from", "{body}");
+    let (s, body) = hub.reprice(json!({"from": "now-1d", "to": "now-2d"})).await;
+    assert_eq!(
+        (s, &body["error"]["parameter"]),
+        (StatusCode::BAD_REQUEST, &json!("to")),
+        "{body}"
+    );
+    let (s, body) = hub
+        .reprice(json!({"from": "now-1d", "filters": {"colour": "red"}}))
+        .await;
+    assert_eq!(
+        (s, &body["error"]["parameter"]),
+        (StatusCode::BAD_REQUEST, &json!("filters.colour")),
+        "{body}"
+    );
+    let (s, body) = hub.reprice(json!({"from": "yesterday"})).await;
+    assert_eq!(
+        (s, &body["error"]["parameter"]),
+        (StatusCode::BAD_REQUEST, &json!("from")),
+        "{body}"
+    );
+    let (s, body) = hub.reprice(json!({"from": "now-1d", "extra": 1})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+
+    // One job at a time per tenant.
+    let (s, first) = hub
+        .reprice(json!({"from": "now-1d", "filters": {"model": "gpt-4o"}}))
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{first}");
+    assert_eq!(first["filters"], json!({"model": "gpt-4o"}));
+    let (s, body) = hub.reprice(json!({"from": "now-1d"})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body.to_string().contains(&format!("job {}", first["id"])),
+        "{body}"
+    );
+    let (s, cancelled) = hub
+        .call(
+            "POST",
+            &format!("/v1/costs/reprice/{}/cancel", first["id"]),
+            "application/json",
+            String::new(),
+        )
+        .await;
+    assert_eq!(
+        (s, &cancelled["status"]),
+        (StatusCode::OK, &json!("cancelled")),
+        "{cancelled}"
+    );
+    let (s, _) = hub.reprice(json!({"from": "now-1d"})).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "a cancelled job frees the tenant");
+
+    // Another tenant sees none of it, and cannot re-price without an enricher; a query key
+    // cannot start a job.
+    let other = common::key_for(&hub.storage, "globex", ApiKeyScope::ALL.to_vec()).await;
+    let call = |key: &str, method: &str, uri: &str, body: Value| {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {key}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let app = hub.app.clone();
+        async move { common::send(&app, req).await }
+    };
+    let (s, _, body) = call(
+        &other,
+        "GET",
+        &format!("/v1/costs/reprice/{}", first["id"]),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{body}");
+    let (s, _, body) = call(
+        &other,
+        "POST",
+        &format!("/v1/costs/reprice/{}/cancel", first["id"]),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{body}");
+    let (s, _, body) = call(
+        &other,
+        "POST",
+        "/v1/costs/reprice",
+        json!({"from": "now-1d"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    assert!(body.to_string().contains("cost plugin"), "{body}");
+    let reader = common::key_for(&hub.storage, "acme", vec![ApiKeyScope::Query]).await;
+    let (s, _, body) = call(
+        &reader,
+        "POST",
+        "/v1/costs/reprice",
+        json!({"from": "now-1d"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+    let (s, _, body) = call(&reader, "GET", "/v1/costs/reprice", Value::Null).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
 }

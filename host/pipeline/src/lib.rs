@@ -10,10 +10,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 pub mod plugins;
+pub mod reprice;
 
 use hub_bus::{BusConsumer, BusError, Committed, Envelope};
 use hub_storage::{RetentionPolicy, Storage, TenantBatch};
 pub use plugins::{PluginHost, PluginHostConfig};
+pub use reprice::{RepriceConfig, Repricer};
 use tokio::task::JoinHandle;
 
 #[derive(Debug, Clone)]

@@ -65,6 +65,12 @@ pub struct ServeArgs {
     /// How often retention runs (default 1h).
     #[arg(long, env = "HUB_RETENTION_INTERVAL")]
     pub retention_interval: Option<String>,
+    /// The longest range one re-pricing request may cover (default 92d).
+    #[arg(long, env = "HUB_REPRICE_MAX_RANGE")]
+    pub reprice_max_range: Option<String>,
+    /// How long one re-pricing job may run before it stops (default 1h).
+    #[arg(long, env = "HUB_REPRICE_MAX_JOB")]
+    pub reprice_max_job: Option<String>,
     /// Events queued for storage before ingest answers 429 (default 200000).
     #[arg(long, env = "HUB_QUEUE_CAPACITY")]
     pub queue_capacity: Option<usize>,
@@ -194,6 +200,8 @@ struct FileConfig {
     retention_hour: Option<String>,
     retention_day: Option<String>,
     retention_interval: Option<String>,
+    reprice_max_range: Option<String>,
+    reprice_max_job: Option<String>,
     queue_capacity: Option<usize>,
     writers: Option<usize>,
     db_connections: Option<u32>,
@@ -299,6 +307,7 @@ pub struct Settings {
     pub runtime: hub_runtime::RuntimeConfig,
     pub plugin_host: hub_pipeline::PluginHostConfig,
     pub plugins_dir: PathBuf,
+    pub reprice: hub_pipeline::RepriceConfig,
 }
 
 /// Writers for PostgreSQL: one per core of this machine, 2 to 8. On the 2-core benchmark machine
@@ -495,6 +504,12 @@ impl ServeArgs {
                 // the most a tenant may keep).
                 settings: serde_json::Value::Null,
                 retention: defaults.retention,
+                reprice_max_range_ms: timeout(
+                    "reprice_max_range",
+                    self.reprice_max_range.or(file.reprice_max_range),
+                    &format!("{}d", hub_api::DEFAULT_REPRICE_MAX_RANGE_DAYS),
+                )?
+                .as_millis() as i64,
                 web_dir: match self.web_dir.or(file.web_dir) {
                     Some(d) => {
                         if !d.join("index.html").is_file() {
@@ -565,6 +580,14 @@ impl ServeArgs {
                     .plugin_allow_private_http
                     .or(file.plugin_allow_private_http)
                     .unwrap_or(false),
+                ..Default::default()
+            },
+            reprice: hub_pipeline::RepriceConfig {
+                max_job: timeout(
+                    "reprice_max_job",
+                    self.reprice_max_job.or(file.reprice_max_job),
+                    "1h",
+                )?,
                 ..Default::default()
             },
             plugin_host: hub_pipeline::PluginHostConfig {

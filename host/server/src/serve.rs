@@ -37,6 +37,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         settings.retention,
         Duration::from_millis(settings.retention_interval_ms.max(1_000) as u64),
     );
+    // Re-pricing jobs (POST /v1/costs/reprice), whichever replica accepted them.
+    let repricer = std::sync::Arc::new(hub_pipeline::Repricer::new(
+        storage.clone(),
+        plugins.clone(),
+        settings.reprice.clone(),
+    ))
+    .spawn();
     let mut api = settings.api.clone();
     api.retention = settings.retention;
     // What GET /v1/settings shows: the same view of sign-in and retention the audit log records.
@@ -99,6 +106,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         tracing::error!("the pipeline did not drain within 60 s");
     }
     maintenance.abort();
+    // Between pages or inside one, nothing is lost: a page is one transaction, and another
+    // replica (or this one after a restart) takes the job up from its last recorded page.
+    repricer.abort();
     refresher.abort();
     catalog.abort();
     storage.close().await;

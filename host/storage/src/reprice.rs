@@ -152,8 +152,12 @@ pub trait RepriceStorage: Send + Sync {
         now_ms: i64,
     ) -> Result<()>;
     /// Cancels the tenant's job if it is still queued or running; the job as it then is.
-    async fn cancel_job(&self, tenant: TenantId, id: i64, now_ms: i64)
-    -> Result<Option<RepriceJob>>;
+    async fn cancel_job(
+        &self,
+        tenant: TenantId,
+        id: i64,
+        now_ms: i64,
+    ) -> Result<Option<RepriceJob>>;
 }
 
 pub(crate) struct SqlReprices<DB: Database> {

@@ -65,7 +65,8 @@ fn update_costs(tenant: TenantId, e: &EventRecord) -> SqlBuf {
     push_cost(&mut buf, e.estimated_cost_usd);
     buf.push(", reported_cost_usd = ");
     push_cost(&mut buf, e.reported_cost_usd);
-    buf.push(" WHERE tenant_id = ").bind(Bind::I64(tenant.get()));
+    buf.push(" WHERE tenant_id = ")
+        .bind(Bind::I64(tenant.get()));
     buf.push(" AND ts = ").bind(Bind::I64(e.ts_ms));
     buf.push(" AND event_id = ")
         .bind(Bind::Text(e.event_id.clone()));
@@ -346,12 +347,23 @@ mod tests {
             .iter()
             .map(|(_, a)| (a.event_id.as_str(), a))
             .collect();
-        assert_eq!(after["k"].reported_cost_usd, Some(0.00425), "the report is kept");
+        assert_eq!(
+            after["k"].reported_cost_usd,
+            Some(0.00425),
+            "the report is kept"
+        );
         assert_eq!(after["k"].cost_usd, Some(0.00425), "and counts");
-        assert_eq!(after["u"].cost_usd, Some(0.0), "the estimate no longer counts");
+        assert_eq!(
+            after["u"].cost_usd,
+            Some(0.0),
+            "the estimate no longer counts"
+        );
         assert_eq!(after["u"].estimated_cost_usd, Some(0.005));
         assert_eq!(p.holders.len(), 1);
-        assert_eq!((p.holders[0].1.rank, p.holders[0].1.event_id.as_str()), (2, "k"));
+        assert_eq!(
+            (p.holders[0].1.rank, p.holders[0].1.event_id.as_str()),
+            (2, "k")
+        );
 
         // Planned again over the result, nothing changes.
         let stored: HashMap<Key, EventRecord> = p

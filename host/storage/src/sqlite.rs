@@ -20,9 +20,9 @@ use crate::call_costs;
 use crate::invites::{InvitationStorage, SqlInvitations};
 use crate::market::{MarketStorage, SqlMarket};
 use crate::model::*;
-use crate::rollup::{FastMap, RollupKey, add_all, deltas, take_back, upsert_statements};
 use crate::reprice::{CostUpdate, RepriceStorage, Restated, SqlReprices};
 use crate::restate;
+use crate::rollup::{FastMap, RollupKey, add_all, deltas, take_back, upsert_statements};
 use crate::settings::{SettingsStorage, SqlSettings};
 use crate::shared::{Shared, rollup_retention};
 use crate::sql::{self, BatchShapes, Placeholders, into_query};
@@ -480,7 +480,9 @@ impl Storage for SqliteStorage {
             Self::merge_rollups(&mut tx, tenant, changes, &cache.rows, true).await?
         };
         tx.commit().await?;
-        cache.rows.extend(rows.into_iter().map(|(k, v)| ((tenant, k), v)));
+        cache
+            .rows
+            .extend(rows.into_iter().map(|(k, v)| ((tenant, k), v)));
         cache.prune();
         Ok(restated)
     }

@@ -32,7 +32,11 @@ fn history() -> Vec<EventRecord> {
             &format!(
                 r#"{{"payload_type": "telemetry", "data": {{"telemetry_type": "token_usage",
                     "model_id": "{}", "prompt_tokens": {}, "completion_tokens": 40}}}}"#,
-                if n % 4 == 0 { "custom-llm" } else { "gpt-4o-mini" },
+                if n % 4 == 0 {
+                    "custom-llm"
+                } else {
+                    "gpt-4o-mini"
+                },
                 300 + n * 11
             ),
         );
@@ -125,7 +129,11 @@ async fn restated_costs_count_what_a_write_at_the_new_prices_counts(store: Arc<d
         );
     }
 
-    for group_by in [vec![], vec![Dimension::SourceModule], vec![Dimension::Model]] {
+    for group_by in [
+        vec![],
+        vec![Dimension::SourceModule],
+        vec![Dimension::Model],
+    ] {
         let (got, want) = (
             totals(&store, then, group_by.clone()).await,
             totals(&store, now, group_by.clone()).await,
@@ -152,7 +160,10 @@ async fn restated_costs_count_what_a_write_at_the_new_prices_counts(store: Arc<d
     let again = store.restate_costs(then, &updates).await.unwrap();
     assert_eq!((again.found, again.changed), (updates.len(), 0));
     let after = totals(&store, then, vec![]).await[0].1.clone();
-    assert!(close(after.cost_usd, totals(&store, now, vec![]).await[0].1.cost_usd));
+    assert!(close(
+        after.cost_usd,
+        totals(&store, now, vec![]).await[0].1.cost_usd
+    ));
     // An event no longer stored is skipped.
     let gone = CostUpdate {
         ts_ms: NOW - 1,
@@ -185,7 +196,10 @@ async fn reprice_jobs_queue_move_between_replicas_and_cancel(store: Arc<dyn Stor
         Err(StorageError::Conflict(_))
     ));
     let other = jobs.create_job(b, &job("bo@b"), 1_002).await.unwrap();
-    assert!(jobs.job(b, first.id).await.unwrap().is_none(), "tenants' jobs are apart");
+    assert!(
+        jobs.job(b, first.id).await.unwrap().is_none(),
+        "tenants' jobs are apart"
+    );
 
     let claimed = jobs.claim_job("r1", 2_000, 0).await.unwrap().unwrap();
     assert_eq!((claimed.id, claimed.status), (first.id, JobStatus::Running));
@@ -199,10 +213,18 @@ async fn reprice_jobs_queue_move_between_replicas_and_cancel(store: Arc<dyn Stor
         cost_before_usd: 1.5,
         cost_after_usd: 1.25,
     };
-    assert!(jobs.record_progress(first.id, "r1", &page, 3_000).await.unwrap());
+    assert!(
+        jobs.record_progress(first.id, "r1", &page, 3_000)
+            .await
+            .unwrap()
+    );
     // r1 goes quiet; r2 takes the job up where it was, and r1 learns it no longer holds it.
     assert_eq!(
-        jobs.claim_job("r2", 4_000, 2_500).await.unwrap().unwrap().id,
+        jobs.claim_job("r2", 4_000, 2_500)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
         other.id,
         "the queued job first"
     );
@@ -210,7 +232,12 @@ async fn reprice_jobs_queue_move_between_replicas_and_cancel(store: Arc<dyn Stor
     assert_eq!(taken.id, first.id);
     assert_eq!(taken.cursor, page.cursor);
     assert_eq!((taken.events_examined, taken.events_changed), (500, 20));
-    assert!(!jobs.record_progress(first.id, "r1", &page, 5_001).await.unwrap());
+    assert!(
+        !jobs
+            .record_progress(first.id, "r1", &page, 5_001)
+            .await
+            .unwrap()
+    );
     assert!(jobs.claim_job("r3", 5_002, 4_000).await.unwrap().is_none());
     jobs.finish_job(first.id, "r2", JobStatus::Done, None, 6_000)
         .await
@@ -232,5 +259,10 @@ async fn reprice_jobs_queue_move_between_replicas_and_cancel(store: Arc<dyn Stor
     );
     // The other tenant's running job is cancelled under its replica: its next progress says so.
     jobs.cancel_job(b, other.id, 8_000).await.unwrap();
-    assert!(!jobs.record_progress(other.id, "r2", &page, 8_100).await.unwrap());
+    assert!(
+        !jobs
+            .record_progress(other.id, "r2", &page, 8_100)
+            .await
+            .unwrap()
+    );
 }

@@ -312,6 +312,58 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/costs/reprice": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description This tenant's re-pricing jobs, newest first (the last 50). Needs the `query` or `admin` scope, or analyst and up. */
+        get: operations["list_jobs"];
+        put?: never;
+        /** @description Prices the stored events of a range again with the tenant's enrichers as they are configured now (a changed price, discount or custom model), and restates their cost, their calls' cost and the rollups. Runs in the background: the answer is the queued job; follow it at /v1/costs/reprice/{id}. Idempotent: asking again changes nothing more. One job per tenant at a time (409); a range longer than the operator allows is refused (400, naming the limit). Needs the `admin` scope, or admin and up; audited. */
+        post: operations["start_job"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/costs/reprice/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description One re-pricing job and its progress. Needs the `query` or `admin` scope, or analyst and up. */
+        get: operations["get_job"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/costs/reprice/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Stops a queued or running job after the page it is on (pages done stay done; asking again later continues where it stopped). A finished job is returned as it is. Needs the `admin` scope, or admin and up; audited. */
+        post: operations["cancel_job"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/events": {
         parameters: {
             query?: never;
@@ -1268,6 +1320,55 @@ export interface components {
         RefreshDto: {
             /** @description The refresh token; the `hub_refresh` cookie when absent. */
             refresh_token?: string | null;
+        };
+        /** @description A re-pricing job and how far it has got. */
+        RepriceJobDto: {
+            /** Format: double */
+            cost_after_usd: number;
+            /**
+             * Format: double
+             * @description What the changed events counted toward spend before and after, USD.
+             */
+            cost_before_usd: number;
+            created_at: string;
+            /** @description Why it failed, when it did. */
+            error?: string | null;
+            /**
+             * Format: int64
+             * @description Of those, events whose stored cost changed.
+             */
+            events_changed: number;
+            /**
+             * Format: int64
+             * @description Events priced again so far (newest first).
+             */
+            events_examined: number;
+            filters: Record<string, never>;
+            finished_at?: string | null;
+            from: string;
+            /** Format: int64 */
+            id: number;
+            /** @description How far back it has got: the time of the last event done. */
+            reached?: string | null;
+            requested_by: string;
+            started_at?: string | null;
+            /** @description `queued`, `running`, `done`, `failed` or `cancelled`. */
+            status: string;
+            to: string;
+        };
+        /** @description What to price again. */
+        RepriceRequest: {
+            /**
+             * @description Only events with these dimension values (`model`, `provider`, `app`, `environment`,
+             *     `source_module`, `operation`, `status`).
+             */
+            filters?: {
+                [key: string]: string;
+            };
+            /** @description Start of the range (inclusive): RFC 3339, epoch milliseconds, or `now-30d`. */
+            from: string;
+            /** @description End of the range (exclusive); `now` when absent. */
+            to?: string | null;
         };
         /** @description The tenant's retention: what the operator allows, what the tenant chose, and what holds. */
         RetentionDto: {
@@ -2494,6 +2595,251 @@ export interface operations {
             };
             /** @description the body is over the route's limit */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_jobs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RepriceJobDto"][];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the API key's rate limit; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    start_job: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RepriceRequest"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RepriceJobDto"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is over the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the API key's rate limit; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_job: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The job's id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RepriceJobDto"];
+                };
+            };
+            /** @description a parameter or the body is not what this route takes */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the API key's rate limit; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    cancel_job: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The job's id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RepriceJobDto"];
+                };
+            };
+            /** @description a parameter or the body is not what this route takes */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the API key's rate limit; see Retry-After */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -195,6 +195,60 @@ struct TenantPlugins {
     all: Vec<Arc<Slot>>,
 }
 
+/// An enabled enricher as installed, for instances of its own (see [`PluginHost::enrichers_of`]).
+#[derive(Clone)]
+pub(crate) struct EnricherSpec {
+    pub name: String,
+    pub plugin: Plugin,
+    pub grants: Grants,
+    pub config_json: String,
+}
+
+/// The columns a batch carries for these enrichers: ids and tags only if one asks for them.
+pub(crate) fn columns_for<'a>(
+    plugins: impl Iterator<Item = &'a Plugin>,
+) -> hub_runtime::BatchColumns {
+    let mut columns = hub_runtime::BatchColumns {
+        ids: false,
+        tags: false,
+    };
+    for p in plugins {
+        let caps = &p.manifest().capabilities;
+        columns.ids |= caps.ids;
+        columns.tags |= caps.tags;
+    }
+    columns
+}
+
+/// Calls one enricher over the batch; columns it did not ask for are empty for it.
+pub(crate) fn call_enricher(
+    instance: &mut Instance,
+    columns: hub_runtime::BatchColumns,
+    batch: &mut hub_runtime::EventBatch,
+) -> Result<hub_runtime::Enrichment, CallError> {
+    let caps = &instance.plugin().manifest().capabilities;
+    let hide_tags = columns.tags && !caps.tags;
+    let hide_ids = columns.ids && !caps.ids;
+    let tags = if hide_tags {
+        std::mem::take(&mut batch.tags)
+    } else {
+        Vec::new()
+    };
+    let ids = if hide_ids {
+        std::mem::take(&mut batch.ids)
+    } else {
+        Vec::new()
+    };
+    let result = instance.enrich(batch);
+    if hide_tags {
+        batch.tags = tags;
+    }
+    if hide_ids {
+        batch.ids = ids;
+    }
+    result
+}
+
 /// The process's plugin host. Cheap to share (`Arc`).
 pub struct PluginHost {
     runtime: Runtime,
@@ -405,14 +459,7 @@ impl PluginHost {
         enrichers: &[Arc<Slot>],
         events: &mut [EventRecord],
     ) -> Vec<(Outcome, usize, u64)> {
-        let columns = hub_runtime::BatchColumns {
-            ids: enrichers
-                .iter()
-                .any(|s| s.plugin.manifest().capabilities.ids),
-            tags: enrichers
-                .iter()
-                .any(|s| s.plugin.manifest().capabilities.tags),
-        };
+        let columns = columns_for(enrichers.iter().map(|s| &s.plugin));
         let mut batch = hub_runtime::batch_from_events(events, columns);
         let mut out = Vec::with_capacity(enrichers.len());
         for slot in enrichers {
@@ -437,25 +484,7 @@ impl PluginHost {
                 self.clock.fetch_add(1, Ordering::Relaxed),
                 Ordering::Relaxed,
             );
-            // Columns a plugin did not ask for are empty for it.
-            let caps = &slot.plugin.manifest().capabilities;
-            let tags = if columns.tags && !caps.tags {
-                std::mem::take(&mut batch.tags)
-            } else {
-                Vec::new()
-            };
-            let ids = if columns.ids && !caps.ids {
-                std::mem::take(&mut batch.ids)
-            } else {
-                Vec::new()
-            };
-            let result = instance.enrich(&batch);
-            if columns.tags && !caps.tags {
-                batch.tags = tags;
-            }
-            if columns.ids && !caps.ids {
-                batch.ids = ids;
-            }
+            let result = call_enricher(instance, columns, &mut batch);
             let kv = instance.take_kv_changes();
             drop(guard);
             let (failure, applied) = match result {
@@ -481,6 +510,25 @@ impl PluginHost {
             ));
         }
         out
+    }
+
+    /// The tenant's enabled enrichers in running order, for running apart from ingest (re-pricing).
+    pub(crate) async fn enrichers_of(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Vec<EnricherSpec>, PluginAdminError> {
+        Ok(self
+            .tenant(tenant)
+            .await?
+            .enrichers
+            .iter()
+            .map(|s| EnricherSpec {
+                name: s.install.name.clone(),
+                plugin: s.plugin.clone(),
+                grants: s.grants.clone(),
+                config_json: s.install.config_json.clone(),
+            })
+            .collect())
     }
 
     /// The slot's instance, made again (configured) when there is none or the last one trapped.

@@ -142,4 +142,3 @@ pub async fn totals(
 pub fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-9
 }
-
