@@ -202,6 +202,29 @@ try {
     await page.getByRole("cell", { name: "support-bot" }).waitFor();
   });
 
+  await check("a changed discount says it prices new events, and re-pricing brings history along", async () => {
+    await page.getByRole("link", { name: "Plugins" }).click();
+    const cost = page.getByTestId("plugin-cost");
+    await cost.getByRole("button", { name: "Configure" }).click();
+    await cost.getByLabel("discounts").fill('[{"provider": "openai", "percent": 20}]');
+    await cost.getByRole("button", { name: "Save configuration" }).click();
+    await cost.getByText(/apply to events that arrive from now on/).waitFor();
+    const before = await summary(hub.base, hub.key);
+    await cost.getByLabel("Events of").selectOption("1");
+    await cost.getByRole("button", { name: "Re-price stored events" }).click();
+    await cost.getByTestId("reprice-status").getByText(/^Done: 40 events priced again, \d+ changed/).waitFor({ timeout: 30_000 });
+    await shot("reprice");
+    // The 20 calls sent before cost was installed now have a price, and the 20 after it have
+    // the new discount's.
+    const s = await summary(hub.base, hub.key);
+    assert.equal(s.unpriced_events, 0, JSON.stringify(s));
+    assert.ok(s.cost_usd > before.cost_usd, `${s.cost_usd} > ${before.cost_usd}`);
+    await page.getByRole("link", { name: "Overview" }).click();
+    const shown = "$" + s.cost_usd.toLocaleString("en-US", { minimumFractionDigits: 4, maximumFractionDigits: 4 });
+    await page.getByTestId("cost").getByText(s.cost_usd < 1 ? shown : /\$/).waitFor({ timeout: 20_000 });
+    assert.equal(await page.getByTestId("cost").getByText(/unpriced/).count(), 0);
+  });
+
   await check("the event explorer filters, pages and shows an event with its conversation", async () => {
     await page.getByRole("link", { name: "Events" }).click();
     await page.getByLabel("model").fill("gpt-4o-mini");

@@ -4,6 +4,7 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { api, ApiError, explain, get, type Schemas } from "../api/client";
 import { atLeast, useMe } from "../auth";
 import { fieldOf, SchemaForm, type JsonSchema } from "../components/SchemaForm";
+import { Reprice } from "../components/Reprice";
 import { Empty, ErrorNote, Loading } from "../components/States";
 import { int, ms } from "../format";
 
@@ -56,7 +57,8 @@ export function Plugins() {
 function PluginRow({ p, admin, busy, onToggle, onMove }: {
   p: Plugin; admin: boolean; busy: boolean; onToggle: () => void; onMove?: (by: number) => void;
 }) {
-  const [open, setOpen] = useState<"" | "config" | "grants" | "version" | "remove">("");
+  const [open, setOpen] = useState<"" | "config" | "saved" | "reprice" | "grants" | "version" | "remove">("");
+  const enricher = p.kind === "enricher";
   const h = p.health;
   return (
     <li className="panel plugin" data-testid={`plugin-${p.name}`}>
@@ -71,6 +73,7 @@ function PluginRow({ p, admin, busy, onToggle, onMove }: {
             {onMove && <button className="secondary" aria-label={`Move ${p.name} down`} disabled={busy} onClick={() => onMove(1)}>↓</button>}
             <button className="secondary" disabled={busy} onClick={onToggle}>{p.enabled ? "Disable" : "Enable"}</button>
             <button className="secondary" onClick={() => setOpen(open === "config" ? "" : "config")}>Configure</button>
+            {enricher && <button className="secondary" onClick={() => setOpen(open === "reprice" ? "" : "reprice")}>Re-price history</button>}
             {(p.capabilities.kv || p.capabilities.http.length > 0) && (
               <button className="secondary" onClick={() => setOpen(open === "grants" ? "" : "grants")}>Capabilities</button>
             )}
@@ -88,7 +91,8 @@ function PluginRow({ p, admin, busy, onToggle, onMove }: {
       </dl>
       {h.disabled_reason && <div className="state error">Disabled by the hub: {h.disabled_reason}</div>}
       {h.last_error && <div className="muted small">Last error: {h.last_error}</div>}
-      {open === "config" && <Configure p={p} onDone={() => setOpen("")} />}
+      {open === "config" && <Configure p={p} onDone={() => setOpen(enricher ? "saved" : "")} />}
+      {(open === "saved" || open === "reprice") && <Reprice saved={open === "saved"} />}
       {open === "grants" && <Grants p={p} onDone={() => setOpen("")} />}
       {open === "version" && <Version p={p} onDone={() => setOpen("")} />}
       {open === "remove" && <Remove p={p} onDone={() => setOpen("")} />}
