@@ -210,6 +210,9 @@ try {
     await cost.getByRole("button", { name: "Save configuration" }).click();
     await cost.getByText(/apply to events that arrive from now on/).waitFor();
     const before = await summary(hub.base, hub.key);
+    // Older than the raw events the tenant keeps, only the rollups are left: the panel says so.
+    await cost.getByLabel("Events of").selectOption("92");
+    await cost.getByTestId("reprice-retention").getByText(/keeps raw events for 30 days/).waitFor();
     await cost.getByLabel("Events of").selectOption("1");
     await cost.getByRole("button", { name: "Re-price stored events" }).click();
     await cost.getByTestId("reprice-status").getByText(/^Done: 40 events priced again, \d+ changed/).waitFor({ timeout: 30_000 });

@@ -25,12 +25,7 @@ struct Hub {
 async fn hub() -> Hub {
     let (t, host) = common::plugin_hub(Default::default(), Default::default()).await;
     let key = common::key_for(&t.storage, "acme", ApiKeyScope::ALL.to_vec()).await;
-    let acme = t.storage.tenant_by_name("acme").await.unwrap().unwrap().id;
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../plugins/cost");
-    let (m, w) = hub_plugin_sdk::testing::built_plugin(dir).unwrap();
-    host.install(acme, &m, w, None, GrantsDoc::default(), true)
-        .await
-        .unwrap();
+    install(&t.storage, &host, "cost", None, false).await;
     Hub {
         app: t.app,
         key,
@@ -38,6 +33,25 @@ async fn hub() -> Hub {
         host,
         _dir: t.dir,
     }
+}
+
+/// Installs the plugin built from `plugins/<dir>` for acme, enabled, with `kv` granted or not.
+async fn install(
+    storage: &std::sync::Arc<dyn hub_storage::Storage>,
+    host: &hub_pipeline::PluginHost,
+    dir: &str,
+    config: Option<Value>,
+    kv: bool,
+) {
+    let acme = storage.tenant_by_name("acme").await.unwrap().unwrap().id;
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../plugins")
+        .join(dir);
+    let (m, w) = hub_plugin_sdk::testing::built_plugin(path).unwrap();
+    let grants = GrantsDoc { kv, http: vec![] };
+    host.install(acme, &m, w, config, grants, true)
+        .await
+        .unwrap();
 }
 
 impl Hub {
@@ -543,4 +557,45 @@ async fn repricing_refuses_what_it_cannot_do_by_name() {
     assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
     let (s, _, body) = call(&reader, "GET", "/v1/costs/reprice", Value::Null).await;
     assert_eq!(s, StatusCode::OK, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enricher_that_fails_fails_the_job_and_changes_nothing() {
+    let hub = hub().await;
+    let now = hub_core::time::now_ms();
+    hub.send(&json!([
+        {"event_id": "a", "timestamp": now - 60_000, "model": "gpt-4o", "input_tokens": 1000, "output_tokens": 100},
+        {"event_id": "b", "timestamp": now - 30_000, "model": "acme-support-llm", "input_tokens": 10, "output_tokens": 1},
+    ]))
+    .await;
+    let before = hub.get("/v1/metrics/summary?from=now-1h").await["groups"][0].clone();
+    // A plugin that panics on every batch, after the cost plugin (a new one runs last).
+    install(
+        &hub.storage,
+        &hub.host,
+        "testing/misbehave",
+        Some(json!({"mode": "panic"})),
+        true,
+    )
+    .await;
+    let (s, job) = hub.reprice(json!({"from": "now-1h"})).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{job}");
+    hub.run_reprices().await;
+    let job = hub.get(&format!("/v1/costs/reprice/{}", job["id"])).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    let error = job["error"].as_str().unwrap();
+    assert!(
+        error.contains("plugin `misbehave` failed") && error.contains("nothing of that page was changed"),
+        "{job}"
+    );
+    assert_eq!((&job["events_examined"], &job["events_changed"]), (&json!(0), &json!(0)));
+    let after = hub.get("/v1/metrics/summary?from=now-1h").await["groups"][0].clone();
+    assert_eq!(
+        (&after["cost_usd"], &after["unpriced_events"]),
+        (&before["cost_usd"], &before["unpriced_events"]),
+        "a failed estimate is not \"unpriced\""
+    );
+    // The tenant is free to ask again once the plugin is fixed.
+    let (s, _) = hub.reprice(json!({"from": "now-1h"})).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
 }

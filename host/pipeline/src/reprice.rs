@@ -223,6 +223,10 @@ impl Repricer {
             else {
                 return Ok(());
             };
+            if active.iter().any(|a| a.job.id == job.id) {
+                // Our own job, slow enough between pages to look stale: it is ours already.
+                return Ok(());
+            }
             tracing::info!(tenant = %job.tenant, job = job.id, from_ms = job.from_ms, to_ms = job.to_ms, "re-pricing job started");
             match job_filter(&job) {
                 Ok(filter) => active.push(Active {
@@ -269,6 +273,7 @@ impl Repricer {
             ));
         }
         let tenant = a.job.tenant;
+        let began = Instant::now();
         let page = self
             .storage
             .list_events(
@@ -284,6 +289,7 @@ impl Repricer {
             self.finish(&a.job, JobStatus::Done, None).await;
             return Ok(Step::Over);
         }
+        let listed = began.elapsed();
         let sandbox = match a.sandbox.take() {
             Some(s) => s,
             None => self.sandbox(tenant).await?,
@@ -306,11 +312,22 @@ impl Repricer {
                     .unwrap_or_else(|| "the newest".into())
             )
         })?;
+        let estimated = began.elapsed();
         let restated = self
             .storage
             .restate_costs(tenant, &updates)
             .await
             .map_err(|e| format!("restating costs: {e}"))?;
+        tracing::debug!(
+            tenant = %tenant,
+            job = a.job.id,
+            events = updates.len(),
+            changed = restated.changed,
+            list_ms = listed.as_millis() as u64,
+            estimate_ms = (estimated - listed).as_millis() as u64,
+            restate_ms = (began.elapsed() - estimated).as_millis() as u64,
+            "re-priced a page"
+        );
         let last = events.last().expect("the page is not empty");
         let progress = JobProgress {
             cursor: Some(EventCursor {

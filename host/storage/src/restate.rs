@@ -26,20 +26,32 @@ const CHUNK: usize = 200;
 
 type Key = (i64, String);
 
-/// The stored events of `keys`.
+/// The stored events of `keys`, and maybe a few others (the caller keeps only the keys): two `IN`
+/// lists, which both backends answer from the unique index (tenant, ts, event_id) by point
+/// lookups. (A chain of `(ts = ? AND event_id = ?) OR …` made SQLite scan the tenant's index:
+/// 1.75 s for 200 events among 1.4 million.)
 fn select_events(tenant: TenantId, keys: &[&CostUpdate]) -> SqlBuf {
+    let mut times: Vec<i64> = keys.iter().map(|k| k.ts_ms).collect();
+    times.sort_unstable();
+    times.dedup();
     let mut buf = SqlBuf::new(Placeholders::Dollar);
     buf.push("SELECT ")
         .push(sql::EVENT_SELECT)
         .push(" FROM events WHERE tenant_id = ")
         .bind(Bind::I64(tenant.get()));
-    buf.push(" AND (");
+    buf.push(" AND ts IN (");
+    for (i, ts) in times.iter().enumerate() {
+        if i > 0 {
+            buf.push(", ");
+        }
+        buf.bind(Bind::I64(*ts));
+    }
+    buf.push(") AND event_id IN (");
     for (i, k) in keys.iter().enumerate() {
-        buf.push(if i == 0 { "(ts = " } else { " OR (ts = " })
-            .bind(Bind::I64(k.ts_ms));
-        buf.push(" AND event_id = ")
-            .bind(Bind::Text(k.event_id.clone()))
-            .push(")");
+        if i > 0 {
+            buf.push(", ");
+        }
+        buf.bind(Bind::Text(k.event_id.clone()));
     }
     buf.push(")");
     buf
@@ -202,13 +214,20 @@ where
 {
     let mut stored: HashMap<Key, EventRecord> = HashMap::new();
     let refs: Vec<&CostUpdate> = updates.iter().collect();
+    let wanted: HashSet<Key> = updates
+        .iter()
+        .map(|u| (u.ts_ms, u.event_id.clone()))
+        .collect();
     for chunk in refs.chunks(CHUNK) {
         for row in into_query::<DB>(select_events(tenant, chunk))
             .fetch_all(&mut *conn)
             .await?
         {
             let e = decode::event(&row)?.record;
-            stored.insert((e.ts_ms, e.event_id.clone()), e);
+            let key = (e.ts_ms, e.event_id.clone());
+            if wanted.contains(&key) {
+                stored.insert(key, e);
+            }
         }
     }
     let mut calls: Vec<&str> = stored

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { jobSummary } from "./Reprice";
+import { jobSummary, retentionDays } from "./Reprice";
 
 const job = {
   id: 1, status: "running", requested_by: "ann@example.com", from: "2026-12-01T00:00:00.000Z", to: "2026-12-05T00:00:00.000Z",
@@ -16,5 +16,12 @@ describe("a re-pricing job in one line", () => {
   it("says why it failed", () => {
     expect(jobSummary({ ...job, status: "failed", error: "plugin `cost` failed: deadline" })).toMatch(/^Failed: plugin `cost` failed: deadline\./);
     expect(jobSummary({ ...job, status: "queued" })).toBe("Waiting to start…");
+  });
+});
+
+describe("how far back events can be priced again", () => {
+  it("is as long as raw events are kept", () => {
+    expect(retentionDays(30 * 86_400_000)).toBe(30);
+    expect(retentionDays(null)).toBeUndefined();
   });
 });

@@ -29,6 +29,11 @@ export function jobSummary(j: Job): string {
   }
 }
 
+/** Whole days raw events are kept, `undefined` when forever. */
+export function retentionDays(ms: number | null | undefined): number | undefined {
+  return ms == null ? undefined : Math.floor(ms / 86_400_000);
+}
+
 const active = (j?: Job) => j?.status === "queued" || j?.status === "running";
 
 export function Reprice({ saved }: { saved: boolean }) {
@@ -45,6 +50,11 @@ export function Reprice({ saved }: { saved: boolean }) {
       api<Job>("POST", "/v1/costs/reprice", { from: `now-${days}d`, filters: model.trim() ? { model: model.trim() } : {} }),
     onSuccess: () => qc.invalidateQueries({ queryKey: ["reprice-jobs"] }),
   });
+  const retention = useQuery({
+    queryKey: ["retention"],
+    queryFn: () => get<Schemas["RetentionDto"]>("/v1/settings/retention"),
+  });
+  const rawDays = retentionDays(retention.data?.effective.raw_ms);
   const latest = jobs.data?.[0];
   const cancel = useMutation({
     mutationFn: (id: number) => api<Job>("POST", `/v1/costs/reprice/${id}/cancel`),
@@ -69,6 +79,12 @@ export function Reprice({ saved }: { saved: boolean }) {
         </label>
         <button type="submit" disabled={start.isPending || active(latest)}>Re-price stored events</button>
       </form>
+      {rawDays !== undefined && days > rawDays && (
+        <p className="muted small" data-testid="reprice-retention">
+          This tenant keeps raw events for {rawDays} days: only those can be priced again; older hourly and daily totals keep
+          the cost they have.
+        </p>
+      )}
       {start.isError && <div className="state error" role="alert">{explain(start.error)}</div>}
       {latest && (
         <div className="row" data-testid="reprice-status" role="status" aria-live="polite">
