@@ -585,10 +585,14 @@ async fn an_enricher_that_fails_fails_the_job_and_changes_nothing() {
     assert_eq!(job["status"], "failed", "{job}");
     let error = job["error"].as_str().unwrap();
     assert!(
-        error.contains("plugin `misbehave` failed") && error.contains("nothing of that page was changed"),
+        error.contains("plugin `misbehave` failed")
+            && error.contains("nothing of that page was changed"),
         "{job}"
     );
-    assert_eq!((&job["events_examined"], &job["events_changed"]), (&json!(0), &json!(0)));
+    assert_eq!(
+        (&job["events_examined"], &job["events_changed"]),
+        (&json!(0), &json!(0))
+    );
     let after = hub.get("/v1/metrics/summary?from=now-1h").await["groups"][0].clone();
     assert_eq!(
         (&after["cost_usd"], &after["unpriced_events"]),
