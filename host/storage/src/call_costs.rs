@@ -106,7 +106,7 @@ pub(crate) fn decide<'a>(
 }
 
 /// The stored holders of `calls`.
-pub(crate) fn select_holders(tenant: TenantId, calls: &[&str]) -> SqlBuf {
+fn select_holders(tenant: TenantId, calls: &[&str]) -> SqlBuf {
     let mut buf = SqlBuf::new(Placeholders::Dollar);
     buf.push(
         "SELECT correlation_id, rank, holder_ts, holder_event_id FROM call_costs WHERE tenant_id = ",
@@ -168,6 +168,48 @@ fn zero_cost(tenant: TenantId, ts_ms: i64, event_id: &str) -> SqlBuf {
     buf
 }
 
+/// The stored holders of the calls of `events` (those with a `correlation_id`), by call.
+pub(crate) async fn stored_holders<'e, DB>(
+    conn: &mut DB::Connection,
+    tenant: TenantId,
+    events: impl Iterator<Item = &'e EventRecord>,
+) -> Result<HashMap<String, Holder>>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    <DB as Database>::Arguments: IntoArguments<DB>,
+    DB::Row: HubRow,
+    usize: ColumnIndex<DB::Row>,
+    for<'t> i16: Encode<'t, DB> + Type<DB>,
+    for<'t> i64: Encode<'t, DB> + Type<DB>,
+    for<'t> f64: Encode<'t, DB> + Type<DB>,
+    for<'t> String: Encode<'t, DB> + Type<DB>,
+    for<'t> Option<i64>: Encode<'t, DB> + Type<DB>,
+    for<'t> Option<String>: Encode<'t, DB> + Type<DB>,
+    for<'t> Vec<u8>: Encode<'t, DB> + Type<DB>,
+{
+    let mut calls: Vec<&str> = events.filter_map(|e| e.correlation_id.as_deref()).collect();
+    calls.sort_unstable();
+    calls.dedup();
+    let mut stored = HashMap::new();
+    for chunk in calls.chunks(CHUNK) {
+        let rows = into_query::<DB>(select_holders(tenant, chunk))
+            .fetch_all(&mut *conn)
+            .await?;
+        for row in rows {
+            stored.insert(
+                row.text(0)?,
+                Holder {
+                    rank: row.int(1)?,
+                    ts_ms: row.int(2)?,
+                    event_id: row.text(3)?,
+                },
+            );
+        }
+    }
+    Ok(stored)
+}
+
 /// Settles the calls of `inserted` (a tenant's new events of one write), inside the writer's
 /// transaction. Returns the events that stopped counting, as they were counted: the rollup
 /// deltas must take their contribution back out (see [`crate::rollup::take_back`]).
@@ -198,28 +240,7 @@ where
     if taking_part.is_empty() {
         return Ok(Vec::new());
     }
-    let mut calls: Vec<&str> = taking_part
-        .iter()
-        .filter_map(|e| e.correlation_id.as_deref())
-        .collect();
-    calls.sort_unstable();
-    calls.dedup();
-    let mut stored = HashMap::new();
-    for chunk in calls.chunks(CHUNK) {
-        let rows = into_query::<DB>(select_holders(tenant, chunk))
-            .fetch_all(&mut *conn)
-            .await?;
-        for row in rows {
-            stored.insert(
-                row.text(0)?,
-                Holder {
-                    rank: row.int(1)?,
-                    ts_ms: row.int(2)?,
-                    event_id: row.text(3)?,
-                },
-            );
-        }
-    }
+    let stored = stored_holders::<DB>(conn, tenant, taking_part.iter().copied()).await?;
     let decision = decide(&taking_part, &stored);
     let mut taken_back: Vec<EventRecord> =
         decision.demoted_new.iter().map(|e| (*e).clone()).collect();

@@ -94,6 +94,19 @@ pub(crate) struct Plan {
     pub found: usize,
 }
 
+/// Keeps an event as it was before its first change, and the order events first changed in.
+fn remember(
+    before: &mut HashMap<Key, EventRecord>,
+    order: &mut Vec<Key>,
+    key: &Key,
+    was: EventRecord,
+) {
+    if !before.contains_key(key) {
+        before.insert(key.clone(), was);
+        order.push(key.clone());
+    }
+}
+
 /// What a stored event becomes with a new estimate, before its call is settled.
 fn repriced(now: &EventRecord, estimate: Option<f64>) -> EventRecord {
     let mut next = now.clone();
@@ -150,10 +163,7 @@ pub(crate) fn plan(
                     if let Some(held) = get(&current, &hkey) {
                         let mut demoted = held.clone();
                         demoted.cost_usd = Some(0.0);
-                        before.entry(hkey.clone()).or_insert(held);
-                        if !order.contains(&hkey) {
-                            order.push(hkey.clone());
-                        }
+                        remember(&mut before, &mut order, &hkey, held);
                         current.insert(hkey, demoted);
                     }
                     holders.insert(call.clone(), mine);
@@ -162,10 +172,7 @@ pub(crate) fn plan(
                 Some(_) => next.cost_usd = Some(0.0),
             }
         }
-        before.entry(key.clone()).or_insert(now);
-        if !order.contains(&key) {
-            order.push(key.clone());
-        }
+        remember(&mut before, &mut order, &key, now);
         current.insert(key, next);
     }
     let changes = order
@@ -230,28 +237,7 @@ where
             }
         }
     }
-    let mut calls: Vec<&str> = stored
-        .values()
-        .filter_map(|e| e.correlation_id.as_deref())
-        .collect();
-    calls.sort_unstable();
-    calls.dedup();
-    let mut holders = HashMap::new();
-    for chunk in calls.chunks(CHUNK) {
-        for row in into_query::<DB>(call_costs::select_holders(tenant, chunk))
-            .fetch_all(&mut *conn)
-            .await?
-        {
-            holders.insert(
-                row.text(0)?,
-                Holder {
-                    rank: row.int(1)?,
-                    ts_ms: row.int(2)?,
-                    event_id: row.text(3)?,
-                },
-            );
-        }
-    }
+    let holders = call_costs::stored_holders::<DB>(conn, tenant, stored.values()).await?;
     // Holders outside the updates that an update outranks are read now (planning needs no
     // database); most calls have their holder among the updates or keep it.
     let mut outranked: Vec<Key> = Vec::new();
@@ -296,7 +282,10 @@ where
             .map(|(_, a)| a.cost_usd.unwrap_or(0.0))
             .sum(),
     };
-    Ok((restated, crate::rollup::restate(&plan.changes)))
+    Ok((
+        restated,
+        crate::rollup::restate(plan.changes.iter().map(|(b, a)| (b, a))),
+    ))
 }
 
 #[cfg(test)]

@@ -63,25 +63,26 @@ pub(crate) fn deltas<'a>(
 
 /// The changes that take back what `events` counted toward cost (their cost, or their being
 /// unpriced), at each one's own time and dimensions: for events that stopped holding their call's
-/// cost (see [`crate::call_costs`]), added to the deltas of the write that demoted them.
+/// cost (see [`crate::call_costs`]), added to the deltas of the write that demoted them. It is the
+/// restatement of each to counting $0.
 pub(crate) fn take_back(events: &[EventRecord]) -> FastMap<RollupKey, Aggregate> {
-    let mut minutes: FastMap<(i64, [&str; 7]), Aggregate> = FastMap::default();
-    for e in events {
-        let agg = minutes.entry(minute_of(e)).or_default();
-        agg.cost_usd -= e.cost_usd.unwrap_or(0.0);
-        if e.is_unpriced() {
-            agg.unpriced_events -= 1;
-            agg.unpriced_tokens -= e.unpriced_tokens();
-        }
-    }
-    fan_out(minutes)
+    let zeros: Vec<EventRecord> = events
+        .iter()
+        .map(|e| EventRecord {
+            cost_usd: Some(0.0),
+            ..e.clone()
+        })
+        .collect();
+    restate(events.iter().zip(&zeros))
 }
 
 /// The changes that restate events' costs, each pair an event as stored and as it becomes (same
 /// time and dimensions): the counted, estimated and reported cost and the unpriced counts move
-/// by the difference. Merged into existing rows only: a row retention deleted has nothing to
-/// restate.
-pub(crate) fn restate(pairs: &[(EventRecord, EventRecord)]) -> FastMap<RollupKey, Aggregate> {
+/// by the difference. A re-pricing merges them into existing rows only: a row retention deleted
+/// has nothing to restate.
+pub(crate) fn restate<'e>(
+    pairs: impl IntoIterator<Item = (&'e EventRecord, &'e EventRecord)>,
+) -> FastMap<RollupKey, Aggregate> {
     let mut minutes: FastMap<(i64, [&str; 7]), Aggregate> = FastMap::default();
     for (before, after) in pairs {
         let agg = minutes.entry(minute_of(before)).or_default();
