@@ -62,10 +62,22 @@ impl Hub {
         ctype: &str,
         body: String,
     ) -> (StatusCode, Value) {
+        self.call_as(&self.key, method, uri, ctype, body).await
+    }
+
+    /// As [`Hub::call`], with another key.
+    async fn call_as(
+        &self,
+        key: &str,
+        method: &str,
+        uri: &str,
+        ctype: &str,
+        body: String,
+    ) -> (StatusCode, Value) {
         let req = Request::builder()
             .method(method)
             .uri(uri)
-            .header(header::AUTHORIZATION, format!("Bearer {}", self.key))
+            .header(header::AUTHORIZATION, format!("Bearer {key}"))
             .header(header::CONTENT_TYPE, ctype)
             .body(Body::from(body))
             .unwrap();
@@ -510,53 +522,39 @@ async fn repricing_refuses_what_it_cannot_do_by_name() {
     // Another tenant sees none of it, and cannot re-price without an enricher; a query key
     // cannot start a job.
     let other = common::key_for(&hub.storage, "globex", ApiKeyScope::ALL.to_vec()).await;
-    let call = |key: &str, method: &str, uri: &str, body: Value| {
-        let req = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(header::AUTHORIZATION, format!("Bearer {key}"))
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body.to_string()))
-            .unwrap();
-        let app = hub.app.clone();
-        async move { common::send(&app, req).await }
-    };
-    let (s, _, body) = call(
-        &other,
-        "GET",
-        &format!("/v1/costs/reprice/{}", first["id"]),
-        Value::Null,
-    )
-    .await;
-    assert_eq!(s, StatusCode::NOT_FOUND, "{body}");
-    let (s, _, body) = call(
-        &other,
-        "POST",
-        &format!("/v1/costs/reprice/{}/cancel", first["id"]),
-        Value::Null,
-    )
-    .await;
-    assert_eq!(s, StatusCode::NOT_FOUND, "{body}");
-    let (s, _, body) = call(
-        &other,
-        "POST",
-        "/v1/costs/reprice",
-        json!({"from": "now-1d"}),
-    )
-    .await;
-    assert_eq!(s, StatusCode::CONFLICT, "{body}");
-    assert!(body.to_string().contains("cost plugin"), "{body}");
     let reader = common::key_for(&hub.storage, "acme", vec![ApiKeyScope::Query]).await;
-    let (s, _, body) = call(
-        &reader,
-        "POST",
-        "/v1/costs/reprice",
-        json!({"from": "now-1d"}),
-    )
-    .await;
-    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
-    let (s, _, body) = call(&reader, "GET", "/v1/costs/reprice", Value::Null).await;
-    assert_eq!(s, StatusCode::OK, "{body}");
+    let (job, cancel) = (
+        format!("/v1/costs/reprice/{}", first["id"]),
+        format!("/v1/costs/reprice/{}/cancel", first["id"]),
+    );
+    let start = json!({"from": "now-1d"}).to_string();
+    for (key, method, uri, body, want) in [
+        (&other, "GET", job.as_str(), "", StatusCode::NOT_FOUND),
+        (&other, "POST", cancel.as_str(), "", StatusCode::NOT_FOUND),
+        (
+            &other,
+            "POST",
+            "/v1/costs/reprice",
+            start.as_str(),
+            StatusCode::CONFLICT,
+        ),
+        (
+            &reader,
+            "POST",
+            "/v1/costs/reprice",
+            start.as_str(),
+            StatusCode::FORBIDDEN,
+        ),
+        (&reader, "GET", "/v1/costs/reprice", "", StatusCode::OK),
+    ] {
+        let (s, body) = hub
+            .call_as(key, method, uri, "application/json", body.to_string())
+            .await;
+        assert_eq!(s, want, "{method} {uri}: {body}");
+        if s == StatusCode::CONFLICT {
+            assert!(body.to_string().contains("cost plugin"), "{body}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
