@@ -304,6 +304,17 @@ async fn publishing_checks_everything_and_stores_nothing_it_refuses() {
             "unknown field `speed`",
         ),
         (
+            "a deadline over the operator's maximum",
+            pack(
+                &manifest.replace("deadline-ms = 50", "deadline-ms = 30000"),
+                &wasm,
+                &key,
+            )
+            .to_bytes(),
+            StatusCode::BAD_REQUEST,
+            "limits.deadline-ms asks for 30000 ms; this hub allows at most 2000 ms (the operator's --plugin-max-deadline)",
+        ),
+        (
             "bad version syntax",
             pack(&with_version(&manifest, "1.0"), &wasm, &key).to_bytes(),
             StatusCode::BAD_REQUEST,

@@ -17,6 +17,7 @@
 mod batch;
 mod bindings;
 mod cache;
+mod cpu;
 mod host;
 mod patch;
 mod v2;
@@ -38,6 +39,7 @@ pub use bindings::types::{
     Alert, Anomaly, Enrichment, Field, Forecast, Patch, PluginError, Series, Severity, SyncReport,
     Value,
 };
+pub use cpu::thread_cpu_time;
 pub use host::{MAX_KV_KEY_BYTES, MAX_LOG_BYTES, MAX_LOGS_PER_CALL, is_private};
 pub use patch::{Applied, InvalidOutput, MAX_PATCHES_PER_ROW, apply_patches};
 
@@ -80,9 +82,9 @@ impl Default for RuntimeConfig {
             cache_dir: None,
             fast_deadline: Duration::from_millis(50),
             slow_deadline: Duration::from_secs(5),
-            max_deadline: Duration::from_secs(30),
+            max_deadline: Duration::from_secs(2),
             default_memory_bytes: 64 << 20,
-            max_memory_bytes: 512 << 20,
+            max_memory_bytes: 256 << 20,
             kv_quota_bytes: 1 << 20,
             allow_private_http: false,
             http_timeout: Duration::from_secs(5),
@@ -107,11 +109,13 @@ pub enum LoadError {
     },
     #[error("the component imports `{import}`, which plugin.toml does not declare{hint}")]
     UndeclaredImport { import: String, hint: String },
-    #[error("{field} asks for {asked}; this host allows at most {max}")]
+    #[error("{field} asks for {asked}; this hub allows at most {max} (the operator's {setting})")]
     OverLimit {
         field: &'static str,
         asked: String,
         max: String,
+        /// The operator's setting that holds the maximum.
+        setting: &'static str,
     },
     #[error("the plugin needs the `{0}` capability, which the tenant has not granted")]
     NotGranted(String),
@@ -291,6 +295,7 @@ impl Runtime {
                         field: "limits.deadline-ms",
                         asked: format!("{ms} ms"),
                         max: format!("{} ms", cfg.max_deadline.as_millis()),
+                        setting: "--plugin-max-deadline",
                     });
                 }
                 Some(d)
@@ -305,6 +310,7 @@ impl Runtime {
                         field: "limits.memory-mib",
                         asked: format!("{mib} MiB"),
                         max: format!("{} MiB", cfg.max_memory_bytes >> 20),
+                        setting: "--plugin-max-memory-mib",
                     });
                 }
                 b

@@ -229,7 +229,7 @@ fn limits_over_the_operator_maxima_are_refused() {
         .unwrap_err();
     assert_eq!(
         e.to_string(),
-        "limits.memory-mib asks for 4096 MiB; this host allows at most 512 MiB"
+        "limits.memory-mib asks for 4096 MiB; this hub allows at most 256 MiB (the operator's --plugin-max-memory-mib)"
     );
 }
 
