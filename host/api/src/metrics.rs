@@ -62,6 +62,9 @@ pub struct Metrics {
     pub plugin_call_seconds_sum: Family<PluginLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pub plugin_auto_disabled: Family<PluginLabel, Gauge>,
     pub plugin_patches_applied: Family<PluginLabel, Gauge>,
+    pub plugin_cpu_seconds_sum: Family<PluginLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pub plugin_over_budget_disabled: Family<PluginLabel, Gauge>,
+    pub plugin_throttled_seconds_sum: Gauge<f64, std::sync::atomic::AtomicU64>,
     /// Requests refused because their API key was over its rate limit.
     pub rate_limited: Counter,
 }
@@ -95,6 +98,9 @@ impl Default for Metrics {
             plugin_call_seconds_sum: Family::default(),
             plugin_auto_disabled: Family::default(),
             plugin_patches_applied: Family::default(),
+            plugin_cpu_seconds_sum: Family::default(),
+            plugin_over_budget_disabled: Family::default(),
+            plugin_throttled_seconds_sum: Gauge::default(),
             rate_limited: Counter::default(),
             registry: Registry::default(),
         };
@@ -187,6 +193,21 @@ impl Default for Metrics {
             "plugin_patches_applied",
             "Patches applied to events, by plugin",
             m.plugin_patches_applied.clone(),
+        );
+        registry.register(
+            "plugin_cpu_seconds_sum",
+            "CPU time of plugin calls, by plugin (what tenants' plugin budgets are charged)",
+            m.plugin_cpu_seconds_sum.clone(),
+        );
+        registry.register(
+            "plugin_over_budget_disabled",
+            "Installs disabled for staying over their tenant's plugin CPU budget, by plugin",
+            m.plugin_over_budget_disabled.clone(),
+        );
+        registry.register(
+            "plugin_throttled_seconds_sum",
+            "Time tenants' plugin passes waited for CPU budget, all tenants together",
+            m.plugin_throttled_seconds_sum.clone(),
         );
         Metrics { registry, ..m }
     }

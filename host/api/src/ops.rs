@@ -69,6 +69,8 @@ pub(crate) async fn metrics(
         .set(p.commit_micros.load(Ordering::Relaxed) as f64 / 1e6);
     if let Some(host) = &state.plugins {
         use crate::metrics::{PluginFailureLabel, PluginLabel};
+        m.plugin_throttled_seconds_sum
+            .set(host.stats.throttled().as_secs_f64());
         for (plugin, c) in host.stats.snapshot() {
             let l = PluginLabel {
                 plugin: plugin.clone(),
@@ -83,6 +85,12 @@ pub(crate) async fn metrics(
             m.plugin_patches_applied
                 .get_or_create(&l)
                 .set(c.patches_applied as i64);
+            m.plugin_cpu_seconds_sum
+                .get_or_create(&l)
+                .set(c.cpu_micros as f64 / 1e6);
+            m.plugin_over_budget_disabled
+                .get_or_create(&l)
+                .set(c.over_budget as i64);
             for (reason, n) in c.failures {
                 m.plugin_failures
                     .get_or_create(&PluginFailureLabel {

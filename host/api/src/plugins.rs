@@ -85,7 +85,21 @@ pub struct HealthDto {
     pub failures: u64,
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
+    /// CPU time of the calls (what the tenant's plugin budget is charged), in total and per call.
+    pub cpu_ms: f64,
+    pub cpu_ms_per_call: Option<f64>,
     pub last_error: Option<String>,
+}
+
+/// The tenant's plugin CPU budget on this replica.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BudgetDto {
+    /// CPU time the tenant's plugins may use per second (0: no budget).
+    pub cpu_ms_per_second: u64,
+    /// Time the tenant's events waited for budget since this replica started.
+    pub throttled_s: f64,
+    /// Whether the tenant is over its budget now (its events wait; other tenants' do not).
+    pub throttled_now: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -116,6 +130,7 @@ pub struct PluginDto {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PluginListDto {
     pub plugins: Vec<PluginDto>,
+    pub budget: BudgetDto,
 }
 
 /// Installs a package from a catalog for the tenant.
@@ -264,6 +279,10 @@ async fn dto(
             failures: health.map(|h| h.failures).unwrap_or(0),
             p50_ms: q(0.5),
             p99_ms: q(0.99),
+            cpu_ms: health.map_or(0.0, |h| h.cpu_micros as f64 / 1e3),
+            cpu_ms_per_call: health
+                .filter(|h| h.calls > 0)
+                .map(|h| (h.cpu_micros as f64 / h.calls as f64).round() / 1e3),
             last_error: health.and_then(|h| h.last_error.clone()),
         },
     })
@@ -277,7 +296,15 @@ async fn list(state: &AppState, principal: &Principal) -> Result<PluginListDto, 
         let h = health.get(&i.name);
         plugins.push(dto(host, i, h).await?);
     }
-    Ok(PluginListDto { plugins })
+    let budget = host.budget(principal.tenant);
+    Ok(PluginListDto {
+        plugins,
+        budget: BudgetDto {
+            cpu_ms_per_second: budget.cpu_per_second.as_millis() as u64,
+            throttled_s: (budget.throttled.as_secs_f64() * 1000.0).round() / 1000.0,
+            throttled_now: budget.throttled_now,
+        },
+    })
 }
 
 /// The tenant's plugin settings as the audit log shows them (config, grants, order, state).

@@ -2,11 +2,14 @@
 //!
 //! The in-process bus (the embedded default) is a queue bounded in *events*, not requests: a
 //! publisher that would push it past its capacity is refused at once with [`Saturated`], which the
-//! API turns into `429 Retry-After` instead of letting memory grow. Every published batch carries
+//! API turns into `429 Retry-After` instead of letting memory grow. Each tenant may hold at most its
+//! share of that capacity, so a tenant whose batches wait (its plugins are slow or over budget)
+//! fills its own share and gets its own 429s, never its neighbours'. Every published batch carries
 //! a one-shot acknowledgement that the pipeline completes only after the batch is committed.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
 
 use hub_core::{EventRecord, TenantId};
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
@@ -27,13 +30,20 @@ pub enum BusError {
     Stopped,
 }
 
-/// The queue is full: try again after the pipeline catches up.
+/// The queue (or the tenant's share of it) is full: try again after the pipeline catches up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the ingest queue is full ({queued} of {capacity} events queued)")]
-pub struct Saturated {
-    pub queued: usize,
-    pub capacity: usize,
+pub enum Saturated {
+    #[error("the ingest queue is full ({queued} of {capacity} events queued)")]
+    Hub { queued: usize, capacity: usize },
+    #[error(
+        "this tenant's share of the ingest queue is full ({queued} of {capacity} events of this tenant \
+         queued; its plugins or its rate hold them back)"
+    )]
+    Tenant { queued: usize, capacity: usize },
 }
+
+/// Events queued per tenant; an entry goes when its count reaches 0.
+type TenantDepths = Arc<StdMutex<HashMap<TenantId, usize>>>;
 
 /// A batch on its way to storage.
 pub struct Envelope {
@@ -42,6 +52,7 @@ pub struct Envelope {
     ack: Option<oneshot::Sender<Result<Committed, BusError>>>,
     _permit: OwnedSemaphorePermit,
     depth: Arc<AtomicUsize>,
+    tenant_depths: TenantDepths,
     len: usize,
 }
 
@@ -67,6 +78,13 @@ impl Envelope {
 impl Drop for Envelope {
     fn drop(&mut self) {
         self.depth.fetch_sub(self.len, Ordering::Relaxed);
+        let mut depths = self.tenant_depths.lock().unwrap();
+        if let Some(d) = depths.get_mut(&self.tenant) {
+            *d = d.saturating_sub(self.len);
+            if *d == 0 {
+                depths.remove(&self.tenant);
+            }
+        }
     }
 }
 
@@ -76,7 +94,9 @@ pub struct BusProducer {
     tx: mpsc::UnboundedSender<Envelope>,
     permits: Arc<Semaphore>,
     capacity: usize,
+    tenant_capacity: usize,
     depth: Arc<AtomicUsize>,
+    tenant_depths: TenantDepths,
 }
 
 impl std::fmt::Debug for BusProducer {
@@ -92,23 +112,35 @@ impl std::fmt::Debug for BusProducer {
 pub type AckReceiver = oneshot::Receiver<Result<Committed, BusError>>;
 
 impl BusProducer {
-    /// Queues a batch if there is room for all of its events.
+    /// Queues a batch if there is room for all of its events, in the queue and in the tenant's
+    /// share of it.
     pub fn try_publish(
         &self,
         tenant: TenantId,
         events: Vec<EventRecord>,
     ) -> Result<AckReceiver, Saturated> {
         let len = events.len();
-        let saturated = || Saturated {
+        let saturated = || Saturated::Hub {
             queued: self.depth(),
             capacity: self.capacity,
         };
         let n = u32::try_from(len.max(1)).map_err(|_| saturated())?;
+        // The tenant's share first (under its lock until counted), then the queue's permits.
+        let mut depths = self.tenant_depths.lock().unwrap();
+        let queued = depths.get(&tenant).copied().unwrap_or(0);
+        if queued > 0 && queued + len > self.tenant_capacity {
+            return Err(Saturated::Tenant {
+                queued,
+                capacity: self.tenant_capacity,
+            });
+        }
         let permit = self
             .permits
             .clone()
             .try_acquire_many_owned(n)
             .map_err(|_| saturated())?;
+        *depths.entry(tenant).or_default() += len;
+        drop(depths);
         let (ack, rx) = oneshot::channel();
         self.depth.fetch_add(len, Ordering::Relaxed);
         let envelope = Envelope {
@@ -117,6 +149,7 @@ impl BusProducer {
             ack: Some(ack),
             _permit: permit,
             depth: self.depth.clone(),
+            tenant_depths: self.tenant_depths.clone(),
             len,
         };
         if let Err(mpsc::error::SendError(envelope)) = self.tx.send(envelope) {
@@ -132,6 +165,21 @@ impl BusProducer {
 
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    /// Events one tenant may have queued at once.
+    pub fn tenant_capacity(&self) -> usize {
+        self.tenant_capacity
+    }
+
+    /// Events of `tenant` queued or being written.
+    pub fn tenant_depth(&self, tenant: TenantId) -> usize {
+        self.tenant_depths
+            .lock()
+            .unwrap()
+            .get(&tenant)
+            .copied()
+            .unwrap_or(0)
     }
 }
 
@@ -168,18 +216,59 @@ impl BusConsumer {
     }
 }
 
-/// An in-process bus holding at most `capacity_events` events in flight.
-pub fn in_process(capacity_events: usize) -> (BusProducer, BusConsumer) {
+/// An in-process bus holding at most `capacity_events` events in flight, of which at most
+/// `tenant_capacity_events` from one tenant (a batch larger than that share is taken when the
+/// tenant has nothing queued, so that the share never refuses a batch the API accepts).
+pub fn in_process(
+    capacity_events: usize,
+    tenant_capacity_events: usize,
+) -> (BusProducer, BusConsumer) {
     let (tx, rx) = mpsc::unbounded_channel();
     let capacity = capacity_events.clamp(1, Semaphore::MAX_PERMITS);
     let producer = BusProducer {
         tx,
         permits: Arc::new(Semaphore::new(capacity)),
         capacity,
+        tenant_capacity: tenant_capacity_events.clamp(1, capacity),
         depth: Arc::new(AtomicUsize::new(0)),
+        tenant_depths: Arc::default(),
     };
     (
         producer,
+        BusConsumer {
+            rx: Arc::new(Mutex::new(rx)),
+        },
+    )
+}
+
+/// Hands envelopes from one stage of the pipeline to the next (enrichment to the writers): the
+/// envelopes keep their places in the bus's capacity and their acknowledgements until written.
+#[derive(Clone)]
+pub struct Relay {
+    tx: mpsc::UnboundedSender<Envelope>,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Relay")
+    }
+}
+
+impl Relay {
+    /// Passes `envelope` on; if the next stage has stopped, it is refused as the bus would.
+    pub fn send(&self, envelope: Envelope) {
+        if let Err(mpsc::error::SendError(envelope)) = self.tx.send(envelope) {
+            envelope.acknowledge(Err(BusError::Stopped));
+        }
+    }
+}
+
+/// A relay and the consumer of what passes through it; the consumer ends once every clone of the
+/// relay is dropped and it is drained.
+pub fn relay() -> (Relay, BusConsumer) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (
+        Relay { tx },
         BusConsumer {
             rx: Arc::new(Mutex::new(rx)),
         },
@@ -204,13 +293,15 @@ mod tests {
 
     #[tokio::test]
     async fn full_queue_refuses_and_frees_on_ack() {
-        let (p, c) = in_process(3);
+        let (p, c) = in_process(3, 3);
         let t = TenantId::from_verified(1);
         let a = p.try_publish(t, vec![ev(), ev()]).unwrap();
         assert_eq!(p.depth(), 2);
+        // Another tenant: within its own share, but the queue as a whole is full.
         assert_eq!(
-            p.try_publish(t, vec![ev(), ev()]).unwrap_err(),
-            Saturated {
+            p.try_publish(TenantId::from_verified(2), vec![ev(), ev()])
+                .unwrap_err(),
+            Saturated::Hub {
                 queued: 2,
                 capacity: 3
             }
@@ -233,7 +324,7 @@ mod tests {
 
     #[tokio::test]
     async fn consumer_ends_when_producers_are_gone() {
-        let (p, c) = in_process(10);
+        let (p, c) = in_process(10, 10);
         let ack = p
             .try_publish(TenantId::from_verified(1), vec![ev()])
             .unwrap();
@@ -242,5 +333,65 @@ mod tests {
         drop(group);
         assert!(ack.await.is_err(), "a dropped envelope never acknowledges");
         assert!(c.next_group(10).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_tenant_fills_its_own_share_not_its_neighbours() {
+        let (p, c) = in_process(10, 4);
+        let (noisy, quiet) = (TenantId::from_verified(1), TenantId::from_verified(2));
+        // A first batch larger than the share is taken (the tenant has nothing queued).
+        let big = p.try_publish(noisy, vec![ev(); 5]).unwrap();
+        assert_eq!(
+            p.try_publish(noisy, vec![ev()]).unwrap_err(),
+            Saturated::Tenant {
+                queued: 5,
+                capacity: 4
+            }
+        );
+        assert!(
+            Saturated::Tenant {
+                queued: 5,
+                capacity: 4
+            }
+            .to_string()
+            .contains("this tenant's share")
+        );
+        let q = p.try_publish(quiet, vec![ev(); 4]).unwrap();
+        assert_eq!((p.tenant_depth(noisy), p.tenant_depth(quiet)), (5, 4));
+        for env in c.next_group(100).await.unwrap() {
+            let n = env.events.len();
+            env.acknowledge(Ok(Committed {
+                inserted: n,
+                duplicates: 0,
+            }));
+        }
+        assert_eq!(big.await.unwrap().unwrap().inserted, 5);
+        assert_eq!(q.await.unwrap().unwrap().inserted, 4);
+        assert_eq!((p.tenant_depth(noisy), p.depth()), (0, 0));
+        assert!(p.try_publish(noisy, vec![ev(); 4]).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_relay_carries_envelopes_and_their_acknowledgements() {
+        let (p, c) = in_process(10, 10);
+        let (relay, written) = relay();
+        let ack = p
+            .try_publish(TenantId::from_verified(1), vec![ev(), ev()])
+            .unwrap();
+        drop(p);
+        for env in c.next_group(10).await.unwrap() {
+            relay.send(env);
+        }
+        drop(relay);
+        let group = written.next_group(10).await.unwrap();
+        assert_eq!(group.len(), 1);
+        for env in group {
+            env.acknowledge(Ok(Committed {
+                inserted: 2,
+                duplicates: 0,
+            }));
+        }
+        assert_eq!(ack.await.unwrap().unwrap().inserted, 2);
+        assert!(written.next_group(10).await.is_none());
     }
 }

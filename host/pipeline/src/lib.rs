@@ -1,14 +1,17 @@
-//! The pipeline: takes batches off the bus, writes them (events and rollups in one transaction),
-//! and acknowledges each batch only after its commit. Also runs the periodic maintenance
-//! (partitions ahead, retention).
+//! The pipeline: takes batches off the bus, enriches them, writes them (events and rollups in one
+//! transaction), and acknowledges each batch only after its commit. Also runs the periodic
+//! maintenance (partitions ahead, retention).
 //!
-//! Writers group whatever is queued into one transaction (group commit): under load, many small
-//! requests cost one commit, which is what lets SQLite keep up with a busy API.
+//! Two stages: enrichment runs in one lane per tenant (`lanes`), so that no tenant's batches wait
+//! on another tenant's plugins; the writers then group whatever is ready into one transaction
+//! (group commit): under load, many small requests cost one commit, which is what lets SQLite
+//! keep up with a busy API.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+mod lanes;
 pub mod plugins;
 pub mod reprice;
 
@@ -27,6 +30,8 @@ pub struct PipelineConfig {
     pub max_group_events: usize,
     /// Attempts at a failing write before the batch is refused (unacknowledged).
     pub write_attempts: u32,
+    /// How long a tenant's enrichment lane stays open without a batch.
+    pub lane_idle: Duration,
 }
 
 impl Default for PipelineConfig {
@@ -35,6 +40,7 @@ impl Default for PipelineConfig {
             writers: 2,
             max_group_events: 20_000,
             write_attempts: 3,
+            lane_idle: Duration::from_secs(30),
         }
     }
 }
@@ -50,6 +56,7 @@ pub struct PipelineStats {
 
 /// The running writers; [`Pipeline::join`] waits until the bus is closed and drained.
 pub struct Pipeline {
+    lanes: Option<JoinHandle<()>>,
     writers: Vec<JoinHandle<()>>,
     pub stats: Arc<PipelineStats>,
 }
@@ -64,7 +71,7 @@ impl std::fmt::Debug for Pipeline {
 
 impl Pipeline {
     /// Starts the writers. With `plugins`, each tenant's enabled enrichers run over its events
-    /// before they are written.
+    /// (in the tenant's lane) before they are written.
     pub fn spawn(
         storage: Arc<dyn Storage>,
         consumer: BusConsumer,
@@ -72,25 +79,45 @@ impl Pipeline {
         plugins: Option<Arc<PluginHost>>,
     ) -> Self {
         let stats = Arc::new(PipelineStats::default());
+        let (ready, lanes) = match plugins {
+            Some(host) => {
+                let (relay, ready) = hub_bus::relay();
+                let lanes = lanes::spawn(
+                    consumer,
+                    relay,
+                    host,
+                    config.max_group_events,
+                    config.lane_idle,
+                );
+                (ready, Some(lanes))
+            }
+            None => (consumer, None),
+        };
         let writers = (0..config.writers.max(1))
             .map(|_| {
-                let (storage, consumer, config, stats, plugins) = (
+                let (storage, ready, config, stats) = (
                     storage.clone(),
-                    consumer.clone(),
+                    ready.clone(),
                     config.clone(),
                     stats.clone(),
-                    plugins.clone(),
                 );
-                tokio::spawn(
-                    async move { run_writer(storage, consumer, config, stats, plugins).await },
-                )
+                tokio::spawn(async move { run_writer(storage, ready, config, stats).await })
             })
             .collect();
-        Self { writers, stats }
+        Self {
+            lanes,
+            writers,
+            stats,
+        }
     }
 
-    /// Waits for the writers to drain the bus (after every producer was dropped).
+    /// Waits for the lanes and writers to drain the bus (after every producer was dropped).
     pub async fn join(self) {
+        if let Some(lanes) = self.lanes
+            && let Err(e) = lanes.await
+        {
+            tracing::error!(error = %e, "the enrichment stage panicked");
+        }
         for w in self.writers {
             if let Err(e) = w.await {
                 tracing::error!(error = %e, "pipeline writer panicked");
@@ -99,24 +126,21 @@ impl Pipeline {
     }
 }
 
+/// Writes what is ready (enriched, or needing no enrichment) in group commits.
 async fn run_writer(
     storage: Arc<dyn Storage>,
-    consumer: BusConsumer,
+    ready: BusConsumer,
     config: PipelineConfig,
     stats: Arc<PipelineStats>,
-    plugins: Option<Arc<PluginHost>>,
 ) {
-    while let Some(mut group) = consumer.next_group(config.max_group_events).await {
-        let mut batches: Vec<TenantBatch> = group
+    while let Some(mut group) = ready.next_group(config.max_group_events).await {
+        let batches: Vec<TenantBatch> = group
             .iter_mut()
             .map(|env: &mut Envelope| TenantBatch {
                 tenant: env.tenant,
                 events: std::mem::take(&mut env.events),
             })
             .collect();
-        if let Some(host) = &plugins {
-            enrich_group(host, &mut batches).await;
-        }
         let started = Instant::now();
         let result =
             write_with_retry(storage.as_ref(), &batches, config.write_attempts, &stats).await;
@@ -142,37 +166,6 @@ async fn run_writer(
         // Freeing a group's events (a dozen strings each) takes a while: not on the single
         // writer's path to its next group.
         tokio::task::spawn_blocking(move || drop(batches));
-    }
-}
-
-/// Runs enrichers once per tenant of the group (small requests grouped together cost one call),
-/// then hands each batch its events back.
-async fn enrich_group(host: &Arc<PluginHost>, batches: &mut [TenantBatch]) {
-    let mut tenants: Vec<hub_core::TenantId> = batches.iter().map(|b| b.tenant).collect();
-    tenants.sort();
-    tenants.dedup();
-    for tenant in tenants {
-        if !host.has_enrichers(tenant).await {
-            // Nothing would change: spare gathering its events into one list and back.
-            continue;
-        }
-        let idx: Vec<usize> = (0..batches.len())
-            .filter(|&i| batches[i].tenant == tenant)
-            .collect();
-        if idx.len() == 1 {
-            host.enrich(tenant, &mut batches[idx[0]].events).await;
-            continue;
-        }
-        let lens: Vec<usize> = idx.iter().map(|&i| batches[i].events.len()).collect();
-        let mut all = Vec::with_capacity(lens.iter().sum());
-        for &i in &idx {
-            all.append(&mut batches[i].events);
-        }
-        host.enrich(tenant, &mut all).await;
-        let mut rest = all.into_iter();
-        for (&i, &n) in idx.iter().zip(&lens) {
-            batches[i].events = rest.by_ref().take(n).collect();
-        }
     }
 }
 
@@ -268,7 +261,7 @@ mod tests {
         .unwrap();
         storage.migrate().await.unwrap();
         let tenant = storage.create_tenant("t", 0).await.unwrap().id;
-        let (producer, consumer) = hub_bus::in_process(10_000);
+        let (producer, consumer) = hub_bus::in_process(10_000, 10_000);
         let pipeline = Pipeline::spawn(storage.clone(), consumer, PipelineConfig::default(), None);
         let now = hub_core::time::now_ms();
         let limits = hub_core::ingest::IngestLimits::default();

@@ -4,94 +4,15 @@
 //! written in Python (plugins/examples/latency-slo-py, built by componentize-py) runs like the
 //! Rust ones.
 
+mod support;
+
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Arc;
 
-use hub_core::{EventRecord, TenantId};
 use hub_pipeline::plugins::GrantsDoc;
-use hub_pipeline::{Pipeline, PipelineConfig, PluginHost, PluginHostConfig};
-use hub_storage::{EventFilter, Storage};
+use hub_pipeline::{Pipeline, PluginHostConfig};
 use serde_json::json;
-
-fn plugin(name: &str) -> (String, Vec<u8>) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../plugins")
-        .join(name);
-    hub_plugin_sdk::testing::built_plugin(dir).unwrap()
-}
-
-async fn setup(max_failures: u32) -> (Arc<dyn Storage>, Arc<PluginHost>, tempfile::TempDir) {
-    setup_with(PluginHostConfig {
-        max_consecutive_failures: max_failures,
-        ..Default::default()
-    })
-    .await
-}
-
-async fn setup_with(
-    config: PluginHostConfig,
-) -> (Arc<dyn Storage>, Arc<PluginHost>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let storage = hub_storage::open(
-        &format!("sqlite://{}/hub.db", dir.path().display()),
-        &Default::default(),
-    )
-    .await
-    .unwrap();
-    storage.migrate().await.unwrap();
-    let runtime = hub_runtime::Runtime::new(hub_runtime::RuntimeConfig {
-        cache_dir: Some(dir.path().join("cache")),
-        ..Default::default()
-    })
-    .unwrap();
-    let host = Arc::new(PluginHost::new(runtime, storage.clone(), config));
-    (storage, host, dir)
-}
-
-fn events(prefix: &str, n: usize) -> Vec<EventRecord> {
-    let now = hub_core::time::now_ms();
-    let limits = hub_core::ingest::IngestLimits::default();
-    (0..n)
-        .map(|i| {
-            let raw = format!(
-                r#"{{"event_id": "{prefix}{i}", "timestamp": {now}, "model": "gpt-4o-2024-08-06", "input_tokens": 1000, "output_tokens": 100, "status": "ok"}}"#
-            );
-            hub_core::ingest::parse_event(&raw, &limits, now).unwrap()
-        })
-        .collect()
-}
-
-async fn ingest(
-    storage: &Arc<dyn Storage>,
-    host: &Arc<PluginHost>,
-    batches: Vec<(TenantId, Vec<EventRecord>)>,
-) {
-    let (producer, consumer) = hub_bus::in_process(100_000);
-    let pipeline = Pipeline::spawn(
-        storage.clone(),
-        consumer,
-        PipelineConfig::default(),
-        Some(host.clone()),
-    );
-    let mut acks = Vec::new();
-    for (t, ev) in batches {
-        acks.push(producer.try_publish(t, ev).unwrap());
-    }
-    drop(producer);
-    for a in acks {
-        a.await.unwrap().unwrap();
-    }
-    pipeline.join().await;
-}
-
-async fn costs(storage: &Arc<dyn Storage>, t: TenantId) -> Vec<Option<f64>> {
-    let page = storage
-        .list_events(t, &EventFilter::default(), None, 1000)
-        .await
-        .unwrap();
-    page.events.into_iter().map(|e| e.record.cost_usd).collect()
-}
+use support::{costs, events, ingest, plugin, setup, setup_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enrichers_run_in_order_before_the_commit_for_their_tenant_only() {
@@ -449,7 +370,7 @@ async fn a_python_enricher_tags_events_through_the_pipeline() {
             hub_core::ingest::parse_event(&raw, &limits, now).unwrap()
         })
         .collect();
-    let (producer, consumer) = hub_bus::in_process(1000);
+    let (producer, consumer) = hub_bus::in_process(1000, 1000);
     let pipeline = Pipeline::spawn(
         storage.clone(),
         consumer,

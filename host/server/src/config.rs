@@ -74,6 +74,10 @@ pub struct ServeArgs {
     /// Events queued for storage before ingest answers 429 (default 200000).
     #[arg(long, env = "HUB_QUEUE_CAPACITY")]
     pub queue_capacity: Option<usize>,
+    /// Events one tenant may have queued before its own requests get 429 (default a quarter of
+    /// --queue-capacity): a tenant whose plugins hold its batches back fills its own share.
+    #[arg(long, env = "HUB_TENANT_QUEUE_CAPACITY")]
+    pub tenant_queue_capacity: Option<usize>,
     /// Pipeline writer tasks (default 1 for SQLite, which has one write slot; for PostgreSQL, this
     /// machine's cores, at least 2 and at most 8).
     #[arg(long, env = "HUB_WRITERS")]
@@ -145,6 +149,32 @@ pub struct ServeArgs {
     /// Let plugins reach loopback and private addresses over HTTP (default false).
     #[arg(long, env = "HUB_PLUGIN_ALLOW_PRIVATE_HTTP")]
     pub plugin_allow_private_http: Option<bool>,
+    /// Each tenant's plugin CPU time per second, e.g. 250ms (default 125ms per core of this
+    /// machine; 0 turns budgets off). A tenant over it waits; its neighbours do not.
+    #[arg(long, env = "HUB_PLUGIN_CPU_BUDGET")]
+    pub plugin_cpu_budget: Option<String>,
+    /// TENANT=DURATION, repeatable: a tenant's own plugin CPU budget per second.
+    #[arg(
+        long = "plugin-tenant-cpu-budget",
+        env = "HUB_PLUGIN_TENANT_CPU_BUDGETS",
+        value_delimiter = ','
+    )]
+    pub plugin_tenant_cpu_budgets: Vec<String>,
+    /// How long a tenant may stay over its plugin CPU budget before its hungriest plugin is
+    /// disabled (default 60s; 0 never disables).
+    #[arg(long, env = "HUB_PLUGIN_THROTTLE_DISABLE")]
+    pub plugin_throttle_disable: Option<String>,
+    /// The longest deadline a plugin's manifest may ask for (default 2s): publishing and
+    /// installing refuse a manifest above it.
+    #[arg(long, env = "HUB_PLUGIN_MAX_DEADLINE")]
+    pub plugin_max_deadline: Option<String>,
+    /// The most memory per instance a plugin's manifest may ask for, MiB (default 256).
+    #[arg(long, env = "HUB_PLUGIN_MAX_MEMORY_MIB")]
+    pub plugin_max_memory_mib: Option<usize>,
+    /// Live plugin instances at most, all tenants together (default 200); the least recently
+    /// used goes first.
+    #[arg(long, env = "HUB_PLUGIN_MAX_INSTANCES")]
+    pub plugin_max_instances: Option<usize>,
     /// The admin UI's built files, served at / (default web/dist when it exists).
     #[arg(long, env = "HUB_WEB_DIR")]
     pub web_dir: Option<PathBuf>,
@@ -203,6 +233,7 @@ struct FileConfig {
     reprice_max_range: Option<String>,
     reprice_max_job: Option<String>,
     queue_capacity: Option<usize>,
+    tenant_queue_capacity: Option<usize>,
     writers: Option<usize>,
     db_connections: Option<u32>,
     metrics_token: Option<String>,
@@ -223,6 +254,12 @@ struct FileConfig {
     plugins_dir: Option<PathBuf>,
     plugin_max_failures: Option<u32>,
     plugin_allow_private_http: Option<bool>,
+    plugin_cpu_budget: Option<String>,
+    plugin_tenant_cpu_budgets: Option<Vec<String>>,
+    plugin_throttle_disable: Option<String>,
+    plugin_max_deadline: Option<String>,
+    plugin_max_memory_mib: Option<usize>,
+    plugin_max_instances: Option<usize>,
     web_dir: Option<PathBuf>,
     max_package_bytes: Option<usize>,
     public_catalog: Option<bool>,
@@ -300,12 +337,15 @@ pub struct Settings {
     pub retention: hub_storage::RetentionPolicy,
     pub retention_interval_ms: i64,
     pub queue_capacity: usize,
+    pub tenant_queue_capacity: usize,
     pub writers: usize,
     pub db_connections: u32,
     pub demo_tenant: String,
     pub admin_email: String,
     pub runtime: hub_runtime::RuntimeConfig,
     pub plugin_host: hub_pipeline::PluginHostConfig,
+    /// Tenants' own CPU budgets by name (resolved to ids when storage is open).
+    pub tenant_cpu_budgets: Vec<(String, std::time::Duration)>,
     pub plugins_dir: PathBuf,
     pub reprice: hub_pipeline::RepriceConfig,
 }
@@ -332,6 +372,34 @@ fn timeout(name: &str, value: Option<String>, default: &str) -> Result<std::time
         anyhow::bail!("{name}: must be above zero");
     }
     Ok(std::time::Duration::from_millis(ms as u64))
+}
+
+/// A duration that may be zero ("0" or "off").
+fn duration_or_zero(
+    name: &str,
+    value: Option<String>,
+    default: &str,
+) -> Result<std::time::Duration> {
+    let v = value.unwrap_or_else(|| default.to_string());
+    if v == "0" || v == "off" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let ms = duration(name, Some(v), default)?;
+    Ok(std::time::Duration::from_millis(ms.max(0) as u64))
+}
+
+/// `TENANT=DURATION` pairs.
+fn tenant_budgets(values: Vec<String>) -> Result<Vec<(String, std::time::Duration)>> {
+    values
+        .into_iter()
+        .map(|v| {
+            let (tenant, d) = v.split_once('=').ok_or_else(|| {
+                anyhow::anyhow!("--plugin-tenant-cpu-budget {v}: expected TENANT=DURATION")
+            })?;
+            let d = duration_or_zero("--plugin-tenant-cpu-budget", Some(d.to_string()), "0")?;
+            Ok((tenant.to_string(), d))
+        })
+        .collect()
 }
 
 fn keep(name: &str, value: Option<String>, default: &str) -> Result<Option<i64>> {
@@ -457,6 +525,15 @@ impl ServeArgs {
                 Some(settings)
             }
         };
+        let queue_capacity = self
+            .queue_capacity
+            .or(file.queue_capacity)
+            .unwrap_or(200_000);
+        let max_instances = self
+            .plugin_max_instances
+            .or(file.plugin_max_instances)
+            .unwrap_or(200)
+            .max(1);
         Ok(Settings {
             listen: self
                 .listen
@@ -552,10 +629,12 @@ impl ServeArgs {
                 self.retention_interval.or(file.retention_interval),
                 "1h",
             )?,
-            queue_capacity: self
-                .queue_capacity
-                .or(file.queue_capacity)
-                .unwrap_or(200_000),
+            queue_capacity,
+            tenant_queue_capacity: self
+                .tenant_queue_capacity
+                .or(file.tenant_queue_capacity)
+                .unwrap_or(queue_capacity / 4)
+                .max(1),
             writers: self.writers.or(file.writers).unwrap_or(if postgres {
                 postgres_writers()
             } else {
@@ -580,6 +659,20 @@ impl ServeArgs {
                     .plugin_allow_private_http
                     .or(file.plugin_allow_private_http)
                     .unwrap_or(false),
+                max_deadline: timeout(
+                    "plugin_max_deadline",
+                    self.plugin_max_deadline.or(file.plugin_max_deadline),
+                    "2s",
+                )?,
+                max_memory_bytes: self
+                    .plugin_max_memory_mib
+                    .or(file.plugin_max_memory_mib)
+                    .unwrap_or(256)
+                    .max(1)
+                    << 20,
+                // The pooling allocator keeps a slot for every live instance, and a few more for
+                // the instances re-pricing makes.
+                max_instances: (max_instances + 56) as u32,
                 ..Default::default()
             },
             reprice: hub_pipeline::RepriceConfig {
@@ -596,6 +689,18 @@ impl ServeArgs {
                     .or(file.plugin_max_failures)
                     .unwrap_or(5)
                     .max(1),
+                max_instances,
+                cpu_budget: match self.plugin_cpu_budget.or(file.plugin_cpu_budget) {
+                    Some(v) => duration_or_zero("plugin_cpu_budget", Some(v), "0")?,
+                    None => hub_pipeline::plugins::default_cpu_budget(),
+                },
+                throttle_disable_after: Some(duration_or_zero(
+                    "plugin_throttle_disable",
+                    self.plugin_throttle_disable
+                        .or(file.plugin_throttle_disable),
+                    "60s",
+                )?)
+                .filter(|d| !d.is_zero()),
                 market: hub_pipeline::plugins::market::MarketConfig {
                     max_package_bytes: self
                         .max_package_bytes
@@ -616,6 +721,10 @@ impl ServeArgs {
                 },
                 ..Default::default()
             },
+            tenant_cpu_budgets: tenant_budgets(list(
+                self.plugin_tenant_cpu_budgets,
+                file.plugin_tenant_cpu_budgets,
+            ))?,
             plugins_dir: self
                 .plugins_dir
                 .or(file.plugins_dir)

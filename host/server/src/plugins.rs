@@ -86,13 +86,18 @@ pub enum PluginCommand {
 }
 
 /// The plugin host over `storage` with the configured runtime.
-pub fn host(storage: Arc<dyn Storage>, settings: &Settings) -> Result<Arc<PluginHost>> {
+pub async fn host(storage: Arc<dyn Storage>, settings: &Settings) -> Result<Arc<PluginHost>> {
     let runtime = hub_runtime::Runtime::new(settings.runtime.clone())?;
-    Ok(Arc::new(PluginHost::new(
-        runtime,
-        storage,
-        settings.plugin_host.clone(),
-    )))
+    let mut config = settings.plugin_host.clone();
+    for (name, budget) in &settings.tenant_cpu_budgets {
+        let tenant = storage.tenant_by_name(name).await?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "--plugin-tenant-cpu-budget {name}=…: there is no tenant named `{name}` (create it first)"
+            )
+        })?;
+        config.tenant_cpu_budgets.insert(tenant.id, *budget);
+    }
+    Ok(Arc::new(PluginHost::new(runtime, storage, config)))
 }
 
 /// `--plugin-config`: JSON, or `@FILE`.
@@ -276,7 +281,7 @@ pub async fn run(command: PluginCommand) -> Result<()> {
                 hub_marketplace::Manifest::parse(&source, &hub_pipeline::plugins::host_version())?;
             let grants = parse_grants(&grants, Some(&parsed))?;
             let config = config.as_deref().map(read_config).transpose()?;
-            let host = host(storage.clone(), &settings)?;
+            let host = host(storage.clone(), &settings).await?;
             let install = host
                 .install(t, &source, wasm, config, grants, !disabled)
                 .await?;
@@ -307,7 +312,8 @@ pub async fn run(command: PluginCommand) -> Result<()> {
             let (storage, settings) = crate::open_db(db).await?;
             let t = tenant_id(storage.as_ref(), &tenant).await?;
             let config = read_config(&config)?;
-            host(storage.clone(), &settings)?
+            host(storage.clone(), &settings)
+                .await?
                 .update(t, &name, None, Some(config.clone()), None)
                 .await?;
             audit_plugin(
@@ -350,7 +356,8 @@ pub async fn run(command: PluginCommand) -> Result<()> {
         } => {
             let (storage, settings) = crate::open_db(db).await?;
             let t = tenant_id(storage.as_ref(), &tenant).await?;
-            host(storage.clone(), &settings)?
+            host(storage.clone(), &settings)
+                .await?
                 .uninstall(t, &name, purge_kv)
                 .await?;
             audit_plugin(
@@ -371,7 +378,8 @@ pub async fn run(command: PluginCommand) -> Result<()> {
 async fn set_enabled(tenant: String, name: String, db: ServeArgs, enabled: bool) -> Result<()> {
     let (storage, settings) = crate::open_db(db).await?;
     let t = tenant_id(storage.as_ref(), &tenant).await?;
-    host(storage.clone(), &settings)?
+    host(storage.clone(), &settings)
+        .await?
         .update(t, &name, Some(enabled), None, None)
         .await?;
     audit_plugin(

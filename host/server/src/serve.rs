@@ -20,8 +20,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         crate::listener::max_connections(settings.http.max_connections, open_files);
     storage.prepare_partitions(hub_core::time::now_ms()).await?;
 
-    let plugins = crate::plugins::host(storage.clone(), &settings)?;
-    let (producer, consumer) = hub_bus::in_process(settings.queue_capacity);
+    let plugins = crate::plugins::host(storage.clone(), &settings).await?;
+    let (producer, consumer) =
+        hub_bus::in_process(settings.queue_capacity, settings.tenant_queue_capacity);
     let pipeline = Pipeline::spawn(
         storage.clone(),
         consumer,

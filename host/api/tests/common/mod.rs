@@ -39,7 +39,7 @@ async fn fresh_storage() -> (Arc<dyn Storage>, tempfile::TempDir) {
 /// A hub with `config`, its ingest queue holding `queue_capacity` events.
 pub async fn test_hub(config: ApiConfig, queue_capacity: usize) -> TestHub {
     let (storage, dir) = fresh_storage().await;
-    let (producer, consumer) = hub_bus::in_process(queue_capacity);
+    let (producer, consumer) = hub_bus::in_process(queue_capacity, queue_capacity);
     let pipeline =
         hub_pipeline::Pipeline::spawn(storage.clone(), consumer, Default::default(), None);
     let state = AppState::new(storage.clone(), producer, config, pipeline.stats.clone());
@@ -62,7 +62,7 @@ pub async fn plugin_hub(
         storage.clone(),
         host_config,
     ));
-    let (producer, consumer) = hub_bus::in_process(100_000);
+    let (producer, consumer) = hub_bus::in_process(100_000, 100_000);
     let pipeline = hub_pipeline::Pipeline::spawn(
         storage.clone(),
         consumer,

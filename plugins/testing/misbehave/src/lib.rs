@@ -9,6 +9,20 @@ use serde::Deserialize;
 pub struct Config {
     #[serde(default = "ok")]
     mode: String,
+    /// `slow`: how long each call works before it succeeds.
+    #[serde(default = "busy_ms")]
+    busy_ms: u64,
+    /// `hold`: how much memory the instance keeps between calls.
+    #[serde(default = "hold_mib")]
+    hold_mib: usize,
+}
+
+fn busy_ms() -> u64 {
+    900
+}
+
+fn hold_mib() -> usize {
+    48
 }
 
 fn ok() -> String {
@@ -17,7 +31,10 @@ fn ok() -> String {
 
 pub struct Misbehave {
     mode: String,
+    busy_ms: u64,
+    hold_mib: usize,
     calls: u64,
+    held: Vec<Vec<u8>>,
 }
 
 impl Enricher for Misbehave {
@@ -26,7 +43,10 @@ impl Enricher for Misbehave {
     fn new(config: Config) -> Result<Self, Error> {
         Ok(Misbehave {
             mode: config.mode,
+            busy_ms: config.busy_ms,
+            hold_mib: config.hold_mib,
             calls: 0,
+            held: Vec::new(),
         })
     }
 
@@ -45,6 +65,28 @@ impl Enricher for Misbehave {
                 loop {
                     hoard.push(vec![1u8; 1 << 20]);
                     std::hint::black_box(&hoard);
+                }
+            }
+            "slow" => {
+                // Works for `busy_ms`, under any deadline above it, then succeeds: never a failure.
+                let started = std::time::Instant::now();
+                let mut x: u64 = 0;
+                while started.elapsed().as_millis() < u128::from(self.busy_ms) {
+                    for _ in 0..10_000 {
+                        x = std::hint::black_box(x.wrapping_add(1));
+                    }
+                }
+                for row in batch.rows() {
+                    out.cost_usd(row.index(), 0.001);
+                }
+            }
+            "hold" => {
+                // Keeps `hold_mib` MiB (touched, so resident) for as long as the instance lives.
+                while self.held.len() < self.hold_mib {
+                    self.held.push(vec![1u8; 1 << 20]);
+                }
+                for row in batch.rows() {
+                    out.cost_usd(row.index(), 0.001);
                 }
             }
             "panic" => panic!("misbehave: panicking on purpose"),

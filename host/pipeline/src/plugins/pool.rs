@@ -1,0 +1,96 @@
+//! Live instances: one per (tenant, plugin), made on first use with the plugin's `kv`, kept behind
+//! a lock and reused; at most `max_instances` at once, the least recently used dropped first.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use hub_core::TenantId;
+use hub_runtime::{CallError, Grants, Instance, Plugin};
+use hub_storage::PluginInstall;
+
+use super::{PluginHost, TenantPlugins};
+
+pub(super) struct Slot {
+    pub(super) install: PluginInstall,
+    pub(super) plugin: Plugin,
+    pub(super) grants: Grants,
+    pub(super) instance: Mutex<Option<Instance>>,
+    pub(super) failures: AtomicU64,
+    pub(super) last_used: AtomicU64,
+    pub(super) last_refresh: Mutex<Option<Instant>>,
+    /// The host's count of live instances, kept right when a slot goes away with its instance.
+    pub(super) live: Arc<AtomicU64>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Ok(g) = self.instance.get_mut()
+            && g.is_some()
+        {
+            self.live.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl PluginHost {
+    /// The slot's instance, made again (configured) when there is none or the last one trapped.
+    pub(super) fn live_instance<'g>(
+        &self,
+        handle: &tokio::runtime::Handle,
+        tenant: TenantId,
+        slot: &Slot,
+        current: &'g mut Option<Instance>,
+    ) -> Result<&'g mut Instance, CallError> {
+        if current.as_ref().is_none_or(|i| i.is_broken()) {
+            if current.take().is_some() {
+                self.live_instances.fetch_sub(1, Ordering::Relaxed);
+            }
+            *current = Some(self.instantiate(handle, tenant, slot)?);
+        }
+        Ok(current.as_mut().expect("instantiated above"))
+    }
+
+    /// A new instance for `slot`, configured; drops the least recently used one when at the cap.
+    pub(super) fn instantiate(
+        &self,
+        handle: &tokio::runtime::Handle,
+        tenant: TenantId,
+        slot: &Slot,
+    ) -> Result<Instance, CallError> {
+        if self.live_instances.load(Ordering::Relaxed) as usize >= self.config.max_instances {
+            self.evict_one();
+        }
+        let kv = handle
+            .block_on(self.storage.plugin_kv(tenant, &slot.install.name))
+            .map_err(|e| {
+                CallError::Plugin(hub_runtime::PluginError::Unavailable(format!(
+                    "loading kv: {e}"
+                )))
+            })?;
+        let mut instance = self
+            .runtime
+            .instantiate(&slot.plugin, &tenant.to_string(), &slot.grants, kv)
+            .map_err(|e| CallError::Trap(e.to_string()))?;
+        self.live_instances.fetch_add(1, Ordering::Relaxed);
+        instance.configure(&slot.install.config_json)?;
+        Ok(instance)
+    }
+
+    fn evict_one(&self) {
+        let tenants: Vec<Arc<TenantPlugins>> =
+            self.tenants.lock().unwrap().values().cloned().collect();
+        let victim = tenants
+            .iter()
+            .flat_map(|t| t.all.iter())
+            .filter(|s| s.instance.try_lock().map(|g| g.is_some()).unwrap_or(false))
+            .min_by_key(|s| s.last_used.load(Ordering::Relaxed))
+            .cloned();
+        if let Some(s) = victim
+            && let Ok(mut g) = s.instance.try_lock()
+            && g.take().is_some()
+        {
+            self.live_instances.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! What the pipeline's plugin tests share: a SQLite hub with a plugin host, first-party and test
+//! components built from plugins/, events, and a pipeline run over some batches.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use hub_core::{EventRecord, TenantId};
+use hub_pipeline::{Pipeline, PipelineConfig, PluginHost, PluginHostConfig};
+use hub_storage::{EventFilter, Storage};
+
+pub fn plugin(name: &str) -> (String, Vec<u8>) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../plugins")
+        .join(name);
+    hub_plugin_sdk::testing::built_plugin(dir).unwrap()
+}
+
+pub async fn setup(max_failures: u32) -> (Arc<dyn Storage>, Arc<PluginHost>, tempfile::TempDir) {
+    setup_with(PluginHostConfig {
+        max_consecutive_failures: max_failures,
+        ..Default::default()
+    })
+    .await
+}
+
+pub async fn setup_with(
+    config: PluginHostConfig,
+) -> (Arc<dyn Storage>, Arc<PluginHost>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = hub_storage::open(
+        &format!("sqlite://{}/hub.db", dir.path().display()),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    storage.migrate().await.unwrap();
+    let runtime = hub_runtime::Runtime::new(hub_runtime::RuntimeConfig {
+        cache_dir: Some(dir.path().join("cache")),
+        ..Default::default()
+    })
+    .unwrap();
+    let host = Arc::new(PluginHost::new(runtime, storage.clone(), config));
+    (storage, host, dir)
+}
+
+pub fn events(prefix: &str, n: usize) -> Vec<EventRecord> {
+    let now = hub_core::time::now_ms();
+    let limits = hub_core::ingest::IngestLimits::default();
+    (0..n)
+        .map(|i| {
+            let raw = format!(
+                r#"{{"event_id": "{prefix}{i}", "timestamp": {now}, "model": "gpt-4o-2024-08-06", "input_tokens": 1000, "output_tokens": 100, "status": "ok"}}"#
+            );
+            hub_core::ingest::parse_event(&raw, &limits, now).unwrap()
+        })
+        .collect()
+}
+
+pub async fn ingest(
+    storage: &Arc<dyn Storage>,
+    host: &Arc<PluginHost>,
+    batches: Vec<(TenantId, Vec<EventRecord>)>,
+) {
+    let (producer, consumer) = hub_bus::in_process(100_000, 100_000);
+    let pipeline = Pipeline::spawn(
+        storage.clone(),
+        consumer,
+        PipelineConfig::default(),
+        Some(host.clone()),
+    );
+    let mut acks = Vec::new();
+    for (t, ev) in batches {
+        acks.push(producer.try_publish(t, ev).unwrap());
+    }
+    drop(producer);
+    for a in acks {
+        a.await.unwrap().unwrap();
+    }
+    pipeline.join().await;
+}
+
+pub async fn costs(storage: &Arc<dyn Storage>, t: TenantId) -> Vec<Option<f64>> {
+    let page = storage
+        .list_events(t, &EventFilter::default(), None, 1000)
+        .await
+        .unwrap();
+    page.events.into_iter().map(|e| e.record.cost_usd).collect()
+}
