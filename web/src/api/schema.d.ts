@@ -871,6 +871,21 @@ export interface components {
             source?: string | null;
             target?: string | null;
         };
+        /** @description The tenant's plugin CPU budget on this replica. */
+        BudgetDto: {
+            /**
+             * Format: int64
+             * @description CPU time the tenant's plugins may use per second (0: no budget).
+             */
+            cpu_ms_per_second: number;
+            /** @description Whether the tenant is over its budget now (its events wait; other tenants' do not). */
+            throttled_now: boolean;
+            /**
+             * Format: double
+             * @description Time the tenant's events waited for budget since this replica started.
+             */
+            throttled_s: number;
+        };
         CapabilitiesDto: {
             /** @description Hosts the manifest asks for; `*` means hosts the tenant chooses. */
             http: string[];
@@ -1019,6 +1034,13 @@ export interface components {
              * @description Failures in a row (stored; reset by a success).
              */
             consecutive_failures: number;
+            /**
+             * Format: double
+             * @description CPU time of the calls (what the tenant's plugin budget is charged), in total and per call.
+             */
+            cpu_ms: number;
+            /** Format: double */
+            cpu_ms_per_call?: number | null;
             /** @description Why the hub disabled the plugin, if it did. */
             disabled_reason?: string | null;
             /** Format: int64 */
@@ -1255,6 +1277,7 @@ export interface components {
             version?: string | null;
         };
         PluginListDto: {
+            budget: components["schemas"]["BudgetDto"];
             plugins: components["schemas"]["PluginDto"][];
         };
         /** @description The listed plugins run first, in this order; each entry may also change the plugin. */

@@ -10,6 +10,23 @@ import { int, ms } from "../format";
 
 type Plugin = Schemas["PluginDto"];
 type List = Schemas["PluginListDto"];
+type Budget = Schemas["BudgetDto"];
+
+/** What the tenant's plugin CPU budget means for its events, in a sentence (none while all is well). */
+export function budgetNote(b: Budget): { text: string; warn: boolean } | undefined {
+  if (!b.cpu_ms_per_second) return undefined;
+  const per = `Your plugins may use ${int(b.cpu_ms_per_second)} ms of CPU per second.`;
+  if (b.throttled_now) {
+    return {
+      warn: true,
+      text: `${per} They are over it now: new events wait before they are stored, and requests may be refused with 429 until they catch up. Disable or reconfigure the plugin with the most CPU per call; a plugin over budget for long is disabled by the hub.`,
+    };
+  }
+  if (b.throttled_s > 0) {
+    return { warn: false, text: `${per} Your events waited ${b.throttled_s.toFixed(1)} s for it since the hub started.` };
+  }
+  return undefined;
+}
 
 export function Plugins() {
   const me = useMe();
@@ -23,6 +40,7 @@ export function Plugins() {
   if (list.isPending) return <Loading what="plugins" />;
   if (list.isError) return <ErrorNote error={list.error} retry={() => list.refetch()} />;
   const plugins = list.data.plugins;
+  const budget = budgetNote(list.data.budget);
   const enrichers = plugins.filter((p) => p.kind === "enricher").map((p) => p.name);
   const move = (name: string, by: number) => {
     const order = [...enrichers];
@@ -39,6 +57,7 @@ export function Plugins() {
         <Link to="/marketplace" className="button secondary">Browse the marketplace</Link>
       </header>
       {change.isError && <ErrorNote error={change.error} />}
+      {budget && <div className={budget.warn ? "state error" : "muted small"} role={budget.warn ? "alert" : undefined}>{budget.text}</div>}
       {plugins.length === 0 ? (
         <Empty>No plugins yet. Install one from the marketplace.</Empty>
       ) : (
@@ -87,6 +106,7 @@ function PluginRow({ p, admin, busy, onToggle, onMove }: {
         <dt>Calls</dt><dd>{int(h.calls)}</dd>
         <dt>Failures</dt><dd>{int(h.failures)}</dd>
         <dt>p50 / p99</dt><dd>{ms(h.p50_ms)} / {ms(h.p99_ms)}</dd>
+        <dt>CPU per call</dt><dd>{ms(h.cpu_ms_per_call)}</dd>
         <dt>Granted</dt><dd>{[p.grants.kv ? "kv" : "", ...(p.grants.http ?? []).map((x) => "http:" + x)].filter(Boolean).join(", ") || "nothing"}</dd>
       </dl>
       {h.disabled_reason && <div className="state error">Disabled by the hub: {h.disabled_reason}</div>}
