@@ -82,6 +82,60 @@ pub enum PackageError {
         "the signature does not verify with publisher key {0}: the package was altered or signed by another key"
     )]
     BadSignature(String),
+    #[error(
+        "the package has {count} bytes after the end of its {part} (a package ends there; rebuild it with `hub plugin author pack`)"
+    )]
+    TrailingBytes { part: &'static str, count: String },
+}
+
+/// Tar writers pad an archive with zeros up to a whole record of this many bytes.
+const TAR_RECORD: u64 = 10240;
+
+/// Refuses bytes after the archive: after the tar end-of-archive blocks only the zero padding
+/// to a whole record is allowed, and nothing may follow the gzip stream. Without this a hidden
+/// second archive, or a gigabyte of zeros, would be stored and served under the digest of the
+/// clean entries in front of it.
+fn check_trailing(
+    mut rest: std::io::Take<flate2::bufread::GzDecoder<&[u8]>>,
+    limit: u64,
+    data_end: u64,
+) -> Result<(), PackageError> {
+    let consumed = limit - rest.limit();
+    // What tar read past the entries was the zero block that ended its listing.
+    let mut total = consumed;
+    let mut nonzero = false;
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = rest
+            .read(&mut buf)
+            .map_err(|e| PackageError::NotAnArchive(e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        nonzero |= buf[..n].iter().any(|b| *b != 0);
+        total += n as u64;
+    }
+    let marker_end = data_end + 1024;
+    let allowed = marker_end.div_ceil(TAR_RECORD) * TAR_RECORD;
+    if nonzero || total > allowed {
+        let count = total.saturating_sub(marker_end);
+        return Err(PackageError::TrailingBytes {
+            part: "tar archive",
+            count: if rest.limit() == 0 {
+                format!("at least {count}")
+            } else {
+                count.to_string()
+            },
+        });
+    }
+    let after_gzip = rest.into_inner().into_inner();
+    if !after_gzip.is_empty() {
+        return Err(PackageError::TrailingBytes {
+            part: "gzip stream",
+            count: after_gzip.len().to_string(),
+        });
+    }
+    Ok(())
 }
 
 fn entry_err(entry: &str, message: impl Into<String>) -> PackageError {
@@ -231,7 +285,10 @@ impl Package {
         }
         // A decompression bomb stops at the limit of the whole (four times the package limit).
         let limit = (max_bytes as u64).saturating_mul(4);
-        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes).take(limit));
+        // bufread's decoder reads the slice itself, so what follows the gzip stream stays in it.
+        let mut archive = tar::Archive::new(flate2::bufread::GzDecoder::new(bytes).take(limit));
+        // Where the last entry's data (padded to a block) ends: the end-of-archive blocks follow.
+        let mut data_end = 0u64;
         let mut found: [Option<Vec<u8>>; 5] = Default::default();
         let not_archive = |e: std::io::Error| PackageError::NotAnArchive(e.to_string());
         for entry in archive.entries().map_err(not_archive)? {
@@ -275,8 +332,10 @@ impl Package {
             if data.len() as u64 != size {
                 return Err(entry_err(&name, "is truncated"));
             }
+            data_end = data_end.max((entry.raw_file_position() + size).div_ceil(512) * 512);
             found[slot] = Some(data);
         }
+        check_trailing(archive.into_inner(), limit, data_end)?;
         let [manifest, component, readme, icon, signature] = found;
         let text = |entry: &str, bytes: Vec<u8>| {
             String::from_utf8(bytes).map_err(|e| entry_err(entry, format!("is not UTF-8: {e}")))
@@ -398,5 +457,70 @@ mod tests {
         icon.icon = Some(b"GIF89a".to_vec());
         let e = Package::from_bytes(&icon.to_bytes(), 1 << 20).unwrap_err();
         assert!(e.to_string().contains("icon.png"), "{e}");
+    }
+
+    /// Gzip-compresses `tar` the way `to_bytes` does.
+    fn gz(tar: &[u8]) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, tar).unwrap();
+        gz.finish().unwrap()
+    }
+
+    fn raw_tar(p: &Package) -> Vec<u8> {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&p.to_bytes()[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn bytes_after_the_archive_are_refused() {
+        let key = SecretKey::generate();
+        let mut p = sample();
+        p.sign(&key);
+        let clean = raw_tar(&p);
+        // Our own packages, and a tar writer's padding to a whole 10240-byte record, parse.
+        assert_eq!(Package::from_bytes(&p.to_bytes(), 1 << 20).unwrap(), p);
+        let mut padded = clean.clone();
+        padded.resize(clean.len().div_ceil(10240) * 10240, 0);
+        assert!(padded.len() > clean.len());
+        assert_eq!(Package::from_bytes(&gz(&padded), 1 << 20).unwrap(), p);
+
+        // A hidden second archive after the end-of-archive blocks.
+        let mut other = sample();
+        other.readme = "# hidden\n".into();
+        let mut hidden = clean.clone();
+        hidden.extend_from_slice(&raw_tar(&other));
+        let e = Package::from_bytes(&gz(&hidden), 1 << 20).unwrap_err();
+        assert!(
+            matches!(&e, PackageError::TrailingBytes { part: "tar archive", .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("after the end of its tar archive"), "{e}");
+
+        // Zeros beyond the record padding: the error says how many bytes trailed.
+        let mut zeros = padded.clone();
+        zeros.resize(padded.len() + 3 * 10240, 0);
+        let e = Package::from_bytes(&gz(&zeros), 1 << 20).unwrap_err();
+        let trailing = zeros.len() - clean.len();
+        assert!(
+            e.to_string().contains(&format!("has {trailing} bytes after")),
+            "{e}"
+        );
+
+        // Anything after the gzip stream: a second gzip member or plain bytes.
+        for extra in [gz(&raw_tar(&other)), b"junk".to_vec()] {
+            let mut bytes = p.to_bytes();
+            bytes.extend_from_slice(&extra);
+            let e = Package::from_bytes(&bytes, 1 << 20).unwrap_err();
+            assert_eq!(
+                e,
+                PackageError::TrailingBytes {
+                    part: "gzip stream",
+                    count: extra.len().to_string()
+                }
+            );
+        }
     }
 }
