@@ -185,11 +185,22 @@ pub struct Manifest {
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("plugin.toml: {field}: {message}")]
 pub struct ManifestError {
     /// The field, as a dotted path (`limits.deadline-ms`); `plugin.toml` for syntax errors.
     pub field: String,
     pub message: String,
+}
+
+// Written by hand so that an error of the whole file says `plugin.toml` once
+// (`plugin.toml: unknown field`), not `plugin.toml: plugin.toml: unknown field`.
+impl std::fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.field == "plugin.toml" {
+            write!(f, "plugin.toml: {}", self.message)
+        } else {
+            write!(f, "plugin.toml: {}: {}", self.field, self.message)
+        }
+    }
 }
 
 fn err(field: &str, message: impl Into<String>) -> ManifestError {
@@ -591,6 +602,12 @@ maximum = 100
             .unwrap_err();
         assert_eq!(e.field, "plugin.toml");
         assert!(e.message.contains("unknown field `memory`"), "{e}");
+        // The file is named once.
+        assert!(
+            e.to_string().starts_with("plugin.toml: ")
+                && !e.to_string().contains("plugin.toml: plugin.toml"),
+            "{e}"
+        );
         assert!(e.message.contains("line 11"), "{e}");
     }
 
