@@ -494,10 +494,19 @@ mod tests {
         hidden.extend_from_slice(&raw_tar(&other));
         let e = Package::from_bytes(&gz(&hidden), 1 << 20).unwrap_err();
         assert!(
-            matches!(&e, PackageError::TrailingBytes { part: "tar archive", .. }),
+            matches!(
+                &e,
+                PackageError::TrailingBytes {
+                    part: "tar archive",
+                    ..
+                }
+            ),
             "{e}"
         );
-        assert!(e.to_string().contains("after the end of its tar archive"), "{e}");
+        assert!(
+            e.to_string().contains("after the end of its tar archive"),
+            "{e}"
+        );
 
         // Zeros beyond the record padding: the error says how many bytes trailed.
         let mut zeros = padded.clone();
@@ -505,7 +514,8 @@ mod tests {
         let e = Package::from_bytes(&gz(&zeros), 1 << 20).unwrap_err();
         let trailing = zeros.len() - clean.len();
         assert!(
-            e.to_string().contains(&format!("has {trailing} bytes after")),
+            e.to_string()
+                .contains(&format!("has {trailing} bytes after")),
             "{e}"
         );
 
