@@ -327,7 +327,7 @@ license = "Apache-2.0"
 "0.1.0" = "First release."
 
 [limits]
-deadline-ms = 5000
+# No deadline-ms: forecast, on-alerts, sync and configure get the host's 5 s (deadline-ms sets enrich and detect's).
 memory-mib = 32
 
 [config.schema]
@@ -446,7 +446,7 @@ kv = true               # the counts survive restarts
 http = []               # add the hosts this integration calls, e.g. "hooks.example.com"
 
 [limits]
-deadline-ms = 5000
+# No deadline-ms: forecast, on-alerts, sync and configure get the host's 5 s (deadline-ms sets enrich and detect's).
 memory-mib = 32
 
 [config.schema]
