@@ -2,11 +2,13 @@
 //! publisher keys and signatures, and README rendering for the catalog. This crate imports no
 //! host crate: the host validates a component with its runtime and then stores it.
 
+pub mod http_host;
 pub mod keys;
 pub mod manifest;
 pub mod package;
 pub mod readme;
 
+pub use http_host::HttpHost;
 pub use keys::{KeyError, PublicKey, SecretKey};
 pub use manifest::{Capabilities, Limits, Manifest, ManifestError, PluginKind};
 pub use package::{Package, PackageError, Signature};

@@ -361,7 +361,7 @@ impl Manifest {
                 return Err(err(
                     &format!("capabilities.http[{i}]"),
                     format!(
-                        "`{host}` is not a host name or host:port (no scheme, path or wildcard)"
+                        "`{host}` is not a host name or host:port (no scheme, path or wildcard; an IPv6 address goes in brackets, [2001:db8::1]:8443)"
                     ),
                 ));
             }
@@ -487,24 +487,10 @@ pub fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
-/// `host` or `host:port`: letters, digits, `-` and `.` (IPv4 literals included), no wildcard.
+/// `host` or `host:port`, the host a name, an IPv4 literal or an IPv6 literal in brackets; no
+/// scheme, path or wildcard (see [`HttpHost`](crate::HttpHost)).
 pub fn valid_http_host(host: &str) -> bool {
-    let (name, port) = match host.rsplit_once(':') {
-        Some((n, p)) => (n, Some(p)),
-        None => (host, None),
-    };
-    if let Some(p) = port
-        && p.parse::<u16>().map(|p| p == 0).unwrap_or(true)
-    {
-        return false;
-    }
-    !name.is_empty()
-        && name.len() <= 253
-        && !name.starts_with(['.', '-'])
-        && !name.ends_with(['.', '-'])
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    crate::HttpHost::parse(host).is_some()
 }
 
 #[cfg(test)]

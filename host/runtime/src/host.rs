@@ -11,6 +11,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 use crate::bindings::{kv, log};
+use crate::output::GuestOutput;
 
 /// Log messages longer than this are cut.
 pub const MAX_LOG_BYTES: usize = 4096;
@@ -105,12 +106,9 @@ pub struct HttpPolicy {
 
 impl HttpPolicy {
     fn host_allowed(&self, host: &str, port: u16) -> bool {
-        self.allowed
-            .iter()
-            .any(|entry| match entry.rsplit_once(':') {
-                Some((h, p)) => h.eq_ignore_ascii_case(host) && p.parse::<u16>().ok() == Some(port),
-                None => entry.eq_ignore_ascii_case(host) && (port == 80 || port == 443),
-            })
+        self.allowed.iter().any(|entry| {
+            hub_marketplace::HttpHost::parse(entry).is_some_and(|e| e.allows(host, port))
+        })
     }
 }
 
@@ -183,8 +181,9 @@ impl WasiHttpHooks for HttpPolicy {
                 );
                 return Err(wasmtime_wasi_http::Error::HttpRequestDenied);
             }
-            let addrs: Vec<SocketAddr> = match tokio::net::lookup_host((host.as_str(), port)).await
-            {
+            // A URL carries an IPv6 literal in brackets; the resolver takes it bare.
+            let name = host.trim_start_matches('[').trim_end_matches(']');
+            let addrs: Vec<SocketAddr> = match tokio::net::lookup_host((name, port)).await {
                 Ok(a) => a.collect(),
                 Err(e) => {
                     tracing::warn!(tenant, plugin, host, error = %e, "plugin HTTP request: name lookup failed");
@@ -294,13 +293,21 @@ pub struct HostState {
     pub memory: MemoryCap,
     pub logs_this_call: u32,
     pub logs_dropped: u64,
+    /// What the guest printed (stdout and stderr together).
+    pub output: GuestOutput,
 }
 
 impl HostState {
     pub fn new(owner: Arc<Owner>, http: HttpPolicy, kv: KvState, memory_bytes: usize) -> Self {
         // No preopened directories, no environment, no arguments, no network: the builder's
-        // defaults grant nothing, and stdout/stderr go nowhere.
-        let wasi = WasiCtx::builder().allow_ip_name_lookup(false).build();
+        // defaults grant nothing; stdout and stderr go to a small ring the host reads after each
+        // call.
+        let output = GuestOutput::default();
+        let wasi = WasiCtx::builder()
+            .allow_ip_name_lookup(false)
+            .stdout(output.clone())
+            .stderr(output.clone())
+            .build();
         Self {
             owner,
             wasi,
@@ -314,6 +321,7 @@ impl HostState {
             },
             logs_this_call: 0,
             logs_dropped: 0,
+            output,
         }
     }
 }
@@ -453,9 +461,15 @@ mod tests {
     #[test]
     fn hosts_match_with_and_without_ports() {
         let p = HttpPolicy {
-            allowed: vec!["registry.example.com".into(), "127.0.0.1:8089".into()],
+            allowed: vec![
+                "registry.example.com".into(),
+                "127.0.0.1:8089".into(),
+                "[::1]:8089".into(),
+            ],
             ..Default::default()
         };
+        assert!(p.host_allowed("[::1]", 8089));
+        assert!(!p.host_allowed("[::1]", 443));
         assert!(p.host_allowed("registry.example.com", 443));
         assert!(p.host_allowed("Registry.Example.com", 80));
         assert!(!p.host_allowed("registry.example.com", 8443));

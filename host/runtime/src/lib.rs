@@ -19,6 +19,7 @@ mod bindings;
 mod cache;
 mod cpu;
 mod host;
+mod output;
 mod patch;
 mod v2;
 mod world;
@@ -447,7 +448,8 @@ fn ticks(d: Duration) -> u64 {
 /// The text of a wasmtime error without its backtrace.
 fn error_text(e: &wasmtime::Error) -> String {
     if let Some(trap) = e.downcast_ref::<Trap>() {
-        return format!("wasm trap: {trap}");
+        // Its text starts "wasm trap: " already.
+        return trap.to_string();
     }
     let mut s = e.to_string();
     if let Some(source) = e.source() {
@@ -455,6 +457,32 @@ fn error_text(e: &wasmtime::Error) -> String {
         s.push_str(&source.to_string());
     }
     s.lines().next().unwrap_or_default().to_string()
+}
+
+/// A trap in words, with what the guest said before it: `it panicked at src/lib.rs:9:5: boom
+/// (wasm trap: wasm `unreachable` instruction executed)`.
+fn trap_text(e: &wasmtime::Error, output: Option<&str>) -> String {
+    let trap = error_text(e);
+    match output.and_then(output::last_words) {
+        Some(words) if words.starts_with("panicked at ") => format!("it {words} ({trap})"),
+        Some(words) => format!("{trap}; it last wrote: {words}"),
+        None => trap,
+    }
+}
+
+/// Sends what the guest printed to the hub's log, under its tenant and plugin (a warning when
+/// the call `trapped`, debug when it printed outside a call), and returns it.
+fn log_output(data: &HostState, trapped: Option<bool>) -> Option<String> {
+    let text = data.output.take()?;
+    let (tenant, plugin) = (data.owner.tenant.as_str(), data.owner.plugin.as_str());
+    match trapped {
+        Some(true) => {
+            tracing::warn!(tenant, plugin, output = %text, "the plugin printed before it trapped")
+        }
+        Some(false) => tracing::info!(tenant, plugin, output = %text, "the plugin printed"),
+        None => tracing::debug!(tenant, plugin, output = %text, "the plugin printed"),
+    }
+    Some(text)
 }
 
 fn compile(engine: &Engine, wasm: &[u8]) -> Result<Component, LoadError> {
@@ -631,10 +659,14 @@ impl Instance {
             let data = self.store.data_mut();
             data.logs_this_call = 0;
             data.memory.exceeded = false;
+            // What it printed outside a call (at start) belongs to no call's error.
+            log_output(data, None);
         }
         let Some(result) = f(&self.exports, &mut self.store) else {
             return Err(CallError::WrongKind(self.plugin.inner.manifest.kind));
         };
+        let trapped = result.is_err();
+        let output = log_output(self.store.data(), Some(trapped));
         match result {
             Ok(Ok(r)) => {
                 let changes = self.store.data_mut().kv.commit();
@@ -652,7 +684,7 @@ impl Instance {
                 } else if self.store.data().memory.exceeded {
                     CallError::Memory(self.plugin.inner.memory_bytes >> 20)
                 } else {
-                    CallError::Trap(error_text(&e))
+                    CallError::Trap(trap_text(&e, output.as_deref()))
                 };
                 self.broken = Some(err.to_string());
                 Err(err)

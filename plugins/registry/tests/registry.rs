@@ -47,6 +47,11 @@ fn tags_family_context_window_owner_and_lifecycle() {
 
 /// The registry component with this HTTP grant, syncing from `port` on 127.0.0.1.
 fn syncing_host(granted: &str, allow_private: bool, port: u16) -> TestHost {
+    syncing_from(granted, allow_private, &format!("127.0.0.1:{port}"))
+}
+
+/// The registry component with this HTTP grant, syncing from `authority`.
+fn syncing_from(granted: &str, allow_private: bool, authority: &str) -> TestHost {
     let (manifest, wasm) =
         hub_plugin_sdk::testing::built_plugin(env!("CARGO_MANIFEST_DIR")).unwrap();
     let grants = Grants {
@@ -58,14 +63,18 @@ fn syncing_host(granted: &str, allow_private: bool, port: u16) -> TestHost {
         ..Default::default()
     };
     let mut host = TestHost::from_parts(&wasm, &manifest, config, Some(grants)).unwrap();
-    host.configure(json!({"sync_url": format!("http://127.0.0.1:{port}/v1/models")}))
+    host.configure(json!({"sync_url": format!("http://{authority}/v1/models")}))
         .unwrap();
     host
 }
 
-/// A one-shot HTTP server answering every request with `body`.
+/// A one-shot HTTP server on 127.0.0.1 answering every request with `body`.
 fn serve(body: String, requests: usize) -> (u16, std::thread::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    serve_on("127.0.0.1:0", body, requests)
+}
+
+fn serve_on(bind: &str, body: String, requests: usize) -> (u16, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind(bind).unwrap();
     let port = listener.local_addr().unwrap().port();
     let handle = std::thread::spawn(move || {
         for _ in 0..requests {
@@ -120,6 +129,24 @@ fn a_host_that_is_not_granted_is_refused() {
 fn private_addresses_are_refused_unless_the_operator_allows_them() {
     let (port, _server) = serve("{}".into(), 0);
     let mut host = syncing_host(&format!("127.0.0.1:{port}"), false, port);
+    let e = host.refresh().unwrap_err().to_string();
+    assert!(e.contains("private or loopback"), "{e}");
+}
+
+#[test]
+fn an_ipv6_literal_is_granted_in_brackets() {
+    let catalog = json!({"models": [{"model": "v6-llm", "family": "v6", "owner": "six", "context_window": 1000, "lifecycle": "preview"}]});
+    let (port, server) = serve_on("[::1]:0", catalog.to_string(), 1);
+    // Written differently in the grant and in the URL: the same address.
+    let mut host = syncing_from(
+        &format!("[0:0:0:0:0:0:0:1]:{port}"),
+        true,
+        &format!("[::1]:{port}"),
+    );
+    assert_eq!(host.refresh().unwrap().items, 1);
+    server.join().unwrap();
+    // Loopback over IPv6 is as private as over IPv4.
+    let mut host = syncing_from(&format!("[::1]:{port}"), false, &format!("[::1]:{port}"));
     let e = host.refresh().unwrap_err().to_string();
     assert!(e.contains("private or loopback"), "{e}");
 }

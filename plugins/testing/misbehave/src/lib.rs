@@ -15,6 +15,9 @@ pub struct Config {
     /// `hold`: how much memory the instance keeps between calls.
     #[serde(default = "hold_mib")]
     hold_mib: usize,
+    /// `fetch`: the URL each call GETs.
+    #[serde(default)]
+    url: String,
 }
 
 fn busy_ms() -> u64 {
@@ -33,6 +36,7 @@ pub struct Misbehave {
     mode: String,
     busy_ms: u64,
     hold_mib: usize,
+    url: String,
     calls: u64,
     held: Vec<Vec<u8>>,
 }
@@ -45,6 +49,7 @@ impl Enricher for Misbehave {
             mode: config.mode,
             busy_ms: config.busy_ms,
             hold_mib: config.hold_mib,
+            url: config.url,
             calls: 0,
             held: Vec::new(),
         })
@@ -114,6 +119,9 @@ impl Enricher for Misbehave {
                 let line = "x".repeat(10_000);
                 for _ in 0..1000 {
                     log::warn(&line);
+                    // And 20 MB to stdout and stderr, which the host keeps the last 4 KiB of.
+                    println!("{line}");
+                    eprintln!("{line}");
                 }
                 for row in batch.rows() {
                     out.cost_usd(row.index(), 0.001);
@@ -121,6 +129,13 @@ impl Enricher for Misbehave {
             }
             "http" => {
                 http::get("http://forbidden.example/steal")?;
+            }
+            "fetch" => {
+                // Whatever `url` the tenant configured, within what the hub lets it reach.
+                let status = http::get(&self.url)?.status;
+                for row in batch.rows() {
+                    out.tag(row.index(), "fetched", status.to_string().as_str());
+                }
             }
             "error" => return Err(Error::internal("misbehave: failing on purpose")),
             "kv-quota" => {
