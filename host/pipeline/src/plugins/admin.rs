@@ -11,7 +11,9 @@ use hub_storage::{PluginComponent, PluginInstall};
 use super::{GrantsDoc, PluginAdminError, PluginHost, host_version};
 
 impl PluginHost {
-    fn check_grants(manifest: &Manifest, grants: &GrantsDoc) -> Result<(), PluginAdminError> {
+    /// Whether `grants` are what the hub lets a tenant give this plugin: only what its manifest asks
+    /// for (any host when it asks for `*`), each host well formed.
+    pub fn check_grants(manifest: &Manifest, grants: &GrantsDoc) -> Result<(), PluginAdminError> {
         if grants.kv && !manifest.capabilities.kv {
             return Err(PluginAdminError::Grants(format!(
                 "grants.kv: `{}` does not ask for kv",

@@ -95,7 +95,7 @@ pub struct GrantsDoc {
 }
 
 impl GrantsDoc {
-    fn to_grants(&self) -> Grants {
+    pub fn to_grants(&self) -> Grants {
         Grants {
             kv: self.kv,
             http: self.http.clone(),

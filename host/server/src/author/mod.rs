@@ -2,14 +2,18 @@
 //! new|build|test|pack|publish`. They work on a plugin crate (the current directory unless
 //! `--path` says otherwise) and talk to a hub only to register keys and publish.
 
+mod local;
+mod remote;
 mod templates;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use hub_marketplace::{Manifest, Package, PluginKind, PublicKey, SecretKey};
-use hub_plugin_sdk::testing::{Alert, Series, Severity, TestHost};
+use hub_marketplace::{Manifest, Package, PluginKind, SecretKey};
+
+use local::{LocalRules, PluginSource};
+use remote::{post_signed_in, publish, register};
 
 /// Where a hub is and how to sign in to it.
 #[derive(Debug, Clone, clap::Args)]
@@ -62,17 +66,20 @@ pub enum AuthorCommand {
         #[arg(long, env = "HUB_PLUGIN_SDK")]
         sdk: Option<PathBuf>,
     },
-    /// Build the component for wasm32-wasip2 and check it against plugin.toml as a hub would.
+    /// Build the component for wasm32-wasip2 (or take --component) and check it against
+    /// plugin.toml as a hub would.
     Build {
-        #[arg(long, default_value = ".")]
-        path: PathBuf,
+        #[command(flatten)]
+        source: PluginSource,
     },
     /// Run the built component over an input file in the hub's runtime and print what it did:
     /// events (enricher), series (detector, forecaster) or alerts (integration), as JSON.
     Test {
         file: PathBuf,
-        #[arg(long, default_value = ".")]
-        path: PathBuf,
+        #[command(flatten)]
+        source: PluginSource,
+        #[command(flatten)]
+        rules: LocalRules,
         /// The configuration (JSON or @FILE; default: the schema's example).
         #[arg(long = "plugin-config", value_name = "JSON")]
         plugin_config: Option<String>,
@@ -80,13 +87,13 @@ pub enum AuthorCommand {
         #[arg(long, default_value_t = 5)]
         horizon: u32,
     },
-    /// Build, check and sign the plugin into NAME-VERSION.hubpkg.
+    /// Build (or take --component), check and sign the plugin into NAME-VERSION.hubpkg.
     Pack {
         /// The secret key file from `hub keys generate`.
         #[arg(long, env = "HUB_PUBLISHER_KEY")]
         key: PathBuf,
-        #[arg(long, default_value = ".")]
-        path: PathBuf,
+        #[command(flatten)]
+        source: PluginSource,
         /// Default: NAME-VERSION.hubpkg in the plugin's directory.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -203,197 +210,16 @@ fn new_plugin(kind: &str, name: &str, dir: Option<PathBuf>, sdk: Option<PathBuf>
 }
 
 /// Builds the component and loads it with its manifest in the hub's runtime.
-fn build(path: &Path) -> Result<(PathBuf, TestHost)> {
-    let manifest_path = path.join("plugin.toml");
-    let source = std::fs::read_to_string(&manifest_path)
-        .with_context(|| format!("reading {}", manifest_path.display()))?;
-    Manifest::parse(&source, &host_version())?;
-    let wasm = hub_plugin_sdk::testing::build_component(path)?;
-    let host = TestHost::load(&wasm, &manifest_path)?;
-    Ok((wasm, host))
-}
-
-fn severity(s: Severity) -> &'static str {
-    match s {
-        Severity::Info => "info",
-        Severity::Warning => "warning",
-        Severity::Critical => "critical",
-    }
-}
-
-fn pairs(v: Option<&serde_json::Value>) -> Vec<(String, String)> {
-    v.and_then(|v| v.as_object())
-        .map(|o| {
-            o.iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.as_str()
-                            .map(String::from)
-                            .unwrap_or_else(|| v.to_string()),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Series as JSON: `[{"key": {...}, "metric", "step_ms", "ts_ms": [...], "values": [...]}]`.
-fn parse_series(text: &str) -> Result<Vec<Series>> {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct S {
-        #[serde(default)]
-        key: serde_json::Value,
-        metric: String,
-        step_ms: u32,
-        ts_ms: Vec<i64>,
-        values: Vec<f64>,
-    }
-    let list: Vec<S> = serde_json::from_str(text)
-        .context("series: expected a JSON array of {key, metric, step_ms, ts_ms, values}")?;
-    Ok(list
-        .into_iter()
-        .map(|s| Series {
-            key: pairs(Some(&s.key)),
-            metric: s.metric,
-            step_ms: s.step_ms,
-            ts_ms: s.ts_ms,
-            values: s.values,
-        })
-        .collect())
-}
-
-/// Alerts as JSON: `[{"id", "rule", "severity", "ts_ms", "summary", "labels": {...}}]`.
-fn parse_alerts(text: &str) -> Result<Vec<Alert>> {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct A {
-        id: String,
-        rule: String,
-        severity: String,
-        ts_ms: i64,
-        summary: String,
-        #[serde(default)]
-        labels: serde_json::Value,
-    }
-    let list: Vec<A> = serde_json::from_str(text)
-        .context("alerts: expected a JSON array of {id, rule, severity, ts_ms, summary, labels}")?;
-    list.into_iter()
-        .enumerate()
-        .map(|(i, a)| {
-            Ok(Alert {
-                severity: match a.severity.as_str() {
-                    "info" => Severity::Info,
-                    "warning" => Severity::Warning,
-                    "critical" => Severity::Critical,
-                    other => {
-                        bail!("alerts[{i}].severity: '{other}' is not info, warning or critical")
-                    }
-                },
-                labels: pairs(Some(&a.labels)),
-                id: a.id,
-                rule: a.rule,
-                ts_ms: a.ts_ms,
-                summary: a.summary,
-            })
-        })
-        .collect()
-}
-
-/// What an enricher changed in one event: the patchable columns and the tags it added.
-fn changes(before: &hub_core::EventRecord, after: &hub_core::EventRecord) -> serde_json::Value {
-    let mut out = serde_json::Map::new();
-    let texts = [
-        ("provider", &before.provider, &after.provider),
-        ("operation", &before.operation, &after.operation),
-        ("app", &before.app, &after.app),
-        ("environment", &before.environment, &after.environment),
-    ];
-    for (field, b, a) in texts {
-        if b != a {
-            out.insert(field.into(), serde_json::json!(a));
-        }
-    }
-    if before.cost_usd != after.cost_usd {
-        out.insert("cost_usd".into(), serde_json::json!(after.cost_usd));
-    }
-    let tags = |s: &str| {
-        serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(s).unwrap_or_default()
-    };
-    let (b, a) = (tags(&before.tags_json), tags(&after.tags_json));
-    let added: serde_json::Map<String, serde_json::Value> =
-        a.into_iter().filter(|(k, v)| b.get(k) != Some(v)).collect();
-    if !added.is_empty() {
-        out.insert("tags".into(), added.into());
-    }
-    out.into()
-}
-
-fn test(file: &Path, path: &Path, config: Option<String>, horizon: u32) -> Result<()> {
-    let (_, mut host) = build(path)?;
-    let config = match config {
-        Some(c) => crate::plugins::read_config(&c)?,
-        None => host.manifest().example_config(),
-    };
-    host.configure(config.clone())
-        .with_context(|| format!("configure {config}"))?;
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let output = match host.manifest().kind {
-        PluginKind::Enricher => {
-            let before = hub_plugin_sdk::testing::parse_events(&text)?;
-            let out = host.enrich_events(before.clone())?;
-            let events: Vec<serde_json::Value> = before
-                .iter()
-                .zip(&out.events)
-                .enumerate()
-                .map(|(i, (b, a))| {
-                    serde_json::json!({"index": i, "model": a.model, "changed": changes(b, a)})
-                })
-                .collect();
-            serde_json::json!({"events": events, "patches_applied": out.applied.applied, "patches_kept": out.applied.kept})
-        }
-        PluginKind::Detector => {
-            let series = parse_series(&text)?;
-            let found = host.detect(&series)?;
-            serde_json::json!({"anomalies": found.iter().map(|a| serde_json::json!({
-                "series": a.series, "ts_ms": a.ts_ms, "value": a.value, "expected": a.expected,
-                "lower": a.lower, "upper": a.upper, "score": a.score,
-                "severity": severity(a.severity), "reason": a.reason,
-            })).collect::<Vec<_>>()})
-        }
-        PluginKind::Forecaster => {
-            let series = parse_series(&text)?;
-            let f = host.forecast(&series, horizon)?;
-            serde_json::json!({"forecasts": f.iter().map(|f| serde_json::json!({
-                "series": f.series, "ts_ms": f.ts_ms, "mean": f.mean, "lower": f.lower, "upper": f.upper,
-            })).collect::<Vec<_>>()})
-        }
-        PluginKind::Integration => {
-            let alerts = parse_alerts(&text)?;
-            host.on_alerts(&alerts)?;
-            let kv: serde_json::Map<String, serde_json::Value> = host
-                .kv()
-                .iter()
-                .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned().into()))
-                .collect();
-            serde_json::json!({"alerts_delivered": alerts.len(), "kv": kv})
-        }
-    };
-    println!("{}", serde_json::to_string_pretty(&output)?);
-    Ok(())
-}
-
 fn read_secret(path: &Path) -> Result<SecretKey> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     SecretKey::parse(&text).with_context(|| format!("{}", path.display()))
 }
 
-fn pack(key: &Path, path: &Path, out: Option<PathBuf>) -> Result<()> {
+fn pack(key: &Path, source: &PluginSource, out: Option<PathBuf>) -> Result<()> {
     let key = read_secret(key)?;
-    let (wasm, host) = build(path)?;
+    let (wasm, host) = source.load(&LocalRules::default())?;
+    let path = &source.path;
     let manifest = host.manifest().clone();
     let readme_path = path.join("README.md");
     let readme = std::fs::read_to_string(&readme_path).with_context(|| {
@@ -430,116 +256,6 @@ fn pack(key: &Path, path: &Path, out: Option<PathBuf>) -> Result<()> {
         bytes.len(),
         package.digest(),
         key.public().key_id()
-    );
-    Ok(())
-}
-
-/// A signed-in client for a hub.
-async fn sign_in(args: &ServerArgs) -> Result<(reqwest::Client, String, String)> {
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(300))
-        .build()?;
-    let base = args.server.trim_end_matches('/').to_string();
-    if let Some(t) = &args.token {
-        return Ok((client, base, t.clone()));
-    }
-    let email = args
-        .email
-        .clone()
-        .context("sign in: set HUB_TOKEN, or HUB_EMAIL (or --email) and HUB_PASSWORD")?;
-    let password = std::env::var("HUB_PASSWORD").context("sign in: set HUB_PASSWORD")?;
-    let resp = client
-        .post(format!("{base}/v1/auth/login"))
-        .json(&serde_json::json!({"email": email, "password": password, "tenant": args.tenant}))
-        .send()
-        .await
-        .with_context(|| format!("reaching {base}"))?;
-    let status = resp.status();
-    let body: serde_json::Value = resp.json().await.unwrap_or_default();
-    if !status.is_success() {
-        bail!(
-            "signing in to {base} as {email}: {status}: {}",
-            error_message(&body)
-        );
-    }
-    if body["must_change_password"].as_bool() == Some(true) {
-        bail!("{email} must change the one-time password first (POST /v1/auth/password)");
-    }
-    let token = body["access_token"]
-        .as_str()
-        .context("the hub's login answer has no access_token")?;
-    Ok((client, base, token.to_string()))
-}
-
-/// Signs in and POSTs to `path` (the request completed by `body`); the hub's base URL and its JSON
-/// answer. A refusal is an error that says what `doing` was refused and the hub's reason.
-async fn post_signed_in(
-    server: &ServerArgs,
-    path: &str,
-    doing: &str,
-    body: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
-) -> Result<(String, serde_json::Value)> {
-    let (client, base, token) = sign_in(server).await?;
-    let resp = body(client.post(format!("{base}{path}")).bearer_auth(token))
-        .send()
-        .await
-        .with_context(|| format!("reaching {base}"))?;
-    let status = resp.status();
-    let answer: serde_json::Value = resp.json().await.unwrap_or_default();
-    if !status.is_success() {
-        bail!("{doing} was refused ({status}): {}", error_message(&answer));
-    }
-    Ok((base, answer))
-}
-
-fn error_message(body: &serde_json::Value) -> String {
-    body["error"]["message"]
-        .as_str()
-        .map(String::from)
-        .unwrap_or_else(|| body.to_string())
-}
-
-async fn publish(file: &Path, server: &ServerArgs) -> Result<()> {
-    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let (base, body) = post_signed_in(
-        server,
-        "/v1/marketplace/packages",
-        &format!("publishing {}", file.display()),
-        |r| r.header("content-type", "application/gzip").body(bytes),
-    )
-    .await?;
-    println!(
-        "published {} {} to {base} (digest {})",
-        body["name"].as_str().unwrap_or("?"),
-        body["version"].as_str().unwrap_or("?"),
-        body["digest"].as_str().unwrap_or("?")
-    );
-    Ok(())
-}
-
-async fn register(key: &str, server: &ServerArgs) -> Result<()> {
-    let public = if key.starts_with("ed25519:") {
-        PublicKey::parse(key)?
-    } else {
-        let text = std::fs::read_to_string(key).with_context(|| format!("reading {key}"))?;
-        match PublicKey::parse(&text) {
-            Ok(k) => k,
-            Err(_) => SecretKey::parse(&text)
-                .with_context(|| format!("{key} holds neither a public nor a secret key"))?
-                .public(),
-        }
-    };
-    let (base, body) = post_signed_in(
-        server,
-        "/v1/marketplace/keys",
-        &format!("registering key {}", public.key_id()),
-        |r| r.json(&serde_json::json!({"public_key": public.to_string()})),
-    )
-    .await?;
-    println!(
-        "registered key {} for {} at {base}",
-        public.key_id(),
-        body["publisher"].as_str().unwrap_or("?")
     );
     Ok(())
 }
@@ -590,11 +306,17 @@ pub async fn run(command: AuthorCommand) -> Result<()> {
             dir,
             sdk,
         } => new_plugin(&kind, &name, dir, sdk),
-        AuthorCommand::Build { path } => {
-            let (wasm, host) = tokio::task::spawn_blocking(move || build(&path)).await??;
+        AuthorCommand::Build { source } => {
+            let done = if source.component.is_some() {
+                "checked"
+            } else {
+                "built"
+            };
+            let (wasm, host) =
+                tokio::task::spawn_blocking(move || source.load(&LocalRules::default())).await??;
             let m = host.manifest();
             println!(
-                "built {} {} ({}): {} ({} bytes); it exports the {} world and imports only what plugin.toml declares",
+                "{done} {} {} ({}): {} ({} bytes); it exports the {} world and imports only what plugin.toml declares",
                 m.name,
                 m.version,
                 m.kind,
@@ -606,14 +328,18 @@ pub async fn run(command: AuthorCommand) -> Result<()> {
         }
         AuthorCommand::Test {
             file,
-            path,
+            source,
+            rules,
             plugin_config,
             horizon,
         } => {
-            tokio::task::spawn_blocking(move || test(&file, &path, plugin_config, horizon)).await?
+            tokio::task::spawn_blocking(move || {
+                local::test(&file, &source, &rules, plugin_config, horizon)
+            })
+            .await?
         }
-        AuthorCommand::Pack { key, path, out } => {
-            tokio::task::spawn_blocking(move || pack(&key, &path, out)).await?
+        AuthorCommand::Pack { key, source, out } => {
+            tokio::task::spawn_blocking(move || pack(&key, &source, out)).await?
         }
         AuthorCommand::Publish { file, server } => publish(&file, &server).await,
         AuthorCommand::Add {
@@ -666,12 +392,12 @@ mod tests {
             super::rust_type_name("prompt-size-tagger"),
             "PromptSizeTagger"
         );
-        let s = super::parse_series(
+        let s = super::local::parse_series(
             r#"[{"key": {"model": "m"}, "metric": "x", "step_ms": 60000, "ts_ms": [1], "values": [2.0]}]"#,
         )
         .unwrap();
         assert_eq!(s[0].key, vec![("model".to_string(), "m".to_string())]);
-        let e = super::parse_alerts(
+        let e = super::local::parse_alerts(
             r#"[{"id": "a", "rule": "r", "severity": "loud", "ts_ms": 1, "summary": "s"}]"#,
         )
         .unwrap_err();
