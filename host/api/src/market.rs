@@ -486,10 +486,18 @@ async fn audit_market(
     .await;
 }
 
+// The publish body as the OpenAPI document shows it (a schema only: the handler streams the body
+// under its size limit).
+/// A signed `.hubpkg` (a gzip-compressed tar), as raw bytes.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+struct PackageBody(Vec<u8>);
+
 #[utoipa::path(
     post, path = "/v1/marketplace/packages", tag = "marketplace",
     description = "Publishes a signed `.hubpkg` (the request body, `application/gzip` or `application/octet-stream`; at most --max-package-bytes, default 20 MiB). The signature, digest, manifest, component (world, exports, imports) and `configure` with the schema's example are checked before anything is stored. Needs a user with the publisher right whose key signed the package.",
-    request_body(content = Vec<u8>, content_type = "application/gzip"),
+    request_body(content((inline(PackageBody) = "application/gzip"), (inline(PackageBody) = "application/octet-stream"))),
     responses((status = 201, body = PackageDetailDto), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody)),
     security(("api_key" = []))
 )]

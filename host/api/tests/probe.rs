@@ -181,3 +181,31 @@ fn every_reference_in_the_openapi_document_resolves() {
     walk(&doc, &doc, &mut missing);
     assert!(missing.is_empty(), "unresolved: {missing:?}");
 }
+
+#[test]
+fn binary_request_bodies_are_described_as_binary() {
+    let doc = hub_api::openapi_json();
+    let mut binary = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let Some(content) = op["requestBody"]["content"].as_object() else {
+                continue;
+            };
+            for (media, body) in content {
+                if media.contains("json") || media.starts_with("text/") {
+                    continue;
+                }
+                binary += 1;
+                assert_eq!(
+                    (&body["schema"]["type"], &body["schema"]["format"]),
+                    (&json!("string"), &json!("binary")),
+                    "{method} {path} {media}: {body}"
+                );
+            }
+        }
+    }
+    assert!(
+        binary >= 2,
+        "the package upload takes gzip and octet-stream"
+    );
+}

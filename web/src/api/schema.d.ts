@@ -3514,7 +3514,8 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/gzip": number[];
+                "application/gzip": string;
+                "application/octet-stream": string;
             };
         };
         responses: {
