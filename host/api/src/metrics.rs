@@ -65,6 +65,13 @@ pub struct Metrics {
     pub plugin_cpu_seconds_sum: Family<PluginLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pub plugin_over_budget_disabled: Family<PluginLabel, Gauge>,
     pub plugin_throttled_seconds_sum: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Plugin instance memory: held, the caps, and the instances dropped to give it back.
+    pub plugin_memory_bytes: Gauge,
+    pub plugin_memory_cap_bytes: Gauge,
+    pub plugin_memory_evictions: Gauge,
+    pub plugin_idle_releases: Gauge,
+    /// The process's resident memory (Linux), sampled at scrape.
+    pub process_resident_bytes: Gauge,
     /// Requests refused because their API key was over its rate limit.
     pub rate_limited: Counter,
 }
@@ -101,6 +108,11 @@ impl Default for Metrics {
             plugin_cpu_seconds_sum: Family::default(),
             plugin_over_budget_disabled: Family::default(),
             plugin_throttled_seconds_sum: Gauge::default(),
+            plugin_memory_bytes: Gauge::default(),
+            plugin_memory_cap_bytes: Gauge::default(),
+            plugin_memory_evictions: Gauge::default(),
+            plugin_idle_releases: Gauge::default(),
+            process_resident_bytes: Gauge::default(),
             rate_limited: Counter::default(),
             registry: Registry::default(),
         };
@@ -208,6 +220,31 @@ impl Default for Metrics {
             "plugin_throttled_seconds_sum",
             "Time tenants' plugin passes waited for CPU budget, all tenants together",
             m.plugin_throttled_seconds_sum.clone(),
+        );
+        registry.register(
+            "plugin_memory_bytes",
+            "Linear memory all live plugin instances hold",
+            m.plugin_memory_bytes.clone(),
+        );
+        registry.register(
+            "plugin_memory_cap_bytes",
+            "The most linear memory all live plugin instances may hold (--plugin-memory-mib)",
+            m.plugin_memory_cap_bytes.clone(),
+        );
+        registry.register(
+            "plugin_memory_evictions",
+            "Idle plugin instances dropped because plugin memory passed three quarters of its cap",
+            m.plugin_memory_evictions.clone(),
+        );
+        registry.register(
+            "plugin_idle_releases",
+            "Plugin instances dropped after going unused for --plugin-idle-release",
+            m.plugin_idle_releases.clone(),
+        );
+        registry.register(
+            "process_resident_bytes",
+            "Resident memory of the hub process",
+            m.process_resident_bytes.clone(),
         );
         Metrics { registry, ..m }
     }

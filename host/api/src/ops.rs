@@ -67,10 +67,20 @@ pub(crate) async fn metrics(
         .set(p.write_failures.load(Ordering::Relaxed) as i64);
     m.pipeline_commit_seconds_sum
         .set(p.commit_micros.load(Ordering::Relaxed) as f64 / 1e6);
+    if let Some(rss) = resident_bytes() {
+        m.process_resident_bytes.set(rss as i64);
+    }
     if let Some(host) = &state.plugins {
         use crate::metrics::{PluginFailureLabel, PluginLabel};
         m.plugin_throttled_seconds_sum
             .set(host.stats.throttled().as_secs_f64());
+        let memory = host.runtime().memory();
+        m.plugin_memory_bytes.set(memory.used() as i64);
+        m.plugin_memory_cap_bytes.set(memory.caps().0 as i64);
+        m.plugin_memory_evictions
+            .set(host.stats.memory_evictions.load(Ordering::Relaxed) as i64);
+        m.plugin_idle_releases
+            .set(host.stats.idle_releases.load(Ordering::Relaxed) as i64);
         for (plugin, c) in host.stats.snapshot() {
             let l = PluginLabel {
                 plugin: plugin.clone(),
@@ -115,4 +125,11 @@ pub(crate) async fn metrics(
 #[utoipa::path(get, path = "/openapi.json", tag = "ops", description = "This document.", responses((status = 200, description = "OpenAPI 3.1")))]
 pub(crate) async fn openapi() -> Json<serde_json::Value> {
     Json(crate::openapi_json())
+}
+
+/// The process's resident memory, from `/proc/self/statm` (Linux; `None` elsewhere).
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
 }

@@ -169,7 +169,8 @@ async fn run_writer(
     }
 }
 
-/// Calls due `refresh`/`sync` functions of loaded plugins every `every`, until aborted.
+/// Calls due `refresh`/`sync` functions of loaded plugins every `every`, and drops the instances
+/// idle past the idle-release period, until aborted.
 pub fn spawn_plugin_refresh(host: Arc<PluginHost>, every: Duration) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
@@ -177,6 +178,7 @@ pub fn spawn_plugin_refresh(host: Arc<PluginHost>, every: Duration) -> JoinHandl
         loop {
             tick.tick().await;
             host.refresh_due().await;
+            host.release_idle();
         }
     })
 }

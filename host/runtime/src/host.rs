@@ -11,6 +11,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 use crate::bindings::{kv, log};
+use crate::memory::Account;
 use crate::output::GuestOutput;
 
 /// Log messages longer than this are cut.
@@ -251,37 +252,6 @@ impl WasiHttpHooks for HttpPolicy {
     }
 }
 
-/// Memory limit of one instance; remembers that it refused, so a failure can be named.
-#[derive(Debug)]
-pub struct MemoryCap {
-    pub max_bytes: usize,
-    pub exceeded: bool,
-}
-
-impl wasmtime::ResourceLimiter for MemoryCap {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if desired > self.max_bytes {
-            self.exceeded = true;
-            return Ok(false);
-        }
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(desired <= 1_000_000)
-    }
-}
-
 /// Everything a plugin's `Store` holds.
 pub struct HostState {
     pub owner: Arc<Owner>,
@@ -290,7 +260,7 @@ pub struct HostState {
     pub http_ctx: WasiHttpCtx,
     pub http: HttpPolicy,
     pub kv: KvState,
-    pub memory: MemoryCap,
+    pub memory: Account,
     pub logs_this_call: u32,
     pub logs_dropped: u64,
     /// What the guest printed (stdout and stderr together).
@@ -298,7 +268,7 @@ pub struct HostState {
 }
 
 impl HostState {
-    pub fn new(owner: Arc<Owner>, http: HttpPolicy, kv: KvState, memory_bytes: usize) -> Self {
+    pub fn new(owner: Arc<Owner>, http: HttpPolicy, kv: KvState, memory: Account) -> Self {
         // No preopened directories, no environment, no arguments, no network: the builder's
         // defaults grant nothing; stdout and stderr go to a small ring the host reads after each
         // call.
@@ -315,10 +285,7 @@ impl HostState {
             http_ctx: WasiHttpCtx::new(),
             http,
             kv,
-            memory: MemoryCap {
-                max_bytes: memory_bytes,
-                exceeded: false,
-            },
+            memory,
             logs_this_call: 0,
             logs_dropped: 0,
             output,

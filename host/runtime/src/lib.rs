@@ -19,6 +19,7 @@ mod bindings;
 mod cache;
 mod cpu;
 mod host;
+mod memory;
 mod output;
 mod patch;
 mod v2;
@@ -42,6 +43,7 @@ pub use bindings::types::{
 };
 pub use cpu::thread_cpu_time;
 pub use host::{MAX_KV_KEY_BYTES, MAX_LOG_BYTES, MAX_LOGS_PER_CALL, is_private};
+pub use memory::{MemoryLedger, MemoryLimit, default_memory_cap, physical_memory};
 pub use patch::{Applied, InvalidOutput, MAX_PATCHES_PER_ROW, apply_patches};
 
 use crate::bindings::{detector, enricher, enricher_v2, forecaster, integration};
@@ -73,6 +75,10 @@ pub struct RuntimeConfig {
     pub http_timeout: Duration,
     /// Live instances at most (the pooling allocator's size).
     pub max_instances: u32,
+    /// Linear memory all live instances may hold together.
+    pub memory_cap: usize,
+    /// Linear memory the live instances of one tenant may hold together.
+    pub tenant_memory_cap: usize,
     /// Largest component accepted.
     pub max_component_bytes: usize,
 }
@@ -91,6 +97,8 @@ impl Default for RuntimeConfig {
             http_timeout: Duration::from_secs(5),
             max_instances: 256,
             max_component_bytes: 64 << 20,
+            memory_cap: default_memory_cap(),
+            tenant_memory_cap: default_memory_cap() / 8,
         }
     }
 }
@@ -136,6 +144,9 @@ pub enum CallError {
     Deadline(Duration),
     #[error("the plugin exceeded its memory cap of {0} MiB")]
     Memory(usize),
+    /// Its tenant's plugins, or all plugins, hold all the memory they may.
+    #[error("{0}")]
+    MemoryShare(String),
     #[error("the plugin trapped: {0}")]
     Trap(String),
     /// The answer broke the contract (see [`InvalidOutput`]).
@@ -154,7 +165,7 @@ impl CallError {
         match self {
             CallError::Plugin(_) => "error",
             CallError::Deadline(_) => "deadline",
-            CallError::Memory(_) => "memory",
+            CallError::Memory(_) | CallError::MemoryShare(_) => "memory",
             CallError::Trap(_) => "trap",
             CallError::InvalidOutput(_) => "invalid_output",
             CallError::Broken(_) => "broken",
@@ -186,6 +197,7 @@ struct RuntimeInner {
     linkers: [Linker<HostState>; 4],
     cache: Option<cache::ArtifactCache>,
     stop: Arc<AtomicBool>,
+    memory: Arc<MemoryLedger>,
 }
 
 impl Drop for RuntimeInner {
@@ -262,12 +274,21 @@ impl Runtime {
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
                 engine,
+                memory: Arc::new(MemoryLedger::new(
+                    config.memory_cap,
+                    config.tenant_memory_cap,
+                )),
                 config,
                 linkers,
                 cache,
                 stop,
             }),
         })
+    }
+
+    /// The plugin memory of all live instances, by tenant.
+    pub fn memory(&self) -> &MemoryLedger {
+        &self.inner.memory
     }
 
     pub fn config(&self) -> &RuntimeConfig {
@@ -380,7 +401,12 @@ impl Runtime {
         let kv = KvState::new(grants.kv, self.inner.config.kv_quota_bytes, kv);
         let mut store = Store::new(
             &self.inner.engine,
-            HostState::new(owner, http, kv, plugin.inner.memory_bytes),
+            HostState::new(
+                owner,
+                http,
+                kv,
+                self.inner.memory.account(tenant, plugin.inner.memory_bytes),
+            ),
         );
         store.limiter(|s| &mut s.memory);
         store.epoch_deadline_trap();
@@ -392,15 +418,12 @@ impl Runtime {
             Pre::Forecaster(p) => p.instantiate(&mut store).map(Exports::Forecaster),
             Pre::Integration(p) => p.instantiate(&mut store).map(Exports::Integration),
         }
-        .map_err(|e| {
-            if store.data().memory.exceeded {
-                LoadError::Instantiate(format!(
-                    "the component needs more than its memory cap of {} MiB at start (raise limits.memory-mib)",
-                    plugin.inner.memory_bytes >> 20
-                ))
-            } else {
-                LoadError::Instantiate(error_text(&e))
-            }
+        .map_err(|e| match memory_refusal(store.data()) {
+            Some(CallError::Memory(mib)) => LoadError::Instantiate(format!(
+                "the component needs more than its memory cap of {mib} MiB at start (raise limits.memory-mib)"
+            )),
+            Some(other) => LoadError::Instantiate(other.to_string()),
+            None => LoadError::Instantiate(error_text(&e)),
         })?;
         Ok(Instance {
             store,
@@ -468,6 +491,29 @@ fn trap_text(e: &wasmtime::Error, output: Option<&str>) -> String {
         Some(words) => format!("{trap}; it last wrote: {words}"),
         None => trap,
     }
+}
+
+/// What refused the memory a call or a start asked for, if anything did.
+fn memory_refusal(data: &HostState) -> Option<CallError> {
+    let account = &data.memory;
+    let ledger = account.ledger();
+    let (cap, tenant_cap) = ledger.caps();
+    let mib = |b: usize| b >> 20;
+    Some(match account.refused? {
+        MemoryLimit::Instance => CallError::Memory(mib(account.instance_cap())),
+        MemoryLimit::Tenant => CallError::MemoryShare(format!(
+            "the tenant's plugins hold {} MiB, all of its plugin memory share of {} MiB (the operator's --plugin-tenant-memory-mib); this instance held {} MiB",
+            mib(ledger.tenant_used(&data.owner.tenant)),
+            mib(tenant_cap),
+            mib(account.held())
+        )),
+        MemoryLimit::Hub => CallError::MemoryShare(format!(
+            "all plugins together hold {} MiB, the hub's plugin memory cap of {} MiB (the operator's --plugin-memory-mib); this instance held {} MiB",
+            mib(ledger.used()),
+            mib(cap),
+            mib(account.held())
+        )),
+    })
 }
 
 /// Sends what the guest printed to the hub's log, under its tenant and plugin (a warning when
@@ -630,6 +676,11 @@ impl Instance {
         &self.plugin
     }
 
+    /// Bytes of linear memory this instance holds (counted against its tenant and the hub).
+    pub fn memory_held(&self) -> usize {
+        self.store.data().memory.held()
+    }
+
     /// Whether an earlier call trapped; a broken instance refuses every call.
     pub fn is_broken(&self) -> bool {
         self.broken.is_some()
@@ -658,7 +709,7 @@ impl Instance {
         {
             let data = self.store.data_mut();
             data.logs_this_call = 0;
-            data.memory.exceeded = false;
+            data.memory.refused = None;
             // What it printed outside a call (at start) belongs to no call's error.
             log_output(data, None);
         }
@@ -681,8 +732,8 @@ impl Instance {
                 self.store.data_mut().kv.discard();
                 let err = if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
                     CallError::Deadline(deadline)
-                } else if self.store.data().memory.exceeded {
-                    CallError::Memory(self.plugin.inner.memory_bytes >> 20)
+                } else if let Some(refusal) = memory_refusal(self.store.data()) {
+                    refusal
                 } else {
                     CallError::Trap(trap_text(&e, output.as_deref()))
                 };

@@ -175,6 +175,18 @@ pub struct ServeArgs {
     /// used goes first.
     #[arg(long, env = "HUB_PLUGIN_MAX_INSTANCES")]
     pub plugin_max_instances: Option<usize>,
+    /// Linear memory all live plugin instances may hold together, MiB (default: a quarter of
+    /// this machine's memory). Past three quarters of it, idle instances are dropped, the
+    /// least recently used first.
+    #[arg(long, env = "HUB_PLUGIN_MEMORY_MIB")]
+    pub plugin_memory_mib: Option<usize>,
+    /// Linear memory the live plugin instances of one tenant may hold together, MiB (default:
+    /// an eighth of --plugin-memory-mib); past it, that tenant's plugins fail for memory.
+    #[arg(long, env = "HUB_PLUGIN_TENANT_MEMORY_MIB")]
+    pub plugin_tenant_memory_mib: Option<usize>,
+    /// Plugin instances unused for this long are dropped, giving their memory back (default 5m).
+    #[arg(long, env = "HUB_PLUGIN_IDLE_RELEASE")]
+    pub plugin_idle_release: Option<String>,
     /// The admin UI's built files, served at / (default web/dist when it exists).
     #[arg(long, env = "HUB_WEB_DIR")]
     pub web_dir: Option<PathBuf>,
@@ -260,6 +272,9 @@ struct FileConfig {
     plugin_max_deadline: Option<String>,
     plugin_max_memory_mib: Option<usize>,
     plugin_max_instances: Option<usize>,
+    plugin_memory_mib: Option<usize>,
+    plugin_tenant_memory_mib: Option<usize>,
+    plugin_idle_release: Option<String>,
     web_dir: Option<PathBuf>,
     max_package_bytes: Option<usize>,
     public_catalog: Option<bool>,
@@ -529,6 +544,14 @@ impl ServeArgs {
             .queue_capacity
             .or(file.queue_capacity)
             .unwrap_or(200_000);
+        let memory_cap = self
+            .plugin_memory_mib
+            .or(file.plugin_memory_mib)
+            .map_or_else(hub_runtime::default_memory_cap, |m| m.max(1) << 20);
+        let tenant_memory_cap = self
+            .plugin_tenant_memory_mib
+            .or(file.plugin_tenant_memory_mib)
+            .map_or(memory_cap / 8, |m| m.max(1) << 20);
         let max_instances = self
             .plugin_max_instances
             .or(file.plugin_max_instances)
@@ -673,6 +696,8 @@ impl ServeArgs {
                 // The pooling allocator keeps a slot for every live instance, and a few more for
                 // the instances re-pricing makes.
                 max_instances: (max_instances + 56) as u32,
+                memory_cap,
+                tenant_memory_cap,
                 ..Default::default()
             },
             reprice: hub_pipeline::RepriceConfig {
@@ -699,6 +724,12 @@ impl ServeArgs {
                     self.plugin_throttle_disable
                         .or(file.plugin_throttle_disable),
                     "60s",
+                )?)
+                .filter(|d| !d.is_zero()),
+                idle_release: Some(duration_or_zero(
+                    "plugin_idle_release",
+                    self.plugin_idle_release.or(file.plugin_idle_release),
+                    "5m",
                 )?)
                 .filter(|d| !d.is_zero()),
                 market: hub_pipeline::plugins::market::MarketConfig {

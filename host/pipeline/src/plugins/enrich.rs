@@ -168,9 +168,18 @@ impl PluginHost {
                 self.clock.fetch_add(1, Ordering::Relaxed),
                 Ordering::Relaxed,
             );
+            slot.used_at_ms
+                .store(hub_core::time::now_ms() as u64, Ordering::Relaxed);
             let result = call_enricher(instance, columns, &mut batch);
             let kv = instance.take_kv_changes();
+            if instance.is_broken() {
+                // A trapped instance is made again at its next call; its memory goes back now.
+                *guard = None;
+                self.live_instances.fetch_sub(1, Ordering::Relaxed);
+            }
             drop(guard);
+            // A call may have grown its memory past the point where idle ones should go.
+            self.evict_for_memory();
             let (failure, applied) = match result {
                 Ok(patches) => match hub_runtime::apply_patches(
                     events,

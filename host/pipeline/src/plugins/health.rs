@@ -36,6 +36,10 @@ pub struct PluginStats {
     inner: Mutex<BTreeMap<String, PluginCounters>>,
     /// Time tenants' plugin passes waited for budget, microseconds, all tenants together.
     throttled_micros: AtomicU64,
+    /// Idle instances dropped because plugin memory passed three quarters of its cap.
+    pub memory_evictions: AtomicU64,
+    /// Instances dropped after going unused for the idle-release period.
+    pub idle_releases: AtomicU64,
 }
 
 #[derive(Debug, Default, Clone)]

@@ -60,6 +60,8 @@ pub struct PluginHostConfig {
     /// How long a tenant may be throttled without a break before its hungriest plugin is
     /// disabled; `None` throttles for ever.
     pub throttle_disable_after: Option<Duration>,
+    /// Instances unused for this long are dropped, their memory given back; `None` keeps them.
+    pub idle_release: Option<Duration>,
 }
 
 impl Default for PluginHostConfig {
@@ -72,6 +74,7 @@ impl Default for PluginHostConfig {
             cpu_budget: default_cpu_budget(),
             tenant_cpu_budgets: HashMap::new(),
             throttle_disable_after: Some(Duration::from_secs(60)),
+            idle_release: Some(Duration::from_secs(300)),
         }
     }
 }
@@ -271,6 +274,7 @@ impl PluginHost {
                 plugin,
                 instance: Mutex::new(None),
                 last_used: AtomicU64::new(0),
+                used_at_ms: AtomicU64::new(hub_core::time::now_ms() as u64),
                 last_refresh: Mutex::new(None),
                 live: self.live_instances.clone(),
             }));

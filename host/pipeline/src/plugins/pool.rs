@@ -1,5 +1,7 @@
 //! Live instances: one per (tenant, plugin), made on first use with the plugin's `kv`, kept behind
-//! a lock and reused; at most `max_instances` at once, the least recently used dropped first.
+//! a lock and reused; at most `max_instances` at once, the least recently used dropped first. Past
+//! three quarters of the plugin memory cap, idle instances are dropped, least recently used first; an
+//! instance unused for the idle-release period is dropped, and its memory goes back to the system.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,6 +20,8 @@ pub(super) struct Slot {
     pub(super) instance: Mutex<Option<Instance>>,
     pub(super) failures: AtomicU64,
     pub(super) last_used: AtomicU64,
+    /// Wall-clock milliseconds of its last call.
+    pub(super) used_at_ms: AtomicU64,
     pub(super) last_refresh: Mutex<Option<Instant>>,
     /// The host's count of live instances, kept right when a slot goes away with its instance.
     pub(super) live: Arc<AtomicU64>,
@@ -61,6 +65,7 @@ impl PluginHost {
         if self.live_instances.load(Ordering::Relaxed) as usize >= self.config.max_instances {
             self.evict_one();
         }
+        self.evict_for_memory();
         let kv = handle
             .block_on(self.storage.plugin_kv(tenant, &slot.install.name))
             .map_err(|e| {
@@ -77,20 +82,73 @@ impl PluginHost {
         Ok(instance)
     }
 
-    fn evict_one(&self) {
+    /// Slots whose instance is live and not in a call now.
+    fn idle_slots(&self) -> Vec<Arc<Slot>> {
         let tenants: Vec<Arc<TenantPlugins>> =
             self.tenants.lock().unwrap().values().cloned().collect();
-        let victim = tenants
+        tenants
             .iter()
             .flat_map(|t| t.all.iter())
             .filter(|s| s.instance.try_lock().map(|g| g.is_some()).unwrap_or(false))
-            .min_by_key(|s| s.last_used.load(Ordering::Relaxed))
-            .cloned();
-        if let Some(s) = victim
-            && let Ok(mut g) = s.instance.try_lock()
+            .cloned()
+            .collect()
+    }
+
+    /// Drops the slot's instance if it is still idle; its memory goes back at once.
+    fn drop_instance(&self, slot: &Slot) -> bool {
+        if let Ok(mut g) = slot.instance.try_lock()
             && g.take().is_some()
         {
             self.live_instances.fetch_sub(1, Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
+
+    fn evict_one(&self) {
+        if let Some(s) = self
+            .idle_slots()
+            .into_iter()
+            .min_by_key(|s| s.last_used.load(Ordering::Relaxed))
+        {
+            self.drop_instance(&s);
+        }
+    }
+
+    /// Past three quarters of the plugin memory cap, drops idle instances, the least recently
+    /// used first, until under it again: a tenant's new instance then finds room without anyone's
+    /// call failing.
+    pub(super) fn evict_for_memory(&self) {
+        let memory = self.runtime.memory();
+        let high = memory.caps().0 / 4 * 3;
+        if memory.used() <= high {
+            return;
+        }
+        let mut idle = self.idle_slots();
+        idle.sort_by_key(|s| s.last_used.load(Ordering::Relaxed));
+        for slot in idle {
+            if memory.used() <= high {
+                break;
+            }
+            if self.drop_instance(&slot) {
+                self.stats.memory_evictions.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Drops the instances unused for the idle-release period; the next call makes a new one
+    /// (configured, with its `kv`), as after a restart.
+    pub fn release_idle(&self) {
+        let Some(idle) = self.config.idle_release else {
+            return;
+        };
+        let before = hub_core::time::now_ms().saturating_sub(idle.as_millis() as i64);
+        for slot in self.idle_slots() {
+            if (slot.used_at_ms.load(Ordering::Relaxed) as i64) < before
+                && self.drop_instance(&slot)
+            {
+                self.stats.idle_releases.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 }

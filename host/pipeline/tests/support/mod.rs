@@ -27,6 +27,14 @@ pub async fn setup(max_failures: u32) -> (Arc<dyn Storage>, Arc<PluginHost>, tem
 pub async fn setup_with(
     config: PluginHostConfig,
 ) -> (Arc<dyn Storage>, Arc<PluginHost>, tempfile::TempDir) {
+    setup_full(hub_runtime::RuntimeConfig::default(), config).await
+}
+
+/// A hub with these runtime settings (its cache in the temporary directory) and plugin host.
+pub async fn setup_full(
+    runtime: hub_runtime::RuntimeConfig,
+    config: PluginHostConfig,
+) -> (Arc<dyn Storage>, Arc<PluginHost>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let storage = hub_storage::open(
         &format!("sqlite://{}/hub.db", dir.path().display()),
@@ -37,7 +45,7 @@ pub async fn setup_with(
     storage.migrate().await.unwrap();
     let runtime = hub_runtime::Runtime::new(hub_runtime::RuntimeConfig {
         cache_dir: Some(dir.path().join("cache")),
-        ..Default::default()
+        ..runtime
     })
     .unwrap();
     let host = Arc::new(PluginHost::new(runtime, storage.clone(), config));
