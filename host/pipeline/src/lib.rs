@@ -169,8 +169,8 @@ async fn run_writer(
     }
 }
 
-/// Calls due `refresh`/`sync` functions of loaded plugins every `every`, and drops the instances
-/// idle past the idle-release period, until aborted.
+/// Calls due `refresh`/`sync` functions of loaded plugins every `every`, drops the instances idle
+/// past the idle-release period, and gives the heap's free pages back to the system, until aborted.
 pub fn spawn_plugin_refresh(host: Arc<PluginHost>, every: Duration) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
@@ -179,6 +179,7 @@ pub fn spawn_plugin_refresh(host: Arc<PluginHost>, every: Duration) -> JoinHandl
             tick.tick().await;
             host.refresh_due().await;
             host.release_idle();
+            let _ = tokio::task::spawn_blocking(hub_runtime::return_free_heap).await;
         }
     })
 }

@@ -18,6 +18,7 @@ mod batch;
 mod bindings;
 mod cache;
 mod cpu;
+mod heap;
 mod host;
 mod memory;
 mod output;
@@ -42,6 +43,7 @@ pub use bindings::types::{
     Value,
 };
 pub use cpu::thread_cpu_time;
+pub use heap::return_free_heap;
 pub use host::{MAX_KV_KEY_BYTES, MAX_LOG_BYTES, MAX_LOGS_PER_CALL, is_private};
 pub use memory::{MemoryLedger, MemoryLimit, default_memory_cap, physical_memory};
 pub use patch::{Applied, InvalidOutput, MAX_PATCHES_PER_ROW, apply_patches};
@@ -532,7 +534,12 @@ fn log_output(data: &HostState, trapped: Option<bool>) -> Option<String> {
 }
 
 fn compile(engine: &Engine, wasm: &[u8]) -> Result<Component, LoadError> {
-    Component::new(engine, wasm).map_err(|e| LoadError::NotAComponent(error_text(&e)))
+    let compiled =
+        Component::new(engine, wasm).map_err(|e| LoadError::NotAComponent(error_text(&e)));
+    // Compiling a large component (CPython inside) frees hundreds of MiB of temporaries, which
+    // would otherwise stay resident in the allocator's arenas.
+    heap::return_free_heap();
+    compiled
 }
 
 enum Pre {

@@ -85,6 +85,9 @@ pub struct ServeArgs {
     /// Database connections (default 8).
     #[arg(long, env = "HUB_DB_CONNECTIONS")]
     pub db_connections: Option<u32>,
+    /// SQLite's page caches, all connections together, MiB (default 64).
+    #[arg(long, env = "HUB_DB_CACHE_MIB")]
+    pub db_cache_mib: Option<usize>,
     /// Bearer token that /metrics requires (default: none, /metrics is open).
     #[arg(long, env = "HUB_METRICS_TOKEN")]
     pub metrics_token: Option<String>,
@@ -248,6 +251,7 @@ struct FileConfig {
     tenant_queue_capacity: Option<usize>,
     writers: Option<usize>,
     db_connections: Option<u32>,
+    db_cache_mib: Option<usize>,
     metrics_token: Option<String>,
     api_key_rate_limit: Option<u32>,
     demo_tenant: Option<String>,
@@ -355,6 +359,7 @@ pub struct Settings {
     pub tenant_queue_capacity: usize,
     pub writers: usize,
     pub db_connections: u32,
+    pub db_cache_bytes: usize,
     pub demo_tenant: String,
     pub admin_email: String,
     pub runtime: hub_runtime::RuntimeConfig,
@@ -664,6 +669,10 @@ impl ServeArgs {
                 1
             }),
             db_connections: self.db_connections.or(file.db_connections).unwrap_or(8),
+            db_cache_bytes: self
+                .db_cache_mib
+                .or(file.db_cache_mib)
+                .map_or(hub_storage::DEFAULT_CACHE_BYTES, |m| m.max(1) << 20),
             demo_tenant: self
                 .demo_tenant
                 .or(file.demo_tenant)

@@ -170,6 +170,7 @@ async fn open_db(
         &settings.database_url,
         &hub_storage::StorageOptions {
             max_connections: settings.db_connections,
+            cache_bytes: settings.db_cache_bytes,
         },
     )
     .await

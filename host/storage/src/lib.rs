@@ -208,11 +208,21 @@ pub trait Storage: Send + Sync + 'static {
 pub struct StorageOptions {
     /// Connections in the pool (PostgreSQL), or reader connections (SQLite).
     pub max_connections: u32,
+    /// SQLite: the page caches of all connections together, bytes (the writer's half, the readers'
+    /// and the id index's a quarter each). Each connection's cache grows to its part as pages are
+    /// read and is kept for the connection's life, so this bounds what the caches hold.
+    pub cache_bytes: usize,
 }
+
+/// 64 MiB of SQLite page cache in all (it was 64 MiB per connection, 832 MiB for 13).
+pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
 
 impl Default for StorageOptions {
     fn default() -> Self {
-        Self { max_connections: 8 }
+        Self {
+            max_connections: 8,
+            cache_bytes: DEFAULT_CACHE_BYTES,
+        }
     }
 }
 

@@ -66,8 +66,9 @@ async fn checkpointer(pool: SqlitePool) {
     }
 }
 
-/// How both SQLite files (`hub.db` and `hub-ids.db`) are opened.
-pub(crate) fn connect_options(path: &Path) -> Result<SqliteConnectOptions> {
+/// How both SQLite files (`hub.db` and `hub-ids.db`) are opened, each connection with a page
+/// cache of at most `cache_bytes`.
+pub(crate) fn connect_options(path: &Path, cache_bytes: usize) -> Result<SqliteConnectOptions> {
     Ok(SqliteConnectOptions::from_str("sqlite://")?
         .filename(path)
         .create_if_missing(true)
@@ -76,7 +77,8 @@ pub(crate) fn connect_options(path: &Path) -> Result<SqliteConnectOptions> {
         // are in the WAL file. Only an OS crash or power loss could lose the last commits.
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(10))
-        .pragma("cache_size", "-65536"))
+        // Negative: KiB rather than pages.
+        .pragma("cache_size", format!("-{}", (cache_bytes >> 10).max(256))))
 }
 
 /// Copies a file's WAL back into it at shutdown, so that it is whole on its own; a failure is
@@ -132,7 +134,9 @@ impl SqliteStorage {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| StorageError::Database(sqlx::Error::Io(e)))?;
         }
-        let connect = connect_options(path)?
+        let readers_n = options.max_connections.max(1);
+        let quarter = options.cache_bytes / 4;
+        let connect = connect_options(path, options.cache_bytes / 2)?
             .foreign_keys(true)
             .page_size(16384)
             .pragma("temp_store", "memory")
@@ -144,11 +148,14 @@ impl SqliteStorage {
             .connect_with(connect.clone())
             .await?;
         let readers = SqlitePoolOptions::new()
-            .max_connections(options.max_connections.max(1))
-            .connect_with(connect.read_only(false))
+            .max_connections(readers_n)
+            .connect_with(connect.read_only(false).pragma(
+                "cache_size",
+                format!("-{}", ((quarter / readers_n as usize) >> 10).max(256)),
+            ))
             .await?;
         let checkpointer = tokio::spawn(checkpointer(readers.clone()));
-        let ids = std::sync::Arc::new(IdIndex::open(&sqlite_ids::path_for(path)).await?);
+        let ids = std::sync::Arc::new(IdIndex::open(&sqlite_ids::path_for(path), quarter).await?);
         Ok(Self {
             ids,
             access: SqlAccess::new(writer.clone(), readers.clone()),

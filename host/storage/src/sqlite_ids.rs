@@ -36,6 +36,8 @@ use crate::{Result, id_hash};
 const FLUSH_ENTRIES: usize = 1_000_000;
 /// … or the oldest has waited this long (which bounds what a restart reads back).
 const FLUSH_AFTER: Duration = Duration::from_secs(120);
+/// Connections to the file.
+const CONNECTIONS: u32 = 4;
 /// Events read back per statement when catching up.
 const CATCH_UP_CHUNK: i64 = 100_000;
 /// Names the hash below; a file written with another is rebuilt.
@@ -146,10 +148,11 @@ pub(crate) struct IdIndex {
 }
 
 impl IdIndex {
-    pub(crate) async fn open(path: &Path) -> Result<Self> {
-        let connect = crate::sqlite::connect_options(path)?;
+    /// Opens the file at `path`, its connections' page caches holding `cache_bytes` together.
+    pub(crate) async fn open(path: &Path, cache_bytes: usize) -> Result<Self> {
+        let connect = crate::sqlite::connect_options(path, cache_bytes / CONNECTIONS as usize)?;
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(CONNECTIONS)
             .connect_with(connect)
             .await?;
         for ddl in [
