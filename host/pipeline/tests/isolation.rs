@@ -11,7 +11,7 @@ use hub_bus::Saturated;
 use hub_pipeline::plugins::GrantsDoc;
 use hub_pipeline::{Pipeline, PipelineConfig, PluginHostConfig};
 use serde_json::json;
-use support::{events, plugin, setup_with};
+use support::{events, install_misbehave, plugin, setup_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_tenant_is_throttled_and_disabled_while_its_neighbour_never_waits() {
@@ -24,20 +24,12 @@ async fn a_slow_tenant_is_throttled_and_disabled_while_its_neighbour_never_waits
     .await;
     let hostile = storage.create_tenant("hostile", 0).await.unwrap().id;
     let healthy = storage.create_tenant("healthy", 0).await.unwrap().id;
-    let (m, w) = plugin("testing/misbehave");
-    host.install(
+    install_misbehave(
+        &host,
         hostile,
-        &m,
-        w,
-        Some(json!({"mode": "slow", "busy_ms": busy.as_millis() as u64})),
-        GrantsDoc {
-            kv: true,
-            http: vec![],
-        },
-        true,
+        json!({"mode": "slow", "busy_ms": busy.as_millis() as u64}),
     )
-    .await
-    .unwrap();
+    .await;
     let (m, w) = plugin("cost");
     host.install(healthy, &m, w, None, GrantsDoc::default(), true)
         .await

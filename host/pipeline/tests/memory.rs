@@ -9,28 +9,15 @@ use std::time::Duration;
 
 use hub_core::TenantId;
 use hub_pipeline::PluginHostConfig;
-use hub_pipeline::plugins::{GrantsDoc, PluginHost};
+use hub_pipeline::plugins::PluginHost;
 use hub_runtime::RuntimeConfig;
 use serde_json::json;
-use support::{events, plugin, setup_full};
+use support::{events, install_misbehave, setup_full};
 
 const MIB: usize = 1 << 20;
 
 async fn holding(host: &PluginHost, tenant: TenantId, hold_mib: usize) {
-    let (m, w) = plugin("testing/misbehave");
-    host.install(
-        tenant,
-        &m,
-        w,
-        Some(json!({"mode": "hold", "hold_mib": hold_mib})),
-        GrantsDoc {
-            kv: true,
-            http: vec![],
-        },
-        true,
-    )
-    .await
-    .unwrap();
+    install_misbehave(host, tenant, json!({"mode": "hold", "hold_mib": hold_mib})).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,6 +16,19 @@ pub fn plugin(name: &str) -> (String, Vec<u8>) {
     hub_plugin_sdk::testing::built_plugin(dir).unwrap()
 }
 
+/// Installs and enables the misbehaving test component for `tenant` with this configuration
+/// (granted `kv`, which it asks for).
+pub async fn install_misbehave(host: &PluginHost, tenant: TenantId, config: serde_json::Value) {
+    let (m, w) = plugin("testing/misbehave");
+    let grants = hub_pipeline::plugins::GrantsDoc {
+        kv: true,
+        http: vec![],
+    };
+    host.install(tenant, &m, w, Some(config), grants, true)
+        .await
+        .unwrap();
+}
+
 pub async fn setup(max_failures: u32) -> (Arc<dyn Storage>, Arc<PluginHost>, tempfile::TempDir) {
     setup_with(PluginHostConfig {
         max_consecutive_failures: max_failures,
