@@ -230,6 +230,22 @@ async fn lists_configures_reorders_and_enriches() {
             .contains("hub_plugin_calls{plugin=\"registry\"} 2"),
         "{m}"
     );
+    // And the memory the live instances hold, under the cap, and the process's.
+    let gauge = |name: &str| -> f64 {
+        m.as_str()
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} missing: {m}"))
+            .parse()
+            .unwrap()
+    };
+    let held = gauge("hub_plugin_memory_bytes");
+    assert!(
+        held > 0.0 && held < gauge("hub_plugin_memory_cap_bytes"),
+        "{m}"
+    );
+    assert!(gauge("hub_process_resident_bytes") > held, "{m}");
 
     // Uninstall.
     let (s, _) = hub
