@@ -45,7 +45,9 @@ pub use bindings::types::{
 pub use cpu::thread_cpu_time;
 pub use heap::return_free_heap;
 pub use host::{MAX_KV_KEY_BYTES, MAX_LOG_BYTES, MAX_LOGS_PER_CALL, is_private};
-pub use memory::{MemoryLedger, MemoryLimit, default_memory_cap, physical_memory};
+pub use memory::{
+    MemoryLedger, MemoryLimit, default_memory_cap, default_tenant_memory_cap, physical_memory,
+};
 pub use patch::{Applied, InvalidOutput, MAX_PATCHES_PER_ROW, apply_patches};
 
 use crate::bindings::{detector, enricher, enricher_v2, forecaster, integration};
@@ -100,7 +102,7 @@ impl Default for RuntimeConfig {
             max_instances: 256,
             max_component_bytes: 64 << 20,
             memory_cap: default_memory_cap(),
-            tenant_memory_cap: default_memory_cap() / 8,
+            tenant_memory_cap: default_tenant_memory_cap(default_memory_cap()),
         }
     }
 }
@@ -420,7 +422,7 @@ impl Runtime {
             Pre::Forecaster(p) => p.instantiate(&mut store).map(Exports::Forecaster),
             Pre::Integration(p) => p.instantiate(&mut store).map(Exports::Integration),
         }
-        .map_err(|e| match memory_refusal(store.data()) {
+        .map_err(|e| match memory::memory_refusal(store.data()) {
             Some(CallError::Memory(mib)) => LoadError::Instantiate(format!(
                 "the component needs more than its memory cap of {mib} MiB at start (raise limits.memory-mib)"
             )),
@@ -482,55 +484,6 @@ fn error_text(e: &wasmtime::Error) -> String {
         s.push_str(&source.to_string());
     }
     s.lines().next().unwrap_or_default().to_string()
-}
-
-/// A trap in words, with what the guest said before it: `it panicked at src/lib.rs:9:5: boom
-/// (wasm trap: wasm `unreachable` instruction executed)`.
-fn trap_text(e: &wasmtime::Error, output: Option<&str>) -> String {
-    let trap = error_text(e);
-    match output.and_then(output::last_words) {
-        Some(words) if words.starts_with("panicked at ") => format!("it {words} ({trap})"),
-        Some(words) => format!("{trap}; it last wrote: {words}"),
-        None => trap,
-    }
-}
-
-/// What refused the memory a call or a start asked for, if anything did.
-fn memory_refusal(data: &HostState) -> Option<CallError> {
-    let account = &data.memory;
-    let ledger = account.ledger();
-    let (cap, tenant_cap) = ledger.caps();
-    let mib = |b: usize| b >> 20;
-    Some(match account.refused? {
-        MemoryLimit::Instance => CallError::Memory(mib(account.instance_cap())),
-        MemoryLimit::Tenant => CallError::MemoryShare(format!(
-            "the tenant's plugins hold {} MiB, all of its plugin memory share of {} MiB (the operator's --plugin-tenant-memory-mib); this instance held {} MiB",
-            mib(ledger.tenant_used(&data.owner.tenant)),
-            mib(tenant_cap),
-            mib(account.held())
-        )),
-        MemoryLimit::Hub => CallError::MemoryShare(format!(
-            "all plugins together hold {} MiB, the hub's plugin memory cap of {} MiB (the operator's --plugin-memory-mib); this instance held {} MiB",
-            mib(ledger.used()),
-            mib(cap),
-            mib(account.held())
-        )),
-    })
-}
-
-/// Sends what the guest printed to the hub's log, under its tenant and plugin (a warning when
-/// the call `trapped`, debug when it printed outside a call), and returns it.
-fn log_output(data: &HostState, trapped: Option<bool>) -> Option<String> {
-    let text = data.output.take()?;
-    let (tenant, plugin) = (data.owner.tenant.as_str(), data.owner.plugin.as_str());
-    match trapped {
-        Some(true) => {
-            tracing::warn!(tenant, plugin, output = %text, "the plugin printed before it trapped")
-        }
-        Some(false) => tracing::info!(tenant, plugin, output = %text, "the plugin printed"),
-        None => tracing::debug!(tenant, plugin, output = %text, "the plugin printed"),
-    }
-    Some(text)
 }
 
 fn compile(engine: &Engine, wasm: &[u8]) -> Result<Component, LoadError> {
@@ -718,13 +671,13 @@ impl Instance {
             data.logs_this_call = 0;
             data.memory.refused = None;
             // What it printed outside a call (at start) belongs to no call's error.
-            log_output(data, None);
+            output::log_output(data, None);
         }
         let Some(result) = f(&self.exports, &mut self.store) else {
             return Err(CallError::WrongKind(self.plugin.inner.manifest.kind));
         };
         let trapped = result.is_err();
-        let output = log_output(self.store.data(), Some(trapped));
+        let output = output::log_output(self.store.data(), Some(trapped));
         match result {
             Ok(Ok(r)) => {
                 let changes = self.store.data_mut().kv.commit();
@@ -739,10 +692,10 @@ impl Instance {
                 self.store.data_mut().kv.discard();
                 let err = if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
                     CallError::Deadline(deadline)
-                } else if let Some(refusal) = memory_refusal(self.store.data()) {
+                } else if let Some(refusal) = memory::memory_refusal(self.store.data()) {
                     refusal
                 } else {
-                    CallError::Trap(trap_text(&e, output.as_deref()))
+                    CallError::Trap(output::trap_text(error_text(&e), output.as_deref()))
                 };
                 self.broken = Some(err.to_string());
                 Err(err)

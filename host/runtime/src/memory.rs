@@ -8,6 +8,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::CallError;
+use crate::host::HostState;
+
 /// Which limit refused a growth.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MemoryLimit {
@@ -156,10 +159,38 @@ impl wasmtime::ResourceLimiter for Account {
     }
 }
 
+/// What refused the memory a call or a start asked for, if anything did.
+pub(crate) fn memory_refusal(data: &HostState) -> Option<CallError> {
+    let account = &data.memory;
+    let ledger = account.ledger();
+    let (cap, tenant_cap) = ledger.caps();
+    let mib = |b: usize| b >> 20;
+    Some(match account.refused? {
+        MemoryLimit::Instance => CallError::Memory(mib(account.instance_cap())),
+        MemoryLimit::Tenant => CallError::MemoryShare(format!(
+            "the tenant's plugins hold {} MiB, all of its plugin memory share of {} MiB (the operator's --plugin-tenant-memory-mib); this instance held {} MiB",
+            mib(ledger.tenant_used(&data.owner.tenant)),
+            mib(tenant_cap),
+            mib(account.held())
+        )),
+        MemoryLimit::Hub => CallError::MemoryShare(format!(
+            "all plugins together hold {} MiB, the hub's plugin memory cap of {} MiB (the operator's --plugin-memory-mib); this instance held {} MiB",
+            mib(ledger.used()),
+            mib(cap),
+            mib(account.held())
+        )),
+    })
+}
+
 /// The default cap of all plugin memory: a quarter of this machine's physical memory, at least
 /// 256 MiB.
 pub fn default_memory_cap() -> usize {
     (physical_memory() / 4).max(256 << 20)
+}
+
+/// The default share of one tenant: an eighth of the hub's cap.
+pub fn default_tenant_memory_cap(cap: usize) -> usize {
+    cap / 8
 }
 
 /// This machine's physical memory in bytes (1 GiB when it cannot be read).

@@ -14,6 +14,8 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 
+use crate::host::HostState;
+
 /// How much of a call's output is kept: the last 4 KiB.
 pub const OUTPUT_BYTES: usize = 4096;
 
@@ -79,6 +81,31 @@ pub fn last_words(output: &str) -> Option<String> {
         .map(str::trim)
         .rfind(|l| !l.is_empty())
         .map(str::to_string)
+}
+
+/// A trap in words, with what the guest said before it: `it panicked at src/lib.rs:9:5: boom
+/// (wasm trap: wasm `unreachable` instruction executed)`.
+pub(crate) fn trap_text(trap: String, output: Option<&str>) -> String {
+    match output.and_then(last_words) {
+        Some(words) if words.starts_with("panicked at ") => format!("it {words} ({trap})"),
+        Some(words) => format!("{trap}; it last wrote: {words}"),
+        None => trap,
+    }
+}
+
+/// Sends what the guest printed to the hub's log, under its tenant and plugin (a warning when
+/// the call `trapped`, debug when it printed outside a call), and returns it.
+pub(crate) fn log_output(data: &HostState, trapped: Option<bool>) -> Option<String> {
+    let text = data.output.take()?;
+    let (tenant, plugin) = (data.owner.tenant.as_str(), data.owner.plugin.as_str());
+    match trapped {
+        Some(true) => {
+            tracing::warn!(tenant, plugin, output = %text, "the plugin printed before it trapped")
+        }
+        Some(false) => tracing::info!(tenant, plugin, output = %text, "the plugin printed"),
+        None => tracing::debug!(tenant, plugin, output = %text, "the plugin printed"),
+    }
+    Some(text)
 }
 
 impl IsTerminal for GuestOutput {

@@ -556,7 +556,10 @@ impl ServeArgs {
         let tenant_memory_cap = self
             .plugin_tenant_memory_mib
             .or(file.plugin_tenant_memory_mib)
-            .map_or(memory_cap / 8, |m| m.max(1) << 20);
+            .map_or_else(
+                || hub_runtime::default_tenant_memory_cap(memory_cap),
+                |m| m.max(1) << 20,
+            );
         let max_instances = self
             .plugin_max_instances
             .or(file.plugin_max_instances)

@@ -174,8 +174,7 @@ impl PluginHost {
             let kv = instance.take_kv_changes();
             if instance.is_broken() {
                 // A trapped instance is made again at its next call; its memory goes back now.
-                *guard = None;
-                self.live_instances.fetch_sub(1, Ordering::Relaxed);
+                self.forget_instance(&mut guard);
             }
             drop(guard);
             // A call may have grown its memory past the point where idle ones should go.

@@ -47,9 +47,7 @@ impl PluginHost {
         current: &'g mut Option<Instance>,
     ) -> Result<&'g mut Instance, CallError> {
         if current.as_ref().is_none_or(|i| i.is_broken()) {
-            if current.take().is_some() {
-                self.live_instances.fetch_sub(1, Ordering::Relaxed);
-            }
+            self.forget_instance(current);
             *current = Some(self.instantiate(handle, tenant, slot)?);
         }
         Ok(current.as_mut().expect("instantiated above"))
@@ -94,15 +92,21 @@ impl PluginHost {
             .collect()
     }
 
-    /// Drops the slot's instance if it is still idle; its memory goes back at once.
-    fn drop_instance(&self, slot: &Slot) -> bool {
-        if let Ok(mut g) = slot.instance.try_lock()
-            && g.take().is_some()
-        {
+    /// Drops the instance in `current` (its memory goes back at once), keeping the count of live
+    /// instances right; false when there was none.
+    pub(super) fn forget_instance(&self, current: &mut Option<Instance>) -> bool {
+        let dropped = current.take().is_some();
+        if dropped {
             self.live_instances.fetch_sub(1, Ordering::Relaxed);
-            return true;
         }
-        false
+        dropped
+    }
+
+    /// Drops the slot's instance if it is still idle.
+    fn drop_instance(&self, slot: &Slot) -> bool {
+        slot.instance
+            .try_lock()
+            .is_ok_and(|mut g| self.forget_instance(&mut g))
     }
 
     fn evict_one(&self) {
