@@ -121,7 +121,9 @@ pub struct AppState {
     pub oidc: Option<Arc<oidc::Oidc>>,
     pub pipeline: Arc<PipelineStats>,
     /// The plugin host, when this hub runs plugins.
-    pub plugins: Option<Arc<hub_pipeline::PluginHost>>,
+    pub plugins: Option<Arc<hub_plugins::PluginHost>>,
+    /// The marketplace service over it.
+    pub catalog: Option<Arc<hub_catalog::Catalog>>,
 }
 
 impl AppState {
@@ -150,11 +152,14 @@ impl AppState {
             oidc,
             pipeline,
             plugins: None,
+            catalog: None,
         }
     }
 
-    pub fn with_plugins(mut self, plugins: Arc<hub_pipeline::PluginHost>) -> Self {
-        self.plugins = Some(plugins);
+    /// Runs plugins: the catalog's plugin host, and the catalog for the marketplace routes.
+    pub fn with_plugins(mut self, catalog: Arc<hub_catalog::Catalog>) -> Self {
+        self.plugins = Some(catalog.host().clone());
+        self.catalog = Some(catalog);
         self
     }
 }

@@ -3,8 +3,6 @@
 //! packages; publishers yank their versions. Remote catalogs configured on this hub are browsed
 //! with `?catalog=NAME`.
 
-use std::sync::Arc;
-
 use crate::ApiQuery;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -12,14 +10,13 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, put};
 use axum::{Json, Router};
+use hub_catalog::{Publisher, sort_versions};
 use hub_marketplace::Manifest;
-use hub_pipeline::PluginHost;
-use hub_pipeline::plugins::market::{Publisher, sort_versions};
 use hub_storage::{PackageRecord, PublisherKey, VersionRecord};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::plugins::{CapabilitiesDto, LimitsDto, admin_error, host};
+use crate::plugins::{CapabilitiesDto, LimitsDto, admin_error, catalog};
 use crate::{ApiError, AppState, Principal, Right};
 
 pub(crate) fn router() -> Router<AppState> {
@@ -194,7 +191,7 @@ fn browse(state: &AppState, principal: Result<Principal, ApiError>) -> Result<()
 }
 
 fn version_dto(v: &VersionRecord) -> VersionDto {
-    let changelog = Manifest::parse(&v.manifest, &hub_pipeline::plugins::host_version())
+    let changelog = Manifest::parse(&v.manifest, &hub_plugins::host_version())
         .ok()
         .and_then(|m| m.changelog.get(&v.version).cloned());
     VersionDto {
@@ -211,7 +208,7 @@ fn version_dto(v: &VersionRecord) -> VersionDto {
 }
 
 fn latest_of(versions: &[VersionRecord]) -> Option<&VersionRecord> {
-    hub_pipeline::plugins::market::latest(versions, |v| (&v.version, v.yanked_at_ms.is_some()))
+    hub_catalog::latest(versions, |v| (&v.version, v.yanked_at_ms.is_some()))
 }
 
 fn summary(p: PackageRecord, versions: &[VersionRecord]) -> PackageSummaryDto {
@@ -276,7 +273,7 @@ pub(crate) async fn list_packages(
             "/v1/marketplace/packages",
             &[("q", params.q.as_deref()), ("kind", params.kind.as_deref())],
         );
-        let json = host(&state)?
+        let json = catalog(&state)?
             .remote_json(c, &path)
             .await
             .map_err(|e| admin_error(e, ""))?;
@@ -313,7 +310,7 @@ async fn details(
             .or(versions.first())
             .ok_or_else(not_found)?,
     };
-    let manifest = Manifest::parse(&shown.manifest, &hub_pipeline::plugins::host_version())
+    let manifest = Manifest::parse(&shown.manifest, &hub_plugins::host_version())
         .map_err(|e| ApiError::Internal(format!("stored manifest of {name}: {e}")))?;
     Ok(PackageDetailDto {
         name: package.name.clone(),
@@ -371,7 +368,7 @@ pub(crate) async fn package_details(
             &format!("/v1/marketplace/packages/{name}"),
             &[("version", params.version.as_deref())],
         );
-        let json = host(&state)?
+        let json = catalog(&state)?
             .remote_json(c, &path)
             .await
             .map_err(|e| admin_error(e, ""))?;
@@ -507,18 +504,18 @@ pub(crate) async fn publish(
     body: Body,
 ) -> Result<Response, ApiError> {
     let publisher = publisher_of(&principal)?;
-    let host: Arc<PluginHost> = host(&state)?.clone();
-    let bytes = crate::ingest::read_limited(body, host.max_package_bytes())
+    let catalog = catalog(&state)?.clone();
+    let bytes = crate::ingest::read_limited(body, catalog.max_package_bytes())
         .await
         .map_err(|e| match e {
             ApiError::PayloadTooLarge(_) => ApiError::PayloadTooLarge(format!(
                 "the package is larger than the limit of {} bytes",
-                host.max_package_bytes()
+                catalog.max_package_bytes()
             )),
             other => other,
         })?;
     let size = bytes.len();
-    match host.publish(bytes.to_vec(), &publisher).await {
+    match catalog.publish(bytes.to_vec(), &publisher).await {
         Ok((manifest, version)) => {
             audit_market(
                 &state,
@@ -694,14 +691,14 @@ pub(crate) async fn register_key(
 ) -> Result<(StatusCode, Json<PublisherKeyDto>), ApiError> {
     let publisher = publisher_of(&principal)?;
     let body: KeyRequest = crate::json_body(&body)?;
-    let key = host(&state)?
+    let key = catalog(&state)?
         .register_key(&publisher, &body.public_key)
         .await
         .map_err(|e| match e {
-            hub_pipeline::plugins::PluginAdminError::Key(m) => ApiError::invalid("public_key", m),
-            hub_pipeline::plugins::PluginAdminError::Storage(
-                hub_storage::StorageError::Conflict(_),
-            ) => ApiError::Conflict("this key is already registered".into()),
+            hub_plugins::PluginAdminError::Key(m) => ApiError::invalid("public_key", m),
+            hub_plugins::PluginAdminError::Storage(hub_storage::StorageError::Conflict(_)) => {
+                ApiError::Conflict("this key is already registered".into())
+            }
             other => admin_error(other, ""),
         })?;
     audit_market(
@@ -771,7 +768,7 @@ pub(crate) async fn list_catalogs(
 ) -> Result<Json<CatalogListDto>, ApiError> {
     principal.require(Right::BrowseCatalog)?;
     let catalogs = state
-        .plugins
+        .catalog
         .as_ref()
         .map(|h| {
             h.remote_catalogs()

@@ -61,7 +61,7 @@ pub struct Metrics {
     pub plugin_failures: Family<PluginFailureLabel, Gauge>,
     pub plugin_call_seconds_sum: Family<PluginLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pub plugin_auto_disabled: Family<PluginLabel, Gauge>,
-    pub plugin_patches_applied: Family<PluginLabel, Gauge>,
+    pub plugin_items: Family<PluginLabel, Gauge>,
     pub plugin_cpu_seconds_sum: Family<PluginLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pub plugin_over_budget_disabled: Family<PluginLabel, Gauge>,
     pub plugin_throttled_seconds_sum: Gauge<f64, std::sync::atomic::AtomicU64>,
@@ -104,7 +104,7 @@ impl Default for Metrics {
             plugin_failures: Family::default(),
             plugin_call_seconds_sum: Family::default(),
             plugin_auto_disabled: Family::default(),
-            plugin_patches_applied: Family::default(),
+            plugin_items: Family::default(),
             plugin_cpu_seconds_sum: Family::default(),
             plugin_over_budget_disabled: Family::default(),
             plugin_throttled_seconds_sum: Gauge::default(),
@@ -202,9 +202,9 @@ impl Default for Metrics {
             m.plugin_auto_disabled.clone(),
         );
         registry.register(
-            "plugin_patches_applied",
-            "Patches applied to events, by plugin",
-            m.plugin_patches_applied.clone(),
+            "plugin_items",
+            "What successful calls produced, by plugin: patches applied by enrichers, anomalies found by detectors, items synced by integrations",
+            m.plugin_items.clone(),
         );
         registry.register(
             "plugin_cpu_seconds_sum",

@@ -92,9 +92,7 @@ pub(crate) async fn metrics(
             m.plugin_auto_disabled
                 .get_or_create(&l)
                 .set(c.auto_disabled as i64);
-            m.plugin_patches_applied
-                .get_or_create(&l)
-                .set(c.patches_applied as i64);
+            m.plugin_items.get_or_create(&l).set(c.items as i64);
             m.plugin_cpu_seconds_sum
                 .get_or_create(&l)
                 .set(c.cpu_micros as f64 / 1e6);

@@ -6,9 +6,9 @@ use crate::ApiQuery;
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use hub_pipeline::PluginHost;
-use hub_pipeline::plugins::market::InstallRequest;
-use hub_pipeline::plugins::{GrantsDoc, PluginAdminError};
+use hub_catalog::InstallRequest;
+use hub_plugins::PluginHost;
+use hub_plugins::{GrantsDoc, PluginAdminError};
 use hub_storage::PluginInstall;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -201,6 +201,13 @@ pub(crate) fn host(state: &AppState) -> Result<&Arc<PluginHost>, ApiError> {
         .ok_or_else(|| ApiError::Unavailable("plugins are not enabled on this hub".into()))
 }
 
+pub(crate) fn catalog(state: &AppState) -> Result<&Arc<hub_catalog::Catalog>, ApiError> {
+    state
+        .catalog
+        .as_ref()
+        .ok_or_else(|| ApiError::Unavailable("plugins are not enabled on this hub".into()))
+}
+
 /// Maps plugin administration errors, prefixing field paths with `at` (`plugins[2].`).
 pub(crate) fn admin_error(e: PluginAdminError, at: &str) -> ApiError {
     match e {
@@ -245,7 +252,7 @@ pub(crate) fn admin_error(e: PluginAdminError, at: &str) -> ApiError {
 async fn dto(
     host: &PluginHost,
     i: PluginInstall,
-    health: Option<&hub_pipeline::plugins::Health>,
+    health: Option<&hub_plugins::Health>,
 ) -> Result<PluginDto, ApiError> {
     let manifest = host.manifest_of(&i).await.map_err(|e| admin_error(e, ""))?;
     let grants: GrantsDoc = serde_json::from_str(&i.grants_json).unwrap_or_default();
@@ -401,12 +408,13 @@ pub(crate) async fn get_plugin(
 }
 
 async fn prepare(
-    host: &PluginHost,
+    catalog: &hub_catalog::Catalog,
     principal: &Principal,
     name: &str,
     u: PluginUpdate,
     at: &str,
 ) -> Result<PluginInstall, ApiError> {
+    let host = catalog.host();
     if u.catalog.is_some() && u.version.is_none() {
         return Err(ApiError::invalid(
             &format!("{at}catalog"),
@@ -426,7 +434,7 @@ async fn prepare(
                 "plugin '{name}' is not installed for this tenant"
             )));
         }
-        return host
+        return catalog
             .install_package(
                 principal.tenant,
                 InstallRequest {
@@ -472,7 +480,8 @@ pub(crate) async fn put_plugins(
 ) -> Result<Json<PluginListDto>, ApiError> {
     principal.require(Right::ManagePlugins)?;
     let body: PluginListUpdate = crate::json_body(&body)?;
-    let host = host(&state)?;
+    let catalog = catalog(&state)?;
+    let host = catalog.host();
     let installed = state.storage.plugin_installs(principal.tenant).await?;
     for (i, item) in body.plugins.iter().enumerate() {
         if !installed.iter().any(|p| p.name == item.name) {
@@ -500,8 +509,16 @@ pub(crate) async fn put_plugins(
     for (i, item) in body.plugins.into_iter().enumerate() {
         let u = item.update;
         if u.enabled.is_some() || u.config.is_some() || u.grants.is_some() {
-            changed
-                .push(prepare(host, &principal, &item.name, u, &format!("plugins[{i}].")).await?);
+            changed.push(
+                prepare(
+                    catalog,
+                    &principal,
+                    &item.name,
+                    u,
+                    &format!("plugins[{i}]."),
+                )
+                .await?,
+            );
         }
     }
     host.save(&changed).await.map_err(|e| admin_error(e, ""))?;
@@ -526,7 +543,7 @@ pub(crate) async fn install_plugin(
 ) -> Result<(axum::http::StatusCode, Json<PluginDto>), ApiError> {
     principal.require(Right::ManagePlugins)?;
     let body: PluginInstallRequest = crate::json_body(&body)?;
-    let host = host(&state)?;
+    let catalog = catalog(&state)?;
     if state
         .storage
         .plugin_installs(principal.tenant)
@@ -541,22 +558,23 @@ pub(crate) async fn install_plugin(
     }
     let before = settings(&state, &principal).await?;
     let name = body.package.clone();
-    host.install_package(
-        principal.tenant,
-        InstallRequest {
-            package: body.package,
-            version: body.version,
-            catalog: body.catalog,
-            config: body.config,
-            grants: body.grants.map(|g| GrantsDoc {
-                kv: g.kv,
-                http: g.http,
-            }),
-            enabled: body.enabled,
-        },
-    )
-    .await
-    .map_err(|e| admin_error(e, ""))?;
+    catalog
+        .install_package(
+            principal.tenant,
+            InstallRequest {
+                package: body.package,
+                version: body.version,
+                catalog: body.catalog,
+                config: body.config,
+                grants: body.grants.map(|g| GrantsDoc {
+                    kv: g.kv,
+                    http: g.http,
+                }),
+                enabled: body.enabled,
+            },
+        )
+        .await
+        .map_err(|e| admin_error(e, ""))?;
     audit_change(
         &state,
         &principal,
@@ -585,9 +603,10 @@ pub(crate) async fn put_plugin(
 ) -> Result<Json<PluginDto>, ApiError> {
     principal.require(Right::ManagePlugins)?;
     let body: PluginUpdate = crate::json_body(&body)?;
-    let host = host(&state)?;
+    let catalog = catalog(&state)?;
+    let host = catalog.host();
     let before = settings(&state, &principal).await?;
-    let install = prepare(host, &principal, &name, body, "").await?;
+    let install = prepare(catalog, &principal, &name, body, "").await?;
     host.save(&[install])
         .await
         .map_err(|e| admin_error(e, ""))?;

@@ -11,14 +11,14 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use hub_core::ApiKeyScope;
-use hub_pipeline::plugins::GrantsDoc;
+use hub_plugins::GrantsDoc;
 use serde_json::{Value, json};
 
 struct Hub {
     app: Router,
     key: String,
     storage: std::sync::Arc<dyn hub_storage::Storage>,
-    host: std::sync::Arc<hub_pipeline::PluginHost>,
+    host: std::sync::Arc<hub_plugins::PluginHost>,
     _dir: tempfile::TempDir,
 }
 
@@ -38,7 +38,7 @@ async fn hub() -> Hub {
 /// Installs the plugin built from `plugins/<dir>` for acme, enabled, with `kv` granted or not.
 async fn install(
     storage: &std::sync::Arc<dyn hub_storage::Storage>,
-    host: &hub_pipeline::PluginHost,
+    host: &hub_plugins::PluginHost,
     dir: &str,
     config: Option<Value>,
     kv: bool,

@@ -12,9 +12,9 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use hub_api::ApiConfig;
+use hub_catalog::{MarketConfig, RemoteCatalog};
 use hub_core::{ApiKeyScope, Role};
 use hub_marketplace::{Package, SecretKey};
-use hub_pipeline::plugins::market::{MarketConfig, RemoteCatalog};
 use hub_storage::{NewUser, Storage};
 use serde_json::{Value, json};
 
@@ -50,14 +50,7 @@ fn pack(manifest: &str, wasm: &[u8], key: &SecretKey) -> Package {
 }
 
 async fn hub(api: ApiConfig, market: MarketConfig) -> Hub {
-    let (t, _) = common::plugin_hub(
-        api,
-        hub_pipeline::PluginHostConfig {
-            market,
-            ..Default::default()
-        },
-    )
-    .await;
+    let (t, _) = common::plugin_hub_with_market(api, Default::default(), market).await;
     let admin_key = common::key_for(
         &t.storage,
         "acme",

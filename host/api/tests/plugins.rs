@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use hub_core::ApiKeyScope;
-use hub_pipeline::plugins::GrantsDoc;
+use hub_plugins::GrantsDoc;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 

@@ -16,7 +16,7 @@ use hub_core::TenantId;
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::PluginHost;
+use hub_plugins::PluginHost;
 
 struct Lanes {
     host: Arc<PluginHost>,

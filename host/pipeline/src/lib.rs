@@ -12,12 +12,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 mod lanes;
-pub mod plugins;
 pub mod reprice;
 
 use hub_bus::{BusConsumer, BusError, Committed, Envelope};
+use hub_plugins::PluginHost;
 use hub_storage::{RetentionPolicy, Storage, TenantBatch};
-pub use plugins::{PluginHost, PluginHostConfig};
 pub use reprice::{RepriceConfig, Repricer};
 use tokio::task::JoinHandle;
 
@@ -167,21 +166,6 @@ async fn run_writer(
         // writer's path to its next group.
         tokio::task::spawn_blocking(move || drop(batches));
     }
-}
-
-/// Calls due `refresh`/`sync` functions of loaded plugins every `every`, drops the instances idle
-/// past the idle-release period, and gives the heap's free pages back to the system, until aborted.
-pub fn spawn_plugin_refresh(host: Arc<PluginHost>, every: Duration) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            host.refresh_due().await;
-            host.release_idle();
-            let _ = tokio::task::spawn_blocking(hub_runtime::return_free_heap).await;
-        }
-    })
 }
 
 async fn write_with_retry(

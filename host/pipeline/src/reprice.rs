@@ -7,6 +7,8 @@
 //!   and only the cost estimate is taken from their answers (tags and other fields stay as they
 //!   were stored). An event is estimated as if it had just arrived: with the cost its sender
 //!   reported, and no estimate.
+//! - The job's plugin calls are charged to the tenant's plugin CPU budget (`hub_plugins::Sandbox`);
+//!   while the tenant is over it, the job's next page waits.
 //! - A page whose enrichers fail is not restated (an estimate that failed is not "unpriced"):
 //!   the job stops as failed, saying which plugin failed and where.
 //! - Jobs of different tenants take turns a page at a time, and all re-pricing works at most
@@ -20,13 +22,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hub_core::{Dimension, EventRecord, TenantId};
-use hub_runtime::{CallError, Instance};
+use hub_core::{Dimension, EventRecord};
 use hub_storage::{
     CostUpdate, EventCursor, EventFilter, JobProgress, JobStatus, RepriceJob, Storage,
 };
 
-use crate::plugins::{EnricherSpec, PluginHost, call_enricher, columns_for};
+use hub_plugins::{PluginHost, Sandbox};
 
 #[derive(Debug, Clone)]
 pub struct RepriceConfig {
@@ -80,63 +81,30 @@ pub fn job_filter(job: &RepriceJob) -> Result<EventFilter, String> {
     })
 }
 
-/// The tenant's enrichers, instantiated for one job.
-struct Sandbox {
-    instances: Vec<(String, Instance)>,
-    columns: hub_runtime::BatchColumns,
-}
-
-impl Sandbox {
-    fn new(
-        runtime: &hub_runtime::Runtime,
-        tenant: TenantId,
-        specs: Vec<(EnricherSpec, BTreeMap<String, Vec<u8>>)>,
-    ) -> Result<Self, String> {
-        let columns = columns_for(specs.iter().map(|(s, _)| &s.plugin));
-        let mut instances = Vec::with_capacity(specs.len());
-        for (spec, kv) in specs {
-            let mut i = runtime
-                .instantiate(&spec.plugin, &tenant.to_string(), &spec.grants, kv)
-                .map_err(|e| format!("plugin `{}` could not be started: {e}", spec.name))?;
-            i.configure(&spec.config_json)
-                .map_err(|e| format!("plugin `{}` refused its configuration: {e}", spec.name))?;
-            instances.push((spec.name, i));
-        }
-        Ok(Self { instances, columns })
-    }
-
-    /// The estimates of `stored` events, as the enrichers give them now.
-    fn estimate(&mut self, stored: &[EventRecord]) -> Result<Vec<CostUpdate>, String> {
-        let mut events: Vec<EventRecord> = stored
-            .iter()
-            .map(|e| {
-                let mut fresh = e.clone();
-                let sender = e.sender_cost();
-                fresh.reported_cost_usd = sender;
-                fresh.cost_usd = sender;
-                fresh.estimated_cost_usd = None;
-                fresh.enriched_by.clear();
-                fresh
-            })
-            .collect();
-        let mut batch = hub_runtime::batch_from_events(&events, self.columns);
-        for (name, instance) in &mut self.instances {
-            let answer = call_enricher(instance, self.columns, &mut batch)
-                .map_err(|e: CallError| format!("plugin `{name}` failed: {e}"))?;
-            // Only the answer matters here: the instance is the job's own.
-            let _ = instance.take_kv_changes();
-            hub_runtime::apply_patches(&mut events, &mut batch, &answer, name)
-                .map_err(|e| format!("plugin `{name}` answered nonsense: {e}"))?;
-        }
-        Ok(events
-            .into_iter()
-            .map(|e| CostUpdate {
-                ts_ms: e.ts_ms,
-                event_id: e.event_id,
-                estimated_cost_usd: e.estimated_cost_usd,
-            })
-            .collect())
-    }
+/// The estimates of `stored` events, as the enrichers give them now.
+/// The estimates of `stored` events, as the tenant's enrichers give them now.
+fn estimate(sandbox: &mut Sandbox, stored: &[EventRecord]) -> Result<Vec<CostUpdate>, String> {
+    let mut events: Vec<EventRecord> = stored
+        .iter()
+        .map(|e| {
+            let mut fresh = e.clone();
+            let sender = e.sender_cost();
+            fresh.reported_cost_usd = sender;
+            fresh.cost_usd = sender;
+            fresh.estimated_cost_usd = None;
+            fresh.enriched_by.clear();
+            fresh
+        })
+        .collect();
+    sandbox.enrich(&mut events)?;
+    Ok(events
+        .into_iter()
+        .map(|e| CostUpdate {
+            ts_ms: e.ts_ms,
+            event_id: e.event_id,
+            estimated_cost_usd: e.estimated_cost_usd,
+        })
+        .collect())
 }
 
 /// One job this replica works on.
@@ -272,6 +240,10 @@ impl Repricer {
                 a.job.events_examined
             ));
         }
+        if a.sandbox.as_ref().is_some_and(|s| !s.in_budget()) {
+            // The tenant's plugins are over its CPU budget: its next page waits for a later round.
+            return Ok(Step::More);
+        }
         let tenant = a.job.tenant;
         let began = Instant::now();
         let page = self
@@ -292,11 +264,11 @@ impl Repricer {
         let listed = began.elapsed();
         let sandbox = match a.sandbox.take() {
             Some(s) => s,
-            None => self.sandbox(tenant).await?,
+            None => self.plugins.sandbox(tenant).await?,
         };
         let (sandbox, updates) = tokio::task::spawn_blocking(move || {
             let mut sandbox = sandbox;
-            let updates = sandbox.estimate(&events);
+            let updates = estimate(&mut sandbox, &events);
             (sandbox, updates.map(|u| (u, events)))
         })
         .await
@@ -356,33 +328,6 @@ impl Repricer {
             return Ok(Step::Over);
         }
         Ok(Step::More)
-    }
-
-    async fn sandbox(&self, tenant: TenantId) -> Result<Sandbox, String> {
-        let specs = self
-            .plugins
-            .enrichers_of(tenant)
-            .await
-            .map_err(|e| format!("reading the tenant's plugins: {e}"))?;
-        if specs.is_empty() {
-            return Err(
-                "the tenant has no enabled enricher to estimate cost with (install the cost plugin)"
-                    .into(),
-            );
-        }
-        let mut with_kv = Vec::with_capacity(specs.len());
-        for spec in specs {
-            let kv = self
-                .storage
-                .plugin_kv(tenant, &spec.name)
-                .await
-                .map_err(|e| format!("reading plugin `{}` kv: {e}", spec.name))?;
-            with_kv.push((spec, kv));
-        }
-        let plugins = self.plugins.clone();
-        tokio::task::spawn_blocking(move || Sandbox::new(plugins.runtime(), tenant, with_kv))
-            .await
-            .map_err(|e| format!("starting the tenant's plugins failed: {e}"))?
     }
 
     async fn finish(&self, job: &RepriceJob, status: JobStatus, error: Option<&str>) {

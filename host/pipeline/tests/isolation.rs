@@ -8,8 +8,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use hub_bus::Saturated;
-use hub_pipeline::plugins::GrantsDoc;
-use hub_pipeline::{Pipeline, PipelineConfig, PluginHostConfig};
+use hub_pipeline::{Pipeline, PipelineConfig};
+use hub_plugins::GrantsDoc;
+use hub_plugins::PluginHostConfig;
 use serde_json::json;
 use support::{events, install_misbehave, plugin, setup_with};
 

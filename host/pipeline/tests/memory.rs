@@ -8,8 +8,8 @@ mod support;
 use std::time::Duration;
 
 use hub_core::TenantId;
-use hub_pipeline::PluginHostConfig;
-use hub_pipeline::plugins::PluginHost;
+use hub_plugins::PluginHost;
+use hub_plugins::PluginHostConfig;
 use hub_runtime::RuntimeConfig;
 use serde_json::json;
 use support::{events, install_misbehave, setup_full};

@@ -9,8 +9,9 @@ mod support;
 use std::path::PathBuf;
 use std::process::Command;
 
-use hub_pipeline::plugins::GrantsDoc;
-use hub_pipeline::{Pipeline, PluginHostConfig};
+use hub_pipeline::Pipeline;
+use hub_plugins::GrantsDoc;
+use hub_plugins::PluginHostConfig;
 use serde_json::json;
 use support::{costs, events, ingest, plugin, setup, setup_with};
 

@@ -161,6 +161,10 @@ pub enum CallError {
     Broken(String),
     #[error("the plugin is a {0}, which has no such function")]
     WrongKind(PluginKind),
+    /// The hub could not make the call (its storage failed, say): not the plugin's doing, and
+    /// never counted against it.
+    #[error("the hub could not make the call: {0}")]
+    Host(String),
 }
 
 impl CallError {
@@ -174,6 +178,7 @@ impl CallError {
             CallError::InvalidOutput(_) => "invalid_output",
             CallError::Broken(_) => "broken",
             CallError::WrongKind(_) => "wrong_kind",
+            CallError::Host(_) => "host",
         }
     }
 }

@@ -114,7 +114,7 @@ fn load(dir: &std::path::Path, name: &str) -> Result<(String, Vec<u8>)> {
 }
 
 fn bench(dir: &std::path::Path, budget: Duration) -> Result<()> {
-    let host_version = hub_pipeline::plugins::host_version();
+    let host_version = hub_plugins::host_version();
     let runtime = Runtime::new(RuntimeConfig::default())?;
     println!(
         "plugin overhead per event: the wasm call (lowering the batch, running, lifting the patches) against the same Rust compiled natively"
@@ -286,14 +286,15 @@ async fn packages(dir: &std::path::Path) -> Result<()> {
     )
     .await?;
     storage.migrate().await?;
-    let host = hub_pipeline::PluginHost::new(
+    let host = std::sync::Arc::new(hub_plugins::PluginHost::new(
         Runtime::new(RuntimeConfig {
             cache_dir: Some(tmp.path().join("cache")),
             ..Default::default()
         })?,
         storage.clone(),
         Default::default(),
-    );
+    ));
+    let host = hub_catalog::Catalog::new(host, storage.clone(), Default::default());
     let tenant = storage.create_tenant("bench", 0).await?.id;
     for name in ["cost", "registry"] {
         let started = Instant::now();

@@ -300,7 +300,7 @@ fn list(cli: Vec<String>, file: Option<Vec<String>>) -> Vec<String> {
 fn remote_catalogs(
     catalogs: Vec<String>,
     tokens: Vec<String>,
-) -> Result<Vec<hub_pipeline::plugins::market::RemoteCatalog>> {
+) -> Result<Vec<hub_catalog::RemoteCatalog>> {
     let pair = |flag: &str, s: &str| -> Result<(String, String)> {
         let (name, value) = s
             .split_once('=')
@@ -319,7 +319,7 @@ fn remote_catalogs(
         .iter()
         .map(|t| pair("remote-catalog-token", t))
         .collect::<Result<Vec<_>>>()?;
-    let mut out: Vec<hub_pipeline::plugins::market::RemoteCatalog> = Vec::new();
+    let mut out: Vec<hub_catalog::RemoteCatalog> = Vec::new();
     for c in &catalogs {
         let (name, url) = pair("remote-catalog", c)?;
         if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -328,7 +328,7 @@ fn remote_catalogs(
         if out.iter().any(|r| r.name == name) {
             anyhow::bail!("--remote-catalog: '{name}' is given twice");
         }
-        out.push(hub_pipeline::plugins::market::RemoteCatalog {
+        out.push(hub_catalog::RemoteCatalog {
             token: tokens
                 .iter()
                 .find(|(n, _)| *n == name)
@@ -363,7 +363,9 @@ pub struct Settings {
     pub demo_tenant: String,
     pub admin_email: String,
     pub runtime: hub_runtime::RuntimeConfig,
-    pub plugin_host: hub_pipeline::PluginHostConfig,
+    pub plugin_host: hub_plugins::PluginHostConfig,
+    /// Package limits, remote catalogs and the keys trusted for them.
+    pub market: hub_catalog::MarketConfig,
     /// Tenants' own CPU budgets by name (resolved to ids when storage is open).
     pub tenant_cpu_budgets: Vec<(String, std::time::Duration)>,
     pub plugins_dir: PathBuf,
@@ -720,7 +722,7 @@ impl ServeArgs {
                 )?,
                 ..Default::default()
             },
-            plugin_host: hub_pipeline::PluginHostConfig {
+            plugin_host: hub_plugins::PluginHostConfig {
                 max_consecutive_failures: self
                     .plugin_max_failures
                     .or(file.plugin_max_failures)
@@ -729,7 +731,7 @@ impl ServeArgs {
                 max_instances,
                 cpu_budget: match self.plugin_cpu_budget.or(file.plugin_cpu_budget) {
                     Some(v) => duration_or_zero("plugin_cpu_budget", Some(v), "0")?,
-                    None => hub_pipeline::plugins::default_cpu_budget(),
+                    None => hub_plugins::default_cpu_budget(),
                 },
                 throttle_disable_after: Some(duration_or_zero(
                     "plugin_throttle_disable",
@@ -744,25 +746,25 @@ impl ServeArgs {
                     "5m",
                 )?)
                 .filter(|d| !d.is_zero()),
-                market: hub_pipeline::plugins::market::MarketConfig {
-                    max_package_bytes: self
-                        .max_package_bytes
-                        .or(file.max_package_bytes)
-                        .unwrap_or(hub_marketplace::package::DEFAULT_MAX_PACKAGE_BYTES),
-                    remotes: remote_catalogs(
-                        list(self.remote_catalogs, file.remote_catalogs),
-                        list(self.remote_catalog_tokens, file.remote_catalog_tokens),
-                    )?,
-                    trusted_keys: {
-                        let keys = list(self.trusted_publisher_keys, file.trusted_publisher_keys);
-                        for k in &keys {
-                            hub_marketplace::PublicKey::parse(k)
-                                .map_err(|e| anyhow::anyhow!("--trusted-publisher-key {k}: {e}"))?;
-                        }
-                        keys
-                    },
-                },
                 ..Default::default()
+            },
+            market: hub_catalog::MarketConfig {
+                max_package_bytes: self
+                    .max_package_bytes
+                    .or(file.max_package_bytes)
+                    .unwrap_or(hub_marketplace::package::DEFAULT_MAX_PACKAGE_BYTES),
+                remotes: remote_catalogs(
+                    list(self.remote_catalogs, file.remote_catalogs),
+                    list(self.remote_catalog_tokens, file.remote_catalog_tokens),
+                )?,
+                trusted_keys: {
+                    let keys = list(self.trusted_publisher_keys, file.trusted_publisher_keys);
+                    for k in &keys {
+                        hub_marketplace::PublicKey::parse(k)
+                            .map_err(|e| anyhow::anyhow!("--trusted-publisher-key {k}: {e}"))?;
+                    }
+                    keys
+                },
             },
             tenant_cpu_budgets: tenant_budgets(list(
                 self.plugin_tenant_cpu_budgets,

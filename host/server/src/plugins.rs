@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use hub_pipeline::PluginHost;
-use hub_pipeline::plugins::GrantsDoc;
+use hub_catalog::Catalog;
+use hub_plugins::{GrantsDoc, PluginHost};
 use hub_storage::Storage;
 
 use crate::config::{ServeArgs, Settings};
@@ -100,6 +100,15 @@ pub async fn host(storage: Arc<dyn Storage>, settings: &Settings) -> Result<Arc<
     Ok(Arc::new(PluginHost::new(runtime, storage, config)))
 }
 
+/// The marketplace service over `host`, with the configured limits, remotes and trusted keys.
+pub fn catalog(
+    host: Arc<PluginHost>,
+    storage: Arc<dyn Storage>,
+    settings: &Settings,
+) -> Arc<Catalog> {
+    Arc::new(Catalog::new(host, storage, settings.market.clone()))
+}
+
 /// `--plugin-config`: JSON, or `@FILE`.
 pub(crate) fn read_config(arg: &str) -> Result<serde_json::Value> {
     let text = match arg.strip_prefix('@') {
@@ -118,7 +127,7 @@ pub(crate) fn parse_grants(
     for g in grants {
         match (g.as_str(), manifest) {
             ("all", Some(manifest)) => {
-                let all = hub_pipeline::plugins::market::everything_asked(manifest);
+                let all = hub_plugins::GrantsDoc::everything_asked(manifest);
                 doc.kv = all.kv;
                 doc.http.extend(all.http);
             }
@@ -182,9 +191,9 @@ pub fn pack_dir(
 /// Publishes the first-party plugins in `dir` whose version the marketplace does not have yet,
 /// signed with the deployment's own key, through the same checks as any publication. Returns
 /// "name version" for each one published; failures are logged and skipped.
-pub async fn publish_first_party(host: &PluginHost, dir: &Path, names: &[String]) -> Vec<String> {
-    use hub_pipeline::plugins::market::{FIRST_PARTY, Publisher};
-    let key = match host.own_key().await {
+pub async fn publish_first_party(catalog: &Catalog, dir: &Path, names: &[String]) -> Vec<String> {
+    use hub_catalog::{FIRST_PARTY, Publisher};
+    let key = match catalog.own_key().await {
         Ok(k) => k,
         Err(e) => {
             tracing::error!(error = %e, "no first-party signing key; first-party plugins are not published");
@@ -202,12 +211,10 @@ pub async fn publish_first_party(host: &PluginHost, dir: &Path, names: &[String]
         // the catalog lacks that version (every start runs this).
         let version = std::fs::read_to_string(dir.join(name).join("plugin.toml"))
             .ok()
-            .and_then(|m| {
-                hub_marketplace::Manifest::parse(&m, &hub_pipeline::plugins::host_version()).ok()
-            })
+            .and_then(|m| hub_marketplace::Manifest::parse(&m, &hub_plugins::host_version()).ok())
             .map(|m| m.version.to_string())
             .unwrap_or_default();
-        match host.catalog_has(name, &version).await {
+        match catalog.catalog_has(name, &version).await {
             Ok(true) => continue,
             Ok(false) => {}
             Err(e) => {
@@ -222,7 +229,7 @@ pub async fn publish_first_party(host: &PluginHost, dir: &Path, names: &[String]
                 continue;
             }
         };
-        match host.publish(package.to_bytes(), &publisher).await {
+        match catalog.publish(package.to_bytes(), &publisher).await {
             Ok((m, _)) => {
                 tracing::info!(plugin = %m.name, version = %m.version, "published first-party plugin");
                 published.push(format!("{} {}", m.name, m.version));
@@ -237,22 +244,21 @@ pub async fn publish_first_party(host: &PluginHost, dir: &Path, names: &[String]
 
 /// Installs a first-party plugin from the marketplace for `tenant`, granting what it asks for.
 pub async fn install_first_party(
-    host: &PluginHost,
+    catalog: &Catalog,
     tenant: hub_core::TenantId,
     name: &str,
 ) -> Result<hub_storage::PluginInstall> {
-    let package = host.fetch_package(name, None, None).await?;
-    let manifest = hub_marketplace::Manifest::parse(
-        &package.manifest,
-        &hub_pipeline::plugins::host_version(),
-    )?;
-    Ok(host
+    let package = catalog.fetch_package(name, None, None).await?;
+    let manifest =
+        hub_marketplace::Manifest::parse(&package.manifest, &hub_plugins::host_version())?;
+    Ok(catalog
+        .host()
         .install(
             tenant,
             &package.manifest,
             package.component,
             None,
-            hub_pipeline::plugins::market::everything_asked(&manifest),
+            hub_plugins::GrantsDoc::everything_asked(&manifest),
             true,
         )
         .await?)
@@ -277,8 +283,7 @@ pub async fn run(command: PluginCommand) -> Result<()> {
                 .with_context(|| format!("reading {}", manifest_path.display()))?;
             let wasm =
                 std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-            let parsed =
-                hub_marketplace::Manifest::parse(&source, &hub_pipeline::plugins::host_version())?;
+            let parsed = hub_marketplace::Manifest::parse(&source, &hub_plugins::host_version())?;
             let grants = parse_grants(&grants, Some(&parsed))?;
             let config = config.as_deref().map(read_config).transpose()?;
             let host = host(storage.clone(), &settings).await?;

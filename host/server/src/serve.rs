@@ -21,6 +21,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     storage.prepare_partitions(hub_core::time::now_ms()).await?;
 
     let plugins = crate::plugins::host(storage.clone(), &settings).await?;
+    let catalog = crate::plugins::catalog(plugins.clone(), storage.clone(), &settings);
     let (producer, consumer) =
         hub_bus::in_process(settings.queue_capacity, settings.tenant_queue_capacity);
     let pipeline = Pipeline::spawn(
@@ -32,7 +33,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         },
         Some(plugins.clone()),
     );
-    let refresher = hub_pipeline::spawn_plugin_refresh(plugins.clone(), Duration::from_secs(10));
+    let refresher = hub_plugins::spawn_refresh(plugins.clone(), Duration::from_secs(10));
     let maintenance = hub_pipeline::spawn_maintenance(
         storage.clone(),
         settings.retention,
@@ -55,7 +56,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             .collect(),
     );
     let state = hub_api::AppState::new(storage.clone(), producer, api, pipeline.stats.clone())
-        .with_plugins(plugins.clone());
+        .with_plugins(catalog.clone());
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
@@ -70,14 +71,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     // stdout is for the person who started the hub (logs go to stderr): where it listens, and on
     // the first start the key, last.
     audit_settings(storage.as_ref(), &settings).await?;
-    let first_start = bootstrap(storage.as_ref(), &plugins, &settings).await?;
+    let first_start = bootstrap(storage.as_ref(), &catalog, &settings).await?;
     // The first-party catalog: what the demo tenant needed was published above; the rest (and new
     // versions after an upgrade) are checked and published in the background, off the start path.
-    let catalog = {
-        let (plugins, dir) = (plugins.clone(), settings.plugins_dir.clone());
+    let first_party = {
+        let (catalog, dir) = (catalog.clone(), settings.plugins_dir.clone());
         tokio::spawn(async move {
             let names = crate::plugins::first_party_names(&dir);
-            crate::plugins::publish_first_party(&plugins, &dir, &names).await;
+            crate::plugins::publish_first_party(&catalog, &dir, &names).await;
         })
     };
     println!(
@@ -111,7 +112,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     // replica (or this one after a restart) takes the job up from its last recorded page.
     repricer.abort();
     refresher.abort();
-    catalog.abort();
+    first_party.abort();
     storage.close().await;
     tracing::info!("stopped");
     Ok(())
@@ -122,7 +123,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
 /// `scripts/build-plugins`) and an ingest+query key, printed once.
 async fn bootstrap(
     storage: &dyn hub_storage::Storage,
-    plugins: &hub_pipeline::PluginHost,
+    catalog: &hub_catalog::Catalog,
     settings: &crate::config::Settings,
 ) -> Result<Vec<String>> {
     let tenant_name = settings.demo_tenant.as_str();
@@ -148,13 +149,13 @@ async fn bootstrap(
     .await?;
     let mut enabled = Vec::new();
     let demo: Vec<String> = DEMO_PLUGINS.iter().map(|s| s.to_string()).collect();
-    crate::plugins::publish_first_party(plugins, &settings.plugins_dir, &demo).await;
+    crate::plugins::publish_first_party(catalog, &settings.plugins_dir, &demo).await;
     for name in DEMO_PLUGINS {
-        if !plugins.catalog_has_any(name).await? {
+        if !catalog.catalog_has_any(name).await? {
             tracing::warn!(dir = %settings.plugins_dir.display(), plugin = name, "first-party plugin not built; run scripts/build-plugins");
             continue;
         }
-        match crate::plugins::install_first_party(plugins, tenant.id, name).await {
+        match crate::plugins::install_first_party(catalog, tenant.id, name).await {
             Ok(i) => enabled.push(format!("{} {}", i.name, i.version)),
             Err(e) => {
                 tracing::error!(plugin = name, error = %e, "installing a first-party plugin failed")

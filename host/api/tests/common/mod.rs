@@ -53,11 +53,20 @@ pub async fn test_hub(config: ApiConfig, queue_capacity: usize) -> TestHub {
 /// A hub whose pipeline runs plugins, with a plugin host of `host_config` (default runtime).
 pub async fn plugin_hub(
     config: ApiConfig,
-    host_config: hub_pipeline::PluginHostConfig,
-) -> (TestHub, Arc<hub_pipeline::PluginHost>) {
+    host_config: hub_plugins::PluginHostConfig,
+) -> (TestHub, Arc<hub_plugins::PluginHost>) {
+    plugin_hub_with_market(config, host_config, Default::default()).await
+}
+
+/// [`plugin_hub`] with a marketplace of `market` (remote catalogs, trusted keys, limits).
+pub async fn plugin_hub_with_market(
+    config: ApiConfig,
+    host_config: hub_plugins::PluginHostConfig,
+    market: hub_catalog::MarketConfig,
+) -> (TestHub, Arc<hub_plugins::PluginHost>) {
     let (storage, dir) = fresh_storage().await;
     let runtime = hub_runtime::Runtime::new(Default::default()).unwrap();
-    let host = Arc::new(hub_pipeline::PluginHost::new(
+    let host = Arc::new(hub_plugins::PluginHost::new(
         runtime,
         storage.clone(),
         host_config,
@@ -69,8 +78,13 @@ pub async fn plugin_hub(
         Default::default(),
         Some(host.clone()),
     );
+    let catalog = Arc::new(hub_catalog::Catalog::new(
+        host.clone(),
+        storage.clone(),
+        market,
+    ));
     let state = AppState::new(storage.clone(), producer, config, pipeline.stats.clone())
-        .with_plugins(host.clone());
+        .with_plugins(catalog);
     let hub = TestHub {
         app: app(state),
         storage,

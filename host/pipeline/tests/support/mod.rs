@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use hub_core::{EventRecord, TenantId};
-use hub_pipeline::{Pipeline, PipelineConfig, PluginHost, PluginHostConfig};
+use hub_pipeline::{Pipeline, PipelineConfig};
+use hub_plugins::{PluginHost, PluginHostConfig};
 use hub_storage::{EventFilter, Storage};
 
 pub fn plugin(name: &str) -> (String, Vec<u8>) {
@@ -20,7 +21,7 @@ pub fn plugin(name: &str) -> (String, Vec<u8>) {
 /// (granted `kv`, which it asks for).
 pub async fn install_misbehave(host: &PluginHost, tenant: TenantId, config: serde_json::Value) {
     let (m, w) = plugin("testing/misbehave");
-    let grants = hub_pipeline::plugins::GrantsDoc {
+    let grants = hub_plugins::GrantsDoc {
         kv: true,
         http: vec![],
     };

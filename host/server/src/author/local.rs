@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use hub_marketplace::{Manifest, PluginKind};
 use hub_plugin_sdk::testing::{Alert, RuntimeConfig, Series, Severity, TestHost};
 
-use hub_pipeline::plugins::PluginHost;
+use hub_plugins::PluginHost;
 
 use super::host_version;
 

@@ -126,7 +126,7 @@ pub enum AuthorCommand {
 }
 
 fn host_version() -> hub_marketplace::manifest::Version {
-    hub_pipeline::plugins::host_version()
+    hub_plugins::host_version()
 }
 
 /// The SDK this binary was built with, when its sources are still there.

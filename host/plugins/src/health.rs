@@ -51,7 +51,8 @@ pub struct PluginCounters {
     pub auto_disabled: u64,
     /// Of those, disabled for using more than their tenant's CPU budget.
     pub over_budget: u64,
-    pub patches_applied: u64,
+    /// What successful calls produced: patches applied, anomalies found, items synced.
+    pub items: u64,
     /// CPU time of the calls, microseconds.
     pub cpu_micros: u64,
 }
@@ -77,14 +78,14 @@ impl PluginStats {
         micros: u64,
         cpu: Duration,
         failure: Option<&'static str>,
-        applied: usize,
+        items: usize,
     ) {
         let mut m = self.inner.lock().unwrap();
         let c = m.entry(plugin.to_string()).or_default();
         c.calls += 1;
         c.call_micros += micros;
         c.cpu_micros += cpu.as_micros() as u64;
-        c.patches_applied += applied as u64;
+        c.items += items as u64;
         if let Some(f) = failure {
             *c.failures.entry(f).or_default() += 1;
         }

@@ -44,6 +44,17 @@ impl PluginHost {
         wait
     }
 
+    /// Whether the tenant has budget left now (without waiting or counting a throttle): for
+    /// calls that can be put off, such as a periodic refresh.
+    pub(crate) fn in_budget(&self, tenant: TenantId) -> bool {
+        let now = Instant::now();
+        self.budgets
+            .lock()
+            .unwrap()
+            .get_mut(&tenant)
+            .is_none_or(|b| b.in_budget(now))
+    }
+
     /// Charges a call's CPU time to its tenant.
     pub(super) fn charge(&self, tenant: TenantId, plugin: &str, cpu: Duration) {
         if self.budget_rate(tenant).is_zero() {
@@ -149,6 +160,12 @@ impl CpuBudget {
             .balance_us
             .saturating_add(add as i64)
             .min(self.rate_us as i64);
+    }
+
+    /// Whether the balance is not negative (after refilling).
+    pub fn in_budget(&mut self, now: Instant) -> bool {
+        self.refill(now);
+        self.balance_us >= 0 || self.rate_us == 0
     }
 
     /// How long the next pass must wait, starting or ending a throttling episode.

@@ -44,7 +44,7 @@ impl PluginHost {
 
     /// Checks `config` against the schema and against the plugin itself (a fresh instance's
     /// `configure`), off the request path.
-    pub(super) async fn check_config(
+    pub async fn check_config(
         &self,
         plugin: &Plugin,
         config: &serde_json::Value,
@@ -67,6 +67,20 @@ impl PluginHost {
         })
         .await
         .map_err(|e| PluginAdminError::Refused(format!("configure panicked: {e}")))?
+    }
+
+    /// Loads a component against its manifest (compiled, or from the artifact cache), off the
+    /// request path.
+    pub async fn load(
+        &self,
+        manifest: Manifest,
+        wasm: Vec<u8>,
+    ) -> Result<Plugin, PluginAdminError> {
+        let rt = self.runtime.clone();
+        tokio::task::spawn_blocking(move || rt.load(manifest, &wasm))
+            .await
+            .map_err(|e| PluginAdminError::Refused(format!("loading panicked: {e}")))?
+            .map_err(Into::into)
     }
 
     /// Installs (or upgrades) a plugin for `tenant` from a component and its manifest. `config`

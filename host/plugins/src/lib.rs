@@ -1,18 +1,23 @@
-//! The plugin host: which plugins each tenant runs, their live instances, and what happens when
-//! one misbehaves.
+//! The plugin host: which plugins each tenant runs, their live instances, and how every call to
+//! one is made and accounted for. Three jobs, in rooms of their own:
 //!
-//! - Installs are read from storage per tenant and cached for a few seconds (other replicas'
-//!   changes arrive within that time; this replica's changes invalidate at once).
-//! - One instance per (tenant, plugin), created on first use with the plugin's `kv`, kept behind a
-//!   lock and reused (`pool`). At most `max_instances` live at once; the least recently used is
-//!   dropped.
-//! - Enrichers run in the tenant's order on a blocking thread, each over the same columnar batch
-//!   (which carries earlier enrichers' patches) (`enrich`). A failed call leaves the events without
-//!   that plugin's patches; after `max_consecutive_failures` failures in a row the install is
-//!   disabled with the reason recorded.
-//! - Every call is charged to its tenant's CPU budget (`budget`): a tenant over budget waits, and
-//!   one throttled for too long loses its hungriest plugin. The pipeline runs each tenant's passes
-//!   in a lane of its own, so that the wait is that tenant's alone.
+//! - **Instances** (`pool`): one per (tenant, plugin), created on first use with the plugin's
+//!   `kv`, kept behind a lock and reused. At most `max_instances` live at once, and idle ones go
+//!   when plugin memory passes three quarters of its cap or after the idle-release period.
+//! - **Calls** (`call`): one path for every world (enrich, refresh and sync now; detect, forecast
+//!   and deliver next): on a blocking thread, in the slot's live instance, timed in wall and CPU
+//!   time, then settled: counters and health, the tenant's CPU budget (`budget`), kv changes, and
+//!   failures in a row (the install is disabled after `max_consecutive_failures`, with the reason
+//!   recorded). The enricher world's passes (`enrich`) and the periodic refresh (`refresh`) are
+//!   the callers today; a job apart from ingest (re-pricing) gets instances of its own
+//!   (`sandbox`), charged to the same budgets.
+//! - **Installs** (`installs`): installing, configuring, granting, ordering, enabling and removing,
+//!   each checked before it is saved. Installs are read from storage per tenant and cached for a
+//!   few seconds (other replicas' changes arrive within that time; this replica's changes
+//!   invalidate at once).
+//!
+//! The marketplace service (publishing, catalogs, downloads) is `hub-catalog`, over this crate;
+//! the pipeline's stages (`hub-pipeline`) call the enricher passes.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,20 +26,23 @@ use std::time::{Duration, Instant};
 
 use hub_core::TenantId;
 use hub_marketplace::{Manifest, PluginKind};
-use hub_runtime::{CallError, Grants, LoadError, Plugin, Runtime};
+use hub_runtime::{Grants, LoadError, Plugin, Runtime};
 
-mod admin;
 mod budget;
+mod call;
 mod enrich;
 mod health;
-pub mod market;
+mod installs;
 mod pool;
+mod refresh;
+mod sandbox;
 use budget::CpuBudget;
 pub use enrich::EnrichReport;
-pub(crate) use enrich::{call_enricher, columns_for};
 pub use health::{BudgetHealth, Health, PluginCounters, PluginStats};
 use hub_storage::{Storage, StorageError};
 use pool::Slot;
+pub use refresh::spawn_refresh;
+pub use sandbox::Sandbox;
 use serde::{Deserialize, Serialize};
 
 /// The host's version, checked against manifests' `min-host-version`.
@@ -51,8 +59,6 @@ pub struct PluginHostConfig {
     pub installs_ttl: Duration,
     /// Live instances at most (keep below the runtime's pool size).
     pub max_instances: usize,
-    /// Package limits, remote catalogs and the keys trusted for them.
-    pub market: market::MarketConfig,
     /// Each tenant's plugin CPU time per second of wall time; zero turns budgets off.
     pub cpu_budget: Duration,
     /// Tenants with a budget of their own (the operator's overrides).
@@ -70,7 +76,6 @@ impl Default for PluginHostConfig {
             max_consecutive_failures: 5,
             installs_ttl: Duration::from_secs(5),
             max_instances: 200,
-            market: market::MarketConfig::default(),
             cpu_budget: default_cpu_budget(),
             tenant_cpu_budgets: HashMap::new(),
             throttle_disable_after: Some(Duration::from_secs(60)),
@@ -98,6 +103,20 @@ pub struct GrantsDoc {
 }
 
 impl GrantsDoc {
+    /// The capabilities a manifest asks for, as a grant of all of them (hosts named in it).
+    pub fn everything_asked(manifest: &Manifest) -> GrantsDoc {
+        GrantsDoc {
+            kv: manifest.capabilities.kv,
+            http: manifest
+                .capabilities
+                .http
+                .iter()
+                .filter(|h| *h != "*")
+                .cloned()
+                .collect(),
+        }
+    }
+
     pub fn to_grants(&self) -> Grants {
         Grants {
             kv: self.kv,
@@ -106,7 +125,7 @@ impl GrantsDoc {
     }
 }
 
-/// Why a plugin operation was refused; the API maps these to 400/404/409.
+/// Why a plugin or marketplace operation was refused; the API maps these to 400/404/409.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginAdminError {
     #[error("{0}")]
@@ -156,15 +175,6 @@ struct TenantPlugins {
     all: Vec<Arc<Slot>>,
 }
 
-/// An enabled enricher as installed, for instances of its own (see [`PluginHost::enrichers_of`]).
-#[derive(Clone)]
-pub(crate) struct EnricherSpec {
-    pub name: String,
-    pub plugin: Plugin,
-    pub grants: Grants,
-    pub config_json: String,
-}
-
 /// The process's plugin host. Cheap to share (`Arc`).
 pub struct PluginHost {
     runtime: Runtime,
@@ -179,8 +189,6 @@ pub struct PluginHost {
     /// Each tenant's CPU budget on this replica.
     budgets: Mutex<HashMap<TenantId, CpuBudget>>,
     pub stats: Arc<PluginStats>,
-    /// Publications checked at once.
-    publishing: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for PluginHost {
@@ -202,7 +210,6 @@ impl PluginHost {
             clock: AtomicU64::new(0),
             budgets: Mutex::new(HashMap::new()),
             stats: Arc::new(PluginStats::default()),
-            publishing: tokio::sync::Semaphore::new(2),
         }
     }
 
@@ -219,7 +226,7 @@ impl PluginHost {
     }
 
     /// The loaded plugin of a stored component (compiled or from the artifact cache).
-    async fn plugin(&self, digest: &str) -> Result<Plugin, PluginAdminError> {
+    pub(crate) async fn plugin(&self, digest: &str) -> Result<Plugin, PluginAdminError> {
         if let Some(p) = self.components.lock().unwrap().get(digest) {
             return Ok(p.clone());
         }
@@ -237,7 +244,10 @@ impl PluginHost {
         Ok(plugin)
     }
 
-    async fn tenant(&self, tenant: TenantId) -> Result<Arc<TenantPlugins>, PluginAdminError> {
+    pub(crate) async fn tenant(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Arc<TenantPlugins>, PluginAdminError> {
         if let Some(t) = self.tenants.lock().unwrap().get(&tenant)
             && t.loaded.elapsed() < self.config.installs_ttl
             && !t.stale.load(Ordering::Relaxed)
@@ -299,85 +309,6 @@ impl PluginHost {
         self.tenant(tenant)
             .await
             .is_ok_and(|p| !p.enrichers.is_empty())
-    }
-
-    /// The tenant's enabled enrichers in running order, for running apart from ingest (re-pricing).
-    pub(crate) async fn enrichers_of(
-        &self,
-        tenant: TenantId,
-    ) -> Result<Vec<EnricherSpec>, PluginAdminError> {
-        Ok(self
-            .tenant(tenant)
-            .await?
-            .enrichers
-            .iter()
-            .map(|s| EnricherSpec {
-                name: s.install.name.clone(),
-                plugin: s.plugin.clone(),
-                grants: s.grants.clone(),
-                config_json: s.install.config_json.clone(),
-            })
-            .collect())
-    }
-
-    /// Calls `refresh` on every loaded enricher (and `sync` on integrations) whose interval has
-    /// passed. Runs from a background task, off the ingest path.
-    pub async fn refresh_due(self: &Arc<Self>) {
-        let tenants: Vec<(TenantId, Arc<TenantPlugins>)> = self
-            .tenants
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (*k, v.clone()))
-            .collect();
-        for (tenant, plugins) in tenants {
-            for slot in &plugins.all {
-                let Some(every) = slot.plugin.manifest().limits.refresh_interval_s else {
-                    continue;
-                };
-                let due = slot
-                    .last_refresh
-                    .lock()
-                    .unwrap()
-                    .is_none_or(|t| t.elapsed() >= Duration::from_secs(every.into()));
-                if !due {
-                    continue;
-                }
-                *slot.last_refresh.lock().unwrap() = Some(Instant::now());
-                let (this, slot2) = (self.clone(), slot.clone());
-                let handle = tokio::runtime::Handle::current();
-                let r = tokio::task::spawn_blocking(move || {
-                    let mut guard = slot2.instance.lock().unwrap();
-                    let i = this.live_instance(&handle, tenant, &slot2, &mut guard)?;
-                    let r = i.refresh();
-                    Ok::<_, CallError>((r, i.take_kv_changes()))
-                })
-                .await;
-                match r {
-                    Ok(Ok((Ok(report), kv))) => {
-                        if !kv.is_empty()
-                            && let Err(e) = self
-                                .storage
-                                .apply_plugin_kv(tenant, &slot.install.name, &kv)
-                                .await
-                        {
-                            tracing::warn!(tenant = %tenant, plugin = %slot.install.name, error = %e, "persisting plugin kv failed");
-                        }
-                        tracing::info!(tenant = %tenant, plugin = %slot.install.name, items = report.items, message = %report.message, "plugin refreshed");
-                    }
-                    Ok(Ok((Err(e), _))) | Ok(Err(e)) => {
-                        tracing::warn!(tenant = %tenant, plugin = %slot.install.name, error = %e, "plugin refresh failed");
-                        self.health
-                            .lock()
-                            .unwrap()
-                            .entry((tenant, slot.install.name.clone()))
-                            .or_default()
-                            .last_error = Some(format!("refresh: {e}"));
-                    }
-                    Err(e) => tracing::error!(error = %e, "plugin refresh panicked"),
-                }
-            }
-        }
     }
 
     /// Health of the tenant's plugins on this replica, by name.

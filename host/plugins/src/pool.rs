@@ -66,11 +66,7 @@ impl PluginHost {
         self.evict_for_memory();
         let kv = handle
             .block_on(self.storage.plugin_kv(tenant, &slot.install.name))
-            .map_err(|e| {
-                CallError::Plugin(hub_runtime::PluginError::Unavailable(format!(
-                    "loading kv: {e}"
-                )))
-            })?;
+            .map_err(|e| CallError::Host(format!("loading the plugin's kv: {e}")))?;
         let mut instance = self
             .runtime
             .instantiate(&slot.plugin, &tenant.to_string(), &slot.grants, kv)

@@ -1,0 +1,172 @@
+//! The one call path, for worlds other than the enricher's: a detector (the zscore example,
+//! built from plugins/) called through `PluginHost::call` is counted in its health and its
+//! tenant's CPU budget, disabled after failures in a row with the last one in its reason, and an
+//! enricher's failing refresh is recorded without counting towards disabling it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hub_core::TenantId;
+use hub_plugins::{GrantsDoc, PluginHost, PluginHostConfig};
+use hub_runtime::{CallError, Series};
+use hub_storage::Storage;
+use serde_json::json;
+
+fn plugin(name: &str) -> (String, Vec<u8>) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../plugins")
+        .join(name);
+    hub_plugin_sdk::testing::built_plugin(dir).unwrap()
+}
+
+async fn setup(config: PluginHostConfig) -> (Arc<dyn Storage>, Arc<PluginHost>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = hub_storage::open(
+        &format!("sqlite://{}/hub.db", dir.path().display()),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    storage.migrate().await.unwrap();
+    let runtime = hub_runtime::Runtime::new(hub_runtime::RuntimeConfig {
+        cache_dir: Some(dir.path().join("cache")),
+        ..Default::default()
+    })
+    .unwrap();
+    let host = Arc::new(PluginHost::new(runtime, storage.clone(), config));
+    (storage, host, dir)
+}
+
+/// A minute series with a spike in its last point.
+fn spiky() -> Vec<Series> {
+    let n = 60;
+    let mut values: Vec<f64> = (0..n).map(|i| 100.0 + (i % 5) as f64).collect();
+    values[n - 1] = 1000.0;
+    vec![Series {
+        key: vec![("model".into(), "gpt-4o".into())],
+        metric: "requests".into(),
+        step_ms: 60_000,
+        ts_ms: (0..n as i64).map(|i| i * 60_000).collect(),
+        values,
+    }]
+}
+
+async fn tenant(storage: &Arc<dyn Storage>, name: &str) -> TenantId {
+    storage.create_tenant(name, 0).await.unwrap().id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_detector_is_called_settled_and_disabled_through_the_one_path() {
+    let (storage, host, _dir) = setup(PluginHostConfig {
+        max_consecutive_failures: 2,
+        cpu_budget: Duration::from_micros(1),
+        ..Default::default()
+    })
+    .await;
+    let acme = tenant(&storage, "acme").await;
+    let (m, w) = plugin("examples/zscore");
+    host.install(
+        acme,
+        &m,
+        w,
+        Some(json!({"window": 30, "threshold": 3.0, "critical": 5.0, "check_last": 1})),
+        GrantsDoc::default(),
+        true,
+    )
+    .await
+    .unwrap();
+
+    // Not installed: nothing is called.
+    assert!(
+        host.call(acme, "nope", |i| i.detect(&[]), |a| a.len())
+            .await
+            .is_none()
+    );
+    let series = spiky();
+    let found = host
+        .call(acme, "zscore", move |i| i.detect(&series), |a| a.len())
+        .await
+        .expect("installed")
+        .expect("a detector's answer");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].ts_ms, 59 * 60_000);
+    let health = host.health(acme);
+    let h = &health["zscore"];
+    assert_eq!((h.calls, h.failures), (1, 0));
+    assert!(h.cpu_micros > 0);
+    let counters = host.stats.snapshot();
+    assert_eq!(counters["zscore"].calls, 1);
+    assert_eq!(counters["zscore"].items, 1, "items counted");
+    // The call was charged to the tenant's (one microsecond a second) budget.
+    assert!(host.budget_wait(acme).is_some());
+
+    // A call the world does not have fails like any call, and failures in a row disable it.
+    for _ in 0..2 {
+        let r = host
+            .call(acme, "zscore", |i| i.forecast(&[], 1), |f| f.len())
+            .await
+            .expect("still installed");
+        assert!(matches!(r, Err(CallError::WrongKind(_))), "{r:?}");
+    }
+    let install = &storage.plugin_installs(acme).await.unwrap()[0];
+    assert!(!install.enabled);
+    assert_eq!(
+        install.disabled_reason.as_deref(),
+        Some(
+            "disabled after 2 failures in a row; the last: the plugin is a detector, which has no such function"
+        )
+    );
+    assert_eq!(host.health(acme)["zscore"].failures, 2);
+    // Disabled: the next call finds nothing to call.
+    assert!(
+        host.call(acme, "zscore", |i| i.detect(&[]), |a| a.len())
+            .await
+            .is_none()
+    );
+    // Another tenant's calls and health are its own.
+    let other = tenant(&storage, "other").await;
+    assert!(host.health(other).is_empty());
+    assert!(host.budget_wait(other).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_refresh_is_recorded_but_never_disables_an_enricher() {
+    let (storage, host, _dir) = setup(PluginHostConfig {
+        max_consecutive_failures: 1,
+        ..Default::default()
+    })
+    .await;
+    let acme = tenant(&storage, "acme").await;
+    let (m, w) = plugin("registry");
+    // A loopback endpoint: the runtime refuses it (private address), so every refresh fails.
+    host.install(
+        acme,
+        &m,
+        w,
+        Some(json!({"sync_url": "http://127.0.0.1:9/models"})),
+        GrantsDoc {
+            kv: true,
+            http: vec!["127.0.0.1:9".into()],
+        },
+        true,
+    )
+    .await
+    .unwrap();
+    assert!(
+        host.has_enrichers(acme).await,
+        "loads the tenant's installs"
+    );
+    host.refresh_due().await;
+    let health = host.health(acme);
+    let h = &health["registry"];
+    assert_eq!((h.calls, h.failures), (1, 1));
+    let error = h.last_error.as_deref().unwrap();
+    assert!(error.contains("private or loopback address"), "{error}");
+    // Not due again within its interval.
+    host.refresh_due().await;
+    assert_eq!(host.health(acme)["registry"].calls, 1);
+    let install = &storage.plugin_installs(acme).await.unwrap()[0];
+    assert!(install.enabled, "{:?}", install.disabled_reason);
+    assert_eq!(install.consecutive_failures, 0);
+}
