@@ -62,8 +62,12 @@ impl PluginHost {
         );
         tokio::task::spawn_blocking(move || {
             let mut i = rt.instantiate(&plugin, "config-check", &grants, BTreeMap::new())?;
-            i.configure(&text)
-                .map_err(|e| PluginAdminError::Refused(e.to_string()))
+            let checked = i
+                .configure(&text)
+                .map_err(|e| PluginAdminError::Refused(e.to_string()));
+            drop(i);
+            hub_runtime::return_free_heap();
+            checked
         })
         .await
         .map_err(|e| PluginAdminError::Refused(format!("configure panicked: {e}")))?

@@ -491,11 +491,31 @@ fn error_text(e: &wasmtime::Error) -> String {
     s.lines().next().unwrap_or_default().to_string()
 }
 
+/// Compiles on threads of its own (one per core), joined when it is done: compiling a large
+/// component (CPython inside) frees hundreds of MiB of temporaries, and the allocator keeps what a
+/// thread freed with that thread while it lives (rayon's global pool lives for ever). Once they
+/// have exited, their memory goes back to the system.
 fn compile(engine: &Engine, wasm: &[u8]) -> Result<Component, LoadError> {
-    let compiled =
-        Component::new(engine, wasm).map_err(|e| LoadError::NotAComponent(error_text(&e)));
-    // Compiling a large component (CPython inside) frees hundreds of MiB of temporaries, which
-    // would otherwise stay resident in the allocator's arenas.
+    let new = || Component::new(engine, wasm).map_err(|e| LoadError::NotAComponent(error_text(&e)));
+    let compiled = std::thread::scope(|scope| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("plugin-compile-{i}"))
+            .spawn_handler(|thread| {
+                let mut b = std::thread::Builder::new();
+                if let Some(name) = thread.name() {
+                    b = b.name(name.to_string());
+                }
+                b.spawn_scoped(scope, || thread.run())?;
+                Ok(())
+            })
+            .build();
+        match pool {
+            // Dropping the pool ends its threads; the scope joins them.
+            Ok(pool) => pool.install(new),
+            // No threads to be had: compile on this one.
+            Err(_) => new(),
+        }
+    });
     heap::return_free_heap();
     compiled
 }
