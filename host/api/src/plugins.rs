@@ -39,6 +39,15 @@ pub struct GrantsDto {
     pub http: Vec<String>,
 }
 
+impl From<GrantsDto> for GrantsDoc {
+    fn from(g: GrantsDto) -> Self {
+        GrantsDoc {
+            kv: g.kv,
+            http: g.http,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CapabilitiesDto {
     pub kv: bool,
@@ -442,10 +451,7 @@ async fn prepare(
                     version: Some(version),
                     catalog: u.catalog,
                     config: u.config,
-                    grants: u.grants.map(|g| GrantsDoc {
-                        kv: g.kv,
-                        http: g.http,
-                    }),
+                    grants: u.grants.map(GrantsDoc::from),
                     enabled: u.enabled,
                 },
             )
@@ -457,10 +463,7 @@ async fn prepare(
         name,
         u.enabled,
         u.config,
-        u.grants.map(|g| GrantsDoc {
-            kv: g.kv,
-            http: g.http,
-        }),
+        u.grants.map(GrantsDoc::from),
     )
     .await
     .map_err(|e| admin_error(e, at))
@@ -566,10 +569,7 @@ pub(crate) async fn install_plugin(
                 version: body.version,
                 catalog: body.catalog,
                 config: body.config,
-                grants: body.grants.map(|g| GrantsDoc {
-                    kv: g.kv,
-                    http: g.http,
-                }),
+                grants: body.grants.map(GrantsDoc::from),
                 enabled: body.enabled,
             },
         )

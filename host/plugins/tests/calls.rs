@@ -22,13 +22,7 @@ fn plugin(name: &str) -> (String, Vec<u8>) {
 
 async fn setup(config: PluginHostConfig) -> (Arc<dyn Storage>, Arc<PluginHost>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let storage = hub_storage::open(
-        &format!("sqlite://{}/hub.db", dir.path().display()),
-        &Default::default(),
-    )
-    .await
-    .unwrap();
-    storage.migrate().await.unwrap();
+    let storage = hub_storage::testing::scratch_sqlite(dir.path()).await;
     let runtime = hub_runtime::Runtime::new(hub_runtime::RuntimeConfig {
         cache_dir: Some(dir.path().join("cache")),
         ..Default::default()

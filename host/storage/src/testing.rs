@@ -1,4 +1,5 @@
-//! Test support: scratch PostgreSQL databases on the cluster that the test command started.
+//! Test support: scratch databases: SQLite in a test's directory, PostgreSQL on the cluster that the test
+//! command started.
 
 use sqlx::Connection;
 
@@ -42,4 +43,16 @@ fn rand_id() -> u64 {
     );
     h.write_u32(std::process::id());
     h.finish()
+}
+
+/// A fresh, migrated SQLite database in `dir` (a test's temporary directory).
+pub async fn scratch_sqlite(dir: &std::path::Path) -> std::sync::Arc<dyn crate::Storage> {
+    let storage = crate::open(
+        &format!("sqlite://{}/hub.db", dir.display()),
+        &Default::default(),
+    )
+    .await
+    .expect("open a scratch SQLite database");
+    storage.migrate().await.expect("migrate it");
+    storage
 }

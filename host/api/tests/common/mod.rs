@@ -26,13 +26,7 @@ pub struct TestHub {
 /// Fresh, migrated SQLite storage in a temporary directory.
 async fn fresh_storage() -> (Arc<dyn Storage>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let storage = hub_storage::open(
-        &format!("sqlite://{}/hub.db", dir.path().display()),
-        &Default::default(),
-    )
-    .await
-    .unwrap();
-    storage.migrate().await.unwrap();
+    let storage = hub_storage::testing::scratch_sqlite(dir.path()).await;
     (storage, dir)
 }
 

@@ -50,13 +50,7 @@ pub async fn setup_full(
     config: PluginHostConfig,
 ) -> (Arc<dyn Storage>, Arc<PluginHost>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let storage = hub_storage::open(
-        &format!("sqlite://{}/hub.db", dir.path().display()),
-        &Default::default(),
-    )
-    .await
-    .unwrap();
-    storage.migrate().await.unwrap();
+    let storage = hub_storage::testing::scratch_sqlite(dir.path()).await;
     let runtime = hub_runtime::Runtime::new(hub_runtime::RuntimeConfig {
         cache_dir: Some(dir.path().join("cache")),
         ..runtime
