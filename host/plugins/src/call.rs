@@ -39,7 +39,17 @@ impl PluginHost {
     ) -> (Result<T, CallError>, Called) {
         let started = Instant::now();
         let cpu_started = hub_runtime::thread_cpu_time();
-        let mut guard = slot.instance.lock().unwrap();
+        let mut guard = match slot.instance.lock() {
+            Ok(g) => g,
+            Err(poisoned) => {
+                // A bug of the host's panicked in an earlier call: that instance may have been
+                // left half-way through something, so the next call gets a new one.
+                slot.instance.clear_poison();
+                let mut g = poisoned.into_inner();
+                self.forget_instance(&mut g);
+                g
+            }
+        };
         let (result, kv) = match self.live_instance(handle, tenant, slot, &mut guard) {
             Ok(instance) => {
                 slot.last_used.store(
@@ -113,13 +123,31 @@ impl PluginHost {
         T: Send + 'static,
         F: FnOnce(&mut Instance) -> Result<T, CallError> + Send + 'static,
     {
-        let (this, handle) = (self.clone(), tokio::runtime::Handle::current());
+        let (this, handle, mine) = (
+            self.clone(),
+            tokio::runtime::Handle::current(),
+            slot.clone(),
+        );
+        let started = std::time::Instant::now();
         let joined =
-            tokio::task::spawn_blocking(move || this.call_blocking(&handle, tenant, &slot, f))
+            tokio::task::spawn_blocking(move || this.call_blocking(&handle, tenant, &mine, f))
                 .await;
         let (result, mut called) = match joined {
             Ok(c) => c,
-            Err(e) => return Err(CallError::Host(format!("the call did not finish: {e}"))),
+            // A panic of the host's own code around the call (the slot recovers at its next call).
+            Err(e) => {
+                let called = Called {
+                    slot,
+                    counts,
+                    kv: Vec::new(),
+                    wall: started.elapsed(),
+                    cpu: Duration::ZERO,
+                };
+                (
+                    Err(CallError::Host(format!("the call did not finish: {e}"))),
+                    called,
+                )
+            }
         };
         let n = result.as_ref().map_or(0, items);
         called.counts = counts;
@@ -146,7 +174,8 @@ impl PluginHost {
             h.calls += 1;
             h.call_micros.add(micros as f64);
             h.cpu_micros += called.cpu.as_micros() as u64;
-            if let Some(f) = failure {
+            // The hub's own failures are logged as such, not shown as the plugin's.
+            if let Some(f) = failure.filter(|f| !matches!(f, CallError::Host(_))) {
                 h.failures += 1;
                 h.last_error = Some(f.to_string());
             }

@@ -95,6 +95,35 @@ async fn a_detector_is_called_settled_and_disabled_through_the_one_path() {
     // The call was charged to the tenant's (one microsecond a second) budget.
     assert!(host.budget_wait(acme).is_some());
 
+    // A bug on the host's side (here: the caller's closure panics) is the hub's failure, not the
+    // plugin's, and the next call gets a working instance.
+    let r = host
+        .call(
+            acme,
+            "zscore",
+            |_| -> Result<Vec<hub_runtime::Anomaly>, CallError> { panic!("a host bug") },
+            |a| a.len(),
+        )
+        .await
+        .expect("installed");
+    assert!(
+        matches!(&r, Err(CallError::Host(m)) if m.contains("did not finish")),
+        "{r:?}"
+    );
+    let h = &host.health(acme)["zscore"];
+    assert_eq!(
+        (h.calls, h.failures),
+        (2, 0),
+        "not counted against the plugin"
+    );
+    assert_eq!(host.stats.snapshot()["zscore"].failures["host"], 1);
+    let series = spiky();
+    let again = host
+        .call(acme, "zscore", move |i| i.detect(&series), |a| a.len())
+        .await
+        .expect("installed");
+    assert_eq!(again.map(|a| a.len()), Ok(1));
+
     // A call the world does not have fails like any call, and failures in a row disable it.
     for _ in 0..2 {
         let r = host
