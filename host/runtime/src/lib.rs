@@ -43,7 +43,7 @@ pub use bindings::types::{
     Value,
 };
 pub use cpu::thread_cpu_time;
-pub use heap::return_free_heap;
+pub use heap::{return_free_heap, trim_glibc};
 pub use host::{MAX_KV_KEY_BYTES, MAX_LOG_BYTES, MAX_LOGS_PER_CALL, is_private};
 pub use memory::{
     MemoryLedger, MemoryLimit, default_memory_cap, default_tenant_memory_cap, physical_memory,

@@ -34,6 +34,15 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         Some(plugins.clone()),
     );
     let refresher = hub_plugins::spawn_refresh(plugins.clone(), Duration::from_secs(10));
+    // glibc's free pages (SQLite's) back to the system now and then: a process concern.
+    let trimmer = tokio::spawn(async {
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let _ = tokio::task::spawn_blocking(hub_runtime::trim_glibc).await;
+        }
+    });
     let maintenance = hub_pipeline::spawn_maintenance(
         storage.clone(),
         settings.retention,
@@ -112,6 +121,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     // replica (or this one after a restart) takes the job up from its last recorded page.
     repricer.abort();
     refresher.abort();
+    trimmer.abort();
     first_party.abort();
     storage.close().await;
     tracing::info!("stopped");
