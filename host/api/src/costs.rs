@@ -151,7 +151,7 @@ pub(crate) async fn start_job(
             ));
         }
     }
-    let has_enrichers = match &state.plugins {
+    let has_enrichers = match state.plugins() {
         Some(p) => p.has_enrichers(principal.tenant).await,
         None => false,
     };

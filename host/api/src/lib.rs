@@ -120,9 +120,7 @@ pub struct AppState {
     /// The SSO client, when configured.
     pub oidc: Option<Arc<oidc::Oidc>>,
     pub pipeline: Arc<PipelineStats>,
-    /// The plugin host, when this hub runs plugins.
-    pub plugins: Option<Arc<hub_plugins::PluginHost>>,
-    /// The marketplace service over it.
+    /// The marketplace service and its plugin host, when this hub runs plugins.
     pub catalog: Option<Arc<hub_catalog::Catalog>>,
 }
 
@@ -151,14 +149,17 @@ impl AppState {
             sessions: Arc::new(session::Sessions::default()),
             oidc,
             pipeline,
-            plugins: None,
             catalog: None,
         }
     }
 
-    /// Runs plugins: the catalog's plugin host, and the catalog for the marketplace routes.
+    /// The plugin host, when this hub runs plugins.
+    pub fn plugins(&self) -> Option<&Arc<hub_plugins::PluginHost>> {
+        self.catalog.as_ref().map(|c| c.host())
+    }
+
+    /// Runs plugins: the catalog for the marketplace routes, and its plugin host.
     pub fn with_plugins(mut self, catalog: Arc<hub_catalog::Catalog>) -> Self {
-        self.plugins = Some(catalog.host().clone());
         self.catalog = Some(catalog);
         self
     }

@@ -70,7 +70,7 @@ pub(crate) async fn metrics(
     if let Some(rss) = resident_bytes() {
         m.process_resident_bytes.set(rss as i64);
     }
-    if let Some(host) = &state.plugins {
+    if let Some(host) = state.plugins() {
         use crate::metrics::{PluginFailureLabel, PluginLabel};
         m.plugin_throttled_seconds_sum
             .set(host.stats.throttled().as_secs_f64());

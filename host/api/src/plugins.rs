@@ -205,8 +205,7 @@ pub struct DeleteParams {
 
 pub(crate) fn host(state: &AppState) -> Result<&Arc<PluginHost>, ApiError> {
     state
-        .plugins
-        .as_ref()
+        .plugins()
         .ok_or_else(|| ApiError::Unavailable("plugins are not enabled on this hub".into()))
 }
 

@@ -29,12 +29,13 @@ pub(crate) struct Called {
 
 impl PluginHost {
     /// Calls `f` with the slot's live instance, on this thread (a blocking one): the one place a
-    /// plugin of any world is called from.
+    /// plugin of any world is called from; `counts` as in [`Called`].
     pub(crate) fn call_blocking<T>(
         &self,
         handle: &tokio::runtime::Handle,
         tenant: TenantId,
         slot: &Arc<Slot>,
+        counts: bool,
         f: impl FnOnce(&mut Instance) -> Result<T, CallError>,
     ) -> (Result<T, CallError>, Called) {
         let started = Instant::now();
@@ -73,7 +74,7 @@ impl PluginHost {
         self.evict_for_memory();
         let called = Called {
             slot: slot.clone(),
-            counts: true,
+            counts,
             kv,
             wall: started.elapsed(),
             cpu: hub_runtime::thread_cpu_time().saturating_sub(cpu_started),
@@ -129,10 +130,11 @@ impl PluginHost {
             slot.clone(),
         );
         let started = std::time::Instant::now();
-        let joined =
-            tokio::task::spawn_blocking(move || this.call_blocking(&handle, tenant, &mine, f))
-                .await;
-        let (result, mut called) = match joined {
+        let joined = tokio::task::spawn_blocking(move || {
+            this.call_blocking(&handle, tenant, &mine, counts, f)
+        })
+        .await;
+        let (result, called) = match joined {
             Ok(c) => c,
             // A panic of the host's own code around the call (the slot recovers at its next call).
             Err(e) => {
@@ -150,7 +152,6 @@ impl PluginHost {
             }
         };
         let n = result.as_ref().map_or(0, items);
-        called.counts = counts;
         self.settle(tenant, called, result.as_ref().err(), n).await;
         result
     }

@@ -170,7 +170,7 @@ impl PluginHost {
         enrichers
             .iter()
             .map(|slot| {
-                self.call_blocking(handle, tenant, slot, |instance| {
+                self.call_blocking(handle, tenant, slot, true, |instance| {
                     let patches = call_enricher(instance, columns, &mut batch)?;
                     hub_runtime::apply_patches(events, &mut batch, &patches, &slot.install.name)
                         .map(|a| a.applied)
