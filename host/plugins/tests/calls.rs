@@ -193,3 +193,41 @@ async fn a_failing_refresh_is_recorded_but_never_disables_an_enricher() {
     assert!(install.enabled, "{:?}", install.disabled_reason);
     assert_eq!(install.consecutive_failures, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jobs_sandbox_is_charged_to_its_tenants_budget() {
+    let (storage, host, _dir) = setup(PluginHostConfig {
+        cpu_budget: Duration::from_micros(1),
+        ..Default::default()
+    })
+    .await;
+    let acme = tenant(&storage, "acme").await;
+    let (m, w) = plugin("cost");
+    host.install(acme, &m, w, None, GrantsDoc::default(), true)
+        .await
+        .unwrap();
+    let mut sandbox = host.sandbox(acme).await.unwrap();
+    assert!(sandbox.in_budget(), "nothing spent yet");
+    let now = hub_core::time::now_ms();
+    let limits = hub_core::ingest::IngestLimits::default();
+    let mut events: Vec<_> = (0..100)
+        .map(|i| {
+            let raw = format!(
+                r#"{{"event_id": "e{i}", "timestamp": {now}, "model": "gpt-4o-2024-08-06", "input_tokens": 1000, "output_tokens": 100}}"#
+            );
+            hub_core::ingest::parse_event(&raw, &limits, now).unwrap()
+        })
+        .collect();
+    let sandbox = tokio::task::spawn_blocking(move || {
+        sandbox.enrich(&mut events).unwrap();
+        assert!(events.iter().all(|e| e.estimated_cost_usd.is_some()));
+        sandbox
+    })
+    .await
+    .unwrap();
+    // Its calls were charged: the tenant is over its (one microsecond a second) budget now, and
+    // its health and failure streak are untouched (a job's calls are not the install's).
+    assert!(!sandbox.in_budget());
+    assert!(host.budget_wait(acme).is_some());
+    assert!(host.health(acme).is_empty());
+}
