@@ -157,6 +157,7 @@ async fn a_detector_is_called_settled_and_disabled_through_the_one_path() {
 async fn a_failing_refresh_is_recorded_but_never_disables_an_enricher() {
     let (storage, host, _dir) = setup(PluginHostConfig {
         max_consecutive_failures: 1,
+        cpu_budget: Duration::from_micros(1),
         ..Default::default()
     })
     .await;
@@ -186,6 +187,8 @@ async fn a_failing_refresh_is_recorded_but_never_disables_an_enricher() {
     assert_eq!((h.calls, h.failures), (1, 1));
     let error = h.last_error.as_deref().unwrap();
     assert!(error.contains("private or loopback address"), "{error}");
+    // The refresh was charged to the tenant's (one microsecond a second) budget.
+    assert!(host.budget_wait(acme).is_some());
     // Not due again within its interval.
     host.refresh_due().await;
     assert_eq!(host.health(acme)["registry"].calls, 1);
