@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-use crate::{LoadError, WASMTIME_VERSION, compile};
+use crate::{LoadError, WASMTIME_VERSION, compile, heap};
 
 const MAGIC: &[u8] = b"hub-cwasm-1\n";
 
@@ -55,37 +55,31 @@ impl ArtifactCache {
     }
 
     /// The component for `digest`, from the cache when a valid artifact is there, else compiled
-    /// from `wasm` and written to the cache. The flag says whether the cache answered.
+    /// by `compile` and written to the cache. The flag says whether the cache answered.
     pub fn get_or_compile(
         &self,
         engine: &Engine,
         digest: &str,
-        wasm: &[u8],
+        compile: impl FnOnce() -> Result<Vec<u8>, LoadError>,
     ) -> Result<(Component, bool), LoadError> {
         let path = self.path(digest);
         if let Ok(bytes) = std::fs::read(&path) {
-            if let Some(artifact) = verified(&bytes) {
-                // SAFETY: `artifact` is exactly what `Component::serialize` of an engine with this
-                // fingerprint (same wasmtime version and settings) wrote into this private cache
-                // directory: the SHA-256 written in front of it matches, so it is neither
-                // truncated nor altered, and files written by other engines have other names.
-                #[allow(unsafe_code)]
-                let loaded = unsafe { Component::deserialize(engine, artifact) };
-                match loaded {
-                    Ok(c) => return Ok((c, true)),
-                    Err(e) => {
-                        tracing::warn!(path = %path.display(), error = %e, "discarding an unusable cached component")
-                    }
+            // Only an artifact this engine's settings wrote into this private directory, intact
+            // (the SHA-256 written in front of it matches), is turned back into code; files
+            // written by other engines have other names.
+            match verified(&bytes).map(|artifact| compile::load(engine, artifact)) {
+                Some(Ok(c)) => return Ok((c, true)),
+                Some(Err(e)) => {
+                    tracing::warn!(path = %path.display(), error = %e, "discarding an unusable cached component")
                 }
-            } else {
-                tracing::warn!(path = %path.display(), "discarding a corrupt cached component");
+                None => {
+                    tracing::warn!(path = %path.display(), "discarding a corrupt cached component")
+                }
             }
             let _ = std::fs::remove_file(&path);
         }
-        let component = compile(engine, wasm)?;
-        let artifact = component
-            .serialize()
-            .map_err(|e| LoadError::Cache(e.to_string()))?;
+        let artifact = compile()?;
+        let component = compile::load(engine, &artifact)?;
         let mut file = Vec::with_capacity(MAGIC.len() + 32 + artifact.len());
         file.extend_from_slice(MAGIC);
         file.extend_from_slice(&Sha256::digest(&artifact));
@@ -100,6 +94,8 @@ impl ArtifactCache {
             let _ = std::fs::remove_file(&tmp);
             tracing::warn!(path = %path.display(), error = %e, "could not write the component cache");
         }
+        drop((file, artifact));
+        heap::return_free_heap();
         Ok((component, false))
     }
 }

@@ -17,6 +17,7 @@
 mod batch;
 mod bindings;
 mod cache;
+mod compile;
 mod cpu;
 mod heap;
 mod host;
@@ -34,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use hub_marketplace::{Manifest, PluginKind};
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime::{Engine, Store, Trap};
 
 pub use batch::{BatchColumns, batch_from_events};
 pub use bindings::EventBatch;
@@ -42,6 +43,7 @@ pub use bindings::types::{
     Alert, Anomaly, Enrichment, Field, Forecast, Patch, PluginError, Series, Severity, SyncReport,
     Value,
 };
+pub use compile::{CompileWorker, worker_main};
 pub use cpu::thread_cpu_time;
 pub use heap::{return_free_heap, trim_glibc};
 pub use host::{MAX_KV_KEY_BYTES, MAX_LOG_BYTES, MAX_LOGS_PER_CALL, is_private};
@@ -85,6 +87,8 @@ pub struct RuntimeConfig {
     pub tenant_memory_cap: usize,
     /// Largest component accepted.
     pub max_component_bytes: usize,
+    /// A process to compile components in (`None`: on threads of this one).
+    pub compile_worker: Option<CompileWorker>,
 }
 
 impl Default for RuntimeConfig {
@@ -103,6 +107,7 @@ impl Default for RuntimeConfig {
             max_component_bytes: 64 << 20,
             memory_cap: default_memory_cap(),
             tenant_memory_cap: default_tenant_memory_cap(default_memory_cap()),
+            compile_worker: None,
         }
     }
 }
@@ -136,6 +141,8 @@ pub enum LoadError {
     Instantiate(String),
     #[error("the component cache failed: {0}")]
     Cache(String),
+    #[error("compiling the component failed: {0}")]
+    Compile(String),
 }
 
 /// Why a call did not produce an answer.
@@ -234,27 +241,7 @@ const TICK: Duration = Duration::from_millis(1);
 
 impl Runtime {
     pub fn new(config: RuntimeConfig) -> anyhow::Result<Runtime> {
-        let mut c = Config::new();
-        c.wasm_component_model(true)
-            .epoch_interruption(true)
-            .concurrency_support(false)
-            .cranelift_opt_level(wasmtime::OptLevel::Speed)
-            .parallel_compilation(true);
-        let mut pool = PoolingAllocationConfig::default();
-        let n = config.max_instances.max(1);
-        pool.total_component_instances(n)
-            .total_core_instances(n * 16)
-            .total_memories(n * 2)
-            .total_tables(n * 4)
-            .total_stacks(n)
-            .max_core_instances_per_component(64)
-            .max_memories_per_component(4)
-            .max_tables_per_component(16)
-            .table_elements(100_000)
-            .max_core_instance_size(16 << 20)
-            .max_component_instance_size(4 << 20)
-            .max_memory_size(config.max_memory_bytes);
-        c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let c = compile::engine_config(config.max_memory_bytes, config.max_instances);
         let engine = Engine::new(&c).map_err(|e| anyhow::anyhow!("wasmtime engine: {e}"))?;
 
         let linkers = [
@@ -350,9 +337,14 @@ impl Runtime {
         };
 
         let started = Instant::now();
+        let engine = &self.inner.engine;
+        let compile = || {
+            let settings = (cfg.max_memory_bytes, cfg.max_instances);
+            compile::artifact(engine, wasm, cfg.compile_worker.as_ref(), settings)
+        };
         let (component, cached) = match &self.inner.cache {
-            Some(cache) => cache.get_or_compile(&self.inner.engine, &digest, wasm)?,
-            None => (compile(&self.inner.engine, wasm)?, false),
+            Some(cache) => cache.get_or_compile(engine, &digest, compile)?,
+            None => (compile::load(engine, &compile()?)?, false),
         };
         tracing::debug!(plugin = %manifest.name, digest = %&digest[..12], cached, elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "component loaded");
 
@@ -478,7 +470,7 @@ fn ticks(d: Duration) -> u64 {
 }
 
 /// The text of a wasmtime error without its backtrace.
-fn error_text(e: &wasmtime::Error) -> String {
+pub(crate) fn error_text(e: &wasmtime::Error) -> String {
     if let Some(trap) = e.downcast_ref::<Trap>() {
         // Its text starts "wasm trap: " already.
         return trap.to_string();
@@ -489,35 +481,6 @@ fn error_text(e: &wasmtime::Error) -> String {
         s.push_str(&source.to_string());
     }
     s.lines().next().unwrap_or_default().to_string()
-}
-
-/// Compiles on threads of its own (one per core), joined when it is done: compiling a large
-/// component (CPython inside) frees hundreds of MiB of temporaries, and the allocator keeps what a
-/// thread freed with that thread while it lives (rayon's global pool lives for ever). Once they
-/// have exited, their memory goes back to the system.
-fn compile(engine: &Engine, wasm: &[u8]) -> Result<Component, LoadError> {
-    let new = || Component::new(engine, wasm).map_err(|e| LoadError::NotAComponent(error_text(&e)));
-    let compiled = std::thread::scope(|scope| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .thread_name(|i| format!("plugin-compile-{i}"))
-            .spawn_handler(|thread| {
-                let mut b = std::thread::Builder::new();
-                if let Some(name) = thread.name() {
-                    b = b.name(name.to_string());
-                }
-                b.spawn_scoped(scope, || thread.run())?;
-                Ok(())
-            })
-            .build();
-        match pool {
-            // Dropping the pool ends its threads; the scope joins them.
-            Ok(pool) => pool.install(new),
-            // No threads to be had: compile on this one.
-            Err(_) => new(),
-        }
-    });
-    heap::return_free_heap();
-    compiled
 }
 
 enum Pre {

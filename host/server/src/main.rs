@@ -79,6 +79,14 @@ enum Command {
         #[command(subcommand)]
         command: bench::BenchCommand,
     },
+    /// The hub's compile worker: a component on stdin, its compiled artifact on stdout.
+    #[command(hide = true)]
+    CompileComponent {
+        #[arg(long)]
+        max_memory_bytes: usize,
+        #[arg(long)]
+        max_instances: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -243,6 +251,10 @@ async fn main() -> Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Plugin { command } => plugins::run(command).await,
+        Command::CompileComponent {
+            max_memory_bytes,
+            max_instances,
+        } => std::process::exit(hub_runtime::worker_main(max_memory_bytes, max_instances)),
         Command::Keys { command } => author::keys(command).await,
         Command::Openapi => {
             println!(

@@ -85,9 +85,22 @@ pub enum PluginCommand {
     },
 }
 
-/// The plugin host over `storage` with the configured runtime.
+/// The longest a component may take to compile (the CPython one takes ~20 s on two cores).
+const COMPILE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The plugin host over `storage` with the configured runtime, compiling components in worker
+/// processes of this executable (`hub compile-component`): all of a compile's memory goes back to
+/// the system when its worker exits.
 pub async fn host(storage: Arc<dyn Storage>, settings: &Settings) -> Result<Arc<PluginHost>> {
-    let runtime = hub_runtime::Runtime::new(settings.runtime.clone())?;
+    let runtime = hub_runtime::Runtime::new(hub_runtime::RuntimeConfig {
+        compile_worker: Some(hub_runtime::CompileWorker {
+            program: std::env::current_exe()
+                .context("finding this executable, to compile plugins with")?,
+            args: vec!["compile-component".into()],
+            timeout: COMPILE_TIMEOUT,
+        }),
+        ..settings.runtime.clone()
+    })?;
     let mut config = settings.plugin_host.clone();
     for (name, budget) in &settings.tenant_cpu_budgets {
         let tenant = storage.tenant_by_name(name).await?.ok_or_else(|| {
