@@ -234,3 +234,73 @@ async fn a_jobs_sandbox_is_charged_to_its_tenants_budget() {
     assert!(host.budget_wait(acme).is_some());
     assert!(host.health(acme).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_waits_while_its_tenant_is_over_budget() {
+    let (storage, host, _dir) = setup(PluginHostConfig {
+        cpu_budget: Duration::from_millis(1),
+        ..Default::default()
+    })
+    .await;
+    let acme = tenant(&storage, "acme").await;
+    let (m, w) = plugin("cost");
+    host.install(acme, &m, w, None, GrantsDoc::default(), true)
+        .await
+        .unwrap();
+    let (m, w) = plugin("registry");
+    host.install(
+        acme,
+        &m,
+        w,
+        Some(json!({"sync_url": "http://127.0.0.1:9/models"})),
+        GrantsDoc {
+            kv: true,
+            http: vec!["127.0.0.1:9".into()],
+        },
+        true,
+    )
+    .await
+    .unwrap();
+    assert!(host.has_enrichers(acme).await);
+
+    // Spend the tenant's budget (a millisecond a second, a second's worth banked) on enrichment.
+    let mut sandbox = host.sandbox(acme).await.unwrap();
+    let now = hub_core::time::now_ms();
+    let limits = hub_core::ingest::IngestLimits::default();
+    let raw = format!(
+        r#"{{"timestamp": {now}, "model": "gpt-4o-2024-08-06", "input_tokens": 1000, "output_tokens": 100}}"#
+    );
+    let event = hub_core::ingest::parse_event(&raw, &limits, now).unwrap();
+    let sandbox = tokio::task::spawn_blocking(move || {
+        for _ in 0..10_000 {
+            if !sandbox.in_budget() {
+                break;
+            }
+            let mut events = vec![event.clone(); 200];
+            sandbox.enrich(&mut events).unwrap();
+        }
+        sandbox
+    })
+    .await
+    .unwrap();
+    assert!(
+        !sandbox.in_budget(),
+        "10,000 passes stayed within a millisecond"
+    );
+
+    // Due, but put off: not called while the tenant is over.
+    host.refresh_due().await;
+    assert!(!host.health(acme).contains_key("registry"));
+
+    // Once the bucket has refilled, the refresh that was put off runs.
+    let started = std::time::Instant::now();
+    while !sandbox.in_budget() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the budget never refilled"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    host.refresh_due().await;
+    assert_eq!(host.health(acme)["registry"].calls, 1);
+}
