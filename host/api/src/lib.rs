@@ -12,6 +12,7 @@ mod events;
 mod ingest;
 mod invitations;
 mod keys;
+pub mod listener;
 mod market;
 mod members;
 pub mod metrics;

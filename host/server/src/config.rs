@@ -350,7 +350,7 @@ fn remote_catalogs(
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: String,
-    pub http: crate::listener::HttpLimits,
+    pub http: hub_api::listener::HttpLimits,
     pub database_url: String,
     pub api: hub_api::ApiConfig,
     pub retention: hub_storage::RetentionPolicy,
@@ -572,7 +572,7 @@ impl ServeArgs {
                 .listen
                 .or(file.listen)
                 .unwrap_or_else(|| "127.0.0.1:8080".into()),
-            http: crate::listener::HttpLimits {
+            http: hub_api::listener::HttpLimits {
                 max_connections: match self.max_connections.or(file.max_connections) {
                     Some(0) => anyhow::bail!("max_connections: must be at least 1"),
                     cap => cap,

@@ -4,10 +4,9 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod author;
+#[cfg(feature = "bench")]
 mod bench;
-mod bench_plugins;
 mod config;
-mod listener;
 mod people;
 mod plugins;
 mod serve;
@@ -75,9 +74,16 @@ enum Command {
     /// Print the API's OpenAPI document (what the admin UI's types are generated from).
     Openapi,
     /// Load generators and query benchmarks.
+    #[cfg(feature = "bench")]
     Bench {
         #[command(subcommand)]
         command: bench::BenchCommand,
+    },
+    /// Load generators and query benchmarks: not in this build (`--features bench` has them).
+    #[cfg(not(feature = "bench"))]
+    Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
     },
     /// The hub's compile worker: a component on stdin, its compiled artifact on stdout.
     #[command(hide = true)]
@@ -431,7 +437,14 @@ async fn main() -> Result<()> {
         }
         Command::User { command } => people::run_user(command).await,
         Command::Audit { command } => people::run_audit(command).await,
+        #[cfg(feature = "bench")]
         Command::Bench { command } => bench::run(command).await,
+        #[cfg(not(feature = "bench"))]
+        Command::Bench { .. } => anyhow::bail!(
+            "this hub was built without its benchmarks (they are not part of the production binary): \
+             build one with them, `cargo build --release -p hub-server --features bench`, and run \
+             target/release/hub bench …"
+        ),
     }
 }
 

@@ -15,9 +15,9 @@ const DEMO_PLUGINS: [&str; 2] = ["cost", "registry"];
 pub async fn run(args: ServeArgs) -> Result<()> {
     let (storage, settings) = crate::open_db(args).await?;
     // Each open connection holds a file descriptor: take all that the system allows.
-    let open_files = crate::listener::raise_open_file_limit();
+    let open_files = hub_api::listener::raise_open_file_limit();
     let max_connections =
-        crate::listener::max_connections(settings.http.max_connections, open_files);
+        hub_api::listener::max_connections(settings.http.max_connections, open_files);
     storage.prepare_partitions(hub_core::time::now_ms()).await?;
 
     let plugins = crate::plugins::host(storage.clone(), &settings).await?;
@@ -99,7 +99,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         println!("{line}");
     }
 
-    crate::listener::serve(
+    hub_api::listener::serve(
         listener,
         hub_api::app(state),
         max_connections,

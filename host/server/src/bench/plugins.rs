@@ -23,8 +23,8 @@ pub struct PluginBenchArgs {
 }
 
 fn events(n: usize) -> Result<Vec<EventRecord>> {
-    let mut rng = crate::bench::Rng(0x5eed);
-    let templates = crate::bench::EventTemplates::new(&mut rng);
+    let mut rng = super::Rng(0x5eed);
+    let templates = super::EventTemplates::new(&mut rng);
     let now = hub_core::time::now_ms();
     let mut body = String::from("[");
     for i in 0..n {

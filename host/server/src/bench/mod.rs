@@ -1,5 +1,6 @@
-//! `hub bench`: a load generator for ingest, a query benchmark, and a direct seeder for building
-//! large data sets. Figures are printed for a person: units, aligned columns, a progress bar.
+//! `hub bench`: a load generator for ingest, a query benchmark, a direct seeder for building
+//! large data sets, and the plugin benchmark (`plugins`). Only in a build with `--features bench`:
+//! the production binary links none of it (nor the native builds of the first-party plugins). Figures are printed for a person: units, aligned columns, a progress bar.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -11,6 +12,8 @@ use clap::{Args, Subcommand};
 use hub_core::LatencySketch;
 use indicatif::{ProgressBar, ProgressStyle};
 
+mod plugins;
+
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Send generated events to a running hub and report events/s and ack latency.
@@ -20,7 +23,7 @@ pub enum BenchCommand {
     /// Write generated events straight into a database (no HTTP) to build a large data set.
     Seed(Box<SeedArgs>),
     /// Plugin overhead per event against native code, and cold-start load times.
-    Plugins(Box<crate::bench_plugins::PluginBenchArgs>),
+    Plugins(Box<plugins::PluginBenchArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -116,7 +119,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Ingest(a) => ingest(*a).await,
         BenchCommand::Query(a) => query(*a).await,
         BenchCommand::Seed(a) => seed(*a).await,
-        BenchCommand::Plugins(a) => crate::bench_plugins::run(*a).await,
+        BenchCommand::Plugins(a) => plugins::run(*a).await,
     }
 }
 

@@ -1,0 +1,332 @@
+//! The README's Architecture table, as a test: which workspace crate each crate may depend on, and
+//! which crate is the one home of each heavy dependency. Read from `cargo metadata` (the crates'
+//! own `[dependencies]`: what their code can reach; dev-dependencies are for their tests) and, where
+//! a rule is about code inside one crate, from its sources.
+//!
+//! When a rule here changes, the table in README.md ("Architecture") changes with it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Each crate and the workspace crates its code may use. A crate not listed here fails the test:
+/// a new crate gets its row (and the README's table its line) when it is added.
+const MAY_USE: &[(&str, &[&str])] = &[
+    // The vocabulary, with no I/O (checked below on its sources too).
+    ("hub-core", &[]),
+    ("hub-marketplace", &[]),
+    ("hub-storage", &["hub-core"]),
+    ("hub-bus", &["hub-core"]),
+    ("hub-runtime", &["hub-core", "hub-marketplace"]),
+    (
+        "hub-plugins",
+        &["hub-core", "hub-storage", "hub-runtime", "hub-marketplace"],
+    ),
+    (
+        "hub-catalog",
+        &["hub-core", "hub-storage", "hub-marketplace", "hub-plugins"],
+    ),
+    (
+        "hub-pipeline",
+        &["hub-core", "hub-storage", "hub-bus", "hub-plugins"],
+    ),
+    // Everything but the runtime: wasmtime stays behind the plugin host.
+    (
+        "hub-api",
+        &[
+            "hub-core",
+            "hub-storage",
+            "hub-bus",
+            "hub-pipeline",
+            "hub-plugins",
+            "hub-catalog",
+            "hub-marketplace",
+        ],
+    ),
+    (
+        "hub-server",
+        &[
+            "hub-core",
+            "hub-storage",
+            "hub-bus",
+            "hub-pipeline",
+            "hub-plugins",
+            "hub-catalog",
+            "hub-api",
+            "hub-runtime",
+            "hub-marketplace",
+            // `hub plugin test` runs plugins in the SDK's test host.
+            "hub-plugin-sdk",
+        ],
+    ),
+    // The guest side: nothing of the host, except the optional test host (checked below).
+    ("hub-plugin-sdk", &[]),
+];
+
+/// Heavy dependencies and the one crate each may appear in.
+const HOMES: &[(&str, &str)] = &[
+    ("wasmtime", "hub-runtime"),
+    ("wasmtime-wasi", "hub-runtime"),
+    ("wasmtime-wasi-http", "hub-runtime"),
+    ("sqlx", "hub-storage"),
+    ("libsqlite3-sys", "hub-storage"),
+    ("axum", "hub-api"),
+    ("hyper", "hub-api"),
+    ("hyper-util", "hub-api"),
+    ("tower-http", "hub-api"),
+    ("utoipa", "hub-api"),
+    ("rdkafka", "hub-bus"),
+    ("reqwest", "hub-catalog"),
+];
+
+/// Crates that may use a heavy dependency besides its home, and why.
+const ALSO: &[(&str, &str, &str)] = &[(
+    "reqwest",
+    "hub-server",
+    "the command line is a client of a hub (`hub plugin publish`, `hub bench ingest`)",
+)];
+
+/// Paths that mean I/O, which the vocabulary crates must not name.
+const IO_PATHS: &[&str] = &[
+    "std::fs",
+    "TcpStream",
+    "TcpListener",
+    "UdpSocket",
+    "std::process",
+    "std::env",
+    "std::io::stdin",
+    "std::io::stdout",
+    "tokio",
+    "File::",
+];
+
+struct Package {
+    name: String,
+    dir: PathBuf,
+    /// Normal dependencies: (name, optional).
+    deps: Vec<(String, bool)>,
+    features: BTreeMap<String, Vec<String>>,
+}
+
+fn workspace() -> Vec<Package> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .arg("--manifest-path")
+        .arg(root.join("Cargo.toml"))
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        out.status.success(),
+        "cargo metadata: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
+    meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| Package {
+            name: p["name"].as_str().unwrap().to_string(),
+            dir: Path::new(p["manifest_path"].as_str().unwrap())
+                .parent()
+                .unwrap()
+                .to_path_buf(),
+            deps: p["dependencies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| d["kind"].is_null())
+                .map(|d| {
+                    (
+                        d["name"].as_str().unwrap().to_string(),
+                        d["optional"].as_bool().unwrap(),
+                    )
+                })
+                .collect(),
+            features: serde_json::from_value(p["features"].clone()).unwrap(),
+        })
+        .collect()
+}
+
+fn is_host_crate(name: &str) -> bool {
+    name.starts_with("hub-")
+}
+
+#[test]
+fn every_crate_uses_only_the_crates_its_row_allows() {
+    let rows: BTreeMap<&str, &[&str]> = MAY_USE.iter().copied().collect();
+    let mut wrong = Vec::new();
+    for p in workspace() {
+        let internal: Vec<&(String, bool)> =
+            p.deps.iter().filter(|(d, _)| is_host_crate(d)).collect();
+        if !is_host_crate(&p.name) {
+            // Plugins (and other guests) build against the SDK only.
+            for (d, _) in internal {
+                if d != "hub-plugin-sdk" {
+                    wrong.push(format!(
+                        "{} (a plugin) uses {d}: plugins use hub-plugin-sdk only",
+                        p.name
+                    ));
+                }
+            }
+            continue;
+        }
+        let Some(allowed) = rows.get(p.name.as_str()) else {
+            wrong.push(format!(
+                "{} has no row in MAY_USE (and none in README's Architecture table)",
+                p.name
+            ));
+            continue;
+        };
+        for (d, optional) in internal {
+            if allowed.contains(&d.as_str()) {
+                continue;
+            }
+            // The SDK's test host runs on the author's machine, behind its `testing` feature.
+            let test_host = p.name == "hub-plugin-sdk"
+                && *optional
+                && p.features["testing"].contains(&format!("dep:{d}"))
+                && p.features.get("default").is_none_or(|d| d.is_empty());
+            if !test_host {
+                wrong.push(format!("{} uses {d}, which its row does not allow", p.name));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "arrows the wrong way:\n{}",
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn heavy_dependencies_live_in_their_one_home() {
+    let homes: BTreeMap<&str, &str> = HOMES.iter().copied().collect();
+    let also: BTreeSet<(&str, &str)> = ALSO.iter().map(|(d, c, _)| (*d, *c)).collect();
+    let mut wrong = Vec::new();
+    for p in workspace() {
+        for (d, _) in &p.deps {
+            if let Some(home) = homes.get(d.as_str())
+                && *home != p.name
+                && !also.contains(&(d.as_str(), p.name.as_str()))
+            {
+                wrong.push(format!(
+                    "{} depends on {d}, whose one home is {home}",
+                    p.name
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+fn rust_sources(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn the_vocabulary_does_no_io() {
+    let mut wrong = Vec::new();
+    for p in workspace() {
+        if !["hub-core", "hub-marketplace"].contains(&p.name.as_str()) {
+            continue;
+        }
+        let mut files = Vec::new();
+        rust_sources(&p.dir.join("src"), &mut files);
+        assert!(!files.is_empty(), "{} has no sources under src/", p.name);
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap();
+                for io in IO_PATHS {
+                    if code.contains(io) {
+                        wrong.push(format!("{}:{}: {io}", file.display(), n + 1));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "I/O in a vocabulary crate:\n{}",
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn wasmtime_and_sql_are_named_only_in_their_homes() {
+    // A re-export (`hub_runtime::wasmtime`) would get past the manifests; the sources would not.
+    let rules: &[(&str, &str)] = &[("wasmtime::", "hub-runtime"), ("sqlx::", "hub-storage")];
+    let mut wrong = Vec::new();
+    for p in workspace() {
+        let mut files = Vec::new();
+        for sub in ["src", "tests", "benches"] {
+            let dir = p.dir.join(sub);
+            if dir.is_dir() {
+                rust_sources(&dir, &mut files);
+            }
+        }
+        // This file names them to look for them.
+        files.retain(|f| {
+            !f.ends_with(file!().rsplit('/').next().unwrap()) || p.name != "hub-server"
+        });
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            for (name, home) in rules {
+                if p.name != *home && text.contains(name) {
+                    wrong.push(format!(
+                        "{} names {name} (its home is {home})",
+                        file.display()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn the_production_binary_links_no_benchmark_code() {
+    let server = workspace()
+        .into_iter()
+        .find(|p| p.name == "hub-server")
+        .unwrap();
+    let plugins: BTreeSet<String> = workspace()
+        .into_iter()
+        .filter(|p| !is_host_crate(&p.name))
+        .map(|p| p.name)
+        .collect();
+    assert!(
+        server.features.get("default").is_none_or(|d| d.is_empty()),
+        "hub-server has default features: {:?}",
+        server.features.get("default")
+    );
+    for (d, optional) in &server.deps {
+        if plugins.contains(d) {
+            assert!(
+                *optional,
+                "hub-server links the plugin crate {d} into every build"
+            );
+            assert!(
+                server.features["bench"].contains(&format!("dep:{d}")),
+                "hub-server's plugin crate {d} is not behind the bench feature"
+            );
+        }
+    }
+}
