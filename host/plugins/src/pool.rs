@@ -70,7 +70,7 @@ impl PluginHost {
         let mut instance = self
             .runtime
             .instantiate(&slot.plugin, &tenant.to_string(), &slot.grants, kv)
-            .map_err(|e| CallError::Trap(e.to_string()))?;
+            .map_err(CallError::Load)?;
         self.live_instances.fetch_add(1, Ordering::Relaxed);
         instance.configure(&slot.install.config_json)?;
         Ok(instance)
