@@ -360,8 +360,12 @@ pub async fn rotate_api_key(
     let (secret, mut new_key) = generate_api_key(&old.name, old.scopes.clone(), old.expires_at_ms);
     new_key.rate_limit_per_s = old.rate_limit_per_s;
     new_key.rotated_from = Some(old.id);
-    let record = storage.create_api_key(old.tenant, &new_key, now_ms).await?;
+    let record = storage
+        .tenants()
+        .create_api_key(old.tenant, &new_key, now_ms)
+        .await?;
     let replaced = storage
+        .tenants()
         .revoke_api_key(old.tenant, old.id, until_ms)
         .await?
         .unwrap_or_else(|| old.clone());
@@ -376,6 +380,7 @@ pub async fn find_api_key(
 ) -> Result<Option<ApiKeyRecord>, hub_storage::StorageError> {
     let id: Option<i64> = name.parse().ok();
     Ok(storage
+        .tenants()
         .list_api_keys(tenant)
         .await?
         .into_iter()
@@ -511,6 +516,7 @@ impl FromRequestParts<AppState> for Principal {
                 let prefix = prefix_of(key).ok_or_else(invalid)?;
                 let record = state
                     .storage
+                    .tenants()
                     .api_key_by_prefix(prefix)
                     .await?
                     .ok_or_else(invalid)?;
@@ -521,6 +527,7 @@ impl FromRequestParts<AppState> for Principal {
                     let (storage, tenant, id) = (state.storage.clone(), record.tenant, record.id);
                     tokio::spawn(async move {
                         if let Err(e) = storage
+                            .tenants()
                             .touch_api_key(tenant, id, hub_core::time::now_ms())
                             .await
                         {

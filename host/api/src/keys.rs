@@ -136,7 +136,11 @@ pub(crate) async fn list_keys(
 ) -> Result<Json<ApiKeyListDto>, ApiError> {
     admin(&principal)?;
     let now = hub_core::time::now_ms();
-    let keys = state.storage.list_api_keys(principal.tenant).await?;
+    let keys = state
+        .storage
+        .tenants()
+        .list_api_keys(principal.tenant)
+        .await?;
     Ok(Json(ApiKeyListDto {
         keys: keys.iter().map(|k| dto(k, now)).collect(),
     }))
@@ -208,6 +212,7 @@ pub(crate) async fn create_key(
     new_key.rate_limit_per_s = req.rate_limit_per_s;
     let record = state
         .storage
+        .tenants()
         .create_api_key(principal.tenant, &new_key, now)
         .await?;
     principal
@@ -246,6 +251,7 @@ pub(crate) async fn revoke_key(
     let now = hub_core::time::now_ms();
     let revoked = state
         .storage
+        .tenants()
         .revoke_api_key(principal.tenant, k.id, now)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no API key '{key}' in this tenant")))?;

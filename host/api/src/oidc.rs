@@ -477,7 +477,7 @@ pub(crate) async fn callback(
     // The rules own the tenants they name: each sign-in sets the role they give.
     let tenant_rules = crate::settings::tenant_rules(&state).await?;
     for (tenant, role) in mapped_roles(&o.settings, &tenant_rules, &email, &groups) {
-        let Some(t) = state.storage.tenant_by_name(&tenant).await? else {
+        let Some(t) = state.storage.tenants().tenant_by_name(&tenant).await? else {
             tracing::warn!(tenant = %tenant, "an SSO rule names a tenant that does not exist");
             continue;
         };

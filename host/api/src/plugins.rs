@@ -307,7 +307,12 @@ async fn list(state: &AppState, principal: &Principal) -> Result<PluginListDto, 
     let host = host(state)?;
     let health = host.health(principal.tenant);
     let mut plugins = Vec::new();
-    for i in state.storage.plugin_installs(principal.tenant).await? {
+    for i in state
+        .storage
+        .plugins()
+        .plugin_installs(principal.tenant)
+        .await?
+    {
         let h = health.get(&i.name);
         plugins.push(dto(host, i, h).await?);
     }
@@ -324,7 +329,11 @@ async fn list(state: &AppState, principal: &Principal) -> Result<PluginListDto, 
 
 /// The tenant's plugin settings as the audit log shows them (config, grants, order, state).
 async fn settings(state: &AppState, principal: &Principal) -> Result<serde_json::Value, ApiError> {
-    let installs = state.storage.plugin_installs(principal.tenant).await?;
+    let installs = state
+        .storage
+        .plugins()
+        .plugin_installs(principal.tenant)
+        .await?;
     Ok(serde_json::Value::Object(
         installs
             .into_iter()
@@ -484,7 +493,11 @@ pub(crate) async fn put_plugins(
     let body: PluginListUpdate = crate::json_body(&body)?;
     let catalog = catalog(&state)?;
     let host = catalog.host();
-    let installed = state.storage.plugin_installs(principal.tenant).await?;
+    let installed = state
+        .storage
+        .plugins()
+        .plugin_installs(principal.tenant)
+        .await?;
     for (i, item) in body.plugins.iter().enumerate() {
         if !installed.iter().any(|p| p.name == item.name) {
             return Err(ApiError::invalid(
@@ -548,6 +561,7 @@ pub(crate) async fn install_plugin(
     let catalog = catalog(&state)?;
     if state
         .storage
+        .plugins()
         .plugin_installs(principal.tenant)
         .await?
         .iter()

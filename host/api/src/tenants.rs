@@ -58,7 +58,7 @@ pub(crate) async fn list_tenants(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<Json<TenantListDto>, ApiError> {
-    let all = state.storage.list_tenants().await?;
+    let all = state.storage.tenants().list_tenants().await?;
     let tenants = match &principal.actor {
         Actor::Key { .. } => all
             .iter()
@@ -103,6 +103,7 @@ pub(crate) async fn create_tenant(
     let now = hub_core::time::now_ms();
     let t = state
         .storage
+        .tenants()
         .create_tenant(name, now)
         .await
         .map_err(|e| match e {

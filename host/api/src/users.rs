@@ -223,7 +223,7 @@ pub(crate) async fn pick_tenant(
                 return Ok((m.tenant, m.tenant_name.clone(), m.role));
             }
             if user.operator
-                && let Some(t) = state.storage.tenant_by_name(name).await?
+                && let Some(t) = state.storage.tenants().tenant_by_name(name).await?
             {
                 return Ok((t.id, t.name, Role::Owner));
             }
@@ -629,6 +629,7 @@ pub(crate) async fn tenant_name(
 ) -> Result<Option<String>, ApiError> {
     Ok(state
         .storage
+        .tenants()
         .list_tenants()
         .await?
         .into_iter()

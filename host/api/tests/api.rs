@@ -251,6 +251,7 @@ async fn ndjson_wrapper_and_gzip_bodies() {
         hub.storage
             .count_events(
                 hub.storage
+                    .tenants()
                     .tenant_by_name("acme")
                     .await
                     .unwrap()

@@ -43,7 +43,13 @@ async fn install(
     config: Option<Value>,
     kv: bool,
 ) {
-    let acme = storage.tenant_by_name("acme").await.unwrap().unwrap().id;
+    let acme = storage
+        .tenants()
+        .tenant_by_name("acme")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../plugins")
         .join(dir);

@@ -198,6 +198,7 @@ async fn a_stolen_session_cannot_guess_the_password_unseen() {
                 .unwrap()
                 .id,
             hub.storage
+                .tenants()
                 .tenant_by_name("globex")
                 .await
                 .unwrap()
@@ -246,7 +247,13 @@ async fn a_stolen_session_cannot_guess_the_password_unseen() {
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     // Both of Bob's tenants saw each miss.
     for tenant in ["acme", "globex"] {
-        let t = hub.storage.tenant_by_name(tenant).await.unwrap().unwrap();
+        let t = hub
+            .storage
+            .tenants()
+            .tenant_by_name(tenant)
+            .await
+            .unwrap()
+            .unwrap();
         let misses = hub
             .storage
             .access()

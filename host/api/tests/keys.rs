@@ -267,8 +267,19 @@ async fn scopes_and_tenants_are_enforced() {
 
     // Tenant globex's key, by id or prefix, is a 404 for acme's admin on every route.
     let other_admin = key_for(&hub.storage, "globex", vec![ApiKeyScope::Admin]).await;
-    let globex = hub.storage.tenant_by_name("globex").await.unwrap().unwrap();
-    let theirs = &hub.storage.list_api_keys(globex.id).await.unwrap()[0];
+    let globex = hub
+        .storage
+        .tenants()
+        .tenant_by_name("globex")
+        .await
+        .unwrap()
+        .unwrap();
+    let theirs = &hub
+        .storage
+        .tenants()
+        .list_api_keys(globex.id)
+        .await
+        .unwrap()[0];
     for name in [theirs.id.to_string(), theirs.prefix.clone()] {
         for (method, uri) in [
             (Method::GET, format!("/v1/api-keys/{name}")),
@@ -292,7 +303,12 @@ async fn scopes_and_tenants_are_enforced() {
         1,
         "globex sees only its own key"
     );
-    let still = hub.storage.list_api_keys(globex.id).await.unwrap();
+    let still = hub
+        .storage
+        .tenants()
+        .list_api_keys(globex.id)
+        .await
+        .unwrap();
     assert_eq!(still[0].revoked_at_ms, None, "nothing of globex changed");
 }
 

@@ -71,7 +71,13 @@ async fn hub(api: ApiConfig, market: MarketConfig) -> Hub {
 
 impl Hub {
     async fn user(&self, email: &str, publisher: bool) {
-        let t = self.storage.tenant_by_name("acme").await.unwrap().unwrap();
+        let t = self
+            .storage
+            .tenants()
+            .tenant_by_name("acme")
+            .await
+            .unwrap()
+            .unwrap();
         let a = self.storage.access();
         let u = a
             .create_user(
@@ -354,7 +360,11 @@ async fn publishing_checks_everything_and_stores_nothing_it_refuses() {
     }
     let tier_component = hub_marketplace::plugin_digest(&manifest, &wasm);
     assert_eq!(
-        h.storage.plugin_component(&tier_component).await.unwrap(),
+        h.storage
+            .plugins()
+            .plugin_component(&tier_component)
+            .await
+            .unwrap(),
         None
     );
 
@@ -686,7 +696,14 @@ async fn browse_install_upgrade_downgrade_yank_and_uninstall() {
         )
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    let t = h.storage.tenant_by_name("acme").await.unwrap().unwrap().id;
+    let t = h
+        .storage
+        .tenants()
+        .tenant_by_name("acme")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
     let audit = h
         .storage
         .access()
@@ -857,7 +874,16 @@ async fn installs_from_another_hubs_catalog_check_digest_and_signature_again() {
     assert!(message(&r).contains("does not trust"), "{}", r.body);
     assert!(
         c.storage
-            .plugin_installs(c.storage.tenant_by_name("acme").await.unwrap().unwrap().id)
+            .plugins()
+            .plugin_installs(
+                c.storage
+                    .tenants()
+                    .tenant_by_name("acme")
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .id
+            )
             .await
             .unwrap()
             .is_empty()

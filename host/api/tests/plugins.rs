@@ -46,7 +46,13 @@ async fn hub() -> Hub {
         vec![ApiKeyScope::Admin, ApiKeyScope::Query],
     )
     .await;
-    let acme = storage.tenant_by_name("acme").await.unwrap().unwrap().id;
+    let acme = storage
+        .tenants()
+        .tenant_by_name("acme")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
     for name in ["cost", "registry"] {
         let (m, w) = plugin(name);
         let grants = GrantsDoc {

@@ -85,7 +85,7 @@ async fn hub(oidc: Option<OidcSettings>) -> Hub {
         ..Default::default()
     };
     let h = common::test_hub(config, 1000).await;
-    h.storage.create_tenant("acme", 0).await.unwrap();
+    h.storage.tenants().create_tenant("acme", 0).await.unwrap();
     Hub {
         app: h.app,
         storage: h.storage,
@@ -282,7 +282,13 @@ async fn sign_in_with_a_real_provider_provisions_users_from_rules() {
 
     // A tenant's admins add their own rule for Eve's domain: her next sign-in makes her an analyst
     // there (and only there).
-    let globex = hub.storage.create_tenant("globex", 0).await.unwrap().id;
+    let globex = hub
+        .storage
+        .tenants()
+        .create_tenant("globex", 0)
+        .await
+        .unwrap()
+        .id;
     hub.storage
         .settings()
         .set_tenant_sso_rules(

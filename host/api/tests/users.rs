@@ -145,7 +145,13 @@ async fn bad_login_input_is_400_and_every_failure_is_audited() {
         .unwrap();
     assert_eq!(failures.len(), 6);
     // Bob's five are in his tenant's log too, where its admins see them.
-    let acme = hub.storage.tenant_by_name("acme").await.unwrap().unwrap();
+    let acme = hub
+        .storage
+        .tenants()
+        .tenant_by_name("acme")
+        .await
+        .unwrap()
+        .unwrap();
     let in_acme = hub
         .storage
         .access()
@@ -255,7 +261,13 @@ async fn refresh_tokens_rotate_and_a_replay_ends_the_session() {
 
     // A member removed from the tenant cannot refresh into it.
     let s = hub.login("cy@example.com", PASSWORD).await.body;
-    let acme = hub.storage.tenant_by_name("acme").await.unwrap().unwrap();
+    let acme = hub
+        .storage
+        .tenants()
+        .tenant_by_name("acme")
+        .await
+        .unwrap()
+        .unwrap();
     let cy = hub
         .storage
         .access()
@@ -830,9 +842,20 @@ async fn another_tenants_people_keys_and_audit_are_invisible() {
     let hub = hub().await;
     hub.user("a@acme.com", "acme", Role::Owner, false).await;
     let theirs = hub.user("g@globex.com", "globex", Role::Owner, false).await;
-    let globex = hub.storage.tenant_by_name("globex").await.unwrap().unwrap();
+    let globex = hub
+        .storage
+        .tenants()
+        .tenant_by_name("globex")
+        .await
+        .unwrap()
+        .unwrap();
     let (_, k) = generate_api_key("g", vec![ApiKeyScope::Ingest], None);
-    let key = hub.storage.create_api_key(globex.id, &k, 0).await.unwrap();
+    let key = hub
+        .storage
+        .tenants()
+        .create_api_key(globex.id, &k, 0)
+        .await
+        .unwrap();
     let g_token = hub.token("g@globex.com").await;
     let token = hub.token("a@acme.com").await;
     for (method, uri, body) in [
@@ -1012,13 +1035,28 @@ async fn every_role_and_scope_gets_404_for_another_tenants_ids() {
         .user("g@globex.com", "globex", Role::Viewer, false)
         .await;
     let ours_user = hub.user("x@acme.com", "acme", Role::Viewer, false).await;
-    let globex = hub.storage.tenant_by_name("globex").await.unwrap().unwrap();
-    let acme = hub.storage.tenant_by_name("acme").await.unwrap().unwrap();
+    let globex = hub
+        .storage
+        .tenants()
+        .tenant_by_name("globex")
+        .await
+        .unwrap()
+        .unwrap();
+    let acme = hub
+        .storage
+        .tenants()
+        .tenant_by_name("acme")
+        .await
+        .unwrap()
+        .unwrap();
     let key_of = |t: hub_core::TenantId, scopes: Vec<ApiKeyScope>| {
         let storage = hub.storage.clone();
         async move {
             let (secret, k) = generate_api_key("k", scopes, None);
-            (secret, storage.create_api_key(t, &k, 0).await.unwrap())
+            (
+                secret,
+                storage.tenants().create_api_key(t, &k, 0).await.unwrap(),
+            )
         }
     };
     let (g_ingest, g_key) = key_of(globex.id, vec![ApiKeyScope::Ingest]).await;
@@ -1136,7 +1174,11 @@ async fn every_role_and_scope_gets_404_for_another_tenants_ids() {
     }
     // Nothing of globex changed, and acme's viewer is still a viewer.
     assert!(
-        hub.storage.list_api_keys(globex.id).await.unwrap()[0]
+        hub.storage
+            .tenants()
+            .list_api_keys(globex.id)
+            .await
+            .unwrap()[0]
             .revoked_at_ms
             .is_none()
     );
@@ -1249,7 +1291,11 @@ async fn operators_create_tenants_and_act_in_any_of_them() {
         ["acme"]
     );
     // An operator may sign in to a tenant without being a member, as owner; others may not.
-    hub.storage.create_tenant("initech", 0).await.unwrap();
+    hub.storage
+        .tenants()
+        .create_tenant("initech", 0)
+        .await
+        .unwrap();
     let r = hub
         .call(
             Method::POST,

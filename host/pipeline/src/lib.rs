@@ -241,7 +241,7 @@ mod tests {
     async fn acknowledges_after_commit_and_drains_on_close() {
         let dir = tempfile::tempdir().unwrap();
         let storage = hub_storage::testing::scratch_sqlite(dir.path()).await;
-        let tenant = storage.create_tenant("t", 0).await.unwrap().id;
+        let tenant = storage.tenants().create_tenant("t", 0).await.unwrap().id;
         let (producer, consumer) = hub_bus::in_process(10_000, 10_000);
         let pipeline = Pipeline::spawn(storage.clone(), consumer, PipelineConfig::default(), None);
         let now = hub_core::time::now_ms();

@@ -23,8 +23,18 @@ async fn a_slow_tenant_is_throttled_and_disabled_while_its_neighbour_never_waits
         ..Default::default()
     })
     .await;
-    let hostile = storage.create_tenant("hostile", 0).await.unwrap().id;
-    let healthy = storage.create_tenant("healthy", 0).await.unwrap().id;
+    let hostile = storage
+        .tenants()
+        .create_tenant("hostile", 0)
+        .await
+        .unwrap()
+        .id;
+    let healthy = storage
+        .tenants()
+        .create_tenant("healthy", 0)
+        .await
+        .unwrap()
+        .id;
     install_misbehave(
         &host,
         hostile,
@@ -94,7 +104,7 @@ async fn a_slow_tenant_is_throttled_and_disabled_while_its_neighbour_never_waits
         "the healthy tenant's slowest ack took {slowest:?}"
     );
     assert!(refused > 0, "the hostile tenant's own share filled up");
-    let installs = storage.plugin_installs(hostile).await.unwrap();
+    let installs = storage.plugins().plugin_installs(hostile).await.unwrap();
     let reason = installs[0].disabled_reason.clone().unwrap_or_default();
     assert!(!installs[0].enabled, "disabled for its CPU use");
     assert!(

@@ -36,7 +36,7 @@ async fn plugin_memory_stays_within_each_tenants_share_and_the_hubs_cap() {
     .await;
     let mut tenants = Vec::new();
     for name in ["a", "b", "c", "greedy"] {
-        tenants.push(storage.create_tenant(name, 0).await.unwrap().id);
+        tenants.push(storage.tenants().create_tenant(name, 0).await.unwrap().id);
     }
     let greedy = tenants[3];
     for &t in &tenants[..3] {

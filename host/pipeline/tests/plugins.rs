@@ -18,8 +18,8 @@ use support::{costs, events, ingest, plugin, setup, setup_with};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enrichers_run_in_order_before_the_commit_for_their_tenant_only() {
     let (storage, host, _dir) = setup(5).await;
-    let a = storage.create_tenant("a", 0).await.unwrap().id;
-    let b = storage.create_tenant("b", 0).await.unwrap().id;
+    let a = storage.tenants().create_tenant("a", 0).await.unwrap().id;
+    let b = storage.tenants().create_tenant("b", 0).await.unwrap().id;
     let (m, w) = plugin("cost");
     host.install(a, &m, w, None, GrantsDoc::default(), true)
         .await
@@ -115,8 +115,8 @@ async fn enrichers_run_in_order_before_the_commit_for_their_tenant_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_plugin_loses_no_event_and_is_disabled_after_repeated_failures() {
     let (storage, host, _dir) = setup(3).await;
-    let a = storage.create_tenant("a", 0).await.unwrap().id;
-    let b = storage.create_tenant("b", 0).await.unwrap().id;
+    let a = storage.tenants().create_tenant("a", 0).await.unwrap().id;
+    let b = storage.tenants().create_tenant("b", 0).await.unwrap().id;
     let (m, w) = plugin("testing/misbehave");
     let grants = GrantsDoc {
         kv: true,
@@ -163,7 +163,7 @@ async fn a_failing_plugin_loses_no_event_and_is_disabled_after_repeated_failures
     assert_eq!(cb.len(), 80);
     assert!(cb.iter().all(|c| *c == Some(0.001)), "{cb:?}");
 
-    let installs = storage.plugin_installs(a).await.unwrap();
+    let installs = storage.plugins().plugin_installs(a).await.unwrap();
     let bad = installs.iter().find(|i| i.name == "misbehave").unwrap();
     assert!(!bad.enabled, "disabled after 3 failures in a row");
     assert_eq!(bad.consecutive_failures, 3);
@@ -177,7 +177,7 @@ async fn a_failing_plugin_loses_no_event_and_is_disabled_after_repeated_failures
         h["misbehave"].failures, 3,
         "the fourth batch no longer called it"
     );
-    assert!(storage.plugin_installs(b).await.unwrap()[0].enabled);
+    assert!(storage.plugins().plugin_installs(b).await.unwrap()[0].enabled);
     let stats = host.stats.snapshot();
     assert_eq!(stats["misbehave"].failures.get("deadline"), Some(&3));
     assert_eq!(stats["misbehave"].auto_disabled, 1);
@@ -192,7 +192,7 @@ async fn a_failing_plugin_loses_no_event_and_is_disabled_after_repeated_failures
     )
     .await
     .unwrap();
-    let i = storage.plugin_installs(a).await.unwrap();
+    let i = storage.plugins().plugin_installs(a).await.unwrap();
     let m = i.iter().find(|i| i.name == "misbehave").unwrap();
     assert!(m.enabled && m.disabled_reason.is_none() && m.consecutive_failures == 0);
 }
@@ -207,7 +207,7 @@ async fn instances_over_the_cap_are_evicted_and_made_again() {
     let (m, w) = plugin("cost");
     let mut tenants = Vec::new();
     for name in ["t1", "t2", "t3"] {
-        let t = storage.create_tenant(name, 0).await.unwrap().id;
+        let t = storage.tenants().create_tenant(name, 0).await.unwrap().id;
         host.install(t, &m, w.clone(), None, GrantsDoc::default(), true)
             .await
             .unwrap();
@@ -234,7 +234,7 @@ async fn instances_over_the_cap_are_evicted_and_made_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn installs_check_config_grants_and_order() {
     let (storage, host, _dir) = setup(5).await;
-    let a = storage.create_tenant("a", 0).await.unwrap().id;
+    let a = storage.tenants().create_tenant("a", 0).await.unwrap().id;
     let (m, w) = plugin("cost");
     let e = host
         .install(
@@ -266,7 +266,12 @@ async fn installs_check_config_grants_and_order() {
         .to_string();
     assert_eq!(e, "grants.kv: `cost` does not ask for kv");
     assert!(
-        storage.plugin_installs(a).await.unwrap().is_empty(),
+        storage
+            .plugins()
+            .plugin_installs(a)
+            .await
+            .unwrap()
+            .is_empty(),
         "nothing half-stored"
     );
     host.install(a, &m, w, None, GrantsDoc::default(), true)
@@ -305,16 +310,19 @@ async fn installs_check_config_grants_and_order() {
     let order =
         |v: Vec<hub_storage::PluginInstall>| v.into_iter().map(|i| i.name).collect::<Vec<_>>();
     assert_eq!(
-        order(storage.plugin_installs(a).await.unwrap()),
+        order(storage.plugins().plugin_installs(a).await.unwrap()),
         ["cost", "registry"]
     );
     host.reorder(a, &["registry".into()]).await.unwrap();
     assert_eq!(
-        order(storage.plugin_installs(a).await.unwrap()),
+        order(storage.plugins().plugin_installs(a).await.unwrap()),
         ["registry", "cost"]
     );
     host.uninstall(a, "registry", true).await.unwrap();
-    assert_eq!(order(storage.plugin_installs(a).await.unwrap()), ["cost"]);
+    assert_eq!(
+        order(storage.plugins().plugin_installs(a).await.unwrap()),
+        ["cost"]
+    );
 }
 
 fn python_plugin() -> (String, Vec<u8>) {
@@ -335,7 +343,7 @@ fn python_plugin() -> (String, Vec<u8>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_enricher_tags_events_through_the_pipeline() {
     let (storage, host, _dir) = setup(5).await;
-    let t = storage.create_tenant("py", 0).await.unwrap().id;
+    let t = storage.tenants().create_tenant("py", 0).await.unwrap().id;
     let (manifest, wasm) = python_plugin();
     // The plugin's own checks run at install: a bad value is refused with its message.
     let e = host

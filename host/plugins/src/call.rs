@@ -185,6 +185,7 @@ impl PluginHost {
         if !called.kv.is_empty()
             && let Err(e) = self
                 .storage
+                .plugins()
                 .apply_plugin_kv(tenant, &name, &called.kv)
                 .await
         {
@@ -195,6 +196,7 @@ impl PluginHost {
                 if called.slot.failures.swap(0, Ordering::Relaxed) > 0 {
                     let _ = self
                         .storage
+                        .plugins()
                         .record_plugin_health(tenant, &name, 0, None, hub_core::time::now_ms())
                         .await;
                 }
@@ -227,6 +229,7 @@ impl PluginHost {
     ) {
         if let Err(e) = self
             .storage
+            .plugins()
             .record_plugin_health(tenant, name, streak, disable, hub_core::time::now_ms())
             .await
         {

@@ -106,6 +106,7 @@ impl PluginHost {
         self.check_config(&plugin, &config, &grants).await?;
         let now = hub_core::time::now_ms();
         self.storage
+            .plugins()
             .put_plugin_component(&PluginComponent {
                 digest: digest.clone(),
                 name: manifest.name.clone(),
@@ -120,7 +121,7 @@ impl PluginHost {
             .lock()
             .unwrap()
             .insert(digest.clone(), plugin.clone());
-        let existing = self.storage.plugin_installs(tenant).await?;
+        let existing = self.storage.plugins().plugin_installs(tenant).await?;
         let previous = existing.iter().find(|i| i.name == manifest.name);
         let position = previous
             .map(|p| p.position)
@@ -140,7 +141,7 @@ impl PluginHost {
             installed_at_ms: previous.map(|p| p.installed_at_ms).unwrap_or(now),
             updated_at_ms: now,
         };
-        self.storage.save_plugin_install(&install).await?;
+        self.storage.plugins().save_plugin_install(&install).await?;
         self.invalidate(tenant);
         Ok(install)
     }
@@ -150,7 +151,7 @@ impl PluginHost {
         &self,
         tenant: TenantId,
     ) -> Result<Vec<PluginInstall>, PluginAdminError> {
-        Ok(self.storage.plugin_installs(tenant).await?)
+        Ok(self.storage.plugins().plugin_installs(tenant).await?)
     }
 
     async fn existing(
@@ -159,6 +160,7 @@ impl PluginHost {
         name: &str,
     ) -> Result<PluginInstall, PluginAdminError> {
         self.storage
+            .plugins()
             .plugin_installs(tenant)
             .await?
             .into_iter()
@@ -206,7 +208,7 @@ impl PluginHost {
     /// Saves installs made by [`PluginHost::prepare_update`].
     pub async fn save(&self, installs: &[PluginInstall]) -> Result<(), PluginAdminError> {
         for i in installs {
-            self.storage.save_plugin_install(i).await?;
+            self.storage.plugins().save_plugin_install(i).await?;
             self.invalidate(i.tenant);
         }
         Ok(())
@@ -234,7 +236,7 @@ impl PluginHost {
         tenant: TenantId,
         names: &[String],
     ) -> Result<(), PluginAdminError> {
-        let mut installs = self.storage.plugin_installs(tenant).await?;
+        let mut installs = self.storage.plugins().plugin_installs(tenant).await?;
         for n in names {
             if !installs.iter().any(|i| &i.name == n) {
                 return Err(PluginAdminError::NotInstalled(n.clone()));
@@ -254,7 +256,7 @@ impl PluginHost {
             if i.position != pos as i64 + 1 {
                 i.position = pos as i64 + 1;
                 i.updated_at_ms = now;
-                self.storage.save_plugin_install(&i).await?;
+                self.storage.plugins().save_plugin_install(&i).await?;
             }
         }
         self.invalidate(tenant);
@@ -268,11 +270,19 @@ impl PluginHost {
         name: &str,
         purge_kv: bool,
     ) -> Result<(), PluginAdminError> {
-        if !self.storage.delete_plugin_install(tenant, name).await? {
+        if !self
+            .storage
+            .plugins()
+            .delete_plugin_install(tenant, name)
+            .await?
+        {
             return Err(PluginAdminError::NotInstalled(name.to_string()));
         }
         if purge_kv {
-            self.storage.delete_plugin_kv(tenant, name).await?;
+            self.storage
+                .plugins()
+                .delete_plugin_kv(tenant, name)
+                .await?;
         }
         self.invalidate(tenant);
         Ok(())

@@ -232,6 +232,7 @@ impl PluginHost {
         }
         let c = self
             .storage
+            .plugins()
             .plugin_component(digest)
             .await?
             .ok_or_else(|| StorageError::NotFound(format!("plugin component {digest}")))?;
@@ -254,7 +255,7 @@ impl PluginHost {
         {
             return Ok(t.clone());
         }
-        let installs = self.storage.plugin_installs(tenant).await?;
+        let installs = self.storage.plugins().plugin_installs(tenant).await?;
         let previous = self.tenants.lock().unwrap().get(&tenant).cloned();
         let mut all = Vec::new();
         for install in installs.into_iter().filter(|i| i.enabled) {

@@ -65,7 +65,7 @@ impl PluginHost {
         }
         self.evict_for_memory();
         let kv = handle
-            .block_on(self.storage.plugin_kv(tenant, &slot.install.name))
+            .block_on(self.storage.plugins().plugin_kv(tenant, &slot.install.name))
             .map_err(|e| CallError::Host(format!("loading the plugin's kv: {e}")))?;
         let mut instance = self
             .runtime

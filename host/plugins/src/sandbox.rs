@@ -40,6 +40,7 @@ impl PluginHost {
         for spec in specs {
             let kv = self
                 .storage
+                .plugins()
                 .plugin_kv(tenant, &spec.name)
                 .await
                 .map_err(|e| format!("reading plugin `{}` kv: {e}", spec.name))?;

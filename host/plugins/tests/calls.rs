@@ -47,7 +47,7 @@ fn spiky() -> Vec<Series> {
 }
 
 async fn tenant(storage: &Arc<dyn Storage>, name: &str) -> TenantId {
-    storage.create_tenant(name, 0).await.unwrap().id
+    storage.tenants().create_tenant(name, 0).await.unwrap().id
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,7 +132,7 @@ async fn a_detector_is_called_settled_and_disabled_through_the_one_path() {
             .expect("still installed");
         assert!(matches!(r, Err(CallError::WrongKind(_))), "{r:?}");
     }
-    let install = &storage.plugin_installs(acme).await.unwrap()[0];
+    let install = &storage.plugins().plugin_installs(acme).await.unwrap()[0];
     assert!(!install.enabled);
     assert_eq!(
         install.disabled_reason.as_deref(),
@@ -192,7 +192,7 @@ async fn a_failing_refresh_is_recorded_but_never_disables_an_enricher() {
     // Not due again within its interval.
     host.refresh_due().await;
     assert_eq!(host.health(acme)["registry"].calls, 1);
-    let install = &storage.plugin_installs(acme).await.unwrap()[0];
+    let install = &storage.plugins().plugin_installs(acme).await.unwrap()[0];
     assert!(install.enabled, "{:?}", install.disabled_reason);
     assert_eq!(install.consecutive_failures, 0);
 }

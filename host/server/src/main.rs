@@ -218,6 +218,7 @@ pub(crate) async fn create_key(
 ) -> Result<(String, hub_storage::ApiKeyRecord)> {
     let (secret, new_key) = hub_api::generate_api_key(name, scopes, expires_at_ms);
     let record = storage
+        .tenants()
         .create_api_key(tenant, &new_key, hub_core::time::now_ms())
         .await?;
     Ok((secret, record))
@@ -229,6 +230,7 @@ pub(crate) async fn tenant_named(
     name: &str,
 ) -> Result<hub_storage::Tenant> {
     storage
+        .tenants()
         .tenant_by_name(name)
         .await?
         .with_context(|| format!("no tenant named '{name}' (hub tenant create {name})"))
@@ -281,6 +283,7 @@ async fn main() -> Result<()> {
             valid_tenant_name(&name)?;
             let (storage, _) = open_db(db).await?;
             let tenant = storage
+                .tenants()
                 .create_tenant(&name, hub_core::time::now_ms())
                 .await?;
             storage.close().await;
@@ -291,7 +294,7 @@ async fn main() -> Result<()> {
             command: TenantCommand::List { db },
         } => {
             let (storage, _) = open_db(db).await?;
-            for t in storage.list_tenants().await? {
+            for t in storage.tenants().list_tenants().await? {
                 println!(
                     "{:>6}  {:<24}  created {}",
                     t.id.get(),
@@ -329,6 +332,7 @@ async fn main() -> Result<()> {
             let (secret, mut new_key) = hub_api::generate_api_key(&name, scopes, expires_at);
             new_key.rate_limit_per_s = rate_limit;
             let record = storage
+                .tenants()
                 .create_api_key(t.id, &new_key, hub_core::time::now_ms())
                 .await?;
             storage.close().await;
@@ -353,7 +357,7 @@ async fn main() -> Result<()> {
                 "{:>5}  {:<12}  {:<20}  {:<9}  {:<17}  {:<24}  {:<24}  {:<24}  name",
                 "id", "prefix", "scopes", "state", "rate limit", "created", "last used", "expires"
             );
-            for k in storage.list_api_keys(t.id).await? {
+            for k in storage.tenants().list_api_keys(t.id).await? {
                 let state = k.state(now);
                 let scopes: Vec<_> = k.scopes.iter().map(|s| s.as_str()).collect();
                 println!(
@@ -384,6 +388,7 @@ async fn main() -> Result<()> {
             let t = tenant_named(storage.as_ref(), &tenant).await?;
             let k = key_named(storage.as_ref(), &t, &key).await?;
             storage
+                .tenants()
                 .revoke_api_key(t.id, k.id, hub_core::time::now_ms())
                 .await?;
             storage.close().await;

@@ -383,7 +383,7 @@ pub async fn run_audit(command: AuditCommand) -> Result<()> {
         Some(t) => Some(tenant_named(storage.as_ref(), &t).await?.id),
         None => None,
     };
-    let tenants = storage.list_tenants().await?;
+    let tenants = storage.tenants().list_tenants().await?;
     let mut records = storage
         .access()
         .list_audit(tenant, &AuditFilter::default(), lines.clamp(1, 10_000))

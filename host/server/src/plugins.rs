@@ -103,7 +103,7 @@ pub async fn host(storage: Arc<dyn Storage>, settings: &Settings) -> Result<Arc<
     })?;
     let mut config = settings.plugin_host.clone();
     for (name, budget) in &settings.tenant_cpu_budgets {
-        let tenant = storage.tenant_by_name(name).await?.ok_or_else(|| {
+        let tenant = storage.tenants().tenant_by_name(name).await?.ok_or_else(|| {
             anyhow::anyhow!(
                 "--plugin-tenant-cpu-budget {name}=…: there is no tenant named `{name}` (create it first)"
             )
@@ -349,7 +349,7 @@ pub async fn run(command: PluginCommand) -> Result<()> {
         PluginCommand::List { tenant, db } => {
             let (storage, _) = crate::open_db(db).await?;
             let t = tenant_id(storage.as_ref(), &tenant).await?;
-            for i in storage.plugin_installs(t).await? {
+            for i in storage.plugins().plugin_installs(t).await? {
                 println!(
                     "{:>3}  {:<20} {:<10} {:<11} {:<8} failures {}{}",
                     i.position,

@@ -141,10 +141,11 @@ async fn bootstrap(
         return bootstrap_admin(storage, settings).await;
     }
     crate::valid_tenant_name(tenant_name)?;
-    let tenant = match storage.tenant_by_name(tenant_name).await? {
+    let tenant = match storage.tenants().tenant_by_name(tenant_name).await? {
         Some(t) => t,
         None => {
             storage
+                .tenants()
                 .create_tenant(tenant_name, hub_core::time::now_ms())
                 .await?
         }
@@ -273,7 +274,11 @@ async fn bootstrap_admin(
             now,
         )
         .await?;
-    if let Some(t) = storage.tenant_by_name(&settings.demo_tenant).await? {
+    if let Some(t) = storage
+        .tenants()
+        .tenant_by_name(&settings.demo_tenant)
+        .await?
+    {
         access
             .set_membership(user.id, t.id, Some(hub_core::Role::Owner), now)
             .await?;

@@ -509,7 +509,13 @@ async fn missing_events(data_dir: &Path, ids: &[String]) -> Vec<String> {
     )
     .await
     .unwrap();
-    let tenant = store.tenant_by_name("demo").await.unwrap().unwrap().id;
+    let tenant = store
+        .tenants()
+        .tenant_by_name("demo")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
     let mut missing = Vec::new();
     for id in ids {
         if store.get_event(tenant, id).await.unwrap().is_none() {

@@ -15,6 +15,7 @@ mod decode;
 pub mod invites;
 pub mod market;
 pub mod model;
+pub mod plugins;
 mod postgres;
 mod postgres_ids;
 pub mod reprice;
@@ -26,6 +27,7 @@ mod sql;
 mod sqlite;
 mod sqlite_ids;
 mod sqlite_raw;
+pub mod tenants;
 pub mod throttle;
 
 use std::sync::Arc;
@@ -41,12 +43,14 @@ pub use access::{
 pub use invites::{Acceptance, Invitation, InvitationStorage, NewInvitation};
 pub use market::{MarketStorage, NewVersion, PackageRecord, PublisherKey, VersionRecord};
 pub use model::*;
+pub use plugins::PluginStorage;
 pub use postgres::PostgresStorage;
 pub use reprice::{
     CostUpdate, JobProgress, JobStatus, NewRepriceJob, RepriceJob, RepriceStorage, Restated,
 };
 pub use settings::SettingsStorage;
 pub use sqlite::SqliteStorage;
+pub use tenants::TenantStorage;
 pub use throttle::{ThrottleState, ThrottleStorage};
 
 #[derive(Debug, thiserror::Error)]
@@ -86,21 +90,6 @@ pub trait Storage: Send + Sync + 'static {
     async fn get_meta(&self, key: &str) -> Result<Option<String>>;
     async fn set_meta(&self, key: &str, value: &str) -> Result<()>;
 
-    /// Fails with [`StorageError::Conflict`] when the name is taken.
-    async fn create_tenant(&self, name: &str, now_ms: i64) -> Result<Tenant>;
-    async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>>;
-    async fn list_tenants(&self) -> Result<Vec<Tenant>>;
-
-    async fn create_api_key(
-        &self,
-        tenant: TenantId,
-        key: &NewApiKey,
-        now_ms: i64,
-    ) -> Result<ApiKeyRecord>;
-    /// The auth layer's lookup: by the visible prefix, across tenants (the key says whose it is).
-    async fn api_key_by_prefix(&self, prefix: &str) -> Result<Option<ApiKeyRecord>>;
-    async fn list_api_keys(&self, tenant: TenantId) -> Result<Vec<ApiKeyRecord>>;
-    async fn touch_api_key(&self, tenant: TenantId, key_id: i64, at_ms: i64) -> Result<()>;
     /// Users, memberships, sessions, signing keys and the audit log.
     fn access(&self) -> &dyn AccessStorage;
     /// Publisher keys, packages and versions.
@@ -113,14 +102,10 @@ pub trait Storage: Send + Sync + 'static {
     fn login_throttle(&self) -> &dyn ThrottleStorage;
     /// Re-pricing jobs and their progress.
     fn reprices(&self) -> &dyn RepriceStorage;
-    /// Makes `tenant`'s key `key_id` stop working at `at_ms` (or earlier, if it already does).
-    /// `None` when the tenant has no such key.
-    async fn revoke_api_key(
-        &self,
-        tenant: TenantId,
-        key_id: i64,
-        at_ms: i64,
-    ) -> Result<Option<ApiKeyRecord>>;
+    /// Tenants and their API keys.
+    fn tenants(&self) -> &dyn TenantStorage;
+    /// Plugin components, tenants' installs and their health, plugins' kv.
+    fn plugins(&self) -> &dyn PluginStorage;
 
     /// Stores the batches in one transaction: raw events (skipping ones already stored) and the
     /// rollup deltas of the new ones. Returns one outcome per batch, in order.
@@ -160,39 +145,6 @@ pub trait Storage: Send + Sync + 'static {
         scan: &Scan<'_>,
         bucket_step_ms: i64,
     ) -> Result<Vec<ScanRow>>;
-
-    /// Stores a component (a no-op when its digest is already there).
-    async fn put_plugin_component(&self, component: &PluginComponent) -> Result<()>;
-    async fn plugin_component(&self, digest: &str) -> Result<Option<PluginComponent>>;
-    /// Inserts or replaces the tenant's install of `install.name`.
-    async fn save_plugin_install(&self, install: &PluginInstall) -> Result<()>;
-    /// The tenant's installs in running order.
-    async fn plugin_installs(&self, tenant: TenantId) -> Result<Vec<PluginInstall>>;
-    /// Whether there was such an install.
-    async fn delete_plugin_install(&self, tenant: TenantId, name: &str) -> Result<bool>;
-    /// Records the failure streak; with a reason, also disables the install.
-    async fn record_plugin_health(
-        &self,
-        tenant: TenantId,
-        name: &str,
-        consecutive_failures: i64,
-        disable_reason: Option<&str>,
-        now_ms: i64,
-    ) -> Result<()>;
-    /// The plugin's `kv` for this tenant.
-    async fn plugin_kv(
-        &self,
-        tenant: TenantId,
-        plugin: &str,
-    ) -> Result<std::collections::BTreeMap<String, Vec<u8>>>;
-    /// Writes (`Some`) and deletes (`None`), in one transaction.
-    async fn apply_plugin_kv(
-        &self,
-        tenant: TenantId,
-        plugin: &str,
-        changes: &[(String, Option<Vec<u8>>)],
-    ) -> Result<()>;
-    async fn delete_plugin_kv(&self, tenant: TenantId, plugin: &str) -> Result<()>;
 
     /// Deletes what is older than the policy allows, across all tenants; a tenant that keeps
     /// less (its [`TenantRetention`]) loses its data sooner.

@@ -20,6 +20,7 @@ use crate::call_costs;
 use crate::invites::{InvitationStorage, SqlInvitations};
 use crate::market::{MarketStorage, SqlMarket};
 use crate::model::*;
+use crate::plugins::{PluginStorage, SqlPlugins};
 use crate::postgres_ids;
 use crate::reprice::{CostUpdate, RepriceStorage, Restated, SqlReprices};
 use crate::restate;
@@ -27,6 +28,7 @@ use crate::rollup::{FastMap, RollupKey, add_all, deltas, take_back, upsert_state
 use crate::settings::{SettingsStorage, SqlSettings};
 use crate::shared::{Shared, rollup_retention};
 use crate::sql::{BatchShapes, Placeholders, into_query};
+use crate::tenants::{SqlTenants, TenantStorage};
 use crate::throttle::{SqlThrottle, ThrottleStorage};
 use crate::{Result, Storage, StorageError, StorageOptions, decode, dedupe_in_batch};
 
@@ -38,6 +40,8 @@ pub struct PostgresStorage {
     market: SqlMarket<Postgres>,
     settings: SqlSettings<Postgres>,
     reprices: SqlReprices<Postgres>,
+    tenants: SqlTenants<Postgres>,
+    plugins: SqlPlugins<Postgres>,
     invitations: SqlInvitations<Postgres>,
     throttle: SqlThrottle<Postgres>,
 }
@@ -113,6 +117,8 @@ impl PostgresStorage {
             market: SqlMarket::new(pool.clone(), pool.clone()),
             settings: SqlSettings::new(pool.clone(), pool.clone()),
             reprices: SqlReprices::new(pool.clone(), pool.clone()),
+            tenants: SqlTenants::new(pool.clone(), pool.clone()),
+            plugins: SqlPlugins::new(pool.clone(), pool.clone()),
             throttle: SqlThrottle::new(pool.clone()),
             invitations: SqlInvitations::new(pool.clone(), pool.clone()),
             pool,
@@ -400,99 +406,6 @@ impl Storage for PostgresStorage {
         Shared::<Postgres>::set_meta(&self.pool, key, value).await
     }
 
-    async fn create_tenant(&self, name: &str, now_ms: i64) -> Result<Tenant> {
-        Shared::<Postgres>::create_tenant(&self.pool, name, now_ms).await
-    }
-
-    async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>> {
-        Shared::<Postgres>::tenant_by_name(&self.pool, name).await
-    }
-
-    async fn list_tenants(&self) -> Result<Vec<Tenant>> {
-        Shared::<Postgres>::list_tenants(&self.pool).await
-    }
-
-    async fn create_api_key(
-        &self,
-        tenant: TenantId,
-        key: &NewApiKey,
-        now_ms: i64,
-    ) -> Result<ApiKeyRecord> {
-        Shared::<Postgres>::create_api_key(&self.pool, tenant, key, now_ms).await
-    }
-
-    async fn api_key_by_prefix(&self, prefix: &str) -> Result<Option<ApiKeyRecord>> {
-        Shared::<Postgres>::api_key_by_prefix(&self.pool, prefix).await
-    }
-
-    async fn list_api_keys(&self, tenant: TenantId) -> Result<Vec<ApiKeyRecord>> {
-        Shared::<Postgres>::list_api_keys(&self.pool, tenant).await
-    }
-
-    async fn put_plugin_component(&self, component: &PluginComponent) -> Result<()> {
-        Shared::<Postgres>::put_plugin_component(&self.pool, component).await
-    }
-
-    async fn plugin_component(&self, digest: &str) -> Result<Option<PluginComponent>> {
-        Shared::<Postgres>::plugin_component(&self.pool, digest).await
-    }
-
-    async fn save_plugin_install(&self, install: &PluginInstall) -> Result<()> {
-        Shared::<Postgres>::save_plugin_install(&self.pool, install).await
-    }
-
-    async fn plugin_installs(&self, tenant: TenantId) -> Result<Vec<PluginInstall>> {
-        Shared::<Postgres>::plugin_installs(&self.pool, tenant).await
-    }
-
-    async fn delete_plugin_install(&self, tenant: TenantId, name: &str) -> Result<bool> {
-        Shared::<Postgres>::delete_plugin_install(&self.pool, tenant, name).await
-    }
-
-    async fn record_plugin_health(
-        &self,
-        tenant: TenantId,
-        name: &str,
-        consecutive_failures: i64,
-        disable_reason: Option<&str>,
-        now_ms: i64,
-    ) -> Result<()> {
-        Shared::<Postgres>::record_plugin_health(
-            &self.pool,
-            tenant,
-            name,
-            consecutive_failures,
-            disable_reason,
-            now_ms,
-        )
-        .await
-    }
-
-    async fn plugin_kv(
-        &self,
-        tenant: TenantId,
-        plugin: &str,
-    ) -> Result<std::collections::BTreeMap<String, Vec<u8>>> {
-        Shared::<Postgres>::plugin_kv(&self.pool, tenant, plugin).await
-    }
-
-    async fn apply_plugin_kv(
-        &self,
-        tenant: TenantId,
-        plugin: &str,
-        changes: &[(String, Option<Vec<u8>>)],
-    ) -> Result<()> {
-        Shared::<Postgres>::apply_plugin_kv(&self.pool, tenant, plugin, changes).await
-    }
-
-    async fn delete_plugin_kv(&self, tenant: TenantId, plugin: &str) -> Result<()> {
-        Shared::<Postgres>::delete_plugin_kv(&self.pool, tenant, plugin).await
-    }
-
-    async fn touch_api_key(&self, tenant: TenantId, key_id: i64, at_ms: i64) -> Result<()> {
-        Shared::<Postgres>::touch_api_key(&self.pool, tenant, key_id, at_ms).await
-    }
-
     fn access(&self) -> &dyn AccessStorage {
         &self.access
     }
@@ -517,6 +430,14 @@ impl Storage for PostgresStorage {
         &self.reprices
     }
 
+    fn tenants(&self) -> &dyn TenantStorage {
+        &self.tenants
+    }
+
+    fn plugins(&self) -> &dyn PluginStorage {
+        &self.plugins
+    }
+
     async fn restate_costs(&self, tenant: TenantId, updates: &[CostUpdate]) -> Result<Restated> {
         let mut tx = self.pool.begin().await?;
         // The writers' lock of the tenant (see write_batches): event costs, call holders and
@@ -531,15 +452,6 @@ impl Storage for PostgresStorage {
         }
         tx.commit().await?;
         Ok(restated)
-    }
-
-    async fn revoke_api_key(
-        &self,
-        tenant: TenantId,
-        key_id: i64,
-        at_ms: i64,
-    ) -> Result<Option<ApiKeyRecord>> {
-        Shared::<Postgres>::revoke_api_key(&self.pool, tenant, key_id, at_ms).await
     }
 
     async fn write_batches(

@@ -20,6 +20,7 @@ use crate::call_costs;
 use crate::invites::{InvitationStorage, SqlInvitations};
 use crate::market::{MarketStorage, SqlMarket};
 use crate::model::*;
+use crate::plugins::{PluginStorage, SqlPlugins};
 use crate::reprice::{CostUpdate, RepriceStorage, Restated, SqlReprices};
 use crate::restate;
 use crate::rollup::{FastMap, RollupKey, add_all, deltas, take_back, upsert_statements};
@@ -27,6 +28,7 @@ use crate::settings::{SettingsStorage, SqlSettings};
 use crate::shared::{Shared, rollup_retention};
 use crate::sql::{self, BatchShapes, Placeholders, into_query};
 use crate::sqlite_ids::{self, IdIndex};
+use crate::tenants::{SqlTenants, TenantStorage};
 use crate::throttle::{SqlThrottle, ThrottleStorage};
 use crate::{Result, Storage, StorageError, StorageOptions, decode, dedupe_in_batch, sqlite_raw};
 
@@ -42,6 +44,8 @@ pub struct SqliteStorage {
     market: SqlMarket<Sqlite>,
     settings: SqlSettings<Sqlite>,
     reprices: SqlReprices<Sqlite>,
+    tenants: SqlTenants<Sqlite>,
+    plugins: SqlPlugins<Sqlite>,
     invitations: SqlInvitations<Sqlite>,
     throttle: SqlThrottle<Sqlite>,
 }
@@ -163,6 +167,8 @@ impl SqliteStorage {
             settings: SqlSettings::new(writer.clone(), readers.clone()),
             throttle: SqlThrottle::new(writer.clone()),
             reprices: SqlReprices::new(writer.clone(), readers.clone()),
+            tenants: SqlTenants::new(writer.clone(), readers.clone()),
+            plugins: SqlPlugins::new(writer.clone(), readers.clone()),
             invitations: SqlInvitations::new(writer.clone(), readers.clone()),
             writer,
             readers,
@@ -360,99 +366,6 @@ impl Storage for SqliteStorage {
         Shared::<Sqlite>::set_meta(&self.writer, key, value).await
     }
 
-    async fn create_tenant(&self, name: &str, now_ms: i64) -> Result<Tenant> {
-        Shared::<Sqlite>::create_tenant(&self.writer, name, now_ms).await
-    }
-
-    async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>> {
-        Shared::<Sqlite>::tenant_by_name(&self.readers, name).await
-    }
-
-    async fn list_tenants(&self) -> Result<Vec<Tenant>> {
-        Shared::<Sqlite>::list_tenants(&self.readers).await
-    }
-
-    async fn create_api_key(
-        &self,
-        tenant: TenantId,
-        key: &NewApiKey,
-        now_ms: i64,
-    ) -> Result<ApiKeyRecord> {
-        Shared::<Sqlite>::create_api_key(&self.writer, tenant, key, now_ms).await
-    }
-
-    async fn api_key_by_prefix(&self, prefix: &str) -> Result<Option<ApiKeyRecord>> {
-        Shared::<Sqlite>::api_key_by_prefix(&self.readers, prefix).await
-    }
-
-    async fn list_api_keys(&self, tenant: TenantId) -> Result<Vec<ApiKeyRecord>> {
-        Shared::<Sqlite>::list_api_keys(&self.readers, tenant).await
-    }
-
-    async fn put_plugin_component(&self, component: &PluginComponent) -> Result<()> {
-        Shared::<Sqlite>::put_plugin_component(&self.writer, component).await
-    }
-
-    async fn plugin_component(&self, digest: &str) -> Result<Option<PluginComponent>> {
-        Shared::<Sqlite>::plugin_component(&self.readers, digest).await
-    }
-
-    async fn save_plugin_install(&self, install: &PluginInstall) -> Result<()> {
-        Shared::<Sqlite>::save_plugin_install(&self.writer, install).await
-    }
-
-    async fn plugin_installs(&self, tenant: TenantId) -> Result<Vec<PluginInstall>> {
-        Shared::<Sqlite>::plugin_installs(&self.readers, tenant).await
-    }
-
-    async fn delete_plugin_install(&self, tenant: TenantId, name: &str) -> Result<bool> {
-        Shared::<Sqlite>::delete_plugin_install(&self.writer, tenant, name).await
-    }
-
-    async fn record_plugin_health(
-        &self,
-        tenant: TenantId,
-        name: &str,
-        consecutive_failures: i64,
-        disable_reason: Option<&str>,
-        now_ms: i64,
-    ) -> Result<()> {
-        Shared::<Sqlite>::record_plugin_health(
-            &self.writer,
-            tenant,
-            name,
-            consecutive_failures,
-            disable_reason,
-            now_ms,
-        )
-        .await
-    }
-
-    async fn plugin_kv(
-        &self,
-        tenant: TenantId,
-        plugin: &str,
-    ) -> Result<std::collections::BTreeMap<String, Vec<u8>>> {
-        Shared::<Sqlite>::plugin_kv(&self.readers, tenant, plugin).await
-    }
-
-    async fn apply_plugin_kv(
-        &self,
-        tenant: TenantId,
-        plugin: &str,
-        changes: &[(String, Option<Vec<u8>>)],
-    ) -> Result<()> {
-        Shared::<Sqlite>::apply_plugin_kv(&self.writer, tenant, plugin, changes).await
-    }
-
-    async fn delete_plugin_kv(&self, tenant: TenantId, plugin: &str) -> Result<()> {
-        Shared::<Sqlite>::delete_plugin_kv(&self.writer, tenant, plugin).await
-    }
-
-    async fn touch_api_key(&self, tenant: TenantId, key_id: i64, at_ms: i64) -> Result<()> {
-        Shared::<Sqlite>::touch_api_key(&self.writer, tenant, key_id, at_ms).await
-    }
-
     fn access(&self) -> &dyn AccessStorage {
         &self.access
     }
@@ -477,6 +390,14 @@ impl Storage for SqliteStorage {
         &self.reprices
     }
 
+    fn tenants(&self) -> &dyn TenantStorage {
+        &self.tenants
+    }
+
+    fn plugins(&self) -> &dyn PluginStorage {
+        &self.plugins
+    }
+
     async fn restate_costs(&self, tenant: TenantId, updates: &[CostUpdate]) -> Result<Restated> {
         let mut cache = self.rollups.lock().await;
         let mut tx = self.begin_write(&mut cache).await?;
@@ -492,15 +413,6 @@ impl Storage for SqliteStorage {
             .extend(rows.into_iter().map(|(k, v)| ((tenant, k), v)));
         cache.prune();
         Ok(restated)
-    }
-
-    async fn revoke_api_key(
-        &self,
-        tenant: TenantId,
-        key_id: i64,
-        at_ms: i64,
-    ) -> Result<Option<ApiKeyRecord>> {
-        Shared::<Sqlite>::revoke_api_key(&self.writer, tenant, key_id, at_ms).await
     }
 
     async fn write_batches(

@@ -214,11 +214,27 @@ fn assert_matches(got: &Aggregate, want: &Aggregate, lat: &[f64], what: &str) {
 async fn tenants_and_keys(store: Arc<dyn Storage>) {
     let t = tenant(&store, "acme").await;
     assert!(matches!(
-        store.create_tenant("acme", NOW).await,
+        store.tenants().create_tenant("acme", NOW).await,
         Err(StorageError::Conflict(_))
     ));
-    assert_eq!(store.tenant_by_name("acme").await.unwrap().unwrap().id, t);
-    assert!(store.tenant_by_name("nope").await.unwrap().is_none());
+    assert_eq!(
+        store
+            .tenants()
+            .tenant_by_name("acme")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        t
+    );
+    assert!(
+        store
+            .tenants()
+            .tenant_by_name("nope")
+            .await
+            .unwrap()
+            .is_none()
+    );
     let key = NewApiKey {
         name: "ci".into(),
         prefix: "hub_abc123".into(),
@@ -228,20 +244,25 @@ async fn tenants_and_keys(store: Arc<dyn Storage>) {
         rate_limit_per_s: Some(50),
         rotated_from: None,
     };
-    let created = store.create_api_key(t, &key, NOW).await.unwrap();
+    let created = store.tenants().create_api_key(t, &key, NOW).await.unwrap();
     assert!(matches!(
-        store.create_api_key(t, &key, NOW).await,
+        store.tenants().create_api_key(t, &key, NOW).await,
         Err(StorageError::Conflict(_))
     ));
     let found = store
+        .tenants()
         .api_key_by_prefix("hub_abc123")
         .await
         .unwrap()
         .unwrap();
     assert_eq!(found, created);
     assert_eq!(found.tenant, t);
-    store.touch_api_key(t, found.id, NOW + 5).await.unwrap();
-    let listed = store.list_api_keys(t).await.unwrap();
+    store
+        .tenants()
+        .touch_api_key(t, found.id, NOW + 5)
+        .await
+        .unwrap();
+    let listed = store.tenants().list_api_keys(t).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].last_used_at_ms, Some(NOW + 5));
     assert_eq!(listed[0].rate_limit_per_s, Some(50));
@@ -250,30 +271,35 @@ async fn tenants_and_keys(store: Arc<dyn Storage>) {
     let other = tenant(&store, "globex").await;
     assert!(
         store
+            .tenants()
             .revoke_api_key(other, found.id, NOW)
             .await
             .unwrap()
             .is_none()
     );
     let later = store
+        .tenants()
         .revoke_api_key(t, found.id, NOW + 100)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(later.revoked_at_ms, Some(NOW + 100));
     let now = store
+        .tenants()
         .revoke_api_key(t, found.id, NOW + 10)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(now.revoked_at_ms, Some(NOW + 10));
     let again = store
+        .tenants()
         .revoke_api_key(t, found.id, NOW + 50)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(again.revoked_at_ms, Some(NOW + 10));
     let rotated = store
+        .tenants()
         .create_api_key(
             t,
             &NewApiKey {
@@ -1309,13 +1335,24 @@ async fn plugins_installs_health_and_kv(store: Arc<dyn Storage>) {
         component: vec![0, 97, 115, 109, 255, 0, 1],
         created_at_ms: NOW,
     };
-    store.put_plugin_component(&component).await.unwrap();
-    store.put_plugin_component(&component).await.unwrap(); // idempotent
+    store
+        .plugins()
+        .put_plugin_component(&component)
+        .await
+        .unwrap();
+    store
+        .plugins()
+        .put_plugin_component(&component)
+        .await
+        .unwrap(); // idempotent
     assert_eq!(
-        store.plugin_component("d1").await.unwrap(),
+        store.plugins().plugin_component("d1").await.unwrap(),
         Some(component.clone())
     );
-    assert_eq!(store.plugin_component("nope").await.unwrap(), None);
+    assert_eq!(
+        store.plugins().plugin_component("nope").await.unwrap(),
+        None
+    );
 
     let install = |name: &str, position: i64| PluginInstall {
         tenant: a,
@@ -1333,20 +1370,23 @@ async fn plugins_installs_health_and_kv(store: Arc<dyn Storage>) {
         updated_at_ms: NOW,
     };
     store
+        .plugins()
         .save_plugin_install(&install("zeta", 1))
         .await
         .unwrap();
     store
+        .plugins()
         .save_plugin_install(&install("alpha", 2))
         .await
         .unwrap();
     let mut dangling = install("ghost", 3);
     dangling.digest = "missing".into();
     assert!(matches!(
-        store.save_plugin_install(&dangling).await,
+        store.plugins().save_plugin_install(&dangling).await,
         Err(StorageError::NotFound(_))
     ));
     let names: Vec<String> = store
+        .plugins()
         .plugin_installs(a)
         .await
         .unwrap()
@@ -1355,15 +1395,17 @@ async fn plugins_installs_health_and_kv(store: Arc<dyn Storage>) {
         .collect();
     assert_eq!(names, ["zeta", "alpha"], "running order is by position");
     assert!(
-        store.plugin_installs(b).await.unwrap().is_empty(),
+        store.plugins().plugin_installs(b).await.unwrap().is_empty(),
         "tenant B sees nothing"
     );
 
     store
+        .plugins()
         .record_plugin_health(a, "zeta", 3, None, NOW + 1)
         .await
         .unwrap();
     store
+        .plugins()
         .record_plugin_health(
             a,
             "alpha",
@@ -1374,10 +1416,11 @@ async fn plugins_installs_health_and_kv(store: Arc<dyn Storage>) {
         .await
         .unwrap();
     store
+        .plugins()
         .record_plugin_health(b, "zeta", 9, Some("other tenant"), NOW)
         .await
         .unwrap();
-    let installs = store.plugin_installs(a).await.unwrap();
+    let installs = store.plugins().plugin_installs(a).await.unwrap();
     assert_eq!(
         (installs[0].consecutive_failures, installs[0].enabled),
         (3, true)
@@ -1392,6 +1435,7 @@ async fn plugins_installs_health_and_kv(store: Arc<dyn Storage>) {
     );
 
     store
+        .plugins()
         .apply_plugin_kv(
             a,
             "zeta",
@@ -1403,6 +1447,7 @@ async fn plugins_installs_health_and_kv(store: Arc<dyn Storage>) {
         .await
         .unwrap();
     store
+        .plugins()
         .apply_plugin_kv(
             a,
             "zeta",
@@ -1410,22 +1455,53 @@ async fn plugins_installs_health_and_kv(store: Arc<dyn Storage>) {
         )
         .await
         .unwrap();
-    let kv = store.plugin_kv(a, "zeta").await.unwrap();
+    let kv = store.plugins().plugin_kv(a, "zeta").await.unwrap();
     assert_eq!(
         kv.into_iter().collect::<Vec<_>>(),
         vec![("k1".to_string(), b"v1b".to_vec())]
     );
-    assert!(store.plugin_kv(b, "zeta").await.unwrap().is_empty());
-    assert!(store.plugin_kv(a, "alpha").await.unwrap().is_empty());
+    assert!(
+        store
+            .plugins()
+            .plugin_kv(b, "zeta")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .plugins()
+            .plugin_kv(a, "alpha")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     assert!(
-        !store.delete_plugin_install(b, "zeta").await.unwrap(),
+        !store
+            .plugins()
+            .delete_plugin_install(b, "zeta")
+            .await
+            .unwrap(),
         "B cannot delete A's"
     );
-    assert!(store.delete_plugin_install(a, "zeta").await.unwrap());
-    store.delete_plugin_kv(a, "zeta").await.unwrap();
-    assert!(store.plugin_kv(a, "zeta").await.unwrap().is_empty());
-    assert_eq!(store.plugin_installs(a).await.unwrap().len(), 1);
+    assert!(
+        store
+            .plugins()
+            .delete_plugin_install(a, "zeta")
+            .await
+            .unwrap()
+    );
+    store.plugins().delete_plugin_kv(a, "zeta").await.unwrap();
+    assert!(
+        store
+            .plugins()
+            .plugin_kv(a, "zeta")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.plugins().plugin_installs(a).await.unwrap().len(), 1);
 }
 
 async fn marketplace_keys_packages_and_versions(store: Arc<dyn Storage>) {
@@ -1509,7 +1585,10 @@ async fn marketplace_keys_packages_and_versions(store: Arc<dyn Storage>) {
                 .await,
             Err(StorageError::Conflict(_))
         ));
-        assert_eq!(store.plugin_component(digest).await.unwrap(), None);
+        assert_eq!(
+            store.plugins().plugin_component(digest).await.unwrap(),
+            None
+        );
     }
     let p = m.package("tagger").await.unwrap().unwrap();
     assert_eq!(
@@ -1560,6 +1639,7 @@ async fn marketplace_keys_packages_and_versions(store: Arc<dyn Storage>) {
     // Installs count.
     let t = tenant(&store, "market-t").await;
     store
+        .plugins()
         .save_plugin_install(&PluginInstall {
             tenant: t,
             name: "tagger".into(),

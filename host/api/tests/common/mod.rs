@@ -89,12 +89,16 @@ pub async fn plugin_hub_with_market(
 
 /// A new key of `tenant` (created if missing) with `scopes`.
 pub async fn key_for(storage: &Arc<dyn Storage>, tenant: &str, scopes: Vec<ApiKeyScope>) -> String {
-    let t = match storage.tenant_by_name(tenant).await.unwrap() {
+    let t = match storage.tenants().tenant_by_name(tenant).await.unwrap() {
         Some(t) => t,
-        None => storage.create_tenant(tenant, 0).await.unwrap(),
+        None => storage.tenants().create_tenant(tenant, 0).await.unwrap(),
     };
     let (secret, new_key) = generate_api_key("test", scopes, None);
-    storage.create_api_key(t.id, &new_key, 0).await.unwrap();
+    storage
+        .tenants()
+        .create_api_key(t.id, &new_key, 0)
+        .await
+        .unwrap();
     secret
 }
 

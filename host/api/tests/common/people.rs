@@ -37,9 +37,14 @@ pub async fn hub() -> Hub {
 impl Hub {
     /// A user with `PASSWORD` and `role` in `tenant` (created if needed); returns the user id.
     pub async fn user(&self, email: &str, tenant: &str, role: Role, must_change: bool) -> i64 {
-        let t = match self.storage.tenant_by_name(tenant).await.unwrap() {
+        let t = match self.storage.tenants().tenant_by_name(tenant).await.unwrap() {
             Some(t) => t,
-            None => self.storage.create_tenant(tenant, 0).await.unwrap(),
+            None => self
+                .storage
+                .tenants()
+                .create_tenant(tenant, 0)
+                .await
+                .unwrap(),
         };
         let a = self.storage.access();
         let u = match a.user_by_email(email).await.unwrap() {

@@ -498,6 +498,7 @@ async fn raw_baseline(
 ) -> Result<()> {
     let (storage, _) = crate::open_db(db).await?;
     let t = storage
+        .tenants()
         .tenant_by_name(tenant)
         .await?
         .with_context(|| format!("no tenant '{tenant}'"))?;
@@ -528,10 +529,11 @@ async fn seed(a: SeedArgs) -> Result<()> {
     let span =
         hub_core::time::parse_duration_ms(&a.span).map_err(|e| anyhow::anyhow!("--span: {e}"))?;
     let (storage, _) = crate::open_db(a.db).await?;
-    let tenant = match storage.tenant_by_name(&a.tenant).await? {
+    let tenant = match storage.tenants().tenant_by_name(&a.tenant).await? {
         Some(t) => t,
         None => {
             storage
+                .tenants()
                 .create_tenant(&a.tenant, hub_core::time::now_ms())
                 .await?
         }

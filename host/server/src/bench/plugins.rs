@@ -295,7 +295,7 @@ async fn packages(dir: &std::path::Path) -> Result<()> {
         Default::default(),
     ));
     let host = hub_catalog::Catalog::new(host, storage.clone(), Default::default());
-    let tenant = storage.create_tenant("bench", 0).await?.id;
+    let tenant = storage.tenants().create_tenant("bench", 0).await?.id;
     for name in ["cost", "registry"] {
         let started = Instant::now();
         let published = crate::plugins::publish_first_party(&host, dir, &[name.to_string()]).await;

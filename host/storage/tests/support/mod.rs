@@ -38,7 +38,7 @@ macro_rules! on_both {
 }
 
 pub async fn tenant(store: &Arc<dyn Storage>, name: &str) -> TenantId {
-    store.create_tenant(name, NOW).await.unwrap().id
+    store.tenants().create_tenant(name, NOW).await.unwrap().id
 }
 
 pub async fn write(
