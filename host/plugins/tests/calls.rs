@@ -153,19 +153,12 @@ async fn a_detector_is_called_settled_and_disabled_through_the_one_path() {
     assert!(host.budget_wait(other).is_none());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_refresh_is_recorded_but_never_disables_an_enricher() {
-    let (storage, host, _dir) = setup(PluginHostConfig {
-        max_consecutive_failures: 1,
-        cpu_budget: Duration::from_micros(1),
-        ..Default::default()
-    })
-    .await;
-    let acme = tenant(&storage, "acme").await;
+/// Installs `registry` with a sync URL on loopback: the runtime refuses it (a private address), so
+/// every refresh fails.
+async fn install_failing_registry(host: &PluginHost, tenant: TenantId) {
     let (m, w) = plugin("registry");
-    // A loopback endpoint: the runtime refuses it (private address), so every refresh fails.
     host.install(
-        acme,
+        tenant,
         &m,
         w,
         Some(json!({"sync_url": "http://127.0.0.1:9/models"})),
@@ -177,6 +170,18 @@ async fn a_failing_refresh_is_recorded_but_never_disables_an_enricher() {
     )
     .await
     .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_refresh_is_recorded_but_never_disables_an_enricher() {
+    let (storage, host, _dir) = setup(PluginHostConfig {
+        max_consecutive_failures: 1,
+        cpu_budget: Duration::from_micros(1),
+        ..Default::default()
+    })
+    .await;
+    let acme = tenant(&storage, "acme").await;
+    install_failing_registry(&host, acme).await;
     assert!(
         host.has_enrichers(acme).await,
         "loads the tenant's installs"
@@ -247,20 +252,7 @@ async fn a_refresh_waits_while_its_tenant_is_over_budget() {
     host.install(acme, &m, w, None, GrantsDoc::default(), true)
         .await
         .unwrap();
-    let (m, w) = plugin("registry");
-    host.install(
-        acme,
-        &m,
-        w,
-        Some(json!({"sync_url": "http://127.0.0.1:9/models"})),
-        GrantsDoc {
-            kv: true,
-            http: vec!["127.0.0.1:9".into()],
-        },
-        true,
-    )
-    .await
-    .unwrap();
+    install_failing_registry(&host, acme).await;
     assert!(host.has_enrichers(acme).await);
 
     // Spend the tenant's budget (a millisecond a second, a second's worth banked) on enrichment.
