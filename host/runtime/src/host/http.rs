@@ -22,16 +22,13 @@ pub struct HttpPolicy {
 }
 
 impl HttpPolicy {
-    fn host_allowed(&self, host: &str, port: u16) -> bool {
-        self.allowed.iter().any(|entry| {
-            hub_marketplace::HttpHost::parse(entry).is_some_and(|e| e.allows(host, port))
-        })
-    }
-
     /// Whether `host:port` (as the URL names it) may be asked for at all; checked before any name
     /// lookup, so that a plugin cannot make the hub resolve names it was not granted.
     fn check_host(&self, host: &str, port: u16) -> Result<(), Refusal> {
-        if self.host_allowed(host, port) {
+        let granted = self.allowed.iter().any(|entry| {
+            hub_marketplace::HttpHost::parse(entry).is_some_and(|e| e.allows(host, port))
+        });
+        if granted {
             Ok(())
         } else {
             Err(Refusal::NotGranted)
