@@ -1,14 +1,14 @@
 //! The audit log: `record` appends; `GET /v1/audit` lists and exports a tenant's records.
 
 use crate::ApiQuery;
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use hub_storage::{AuditEntry, AuditFilter, AuditRecord};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::Right;
 use crate::{ApiError, AppState, Principal};
@@ -18,8 +18,8 @@ const MAX_PAGE: usize = 1000;
 /// Rows an NDJSON export holds at most (narrow the filter for more).
 const MAX_EXPORT: usize = 100_000;
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/v1/audit", get(list_audit))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_audit))
 }
 
 /// Appends an entry; a storage failure is logged at error level (the action already happened).

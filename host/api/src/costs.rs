@@ -5,21 +5,21 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use hub_core::Dimension;
 use hub_storage::{JobStatus, NewRepriceJob, RepriceJob, StorageError};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{ApiError, AppState, Right};
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/costs/reprice", get(list_jobs).post(start_job))
-        .route("/v1/costs/reprice/{id}", get(get_job))
-        .route("/v1/costs/reprice/{id}/cancel", post(cancel_job))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_jobs, start_job))
+        .routes(routes!(get_job))
+        .routes(routes!(cancel_job))
 }
 
 /// What to price again.

@@ -2,23 +2,23 @@
 
 use std::time::Instant;
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
 use base64::Engine;
 use hub_core::time::{parse_query_time, to_rfc3339};
 use hub_core::{Dimension, TokenDetail};
 use hub_storage::{EventCursor, EventField, EventFilter, StoredEvent};
 use serde::Serialize;
 use serde_json::value::RawValue;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::query::{Params, check_order, observe};
 use crate::{ApiError, AppState, Principal, Right};
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/events", get(list_events))
-        .route("/v1/events/{id}", get(get_event))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_events))
+        .routes(routes!(get_event))
 }
 
 /// An event as the API shows it.

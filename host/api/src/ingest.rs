@@ -3,25 +3,23 @@
 use std::io::Read;
 use std::time::Instant;
 
+use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
 use http_body_util::BodyExt;
 use hub_core::ingest::{BodyError, BodyFormat, Rejection, parse_body};
 use serde::Serialize;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use crate::metrics::{Metrics, OutcomeLabel, ReasonLabel};
 use crate::{ApiError, AppState, Principal, Right};
 
-pub(crate) fn router() -> Router<AppState> {
+pub(crate) fn router() -> OpenApiRouter<AppState> {
     // The body limit is enforced by the handler (so that the 413 names the limit), not by axum.
-    Router::new().route(
-        "/v1/events",
-        post(post_events).layer(DefaultBodyLimit::disable()),
-    )
+    OpenApiRouter::new().routes(routes!(post_events).layer(DefaultBodyLimit::disable()))
 }
 
 /// The answer to an ingest request.

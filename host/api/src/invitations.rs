@@ -7,16 +7,16 @@
 
 use std::time::Duration;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
 use hub_core::Role;
 use hub_storage::{Acceptance, Invitation, NewInvitation, NewUser, StorageError, User};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::{Actor, ClientAddr, Right, hash_key};
 use crate::members::require_role_change;
@@ -32,12 +32,12 @@ pub const INVITATION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const MAX_PENDING_INVITATIONS: usize = 500;
 const CODE_PREFIX: &str = "hinv_";
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/invitations", get(list_invitations))
-        .route("/v1/invitations/{id}", delete(revoke_invitation))
-        .route("/v1/auth/invitations/accept", post(accept))
-        .route("/v1/auth/invitations/redeem", post(redeem))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_invitations))
+        .routes(routes!(revoke_invitation))
+        .routes(routes!(accept))
+        .routes(routes!(redeem))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

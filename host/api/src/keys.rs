@@ -3,15 +3,15 @@
 //! A key is named in the path by its id or its visible prefix (`hub_ab12cd34`). A key of another
 //! tenant is a 404, whatever the caller's rights.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use hub_core::ApiKeyScope;
 use hub_storage::ApiKeyRecord;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::{find_api_key, rotate_api_key};
 use crate::{ApiError, AppState, Principal, Right, generate_api_key, json_body};
@@ -21,11 +21,11 @@ const MAX_GRACE_MS: i64 = 7 * 86_400_000;
 /// Highest per-key rate limit that can be set.
 const MAX_RATE_LIMIT: u32 = 1_000_000;
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/api-keys", get(list_keys).post(create_key))
-        .route("/v1/api-keys/{key}", get(get_key).delete(revoke_key))
-        .route("/v1/api-keys/{key}/rotate", post(rotate_key))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_keys, create_key))
+        .routes(routes!(get_key, revoke_key))
+        .routes(routes!(rotate_key))
 }
 
 /// An API key as listed: never its secret.

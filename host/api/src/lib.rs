@@ -37,6 +37,7 @@ use hub_bus::BusProducer;
 use hub_core::ingest::IngestLimits;
 use hub_pipeline::PipelineStats;
 use hub_storage::Storage;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use audit::record as record_audit;
 pub use auth::{
@@ -169,9 +170,11 @@ impl AppState {
 pub use wire::MAX_ADMIN_BODY_BYTES;
 pub(crate) use wire::{ApiQuery, json_body};
 
-/// The whole API.
-pub fn app(state: AppState) -> Router {
-    Router::new()
+/// Every route of the API with its OpenAPI entry, each declared once, by its module's `routes!`
+/// (from the handler's `#[utoipa::path]`): the router serves them and [`openapi_json`] documents
+/// them, so a route cannot be served undocumented or documented unserved.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(ingest::router())
         .merge(query::router())
         .merge(events::router())
@@ -188,6 +191,12 @@ pub fn app(state: AppState) -> Router {
         .merge(ops::router())
         .merge(settings::router())
         .merge(costs::router())
+}
+
+/// The whole API.
+pub fn app(state: AppState) -> Router {
+    let (routes, _) = routes().split_for_parts();
+    routes
         .fallback(web::fallback)
         .layer(axum::middleware::from_fn(wire::response_headers))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())

@@ -4,45 +4,33 @@
 //! with `?catalog=NAME`.
 
 use crate::ApiQuery;
+use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, put};
-use axum::{Json, Router};
 use hub_catalog::{Publisher, sort_versions};
 use hub_marketplace::Manifest;
 use hub_storage::{PackageRecord, PublisherKey, VersionRecord};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use crate::plugins::{CapabilitiesDto, LimitsDto, admin_error, catalog};
 use crate::{ApiError, AppState, Principal, Right};
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/marketplace/packages",
-            get(list_packages)
-                .post(publish)
-                .layer(axum::extract::DefaultBodyLimit::disable()),
-        )
-        .route("/v1/marketplace/packages/{name}", get(package_details))
-        .route(
-            "/v1/marketplace/packages/{name}/versions/{version}/package",
-            get(download),
-        )
-        .route(
-            "/v1/marketplace/packages/{name}/versions/{version}/icon",
-            get(icon),
-        )
-        .route(
-            "/v1/marketplace/packages/{name}/versions/{version}/yank",
-            put(yank).delete(unyank),
-        )
-        .route("/v1/marketplace/keys", get(list_keys).post(register_key))
-        .route("/v1/marketplace/keys/{key_id}", delete(revoke_key))
-        .route("/v1/marketplace/catalogs", get(list_catalogs))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        // Publishing checks its own limit (so that the 413 names it), not axum.
+        .routes(routes!(list_packages, publish).layer(DefaultBodyLimit::disable()))
+        .routes(routes!(package_details))
+        .routes(routes!(download))
+        .routes(routes!(icon))
+        .routes(routes!(yank, unyank))
+        .routes(routes!(list_keys, register_key))
+        .routes(routes!(revoke_key))
+        .routes(routes!(list_catalogs))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -2,26 +2,26 @@
 //! tenant's admins may do here stops at their own tenant: they never set another tenant's roles,
 //! end its sessions, or change the credentials of an account that other tenants share.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
 use hub_core::{Role, TenantId};
 use hub_storage::User;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::Right;
 use crate::session::{hash_password_async, one_time_password};
 use crate::users::{audit_account, end_sessions};
 use crate::{ApiError, AppState, Principal, json_body, throttle};
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/users", get(list_members).post(add_member))
-        .route("/v1/users/{id}", put(set_role).delete(remove_member))
-        .route("/v1/users/{id}/password-reset", post(reset_password))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_members, add_member))
+        .routes(routes!(set_role, remove_member))
+        .routes(routes!(reset_password))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

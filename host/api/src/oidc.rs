@@ -10,11 +10,9 @@
 use std::time::Duration;
 
 use crate::ApiQuery;
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use base64::Engine;
 use hub_core::Role;
 use hub_storage::{AuditEntry, NewUser};
@@ -25,6 +23,7 @@ use openidconnect::{
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::ClientAddr;
 use crate::{ApiError, AppState};
@@ -154,11 +153,11 @@ impl Oidc {
     }
 }
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/auth/oidc/login", get(start))
-        .route("/v1/auth/oidc/callback", get(callback))
-        .route("/v1/auth/providers", get(providers))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(start))
+        .routes(routes!(callback))
+        .routes(routes!(providers))
 }
 
 /// How people can sign in here (the login page shows an SSO button when it is on).

@@ -1,79 +1,14 @@
-//! The OpenAPI document, generated from the handlers' annotations.
+//! The OpenAPI document: the routes' entries (from the handlers' annotations, gathered by
+//! [`crate::routes`]) with the document's own parts and the refusals every route can give.
 
-use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "LLM Analytics Hub", description = "Ingest LLM events, query analytics. Authenticate with 'Authorization: Bearer <API key>'."),
-    paths(
-        crate::ingest::post_events,
-        crate::query::get_summary,
-        crate::query::get_timeseries,
-        crate::events::list_events,
-        crate::events::get_event,
-        crate::plugins::list_plugins,
-        crate::plugins::install_plugin,
-        crate::plugins::get_plugin,
-        crate::plugins::put_plugins,
-        crate::plugins::put_plugin,
-        crate::plugins::delete_plugin,
-        crate::market::list_packages,
-        crate::market::publish,
-        crate::market::package_details,
-        crate::market::download,
-        crate::market::icon,
-        crate::market::yank,
-        crate::market::unyank,
-        crate::market::list_keys,
-        crate::market::register_key,
-        crate::market::revoke_key,
-        crate::market::list_catalogs,
-        crate::keys::list_keys,
-        crate::keys::get_key,
-        crate::keys::create_key,
-        crate::keys::revoke_key,
-        crate::keys::rotate_key,
-        crate::users::login,
-        crate::users::refresh,
-        crate::users::logout,
-        crate::users::change_password,
-        crate::users::me,
-        crate::members::list_members,
-        crate::members::add_member,
-        crate::members::set_role,
-        crate::members::remove_member,
-        crate::members::reset_password,
-        crate::invitations::list_invitations,
-        crate::invitations::revoke_invitation,
-        crate::invitations::accept,
-        crate::invitations::redeem,
-        crate::tenants::list_tenants,
-        crate::tenants::create_tenant,
-        crate::audit::list_audit,
-        crate::views::list_views,
-        crate::views::create_view,
-        crate::views::update_view,
-        crate::views::delete_view,
-        crate::oidc::providers,
-        crate::oidc::start,
-        crate::oidc::callback,
-        crate::costs::start_job,
-        crate::costs::list_jobs,
-        crate::costs::get_job,
-        crate::costs::cancel_job,
-        crate::settings::get_tenant_rules,
-        crate::settings::set_tenant_rules,
-        crate::settings::settings,
-        crate::settings::retention,
-        crate::settings::set_retention,
-        crate::ops::healthz,
-        crate::ops::readyz,
-        crate::ops::metrics,
-        crate::ops::openapi,
-    ),
     components(schemas(crate::query::MetricName)),
-    modifiers(&ApiKeyScheme, &StandardRefusals)
+    modifiers(&ApiKeyScheme)
 )]
 struct ApiDoc;
 
@@ -162,7 +97,14 @@ impl utoipa::Modify for StandardRefusals {
 
 /// The document served at `/openapi.json`.
 pub fn openapi_json() -> serde_json::Value {
+    static DOC: std::sync::LazyLock<serde_json::Value> = std::sync::LazyLock::new(document);
+    DOC.clone()
+}
+
+fn document() -> serde_json::Value {
     let mut doc = ApiDoc::openapi();
+    doc.merge(crate::routes().into_openapi());
+    StandardRefusals.modify(&mut doc);
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     serde_json::to_value(doc).unwrap_or_default()
 }

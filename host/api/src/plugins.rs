@@ -3,28 +3,22 @@
 use std::sync::Arc;
 
 use crate::ApiQuery;
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
 use hub_catalog::InstallRequest;
 use hub_plugins::PluginHost;
 use hub_plugins::{GrantsDoc, PluginAdminError};
 use hub_storage::PluginInstall;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{ApiError, AppState, Principal, Right};
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/plugins",
-            get(list_plugins).put(put_plugins).post(install_plugin),
-        )
-        .route(
-            "/v1/plugins/{name}",
-            get(get_plugin).put(put_plugin).delete(delete_plugin),
-        )
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_plugins, put_plugins, install_plugin))
+        .routes(routes!(get_plugin, put_plugin, delete_plugin))
 }
 
 /// Capabilities granted to a plugin.

@@ -3,23 +3,23 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use axum::Json;
 use axum::extract::{Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
 use hub_core::time::{DAY_MS, parse_query_time, to_rfc3339};
 use hub_core::{Dimension, Metric, TokenDetail};
 use hub_storage::GroupKey;
 use hub_storage::analytics::{SummaryQuery, TimeseriesQuery, aligned_range, summary, timeseries};
 use hub_storage::rollup::resolution_for_step;
 use serde::Serialize;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::metrics::RouteLabel;
 use crate::{ApiError, AppState, Principal, Right};
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/metrics/summary", get(get_summary))
-        .route("/v1/metrics/timeseries", get(get_timeseries))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_summary))
+        .routes(routes!(get_timeseries))
 }
 
 /// Longest range one query may cover.

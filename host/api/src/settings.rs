@@ -1,23 +1,20 @@
 //! What a tenant reads and sets about itself: the operator's sign-in and retention settings as
 //! they stand (`GET /v1/settings`), and the tenant's own retention and single sign-on rules.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use hub_core::Role;
 use serde::Deserialize;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::oidc::RoleRule;
 use crate::{ApiError, AppState};
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/settings", get(settings))
-        .route("/v1/settings/retention", get(retention).put(set_retention))
-        .route(
-            "/v1/settings/sso-rules",
-            get(get_tenant_rules).put(set_tenant_rules),
-        )
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(settings))
+        .routes(routes!(retention, set_retention))
+        .routes(routes!(get_tenant_rules, set_tenant_rules))
 }
 
 /// How long each resolution is kept, in milliseconds (`null`: forever, or for a tenant's own

@@ -1,21 +1,21 @@
 //! Tenants: the ones a caller may act in (`GET /v1/tenants`), and new ones (`POST /v1/tenants`,
 //! operators only).
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use hub_core::Role;
 use hub_storage::AuditEntry;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::Actor;
 use crate::{ApiError, AppState, Principal, json_body};
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/v1/tenants", get(list_tenants).post(create_tenant))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_tenants, create_tenant))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -2,16 +2,16 @@
 //! and the password check that login and redeeming an invitation share. The tenant's members are
 //! in `members`, invitations in `invitations`, tenants in `tenants`.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use hub_core::{Role, TenantId};
 use hub_storage::{AuditEntry, RefreshUse, User};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::{Actor, ClientAddr, hash_key};
 use crate::session::{
@@ -33,13 +33,13 @@ const LOGIN_RATE: f64 = 2.0;
 const LOGIN_BURST: f64 = 20.0;
 pub(crate) const MAX_EMAIL_BYTES: usize = 254;
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/auth/login", post(login))
-        .route("/v1/auth/refresh", post(refresh))
-        .route("/v1/auth/logout", post(logout))
-        .route("/v1/auth/password", post(change_password))
-        .route("/v1/auth/me", get(me))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(change_password))
+        .routes(routes!(me))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

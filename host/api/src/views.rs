@@ -2,14 +2,14 @@
 //! and optionally shared with the tenant. Analysts and higher save their own; everybody who can
 //! read metrics sees their own and the shared ones; only a view's owner changes or deletes it.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, put};
-use axum::{Json, Router};
 use hub_storage::{SavedView, StorageError, ViewSpec};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::{Actor, Right};
 use crate::{ApiError, AppState, Principal, json_body};
@@ -17,10 +17,10 @@ use crate::{ApiError, AppState, Principal, json_body};
 const ROUTES: [&str; 3] = ["summary", "timeseries", "events"];
 const MAX_QUERY_BYTES: usize = 4096;
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/views", get(list_views).post(create_view))
-        .route("/v1/views/{id}", put(update_view).delete(delete_view))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_views, create_view))
+        .routes(routes!(update_view, delete_view))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -77,6 +77,7 @@ const HOMES: &[(&str, &str)] = &[
     ("hyper-util", "hub-api"),
     ("tower-http", "hub-api"),
     ("utoipa", "hub-api"),
+    ("utoipa-axum", "hub-api"),
     ("rdkafka", "hub-bus"),
     ("reqwest", "hub-catalog"),
 ];
