@@ -1,11 +1,14 @@
-//! The audit log: `record` appends; `GET /v1/audit` lists and exports a tenant's records.
+//! The audit log: `record` appends (`audit_account` in every tenant of an account,
+//! `audit_anonymous` before anyone is signed in); `GET /v1/audit` lists and exports a tenant's
+//! records.
 
 use crate::ApiQuery;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use hub_storage::{AuditEntry, AuditFilter, AuditRecord};
+use hub_core::TenantId;
+use hub_storage::{AuditEntry, AuditFilter, AuditRecord, User};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -199,4 +202,109 @@ pub(crate) async fn list_audit(
         next_cursor,
     })
     .into_response())
+}
+
+pub(crate) async fn audit_anonymous(
+    state: &AppState,
+    tenant: Option<TenantId>,
+    actor: String,
+    action: &str,
+    outcome: &str,
+    source: Option<String>,
+) {
+    crate::audit::record(
+        state,
+        AuditEntry {
+            at_ms: hub_core::time::now_ms(),
+            tenant,
+            actor,
+            action: action.into(),
+            target: None,
+            source,
+            outcome: outcome.into(),
+            before: None,
+            after: None,
+        },
+    )
+    .await;
+}
+
+/// Where an action on an account is audited: each tenant it belongs to, or the deployment's log
+/// when it belongs to none.
+pub(crate) async fn account_tenants(
+    state: &AppState,
+    user: i64,
+) -> Result<Vec<Option<TenantId>>, ApiError> {
+    let tenants: Vec<Option<TenantId>> = state
+        .storage
+        .access()
+        .memberships(user)
+        .await?
+        .iter()
+        .map(|m| Some(m.tenant))
+        .collect();
+    Ok(if tenants.is_empty() {
+        vec![None]
+    } else {
+        tenants
+    })
+}
+
+/// Records an action on an account (its password, its sessions, a failed sign-in) by `actor` in
+/// every tenant the account belongs to, so that no tenant's admins miss what another tenant's did
+/// to their member.
+pub(crate) async fn audit_account(
+    state: &AppState,
+    user: &User,
+    actor: String,
+    action: &str,
+    outcome: &str,
+    source: Option<String>,
+) -> Result<(), ApiError> {
+    for tenant in account_tenants(state, user.id).await? {
+        crate::audit::record(
+            state,
+            AuditEntry {
+                at_ms: hub_core::time::now_ms(),
+                tenant,
+                actor: actor.clone(),
+                action: action.into(),
+                target: Some(format!("user:{}", user.email)),
+                source: source.clone(),
+                outcome: outcome.into(),
+                ..Default::default()
+            },
+        )
+        .await;
+    }
+    Ok(())
+}
+
+impl Principal {
+    /// Records a security-relevant action of this caller in its tenant's audit log. A failure
+    /// to record is logged, never hidden from operators, but does not undo the action.
+    pub async fn audit(
+        &self,
+        state: &AppState,
+        action: &str,
+        target: Option<String>,
+        before: Option<serde_json::Value>,
+        after: Option<serde_json::Value>,
+    ) {
+        record(
+            state,
+            AuditEntry {
+                at_ms: hub_core::time::now_ms(),
+                tenant: Some(self.tenant),
+                actor: self.actor_label(),
+                action: action.into(),
+                target,
+                source: self.source.clone(),
+                outcome: "ok".into(),
+                before: before.map(|v| v.to_string()),
+                after: after.map(|v| v.to_string()),
+            },
+        )
+        .await;
+    }
 }

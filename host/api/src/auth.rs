@@ -7,9 +7,8 @@
 //! request that changes something. Each handler then asks [`Principal::require`] for one
 //! [`Right`]; API-key scopes and user roles both map onto rights (see the matrix in README).
 //!
-//! Keys look like `hub_<8 chars>_<32 chars>`. The first part (`hub_<8 chars>`) is the visible,
-//! unique prefix used to find the key; the database holds only the SHA-256 of the whole key. Keys
-//! are 190 bits of randomness, so a fast hash is enough (no password hashing is needed).
+//! What a key looks like and how it is stored is `credentials::api_keys`; the cookies' names are
+//! `cookies`.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -19,10 +18,11 @@ use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 use hub_core::{ApiKeyScope, Role, TenantId};
-use hub_storage::{ApiKeyRecord, NewApiKey};
-use rand::Rng;
-use sha2::{Digest, Sha256};
+use hub_storage::ApiKeyRecord;
 
+use crate::cookies::{self, ACCESS_COOKIE};
+use crate::credentials::api_keys::prefix_of;
+use crate::credentials::{constant_time_eq, hash_key};
 use crate::{ApiError, AppState};
 
 /// What a route needs. Every route asks for exactly one.
@@ -195,31 +195,18 @@ impl Principal {
         }
     }
 
-    /// Records a security-relevant action of this caller in its tenant's audit log. A failure
-    /// to record is logged, never hidden from operators, but does not undo the action.
-    pub async fn audit(
+    /// Changing `from` into `to` (`None`: no role, as before an invitation or after a removal)
+    /// needs the right to manage members, and to manage owners when either is an owner.
+    pub fn require_role_change(
         &self,
-        state: &AppState,
-        action: &str,
-        target: Option<String>,
-        before: Option<serde_json::Value>,
-        after: Option<serde_json::Value>,
-    ) {
-        crate::audit::record(
-            state,
-            hub_storage::AuditEntry {
-                at_ms: hub_core::time::now_ms(),
-                tenant: Some(self.tenant),
-                actor: self.actor_label(),
-                action: action.into(),
-                target,
-                source: self.source.clone(),
-                outcome: "ok".into(),
-                before: before.map(|v| v.to_string()),
-                after: after.map(|v| v.to_string()),
-            },
-        )
-        .await;
+        from: Option<Role>,
+        to: Option<Role>,
+    ) -> Result<(), ApiError> {
+        self.require(Right::ManageMembers)?;
+        if from == Some(Role::Owner) || to == Some(Role::Owner) {
+            self.require(Right::ManageOwners)?;
+        }
+        Ok(())
     }
 }
 
@@ -319,91 +306,6 @@ impl<K: std::hash::Hash + Eq> RateLimiter<K> {
     }
 }
 
-pub fn hash_key(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
-}
-
-/// A new random key: the full secret (shown once) and what storage keeps.
-pub fn generate_api_key(
-    name: &str,
-    scopes: Vec<ApiKeyScope>,
-    expires_at_ms: Option<i64>,
-) -> (String, NewApiKey) {
-    let mut rng = rand::rng();
-    let mut part = |n: usize| -> String {
-        (0..n)
-            .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.random_range(0..36)]))
-            .collect()
-    };
-    let prefix = format!("hub_{}", part(8));
-    let full = format!("{prefix}_{}", part(32));
-    let key = NewApiKey {
-        name: name.to_string(),
-        prefix,
-        secret_hash: hash_key(&full),
-        scopes,
-        expires_at_ms,
-        rate_limit_per_s: None,
-        rotated_from: None,
-    };
-    (full, key)
-}
-
-/// Replaces `old` with a new key of the same name, scopes, expiry and rate limit; `old` stops
-/// working at `until_ms`. Returns the new secret, the new record and the old one as updated.
-pub async fn rotate_api_key(
-    storage: &dyn hub_storage::Storage,
-    old: &ApiKeyRecord,
-    now_ms: i64,
-    until_ms: i64,
-) -> Result<(String, ApiKeyRecord, ApiKeyRecord), hub_storage::StorageError> {
-    let (secret, mut new_key) = generate_api_key(&old.name, old.scopes.clone(), old.expires_at_ms);
-    new_key.rate_limit_per_s = old.rate_limit_per_s;
-    new_key.rotated_from = Some(old.id);
-    let record = storage
-        .tenants()
-        .create_api_key(old.tenant, &new_key, now_ms)
-        .await?;
-    let replaced = storage
-        .tenants()
-        .revoke_api_key(old.tenant, old.id, until_ms)
-        .await?
-        .unwrap_or_else(|| old.clone());
-    Ok((secret, record, replaced))
-}
-
-/// The tenant's key named by its id or its visible prefix (`hub_ab12cd34`).
-pub async fn find_api_key(
-    storage: &dyn hub_storage::Storage,
-    tenant: TenantId,
-    name: &str,
-) -> Result<Option<ApiKeyRecord>, hub_storage::StorageError> {
-    let id: Option<i64> = name.parse().ok();
-    Ok(storage
-        .tenants()
-        .list_api_keys(tenant)
-        .await?
-        .into_iter()
-        .find(|k| Some(k.id) == id || k.prefix == name))
-}
-
-/// Whether two secrets are equal, compared without an early exit so that timing tells nothing.
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// A cookie's value from the request's `Cookie` headers.
-pub(crate) fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
 /// The client's address (when the server knows it), for the audit log and login throttling.
 #[derive(Debug, Clone)]
 pub struct ClientAddr(pub Option<String>);
@@ -434,7 +336,7 @@ fn presented(parts: &Parts) -> Result<Credential<'_>, ApiError> {
     {
         return credential(parts).map(Credential::Bearer);
     }
-    match cookie(&parts.headers, crate::users::ACCESS_COOKIE) {
+    match cookies::read(&parts.headers, ACCESS_COOKIE) {
         Some(token) if !token.is_empty() && token.len() <= MAX_CREDENTIAL_BYTES * 8 => {
             Ok(Credential::Cookie(token))
         }
@@ -478,13 +380,6 @@ fn credential(parts: &Parts) -> Result<&str, ApiError> {
         )));
     }
     Ok(raw)
-}
-
-/// The visible prefix of a well-formed key (`hub_xxxxxxxx`).
-fn prefix_of(key: &str) -> Option<&str> {
-    let rest = key.strip_prefix("hub_")?;
-    let end = rest.find('_')?;
-    Some(&key[..4 + end])
 }
 
 impl FromRequestParts<AppState> for Principal {
@@ -631,25 +526,4 @@ async fn user_principal(
         },
         source,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn generated_keys_have_prefix_and_hash() {
-        let (full, key) = generate_api_key("k", vec![ApiKeyScope::Ingest], None);
-        assert_eq!(prefix_of(&full), Some(key.prefix.as_str()));
-        assert_eq!(full.len(), 4 + 8 + 1 + 32);
-        assert_eq!(key.secret_hash, hash_key(&full));
-        assert_ne!(generate_api_key("k", vec![], None).0, full);
-        assert_eq!(prefix_of("nope"), None);
-        assert_eq!(prefix_of("hub_abc"), None);
-        assert!(
-            constant_time_eq(b"ab", b"ab")
-                && !constant_time_eq(b"ab", b"ac")
-                && !constant_time_eq(b"a", b"ab")
-        );
-    }
 }

@@ -18,12 +18,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::auth::{Actor, ClientAddr, Right, hash_key};
-use crate::members::require_role_change;
-use crate::session::{MAX_PASSWORD_BYTES, hash_password_async, password_problem, random_token};
-use crate::users::{
-    MAX_EMAIL_BYTES, audit_anonymous, password_sign_in, tenant_name, tokens_response,
+use crate::audit::audit_anonymous;
+use crate::auth::{Actor, ClientAddr, Right};
+use crate::credentials::passwords::{
+    MAX_EMAIL_BYTES, MAX_PASSWORD_BYTES, hash_password_async, password_problem,
 };
+use crate::credentials::{hash_key, random_token};
+use crate::signin::{password_sign_in, tokens_response};
+use crate::tenants::tenant_name;
 use crate::{ApiError, AppState, Principal, json_body};
 
 /// How long an invitation's code works.
@@ -223,7 +225,7 @@ pub(crate) async fn revoke_invitation(
         .into_iter()
         .find(|i| i.id == id && i.is_pending(now))
         .ok_or_else(not_found)?;
-    require_role_change(&principal, None, Some(inv.role))?;
+    principal.require_role_change(None, Some(inv.role))?;
     invitations
         .revoke_invitation(principal.tenant, id, now)
         .await?
@@ -320,7 +322,7 @@ async fn join(
     post, path = "/v1/auth/invitations/accept", tag = "auth",
     description = "Accepts an invitation as the signed-in person, whose email must be the invited one. Answers tokens (and cookies) for a session in the tenant joined; a person who already was a member keeps their role.",
     request_body = AcceptDto,
-    responses((status = 200, body = crate::users::TokensDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
+    responses((status = 200, body = crate::signin::TokensDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
     security(("api_key" = []))
 )]
 pub(crate) async fn accept(
@@ -354,7 +356,7 @@ pub(crate) async fn accept(
     post, path = "/v1/auth/invitations/redeem", tag = "auth",
     description = "Accepts an invitation without a session. For an email new to the hub, creates its account with the password given (at least 12 characters); for an email with an account, the password is that account's and is checked as a sign-in is (same throttle and lockout). Answers tokens (and cookies) for a session in the tenant joined.",
     request_body = RedeemDto,
-    responses((status = 200, body = crate::users::TokensDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody))
+    responses((status = 200, body = crate::signin::TokensDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody))
 )]
 pub(crate) async fn redeem(
     State(state): State<AppState>,

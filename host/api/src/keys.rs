@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::auth::{find_api_key, rotate_api_key};
-use crate::{ApiError, AppState, Principal, Right, generate_api_key, json_body};
+use crate::credentials::api_keys::{find_api_key, generate_api_key, rotate_api_key};
+use crate::{ApiError, AppState, Principal, Right, json_body};
 
 /// Longest grace period of a rotation: the old key works this long at most after it.
 const MAX_GRACE_MS: i64 = 7 * 86_400_000;

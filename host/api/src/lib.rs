@@ -4,9 +4,12 @@
 //! `tower::ServiceExt::oneshot`. Handlers parse and check input, call storage or the bus, and map
 //! results; business rules live in the core, storage and pipeline crates.
 
+mod account;
 mod audit;
 pub mod auth;
+mod cookies;
 mod costs;
+pub mod credentials;
 mod error;
 mod events;
 mod ingest;
@@ -23,9 +26,9 @@ mod plugins;
 mod query;
 pub mod session;
 mod settings;
+mod signin;
 mod tenants;
-pub mod throttle;
-mod users;
+mod throttle;
 mod views;
 mod web;
 mod wire;
@@ -40,9 +43,7 @@ use hub_storage::Storage;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use audit::record as record_audit;
-pub use auth::{
-    Actor, KeyCache, Principal, RateLimiter, Right, find_api_key, generate_api_key, rotate_api_key,
-};
+pub use auth::{Actor, KeyCache, Principal, RateLimiter, Right};
 pub use error::ApiError;
 pub use members::leaves_no_owner;
 pub use metrics::Metrics;
@@ -181,7 +182,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(plugins::router())
         .merge(market::router())
         .merge(keys::router())
-        .merge(users::router())
+        .merge(signin::router())
+        .merge(account::router())
         .merge(members::router())
         .merge(invitations::router())
         .merge(tenants::router())

@@ -12,10 +12,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::account::end_sessions;
+use crate::audit::audit_account;
 use crate::auth::Right;
-use crate::session::{hash_password_async, one_time_password};
-use crate::users::{audit_account, end_sessions};
-use crate::{ApiError, AppState, Principal, json_body, throttle};
+use crate::credentials::lockout;
+use crate::credentials::passwords::{hash_password_async, one_time_password};
+use crate::{ApiError, AppState, Principal, json_body};
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -91,7 +93,7 @@ pub(crate) async fn list_members(
     principal.require(Right::ReadConfig)?;
     let members = state.storage.access().members(principal.tenant).await?;
     let emails: Vec<String> = members.iter().map(|(u, _)| u.email.clone()).collect();
-    let locked = throttle::blocked_emails(&state, &emails).await?;
+    let locked = lockout::locked(state.storage.as_ref(), &emails, hub_core::time::now_ms()).await?;
     Ok(Json(MemberListDto {
         users: members
             .iter()
@@ -103,20 +105,6 @@ pub(crate) async fn list_members(
 
 pub(crate) fn parse_role(s: &str) -> Result<Role, ApiError> {
     Role::parse(s).map_err(|e| ApiError::invalid("role", e))
-}
-
-/// Changing `from` into `to` needs the right to manage members, and to manage owners when
-/// either is an owner.
-pub(crate) fn require_role_change(
-    principal: &Principal,
-    from: Option<Role>,
-    to: Option<Role>,
-) -> Result<(), ApiError> {
-    principal.require(Right::ManageMembers)?;
-    if from == Some(Role::Owner) || to == Some(Role::Owner) {
-        principal.require(Right::ManageOwners)?;
-    }
-    Ok(())
 }
 
 /// The tenant's member `id`, its role, and a check of a change of that role to `to` (`None`:
@@ -172,7 +160,7 @@ pub(crate) async fn add_member(
     principal.require(Right::ManageMembers)?;
     let req: AddMemberDto = json_body(&body)?;
     let role = parse_role(&req.role)?;
-    require_role_change(&principal, None, Some(role))?;
+    principal.require_role_change(None, Some(role))?;
     let created =
         crate::invitations::invite(&state, &principal, &req.email, role, req.display_name).await?;
     Ok((StatusCode::CREATED, Json(created)))
@@ -196,7 +184,7 @@ pub(crate) async fn set_role(
     let req: SetRoleDto = json_body(&body)?;
     let role = parse_role(&req.role)?;
     let (user, before, owner_left) = member(&state, principal.tenant, &id).await?;
-    require_role_change(&principal, Some(before), Some(role))?;
+    principal.require_role_change(Some(before), Some(role))?;
     owner_left(Some(role))?;
     let now = hub_core::time::now_ms();
     state
@@ -217,7 +205,12 @@ pub(crate) async fn set_role(
             Some(serde_json::json!({"role": role.as_str()})),
         )
         .await;
-    let locked = throttle::blocked_emails(&state, std::slice::from_ref(&user.email)).await?;
+    let locked = lockout::locked(
+        state.storage.as_ref(),
+        std::slice::from_ref(&user.email),
+        hub_core::time::now_ms(),
+    )
+    .await?;
     Ok(Json(member_dto(&user, role, locked[0])))
 }
 
@@ -235,7 +228,7 @@ pub(crate) async fn remove_member(
 ) -> Result<StatusCode, ApiError> {
     principal.require(Right::ManageMembers)?;
     let (user, before, owner_left) = member(&state, principal.tenant, &id).await?;
-    require_role_change(&principal, Some(before), None)?;
+    principal.require_role_change(Some(before), None)?;
     owner_left(None)?;
     let now = hub_core::time::now_ms();
     state
@@ -270,7 +263,7 @@ pub(crate) async fn reset_password(
 ) -> Result<Json<PasswordResetDto>, ApiError> {
     principal.require(Right::ManageMembers)?;
     let (user, role, _) = member(&state, principal.tenant, &id).await?;
-    require_role_change(&principal, Some(role), Some(role))?;
+    principal.require_role_change(Some(role), Some(role))?;
     if !principal.is_operator() {
         if user.operator || user.publisher {
             return Err(ApiError::Forbidden(
@@ -297,7 +290,7 @@ pub(crate) async fn reset_password(
         .access()
         .set_password(user.id, &hash, true)
         .await?;
-    throttle::clear(&state, &user.email, None).await?;
+    lockout::clear(state.storage.as_ref(), &user.email, None).await?;
     end_sessions(&state, user.id, None, hub_core::time::now_ms()).await?;
     audit_account(
         &state,

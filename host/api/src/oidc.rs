@@ -26,6 +26,7 @@ use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::ClientAddr;
+use crate::settings::{TenantRuleDto, TenantSsoRulesDto};
 use crate::{ApiError, AppState};
 
 /// How long a started login may take.
@@ -474,7 +475,7 @@ pub(crate) async fn callback(
         }
     };
     // The rules own the tenants they name: each sign-in sets the role they give.
-    let tenant_rules = crate::settings::tenant_rules(&state).await?;
+    let tenant_rules = tenant_rules(&state).await?;
     for (tenant, role) in mapped_roles(&o.settings, &tenant_rules, &email, &groups) {
         let Some(t) = state.storage.tenants().tenant_by_name(&tenant).await? else {
             tracing::warn!(tenant = %tenant, "an SSO rule names a tenant that does not exist");
@@ -506,7 +507,7 @@ pub(crate) async fn callback(
         }
     }
     let (tenant, tenant_name, role) =
-        match crate::users::pick_tenant(&state, &user, pending.tenant.as_deref()).await {
+        match crate::signin::pick_tenant(&state, &user, pending.tenant.as_deref()).await {
             Ok(x) => x,
             Err(e) => {
                 let _ = fail(&state, format!("{email}: {e}")).await;
@@ -531,12 +532,36 @@ pub(crate) async fn callback(
         },
     )
     .await;
-    let mut res = crate::users::tokens_response(&state, &issued, &tenant_name);
+    let mut res = crate::signin::tokens_response(&state, &issued, &tenant_name);
     *res.status_mut() = StatusCode::SEE_OTHER;
     if let Ok(v) = HeaderValue::from_str(&o.settings.after_login_url) {
         res.headers_mut().insert(header::LOCATION, v);
     }
     Ok(res)
+}
+
+/// Every tenant's own rules as role rules naming their tenant: (domain rules, group rules). A
+/// document that no longer reads is skipped with a warning rather than failing sign-ins.
+pub(crate) async fn tenant_rules(
+    state: &AppState,
+) -> Result<(Vec<RoleRule>, Vec<RoleRule>), ApiError> {
+    let mut out = (Vec::new(), Vec::new());
+    for (tenant, json) in state.storage.settings().all_tenant_sso_rules().await? {
+        let Ok(doc) = serde_json::from_str::<TenantSsoRulesDto>(&json) else {
+            tracing::warn!(tenant = %tenant, "a tenant's SSO rules do not read; skipped");
+            continue;
+        };
+        let rule = |r: TenantRuleDto| {
+            Role::parse(&r.role).ok().map(|role| RoleRule {
+                pattern: r.pattern,
+                tenant: tenant.clone(),
+                role,
+            })
+        };
+        out.0.extend(doc.domain_roles.into_iter().filter_map(rule));
+        out.1.extend(doc.group_roles.into_iter().filter_map(rule));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! People's credentials: argon2id passwords, access tokens (HS256 JWTs signed with keys every
+//! People's sessions: access tokens (HS256 JWTs signed with keys every
 //! replica shares through storage, rotated daily, `kid` in the header) and refresh tokens
 //! (random, stored hashed, single use, grouped in families that are login sessions).
 
@@ -6,8 +6,6 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
 use hub_core::{Role, TenantId};
 use hub_storage::{NewRefreshToken, SigningKey, Storage, StorageError, User};
@@ -15,7 +13,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::hash_key;
+use crate::credentials::{hash_key, hmac_hex, random_token};
 
 /// How long an access token works.
 pub const ACCESS_TTL: Duration = Duration::from_secs(15 * 60);
@@ -25,86 +23,6 @@ pub const REFRESH_TTL: Duration = Duration::from_secs(30 * 86_400);
 const ROTATE_EVERY_MS: i64 = 86_400_000;
 const ISSUER: &str = "llm-analytics-hub";
 const AUDIENCE: &str = "hub-api";
-/// Shortest and longest password accepted.
-pub const MIN_PASSWORD_CHARS: usize = 12;
-pub const MAX_PASSWORD_BYTES: usize = 256;
-
-/// The argon2id hash of `password` (PHC string). CPU-heavy: call from a blocking thread.
-pub fn hash_password(password: &str) -> String {
-    let salt = SaltString::encode_b64(&rand::rng().random::<[u8; 16]>())
-        .expect("16 bytes is a valid salt");
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .expect("argon2 with default parameters hashes any password")
-        .to_string()
-}
-
-/// Whether `password` matches `phc`. A malformed hash never matches.
-pub fn verify_password(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc)
-        .map(|h| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
-        .unwrap_or(false)
-}
-
-/// Runs the password work off the async threads.
-pub async fn hash_password_async(password: String) -> String {
-    tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .expect("hashing does not panic")
-}
-
-pub async fn verify_password_async(password: String, phc: Option<String>) -> bool {
-    tokio::task::spawn_blocking(move || match phc {
-        Some(phc) => verify_password(&password, &phc),
-        None => {
-            // Same work for an unknown user as for a known one: no timing oracle on emails.
-            let _ = hash_password(&password);
-            false
-        }
-    })
-    .await
-    .unwrap_or(false)
-}
-
-/// Why a new password is refused, or `None` if it is acceptable.
-pub fn password_problem(password: &str, email: &str) -> Option<String> {
-    if password.chars().count() < MIN_PASSWORD_CHARS {
-        return Some(format!("must be at least {MIN_PASSWORD_CHARS} characters"));
-    }
-    if password.len() > MAX_PASSWORD_BYTES {
-        return Some(format!("must be at most {MAX_PASSWORD_BYTES} bytes"));
-    }
-    if password.eq_ignore_ascii_case(email) {
-        return Some("must not be the email address".into());
-    }
-    None
-}
-
-/// A random password for a first login (must be changed), 20 characters.
-pub fn one_time_password() -> String {
-    let mut rng = rand::rng();
-    (0..20)
-        .map(|_| {
-            char::from(
-                b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-                    [rng.random_range(0..56)],
-            )
-        })
-        .collect()
-}
-
-pub(crate) fn random_token(prefix: &str) -> String {
-    let bytes: [u8; 32] = rand::rng().random();
-    format!(
-        "{prefix}{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    )
-}
-
 /// What an access token says.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Claims {
@@ -162,15 +80,6 @@ fn declared_alg(token: &str) -> Option<String> {
 }
 
 const SECRET_META: &str = "auth.deployment_secret";
-
-/// HMAC-SHA256 of `payload` under `key`, as hex.
-pub(crate) fn hmac_hex(key: &[u8], payload: &str) -> String {
-    use hmac::Mac;
-    let mut mac =
-        hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
-    mac.update(payload.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
-}
 
 /// A fresh pair of tokens.
 #[derive(Debug, Clone)]
@@ -438,29 +347,5 @@ impl Sessions {
                 *revoked = true;
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_hash_and_verify() {
-        let h = hash_password("correct horse battery");
-        assert!(h.starts_with("$argon2id$"));
-        assert!(verify_password("correct horse battery", &h));
-        assert!(!verify_password("correct horse batterY", &h));
-        assert!(!verify_password("x", "not a hash"));
-        assert_eq!(
-            password_problem("short", "a@b.c").unwrap(),
-            "must be at least 12 characters"
-        );
-        assert!(password_problem("a@example.COM", "a@example.com").is_some());
-        assert!(password_problem(&"x".repeat(300), "a@b.c").is_some());
-        assert!(password_problem("a long enough one", "a@b.c").is_none());
-        let p = one_time_password();
-        assert_eq!(p.len(), 20);
-        assert!(password_problem(&p, "a@b.c").is_none());
     }
 }

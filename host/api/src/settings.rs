@@ -7,7 +7,6 @@ use hub_core::Role;
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::oidc::RoleRule;
 use crate::{ApiError, AppState};
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
@@ -305,30 +304,6 @@ impl TenantSsoRulesDto {
             group_roles: check("group_roles", self.group_roles)?,
         })
     }
-}
-
-/// Every tenant's own rules as role rules naming their tenant: (domain rules, group rules). A
-/// document that no longer reads is skipped with a warning rather than failing sign-ins.
-pub(crate) async fn tenant_rules(
-    state: &AppState,
-) -> Result<(Vec<RoleRule>, Vec<RoleRule>), ApiError> {
-    let mut out = (Vec::new(), Vec::new());
-    for (tenant, json) in state.storage.settings().all_tenant_sso_rules().await? {
-        let Ok(doc) = serde_json::from_str::<TenantSsoRulesDto>(&json) else {
-            tracing::warn!(tenant = %tenant, "a tenant's SSO rules do not read; skipped");
-            continue;
-        };
-        let rule = |r: TenantRuleDto| {
-            Role::parse(&r.role).ok().map(|role| RoleRule {
-                pattern: r.pattern,
-                tenant: tenant.clone(),
-                role,
-            })
-        };
-        out.0.extend(doc.domain_roles.into_iter().filter_map(rule));
-        out.1.extend(doc.group_roles.into_iter().filter_map(rule));
-    }
-    Ok(out)
 }
 
 #[utoipa::path(get, path = "/v1/settings/sso-rules", tag = "auth",

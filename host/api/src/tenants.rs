@@ -1,11 +1,11 @@
 //! Tenants: the ones a caller may act in (`GET /v1/tenants`), and new ones (`POST /v1/tenants`,
-//! operators only).
+//! operators only); a tenant's name by its id.
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use hub_core::Role;
+use hub_core::{Role, TenantId};
 use hub_storage::AuditEntry;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -134,4 +134,19 @@ pub(crate) async fn create_tenant(
     )
     .await;
     Ok((StatusCode::CREATED, Json(tenant_dto(&t, Some(Role::Owner)))))
+}
+
+/// The name of the tenant with this id, if it still exists.
+pub(crate) async fn tenant_name(
+    state: &AppState,
+    tenant: TenantId,
+) -> Result<Option<String>, ApiError> {
+    Ok(state
+        .storage
+        .tenants()
+        .list_tenants()
+        .await?
+        .into_iter()
+        .find(|t| t.id == tenant)
+        .map(|t| t.name))
 }

@@ -84,7 +84,7 @@ impl Hub {
                 &NewUser {
                     email: email.into(),
                     display_name: email.into(),
-                    password_hash: Some(hub_api::session::hash_password(PASSWORD)),
+                    password_hash: Some(hub_api::credentials::passwords::hash_password(PASSWORD)),
                     must_change_password: false,
                     operator: false,
                     publisher,

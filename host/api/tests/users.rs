@@ -7,7 +7,7 @@ mod common;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use base64::Engine;
-use hub_api::generate_api_key;
+use hub_api::credentials::api_keys::generate_api_key;
 use hub_core::{ApiKeyScope, Role};
 use serde_json::{Value, json};
 

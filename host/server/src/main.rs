@@ -216,7 +216,8 @@ pub(crate) async fn create_key(
     scopes: Vec<ApiKeyScope>,
     expires_at_ms: Option<i64>,
 ) -> Result<(String, hub_storage::ApiKeyRecord)> {
-    let (secret, new_key) = hub_api::generate_api_key(name, scopes, expires_at_ms);
+    let (secret, new_key) =
+        hub_api::credentials::api_keys::generate_api_key(name, scopes, expires_at_ms);
     let record = storage
         .tenants()
         .create_api_key(tenant, &new_key, hub_core::time::now_ms())
@@ -242,7 +243,7 @@ async fn key_named(
     tenant: &hub_storage::Tenant,
     key: &str,
 ) -> Result<hub_storage::ApiKeyRecord> {
-    hub_api::find_api_key(storage, tenant.id, key)
+    hub_api::credentials::api_keys::find_api_key(storage, tenant.id, key)
         .await?
         .with_context(|| {
             format!(
@@ -329,7 +330,8 @@ async fn main() -> Result<()> {
             if rate_limit == Some(0) {
                 anyhow::bail!("--rate-limit: must be at least 1 request per second");
             }
-            let (secret, mut new_key) = hub_api::generate_api_key(&name, scopes, expires_at);
+            let (secret, mut new_key) =
+                hub_api::credentials::api_keys::generate_api_key(&name, scopes, expires_at);
             new_key.rate_limit_per_s = rate_limit;
             let record = storage
                 .tenants()
@@ -422,8 +424,13 @@ async fn main() -> Result<()> {
                 "API key {} no longer works; create a new key instead",
                 old.prefix
             );
-            let (secret, record, _) =
-                hub_api::rotate_api_key(storage.as_ref(), &old, now, now + grace_ms).await?;
+            let (secret, record, _) = hub_api::credentials::api_keys::rotate_api_key(
+                storage.as_ref(),
+                &old,
+                now,
+                now + grace_ms,
+            )
+            .await?;
             storage.close().await;
             println!(
                 "API key {} replaces {} of tenant '{}'; {} stops working {} (new key shown once):",

@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
+use hub_api::credentials::lockout;
 use hub_core::Role;
 use hub_storage::{AuditEntry, AuditFilter, NewUser, Storage};
 
@@ -132,8 +133,8 @@ pub async fn run_user(command: UserCommand) -> Result<()> {
                 Some(t) => Some(tenant_named(storage.as_ref(), t).await?),
                 None => None,
             };
-            let password = hub_api::session::one_time_password();
-            let hash = hub_api::session::hash_password_async(password.clone()).await;
+            let password = hub_api::credentials::passwords::one_time_password();
+            let hash = hub_api::credentials::passwords::hash_password_async(password.clone()).await;
             let now = hub_core::time::now_ms();
             let access = storage.access();
             let user = access
@@ -206,13 +207,10 @@ pub async fn run_user(command: UserCommand) -> Result<()> {
                 "{:>5}  {:<32}  {:<24}  {:<8}  {:<24}  roles",
                 "id", "email", "name", "state", "last login"
             );
-            let keys: Vec<String> = rows
-                .iter()
-                .map(|(u, _)| hub_api::throttle::email_key(&u.email))
-                .collect();
-            let throttled = storage.login_throttle().throttle_states(&keys).await?;
-            for ((u, roles), throttle) in rows.into_iter().zip(throttled) {
-                let state = if throttle.blocked_until_ms.is_some_and(|t| t > now) {
+            let emails: Vec<String> = rows.iter().map(|(u, _)| u.email.clone()).collect();
+            let locked = lockout::locked(storage.as_ref(), &emails, now).await?;
+            for ((u, roles), locked) in rows.into_iter().zip(locked) {
+                let state = if locked {
                     "locked"
                 } else if u.must_change_password {
                     "new-pw"
@@ -304,12 +302,15 @@ pub async fn run_user(command: UserCommand) -> Result<()> {
                 .user_by_email(&email)
                 .await?
                 .with_context(|| format!("no user {email}"))?;
-            let password = hub_api::session::one_time_password();
-            let hash = hub_api::session::hash_password_async(password.clone()).await;
+            let password = hub_api::credentials::passwords::one_time_password();
+            let hash = hub_api::credentials::passwords::hash_password_async(password.clone()).await;
             access.set_password(user.id, &hash, true).await?;
             access
                 .revoke_user_sessions(user.id, None, hub_core::time::now_ms())
                 .await?;
+            // As an admin's reset does: the owner of the new password is not held back by the
+            // failures that may have led to the reset.
+            lockout::clear(storage.as_ref(), &user.email, None).await?;
             audit_cli(
                 storage.as_ref(),
                 None,

@@ -258,8 +258,8 @@ async fn bootstrap_admin(
     if access.count_users().await? > 0 {
         return Ok(Vec::new());
     }
-    let password = hub_api::session::one_time_password();
-    let hash = hub_api::session::hash_password_async(password.clone()).await;
+    let password = hub_api::credentials::passwords::one_time_password();
+    let hash = hub_api::credentials::passwords::hash_password_async(password.clone()).await;
     let now = hub_core::time::now_ms();
     let user = access
         .create_user(

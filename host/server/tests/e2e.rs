@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use hub_api::credentials::lockout;
 use serde_json::{Value, json};
 
 const HUB: &str = env!("CARGO_BIN_EXE_hub");
@@ -462,6 +463,40 @@ async fn the_first_admin_signs_in_and_the_cli_manages_people() {
     let json_tail = hub_cli(dir.path(), &["audit", "tail", "-n", "1", "--json"]);
     let last: Value = serde_json::from_str(json_tail.lines().last().unwrap()).unwrap();
     assert_eq!(last["action"], "auth.login");
+
+    // The command line shares the lockout rules with the API: an email held back by failed
+    // sign-ins is `locked` in its list, and its password reset lifts the lock, as an admin's does.
+    let store = hub_storage::open(
+        &format!("sqlite://{}/hub.db", dir.path().display()),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    for _ in 0..lockout::FREE_FAILURES_PER_EMAIL {
+        lockout::failed(store.as_ref(), "ana@example.com", &None)
+            .await
+            .unwrap();
+    }
+    store.close().await;
+    let ana = || {
+        let listed = hub_cli(dir.path(), &["user", "list", "--tenant", "demo"]);
+        listed
+            .lines()
+            .find(|l| l.contains("ana@example.com"))
+            .unwrap()
+            .to_string()
+    };
+    assert!(ana().contains(" locked "), "{}", ana());
+    let reset = hub_cli(
+        dir.path(),
+        &["user", "reset-password", "--email", "ana@example.com"],
+    );
+    assert!(reset.contains("one-time password"), "{reset}");
+    assert!(
+        ana().contains(" new-pw ") && !ana().contains("locked"),
+        "{}",
+        ana()
+    );
 }
 
 /// Sends unique batches from several clients until stopped; returns the ids of acknowledged ones.

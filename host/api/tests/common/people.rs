@@ -54,7 +54,9 @@ impl Hub {
                     &NewUser {
                         email: email.into(),
                         display_name: email.into(),
-                        password_hash: Some(hub_api::session::hash_password(PASSWORD)),
+                        password_hash: Some(hub_api::credentials::passwords::hash_password(
+                            PASSWORD,
+                        )),
                         must_change_password: must_change,
                         operator: false,
                         publisher: false,

@@ -1,6 +1,7 @@
-//! Signing in: `/v1/auth/*` (login, refresh, logout, password, me), the cookies the browser gets,
-//! and the password check that login and redeeming an invitation share. The tenant's members are
-//! in `members`, invitations in `invitations`, tenants in `tenants`.
+//! Signing in and out: `/v1/auth/login` (with the password check that redeeming an invitation
+//! shares), `/v1/auth/refresh` and `/v1/auth/logout`, and the answer that carries a session's
+//! tokens as JSON and as cookies. What a signed-in user does with their own account is `account`;
+//! the tenant's members are `members`, invitations `invitations`, tenants `tenants`.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -8,38 +9,31 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hub_core::{Role, TenantId};
-use hub_storage::{AuditEntry, RefreshUse, User};
+use hub_storage::{RefreshUse, User};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::auth::{Actor, ClientAddr, hash_key};
-use crate::session::{
-    ACCESS_TTL, IssuedTokens, MAX_PASSWORD_BYTES, REFRESH_TTL, hash_password_async,
-    password_problem, verify_password_async,
-};
+use crate::audit::{audit_account, audit_anonymous};
+use crate::auth::{Actor, ClientAddr};
+use crate::cookies::{self, ACCESS_COOKIE, CSRF_COOKIE, Cookie, REFRESH_COOKIE};
+use crate::credentials::passwords::{MAX_EMAIL_BYTES, MAX_PASSWORD_BYTES, verify_password_async};
+use crate::credentials::{hash_key, lockout};
+use crate::session::{ACCESS_TTL, IssuedTokens, REFRESH_TTL};
+use crate::tenants::tenant_name;
 use crate::{ApiError, AppState, Principal, json_body, throttle};
 
-/// The browser's access token (HttpOnly).
-pub const ACCESS_COOKIE: &str = "hub_access";
-/// The browser's refresh token (HttpOnly, sent to `/v1/auth` only).
-pub const REFRESH_COOKIE: &str = "hub_refresh";
-/// The CSRF token the UI echoes in `X-CSRF-Token` (readable by scripts of the same site).
-pub const CSRF_COOKIE: &str = "hub_csrf";
 /// Login attempts per client address: two a second on average, 20 at once. (The per-email backoff
 /// in `throttle` is what stops guessing one password; this slows spraying many accounts from one
 /// address. Behind a proxy every client shares the proxy's address.)
 const LOGIN_RATE: f64 = 2.0;
 const LOGIN_BURST: f64 = 20.0;
-pub(crate) const MAX_EMAIL_BYTES: usize = 254;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(login))
         .routes(routes!(refresh))
         .routes(routes!(logout))
-        .routes(routes!(change_password))
-        .routes(routes!(me))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -62,13 +56,6 @@ pub struct RefreshDto {
     pub refresh_token: Option<String>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PasswordDto {
-    pub current_password: String,
-    pub new_password: String,
-}
-
 /// Tokens for a session, and who they are for.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokensDto {
@@ -83,82 +70,6 @@ pub struct TokensDto {
     pub role: String,
     /// Nothing but `POST /v1/auth/password` works until the password is changed.
     pub must_change_password: bool,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MembershipDto {
-    pub tenant: String,
-    pub role: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MeDto {
-    /// `user` or `api_key`.
-    pub kind: &'static str,
-    pub id: i64,
-    pub name: String,
-    pub tenant: String,
-    /// The user's role here; for an API key, its scopes.
-    pub role: Option<String>,
-    pub scopes: Vec<String>,
-    pub operator: bool,
-    /// May publish plugins to the marketplace.
-    pub publisher: bool,
-    /// Every tenant the user belongs to (switch with `POST /v1/auth/login` and `tenant`).
-    pub memberships: Vec<MembershipDto>,
-    /// Nothing but `POST /v1/auth/password` works until the password is changed.
-    pub must_change_password: bool,
-}
-
-pub(crate) async fn audit_anonymous(
-    state: &AppState,
-    tenant: Option<TenantId>,
-    actor: String,
-    action: &str,
-    outcome: &str,
-    source: Option<String>,
-) {
-    crate::audit::record(
-        state,
-        AuditEntry {
-            at_ms: hub_core::time::now_ms(),
-            tenant,
-            actor,
-            action: action.into(),
-            target: None,
-            source,
-            outcome: outcome.into(),
-            before: None,
-            after: None,
-        },
-    )
-    .await;
-}
-
-/// Adds a `SameSite=Strict` cookie to `res` (`Secure` when the hub is served over TLS);
-/// `http_only` unless the page must read it.
-pub(crate) fn set_cookie(
-    state: &AppState,
-    res: &mut Response,
-    name: &str,
-    value: &str,
-    path: &str,
-    http_only: bool,
-    max_age: std::time::Duration,
-) {
-    let http_only = if http_only { "; HttpOnly" } else { "" };
-    let secure = if state.config.secure_cookies {
-        "; Secure"
-    } else {
-        ""
-    };
-    let cookie = format!(
-        "{name}={value}; Path={path}{http_only}; SameSite=Strict; Max-Age={}{secure}",
-        max_age.as_secs()
-    );
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        res.headers_mut().append(header::SET_COOKIE, v);
-    }
 }
 
 /// The response carrying new tokens: JSON for API clients, cookies for the browser.
@@ -189,23 +100,17 @@ pub(crate) fn tokens_response(
         // The page reads it to echo it in X-CSRF-Token.
         (CSRF_COOKIE, &issued.csrf_token, "/", false, REFRESH_TTL),
     ] {
-        set_cookie(state, &mut res, name, value, path, http_only, max_age);
+        let cookie = Cookie {
+            name,
+            value,
+            path,
+            http_only,
+            max_age,
+        };
+        cookies::set(&mut res, cookie, state.config.secure_cookies);
     }
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
-}
-
-fn clear_cookies(mut res: Response) -> Response {
-    for (name, path) in [
-        (ACCESS_COOKIE, "/"),
-        (REFRESH_COOKIE, "/v1/auth"),
-        (CSRF_COOKIE, "/"),
-    ] {
-        if let Ok(v) = HeaderValue::from_str(&format!("{name}=; Path={path}; Max-Age=0")) {
-            res.headers_mut().append(header::SET_COOKIE, v);
-        }
-    }
     res
 }
 
@@ -336,11 +241,11 @@ pub(crate) async fn password_sign_in(
     .await;
     match user {
         Some(u) if ok => {
-            throttle::clear(state, email, Some(source)).await?;
+            lockout::clear(state.storage.as_ref(), email, Some(source)).await?;
             Ok(u)
         }
         user => {
-            throttle::failed(state, email, source).await?;
+            lockout::failed(state.storage.as_ref(), email, source).await?;
             // A known user's failures go to the audit log of each tenant they belong to.
             match &user {
                 Some(u) => {
@@ -373,57 +278,6 @@ pub(crate) async fn password_sign_in(
     }
 }
 
-/// Where an action on an account is audited: each tenant it belongs to, or the deployment's log
-/// when it belongs to none.
-pub(crate) async fn account_tenants(
-    state: &AppState,
-    user: i64,
-) -> Result<Vec<Option<TenantId>>, ApiError> {
-    let tenants: Vec<Option<TenantId>> = state
-        .storage
-        .access()
-        .memberships(user)
-        .await?
-        .iter()
-        .map(|m| Some(m.tenant))
-        .collect();
-    Ok(if tenants.is_empty() {
-        vec![None]
-    } else {
-        tenants
-    })
-}
-
-/// Records an action on an account (its password, its sessions, a failed sign-in) by `actor` in
-/// every tenant the account belongs to, so that no tenant's admins miss what another tenant's did
-/// to their member.
-pub(crate) async fn audit_account(
-    state: &AppState,
-    user: &User,
-    actor: String,
-    action: &str,
-    outcome: &str,
-    source: Option<String>,
-) -> Result<(), ApiError> {
-    for tenant in account_tenants(state, user.id).await? {
-        crate::audit::record(
-            state,
-            AuditEntry {
-                at_ms: hub_core::time::now_ms(),
-                tenant,
-                actor: actor.clone(),
-                action: action.into(),
-                target: Some(format!("user:{}", user.email)),
-                source: source.clone(),
-                outcome: outcome.into(),
-                ..Default::default()
-            },
-        )
-        .await;
-    }
-    Ok(())
-}
-
 #[utoipa::path(
     post, path = "/v1/auth/refresh", tag = "auth",
     description = "Trades a refresh token (body or `hub_refresh` cookie) for a new access token and a new refresh token. A refresh token works once: presenting it again revokes the whole session.",
@@ -441,7 +295,7 @@ pub(crate) async fn refresh(
     } else {
         json_body(&body)?
     };
-    let from_cookie = crate::auth::cookie(&headers, REFRESH_COOKIE).map(str::to_string);
+    let from_cookie = cookies::read(&headers, REFRESH_COOKIE).map(str::to_string);
     let token = req
         .refresh_token
         .or(from_cookie)
@@ -537,182 +391,7 @@ pub(crate) async fn logout(
     principal
         .audit(&state, "auth.logout", None, None, None)
         .await;
-    Ok(clear_cookies(StatusCode::NO_CONTENT.into_response()))
-}
-
-#[utoipa::path(
-    post, path = "/v1/auth/password", tag = "auth",
-    description = "Changes the caller's password (at least 12 characters). Every session of the user ends; the answer holds a new one. A wrong current password counts as a failed sign-in (the same backoff, 429) and is audited in every tenant of the account.",
-    request_body = PasswordDto,
-    responses((status = 200, body = TokensDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)),
-    security(("api_key" = []))
-)]
-pub(crate) async fn change_password(
-    State(state): State<AppState>,
-    principal: Principal,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let Actor::User { id, role, .. } = &principal.actor else {
-        return Err(ApiError::BadRequest("API keys have no password".into()));
-    };
-    let req: PasswordDto = json_body(&body)?;
-    let access = state.storage.access();
-    let user = access
-        .user_by_id(*id)
-        .await?
-        .ok_or_else(|| ApiError::Unauthorized("the user no longer exists".into()))?;
-    // A stolen session must not become a way to guess the password: the same backoff as
-    // signing in, from this address and for this email, and every miss audited.
-    throttle::check(&state, &user.email, &principal.source, false).await?;
-    if req.current_password.len() > MAX_PASSWORD_BYTES
-        || !verify_password_async(req.current_password.clone(), user.password_hash.clone()).await
-    {
-        throttle::failed(&state, &user.email, &principal.source).await?;
-        audit_account(
-            &state,
-            &user,
-            principal.actor_label(),
-            "auth.password_failed",
-            "failed",
-            principal.source.clone(),
-        )
-        .await?;
-        return Err(ApiError::invalid("current_password", "wrong password"));
-    }
-    if let Some(problem) = password_problem(&req.new_password, &user.email) {
-        return Err(ApiError::invalid("new_password", problem));
-    }
-    if req.new_password == req.current_password {
-        return Err(ApiError::invalid(
-            "new_password",
-            "must differ from the current one",
-        ));
-    }
-    let hash = hash_password_async(req.new_password).await;
-    let now = hub_core::time::now_ms();
-    access.set_password(user.id, &hash, false).await?;
-    end_sessions(&state, user.id, None, now).await?;
-    audit_account(
-        &state,
-        &user,
-        principal.actor_label(),
-        "auth.password",
-        "ok",
-        principal.source.clone(),
-    )
-    .await?;
-    let user = User {
-        must_change_password: false,
-        ..user
-    };
-    let issued = state
-        .sessions
-        .issue(
-            state.storage.as_ref(),
-            &user,
-            principal.tenant,
-            *role,
-            None,
-            now,
-        )
-        .await?;
-    let tenant_name = tenant_name(&state, principal.tenant)
-        .await?
-        .unwrap_or_default();
-    Ok(tokens_response(&state, &issued, &tenant_name))
-}
-
-/// The name of the tenant with this id, if it still exists.
-pub(crate) async fn tenant_name(
-    state: &AppState,
-    tenant: TenantId,
-) -> Result<Option<String>, ApiError> {
-    Ok(state
-        .storage
-        .tenants()
-        .list_tenants()
-        .await?
-        .into_iter()
-        .find(|t| t.id == tenant)
-        .map(|t| t.name))
-}
-
-/// Ends the sessions of a user, every one or those in `tenant`: refresh tokens in storage, access
-/// tokens at once on this replica (within seconds on others).
-pub(crate) async fn end_sessions(
-    state: &AppState,
-    user: i64,
-    tenant: Option<TenantId>,
-    now_ms: i64,
-) -> Result<(), ApiError> {
-    state
-        .storage
-        .access()
-        .revoke_user_sessions(user, tenant, now_ms)
-        .await?;
-    state.sessions.forget_user(user, tenant);
-    Ok(())
-}
-
-#[utoipa::path(
-    get, path = "/v1/auth/me", tag = "auth",
-    description = "Who the credential belongs to: user or API key, tenant, role or scopes, and the user's tenants.",
-    responses((status = 200, body = MeDto), (status = 401, body = crate::error::ErrorBody)),
-    security(("api_key" = []))
-)]
-pub(crate) async fn me(
-    State(state): State<AppState>,
-    principal: Principal,
-) -> Result<Json<MeDto>, ApiError> {
-    let tenant = tenant_name(&state, principal.tenant)
-        .await?
-        .unwrap_or_default();
-    Ok(Json(match &principal.actor {
-        Actor::Key { id, prefix, scopes } => MeDto {
-            kind: "api_key",
-            id: *id,
-            name: prefix.clone(),
-            tenant,
-            role: None,
-            scopes: scopes.iter().map(|s| s.as_str().into()).collect(),
-            operator: false,
-            publisher: false,
-            memberships: vec![],
-            must_change_password: false,
-        },
-        Actor::User {
-            id,
-            email,
-            role,
-            operator,
-            publisher,
-            ..
-        } => MeDto {
-            kind: "user",
-            id: *id,
-            name: email.clone(),
-            tenant,
-            role: Some(role.as_str().into()),
-            scopes: vec![],
-            operator: *operator,
-            publisher: *publisher,
-            must_change_password: state
-                .storage
-                .access()
-                .user_by_id(*id)
-                .await?
-                .is_some_and(|u| u.must_change_password),
-            memberships: state
-                .storage
-                .access()
-                .memberships(*id)
-                .await?
-                .into_iter()
-                .map(|m| MembershipDto {
-                    tenant: m.tenant_name,
-                    role: m.role.as_str().into(),
-                })
-                .collect(),
-        },
-    }))
+    Ok(cookies::clear_session(
+        StatusCode::NO_CONTENT.into_response(),
+    ))
 }
