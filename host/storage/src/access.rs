@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use hub_core::{Role, TenantId};
-use sqlx::{ColumnIndex, Database, Encode, Executor, IntoArguments, Pool, Type};
+use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Type};
 
 use crate::decode::HubRow;
 use crate::shared::conflict;
@@ -269,22 +269,19 @@ fn flag(b: bool) -> Bind {
     Bind::I64(i64::from(b))
 }
 
-fn user<R: HubRow>(row: &R) -> Result<User>
-where
-    usize: ColumnIndex<R>,
-{
+fn user<R: HubRow>(row: &R) -> Result<User> {
     Ok(User {
-        id: row.int(0)?,
-        email: row.text(1)?,
-        display_name: row.text(2)?,
-        password_hash: row.opt_text(3)?,
-        must_change_password: row.int(4)? != 0,
-        operator: row.int(5)? != 0,
-        publisher: row.int(6)? != 0,
-        failed_logins: row.int(7)?,
-        locked_until_ms: row.opt_int(8)?,
-        created_at_ms: row.int(9)?,
-        last_login_at_ms: row.opt_int(10)?,
+        id: row.int("id")?,
+        email: row.text("email")?,
+        display_name: row.text("display_name")?,
+        password_hash: row.opt_text("password_hash")?,
+        must_change_password: row.int("must_change_password")? != 0,
+        operator: row.int("is_operator")? != 0,
+        publisher: row.int("is_publisher")? != 0,
+        failed_logins: row.int("failed_logins")?,
+        locked_until_ms: row.opt_int("locked_until")?,
+        created_at_ms: row.int("created_at")?,
+        last_login_at_ms: row.opt_int("last_login_at")?,
     })
 }
 
@@ -292,18 +289,15 @@ pub(crate) fn role(s: &str) -> Result<Role> {
     Role::parse(s).map_err(StorageError::Corrupt)
 }
 
-fn token<R: HubRow>(row: &R) -> Result<RefreshToken>
-where
-    usize: ColumnIndex<R>,
-{
+fn token<R: HubRow>(row: &R) -> Result<RefreshToken> {
     Ok(RefreshToken {
-        id: row.int(0)?,
-        family: row.text(1)?,
-        user_id: row.int(2)?,
-        tenant: TenantId::from_verified(row.int(3)?),
-        expires_at_ms: row.int(4)?,
-        used_at_ms: row.opt_int(5)?,
-        revoked_at_ms: row.opt_int(6)?,
+        id: row.int("id")?,
+        family: row.text("family")?,
+        user_id: row.int("user_id")?,
+        tenant: TenantId::from_verified(row.int("tenant_id")?),
+        expires_at_ms: row.int("expires_at")?,
+        used_at_ms: row.opt_int("used_at")?,
+        revoked_at_ms: row.opt_int("revoked_at")?,
     })
 }
 
@@ -321,39 +315,33 @@ async fn own_view<A: AccessStorage + ?Sized>(
         .find(|v| v.id == id && v.user_id == user))
 }
 
-fn view<R: HubRow>(row: &R) -> Result<SavedView>
-where
-    usize: ColumnIndex<R>,
-{
+fn view<R: HubRow>(row: &R) -> Result<SavedView> {
     Ok(SavedView {
-        id: row.int(0)?,
-        tenant: TenantId::from_verified(row.int(1)?),
-        user_id: row.int(2)?,
-        owner: row.text(3)?,
-        name: row.text(4)?,
-        query: row.text(5)?,
-        shared: row.int(6)? != 0,
-        created_at_ms: row.int(7)?,
-        updated_at_ms: row.int(8)?,
+        id: row.int("id")?,
+        tenant: TenantId::from_verified(row.int("tenant_id")?),
+        user_id: row.int("user_id")?,
+        owner: row.text("email")?,
+        name: row.text("name")?,
+        query: row.text("query")?,
+        shared: row.int("shared")? != 0,
+        created_at_ms: row.int("created_at")?,
+        updated_at_ms: row.int("updated_at")?,
     })
 }
 
-fn audit<R: HubRow>(row: &R) -> Result<AuditRecord>
-where
-    usize: ColumnIndex<R>,
-{
+fn audit<R: HubRow>(row: &R) -> Result<AuditRecord> {
     Ok(AuditRecord {
-        id: row.int(0)?,
+        id: row.int("id")?,
         entry: AuditEntry {
-            at_ms: row.int(1)?,
-            tenant: row.opt_int(2)?.map(TenantId::from_verified),
-            actor: row.text(3)?,
-            action: row.text(4)?,
-            target: row.opt_text(5)?,
-            source: row.opt_text(6)?,
-            outcome: row.text(7)?,
-            before: row.opt_text(8)?,
-            after: row.opt_text(9)?,
+            at_ms: row.int("at")?,
+            tenant: row.opt_int("tenant_id")?.map(TenantId::from_verified),
+            actor: row.text("actor")?,
+            action: row.text("action")?,
+            target: row.opt_text("target")?,
+            source: row.opt_text("source")?,
+            outcome: row.text("outcome")?,
+            before: row.opt_text("before")?,
+            after: row.opt_text("after")?,
         },
     })
 }
@@ -365,7 +353,6 @@ where
     for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
     <DB as Database>::Arguments: IntoArguments<DB>,
     DB::Row: HubRow,
-    usize: ColumnIndex<DB::Row>,
     for<'t> i16: Encode<'t, DB> + Type<DB>,
     for<'t> i64: Encode<'t, DB> + Type<DB>,
     for<'t> f64: Encode<'t, DB> + Type<DB>,
@@ -422,10 +409,10 @@ where
     }
 
     async fn count_users(&self) -> Result<i64> {
-        let row = into_query::<DB>(with_binds("SELECT COUNT(*) FROM users", vec![]))
+        let row = into_query::<DB>(with_binds("SELECT COUNT(*) AS n FROM users", vec![]))
             .fetch_one(&self.reader)
             .await?;
-        row.int(0)
+        row.int("n")
     }
 
     async fn set_password(&self, user: i64, hash: &str, must_change: bool) -> Result<()> {
@@ -469,7 +456,7 @@ where
         ))
         .fetch_optional(&self.writer)
         .await?
-        .map(|r| r.text(0).and_then(|s| role(&s)))
+        .map(|r| r.text("role").and_then(|s| role(&s)))
         .transpose()?;
         let buf = match new_role {
             Some(r) => with_binds(
@@ -502,10 +489,10 @@ where
         rows.iter()
             .map(|r| {
                 Ok(Membership {
-                    user_id: r.int(0)?,
-                    tenant: TenantId::from_verified(r.int(1)?),
-                    tenant_name: r.text(2)?,
-                    role: role(&r.text(3)?)?,
+                    user_id: r.int("user_id")?,
+                    tenant: TenantId::from_verified(r.int("tenant_id")?),
+                    tenant_name: r.text("name")?,
+                    role: role(&r.text("role")?)?,
                 })
             })
             .collect()
@@ -526,7 +513,7 @@ where
         .push(" ORDER BY u.email");
         let rows = into_query::<DB>(buf).fetch_all(&self.reader).await?;
         rows.iter()
-            .map(|r| Ok((user(r)?, role(&r.text(11)?)?)))
+            .map(|r| Ok((user(r)?, role(&r.text("role")?)?)))
             .collect()
     }
 
@@ -602,12 +589,12 @@ where
 
     async fn session_revoked(&self, family: &str) -> Result<bool> {
         let row = into_query::<DB>(with_binds(
-            "SELECT COUNT(*) FROM refresh_tokens WHERE family = $1 AND revoked_at IS NOT NULL",
+            "SELECT COUNT(*) AS n FROM refresh_tokens WHERE family = $1 AND revoked_at IS NOT NULL",
             vec![Bind::Text(family.into())],
         ))
         .fetch_one(&self.reader)
         .await?;
-        Ok(row.int(0)? > 0)
+        Ok(row.int("n")? > 0)
     }
 
     async fn signing_keys(&self) -> Result<Vec<SigningKey>> {
@@ -620,9 +607,9 @@ where
         rows.iter()
             .map(|r| {
                 Ok(SigningKey {
-                    kid: r.text(0)?,
-                    secret: r.text(1)?,
-                    created_at_ms: r.int(2)?,
+                    kid: r.text("kid")?,
+                    secret: r.text("secret")?,
+                    created_at_ms: r.int("created_at")?,
                 })
             })
             .collect()
@@ -676,7 +663,7 @@ where
         .fetch_one(&self.writer)
         .await
         .map_err(conflict(format!("view '{name}'")))?;
-        let id = row.int(0)?;
+        let id = row.int("id")?;
         own_view(self, tenant, user, id)
             .await?
             .ok_or_else(|| StorageError::Corrupt(format!("view {id} vanished")))
@@ -766,11 +753,11 @@ where
         .await?;
         row.map(|r| {
             Ok(OidcLogin {
-                state: r.text(0)?,
-                verifier: r.text(1)?,
-                nonce: r.text(2)?,
-                tenant: r.opt_text(3)?,
-                created_at_ms: r.int(4)?,
+                state: r.text("state")?,
+                verifier: r.text("verifier")?,
+                nonce: r.text("nonce")?,
+                tenant: r.opt_text("tenant")?,
+                created_at_ms: r.int("created_at")?,
             })
         })
         .transpose()

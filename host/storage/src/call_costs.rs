@@ -19,7 +19,7 @@
 use std::collections::HashMap;
 
 use hub_core::{EventRecord, TenantId};
-use sqlx::{ColumnIndex, Database, Encode, Executor, IntoArguments, Type};
+use sqlx::{Database, Encode, Executor, IntoArguments, Type};
 
 use crate::Result;
 use crate::decode::{self, HubRow};
@@ -179,7 +179,6 @@ where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     <DB as Database>::Arguments: IntoArguments<DB>,
     DB::Row: HubRow,
-    usize: ColumnIndex<DB::Row>,
     for<'t> i16: Encode<'t, DB> + Type<DB>,
     for<'t> i64: Encode<'t, DB> + Type<DB>,
     for<'t> f64: Encode<'t, DB> + Type<DB>,
@@ -198,11 +197,11 @@ where
             .await?;
         for row in rows {
             stored.insert(
-                row.text(0)?,
+                row.text("correlation_id")?,
                 Holder {
-                    rank: row.int(1)?,
-                    ts_ms: row.int(2)?,
-                    event_id: row.text(3)?,
+                    rank: row.int("rank")?,
+                    ts_ms: row.int("holder_ts")?,
+                    event_id: row.text("holder_event_id")?,
                 },
             );
         }
@@ -223,7 +222,6 @@ where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     <DB as Database>::Arguments: IntoArguments<DB>,
     DB::Row: HubRow,
-    usize: ColumnIndex<DB::Row>,
     for<'t> i16: Encode<'t, DB> + Type<DB>,
     for<'t> i64: Encode<'t, DB> + Type<DB>,
     for<'t> f64: Encode<'t, DB> + Type<DB>,

@@ -1,53 +1,51 @@
-//! Row decoding shared by both backends (columns are read by position, in the order `sql.rs`
-//! selects them).
+//! Row decoding shared by both backends, every column by its name.
 
-use hub_core::{EventRecord, LatencySketch, Severity, Status, TokenDetails};
+use hub_core::{Dimension, EventRecord, LatencySketch, Severity, Status, TokenDetails};
 
-use crate::sql::USAGE_SUMS;
+use crate::sql::{BUCKET_START, SKETCHES, USAGE_SUMS};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use crate::model::{Aggregate, ScanRow, StoredEvent};
 use crate::{Result, StorageError};
 
-/// The trait bounds a backend's row type meets for the columns the hub uses.
-pub(crate) trait HubRow: Row
-where
-    usize: ColumnIndex<Self>,
-{
-    fn text(&self, i: usize) -> Result<String>;
-    fn opt_text(&self, i: usize) -> Result<Option<String>>;
-    fn int(&self, i: usize) -> Result<i64>;
-    fn opt_int(&self, i: usize) -> Result<Option<i64>>;
-    fn opt_float(&self, i: usize) -> Result<Option<f64>>;
-    fn bytes(&self, i: usize) -> Result<Vec<u8>>;
+/// Reading a column of a backend's row by its name (as the query selects or aliases it), never by
+/// position: a column added to or moved in a SELECT cannot shift what another field reads. The
+/// bounds are the impl's, so code generic over a backend needs only `DB::Row: HubRow`.
+pub(crate) trait HubRow {
+    fn text(&self, name: &str) -> Result<String>;
+    fn opt_text(&self, name: &str) -> Result<Option<String>>;
+    fn int(&self, name: &str) -> Result<i64>;
+    fn opt_int(&self, name: &str) -> Result<Option<i64>>;
+    fn opt_float(&self, name: &str) -> Result<Option<f64>>;
+    fn bytes(&self, name: &str) -> Result<Vec<u8>>;
 }
 
 impl<R> HubRow for R
 where
     R: Row,
-    usize: ColumnIndex<R>,
+    for<'n> &'n str: ColumnIndex<R>,
     for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
     for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
     for<'r> f64: Decode<'r, R::Database> + Type<R::Database>,
     for<'r> Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
 {
-    fn text(&self, i: usize) -> Result<String> {
-        Ok(self.try_get(i)?)
+    fn text(&self, name: &str) -> Result<String> {
+        Ok(self.try_get(name)?)
     }
-    fn opt_text(&self, i: usize) -> Result<Option<String>> {
-        Ok(self.try_get(i)?)
+    fn opt_text(&self, name: &str) -> Result<Option<String>> {
+        Ok(self.try_get(name)?)
     }
-    fn int(&self, i: usize) -> Result<i64> {
-        Ok(self.try_get(i)?)
+    fn int(&self, name: &str) -> Result<i64> {
+        Ok(self.try_get(name)?)
     }
-    fn opt_int(&self, i: usize) -> Result<Option<i64>> {
-        Ok(self.try_get(i)?)
+    fn opt_int(&self, name: &str) -> Result<Option<i64>> {
+        Ok(self.try_get(name)?)
     }
-    fn opt_float(&self, i: usize) -> Result<Option<f64>> {
-        Ok(self.try_get(i)?)
+    fn opt_float(&self, name: &str) -> Result<Option<f64>> {
+        Ok(self.try_get(name)?)
     }
-    fn bytes(&self, i: usize) -> Result<Vec<u8>> {
-        Ok(self.try_get(i)?)
+    fn bytes(&self, name: &str) -> Result<Vec<u8>> {
+        Ok(self.try_get(name)?)
     }
 }
 
@@ -60,60 +58,60 @@ fn severity(s: Option<String>) -> Option<Severity> {
 }
 
 /// A row of `SELECT <EVENT_SELECT>`.
-pub(crate) fn event<R: HubRow>(row: &R) -> Result<StoredEvent>
-where
-    usize: ColumnIndex<R>,
-{
+pub(crate) fn event<R: HubRow>(row: &R) -> Result<StoredEvent> {
     Ok(StoredEvent {
-        received_at_ms: row.int(3)?,
+        received_at_ms: row.int("received_at")?,
         record: EventRecord {
-            event_id: row.text(1)?,
-            ts_ms: row.int(2)?,
-            event_type: row.text(4)?,
-            kind: row.text(5)?,
-            source_module: row.opt_text(6)?,
-            severity: severity(row.opt_text(7)?),
-            environment: row.opt_text(8)?,
-            app: row.opt_text(9)?,
-            model: row.opt_text(10)?,
-            provider: row.opt_text(11)?,
-            operation: row.opt_text(12)?,
-            input_tokens: row.opt_int(13)?,
-            output_tokens: row.opt_int(14)?,
-            latency_ms: row.opt_float(15)?,
-            ttft_ms: row.opt_float(16)?,
-            status: status(row.opt_text(17)?),
-            error_type: row.opt_text(18)?,
-            cost_usd: row.opt_float(19)?,
-            user_id: row.opt_text(20)?,
-            session_id: row.opt_text(21)?,
-            trace_id: row.opt_text(22)?,
-            correlation_id: row.opt_text(23)?,
-            parent_event_id: row.opt_text(24)?,
-            tags_json: row.text(25)?,
-            payload_json: row.text(26)?,
+            event_id: row.text("event_id")?,
+            ts_ms: row.int("ts")?,
+            event_type: row.text("event_type")?,
+            kind: row.text("kind")?,
+            source_module: row.opt_text("source_module")?,
+            severity: severity(row.opt_text("severity")?),
+            environment: row.opt_text("environment")?,
+            app: row.opt_text("app")?,
+            model: row.opt_text("model")?,
+            provider: row.opt_text("provider")?,
+            operation: row.opt_text("operation")?,
+            input_tokens: row.opt_int("input_tokens")?,
+            output_tokens: row.opt_int("output_tokens")?,
+            latency_ms: row.opt_float("latency_ms")?,
+            ttft_ms: row.opt_float("ttft_ms")?,
+            status: status(row.opt_text("status")?),
+            error_type: row.opt_text("error_type")?,
+            cost_usd: row.opt_float("cost_usd")?,
+            user_id: row.opt_text("user_id")?,
+            session_id: row.opt_text("session_id")?,
+            trace_id: row.opt_text("trace_id")?,
+            correlation_id: row.opt_text("correlation_id")?,
+            parent_event_id: row.opt_text("parent_event_id")?,
+            tags_json: row.text("tags")?,
+            payload_json: row.text("payload")?,
             details: TokenDetails([
-                row.opt_int(27)?,
-                row.opt_int(28)?,
-                row.opt_int(29)?,
-                row.opt_int(30)?,
-                row.opt_int(31)?,
+                row.opt_int("cache_read_tokens")?,
+                row.opt_int("cache_write_tokens")?,
+                row.opt_int("reasoning_tokens")?,
+                row.opt_int("audio_input_tokens")?,
+                row.opt_int("audio_output_tokens")?,
             ]),
-            reported_cost_usd: row.opt_float(32)?,
-            estimated_cost_usd: row.opt_float(33)?,
-            service_tier: row.opt_text(34)?,
-            enriched_by: hub_core::parse_enriched_by(row.opt_text(35)?.as_deref()),
+            reported_cost_usd: row.opt_float("reported_cost_usd")?,
+            estimated_cost_usd: row.opt_float("estimated_cost_usd")?,
+            service_tier: row.opt_text("service_tier")?,
+            enriched_by: hub_core::parse_enriched_by(row.opt_text("enriched_by")?.as_deref()),
         },
     })
 }
 
-fn group_key<R: HubRow>(row: &R, n: usize, empty_is_unset: bool) -> Result<Vec<Option<String>>>
-where
-    usize: ColumnIndex<R>,
-{
-    (0..n)
-        .map(|i| {
-            let v = row.opt_text(i)?;
+/// The group's key: each grouping dimension's column, by its name.
+fn group_key<R: HubRow>(
+    row: &R,
+    group_by: &[Dimension],
+    empty_is_unset: bool,
+) -> Result<Vec<Option<String>>> {
+    group_by
+        .iter()
+        .map(|d| {
+            let v = row.opt_text(d.name())?;
             Ok(if empty_is_unset {
                 v.filter(|s| !s.is_empty())
             } else {
@@ -126,25 +124,20 @@ where
 /// A row of [`crate::sql::rollup_scan`].
 pub(crate) fn rollup_row<R: HubRow>(
     row: &R,
-    n_group: usize,
+    group_by: &[Dimension],
     by_bucket: bool,
     with_sketch: bool,
-) -> Result<ScanRow>
-where
-    usize: ColumnIndex<R>,
-{
-    let key = group_key(row, n_group, true)?;
-    let mut i = n_group;
+) -> Result<ScanRow> {
+    let key = group_key(row, group_by, true)?;
     let bucket_ms = if by_bucket {
-        i += 1;
-        Some(row.int(i - 1)?)
+        Some(row.int(BUCKET_START)?)
     } else {
         None
     };
-    let mut agg = aggregate_at(row, i, false)?;
+    let mut agg = aggregate(row, false)?;
     if with_sketch {
         // The group's sketches, hex-encoded and comma-separated (NULL when it has none).
-        let all = row.opt_text(i + 8 + USAGE_SUMS.len())?.unwrap_or_default();
+        let all = row.opt_text(SKETCHES)?.unwrap_or_default();
         let mut bytes = Vec::new();
         for hex in all.split(',').filter(|h| !h.is_empty()) {
             bytes.clear();
@@ -185,53 +178,35 @@ fn decode_hex(hex: &str, out: &mut Vec<u8>) -> Result<()> {
     Ok(())
 }
 
-/// The aggregate columns (events … latency_sum, then the sketch when asked) from column `i` on.
-pub(crate) fn aggregate_at<R: HubRow>(row: &R, mut i: usize, with_sketch: bool) -> Result<Aggregate>
-where
-    usize: ColumnIndex<R>,
-{
-    let next_int = |i: &mut usize| -> Result<i64> {
-        *i += 1;
-        Ok(row.opt_int(*i - 1)?.unwrap_or(0))
-    };
-    let events = next_int(&mut i)?;
-    let requests = next_int(&mut i)?;
-    let errors = next_int(&mut i)?;
-    let input_tokens = next_int(&mut i)?;
-    let output_tokens = next_int(&mut i)?;
-    let cost_usd = row.opt_float(i)?.unwrap_or(0.0);
-    i += 1;
-    let latency_count = next_int(&mut i)?;
-    let latency_sum = row.opt_float(i)?.unwrap_or(0.0);
-    i += 1;
+/// The aggregate columns of a rollup row, as stored or summed under the same names (events …
+/// unpriced_tokens), and the stored sketch when asked.
+pub(crate) fn aggregate<R: HubRow>(row: &R, with_sketch: bool) -> Result<Aggregate> {
+    let int = |name: &str| -> Result<i64> { Ok(row.opt_int(name)?.unwrap_or(0)) };
+    let float = |name: &str| -> Result<f64> { Ok(row.opt_float(name)?.unwrap_or(0.0)) };
     let mut details = [0; 5];
-    for d in &mut details {
-        *d = next_int(&mut i)?;
+    for (d, (name, _)) in details.iter_mut().zip(USAGE_SUMS) {
+        *d = int(name)?;
     }
-    let estimated_cost_usd = row.opt_float(i)?.unwrap_or(0.0);
-    let reported_cost_usd = row.opt_float(i + 1)?.unwrap_or(0.0);
-    i += 2;
-    let unpriced_events = next_int(&mut i)?;
-    let unpriced_tokens = next_int(&mut i)?;
     let latency = if with_sketch {
-        LatencySketch::decode(&row.bytes(i)?).map_err(|e| StorageError::Corrupt(e.to_string()))?
+        LatencySketch::decode(&row.bytes("latency_sketch")?)
+            .map_err(|e| StorageError::Corrupt(e.to_string()))?
     } else {
         LatencySketch::new()
     };
     Ok(Aggregate {
-        events,
-        requests,
-        errors,
-        input_tokens,
-        output_tokens,
-        cost_usd,
-        latency_count,
-        latency_sum,
+        events: int("events")?,
+        requests: int("requests")?,
+        errors: int("errors")?,
+        input_tokens: int("input_tokens")?,
+        output_tokens: int("output_tokens")?,
+        cost_usd: float("cost_usd")?,
+        latency_count: int("latency_count")?,
+        latency_sum: float("latency_sum")?,
         details,
-        estimated_cost_usd,
-        reported_cost_usd,
-        unpriced_events,
-        unpriced_tokens,
+        estimated_cost_usd: float("estimated_cost_usd")?,
+        reported_cost_usd: float("reported_cost_usd")?,
+        unpriced_events: int("unpriced_events")?,
+        unpriced_tokens: int("unpriced_tokens")?,
         latency,
     })
 }
@@ -239,32 +214,28 @@ where
 /// A row of [`crate::sql::raw_scan`]: the group key, the time, and the fields aggregates read.
 pub(crate) fn raw_row<R: HubRow>(
     row: &R,
-    n_group: usize,
-) -> Result<(Vec<Option<String>>, EventRecord)>
-where
-    usize: ColumnIndex<R>,
-{
-    let key = group_key(row, n_group, false)?;
-    let i = n_group;
+    group_by: &[Dimension],
+) -> Result<(Vec<Option<String>>, EventRecord)> {
+    let key = group_key(row, group_by, false)?;
     let record = EventRecord {
-        ts_ms: row.int(i)?,
-        event_id: row.text(i + 1)?,
-        event_type: row.text(i + 2)?,
-        kind: row.text(i + 3)?,
-        status: status(row.opt_text(i + 4)?),
-        input_tokens: row.opt_int(i + 5)?,
-        output_tokens: row.opt_int(i + 6)?,
-        cost_usd: row.opt_float(i + 7)?,
-        latency_ms: row.opt_float(i + 8)?,
+        ts_ms: row.int("ts")?,
+        event_id: row.text("event_id")?,
+        event_type: row.text("event_type")?,
+        kind: row.text("kind")?,
+        status: status(row.opt_text("status")?),
+        input_tokens: row.opt_int("input_tokens")?,
+        output_tokens: row.opt_int("output_tokens")?,
+        cost_usd: row.opt_float("cost_usd")?,
+        latency_ms: row.opt_float("latency_ms")?,
         details: TokenDetails([
-            row.opt_int(i + 9)?,
-            row.opt_int(i + 10)?,
-            row.opt_int(i + 11)?,
-            row.opt_int(i + 12)?,
-            row.opt_int(i + 13)?,
+            row.opt_int("cache_read_tokens")?,
+            row.opt_int("cache_write_tokens")?,
+            row.opt_int("reasoning_tokens")?,
+            row.opt_int("audio_input_tokens")?,
+            row.opt_int("audio_output_tokens")?,
         ]),
-        reported_cost_usd: row.opt_float(i + 14)?,
-        estimated_cost_usd: row.opt_float(i + 15)?,
+        reported_cost_usd: row.opt_float("reported_cost_usd")?,
+        estimated_cost_usd: row.opt_float("estimated_cost_usd")?,
         service_tier: None,
         source_module: None,
         severity: None,

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use hub_core::{Role, TenantId};
-use sqlx::{ColumnIndex, Database, Encode, Executor, IntoArguments, Pool, Type};
+use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Type};
 
 use crate::Result;
 use crate::access::role;
@@ -107,22 +107,19 @@ impl<DB: Database> SqlInvitations<DB> {
 const COLUMNS: &str = "id, tenant_id, email, role, display_name, invited_by, created_at, \
     expires_at, accepted_at, accepted_by, revoked_at";
 
-fn invitation<R: HubRow>(row: &R) -> Result<Invitation>
-where
-    usize: ColumnIndex<R>,
-{
+fn invitation<R: HubRow>(row: &R) -> Result<Invitation> {
     Ok(Invitation {
-        id: row.int(0)?,
-        tenant: TenantId::from_verified(row.int(1)?),
-        email: row.text(2)?,
-        role: role(&row.text(3)?)?,
-        display_name: row.opt_text(4)?,
-        invited_by: row.text(5)?,
-        created_at_ms: row.int(6)?,
-        expires_at_ms: row.int(7)?,
-        accepted_at_ms: row.opt_int(8)?,
-        accepted_by: row.opt_int(9)?,
-        revoked_at_ms: row.opt_int(10)?,
+        id: row.int("id")?,
+        tenant: TenantId::from_verified(row.int("tenant_id")?),
+        email: row.text("email")?,
+        role: role(&row.text("role")?)?,
+        display_name: row.opt_text("display_name")?,
+        invited_by: row.text("invited_by")?,
+        created_at_ms: row.int("created_at")?,
+        expires_at_ms: row.int("expires_at")?,
+        accepted_at_ms: row.opt_int("accepted_at")?,
+        accepted_by: row.opt_int("accepted_by")?,
+        revoked_at_ms: row.opt_int("revoked_at")?,
     })
 }
 
@@ -134,7 +131,6 @@ where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     <DB as Database>::Arguments: IntoArguments<DB>,
     DB::Row: HubRow,
-    usize: ColumnIndex<DB::Row>,
     for<'t> i16: Encode<'t, DB> + Type<DB>,
     for<'t> i64: Encode<'t, DB> + Type<DB>,
     for<'t> f64: Encode<'t, DB> + Type<DB>,
@@ -232,7 +228,7 @@ where
         ))
         .fetch_optional(&mut *tx)
         .await?
-        .map(|r| r.text(0).and_then(|s| role(&s)))
+        .map(|r| r.text("role").and_then(|s| role(&s)))
         .transpose()?;
         let outcome = match existing {
             Some(held) => Acceptance::AlreadyMember(inv, held),

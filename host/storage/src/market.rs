@@ -2,7 +2,7 @@
 //! implementation over any sqlx backend, reached through [`crate::Storage::market`].
 
 use async_trait::async_trait;
-use sqlx::{ColumnIndex, Database, Encode, Executor, IntoArguments, Pool, Type};
+use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Type};
 
 use crate::decode::HubRow;
 use crate::model::PluginComponent;
@@ -132,62 +132,53 @@ impl<DB: Database> SqlMarket<DB> {
 const KEY_COLUMNS: &str =
     "key_id, publisher, user_id, public_key, secret_key, created_at, revoked_at";
 const PACKAGE_COLUMNS: &str = "p.name, p.publisher, p.kind, p.description, p.created_at, p.updated_at, \
-    (SELECT CAST(COALESCE(SUM(v.downloads), 0) AS BIGINT) FROM market_versions v WHERE v.name = p.name), \
-    (SELECT COUNT(*) FROM plugin_installs i WHERE i.name = p.name)";
+    (SELECT CAST(COALESCE(SUM(v.downloads), 0) AS BIGINT) FROM market_versions v WHERE v.name = p.name) \
+    AS downloads, (SELECT COUNT(*) FROM plugin_installs i WHERE i.name = p.name) AS installs";
 const VERSION_COLUMNS: &str = "name, version, digest, plugin_digest, key_id, manifest, readme, \
-    CAST(CASE WHEN icon IS NULL THEN 0 ELSE 1 END AS BIGINT), size, published_by, published_at, yanked_at, \
+    CAST(CASE WHEN icon IS NULL THEN 0 ELSE 1 END AS BIGINT) AS has_icon, size, published_by, published_at, yanked_at, \
     yank_reason, downloads";
 
-fn key<R: HubRow>(row: &R) -> Result<PublisherKey>
-where
-    usize: ColumnIndex<R>,
-{
+fn key<R: HubRow>(row: &R) -> Result<PublisherKey> {
     Ok(PublisherKey {
-        key_id: row.text(0)?,
-        publisher: row.text(1)?,
-        user_id: row.opt_int(2)?,
-        public_key: row.text(3)?,
-        secret_key: row.opt_text(4)?,
-        created_at_ms: row.int(5)?,
-        revoked_at_ms: row.opt_int(6)?,
+        key_id: row.text("key_id")?,
+        publisher: row.text("publisher")?,
+        user_id: row.opt_int("user_id")?,
+        public_key: row.text("public_key")?,
+        secret_key: row.opt_text("secret_key")?,
+        created_at_ms: row.int("created_at")?,
+        revoked_at_ms: row.opt_int("revoked_at")?,
     })
 }
 
-fn package<R: HubRow>(row: &R) -> Result<PackageRecord>
-where
-    usize: ColumnIndex<R>,
-{
+fn package<R: HubRow>(row: &R) -> Result<PackageRecord> {
     Ok(PackageRecord {
-        name: row.text(0)?,
-        publisher: row.text(1)?,
-        kind: row.text(2)?,
-        description: row.text(3)?,
-        created_at_ms: row.int(4)?,
-        updated_at_ms: row.int(5)?,
-        downloads: row.int(6)?,
-        installs: row.int(7)?,
+        name: row.text("name")?,
+        publisher: row.text("publisher")?,
+        kind: row.text("kind")?,
+        description: row.text("description")?,
+        created_at_ms: row.int("created_at")?,
+        updated_at_ms: row.int("updated_at")?,
+        downloads: row.int("downloads")?,
+        installs: row.int("installs")?,
     })
 }
 
-fn version<R: HubRow>(row: &R) -> Result<VersionRecord>
-where
-    usize: ColumnIndex<R>,
-{
+fn version<R: HubRow>(row: &R) -> Result<VersionRecord> {
     Ok(VersionRecord {
-        name: row.text(0)?,
-        version: row.text(1)?,
-        digest: row.text(2)?,
-        plugin_digest: row.text(3)?,
-        key_id: row.text(4)?,
-        manifest: row.text(5)?,
-        readme: row.text(6)?,
-        has_icon: row.int(7)? != 0,
-        size: row.int(8)?,
-        published_by: row.text(9)?,
-        published_at_ms: row.int(10)?,
-        yanked_at_ms: row.opt_int(11)?,
-        yank_reason: row.opt_text(12)?,
-        downloads: row.int(13)?,
+        name: row.text("name")?,
+        version: row.text("version")?,
+        digest: row.text("digest")?,
+        plugin_digest: row.text("plugin_digest")?,
+        key_id: row.text("key_id")?,
+        manifest: row.text("manifest")?,
+        readme: row.text("readme")?,
+        has_icon: row.int("has_icon")? != 0,
+        size: row.int("size")?,
+        published_by: row.text("published_by")?,
+        published_at_ms: row.int("published_at")?,
+        yanked_at_ms: row.opt_int("yanked_at")?,
+        yank_reason: row.opt_text("yank_reason")?,
+        downloads: row.int("downloads")?,
     })
 }
 
@@ -212,7 +203,6 @@ where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     <DB as Database>::Arguments: IntoArguments<DB>,
     DB::Row: HubRow,
-    usize: ColumnIndex<DB::Row>,
     for<'t> i16: Encode<'t, DB> + Type<DB>,
     for<'t> i64: Encode<'t, DB> + Type<DB>,
     for<'t> f64: Encode<'t, DB> + Type<DB>,
@@ -429,7 +419,7 @@ where
             binds(),
         );
         let row = into_query::<DB>(buf).fetch_optional(&self.reader).await?;
-        row.map(|r| r.bytes(0)).transpose()
+        row.map(|r| r.bytes("package")).transpose()
     }
 
     async fn icon(&self, name: &str, version: &str) -> Result<Option<Vec<u8>>> {
@@ -438,7 +428,7 @@ where
             vec![Bind::Text(name.into()), Bind::Text(version.into())],
         );
         let row = into_query::<DB>(buf).fetch_optional(&self.reader).await?;
-        row.map(|r| r.bytes(0)).transpose()
+        row.map(|r| r.bytes("icon")).transpose()
     }
 
     async fn set_yanked(

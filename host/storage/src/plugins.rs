@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use hub_core::TenantId;
-use sqlx::{ColumnIndex, Database, Encode, Executor, IntoArguments, Pool, Type};
+use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Type};
 
 use crate::decode::HubRow;
 use crate::model::*;
@@ -65,7 +65,6 @@ where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     <DB as Database>::Arguments: IntoArguments<DB>,
     DB::Row: HubRow,
-    usize: ColumnIndex<DB::Row>,
     for<'t> i16: Encode<'t, DB> + Type<DB>,
     for<'t> i64: Encode<'t, DB> + Type<DB>,
     for<'t> f64: Encode<'t, DB> + Type<DB>,
@@ -101,13 +100,13 @@ where
         let row = into_query::<DB>(buf).fetch_optional(&self.reader).await?;
         row.map(|r| {
             Ok(PluginComponent {
-                digest: r.text(0)?,
-                name: r.text(1)?,
-                version: r.text(2)?,
-                kind: r.text(3)?,
-                manifest: r.text(4)?,
-                component: r.bytes(5)?,
-                created_at_ms: r.int(6)?,
+                digest: r.text("digest")?,
+                name: r.text("name")?,
+                version: r.text("version")?,
+                kind: r.text("kind")?,
+                manifest: r.text("manifest")?,
+                component: r.bytes("component")?,
+                created_at_ms: r.int("created_at")?,
             })
         })
         .transpose()
@@ -160,19 +159,19 @@ where
         rows.iter()
             .map(|r| {
                 Ok(PluginInstall {
-                    tenant: TenantId::from_verified(r.int(0)?),
-                    name: r.text(1)?,
-                    digest: r.text(2)?,
-                    version: r.text(3)?,
-                    kind: r.text(4)?,
-                    enabled: r.int(5)? != 0,
-                    position: r.int(6)?,
-                    config_json: r.text(7)?,
-                    grants_json: r.text(8)?,
-                    consecutive_failures: r.int(9)?,
-                    disabled_reason: r.opt_text(10)?,
-                    installed_at_ms: r.int(11)?,
-                    updated_at_ms: r.int(12)?,
+                    tenant: TenantId::from_verified(r.int("tenant_id")?),
+                    name: r.text("name")?,
+                    digest: r.text("digest")?,
+                    version: r.text("version")?,
+                    kind: r.text("kind")?,
+                    enabled: r.int("enabled")? != 0,
+                    position: r.int("position")?,
+                    config_json: r.text("config")?,
+                    grants_json: r.text("grants")?,
+                    consecutive_failures: r.int("consecutive_failures")?,
+                    disabled_reason: r.opt_text("disabled_reason")?,
+                    installed_at_ms: r.int("installed_at")?,
+                    updated_at_ms: r.int("updated_at")?,
                 })
             })
             .collect()
@@ -224,7 +223,9 @@ where
             vec![Bind::I64(t.get()), Bind::Text(plugin.into())],
         );
         let rows = into_query::<DB>(buf).fetch_all(&self.reader).await?;
-        rows.iter().map(|r| Ok((r.text(0)?, r.bytes(1)?))).collect()
+        rows.iter()
+            .map(|r| Ok((r.text("key")?, r.bytes("value")?)))
+            .collect()
     }
 
     /// Applies writes (`Some`) and deletes (`None`) in one transaction.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use hub_core::time::{DAY_MS, Resolution};
-use hub_core::{EventRecord, TenantId};
+use hub_core::{Dimension, EventRecord, TenantId};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row};
 use std::str::FromStr;
@@ -292,7 +292,12 @@ impl PostgresStorage {
         }
         let new: HashSet<(String, i64)> = rows
             .iter()
-            .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?)))
+            .map(|r| {
+                Ok((
+                    r.try_get::<String, _>("event_id")?,
+                    r.try_get::<i64, _>("ts")?,
+                ))
+            })
             .collect::<Result<_, sqlx::Error>>()?;
         Ok(unique
             .iter()
@@ -329,14 +334,14 @@ impl PostgresStorage {
         let mut merged = changes;
         let mut existing: FastMap<RollupKey, ()> = FastMap::default();
         for row in rows {
-            let code: i16 = row.try_get(0)?;
+            let code: i16 = row.try_get("res")?;
             let res = Resolution::from_code(code)
                 .ok_or_else(|| StorageError::Corrupt(format!("rollup resolution {code}")))?;
-            let grain: i16 = row.try_get(1)?;
-            let bucket: i64 = row.try_get(2)?;
+            let grain: i16 = row.try_get("grain")?;
+            let bucket: i64 = row.try_get("bucket")?;
             let mut dims: [String; 7] = Default::default();
-            for (i, d) in dims.iter_mut().enumerate() {
-                *d = row.try_get(3 + i)?;
+            for (d, dim) in dims.iter_mut().zip(Dimension::ALL) {
+                *d = row.try_get(dim.name())?;
             }
             let key = RollupKey {
                 res,
@@ -344,8 +349,7 @@ impl PostgresStorage {
                 bucket,
                 dims,
             };
-            // Columns 10.. hold the aggregate in the order decode::aggregate_at reads.
-            let stored = decode::aggregate_at(&row, 10, true)?;
+            let stored = decode::aggregate(&row, true)?;
             if let Some(delta) = merged.get_mut(&key) {
                 delta.merge(&stored);
             }

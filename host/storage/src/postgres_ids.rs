@@ -210,7 +210,7 @@ async fn backfill_locked(pool: &PgPool) -> Result<()> {
             .await?;
             let page: Vec<(String, i64)> = rows
                 .iter()
-                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .map(|r| Ok((r.try_get("event_id")?, r.try_get("ts")?)))
                 .collect::<Result<_, sqlx::Error>>()?;
             let Some((last_id, last_ts)) = page.last().cloned() else {
                 break;

@@ -7,7 +7,7 @@
 
 use async_trait::async_trait;
 use hub_core::TenantId;
-use sqlx::{ColumnIndex, Database, Encode, Executor, IntoArguments, Pool, Type};
+use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Type};
 
 use crate::decode::HubRow;
 use crate::sql::{Bind, into_query, with_binds};
@@ -187,31 +187,28 @@ fn decode_cursor(s: &str) -> Option<EventCursor> {
     })
 }
 
-fn job_row<R: HubRow>(r: &R) -> Result<RepriceJob>
-where
-    usize: ColumnIndex<R>,
-{
-    let status = r.text(6)?;
+fn job_row<R: HubRow>(r: &R) -> Result<RepriceJob> {
+    let status = r.text("status")?;
     Ok(RepriceJob {
-        id: r.int(0)?,
-        tenant: TenantId::from_verified(r.int(1)?),
-        requested_by: r.text(2)?,
-        from_ms: r.int(3)?,
-        to_ms: r.int(4)?,
-        filter_json: r.text(5)?,
+        id: r.int("id")?,
+        tenant: TenantId::from_verified(r.int("tenant_id")?),
+        requested_by: r.text("requested_by")?,
+        from_ms: r.int("from_ms")?,
+        to_ms: r.int("to_ms")?,
+        filter_json: r.text("filter_json")?,
         status: JobStatus::parse(&status).ok_or_else(|| {
             crate::StorageError::Corrupt(format!("reprice job status `{status}`"))
         })?,
-        cursor: r.opt_text(7)?.as_deref().and_then(decode_cursor),
-        events_examined: r.int(8)?,
-        events_changed: r.int(9)?,
-        cost_before_usd: r.opt_float(10)?.unwrap_or(0.0),
-        cost_after_usd: r.opt_float(11)?.unwrap_or(0.0),
-        error: r.opt_text(12)?,
-        created_at_ms: r.int(13)?,
-        started_at_ms: r.opt_int(14)?,
-        heartbeat_at_ms: r.opt_int(15)?,
-        finished_at_ms: r.opt_int(16)?,
+        cursor: r.opt_text("cursor")?.as_deref().and_then(decode_cursor),
+        events_examined: r.int("events_examined")?,
+        events_changed: r.int("events_changed")?,
+        cost_before_usd: r.opt_float("cost_before_usd")?.unwrap_or(0.0),
+        cost_after_usd: r.opt_float("cost_after_usd")?.unwrap_or(0.0),
+        error: r.opt_text("error")?,
+        created_at_ms: r.int("created_at")?,
+        started_at_ms: r.opt_int("started_at")?,
+        heartbeat_at_ms: r.opt_int("heartbeat_at")?,
+        finished_at_ms: r.opt_int("finished_at")?,
     })
 }
 
@@ -222,7 +219,6 @@ where
     for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
     <DB as Database>::Arguments: IntoArguments<DB>,
     DB::Row: HubRow,
-    usize: ColumnIndex<DB::Row>,
     for<'t> i16: Encode<'t, DB> + Type<DB>,
     for<'t> i64: Encode<'t, DB> + Type<DB>,
     for<'t> f64: Encode<'t, DB> + Type<DB>,

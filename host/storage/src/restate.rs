@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet};
 
 use hub_core::{EventRecord, TenantId};
-use sqlx::{ColumnIndex, Database, Encode, Executor, IntoArguments, Type};
+use sqlx::{Database, Encode, Executor, IntoArguments, Type};
 
 use crate::Result;
 use crate::call_costs::{self, Holder, rank};
@@ -210,7 +210,6 @@ where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     <DB as Database>::Arguments: IntoArguments<DB>,
     DB::Row: HubRow,
-    usize: ColumnIndex<DB::Row>,
     for<'t> i16: Encode<'t, DB> + Type<DB>,
     for<'t> i64: Encode<'t, DB> + Type<DB>,
     for<'t> f64: Encode<'t, DB> + Type<DB>,

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use hub_core::TenantId;
-use sqlx::{ColumnIndex, Database, Encode, Executor, IntoArguments, Pool, Type};
+use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Type};
 
 use crate::Result;
 use crate::decode::HubRow;
@@ -46,16 +46,13 @@ pub(crate) struct SqlSettings<DB: Database> {
     reader: Pool<DB>,
 }
 
-/// Columns 1–4 of a `tenant_retention` row.
-fn retention_row<R: HubRow>(r: &R) -> Result<TenantRetention>
-where
-    usize: ColumnIndex<R>,
-{
+/// A `tenant_retention` row's limits.
+fn retention_row<R: HubRow>(r: &R) -> Result<TenantRetention> {
     Ok(TenantRetention {
-        raw_ms: r.opt_int(1)?,
-        minute_ms: r.opt_int(2)?,
-        hour_ms: r.opt_int(3)?,
-        day_ms: r.opt_int(4)?,
+        raw_ms: r.opt_int("raw_ms")?,
+        minute_ms: r.opt_int("minute_ms")?,
+        hour_ms: r.opt_int("hour_ms")?,
+        day_ms: r.opt_int("day_ms")?,
     })
 }
 
@@ -72,7 +69,6 @@ where
     for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
     <DB as Database>::Arguments: IntoArguments<DB>,
     DB::Row: HubRow,
-    usize: ColumnIndex<DB::Row>,
     for<'t> i16: Encode<'t, DB> + Type<DB>,
     for<'t> i64: Encode<'t, DB> + Type<DB>,
     for<'t> f64: Encode<'t, DB> + Type<DB>,
@@ -83,7 +79,7 @@ where
 {
     async fn tenant_retention(&self, t: TenantId) -> Result<TenantRetention> {
         let buf = with_binds(
-            "SELECT 0, raw_ms, minute_ms, hour_ms, day_ms FROM tenant_retention WHERE tenant_id = $1",
+            "SELECT raw_ms, minute_ms, hour_ms, day_ms FROM tenant_retention WHERE tenant_id = $1",
             vec![Bind::I64(t.get())],
         );
         let row = into_query::<DB>(buf).fetch_optional(&self.reader).await?;
@@ -123,7 +119,7 @@ where
             vec![Bind::I64(t.get())],
         );
         let row = into_query::<DB>(buf).fetch_optional(&self.reader).await?;
-        row.map(|r| r.text(0)).transpose()
+        row.map(|r| r.text("rules")).transpose()
     }
 
     async fn set_tenant_sso_rules(&self, t: TenantId, rules_json: &str, now_ms: i64) -> Result<()> {
@@ -146,7 +142,9 @@ where
             Vec::new(),
         );
         let rows = into_query::<DB>(buf).fetch_all(&self.reader).await?;
-        rows.iter().map(|r| Ok((r.text(0)?, r.text(1)?))).collect()
+        rows.iter()
+            .map(|r| Ok((r.text("name")?, r.text("rules")?)))
+            .collect()
     }
 
     async fn retention_by_tenant(
@@ -162,7 +160,7 @@ where
         rows.iter()
             .map(|r| {
                 Ok((
-                    TenantId::from_verified(r.int(0)?),
+                    TenantId::from_verified(r.int("id")?),
                     policy.for_tenant(&retention_row(r)?),
                 ))
             })

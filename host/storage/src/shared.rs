@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use futures::TryStreamExt;
 use hub_core::time::Resolution;
 use hub_core::{ApiKeyScope, TenantId};
-use sqlx::{ColumnIndex, Database, Encode, Executor, IntoArguments, Pool, Type};
+use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Type};
 
 use crate::decode::{self, HubRow};
 use crate::model::*;
@@ -34,38 +34,32 @@ pub(crate) fn conflict(what: String) -> impl FnOnce(sqlx::Error) -> StorageError
     }
 }
 
-pub(crate) fn api_key<R: HubRow>(row: &R) -> Result<ApiKeyRecord>
-where
-    usize: ColumnIndex<R>,
-{
-    let scopes = ApiKeyScope::parse_list(&row.text(5)?).map_err(StorageError::Corrupt)?;
+pub(crate) fn api_key<R: HubRow>(row: &R) -> Result<ApiKeyRecord> {
+    let scopes = ApiKeyScope::parse_list(&row.text("scopes")?).map_err(StorageError::Corrupt)?;
     Ok(ApiKeyRecord {
-        id: row.int(0)?,
-        tenant: TenantId::from_verified(row.int(1)?),
-        name: row.text(2)?,
-        prefix: row.text(3)?,
-        secret_hash: row.text(4)?,
+        id: row.int("id")?,
+        tenant: TenantId::from_verified(row.int("tenant_id")?),
+        name: row.text("name")?,
+        prefix: row.text("prefix")?,
+        secret_hash: row.text("secret_hash")?,
         scopes,
-        created_at_ms: row.int(6)?,
-        expires_at_ms: row.opt_int(7)?,
-        revoked_at_ms: row.opt_int(8)?,
-        last_used_at_ms: row.opt_int(9)?,
+        created_at_ms: row.int("created_at")?,
+        expires_at_ms: row.opt_int("expires_at")?,
+        revoked_at_ms: row.opt_int("revoked_at")?,
+        last_used_at_ms: row.opt_int("last_used_at")?,
         rate_limit_per_s: row
-            .opt_int(10)?
+            .opt_int("rate_limit_per_s")?
             .map(|r| u32::try_from(r).map_err(|_| StorageError::Corrupt(format!("rate limit {r}"))))
             .transpose()?,
-        rotated_from: row.opt_int(11)?,
+        rotated_from: row.opt_int("rotated_from")?,
     })
 }
 
-pub(crate) fn tenant<R: HubRow>(row: &R) -> Result<Tenant>
-where
-    usize: ColumnIndex<R>,
-{
+pub(crate) fn tenant<R: HubRow>(row: &R) -> Result<Tenant> {
     Ok(Tenant {
-        id: TenantId::from_verified(row.int(0)?),
-        name: row.text(1)?,
-        created_at_ms: row.int(2)?,
+        id: TenantId::from_verified(row.int("id")?),
+        name: row.text("name")?,
+        created_at_ms: row.int("created_at")?,
     })
 }
 
@@ -101,7 +95,6 @@ where
     for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
     <DB as Database>::Arguments: IntoArguments<DB>,
     DB::Row: HubRow,
-    usize: ColumnIndex<DB::Row>,
     for<'t> i16: Encode<'t, DB> + Type<DB>,
     for<'t> i64: Encode<'t, DB> + Type<DB>,
     for<'t> f64: Encode<'t, DB> + Type<DB>,
@@ -116,7 +109,7 @@ where
             vec![Bind::Text(key.into())],
         );
         let row = into_query::<DB>(buf).fetch_optional(pool).await?;
-        row.map(|r| r.text(0)).transpose()
+        row.map(|r| r.text("value")).transpose()
     }
 
     pub(crate) async fn set_meta(pool: &Pool<DB>, key: &str, value: &str) -> Result<()> {
@@ -168,10 +161,10 @@ where
 
     pub(crate) async fn count_events(pool: &Pool<DB>, t: TenantId) -> Result<i64> {
         let buf = with_binds(
-            "SELECT COUNT(*) FROM events WHERE tenant_id = $1",
+            "SELECT COUNT(*) AS n FROM events WHERE tenant_id = $1",
             vec![Bind::I64(t.get())],
         );
-        into_query::<DB>(buf).fetch_one(pool).await?.int(0)
+        into_query::<DB>(buf).fetch_one(pool).await?.int("n")
     }
 
     pub(crate) async fn scan_rollups(
@@ -183,7 +176,7 @@ where
         let buf = sql::rollup_scan(Placeholders::Dollar, sql::Dialect::of::<DB>(), t, res, scan);
         let rows = into_query::<DB>(buf).fetch_all(pool).await?;
         rows.iter()
-            .map(|r| decode::rollup_row(r, scan.group_by.len(), scan.by_bucket, scan.with_sketch))
+            .map(|r| decode::rollup_row(r, scan.group_by, scan.by_bucket, scan.with_sketch))
             .collect()
     }
 
@@ -198,7 +191,7 @@ where
         let mut rows = into_query::<DB>(buf).fetch(pool);
         let mut fold = decode::RawFold::new(scan.by_bucket, bucket_step_ms);
         while let Some(row) = rows.try_next().await? {
-            fold.add(decode::raw_row(&row, scan.group_by.len())?);
+            fold.add(decode::raw_row(&row, scan.group_by)?);
         }
         Ok(fold.finish())
     }

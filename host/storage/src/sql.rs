@@ -85,7 +85,7 @@ pub(crate) use event_columns;
 /// The event columns as read back: `enriched_by` resolved to its shape's JSON.
 pub(crate) const EVENT_SELECT: &str = concat!(
     event_columns!(),
-    ", (SELECT s.fields FROM enrichment_shapes s WHERE s.id = events.enriched_by)"
+    ", (SELECT s.fields FROM enrichment_shapes s WHERE s.id = events.enriched_by) AS enriched_by"
 );
 pub(crate) const EVENT_COLUMN_COUNT: usize = 36;
 
@@ -95,8 +95,13 @@ pub(crate) const ROLLUP_COLUMNS: &str = "tenant_id, res, grain, bucket, source_m
     audio_input_tokens, audio_output_tokens, estimated_cost_usd, reported_cost_usd, unpriced_events, \
     unpriced_tokens, latency_sketch";
 
+/// What a rollup scan calls a group's bucket start (an expression when buckets are coarser than
+/// the rollup's), and its hex-encoded sketches.
+pub(crate) const BUCKET_START: &str = "bucket_start";
+pub(crate) const SKETCHES: &str = "sketches";
+
 /// The sums of a rollup row after `latency_sum`, in [`ROLLUP_COLUMNS`] order, each with its type:
-/// what `aggregate_at` reads and merges select.
+/// what `decode::aggregate` reads and merges select.
 pub(crate) const USAGE_SUMS: [(&str, bool); 9] = [
     ("cache_read_tokens", false),
     ("cache_write_tokens", false),
@@ -187,29 +192,42 @@ pub(crate) fn rollup_scan(
         if scan.bucket_step_ms > 1 {
             // A literal, not a bind: an integer this code chose.
             let step = scan.bucket_step_ms.to_string();
-            buf.push("bucket - bucket % ").push(&step).push(", ");
+            buf.push("bucket - bucket % ").push(&step);
         } else {
-            buf.push("bucket, ");
+            buf.push("bucket");
         }
+        buf.push(" AS ").push(BUCKET_START).push(", ");
     }
-    buf.push(
-        "CAST(SUM(events) AS BIGINT), CAST(SUM(requests) AS BIGINT), CAST(SUM(errors) AS BIGINT), \
-         CAST(SUM(input_tokens) AS BIGINT), CAST(SUM(output_tokens) AS BIGINT), \
-         CAST(SUM(cost_usd) AS DOUBLE PRECISION), CAST(SUM(latency_count) AS BIGINT), \
-         CAST(SUM(latency_sum) AS DOUBLE PRECISION)",
-    );
-    for (column, real) in USAGE_SUMS {
-        buf.push(", CAST(SUM(").push(column).push(if real {
-            ") AS DOUBLE PRECISION)"
+    // Each sum under its column's name, which is what `decode::aggregate` reads.
+    for (column, real) in [
+        ("events", false),
+        ("requests", false),
+        ("errors", false),
+        ("input_tokens", false),
+        ("output_tokens", false),
+        ("cost_usd", true),
+        ("latency_count", false),
+        ("latency_sum", true),
+    ]
+    .into_iter()
+    .chain(USAGE_SUMS)
+    {
+        if column != "events" {
+            buf.push(", ");
+        }
+        buf.push("CAST(SUM(").push(column).push(if real {
+            ") AS DOUBLE PRECISION) AS "
         } else {
-            ") AS BIGINT)"
+            ") AS BIGINT) AS "
         });
+        buf.push(column);
     }
     if scan.with_sketch {
         buf.push(match dialect {
-            Dialect::Sqlite => ", group_concat(hex(latency_sketch), ',')",
-            Dialect::Postgres => ", string_agg(encode(latency_sketch, 'hex'), ',')",
-        });
+            Dialect::Sqlite => ", group_concat(hex(latency_sketch), ',') AS ",
+            Dialect::Postgres => ", string_agg(encode(latency_sketch, 'hex'), ',') AS ",
+        })
+        .push(SKETCHES);
     }
     buf.push(" FROM rollups WHERE tenant_id = ")
         .bind(Bind::I64(tenant.get()));

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use hub_core::time::Resolution;
-use hub_core::{EventRecord, TenantId};
+use hub_core::{Dimension, EventRecord, TenantId};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -264,17 +264,17 @@ impl SqliteStorage {
                 buf.push(")");
                 for row in into_query::<Sqlite>(buf).fetch_all(&mut *conn).await? {
                     let mut dims: [String; 7] = Default::default();
-                    for (i, d) in dims.iter_mut().enumerate() {
-                        *d = row.try_get(1 + i)?;
+                    for (d, dim) in dims.iter_mut().zip(Dimension::ALL) {
+                        *d = row.try_get(dim.name())?;
                     }
                     let key = RollupKey {
                         res,
                         grain,
-                        bucket: row.try_get(0)?,
+                        bucket: row.try_get("bucket")?,
                         dims,
                     };
                     if changes.contains_key(&key) {
-                        stored.insert(key, decode::aggregate_at(&row, 8, true)?);
+                        stored.insert(key, decode::aggregate(&row, true)?);
                     }
                 }
             }

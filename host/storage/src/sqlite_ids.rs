@@ -171,7 +171,9 @@ impl IdIndex {
             .fetch_optional(&pool)
             .await?;
         let rowid = match row {
-            Some(r) if r.try_get::<String, _>(1)? == HASH => r.try_get::<i64, _>(0)?,
+            Some(r) if r.try_get::<String, _>("hash")? == HASH => {
+                r.try_get::<i64, _>("events_rowid")?
+            }
             // New, or written with another hash: start again.
             _ => {
                 clear(&pool).await?;
@@ -269,20 +271,20 @@ impl IdIndex {
         let mut read = 0usize;
         while from < max {
             let rows = sqlx::query(
-                "SELECT rowid, tenant_id, event_id, ts FROM events WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                "SELECT rowid AS rowid, tenant_id, event_id, ts FROM events WHERE rowid > ? ORDER BY rowid LIMIT ?",
             )
             .bind(from)
             .bind(CATCH_UP_CHUNK)
             .fetch_all(&mut *conn)
             .await?;
             let Some(last) = rows.last() else { break };
-            let last: i64 = last.try_get(0)?;
+            let last: i64 = last.try_get("rowid")?;
             let mut chunk = Vec::with_capacity(rows.len());
             for r in &rows {
                 chunk.push((
-                    TenantId::from_verified(r.try_get(1)?),
-                    r.try_get::<String, _>(2)?,
-                    r.try_get::<i64, _>(3)?,
+                    TenantId::from_verified(r.try_get("tenant_id")?),
+                    r.try_get::<String, _>("event_id")?,
+                    r.try_get::<i64, _>("ts")?,
                 ));
             }
             read += chunk.len();
@@ -397,7 +399,7 @@ impl IdIndex {
         .fetch_all(&self.pool)
         .await?;
         for r in rows {
-            times.push(r.try_get(0)?);
+            times.push(r.try_get("ts")?);
         }
         times.sort_unstable_by(|a, b| b.cmp(a));
         times.dedup();

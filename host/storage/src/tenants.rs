@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use hub_core::TenantId;
-use sqlx::{ColumnIndex, Database, Encode, Executor, IntoArguments, Pool, Type};
+use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Type};
 
 use crate::Result;
 use crate::decode::HubRow;
@@ -55,7 +55,6 @@ where
     for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
     <DB as Database>::Arguments: IntoArguments<DB>,
     DB::Row: HubRow,
-    usize: ColumnIndex<DB::Row>,
     for<'t> i16: Encode<'t, DB> + Type<DB>,
     for<'t> i64: Encode<'t, DB> + Type<DB>,
     for<'t> f64: Encode<'t, DB> + Type<DB>,

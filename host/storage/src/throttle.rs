@@ -3,7 +3,7 @@
 //! only counts, remembers blocks and forgets. Reached through [`crate::Storage::login_throttle`].
 
 use async_trait::async_trait;
-use sqlx::{ColumnIndex, Database, Encode, Executor, IntoArguments, Pool, Type};
+use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Type};
 
 use crate::Result;
 use crate::decode::HubRow;
@@ -50,7 +50,6 @@ where
     for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
     <DB as Database>::Arguments: IntoArguments<DB>,
     DB::Row: HubRow,
-    usize: ColumnIndex<DB::Row>,
     for<'t> i16: Encode<'t, DB> + Type<DB>,
     for<'t> i64: Encode<'t, DB> + Type<DB>,
     for<'t> f64: Encode<'t, DB> + Type<DB>,
@@ -79,10 +78,10 @@ where
         let mut found = std::collections::HashMap::with_capacity(rows.len());
         for r in &rows {
             found.insert(
-                r.text(0)?,
+                r.text("key")?,
                 ThrottleState {
-                    failures: r.int(1)?,
-                    blocked_until_ms: r.opt_int(2)?,
+                    failures: r.int("failures")?,
+                    blocked_until_ms: r.opt_int("blocked_until")?,
                 },
             );
         }
@@ -106,7 +105,7 @@ where
         ))
         .fetch_one(&self.writer)
         .await?;
-        row.int(0)
+        row.int("failures")
     }
 
     async fn block(&self, key: &str, until_ms: i64) -> Result<()> {
