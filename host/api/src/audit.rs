@@ -35,7 +35,7 @@ pub async fn record(state: &AppState, entry: AuditEntry) {
         outcome = %entry.outcome,
         "audit"
     );
-    if let Err(e) = state.storage.access().append_audit(&entry).await {
+    if let Err(e) = state.storage.audit().append_audit(&entry).await {
         tracing::error!(error = %e, action = %entry.action, "could not write the audit log");
     }
 }
@@ -167,13 +167,13 @@ pub(crate) async fn list_audit(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|a| a.contains("application/x-ndjson")),
     };
-    let access = state.storage.access();
+    let log = state.storage.audit();
     if ndjson {
         let mut out = String::new();
         let mut filter = filter;
         let mut total = 0;
         loop {
-            let page = access.list_audit(scope, &filter, MAX_PAGE).await?;
+            let page = log.list_audit(scope, &filter, MAX_PAGE).await?;
             for r in &page {
                 out.push_str(&serde_json::to_string(&dto(r)).unwrap_or_default());
                 out.push('\n');
@@ -192,7 +192,7 @@ pub(crate) async fn list_audit(
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::invalid("limit", "between 1 and 1000"));
     }
-    let mut page = access.list_audit(scope, &filter, limit + 1).await?;
+    let mut page = log.list_audit(scope, &filter, limit + 1).await?;
     let next_cursor = (page.len() > limit).then(|| {
         page.truncate(limit);
         page.last().map(|r| r.id.to_string()).unwrap_or_default()

@@ -137,7 +137,7 @@ pub(crate) async fn list_views(
     let me = user(&principal)?;
     let views = state
         .storage
-        .access()
+        .views()
         .list_views(principal.tenant, me)
         .await?;
     Ok(Json(ViewListDto {
@@ -163,7 +163,7 @@ pub(crate) async fn create_view(
     let spec = checked(&req)?;
     let v = state
         .storage
-        .access()
+        .views()
         .create_view(principal.tenant, me, &spec, hub_core::time::now_ms())
         .await
         .map_err(|e| conflict(e, &spec.name))?;
@@ -192,7 +192,7 @@ pub(crate) async fn update_view(
     let id_num: i64 = id.parse().map_err(|_| missing())?;
     let v = state
         .storage
-        .access()
+        .views()
         .update_view(
             principal.tenant,
             me,
@@ -224,7 +224,7 @@ pub(crate) async fn delete_view(
     let id_num: i64 = id.parse().map_err(|_| missing())?;
     if state
         .storage
-        .access()
+        .views()
         .delete_view(principal.tenant, me, id_num)
         .await?
     {

@@ -256,7 +256,7 @@ async fn a_stolen_session_cannot_guess_the_password_unseen() {
             .unwrap();
         let misses = hub
             .storage
-            .access()
+            .audit()
             .list_audit(
                 Some(t.id),
                 &hub_storage::AuditFilter {

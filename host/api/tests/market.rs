@@ -446,7 +446,7 @@ async fn publishing_checks_everything_and_stores_nothing_it_refuses() {
     // The audit log has the publication and the refusals.
     let audit = h
         .storage
-        .access()
+        .audit()
         .list_audit(None, &Default::default(), 100)
         .await
         .unwrap();
@@ -706,7 +706,7 @@ async fn browse_install_upgrade_downgrade_yank_and_uninstall() {
         .id;
     let audit = h
         .storage
-        .access()
+        .audit()
         .list_audit(Some(t), &Default::default(), 100)
         .await
         .unwrap();

@@ -131,7 +131,7 @@ async fn bad_login_input_is_400_and_every_failure_is_audited() {
     // The audit log of the deployment saw every failure.
     let failures = hub
         .storage
-        .access()
+        .audit()
         .list_audit(
             None,
             &hub_storage::AuditFilter {
@@ -153,7 +153,7 @@ async fn bad_login_input_is_400_and_every_failure_is_audited() {
         .unwrap();
     let in_acme = hub
         .storage
-        .access()
+        .audit()
         .list_audit(
             Some(acme.id),
             &hub_storage::AuditFilter {

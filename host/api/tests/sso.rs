@@ -319,7 +319,7 @@ async fn sign_in_with_a_real_provider_provisions_users_from_rules() {
     // The audit log has the sign-ins and the role the rules gave.
     let log = hub
         .storage
-        .access()
+        .audit()
         .list_audit(None, &Default::default(), 100)
         .await
         .unwrap();

@@ -92,7 +92,7 @@ pub(crate) async fn audit_cli(
     after: Option<String>,
 ) -> Result<()> {
     storage
-        .access()
+        .audit()
         .append_audit(&AuditEntry {
             at_ms: hub_core::time::now_ms(),
             tenant,
@@ -386,7 +386,7 @@ pub async fn run_audit(command: AuditCommand) -> Result<()> {
     };
     let tenants = storage.tenants().list_tenants().await?;
     let mut records = storage
-        .access()
+        .audit()
         .list_audit(tenant, &AuditFilter::default(), lines.clamp(1, 10_000))
         .await?;
     records.reverse();
@@ -401,7 +401,7 @@ pub async fn run_audit(command: AuditCommand) -> Result<()> {
     loop {
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         let mut newer: Vec<_> = storage
-            .access()
+            .audit()
             .list_audit(tenant, &AuditFilter::default(), 1000)
             .await?
             .into_iter()

@@ -232,7 +232,7 @@ async fn audit_settings(
             continue;
         }
         storage
-            .access()
+            .audit()
             .append_audit(&hub_storage::AuditEntry {
                 at_ms: hub_core::time::now_ms(),
                 actor: "config".into(),
@@ -283,7 +283,8 @@ async fn bootstrap_admin(
             .set_membership(user.id, t.id, Some(hub_core::Role::Owner), now)
             .await?;
     }
-    access
+    storage
+        .audit()
         .append_audit(&hub_storage::AuditEntry {
             at_ms: now,
             actor: "hub".into(),

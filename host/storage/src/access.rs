@@ -1,5 +1,6 @@
-//! Users, memberships, sessions, signing keys and the audit log: one implementation over any sqlx
-//! backend, reached through [`crate::Storage::access`].
+//! Users, memberships, sessions, signing keys and single sign-on logins in flight: one
+//! implementation over any sqlx backend, reached through [`crate::Storage::access`]. Saved views
+//! are `views`, the audit log `audit`.
 
 use async_trait::async_trait;
 use hub_core::{Role, TenantId};
@@ -7,7 +8,7 @@ use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Type};
 
 use crate::decode::HubRow;
 use crate::shared::conflict;
-use crate::sql::{Bind, into_query, with_binds};
+use crate::sql::{Bind, flag, into_query, with_binds};
 use crate::{Result, StorageError};
 
 /// A person who can sign in.
@@ -92,69 +93,6 @@ pub struct SigningKey {
     pub created_at_ms: i64,
 }
 
-/// One security-relevant action.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct AuditEntry {
-    pub at_ms: i64,
-    /// `None` for deployment-wide actions.
-    pub tenant: Option<TenantId>,
-    /// `user:<email>`, `key:<prefix>`, `cli`, or `anonymous`.
-    pub actor: String,
-    /// Dotted name: `auth.login`, `api_key.revoke`, `user.role`, `plugin.config`, ...
-    pub action: String,
-    pub target: Option<String>,
-    /// The client's address.
-    pub source: Option<String>,
-    /// `ok` or `denied` or `failed`.
-    pub outcome: String,
-    /// JSON of the changed values before and after.
-    pub before: Option<String>,
-    pub after: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct AuditRecord {
-    pub id: i64,
-    pub entry: AuditEntry,
-}
-
-/// Which audit records to list, newest first.
-#[derive(Debug, Clone, Default)]
-pub struct AuditFilter {
-    /// Only records whose action starts with this (`auth.` or `api_key.revoke`).
-    pub action_prefix: Option<String>,
-    pub actor: Option<String>,
-    pub from_ms: Option<i64>,
-    pub to_ms: Option<i64>,
-    /// Records with an id below this (the cursor of the previous page).
-    pub before_id: Option<i64>,
-}
-
-/// A saved query of one user in one tenant.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SavedView {
-    pub id: i64,
-    pub tenant: TenantId,
-    pub user_id: i64,
-    /// The owner's email (for listings).
-    pub owner: String,
-    pub name: String,
-    /// JSON: `{"route": ..., "params": {...}}`.
-    pub query: String,
-    /// Visible to the tenant's other members (only the owner changes it).
-    pub shared: bool,
-    pub created_at_ms: i64,
-    pub updated_at_ms: i64,
-}
-
-/// What a view says: its name, its query (JSON) and whether it is shared.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ViewSpec {
-    pub name: String,
-    pub query: String,
-    pub shared: bool,
-}
-
 /// A single sign-on login between the redirect to the provider and its return.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OidcLogin {
@@ -165,7 +103,7 @@ pub struct OidcLogin {
     pub created_at_ms: i64,
 }
 
-/// Users, sessions and audit, whatever the backend.
+/// Users, memberships and sessions, whatever the backend.
 #[async_trait]
 pub trait AccessStorage: Send + Sync {
     async fn create_user(&self, user: &NewUser, now_ms: i64) -> Result<User>;
@@ -208,40 +146,9 @@ pub trait AccessStorage: Send + Sync {
     async fn add_signing_key(&self, key: &SigningKey) -> Result<()>;
     async fn delete_signing_keys_before(&self, created_before_ms: i64) -> Result<()>;
 
-    /// Saves a new view (`Conflict` when the user has one of that name in the tenant).
-    async fn create_view(
-        &self,
-        tenant: TenantId,
-        user: i64,
-        view: &ViewSpec,
-        now_ms: i64,
-    ) -> Result<SavedView>;
-    /// The user's views and the tenant's shared ones, by name.
-    async fn list_views(&self, tenant: TenantId, user: i64) -> Result<Vec<SavedView>>;
-    /// Changes one of the user's own views; `None` when the user has no such view.
-    async fn update_view(
-        &self,
-        tenant: TenantId,
-        user: i64,
-        id: i64,
-        view: &ViewSpec,
-        now_ms: i64,
-    ) -> Result<Option<SavedView>>;
-    /// Deletes one of the user's own views; whether there was one.
-    async fn delete_view(&self, tenant: TenantId, user: i64, id: i64) -> Result<bool>;
-
     async fn save_oidc_login(&self, login: &OidcLogin) -> Result<()>;
     /// Takes (and deletes) a login started at or after `since_ms`; older ones are purged.
     async fn take_oidc_login(&self, state: &str, since_ms: i64) -> Result<Option<OidcLogin>>;
-
-    async fn append_audit(&self, entry: &AuditEntry) -> Result<()>;
-    /// A tenant's records (`Some`), or the deployment's (`None`, every tenant), newest first.
-    async fn list_audit(
-        &self,
-        tenant: Option<TenantId>,
-        filter: &AuditFilter,
-        limit: usize,
-    ) -> Result<Vec<AuditRecord>>;
 }
 
 /// The generic implementation: `writer` takes every write (SQLite has one writer connection),
@@ -260,15 +167,6 @@ impl<DB: Database> SqlAccess<DB> {
 const USER_COLUMNS: &str = "id, email, display_name, password_hash, must_change_password, is_operator, \
     is_publisher, failed_logins, locked_until, created_at, last_login_at";
 const TOKEN_COLUMNS: &str = "id, family, user_id, tenant_id, expires_at, used_at, revoked_at";
-const VIEW_COLUMNS: &str = "v.id, v.tenant_id, v.user_id, u.email, v.name, v.query, v.shared, \
-    v.created_at, v.updated_at";
-const AUDIT_COLUMNS: &str =
-    "id, at, tenant_id, actor, action, target, source, outcome, before, after";
-
-fn flag(b: bool) -> Bind {
-    Bind::I64(i64::from(b))
-}
-
 fn user<R: HubRow>(row: &R) -> Result<User> {
     Ok(User {
         id: row.int("id")?,
@@ -298,51 +196,6 @@ fn token<R: HubRow>(row: &R) -> Result<RefreshToken> {
         expires_at_ms: row.int("expires_at")?,
         used_at_ms: row.opt_int("used_at")?,
         revoked_at_ms: row.opt_int("revoked_at")?,
-    })
-}
-
-/// One of `user`'s own views in `tenant`.
-async fn own_view<A: AccessStorage + ?Sized>(
-    access: &A,
-    tenant: TenantId,
-    user: i64,
-    id: i64,
-) -> Result<Option<SavedView>> {
-    Ok(access
-        .list_views(tenant, user)
-        .await?
-        .into_iter()
-        .find(|v| v.id == id && v.user_id == user))
-}
-
-fn view<R: HubRow>(row: &R) -> Result<SavedView> {
-    Ok(SavedView {
-        id: row.int("id")?,
-        tenant: TenantId::from_verified(row.int("tenant_id")?),
-        user_id: row.int("user_id")?,
-        owner: row.text("email")?,
-        name: row.text("name")?,
-        query: row.text("query")?,
-        shared: row.int("shared")? != 0,
-        created_at_ms: row.int("created_at")?,
-        updated_at_ms: row.int("updated_at")?,
-    })
-}
-
-fn audit<R: HubRow>(row: &R) -> Result<AuditRecord> {
-    Ok(AuditRecord {
-        id: row.int("id")?,
-        entry: AuditEntry {
-            at_ms: row.int("at")?,
-            tenant: row.opt_int("tenant_id")?.map(TenantId::from_verified),
-            actor: row.text("actor")?,
-            action: row.text("action")?,
-            target: row.opt_text("target")?,
-            source: row.opt_text("source")?,
-            outcome: row.text("outcome")?,
-            before: row.opt_text("before")?,
-            after: row.opt_text("after")?,
-        },
     })
 }
 
@@ -640,88 +493,6 @@ where
         Ok(())
     }
 
-    async fn create_view(
-        &self,
-        tenant: TenantId,
-        user: i64,
-        v: &ViewSpec,
-        now_ms: i64,
-    ) -> Result<SavedView> {
-        let (name, query, shared) = (v.name.as_str(), v.query.as_str(), v.shared);
-        let row = into_query::<DB>(with_binds(
-            "INSERT INTO saved_views (tenant_id, user_id, name, query, shared, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
-            vec![
-                Bind::I64(tenant.get()),
-                Bind::I64(user),
-                Bind::Text(name.into()),
-                Bind::Text(query.into()),
-                flag(shared),
-                Bind::I64(now_ms),
-            ],
-        ))
-        .fetch_one(&self.writer)
-        .await
-        .map_err(conflict(format!("view '{name}'")))?;
-        let id = row.int("id")?;
-        own_view(self, tenant, user, id)
-            .await?
-            .ok_or_else(|| StorageError::Corrupt(format!("view {id} vanished")))
-    }
-
-    async fn list_views(&self, tenant: TenantId, user: i64) -> Result<Vec<SavedView>> {
-        let mut buf = with_binds("SELECT ", vec![]);
-        buf.push(VIEW_COLUMNS)
-            .push(" FROM saved_views v JOIN users u ON u.id = v.user_id WHERE v.tenant_id = ")
-            .bind(Bind::I64(tenant.get()))
-            .push(" AND (v.user_id = ")
-            .bind(Bind::I64(user))
-            .push(" OR v.shared = 1) ORDER BY v.name, v.id");
-        let rows = into_query::<DB>(buf).fetch_all(&self.reader).await?;
-        rows.iter().map(view).collect()
-    }
-
-    async fn update_view(
-        &self,
-        tenant: TenantId,
-        user: i64,
-        id: i64,
-        v: &ViewSpec,
-        now_ms: i64,
-    ) -> Result<Option<SavedView>> {
-        let (name, query, shared) = (v.name.as_str(), v.query.as_str(), v.shared);
-        let done = into_query::<DB>(with_binds(
-            "UPDATE saved_views SET name = $1, query = $2, shared = $3, updated_at = $4 \
-             WHERE tenant_id = $5 AND user_id = $6 AND id = $7 RETURNING id",
-            vec![
-                Bind::Text(name.into()),
-                Bind::Text(query.into()),
-                flag(shared),
-                Bind::I64(now_ms),
-                Bind::I64(tenant.get()),
-                Bind::I64(user),
-                Bind::I64(id),
-            ],
-        ))
-        .fetch_optional(&self.writer)
-        .await
-        .map_err(conflict(format!("view '{name}'")))?;
-        match done {
-            Some(_) => own_view(self, tenant, user, id).await,
-            None => Ok(None),
-        }
-    }
-
-    async fn delete_view(&self, tenant: TenantId, user: i64, id: i64) -> Result<bool> {
-        let gone = into_query::<DB>(with_binds(
-            "DELETE FROM saved_views WHERE tenant_id = $1 AND user_id = $2 AND id = $3 RETURNING id",
-            vec![Bind::I64(tenant.get()), Bind::I64(user), Bind::I64(id)],
-        ))
-        .fetch_optional(&self.writer)
-        .await?;
-        Ok(gone.is_some())
-    }
-
     async fn save_oidc_login(&self, l: &OidcLogin) -> Result<()> {
         into_query::<DB>(with_binds(
             "INSERT INTO oidc_logins (state, verifier, nonce, tenant, created_at) VALUES ($1, $2, $3, $4, $5)",
@@ -761,62 +532,5 @@ where
             })
         })
         .transpose()
-    }
-
-    async fn append_audit(&self, e: &AuditEntry) -> Result<()> {
-        into_query::<DB>(with_binds(
-            "INSERT INTO audit_log (at, tenant_id, actor, action, target, source, outcome, before, after) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            vec![
-                Bind::I64(e.at_ms),
-                Bind::OptI64(e.tenant.map(TenantId::get)),
-                Bind::Text(e.actor.clone()),
-                Bind::Text(e.action.clone()),
-                Bind::OptText(e.target.clone()),
-                Bind::OptText(e.source.clone()),
-                Bind::Text(e.outcome.clone()),
-                Bind::OptText(e.before.clone()),
-                Bind::OptText(e.after.clone()),
-            ],
-        ))
-        .execute(&self.writer)
-        .await?;
-        Ok(())
-    }
-
-    async fn list_audit(
-        &self,
-        tenant: Option<TenantId>,
-        f: &AuditFilter,
-        limit: usize,
-    ) -> Result<Vec<AuditRecord>> {
-        let mut buf = with_binds("SELECT ", vec![]);
-        buf.push(AUDIT_COLUMNS).push(" FROM audit_log WHERE 1 = 1");
-        if let Some(t) = tenant {
-            buf.push(" AND tenant_id = ").bind(Bind::I64(t.get()));
-        }
-        if let Some(p) = &f.action_prefix {
-            // A prefix match that needs no LIKE escaping: compare the first characters.
-            buf.push(" AND substr(action, 1, CAST(")
-                .bind(Bind::I64(p.chars().count() as i64))
-                .push(" AS INTEGER)) = ")
-                .bind(Bind::Text(p.clone()));
-        }
-        if let Some(a) = &f.actor {
-            buf.push(" AND actor = ").bind(Bind::Text(a.clone()));
-        }
-        if let Some(from) = f.from_ms {
-            buf.push(" AND at >= ").bind(Bind::I64(from));
-        }
-        if let Some(to) = f.to_ms {
-            buf.push(" AND at < ").bind(Bind::I64(to));
-        }
-        if let Some(b) = f.before_id {
-            buf.push(" AND id < ").bind(Bind::I64(b));
-        }
-        buf.push(" ORDER BY id DESC LIMIT ")
-            .bind(Bind::I64(limit as i64));
-        let rows = into_query::<DB>(buf).fetch_all(&self.reader).await?;
-        rows.iter().map(audit).collect()
     }
 }

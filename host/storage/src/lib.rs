@@ -10,6 +10,7 @@
 
 pub mod access;
 pub mod analytics;
+pub mod audit;
 mod call_costs;
 mod decode;
 pub mod invites;
@@ -29,6 +30,7 @@ mod sqlite_ids;
 mod sqlite_raw;
 pub mod tenants;
 pub mod throttle;
+pub mod views;
 
 use std::sync::Arc;
 
@@ -37,9 +39,10 @@ use hub_core::TenantId;
 use hub_core::time::Resolution;
 
 pub use access::{
-    AccessStorage, AuditEntry, AuditFilter, AuditRecord, Membership, NewRefreshToken, NewUser,
-    OidcLogin, RefreshToken, RefreshUse, SavedView, SigningKey, User, ViewSpec,
+    AccessStorage, Membership, NewRefreshToken, NewUser, OidcLogin, RefreshToken, RefreshUse,
+    SigningKey, User,
 };
+pub use audit::{AuditEntry, AuditFilter, AuditRecord, AuditStorage};
 pub use invites::{Acceptance, Invitation, InvitationStorage, NewInvitation};
 pub use market::{MarketStorage, NewVersion, PackageRecord, PublisherKey, VersionRecord};
 pub use model::*;
@@ -52,6 +55,7 @@ pub use settings::SettingsStorage;
 pub use sqlite::SqliteStorage;
 pub use tenants::TenantStorage;
 pub use throttle::{ThrottleState, ThrottleStorage};
+pub use views::{SavedView, ViewSpec, ViewStorage};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -90,8 +94,12 @@ pub trait Storage: Send + Sync + 'static {
     async fn get_meta(&self, key: &str) -> Result<Option<String>>;
     async fn set_meta(&self, key: &str, value: &str) -> Result<()>;
 
-    /// Users, memberships, sessions, signing keys and the audit log.
+    /// Users, memberships, sessions and signing keys.
     fn access(&self) -> &dyn AccessStorage;
+    /// The audit log.
+    fn audit(&self) -> &dyn AuditStorage;
+    /// Users' saved views.
+    fn views(&self) -> &dyn ViewStorage;
     /// Publisher keys, packages and versions.
     fn market(&self) -> &dyn MarketStorage;
     /// What a tenant's admins set for their own tenant: retention, single sign-on rules.

@@ -16,6 +16,7 @@ use sqlx::{Postgres, Row};
 use std::str::FromStr;
 
 use crate::access::{AccessStorage, SqlAccess};
+use crate::audit::{AuditStorage, SqlAudit};
 use crate::call_costs;
 use crate::invites::{InvitationStorage, SqlInvitations};
 use crate::market::{MarketStorage, SqlMarket};
@@ -30,6 +31,7 @@ use crate::shared::{Shared, rollup_retention};
 use crate::sql::{BatchShapes, Placeholders, into_query};
 use crate::tenants::{SqlTenants, TenantStorage};
 use crate::throttle::{SqlThrottle, ThrottleStorage};
+use crate::views::{SqlViews, ViewStorage};
 use crate::{Result, Storage, StorageError, StorageOptions, decode, dedupe_in_batch};
 
 pub struct PostgresStorage {
@@ -37,6 +39,8 @@ pub struct PostgresStorage {
     /// Day starts whose partition is known to exist (or whose creation we gave up on for now).
     partitions: Mutex<HashSet<i64>>,
     access: SqlAccess<Postgres>,
+    audit: SqlAudit<Postgres>,
+    views: SqlViews<Postgres>,
     market: SqlMarket<Postgres>,
     settings: SqlSettings<Postgres>,
     reprices: SqlReprices<Postgres>,
@@ -114,6 +118,8 @@ impl PostgresStorage {
             .await?;
         Ok(Self {
             access: SqlAccess::new(pool.clone(), pool.clone()),
+            audit: SqlAudit::new(pool.clone(), pool.clone()),
+            views: SqlViews::new(pool.clone(), pool.clone()),
             market: SqlMarket::new(pool.clone(), pool.clone()),
             settings: SqlSettings::new(pool.clone(), pool.clone()),
             reprices: SqlReprices::new(pool.clone(), pool.clone()),
@@ -412,6 +418,14 @@ impl Storage for PostgresStorage {
 
     fn access(&self) -> &dyn AccessStorage {
         &self.access
+    }
+
+    fn audit(&self) -> &dyn AuditStorage {
+        &self.audit
+    }
+
+    fn views(&self) -> &dyn ViewStorage {
+        &self.views
     }
 
     fn market(&self) -> &dyn MarketStorage {

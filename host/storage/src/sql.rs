@@ -399,6 +399,11 @@ impl BatchShapes {
 }
 
 /// Turns a finished statement into a sqlx query for either backend.
+/// A boolean as stored (0 or 1).
+pub(crate) fn flag(b: bool) -> Bind {
+    Bind::I64(i64::from(b))
+}
+
 pub(crate) fn into_query<DB>(
     buf: SqlBuf,
 ) -> sqlx::query::Query<'static, DB, <DB as sqlx::Database>::Arguments>

@@ -16,6 +16,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite};
 
 use crate::access::{AccessStorage, SqlAccess};
+use crate::audit::{AuditStorage, SqlAudit};
 use crate::call_costs;
 use crate::invites::{InvitationStorage, SqlInvitations};
 use crate::market::{MarketStorage, SqlMarket};
@@ -30,6 +31,7 @@ use crate::sql::{self, BatchShapes, Placeholders, into_query};
 use crate::sqlite_ids::{self, IdIndex};
 use crate::tenants::{SqlTenants, TenantStorage};
 use crate::throttle::{SqlThrottle, ThrottleStorage};
+use crate::views::{SqlViews, ViewStorage};
 use crate::{Result, Storage, StorageError, StorageOptions, decode, dedupe_in_batch, sqlite_raw};
 
 pub struct SqliteStorage {
@@ -41,6 +43,8 @@ pub struct SqliteStorage {
     rollups: tokio::sync::Mutex<RollupCache>,
     checkpointer: tokio::task::JoinHandle<()>,
     access: SqlAccess<Sqlite>,
+    audit: SqlAudit<Sqlite>,
+    views: SqlViews<Sqlite>,
     market: SqlMarket<Sqlite>,
     settings: SqlSettings<Sqlite>,
     reprices: SqlReprices<Sqlite>,
@@ -163,6 +167,8 @@ impl SqliteStorage {
         Ok(Self {
             ids,
             access: SqlAccess::new(writer.clone(), readers.clone()),
+            audit: SqlAudit::new(writer.clone(), readers.clone()),
+            views: SqlViews::new(writer.clone(), readers.clone()),
             market: SqlMarket::new(writer.clone(), readers.clone()),
             settings: SqlSettings::new(writer.clone(), readers.clone()),
             throttle: SqlThrottle::new(writer.clone()),
@@ -368,6 +374,14 @@ impl Storage for SqliteStorage {
 
     fn access(&self) -> &dyn AccessStorage {
         &self.access
+    }
+
+    fn audit(&self) -> &dyn AuditStorage {
+        &self.audit
+    }
+
+    fn views(&self) -> &dyn ViewStorage {
+        &self.views
     }
 
     fn market(&self) -> &dyn MarketStorage {

@@ -467,6 +467,7 @@ async fn users_memberships_sessions_and_audit(store: Arc<dyn Storage>) {
     assert_eq!(a.signing_keys().await.unwrap().len(), 1);
 
     // Audit: per tenant, filtered, newest first, paged by id.
+    let log = store.audit();
     for (i, (tenant, action)) in [
         (Some(acme), "auth.login"),
         (Some(acme), "api_key.revoke"),
@@ -476,7 +477,7 @@ async fn users_memberships_sessions_and_audit(store: Arc<dyn Storage>) {
     .into_iter()
     .enumerate()
     {
-        a.append_audit(&AuditEntry {
+        log.append_audit(&AuditEntry {
             at_ms: NOW + i as i64,
             tenant,
             actor: "user:ada@example.com".into(),
@@ -490,7 +491,7 @@ async fn users_memberships_sessions_and_audit(store: Arc<dyn Storage>) {
         .await
         .unwrap();
     }
-    let mine = a
+    let mine = log
         .list_audit(Some(acme), &AuditFilter::default(), 10)
         .await
         .unwrap();
@@ -504,7 +505,7 @@ async fn users_memberships_sessions_and_audit(store: Arc<dyn Storage>) {
         mine[0].entry.before.as_deref(),
         Some("{\"role\":\"viewer\"}")
     );
-    let logins = a
+    let logins = log
         .list_audit(
             None,
             &AuditFilter {
@@ -516,7 +517,7 @@ async fn users_memberships_sessions_and_audit(store: Arc<dyn Storage>) {
         .await
         .unwrap();
     assert_eq!(logins.len(), 2);
-    let page = a
+    let page = log
         .list_audit(
             None,
             &AuditFilter {
@@ -529,7 +530,7 @@ async fn users_memberships_sessions_and_audit(store: Arc<dyn Storage>) {
         .unwrap();
     assert_eq!(page.len(), 1);
     assert!(page[0].id < logins[0].id);
-    let window = a
+    let window = log
         .list_audit(
             Some(acme),
             &AuditFilter {
@@ -544,6 +545,7 @@ async fn users_memberships_sessions_and_audit(store: Arc<dyn Storage>) {
     assert_eq!(window.len(), 1);
 
     // Saved views: own and shared ones listed; only the owner changes or deletes.
+    let views = store.views();
     let bob = a
         .create_user(
             &NewUser {
@@ -560,7 +562,7 @@ async fn users_memberships_sessions_and_audit(store: Arc<dyn Storage>) {
         query: q.into(),
         shared,
     };
-    let mine = a
+    let mine = views
         .create_view(acme, ada.id, &spec("by model", false), NOW)
         .await
         .unwrap();
@@ -569,37 +571,41 @@ async fn users_memberships_sessions_and_audit(store: Arc<dyn Storage>) {
         ("ada@example.com", false)
     );
     assert!(matches!(
-        a.create_view(acme, ada.id, &spec("by model", false), NOW)
+        views
+            .create_view(acme, ada.id, &spec("by model", false), NOW)
             .await,
         Err(StorageError::Conflict(_))
     ));
-    let shared = a
+    let shared = views
         .create_view(acme, bob.id, &spec("team", true), NOW)
         .await
         .unwrap();
-    a.create_view(acme, bob.id, &spec("private", false), NOW)
+    views
+        .create_view(acme, bob.id, &spec("private", false), NOW)
         .await
         .unwrap();
     let names = |v: Vec<hub_storage::SavedView>| v.into_iter().map(|v| v.name).collect::<Vec<_>>();
     assert_eq!(
-        names(a.list_views(acme, ada.id).await.unwrap()),
+        names(views.list_views(acme, ada.id).await.unwrap()),
         ["by model", "team"]
     );
-    assert!(a.list_views(globex, ada.id).await.unwrap().is_empty());
+    assert!(views.list_views(globex, ada.id).await.unwrap().is_empty());
     assert!(
-        a.update_view(acme, ada.id, shared.id, &spec("mine now", false), NOW)
+        views
+            .update_view(acme, ada.id, shared.id, &spec("mine now", false), NOW)
             .await
             .unwrap()
             .is_none()
     );
-    assert!(!a.delete_view(acme, ada.id, shared.id).await.unwrap());
+    assert!(!views.delete_view(acme, ada.id, shared.id).await.unwrap());
     assert!(
-        a.update_view(globex, ada.id, mine.id, &spec("x", false), NOW)
+        views
+            .update_view(globex, ada.id, mine.id, &spec("x", false), NOW)
             .await
             .unwrap()
             .is_none()
     );
-    let renamed = a
+    let renamed = views
         .update_view(acme, ada.id, mine.id, &spec("renamed", true), NOW + 1)
         .await
         .unwrap()
@@ -608,7 +614,7 @@ async fn users_memberships_sessions_and_audit(store: Arc<dyn Storage>) {
         (renamed.name.as_str(), renamed.shared, renamed.updated_at_ms),
         ("renamed", true, NOW + 1)
     );
-    assert!(a.delete_view(acme, ada.id, mine.id).await.unwrap());
+    assert!(views.delete_view(acme, ada.id, mine.id).await.unwrap());
 
     // SSO logins in progress: taken once, expired ones purged.
     let login = |state: &str, at: i64| hub_storage::OidcLogin {
