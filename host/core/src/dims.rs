@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::event::TokenDetail;
+use crate::event::{EventRecord, Status, TokenDetail};
 
 /// A column that rollups are keyed by and that summaries and time series can group or filter by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -68,6 +68,21 @@ impl Dimension {
             }
         }
         Ok(out)
+    }
+}
+
+impl EventRecord {
+    /// The value of a rollup dimension, `None` when the event does not carry it.
+    pub fn dimension(&self, dim: Dimension) -> Option<&str> {
+        match dim {
+            Dimension::SourceModule => self.source_module.as_deref(),
+            Dimension::App => self.app.as_deref(),
+            Dimension::Environment => self.environment.as_deref(),
+            Dimension::Model => self.model.as_deref(),
+            Dimension::Provider => self.provider.as_deref(),
+            Dimension::Operation => self.operation.as_deref(),
+            Dimension::Status => self.status.map(Status::as_str),
+        }
     }
 }
 

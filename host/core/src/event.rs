@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-use crate::dims::Dimension;
-
 /// Outcome of an LLM call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Status {
@@ -273,18 +271,5 @@ impl EventRecord {
     /// Whether this event counts as a failed request.
     pub fn is_error(&self) -> bool {
         self.is_request() && self.status == Some(Status::Error)
-    }
-
-    /// The value of a rollup dimension, `None` when the event does not carry it.
-    pub fn dimension(&self, dim: Dimension) -> Option<&str> {
-        match dim {
-            Dimension::SourceModule => self.source_module.as_deref(),
-            Dimension::App => self.app.as_deref(),
-            Dimension::Environment => self.environment.as_deref(),
-            Dimension::Model => self.model.as_deref(),
-            Dimension::Provider => self.provider.as_deref(),
-            Dimension::Operation => self.operation.as_deref(),
-            Dimension::Status => self.status.map(Status::as_str),
-        }
     }
 }

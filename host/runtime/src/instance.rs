@@ -68,7 +68,7 @@ impl Runtime {
             Pre::Forecaster(p) => p.instantiate(&mut store).map(Exports::Forecaster),
             Pre::Integration(p) => p.instantiate(&mut store).map(Exports::Integration),
         }
-        .map_err(|e| match memory::memory_refusal(store.data()) {
+        .map_err(|e| match memory::memory_refusal(&store.data().memory, &store.data().owner.tenant) {
             Some(CallError::Memory(mib)) => LoadError::Instantiate(format!(
                 "the component needs more than its memory cap of {mib} MiB at start (raise limits.memory-mib)"
             )),
@@ -169,13 +169,21 @@ impl Instance {
             data.logs_this_call = 0;
             data.memory.refused = None;
             // What it printed outside a call (at start) belongs to no call's error.
-            output::log_output(data, None);
+            output::log_output(&data.output, &data.owner.tenant, &data.owner.plugin, None);
         }
         let Some(result) = f(&self.exports, &mut self.store) else {
             return Err(CallError::WrongKind(self.plugin.inner.manifest.kind));
         };
         let trapped = result.is_err();
-        let output = output::log_output(self.store.data(), Some(trapped));
+        let output = {
+            let data = self.store.data();
+            output::log_output(
+                &data.output,
+                &data.owner.tenant,
+                &data.owner.plugin,
+                Some(trapped),
+            )
+        };
         match result {
             Ok(Ok(r)) => {
                 let changes = self.store.data_mut().kv.commit();
@@ -190,7 +198,10 @@ impl Instance {
                 self.store.data_mut().kv.discard();
                 let err = if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
                     CallError::Deadline(deadline)
-                } else if let Some(refusal) = memory::memory_refusal(self.store.data()) {
+                } else if let Some(refusal) = memory::memory_refusal(
+                    &self.store.data().memory,
+                    &self.store.data().owner.tenant,
+                ) {
                     refusal
                 } else {
                     CallError::Trap(output::trap_text(error_text(&e), output.as_deref()))

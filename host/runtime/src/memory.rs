@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::CallError;
-use crate::host::HostState;
 
 /// Which limit refused a growth.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,9 +158,8 @@ impl wasmtime::ResourceLimiter for Account {
     }
 }
 
-/// What refused the memory a call or a start asked for, if anything did.
-pub(crate) fn memory_refusal(data: &HostState) -> Option<CallError> {
-    let account = &data.memory;
+/// What refused the memory a call or a start of `tenant`'s instance asked for, if anything did.
+pub(crate) fn memory_refusal(account: &Account, tenant: &str) -> Option<CallError> {
     let ledger = account.ledger();
     let (cap, tenant_cap) = ledger.caps();
     let mib = |b: usize| b >> 20;
@@ -169,7 +167,7 @@ pub(crate) fn memory_refusal(data: &HostState) -> Option<CallError> {
         MemoryLimit::Instance => CallError::Memory(mib(account.instance_cap())),
         MemoryLimit::Tenant => CallError::MemoryShare(format!(
             "the tenant's plugins hold {} MiB, all of its plugin memory share of {} MiB (the operator's --plugin-tenant-memory-mib); this instance held {} MiB",
-            mib(ledger.tenant_used(&data.owner.tenant)),
+            mib(ledger.tenant_used(tenant)),
             mib(tenant_cap),
             mib(account.held())
         )),

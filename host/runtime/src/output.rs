@@ -14,8 +14,6 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 
-use crate::host::HostState;
-
 /// How much of a call's output is kept: the last 4 KiB.
 pub const OUTPUT_BYTES: usize = 4096;
 
@@ -93,11 +91,15 @@ pub(crate) fn trap_text(trap: String, output: Option<&str>) -> String {
     }
 }
 
-/// Sends what the guest printed to the hub's log, under its tenant and plugin (a warning when
+/// Sends what the guest printed to the hub's log, under its `tenant` and `plugin` (a warning when
 /// the call `trapped`, debug when it printed outside a call), and returns it.
-pub(crate) fn log_output(data: &HostState, trapped: Option<bool>) -> Option<String> {
-    let text = data.output.take()?;
-    let (tenant, plugin) = (data.owner.tenant.as_str(), data.owner.plugin.as_str());
+pub(crate) fn log_output(
+    output: &GuestOutput,
+    tenant: &str,
+    plugin: &str,
+    trapped: Option<bool>,
+) -> Option<String> {
+    let text = output.take()?;
     match trapped {
         Some(true) => {
             tracing::warn!(tenant, plugin, output = %text, "the plugin printed before it trapped")

@@ -8,6 +8,7 @@ mod author;
 mod bench;
 mod config;
 mod people;
+mod plugin_args;
 mod plugins;
 mod serve;
 

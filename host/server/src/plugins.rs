@@ -4,13 +4,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Subcommand;
 use hub_catalog::Catalog;
-use hub_plugins::{GrantsDoc, PluginHost};
+use hub_plugins::PluginHost;
 use hub_storage::Storage;
 
 use crate::config::{ServeArgs, Settings};
+use crate::plugin_args::{parse_grants, read_config};
 
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
@@ -120,41 +121,6 @@ pub fn catalog(
     settings: &Settings,
 ) -> Arc<Catalog> {
     Arc::new(Catalog::new(host, storage, settings.market.clone()))
-}
-
-/// `--plugin-config`: JSON, or `@FILE`.
-pub(crate) fn read_config(arg: &str) -> Result<serde_json::Value> {
-    let text = match arg.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?,
-        None => arg.to_string(),
-    };
-    serde_json::from_str(&text).context("--plugin-config is not valid JSON")
-}
-
-/// `--grant kv|http:HOST[:PORT]|all` (repeatable); `all` needs the plugin's manifest at hand.
-pub(crate) fn parse_grants(
-    grants: &[String],
-    manifest: Option<&hub_marketplace::Manifest>,
-) -> Result<GrantsDoc> {
-    let mut doc = GrantsDoc::default();
-    for g in grants {
-        match (g.as_str(), manifest) {
-            ("all", Some(manifest)) => {
-                let all = hub_plugins::GrantsDoc::everything_asked(manifest);
-                doc.kv = all.kv;
-                doc.http.extend(all.http);
-            }
-            ("all", None) => {
-                bail!("--grant all: name the capabilities here (kv, http:HOST[:PORT])")
-            }
-            ("kv", _) => doc.kv = true,
-            (other, _) => match other.strip_prefix("http:") {
-                Some(host) => doc.http.push(host.to_string()),
-                None => bail!("--grant {other}: expected kv, http:HOST[:PORT] or all"),
-            },
-        }
-    }
-    Ok(doc)
 }
 
 async fn tenant_id(storage: &dyn Storage, name: &str) -> Result<hub_core::TenantId> {

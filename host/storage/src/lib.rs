@@ -26,6 +26,7 @@ pub mod settings;
 mod shared;
 mod sql;
 mod sqlite;
+mod sqlite_files;
 mod sqlite_ids;
 mod sqlite_raw;
 pub mod tenants;

@@ -4,7 +4,8 @@
 
 use hub_core::{Dimension, time::Resolution};
 
-use crate::model::{EventCursor, EventFilter, Scan};
+use crate::model::{Aggregate, EventCursor, EventFilter, Scan};
+use crate::rollup::RollupKey;
 use hub_core::TenantId;
 
 /// A bind value; the backends turn these into their own argument types.
@@ -430,6 +431,65 @@ where
         };
     }
     q
+}
+
+/// Rows per upsert statement: 29 binds each keeps a statement well under SQLite's 32,766.
+pub(crate) const UPSERT_CHUNK: usize = 500;
+
+/// `INSERT ... ON CONFLICT DO UPDATE` statements that store the given (already merged) rows.
+pub(crate) fn upsert_statements(
+    style: Placeholders,
+    tenant: TenantId,
+    rows: &[(RollupKey, Aggregate)],
+) -> Vec<SqlBuf> {
+    rows.chunks(UPSERT_CHUNK)
+        .map(|chunk| {
+            let mut buf = SqlBuf::new(style);
+            buf.push("INSERT INTO rollups (")
+                .push(ROLLUP_COLUMNS)
+                .push(") VALUES ");
+            for (i, (key, agg)) in chunk.iter().enumerate() {
+                buf.push(if i == 0 { "(" } else { ", (" });
+                buf.bind(Bind::I64(tenant.get())).push(", ");
+                buf.bind(Bind::I16(key.res.code())).push(", ");
+                buf.bind(Bind::I16(key.grain)).push(", ");
+                buf.bind(Bind::I64(key.bucket));
+                for v in &key.dims {
+                    buf.push(", ").bind(Bind::Text(v.clone()));
+                }
+                for b in aggregate_binds(agg) {
+                    buf.push(", ").bind(b);
+                }
+                buf.push(")");
+            }
+            buf.push(ROLLUP_UPSERT_TAIL);
+            buf
+        })
+        .collect()
+}
+
+fn aggregate_binds(agg: &Aggregate) -> [Bind; 18] {
+    let d = agg.details;
+    [
+        Bind::I64(agg.events),
+        Bind::I64(agg.requests),
+        Bind::I64(agg.errors),
+        Bind::I64(agg.input_tokens),
+        Bind::I64(agg.output_tokens),
+        Bind::F64(agg.cost_usd),
+        Bind::I64(agg.latency_count),
+        Bind::F64(agg.latency_sum),
+        Bind::I64(d[0]),
+        Bind::I64(d[1]),
+        Bind::I64(d[2]),
+        Bind::I64(d[3]),
+        Bind::I64(d[4]),
+        Bind::F64(agg.estimated_cost_usd),
+        Bind::F64(agg.reported_cost_usd),
+        Bind::I64(agg.unpriced_events),
+        Bind::I64(agg.unpriced_tokens),
+        Bind::Bytes(agg.latency.encode()),
+    ]
 }
 
 #[cfg(test)]

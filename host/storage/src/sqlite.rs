@@ -4,15 +4,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use hub_core::time::Resolution;
 use hub_core::{Dimension, EventRecord, TenantId};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
 use sqlx::{Row, Sqlite};
 
 use crate::access::{AccessStorage, SqlAccess};
@@ -24,10 +20,12 @@ use crate::model::*;
 use crate::plugins::{PluginStorage, SqlPlugins};
 use crate::reprice::{CostUpdate, RepriceStorage, Restated, SqlReprices};
 use crate::restate;
-use crate::rollup::{FastMap, RollupKey, add_all, deltas, take_back, upsert_statements};
+use crate::rollup::{FastMap, RollupKey, add_all, deltas, take_back};
 use crate::settings::{SettingsStorage, SqlSettings};
 use crate::shared::{Shared, rollup_retention};
+use crate::sql::upsert_statements;
 use crate::sql::{self, BatchShapes, Placeholders, into_query};
+use crate::sqlite_files::{checkpoint_at_close, checkpointer, connect_options};
 use crate::sqlite_ids::{self, IdIndex};
 use crate::tenants::{SqlTenants, TenantStorage};
 use crate::throttle::{SqlThrottle, ThrottleStorage};
@@ -52,52 +50,6 @@ pub struct SqliteStorage {
     plugins: SqlPlugins<Sqlite>,
     invitations: SqlInvitations<Sqlite>,
     throttle: SqlThrottle<Sqlite>,
-}
-
-/// Copies the WAL back into the database file twice a second on a connection of its own. A
-/// passive checkpoint never blocks the writer, so the copy and its fsync use the other core
-/// instead of stalling commits (inline auto-checkpoints cost the writer about a fifth of its time).
-async fn checkpointer(pool: SqlitePool) {
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
-            .await
-        {
-            if pool.is_closed() {
-                return;
-            }
-            tracing::debug!(error = %e, "background checkpoint failed");
-        }
-    }
-}
-
-/// How both SQLite files (`hub.db` and `hub-ids.db`) are opened, each connection with a page
-/// cache of at most `cache_bytes`.
-pub(crate) fn connect_options(path: &Path, cache_bytes: usize) -> Result<SqliteConnectOptions> {
-    Ok(SqliteConnectOptions::from_str("sqlite://")?
-        .filename(path)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        // In WAL mode NORMAL loses nothing when the process dies (kill -9): committed pages
-        // are in the WAL file. Only an OS crash or power loss could lose the last commits.
-        .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(Duration::from_secs(10))
-        // Negative: KiB rather than pages.
-        .pragma("cache_size", format!("-{}", (cache_bytes >> 10).max(256))))
-}
-
-/// Copies a file's WAL back into it at shutdown, so that it is whole on its own; a failure is
-/// only logged (the WAL is replayed at the next open).
-pub(crate) async fn checkpoint_at_close(pool: &SqlitePool, file: &str) {
-    if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-        .execute(pool)
-        .await
-    {
-        tracing::warn!(error = %e, file, "WAL checkpoint at shutdown failed");
-    }
 }
 
 /// Rollup rows as last committed by this process's writer, so that merging a delta needs no read.

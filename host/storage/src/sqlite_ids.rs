@@ -150,7 +150,8 @@ pub(crate) struct IdIndex {
 impl IdIndex {
     /// Opens the file at `path`, its connections' page caches holding `cache_bytes` together.
     pub(crate) async fn open(path: &Path, cache_bytes: usize) -> Result<Self> {
-        let connect = crate::sqlite::connect_options(path, cache_bytes / CONNECTIONS as usize)?;
+        let connect =
+            crate::sqlite_files::connect_options(path, cache_bytes / CONNECTIONS as usize)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(CONNECTIONS)
             .connect_with(connect)
@@ -426,7 +427,7 @@ impl IdIndex {
         if let Err(e) = self.write().await {
             tracing::warn!(error = %e, "writing the id index at shutdown failed (rebuilt at the next start)");
         }
-        crate::sqlite::checkpoint_at_close(&self.pool, "hub-ids.db").await;
+        crate::sqlite_files::checkpoint_at_close(&self.pool, "hub-ids.db").await;
         self.pool.close().await;
     }
 }

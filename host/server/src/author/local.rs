@@ -38,7 +38,7 @@ impl PluginSource {
         let grants = if rules.grants.is_empty() {
             None
         } else {
-            let doc = crate::plugins::parse_grants(&rules.grants, Some(&manifest))?;
+            let doc = crate::plugin_args::parse_grants(&rules.grants, Some(&manifest))?;
             PluginHost::check_grants(&manifest, &doc)?;
             Some(doc.to_grants())
         };
@@ -198,7 +198,7 @@ pub fn test(
 ) -> Result<()> {
     let (_, mut host) = source.load(rules)?;
     let config = match config {
-        Some(c) => crate::plugins::read_config(&c)?,
+        Some(c) => crate::plugin_args::read_config(&c)?,
         None => host.manifest().example_config(),
     };
     host.configure(config.clone())

@@ -350,7 +350,7 @@ pub async fn run(command: AuthorCommand) -> Result<()> {
             grants,
             server,
         } => {
-            let grant = crate::plugins::parse_grants(&grants, None)?;
+            let grant = crate::plugin_args::parse_grants(&grants, None)?;
             let mut body = serde_json::json!({"package": package, "grants": grant});
             if let Some(v) = version {
                 body["version"] = v.into();
@@ -359,7 +359,7 @@ pub async fn run(command: AuthorCommand) -> Result<()> {
                 body["catalog"] = c.into();
             }
             if let Some(c) = plugin_config {
-                body["config"] = crate::plugins::read_config(&c)?;
+                body["config"] = crate::plugin_args::read_config(&c)?;
             }
             let (_, body) = post_signed_in(
                 &server,
