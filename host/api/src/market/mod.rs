@@ -1,17 +1,21 @@
 //! `/v1/marketplace`: publishers register keys and publish signed packages; everyone signed in
 //! (or anyone, with `--public-catalog`) browses the catalog, reads details and downloads
 //! packages; publishers yank their versions. Remote catalogs configured on this hub are browsed
-//! with `?catalog=NAME`.
+//! with `?catalog=NAME`. Browsing is here; publishing and yanking are `publishing`, publishers'
+//! keys `keys`.
+
+mod keys;
+mod publishing;
 
 use crate::ApiQuery;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use hub_catalog::{Publisher, sort_versions};
 use hub_marketplace::Manifest;
-use hub_storage::{PackageRecord, PublisherKey, VersionRecord};
+use hub_storage::{PackageRecord, VersionRecord};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
@@ -23,13 +27,13 @@ use crate::{ApiError, AppState, Principal, Right};
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         // Publishing checks its own limit (so that the 413 names it), not axum.
-        .routes(routes!(list_packages, publish).layer(DefaultBodyLimit::disable()))
+        .routes(routes!(list_packages, publishing::publish).layer(DefaultBodyLimit::disable()))
         .routes(routes!(package_details))
         .routes(routes!(download))
         .routes(routes!(icon))
-        .routes(routes!(yank, unyank))
-        .routes(routes!(list_keys, register_key))
-        .routes(routes!(revoke_key))
+        .routes(routes!(publishing::yank, publishing::unyank))
+        .routes(routes!(keys::list_keys, keys::register_key))
+        .routes(routes!(keys::revoke_key))
         .routes(routes!(list_catalogs))
 }
 
@@ -127,35 +131,6 @@ pub struct DetailParams {
     /// Default: the newest version that is not yanked (or the newest, if all are).
     pub version: Option<String>,
     pub catalog: Option<String>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct YankRequest {
-    /// Why, shown to tenants (at most 500 characters).
-    #[schema(min_length = 1, max_length = 500, pattern = "[^ ]")]
-    pub reason: String,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct KeyRequest {
-    /// `ed25519:<base64>`, as `hub keys generate` prints it.
-    pub public_key: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PublisherKeyDto {
-    pub key_id: String,
-    pub publisher: String,
-    pub public_key: String,
-    pub created_at: String,
-    pub revoked_at: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PublisherKeyListDto {
-    pub keys: Vec<PublisherKeyDto>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -279,7 +254,7 @@ pub(crate) async fn list_packages(
     Ok(Json(PackageListDto { packages }).into_response())
 }
 
-async fn details(
+pub(super) async fn details(
     state: &AppState,
     name: &str,
     version: Option<&str>,
@@ -434,7 +409,7 @@ pub(crate) async fn icon(
         .into_response())
 }
 
-fn publisher_of(principal: &Principal) -> Result<Publisher, ApiError> {
+pub(super) fn publisher_of(principal: &Principal) -> Result<Publisher, ApiError> {
     principal.require_publisher()?;
     match &principal.actor {
         crate::auth::Actor::User { id, email, .. } => Ok(Publisher {
@@ -446,7 +421,7 @@ fn publisher_of(principal: &Principal) -> Result<Publisher, ApiError> {
     }
 }
 
-async fn audit_market(
+pub(super) async fn audit_market(
     state: &AppState,
     principal: &Principal,
     action: &str,
@@ -469,279 +444,6 @@ async fn audit_market(
         },
     )
     .await;
-}
-
-// The publish body as the OpenAPI document shows it (a schema only: the handler streams the body
-// under its size limit).
-/// A signed `.hubpkg` (a gzip-compressed tar), as raw bytes.
-#[derive(utoipa::ToSchema)]
-#[schema(value_type = String, format = Binary)]
-#[allow(dead_code)]
-struct PackageBody(Vec<u8>);
-
-#[utoipa::path(
-    post, path = "/v1/marketplace/packages", tag = "marketplace",
-    description = "Publishes a signed `.hubpkg` (the request body, `application/gzip` or `application/octet-stream`; at most --max-package-bytes, default 20 MiB). The signature, digest, manifest, component (world, exports, imports) and `configure` with the schema's example are checked before anything is stored. Needs a user with the publisher right whose key signed the package.",
-    request_body(content((inline(PackageBody) = "application/gzip"), (inline(PackageBody) = "application/octet-stream"))),
-    responses((status = 201, body = PackageDetailDto), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody)),
-    security(("api_key" = []))
-)]
-pub(crate) async fn publish(
-    State(state): State<AppState>,
-    principal: Principal,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let publisher = publisher_of(&principal)?;
-    let catalog = catalog(&state)?.clone();
-    let bytes = crate::ingest::read_limited(body, catalog.max_package_bytes())
-        .await
-        .map_err(|e| match e {
-            ApiError::PayloadTooLarge(_) => ApiError::PayloadTooLarge(format!(
-                "the package is larger than the limit of {} bytes",
-                catalog.max_package_bytes()
-            )),
-            other => other,
-        })?;
-    let size = bytes.len();
-    match catalog.publish(bytes.to_vec(), &publisher).await {
-        Ok((manifest, version)) => {
-            audit_market(
-                &state,
-                &principal,
-                "marketplace.publish",
-                format!("package:{}@{}", manifest.name, version.version),
-                "ok",
-                Some(serde_json::json!({"digest": version.digest, "key_id": version.key_id, "size": size})),
-            )
-            .await;
-            let dto = details(&state, &manifest.name, Some(&version.version)).await?;
-            Ok((StatusCode::CREATED, Json(dto)).into_response())
-        }
-        Err(e) => {
-            audit_market(
-                &state,
-                &principal,
-                "marketplace.publish",
-                "package".into(),
-                "denied",
-                Some(serde_json::json!({"reason": e.to_string(), "size": size})),
-            )
-            .await;
-            Err(admin_error(e, ""))
-        }
-    }
-}
-
-/// The package's publisher or an operator; 404 for a package or version that does not exist.
-async fn may_manage(
-    state: &AppState,
-    principal: &Principal,
-    name: &str,
-    version: &str,
-) -> Result<(), ApiError> {
-    let publisher = if principal.is_operator() {
-        None
-    } else {
-        Some(publisher_of(principal)?)
-    };
-    let market = state.storage.market();
-    let package = market.package(name).await?.ok_or_else(|| {
-        ApiError::NotFound(format!("package '{name}' is not in this marketplace"))
-    })?;
-    if let Some(p) = publisher
-        && p.name != package.publisher
-    {
-        return Err(ApiError::Forbidden(format!(
-            "package '{name}' belongs to publisher {}",
-            package.publisher
-        )));
-    }
-    if market.version(name, version).await?.is_none() {
-        return Err(ApiError::NotFound(format!(
-            "'{name}' has no version {version}"
-        )));
-    }
-    Ok(())
-}
-
-#[utoipa::path(
-    put, path = "/v1/marketplace/packages/{name}/versions/{version}/yank", tag = "marketplace",
-    description = "Yanks a version with a reason: no new installs; tenants that run it keep it. The package's publisher or an operator.",
-    params(("name" = String, Path), ("version" = String, Path)),
-    request_body = YankRequest,
-    responses((status = 200, body = PackageDetailDto), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
-    security(("api_key" = []))
-)]
-pub(crate) async fn yank(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path((name, version)): Path<(String, String)>,
-    body: axum::body::Bytes,
-) -> Result<Json<PackageDetailDto>, ApiError> {
-    let body: YankRequest = crate::json_body(&body)?;
-    let reason = body.reason.trim();
-    if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(ApiError::invalid(
-            "reason",
-            "say why in 1 to 500 characters; tenants see it",
-        ));
-    }
-    may_manage(&state, &principal, &name, &version).await?;
-    state
-        .storage
-        .market()
-        .set_yanked(&name, &version, Some((reason, hub_core::time::now_ms())))
-        .await?;
-    audit_market(
-        &state,
-        &principal,
-        "marketplace.yank",
-        format!("package:{name}@{version}"),
-        "ok",
-        Some(serde_json::json!({"reason": reason})),
-    )
-    .await;
-    Ok(Json(details(&state, &name, Some(&version)).await?))
-}
-
-#[utoipa::path(
-    delete, path = "/v1/marketplace/packages/{name}/versions/{version}/yank", tag = "marketplace",
-    description = "Restores a yanked version.",
-    params(("name" = String, Path), ("version" = String, Path)),
-    responses((status = 200, body = PackageDetailDto), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
-    security(("api_key" = []))
-)]
-pub(crate) async fn unyank(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path((name, version)): Path<(String, String)>,
-) -> Result<Json<PackageDetailDto>, ApiError> {
-    may_manage(&state, &principal, &name, &version).await?;
-    state
-        .storage
-        .market()
-        .set_yanked(&name, &version, None)
-        .await?;
-    audit_market(
-        &state,
-        &principal,
-        "marketplace.unyank",
-        format!("package:{name}@{version}"),
-        "ok",
-        None,
-    )
-    .await;
-    Ok(Json(details(&state, &name, Some(&version)).await?))
-}
-
-fn key_dto(k: PublisherKey) -> PublisherKeyDto {
-    PublisherKeyDto {
-        key_id: k.key_id,
-        publisher: k.publisher,
-        public_key: k.public_key,
-        created_at: hub_core::time::to_rfc3339(k.created_at_ms),
-        revoked_at: k.revoked_at_ms.map(hub_core::time::to_rfc3339),
-    }
-}
-
-#[utoipa::path(
-    get, path = "/v1/marketplace/keys", tag = "marketplace",
-    description = "The caller's publisher keys (an operator's listing also shows every publisher's keys and the hub's first-party key).",
-    responses((status = 200, body = PublisherKeyListDto), (status = 403, body = crate::error::ErrorBody)),
-    security(("api_key" = []))
-)]
-pub(crate) async fn list_keys(
-    State(state): State<AppState>,
-    principal: Principal,
-) -> Result<Json<PublisherKeyListDto>, ApiError> {
-    let keys = if principal.is_operator() {
-        state.storage.market().publisher_keys(None).await?
-    } else {
-        let p = publisher_of(&principal)?;
-        state.storage.market().publisher_keys(p.user_id).await?
-    };
-    Ok(Json(PublisherKeyListDto {
-        keys: keys.into_iter().map(key_dto).collect(),
-    }))
-}
-
-#[utoipa::path(
-    post, path = "/v1/marketplace/keys", tag = "marketplace",
-    description = "Registers a public key the caller signs packages with. Needs the publisher right.",
-    request_body = KeyRequest,
-    responses((status = 201, body = PublisherKeyDto), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)),
-    security(("api_key" = []))
-)]
-pub(crate) async fn register_key(
-    State(state): State<AppState>,
-    principal: Principal,
-    body: axum::body::Bytes,
-) -> Result<(StatusCode, Json<PublisherKeyDto>), ApiError> {
-    let publisher = publisher_of(&principal)?;
-    let body: KeyRequest = crate::json_body(&body)?;
-    let key = catalog(&state)?
-        .register_key(&publisher, &body.public_key)
-        .await
-        .map_err(|e| match e {
-            hub_plugins::PluginAdminError::Key(m) => ApiError::invalid("public_key", m),
-            hub_plugins::PluginAdminError::Storage(hub_storage::StorageError::Conflict(_)) => {
-                ApiError::Conflict("this key is already registered".into())
-            }
-            other => admin_error(other, ""),
-        })?;
-    audit_market(
-        &state,
-        &principal,
-        "marketplace.key.register",
-        format!("publisher_key:{}", key.key_id),
-        "ok",
-        None,
-    )
-    .await;
-    Ok((StatusCode::CREATED, Json(key_dto(key))))
-}
-
-#[utoipa::path(
-    delete, path = "/v1/marketplace/keys/{key_id}", tag = "marketplace",
-    description = "Revokes one of the caller's keys (an operator: anyone's): it signs no new versions; versions it signed stay installable.",
-    params(("key_id" = String, Path)),
-    responses((status = 204), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
-    security(("api_key" = []))
-)]
-pub(crate) async fn revoke_key(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(key_id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    let market = state.storage.market();
-    let key = market
-        .publisher_key(&key_id)
-        .await?
-        .filter(|k| k.secret_key.is_none());
-    let mine = match (&key, principal.is_operator()) {
-        (Some(_), true) => true,
-        (Some(k), false) => publisher_of(&principal)?.user_id == k.user_id,
-        (None, _) => false,
-    };
-    if !mine
-        || !market
-            .revoke_publisher_key(&key_id, hub_core::time::now_ms())
-            .await?
-    {
-        return Err(ApiError::NotFound(format!(
-            "you have no live publisher key {key_id}"
-        )));
-    }
-    audit_market(
-        &state,
-        &principal,
-        "marketplace.key.revoke",
-        format!("publisher_key:{key_id}"),
-        "ok",
-        None,
-    )
-    .await;
-    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(
