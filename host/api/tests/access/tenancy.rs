@@ -1,14 +1,12 @@
 //! Tenants kept apart through the router, with real SQLite storage: every role and scope gets a
 //! 404 for another tenant's ids, and operators create tenants and act in any of them.
 
-mod common;
-
 use axum::http::{Method, StatusCode};
 use hub_api::credentials::api_keys::generate_api_key;
 use hub_core::{ApiKeyScope, Role};
 use serde_json::{Value, json};
 
-use common::people::{PASSWORD, hub, message};
+use crate::common::people::{PASSWORD, hub, message};
 
 /// For every route that takes an id, every role and every key scope of tenant acme gets 404 for
 /// tenant globex's ids, or the same 403 it gets for acme's own ids when it lacks the right.

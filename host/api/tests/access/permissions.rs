@@ -2,14 +2,12 @@
 //! role, roles that cannot be raised past one's own, the last owner, and another tenant's people,
 //! keys and audit kept out of sight.
 
-mod common;
-
 use axum::http::{Method, StatusCode};
 use hub_api::credentials::api_keys::generate_api_key;
 use hub_core::{ApiKeyScope, Role};
 use serde_json::{Value, json};
 
-use common::people::{PASSWORD, hub, message};
+use crate::common::people::{PASSWORD, hub, message};
 
 /// What each role may do, route by route: `true` where the role holds the route's right.
 #[tokio::test]

@@ -2,15 +2,13 @@
 //! bad input and its audit, refresh rotation and reuse detection, bad access tokens, and browser
 //! cookies with their CSRF header.
 
-mod common;
-
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use base64::Engine;
 use hub_core::Role;
 use serde_json::{Value, json};
 
-use common::people::{PASSWORD, hub, message};
+use crate::common::people::{PASSWORD, hub, message};
 
 #[tokio::test]
 async fn login_me_and_a_first_password_change() {

@@ -2,13 +2,11 @@
 //! audit log (before and after, NDJSON export), saved views, retention within the operator's,
 //! and the tenant's own single sign-on rules.
 
-mod common;
-
 use axum::http::{Method, StatusCode, header};
 use hub_core::{ApiKeyScope, Role};
 use serde_json::{Value, json};
 
-use common::people::hub;
+use crate::common::people::hub;
 
 #[tokio::test]
 async fn the_audit_log_records_changes_with_before_and_after_and_exports_ndjson() {
@@ -262,7 +260,7 @@ async fn analysts_keep_their_own_views_and_see_shared_ones() {
         StatusCode::NO_CONTENT
     );
     // Views belong to people: an API key is refused.
-    let key = common::key_for(
+    let key = crate::common::key_for(
         &hub.storage,
         "acme",
         vec![ApiKeyScope::Query, ApiKeyScope::Admin],
