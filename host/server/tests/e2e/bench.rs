@@ -1,0 +1,69 @@
+//! Where the benchmarks are: a production build says so, a `bench` build runs them.
+
+use super::*;
+
+/// The production binary links no benchmark code, and `hub bench` there says how to get it.
+#[cfg(not(feature = "bench"))]
+#[test]
+fn a_production_build_says_where_the_benchmarks_are() {
+    let out = Command::new(HUB)
+        .args(["bench", "ingest", "--key", "hub_x", "--duration", "1s"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--features bench"), "{err}");
+}
+
+/// With `--features bench` (scripts/test runs this once so), the README's load generator and
+/// query benchmark run against a real hub, and what the load generator says it sent is stored.
+#[cfg(feature = "bench")]
+#[tokio::test]
+async fn bench_ingest_and_query_run_against_a_hub() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let key = server.key.clone().unwrap();
+    let bench = |args: &[&str]| {
+        let out = Command::new(HUB)
+            .arg("bench")
+            .args(args)
+            .args(["--url", &server.base, "--key", &key])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "hub bench {args:?}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let out = bench(&[
+        "ingest",
+        "--duration",
+        "2s",
+        "--concurrency",
+        "2",
+        "--batch",
+        "100",
+    ]);
+    let figure = |name: &str| -> u64 {
+        let line = out.lines().find(|l| l.trim_start().starts_with(name));
+        let line = line.unwrap_or_else(|| panic!("no {name} in:\n{out}"));
+        line.split_whitespace().last().unwrap().parse().unwrap()
+    };
+    let accepted = figure("events accepted");
+    assert!(accepted >= 100, "{out}");
+    assert_eq!(figure("requests failed"), 0, "{out}");
+    assert!(
+        out.contains("throughput") && out.contains("ack latency p99"),
+        "{out}"
+    );
+
+    let client = reqwest::Client::new();
+    let summary = get(&client, &server, &key, "/v1/metrics/summary?from=now-1h").await;
+    assert_eq!(summary["groups"][0]["events"], accepted, "{summary}");
+
+    let out = bench(&["query", "--requests", "3"]);
+    assert!(out.contains("worst p99"), "{out}");
+}
