@@ -1,7 +1,8 @@
 //! The one call path, for worlds other than the enricher's: a detector (the zscore example,
 //! built from plugins/) called through `PluginHost::call` is counted in its health and its
-//! tenant's CPU budget, disabled after failures in a row with the last one in its reason, and an
-//! enricher's failing refresh is recorded without counting towards disabling it.
+//! tenant's CPU budget, disabled after failures in a row with the last one in its reason; an
+//! enricher's failing refresh is recorded without counting towards disabling it, and a storage
+//! failure under a call is the hub's, never the plugin's.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -295,4 +296,61 @@ async fn a_refresh_waits_while_its_tenant_is_over_budget() {
     }
     host.refresh_due().await;
     assert_eq!(host.health(acme)["registry"].calls, 1);
+}
+
+/// When the hub's storage fails under a call (here: it is closed before the call reads the
+/// tenant's plugins and the first instance loads its kv), the call fails as the host's, never as
+/// the plugin's: nothing counts towards disabling it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storage_failure_is_the_hubs_not_the_plugins() {
+    let (storage, host, dir) = setup(PluginHostConfig {
+        max_consecutive_failures: 1,
+        ..Default::default()
+    })
+    .await;
+    let acme = tenant(&storage, "acme").await;
+    let (m, w) = plugin("examples/zscore");
+    host.install(
+        acme,
+        &m,
+        w,
+        Some(json!({"window": 30, "threshold": 3.0, "critical": 5.0, "check_last": 1})),
+        GrantsDoc::default(),
+        true,
+    )
+    .await
+    .unwrap();
+    storage.close().await;
+    for _ in 0..3 {
+        let series = spiky();
+        let r = host
+            .call(acme, "zscore", move |i| i.detect(&series), |a| a.len())
+            .await
+            .expect("installed");
+        assert!(
+            matches!(&r, Err(CallError::Host(m)) if m.contains("database error")),
+            "{r:?}"
+        );
+    }
+    let health = host.health(acme);
+    assert_eq!(
+        health.get("zscore").map_or(0, |h| h.failures),
+        0,
+        "not counted against the plugin"
+    );
+    // Reopened, the database still has the plugin enabled, with no failures and no reason.
+    let reopened = hub_storage::testing::scratch_sqlite(dir.path()).await;
+    let install = reopened
+        .plugins()
+        .plugin_installs(acme)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|i| i.name == "zscore")
+        .unwrap();
+    assert!(install.enabled, "{install:?}");
+    assert_eq!(
+        (install.consecutive_failures, install.disabled_reason),
+        (0, None)
+    );
 }
