@@ -200,7 +200,7 @@ pub(crate) fn rollup_scan(
         buf.push(" AS ").push(BUCKET_START).push(", ");
     }
     // Each sum under its column's name, which is what `decode::aggregate` reads.
-    for (column, real) in [
+    for (i, (column, real)) in [
         ("events", false),
         ("requests", false),
         ("errors", false),
@@ -212,8 +212,9 @@ pub(crate) fn rollup_scan(
     ]
     .into_iter()
     .chain(USAGE_SUMS)
+    .enumerate()
     {
-        if column != "events" {
+        if i > 0 {
             buf.push(", ");
         }
         buf.push("CAST(SUM(").push(column).push(if real {
@@ -399,12 +400,12 @@ impl BatchShapes {
     }
 }
 
-/// Turns a finished statement into a sqlx query for either backend.
 /// A boolean as stored (0 or 1).
 pub(crate) fn flag(b: bool) -> Bind {
     Bind::I64(i64::from(b))
 }
 
+/// Turns a finished statement into a sqlx query for either backend.
 pub(crate) fn into_query<DB>(
     buf: SqlBuf,
 ) -> sqlx::query::Query<'static, DB, <DB as sqlx::Database>::Arguments>
