@@ -1,11 +1,14 @@
 //! Row decoding shared by both backends, every column by its name.
 
-use hub_core::{Dimension, EventRecord, LatencySketch, Severity, Status, TokenDetails};
+use hub_core::{
+    Dimension, EventRecord, LatencySketch, Severity, Status, TokenDetail, TokenDetails,
+};
 
-use crate::sql::{BUCKET_START, SKETCHES, USAGE_SUMS};
+use crate::sql::{BUCKET_START, SKETCHES};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use crate::model::{Aggregate, ScanRow, StoredEvent};
+use crate::rollup::DimValues;
 use crate::{Result, StorageError};
 
 /// Reading a column of a backend's row by its name (as the query selects or aliases it), never by
@@ -87,19 +90,31 @@ pub(crate) fn event<R: HubRow>(row: &R) -> Result<StoredEvent> {
             parent_event_id: row.opt_text("parent_event_id")?,
             tags_json: row.text("tags")?,
             payload_json: row.text("payload")?,
-            details: TokenDetails([
-                row.opt_int("cache_read_tokens")?,
-                row.opt_int("cache_write_tokens")?,
-                row.opt_int("reasoning_tokens")?,
-                row.opt_int("audio_input_tokens")?,
-                row.opt_int("audio_output_tokens")?,
-            ]),
+            details: token_details(row)?,
             reported_cost_usd: row.opt_float("reported_cost_usd")?,
             estimated_cost_usd: row.opt_float("estimated_cost_usd")?,
             service_tier: row.opt_text("service_tier")?,
             enriched_by: hub_core::parse_enriched_by(row.opt_text("enriched_by")?.as_deref()),
         },
     })
+}
+
+/// The usage details' columns, each under its [`TokenDetail::name`].
+fn token_details<R: HubRow>(row: &R) -> Result<TokenDetails> {
+    let mut details = [None; 5];
+    for (d, detail) in details.iter_mut().zip(TokenDetail::ALL) {
+        *d = row.opt_int(detail.name())?;
+    }
+    Ok(TokenDetails(details))
+}
+
+/// A stored rollup row's dimension values, in rollup-key order.
+pub(crate) fn rollup_dims<R: HubRow>(row: &R) -> Result<DimValues> {
+    let mut dims = DimValues::default();
+    for (d, dim) in dims.iter_mut().zip(Dimension::ALL) {
+        *d = row.text(dim.name())?;
+    }
+    Ok(dims)
 }
 
 /// The group's key: each grouping dimension's column, by its name.
@@ -184,8 +199,8 @@ pub(crate) fn aggregate<R: HubRow>(row: &R, with_sketch: bool) -> Result<Aggrega
     let int = |name: &str| -> Result<i64> { Ok(row.opt_int(name)?.unwrap_or(0)) };
     let float = |name: &str| -> Result<f64> { Ok(row.opt_float(name)?.unwrap_or(0.0)) };
     let mut details = [0; 5];
-    for (d, (name, _)) in details.iter_mut().zip(USAGE_SUMS) {
-        *d = int(name)?;
+    for (d, detail) in details.iter_mut().zip(TokenDetail::ALL) {
+        *d = int(detail.name())?;
     }
     let latency = if with_sketch {
         LatencySketch::decode(&row.bytes("latency_sketch")?)
@@ -227,13 +242,7 @@ pub(crate) fn raw_row<R: HubRow>(
         output_tokens: row.opt_int("output_tokens")?,
         cost_usd: row.opt_float("cost_usd")?,
         latency_ms: row.opt_float("latency_ms")?,
-        details: TokenDetails([
-            row.opt_int("cache_read_tokens")?,
-            row.opt_int("cache_write_tokens")?,
-            row.opt_int("reasoning_tokens")?,
-            row.opt_int("audio_input_tokens")?,
-            row.opt_int("audio_output_tokens")?,
-        ]),
+        details: token_details(row)?,
         reported_cost_usd: row.opt_float("reported_cost_usd")?,
         estimated_cost_usd: row.opt_float("estimated_cost_usd")?,
         service_tier: None,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use hub_core::time::{DAY_MS, Resolution};
-use hub_core::{Dimension, EventRecord, TenantId};
+use hub_core::{EventRecord, TenantId};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row};
 use std::str::FromStr;
@@ -346,10 +346,7 @@ impl PostgresStorage {
                 .ok_or_else(|| StorageError::Corrupt(format!("rollup resolution {code}")))?;
             let grain: i16 = row.try_get("grain")?;
             let bucket: i64 = row.try_get("bucket")?;
-            let mut dims: [String; 7] = Default::default();
-            for (d, dim) in dims.iter_mut().zip(Dimension::ALL) {
-                *d = row.try_get(dim.name())?;
-            }
+            let dims = decode::rollup_dims(&row)?;
             let key = RollupKey {
                 res,
                 grain,

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use async_trait::async_trait;
 use hub_core::time::Resolution;
-use hub_core::{Dimension, EventRecord, TenantId};
+use hub_core::{EventRecord, TenantId};
 use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
 use sqlx::{Row, Sqlite};
 
@@ -221,10 +221,7 @@ impl SqliteStorage {
                 }
                 buf.push(")");
                 for row in into_query::<Sqlite>(buf).fetch_all(&mut *conn).await? {
-                    let mut dims: [String; 7] = Default::default();
-                    for (d, dim) in dims.iter_mut().zip(Dimension::ALL) {
-                        *d = row.try_get(dim.name())?;
-                    }
+                    let dims = decode::rollup_dims(&row)?;
                     let key = RollupKey {
                         res,
                         grain,

@@ -19,7 +19,8 @@
 use std::time::Duration;
 
 use hub_storage::{Storage, StorageError};
-use sha2::{Digest, Sha256};
+
+use super::hash_key;
 
 /// Failures from one address at one email before the backoff starts.
 pub const FREE_FAILURES_PER_ADDRESS: i64 = 5;
@@ -38,13 +39,12 @@ struct Keys {
 
 fn keys(email: &str, source: &Option<String>) -> Keys {
     let email = email.trim().to_lowercase();
-    let hash = |s: &str| hex::encode(Sha256::digest(s.as_bytes()));
     Keys {
-        pair: hash(&format!(
+        pair: hash_key(&format!(
             "pair\0{email}\0{}",
             source.as_deref().unwrap_or("")
         )),
-        email: hash(&format!("email\0{email}")),
+        email: hash_key(&format!("email\0{email}")),
     }
 }
 
