@@ -7,11 +7,13 @@ pub mod keys;
 pub mod manifest;
 pub mod package;
 pub mod readme;
+pub mod series;
 
 pub use http_host::HttpHost;
 pub use keys::{KeyError, PublicKey, SecretKey};
 pub use manifest::{Capabilities, Limits, Manifest, ManifestError, PluginKind};
 pub use package::{Package, PackageError, Signature};
+pub use series::SeriesSettings;
 
 /// The SHA-256 of `bytes` as lowercase hex.
 pub fn digest(bytes: &[u8]) -> String {

@@ -157,6 +157,8 @@ struct RawManifest {
     limits: Limits,
     #[serde(default)]
     config: ConfigSection,
+    #[serde(default)]
+    series: Option<toml::Table>,
 }
 
 /// A validated manifest.
@@ -179,6 +181,9 @@ pub struct Manifest {
     pub limits: Limits,
     /// The configuration's JSON Schema (`{"type": "object"}` when the manifest has none).
     pub config_schema: serde_json::Value,
+    /// Detectors and forecasters: the series they watch unless a tenant says otherwise (the
+    /// host's defaults with what `[series]` sets); `None` for the other kinds.
+    pub series: Option<crate::SeriesSettings>,
     /// The manifest as written, kept so that packages round-trip byte for byte.
     #[serde(skip)]
     pub source: String,
@@ -394,6 +399,7 @@ impl Manifest {
         };
         jsonschema::validator_for(&config_schema)
             .map_err(|e| err("config.schema", format!("is not a valid JSON Schema: {e}")))?;
+        let series = series_defaults(kind, raw.series.as_ref())?;
 
         Ok(Manifest {
             name: raw.name,
@@ -410,6 +416,7 @@ impl Manifest {
             capabilities: raw.capabilities,
             limits: raw.limits,
             config_schema,
+            series,
             source: source.to_string(),
         })
     }
@@ -457,6 +464,38 @@ impl Manifest {
             .cloned()
             .unwrap_or_else(|| serde_json::json!({}))
     }
+}
+
+/// The most series per install a manifest may ask for (a hub may allow fewer).
+pub const MAX_SERIES: u32 = 10_000;
+
+/// A detector's or forecaster's `[series]` over the host's defaults for its kind.
+fn series_defaults(
+    kind: PluginKind,
+    table: Option<&toml::Table>,
+) -> Result<Option<crate::SeriesSettings>, ManifestError> {
+    use crate::series::{Origin, SeriesSettings};
+    let forecaster = kind == PluginKind::Forecaster;
+    if !matches!(kind, PluginKind::Detector | PluginKind::Forecaster) {
+        return match table {
+            Some(_) => Err(err("series", "only detectors and forecasters watch series")),
+            None => Ok(None),
+        };
+    }
+    // plugin.toml's keys are kebab-case; the settings' are the configuration's snake_case.
+    let over: serde_json::Map<String, serde_json::Value> = table
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| {
+            serde_json::to_value(v)
+                .map(|v| (k.replace('-', "_"), v))
+                .map_err(|e| err(&format!("series.{k}"), e.to_string()))
+        })
+        .collect::<Result<_, _>>()?;
+    SeriesSettings::defaults(forecaster)
+        .resolve(&over.into(), forecaster, Origin::Manifest, MAX_SERIES)
+        .map(Some)
+        .map_err(|e| err(&e.path, e.message))
 }
 
 /// One way a configuration fails its schema.
@@ -604,6 +643,41 @@ maximum = 100
             .replace("hub:plugin/enricher@0.1.0", "hub:plugin/forecaster@0.1.0");
         let e = Manifest::parse(&src, &host()).unwrap_err();
         assert_eq!(e.field, "capabilities.http");
+    }
+
+    #[test]
+    fn detectors_and_forecasters_say_which_series_they_watch() {
+        let detector = GOOD
+            .replace("kind = \"enricher\"", "kind = \"detector\"")
+            .replace("hub:plugin/enricher@0.1.0", "hub:plugin/detector@0.1.0")
+            .replace(
+                "[capabilities]\nhttp = [\"prices.example.com\", \"127.0.0.1:8089\"]\n",
+                "",
+            );
+        let m = Manifest::parse(&detector, &host()).unwrap();
+        assert_eq!(m.series, Some(crate::SeriesSettings::defaults(false)));
+        let with = format!(
+            "{detector}\n[series]\nmetrics = [\"error_rate\"]\ngroup-by = [\"model\"]\nstep = \"5m\"\n"
+        );
+        let s = Manifest::parse(&with, &host()).unwrap().series.unwrap();
+        assert_eq!(
+            (s.metrics, s.group_by, s.step_ms),
+            (
+                vec!["error_rate".to_string()],
+                vec!["model".to_string()],
+                300_000
+            )
+        );
+        let e = Manifest::parse(
+            &with.replace("\"model\"]", "\"model\", \"region\"]"),
+            &host(),
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "series.group-by[1]", "{e}");
+        let e =
+            Manifest::parse(&format!("{GOOD}\n[series]\nstep = \"1h\"\n"), &host()).unwrap_err();
+        assert_eq!(e.field, "series", "{e}");
+        assert_eq!(Manifest::parse(GOOD, &host()).unwrap().series, None);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! ([`analytics`]) read the coarsest rollups that answer a range exactly.
 
 pub mod access;
+pub mod analysis;
 pub mod analytics;
 pub mod audit;
 mod call_costs;
@@ -42,6 +43,10 @@ use hub_core::time::Resolution;
 pub use access::{
     AccessStorage, Membership, NewRefreshToken, NewUser, OidcLogin, RefreshToken, RefreshUse,
     SigningKey, User,
+};
+pub use analysis::{
+    AnalysisStorage, Anomaly, AnomalyCursor, AnomalyFilter, ForecastFilter, ForecastPoint,
+    NewAnomaly, RunOutcome, RunRecord, SeriesDims, StoredForecast, series_key,
 };
 pub use audit::{AuditEntry, AuditFilter, AuditRecord, AuditStorage};
 pub use invites::{Acceptance, Invitation, InvitationStorage, NewInvitation};
@@ -115,6 +120,8 @@ pub trait Storage: Send + Sync + 'static {
     fn tenants(&self) -> &dyn TenantStorage;
     /// Plugin components, tenants' installs and their health, plugins' kv.
     fn plugins(&self) -> &dyn PluginStorage;
+    /// Detectors' anomalies, forecasters' forecasts, and their scheduled runs.
+    fn analysis(&self) -> &dyn AnalysisStorage;
 
     /// Stores the batches in one transaction: raw events (skipping ones already stored) and the
     /// rollup deltas of the new ones. Returns one outcome per batch, in order.

@@ -333,6 +333,7 @@ pub struct RetentionReport {
     pub events_deleted: u64,
     pub rollups_deleted: u64,
     pub partitions_dropped: u64,
+    pub anomalies_deleted: u64,
 }
 
 /// A plugin component as stored: the bytes and the manifest, keyed by the component's SHA-256.

@@ -16,6 +16,7 @@ use sqlx::{Postgres, Row};
 use std::str::FromStr;
 
 use crate::access::{AccessStorage, SqlAccess};
+use crate::analysis::{AnalysisStorage, SqlAnalysis};
 use crate::audit::{AuditStorage, SqlAudit};
 use crate::call_costs;
 use crate::invites::{InvitationStorage, SqlInvitations};
@@ -42,6 +43,7 @@ pub struct PostgresStorage {
     access: SqlAccess<Postgres>,
     audit: SqlAudit<Postgres>,
     views: SqlViews<Postgres>,
+    analysis: SqlAnalysis<Postgres>,
     market: SqlMarket<Postgres>,
     settings: SqlSettings<Postgres>,
     reprices: SqlReprices<Postgres>,
@@ -121,6 +123,7 @@ impl PostgresStorage {
             access: SqlAccess::new(pool.clone(), pool.clone()),
             audit: SqlAudit::new(pool.clone(), pool.clone()),
             views: SqlViews::new(pool.clone(), pool.clone()),
+            analysis: SqlAnalysis::new(pool.clone(), pool.clone()),
             market: SqlMarket::new(pool.clone(), pool.clone()),
             settings: SqlSettings::new(pool.clone(), pool.clone()),
             reprices: SqlReprices::new(pool.clone(), pool.clone()),
@@ -426,6 +429,10 @@ impl Storage for PostgresStorage {
         &self.views
     }
 
+    fn analysis(&self) -> &dyn AnalysisStorage {
+        &self.analysis
+    }
+
     fn market(&self) -> &dyn MarketStorage {
         &self.market
     }
@@ -628,6 +635,7 @@ impl Storage for PostgresStorage {
                 .await?
                 .rows_affected();
             }
+            report.anomalies_deleted += self.analysis.forget_before(tenant, &own, now_ms).await?;
         }
         Ok(report)
     }

@@ -12,6 +12,7 @@ use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
 use sqlx::{Row, Sqlite};
 
 use crate::access::{AccessStorage, SqlAccess};
+use crate::analysis::{AnalysisStorage, SqlAnalysis};
 use crate::audit::{AuditStorage, SqlAudit};
 use crate::call_costs;
 use crate::invites::{InvitationStorage, SqlInvitations};
@@ -43,6 +44,7 @@ pub struct SqliteStorage {
     access: SqlAccess<Sqlite>,
     audit: SqlAudit<Sqlite>,
     views: SqlViews<Sqlite>,
+    analysis: SqlAnalysis<Sqlite>,
     market: SqlMarket<Sqlite>,
     settings: SqlSettings<Sqlite>,
     reprices: SqlReprices<Sqlite>,
@@ -121,6 +123,7 @@ impl SqliteStorage {
             access: SqlAccess::new(writer.clone(), readers.clone()),
             audit: SqlAudit::new(writer.clone(), readers.clone()),
             views: SqlViews::new(writer.clone(), readers.clone()),
+            analysis: SqlAnalysis::new(writer.clone(), readers.clone()),
             market: SqlMarket::new(writer.clone(), readers.clone()),
             settings: SqlSettings::new(writer.clone(), readers.clone()),
             throttle: SqlThrottle::new(writer.clone()),
@@ -331,6 +334,10 @@ impl Storage for SqliteStorage {
 
     fn views(&self) -> &dyn ViewStorage {
         &self.views
+    }
+
+    fn analysis(&self) -> &dyn AnalysisStorage {
+        &self.analysis
     }
 
     fn market(&self) -> &dyn MarketStorage {
@@ -553,6 +560,8 @@ impl Storage for SqliteStorage {
                 .await?
                 .rows_affected();
             }
+            report.anomalies_deleted +=
+                self.analysis.forget_before(tenant, &policy, now_ms).await?;
         }
         Ok(report)
     }

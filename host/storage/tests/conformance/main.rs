@@ -1,7 +1,7 @@
 //! One set of stories, run against SQLite and PostgreSQL alike, as one test binary: tenants,
 //! keys, plugins and the marketplace (`tenants`); people, sessions, invitations and sign-in
 //! throttling (`people`); writing, rolling up, listing and keeping events (`events`); finding
-//! events by id (`ids`). The helpers they share are here.
+//! events by id (`ids`); detectors' anomalies, forecasts and scheduled runs (`analysis`). The helpers they share are here.
 
 use std::sync::Arc;
 
@@ -22,11 +22,13 @@ use hub_storage::{
 #[path = "../support/mod.rs"]
 mod support;
 
+mod analysis;
 mod events;
 mod ids;
 mod people;
 mod tenants;
 
+use analysis::*;
 use events::*;
 use people::*;
 use support::{NOW, postgres, sqlite, tenant, write};
@@ -49,6 +51,9 @@ on_both!(
     invitations_grant_nothing_until_accepted_once,
     failed_sign_ins_are_counted_per_key_and_forgotten,
     concurrent_writers_lose_nothing,
+    anomalies_are_stored_once_filtered_and_paged,
+    forecasts_keep_the_newest_per_series,
+    one_replica_runs_each_period,
 );
 
 /// Deterministic pseudo-random events over `span_ms` before NOW.
