@@ -11,8 +11,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod analysis;
 mod lanes;
 pub mod reprice;
+pub mod schedule;
+pub mod series;
 
 use hub_bus::{BusConsumer, BusError, Committed, Envelope};
 use hub_plugins::PluginHost;

@@ -46,7 +46,7 @@ impl PluginHost {
 
     /// Whether the tenant has budget left now (without waiting or counting a throttle): for
     /// calls that can be put off, such as a periodic refresh.
-    pub(crate) fn in_budget(&self, tenant: TenantId) -> bool {
+    pub fn in_budget(&self, tenant: TenantId) -> bool {
         let now = Instant::now();
         self.budgets
             .lock()

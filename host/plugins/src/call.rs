@@ -15,12 +15,41 @@ use hub_runtime::{CallError, Instance};
 use super::PluginHost;
 use super::pool::Slot;
 
-/// What one call did, until it is settled.
-pub(crate) struct Called {
-    pub slot: Arc<Slot>,
+/// How a call is accounted for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CallPolicy {
     /// Whether a failure counts towards disabling the install (false for a call that is not the
     /// plugin's main job, such as an enricher's refresh of its reference data).
     pub counts: bool,
+    /// Whether its CPU time is charged to the tenant's plugin CPU budget, which paces the
+    /// tenant's enrichment. Scheduled analysis is not: charging it would make the tenant's
+    /// ingest wait for its detectors. It is bounded instead by its deadline, its schedule and the
+    /// scheduler's concurrency, and its CPU time shows in the plugin's health all the same.
+    pub charged: bool,
+}
+
+impl CallPolicy {
+    /// A plugin's main job on the ingest side: enrich, an integration's sync.
+    pub const MAIN: CallPolicy = CallPolicy {
+        counts: true,
+        charged: true,
+    };
+    /// A side job whose failure the plugin survives: an enricher's refresh.
+    pub const SIDE: CallPolicy = CallPolicy {
+        counts: false,
+        charged: true,
+    };
+    /// A detector's or forecaster's scheduled run.
+    pub const ANALYSIS: CallPolicy = CallPolicy {
+        counts: true,
+        charged: false,
+    };
+}
+
+/// What one call did, until it is settled.
+pub(crate) struct Called {
+    pub slot: Arc<Slot>,
+    pub policy: CallPolicy,
     pub kv: Vec<(String, Option<Vec<u8>>)>,
     pub wall: Duration,
     /// CPU time of the call on its thread, instantiating and the caller's own checks included.
@@ -29,13 +58,13 @@ pub(crate) struct Called {
 
 impl PluginHost {
     /// Calls `f` with the slot's live instance, on this thread (a blocking one): the one place a
-    /// plugin of any world is called from; `counts` as in [`Called`].
+    /// plugin of any world is called from.
     pub(crate) fn call_blocking<T>(
         &self,
         handle: &tokio::runtime::Handle,
         tenant: TenantId,
         slot: &Arc<Slot>,
-        counts: bool,
+        policy: CallPolicy,
         f: impl FnOnce(&mut Instance) -> Result<T, CallError>,
     ) -> (Result<T, CallError>, Called) {
         let started = Instant::now();
@@ -74,7 +103,7 @@ impl PluginHost {
         self.evict_for_memory();
         let called = Called {
             slot: slot.clone(),
-            counts,
+            policy,
             kv,
             wall: started.elapsed(),
             cpu: hub_runtime::thread_cpu_time().saturating_sub(cpu_started),
@@ -108,15 +137,18 @@ impl PluginHost {
                 ))));
             }
         };
-        Some(self.call_slot(tenant, slot, true, f, items).await)
+        Some(
+            self.call_slot(tenant, slot, CallPolicy::MAIN, f, items)
+                .await,
+        )
     }
 
-    /// [`PluginHost::call`] for a slot at hand; `counts` as in [`Called`].
+    /// [`PluginHost::call`] for a slot at hand, accounted for as `policy` says.
     pub(crate) async fn call_slot<T, F>(
         self: &Arc<Self>,
         tenant: TenantId,
         slot: Arc<Slot>,
-        counts: bool,
+        policy: CallPolicy,
         f: F,
         items: impl FnOnce(&T) -> usize,
     ) -> Result<T, CallError>
@@ -131,7 +163,7 @@ impl PluginHost {
         );
         let started = std::time::Instant::now();
         let joined = tokio::task::spawn_blocking(move || {
-            this.call_blocking(&handle, tenant, &mine, counts, f)
+            this.call_blocking(&handle, tenant, &mine, policy, f)
         })
         .await;
         let (result, called) = match joined {
@@ -140,7 +172,7 @@ impl PluginHost {
             Err(e) => {
                 let called = Called {
                     slot,
-                    counts,
+                    policy,
                     kv: Vec::new(),
                     wall: started.elapsed(),
                     cpu: Duration::ZERO,
@@ -181,7 +213,9 @@ impl PluginHost {
                 h.last_error = Some(f.to_string());
             }
         }
-        self.charge(tenant, &name, called.cpu);
+        if called.policy.charged {
+            self.charge(tenant, &name, called.cpu);
+        }
         if !called.kv.is_empty()
             && let Err(e) = self
                 .storage
@@ -204,7 +238,7 @@ impl PluginHost {
             Some(f @ CallError::Host(_)) => {
                 tracing::error!(tenant = %tenant, plugin = %name, error = %f, "a plugin call failed on the hub's side; not counted against the plugin");
             }
-            Some(f) if !called.counts => {
+            Some(f) if !called.policy.counts => {
                 tracing::warn!(tenant = %tenant, plugin = %name, failure = f.kind(), error = %f, "plugin call failed (not counted towards disabling it)");
             }
             Some(f) => {

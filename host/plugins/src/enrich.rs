@@ -7,7 +7,7 @@ use std::sync::Arc;
 use hub_core::{EventRecord, TenantId};
 use hub_runtime::{CallError, Grants, Instance, Plugin};
 
-use super::call::Called;
+use super::call::{CallPolicy, Called};
 use super::pool::Slot;
 use super::{PluginAdminError, PluginHost};
 
@@ -170,7 +170,7 @@ impl PluginHost {
         enrichers
             .iter()
             .map(|slot| {
-                self.call_blocking(handle, tenant, slot, true, |instance| {
+                self.call_blocking(handle, tenant, slot, CallPolicy::MAIN, |instance| {
                     let patches = call_enricher(instance, columns, &mut batch)?;
                     hub_runtime::apply_patches(events, &mut batch, &patches, &slot.install.name)
                         .map(|a| a.applied)

@@ -8,6 +8,7 @@ use hub_marketplace::Manifest;
 use hub_runtime::Plugin;
 use hub_storage::{PluginComponent, PluginInstall};
 
+use super::analyse::{check_series, split_config};
 use super::{GrantsDoc, PluginAdminError, PluginHost, host_version};
 
 impl PluginHost {
@@ -43,22 +44,25 @@ impl PluginHost {
     }
 
     /// Checks `config` against the schema and against the plugin itself (a fresh instance's
-    /// `configure`), off the request path.
+    /// `configure`), off the request path; a detector's or forecaster's `"series"` against the
+    /// host's rules.
     pub async fn check_config(
         &self,
         plugin: &Plugin,
         config: &serde_json::Value,
         grants: &GrantsDoc,
     ) -> Result<(), PluginAdminError> {
-        plugin
-            .manifest()
-            .validate_config(config)
+        let manifest = plugin.manifest();
+        let (own, _) = split_config(manifest, config);
+        manifest
+            .validate_config(&own)
             .map_err(PluginAdminError::Config)?;
+        check_series(manifest, config, self.config.max_series)?;
         let (rt, plugin, grants, text) = (
             self.runtime.clone(),
             plugin.clone(),
             grants.to_grants(),
-            config.to_string(),
+            own.to_string(),
         );
         tokio::task::spawn_blocking(move || {
             let mut i = rt.instantiate(&plugin, "config-check", &grants, BTreeMap::new())?;

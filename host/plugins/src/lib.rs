@@ -25,9 +25,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hub_core::TenantId;
-use hub_marketplace::{Manifest, PluginKind};
+use hub_marketplace::Manifest;
+pub use hub_marketplace::PluginKind;
 use hub_runtime::{Grants, LoadError, Plugin, Runtime};
 
+mod analyse;
 mod budget;
 mod call;
 mod enrich;
@@ -36,9 +38,14 @@ mod installs;
 mod pool;
 mod refresh;
 mod sandbox;
+pub use analyse::{Analyser, SERIES_KEY, series_settings, split_config, watches_series};
 use budget::CpuBudget;
 pub use enrich::EnrichReport;
 pub use health::{BudgetHealth, Health, PluginCounters, PluginStats};
+/// What detectors and forecasters are given and answer (the WIT's records), and their settings.
+pub use hub_marketplace::SeriesSettings;
+pub use hub_marketplace::series::{METRICS as SERIES_METRICS, step_name};
+pub use hub_runtime::{Anomaly, CallError, Forecast, Series, Severity as FindingSeverity};
 use hub_storage::{Storage, StorageError};
 use pool::Slot;
 pub use refresh::spawn_refresh;
@@ -68,6 +75,8 @@ pub struct PluginHostConfig {
     pub throttle_disable_after: Option<Duration>,
     /// Instances unused for this long are dropped, their memory given back; `None` keeps them.
     pub idle_release: Option<Duration>,
+    /// Series a detector or forecaster may watch per install at most.
+    pub max_series: u32,
 }
 
 impl Default for PluginHostConfig {
@@ -80,9 +89,15 @@ impl Default for PluginHostConfig {
             tenant_cpu_budgets: HashMap::new(),
             throttle_disable_after: Some(Duration::from_secs(60)),
             idle_release: Some(Duration::from_secs(300)),
+            max_series: DEFAULT_MAX_SERIES,
         }
     }
 }
+
+/// Series per detector or forecaster install unless the operator says otherwise.
+pub const DEFAULT_MAX_SERIES: u32 = 1_000;
+/// The most an operator may allow (what a manifest may ask for).
+pub const MAX_SERIES_LIMIT: u32 = hub_marketplace::manifest::MAX_SERIES;
 
 /// A sixteenth of the machine's cores per tenant (125 ms per second on two cores). Measured on two
 /// cores: the first-party enrichers take ~95 ms per second at 108k events/s (0.9 µs an event),

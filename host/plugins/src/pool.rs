@@ -72,7 +72,10 @@ impl PluginHost {
             .instantiate(&slot.plugin, &tenant.to_string(), &slot.grants, kv)
             .map_err(CallError::Load)?;
         self.live_instances.fetch_add(1, Ordering::Relaxed);
-        instance.configure(&slot.install.config_json)?;
+        instance.configure(&super::analyse::plugin_config_text(
+            slot.plugin.manifest(),
+            &slot.install.config_json,
+        ))?;
         Ok(instance)
     }
 

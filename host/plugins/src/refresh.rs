@@ -12,6 +12,7 @@ use hub_core::TenantId;
 use hub_marketplace::PluginKind;
 use tokio::task::JoinHandle;
 
+use super::call::CallPolicy;
 use super::{PluginHost, TenantPlugins};
 
 /// Calls due `refresh`/`sync` functions of loaded plugins and releases idle instances every
@@ -54,12 +55,16 @@ impl PluginHost {
                 }
                 *slot.last_refresh.lock().unwrap() = Some(Instant::now());
                 let name = slot.install.name.clone();
-                let counts = slot.plugin.manifest().kind == PluginKind::Integration;
+                let policy = if slot.plugin.manifest().kind == PluginKind::Integration {
+                    CallPolicy::MAIN
+                } else {
+                    CallPolicy::SIDE
+                };
                 match self
                     .call_slot(
                         tenant,
                         slot.clone(),
-                        counts,
+                        policy,
                         |i| i.refresh(),
                         |r| r.items as usize,
                     )

@@ -12,7 +12,7 @@ use crate::host::{HostState, HttpPolicy, KvState, Owner};
 use crate::plugin::Pre;
 use crate::{
     Alert, Anomaly, CallError, Enrichment, EventBatch, Forecast, Grants, LoadError, Plugin,
-    PluginError, Runtime, Series, SyncReport, error_text, memory, output, ticks, v2,
+    PluginError, Runtime, Series, SyncReport, error_text, findings, memory, output, ticks, v2,
 };
 
 impl Runtime {
@@ -247,22 +247,21 @@ impl Instance {
         })
     }
 
+    /// Runs a detector over the series; an answer that breaks the contract anywhere (see
+    /// [`crate::check_anomalies`]) is refused whole. Off the ingest path, so under the slow
+    /// deadline.
     pub fn detect(&mut self, series: &[Series]) -> Result<Vec<Anomaly>, CallError> {
-        let d = self.fast;
+        let d = self.slow;
         let out = self.call(d, |x, s| match x {
             Exports::Detector(b) => Some(b.call_detect(s, series)),
             _ => None,
         })?;
-        if let Some(a) = out.iter().find(|a| a.series as usize >= series.len()) {
-            return Err(CallError::InvalidOutput(format!(
-                "anomaly names series {} of {}",
-                a.series,
-                series.len()
-            )));
-        }
+        findings::check_anomalies(series, &out).map_err(CallError::InvalidOutput)?;
         Ok(out)
     }
 
+    /// Runs a forecaster; an answer that breaks the contract anywhere (see
+    /// [`crate::check_forecasts`]) is refused whole.
     pub fn forecast(
         &mut self,
         series: &[Series],
@@ -273,27 +272,7 @@ impl Instance {
             Exports::Forecaster(b) => Some(b.call_forecast(s, series, horizon)),
             _ => None,
         })?;
-        for f in &out {
-            if f.series as usize >= series.len() {
-                return Err(CallError::InvalidOutput(format!(
-                    "forecast names series {} of {}",
-                    f.series,
-                    series.len()
-                )));
-            }
-            let n = f.ts_ms.len();
-            if n > horizon as usize || f.mean.len() != n || f.lower.len() != n || f.upper.len() != n
-            {
-                return Err(CallError::InvalidOutput(format!(
-                    "forecast for series {} has {} times, {} means, {} lower and {} upper bounds for a horizon of {horizon}",
-                    f.series,
-                    n,
-                    f.mean.len(),
-                    f.lower.len(),
-                    f.upper.len()
-                )));
-            }
-        }
+        findings::check_forecasts(series, horizon, &out).map_err(CallError::InvalidOutput)?;
         Ok(out)
     }
 

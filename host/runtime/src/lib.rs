@@ -23,6 +23,7 @@ mod cache;
 mod compile;
 mod cpu;
 mod error;
+mod findings;
 mod heap;
 mod host;
 mod instance;
@@ -51,6 +52,7 @@ pub use compile::{CompileWorker, worker_main};
 pub use cpu::thread_cpu_time;
 pub(crate) use error::error_text;
 pub use error::{CallError, LoadError};
+pub use findings::{MAX_ANOMALIES_PER_CALL, MAX_REASON_BYTES, check_anomalies, check_forecasts};
 pub use heap::{return_free_heap, trim_glibc};
 pub use host::{MAX_KV_KEY_BYTES, MAX_LOG_BYTES, MAX_LOGS_PER_CALL, is_private};
 pub use instance::Instance;
@@ -70,9 +72,9 @@ pub const WASMTIME_VERSION: &str = "48";
 pub struct RuntimeConfig {
     /// Where compiled components are cached; `None` compiles on every start.
     pub cache_dir: Option<PathBuf>,
-    /// Default deadline of `enrich` and `detect`.
+    /// Default deadline of `enrich`.
     pub fast_deadline: Duration,
-    /// Default deadline of `configure`, `refresh`, `forecast`, `sync` and `on-alerts`.
+    /// Default deadline of `configure`, `refresh`, `detect`, `forecast`, `sync` and `on-alerts`.
     pub slow_deadline: Duration,
     /// The most a manifest may ask for.
     pub max_deadline: Duration,

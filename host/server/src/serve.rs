@@ -55,6 +55,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         settings.reprice.clone(),
     ))
     .spawn();
+    // Detectors and forecasters, each (tenant, plugin, period) run once across replicas.
+    let scheduler = hub_pipeline::schedule::spawn_scheduler(
+        plugins.clone(),
+        storage.clone(),
+        settings.analysis.clone(),
+        std::sync::Arc::new(hub_pipeline::schedule::SchedulerStats::default()),
+    );
     let mut api = settings.api.clone();
     api.retention = settings.retention;
     // What GET /v1/settings shows: the same view of sign-in and retention the audit log records.
@@ -120,6 +127,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     // Between pages or inside one, nothing is lost: a page is one transaction, and another
     // replica (or this one after a restart) takes the job up from its last recorded page.
     repricer.abort();
+    // A run cut short is run again by the next replica to hold its lease; what it stored is kept once.
+    scheduler.abort();
     refresher.abort();
     trimmer.abort();
     first_party.abort();

@@ -179,6 +179,8 @@ pub trait AnalysisStorage: Send + Sync {
         now_ms: i64,
         outcome: &RunOutcome,
     ) -> Result<()>;
+    /// The period of the plugin's newest run, if it ever ran (and its record was kept).
+    async fn last_run(&self, tenant: TenantId, plugin: &str) -> Result<Option<i64>>;
     /// The runs of a plugin (or every plugin) from `from_period_ms` on, oldest first.
     async fn runs(
         &self,
@@ -583,6 +585,16 @@ where
         .execute(&self.writer)
         .await?;
         Ok(())
+    }
+
+    async fn last_run(&self, tenant: TenantId, plugin: &str) -> Result<Option<i64>> {
+        let row = into_query::<DB>(with_binds(
+            "SELECT MAX(period_ms) AS last FROM analysis_runs WHERE tenant_id = $1 AND plugin = $2",
+            vec![Bind::I64(tenant.get()), Bind::Text(plugin.into())],
+        ))
+        .fetch_one(&self.reader)
+        .await?;
+        row.opt_int("last")
     }
 
     async fn runs(

@@ -87,12 +87,15 @@ pub fn aligned_range(q: &TimeseriesQuery) -> (i64, i64) {
     (floor_to(q.from_ms, q.step_ms), ceil_to(q.to_ms, q.step_ms))
 }
 
-/// One series per group, with a point for every step in the aligned range.
-pub async fn timeseries(
+/// Each group's aggregate per step over the aligned range: only the buckets with rows (the
+/// sketches merged only when the metric needs them). What [`timeseries`] reads points from, and
+/// what the scheduler builds a detector's series of several metrics from in one scan.
+pub async fn buckets(
     store: &dyn Storage,
     tenant: TenantId,
     q: &TimeseriesQuery,
-) -> Result<Vec<Series>> {
+    with_sketch: bool,
+) -> Result<HashMap<GroupKey, BTreeMap<i64, Aggregate>>> {
     let (from, to) = aligned_range(q);
     let res = resolution_for_step(q.step_ms).ok_or_else(|| {
         crate::StorageError::Corrupt(format!("step {} ms has no rollup", q.step_ms))
@@ -104,7 +107,7 @@ pub async fn timeseries(
         group_by: &q.group_by,
         by_bucket: true,
         bucket_step_ms: q.step_ms,
-        with_sketch: q.metric.quantile().is_some(),
+        with_sketch,
     };
     let rows = store.scan_rollups(tenant, res, &scan).await?;
     let mut series: HashMap<GroupKey, BTreeMap<i64, Aggregate>> = HashMap::new();
@@ -115,12 +118,23 @@ pub async fn timeseries(
             .or_default()
             .entry(bucket)
             .or_default();
-        if scan.with_sketch {
+        if with_sketch {
             slot.merge(&row.agg);
         } else {
             slot.merge_sums(&row.agg);
         }
     }
+    Ok(series)
+}
+
+/// One series per group, with a point for every step in the aligned range.
+pub async fn timeseries(
+    store: &dyn Storage,
+    tenant: TenantId,
+    q: &TimeseriesQuery,
+) -> Result<Vec<Series>> {
+    let (from, to) = aligned_range(q);
+    let mut series = buckets(store, tenant, q, q.metric.quantile().is_some()).await?;
     if q.group_by.is_empty() && series.is_empty() {
         series.insert(Vec::new(), BTreeMap::new());
     }

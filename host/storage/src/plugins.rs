@@ -19,6 +19,8 @@ pub trait PluginStorage: Send + Sync {
     async fn save_plugin_install(&self, install: &PluginInstall) -> Result<()>;
     /// The tenant's installs in running order.
     async fn plugin_installs(&self, tenant: TenantId) -> Result<Vec<PluginInstall>>;
+    /// Tenants with an enabled install of a detector or a forecaster (what the scheduler runs).
+    async fn tenants_with_analysers(&self) -> Result<Vec<TenantId>>;
     /// Whether there was such an install.
     async fn delete_plugin_install(&self, tenant: TenantId, name: &str) -> Result<bool>;
     /// Records the failure streak; with a reason, also disables the install.
@@ -145,6 +147,22 @@ where
                 _ => e.into(),
             })?;
         Ok(())
+    }
+
+    async fn tenants_with_analysers(&self) -> Result<Vec<TenantId>> {
+        let buf = with_binds(
+            "SELECT DISTINCT i.tenant_id FROM plugin_installs i \
+             JOIN plugin_components c ON c.digest = i.digest \
+             WHERE i.enabled = 1 AND c.kind IN ($1, $2) ORDER BY i.tenant_id",
+            vec![
+                Bind::Text("detector".into()),
+                Bind::Text("forecaster".into()),
+            ],
+        );
+        let rows = into_query::<DB>(buf).fetch_all(&self.reader).await?;
+        rows.iter()
+            .map(|r| Ok(TenantId::from_verified(r.int("tenant_id")?)))
+            .collect()
     }
 
     async fn plugin_installs(&self, t: TenantId) -> Result<Vec<PluginInstall>> {

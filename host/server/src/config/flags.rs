@@ -188,6 +188,17 @@ pub struct ServeArgs {
     /// Plugin instances unused for this long are dropped, giving their memory back (default 5m).
     #[arg(long, env = "HUB_PLUGIN_IDLE_RELEASE")]
     pub plugin_idle_release: Option<String>,
+    /// Series a detector or forecaster may watch per install at most (default 1000); a tenant's
+    /// `series.max_series` over it is refused.
+    #[arg(long, env = "HUB_PLUGIN_MAX_SERIES")]
+    pub plugin_max_series: Option<u32>,
+    /// Detector and forecaster runs at once on this replica, all tenants together (default 1).
+    #[arg(long, env = "HUB_ANALYSIS_CONCURRENCY")]
+    pub analysis_concurrency: Option<usize>,
+    /// How long after a step ends its rollups are taken as complete and its detectors run
+    /// (default 20s): events that arrive later than this are not seen by that run.
+    #[arg(long, env = "HUB_ANALYSIS_SETTLE")]
+    pub analysis_settle: Option<String>,
     /// The admin UI's built files, served at / (default web/dist when it exists).
     #[arg(long, env = "HUB_WEB_DIR")]
     pub web_dir: Option<PathBuf>,
@@ -277,6 +288,9 @@ pub(super) struct FileConfig {
     pub(super) plugin_memory_mib: Option<usize>,
     pub(super) plugin_tenant_memory_mib: Option<usize>,
     pub(super) plugin_idle_release: Option<String>,
+    pub(super) plugin_max_series: Option<u32>,
+    pub(super) analysis_concurrency: Option<usize>,
+    pub(super) analysis_settle: Option<String>,
     pub(super) web_dir: Option<PathBuf>,
     pub(super) max_package_bytes: Option<usize>,
     pub(super) public_catalog: Option<bool>,

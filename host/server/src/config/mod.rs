@@ -95,6 +95,8 @@ pub struct Settings {
     pub tenant_cpu_budgets: Vec<(String, std::time::Duration)>,
     pub plugins_dir: PathBuf,
     pub reprice: hub_pipeline::RepriceConfig,
+    /// When detectors and forecasters run.
+    pub analysis: hub_pipeline::schedule::SchedulerConfig,
 }
 
 /// Writers for PostgreSQL: one per core of this machine, 2 to 8. On the 2-core benchmark machine
@@ -439,6 +441,19 @@ impl ServeArgs {
                 tenant_memory_cap,
                 ..Default::default()
             },
+            analysis: hub_pipeline::schedule::SchedulerConfig {
+                concurrency: self
+                    .analysis_concurrency
+                    .or(file.analysis_concurrency)
+                    .unwrap_or(1)
+                    .max(1),
+                settle: timeout(
+                    "analysis_settle",
+                    self.analysis_settle.or(file.analysis_settle),
+                    "20s",
+                )?,
+                ..Default::default()
+            },
             reprice: hub_pipeline::RepriceConfig {
                 max_job: timeout(
                     "reprice_max_job",
@@ -454,6 +469,11 @@ impl ServeArgs {
                     .unwrap_or(5)
                     .max(1),
                 max_instances,
+                max_series: self
+                    .plugin_max_series
+                    .or(file.plugin_max_series)
+                    .unwrap_or(hub_plugins::DEFAULT_MAX_SERIES)
+                    .clamp(1, hub_plugins::MAX_SERIES_LIMIT),
                 cpu_budget: match self.plugin_cpu_budget.or(file.plugin_cpu_budget) {
                     Some(v) => duration_or_zero("plugin_cpu_budget", Some(v), "0")?,
                     None => hub_plugins::default_cpu_budget(),

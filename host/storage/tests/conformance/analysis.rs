@@ -313,4 +313,9 @@ pub(crate) async fn one_replica_runs_each_period(store: Arc<dyn Storage>) {
     );
     assert_eq!(runs[1].outcome, None);
     assert_eq!(a.runs(t, None, NOW).await.unwrap().len(), 3);
+    assert_eq!(
+        a.last_run(t, "zscore").await.unwrap(),
+        Some(NOW + MINUTE_MS)
+    );
+    assert_eq!(a.last_run(t, "nope").await.unwrap(), None);
 }

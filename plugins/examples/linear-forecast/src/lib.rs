@@ -32,22 +32,28 @@ impl Forecaster for Linear {
         let mut out = Vec::new();
         for (si, s) in input.iter().enumerate() {
             let n = s.values.len().min(s.ts_ms.len());
-            if n < 2 {
+            // Steps without a value (NaN: a latency with no requests) are left out of the fit.
+            let points: Vec<(f64, f64)> = (0..n)
+                .filter(|i| s.values[*i].is_finite())
+                .map(|i| (i as f64, s.values[i]))
+                .collect();
+            let k = points.len() as f64;
+            if points.len() < 2 {
                 continue;
             }
-            let xs: Vec<f64> = (0..n).map(|i| i as f64).collect();
             let (mx, my) = (
-                xs.iter().sum::<f64>() / n as f64,
-                s.values[..n].iter().sum::<f64>() / n as f64,
+                points.iter().map(|p| p.0).sum::<f64>() / k,
+                points.iter().map(|p| p.1).sum::<f64>() / k,
             );
-            let sxy: f64 = (0..n).map(|i| (xs[i] - mx) * (s.values[i] - my)).sum();
-            let sxx: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
+            let sxy: f64 = points.iter().map(|(x, y)| (x - mx) * (y - my)).sum();
+            let sxx: f64 = points.iter().map(|(x, _)| (x - mx).powi(2)).sum();
             let slope = sxy / sxx;
             let intercept = my - slope * mx;
-            let resid = ((0..n)
-                .map(|i| (s.values[i] - (intercept + slope * xs[i])).powi(2))
+            let resid = (points
+                .iter()
+                .map(|(x, y)| (y - (intercept + slope * x)).powi(2))
                 .sum::<f64>()
-                / n as f64)
+                / k)
                 .sqrt();
             let last = s.ts_ms[n - 1];
             let mut f = Forecast {

@@ -52,7 +52,18 @@ impl Detector for ZScore {
             let n = s.values.len().min(s.ts_ms.len());
             let first = n.saturating_sub(c.check_last).max(c.window);
             for i in first..n {
-                let past = &s.values[i - c.window..i];
+                // NaN is a step without a value (a latency with no requests): not a point.
+                if s.values[i].is_nan() {
+                    continue;
+                }
+                let past: Vec<f64> = s.values[i - c.window..i]
+                    .iter()
+                    .copied()
+                    .filter(|v| !v.is_nan())
+                    .collect();
+                if past.len() < 2 {
+                    continue;
+                }
                 let mean = past.iter().sum::<f64>() / past.len() as f64;
                 let var = past.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / past.len() as f64;
                 let sd = var.sqrt().max(f64::EPSILON);

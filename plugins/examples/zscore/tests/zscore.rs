@@ -38,3 +38,25 @@ fn inconsistent_configuration_is_refused_by_the_plugin() {
         .to_string();
     assert!(e.contains("critical: must be at least threshold"), "{e}");
 }
+
+#[test]
+fn steps_without_a_value_are_not_points() {
+    let mut host = TestHost::build(env!("CARGO_MANIFEST_DIR")).unwrap();
+    host.configure(json!({"window": 10, "check_last": 5}))
+        .unwrap();
+    // A latency series with quiet minutes (NaN: no requests, so no latency) and a spike.
+    let mut values: Vec<f64> = (0..20)
+        .map(|i| {
+            if i % 3 == 0 {
+                f64::NAN
+            } else {
+                800.0 + (i % 4) as f64
+            }
+        })
+        .collect();
+    values[17] = 2_000.0;
+    let found = host.detect(&[series(values)]).unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].ts_ms, 17 * 60_000);
+    assert!(found.iter().all(|a| a.score.is_finite()));
+}

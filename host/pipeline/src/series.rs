@@ -1,0 +1,157 @@
+//! The regular series a detector or forecaster is given, built from the tenant's rollups: one
+//! scan of the step's rollups over the history (grouped as the settings say), the largest groups
+//! by requests kept, and for each kept group one series per metric with a point at every step.
+//! A step without events is 0 for a count and NaN for what is undefined without requests (a
+//! latency, an error rate): the WIT's `values` are plain numbers, and NaN is how a series says
+//! "no value here".
+
+use hub_core::time::floor_to;
+use hub_core::{Dimension, Metric, TenantId};
+use hub_plugins::{Series, SeriesSettings};
+use hub_storage::analytics::{TimeseriesQuery, buckets};
+use hub_storage::{Aggregate, SeriesDims, Storage, StorageError};
+
+/// Series built for one run, with what names each in storage.
+#[derive(Debug, Default)]
+pub struct Built {
+    pub series: Vec<Series>,
+    /// Each series' dimensions, sorted by name (as stored keys read back).
+    pub dims: Vec<SeriesDims>,
+    /// Groups with traffic in the history, before the cap.
+    pub groups: usize,
+}
+
+/// The value of one of the series metrics (`hub_marketplace::series::METRICS`) in a bucket; NaN
+/// where it is undefined.
+pub fn value(metric: &str, agg: &Aggregate) -> f64 {
+    let of = |m: Metric| agg.metric(m).unwrap_or(f64::NAN);
+    match metric {
+        "requests" => agg.requests as f64,
+        "errors" => agg.errors as f64,
+        "error_rate" if agg.requests > 0 => agg.errors as f64 / agg.requests as f64,
+        "error_rate" => f64::NAN,
+        "input_tokens" => agg.input_tokens as f64,
+        "output_tokens" => agg.output_tokens as f64,
+        "cost_usd" => agg.cost_usd,
+        "latency_p50_ms" => of(Metric::LatencyP50),
+        "latency_p95_ms" => of(Metric::LatencyP95),
+        "latency_p99_ms" => of(Metric::LatencyP99),
+        _ => f64::NAN,
+    }
+}
+
+fn needs_sketch(metrics: &[String]) -> bool {
+    metrics.iter().any(|m| m.starts_with("latency_"))
+}
+
+/// Builds the series of `settings` whose newest step ends at `end_ms` (exclusive; rounded down
+/// to the step).
+pub async fn build(
+    store: &dyn Storage,
+    tenant: TenantId,
+    settings: &SeriesSettings,
+    end_ms: i64,
+) -> Result<Built, StorageError> {
+    let step = settings.step_ms;
+    let end = floor_to(end_ms, step);
+    let from = end - settings.history_ms;
+    let group_by: Vec<Dimension> = settings
+        .group_by
+        .iter()
+        .map(|d| {
+            Dimension::parse(d).ok_or_else(|| {
+                StorageError::Corrupt(format!("series settings name dimension {d:?}"))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let q = TimeseriesQuery {
+        from_ms: from,
+        to_ms: end,
+        step_ms: step,
+        metric: Metric::Requests,
+        group_by: group_by.clone(),
+        filters: Vec::new(),
+    };
+    let groups = buckets(store, tenant, &q, needs_sketch(&settings.metrics)).await?;
+    // Events that do not carry a grouped dimension (an envelope without a model) are not a
+    // series of that dimension.
+    let mut ranked: Vec<(Vec<String>, i64, i64, _)> = groups
+        .into_iter()
+        .filter_map(|(key, points)| {
+            let key: Option<Vec<String>> = key.into_iter().collect();
+            let (requests, events) = points
+                .values()
+                .fold((0, 0), |(r, e), a| (r + a.requests, e + a.events));
+            key.map(|k| (k, requests, events, points))
+        })
+        .collect();
+    if group_by.is_empty() && ranked.is_empty() {
+        ranked.push((Vec::new(), 0, 0, Default::default()));
+    }
+    let total = ranked.len();
+    ranked.sort_by(|a, b| (b.1, b.2).cmp(&(a.1, a.2)).then_with(|| a.0.cmp(&b.0)));
+    let per_metric = settings.metrics.len().max(1);
+    ranked.truncate((settings.max_series as usize / per_metric).max(1));
+
+    let ts: Vec<i64> = (from..end).step_by(step as usize).collect();
+    let empty = Aggregate::default();
+    let mut built = Built {
+        groups: total,
+        ..Default::default()
+    };
+    for (key, _, _, points) in &ranked {
+        let mut dims: SeriesDims = settings
+            .group_by
+            .iter()
+            .cloned()
+            .zip(key.iter().cloned())
+            .collect();
+        let wire_key = dims.clone();
+        dims.sort();
+        for metric in &settings.metrics {
+            built.series.push(Series {
+                key: wire_key.clone(),
+                metric: metric.clone(),
+                step_ms: step as u32,
+                ts_ms: ts.clone(),
+                values: ts
+                    .iter()
+                    .map(|t| value(metric, points.get(t).unwrap_or(&empty)))
+                    .collect(),
+            });
+            built.dims.push(dims.clone());
+        }
+    }
+    Ok(built)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_series_metric_has_a_value() {
+        let mut agg = Aggregate {
+            requests: 4,
+            errors: 1,
+            input_tokens: 10,
+            output_tokens: 20,
+            cost_usd: 0.5,
+            ..Default::default()
+        };
+        for l in [100.0, 200.0, 300.0, 400.0] {
+            agg.latency.add(l);
+            agg.latency_count += 1;
+        }
+        for m in hub_plugins::SERIES_METRICS {
+            assert!(value(m, &agg).is_finite(), "{m}");
+        }
+        assert_eq!(value("error_rate", &agg), 0.25);
+        // Without requests: counts are 0, the rest undefined.
+        let none = Aggregate::default();
+        assert_eq!(value("requests", &none), 0.0);
+        assert_eq!(value("cost_usd", &none), 0.0);
+        assert!(value("error_rate", &none).is_nan());
+        assert!(value("latency_p95_ms", &none).is_nan());
+    }
+}

@@ -1,0 +1,294 @@
+//! Detectors and forecasters run by the scheduler over series built from real rollups: the
+//! zscore and linear-forecast example components, a spike written as events, what is stored.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hub_core::TenantId;
+use hub_core::time::{MINUTE_MS, floor_to};
+use hub_pipeline::schedule::{SchedulerConfig, SchedulerStats, spawn_scheduler};
+use hub_plugins::{GrantsDoc, PluginHost};
+use hub_storage::{AnomalyFilter, EventField, EventFilter, ForecastFilter, Storage, TenantBatch};
+use serde_json::json;
+use support::{plugin, setup};
+
+/// `per_minute[i]` calls of `model` in the minute that starts `i` minutes after `from`.
+async fn traffic(
+    storage: &Arc<dyn Storage>,
+    t: TenantId,
+    model: &str,
+    from: i64,
+    per_minute: &[usize],
+) {
+    let now = hub_core::time::now_ms();
+    let limits = hub_core::ingest::IngestLimits::default();
+    let mut events = Vec::new();
+    for (m, n) in per_minute.iter().enumerate() {
+        for i in 0..*n {
+            let ts = from + m as i64 * MINUTE_MS + (i as i64 * 997) % MINUTE_MS;
+            let raw = format!(
+                r#"{{"event_id": "{model}-{m}-{i}", "timestamp": {ts}, "model": "{model}", "input_tokens": 100, "output_tokens": 10, "latency_ms": 800, "status": "ok"}}"#
+            );
+            events.push(hub_core::ingest::parse_event(&raw, &limits, now).unwrap());
+        }
+    }
+    storage
+        .write_batches(&[TenantBatch { tenant: t, events }], now)
+        .await
+        .unwrap();
+}
+
+/// The newest minute the scheduler takes as settled, at a moment when it will stay so for the
+/// next 8 s (a test that starts just before a minute ends waits for the next).
+async fn settled_minute() -> i64 {
+    let into = hub_core::time::now_ms() % MINUTE_MS;
+    if into > 52_000 {
+        tokio::time::sleep(Duration::from_millis((MINUTE_MS - into + 2_000) as u64)).await;
+    } else if into < 2_000 {
+        tokio::time::sleep(Duration::from_millis((2_000 - into) as u64)).await;
+    }
+    floor_to(hub_core::time::now_ms() - 1_000, MINUTE_MS)
+}
+
+fn config() -> SchedulerConfig {
+    SchedulerConfig {
+        tick: Duration::from_millis(100),
+        settle: Duration::from_secs(1),
+        owner: "test".into(),
+        ..Default::default()
+    }
+}
+
+async fn wait_for(stats: &SchedulerStats, runs: u64) {
+    for _ in 0..300 {
+        let s = &stats.runs_ok;
+        if s.load(std::sync::atomic::Ordering::Relaxed)
+            + stats.runs_failed.load(std::sync::atomic::Ordering::Relaxed)
+            >= runs
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the scheduler did not make {runs} runs in 15 s: {stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spike_is_found_once_kept_as_an_event_and_never_reported_again() {
+    let (storage, host, _dir) = setup(5).await;
+    let acme = storage.tenants().create_tenant("acme", 0).await.unwrap().id;
+    let other = storage
+        .tenants()
+        .create_tenant("other", 0)
+        .await
+        .unwrap()
+        .id;
+    // An hour of steady traffic for two models; gpt-4o's newest settled minute has 10× its usual.
+    let newest = settled_minute().await;
+    let from = newest - 60 * MINUTE_MS;
+    let steady: Vec<usize> = (0..60).map(|i| 10 + i % 3).collect();
+    let mut spiked = steady.clone();
+    *spiked.last_mut().unwrap() = 120;
+    traffic(&storage, acme, "gpt-4o", from, &spiked).await;
+    traffic(&storage, acme, "claude-sonnet-4", from, &steady).await;
+    traffic(&storage, other, "gpt-4o", from, &spiked).await;
+
+    let (m, w) = plugin("examples/zscore");
+    let series = json!({"metrics": ["requests"], "group_by": ["model"], "history": "1h"});
+    host.install(
+        acme,
+        &m,
+        w,
+        Some(json!({"window": 30, "check_last": 3, "series": series})),
+        GrantsDoc::default(),
+        true,
+    )
+    .await
+    .unwrap();
+
+    let stats = Arc::new(SchedulerStats::default());
+    let scheduler = spawn_scheduler(host.clone(), storage.clone(), config(), stats.clone());
+    wait_for(&stats, 1).await;
+    // Ticks go on; nothing new is due until the next minute, and nothing is reported twice.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    scheduler.abort();
+
+    let (found, _) = storage
+        .analysis()
+        .list_anomalies(acme, &AnomalyFilter::default(), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    let a = &found[0].found;
+    assert_eq!(
+        (a.plugin.as_str(), a.metric.as_str(), a.value),
+        ("zscore", "requests", 120.0)
+    );
+    assert_eq!(a.dims, vec![("model".to_string(), "gpt-4o".to_string())]);
+    assert_eq!(a.ts_ms, newest - MINUTE_MS);
+    assert_eq!(a.step_ms, MINUTE_MS);
+    assert!(
+        a.reason.contains("standard deviations above"),
+        "{}",
+        a.reason
+    );
+    // The tenant without the detector has nothing, though its traffic spiked too.
+    assert!(
+        storage
+            .analysis()
+            .list_anomalies(other, &AnomalyFilter::default(), None, 100)
+            .await
+            .unwrap()
+            .0
+            .is_empty()
+    );
+
+    // The anomaly is an event of the tenant's too.
+    let page = storage
+        .list_events(
+            acme,
+            &EventFilter {
+                fields: vec![(EventField::EventType, "anomaly".into())],
+                ..Default::default()
+            },
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.events.len(), 1);
+    let e = &page.events[0].record;
+    assert_eq!(
+        (e.kind.as_str(), e.model.as_deref()),
+        ("anomaly.requests", Some("gpt-4o"))
+    );
+
+    // The run is recorded; running the same period again (another replica whose lease ran out)
+    // stores nothing new.
+    let runs = storage
+        .analysis()
+        .runs(acme, Some("zscore"), 0)
+        .await
+        .unwrap();
+    assert!(
+        !runs.is_empty()
+            && runs
+                .iter()
+                .all(|r| r.outcome.as_ref().is_some_and(|o| o.outcome == "ok")),
+        "{runs:?}"
+    );
+    let analyser = host.analysers(acme).await.unwrap().remove(0);
+    let again =
+        hub_pipeline::analysis::run(&host, &storage, acme, &analyser, runs[0].period_ms).await;
+    assert_eq!(
+        (again.outcome.as_str(), again.found, again.series),
+        ("ok", 0, 2)
+    );
+    assert_eq!(
+        storage
+            .analysis()
+            .list_anomalies(acme, &AnomalyFilter::default(), None, 100)
+            .await
+            .unwrap()
+            .0
+            .len(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forecaster_keeps_the_newest_forecast_of_each_series() {
+    let (storage, host, _dir) = setup(5).await;
+    let acme = storage.tenants().create_tenant("acme", 0).await.unwrap().id;
+    let newest = settled_minute().await;
+    let from = newest - 30 * MINUTE_MS;
+    // A straight line: 10, 11, 12, … calls a minute.
+    let rising: Vec<usize> = (0..30).map(|i| 10 + i).collect();
+    traffic(&storage, acme, "gpt-4o", from, &rising).await;
+
+    let (m, w) = plugin("examples/linear-forecast");
+    let series = json!({"metrics": ["requests", "latency_p95_ms"], "step": "1m", "history": "30m", "horizon": 5, "every": "1m"});
+    host.install(
+        acme,
+        &m,
+        w,
+        Some(json!({"series": series})),
+        GrantsDoc::default(),
+        true,
+    )
+    .await
+    .unwrap();
+    let stats = Arc::new(SchedulerStats::default());
+    let scheduler = spawn_scheduler(host.clone(), storage.clone(), config(), stats.clone());
+    wait_for(&stats, 1).await;
+    scheduler.abort();
+
+    let all = storage
+        .analysis()
+        .list_forecasts(acme, &ForecastFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2, "{all:?}");
+    let requests = all.iter().find(|f| f.metric == "requests").unwrap();
+    assert_eq!(
+        (requests.level, requests.step_ms, requests.points.len()),
+        (0.95, MINUTE_MS, 5)
+    );
+    assert!(requests.dims.is_empty());
+    let last = rising.len() as f64 + 9.0;
+    for (i, p) in requests.points.iter().enumerate() {
+        // The line goes on: 40, 41, … (the run may have been for a minute later than `newest`).
+        assert!(p.ts_ms > newest - MINUTE_MS);
+        assert!((p.mean - (last + 1.0 + i as f64)).abs() < 2.5, "{p:?}");
+        assert!(p.lower <= p.mean && p.mean <= p.upper);
+    }
+    assert_eq!(
+        stats.anomalies.load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    assert_eq!(
+        stats.forecasts.load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn series_settings_are_checked_like_any_configuration() {
+    let (storage, host, _dir) = setup(5).await;
+    let acme = storage.tenants().create_tenant("acme", 0).await.unwrap().id;
+    let (m, w) = plugin("examples/zscore");
+    let cases = [
+        (
+            json!({"series": {"metrics": ["tokens"]}}),
+            "/series/metrics/0",
+        ),
+        (
+            json!({"series": {"group_by": ["region"]}}),
+            "/series/group_by/0",
+        ),
+        (
+            json!({"series": {"max_series": 100000}}),
+            "/series/max_series",
+        ),
+        (json!({"window": 2}), "/window"),
+    ];
+    for (config, path) in cases {
+        let e = host
+            .install(
+                acme,
+                &m,
+                w.clone(),
+                Some(config.clone()),
+                GrantsDoc::default(),
+                true,
+            )
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(path), "{config}: {e}");
+    }
+    assert!(host.installed(acme).await.unwrap().is_empty());
+    let _: Arc<PluginHost> = host;
+}
