@@ -5,6 +5,7 @@
 //! results; business rules live in the core, storage and pipeline crates.
 
 mod account;
+mod analysis;
 mod audit;
 pub mod auth;
 mod cookies;
@@ -178,6 +179,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(ingest::router())
         .merge(query::router())
+        .merge(analysis::router())
         .merge(events::router())
         .merge(plugins::router())
         .merge(market::router())

@@ -128,6 +128,12 @@ pub struct PluginDto {
     pub installed_at: String,
     pub updated_at: String,
     pub health: HealthDto,
+    /// Detectors and forecasters: the series they watch, resolved (the manifest's `[series]`
+    /// with the tenant's `config.series` over it): metrics, group_by, step, history,
+    /// max_series, every, and for forecasters horizon and level. Absent for other kinds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub series: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -263,14 +269,20 @@ async fn dto(
             .and_then(|h| h.call_micros.quantile(q))
             .map(|us| (us / 1e3 * 1000.0).round() / 1000.0)
     };
+    let config: serde_json::Value = serde_json::from_str(&i.config_json).unwrap_or_default();
+    let series = hub_plugins::series_settings(&manifest, &config, u32::MAX)
+        .ok()
+        .flatten()
+        .map(|s| s.to_config());
     Ok(PluginDto {
+        series,
         name: i.name,
         version: i.version,
         kind: i.kind,
         description: manifest.description.clone(),
         enabled: i.enabled,
         position: i.position,
-        config: serde_json::from_str(&i.config_json).unwrap_or_default(),
+        config,
         config_schema: manifest.config_schema.clone(),
         grants: GrantsDto {
             kv: grants.kv,

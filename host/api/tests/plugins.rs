@@ -1,6 +1,6 @@
 //! `/v1/plugins` through the router, with real storage, the real pipeline and the real `cost`
 //! component: listing, configuration errors with JSON paths, order, scopes, tenant isolation,
-//! and events enriched end to end.
+//! events enriched end to end; detectors' anomalies and forecasts as the API serves them.
 
 mod common;
 
@@ -17,6 +17,8 @@ use tower::ServiceExt;
 
 struct Hub {
     app: Router,
+    storage: std::sync::Arc<dyn hub_storage::Storage>,
+    host: std::sync::Arc<hub_plugins::PluginHost>,
     query: String,
     admin: String,
     other_admin: String,
@@ -61,8 +63,11 @@ async fn hub() -> Hub {
         };
         host.install(acme, &m, w, None, grants, true).await.unwrap();
     }
+    let storage = storage.clone();
     Hub {
         app,
+        storage,
+        host,
         query,
         admin,
         other_admin,
@@ -290,4 +295,275 @@ async fn scopes_and_tenants_are_enforced() {
     }
     let (s, _) = hub.call("GET", "/v1/plugins/cost", &hub.admin, None).await;
     assert_eq!(s, StatusCode::OK, "admin may read");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anomalies_and_forecasts_are_served_to_their_tenant_only() {
+    use hub_core::time::{MINUTE_MS, floor_to};
+    let hub = hub().await;
+    let acme = hub
+        .storage
+        .tenants()
+        .tenant_by_name("acme")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    // A detector, with its series set through the configuration: a bad one is a 400 naming it.
+    let (m, w) = plugin("examples/zscore");
+    hub.host
+        .install(
+            acme,
+            &m,
+            w,
+            Some(json!({"window": 20})),
+            GrantsDoc::default(),
+            true,
+        )
+        .await
+        .unwrap();
+    let bad = json!({"config": {"window": 20, "series": {"metrics": ["requests", "tokens"]}}});
+    let (s, err) = hub
+        .call(
+            "PUT",
+            "/v1/plugins/zscore",
+            &hub.admin,
+            Some(bad.to_string()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{err}");
+    assert_eq!(
+        err["error"]["parameter"], "config/series/metrics/1",
+        "{err}"
+    );
+    let good = json!({"config": {"window": 20, "series": {"metrics": ["requests", "cost_usd"], "group_by": ["model"], "history": "30m"}}});
+    let (s, p) = hub
+        .call(
+            "PUT",
+            "/v1/plugins/zscore",
+            &hub.admin,
+            Some(good.to_string()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    assert_eq!(p["series"]["group_by"], json!(["model"]), "{p}");
+    assert_eq!(
+        (
+            p["series"]["step"].as_str(),
+            p["series"]["every"].as_str(),
+            p["series"]["history"].as_str()
+        ),
+        (Some("1m"), Some("1m"), Some("30m")),
+        "{p}"
+    );
+
+    // Half an hour of calls over REST, ten times the usual in the newest complete minute.
+    let end = floor_to(hub_core::time::now_ms(), MINUTE_MS);
+    let mut events = Vec::new();
+    for minute in 0..30 {
+        let n = if minute == 29 { 50 } else { 5 };
+        for i in 0..n {
+            let ts = end - (30 - minute) * MINUTE_MS + i * 1_000;
+            events.push(json!({"event_id": format!("c{minute}-{i}"), "timestamp": ts, "model": "gpt-4o", "input_tokens": 1000, "output_tokens": 100}));
+        }
+    }
+    let (s, body) = hub
+        .call(
+            "POST",
+            "/v1/events",
+            &hub.query,
+            Some(json!(events).to_string()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+    let zscore = hub.host.analysers(acme).await.unwrap().remove(0);
+    let run = hub_pipeline::analysis::run(&hub.host, &hub.storage, acme, &zscore, end).await;
+    assert_eq!((run.outcome.as_str(), run.series), ("ok", 2), "{run:?}");
+    assert_eq!(run.found, 2, "the spike in requests and in cost: {run:?}");
+
+    let (s, list) = hub.call("GET", "/v1/anomalies", &hub.query, None).await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    let found = list["anomalies"].as_array().unwrap();
+    assert_eq!(found.len(), 2, "{list}");
+    let requests = found.iter().find(|a| a["metric"] == "requests").unwrap();
+    assert_eq!(requests["series"], json!({"model": "gpt-4o"}));
+    assert_eq!(requests["value"], 50.0);
+    assert_eq!(requests["step"], "1m");
+    assert_eq!(requests["ts"], hub_core::time::to_rfc3339(end - MINUTE_MS));
+    assert_eq!(requests["plugin"], "zscore");
+    let id = requests["id"].as_i64().unwrap();
+    for (query, n) in [
+        ("metric=cost_usd", 1),
+        ("filter=model:gpt-4o", 2),
+        ("filter=model:gpt-4", 0),
+        ("plugin=other", 0),
+        ("severity=critical", 2),
+        ("from=now-1m", 0),
+        ("limit=1", 1),
+    ] {
+        let (s, l) = hub
+            .call("GET", &format!("/v1/anomalies?{query}"), &hub.query, None)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{query}: {l}");
+        assert_eq!(l["anomalies"].as_array().unwrap().len(), n, "{query}: {l}");
+    }
+    let (_, first) = hub
+        .call("GET", "/v1/anomalies?limit=1", &hub.query, None)
+        .await;
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, second) = hub
+        .call(
+            "GET",
+            &format!("/v1/anomalies?limit=1&cursor={cursor}"),
+            &hub.query,
+            None,
+        )
+        .await;
+    assert_eq!(second["anomalies"].as_array().unwrap().len(), 1);
+    assert_ne!(second["anomalies"][0]["id"], first["anomalies"][0]["id"]);
+    assert!(second.get("next_cursor").is_none(), "{second}");
+    for (query, parameter) in [
+        ("metric=tokens", "metric"),
+        ("severity=bad", "severity"),
+        ("filter=region:eu", "filter"),
+        ("cursor=xyz", "cursor"),
+        ("limit=0", "limit"),
+        ("colour=red", "colour"),
+    ] {
+        let (s, e) = hub
+            .call("GET", &format!("/v1/anomalies?{query}"), &hub.query, None)
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{query}: {e}");
+        assert_eq!(e["error"]["parameter"], parameter, "{query}: {e}");
+    }
+
+    // One, and the series around it for a chart.
+    let (s, one) = hub
+        .call("GET", &format!("/v1/anomalies/{id}"), &hub.query, None)
+        .await;
+    assert_eq!((s, &one["id"]), (StatusCode::OK, &json!(id)), "{one}");
+    let (s, ctx) = hub
+        .call(
+            "GET",
+            &format!("/v1/anomalies/{id}/context?before=10&after=5"),
+            &hub.query,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{ctx}");
+    let points = ctx["points"].as_array().unwrap();
+    assert_eq!(points[10]["value"], 50.0, "{ctx}");
+    assert_eq!(points[9]["value"], 5.0, "{ctx}");
+    assert!(points.len() >= 11 && points.len() <= 16, "{ctx}");
+
+    // Another tenant sees none of it: not the list, not the one, not its context.
+    let (_, theirs) = hub
+        .call("GET", "/v1/anomalies", &hub.other_admin, None)
+        .await;
+    assert_eq!(theirs["anomalies"], json!([]), "{theirs}");
+    for uri in [
+        format!("/v1/anomalies/{id}"),
+        format!("/v1/anomalies/{id}/context"),
+    ] {
+        let (s, e) = hub.call("GET", &uri, &hub.other_admin, None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{uri}: {e}");
+    }
+    // An ingest-only key reads nothing.
+    let (s, _) = hub.call("GET", "/v1/anomalies", &hub.admin, None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // The run is listed for the plugin.
+    let (s, runs) = hub
+        .call("GET", "/v1/plugins/zscore/runs?from=0", &hub.admin, None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{runs}");
+    assert!(
+        runs["runs"].as_array().unwrap().is_empty(),
+        "runs made outside the scheduler hold no lease: {runs}"
+    );
+
+    // Spend: without a forecaster, the month's run rate; with one, its forecast.
+    let (s, spend) = hub
+        .call(
+            "GET",
+            "/v1/forecasts/spend?period=month&group_by=model",
+            &hub.query,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{spend}");
+    assert_eq!(spend["total"]["method"], "run_rate", "{spend}");
+    let actual = spend["total"]["actual_usd"].as_f64().unwrap();
+    assert!(actual > 0.0, "the cost plugin priced the calls: {spend}");
+    assert!(spend["total"]["projected_usd"].as_f64().unwrap() >= actual);
+    assert_eq!(spend["groups"][0]["key"], "gpt-4o", "{spend}");
+    let (m, w) = plugin("examples/linear-forecast");
+    let series = json!({"metrics": ["cost_usd"], "step": "1m", "history": "30m", "horizon": 60});
+    hub.host
+        .install(
+            acme,
+            &m,
+            w,
+            Some(json!({"series": series})),
+            GrantsDoc::default(),
+            true,
+        )
+        .await
+        .unwrap();
+    let linear = hub
+        .host
+        .analysers(acme)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|a| a.name == "linear-forecast")
+        .unwrap();
+    let run = hub_pipeline::analysis::run(&hub.host, &hub.storage, acme, &linear, end).await;
+    assert_eq!((run.outcome.as_str(), run.found), ("ok", 1), "{run:?}");
+    let (s, f) = hub
+        .call(
+            "GET",
+            "/v1/forecasts?metric=cost_usd&group_by=",
+            &hub.query,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{f}");
+    assert_eq!(f["forecasts"].as_array().unwrap().len(), 1, "{f}");
+    assert_eq!(
+        (
+            f["forecasts"][0]["level"].as_f64(),
+            f["forecasts"][0]["points"].as_array().map(Vec::len)
+        ),
+        (Some(0.95), Some(60)),
+        "{f}"
+    );
+    let (_, spend) = hub
+        .call("GET", "/v1/forecasts/spend", &hub.query, None)
+        .await;
+    assert_eq!(
+        (
+            spend["total"]["method"].as_str(),
+            spend["total"]["plugin"].as_str()
+        ),
+        (Some("forecast"), Some("linear-forecast")),
+        "{spend}"
+    );
+    let t = &spend["total"];
+    assert!(
+        t["lower_usd"].as_f64() <= t["projected_usd"].as_f64()
+            && t["projected_usd"].as_f64() <= t["upper_usd"].as_f64(),
+        "{spend}"
+    );
+    let (s, e) = hub
+        .call("GET", "/v1/forecasts/spend?period=year", &hub.query, None)
+        .await;
+    assert_eq!(
+        (s, e["error"]["parameter"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("period"))
+    );
+    let (_, theirs) = hub
+        .call("GET", "/v1/forecasts", &hub.other_admin, None)
+        .await;
+    assert_eq!(theirs["forecasts"], json!([]));
 }

@@ -16,6 +16,7 @@ mod lanes;
 pub mod reprice;
 pub mod schedule;
 pub mod series;
+pub mod spend;
 
 use hub_bus::{BusConsumer, BusError, Committed, Envelope};
 use hub_plugins::PluginHost;

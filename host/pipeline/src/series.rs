@@ -125,6 +125,55 @@ pub async fn build(
     Ok(built)
 }
 
+/// The series an anomaly was found in, from `before` steps before its point to `after` steps
+/// after (not past `now_ms`), for a chart: `(step start, value)` with `None` where undefined.
+pub async fn around(
+    store: &dyn Storage,
+    anomaly: &hub_storage::Anomaly,
+    before: i64,
+    after: i64,
+    now_ms: i64,
+) -> Result<Vec<(i64, Option<f64>)>, StorageError> {
+    let f = &anomaly.found;
+    let step = f.step_ms;
+    let filters = f
+        .dims
+        .iter()
+        .map(|(k, v)| {
+            Dimension::parse(k)
+                .map(|d| (d, v.clone()))
+                .ok_or_else(|| StorageError::Corrupt(format!("anomaly dimension {k:?}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let from = f.ts_ms - before * step;
+    let to = (f.ts_ms + (after + 1) * step).min(floor_to(now_ms, step) + step);
+    let q = TimeseriesQuery {
+        from_ms: from,
+        to_ms: to,
+        step_ms: step,
+        metric: Metric::Requests,
+        group_by: Vec::new(),
+        filters,
+    };
+    let points = buckets(
+        store,
+        anomaly.tenant,
+        &q,
+        needs_sketch(std::slice::from_ref(&f.metric)),
+    )
+    .await?
+    .remove(&Vec::new())
+    .unwrap_or_default();
+    let empty = Aggregate::default();
+    Ok((from..to)
+        .step_by(step as usize)
+        .map(|t| {
+            let v = value(&f.metric, points.get(&t).unwrap_or(&empty));
+            (t, v.is_finite().then_some(v))
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -44,7 +44,9 @@ pub use enrich::EnrichReport;
 pub use health::{BudgetHealth, Health, PluginCounters, PluginStats};
 /// What detectors and forecasters are given and answer (the WIT's records), and their settings.
 pub use hub_marketplace::SeriesSettings;
-pub use hub_marketplace::series::{METRICS as SERIES_METRICS, step_name};
+pub use hub_marketplace::series::{
+    DIMENSIONS as SERIES_DIMENSIONS, METRICS as SERIES_METRICS, step_name,
+};
 pub use hub_runtime::{Anomaly, CallError, Forecast, Series, Severity as FindingSeverity};
 use hub_storage::{Storage, StorageError};
 use pool::Slot;

@@ -72,6 +72,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/anomalies": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description What the tenant's detectors found, newest first, with cursor pagination. Needs the `query` scope (viewers and up). */
+        get: operations["list_anomalies"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/anomalies/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description One anomaly; another tenant's is a 404. */
+        get: operations["get_anomaly"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/anomalies/{id}/context": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The series an anomaly was found in, around it, for a chart. */
+        get: operations["anomaly_context"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/api-keys": {
         parameters: {
             query?: never;
@@ -399,6 +450,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/forecasts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The newest forecast of each series the tenant's forecasters watch. */
+        get: operations["list_forecasts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/forecasts/spend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The month-end spend projection (UTC calendar month): spend so far plus the newest cost_usd forecast of the rest of the month, for the tenant and optionally per group. */
+        get: operations["spend_projection"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/invitations": {
         parameters: {
             query?: never;
@@ -644,6 +729,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/plugins/{name}/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description A detector's or forecaster's scheduled runs of the last day (kept a week), newest first. Analysts and up. */
+        get: operations["plugin_runs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/settings": {
         parameters: {
             query?: never;
@@ -818,6 +920,47 @@ export interface components {
             /** @description `owner`, `admin`, `analyst` or `viewer`. */
             role: string;
         };
+        AnomalyContextDto: {
+            anomaly: components["schemas"]["AnomalyDto"];
+            /** @description The anomaly's series around it, at its step, from the rollups as they are now. */
+            points: components["schemas"]["ContextPoint"][];
+        };
+        AnomalyDto: {
+            detected_at: string;
+            /** Format: double */
+            expected?: number | null;
+            /** Format: int64 */
+            id: number;
+            /** Format: double */
+            lower?: number | null;
+            metric: string;
+            /** @description The detector that found it. */
+            plugin: string;
+            /** @description What a person should read. */
+            reason: string;
+            /**
+             * Format: double
+             * @description How unusual, as the detector measures it (larger is worse).
+             */
+            score: number;
+            /** @description The series' dimensions and values (`{}`: the tenant's total). */
+            series: Record<string, never>;
+            /** @description `info`, `warning` or `critical`. */
+            severity: string;
+            /** @description The series' step: `1m`, `5m`, `1h` or `1d`. */
+            step: string;
+            /** @description The start of the step that is unusual (RFC 3339). */
+            ts: string;
+            /** Format: double */
+            upper?: number | null;
+            /** Format: double */
+            value: number;
+        };
+        AnomalyPageDto: {
+            anomalies: components["schemas"]["AnomalyDto"][];
+            /** @description Pass as `cursor` for the next page; absent on the last page. */
+            next_cursor?: string | null;
+        };
         /** @description An API key as listed: never its secret. */
         ApiKeyDto: {
             created_at: string;
@@ -898,6 +1041,14 @@ export interface components {
         };
         CatalogListDto: {
             catalogs: components["schemas"]["CatalogDto"][];
+        };
+        ContextPoint: {
+            ts: string;
+            /**
+             * Format: double
+             * @description `null` where undefined (no requests in the step).
+             */
+            value?: number | null;
         };
         CreateApiKeyDto: {
             /** @description Lifetime such as `90d` or `12h`; no expiry when absent. */
@@ -1015,6 +1166,31 @@ export interface components {
             events: components["schemas"]["EventDto"][];
             /** @description Pass as `cursor` for the next page; absent on the last page. */
             next_cursor?: string | null;
+        };
+        ForecastDto: {
+            /**
+             * Format: double
+             * @description The level of `lower`/`upper` (0.95: a 95% interval), as the forecaster states it.
+             */
+            level: number;
+            made_at: string;
+            metric: string;
+            plugin: string;
+            points: components["schemas"]["ForecastPointDto"][];
+            series: Record<string, never>;
+            step: string;
+        };
+        ForecastListDto: {
+            forecasts: components["schemas"]["ForecastDto"][];
+        };
+        ForecastPointDto: {
+            /** Format: double */
+            lower: number;
+            /** Format: double */
+            mean: number;
+            ts: string;
+            /** Format: double */
+            upper: number;
         };
         /** @description Capabilities granted to a plugin. */
         GrantsDto: {
@@ -1312,6 +1488,42 @@ export interface components {
              */
             value?: number | null;
         };
+        ProjectionDto: {
+            /**
+             * Format: double
+             * @description Spent from the start of the month until now.
+             */
+            actual_usd: number;
+            /**
+             * Format: double
+             * @description The share of the rest of the month the forecast's points cover; the remainder is its
+             *     average rate.
+             */
+            coverage: number;
+            /** @description The group's value (absent for the tenant's total). */
+            key?: string | null;
+            /** Format: double */
+            level?: number | null;
+            /**
+             * Format: double
+             * @description Bounds at `level`: the sums of the forecast's bounds (so wider than the interval of the
+             *     sum); equal to `projected_usd` for a run rate.
+             */
+            lower_usd: number;
+            /**
+             * @description `forecast` (from `plugin`'s newest cost_usd forecast) or `run_rate` (no forecaster
+             *     forecasts this cost: spend so far at its average rate).
+             */
+            method: string;
+            plugin?: string | null;
+            /**
+             * Format: double
+             * @description Spent so far plus what the rest of the month is forecast to cost.
+             */
+            projected_usd: number;
+            /** Format: double */
+            upper_usd: number;
+        };
         /** @description How people can sign in here (the login page shows an SSO button when it is on). */
         ProvidersDto: {
             /** @description Email and password. */
@@ -1420,6 +1632,25 @@ export interface components {
             /** @description How long the old key keeps working, such as `1h` (at most `7d`); immediately when absent. */
             grace?: string | null;
         };
+        RunDto: {
+            finished_at?: string | null;
+            /**
+             * Format: int64
+             * @description Anomalies (a detector) or forecasts (a forecaster) stored.
+             */
+            found?: number | null;
+            message?: string | null;
+            /** @description `ok`, `failed`, or absent while it runs. */
+            outcome?: string | null;
+            /** @description The end of the period the run covered. */
+            period: string;
+            /** Format: int64 */
+            series?: number | null;
+            started_at: string;
+        };
+        RunListDto: {
+            runs: components["schemas"]["RunDto"][];
+        };
         SavedViewDto: {
             created_at: string;
             /** Format: int64 */
@@ -1450,6 +1681,15 @@ export interface components {
              *     claim and the domain and group rules (`PATTERN=TENANT:ROLE`); never the client secret.
              */
             sso: Record<string, never>;
+        };
+        SpendProjectionDto: {
+            /** @description By `group_by`, largest spend first. */
+            groups: components["schemas"]["ProjectionDto"][];
+            now: string;
+            period: string;
+            period_end: string;
+            period_start: string;
+            total: components["schemas"]["ProjectionDto"];
         };
         SummaryGroup: {
             /** Format: int64 */
@@ -1709,6 +1949,212 @@ export interface operations {
                 content?: never;
             };
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_anomalies: {
+        parameters: {
+            query?: {
+                /** @description RFC 3339, epoch ms, or now-7d (default: to minus 7 days) */
+                from?: string;
+                /** @description default: now */
+                to?: string;
+                /** @description requests, errors, error_rate, input_tokens, output_tokens, cost_usd, latency_p50_ms, latency_p95_ms or latency_p99_ms */
+                metric?: string;
+                /** @description this severity or worse: info, warning or critical */
+                severity?: string;
+                /** @description the detector's name */
+                plugin?: string;
+                /** @description the series' dimension:value pairs, comma-separated, repeatable (model:gpt-4o) */
+                filter?: string;
+                /** @description 1 to 1000 (default 100) */
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AnomalyPageDto"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the credential lacks the right this route needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the API key's rate limit; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_anomaly: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the anomaly's id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AnomalyDto"];
+                };
+            };
+            /** @description a parameter or the body is not what this route takes */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing, unknown, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the credential lacks the right this route needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the API key's rate limit; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    anomaly_context: {
+        parameters: {
+            query?: {
+                /** @description steps before the anomaly, 1 to 1440 (default 60) */
+                before?: number;
+                /** @description steps after it, 0 to 1440 (default 10; never past now) */
+                after?: number;
+            };
+            header?: never;
+            path: {
+                /** @description the anomaly's id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AnomalyContextDto"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing, unknown, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the credential lacks the right this route needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the API key's rate limit; see Retry-After */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3103,6 +3549,128 @@ export interface operations {
             };
         };
     };
+    list_forecasts: {
+        parameters: {
+            query?: {
+                /** @description one of the series metrics (cost_usd, requests, …) */
+                metric?: string;
+                /** @description the forecaster's name */
+                plugin?: string;
+                /** @description the series' dimension:value pairs (app:bot) */
+                filter?: string;
+                /** @description only series with exactly these dimensions, comma-separated; empty for the tenant's totals */
+                group_by?: string;
+                /** @description 1 to 1000 (default 100) */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForecastListDto"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the credential lacks the right this route needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the API key's rate limit; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    spend_projection: {
+        parameters: {
+            query?: {
+                /** @description month (the only period for now; default month) */
+                period?: string;
+                /** @description one dimension: app, model, provider, environment, operation or source_module */
+                group_by?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SpendProjectionDto"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the credential lacks the right this route needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the API key's rate limit; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_invitations: {
         parameters: {
             query?: never;
@@ -4452,6 +5020,74 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the API key's rate limit; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    plugin_runs: {
+        parameters: {
+            query?: {
+                /** @description runs of periods from here (default now-24h) */
+                from?: string;
+            };
+            header?: never;
+            path: {
+                /** @description the plugin's name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunListDto"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing, unknown, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such resource (in this tenant) */
             404: {
                 headers: {
                     [name: string]: unknown;
