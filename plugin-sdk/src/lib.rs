@@ -43,6 +43,7 @@ pub mod http;
 pub mod kv;
 pub mod log;
 pub mod models;
+pub mod stats;
 #[cfg(feature = "testing")]
 pub mod testing;
 

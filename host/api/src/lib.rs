@@ -126,6 +126,8 @@ pub struct AppState {
     pub pipeline: Arc<PipelineStats>,
     /// The marketplace service and its plugin host, when this hub runs plugins.
     pub catalog: Option<Arc<hub_catalog::Catalog>>,
+    /// The detector and forecaster scheduler's counters, when this hub runs it.
+    pub analysis: Option<Arc<hub_pipeline::schedule::SchedulerStats>>,
 }
 
 impl AppState {
@@ -154,6 +156,7 @@ impl AppState {
             oidc,
             pipeline,
             catalog: None,
+            analysis: None,
         }
     }
 
@@ -165,6 +168,12 @@ impl AppState {
     /// Runs plugins: the catalog for the marketplace routes, and its plugin host.
     pub fn with_plugins(mut self, catalog: Arc<hub_catalog::Catalog>) -> Self {
         self.catalog = Some(catalog);
+        self
+    }
+
+    /// Shows the scheduler's counters on `/metrics`.
+    pub fn with_analysis(mut self, stats: Arc<hub_pipeline::schedule::SchedulerStats>) -> Self {
+        self.analysis = Some(stats);
         self
     }
 }

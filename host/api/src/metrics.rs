@@ -74,6 +74,12 @@ pub struct Metrics {
     pub process_resident_bytes: Gauge,
     /// Requests refused because their API key was over its rate limit.
     pub rate_limited: Counter,
+    /// Detector and forecaster runs on this replica by outcome (ok, failed, skipped: another
+    /// replica held the period), what they stored, and the time they took.
+    pub analysis_runs: Family<OutcomeLabel, Gauge>,
+    pub analysis_anomalies: Gauge,
+    pub analysis_forecasts: Gauge,
+    pub analysis_run_seconds_sum: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -114,6 +120,10 @@ impl Default for Metrics {
             plugin_idle_releases: Gauge::default(),
             process_resident_bytes: Gauge::default(),
             rate_limited: Counter::default(),
+            analysis_runs: Family::default(),
+            analysis_anomalies: Gauge::default(),
+            analysis_forecasts: Gauge::default(),
+            analysis_run_seconds_sum: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -165,6 +175,26 @@ impl Default for Metrics {
             "queue_capacity_events",
             "Events the ingest queue holds before answering 429",
             m.queue_capacity.clone(),
+        );
+        registry.register(
+            "analysis_runs",
+            "Detector and forecaster runs on this replica by outcome (skipped: another replica held the period)",
+            m.analysis_runs.clone(),
+        );
+        registry.register(
+            "analysis_anomalies",
+            "Anomalies stored by this replica's detector runs",
+            m.analysis_anomalies.clone(),
+        );
+        registry.register(
+            "analysis_forecasts",
+            "Forecasts stored by this replica's forecaster runs",
+            m.analysis_forecasts.clone(),
+        );
+        registry.register(
+            "analysis_run_seconds_sum",
+            "Time spent in detector and forecaster runs: building series, calling, storing",
+            m.analysis_run_seconds_sum.clone(),
         );
         registry.register(
             "pipeline_commits",

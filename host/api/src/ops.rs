@@ -67,6 +67,24 @@ pub(crate) async fn metrics(
         .set(p.write_failures.load(Ordering::Relaxed) as i64);
     m.pipeline_commit_seconds_sum
         .set(p.commit_micros.load(Ordering::Relaxed) as f64 / 1e6);
+    if let Some(a) = &state.analysis {
+        use crate::metrics::OutcomeLabel;
+        for (outcome, n) in [
+            ("ok", &a.runs_ok),
+            ("failed", &a.runs_failed),
+            ("skipped", &a.runs_skipped),
+        ] {
+            m.analysis_runs
+                .get_or_create(&OutcomeLabel { outcome })
+                .set(n.load(Ordering::Relaxed) as i64);
+        }
+        m.analysis_anomalies
+            .set(a.anomalies.load(Ordering::Relaxed) as i64);
+        m.analysis_forecasts
+            .set(a.forecasts.load(Ordering::Relaxed) as i64);
+        m.analysis_run_seconds_sum
+            .set(a.run_micros.load(Ordering::Relaxed) as f64 / 1e6);
+    }
     if let Some(rss) = resident_bytes() {
         m.process_resident_bytes.set(rss as i64);
     }

@@ -292,3 +292,209 @@ async fn series_settings_are_checked_like_any_configuration() {
     assert!(host.installed(acme).await.unwrap().is_empty());
     let _: Arc<PluginHost> = host;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_party_detectors_find_what_they_are_for() {
+    let (storage, host, _dir) = setup(5).await;
+    let acme = storage.tenants().create_tenant("acme", 0).await.unwrap().id;
+    let newest = settled_minute().await;
+    let from = newest - 60 * MINUTE_MS;
+    // An hour of 40 calls a minute; in the newest minute the same calls cost five times as much.
+    let now = hub_core::time::now_ms();
+    let limits = hub_core::ingest::IngestLimits::default();
+    let mut events = Vec::new();
+    for m in 0..60 {
+        for i in 0..40 {
+            let ts = from + m * MINUTE_MS + i * 1_000;
+            let cost = if m == 59 { 0.05 } else { 0.01 };
+            let raw = format!(
+                r#"{{"event_id": "e-{m}-{i}", "timestamp": {ts}, "model": "gpt-4o", "input_tokens": 1000, "output_tokens": 100, "latency_ms": 800, "cost_usd": {cost}, "status": "ok"}}"#
+            );
+            events.push(hub_core::ingest::parse_event(&raw, &limits, now).unwrap());
+        }
+    }
+    storage
+        .write_batches(
+            &[TenantBatch {
+                tenant: acme,
+                events,
+            }],
+            now,
+        )
+        .await
+        .unwrap();
+    let minute = json!({"step": "1m", "history": "1h"});
+    for name in ["robust-level", "change-point", "llm-signals"] {
+        let (m, w) = plugin(name);
+        let mut series = minute.clone();
+        series["group_by"] = json!(["model"]);
+        let config = match name {
+            "llm-signals" => json!({"window": 30, "series": series}),
+            "change-point" => json!({"recent": 10, "reference": 40, "series": series}),
+            _ => json!({"series": series}),
+        };
+        host.install(acme, &m, w, Some(config), GrantsDoc::default(), true)
+            .await
+            .unwrap();
+    }
+    let mut found = Vec::new();
+    for analyser in host.analysers(acme).await.unwrap() {
+        let run = hub_pipeline::analysis::run(&host, &storage, acme, &analyser, newest).await;
+        assert_eq!(run.outcome, "ok", "{}: {run:?}", analyser.name);
+        found.push((analyser.name.clone(), run.found));
+    }
+    let (all, _) = storage
+        .analysis()
+        .list_anomalies(acme, &AnomalyFilter::default(), None, 100)
+        .await
+        .unwrap();
+    let by = |plugin: &str| {
+        all.iter()
+            .filter(|a| a.found.plugin == plugin)
+            .collect::<Vec<_>>()
+    };
+    let level = by("robust-level");
+    assert_eq!(level.len(), 1, "{all:?}");
+    assert_eq!(level[0].found.metric, "cost_usd");
+    assert!(
+        level[0]
+            .found
+            .reason
+            .starts_with("cost_usd for model=gpt-4o is 5.0× its usual"),
+        "{}",
+        level[0].found.reason
+    );
+    let signals = by("llm-signals");
+    assert_eq!(signals.len(), 1, "{all:?}");
+    assert!(
+        signals[0].found.reason.starts_with(
+            "cost per request for model=gpt-4o is 5.0× its usual ($0.050 against $0.010)"
+        ),
+        "{}",
+        signals[0].found.reason
+    );
+    assert!(
+        by("change-point").is_empty(),
+        "one minute is not a lasting change: {all:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_answer_is_refused_whole_counted_and_nothing_is_stored() {
+    let (storage, host, _dir) = setup(3).await;
+    let acme = storage.tenants().create_tenant("acme", 0).await.unwrap().id;
+    let newest = settled_minute().await;
+    let steady: Vec<usize> = vec![10; 60];
+    traffic(&storage, acme, "gpt-4o", newest - 60 * MINUTE_MS, &steady).await;
+    let (dm, dw) = plugin("testing/misreport");
+    let (fm, fw) = plugin("testing/misforecast");
+    let count = |storage: &Arc<dyn Storage>| {
+        let s = storage.clone();
+        async move {
+            let a = s
+                .analysis()
+                .list_anomalies(acme, &AnomalyFilter::default(), None, 1000)
+                .await
+                .unwrap()
+                .0
+                .len();
+            let f = s
+                .analysis()
+                .list_forecasts(acme, &ForecastFilter::default())
+                .await
+                .unwrap()
+                .len();
+            (a, f)
+        }
+    };
+    let wrong = [
+        ("misreport", "foreign-time", "not a point of series 0"),
+        ("misreport", "foreign-series", "names series 1 of 1"),
+        ("misreport", "nan", "value = NaN"),
+        ("misreport", "infinite", "upper = inf"),
+        ("misreport", "flood", "62 anomalies for 60 points"),
+        ("misreport", "error", "asked to fail"),
+        ("misforecast", "short", "4 times, 4 means"),
+        ("misforecast", "off-step", "point 0 at"),
+        ("misforecast", "nan", "not finite at point 0"),
+    ];
+    for (name, mode, message) in wrong {
+        let (m, w) = if name == "misreport" {
+            (&dm, &dw)
+        } else {
+            (&fm, &fw)
+        };
+        host.install(
+            acme,
+            m,
+            w.clone(),
+            Some(json!({"mode": mode})),
+            GrantsDoc::default(),
+            true,
+        )
+        .await
+        .unwrap();
+        let analyser = host
+            .analysers(acme)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|a| a.name == name)
+            .unwrap();
+        let run = hub_pipeline::analysis::run(&host, &storage, acme, &analyser, newest).await;
+        assert_eq!(run.outcome, "failed", "{mode}: {run:?}");
+        assert!(
+            run.message.as_deref().unwrap_or("").contains(message),
+            "{mode}: {run:?}"
+        );
+        assert_eq!(count(&storage).await, (0, 0), "{mode}: nothing is kept");
+        let health = host.health(acme);
+        assert!(health[name].failures >= 1, "{mode}: counted");
+        host.uninstall(acme, name, false).await.unwrap();
+    }
+    // Three failures in a row disable it, with the last one as the reason.
+    host.install(
+        acme,
+        &dm,
+        dw.clone(),
+        Some(json!({"mode": "nan"})),
+        GrantsDoc::default(),
+        true,
+    )
+    .await
+    .unwrap();
+    for _ in 0..3 {
+        if let Some(analyser) = host.analysers(acme).await.unwrap().into_iter().next() {
+            hub_pipeline::analysis::run(&host, &storage, acme, &analyser, newest).await;
+        }
+    }
+    let install = host.installed(acme).await.unwrap().remove(0);
+    assert!(!install.enabled, "{install:?}");
+    assert!(install.disabled_reason.unwrap().contains("value = NaN"));
+    assert!(host.analysers(acme).await.unwrap().is_empty());
+    // Answered rightly, the same plugins' findings are kept.
+    host.update(
+        acme,
+        "misreport",
+        Some(true),
+        Some(json!({"mode": "ok"})),
+        None,
+    )
+    .await
+    .unwrap();
+    host.install(
+        acme,
+        &fm,
+        fw,
+        Some(json!({"mode": "ok"})),
+        GrantsDoc::default(),
+        true,
+    )
+    .await
+    .unwrap();
+    for analyser in host.analysers(acme).await.unwrap() {
+        let run = hub_pipeline::analysis::run(&host, &storage, acme, &analyser, newest).await;
+        assert_eq!(run.outcome, "ok", "{run:?}");
+    }
+    assert_eq!(count(&storage).await, (1, 1));
+}

@@ -296,6 +296,7 @@ impl PluginHost {
             };
             let grants: GrantsDoc = serde_json::from_str(&install.grants_json).unwrap_or_default();
             all.push(Arc::new(Slot {
+                config: analyse::plugin_config_text(plugin.manifest(), &install.config_json),
                 failures: AtomicU64::new(install.consecutive_failures.max(0) as u64),
                 grants: grants.to_grants(),
                 install,

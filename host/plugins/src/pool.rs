@@ -17,6 +17,8 @@ pub(super) struct Slot {
     pub(super) install: PluginInstall,
     pub(super) plugin: Plugin,
     pub(super) grants: Grants,
+    /// What `configure` is given: the install's configuration less the host's part.
+    pub(super) config: String,
     pub(super) instance: Mutex<Option<Instance>>,
     pub(super) failures: AtomicU64,
     pub(super) last_used: AtomicU64,
@@ -72,10 +74,7 @@ impl PluginHost {
             .instantiate(&slot.plugin, &tenant.to_string(), &slot.grants, kv)
             .map_err(CallError::Load)?;
         self.live_instances.fetch_add(1, Ordering::Relaxed);
-        instance.configure(&super::analyse::plugin_config_text(
-            slot.plugin.manifest(),
-            &slot.install.config_json,
-        ))?;
+        instance.configure(&slot.config)?;
         Ok(instance)
     }
 

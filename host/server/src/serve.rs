@@ -56,11 +56,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     ))
     .spawn();
     // Detectors and forecasters, each (tenant, plugin, period) run once across replicas.
+    let analysis = std::sync::Arc::new(hub_pipeline::schedule::SchedulerStats::default());
     let scheduler = hub_pipeline::schedule::spawn_scheduler(
         plugins.clone(),
         storage.clone(),
         settings.analysis.clone(),
-        std::sync::Arc::new(hub_pipeline::schedule::SchedulerStats::default()),
+        analysis.clone(),
     );
     let mut api = settings.api.clone();
     api.retention = settings.retention;
@@ -72,7 +73,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             .collect(),
     );
     let state = hub_api::AppState::new(storage.clone(), producer, api, pipeline.stats.clone())
-        .with_plugins(catalog.clone());
+        .with_plugins(catalog.clone())
+        .with_analysis(analysis);
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;

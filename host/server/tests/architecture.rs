@@ -320,8 +320,21 @@ fn module_graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
             .collect::<Vec<_>>()
             .join("\n");
         let names = graph.entry(module.clone()).or_default();
-        for (i, _) in code.match_indices("crate::") {
-            let rest = &code[i + "crate::".len()..];
+        // The crate root by name, or by as many `super::` as the file is deep (`super::` in
+        // `src/pool.rs` or `src/oidc/mod.rs`, `super::super::` in `src/oidc/roles.rs`).
+        let depth = rel.components().count() - usize::from(rel.ends_with("mod.rs"));
+        let root_by_super = "super::".repeat(depth);
+        let mut uses: Vec<&str> = Vec::new();
+        for prefix in ["crate::", root_by_super.as_str()] {
+            for (i, _) in code.match_indices(prefix) {
+                // `super::super::x` also contains `super::x`: only a whole prefix counts.
+                if prefix.starts_with("super") && code[..i].ends_with("super::") {
+                    continue;
+                }
+                uses.push(&code[i + prefix.len()..]);
+            }
+        }
+        for rest in uses {
             if let Some(group) = rest.strip_prefix('{') {
                 let group = &group[..group.find('}').unwrap_or(group.len())];
                 names.extend(group.split(',').map(|g| word(g.trim())));

@@ -1,7 +1,9 @@
 //! The real `hub` binary, started as a process: first start and the CLI (`first_start`), durability
 //! across kill -9, graceful shutdown and the PostgreSQL backend (`durability`), plugins (`plugins`),
-//! benchmarks (`bench`). The server handle and helpers they share are here.
+//! benchmarks (`bench`), detectors scheduled by two replicas on one database (`analysis`). The
+//! server handle and helpers they share are here.
 
+mod analysis;
 mod bench;
 mod durability;
 mod first_start;

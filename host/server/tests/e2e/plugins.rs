@@ -5,7 +5,7 @@ use super::*;
 
 /// Lays out built plugins as `scripts/build-plugins` does (`hub serve` publishes those with a
 /// README into its marketplace).
-fn plugins_dir(root: &Path, names: &[&str]) -> std::path::PathBuf {
+pub(super) fn plugins_dir(root: &Path, names: &[&str]) -> std::path::PathBuf {
     let dir = root.join("plugins");
     for name in names {
         let src = Path::new(env!("CARGO_MANIFEST_DIR"))
