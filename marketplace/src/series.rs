@@ -2,7 +2,8 @@
 //! series and how often it runs (and, for a forecaster, how far ahead and at what level).
 //!
 //! A manifest gives the defaults under `[series]` (kebab-case keys, as the rest of `plugin.toml`);
-//! a tenant overrides any of them under `"series"` in its configuration of the install
+//! a tenant overrides any of them but `level` (the level of the bounds the plugin returns: its
+//! author's statement) under `"series"` in its configuration of the install
 //! (snake_case, as the rest of the JSON). Both are read by [`SeriesSettings::resolve`], so the
 //! rules are the same and every error names its field: `series.group-by[1]` in a manifest,
 //! `/series/group_by/1` in a configuration.
@@ -185,6 +186,16 @@ impl SeriesSettings {
             }
         };
         for k in obj.keys() {
+            if k == "level" && forecaster && origin == Origin::Config {
+                return Err(err(
+                    k,
+                    None,
+                    format!(
+                        "is the forecaster's own: its bounds are at the level its plugin.toml states ({})",
+                        self.level
+                    ),
+                ));
+            }
             if !KEYS.contains(&k.as_str())
                 || (!forecaster && matches!(k.as_str(), "horizon" | "level"))
             {
@@ -371,7 +382,6 @@ impl SeriesSettings {
         });
         if self.horizon > 0 {
             v["horizon"] = self.horizon.into();
-            v["level"] = self.level.into();
         }
         v
     }
@@ -509,6 +519,11 @@ mod tests {
                 .unwrap(),
             s
         );
+        let e = f
+            .resolve(&json!({"level": 0.8}), true, Origin::Config, 100)
+            .unwrap_err();
+        assert_eq!(e.path, "/series/level");
+        assert!(e.message.contains("forecaster's own"), "{e}");
     }
 
     #[test]
