@@ -187,6 +187,14 @@ pub fn anomaly_event(a: &hub_storage::Anomaly, now_ms: i64) -> Option<hub_core::
     if let Some(env) = dim("environment") {
         event["environment"] = env.into();
     }
+    let tags: serde_json::Map<String, serde_json::Value> = f
+        .dims
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("tag.")?.to_string(), v.clone().into())))
+        .collect();
+    if !tags.is_empty() {
+        event["tags"] = tags.into();
+    }
     match hub_core::ingest::parse_event(&event.to_string(), &IngestLimits::default(), now_ms) {
         Ok(e) => Some(e),
         Err(errors) => {

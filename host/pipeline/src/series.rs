@@ -8,7 +8,7 @@
 use hub_core::time::floor_to;
 use hub_core::{Dimension, Metric, TenantId};
 use hub_plugins::{Series, SeriesSettings};
-use hub_storage::analytics::{TimeseriesQuery, buckets};
+use hub_storage::analytics::{TimeseriesQuery, buckets, tag_buckets};
 use hub_storage::{Aggregate, SeriesDims, Storage, StorageError};
 
 /// Series built for one run, with what names each in storage.
@@ -55,15 +55,28 @@ pub async fn build(
     let step = settings.step_ms;
     let end = floor_to(end_ms, step);
     let from = end - settings.history_ms;
+    // The dimensions from the rollups, and at most one tag from the raw events; keys come back
+    // as the dimensions' values then the tag's, and are put back in the settings' order below.
+    let tag = settings
+        .group_by
+        .iter()
+        .find_map(|d| d.strip_prefix("tag."));
     let group_by: Vec<Dimension> = settings
         .group_by
         .iter()
+        .filter(|d| !d.starts_with("tag."))
         .map(|d| {
             Dimension::parse(d).ok_or_else(|| {
                 StorageError::Corrupt(format!("series settings name dimension {d:?}"))
             })
         })
         .collect::<Result<_, _>>()?;
+    let names: Vec<&String> = settings
+        .group_by
+        .iter()
+        .filter(|d| !d.starts_with("tag."))
+        .chain(settings.group_by.iter().filter(|d| d.starts_with("tag.")))
+        .collect();
     let q = TimeseriesQuery {
         from_ms: from,
         to_ms: end,
@@ -72,7 +85,10 @@ pub async fn build(
         group_by: group_by.clone(),
         filters: Vec::new(),
     };
-    let groups = buckets(store, tenant, &q, needs_sketch(&settings.metrics)).await?;
+    let groups = match tag {
+        None => buckets(store, tenant, &q, needs_sketch(&settings.metrics)).await?,
+        Some(t) => tag_buckets(store, tenant, &q, t).await?,
+    };
     // Events that do not carry a grouped dimension (an envelope without a model) are not a
     // series of that dimension.
     let mut ranked: Vec<(Vec<String>, i64, i64, _)> = groups
@@ -100,11 +116,16 @@ pub async fn build(
         ..Default::default()
     };
     for (key, _, _, points) in &ranked {
+        let by_name: Vec<(String, String)> = names
+            .iter()
+            .map(|n| (*n).clone())
+            .zip(key.iter().cloned())
+            .collect();
+        // In the order the settings name them.
         let mut dims: SeriesDims = settings
             .group_by
             .iter()
-            .cloned()
-            .zip(key.iter().cloned())
+            .filter_map(|n| by_name.iter().find(|(k, _)| k == n).cloned())
             .collect();
         let wire_key = dims.clone();
         dims.sort();

@@ -498,3 +498,81 @@ async fn a_wrong_answer_is_refused_whole_counted_and_nothing_is_stored() {
     }
     assert_eq!(count(&storage).await, (1, 1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn series_grouped_by_a_tag_come_from_the_raw_events() {
+    let (storage, host, _dir) = setup(5).await;
+    let acme = storage.tenants().create_tenant("acme", 0).await.unwrap().id;
+    let newest = settled_minute().await;
+    let now = hub_core::time::now_ms();
+    let limits = hub_core::ingest::IngestLimits::default();
+    let mut events = Vec::new();
+    for m in 0..30 {
+        for (team, n) in [("care", if m == 29 { 90 } else { 9 }), ("search", 9)] {
+            for i in 0..n {
+                let ts = newest - (30 - m) * MINUTE_MS + i * 500;
+                let raw = format!(
+                    r#"{{"event_id": "{team}-{m}-{i}", "timestamp": {ts}, "model": "gpt-4o", "tags": {{"team": "{team}"}}, "status": "ok"}}"#
+                );
+                events.push(hub_core::ingest::parse_event(&raw, &limits, now).unwrap());
+            }
+        }
+    }
+    storage
+        .write_batches(
+            &[TenantBatch {
+                tenant: acme,
+                events,
+            }],
+            now,
+        )
+        .await
+        .unwrap();
+    let (m, w) = plugin("examples/zscore");
+    let series =
+        json!({"metrics": ["requests"], "group_by": ["model", "tag.team"], "history": "30m"});
+    host.install(
+        acme,
+        &m,
+        w,
+        Some(json!({"window": 20, "series": series})),
+        GrantsDoc::default(),
+        true,
+    )
+    .await
+    .unwrap();
+    let analyser = host.analysers(acme).await.unwrap().remove(0);
+    let run = hub_pipeline::analysis::run(&host, &storage, acme, &analyser, newest).await;
+    assert_eq!(
+        (run.outcome.as_str(), run.series, run.found),
+        ("ok", 2, 1),
+        "{run:?}"
+    );
+    let (found, _) = storage
+        .analysis()
+        .list_anomalies(acme, &AnomalyFilter::default(), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        found[0].found.dims,
+        vec![
+            ("model".to_string(), "gpt-4o".to_string()),
+            ("tag.team".to_string(), "care".to_string())
+        ]
+    );
+    assert_eq!(found[0].found.value, 90.0);
+    // Its event carries the tag.
+    let page = storage
+        .list_events(
+            acme,
+            &EventFilter {
+                fields: vec![(EventField::EventType, "anomaly".into())],
+                ..Default::default()
+            },
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.events[0].record.tags_json, r#"{"team":"care"}"#);
+}

@@ -39,6 +39,7 @@ pub async fn summary(
             by_bucket: false,
             bucket_step_ms: 0,
             with_sketch: true,
+            tag: None,
         };
         let rows = match piece.source {
             Source::Rollup(res) => store.scan_rollups(tenant, res, &scan).await?,
@@ -108,6 +109,7 @@ pub async fn buckets(
         by_bucket: true,
         bucket_step_ms: q.step_ms,
         with_sketch,
+        tag: None,
     };
     let rows = store.scan_rollups(tenant, res, &scan).await?;
     let mut series: HashMap<GroupKey, BTreeMap<i64, Aggregate>> = HashMap::new();
@@ -123,6 +125,39 @@ pub async fn buckets(
         } else {
             slot.merge_sums(&row.agg);
         }
+    }
+    Ok(series)
+}
+
+/// [`buckets`] with the value of the tag `tag` ending each group's key, from the raw events
+/// (the rollups keep no tags): as costly as the events of the range are many, and only as far
+/// back as raw events are kept.
+pub async fn tag_buckets(
+    store: &dyn Storage,
+    tenant: TenantId,
+    q: &TimeseriesQuery,
+    tag: &str,
+) -> Result<HashMap<GroupKey, BTreeMap<i64, Aggregate>>> {
+    let (from, to) = aligned_range(q);
+    let scan = Scan {
+        from_ms: from,
+        to_ms: to,
+        filters: &q.filters,
+        group_by: &q.group_by,
+        by_bucket: true,
+        bucket_step_ms: q.step_ms,
+        with_sketch: true,
+        tag: Some(tag),
+    };
+    let mut series: HashMap<GroupKey, BTreeMap<i64, Aggregate>> = HashMap::new();
+    for row in store.scan_raw(tenant, &scan, q.step_ms).await? {
+        let bucket = floor_to(row.bucket_ms.unwrap_or(from), q.step_ms);
+        series
+            .entry(row.key)
+            .or_default()
+            .entry(bucket)
+            .or_default()
+            .merge(&row.agg);
     }
     Ok(series)
 }

@@ -230,8 +230,15 @@ pub(crate) fn aggregate<R: HubRow>(row: &R, with_sketch: bool) -> Result<Aggrega
 pub(crate) fn raw_row<R: HubRow>(
     row: &R,
     group_by: &[Dimension],
+    tag: Option<&str>,
 ) -> Result<(Vec<Option<String>>, EventRecord)> {
-    let key = group_key(row, group_by, false)?;
+    let mut key = group_key(row, group_by, false)?;
+    if let Some(name) = tag {
+        // Tags are a JSON object of strings (`{}` when none).
+        let tags: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&row.text("tags")?).unwrap_or_default();
+        key.push(tags.get(name).and_then(|v| v.as_str()).map(str::to_string));
+    }
     let record = EventRecord {
         ts_ms: row.int("ts")?,
         event_id: row.text("event_id")?,

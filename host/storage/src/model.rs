@@ -271,6 +271,9 @@ pub struct Scan<'a> {
     pub bucket_step_ms: i64,
     /// Whether the latency sketches are needed (they cost more to read).
     pub with_sketch: bool,
+    /// A tag whose value ends each group's key (`None` where the event has no such tag). Raw
+    /// scans only: the rollups keep no tags.
+    pub tag: Option<&'a str>,
 }
 
 /// One row of a scan: a group, optionally a time bucket, and its aggregate.

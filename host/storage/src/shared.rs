@@ -191,7 +191,7 @@ where
         let mut rows = into_query::<DB>(buf).fetch(pool);
         let mut fold = decode::RawFold::new(scan.by_bucket, bucket_step_ms);
         while let Some(row) = rows.try_next().await? {
-            fold.add(decode::raw_row(&row, scan.group_by)?);
+            fold.add(decode::raw_row(&row, scan.group_by, scan.tag)?);
         }
         Ok(fold.finish())
     }

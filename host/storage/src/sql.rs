@@ -260,6 +260,9 @@ pub(crate) fn raw_scan(style: Placeholders, tenant: TenantId, scan: &Scan<'_>) -
     for dim in scan.group_by {
         buf.push(dim.name()).push(", ");
     }
+    if scan.tag.is_some() {
+        buf.push("tags, ");
+    }
     buf.push(
         "ts, event_id, event_type, kind, status, input_tokens, output_tokens, cost_usd, latency_ms, \
          cache_read_tokens, cache_write_tokens, reasoning_tokens, audio_input_tokens, \

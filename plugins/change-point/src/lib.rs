@@ -10,7 +10,7 @@
 //! as older than their newest point, or see the change the run before them saw), with the
 //! estimated start of the change in the reason.
 
-use hub_plugin_sdk::stats::{self, key_text, readable};
+use hub_plugin_sdk::stats::{self, Profile, key_text, readable};
 use hub_plugin_sdk::{Anomaly, Detector, Error, Series, Severity};
 use serde::Deserialize;
 
@@ -69,7 +69,7 @@ fn one() -> usize {
     1
 }
 fn relative_floor() -> f64 {
-    0.05
+    0.1
 }
 fn auto() -> String {
     "auto".into()
@@ -89,10 +89,11 @@ pub struct Change {
     pub up: bool,
     /// The mean deviation from the prediction since the start, robust deviations.
     pub size: f64,
-    /// The predicted value at `at`, and the mean level before the start.
+    /// The predicted value at `at`.
     pub expected: f64,
-    pub before: f64,
+    /// Since the start: the mean of the series, and the mean of what its past predicted.
     pub after: f64,
+    pub predicted: f64,
     pub trend: bool,
     pub score: f64,
     pub scale: f64,
@@ -168,22 +169,15 @@ fn is_count(metric: &str) -> bool {
 }
 
 impl ChangePoint {
-    /// The prediction of each point from `from` on, from the past only.
+    /// The prediction of each point from `from` on, from the past only: the seasonal profile
+    /// (the same time on earlier weeks when two weeks are there, else on earlier days) at the
+    /// level the series ran at in the hours before `from`, or the robust line through the
+    /// reference when it missed the day before `from` clearly less (and a weekly profile
+    /// over a daily one when it did).
     fn predictions(&self, v: &[f64], from: usize, step_ms: u32) -> Option<Vec<f64>> {
         let n = v.len();
-        let (day, _) = stats::seasons(step_ms);
-        let seasonal_ok = day >= 2 && from >= 2 * day && self.config.seasonal != "none";
-        let seasonal_at = |i: usize| {
-            let around = (day / 48).clamp(1, 12);
-            let mut vals = Vec::new();
-            let mut k = 1;
-            while k * day <= i && k <= 7 {
-                let c = i - k * day;
-                vals.extend((c.saturating_sub(around)..=(c + around).min(i - 1)).map(|j| v[j]));
-                k += 1;
-            }
-            stats::median(&vals)
-        };
+        let (day, week) = stats::seasons(step_ms);
+        let level_window = (21_600_000 / step_ms.max(1) as usize).max(6);
         let ref_from = from.saturating_sub(self.config.reference);
         let points: Vec<(f64, f64)> = (ref_from..from)
             .filter(|&i| v[i].is_finite())
@@ -194,17 +188,16 @@ impl ChangePoint {
         }
         let (slope, intercept) = robust_line(&points);
         let line: Vec<f64> = (from..n).map(|i| intercept + slope * i as f64).collect();
-        if !seasonal_ok {
-            return Some(line);
-        }
-        let seasonal: Vec<f64> = (from..n)
-            .map(|i| seasonal_at(i).unwrap_or(f64::NAN))
-            .collect();
-        if self.config.seasonal == "daily" {
-            return Some(seasonal);
-        }
-        // Auto: the seasonal prediction when it misses the last day's points clearly less.
         let judged_from = from.saturating_sub(day.max(self.config.reference));
+        let seasons: Vec<usize> = match self.config.seasonal.as_str() {
+            "none" => Vec::new(),
+            "daily" => vec![day],
+            _ => vec![day, week],
+        }
+        .into_iter()
+        .filter(|&m| m >= 2 && judged_from >= 2 * m + level_window)
+        .collect();
+        let none = |_: usize| false;
         let miss = |pred: &dyn Fn(usize) -> f64| {
             let m: Vec<f64> = (judged_from..from)
                 .filter(|&i| v[i].is_finite())
@@ -212,13 +205,24 @@ impl ChangePoint {
                 .collect();
             stats::median(&m).unwrap_or(f64::INFINITY)
         };
-        let by_line = miss(&|i| intercept + slope * i as f64);
-        let by_season = miss(&|i| seasonal_at(i).unwrap_or(f64::NAN));
-        Some(if by_season < 0.8 * by_line {
-            seasonal
-        } else {
-            line
-        })
+        let mut best = (line, miss(&|i| intercept + slope * i as f64));
+        if self.config.seasonal != "auto" && !seasons.is_empty() {
+            best.1 = f64::INFINITY;
+        }
+        // A profile is preferred unless the line misses clearly less: a weak daily rhythm under
+        // noise still moves the level by more than the noise over hours.
+        let margin = 1.2;
+        for season in seasons {
+            let profile = Profile::build(v, season, judged_from, &none);
+            let e = miss(&|i| profile.at(i) * profile.level(v, i, level_window, &none));
+            if e < margin * best.1 {
+                // A weekly profile over a daily one unless the daily one misses clearly less:
+                // two weeks know the weekend from the weekdays, and the day before may not.
+                let level = profile.level(v, from, level_window, &none);
+                best = ((from..n).map(|i| profile.at(i) * level).collect(), e);
+            }
+        }
+        Some(best.0)
     }
 
     /// The first crossing of the CUSUM in the series' recent points, if any.
@@ -240,13 +244,31 @@ impl ChangePoint {
             ref_from.max(from.saturating_sub(c.recent.max(48))),
             s.step_ms,
         );
-        let ref_resid: Vec<f64> = match &ref_pred {
+        let ref_pairs: Vec<(f64, f64)> = match &ref_pred {
             Some(p) => {
                 let start = from - p.len();
-                (start..from).map(|i| v[i] - p[i - start]).collect()
+                (start..from).map(|i| (v[i], p[i - start])).collect()
             }
-            None => v[ref_from..from].iter().map(|x| x - level).collect(),
+            None => v[ref_from..from].iter().map(|x| (*x, level)).collect(),
         };
+        let ref_resid: Vec<f64> = ref_pairs.iter().map(|(x, p)| x - p).collect();
+        // How much the series misses its prediction in proportion to it (the noise of a cost or
+        // a latency grows with the level): each point's scale is at least this share of its
+        // prediction.
+        let relative: Vec<f64> = ref_pairs
+            .iter()
+            .filter(|(x, p)| x.is_finite() && *p > 0.0)
+            .map(|(x, p)| (x - p).abs() / p)
+            .collect();
+        let noise = stats::median(&relative).unwrap_or(0.0) * 1.4826;
+        // And in proportion to its square root (a count's noise, or a sum over requests):
+        // quiet hours are relatively noisier than busy ones.
+        let root: Vec<f64> = ref_pairs
+            .iter()
+            .filter(|(x, p)| x.is_finite() && *p > 0.0)
+            .map(|(x, p)| (x - p).abs() / p.sqrt())
+            .collect();
+        let root_noise = stats::median(&root).unwrap_or(0.0) * 1.4826;
         let mut scale = stats::mad(&ref_resid, stats::median(&ref_resid).unwrap_or(0.0))
             .max(c.relative_floor * level.abs());
         if is_count(&s.metric) {
@@ -263,7 +285,16 @@ impl ChangePoint {
             if !r.is_finite() {
                 continue;
             }
-            let z = (r / scale).clamp(-c.clip, c.clip);
+            // Each point's own floors: a share of what is expected there, and for counts the
+            // Poisson spread at that level (a peak is noisier than the night the reference saw).
+            let p = pred[i - from].abs();
+            let mut at = scale
+                .max(c.relative_floor.max(noise) * p)
+                .max(root_noise * p.sqrt());
+            if is_count(&s.metric) {
+                at = at.max(p.max(1.0).sqrt());
+            }
+            let z = (r / at).clamp(-c.clip, c.clip);
             if up == 0.0 {
                 up_start = i;
             }
@@ -280,9 +311,12 @@ impl ChangePoint {
                     .map(|j| v[j] - pred[j - from])
                     .collect();
                 let mean = stats::mean(&resid).unwrap_or(0.0);
-                let before =
-                    stats::median(&v[start.saturating_sub(c.recent)..start]).unwrap_or(level);
-                let after = stats::mean(&v[start..=i]).unwrap_or(v[i]);
+                let since: Vec<usize> = (start..=i).filter(|&j| v[j].is_finite()).collect();
+                let after =
+                    stats::mean(&since.iter().map(|&j| v[j]).collect::<Vec<_>>()).unwrap_or(v[i]);
+                let predicted =
+                    stats::mean(&since.iter().map(|&j| pred[j - from]).collect::<Vec<_>>())
+                        .unwrap_or(pred[i - from]);
                 let window: Vec<(f64, f64)> = (from..=i)
                     .filter(|&j| v[j].is_finite())
                     .map(|j| (j as f64, v[j] - pred[j - from]))
@@ -294,8 +328,8 @@ impl ChangePoint {
                     up: is_up,
                     size: mean / scale,
                     expected: pred[i - from],
-                    before,
                     after,
+                    predicted,
                     trend,
                     score: up.max(down),
                     scale,
@@ -356,10 +390,11 @@ impl Detector for ChangePoint {
                 "level shifted"
             };
             let direction = if ch.up { "up" } else { "down" };
-            let by = if ch.before.abs() > 0.0 {
+            let by = if ch.predicted.abs() > 0.0 {
                 format!(
-                    " by {:.0}%",
-                    ((ch.after - ch.before) / ch.before.abs() * 100.0).abs()
+                    ", {:.0}% {} what its past predicts,",
+                    ((ch.after - ch.predicted) / ch.predicted.abs() * 100.0).abs(),
+                    if ch.up { "above" } else { "below" }
                 )
             } else {
                 String::new()
@@ -378,12 +413,12 @@ impl Detector for ChangePoint {
                     Severity::Warning
                 },
                 reason: format!(
-                    "{} for {}: {what} {direction}{by} since {} ({} on average, {} before)",
+                    "{} for {}: {what} {direction}{by} since {} ({} on average against {} expected)",
                     s.metric,
                     key_text(&s.key),
                     stats::clock(s.ts_ms[ch.start]),
                     readable(ch.after),
-                    readable(ch.before)
+                    readable(ch.predicted)
                 ),
             });
         }
@@ -439,7 +474,12 @@ mod tests {
         assert_eq!(found.len(), 1, "{found:?}");
         let (at, a) = &found[0];
         assert!((351..=354).contains(at), "found at {at}");
-        assert!(a.reason.contains("level shifted up by 2"), "{}", a.reason);
+        assert!(a.reason.contains("level shifted up, 2"), "{}", a.reason);
+        assert!(
+            a.reason.contains("% above what its past predicts, since"),
+            "{}",
+            a.reason
+        );
         assert!(a.reason.contains("since 05:10"), "the start: {}", a.reason);
     }
 
@@ -461,7 +501,7 @@ mod tests {
         );
         let mut bend = steady.clone();
         for (i, x) in bend.iter_mut().enumerate().skip(340) {
-            *x += 6.0 * (i - 340) as f64;
+            *x += 15.0 * (i - 340) as f64;
         }
         let found = runs(&bend, 300);
         assert_eq!(found.len(), 1, "{found:?}");

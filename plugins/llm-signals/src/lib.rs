@@ -120,20 +120,29 @@ impl LlmSignals {
             if past.len() < 5 {
                 continue;
             }
-            let Some(usual) = stats::median(&past) else {
-                continue;
-            };
             let volume = req.values[i];
-            let mut scale = stats::mad(&past, usual).max(0.05 * usual.abs());
-            if errors {
-                // The binomial spread at this step's volume.
-                let p = usual.clamp(0.5 / volume, 1.0);
-                scale = scale.max((p * (1.0 - p) / volume).sqrt());
-            }
+            let (usual, z, scale) = if errors {
+                // The rate pooled over the window (half an error on top, so that a history
+                // without errors still has one), and how unlikely this step's errors are at it
+                // (the Poisson tail as a normal deviate).
+                let (e, r) = (i.saturating_sub(c.window)..i)
+                    .filter(|&j| ratio(j).is_some())
+                    .fold((0.0, 0.0), |(e, r), j| {
+                        (e + num.values[j], r + req.values[j])
+                    });
+                let usual = (e + 0.5) / r;
+                let z = stats::poisson_tail_z(num.values[i], usual * volume);
+                (usual, z, (usual * (1.0 - usual) / volume).sqrt())
+            } else {
+                let Some(usual) = stats::median(&past) else {
+                    continue;
+                };
+                let scale = stats::mad(&past, usual).max(0.05 * usual.abs());
+                (usual, (x - usual) / scale, scale)
+            };
             if !(scale > 0.0 && scale.is_finite()) {
                 continue;
             }
-            let z = (x - usual) / scale;
             let times = if usual > 0.0 {
                 x / usual
             } else {

@@ -1,16 +1,17 @@
 //! Robust level detector: is the newest point of each series far from what is usual for it?
 //!
-//! "Usual" is the median of a baseline, and "far" is measured in robust standard deviations
-//! (1.4826 × the baseline's median absolute deviation), with floors so that a very steady
-//! series does not alarm on a small move: a share of the expected level (`relative_floor`), the
-//! Poisson spread √expected for counts, and for an error rate the binomial spread at the step's
-//! request count. The baseline is, when the history supports it and it fits the series better,
-//! the same time of day on earlier days (or the same time of the week on earlier weeks);
-//! otherwise the `window` points before. A point needs `min_requests` requests in its step
-//! (when the series' `requests` are given) for a rate, a latency or a cost to count, so that
-//! one error in two requests is not an alarm.
+//! "Usual" is, when the history supports it and it fits the series' last day better, the same
+//! time on earlier days (or weeks) scaled to the level the series ran at over the last three
+//! hours (so a quieter weekend or a busier week is expected as such); otherwise the median of
+//! the `window` points before. "Far" is measured in robust deviations of the recent misses, with
+//! floors so that a steady series does not alarm on a small move: a share of the expected value
+//! (`relative_floor`), the Poisson spread √expected for counts, and for a sum over requests (a
+//! cost, tokens) at least 1/√requests of it. An error rate is judged by how unlikely the step's
+//! errors are at the rate pooled over the window (the Poisson tail). A step needs
+//! `min_requests` requests (a quarter of that for a latency) for a rate, a latency or a cost to
+//! be judged, when the series' `requests` are given: one error in two requests is not an alarm.
 
-use hub_plugin_sdk::stats::{self, key_text, readable, sibling};
+use hub_plugin_sdk::stats::{self, Profile, key_text, readable, sibling};
 use hub_plugin_sdk::{Anomaly, Detector, Error, Series, Severity};
 use serde::Deserialize;
 
@@ -57,7 +58,7 @@ fn min_requests() -> f64 {
     20.0
 }
 fn relative_floor() -> f64 {
-    0.05
+    0.1
 }
 fn auto() -> String {
     "auto".into()
@@ -84,80 +85,113 @@ fn is_count(metric: &str) -> bool {
     )
 }
 
+/// A sum over a step's requests.
+fn volume_of(metric: &str) -> bool {
+    matches!(metric, "cost_usd" | "input_tokens" | "output_tokens")
+}
+
 /// Needs the step's requests to be judged.
 fn needs_volume(metric: &str) -> bool {
     metric == "error_rate" || metric == "cost_usd" || metric.starts_with("latency_")
 }
 
+/// Points of the recent window a seasonal profile's level is taken over.
+const LEVEL_WINDOW: usize = 36;
+/// Points of the recent window the usual miss is taken over.
+const SPREAD_WINDOW: usize = 96;
+
 impl RobustLevel {
-    /// The baseline values for point `i` of `values` under `baseline`, skipping `skip(j)`
-    /// points (steps with too few requests).
-    fn baseline_values(
+    /// The expected value at `i` and the usual miss around it, under `baseline`.
+    fn expect(
         &self,
-        values: &[f64],
+        v: &[f64],
         i: usize,
         baseline: Baseline,
+        profile: Option<&Profile>,
         skip: &dyn Fn(usize) -> bool,
-    ) -> Vec<f64> {
-        let take = |j: usize| (!skip(j) && values[j].is_finite()).then_some(values[j]);
-        match baseline {
-            Baseline::Rolling => {
-                let from = i.saturating_sub(self.config.window);
-                (from..i).filter_map(take).collect()
+    ) -> Option<(f64, f64)> {
+        match (baseline, profile) {
+            (Baseline::Daily(_) | Baseline::Weekly(_), Some(p)) => {
+                let level = p.level(v, i, LEVEL_WINDOW, skip);
+                let expected = p.at(i) * level;
+                // The usual miss in proportion to what was expected, over the last 8 hours or so:
+                // a busy hour is not steadier than a quiet one in relative terms.
+                let misses: Vec<f64> = (i.saturating_sub(SPREAD_WINDOW)..i)
+                    .filter(|&j| !skip(j) && v[j].is_finite() && p.at(j) > 0.0)
+                    .map(|j| (v[j] - p.at(j) * level).abs() / (p.at(j) * level))
+                    .collect();
+                (expected.is_finite() && misses.len() >= 6).then(|| {
+                    (
+                        expected,
+                        stats::median(&misses).unwrap_or(0.0) * 1.4826 * expected.abs(),
+                    )
+                })
             }
-            Baseline::Daily(season) | Baseline::Weekly(season) => {
-                // The same time on earlier seasons, and the steps around it (±1/48 of a day).
-                let around = (season / 48).clamp(1, 12);
-                let mut out = Vec::new();
-                let mut k = 1;
-                while k * season <= i {
-                    let center = i - k * season;
-                    let lo = center.saturating_sub(around);
-                    let hi = (center + around).min(i - 1);
-                    out.extend((lo..=hi).filter_map(take));
-                    k += 1;
+            _ => {
+                let from = i.saturating_sub(self.config.window);
+                let base: Vec<f64> = (from..i)
+                    .filter(|&j| !skip(j) && v[j].is_finite())
+                    .map(|j| v[j])
+                    .collect();
+                if base.len() < 5 {
+                    return None;
                 }
-                out
+                let m = stats::median(&base)?;
+                Some((m, stats::mad(&base, m)))
             }
         }
     }
 
-    /// The baseline that explains the series' recent past best, among those its history allows.
-    fn choose(&self, s: &Series, skip: &dyn Fn(usize) -> bool) -> Baseline {
+    /// The baseline that explains the series' last day best, among those its history allows,
+    /// with its profile; a seasonal one only if it misses clearly less (by a fifth).
+    fn choose(&self, s: &Series, skip: &dyn Fn(usize) -> bool) -> (Baseline, Option<Profile>) {
         let (day, week) = stats::seasons(s.step_ms);
-        let n = s.values.len();
-        let daily = (day >= 2 && n >= 3 * day).then_some(Baseline::Daily(day));
-        let weekly = (week >= 2 && n >= 3 * week).then_some(Baseline::Weekly(week));
-        match self.config.seasonal.as_str() {
-            "none" => return Baseline::Rolling,
-            "daily" => return daily.unwrap_or(Baseline::Rolling),
-            "weekly" => return weekly.or(daily).unwrap_or(Baseline::Rolling),
-            _ => {}
-        }
-        // Auto: the candidate whose medians miss the recent points least (median absolute
-        // error over up to 96 points before the checked ones), a seasonal one only if it is
-        // clearly better (by a fifth).
+        let v = &s.values;
+        let n = v.len();
+        let daily = (day >= 2 && n >= 2 * day + LEVEL_WINDOW).then_some(Baseline::Daily(day));
+        let weekly = (week >= 2 && n >= 2 * week + LEVEL_WINDOW).then_some(Baseline::Weekly(week));
+        let candidates: Vec<Baseline> = match self.config.seasonal.as_str() {
+            "none" => return (Baseline::Rolling, None),
+            "daily" => daily.into_iter().collect(),
+            "weekly" => weekly.or(daily).into_iter().collect(),
+            _ => [daily, weekly].into_iter().flatten().collect(),
+        };
         let last = n.saturating_sub(self.config.check_last);
-        let sample: Vec<usize> = (last.saturating_sub(96)..last).collect();
-        let error = |b: Baseline| {
+        let judged = day.clamp(1, 288);
+        let sample: Vec<usize> = (last.saturating_sub(judged)..last)
+            .step_by((judged / 96).max(1))
+            .filter(|&i| v[i].is_finite() && !skip(i))
+            .collect();
+        let first = last.saturating_sub(judged + SPREAD_WINDOW);
+        let error = |b: Baseline, p: Option<&Profile>| {
             let misses: Vec<f64> = sample
                 .iter()
-                .filter(|&&i| s.values[i].is_finite() && !skip(i))
-                .filter_map(|&i| {
-                    stats::median(&self.baseline_values(&s.values, i, b, skip))
-                        .map(|m| (s.values[i] - m).abs())
-                })
+                .filter_map(|&i| self.expect(v, i, b, p, skip).map(|(e, _)| (v[i] - e).abs()))
                 .collect();
             stats::median(&misses).unwrap_or(f64::INFINITY)
         };
-        let mut best = (Baseline::Rolling, error(Baseline::Rolling));
-        for b in [daily, weekly].into_iter().flatten() {
-            let e = error(b);
-            if e < best.1 * 0.8 {
-                best = (b, e);
+        let forced = self.config.seasonal != "auto";
+        let mut best = (
+            Baseline::Rolling,
+            None,
+            if forced {
+                f64::INFINITY
+            } else {
+                error(Baseline::Rolling, None)
+            },
+        );
+        for b in candidates {
+            let season = match b {
+                Baseline::Daily(x) | Baseline::Weekly(x) => x,
+                Baseline::Rolling => continue,
+            };
+            let p = Profile::build(v, season, first, skip);
+            let e = error(b, Some(&p));
+            if e < best.2 * 0.8 {
+                best = (b, Some(p), e);
             }
         }
-        best.0
+        (best.0, best.1)
     }
 
     fn judge(&self, series: &[Series], si: usize, out: &mut Vec<Anomaly>) {
@@ -171,29 +205,39 @@ impl RobustLevel {
             .then(|| sibling(series, s, "requests"))
             .flatten()
             .map(|r| &series[r].values);
-        let skip =
-            |j: usize| requests.is_some_and(|r| r.get(j).is_none_or(|v| *v < c.min_requests));
-        let baseline = self.choose(s, &skip);
+        // A latency percentile means something from a few requests on; a rate or a cost needs
+        // the full volume.
+        let least = if s.metric.starts_with("latency_") {
+            (c.min_requests / 4.0).max(1.0)
+        } else {
+            c.min_requests
+        };
+        let skip = |j: usize| requests.is_some_and(|r| r.get(j).is_none_or(|v| *v < least));
+        if s.metric == "error_rate" {
+            return self.judge_rate(s, si, requests, &skip, out);
+        }
+        let (baseline, profile) = self.choose(s, &skip);
         for i in n.saturating_sub(c.check_last).max(1)..n {
             let x = s.values[i];
             if !x.is_finite() || skip(i) {
                 continue;
             }
-            let base = self.baseline_values(&s.values, i, baseline, &skip);
-            if base.len() < 5 {
-                continue;
-            }
-            let Some(expected) = stats::median(&base) else {
+            let Some((expected, spread)) =
+                self.expect(&s.values, i, baseline, profile.as_ref(), &skip)
+            else {
                 continue;
             };
-            let mut scale = stats::mad(&base, expected).max(c.relative_floor * expected.abs());
+            let mut scale = spread.max(c.relative_floor * expected.abs());
             if is_count(&s.metric) {
                 scale = scale.max(expected.max(1.0).sqrt());
             }
-            if s.metric == "error_rate" {
-                let volume = requests.map_or(c.min_requests, |r| r[i]).max(1.0);
-                let p = expected.clamp(0.5 / volume, 1.0);
-                scale = scale.max((p * (1.0 - p) / volume).sqrt()).max(0.01);
+            // A sum over the step's requests (a cost, tokens) is never steadier than their count:
+            // at N requests its relative spread is at least 1/√N.
+            if let Some(r) = volume_of(&s.metric)
+                .then(|| sibling(series, s, "requests"))
+                .flatten()
+            {
+                scale = scale.max(expected.abs() / series[r].values[i].max(1.0).sqrt());
             }
             if scale <= 0.0 || !scale.is_finite() {
                 continue;
@@ -221,6 +265,68 @@ impl RobustLevel {
                     Severity::Warning
                 },
                 reason: reason(s, i, x, expected, baseline),
+            });
+        }
+    }
+
+    /// An error rate: the errors of a step against the rate pooled over the last `window`
+    /// steps with enough requests, scored by how unlikely that many errors are (the Poisson
+    /// tail, as a normal deviate), so that 3 errors in 40 requests is not a 5-sigma event when
+    /// the usual rate is 1%.
+    fn judge_rate(
+        &self,
+        s: &Series,
+        si: usize,
+        requests: Option<&Vec<f64>>,
+        skip: &dyn Fn(usize) -> bool,
+        out: &mut Vec<Anomaly>,
+    ) {
+        let c = &self.config;
+        let Some(req) = requests else { return };
+        let n = s.values.len().min(req.len());
+        for i in n.saturating_sub(c.check_last).max(1)..n {
+            let (x, volume) = (s.values[i], req[i]);
+            if !x.is_finite() || skip(i) {
+                continue;
+            }
+            let from = i.saturating_sub(c.window.max(288));
+            let (errors, calls) = (from..i)
+                .filter(|&j| !skip(j) && s.values[j].is_finite())
+                .fold((0.0, 0.0), |(e, r), j| {
+                    (e + s.values[j] * req[j], r + req[j])
+                });
+            if calls < 5.0 * c.min_requests {
+                continue;
+            }
+            // Half an error on top, so that a history without errors still has a rate.
+            let rate = (errors + 0.5) / calls;
+            let k = (x * volume).round();
+            let z = stats::poisson_tail_z(k, rate * volume);
+            if z < c.threshold {
+                continue;
+            }
+            let spread = (rate * (1.0 - rate) / volume).sqrt();
+            out.push(Anomaly {
+                series: si as u32,
+                ts_ms: s.ts_ms[i],
+                value: x,
+                expected: Some(rate),
+                lower: Some((rate - c.threshold * spread).max(0.0)),
+                upper: Some(rate + c.threshold * spread),
+                score: z,
+                severity: if z >= c.critical {
+                    Severity::Critical
+                } else {
+                    Severity::Warning
+                },
+                reason: format!(
+                    "error_rate for {} is {:.1}% ({} errors in {} requests) against its usual {:.2}%",
+                    key_text(&s.key),
+                    x * 100.0,
+                    k,
+                    volume,
+                    rate * 100.0
+                ),
             });
         }
     }
@@ -393,7 +499,7 @@ mod tests {
         assert!(
             found[0]
                 .reason
-                .starts_with("error_rate for model=gpt-4o is 50×"),
+                .starts_with("error_rate for model=gpt-4o is 50.0% (100 errors in 200 requests) against its usual 1.0"),
             "{}",
             found[0].reason
         );

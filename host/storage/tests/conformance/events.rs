@@ -315,6 +315,7 @@ pub(crate) async fn retention_deletes_only_what_expired(store: Arc<dyn Storage>)
         by_bucket: false,
         bucket_step_ms: 0,
         with_sketch: false,
+        tag: None,
     };
     let rows = store
         .scan_rollups(t, hub_core::time::Resolution::Minute, &old)
