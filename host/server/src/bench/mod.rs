@@ -12,7 +12,10 @@ use clap::{Args, Subcommand};
 use hub_core::LatencySketch;
 use indicatif::{ProgressBar, ProgressStyle};
 
+mod detectors;
+mod forecasters;
 mod plugins;
+mod synth;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -24,6 +27,11 @@ pub enum BenchCommand {
     Seed(Box<SeedArgs>),
     /// Plugin overhead per event against native code, and cold-start load times.
     Plugins(Box<plugins::PluginBenchArgs>),
+    /// The first-party detectors' precision, recall and F1 on the labeled synthetic set.
+    Detectors(Box<detectors::DetectorBenchArgs>),
+    /// The first-party forecasters' sMAPE and MASE on synthetic hourly traffic, against
+    /// statsforecast's AutoETS and SeasonalNaive when a Python with it is given.
+    Forecasters(Box<forecasters::ForecasterBenchArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -120,6 +128,8 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Query(a) => query(*a).await,
         BenchCommand::Seed(a) => seed(*a).await,
         BenchCommand::Plugins(a) => plugins::run(*a).await,
+        BenchCommand::Detectors(a) => detectors::run(*a).await,
+        BenchCommand::Forecasters(a) => forecasters::run(*a).await,
     }
 }
 
@@ -512,6 +522,7 @@ async fn raw_baseline(
         by_bucket: false,
         bucket_step_ms: 0,
         with_sketch: true,
+        tag: None,
     };
     let t0 = Instant::now();
     let rows = storage.scan_raw(t.id, &scan, 1).await?;

@@ -67,3 +67,78 @@ async fn bench_ingest_and_query_run_against_a_hub() {
     let out = bench(&["query", "--requests", "3"]);
     assert!(out.contains("worst p99"), "{out}");
 }
+
+/// `hub bench detectors` on a short labeled set (two of each kind, one day evaluated) with the
+/// built first-party detectors: it runs, prints its table, and the detectors meet the target.
+#[cfg(feature = "bench")]
+#[test]
+fn bench_detectors_meets_its_target_on_a_short_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins =
+        super::plugins::plugins_dir(dir.path(), &["robust-level", "change-point", "llm-signals"]);
+    let out = Command::new(HUB)
+        .args([
+            "bench",
+            "detectors",
+            "--per-kind",
+            "2",
+            "--eval-days",
+            "1",
+            "--min-f1",
+            "0.9",
+        ])
+        .arg("--plugins-dir")
+        .arg(&plugins)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for kind in [
+        "spike",
+        "level shift",
+        "seasonality change",
+        "cost per request",
+        "error burst",
+        "all",
+    ] {
+        assert!(text.lines().any(|l| l.starts_with(kind)), "{kind}: {text}");
+    }
+    eprintln!("{text}");
+}
+
+/// `hub bench forecasters` on a few series with the built first-party forecasters: it runs, and
+/// ets forecasts better than the seasonal naive baseline (the library comparison is the
+/// documented long run, scripts/bench-analysis).
+#[cfg(feature = "bench")]
+#[test]
+fn bench_forecasters_beats_the_seasonal_naive_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = super::plugins::plugins_dir(dir.path(), &["ets", "seasonal-naive"]);
+    let out = Command::new(HUB)
+        .args([
+            "bench",
+            "forecasters",
+            "--groups",
+            "6",
+            "--days",
+            "30",
+            "--check",
+            "1.0",
+        ])
+        .arg("--plugins-dir")
+        .arg(&plugins)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.lines().any(|l| l.starts_with("ets ")), "{text}");
+    eprintln!("{text}");
+}
