@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use base64::Engine;
 use hub_core::Dimension;
 use hub_core::time::{DAY_MS, parse_query_time, to_rfc3339};
 use hub_pipeline::spend::{Method, Projection, month_projection};
@@ -90,25 +89,18 @@ fn anomaly_dto(a: &Anomaly) -> AnomalyDto {
 }
 
 fn encode_cursor(c: AnomalyCursor) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}|{}", c.ts_ms, c.id))
+    crate::wire::encode_cursor(c.ts_ms, &c.id.to_string())
 }
 
 fn decode_cursor(s: &str) -> Result<AnomalyCursor, ApiError> {
-    let bad = || {
+    let (ts_ms, id) = crate::wire::decode_cursor(s)?;
+    let id = id.parse().map_err(|_| {
         ApiError::invalid(
             "cursor",
             "is not a cursor this API returned; start again without it",
         )
-    };
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(s)
-        .map_err(|_| bad())?;
-    let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    let (ts, id) = text.split_once('|').ok_or_else(bad)?;
-    Ok(AnomalyCursor {
-        ts_ms: ts.parse().map_err(|_| bad())?,
-        id: id.parse().map_err(|_| bad())?,
-    })
+    })?;
+    Ok(AnomalyCursor { ts_ms, id })
 }
 
 /// `filter=model:gpt-4o,app:bot` (repeatable): a series' dimensions, as a detector's settings
@@ -598,6 +590,7 @@ pub(crate) async fn plugin_runs(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
 
     #[test]
     fn cursors_round_trip_and_garbage_is_refused() {

@@ -4,7 +4,6 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use base64::Engine;
 use hub_core::time::{parse_query_time, to_rfc3339};
 use hub_core::{Dimension, TokenDetail};
 use hub_storage::{EventCursor, EventField, EventFilter, StoredEvent};
@@ -148,25 +147,12 @@ pub struct EventPageDto {
 }
 
 fn encode_cursor(c: &EventCursor) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}|{}", c.ts_ms, c.event_id))
+    crate::wire::encode_cursor(c.ts_ms, &c.event_id)
 }
 
 fn decode_cursor(s: &str) -> Result<EventCursor, ApiError> {
-    let bad = || {
-        ApiError::invalid(
-            "cursor",
-            "is not a cursor this API returned; start again without it",
-        )
-    };
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(s)
-        .map_err(|_| bad())?;
-    let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    let (ts, id) = text.split_once('|').ok_or_else(bad)?;
-    Ok(EventCursor {
-        ts_ms: ts.parse().map_err(|_| bad())?,
-        event_id: id.to_string(),
-    })
+    let (ts_ms, event_id) = crate::wire::decode_cursor(s)?;
+    Ok(EventCursor { ts_ms, event_id })
 }
 
 #[utoipa::path(

@@ -92,6 +92,30 @@ pub(crate) async fn response_headers(req: Request, next: Next) -> Response {
     res
 }
 
+/// A page cursor as clients see it: a time and the rest of a position (an id), opaque (URL-safe
+/// base64 of `ts|rest`).
+pub(crate) fn encode_cursor(ts_ms: i64, rest: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{ts_ms}|{rest}"))
+}
+
+/// What [`encode_cursor`] made, or a 400 naming `cursor`.
+pub(crate) fn decode_cursor(s: &str) -> Result<(i64, String), ApiError> {
+    use base64::Engine;
+    let bad = || {
+        ApiError::invalid(
+            "cursor",
+            "is not a cursor this API returned; start again without it",
+        )
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let (ts, rest) = text.split_once('|').ok_or_else(bad)?;
+    Ok((ts.parse().map_err(|_| bad())?, rest.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,62 +10,16 @@ pub mod ets;
 pub mod nelder_mead;
 
 use ets::{Family, Season, Spec};
+use hub_plugin_sdk::stats::season::{MAX_SEASON_LENGTH, SeasonLength, Z95};
 use hub_plugin_sdk::stats::{prep, season};
 use hub_plugin_sdk::{Error, Forecast, Forecaster, Series};
 use serde::Deserialize;
 
-/// The bounds are a 95% prediction interval (the manifest's `level`).
-pub const Z95: f64 = 1.959_963_984_540_054;
 /// The longest season fitted as seasonal ETS states; longer ones (288 five-minute steps, 1440
 /// minutes) are divided out (or subtracted) as a seasonal profile first.
 pub const MAX_ETS_SEASON: usize = 200;
-/// The largest `season_length` accepted: two seasons must fit in the longest history.
-pub const MAX_SEASON_LENGTH: u64 = 10_080;
 /// Fewer points than this get the naive forecast instead of a fitted model.
 pub const MIN_ETS_POINTS: usize = 7;
-
-/// `season_length`: a number of steps, or found from the data.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum SeasonLength {
-    #[default]
-    Auto,
-    Fixed(u64),
-}
-
-impl<'de> Deserialize<'de> for SeasonLength {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = SeasonLength;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a whole number of steps from 1 (1: no season) or \"auto\"")
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<SeasonLength, E> {
-                Ok(SeasonLength::Fixed(v))
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<SeasonLength, E> {
-                u64::try_from(v)
-                    .map(SeasonLength::Fixed)
-                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
-            }
-            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<SeasonLength, E> {
-                if v.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&v) {
-                    Ok(SeasonLength::Fixed(v as u64))
-                } else {
-                    Err(E::invalid_value(serde::de::Unexpected::Float(v), &self))
-                }
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SeasonLength, E> {
-                if v == "auto" {
-                    Ok(SeasonLength::Auto)
-                } else {
-                    Err(E::invalid_value(serde::de::Unexpected::Str(v), &self))
-                }
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
 
 /// The tenant's configuration (see plugin.toml's schema and README.md).
 #[derive(Debug, Default, Deserialize)]

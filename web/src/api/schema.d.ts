@@ -1432,6 +1432,12 @@ export interface components {
              * @description Enrichers run in ascending position.
              */
             position: number;
+            /**
+             * @description Detectors and forecasters: the series they watch, resolved (the manifest's `[series]`
+             *     with the tenant's `config.series` over it): metrics, group_by, step, history,
+             *     max_series, every, and for forecasters horizon and level. Absent for other kinds.
+             */
+            series?: Record<string, never> | null;
             updated_at: string;
             version: string;
         };
