@@ -208,6 +208,32 @@ pub trait Forecaster: Sized + 'static {
     fn forecast(&mut self, series: &[Series], horizon: u32) -> Result<Vec<Forecast>, Error>;
 }
 
+/// A forecaster's answer for every series it can forecast: `predict` gives a series' means,
+/// lower and upper bounds (`horizon` of each) or declines (`None`: the series is left out), and
+/// each answer is placed on the series' next `horizon` steps after its last point.
+pub fn forecast_each(
+    input: &[Series],
+    horizon: u32,
+    mut predict: impl FnMut(&Series) -> Option<(Vec<f64>, Vec<f64>, Vec<f64>)>,
+) -> Vec<Forecast> {
+    input
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            let last = *s.ts_ms.last()?;
+            let (mean, lower, upper) = predict(s)?;
+            let step = i64::from(s.step_ms);
+            Some(Forecast {
+                series: i as u32,
+                ts_ms: (1..=i64::from(horizon)).map(|k| last + step * k).collect(),
+                mean,
+                lower,
+                upper,
+            })
+        })
+        .collect()
+}
+
 /// Talks to other systems. See world `integration`.
 pub trait Integration: Sized + 'static {
     type Config: serde::de::DeserializeOwned;

@@ -354,3 +354,43 @@ async fn a_storage_failure_is_the_hubs_not_the_plugins() {
         (0, None)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_analysis_is_not_charged_to_the_enrichment_budget() {
+    // A budget of a microsecond a second: any charged call puts the tenant over it.
+    let (storage, host, _dir) = setup(PluginHostConfig {
+        cpu_budget: Duration::from_micros(1),
+        ..Default::default()
+    })
+    .await;
+    let acme = tenant(&storage, "acme").await;
+    let (m, w) = plugin("examples/zscore");
+    host.install(
+        acme,
+        &m,
+        w,
+        Some(json!({"window": 30})),
+        GrantsDoc::default(),
+        true,
+    )
+    .await
+    .unwrap();
+    let analyser = host.analysers(acme).await.unwrap().remove(0);
+    let found = host
+        .detect(acme, &analyser, Arc::new(spiky()))
+        .await
+        .expect("a detector's answer");
+    assert_eq!(found.len(), 1);
+    // Counted in its health, with its CPU time, but the tenant's enrichment does not wait for it.
+    let h = &host.health(acme)["zscore"];
+    assert_eq!((h.calls, h.failures), (1, 0));
+    assert!(h.cpu_micros > 0);
+    assert_eq!(host.budget_wait(acme), None, "analysis is not charged");
+    // The same detector called as a main job is charged (the budget is real).
+    let series = spiky();
+    host.call(acme, "zscore", move |i| i.detect(&series), |a| a.len())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(host.budget_wait(acme).is_some());
+}

@@ -323,27 +323,10 @@ impl Forecaster for Ets {
     }
 
     fn forecast(&mut self, input: &[Series], horizon: u32) -> Result<Vec<Forecast>, Error> {
-        let mut out = Vec::with_capacity(input.len());
-        for (i, s) in input.iter().enumerate() {
-            let Some(&last_ts) = s.ts_ms.last() else {
-                continue;
-            };
-            let Some(p) = self.predict(&s.values, s.ts_ms.len(), s.step_ms, horizon as usize)
-            else {
-                continue;
-            };
-            let step = i64::from(s.step_ms);
-            out.push(Forecast {
-                series: i as u32,
-                ts_ms: (1..=i64::from(horizon))
-                    .map(|k| last_ts + step * k)
-                    .collect(),
-                mean: p.mean,
-                lower: p.lower,
-                upper: p.upper,
-            });
-        }
-        Ok(out)
+        Ok(hub_plugin_sdk::forecast_each(input, horizon, |s| {
+            let p = self.predict(&s.values, s.ts_ms.len(), s.step_ms, horizon as usize)?;
+            Some((p.mean, p.lower, p.upper))
+        }))
     }
 }
 

@@ -141,27 +141,10 @@ impl Forecaster for SeasonalNaive {
     }
 
     fn forecast(&mut self, input: &[Series], horizon: u32) -> Result<Vec<Forecast>, Error> {
-        let mut out = Vec::with_capacity(input.len());
-        for (i, s) in input.iter().enumerate() {
-            let Some(&last_ts) = s.ts_ms.last() else {
-                continue;
-            };
-            let Some(p) = self.predict(&s.values, s.ts_ms.len(), s.step_ms, horizon as usize)
-            else {
-                continue;
-            };
-            let step = i64::from(s.step_ms);
-            out.push(Forecast {
-                series: i as u32,
-                ts_ms: (1..=i64::from(horizon))
-                    .map(|k| last_ts + step * k)
-                    .collect(),
-                mean: p.mean,
-                lower: p.lower,
-                upper: p.upper,
-            });
-        }
-        Ok(out)
+        Ok(hub_plugin_sdk::forecast_each(input, horizon, |s| {
+            let p = self.predict(&s.values, s.ts_ms.len(), s.step_ms, horizon as usize)?;
+            Some((p.mean, p.lower, p.upper))
+        }))
     }
 }
 
@@ -305,25 +288,6 @@ mod tests {
         ] {
             assert!(parse(json).is_err(), "{json}");
         }
-    }
-
-    /// Native speed (run with `cargo test --release -p seasonal-naive -- --ignored --nocapture`).
-    #[test]
-    #[ignore]
-    fn timing() {
-        let mut rng = Rng::new(3);
-        let y: Vec<f64> = (0..2160)
-            .map(|t| 100.0 + 30.0 * (2.0 * PI * t as f64 / 24.0).sin() + 2.0 * rng.normal())
-            .collect();
-        let runs = 200;
-        let t0 = std::time::Instant::now();
-        for _ in 0..runs {
-            std::hint::black_box(naive(SeasonLength::Auto).predict(&y, 2160, H, 48));
-        }
-        println!(
-            "seasonal-naive: {:.3} ms per series of 2160 hourly points",
-            t0.elapsed().as_secs_f64() * 1e3 / runs as f64
-        );
     }
 
     /// A small deterministic generator (xorshift) with roughly normal draws.
