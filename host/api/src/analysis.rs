@@ -221,7 +221,7 @@ pub(crate) async fn list_anomalies(
     let cursor = p.one("cursor").map(decode_cursor).transpose()?;
     let (page, next) = state
         .storage
-        .analysis()
+        .anomalies()
         .list_anomalies(principal.tenant, &filter, cursor, limit_param(&p, 100)?)
         .await?;
     Ok(Json(AnomalyPageDto {
@@ -236,7 +236,7 @@ async fn anomaly(state: &AppState, principal: &Principal, id: &str) -> Result<An
     let id: i64 = id.parse().map_err(|_| missing())?;
     state
         .storage
-        .analysis()
+        .anomalies()
         .get_anomaly(principal.tenant, id)
         .await?
         .ok_or_else(missing)
@@ -410,7 +410,7 @@ pub(crate) async fn list_forecasts(
     let limit = limit_param(&p, 100)?;
     let all = state
         .storage
-        .analysis()
+        .forecasts()
         .list_forecasts(principal.tenant, &filter)
         .await?;
     Ok(Json(ForecastListDto {
@@ -566,7 +566,7 @@ pub(crate) async fn plugin_runs(
     })?;
     let mut runs = state
         .storage
-        .analysis()
+        .analysis_runs()
         .runs(principal.tenant, Some(&name), from)
         .await?;
     runs.reverse();

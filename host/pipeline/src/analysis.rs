@@ -106,7 +106,7 @@ async fn detect(
     }
     let now = hub_core::time::now_ms();
     let new = storage
-        .analysis()
+        .anomalies()
         .insert_anomalies(tenant, &found, now)
         .await
         .map_err(|e| format!("storing the anomalies failed: {e}"))?;
@@ -244,7 +244,7 @@ async fn forecast(
         }));
     }
     storage
-        .analysis()
+        .forecasts()
         .put_forecasts(tenant, &stored)
         .await
         .map_err(|e| format!("storing the forecasts failed: {e}"))?;

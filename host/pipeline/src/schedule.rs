@@ -205,7 +205,7 @@ impl Scheduler {
     ) -> Result<Vec<i64>, hub_storage::StorageError> {
         let every = analyser.series.every_ms;
         let window_start = floor_to(now, every) - i64::from(self.config.catch_up + 1) * every;
-        let runs = self.storage.analysis();
+        let runs = self.storage.analysis_runs();
         let recent = runs
             .runs(tenant, Some(&analyser.name), window_start)
             .await?;
@@ -229,7 +229,7 @@ impl Scheduler {
         let Ok(_permit) = self.permits.acquire().await else {
             return;
         };
-        let analysis = self.storage.analysis();
+        let analysis = self.storage.analysis_runs();
         let owner = &self.config.owner;
         let now = hub_core::time::now_ms();
         let lease = self.config.lease.as_millis() as i64;

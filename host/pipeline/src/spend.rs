@@ -150,7 +150,7 @@ pub async fn month_projection(
         filters: Vec::new(),
     };
     let forecasts = store
-        .analysis()
+        .forecasts()
         .list_forecasts(
             tenant,
             &ForecastFilter {

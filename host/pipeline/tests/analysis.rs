@@ -116,7 +116,7 @@ async fn a_spike_is_found_once_kept_as_an_event_and_never_reported_again() {
     scheduler.abort();
 
     let (found, _) = storage
-        .analysis()
+        .anomalies()
         .list_anomalies(acme, &AnomalyFilter::default(), None, 100)
         .await
         .unwrap();
@@ -137,7 +137,7 @@ async fn a_spike_is_found_once_kept_as_an_event_and_never_reported_again() {
     // The tenant without the detector has nothing, though its traffic spiked too.
     assert!(
         storage
-            .analysis()
+            .anomalies()
             .list_anomalies(other, &AnomalyFilter::default(), None, 100)
             .await
             .unwrap()
@@ -168,7 +168,7 @@ async fn a_spike_is_found_once_kept_as_an_event_and_never_reported_again() {
     // The run is recorded; running the same period again (another replica whose lease ran out)
     // stores nothing new.
     let runs = storage
-        .analysis()
+        .analysis_runs()
         .runs(acme, Some("zscore"), 0)
         .await
         .unwrap();
@@ -188,7 +188,7 @@ async fn a_spike_is_found_once_kept_as_an_event_and_never_reported_again() {
     );
     assert_eq!(
         storage
-            .analysis()
+            .anomalies()
             .list_anomalies(acme, &AnomalyFilter::default(), None, 100)
             .await
             .unwrap()
@@ -226,7 +226,7 @@ async fn a_forecaster_keeps_the_newest_forecast_of_each_series() {
     scheduler.abort();
 
     let all = storage
-        .analysis()
+        .forecasts()
         .list_forecasts(acme, &ForecastFilter::default())
         .await
         .unwrap();
@@ -344,7 +344,7 @@ async fn the_first_party_detectors_find_what_they_are_for() {
         found.push((analyser.name.clone(), run.found));
     }
     let (all, _) = storage
-        .analysis()
+        .anomalies()
         .list_anomalies(acme, &AnomalyFilter::default(), None, 100)
         .await
         .unwrap();
@@ -392,14 +392,14 @@ async fn a_wrong_answer_is_refused_whole_counted_and_nothing_is_stored() {
         let s = storage.clone();
         async move {
             let a = s
-                .analysis()
+                .anomalies()
                 .list_anomalies(acme, &AnomalyFilter::default(), None, 1000)
                 .await
                 .unwrap()
                 .0
                 .len();
             let f = s
-                .analysis()
+                .forecasts()
                 .list_forecasts(acme, &ForecastFilter::default())
                 .await
                 .unwrap()
@@ -549,7 +549,7 @@ async fn series_grouped_by_a_tag_come_from_the_raw_events() {
         "{run:?}"
     );
     let (found, _) = storage
-        .analysis()
+        .anomalies()
         .list_anomalies(acme, &AnomalyFilter::default(), None, 10)
         .await
         .unwrap();

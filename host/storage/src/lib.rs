@@ -45,8 +45,9 @@ pub use access::{
     SigningKey, User,
 };
 pub use analysis::{
-    AnalysisStorage, Anomaly, AnomalyCursor, AnomalyFilter, ForecastFilter, ForecastPoint,
-    NewAnomaly, RunOutcome, RunRecord, SeriesDims, StoredForecast, series_key,
+    Anomaly, AnomalyCursor, AnomalyFilter, AnomalyStorage, ForecastFilter, ForecastPoint,
+    ForecastStorage, NewAnomaly, RunOutcome, RunRecord, RunStorage, SeriesDims, StoredForecast,
+    series_key,
 };
 pub use audit::{AuditEntry, AuditFilter, AuditRecord, AuditStorage};
 pub use invites::{Acceptance, Invitation, InvitationStorage, NewInvitation};
@@ -120,8 +121,12 @@ pub trait Storage: Send + Sync + 'static {
     fn tenants(&self) -> &dyn TenantStorage;
     /// Plugin components, tenants' installs and their health, plugins' kv.
     fn plugins(&self) -> &dyn PluginStorage;
-    /// Detectors' anomalies, forecasters' forecasts, and their scheduled runs.
-    fn analysis(&self) -> &dyn AnalysisStorage;
+    /// What detectors found.
+    fn anomalies(&self) -> &dyn AnomalyStorage;
+    /// The newest forecast of each series forecasters watch.
+    fn forecasts(&self) -> &dyn ForecastStorage;
+    /// Detectors' and forecasters' scheduled runs, which are also their leases.
+    fn analysis_runs(&self) -> &dyn RunStorage;
 
     /// Stores the batches in one transaction: raw events (skipping ones already stored) and the
     /// rollup deltas of the new ones. Returns one outcome per batch, in order.

@@ -16,7 +16,9 @@ use sqlx::{Postgres, Row};
 use std::str::FromStr;
 
 use crate::access::{AccessStorage, SqlAccess};
-use crate::analysis::{AnalysisStorage, SqlAnalysis};
+use crate::analysis::{
+    AnomalyStorage, ForecastStorage, RunStorage, SqlAnomalies, SqlForecasts, SqlRuns,
+};
 use crate::audit::{AuditStorage, SqlAudit};
 use crate::call_costs;
 use crate::invites::{InvitationStorage, SqlInvitations};
@@ -43,7 +45,9 @@ pub struct PostgresStorage {
     access: SqlAccess<Postgres>,
     audit: SqlAudit<Postgres>,
     views: SqlViews<Postgres>,
-    analysis: SqlAnalysis<Postgres>,
+    anomalies: SqlAnomalies<Postgres>,
+    forecasts: SqlForecasts<Postgres>,
+    runs: SqlRuns<Postgres>,
     market: SqlMarket<Postgres>,
     settings: SqlSettings<Postgres>,
     reprices: SqlReprices<Postgres>,
@@ -123,7 +127,9 @@ impl PostgresStorage {
             access: SqlAccess::new(pool.clone(), pool.clone()),
             audit: SqlAudit::new(pool.clone(), pool.clone()),
             views: SqlViews::new(pool.clone(), pool.clone()),
-            analysis: SqlAnalysis::new(pool.clone(), pool.clone()),
+            anomalies: SqlAnomalies::new(pool.clone(), pool.clone()),
+            forecasts: SqlForecasts::new(pool.clone(), pool.clone()),
+            runs: SqlRuns::new(pool.clone(), pool.clone()),
             market: SqlMarket::new(pool.clone(), pool.clone()),
             settings: SqlSettings::new(pool.clone(), pool.clone()),
             reprices: SqlReprices::new(pool.clone(), pool.clone()),
@@ -429,8 +435,16 @@ impl Storage for PostgresStorage {
         &self.views
     }
 
-    fn analysis(&self) -> &dyn AnalysisStorage {
-        &self.analysis
+    fn anomalies(&self) -> &dyn AnomalyStorage {
+        &self.anomalies
+    }
+
+    fn forecasts(&self) -> &dyn ForecastStorage {
+        &self.forecasts
+    }
+
+    fn analysis_runs(&self) -> &dyn RunStorage {
+        &self.runs
     }
 
     fn market(&self) -> &dyn MarketStorage {
@@ -635,7 +649,11 @@ impl Storage for PostgresStorage {
                 .await?
                 .rows_affected();
             }
-            report.anomalies_deleted += self.analysis.forget_before(tenant, &own, now_ms).await?;
+            report.anomalies_deleted += self.anomalies.forget_before(tenant, &own, now_ms).await?;
+            if let Some(keep) = own.minute_ms {
+                self.forecasts.forget_before(tenant, keep, now_ms).await?;
+            }
+            self.runs.forget_before(tenant, now_ms).await?;
         }
         Ok(report)
     }

@@ -12,7 +12,9 @@ use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
 use sqlx::{Row, Sqlite};
 
 use crate::access::{AccessStorage, SqlAccess};
-use crate::analysis::{AnalysisStorage, SqlAnalysis};
+use crate::analysis::{
+    AnomalyStorage, ForecastStorage, RunStorage, SqlAnomalies, SqlForecasts, SqlRuns,
+};
 use crate::audit::{AuditStorage, SqlAudit};
 use crate::call_costs;
 use crate::invites::{InvitationStorage, SqlInvitations};
@@ -44,7 +46,9 @@ pub struct SqliteStorage {
     access: SqlAccess<Sqlite>,
     audit: SqlAudit<Sqlite>,
     views: SqlViews<Sqlite>,
-    analysis: SqlAnalysis<Sqlite>,
+    anomalies: SqlAnomalies<Sqlite>,
+    forecasts: SqlForecasts<Sqlite>,
+    runs: SqlRuns<Sqlite>,
     market: SqlMarket<Sqlite>,
     settings: SqlSettings<Sqlite>,
     reprices: SqlReprices<Sqlite>,
@@ -123,7 +127,9 @@ impl SqliteStorage {
             access: SqlAccess::new(writer.clone(), readers.clone()),
             audit: SqlAudit::new(writer.clone(), readers.clone()),
             views: SqlViews::new(writer.clone(), readers.clone()),
-            analysis: SqlAnalysis::new(writer.clone(), readers.clone()),
+            anomalies: SqlAnomalies::new(writer.clone(), readers.clone()),
+            forecasts: SqlForecasts::new(writer.clone(), readers.clone()),
+            runs: SqlRuns::new(writer.clone(), readers.clone()),
             market: SqlMarket::new(writer.clone(), readers.clone()),
             settings: SqlSettings::new(writer.clone(), readers.clone()),
             throttle: SqlThrottle::new(writer.clone()),
@@ -336,8 +342,16 @@ impl Storage for SqliteStorage {
         &self.views
     }
 
-    fn analysis(&self) -> &dyn AnalysisStorage {
-        &self.analysis
+    fn anomalies(&self) -> &dyn AnomalyStorage {
+        &self.anomalies
+    }
+
+    fn forecasts(&self) -> &dyn ForecastStorage {
+        &self.forecasts
+    }
+
+    fn analysis_runs(&self) -> &dyn RunStorage {
+        &self.runs
     }
 
     fn market(&self) -> &dyn MarketStorage {
@@ -560,8 +574,14 @@ impl Storage for SqliteStorage {
                 .await?
                 .rows_affected();
             }
-            report.anomalies_deleted +=
-                self.analysis.forget_before(tenant, &policy, now_ms).await?;
+            report.anomalies_deleted += self
+                .anomalies
+                .forget_before(tenant, &policy, now_ms)
+                .await?;
+            if let Some(keep) = policy.minute_ms {
+                self.forecasts.forget_before(tenant, keep, now_ms).await?;
+            }
+            self.runs.forget_before(tenant, now_ms).await?;
         }
         Ok(report)
     }

@@ -41,7 +41,7 @@ fn found(
 pub(crate) async fn anomalies_are_stored_once_filtered_and_paged(store: Arc<dyn Storage>) {
     let t = tenant(&store, "acme").await;
     let other = tenant(&store, "globex").await;
-    let a = store.analysis();
+    let a = store.anomalies();
     let batch: Vec<NewAnomaly> = (0..5)
         .map(|i| {
             found(
@@ -96,7 +96,7 @@ pub(crate) async fn anomalies_are_stored_once_filtered_and_paged(store: Arc<dyn 
     assert_eq!((rest.len(), end), (2, None));
 
     let count = |f: AnomalyFilter| {
-        let a = store.analysis();
+        let a = store.anomalies();
         async move { a.list_anomalies(t, &f, None, 100).await.unwrap().0.len() }
     };
     assert_eq!(
@@ -186,7 +186,7 @@ pub(crate) async fn anomalies_are_stored_once_filtered_and_paged(store: Arc<dyn 
 pub(crate) async fn forecasts_keep_the_newest_per_series(store: Arc<dyn Storage>) {
     let t = tenant(&store, "acme").await;
     let other = tenant(&store, "globex").await;
-    let a = store.analysis();
+    let a = store.forecasts();
     let fc = |dims: &[(&str, &str)], made: i64, mean: f64| StoredForecast {
         plugin: "ets".into(),
         dims: dims
@@ -253,7 +253,7 @@ pub(crate) async fn forecasts_keep_the_newest_per_series(store: Arc<dyn Storage>
 
 pub(crate) async fn one_replica_runs_each_period(store: Arc<dyn Storage>) {
     let t = tenant(&store, "acme").await;
-    let a = store.analysis();
+    let a = store.analysis_runs();
     let lease = 60_000;
     assert!(
         a.claim_run(t, "zscore", NOW, "replica-a", NOW, lease)
