@@ -8,7 +8,7 @@
 use hub_core::time::floor_to;
 use hub_core::{Dimension, Metric, TenantId};
 use hub_plugins::{Series, SeriesSettings};
-use hub_storage::analytics::{TimeseriesQuery, buckets, tag_buckets};
+use hub_storage::analytics::{TimeseriesQuery, buckets};
 use hub_storage::{Aggregate, SeriesDims, Storage, StorageError};
 
 /// Series built for one run, with what names each in storage.
@@ -85,10 +85,7 @@ pub async fn build(
         group_by: group_by.clone(),
         filters: Vec::new(),
     };
-    let groups = match tag {
-        None => buckets(store, tenant, &q, needs_sketch(&settings.metrics)).await?,
-        Some(t) => tag_buckets(store, tenant, &q, t).await?,
-    };
+    let groups = buckets(store, tenant, &q, needs_sketch(&settings.metrics), tag).await?;
     // Events that do not carry a grouped dimension (an envelope without a model) are not a
     // series of that dimension.
     let mut ranked: Vec<(Vec<String>, i64, i64, _)> = groups
@@ -181,6 +178,7 @@ pub async fn around(
         anomaly.tenant,
         &q,
         needs_sketch(std::slice::from_ref(&f.metric)),
+        None,
     )
     .await?
     .remove(&Vec::new())

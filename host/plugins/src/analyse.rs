@@ -15,6 +15,7 @@ use hub_marketplace::manifest::ConfigError;
 use hub_marketplace::series::{Origin, SeriesError};
 use hub_marketplace::{Manifest, PluginKind, SeriesSettings};
 use hub_runtime::{Anomaly, CallError, Forecast, Series};
+use hub_storage::PluginInstall;
 use serde_json::Value;
 
 use super::call::CallPolicy;
@@ -63,12 +64,24 @@ pub fn series_settings(
         .map(Some)
 }
 
-/// The configuration text `configure` is given: the plugin's part.
-pub(crate) fn plugin_config_text(manifest: &Manifest, config_json: &str) -> String {
-    match serde_json::from_str::<Value>(config_json) {
-        Ok(v) if watches_series(manifest.kind) => split_config(manifest, &v).0.to_string(),
-        _ => config_json.to_string(),
+/// An install's stored configuration read once, when its slot is made: the text `configure` is
+/// given (the plugin's part), and for a detector or forecaster the series it watches. Settings
+/// that no longer resolve (the operator lowered the series cap) leave it unscheduled, said once
+/// here rather than at every tick.
+pub(crate) fn read_config(
+    install: &PluginInstall,
+    manifest: &Manifest,
+    max_series: u32,
+) -> (String, Option<SeriesSettings>) {
+    if !watches_series(manifest.kind) {
+        return (install.config_json.clone(), None);
     }
+    let config: Value = serde_json::from_str(&install.config_json).unwrap_or_default();
+    let series = series_settings(manifest, &config, max_series).unwrap_or_else(|e| {
+        tracing::warn!(tenant = %install.tenant, plugin = %install.name, error = %e, "the plugin's series settings are not allowed here; it does not run");
+        None
+    });
+    (split_config(manifest, &config).0.to_string(), series)
 }
 
 /// Checks the host's part of a configuration (the plugin's own is the schema's business).
@@ -107,31 +120,22 @@ impl std::fmt::Debug for Analyser {
 }
 
 impl PluginHost {
-    /// The tenant's enabled detectors and forecasters. One whose stored settings no longer
-    /// resolve (the operator lowered the series cap) is left out, with a warning.
+    /// The tenant's enabled detectors and forecasters (one whose stored settings no longer
+    /// resolve is left out: see `read_config`).
     pub async fn analysers(&self, tenant: TenantId) -> Result<Vec<Analyser>, PluginAdminError> {
         let plugins = self.tenant(tenant).await?;
-        let mut out = Vec::new();
-        for slot in &plugins.all {
-            let manifest = slot.plugin.manifest();
-            if !watches_series(manifest.kind) {
-                continue;
-            }
-            let config: Value = serde_json::from_str(&slot.install.config_json).unwrap_or_default();
-            match series_settings(manifest, &config, self.config.max_series) {
-                Ok(Some(series)) => out.push(Analyser {
+        Ok(plugins
+            .all
+            .iter()
+            .filter_map(|slot| {
+                Some(Analyser {
                     name: slot.install.name.clone(),
-                    kind: manifest.kind,
-                    series,
+                    kind: slot.plugin.manifest().kind,
+                    series: slot.series.clone()?,
                     slot: slot.clone(),
-                }),
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(tenant = %tenant, plugin = %slot.install.name, error = %e, "the plugin's series settings are not allowed here; it does not run");
-                }
-            }
-        }
-        Ok(out)
+                })
+            })
+            .collect())
     }
 
     /// Calls a detector over `series` under its limits and settles the call (a refused answer

@@ -295,8 +295,11 @@ impl PluginHost {
                 }
             };
             let grants: GrantsDoc = serde_json::from_str(&install.grants_json).unwrap_or_default();
+            let (config, series) =
+                analyse::read_config(&install, plugin.manifest(), self.config.max_series);
             all.push(Arc::new(Slot {
-                config: analyse::plugin_config_text(plugin.manifest(), &install.config_json),
+                config,
+                series,
                 failures: AtomicU64::new(install.consecutive_failures.max(0) as u64),
                 grants: grants.to_grants(),
                 install,

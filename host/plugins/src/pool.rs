@@ -19,6 +19,8 @@ pub(super) struct Slot {
     pub(super) grants: Grants,
     /// What `configure` is given: the install's configuration less the host's part.
     pub(super) config: String,
+    /// A detector's or forecaster's series, resolved when the slot was made.
+    pub(super) series: Option<hub_marketplace::SeriesSettings>,
     pub(super) instance: Mutex<Option<Instance>>,
     pub(super) failures: AtomicU64,
     pub(super) last_used: AtomicU64,

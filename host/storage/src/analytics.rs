@@ -91,16 +91,18 @@ pub fn aligned_range(q: &TimeseriesQuery) -> (i64, i64) {
 /// Each group's aggregate per step over the aligned range: only the buckets with rows (the
 /// sketches merged only when the metric needs them). What [`timeseries`] reads points from, and
 /// what the scheduler builds a detector's series of several metrics from in one scan.
+///
+/// With a `tag`, its value ends each group's key and the buckets come from the raw events (the
+/// rollups keep no tags): as costly as the events of the range are many, and only as far back
+/// as raw events are kept.
 pub async fn buckets(
     store: &dyn Storage,
     tenant: TenantId,
     q: &TimeseriesQuery,
     with_sketch: bool,
+    tag: Option<&str>,
 ) -> Result<HashMap<GroupKey, BTreeMap<i64, Aggregate>>> {
     let (from, to) = aligned_range(q);
-    let res = resolution_for_step(q.step_ms).ok_or_else(|| {
-        crate::StorageError::Corrupt(format!("step {} ms has no rollup", q.step_ms))
-    })?;
     let scan = Scan {
         from_ms: from,
         to_ms: to,
@@ -109,9 +111,17 @@ pub async fn buckets(
         by_bucket: true,
         bucket_step_ms: q.step_ms,
         with_sketch,
-        tag: None,
+        tag,
     };
-    let rows = store.scan_rollups(tenant, res, &scan).await?;
+    let rows = match tag {
+        Some(_) => store.scan_raw(tenant, &scan, q.step_ms).await?,
+        None => {
+            let res = resolution_for_step(q.step_ms).ok_or_else(|| {
+                crate::StorageError::Corrupt(format!("step {} ms has no rollup", q.step_ms))
+            })?;
+            store.scan_rollups(tenant, res, &scan).await?
+        }
+    };
     let mut series: HashMap<GroupKey, BTreeMap<i64, Aggregate>> = HashMap::new();
     for row in rows {
         let bucket = floor_to(row.bucket_ms.unwrap_or(from), q.step_ms);
@@ -129,39 +139,6 @@ pub async fn buckets(
     Ok(series)
 }
 
-/// [`buckets`] with the value of the tag `tag` ending each group's key, from the raw events
-/// (the rollups keep no tags): as costly as the events of the range are many, and only as far
-/// back as raw events are kept.
-pub async fn tag_buckets(
-    store: &dyn Storage,
-    tenant: TenantId,
-    q: &TimeseriesQuery,
-    tag: &str,
-) -> Result<HashMap<GroupKey, BTreeMap<i64, Aggregate>>> {
-    let (from, to) = aligned_range(q);
-    let scan = Scan {
-        from_ms: from,
-        to_ms: to,
-        filters: &q.filters,
-        group_by: &q.group_by,
-        by_bucket: true,
-        bucket_step_ms: q.step_ms,
-        with_sketch: true,
-        tag: Some(tag),
-    };
-    let mut series: HashMap<GroupKey, BTreeMap<i64, Aggregate>> = HashMap::new();
-    for row in store.scan_raw(tenant, &scan, q.step_ms).await? {
-        let bucket = floor_to(row.bucket_ms.unwrap_or(from), q.step_ms);
-        series
-            .entry(row.key)
-            .or_default()
-            .entry(bucket)
-            .or_default()
-            .merge(&row.agg);
-    }
-    Ok(series)
-}
-
 /// One series per group, with a point for every step in the aligned range.
 pub async fn timeseries(
     store: &dyn Storage,
@@ -169,7 +146,7 @@ pub async fn timeseries(
     q: &TimeseriesQuery,
 ) -> Result<Vec<Series>> {
     let (from, to) = aligned_range(q);
-    let mut series = buckets(store, tenant, q, q.metric.quantile().is_some()).await?;
+    let mut series = buckets(store, tenant, q, q.metric.quantile().is_some(), None).await?;
     if q.group_by.is_empty() && series.is_empty() {
         series.insert(Vec::new(), BTreeMap::new());
     }
