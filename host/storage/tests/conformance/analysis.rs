@@ -249,6 +249,17 @@ pub(crate) async fn forecasts_keep_the_newest_per_series(store: Arc<dyn Storage>
             .unwrap()
             .is_empty()
     );
+    // Forecasts go with the minute rollups: one made an hour ago, under half an hour's keeping.
+    let policy = RetentionPolicy {
+        minute_ms: Some(HOUR_MS / 2),
+        ..RetentionPolicy::default()
+    };
+    store.enforce_retention(&policy, NOW).await.unwrap();
+    let kept = a
+        .list_forecasts(t, &ForecastFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(kept, vec![fc(&[], NOW, 3.0)]);
 }
 
 pub(crate) async fn one_replica_runs_each_period(store: Arc<dyn Storage>) {
