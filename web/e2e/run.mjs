@@ -25,6 +25,8 @@ function startHub(dataDir) {
   const child = spawn(hubBin, [
     "serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0",
     "--web-dir", join(root, "web/dist"), "--plugins-dir", pluginsDir,
+    // Detectors run 2 s after their step ends rather than 20 (the e2e's spike is seen sooner).
+    "--analysis-settle", "2s",
   ], { env: { ...process.env, HUB_LOG: "warn", RUST_BACKTRACE: "0" }, stdio: ["ignore", "pipe", "pipe"] });
   const out = { lines: [] };
   return new Promise((ok, fail) => {
@@ -253,6 +255,78 @@ try {
     const tomorrow = new Date(Date.now() + 86_400_000 - new Date().getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
     await page.getByLabel("from").fill(tomorrow);
     await page.getByText("No events match.").waitFor();
+  });
+
+  await check("a detector and a forecaster set up in the UI: a spike sent over REST is an anomaly on the chart, a forecast band beside it", async () => {
+    // 90 minutes of steady traffic before this minute, 12 calls a minute.
+    const minute = Math.floor(Date.now() / 60_000) * 60_000;
+    const steady = [];
+    for (let m = 90; m >= 1; m--) {
+      for (let i = 0; i < 12; i++) {
+        steady.push({ event_id: `steady-${m}-${i}`, timestamp: new Date(minute - m * 60_000 + i * 5_000).toISOString(), app: "search", model: "gpt-4o", provider: "openai", input_tokens: 500, output_tokens: 50, latency_ms: 400 });
+      }
+    }
+    for (let i = 0; i < steady.length; i += 500) await send(hub.base, key, steady.slice(i, i + 500));
+    // Both plugins from the marketplace, each set to watch the tenant's requests a minute at a time.
+    for (const [name, forecaster] of [["robust-level", false], ["ets", true]]) {
+      await page.getByRole("navigation").getByRole("link", { name: "Marketplace" }).click();
+      await page.getByRole("link", { name, exact: true }).click();
+      await page.getByRole("button", { name: "Install…" }).click();
+      await page.getByRole("button", { name: "Install", exact: true }).click();
+      const row = page.getByTestId(`plugin-${name}`);
+      await row.getByRole("button", { name: "Configure" }).click();
+      const series = row.getByRole("group", { name: "Series watched" });
+      // Unchecking one moves the others up the list of the checked: take the first until none is.
+      const checked = (group) => series.getByRole("group", { name: group }).getByRole("checkbox", { checked: true });
+      while (await checked("Metrics").count()) await checked("Metrics").first().uncheck();
+      await series.getByRole("checkbox", { name: "requests", exact: true }).check();
+      while (await checked("Group by").count()) await checked("Group by").first().uncheck();
+      await series.getByLabel("Step").selectOption("1m");
+      await series.getByLabel("Runs every").fill("1m");
+      if (forecaster) await series.getByLabel("Points ahead").fill("30");
+      // The hub checks the series like any configuration and names the field.
+      await series.getByLabel("History").fill("2x");
+      await row.getByRole("button", { name: "Save configuration" }).click();
+      await series.locator(".field-error", { hasText: "series/history" }).waitFor();
+      if (!forecaster) await shot("series-settings");
+      await series.getByLabel("History").fill("1d");
+      await row.getByRole("button", { name: "Save configuration" }).click();
+      await row.getByTestId("watches").getByText(/^Watches requests of all traffic, a point every 1m over 1d .*runs every 1m/).waitFor();
+    }
+    await shot("detectors");
+    // The spike: 240 calls in this minute, 20 times its usual.
+    const now = Date.now(), start = Math.floor(now / 60_000) * 60_000;
+    await send(hub.base, key, Array.from({ length: 240 }, (_, i) => ({
+      event_id: `spike-${i}`, timestamp: new Date(start + Math.floor((i * (now - start)) / 240)).toISOString(),
+      app: "search", model: "gpt-4o", provider: "openai", input_tokens: 500, output_tokens: 50, latency_ms: 400,
+    })));
+    // The detector runs once the minute is over (and --analysis-settle after it).
+    let spike;
+    for (let t = 0; t < 150 && !spike; t++) {
+      const r = await fetch(hub.base + "/v1/anomalies?metric=requests", { headers: { Authorization: `Bearer ${hub.key}` } });
+      spike = (await r.json()).anomalies.find((a) => a.value >= 240 && a.plugin === "robust-level");
+      if (!spike) await new Promise((ok) => setTimeout(ok, 1_000));
+    }
+    assert.ok(spike, "robust-level found no spike within 150 s");
+    assert.equal(new Date(spike.ts).getTime(), start);
+    await page.getByRole("link", { name: "Overview" }).click();
+    await page.getByRole("combobox", { name: "Time range" }).selectOption("1h");
+    const traffic = page.locator("figure", { hasText: "Requests and errors" });
+    const marker = traffic.getByRole("button", { name: `Anomaly (${spike.severity}): requests of all traffic: ${spike.reason}` });
+    await marker.waitFor({ timeout: 20_000 });
+    await traffic.getByText("forecast (ets)").waitFor({ timeout: 90_000 });
+    await page.getByTestId("month-end").getByText(/so far, (projected at this month's rate|forecast by)/).waitFor();
+    await shot("overview-anomaly");
+    await marker.click();
+    await page.waitForURL(/\/anomalies\?id=\d+/);
+    await page.getByTestId("anomaly-reason").getByText(spike.reason).waitFor();
+    await page.getByRole("region", { name: "Anomaly" }).getByRole("img").waitFor();
+    // The list filters: nothing of cost, the spike among the requests' anomalies.
+    await page.getByLabel("metric").selectOption("cost_usd");
+    await page.getByText("No anomalies match.").waitFor();
+    await page.getByLabel("metric").selectOption("requests");
+    await page.getByRole("cell", { name: spike.reason }).waitFor();
+    await shot("anomalies");
   });
 
   let joinLink;

@@ -11,6 +11,7 @@ import { Marketplace, PackagePage } from "./pages/Marketplace";
 import { Keys } from "./pages/Keys";
 import { Plugins } from "./pages/Plugins";
 import { Events } from "./pages/Events";
+import { Anomalies } from "./pages/Anomalies";
 import { Audit } from "./pages/Audit";
 import { Members } from "./pages/Members";
 import { SettingsPage } from "./pages/Settings";
@@ -55,6 +56,7 @@ function Shell() {
       <nav className="side" aria-label="Main">
         <div className="brand">LLM Analytics Hub</div>
         <NavLink to="/" end>Overview</NavLink>
+        <NavLink to="/anomalies">Anomalies</NavLink>
         {analyst && <NavLink to="/events">Events</NavLink>}
         {analyst && <NavLink to="/plugins">Plugins</NavLink>}
         <NavLink to="/marketplace">Marketplace</NavLink>
@@ -78,6 +80,7 @@ function Shell() {
       <main className="content">
         <Routes>
           <Route path="/" element={<Overview />} />
+          <Route path="/anomalies" element={<Anomalies />} />
           <Route path="/events" element={analyst ? <Events /> : <Forbidden />} />
           <Route path="/plugins" element={analyst ? <Plugins /> : <Forbidden />} />
           <Route path="/marketplace" element={<Marketplace />} />

@@ -1,12 +1,15 @@
-import { useMemo, useState } from "react";
+import { useCallback, useMemo, useState } from "react";
+import { Link, useNavigate } from "react-router";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { get, query, type Schemas } from "../api/client";
-import { Chart, color, type Line } from "../components/Chart";
+import { chartOf, newest, seriesName, withForecast, type Anomaly, type ChartId, type Forecast } from "../analysis";
+import { Chart, color, type Line, type Marker } from "../components/Chart";
 import { Empty, ErrorNote, Loading } from "../components/States";
-import { int, ms, pct, unpricedNote, usd } from "../format";
+import { int, ms, pct, unpricedNote, usd, when } from "../format";
 
 type Summary = Schemas["SummaryResponse"];
 type Series = Schemas["TimeseriesResponse"];
+type Spend = Schemas["SpendProjectionDto"];
 
 export const RANGES = [
   { id: "1h", label: "Last hour", ms: 3_600_000, step: "1m" },
@@ -36,6 +39,7 @@ function stepFor(spanMs: number): string {
 
 export function Overview() {
   const qc = useQueryClient();
+  const navigate = useNavigate();
   const r = useRange();
   const [by, setBy] = useState<(typeof DIMENSIONS)[number]>("model");
   const live = { refetchInterval: 10_000 };
@@ -55,6 +59,24 @@ export function Overview() {
   const p99 = useQuery(series("latency_p99"));
   const tokensIn = useQuery(series("input_tokens"));
   const tokensOut = useQuery(series("output_tokens"));
+  // What the tenant's detectors and forecasters found; nothing when none is installed.
+  const anomalies = useQuery({
+    queryKey: ["anomalies", base],
+    queryFn: () => get<Schemas["AnomalyPageDto"]>("/v1/anomalies" + query({ ...base, limit: 500 })),
+    ...live,
+  });
+  const forecast = (metric: string) => ({
+    queryKey: ["forecasts", metric],
+    queryFn: () => get<Schemas["ForecastListDto"]>("/v1/forecasts" + query({ metric }) + "&group_by="),
+    ...live,
+  });
+  const requestsAhead = useQuery(forecast("requests"));
+  const costAhead = useQuery(forecast("cost_usd"));
+  const spend = useQuery({ queryKey: ["spend"], queryFn: () => get<Spend>("/v1/forecasts/spend?period=month"), ...live });
+  const markers = useMemo(() => markersByChart(anomalies.data?.anomalies ?? []), [anomalies.data]);
+  const openAnomaly = useCallback((id: number) => navigate(`/anomalies?id=${id}`), [navigate]);
+  // A forecast shows when the range ends now, reaching a third of the range ahead.
+  const until = r.id === "custom" ? undefined : Date.now() / 1000 + (RANGES.find((x) => x.id === r.id)?.ms ?? 0) / 3000;
 
   const t = totals.data?.groups[0];
   const errorRate = t && t.requests > 0 ? t.errors / t.requests : null;
@@ -103,14 +125,18 @@ export function Overview() {
           <Tile label="Latency p50" value={ms(t.latency_ms.p50)} testid="p50" />
           <Tile label="p95" value={ms(t.latency_ms.p95)} testid="p95" />
           <Tile label="p99" value={ms(t.latency_ms.p99)} testid="p99" />
+          {spend.data && <SpendTile s={spend.data} />}
         </section>
       )}
       <section className="charts">
-        <SeriesChart title="Requests and errors" unit="requests" parts={[["requests", requests.data], ["errors", errors.data]]} />
-        <SeriesChart title="Latency" unit="ms" parts={[["p50", p50.data], ["p95", p95.data], ["p99", p99.data]]} />
-        <SeriesChart title="Tokens" unit="tokens" parts={[["input", tokensIn.data], ["output", tokensOut.data]]} />
-        <SeriesChart title="Cost" unit="USD" parts={[["cost", cost.data]]} />
+        <SeriesChart title="Requests and errors" unit="requests" parts={[["requests", requests.data], ["errors", errors.data]]}
+          markers={markers.traffic} onMarker={openAnomaly} ahead={until ? newest(requestsAhead.data?.forecasts ?? []) : undefined} until={until} />
+        <SeriesChart title="Latency" unit="ms" parts={[["p50", p50.data], ["p95", p95.data], ["p99", p99.data]]} markers={markers.latency} onMarker={openAnomaly} />
+        <SeriesChart title="Tokens" unit="tokens" parts={[["input", tokensIn.data], ["output", tokensOut.data]]} markers={markers.tokens} onMarker={openAnomaly} />
+        <SeriesChart title="Cost" unit="USD" parts={[["cost", cost.data]]}
+          markers={markers.cost} onMarker={openAnomaly} ahead={until ? newest(costAhead.data?.forecasts ?? []) : undefined} until={until} />
       </section>
+      <RecentAnomalies list={anomalies.data?.anomalies ?? []} from={base.from} onOpen={openAnomaly} />
       <section className="panel">
         <div className="page-head">
           <h2>Breakdown</h2>
@@ -165,7 +191,16 @@ function Tile({ label, value, testid, note }: { label: string; value: string; te
   );
 }
 
-function SeriesChart({ title, unit, parts }: { title: string; unit: string; parts: [string, Series | undefined][] }) {
+function SeriesChart({ title, unit, parts, markers, onMarker, ahead, until }: {
+  title: string;
+  unit: string;
+  parts: [string, Series | undefined][];
+  markers?: Marker[];
+  onMarker?: (id: number) => void;
+  /** A forecast of the first part, drawn after it as a dashed line in its band. */
+  ahead?: Forecast;
+  until?: number;
+}) {
   const data = useMemo(() => {
     const first = parts.find(([, s]) => s?.series?.length)?.[1];
     if (!first) return null;
@@ -175,9 +210,59 @@ function SeriesChart({ title, unit, parts }: { title: string; unit: string; part
       color: color(i),
       values: s?.series[0]?.points.map((p) => p.value ?? null) ?? x.map(() => null),
     }));
-    return { x, lines };
+    return withForecast(x, lines, ahead, until ?? 0);
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, parts.map(([, s]) => s));
+  }, [...parts.map(([, s]) => s), ahead, until && Math.floor(until / 60)]);
   if (!data) return <figure className="chart"><figcaption>{title}</figcaption><Empty>No data yet.</Empty></figure>;
-  return <Chart title={title} unit={unit} x={data.x} lines={data.lines} />;
+  return <Chart title={title} unit={unit} x={data.x} lines={data.lines} band={data.band} markers={markers} onMarker={onMarker} />;
+}
+
+/** Each anomaly as a marker on the chart of its metric. */
+function markersByChart(list: Anomaly[]): Record<ChartId, Marker[]> {
+  const out: Record<ChartId, Marker[]> = { traffic: [], latency: [], tokens: [], cost: [] };
+  for (const a of list) {
+    const c = chartOf(a.metric);
+    if (c) out[c].push({ ts: new Date(a.ts).getTime() / 1000, id: a.id, severity: a.severity, text: `${a.metric} of ${seriesName(a.series)}: ${a.reason}` });
+  }
+  return out;
+}
+
+/** Spent this month, and where the month is heading (a forecaster's, or the run rate). */
+function SpendTile({ s }: { s: Spend }) {
+  const t = s.total;
+  const how = t.method === "forecast" ? `forecast by ${t.plugin}` : "projected at this month's rate";
+  return (
+    <div className="tile" data-testid="month-end" title={`Spent since ${when(s.period_start)}: ${usd(t.actual_usd)}`}>
+      <div className="muted">Month-end spend</div>
+      <div className="big">{usd(t.projected_usd)}</div>
+      <div className="small muted range">
+        {t.lower_usd !== t.upper_usd && <>{usd(t.lower_usd)}–{usd(t.upper_usd)} · </>}
+        {usd(t.actual_usd)} so far, {how}
+      </div>
+    </div>
+  );
+}
+
+/** The newest anomalies of the range, each opening its page. */
+function RecentAnomalies({ list, from, onOpen }: { list: Anomaly[]; from: string; onOpen: (id: number) => void }) {
+  if (list.length === 0) return null;
+  return (
+    <section className="panel" aria-label="Anomalies in this range">
+      <div className="page-head">
+        <h2>Anomalies <span className="muted">{list.length >= 500 ? "500+" : list.length}</span></h2>
+        <Link to={`/anomalies?from=${encodeURIComponent(from)}`}>All anomalies</Link>
+      </div>
+      <table>
+        <tbody>
+          {list.slice(0, 5).map((a) => (
+            <tr key={a.id} className="clickable" tabIndex={0} onClick={() => onOpen(a.id)} onKeyDown={(e) => e.key === "Enter" && onOpen(a.id)}>
+              <td>{when(a.ts)}</td>
+              <td><span className={`badge ${a.severity}`}>{a.severity}</span></td>
+              <td>{a.reason}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
 }

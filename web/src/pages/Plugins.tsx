@@ -5,8 +5,10 @@ import { api, ApiError, explain, get, type Schemas } from "../api/client";
 import { atLeast, useMe } from "../auth";
 import { fieldOf, SchemaForm, type JsonSchema } from "../components/SchemaForm";
 import { Reprice } from "../components/Reprice";
+import { SeriesFields } from "../components/SeriesFields";
+import { seriesOverride } from "../analysis";
 import { Empty, ErrorNote, Loading } from "../components/States";
-import { int, ms } from "../format";
+import { int, ms, when } from "../format";
 
 type Plugin = Schemas["PluginDto"];
 type List = Schemas["PluginListDto"];
@@ -76,7 +78,7 @@ export function Plugins() {
 function PluginRow({ p, admin, busy, onToggle, onMove }: {
   p: Plugin; admin: boolean; busy: boolean; onToggle: () => void; onMove?: (by: number) => void;
 }) {
-  const [open, setOpen] = useState<"" | "config" | "saved" | "reprice" | "grants" | "version" | "remove">("");
+  const [open, setOpen] = useState<"" | "config" | "saved" | "reprice" | "grants" | "version" | "remove" | "runs">("");
   const enricher = p.kind === "enricher";
   const h = p.health;
   return (
@@ -96,6 +98,7 @@ function PluginRow({ p, admin, busy, onToggle, onMove }: {
             {(p.capabilities.kv || p.capabilities.http.length > 0) && (
               <button className="secondary" onClick={() => setOpen(open === "grants" ? "" : "grants")}>Capabilities</button>
             )}
+            {p.series && <button className="secondary" onClick={() => setOpen(open === "runs" ? "" : "runs")}>Runs</button>}
             <button className="secondary" onClick={() => setOpen(open === "version" ? "" : "version")}>Version</button>
             <button className="secondary danger" onClick={() => setOpen(open === "remove" ? "" : "remove")}>Uninstall</button>
           </div>
@@ -109,12 +112,14 @@ function PluginRow({ p, admin, busy, onToggle, onMove }: {
         <dt>CPU per call</dt><dd>{ms(h.cpu_ms_per_call)}</dd>
         <dt>Granted</dt><dd>{[p.grants.kv ? "kv" : "", ...(p.grants.http ?? []).map((x) => "http:" + x)].filter(Boolean).join(", ") || "nothing"}</dd>
       </dl>
+      {p.series && <div className="muted small" data-testid="watches">{watches(p.series as Record<string, unknown>, p.kind)}</div>}
       {h.disabled_reason && <div className="state error">Disabled by the hub: {h.disabled_reason}</div>}
       {h.last_error && <div className="muted small">Last error: {h.last_error}</div>}
       {open === "config" && <Configure p={p} onDone={() => setOpen(enricher ? "saved" : "")} />}
       {(open === "saved" || open === "reprice") && <Reprice saved={open === "saved"} />}
       {open === "grants" && <Grants p={p} onDone={() => setOpen("")} />}
       {open === "version" && <Version p={p} onDone={() => setOpen("")} />}
+      {open === "runs" && <Runs p={p} />}
       {open === "remove" && <Remove p={p} onDone={() => setOpen("")} />}
     </li>
   );
@@ -123,18 +128,32 @@ function PluginRow({ p, admin, busy, onToggle, onMove }: {
 function Configure({ p, onDone }: { p: Plugin; onDone: () => void }) {
   const qc = useQueryClient();
   const [serverErrors, setServerErrors] = useState<Record<string, string>>({});
+  // A detector's or forecaster's series ride in its configuration under "series" (the hub's, not
+  // the plugin's): only what the person changes is sent, over the tenant's earlier choices.
+  const { series: earlier, ...own } = (p.config ?? {}) as Record<string, unknown>;
+  const resolved = (p.series ?? undefined) as Record<string, unknown> | undefined;
+  const [series, setSeries] = useState<Record<string, unknown>>(resolved ?? {});
   const save = useMutation({
     mutationFn: (config: Record<string, unknown>) => api("PUT", `/v1/plugins/${p.name}`, { config }),
     onSuccess: async () => { await qc.invalidateQueries({ queryKey: ["plugins"] }); onDone(); },
     onError: (e) => {
-      const f = e instanceof ApiError ? fieldOf(e.parameter) : undefined;
-      setServerErrors(f && f !== "config" ? { [f]: e.message } : {});
+      const param = e instanceof ApiError ? e.parameter : undefined;
+      const f = fieldOf(param);
+      setServerErrors(f && f !== "config" ? { [f]: f === "series" ? `${param?.replace(/^config\//, "")}: ${(e as Error).message}` : (e as Error).message } : {});
     },
   });
+  const withSeries = (c: Record<string, unknown>) => {
+    const o = resolved && seriesOverride(resolved, earlier as Record<string, unknown> | undefined, series);
+    return o ? { ...c, series: o } : c;
+  };
   return (
     <section aria-label={`Configure ${p.name}`}>
-      <SchemaForm schema={p.config_schema as JsonSchema} initial={(p.config ?? {}) as Record<string, unknown>}
-        serverErrors={serverErrors} busy={save.isPending} submitLabel="Save configuration" onSubmit={(c) => save.mutate(c)}>
+      <SchemaForm schema={p.config_schema as JsonSchema} initial={own}
+        serverErrors={serverErrors} busy={save.isPending} submitLabel="Save configuration" onSubmit={(c) => save.mutate(withSeries(c))}>
+        {resolved && <SeriesFields value={series} onChange={setSeries} forecaster={p.kind === "forecaster"} error={serverErrors.series} />}
+        {resolved && earlier !== undefined && (
+          <button type="button" className="link" onClick={() => save.mutate(own)}>Back to the plugin&apos;s own series settings</button>
+        )}
         {save.isError && <div className="state error" role="alert">{explain(save.error)}</div>}
       </SchemaForm>
     </section>
@@ -207,5 +226,34 @@ function Grants({ p, onDone }: { p: Plugin; onDone: () => void }) {
       <button type="submit" disabled={!confirmed || save.isPending}>Save capabilities</button>
       {save.isError && <div className="state error" role="alert">{explain(save.error)}</div>}
     </form>
+  );
+}
+
+/** What a detector or forecaster watches, in a sentence. */
+export function watches(s: Record<string, unknown>, kind: string): string {
+  const list = (v: unknown) => (Array.isArray(v) ? (v as string[]) : []);
+  const per = list(s.group_by).length ? ` per ${list(s.group_by).join(" and ")}` : " of all traffic";
+  const ahead = kind === "forecaster" && s.horizon ? `, ${s.horizon} points ahead` : "";
+  return `Watches ${list(s.metrics).join(", ")}${per}, a point every ${s.step} over ${s.history} (at most ${s.max_series} series); runs every ${s.every}${ahead}.`;
+}
+
+/** A detector's or forecaster's recent runs: when, how it went, what it found. */
+function Runs({ p }: { p: Plugin }) {
+  const runs = useQuery({ queryKey: ["runs", p.name], queryFn: () => get<Schemas["RunListDto"]>(`/v1/plugins/${p.name}/runs`), refetchInterval: 15_000 });
+  if (runs.isPending) return <Loading what="runs" />;
+  if (runs.isError) return <ErrorNote error={runs.error} />;
+  if (runs.data.runs.length === 0) return <Empty>No runs yet: the first comes after its first period ends.</Empty>;
+  return (
+    <table aria-label={`Runs of ${p.name}`}>
+      <thead><tr><th>Period ending</th><th>Outcome</th><th>Series</th><th>{p.kind === "forecaster" ? "Forecasts" : "Anomalies"}</th><th>Took</th><th>Message</th></tr></thead>
+      <tbody>
+        {runs.data.runs.slice(0, 20).map((r) => (
+          <tr key={r.period}>
+            <td>{when(r.period)}</td><td>{r.outcome ?? "running"}</td><td>{int(r.series)}</td><td>{int(r.found)}</td>
+            <td>{r.finished_at ? ms(new Date(r.finished_at).getTime() - new Date(r.started_at).getTime()) : "–"}</td><td>{r.message ?? ""}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
   );
 }
