@@ -377,7 +377,15 @@ async fn anomalies_and_forecasts_are_served_to_their_tenant_only() {
         .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{body}");
     let zscore = hub.host.analysers(acme).await.unwrap().remove(0);
-    let run = hub_pipeline::analysis::run(&hub.host, &hub.storage, acme, &zscore, end).await;
+    let run = hub_pipeline::analysis::run(
+        &hub.host,
+        &hub.storage,
+        acme,
+        &zscore,
+        end,
+        &hub_pipeline::grid::SeriesCache::default(),
+    )
+    .await;
     assert_eq!((run.outcome.as_str(), run.series), ("ok", 2), "{run:?}");
     assert_eq!(run.found, 2, "the spike in requests and in cost: {run:?}");
 
@@ -518,7 +526,15 @@ async fn anomalies_and_forecasts_are_served_to_their_tenant_only() {
         .into_iter()
         .find(|a| a.name == "linear-forecast")
         .unwrap();
-    let run = hub_pipeline::analysis::run(&hub.host, &hub.storage, acme, &linear, end).await;
+    let run = hub_pipeline::analysis::run(
+        &hub.host,
+        &hub.storage,
+        acme,
+        &linear,
+        end,
+        &hub_pipeline::grid::SeriesCache::default(),
+    )
+    .await;
     assert_eq!((run.outcome.as_str(), run.found), ("ok", 1), "{run:?}");
     let (s, f) = hub
         .call(

@@ -13,6 +13,7 @@ use hub_storage::{
     NewAnomaly, RunOutcome, SeriesDims, Storage, StoredForecast, TenantBatch, series_key,
 };
 
+use crate::grid::{self, SeriesCache};
 use crate::series::{self, Built};
 
 /// Points handed to one call at most: a run over more series is split into several calls, so
@@ -22,7 +23,8 @@ pub const POINTS_PER_CALL: usize = 500_000;
 /// What the anomaly events say they come from.
 pub const SOURCE_MODULE: &str = "llm-analytics-hub";
 
-/// Runs `analyser` for the period ending at `period_ms` and says how it went. Never fails: a
+/// Runs `analyser` for the period ending at `period_ms` (its series from the grid `cache` keeps
+/// for it, moved forward) and says how it went. Never fails: a
 /// plugin's failure has been settled by the host, a storage failure is the outcome's message.
 pub async fn run(
     host: &Arc<PluginHost>,
@@ -30,11 +32,24 @@ pub async fn run(
     tenant: TenantId,
     analyser: &Analyser,
     period_ms: i64,
+    cache: &SeriesCache,
 ) -> RunOutcome {
-    let built = match series::build(storage.as_ref(), tenant, &analyser.series, period_ms).await {
-        Ok(b) => b,
+    let end = grid::end_of(&analyser.series, period_ms);
+    let grid = match cache
+        .grid(
+            storage.as_ref(),
+            tenant,
+            &analyser.name,
+            &analyser.series,
+            end,
+        )
+        .await
+    {
+        Ok(g) => g,
         Err(e) => return failed(0, format!("building the series failed: {e}")),
     };
+    let built = series::from_grid(&grid, &analyser.series);
+    cache.keep(tenant, &analyser.name, grid);
     let n = built.series.len() as i64;
     let message = (built.groups * analyser.series.metrics.len() > built.series.len()).then(|| {
         format!(
@@ -70,7 +85,7 @@ fn failed(series: i64, message: String) -> RunOutcome {
 }
 
 /// The series in calls of at most [`POINTS_PER_CALL`] points, each with the index of its first.
-fn chunks(series: &[Series]) -> Vec<(usize, Arc<Vec<Series>>)> {
+pub fn chunks(series: &[Series]) -> Vec<(usize, Arc<Vec<Series>>)> {
     let mut out = Vec::new();
     let (mut start, mut points) = (0, 0);
     for (i, s) in series.iter().enumerate() {

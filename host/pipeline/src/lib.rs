@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 pub mod analysis;
+pub mod grid;
 mod lanes;
 pub mod reprice;
 pub mod schedule;

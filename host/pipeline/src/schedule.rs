@@ -28,6 +28,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use crate::analysis;
+use crate::grid::SeriesCache;
 
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
@@ -127,6 +128,7 @@ pub fn spawn_scheduler(
             storage,
             permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
             running: Arc::new(Mutex::new(HashSet::new())),
+            cache: Arc::new(SeriesCache::default()),
             config,
             stats,
         };
@@ -150,6 +152,8 @@ struct Scheduler {
     permits: Arc<Semaphore>,
     /// (tenant, plugin) with a task under way on this replica.
     running: Arc<Mutex<HashSet<(TenantId, String)>>>,
+    /// Each install's series values, kept between its runs.
+    cache: Arc<SeriesCache>,
 }
 
 impl Scheduler {
@@ -161,6 +165,7 @@ impl Scheduler {
             .await
             .map_err(|e| e.to_string())?;
         let now = hub_core::time::now_ms();
+        let mut live = HashSet::new();
         for tenant in tenants {
             let analysers = match self.host.analysers(tenant).await {
                 Ok(a) => a,
@@ -171,6 +176,7 @@ impl Scheduler {
             };
             for analyser in analysers {
                 let key = (tenant, analyser.name.clone());
+                live.insert(key.clone());
                 if self.running.lock().unwrap().contains(&key) {
                     continue;
                 }
@@ -194,6 +200,10 @@ impl Scheduler {
                 });
             }
         }
+        // Grids of installs removed or disabled since are dropped (a change of settings is
+        // seen when the grid is next asked for).
+        self.cache
+            .retain(&|t, p| live.contains(&(t, p.to_string())));
         Ok(())
     }
 
@@ -248,7 +258,15 @@ impl Scheduler {
             }
         }
         let started = Instant::now();
-        let outcome = analysis::run(&self.host, &self.storage, tenant, analyser, period).await;
+        let outcome = analysis::run(
+            &self.host,
+            &self.storage,
+            tenant,
+            analyser,
+            period,
+            &self.cache,
+        )
+        .await;
         self.record(tenant, analyser, period, &outcome, started.elapsed());
         if let Err(e) = analysis
             .finish_run(

@@ -9,6 +9,9 @@ use hub_core::time::floor_to;
 use hub_core::{Dimension, Metric, TenantId};
 use hub_plugins::{Series, SeriesSettings};
 use hub_storage::analytics::{TimeseriesQuery, buckets};
+
+pub use crate::grid::value;
+use crate::grid::{Grid, Rows};
 use hub_storage::{Aggregate, SeriesDims, Storage, StorageError};
 
 /// Series built for one run, with what names each in storage.
@@ -21,98 +24,65 @@ pub struct Built {
     pub groups: usize,
 }
 
-/// The value of one of the series metrics (`hub_marketplace::series::METRICS`) in a bucket; NaN
-/// where it is undefined.
-pub fn value(metric: &str, agg: &Aggregate) -> f64 {
-    let of = |m: Metric| agg.metric(m).unwrap_or(f64::NAN);
-    match metric {
-        "requests" => agg.requests as f64,
-        "errors" => agg.errors as f64,
-        "error_rate" if agg.requests > 0 => agg.errors as f64 / agg.requests as f64,
-        "error_rate" => f64::NAN,
-        "input_tokens" => agg.input_tokens as f64,
-        "output_tokens" => agg.output_tokens as f64,
-        "cost_usd" => agg.cost_usd,
-        "latency_p50_ms" => of(Metric::LatencyP50),
-        "latency_p95_ms" => of(Metric::LatencyP95),
-        "latency_p99_ms" => of(Metric::LatencyP99),
-        _ => f64::NAN,
-    }
-}
-
 fn needs_sketch(metrics: &[String]) -> bool {
     metrics.iter().any(|m| m.starts_with("latency_"))
 }
 
 /// Builds the series of `settings` whose newest step ends at `end_ms` (exclusive; rounded down
-/// to the step).
+/// to the step), reading the whole history (the scheduler keeps grids instead: [`Grid`]).
 pub async fn build(
     store: &dyn Storage,
     tenant: TenantId,
     settings: &SeriesSettings,
     end_ms: i64,
 ) -> Result<Built, StorageError> {
-    let step = settings.step_ms;
-    let end = floor_to(end_ms, step);
-    let from = end - settings.history_ms;
-    // The dimensions from the rollups, and at most one tag from the raw events; keys come back
-    // as the dimensions' values then the tag's, and are put back in the settings' order below.
-    let tag = settings
-        .group_by
-        .iter()
-        .find_map(|d| d.strip_prefix("tag."));
-    let group_by: Vec<Dimension> = settings
-        .group_by
-        .iter()
-        .filter(|d| !d.starts_with("tag."))
-        .map(|d| {
-            Dimension::parse(d).ok_or_else(|| {
-                StorageError::Corrupt(format!("series settings name dimension {d:?}"))
-            })
-        })
-        .collect::<Result<_, _>>()?;
+    let grid = Grid::read(store, tenant, settings, floor_to(end_ms, settings.step_ms)).await?;
+    Ok(from_grid(&grid, settings))
+}
+
+/// The series of a grid: the largest groups by requests (then events) kept, up to the
+/// settings' `max_series` (groups × metrics), each metric of each a series.
+pub fn from_grid(grid: &Grid, settings: &SeriesSettings) -> Built {
+    let step = grid.settings.step_ms;
+    // Keys hold the dimensions' values then the tag's; they are put back in the settings'
+    // order below.
     let names: Vec<&String> = settings
         .group_by
         .iter()
         .filter(|d| !d.starts_with("tag."))
         .chain(settings.group_by.iter().filter(|d| d.starts_with("tag.")))
         .collect();
-    let q = TimeseriesQuery {
-        from_ms: from,
-        to_ms: end,
-        step_ms: step,
-        metric: Metric::Requests,
-        group_by: group_by.clone(),
-        filters: Vec::new(),
-    };
-    let groups = buckets(store, tenant, &q, needs_sketch(&settings.metrics), tag).await?;
     // Events that do not carry a grouped dimension (an envelope without a model) are not a
     // series of that dimension.
-    let mut ranked: Vec<(Vec<String>, i64, i64, _)> = groups
-        .into_iter()
-        .filter_map(|(key, points)| {
-            let key: Option<Vec<String>> = key.into_iter().collect();
-            let (requests, events) = points
-                .values()
-                .fold((0, 0), |(r, e), a| (r + a.requests, e + a.events));
-            key.map(|k| (k, requests, events, points))
+    let mut ranked: Vec<(Vec<String>, f64, f64, Option<&Rows>)> = grid
+        .groups
+        .iter()
+        .filter_map(|(key, rows)| {
+            let key: Option<Vec<String>> = key.iter().cloned().collect();
+            let sum = |v: &[f64]| v.iter().sum::<f64>();
+            key.map(|k| (k, sum(&rows.requests), sum(&rows.events), Some(rows)))
         })
         .collect();
-    if group_by.is_empty() && ranked.is_empty() {
-        ranked.push((Vec::new(), 0, 0, Default::default()));
+    if settings.group_by.is_empty() && ranked.is_empty() {
+        ranked.push((Vec::new(), 0.0, 0.0, None));
     }
     let total = ranked.len();
-    ranked.sort_by(|a, b| (b.1, b.2).cmp(&(a.1, a.2)).then_with(|| a.0.cmp(&b.0)));
+    ranked.sort_by(|a, b| {
+        (b.1, b.2)
+            .partial_cmp(&(a.1, a.2))
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| a.0.cmp(&b.0))
+    });
     let per_metric = settings.metrics.len().max(1);
     ranked.truncate((settings.max_series as usize / per_metric).max(1));
 
-    let ts: Vec<i64> = (from..end).step_by(step as usize).collect();
-    let empty = Aggregate::default();
+    let ts: Vec<i64> = (0..grid.n).map(|i| grid.from + i as i64 * step).collect();
+    let blank = Aggregate::default();
     let mut built = Built {
         groups: total,
         ..Default::default()
     };
-    for (key, _, _, points) in &ranked {
+    for (key, _, _, rows) in &ranked {
         let by_name: Vec<(String, String)> = names
             .iter()
             .map(|n| (*n).clone())
@@ -126,21 +96,21 @@ pub async fn build(
             .collect();
         let wire_key = dims.clone();
         dims.sort();
-        for metric in &settings.metrics {
+        for (m, metric) in settings.metrics.iter().enumerate() {
             built.series.push(Series {
                 key: wire_key.clone(),
                 metric: metric.clone(),
                 step_ms: step as u32,
                 ts_ms: ts.clone(),
-                values: ts
-                    .iter()
-                    .map(|t| value(metric, points.get(t).unwrap_or(&empty)))
-                    .collect(),
+                values: match rows {
+                    Some(r) => r.metrics[m].clone(),
+                    None => vec![value(metric, &blank); grid.n],
+                },
             });
             built.dims.push(dims.clone());
         }
     }
-    Ok(built)
+    built
 }
 
 /// The series an anomaly was found in, from `before` steps before its point to `after` steps

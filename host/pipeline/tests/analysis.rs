@@ -180,8 +180,15 @@ async fn a_spike_is_found_once_kept_as_an_event_and_never_reported_again() {
         "{runs:?}"
     );
     let analyser = host.analysers(acme).await.unwrap().remove(0);
-    let again =
-        hub_pipeline::analysis::run(&host, &storage, acme, &analyser, runs[0].period_ms).await;
+    let again = hub_pipeline::analysis::run(
+        &host,
+        &storage,
+        acme,
+        &analyser,
+        runs[0].period_ms,
+        &hub_pipeline::grid::SeriesCache::default(),
+    )
+    .await;
     assert_eq!(
         (again.outcome.as_str(), again.found, again.series),
         ("ok", 0, 2)
@@ -339,7 +346,15 @@ async fn the_first_party_detectors_find_what_they_are_for() {
     }
     let mut found = Vec::new();
     for analyser in host.analysers(acme).await.unwrap() {
-        let run = hub_pipeline::analysis::run(&host, &storage, acme, &analyser, newest).await;
+        let run = hub_pipeline::analysis::run(
+            &host,
+            &storage,
+            acme,
+            &analyser,
+            newest,
+            &hub_pipeline::grid::SeriesCache::default(),
+        )
+        .await;
         assert_eq!(run.outcome, "ok", "{}: {run:?}", analyser.name);
         found.push((analyser.name.clone(), run.found));
     }
@@ -441,7 +456,15 @@ async fn a_wrong_answer_is_refused_whole_counted_and_nothing_is_stored() {
             .into_iter()
             .find(|a| a.name == name)
             .unwrap();
-        let run = hub_pipeline::analysis::run(&host, &storage, acme, &analyser, newest).await;
+        let run = hub_pipeline::analysis::run(
+            &host,
+            &storage,
+            acme,
+            &analyser,
+            newest,
+            &hub_pipeline::grid::SeriesCache::default(),
+        )
+        .await;
         assert_eq!(run.outcome, "failed", "{mode}: {run:?}");
         assert!(
             run.message.as_deref().unwrap_or("").contains(message),
@@ -465,7 +488,15 @@ async fn a_wrong_answer_is_refused_whole_counted_and_nothing_is_stored() {
     .unwrap();
     for _ in 0..3 {
         if let Some(analyser) = host.analysers(acme).await.unwrap().into_iter().next() {
-            hub_pipeline::analysis::run(&host, &storage, acme, &analyser, newest).await;
+            hub_pipeline::analysis::run(
+                &host,
+                &storage,
+                acme,
+                &analyser,
+                newest,
+                &hub_pipeline::grid::SeriesCache::default(),
+            )
+            .await;
         }
     }
     let install = host.installed(acme).await.unwrap().remove(0);
@@ -493,7 +524,15 @@ async fn a_wrong_answer_is_refused_whole_counted_and_nothing_is_stored() {
     .await
     .unwrap();
     for analyser in host.analysers(acme).await.unwrap() {
-        let run = hub_pipeline::analysis::run(&host, &storage, acme, &analyser, newest).await;
+        let run = hub_pipeline::analysis::run(
+            &host,
+            &storage,
+            acme,
+            &analyser,
+            newest,
+            &hub_pipeline::grid::SeriesCache::default(),
+        )
+        .await;
         assert_eq!(run.outcome, "ok", "{run:?}");
     }
     assert_eq!(count(&storage).await, (1, 1));
@@ -542,7 +581,15 @@ async fn series_grouped_by_a_tag_come_from_the_raw_events() {
     .await
     .unwrap();
     let analyser = host.analysers(acme).await.unwrap().remove(0);
-    let run = hub_pipeline::analysis::run(&host, &storage, acme, &analyser, newest).await;
+    let run = hub_pipeline::analysis::run(
+        &host,
+        &storage,
+        acme,
+        &analyser,
+        newest,
+        &hub_pipeline::grid::SeriesCache::default(),
+    )
+    .await;
     assert_eq!(
         (run.outcome.as_str(), run.series, run.found),
         ("ok", 2, 1),

@@ -12,6 +12,7 @@ use clap::{Args, Subcommand};
 use hub_core::LatencySketch;
 use indicatif::{ProgressBar, ProgressStyle};
 
+mod analysis;
 mod detectors;
 mod forecasters;
 mod plugins;
@@ -32,6 +33,9 @@ pub enum BenchCommand {
     /// The first-party forecasters' sMAPE and MASE on synthetic hourly traffic, against
     /// statsforecast's AutoETS and SeasonalNaive when a Python with it is given.
     Forecasters(Box<forecasters::ForecasterBenchArgs>),
+    /// What one scheduled run of a detector and of a forecaster costs at a large tenant's sizes:
+    /// series built from seeded rollups, the plugin's calls, the whole run.
+    Analysis(Box<analysis::AnalysisBenchArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -130,6 +134,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Plugins(a) => plugins::run(*a).await,
         BenchCommand::Detectors(a) => detectors::run(*a).await,
         BenchCommand::Forecasters(a) => forecasters::run(*a).await,
+        BenchCommand::Analysis(a) => analysis::run(*a).await,
     }
 }
 

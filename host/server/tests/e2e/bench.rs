@@ -142,3 +142,52 @@ fn bench_forecasters_beats_the_seasonal_naive_baseline() {
     assert!(text.lines().any(|l| l.starts_with("ets ")), "{text}");
     eprintln!("{text}");
 }
+
+/// `hub bench analysis` at a small size (the sizes are the documented run): it seeds,
+/// installs robust-level and ets, and times the series building, the calls and the whole
+/// scheduled run of each, under a generous CPU bound.
+#[cfg(feature = "bench")]
+#[test]
+fn bench_analysis_times_a_scheduled_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = super::plugins::plugins_dir(dir.path(), &["robust-level", "ets"]);
+    let out = Command::new(HUB)
+        .args([
+            "bench",
+            "analysis",
+            "--series",
+            "200",
+            "--forecast-series",
+            "20",
+            "--days",
+            "30",
+            "--max-core-share",
+            "0.5",
+        ])
+        .arg("--plugins-dir")
+        .arg(&plugins)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("robust-level (detector): 200 series × 1440 points"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ets (forecaster): 20 series × 720 points"),
+        "{text}"
+    );
+    for part in [
+        "series from the rollups",
+        "the plugin's calls",
+        "the whole scheduled run",
+    ] {
+        assert_eq!(text.matches(part).count(), 2, "{part}: {text}");
+    }
+    eprintln!("{text}");
+}
