@@ -16,6 +16,8 @@ mod analysis;
 mod detectors;
 mod forecasters;
 mod plugins;
+mod query;
+mod seed;
 mod synth;
 
 #[derive(Debug, Subcommand)]
@@ -23,9 +25,9 @@ pub enum BenchCommand {
     /// Send generated events to a running hub and report events/s and ack latency.
     Ingest(Box<IngestArgs>),
     /// Run a mix of summary, time-series and event queries against a running hub.
-    Query(Box<QueryArgs>),
+    Query(Box<query::QueryArgs>),
     /// Write generated events straight into a database (no HTTP) to build a large data set.
-    Seed(Box<SeedArgs>),
+    Seed(Box<seed::SeedArgs>),
     /// Plugin overhead per event against native code, and cold-start load times.
     Plugins(Box<plugins::PluginBenchArgs>),
     /// The first-party detectors' precision, recall and F1 on the labeled synthetic set.
@@ -89,48 +91,11 @@ impl std::fmt::Display for RandomUuid {
     }
 }
 
-#[derive(Debug, Args)]
-pub struct QueryArgs {
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    url: String,
-    /// An API key with the query scope.
-    #[arg(long, env = "HUB_API_KEY")]
-    key: String,
-    /// Requests per query kind.
-    #[arg(long, default_value_t = 100)]
-    requests: usize,
-    /// Also time the 24-hour summary computed from raw events (no rollups) on this tenant's
-    /// database, as the baseline the rollups are measured against (needs --database-url or
-    /// --data-dir of the hub being queried).
-    #[arg(long)]
-    raw_baseline_tenant: Option<String>,
-    #[command(flatten)]
-    db: crate::config::ServeArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct SeedArgs {
-    /// Events to write.
-    #[arg(long, default_value_t = 10_000_000)]
-    events: u64,
-    /// Spread timestamps uniformly over this span before now.
-    #[arg(long, default_value = "24h")]
-    span: String,
-    /// Tenant to write into (created if missing).
-    #[arg(long, default_value = "bench")]
-    tenant: String,
-    /// Events per transaction.
-    #[arg(long, default_value_t = 10_000)]
-    batch: usize,
-    #[command(flatten)]
-    db: crate::config::ServeArgs,
-}
-
 pub async fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Ingest(a) => ingest(*a).await,
-        BenchCommand::Query(a) => query(*a).await,
-        BenchCommand::Seed(a) => seed(*a).await,
+        BenchCommand::Query(a) => query::run(*a).await,
+        BenchCommand::Seed(a) => seed::run(*a).await,
         BenchCommand::Plugins(a) => plugins::run(*a).await,
         BenchCommand::Detectors(a) => detectors::run(*a).await,
         BenchCommand::Forecasters(a) => forecasters::run(*a).await,
@@ -398,242 +363,6 @@ async fn ingest(a: IngestArgs) -> Result<()> {
     if failed.load(Ordering::Relaxed) > 0 {
         bail!("some requests failed");
     }
-    Ok(())
-}
-
-async fn query(a: QueryArgs) -> Result<()> {
-    let client = reqwest::Client::new();
-    let base = a.url.trim_end_matches('/');
-    let queries = [
-        (
-            "summary 24h, no grouping",
-            "/v1/metrics/summary?from=now-24h",
-        ),
-        (
-            "summary 24h by model",
-            "/v1/metrics/summary?from=now-24h&group_by=model",
-        ),
-        (
-            "summary 24h by model,provider,app",
-            "/v1/metrics/summary?from=now-24h&group_by=model,provider,app",
-        ),
-        (
-            "timeseries 24h/1m requests",
-            "/v1/metrics/timeseries?from=now-24h&step=1m&metric=requests",
-        ),
-        (
-            "timeseries 24h/1m latency_p95",
-            "/v1/metrics/timeseries?from=now-24h&step=1m&metric=latency_p95",
-        ),
-        (
-            "timeseries 24h/5m cost by model",
-            "/v1/metrics/timeseries?from=now-24h&step=5m&metric=cost_usd&group_by=model",
-        ),
-        (
-            "timeseries 24h/1h p99 by model",
-            "/v1/metrics/timeseries?from=now-24h&step=1h&metric=latency_p99&group_by=model",
-        ),
-        ("events, newest 100", "/v1/events?limit=100"),
-    ];
-    let mut queries: Vec<(&str, Vec<String>)> = queries
-        .iter()
-        .map(|(name, path)| (*name, vec![path.to_string()]))
-        .collect();
-    // Lookups by id, of events spread over the day (not only the newest).
-    let mut by_id = Vec::new();
-    for to in ["now-20h", "now-12h", "now-4h", "now"] {
-        let page: serde_json::Value = client
-            .get(format!("{base}/v1/events?limit=25&to={to}"))
-            .bearer_auth(&a.key)
-            .send()
-            .await
-            .context("listing events to look up")?
-            .json()
-            .await?;
-        for e in page["events"].as_array().into_iter().flatten() {
-            if let Some(id) = e["event_id"].as_str() {
-                by_id.push(format!("/v1/events/{id}"));
-            }
-        }
-    }
-    if !by_id.is_empty() {
-        queries.push(("event by id", by_id));
-    }
-    println!("query benchmark: {base}, {} requests per query", a.requests);
-    println!(
-        "  {:<36} {:>10} {:>10} {:>10}",
-        "query", "p50 ms", "p99 ms", "max ms"
-    );
-    let mut worst_p99: f64 = 0.0;
-    let mut summary_24h_p50 = 0.0;
-    for (name, paths) in &queries {
-        let path = &paths[0];
-        let mut times = Vec::with_capacity(a.requests);
-        for i in 0..a.requests {
-            let t0 = Instant::now();
-            let r = client
-                .get(format!("{base}{}", paths[i % paths.len()]))
-                .bearer_auth(&a.key)
-                .send()
-                .await
-                .context("query request")?;
-            let status = r.status();
-            let body = r.bytes().await?;
-            if !status.is_success() {
-                bail!("{name}: HTTP {status}: {}", String::from_utf8_lossy(&body));
-            }
-            times.push(t0.elapsed().as_secs_f64() * 1e3);
-        }
-        times.sort_by(f64::total_cmp);
-        let pct = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
-        worst_p99 = worst_p99.max(pct(0.99));
-        if path.contains("summary?from=now-24h&group_by=model") && !path.contains(',') {
-            summary_24h_p50 = pct(0.5);
-        }
-        println!(
-            "  {:<36} {:>10.1} {:>10.1} {:>10.1}",
-            name,
-            pct(0.5),
-            pct(0.99),
-            times[times.len() - 1]
-        );
-    }
-    println!("  worst p99: {worst_p99:.1} ms");
-    if let Some(tenant) = a.raw_baseline_tenant {
-        raw_baseline(a.db, &tenant, summary_24h_p50).await?;
-    }
-    Ok(())
-}
-
-/// The 24-hour summary grouped by model, aggregated from raw events instead of rollups.
-async fn raw_baseline(
-    db: crate::config::ServeArgs,
-    tenant: &str,
-    rollup_p50_ms: f64,
-) -> Result<()> {
-    let (storage, _) = crate::open_db(db).await?;
-    let t = storage
-        .tenants()
-        .tenant_by_name(tenant)
-        .await?
-        .with_context(|| format!("no tenant '{tenant}'"))?;
-    let now = hub_core::time::now_ms();
-    let group_by = [hub_core::Dimension::Model];
-    let scan = hub_storage::Scan {
-        from_ms: now - hub_core::time::DAY_MS,
-        to_ms: now,
-        filters: &[],
-        group_by: &group_by,
-        by_bucket: false,
-        bucket_step_ms: 0,
-        with_sketch: true,
-        tag: None,
-    };
-    let t0 = Instant::now();
-    let rows = storage.scan_raw(t.id, &scan, 1).await?;
-    let raw_ms = t0.elapsed().as_secs_f64() * 1e3;
-    let events: i64 = rows.iter().map(|r| r.agg.events).sum();
-    storage.close().await;
-    println!(
-        "  baseline: the same summary from {events} raw events took {raw_ms:.0} ms, {:.0}x the rollup p50",
-        raw_ms / rollup_p50_ms.max(0.001)
-    );
-    Ok(())
-}
-
-async fn seed(a: SeedArgs) -> Result<()> {
-    let span =
-        hub_core::time::parse_duration_ms(&a.span).map_err(|e| anyhow::anyhow!("--span: {e}"))?;
-    let (storage, _) = crate::open_db(a.db).await?;
-    let tenant = match storage.tenants().tenant_by_name(&a.tenant).await? {
-        Some(t) => t,
-        None => {
-            storage
-                .tenants()
-                .create_tenant(&a.tenant, hub_core::time::now_ms())
-                .await?
-        }
-    };
-    let limits = hub_core::ingest::IngestLimits {
-        max_age_ms: span + hub_core::time::HOUR_MS,
-        ..Default::default()
-    };
-    let now = hub_core::time::now_ms();
-    let pb = bar(
-        Some(a.events),
-        "{spinner} [{elapsed_precise}] {bar:30} {human_pos}/{human_len} events {msg}",
-    );
-    let started = Instant::now();
-    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-    let templates = EventTemplates::new(&mut rng);
-    let mut written = 0u64;
-    let mut body = String::new();
-    let (mut parse_time, mut write_time) = (Duration::ZERO, Duration::ZERO);
-    while written < a.events {
-        let n = (a.events - written).min(a.batch as u64) as usize;
-        body.clear();
-        body.push('[');
-        for i in 0..n {
-            if i > 0 {
-                body.push(',');
-            }
-            let seq = written + i as u64;
-            // Uniform over the span, in time order so that rollup rows are reused like live data.
-            let ts = now - span + (seq as i128 * span as i128 / a.events as i128) as i64;
-            templates.push(&mut body, &mut rng, format_args!("s-{seq}"), ts);
-        }
-        body.push(']');
-        let t0 = Instant::now();
-        let parsed = hub_core::ingest::parse_body(
-            body.as_bytes(),
-            hub_core::ingest::BodyFormat::Json,
-            &hub_core::ingest::IngestLimits {
-                max_events: usize::MAX,
-                ..limits.clone()
-            },
-            now,
-        )?;
-        if !parsed.rejected.is_empty() {
-            bail!(
-                "generated events were rejected: {:?}",
-                &parsed.rejected[..1]
-            );
-        }
-        let t1 = Instant::now();
-        parse_time += t1 - t0;
-        storage
-            .write_batches(
-                &[hub_storage::TenantBatch {
-                    tenant: tenant.id,
-                    events: parsed.events,
-                }],
-                now,
-            )
-            .await?;
-        write_time += t1.elapsed();
-        written += n as u64;
-        pb.set_position(written);
-        pb.set_message(format!(
-            "{} events/s",
-            fmt_rate(written as f64 / started.elapsed().as_secs_f64())
-        ));
-    }
-    pb.finish_and_clear();
-    storage.close().await;
-    println!(
-        "seeded {written} events into tenant '{}' over the last {} in {:.1} s ({} events/s, parse + write, one writer)",
-        a.tenant,
-        a.span,
-        started.elapsed().as_secs_f64(),
-        fmt_rate(written as f64 / started.elapsed().as_secs_f64())
-    );
-    println!(
-        "  parse {:.2} µs/event ({} events/s on one core), write {:.2} µs/event ({} events/s on one writer)",
-        parse_time.as_secs_f64() * 1e6 / written as f64,
-        fmt_rate(written as f64 / parse_time.as_secs_f64()),
-        write_time.as_secs_f64() * 1e6 / written as f64,
-        fmt_rate(written as f64 / write_time.as_secs_f64()),
-    );
     Ok(())
 }
 
