@@ -225,14 +225,17 @@ impl SeriesCache {
         Ok(grid)
     }
 
-    /// Keeps `grid` for the install's next run, unless it holds too many groups.
+    /// Keeps `grid` for the install's next run, unless it holds too many groups or a newer one
+    /// is kept already (this one was a catch-up's).
     pub fn keep(&self, tenant: TenantId, plugin: &str, grid: Grid) {
         let cap = grid.settings.max_series as usize * KEEP_GROUPS_PER_SERIES;
-        if grid.groups.len() <= cap.max(1) {
-            self.grids
-                .lock()
-                .unwrap()
-                .insert((tenant, plugin.to_string()), grid);
+        if grid.groups.len() > cap.max(1) {
+            return;
+        }
+        let mut grids = self.grids.lock().unwrap();
+        let key = (tenant, plugin.to_string());
+        if grids.get(&key).is_none_or(|kept| kept.end() <= grid.end()) {
+            grids.insert(key, grid);
         }
     }
 
@@ -286,4 +289,32 @@ fn same_grid(a: &SeriesSettings, b: &SeriesSettings) -> bool {
 /// The step that ends a run's series: its period's end, rounded down to the step.
 pub fn end_of(settings: &SeriesSettings, period_ms: i64) -> i64 {
     floor_to(period_ms, settings.step_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_catch_up_grid_does_not_replace_a_newer_kept_one() {
+        let settings = SeriesSettings {
+            metrics: vec!["requests".into()],
+            group_by: vec!["model".into()],
+            step_ms: 60_000,
+            history_ms: 30 * 60_000,
+            max_series: 10,
+            every_ms: 60_000,
+            horizon: 0,
+            level: 0.0,
+        };
+        let (t, cache) = (TenantId::from_verified(7), SeriesCache::default());
+        let kept_end =
+            |c: &SeriesCache| c.grids.lock().unwrap().get(&(t, "p".into())).map(Grid::end);
+        let newer = 100 * 60_000;
+        cache.keep(t, "p", Grid::empty(&settings, newer));
+        cache.keep(t, "p", Grid::empty(&settings, newer - 5 * 60_000));
+        assert_eq!(kept_end(&cache), Some(newer));
+        cache.keep(t, "p", Grid::empty(&settings, newer + 60_000));
+        assert_eq!(kept_end(&cache), Some(newer + 60_000));
+    }
 }
