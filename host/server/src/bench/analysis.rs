@@ -24,9 +24,6 @@ use super::Rng;
 
 #[derive(Debug, Args)]
 pub struct AnalysisBenchArgs {
-    /// Built plugins, as laid out by scripts/build-plugins.
-    #[arg(long, default_value = "dist/plugins")]
-    plugins_dir: PathBuf,
     #[arg(long, default_value = "robust-level")]
     detector: String,
     /// Series the detector is given (one per model).
@@ -47,7 +44,8 @@ pub struct AnalysisBenchArgs {
     /// core-minute.
     #[arg(long)]
     max_core_share: Option<f64>,
-    /// The database to seed (default: SQLite in a temporary directory).
+    /// The database to seed (default: SQLite in a temporary directory), and --plugins-dir: the
+    /// built plugins as scripts/build-plugins lays them out (default dist/plugins).
     #[command(flatten)]
     db: crate::config::ServeArgs,
 }
@@ -161,13 +159,7 @@ async fn install(
     name: &str,
     series: serde_json::Value,
 ) -> Result<Analyser> {
-    let m = std::fs::read_to_string(dir.join(name).join("plugin.toml")).with_context(|| {
-        format!(
-            "{}/{name}/plugin.toml (run scripts/build-plugins)",
-            dir.display()
-        )
-    })?;
-    let w = std::fs::read(dir.join(name).join(format!("{name}.wasm")))?;
+    let (m, w) = super::built_plugin(dir, name)?;
     host.install(
         tenant,
         &m,
@@ -284,6 +276,10 @@ async fn measure(
 pub async fn run(a: AnalysisBenchArgs) -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let mut db = a.db;
+    let plugins_dir = db
+        .plugins_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("dist/plugins"));
     if db.database_url.is_none() && db.data_dir.is_none() {
         db.data_dir = Some(tmp.path().join("data"));
     }
@@ -325,7 +321,7 @@ pub async fn run(a: AnalysisBenchArgs) -> Result<()> {
     .await?;
     let detector = install(
         &host,
-        &a.plugins_dir,
+        &plugins_dir,
         tenant,
         &a.detector,
         serde_json::json!({"metrics": ["input_tokens"], "group_by": ["model"], "step": "1m",
@@ -353,7 +349,7 @@ pub async fn run(a: AnalysisBenchArgs) -> Result<()> {
     .await?;
     let forecaster = install(
         &host,
-        &a.plugins_dir,
+        &plugins_dir,
         other,
         &a.forecaster,
         serde_json::json!({"metrics": ["input_tokens"], "group_by": ["model"], "step": "1h",

@@ -96,13 +96,7 @@ impl Score {
 }
 
 fn load(runtime: &Runtime, dir: &std::path::Path, name: &'static str) -> Result<Loaded> {
-    let m = std::fs::read_to_string(dir.join(name).join("plugin.toml")).with_context(|| {
-        format!(
-            "{}/{name}/plugin.toml (run scripts/build-plugins)",
-            dir.display()
-        )
-    })?;
-    let w = std::fs::read(dir.join(name).join(format!("{name}.wasm")))?;
+    let (m, w) = super::built_plugin(dir, name)?;
     let manifest = hub_marketplace::Manifest::parse(&m, &hub_plugins::host_version())?;
     let series = manifest
         .series

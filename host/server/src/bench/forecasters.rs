@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use hub_plugin_sdk::stats::{prep, season};
 use hub_runtime::{Grants, Runtime, RuntimeConfig, Series};
@@ -98,13 +98,7 @@ fn component(
     train: &[Series],
     horizon: usize,
 ) -> Result<Method> {
-    let m = std::fs::read_to_string(dir.join(name).join("plugin.toml")).with_context(|| {
-        format!(
-            "{}/{name}/plugin.toml (run scripts/build-plugins)",
-            dir.display()
-        )
-    })?;
-    let w = std::fs::read(dir.join(name).join(format!("{name}.wasm")))?;
+    let (m, w) = super::built_plugin(dir, name)?;
     let manifest = hub_marketplace::Manifest::parse(&m, &hub_plugins::host_version())?;
     let plugin = runtime.load(manifest, &w)?;
     let mut instance =

@@ -172,6 +172,19 @@ impl EventTemplates {
     }
 }
 
+/// A built first-party plugin's manifest text and component, as scripts/build-plugins lays
+/// them out (`DIR/NAME/plugin.toml`, `DIR/NAME/NAME.wasm`).
+fn built_plugin(dir: &std::path::Path, name: &str) -> Result<(String, Vec<u8>)> {
+    let m = std::fs::read_to_string(dir.join(name).join("plugin.toml")).with_context(|| {
+        format!(
+            "{}/{name}/plugin.toml (run scripts/build-plugins)",
+            dir.display()
+        )
+    })?;
+    let w = std::fs::read(dir.join(name).join(format!("{name}.wasm")))?;
+    Ok((m, w))
+}
+
 fn bar(len: Option<u64>, template: &str) -> ProgressBar {
     let pb = match len {
         Some(n) => ProgressBar::new(n),

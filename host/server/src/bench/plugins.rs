@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use hub_core::EventRecord;
 use hub_plugin_sdk::Enricher;
@@ -102,17 +102,6 @@ pub async fn run(a: PluginBenchArgs) -> Result<()> {
     packages(&a.plugins_dir).await
 }
 
-fn load(dir: &std::path::Path, name: &str) -> Result<(String, Vec<u8>)> {
-    let m = std::fs::read_to_string(dir.join(name).join("plugin.toml")).with_context(|| {
-        format!(
-            "{}/{name}/plugin.toml (run scripts/build-plugins)",
-            dir.display()
-        )
-    })?;
-    let w = std::fs::read(dir.join(name).join(format!("{name}.wasm")))?;
-    Ok((m, w))
-}
-
 fn bench(dir: &std::path::Path, budget: Duration) -> Result<()> {
     let host_version = hub_plugins::host_version();
     let runtime = Runtime::new(RuntimeConfig::default())?;
@@ -125,7 +114,7 @@ fn bench(dir: &std::path::Path, budget: Duration) -> Result<()> {
     );
     let all = events(1000)?;
     for name in ["cost", "registry"] {
-        let (m, w) = load(dir, name)?;
+        let (m, w) = super::built_plugin(dir, name)?;
         let manifest = hub_marketplace::Manifest::parse(&m, &host_version)?;
         let plugin = runtime.load(manifest, &w)?;
         let grants = Grants {
@@ -194,7 +183,7 @@ fn bench(dir: &std::path::Path, budget: Duration) -> Result<()> {
         cache_dir: Some(cache.path().to_path_buf()),
         ..Default::default()
     };
-    let (m, w) = load(dir, "cost")?;
+    let (m, w) = super::built_plugin(dir, "cost")?;
     let variants: Vec<Vec<u8>> = (0..10u8)
         .map(|i| {
             let mut v = w.clone();
@@ -243,7 +232,7 @@ fn bench(dir: &std::path::Path, budget: Duration) -> Result<()> {
         compile.as_secs_f64() * 1e3,
         inst.as_secs_f64() * 1e3
     );
-    if let Ok((m, w)) = load(dir, "latency-slo") {
+    if let Ok((m, w)) = super::built_plugin(dir, "latency-slo") {
         let started = Instant::now();
         let p = Runtime::new(RuntimeConfig::default())?
             .load(hub_marketplace::Manifest::parse(&m, &host_version)?, &w)?;
