@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { chartOf, newest, seriesName, seriesOverride, valueOf, withForecast, type Forecast } from "./analysis";
+import { chartOf, drawingOrder, newest, seriesName, seriesOverride, valueOf, withForecast, type Forecast } from "./analysis";
 import { watches } from "./pages/Plugins";
 
 const forecast = (made_at: string, plugin = "ets"): Forecast => ({
@@ -70,5 +70,13 @@ describe("a configuration form's series", () => {
   it("read as a sentence on the plugins page", () => {
     expect(watches(resolved, "detector")).toBe("Watches requests per model, a point every 5m over 15d (at most 200 series); runs every 5m.");
     expect(watches({ ...resolved, group_by: [], horizon: 48 }, "forecaster")).toMatch(/of all traffic, .* runs every 5m, 48 points ahead\.$/);
+  });
+});
+
+describe("drawingOrder", () => {
+  it("draws the most unusual of overlapping markers last, on top, where a click lands", () => {
+    const m = (id: number, severity: string, score?: number) => ({ ts: 60, id, severity, text: "", score });
+    const order = drawingOrder([m(1, "critical", 20), m(2, "critical", 4.3), m(3, "warning", 50), m(4, "info")]);
+    expect(order.map((x) => x.id)).toEqual([4, 3, 2, 1]);
   });
 });

@@ -2,7 +2,7 @@
 // belongs on, a series' name in words, the newest forecast of several, and a chart's axis
 // extended by a forecast with its band.
 import type { Schemas } from "./api/client";
-import type { Line } from "./components/Chart";
+import type { Line, Marker } from "./components/Chart";
 
 export type Anomaly = Schemas["AnomalyDto"];
 export type Forecast = Schemas["ForecastDto"];
@@ -99,4 +99,13 @@ export function seriesOverride(
     if (JSON.stringify(v) !== JSON.stringify(resolved[k])) out[k] = v;
   }
   return Object.keys(out).length ? out : undefined;
+}
+
+const SEVERITY_RANK: Record<string, number> = { info: 0, warning: 1, critical: 2 };
+
+/** Markers in drawing order: where two overlap, the more severe (then the higher score) is drawn
+ * last, on top, so it is the one a click reaches. */
+export function drawingOrder(markers: Marker[]): Marker[] {
+  const rank = (m: Marker) => SEVERITY_RANK[m.severity] ?? 0;
+  return [...markers].sort((a, b) => rank(a) - rank(b) || (a.score ?? 0) - (b.score ?? 0));
 }

@@ -1,6 +1,7 @@
 import { useEffect, useRef } from "react";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
+import { drawingOrder } from "../analysis";
 
 export type Line = {
   label: string;
@@ -13,7 +14,7 @@ export type Line = {
 };
 
 /** Something to point at on the time axis: an anomaly, with what a person reads on hover. */
-export type Marker = { ts: number; id: number; severity: string; text: string };
+export type Marker = { ts: number; id: number; severity: string; text: string; score?: number };
 
 const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2"];
 export const color = (i: number) => COLORS[i % COLORS.length];
@@ -25,7 +26,7 @@ function markersPlugin(markers: Marker[], onMarker?: (id: number) => void): uPlo
       draw: (u: uPlot) => {
         u.over.querySelectorAll(".marker").forEach((e) => e.remove());
         const width = u.over.clientWidth;
-        for (const m of markers) {
+        for (const m of drawingOrder(markers)) {
           const left = u.valToPos(m.ts, "x");
           if (!(left >= 0 && left <= width)) continue;
           const b = document.createElement("button");

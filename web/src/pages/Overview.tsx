@@ -222,7 +222,7 @@ function markersByChart(list: Anomaly[]): Record<ChartId, Marker[]> {
   const out: Record<ChartId, Marker[]> = { traffic: [], latency: [], tokens: [], cost: [] };
   for (const a of list) {
     const c = chartOf(a.metric);
-    if (c) out[c].push({ ts: new Date(a.ts).getTime() / 1000, id: a.id, severity: a.severity, text: `${a.metric} of ${seriesName(a.series)}: ${a.reason}` });
+    if (c) out[c].push({ ts: new Date(a.ts).getTime() / 1000, id: a.id, severity: a.severity, score: a.score, text: `${a.metric} of ${seriesName(a.series)}: ${a.reason}` });
   }
   return out;
 }
