@@ -108,9 +108,42 @@ pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
         .ok_or_else(|| format!("'{s}' is too long a duration"))
 }
 
+/// Milliseconds in the largest unit that divides them: `7d`, `90m`, `30s`, `0s`; the inverse of
+/// [`parse_duration_ms`].
+pub fn format_duration_ms(ms: i64) -> String {
+    if ms == 0 {
+        return "0s".into();
+    }
+    for (unit, len) in [
+        ("d", DAY_MS),
+        ("h", HOUR_MS),
+        ("m", MINUTE_MS),
+        ("s", 1_000),
+    ] {
+        if ms % len == 0 {
+            return format!("{}{unit}", ms / len);
+        }
+    }
+    format!("{ms}ms")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_format_in_their_largest_unit_and_parse_back() {
+        for (ms, text) in [
+            (7 * DAY_MS, "7d"),
+            (90 * MINUTE_MS, "90m"),
+            (30_000, "30s"),
+            (0, "0s"),
+            (1_500, "1500ms"),
+        ] {
+            assert_eq!(format_duration_ms(ms), text);
+            assert_eq!(parse_duration_ms(text), Ok(ms));
+        }
+    }
 
     #[test]
     fn buckets_floor_and_ceil() {

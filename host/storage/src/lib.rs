@@ -9,6 +9,7 @@
 //! ([`analytics`]) read the coarsest rollups that answer a range exactly.
 
 pub mod access;
+pub mod alerts;
 pub mod analysis;
 pub mod analytics;
 pub mod audit;
@@ -44,6 +45,7 @@ pub use access::{
     AccessStorage, Membership, NewRefreshToken, NewUser, OidcLogin, RefreshToken, RefreshUse,
     SigningKey, User,
 };
+pub use alerts::{AlertCursor, AlertFilter, AlertRecord, AlertStorage, StoredRule};
 pub use analysis::{
     Anomaly, AnomalyCursor, AnomalyFilter, AnomalyStorage, ForecastFilter, ForecastPoint,
     ForecastStorage, NewAnomaly, RunOutcome, RunRecord, RunStorage, SeriesDims, StoredForecast,
@@ -127,6 +129,8 @@ pub trait Storage: Send + Sync + 'static {
     fn forecasts(&self) -> &dyn ForecastStorage;
     /// Detectors' and forecasters' scheduled runs, which are also their leases.
     fn analysis_runs(&self) -> &dyn RunStorage;
+    /// Alert rules and the alerts they raised.
+    fn alerts(&self) -> &dyn AlertStorage;
 
     /// Stores the batches in one transaction: raw events (skipping ones already stored) and the
     /// rollup deltas of the new ones. Returns one outcome per batch, in order.

@@ -337,6 +337,8 @@ pub struct RetentionReport {
     pub rollups_deleted: u64,
     pub partitions_dropped: u64,
     pub anomalies_deleted: u64,
+    /// Resolved alerts older than the raw events' retention.
+    pub alerts_deleted: u64,
 }
 
 /// A plugin component as stored: the bytes and the manifest, keyed by the component's SHA-256.

@@ -15,6 +15,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row};
 use std::str::FromStr;
 
+use crate::AlertStorage;
 use crate::access::{AccessStorage, SqlAccess};
 use crate::analysis::{
     AnomalyStorage, ForecastStorage, RunStorage, SqlAnomalies, SqlForecasts, SqlRuns,
@@ -46,6 +47,7 @@ pub struct PostgresStorage {
     audit: SqlAudit<Postgres>,
     views: SqlViews<Postgres>,
     anomalies: SqlAnomalies<Postgres>,
+    alerts: crate::alerts::SqlAlerts<Postgres>,
     forecasts: SqlForecasts<Postgres>,
     runs: SqlRuns<Postgres>,
     market: SqlMarket<Postgres>,
@@ -128,6 +130,7 @@ impl PostgresStorage {
             audit: SqlAudit::new(pool.clone(), pool.clone()),
             views: SqlViews::new(pool.clone(), pool.clone()),
             anomalies: SqlAnomalies::new(pool.clone(), pool.clone()),
+            alerts: crate::alerts::SqlAlerts::new(pool.clone(), pool.clone()),
             forecasts: SqlForecasts::new(pool.clone(), pool.clone()),
             runs: SqlRuns::new(pool.clone(), pool.clone()),
             market: SqlMarket::new(pool.clone(), pool.clone()),
@@ -435,6 +438,10 @@ impl Storage for PostgresStorage {
         &self.views
     }
 
+    fn alerts(&self) -> &dyn AlertStorage {
+        &self.alerts
+    }
+
     fn anomalies(&self) -> &dyn AnomalyStorage {
         &self.anomalies
     }
@@ -654,6 +661,12 @@ impl Storage for PostgresStorage {
                 self.forecasts.forget_before(tenant, keep, now_ms).await?;
             }
             self.runs.forget_before(tenant, now_ms).await?;
+            if let Some(keep) = own.raw_ms {
+                report.alerts_deleted += self
+                    .alerts
+                    .forget_resolved_before(tenant, now_ms - keep)
+                    .await?;
+            }
         }
         Ok(report)
     }

@@ -11,6 +11,7 @@ use hub_core::{EventRecord, TenantId};
 use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
 use sqlx::{Row, Sqlite};
 
+use crate::AlertStorage;
 use crate::access::{AccessStorage, SqlAccess};
 use crate::analysis::{
     AnomalyStorage, ForecastStorage, RunStorage, SqlAnomalies, SqlForecasts, SqlRuns,
@@ -47,6 +48,7 @@ pub struct SqliteStorage {
     audit: SqlAudit<Sqlite>,
     views: SqlViews<Sqlite>,
     anomalies: SqlAnomalies<Sqlite>,
+    alerts: crate::alerts::SqlAlerts<Sqlite>,
     forecasts: SqlForecasts<Sqlite>,
     runs: SqlRuns<Sqlite>,
     market: SqlMarket<Sqlite>,
@@ -128,6 +130,7 @@ impl SqliteStorage {
             audit: SqlAudit::new(writer.clone(), readers.clone()),
             views: SqlViews::new(writer.clone(), readers.clone()),
             anomalies: SqlAnomalies::new(writer.clone(), readers.clone()),
+            alerts: crate::alerts::SqlAlerts::new(writer.clone(), readers.clone()),
             forecasts: SqlForecasts::new(writer.clone(), readers.clone()),
             runs: SqlRuns::new(writer.clone(), readers.clone()),
             market: SqlMarket::new(writer.clone(), readers.clone()),
@@ -340,6 +343,10 @@ impl Storage for SqliteStorage {
 
     fn views(&self) -> &dyn ViewStorage {
         &self.views
+    }
+
+    fn alerts(&self) -> &dyn AlertStorage {
+        &self.alerts
     }
 
     fn anomalies(&self) -> &dyn AnomalyStorage {
@@ -582,6 +589,12 @@ impl Storage for SqliteStorage {
                 self.forecasts.forget_before(tenant, keep, now_ms).await?;
             }
             self.runs.forget_before(tenant, now_ms).await?;
+            if let Some(keep) = policy.raw_ms {
+                report.alerts_deleted += self
+                    .alerts
+                    .forget_resolved_before(tenant, now_ms - keep)
+                    .await?;
+            }
         }
         Ok(report)
     }

@@ -1,7 +1,8 @@
 //! One set of stories, run against SQLite and PostgreSQL alike, as one test binary: tenants,
 //! keys, plugins and the marketplace (`tenants`); people, sessions, invitations and sign-in
 //! throttling (`people`); writing, rolling up, listing and keeping events (`events`); finding
-//! events by id (`ids`); detectors' anomalies, forecasts and scheduled runs (`analysis`). The helpers they share are here.
+//! events by id (`ids`); detectors' anomalies, forecasts and scheduled runs (`analysis`); alert rules and alerts
+//! (`alerts`). The helpers they share are here.
 
 use std::sync::Arc;
 
@@ -22,12 +23,14 @@ use hub_storage::{
 #[path = "../support/mod.rs"]
 mod support;
 
+mod alerts;
 mod analysis;
 mod events;
 mod ids;
 mod people;
 mod tenants;
 
+use alerts::*;
 use analysis::*;
 use events::*;
 use people::*;
@@ -54,6 +57,7 @@ on_both!(
     anomalies_are_stored_once_filtered_and_paged,
     forecasts_keep_the_newest_per_series,
     one_replica_runs_each_period,
+    alert_rules_and_their_alerts_keep_their_history,
 );
 
 /// Deterministic pseudo-random events over `span_ms` before NOW.
