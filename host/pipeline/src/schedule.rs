@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hub_core::TenantId;
-use hub_core::time::floor_to;
+use hub_core::time::{MINUTE_MS, floor_to};
 use hub_plugins::{Analyser, PluginHost, PluginKind};
 use hub_storage::{RunOutcome, RunRecord, Storage};
 use tokio::sync::Semaphore;
@@ -75,7 +75,13 @@ pub struct SchedulerStats {
     pub forecasts: AtomicU64,
     /// Time spent in whole runs (building, calling, storing), microseconds.
     pub run_micros: AtomicU64,
+    /// Evaluations of a tenant's alert rules, and the notices they raised.
+    pub alert_evaluations: AtomicU64,
+    pub alert_notices: AtomicU64,
 }
+
+/// The lease name of a tenant's alert evaluation in `analysis_runs` (no plugin name has `@`).
+pub const ALERTS_RUN: &str = "@alerts";
 
 /// The periods a plugin that runs `every` should run now, oldest first: those after its last run
 /// (at most `catch_up` of them; only the newest for a forecaster or a plugin that never ran), and
@@ -200,11 +206,111 @@ impl Scheduler {
                 });
             }
         }
+        self.alert_tick(now).await?;
         // Grids of installs removed or disabled since are dropped (a change of settings is
         // seen when the grid is next asked for).
         self.cache
             .retain(&|t, p| live.contains(&(t, p.to_string())));
         Ok(())
+    }
+
+    /// Evaluates each tenant's alert rules once a minute (the newest settled one; alerts do
+    /// not catch up on minutes the hub was down), on one replica.
+    async fn alert_tick(&self, now: i64) -> Result<(), String> {
+        let tenants = self
+            .storage
+            .alerts()
+            .tenants_with_rules()
+            .await
+            .map_err(|e| e.to_string())?;
+        let runs = self.storage.analysis_runs();
+        for tenant in tenants {
+            let key = (tenant, ALERTS_RUN.to_string());
+            if self.running.lock().unwrap().contains(&key) {
+                continue;
+            }
+            let window_start = floor_to(now, MINUTE_MS) - 2 * MINUTE_MS;
+            let recent = match runs.runs(tenant, Some(ALERTS_RUN), window_start).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(tenant = %tenant, error = %e, "reading the alert evaluations failed");
+                    continue;
+                }
+            };
+            let last = recent.iter().map(|r| r.period_ms).max();
+            let due = due_periods(MINUTE_MS, true, now, &self.config, &recent, last);
+            let Some(&period) = due.last() else { continue };
+            self.running.lock().unwrap().insert(key.clone());
+            let this = self.clone();
+            tokio::spawn(async move {
+                this.evaluate_alerts(tenant, period).await;
+                this.running.lock().unwrap().remove(&key);
+            });
+        }
+        Ok(())
+    }
+
+    async fn evaluate_alerts(&self, tenant: TenantId, period: i64) {
+        let Ok(_permit) = self.permits.acquire().await else {
+            return;
+        };
+        let runs = self.storage.analysis_runs();
+        let owner = &self.config.owner;
+        let lease = self.config.lease.as_millis() as i64;
+        let now = hub_core::time::now_ms();
+        match runs
+            .claim_run(tenant, ALERTS_RUN, period, owner, now, lease)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(tenant = %tenant, error = %e, "taking the alert evaluation's lease failed");
+                return;
+            }
+        }
+        let outcome = match crate::alerts::evaluate::evaluate_tenant(
+            self.storage.as_ref(),
+            tenant,
+            period,
+        )
+        .await
+        {
+            Ok(rules) => {
+                let notices: usize = rules.iter().map(|r| r.notices.len()).sum();
+                self.stats.alert_evaluations.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .alert_notices
+                    .fetch_add(notices as u64, Ordering::Relaxed);
+                for r in &rules {
+                    for (n, text) in &r.notices {
+                        tracing::info!(tenant = %tenant, rule = %r.rule, kind = ?n.kind, "alert: {text}");
+                    }
+                }
+                RunOutcome {
+                    outcome: "ok".into(),
+                    series: rules.len() as i64,
+                    found: notices as i64,
+                    message: None,
+                }
+            }
+            Err(e) => {
+                tracing::warn!(tenant = %tenant, error = %e, "evaluating alert rules failed");
+                RunOutcome {
+                    outcome: "failed".into(),
+                    series: 0,
+                    found: 0,
+                    message: Some(e.to_string()),
+                }
+            }
+        };
+        let done = hub_core::time::now_ms();
+        if let Err(e) = runs
+            .finish_run(tenant, ALERTS_RUN, period, owner, done, &outcome)
+            .await
+        {
+            tracing::warn!(tenant = %tenant, error = %e, "recording an alert evaluation failed");
+        }
     }
 
     async fn due(

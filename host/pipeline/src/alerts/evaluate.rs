@@ -1,0 +1,201 @@
+//! One evaluation of a tenant's rules: for each enabled rule, which groups hold now (a
+//! threshold over its window of the rollups; an anomaly rule over the anomalies detectors
+//! stored), one lifecycle step over its open alerts, and what changed stored.
+
+use hub_core::time::{DAY_MS, MINUTE_MS};
+use hub_core::{Dimension, Severity, TenantId};
+use hub_storage::analytics::{SummaryQuery, summary};
+use hub_storage::{AlertRecord, AnomalyFilter, Storage, StorageError, StoredRule};
+
+use super::lifecycle::{self, Alert, AlertGroup, Notice, Phase};
+use super::rule::{self, Condition, Rule};
+
+/// How long after its step ends an anomaly keeps an anomaly rule's alert firing.
+pub const ANOMALY_HOLD_MS: i64 = 5 * MINUTE_MS;
+
+/// What one evaluation of a rule did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleOutcome {
+    pub rule_id: i64,
+    pub rule: String,
+    pub severity: Severity,
+    /// The notices, with what a person reads for each.
+    pub notices: Vec<(Notice, String)>,
+    /// Its alerts open (pending or firing) after this evaluation.
+    pub open: usize,
+}
+
+/// Evaluates each of the tenant's enabled rules at `now_ms`. A rule whose stored JSON no longer
+/// reads (written by an older hub) is skipped with a warning rather than failing the others.
+pub async fn evaluate_tenant(
+    store: &dyn Storage,
+    tenant: TenantId,
+    now_ms: i64,
+) -> Result<Vec<RuleOutcome>, StorageError> {
+    let mut out = Vec::new();
+    for stored in store.alerts().rules(tenant).await? {
+        if !stored.enabled {
+            continue;
+        }
+        let spec: serde_json::Value = serde_json::from_str(&stored.spec)
+            .map_err(|e| StorageError::Corrupt(format!("alert rule {}: {e}", stored.id)))?;
+        match rule::parse(&spec) {
+            Ok(rule) => out.push(evaluate_rule(store, tenant, &stored, &rule, now_ms).await?),
+            Err(e) => {
+                tracing::warn!(tenant = %tenant, rule = stored.id, error = %e, "an alert rule no longer reads; skipped")
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One rule: the groups that hold, a lifecycle step, the changes stored.
+pub async fn evaluate_rule(
+    store: &dyn Storage,
+    tenant: TenantId,
+    stored: &StoredRule,
+    rule: &Rule,
+    now_ms: i64,
+) -> Result<RuleOutcome, StorageError> {
+    let (holding, for_ms) = match &rule.condition {
+        Condition::Threshold {
+            window_ms,
+            for_ms,
+            group_by,
+            filters,
+            ..
+        } => {
+            let dims = |names: &[String]| -> Vec<Dimension> {
+                names.iter().filter_map(|n| Dimension::parse(n)).collect()
+            };
+            let q = SummaryQuery {
+                from_ms: now_ms - window_ms,
+                to_ms: now_ms,
+                group_by: dims(group_by),
+                filters: filters
+                    .iter()
+                    .filter_map(|(k, v)| Some((Dimension::parse(k)?, v.clone())))
+                    .collect(),
+            };
+            let groups: Vec<(AlertGroup, hub_storage::Aggregate)> = summary(store, tenant, &q)
+                .await?
+                .into_iter()
+                .filter_map(|g| {
+                    // A group without a value for one of its dimensions is not judged.
+                    let values: Option<Vec<String>> = g.key.into_iter().collect();
+                    let mut key: AlertGroup = group_by.iter().cloned().zip(values?).collect();
+                    key.sort();
+                    Some((key, g.agg))
+                })
+                .collect();
+            (lifecycle::holding(rule, &groups), *for_ms)
+        }
+        Condition::Anomaly {
+            detector,
+            min_severity,
+            filters,
+        } => {
+            let filter = AnomalyFilter {
+                from_ms: Some(now_ms - DAY_MS - ANOMALY_HOLD_MS),
+                min_severity: Some(*min_severity),
+                plugin: detector.clone(),
+                dims: filters.clone(),
+                ..Default::default()
+            };
+            let (found, _) = store
+                .anomalies()
+                .list_anomalies(tenant, &filter, None, 1_000)
+                .await?;
+            let mut holding: Vec<(AlertGroup, f64)> = Vec::new();
+            for a in found
+                .iter()
+                .filter(|a| a.found.ts_ms + a.found.step_ms + ANOMALY_HOLD_MS > now_ms)
+            {
+                let mut key = a.found.dims.clone();
+                key.push(("metric".into(), a.found.metric.clone()));
+                key.sort();
+                // Newest first: the first anomaly of a series gives its value.
+                if !holding.iter().any(|(k, _)| *k == key) {
+                    holding.push((key, a.found.value));
+                }
+            }
+            (holding, 0)
+        }
+    };
+    let alerts = store.alerts();
+    let open: Vec<Alert> = alerts
+        .open_alerts(tenant, stored.id)
+        .await?
+        .into_iter()
+        .map(|r| from_record(&r))
+        .collect();
+    let step = lifecycle::step(for_ms, rule.renotify_ms, &open, &holding, now_ms);
+    let records: Vec<AlertRecord> = step
+        .alerts
+        .iter()
+        .map(|a| to_record(stored.id, rule, a))
+        .collect();
+    alerts
+        .save_alerts(tenant, stored.id, &records, &step.forgotten)
+        .await?;
+    let mut still_open: std::collections::HashSet<&AlertGroup> =
+        open.iter().map(|a| &a.group).collect();
+    for a in &step.alerts {
+        if a.phase == Phase::Resolved {
+            still_open.remove(&a.group);
+        } else {
+            still_open.insert(&a.group);
+        }
+    }
+    for g in &step.forgotten {
+        still_open.remove(g);
+    }
+    let still_open = still_open.len();
+    let notices = step
+        .notices
+        .into_iter()
+        .map(|n| {
+            let text = rule::summary(rule, &n.group, n.value);
+            (n, text)
+        })
+        .collect();
+    Ok(RuleOutcome {
+        rule_id: stored.id,
+        rule: rule.name.clone(),
+        severity: rule.severity,
+        notices,
+        open: still_open,
+    })
+}
+
+fn from_record(r: &AlertRecord) -> Alert {
+    Alert {
+        group: r.group.clone(),
+        phase: match r.state.as_str() {
+            "firing" => Phase::Firing,
+            "resolved" => Phase::Resolved,
+            _ => Phase::Pending,
+        },
+        value: r.value,
+        since_ms: r.since_ms,
+        fired_at_ms: r.fired_at_ms,
+        resolved_at_ms: r.resolved_at_ms,
+        notified_at_ms: r.notified_at_ms,
+    }
+}
+
+fn to_record(rule_id: i64, rule: &Rule, a: &Alert) -> AlertRecord {
+    AlertRecord {
+        id: 0,
+        rule_id,
+        group: a.group.clone(),
+        state: a.phase.name().into(),
+        severity: rule.severity,
+        value: a.value,
+        summary: rule::summary(rule, &a.group, a.value),
+        since_ms: a.since_ms,
+        fired_at_ms: a.fired_at_ms,
+        resolved_at_ms: a.resolved_at_ms,
+        notified_at_ms: a.notified_at_ms,
+    }
+}

@@ -1,0 +1,577 @@
+//! An alert rule as a tenant writes it (JSON), checked as a whole: every error names its JSON
+//! pointer (`/condition/metric`), so the API's 400 says what to change and where.
+//!
+//! ```json
+//! {"name": "Error rate per model", "severity": "critical",
+//!  "condition": {"kind": "threshold", "metric": "error_rate", "op": ">", "value": 0.05,
+//!                "window": "5m", "for": "2m", "group_by": ["model"],
+//!                "filters": {"environment": "prod"}, "min_requests": 20},
+//!  "labels": {"team": "search"}, "targets": ["webhook"], "renotify": "4h",
+//!  "description": "{{metric}} of {{group}} is {{value}} (above {{threshold}})"}
+//! ```
+//!
+//! An `anomaly` condition fires on the anomalies a detector (or any) stored at or above a
+//! severity: `{"kind": "anomaly", "detector": "robust-level", "min_severity": "warning",
+//! "filters": {"model": "gpt-4o"}}`.
+
+use std::collections::BTreeMap;
+
+use hub_core::Severity;
+use hub_core::time::{DAY_MS, MINUTE_MS, parse_duration_ms};
+use hub_plugins::{SERIES_DIMENSIONS, SERIES_METRICS};
+use serde_json::{Map, Value};
+
+/// The severities a rule and an anomaly condition take (the envelope's debug and error are not).
+pub const SEVERITIES: [&str; 3] = ["info", "warning", "critical"];
+
+fn severity(s: &str) -> Option<Severity> {
+    SEVERITIES
+        .contains(&s)
+        .then(|| Severity::parse(s))
+        .flatten()
+}
+
+/// How a threshold compares the metric with its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Above,
+    AtLeast,
+    Below,
+    AtMost,
+}
+
+impl Op {
+    pub const NAMES: [&'static str; 4] = [">", ">=", "<", "<="];
+
+    pub fn holds(self, value: f64, threshold: f64) -> bool {
+        match self {
+            Op::Above => value > threshold,
+            Op::AtLeast => value >= threshold,
+            Op::Below => value < threshold,
+            Op::AtMost => value <= threshold,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+}
+
+/// What makes a rule fire.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    /// A metric over the trailing `window_ms`, per group of `group_by`, compared with `value`,
+    /// true for `for_ms` before the alert fires.
+    Threshold {
+        metric: String,
+        op: Op,
+        value: f64,
+        window_ms: i64,
+        for_ms: i64,
+        group_by: Vec<String>,
+        filters: Vec<(String, String)>,
+        /// Groups with fewer requests in the window are not judged (1 error in 2 calls is not
+        /// an error rate).
+        min_requests: u64,
+    },
+    /// Any anomaly of `detector` (any detector when `None`) at or above `min_severity` whose
+    /// series has these dimension values; one alert per series and metric.
+    Anomaly {
+        detector: Option<String>,
+        min_severity: Severity,
+        filters: Vec<(String, String)>,
+    },
+}
+
+/// A checked rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub name: String,
+    pub severity: Severity,
+    pub condition: Condition,
+    pub labels: BTreeMap<String, String>,
+    /// Installed integrations to notify, by name.
+    pub targets: Vec<String>,
+    /// How often a firing alert is notified again (0: never).
+    pub renotify_ms: i64,
+    /// What a person reads; `{{metric}}`, `{{group}}`, `{{value}}`, `{{threshold}}` filled in.
+    pub description: Option<String>,
+}
+
+/// Why a rule cannot be used, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleError {
+    /// A JSON pointer into the rule (`/condition/window`).
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for RuleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+pub const MAX_NAME: usize = 120;
+pub const MAX_DESCRIPTION: usize = 1_000;
+pub const MAX_LABELS: usize = 20;
+pub const MAX_TARGETS: usize = 10;
+pub const MAX_FILTERS: usize = 10;
+pub const MAX_GROUP_BY: usize = 3;
+/// The longest window a threshold looks back over, and the longest it must hold.
+pub const MAX_WINDOW_MS: i64 = 7 * DAY_MS;
+pub const MAX_FOR_MS: i64 = DAY_MS;
+pub const DEFAULT_RENOTIFY_MS: i64 = 4 * 60 * MINUTE_MS;
+
+const RULE_KEYS: [&str; 7] = [
+    "name",
+    "severity",
+    "condition",
+    "labels",
+    "targets",
+    "renotify",
+    "description",
+];
+const THRESHOLD_KEYS: [&str; 9] = [
+    "kind",
+    "metric",
+    "op",
+    "value",
+    "window",
+    "for",
+    "group_by",
+    "filters",
+    "min_requests",
+];
+const ANOMALY_KEYS: [&str; 4] = ["kind", "detector", "min_severity", "filters"];
+
+type Checked<T> = Result<T, RuleError>;
+
+fn err<T>(path: &str, message: impl Into<String>) -> Checked<T> {
+    Err(RuleError {
+        path: path.to_string(),
+        message: message.into(),
+    })
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn object<'a>(v: &'a Value, path: &str) -> Checked<&'a Map<String, Value>> {
+    v.as_object().map_or_else(
+        || err(path, format!("must be an object, got {}", kind_of(v))),
+        Ok,
+    )
+}
+
+fn only(obj: &Map<String, Value>, base: &str, allowed: &[&str]) -> Checked<()> {
+    match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => err(
+            &format!("{base}/{k}"),
+            format!("is not a field here; allowed: {}", allowed.join(", ")),
+        ),
+        None => Ok(()),
+    }
+}
+
+fn text<'a>(obj: &'a Map<String, Value>, key: &str, base: &str) -> Checked<Option<&'a str>> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(v) => err(
+            &format!("{base}/{key}"),
+            format!("must be a string, got {}", kind_of(v)),
+        ),
+    }
+}
+
+fn duration(
+    obj: &Map<String, Value>,
+    key: &str,
+    base: &str,
+    range: (i64, i64),
+) -> Checked<Option<i64>> {
+    let path = format!("{base}/{key}");
+    let Some(s) = text(obj, key, base)? else {
+        return Ok(None);
+    };
+    let ms = parse_duration_ms(s).or_else(|e| err(&path, e))?;
+    if ms < range.0 || ms > range.1 {
+        return err(
+            &path,
+            format!(
+                "{s} is outside {} to {}",
+                hub_core::time::format_duration_ms(range.0),
+                hub_core::time::format_duration_ms(range.1)
+            ),
+        );
+    }
+    Ok(Some(ms))
+}
+
+fn dimension(name: &str) -> Result<(), String> {
+    if SERIES_DIMENSIONS.contains(&name) {
+        Ok(())
+    } else {
+        Err(format!(
+            "unknown dimension `{name}`; allowed: {}",
+            SERIES_DIMENSIONS.join(", ")
+        ))
+    }
+}
+
+/// `{"model": "gpt-4o"}`: dimension values the condition is limited to.
+fn filters(obj: &Map<String, Value>, base: &str) -> Checked<Vec<(String, String)>> {
+    let path = format!("{base}/filters");
+    let Some(v) = obj.get("filters").filter(|v| !v.is_null()) else {
+        return Ok(Vec::new());
+    };
+    let map = object(v, &path)?;
+    if map.len() > MAX_FILTERS {
+        return err(
+            &path,
+            format!("has {} filters; at most {MAX_FILTERS}", map.len()),
+        );
+    }
+    let mut out = Vec::new();
+    for (k, v) in map {
+        let at = format!("{path}/{k}");
+        dimension(k).or_else(|m| err(&at, m))?;
+        match v {
+            Value::String(s) if !s.is_empty() && s.len() <= 256 => out.push((k.clone(), s.clone())),
+            Value::String(_) => return err(&at, "must be 1 to 256 characters"),
+            other => return err(&at, format!("must be a string, got {}", kind_of(other))),
+        }
+    }
+    Ok(out)
+}
+
+fn threshold(obj: &Map<String, Value>) -> Checked<Condition> {
+    let base = "/condition";
+    only(obj, base, &THRESHOLD_KEYS)?;
+    let metric = match text(obj, "metric", base)? {
+        Some(m) if SERIES_METRICS.contains(&m) => m.to_string(),
+        Some(m) => {
+            return err(
+                "/condition/metric",
+                format!(
+                    "unknown metric `{m}`; allowed: {}",
+                    SERIES_METRICS.join(", ")
+                ),
+            );
+        }
+        None => return err("/condition/metric", "is required"),
+    };
+    let op = match text(obj, "op", base)? {
+        Some(o) => match Op::NAMES.iter().position(|n| *n == o) {
+            Some(i) => [Op::Above, Op::AtLeast, Op::Below, Op::AtMost][i],
+            None => {
+                return err(
+                    "/condition/op",
+                    format!("unknown operator `{o}`; allowed: {}", Op::NAMES.join(" ")),
+                );
+            }
+        },
+        None => Op::Above,
+    };
+    let value = match obj.get("value") {
+        Some(Value::Number(n)) => n.as_f64().filter(|v| v.is_finite()),
+        Some(other) => {
+            return err(
+                "/condition/value",
+                format!("must be a number, got {}", kind_of(other)),
+            );
+        }
+        None => return err("/condition/value", "is required"),
+    }
+    .map_or_else(|| err("/condition/value", "must be a finite number"), Ok)?;
+    let window_ms =
+        duration(obj, "window", base, (MINUTE_MS, MAX_WINDOW_MS))?.unwrap_or(5 * MINUTE_MS);
+    if window_ms % MINUTE_MS != 0 {
+        return err(
+            "/condition/window",
+            "must be whole minutes (the rollups' finest step)",
+        );
+    }
+    let for_ms = duration(obj, "for", base, (0, MAX_FOR_MS))?.unwrap_or(0);
+    let group_by = match obj.get("group_by").filter(|v| !v.is_null()) {
+        None => Vec::new(),
+        Some(Value::Array(items)) => {
+            let mut out: Vec<String> = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                let at = format!("/condition/group_by/{i}");
+                let Value::String(d) = item else {
+                    return err(&at, format!("must be a string, got {}", kind_of(item)));
+                };
+                dimension(d).or_else(|m| err(&at, m))?;
+                if out.contains(d) {
+                    return err(&at, format!("`{d}` is named twice"));
+                }
+                out.push(d.clone());
+            }
+            if out.len() > MAX_GROUP_BY {
+                return err(
+                    "/condition/group_by",
+                    format!("names {} dimensions; at most {MAX_GROUP_BY}", out.len()),
+                );
+            }
+            out
+        }
+        Some(other) => {
+            return err(
+                "/condition/group_by",
+                format!("must be an array of dimensions, got {}", kind_of(other)),
+            );
+        }
+    };
+    let min_requests = match obj.get("min_requests") {
+        None | Some(Value::Null) => 0,
+        Some(v) => v.as_u64().map_or_else(
+            || {
+                err(
+                    "/condition/min_requests",
+                    "must be a whole number, 0 or more",
+                )
+            },
+            Ok,
+        )?,
+    };
+    Ok(Condition::Threshold {
+        metric,
+        op,
+        value,
+        window_ms,
+        for_ms,
+        group_by,
+        filters: filters(obj, base)?,
+        min_requests,
+    })
+}
+
+fn anomaly(obj: &Map<String, Value>) -> Checked<Condition> {
+    let base = "/condition";
+    only(obj, base, &ANOMALY_KEYS)?;
+    let detector = match text(obj, "detector", base)? {
+        Some(d) if d.is_empty() || d.len() > 64 => {
+            return err(
+                "/condition/detector",
+                "must be a plugin name (1 to 64 characters)",
+            );
+        }
+        d => d.map(String::from),
+    };
+    let min_severity = match text(obj, "min_severity", base)? {
+        None => Severity::Warning,
+        Some(s) => severity(s).map_or_else(
+            || {
+                err(
+                    "/condition/min_severity",
+                    format!("unknown severity `{s}`; allowed: {}", SEVERITIES.join(", ")),
+                )
+            },
+            Ok,
+        )?,
+    };
+    Ok(Condition::Anomaly {
+        detector,
+        min_severity,
+        filters: filters(obj, base)?,
+    })
+}
+
+fn label_name(k: &str) -> bool {
+    (1..=64).contains(&k.len())
+        && k.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.'))
+}
+
+/// Checks a rule as the API receives it. Whether its targets and detector are installed is the
+/// caller's to check (it knows the tenant's plugins).
+pub fn parse(v: &Value) -> Checked<Rule> {
+    let obj = object(v, "")?;
+    only(obj, "", &RULE_KEYS)?;
+    let name = match text(obj, "name", "")? {
+        Some(n) if !n.trim().is_empty() && n.chars().count() <= MAX_NAME => n.trim().to_string(),
+        Some(_) => return err("/name", format!("must be 1 to {MAX_NAME} characters")),
+        None => return err("/name", "is required"),
+    };
+    let severity = match text(obj, "severity", "")? {
+        None => Severity::Warning,
+        Some(s) => severity(s).map_or_else(
+            || {
+                err(
+                    "/severity",
+                    format!("unknown severity `{s}`; allowed: {}", SEVERITIES.join(", ")),
+                )
+            },
+            Ok,
+        )?,
+    };
+    let Some(c) = obj.get("condition") else {
+        return err("/condition", "is required");
+    };
+    let cond = object(c, "/condition")?;
+    let condition = match text(cond, "kind", "/condition")? {
+        Some("threshold") => threshold(cond)?,
+        Some("anomaly") => anomaly(cond)?,
+        Some(k) => {
+            return err(
+                "/condition/kind",
+                format!("unknown kind `{k}`; allowed: threshold, anomaly"),
+            );
+        }
+        None => return err("/condition/kind", "is required (threshold or anomaly)"),
+    };
+    let mut labels = BTreeMap::new();
+    if let Some(l) = obj.get("labels").filter(|v| !v.is_null()) {
+        let map = object(l, "/labels")?;
+        if map.len() > MAX_LABELS {
+            return err(
+                "/labels",
+                format!("has {} labels; at most {MAX_LABELS}", map.len()),
+            );
+        }
+        for (k, v) in map {
+            let at = format!("/labels/{k}");
+            if !label_name(k) {
+                return err(&at, "a label name is 1 to 64 of a-z, 0-9, `_`, `-` and `.`");
+            }
+            match v {
+                Value::String(s) if s.len() <= 256 => labels.insert(k.clone(), s.clone()),
+                Value::String(_) => return err(&at, "must be at most 256 characters"),
+                other => return err(&at, format!("must be a string, got {}", kind_of(other))),
+            };
+        }
+    }
+    let mut targets: Vec<String> = Vec::new();
+    if let Some(t) = obj.get("targets").filter(|v| !v.is_null()) {
+        let Value::Array(items) = t else {
+            return err(
+                "/targets",
+                format!("must be an array of plugin names, got {}", kind_of(t)),
+            );
+        };
+        if items.len() > MAX_TARGETS {
+            return err(
+                "/targets",
+                format!("names {} targets; at most {MAX_TARGETS}", items.len()),
+            );
+        }
+        for (i, item) in items.iter().enumerate() {
+            let at = format!("/targets/{i}");
+            match item {
+                Value::String(s) if !s.is_empty() && s.len() <= 64 && !targets.contains(s) => {
+                    targets.push(s.clone())
+                }
+                Value::String(s) if targets.contains(s) => {
+                    return err(&at, format!("`{s}` is named twice"));
+                }
+                Value::String(_) => return err(&at, "must be a plugin name (1 to 64 characters)"),
+                other => return err(&at, format!("must be a string, got {}", kind_of(other))),
+            }
+        }
+    }
+    let renotify_ms = match text(obj, "renotify", "")? {
+        Some("never") => 0,
+        _ => duration(obj, "renotify", "", (MINUTE_MS, 7 * DAY_MS))?.unwrap_or(DEFAULT_RENOTIFY_MS),
+    };
+    let description = match text(obj, "description", "")? {
+        Some(d) if d.chars().count() > MAX_DESCRIPTION => {
+            return err(
+                "/description",
+                format!("must be at most {MAX_DESCRIPTION} characters"),
+            );
+        }
+        d => d.map(String::from),
+    };
+    Ok(Rule {
+        name,
+        severity,
+        condition,
+        labels,
+        targets,
+        renotify_ms,
+        description,
+    })
+}
+
+/// What a person reads about one group of a rule: the rule's description with `{{rule}}`,
+/// `{{metric}}`, `{{group}}`, `{{value}}` and `{{threshold}}` filled in, or a sentence of its
+/// own ("error_rate of model=gpt-4o is 0.083 (> 0.05 over 5m)").
+pub fn summary(rule: &Rule, group: &[(String, String)], value: f64) -> String {
+    let named: Vec<String> = group
+        .iter()
+        .filter(|(k, _)| {
+            k.as_str() != "metric" || matches!(rule.condition, Condition::Threshold { .. })
+        })
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let group_text = if named.is_empty() {
+        "all traffic".to_string()
+    } else {
+        named.join(", ")
+    };
+    let (metric, threshold) = match &rule.condition {
+        Condition::Threshold {
+            metric,
+            op,
+            value: t,
+            window_ms,
+            ..
+        } => (
+            metric.clone(),
+            format!(
+                "{} {} over {}",
+                op.name(),
+                number(*t),
+                hub_core::time::format_duration_ms(*window_ms)
+            ),
+        ),
+        Condition::Anomaly { .. } => (
+            group
+                .iter()
+                .find(|(k, _)| k.as_str() == "metric")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default(),
+            String::new(),
+        ),
+    };
+    match (&rule.description, &rule.condition) {
+        (Some(d), _) => d
+            .replace("{{rule}}", &rule.name)
+            .replace("{{metric}}", &metric)
+            .replace("{{group}}", &group_text)
+            .replace("{{value}}", &number(value))
+            .replace("{{threshold}}", &threshold),
+        (None, Condition::Threshold { .. }) => {
+            format!(
+                "{metric} of {group_text} is {} ({threshold})",
+                number(value)
+            )
+        }
+        (None, Condition::Anomaly { .. }) => {
+            format!("unusual {metric} of {group_text}: {}", number(value))
+        }
+    }
+}
+
+/// A value as a person reads it: whole numbers whole, others to four significant places.
+fn number(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else if v.abs() >= 1_000.0 {
+        format!("{v:.1}")
+    } else {
+        let digits = (3 - v.abs().log10().floor() as i32).clamp(0, 12) as usize;
+        let s = format!("{v:.digits$}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}

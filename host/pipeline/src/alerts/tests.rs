@@ -1,0 +1,263 @@
+//! Rules as tenants write them: what a good one becomes, and what each mistake is told.
+
+use serde_json::json;
+
+use super::rule::{self, DEFAULT_RENOTIFY_MS, parse};
+use super::*;
+use hub_core::Severity;
+
+const M: i64 = 60_000;
+
+#[test]
+fn a_threshold_rule_reads_with_its_defaults() {
+    let rule = parse(&json!({
+        "name": "  Error rate per model ", "severity": "critical",
+        "condition": {"kind": "threshold", "metric": "error_rate", "op": ">=", "value": 0.05,
+                      "window": "10m", "for": "2m", "group_by": ["model", "app"],
+                      "filters": {"environment": "prod"}, "min_requests": 20},
+        "labels": {"team": "search"}, "targets": ["webhook"], "renotify": "1h",
+        "description": "{{metric}} of {{group}} is {{value}}"
+    }))
+    .unwrap();
+    assert_eq!(rule.name, "Error rate per model");
+    assert_eq!(rule.severity, Severity::Critical);
+    assert_eq!(
+        rule.condition,
+        Condition::Threshold {
+            metric: "error_rate".into(),
+            op: Op::AtLeast,
+            value: 0.05,
+            window_ms: 10 * M,
+            for_ms: 2 * M,
+            group_by: vec!["model".into(), "app".into()],
+            filters: vec![("environment".into(), "prod".into())],
+            min_requests: 20,
+        }
+    );
+    assert_eq!(rule.labels["team"], "search");
+    assert_eq!(rule.targets, ["webhook"]);
+    assert_eq!(rule.renotify_ms, 60 * M);
+
+    let plain = parse(&json!({"name": "cost", "condition":
+        {"kind": "threshold", "metric": "cost_usd", "value": 100}}))
+    .unwrap();
+    assert_eq!(plain.severity, Severity::Warning);
+    assert_eq!(plain.renotify_ms, DEFAULT_RENOTIFY_MS);
+    let Condition::Threshold {
+        op,
+        window_ms,
+        for_ms,
+        ..
+    } = plain.condition
+    else {
+        panic!("a threshold")
+    };
+    assert_eq!((op, window_ms, for_ms), (Op::Above, 5 * M, 0));
+    let never = parse(&json!({"name": "n", "renotify": "never", "condition":
+        {"kind": "threshold", "metric": "requests", "op": "<", "value": 1}}))
+    .unwrap();
+    assert_eq!(never.renotify_ms, 0);
+}
+
+#[test]
+fn an_anomaly_rule_reads_with_its_defaults() {
+    let rule = parse(&json!({"name": "spikes", "condition": {"kind": "anomaly",
+        "detector": "robust-level", "filters": {"model": "gpt-4o"}}}))
+    .unwrap();
+    assert_eq!(
+        rule.condition,
+        Condition::Anomaly {
+            detector: Some("robust-level".into()),
+            min_severity: Severity::Warning,
+            filters: vec![("model".into(), "gpt-4o".into())],
+        }
+    );
+    let any = parse(
+        &json!({"name": "all", "condition": {"kind": "anomaly", "min_severity": "critical"}}),
+    )
+    .unwrap();
+    assert!(matches!(
+        any.condition,
+        Condition::Anomaly {
+            detector: None,
+            min_severity: Severity::Critical,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn every_mistake_names_its_field() {
+    let threshold = |extra: serde_json::Value| {
+        let mut c = json!({"kind": "threshold", "metric": "requests", "value": 1});
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        json!({"name": "r", "condition": c})
+    };
+    let cases = [
+        (json!([]), "", "must be an object, got an array"),
+        (json!({"condition": {}}), "/name", "is required"),
+        (
+            json!({"name": " ", "condition": {}}),
+            "/name",
+            "must be 1 to 120 characters",
+        ),
+        (json!({"name": "r"}), "/condition", "is required"),
+        (
+            json!({"name": "r", "condition": {"kind": "both"}}),
+            "/condition/kind",
+            "unknown kind `both`",
+        ),
+        (
+            json!({"name": "r", "colour": "red", "condition": {}}),
+            "/colour",
+            "is not a field here",
+        ),
+        (
+            json!({"name": "r", "severity": "high", "condition": {}}),
+            "/severity",
+            "unknown severity `high`",
+        ),
+        (
+            threshold(json!({"metric": "tokens"})),
+            "/condition/metric",
+            "unknown metric `tokens`; allowed: requests,",
+        ),
+        (
+            threshold(json!({"op": "=="})),
+            "/condition/op",
+            "unknown operator `==`",
+        ),
+        (
+            threshold(json!({"value": "5"})),
+            "/condition/value",
+            "must be a number, got a string",
+        ),
+        (
+            threshold(json!({"window": "5x"})),
+            "/condition/window",
+            "unknown unit",
+        ),
+        (
+            threshold(json!({"window": "30s"})),
+            "/condition/window",
+            "30s is outside 1m to 7d",
+        ),
+        (
+            threshold(json!({"window": "90s"})),
+            "/condition/window",
+            "must be whole minutes",
+        ),
+        (
+            threshold(json!({"for": "2d"})),
+            "/condition/for",
+            "outside 0s to 1d",
+        ),
+        (
+            threshold(json!({"group_by": ["model", "region"]})),
+            "/condition/group_by/1",
+            "unknown dimension `region`",
+        ),
+        (
+            threshold(json!({"group_by": ["model", "model"]})),
+            "/condition/group_by/1",
+            "`model` is named twice",
+        ),
+        (
+            threshold(json!({"group_by": "model"})),
+            "/condition/group_by",
+            "must be an array",
+        ),
+        (
+            threshold(json!({"filters": {"modle": "x"}})),
+            "/condition/filters/modle",
+            "unknown dimension `modle`",
+        ),
+        (
+            threshold(json!({"filters": {"model": 4}})),
+            "/condition/filters/model",
+            "must be a string, got a number",
+        ),
+        (
+            threshold(json!({"min_requests": -1})),
+            "/condition/min_requests",
+            "whole number",
+        ),
+        (
+            threshold(json!({"detector": "x"})),
+            "/condition/detector",
+            "is not a field here",
+        ),
+        (
+            json!({"name": "r", "condition": {"kind": "anomaly", "min_severity": "bad"}}),
+            "/condition/min_severity",
+            "unknown severity `bad`",
+        ),
+        (
+            json!({"name": "r", "condition": {"kind": "anomaly", "metric": "requests"}}),
+            "/condition/metric",
+            "is not a field here",
+        ),
+    ];
+    for (rule, path, message) in cases {
+        let e = parse(&rule).expect_err(&rule.to_string());
+        assert_eq!(e.path, path, "{rule}: {e}");
+        assert!(e.message.contains(message), "{rule}: {e}");
+    }
+    let base = |extra: serde_json::Value| {
+        let mut r = json!({"name": "r", "condition": {"kind": "anomaly"}});
+        for (k, v) in extra.as_object().unwrap() {
+            r[k] = v.clone();
+        }
+        parse(&r).unwrap_err()
+    };
+    assert_eq!(base(json!({"labels": {"Team": "x"}})).path, "/labels/Team");
+    assert_eq!(base(json!({"labels": {"team": 1}})).path, "/labels/team");
+    assert_eq!(base(json!({"targets": ["a", "a"]})).path, "/targets/1");
+    assert_eq!(base(json!({"targets": "a"})).path, "/targets");
+    assert_eq!(base(json!({"renotify": "10s"})).path, "/renotify");
+    assert_eq!(
+        base(json!({"description": "x".repeat(1_001)})).path,
+        "/description"
+    );
+    // The metric's value must be finite; JSON has no NaN, but a huge exponent parses as ∞.
+    let inf: serde_json::Value = serde_json::from_str(
+        r#"{"name": "r", "condition": {"kind": "threshold", "metric": "requests", "value": 1e400}}"#,
+    )
+    .unwrap_or(json!({"name": "r", "condition": {"kind": "threshold", "metric": "requests", "value": null}}));
+    assert_eq!(parse(&inf).unwrap_err().path, "/condition/value");
+}
+
+#[test]
+fn a_summary_says_what_holds_where() {
+    let rule = parse(&json!({"name": "errors", "condition": {"kind": "threshold",
+        "metric": "error_rate", "value": 0.05, "group_by": ["model"]}}))
+    .unwrap();
+    let group = vec![("model".to_string(), "gpt-4o".to_string())];
+    assert_eq!(
+        rule::summary(&rule, &group, 0.083333),
+        "error_rate of model=gpt-4o is 0.08333 (> 0.05 over 5m)"
+    );
+    assert_eq!(
+        rule::summary(&rule, &[], 2.0),
+        "error_rate of all traffic is 2 (> 0.05 over 5m)"
+    );
+    let described = parse(&json!({"name": "spend", "description":
+        "{{rule}}: {{metric}} for {{group}} reached {{value}} ({{threshold}})",
+        "condition": {"kind": "threshold", "metric": "cost_usd", "op": ">=", "value": 100, "window": "1h"}}))
+    .unwrap();
+    assert_eq!(
+        rule::summary(&described, &[], 1234.5678),
+        "spend: cost_usd for all traffic reached 1234.6 (>= 100 over 1h)"
+    );
+    let anomaly = parse(&json!({"name": "a", "condition": {"kind": "anomaly"}})).unwrap();
+    let key = vec![
+        ("metric".to_string(), "requests".to_string()),
+        ("model".to_string(), "gpt-4o".to_string()),
+    ];
+    assert_eq!(
+        rule::summary(&anomaly, &key, 240.0),
+        "unusual requests of model=gpt-4o: 240"
+    );
+}

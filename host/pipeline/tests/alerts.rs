@@ -1,0 +1,316 @@
+//! Alert rules evaluated over real rollups (SQLite): a threshold per model goes pending, fires
+//! after its `for`, resolves when the metric recovers; an anomaly rule fires on what a detector
+//! stored; another tenant's traffic raises nothing; the scheduler evaluates once a minute.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hub_core::time::{MINUTE_MS, floor_to};
+use hub_core::{Severity, TenantId};
+use hub_pipeline::alerts::NoticeKind;
+use hub_pipeline::alerts::evaluate::evaluate_tenant;
+use hub_pipeline::schedule::{ALERTS_RUN, SchedulerConfig, SchedulerStats, spawn_scheduler};
+use hub_storage::{AlertFilter, NewAnomaly, Storage, TenantBatch};
+use serde_json::json;
+use support::setup;
+
+/// `n` calls of `model` in each minute of `[from, to)`, the first `errors` of each minute failed.
+async fn calls(
+    storage: &Arc<dyn Storage>,
+    t: TenantId,
+    model: &str,
+    from: i64,
+    to: i64,
+    n: usize,
+    errors: usize,
+) {
+    let now = hub_core::time::now_ms();
+    let limits = hub_core::ingest::IngestLimits::default();
+    let mut events = Vec::new();
+    for minute in (from..to).step_by(MINUTE_MS as usize) {
+        for i in 0..n {
+            let status = if i < errors { "error" } else { "ok" };
+            let raw = format!(
+                r#"{{"event_id": "{model}-{minute}-{i}", "timestamp": {}, "model": "{model}", "latency_ms": 300, "status": "{status}"}}"#,
+                minute + i as i64 * 1_000
+            );
+            events.push(hub_core::ingest::parse_event(&raw, &limits, now).unwrap());
+        }
+    }
+    storage
+        .write_batches(&[TenantBatch { tenant: t, events }], now)
+        .await
+        .unwrap();
+}
+
+async fn rule(storage: &Arc<dyn Storage>, t: TenantId, spec: serde_json::Value) -> i64 {
+    let name = spec["name"].as_str().unwrap().to_string();
+    storage
+        .alerts()
+        .create_rule(t, &name, &spec.to_string(), true, "test", 0)
+        .await
+        .unwrap()
+        .id
+}
+
+fn notices(out: &[hub_pipeline::alerts::evaluate::RuleOutcome]) -> Vec<(NoticeKind, String)> {
+    out.iter()
+        .flat_map(|r| r.notices.iter().map(|(n, text)| (n.kind, text.clone())))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_threshold_goes_pending_fires_and_resolves_per_model() {
+    let (storage, _host, _dir) = setup(5).await;
+    let acme = storage.tenants().create_tenant("acme", 0).await.unwrap().id;
+    let other = storage
+        .tenants()
+        .create_tenant("other", 0)
+        .await
+        .unwrap()
+        .id;
+    let t = floor_to(hub_core::time::now_ms(), MINUTE_MS) - 60 * MINUTE_MS;
+    // Ten calls a minute each: gpt-4o fails half of them from t - 5m on; claude never; a quiet
+    // model fails its only call (below the rule's volume floor).
+    calls(
+        &storage,
+        acme,
+        "gpt-4o",
+        t - 30 * MINUTE_MS,
+        t - 5 * MINUTE_MS,
+        10,
+        0,
+    )
+    .await;
+    calls(
+        &storage,
+        acme,
+        "gpt-4o",
+        t - 5 * MINUTE_MS,
+        t + 3 * MINUTE_MS,
+        10,
+        5,
+    )
+    .await;
+    calls(
+        &storage,
+        acme,
+        "claude",
+        t - 30 * MINUTE_MS,
+        t + 10 * MINUTE_MS,
+        10,
+        0,
+    )
+    .await;
+    calls(
+        &storage,
+        acme,
+        "quiet",
+        t - 5 * MINUTE_MS,
+        t + 3 * MINUTE_MS,
+        1,
+        1,
+    )
+    .await;
+    calls(
+        &storage,
+        other,
+        "gpt-4o",
+        t - 5 * MINUTE_MS,
+        t + 3 * MINUTE_MS,
+        10,
+        10,
+    )
+    .await;
+    let id = rule(
+        &storage,
+        acme,
+        json!({"name": "errors", "severity": "critical", "condition": {"kind": "threshold",
+            "metric": "error_rate", "op": ">", "value": 0.1, "window": "5m", "for": "2m",
+            "group_by": ["model"], "min_requests": 20}}),
+    )
+    .await;
+
+    let out = evaluate_tenant(storage.as_ref(), acme, t).await.unwrap();
+    assert!(notices(&out).is_empty());
+    assert_eq!(out[0].open, 1);
+    let open = storage.alerts().open_alerts(acme, id).await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(
+        (
+            open[0].state.as_str(),
+            open[0].group[0].1.as_str(),
+            open[0].value
+        ),
+        ("pending", "gpt-4o", 0.5)
+    );
+    // Held for its two minutes: firing, one notice saying what and where.
+    let out = evaluate_tenant(storage.as_ref(), acme, t + MINUTE_MS)
+        .await
+        .unwrap();
+    assert!(notices(&out).is_empty());
+    let out = evaluate_tenant(storage.as_ref(), acme, t + 2 * MINUTE_MS)
+        .await
+        .unwrap();
+    assert_eq!(
+        notices(&out),
+        [(
+            NoticeKind::Firing,
+            "error_rate of model=gpt-4o is 0.5 (> 0.1 over 5m)".to_string()
+        )]
+    );
+    assert!(
+        notices(
+            &evaluate_tenant(storage.as_ref(), acme, t + 3 * MINUTE_MS)
+                .await
+                .unwrap()
+        )
+        .is_empty()
+    );
+    // gpt-4o recovers at t + 3m: five minutes later its window is clean again.
+    calls(
+        &storage,
+        acme,
+        "gpt-4o",
+        t + 3 * MINUTE_MS,
+        t + 10 * MINUTE_MS,
+        10,
+        0,
+    )
+    .await;
+    let out = evaluate_tenant(storage.as_ref(), acme, t + 8 * MINUTE_MS)
+        .await
+        .unwrap();
+    assert_eq!(notices(&out)[0].0, NoticeKind::Resolved);
+    assert_eq!(out[0].open, 0);
+    let (history, _) = storage
+        .alerts()
+        .list_alerts(acme, &AlertFilter::default(), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 1);
+    let a = &history[0];
+    assert_eq!(
+        (
+            a.state.as_str(),
+            a.since_ms,
+            a.fired_at_ms,
+            a.resolved_at_ms
+        ),
+        (
+            "resolved",
+            t,
+            Some(t + 2 * MINUTE_MS),
+            Some(t + 8 * MINUTE_MS)
+        )
+    );
+    assert_eq!(a.severity, Severity::Critical);
+    // The other tenant's failures raised nothing: it has no rule.
+    assert!(
+        evaluate_tenant(storage.as_ref(), other, t)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anomaly_rule_fires_on_what_a_detector_stored_and_the_scheduler_runs_it() {
+    let (storage, host, _dir) = setup(5).await;
+    let acme = storage.tenants().create_tenant("acme", 0).await.unwrap().id;
+    let now = hub_core::time::now_ms();
+    let minute = floor_to(now, MINUTE_MS) - MINUTE_MS;
+    let found = |model: &str, severity: Severity| NewAnomaly {
+        plugin: "robust-level".into(),
+        dims: vec![("model".into(), model.into())],
+        metric: "requests".into(),
+        step_ms: MINUTE_MS,
+        ts_ms: minute,
+        value: 240.0,
+        expected: Some(12.0),
+        lower: None,
+        upper: Some(20.0),
+        score: 20.0,
+        severity,
+        reason: "requests is 20× its usual".into(),
+    };
+    storage
+        .anomalies()
+        .insert_anomalies(
+            acme,
+            &[
+                found("gpt-4o", Severity::Critical),
+                found("claude", Severity::Info),
+            ],
+            now,
+        )
+        .await
+        .unwrap();
+    rule(
+        &storage,
+        acme,
+        json!({"name": "spikes", "condition": {"kind": "anomaly", "min_severity": "warning"}}),
+    )
+    .await;
+    // The scheduler evaluates the tenant's rules within a tick, once for the minute.
+    let stats = Arc::new(SchedulerStats::default());
+    let config = SchedulerConfig {
+        tick: Duration::from_millis(100),
+        settle: Duration::from_secs(1),
+        owner: "test".into(),
+        ..Default::default()
+    };
+    let scheduler = spawn_scheduler(host.clone(), storage.clone(), config, stats.clone());
+    for _ in 0..100 {
+        if stats
+            .alert_evaluations
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    scheduler.abort();
+    assert_eq!(
+        stats
+            .alert_evaluations
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert_eq!(
+        stats
+            .alert_notices
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    let runs = storage
+        .analysis_runs()
+        .runs(acme, Some(ALERTS_RUN), 0)
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 1);
+    let (open, _) = storage
+        .alerts()
+        .list_alerts(
+            acme,
+            &AlertFilter {
+                state: Some("firing".into()),
+                ..Default::default()
+            },
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0].summary, "unusual requests of model=gpt-4o: 240");
+    // Five minutes after its step the anomaly no longer holds: the alert resolves.
+    let out = evaluate_tenant(storage.as_ref(), acme, minute + 7 * MINUTE_MS)
+        .await
+        .unwrap();
+    assert_eq!(notices(&out)[0].0, NoticeKind::Resolved);
+}
