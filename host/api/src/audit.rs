@@ -47,7 +47,7 @@ pub struct AuditRecordDto {
     pub actor: String,
     /// `auth.login`, `auth.login_failed`, `auth.refresh_reuse`, `auth.logout`, `auth.password`,
     /// `api_key.create|revoke|rotate`, `member.add|role|remove|password_reset`,
-    /// `plugin.change|uninstall`.
+    /// `plugin.change|uninstall`, `alert_rule.create|change|delete`.
     pub action: String,
     pub target: Option<String>,
     /// The client's address.

@@ -52,6 +52,8 @@ pub enum Right {
     BrowseCatalog,
     /// Change the tenant's settings (its retention).
     ManageSettings,
+    /// Add, change and delete alert rules.
+    ManageAlerts,
 }
 
 impl Right {
@@ -69,6 +71,7 @@ impl Right {
             Right::SaveViews => "save views",
             Right::BrowseCatalog => "browse the marketplace",
             Right::ManageSettings => "change settings",
+            Right::ManageAlerts => "manage alert rules",
         }
     }
 
@@ -80,9 +83,11 @@ impl Right {
             Right::BrowseCatalog => &[Ingest, Query, Admin],
             Right::ReadMetrics | Right::ReadEvents => &[Query],
             Right::ReadConfig => &[Query, Admin],
-            Right::ManagePlugins | Right::ManageKeys | Right::ReadAudit | Right::ManageSettings => {
-                &[Admin]
-            }
+            Right::ManagePlugins
+            | Right::ManageKeys
+            | Right::ReadAudit
+            | Right::ManageSettings
+            | Right::ManageAlerts => &[Admin],
             Right::ManageMembers | Right::ManageOwners | Right::SaveViews => &[],
         }
     }
@@ -92,7 +97,9 @@ impl Right {
         match self {
             Right::Ingest => None,
             Right::ReadMetrics | Right::BrowseCatalog => Some(Role::Viewer),
-            Right::ReadEvents | Right::ReadConfig | Right::SaveViews => Some(Role::Analyst),
+            Right::ReadEvents | Right::ReadConfig | Right::SaveViews | Right::ManageAlerts => {
+                Some(Role::Analyst)
+            }
             Right::ManagePlugins
             | Right::ManageKeys
             | Right::ManageMembers

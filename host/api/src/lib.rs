@@ -5,6 +5,7 @@
 //! results; business rules live in the core, storage and pipeline crates.
 
 mod account;
+mod alerts;
 mod analysis;
 mod audit;
 pub mod auth;
@@ -188,6 +189,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(ingest::router())
         .merge(query::router())
+        .merge(alerts::router())
         .merge(analysis::router())
         .merge(events::router())
         .merge(plugins::router())

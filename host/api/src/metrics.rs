@@ -80,6 +80,9 @@ pub struct Metrics {
     pub analysis_anomalies: Gauge,
     pub analysis_forecasts: Gauge,
     pub analysis_run_seconds_sum: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Evaluations of tenants' alert rules on this replica, and the notices they raised.
+    pub alert_evaluations: Gauge,
+    pub alert_notices: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -123,6 +126,8 @@ impl Default for Metrics {
             analysis_runs: Family::default(),
             analysis_anomalies: Gauge::default(),
             analysis_forecasts: Gauge::default(),
+            alert_evaluations: Gauge::default(),
+            alert_notices: Gauge::default(),
             analysis_run_seconds_sum: Gauge::default(),
             registry: Registry::default(),
         };
@@ -195,6 +200,16 @@ impl Default for Metrics {
             "analysis_run_seconds_sum",
             "Time spent in detector and forecaster runs: building series, calling, storing",
             m.analysis_run_seconds_sum.clone(),
+        );
+        registry.register(
+            "alert_evaluations",
+            "Evaluations of a tenant's alert rules on this replica (one a minute per tenant with rules, across replicas)",
+            m.alert_evaluations.clone(),
+        );
+        registry.register(
+            "alert_notices",
+            "Alert notices (firing, repeated, resolved) raised by this replica's evaluations",
+            m.alert_notices.clone(),
         );
         registry.register(
             "pipeline_commits",

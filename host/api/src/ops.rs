@@ -84,6 +84,10 @@ pub(crate) async fn metrics(
             .set(a.forecasts.load(Ordering::Relaxed) as i64);
         m.analysis_run_seconds_sum
             .set(a.run_micros.load(Ordering::Relaxed) as f64 / 1e6);
+        m.alert_evaluations
+            .set(a.alert_evaluations.load(Ordering::Relaxed) as i64);
+        m.alert_notices
+            .set(a.alert_notices.load(Ordering::Relaxed) as i64);
     }
     if let Some(rss) = resident_bytes() {
         m.process_resident_bytes.set(rss as i64);

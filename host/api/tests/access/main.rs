@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod alerts;
 mod permissions;
 mod signin;
 mod tenancy;

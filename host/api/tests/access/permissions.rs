@@ -88,6 +88,34 @@ async fn the_permission_matrix_holds_route_by_route() {
             Some(Role::Analyst),
         ),
         (Method::DELETE, "/v1/views/999", None, Some(Role::Analyst)),
+        (Method::GET, "/v1/alerts", None, Some(Role::Viewer)),
+        (Method::GET, "/v1/alerts/rules", None, Some(Role::Viewer)),
+        (
+            Method::GET,
+            "/v1/alerts/rules/999",
+            None,
+            Some(Role::Viewer),
+        ),
+        (
+            Method::POST,
+            "/v1/alerts/rules",
+            Some(
+                json!({"name": "x", "condition": {"kind": "threshold", "metric": "requests", "value": 1}}),
+            ),
+            Some(Role::Analyst),
+        ),
+        (
+            Method::PUT,
+            "/v1/alerts/rules/999",
+            Some(json!({"name": "x", "condition": {"kind": "anomaly"}})),
+            Some(Role::Analyst),
+        ),
+        (
+            Method::DELETE,
+            "/v1/alerts/rules/999",
+            None,
+            Some(Role::Analyst),
+        ),
         // This hub runs no plugin host, so allowed calls answer 503; refused ones still 403.
         (Method::GET, "/v1/plugins", None, Some(Role::Analyst)),
         (Method::GET, "/v1/plugins/cost", None, Some(Role::Analyst)),

@@ -1,0 +1,148 @@
+//! Alert rules through the router: a rule written, read, changed and deleted; every mistake a
+//! 400 naming its JSON pointer; names unique per tenant; another tenant's rule a 404; each
+//! change in the audit log.
+
+use axum::http::{Method, StatusCode};
+use hub_core::Role;
+use serde_json::json;
+
+use crate::common::people::{hub, message};
+
+#[tokio::test]
+async fn alert_rules_are_checked_kept_per_tenant_and_audited() {
+    let hub = hub().await;
+    hub.user("ann@acme.test", "acme", Role::Analyst, false)
+        .await;
+    hub.user("boss@acme.test", "acme", Role::Admin, false).await;
+    hub.user("eve@other.test", "other", Role::Owner, false)
+        .await;
+    let (ann, boss, eve) = (
+        hub.token("ann@acme.test").await,
+        hub.token("boss@acme.test").await,
+        hub.token("eve@other.test").await,
+    );
+    let rule = json!({"name": "Error rate per model", "severity": "critical",
+        "condition": {"kind": "threshold", "metric": "error_rate", "op": ">", "value": 0.05,
+                      "window": "5m", "for": "2m", "group_by": ["model"], "min_requests": 20},
+        "labels": {"team": "search"}});
+    let r = hub
+        .call(Method::POST, "/v1/alerts/rules", &ann, Some(rule.clone()))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let id = r.body["id"].as_i64().unwrap();
+    assert_eq!(r.body["enabled"], true);
+    assert_eq!(r.body["updated_by"], "user:ann@acme.test");
+    assert_eq!(r.body["rule"]["condition"]["metric"], "error_rate");
+
+    // Each mistake names where it is.
+    let bad = [
+        (json!({"name": "x"}), "/condition"),
+        (
+            json!({"name": "x", "condition": {"kind": "threshold", "metric": "tokens", "value": 1}}),
+            "/condition/metric",
+        ),
+        (
+            json!({"name": "x", "condition": {"kind": "threshold", "metric": "requests", "value": 1, "group_by": ["region"]}}),
+            "/condition/group_by/0",
+        ),
+        (
+            json!({"name": "x", "enabled": "yes", "condition": {"kind": "anomaly"}}),
+            "/enabled",
+        ),
+        // What a rule names must be installed for the tenant.
+        (
+            json!({"name": "x", "condition": {"kind": "anomaly", "detector": "robust-level"}}),
+            "/condition/detector",
+        ),
+        (
+            json!({"name": "x", "targets": ["webhook"], "condition": {"kind": "anomaly"}}),
+            "/targets/0",
+        ),
+        (rule.clone(), "/name"),
+    ];
+    for (body, path) in bad {
+        let r = hub
+            .call(Method::POST, "/v1/alerts/rules", &ann, Some(body.clone()))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.body);
+        assert_eq!(r.body["error"]["parameter"], path, "{body}: {}", r.body);
+    }
+    let r = hub.call(Method::POST, "/v1/alerts/rules", &ann, None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+
+    // Another tenant neither sees nor touches it; the name is theirs to use too.
+    let uri = format!("/v1/alerts/rules/{id}");
+    for (method, body) in [
+        (Method::GET, None),
+        (Method::PUT, Some(rule.clone())),
+        (Method::DELETE, None),
+    ] {
+        let r = hub.call(method.clone(), &uri, &eve, body).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{method}: {}", r.body);
+    }
+    let r = hub.call(Method::GET, "/v1/alerts/rules", &eve, None).await;
+    assert_eq!(r.body["rules"], json!([]));
+    let r = hub
+        .call(Method::POST, "/v1/alerts/rules", &eve, Some(rule.clone()))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+
+    // Changed (and disabled) by another of acme's people; then deleted.
+    let mut changed = rule.clone();
+    changed["enabled"] = json!(false);
+    changed["condition"]["value"] = json!(0.1);
+    let r = hub.call(Method::PUT, &uri, &boss, Some(changed)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        (r.body["enabled"].as_bool(), r.body["updated_by"].as_str()),
+        (Some(false), Some("user:boss@acme.test"))
+    );
+    assert_eq!(r.body["rule"]["condition"]["value"], 0.1);
+    let r = hub.call(Method::GET, "/v1/alerts/rules", &ann, None).await;
+    assert_eq!(r.body["rules"].as_array().unwrap().len(), 1);
+    let r = hub
+        .call(Method::GET, "/v1/alerts?state=open", &ann, None)
+        .await;
+    assert_eq!(r.body["alerts"], json!([]), "{}", r.body);
+    let r = hub
+        .call(Method::GET, "/v1/alerts?state=burning", &ann, None)
+        .await;
+    assert_eq!(r.body["error"]["parameter"], "state", "{}", r.body);
+    assert!(message(&r).contains("open, pending, firing or resolved"));
+    let r = hub.call(Method::DELETE, &uri, &ann, None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        hub.call(Method::GET, &uri, &ann, None).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    let r = hub
+        .call(
+            Method::GET,
+            "/v1/audit?action=alert_rule.change",
+            &boss,
+            None,
+        )
+        .await;
+    let entries = r.body["records"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", r.body));
+    assert_eq!(entries.len(), 1, "{}", r.body);
+    assert_eq!(entries[0]["actor"], "user:boss@acme.test");
+    let r = hub.call(Method::GET, "/v1/audit", &boss, None).await;
+    let actions: Vec<&str> = r.body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .filter(|a| a.starts_with("alert_rule."))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "alert_rule.delete",
+            "alert_rule.change",
+            "alert_rule.create"
+        ]
+    );
+}
