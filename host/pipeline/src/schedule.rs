@@ -133,6 +133,7 @@ pub fn spawn_scheduler(
             host,
             storage,
             permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
+            alert_permits: Arc::new(Semaphore::new(1)),
             running: Arc::new(Mutex::new(HashSet::new())),
             cache: Arc::new(SeriesCache::default()),
             config,
@@ -156,6 +157,9 @@ struct Scheduler {
     config: SchedulerConfig,
     stats: Arc<SchedulerStats>,
     permits: Arc<Semaphore>,
+    /// Alert evaluations, one at a time, apart from the detectors' permits so that a long
+    /// detector run never delays a tenant's alerts.
+    alert_permits: Arc<Semaphore>,
     /// (tenant, plugin) with a task under way on this replica.
     running: Arc<Mutex<HashSet<(TenantId, String)>>>,
     /// Each install's series values, kept between its runs.
@@ -251,7 +255,7 @@ impl Scheduler {
     }
 
     async fn evaluate_alerts(&self, tenant: TenantId, period: i64) {
-        let Ok(_permit) = self.permits.acquire().await else {
+        let Ok(_permit) = self.alert_permits.acquire().await else {
             return;
         };
         let runs = self.storage.analysis_runs();

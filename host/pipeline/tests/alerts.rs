@@ -11,7 +11,7 @@ use hub_core::time::{MINUTE_MS, floor_to};
 use hub_core::{Severity, TenantId};
 use hub_pipeline::alerts::NoticeKind;
 use hub_pipeline::alerts::evaluate::evaluate_tenant;
-use hub_pipeline::schedule::{ALERTS_RUN, SchedulerConfig, SchedulerStats, spawn_scheduler};
+use hub_pipeline::schedule::{ALERTS_RUN, SchedulerStats, spawn_scheduler};
 use hub_storage::{AlertFilter, NewAnomaly, Storage, TenantBatch};
 use serde_json::json;
 use support::setup;
@@ -256,13 +256,12 @@ async fn an_anomaly_rule_fires_on_what_a_detector_stored_and_the_scheduler_runs_
     .await;
     // The scheduler evaluates the tenant's rules within a tick, once for the minute.
     let stats = Arc::new(SchedulerStats::default());
-    let config = SchedulerConfig {
-        tick: Duration::from_millis(100),
-        settle: Duration::from_secs(1),
-        owner: "test".into(),
-        ..Default::default()
-    };
-    let scheduler = spawn_scheduler(host.clone(), storage.clone(), config, stats.clone());
+    let scheduler = spawn_scheduler(
+        host.clone(),
+        storage.clone(),
+        support::scheduler_config(),
+        stats.clone(),
+    );
     for _ in 0..100 {
         if stats
             .alert_evaluations
@@ -313,4 +312,55 @@ async fn an_anomaly_rule_fires_on_what_a_detector_stored_and_the_scheduler_runs_
         .await
         .unwrap();
     assert_eq!(notices(&out)[0].0, NoticeKind::Resolved);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_rule_fires_when_the_month_reaches_its_share() {
+    let (storage, _host, _dir) = setup(5).await;
+    let acme = storage.tenants().create_tenant("acme", 0).await.unwrap().id;
+    let now = hub_core::time::now_ms();
+    let (month_start, _) = hub_pipeline::spend::month_of(now);
+    // Ten calls at $10 each this month: $100 spent.
+    let limits = hub_core::ingest::IngestLimits::default();
+    let events = (0..10)
+        .map(|i| {
+            let ts = (now - 3_600_000).max(month_start) + i * 1_000;
+            let raw = format!(
+                r#"{{"event_id": "paid-{i}", "timestamp": {ts}, "model": "gpt-4o", "app": "search", "cost_usd": 10, "status": "ok"}}"#
+            );
+            hub_core::ingest::parse_event(&raw, &limits, now).unwrap()
+        })
+        .collect();
+    storage
+        .write_batches(
+            &[TenantBatch {
+                tenant: acme,
+                events,
+            }],
+            now,
+        )
+        .await
+        .unwrap();
+    rule(
+        &storage,
+        acme,
+        json!({"name": "spent", "condition": {"kind": "budget", "budget_usd": 120, "percent": 80,
+            "basis": "spent", "group_by": "app"}}),
+    )
+    .await;
+    rule(
+        &storage,
+        acme,
+        json!({"name": "far", "condition": {"kind": "budget", "budget_usd": 1000000}}),
+    )
+    .await;
+    let out = evaluate_tenant(storage.as_ref(), acme, now).await.unwrap();
+    assert_eq!(
+        notices(&out),
+        [(
+            NoticeKind::Firing,
+            "spend so far this month of app=search is $100.00 (at least 80% of the $120 budget)"
+                .to_string()
+        )]
+    );
 }

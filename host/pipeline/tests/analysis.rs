@@ -53,12 +53,7 @@ async fn settled_minute() -> i64 {
 }
 
 fn config() -> SchedulerConfig {
-    SchedulerConfig {
-        tick: Duration::from_millis(100),
-        settle: Duration::from_secs(1),
-        owner: "test".into(),
-        ..Default::default()
-    }
+    support::scheduler_config()
 }
 
 async fn wait_for(stats: &SchedulerStats, runs: u64) {

@@ -1,6 +1,7 @@
 //! One evaluation of a tenant's rules: for each enabled rule, which groups hold now (a
 //! threshold over its window of the rollups; an anomaly rule over the anomalies detectors
-//! stored), one lifecycle step over its open alerts, and what changed stored.
+//! stored; a budget over the month's spend or its month-end projection), one lifecycle step over
+//! its open alerts, and what changed stored.
 
 use hub_core::time::{DAY_MS, MINUTE_MS};
 use hub_core::{Dimension, Severity, TenantId};
@@ -119,6 +120,36 @@ pub async fn evaluate_rule(
                     holding.push((key, a.found.value));
                 }
             }
+            (holding, 0)
+        }
+        Condition::Budget {
+            budget_usd,
+            percent,
+            projected,
+            group_by,
+        } => {
+            let dim = group_by.as_deref().and_then(Dimension::parse);
+            let p = crate::spend::month_projection(store, tenant, now_ms, dim).await?;
+            let line = budget_usd * percent / 100.0;
+            let of = |pr: &crate::spend::Projection| {
+                if *projected {
+                    pr.projected_usd
+                } else {
+                    pr.actual_usd
+                }
+            };
+            let holding = match (group_by, dim) {
+                (Some(name), Some(_)) => p
+                    .groups
+                    .iter()
+                    .filter_map(|g| Some((vec![(name.clone(), g.key.clone()?)], of(g))))
+                    .filter(|(_, v)| *v >= line)
+                    .collect(),
+                _ => [(Vec::new(), of(&p.total))]
+                    .into_iter()
+                    .filter(|(_, v)| *v >= line)
+                    .collect(),
+            };
             (holding, 0)
         }
     };

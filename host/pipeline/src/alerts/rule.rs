@@ -12,7 +12,9 @@
 //!
 //! An `anomaly` condition fires on the anomalies a detector (or any) stored at or above a
 //! severity: `{"kind": "anomaly", "detector": "robust-level", "min_severity": "warning",
-//! "filters": {"model": "gpt-4o"}}`.
+//! "filters": {"model": "gpt-4o"}}`; a `budget` condition on the month's spend reaching a share
+//! of a budget: `{"kind": "budget", "budget_usd": 1000, "percent": 80, "basis": "projected",
+//! "group_by": "app"}`.
 
 use std::collections::BTreeMap;
 
@@ -81,6 +83,14 @@ pub enum Condition {
         min_severity: Severity,
         filters: Vec<(String, String)>,
     },
+    /// The month's spend (`projected`: the month-end projection, else what is spent so far),
+    /// of the tenant or of each group of one dimension, reaching `percent` of `budget_usd`.
+    Budget {
+        budget_usd: f64,
+        percent: f64,
+        projected: bool,
+        group_by: Option<String>,
+    },
 }
 
 /// A checked rule.
@@ -144,6 +154,7 @@ const THRESHOLD_KEYS: [&str; 9] = [
     "min_requests",
 ];
 const ANOMALY_KEYS: [&str; 4] = ["kind", "detector", "min_severity", "filters"];
+const BUDGET_KEYS: [&str; 5] = ["kind", "budget_usd", "percent", "basis", "group_by"];
 
 type Checked<T> = Result<T, RuleError>;
 
@@ -387,6 +398,59 @@ fn anomaly(obj: &Map<String, Value>) -> Checked<Condition> {
     })
 }
 
+/// A finite number in `range`, or the default when absent.
+fn number_in(
+    obj: &Map<String, Value>,
+    key: &str,
+    range: (f64, f64),
+    default: Option<f64>,
+) -> Checked<f64> {
+    let path = format!("/condition/{key}");
+    match obj.get(key) {
+        None | Some(Value::Null) => default.map_or_else(|| err(&path, "is required"), Ok),
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(v) if v.is_finite() && v >= range.0 && v <= range.1 => Ok(v),
+            _ => err(
+                &path,
+                format!("must be a number from {} to {}", range.0, range.1),
+            ),
+        },
+        Some(other) => err(&path, format!("must be a number, got {}", kind_of(other))),
+    }
+}
+
+fn budget(obj: &Map<String, Value>) -> Checked<Condition> {
+    let base = "/condition";
+    only(obj, base, &BUDGET_KEYS)?;
+    let budget_usd = number_in(obj, "budget_usd", (0.01, 1e12), None)?;
+    let percent = number_in(obj, "percent", (1.0, 1_000.0), Some(100.0))?;
+    let projected = match text(obj, "basis", base)? {
+        None | Some("projected") => true,
+        Some("spent") => false,
+        Some(b) => {
+            return err(
+                "/condition/basis",
+                format!(
+                    "unknown basis `{b}`; allowed: projected (the month-end projection), spent (so far)"
+                ),
+            );
+        }
+    };
+    let group_by = match text(obj, "group_by", base)? {
+        None => None,
+        Some(d) => {
+            dimension(d).or_else(|m| err("/condition/group_by", m))?;
+            Some(d.to_string())
+        }
+    };
+    Ok(Condition::Budget {
+        budget_usd,
+        percent,
+        projected,
+        group_by,
+    })
+}
+
 fn label_name(k: &str) -> bool {
     (1..=64).contains(&k.len())
         && k.chars()
@@ -422,13 +486,19 @@ pub fn parse(v: &Value) -> Checked<Rule> {
     let condition = match text(cond, "kind", "/condition")? {
         Some("threshold") => threshold(cond)?,
         Some("anomaly") => anomaly(cond)?,
+        Some("budget") => budget(cond)?,
         Some(k) => {
             return err(
                 "/condition/kind",
-                format!("unknown kind `{k}`; allowed: threshold, anomaly"),
+                format!("unknown kind `{k}`; allowed: threshold, anomaly, budget"),
             );
         }
-        None => return err("/condition/kind", "is required (threshold or anomaly)"),
+        None => {
+            return err(
+                "/condition/kind",
+                "is required (threshold, anomaly or budget)",
+            );
+        }
     };
     let mut labels = BTreeMap::new();
     if let Some(l) = obj.get("labels").filter(|v| !v.is_null()) {
@@ -543,6 +613,18 @@ pub fn summary(rule: &Rule, group: &[(String, String)], value: f64) -> String {
                 .unwrap_or_default(),
             String::new(),
         ),
+        Condition::Budget {
+            budget_usd,
+            percent,
+            ..
+        } => (
+            "cost_usd".to_string(),
+            format!(
+                "{}% of the ${} budget",
+                number(*percent),
+                number(*budget_usd)
+            ),
+        ),
     };
     match (&rule.description, &rule.condition) {
         (Some(d), _) => d
@@ -559,6 +641,17 @@ pub fn summary(rule: &Rule, group: &[(String, String)], value: f64) -> String {
         }
         (None, Condition::Anomaly { .. }) => {
             format!("unusual {metric} of {group_text}: {}", number(value))
+        }
+        (None, Condition::Budget { projected, .. }) => {
+            let what = if *projected {
+                "projected month-end spend"
+            } else {
+                "spend so far this month"
+            };
+            format!(
+                "{what} of {group_text} is ${:.2} (at least {threshold})",
+                value
+            )
         }
     }
 }

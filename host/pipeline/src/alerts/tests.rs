@@ -200,6 +200,50 @@ fn every_mistake_names_its_field() {
             "is not a field here",
         ),
     ];
+    let budget = |extra: serde_json::Value| {
+        let mut c = json!({"kind": "budget", "budget_usd": 1000});
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        json!({"name": "r", "condition": c})
+    };
+    let cases = cases.into_iter().chain([
+        (
+            json!({"name": "r", "condition": {"kind": "budget"}}),
+            "/condition/budget_usd",
+            "is required",
+        ),
+        (
+            budget(json!({"budget_usd": 0})),
+            "/condition/budget_usd",
+            "must be a number from 0.01",
+        ),
+        (
+            budget(json!({"percent": "80"})),
+            "/condition/percent",
+            "must be a number, got a string",
+        ),
+        (
+            budget(json!({"percent": 0})),
+            "/condition/percent",
+            "from 1 to 1000",
+        ),
+        (
+            budget(json!({"basis": "monthly"})),
+            "/condition/basis",
+            "unknown basis `monthly`",
+        ),
+        (
+            budget(json!({"group_by": "region"})),
+            "/condition/group_by",
+            "unknown dimension `region`",
+        ),
+        (
+            budget(json!({"window": "5m"})),
+            "/condition/window",
+            "is not a field here",
+        ),
+    ]);
     for (rule, path, message) in cases {
         let e = parse(&rule).expect_err(&rule.to_string());
         assert_eq!(e.path, path, "{rule}: {e}");
@@ -259,5 +303,33 @@ fn a_summary_says_what_holds_where() {
     assert_eq!(
         rule::summary(&anomaly, &key, 240.0),
         "unusual requests of model=gpt-4o: 240"
+    );
+}
+
+#[test]
+fn a_budget_rule_reads_with_its_defaults_and_says_its_share() {
+    let rule =
+        parse(&json!({"name": "spend", "condition": {"kind": "budget", "budget_usd": 1000}}))
+            .unwrap();
+    assert_eq!(
+        rule.condition,
+        Condition::Budget {
+            budget_usd: 1000.0,
+            percent: 100.0,
+            projected: true,
+            group_by: None,
+        }
+    );
+    let spent = parse(&json!({"name": "spend", "condition": {"kind": "budget",
+        "budget_usd": 500, "percent": 80, "basis": "spent", "group_by": "app"}}))
+    .unwrap();
+    let app = vec![("app".to_string(), "search".to_string())];
+    assert_eq!(
+        rule::summary(&spent, &app, 412.5),
+        "spend so far this month of app=search is $412.50 (at least 80% of the $500 budget)"
+    );
+    assert_eq!(
+        rule::summary(&rule, &[], 1234.0),
+        "projected month-end spend of all traffic is $1234.00 (at least 100% of the $1000 budget)"
     );
 }

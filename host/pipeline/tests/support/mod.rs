@@ -10,6 +10,16 @@ use hub_pipeline::{Pipeline, PipelineConfig};
 use hub_plugins::{PluginHost, PluginHostConfig};
 use hub_storage::{EventFilter, Storage};
 
+/// A scheduler that looks every 100 ms and takes a minute as settled a second after it ends.
+pub fn scheduler_config() -> hub_pipeline::schedule::SchedulerConfig {
+    hub_pipeline::schedule::SchedulerConfig {
+        tick: std::time::Duration::from_millis(100),
+        settle: std::time::Duration::from_secs(1),
+        owner: "test".into(),
+        ..Default::default()
+    }
+}
+
 pub fn plugin(name: &str) -> (String, Vec<u8>) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../plugins")
