@@ -164,9 +164,19 @@ fn name_conflict(e: StorageError, name: &str) -> ApiError {
     }
 }
 
-fn rule_id(id: &str) -> Result<i64, ApiError> {
-    id.parse()
-        .map_err(|_| ApiError::NotFound(format!("no alert rule {id} in this tenant")))
+fn missing(id: &str) -> ApiError {
+    ApiError::NotFound(format!("no alert rule {id} in this tenant"))
+}
+
+/// The tenant's rule `id` (a path segment): its number and the rule, or a 404.
+async fn stored(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+) -> Result<(i64, StoredRule), ApiError> {
+    let n: i64 = id.parse().map_err(|_| missing(id))?;
+    let rule = state.storage.alerts().rule(principal.tenant, n).await?;
+    Ok((n, rule.ok_or_else(|| missing(id))?))
 }
 
 #[utoipa::path(
@@ -244,11 +254,8 @@ pub(crate) async fn get_rule(
     Path(id): Path<String>,
 ) -> Result<Json<AlertRuleDto>, ApiError> {
     principal.require(Right::ReadMetrics)?;
-    let n = rule_id(&id)?;
-    let r = state.storage.alerts().rule(principal.tenant, n).await?;
-    r.as_ref()
-        .map(|r| Json(rule_dto(r)))
-        .ok_or_else(|| ApiError::NotFound(format!("no alert rule {id} in this tenant")))
+    let (_, rule) = stored(&state, &principal, &id).await?;
+    Ok(Json(rule_dto(&rule)))
 }
 
 #[utoipa::path(
@@ -266,15 +273,12 @@ pub(crate) async fn update_rule(
     body: Bytes,
 ) -> Result<Json<AlertRuleDto>, ApiError> {
     principal.require(Right::ManageAlerts)?;
-    let n = rule_id(&id)?;
-    let store = state.storage.alerts();
-    let before = store
-        .rule(principal.tenant, n)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no alert rule {id} in this tenant")))?;
+    let (n, before) = stored(&state, &principal, &id).await?;
     let (spec, enabled, rule) = checked(&state, &principal, &body).await?;
     let who = principal.actor_label();
-    let r = store
+    let r = state
+        .storage
+        .alerts()
         .update_rule(
             principal.tenant,
             n,
@@ -286,7 +290,7 @@ pub(crate) async fn update_rule(
         )
         .await
         .map_err(|e| name_conflict(e, &rule.name))?
-        .ok_or_else(|| ApiError::NotFound(format!("no alert rule {id} in this tenant")))?;
+        .ok_or_else(|| missing(&id))?;
     let dto = rule_dto(&r);
     principal
         .audit(
@@ -313,12 +317,14 @@ pub(crate) async fn delete_rule(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     principal.require(Right::ManageAlerts)?;
-    let n = rule_id(&id)?;
-    let store = state.storage.alerts();
-    let missing = || ApiError::NotFound(format!("no alert rule {id} in this tenant"));
-    let before = store.rule(principal.tenant, n).await?.ok_or_else(missing)?;
-    if !store.delete_rule(principal.tenant, n).await? {
-        return Err(missing());
+    let (n, before) = stored(&state, &principal, &id).await?;
+    if !state
+        .storage
+        .alerts()
+        .delete_rule(principal.tenant, n)
+        .await?
+    {
+        return Err(missing(&id));
     }
     principal
         .audit(
