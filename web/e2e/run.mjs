@@ -336,6 +336,36 @@ try {
     await shot("anomalies");
   });
 
+  await check("a threshold rule written in the UI fires from events sent over REST", async () => {
+    await page.getByRole("navigation").getByRole("link", { name: "Alerts" }).click();
+    const form = page.getByRole("form", { name: "New rule" });
+    await form.getByLabel("Name", { exact: true }).fill("Too many calls");
+    await form.getByLabel("Metric", { exact: true }).selectOption("requests");
+    await form.getByLabel("Value", { exact: true }).fill("100");
+    await form.getByLabel("For", { exact: true }).fill("");
+    await form.getByRole("checkbox", { name: "model", exact: true }).check();
+    // The hub checks the rule and names the field.
+    await form.getByLabel("Over", { exact: true }).fill("5x");
+    await form.getByRole("button", { name: "Add rule" }).click();
+    await form.getByRole("alert").getByText(/^\/condition\/window: /).waitFor();
+    await form.getByLabel("Over", { exact: true }).fill("5m");
+    await form.getByRole("button", { name: "Add rule" }).click();
+    const row = page.getByTestId("rule-Too many calls");
+    await row.getByText("requests > 100 over 5m per model").waitFor();
+    // 150 calls of one model in the minute before this one: above 100 over 5 minutes.
+    const start = Math.floor(Date.now() / 60_000) * 60_000 - 60_000;
+    await send(hub.base, key, Array.from({ length: 150 }, (_, i) => ({
+      event_id: `alert-${i}`, timestamp: new Date(start + i * 200).toISOString(),
+      app: "search", model: "alert-model", provider: "openai", input_tokens: 10, output_tokens: 5, latency_ms: 100,
+    })));
+    // Rules are evaluated once a minute (2 s after it ends in this hub): firing within about a minute.
+    const firing = page.getByRole("region", { name: "Open alerts" }).getByTestId("alert-firing");
+    await firing.getByText("requests of model=alert-model is 150 (> 100 over 5m)").waitFor({ timeout: 100_000 });
+    await shot("alerts");
+    await row.getByRole("button", { name: "Disable" }).click();
+    await row.getByRole("cell", { name: "no", exact: true }).waitFor();
+  });
+
   let joinLink;
   await check("an admin invites a viewer", async () => {
     await page.getByRole("link", { name: "Members" }).click();

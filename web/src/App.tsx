@@ -11,6 +11,7 @@ import { Marketplace, PackagePage } from "./pages/Marketplace";
 import { Keys } from "./pages/Keys";
 import { Plugins } from "./pages/Plugins";
 import { Events } from "./pages/Events";
+import { Alerts } from "./pages/Alerts";
 import { Anomalies } from "./pages/Anomalies";
 import { Audit } from "./pages/Audit";
 import { Members } from "./pages/Members";
@@ -57,6 +58,7 @@ function Shell() {
         <div className="brand">LLM Analytics Hub</div>
         <NavLink to="/" end>Overview</NavLink>
         <NavLink to="/anomalies">Anomalies</NavLink>
+        <NavLink to="/alerts">Alerts</NavLink>
         {analyst && <NavLink to="/events">Events</NavLink>}
         {analyst && <NavLink to="/plugins">Plugins</NavLink>}
         <NavLink to="/marketplace">Marketplace</NavLink>
@@ -81,6 +83,7 @@ function Shell() {
         <Routes>
           <Route path="/" element={<Overview />} />
           <Route path="/anomalies" element={<Anomalies />} />
+          <Route path="/alerts" element={<Alerts canWrite={analyst} />} />
           <Route path="/events" element={analyst ? <Events /> : <Forbidden />} />
           <Route path="/plugins" element={analyst ? <Plugins /> : <Forbidden />} />
           <Route path="/marketplace" element={<Marketplace />} />

@@ -1,0 +1,27 @@
+import { describe, expect, it } from "vitest";
+import { ruleBody, ruleSentence } from "./Alerts";
+
+describe("alert rules in the UI", () => {
+  it("sends what the form says, leaving out what was left empty", () => {
+    const base = {
+      name: " Errors ", severity: "critical", kind: "threshold" as const, metric: "error_rate", op: ">", value: "0.05",
+      window: "5m", hold: "", groupBy: ["model"], minRequests: "20", detector: "", minSeverity: "warning",
+    };
+    expect(ruleBody(base)).toEqual({
+      name: "Errors", severity: "critical",
+      condition: { kind: "threshold", metric: "error_rate", op: ">", value: 0.05, window: "5m", group_by: ["model"], min_requests: 20 },
+    });
+    expect(ruleBody({ ...base, kind: "anomaly", detector: "robust-level" }).condition).toEqual({
+      kind: "anomaly", min_severity: "warning", detector: "robust-level",
+    });
+  });
+
+  it("says a rule in a sentence", () => {
+    expect(ruleSentence({ condition: { kind: "threshold", metric: "requests", op: ">=", value: 100, window: "1m", group_by: ["model", "app"], for: "2m" } }))
+      .toBe("requests >= 100 over 1m per model, app, for 2m");
+    expect(ruleSentence({ condition: { kind: "threshold", metric: "cost_usd", value: 5 } })).toBe("cost_usd > 5 over 5m");
+    expect(ruleSentence({ condition: { kind: "anomaly" } })).toBe("any anomaly at warning or worse");
+    expect(ruleSentence({ condition: { kind: "budget", budget_usd: 500, percent: 80, basis: "spent", group_by: "app" } }))
+      .toBe("spend so far this month per app reaches 80% of $500");
+  });
+});

@@ -1,0 +1,193 @@
+import { useState } from "react";
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { api, ApiError, explain, get, query, type Schemas } from "../api/client";
+import { SERIES_DIMENSIONS, SERIES_METRICS } from "../analysis";
+import { useCursors } from "../components/Pager";
+import { Empty, ErrorNote, Loading } from "../components/States";
+import { when } from "../format";
+
+type Rules = Schemas["AlertRuleListDto"];
+type Rule = Schemas["AlertRuleDto"];
+type Page = Schemas["AlertPageDto"];
+type Alert = Schemas["AlertDto"];
+
+const groupName = (g: Alert["group"]) => {
+  const parts = Object.entries(g as Record<string, string>).map(([k, v]) => `${k}=${v}`);
+  return parts.length ? parts.join(", ") : "all traffic";
+};
+
+/** What a rule says, in a sentence. */
+export function ruleSentence(rule: Record<string, unknown>): string {
+  const c = (rule.condition ?? {}) as Record<string, unknown>;
+  if (c.kind === "anomaly") {
+    return `any anomaly${c.detector ? ` of ${c.detector}` : ""} at ${c.min_severity ?? "warning"} or worse`;
+  }
+  if (c.kind === "budget") {
+    const basis = c.basis === "spent" ? "spend so far this month" : "projected month-end spend";
+    return `${basis}${c.group_by ? ` per ${c.group_by}` : ""} reaches ${c.percent ?? 100}% of $${c.budget_usd}`;
+  }
+  const by = Array.isArray(c.group_by) && c.group_by.length ? ` per ${c.group_by.join(", ")}` : "";
+  const held = c.for && c.for !== "0s" && c.for !== "0m" ? `, for ${c.for}` : "";
+  return `${c.metric} ${c.op ?? ">"} ${c.value} over ${c.window ?? "5m"}${by}${held}`;
+}
+
+/** Alert rules and the alerts they raised: open ones, past ones, and the rules (analysts write them). */
+export function Alerts({ canWrite }: { canWrite: boolean }) {
+  const rules = useQuery({ queryKey: ["alert-rules"], queryFn: () => get<Rules>("/v1/alerts/rules"), refetchInterval: 30_000 });
+  const names = new Map((rules.data?.rules ?? []).map((r) => [r.id, r.name]));
+  return (
+    <div>
+      <header className="page-head"><h1>Alerts</h1></header>
+      <p className="muted">
+        Rules are evaluated every minute. An alert is pending while its condition holds, firing once it has held for the
+        rule's "for", and resolved when it stops holding. Notifications are not sent yet: no integration can be installed.
+      </p>
+      <AlertList title="Open" state="open" names={names} empty="Nothing is pending or firing." />
+      <AlertList title="History" state="resolved" names={names} empty="No alert has resolved yet." />
+      <section className="panel" aria-label="Rules">
+        <h2>Rules</h2>
+        {rules.isPending ? <Loading what="rules" /> : rules.isError ? <ErrorNote error={rules.error} retry={() => rules.refetch()} /> :
+          rules.data.rules.length === 0 ? <Empty>No rules yet.{canWrite ? " Add one below." : ""}</Empty> : (
+            <RuleTable rules={rules.data.rules} canWrite={canWrite} />
+          )}
+        {canWrite && <NewRule />}
+      </section>
+    </div>
+  );
+}
+
+function AlertList({ title, state, names, empty }: { title: string; state: string; names: Map<number, string>; empty: string }) {
+  const { cursor, pager } = useCursors();
+  const q = { state, cursor, limit: 50 };
+  const page = useQuery({ queryKey: ["alerts", q], queryFn: () => get<Page>("/v1/alerts" + query(q)), refetchInterval: 15_000 });
+  return (
+    <section className="panel" aria-label={`${title} alerts`}>
+      <h2>{title}</h2>
+      {page.isPending ? <Loading what="alerts" /> : page.isError ? <ErrorNote error={page.error} retry={() => page.refetch()} /> :
+        page.data.alerts.length === 0 ? <Empty>{empty}</Empty> : (
+          <>
+            <table>
+              <thead><tr><th>State</th><th>Severity</th><th>Rule</th><th>Group</th><th>What holds</th><th>Since</th><th>Fired</th><th>Resolved</th></tr></thead>
+              <tbody>
+                {page.data.alerts.map((a) => (
+                  <tr key={a.id} data-testid={`alert-${a.state}`}>
+                    <td>{a.state}</td><td><span className={`badge ${a.severity}`}>{a.severity}</span></td>
+                    <td>{names.get(a.rule_id) ?? `rule ${a.rule_id}`}</td><td>{groupName(a.group)}</td><td>{a.summary}</td>
+                    <td>{when(a.since)}</td><td>{a.fired_at ? when(a.fired_at) : "–"}</td><td>{a.resolved_at ? when(a.resolved_at) : "–"}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+            {pager(page.data.next_cursor)}
+          </>
+        )}
+    </section>
+  );
+}
+
+function RuleTable({ rules, canWrite }: { rules: Rule[]; canWrite: boolean }) {
+  const qc = useQueryClient();
+  const act = useMutation({
+    mutationFn: ({ method, rule, body }: { method: string; rule: Rule; body?: unknown }) => api(method, `/v1/alerts/rules/${rule.id}`, body),
+    onSuccess: () => qc.invalidateQueries({ queryKey: ["alert-rules"] }),
+  });
+  return (
+    <>
+      {act.isError && <ErrorNote error={act.error} />}
+      <table>
+        <thead><tr><th>Name</th><th>Severity</th><th>When</th><th>Enabled</th><th>Changed</th>{canWrite && <th />}</tr></thead>
+        <tbody>
+          {rules.map((r) => {
+            const spec = r.rule as Record<string, unknown>;
+            return (
+              <tr key={r.id} data-testid={`rule-${r.name}`}>
+                <td>{r.name}</td><td>{String(spec.severity ?? "warning")}</td><td>{ruleSentence(spec)}</td>
+                <td>{r.enabled ? "yes" : "no"}</td><td>{when(r.updated_at)} by {r.updated_by}</td>
+                {canWrite && (
+                  <td>
+                    <button className="secondary" onClick={() => act.mutate({ method: "PUT", rule: r, body: { ...spec, enabled: !r.enabled } })}>
+                      {r.enabled ? "Disable" : "Enable"}
+                    </button>
+                    <button className="danger" onClick={() => confirm(`Delete the rule "${r.name}" and its alerts?`) && act.mutate({ method: "DELETE", rule: r })}>Delete</button>
+                  </td>
+                )}
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+    </>
+  );
+}
+
+/** The rule the form describes, as the API takes it. */
+export function ruleBody(f: Form): Record<string, unknown> {
+  const condition: Record<string, unknown> = f.kind === "anomaly"
+    ? { kind: "anomaly", min_severity: f.minSeverity, ...(f.detector.trim() ? { detector: f.detector.trim() } : {}) }
+    : {
+      kind: "threshold", metric: f.metric, op: f.op, value: Number(f.value), window: f.window.trim(),
+      ...(f.hold.trim() ? { for: f.hold.trim() } : {}), ...(f.groupBy.length ? { group_by: f.groupBy } : {}),
+      ...(f.minRequests.trim() ? { min_requests: Number(f.minRequests) } : {}),
+    };
+  return { name: f.name.trim(), severity: f.severity, condition };
+}
+
+type Form = {
+  name: string; severity: string; kind: "threshold" | "anomaly"; metric: string; op: string; value: string;
+  window: string; hold: string; groupBy: string[]; minRequests: string; detector: string; minSeverity: string;
+};
+
+const EMPTY: Form = {
+  name: "", severity: "warning", kind: "threshold", metric: "error_rate", op: ">", value: "0.05", window: "5m",
+  hold: "2m", groupBy: [], minRequests: "", detector: "", minSeverity: "warning",
+};
+
+function NewRule() {
+  const qc = useQueryClient();
+  const [f, setF] = useState<Form>(EMPTY);
+  const [error, setError] = useState<{ path?: string; message: string } | null>(null);
+  const set = <K extends keyof Form>(k: K, v: Form[K]) => setF({ ...f, [k]: v });
+  const create = useMutation({
+    mutationFn: () => api("POST", "/v1/alerts/rules", ruleBody(f)),
+    onSuccess: () => { setF(EMPTY); setError(null); qc.invalidateQueries({ queryKey: ["alert-rules"] }); },
+    onError: (e) => setError(e instanceof ApiError && e.parameter ? { path: e.parameter, message: e.message } : { message: explain(e) }),
+  });
+  return (
+    <form aria-label="New rule" onSubmit={(e) => { e.preventDefault(); create.mutate(); }}>
+      <h3>New rule</h3>
+      <div className="filters">
+        <label>Name<input aria-label="Name" value={f.name} onChange={(e) => set("name", e.target.value)} placeholder="Error rate per model" /></label>
+        <label>Severity
+          <select value={f.severity} onChange={(e) => set("severity", e.target.value)}><option>info</option><option>warning</option><option>critical</option></select>
+        </label>
+        <label>Kind
+          <select value={f.kind} onChange={(e) => set("kind", e.target.value as Form["kind"])}><option value="threshold">a metric crosses a value</option><option value="anomaly">a detector finds an anomaly</option></select>
+        </label>
+      </div>
+      {f.kind === "threshold" ? (
+        <div className="filters">
+          <label>Metric<select aria-label="Metric" value={f.metric} onChange={(e) => set("metric", e.target.value)}>{SERIES_METRICS.map((m) => <option key={m}>{m}</option>)}</select></label>
+          <label>Is<select aria-label="Is" value={f.op} onChange={(e) => set("op", e.target.value)}>{[">", ">=", "<", "<="].map((o) => <option key={o}>{o}</option>)}</select></label>
+          <label>Value<input aria-label="Value" value={f.value} onChange={(e) => set("value", e.target.value)} inputMode="decimal" /></label>
+          <label>Over<input aria-label="Over" value={f.window} onChange={(e) => set("window", e.target.value)} placeholder="5m" /></label>
+          <label>For<input aria-label="For" value={f.hold} onChange={(e) => set("hold", e.target.value)} placeholder="0m" /></label>
+          <label>Requests at least<input aria-label="Requests at least" value={f.minRequests} onChange={(e) => set("minRequests", e.target.value)} inputMode="numeric" placeholder="0" /></label>
+          <fieldset><legend>Per</legend>
+            {SERIES_DIMENSIONS.map((d) => (
+              <label key={d} className="inline">
+                <input type="checkbox" checked={f.groupBy.includes(d)} onChange={(e) => set("groupBy", e.target.checked ? [...f.groupBy, d] : f.groupBy.filter((x) => x !== d))} />{d}
+              </label>
+            ))}
+          </fieldset>
+        </div>
+      ) : (
+        <div className="filters">
+          <label>Detector<input aria-label="Detector" value={f.detector} onChange={(e) => set("detector", e.target.value)} placeholder="any" /></label>
+          <label>Severity at least<select aria-label="Severity at least" value={f.minSeverity} onChange={(e) => set("minSeverity", e.target.value)}><option>info</option><option>warning</option><option>critical</option></select></label>
+        </div>
+      )}
+      {error && <div className="field-error" role="alert">{error.path ? `${error.path}: ` : ""}{error.message}</div>}
+      <div><button type="submit" disabled={create.isPending}>Add rule</button></div>
+    </form>
+  );
+}
