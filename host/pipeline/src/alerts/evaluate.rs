@@ -10,6 +10,7 @@ use hub_storage::{AlertRecord, AnomalyFilter, Storage, StorageError, StoredRule}
 
 use super::lifecycle::{self, Alert, AlertGroup, Notice, Phase};
 use super::rule::{self, Condition, Rule};
+use super::text;
 
 /// How long after its step ends an anomaly keeps an anomaly rule's alert firing.
 pub const ANOMALY_HOLD_MS: i64 = 5 * MINUTE_MS;
@@ -186,7 +187,7 @@ pub async fn evaluate_rule(
         .notices
         .into_iter()
         .map(|n| {
-            let text = rule::summary(rule, &n.group, n.value);
+            let text = text::summary(rule, &n.group, n.value);
             (n, text)
         })
         .collect();
@@ -223,7 +224,7 @@ fn to_record(rule_id: i64, rule: &Rule, a: &Alert) -> AlertRecord {
         state: a.phase.name().into(),
         severity: rule.severity,
         value: a.value,
-        summary: rule::summary(rule, &a.group, a.value),
+        summary: text::summary(rule, &a.group, a.value),
         since_ms: a.since_ms,
         fired_at_ms: a.fired_at_ms,
         resolved_at_ms: a.resolved_at_ms,

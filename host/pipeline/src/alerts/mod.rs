@@ -1,10 +1,13 @@
-//! Alerting: rules a tenant writes (rule: what they say, checked with the JSON path of every
-//! error) and the life of the alerts they raise (lifecycle: pending, firing, resolved, and the
-//! notices each step sends).
+//! Alerting: rules a tenant writes (rule: what they say; fields: reading their JSON, each error
+//! with the field's pointer), the life of the alerts they raise (lifecycle: pending, firing,
+//! resolved, and the notices each step sends), one evaluation of a tenant's rules (evaluate), and
+//! what a person reads about an alert (text).
 
 pub mod evaluate;
+mod fields;
 pub mod lifecycle;
 pub mod rule;
+pub mod text;
 
 pub use lifecycle::{Alert, AlertGroup, Notice, NoticeKind, Phase, Step};
 pub use rule::{Condition, Op, Rule, RuleError};

@@ -19,9 +19,14 @@
 use std::collections::BTreeMap;
 
 use hub_core::Severity;
-use hub_core::time::{DAY_MS, MINUTE_MS, parse_duration_ms};
-use hub_plugins::{SERIES_DIMENSIONS, SERIES_METRICS};
+use hub_core::time::{DAY_MS, MINUTE_MS};
+use hub_plugins::SERIES_METRICS;
 use serde_json::{Map, Value};
+
+pub use super::fields::RuleError;
+use super::fields::{
+    Checked, dimension, duration, err, filters, kind_of, number_in, object, only, text,
+};
 
 /// The severities a rule and an anomaly condition take (the envelope's debug and error are not).
 pub const SEVERITIES: [&str; 3] = ["info", "warning", "critical"];
@@ -108,25 +113,10 @@ pub struct Rule {
     pub description: Option<String>,
 }
 
-/// Why a rule cannot be used, and where.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuleError {
-    /// A JSON pointer into the rule (`/condition/window`).
-    pub path: String,
-    pub message: String,
-}
-
-impl std::fmt::Display for RuleError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
-    }
-}
-
 pub const MAX_NAME: usize = 120;
 pub const MAX_DESCRIPTION: usize = 1_000;
 pub const MAX_LABELS: usize = 20;
 pub const MAX_TARGETS: usize = 10;
-pub const MAX_FILTERS: usize = 10;
 pub const MAX_GROUP_BY: usize = 3;
 /// The longest window a threshold looks back over, and the longest it must hold.
 pub const MAX_WINDOW_MS: i64 = 7 * DAY_MS;
@@ -155,115 +145,6 @@ const THRESHOLD_KEYS: [&str; 9] = [
 ];
 const ANOMALY_KEYS: [&str; 4] = ["kind", "detector", "min_severity", "filters"];
 const BUDGET_KEYS: [&str; 5] = ["kind", "budget_usd", "percent", "basis", "group_by"];
-
-type Checked<T> = Result<T, RuleError>;
-
-fn err<T>(path: &str, message: impl Into<String>) -> Checked<T> {
-    Err(RuleError {
-        path: path.to_string(),
-        message: message.into(),
-    })
-}
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-fn object<'a>(v: &'a Value, path: &str) -> Checked<&'a Map<String, Value>> {
-    v.as_object().map_or_else(
-        || err(path, format!("must be an object, got {}", kind_of(v))),
-        Ok,
-    )
-}
-
-fn only(obj: &Map<String, Value>, base: &str, allowed: &[&str]) -> Checked<()> {
-    match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => err(
-            &format!("{base}/{k}"),
-            format!("is not a field here; allowed: {}", allowed.join(", ")),
-        ),
-        None => Ok(()),
-    }
-}
-
-fn text<'a>(obj: &'a Map<String, Value>, key: &str, base: &str) -> Checked<Option<&'a str>> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(v) => err(
-            &format!("{base}/{key}"),
-            format!("must be a string, got {}", kind_of(v)),
-        ),
-    }
-}
-
-fn duration(
-    obj: &Map<String, Value>,
-    key: &str,
-    base: &str,
-    range: (i64, i64),
-) -> Checked<Option<i64>> {
-    let path = format!("{base}/{key}");
-    let Some(s) = text(obj, key, base)? else {
-        return Ok(None);
-    };
-    let ms = parse_duration_ms(s).or_else(|e| err(&path, e))?;
-    if ms < range.0 || ms > range.1 {
-        return err(
-            &path,
-            format!(
-                "{s} is outside {} to {}",
-                hub_core::time::format_duration_ms(range.0),
-                hub_core::time::format_duration_ms(range.1)
-            ),
-        );
-    }
-    Ok(Some(ms))
-}
-
-fn dimension(name: &str) -> Result<(), String> {
-    if SERIES_DIMENSIONS.contains(&name) {
-        Ok(())
-    } else {
-        Err(format!(
-            "unknown dimension `{name}`; allowed: {}",
-            SERIES_DIMENSIONS.join(", ")
-        ))
-    }
-}
-
-/// `{"model": "gpt-4o"}`: dimension values the condition is limited to.
-fn filters(obj: &Map<String, Value>, base: &str) -> Checked<Vec<(String, String)>> {
-    let path = format!("{base}/filters");
-    let Some(v) = obj.get("filters").filter(|v| !v.is_null()) else {
-        return Ok(Vec::new());
-    };
-    let map = object(v, &path)?;
-    if map.len() > MAX_FILTERS {
-        return err(
-            &path,
-            format!("has {} filters; at most {MAX_FILTERS}", map.len()),
-        );
-    }
-    let mut out = Vec::new();
-    for (k, v) in map {
-        let at = format!("{path}/{k}");
-        dimension(k).or_else(|m| err(&at, m))?;
-        match v {
-            Value::String(s) if !s.is_empty() && s.len() <= 256 => out.push((k.clone(), s.clone())),
-            Value::String(_) => return err(&at, "must be 1 to 256 characters"),
-            other => return err(&at, format!("must be a string, got {}", kind_of(other))),
-        }
-    }
-    Ok(out)
-}
 
 fn threshold(obj: &Map<String, Value>) -> Checked<Condition> {
     let base = "/condition";
@@ -396,27 +277,6 @@ fn anomaly(obj: &Map<String, Value>) -> Checked<Condition> {
         min_severity,
         filters: filters(obj, base)?,
     })
-}
-
-/// A finite number in `range`, or the default when absent.
-fn number_in(
-    obj: &Map<String, Value>,
-    key: &str,
-    range: (f64, f64),
-    default: Option<f64>,
-) -> Checked<f64> {
-    let path = format!("/condition/{key}");
-    match obj.get(key) {
-        None | Some(Value::Null) => default.map_or_else(|| err(&path, "is required"), Ok),
-        Some(Value::Number(n)) => match n.as_f64() {
-            Some(v) if v.is_finite() && v >= range.0 && v <= range.1 => Ok(v),
-            _ => err(
-                &path,
-                format!("must be a number from {} to {}", range.0, range.1),
-            ),
-        },
-        Some(other) => err(&path, format!("must be a number, got {}", kind_of(other))),
-    }
 }
 
 fn budget(obj: &Map<String, Value>) -> Checked<Condition> {
@@ -571,100 +431,4 @@ pub fn parse(v: &Value) -> Checked<Rule> {
         renotify_ms,
         description,
     })
-}
-
-/// What a person reads about one group of a rule: the rule's description with `{{rule}}`,
-/// `{{metric}}`, `{{group}}`, `{{value}}` and `{{threshold}}` filled in, or a sentence of its
-/// own ("error_rate of model=gpt-4o is 0.083 (> 0.05 over 5m)").
-pub fn summary(rule: &Rule, group: &[(String, String)], value: f64) -> String {
-    let named: Vec<String> = group
-        .iter()
-        .filter(|(k, _)| {
-            k.as_str() != "metric" || matches!(rule.condition, Condition::Threshold { .. })
-        })
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    let group_text = if named.is_empty() {
-        "all traffic".to_string()
-    } else {
-        named.join(", ")
-    };
-    let (metric, threshold) = match &rule.condition {
-        Condition::Threshold {
-            metric,
-            op,
-            value: t,
-            window_ms,
-            ..
-        } => (
-            metric.clone(),
-            format!(
-                "{} {} over {}",
-                op.name(),
-                number(*t),
-                hub_core::time::format_duration_ms(*window_ms)
-            ),
-        ),
-        Condition::Anomaly { .. } => (
-            group
-                .iter()
-                .find(|(k, _)| k.as_str() == "metric")
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default(),
-            String::new(),
-        ),
-        Condition::Budget {
-            budget_usd,
-            percent,
-            ..
-        } => (
-            "cost_usd".to_string(),
-            format!(
-                "{}% of the ${} budget",
-                number(*percent),
-                number(*budget_usd)
-            ),
-        ),
-    };
-    match (&rule.description, &rule.condition) {
-        (Some(d), _) => d
-            .replace("{{rule}}", &rule.name)
-            .replace("{{metric}}", &metric)
-            .replace("{{group}}", &group_text)
-            .replace("{{value}}", &number(value))
-            .replace("{{threshold}}", &threshold),
-        (None, Condition::Threshold { .. }) => {
-            format!(
-                "{metric} of {group_text} is {} ({threshold})",
-                number(value)
-            )
-        }
-        (None, Condition::Anomaly { .. }) => {
-            format!("unusual {metric} of {group_text}: {}", number(value))
-        }
-        (None, Condition::Budget { projected, .. }) => {
-            let what = if *projected {
-                "projected month-end spend"
-            } else {
-                "spend so far this month"
-            };
-            format!(
-                "{what} of {group_text} is ${:.2} (at least {threshold})",
-                value
-            )
-        }
-    }
-}
-
-/// A value as a person reads it: whole numbers whole, others to four significant places.
-fn number(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{}", v as i64)
-    } else if v.abs() >= 1_000.0 {
-        format!("{v:.1}")
-    } else {
-        let digits = (3 - v.abs().log10().floor() as i32).clamp(0, 12) as usize;
-        let s = format!("{v:.digits$}");
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    }
 }

@@ -2,7 +2,8 @@
 
 use serde_json::json;
 
-use super::rule::{self, DEFAULT_RENOTIFY_MS, parse};
+use super::rule::{DEFAULT_RENOTIFY_MS, parse};
+use super::text;
 use super::*;
 use hub_core::Severity;
 
@@ -280,11 +281,11 @@ fn a_summary_says_what_holds_where() {
     .unwrap();
     let group = vec![("model".to_string(), "gpt-4o".to_string())];
     assert_eq!(
-        rule::summary(&rule, &group, 0.083333),
+        text::summary(&rule, &group, 0.083333),
         "error_rate of model=gpt-4o is 0.08333 (> 0.05 over 5m)"
     );
     assert_eq!(
-        rule::summary(&rule, &[], 2.0),
+        text::summary(&rule, &[], 2.0),
         "error_rate of all traffic is 2 (> 0.05 over 5m)"
     );
     let described = parse(&json!({"name": "spend", "description":
@@ -292,7 +293,7 @@ fn a_summary_says_what_holds_where() {
         "condition": {"kind": "threshold", "metric": "cost_usd", "op": ">=", "value": 100, "window": "1h"}}))
     .unwrap();
     assert_eq!(
-        rule::summary(&described, &[], 1234.5678),
+        text::summary(&described, &[], 1234.5678),
         "spend: cost_usd for all traffic reached 1234.6 (>= 100 over 1h)"
     );
     let anomaly = parse(&json!({"name": "a", "condition": {"kind": "anomaly"}})).unwrap();
@@ -301,7 +302,7 @@ fn a_summary_says_what_holds_where() {
         ("model".to_string(), "gpt-4o".to_string()),
     ];
     assert_eq!(
-        rule::summary(&anomaly, &key, 240.0),
+        text::summary(&anomaly, &key, 240.0),
         "unusual requests of model=gpt-4o: 240"
     );
 }
@@ -325,11 +326,11 @@ fn a_budget_rule_reads_with_its_defaults_and_says_its_share() {
     .unwrap();
     let app = vec![("app".to_string(), "search".to_string())];
     assert_eq!(
-        rule::summary(&spent, &app, 412.5),
+        text::summary(&spent, &app, 412.5),
         "spend so far this month of app=search is $412.50 (at least 80% of the $500 budget)"
     );
     assert_eq!(
-        rule::summary(&rule, &[], 1234.0),
+        text::summary(&rule, &[], 1234.0),
         "projected month-end spend of all traffic is $1234.00 (at least 100% of the $1000 budget)"
     );
 }
