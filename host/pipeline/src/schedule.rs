@@ -14,6 +14,9 @@
 //!   fair semaphore, so one tenant's slow detector delays another tenant's analysis by at most
 //!   one run and never its ingest (analysis is not charged to the tenant's enrichment budget;
 //!   its deadline, schedule and failures bound it).
+//! - **Alerts.** Each tenant with enabled alert rules has them evaluated once a minute, on the
+//!   newest settled minute, under the same kind of lease (its row is named [`ALERTS_RUN`]), one
+//!   tenant at a time and apart from the detectors' permits; missed minutes are not caught up.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
