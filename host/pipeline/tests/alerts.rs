@@ -364,3 +364,67 @@ async fn a_budget_rule_fires_when_the_month_reaches_its_share() {
         )]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_rule_fires_on_a_sentinel_threat() {
+    let (storage, _host, _dir) = setup(5).await;
+    let acme = storage.tenants().create_tenant("acme", 0).await.unwrap().id;
+    let now = hub_core::time::now_ms();
+    let limits = hub_core::ingest::IngestLimits::default();
+    // Two critical threats and a warning one from the Sentinel, and a policy violation.
+    let envelope = |i: usize, severity: &str, payload: &str, ts: i64| {
+        let raw = format!(
+            r#"{{"event_id": "sec-{i}", "timestamp": {ts}, "source_module": "llm-sentinel", "event_type": "security", "schema_version": "1.0.0", "severity": "{severity}", "payload": {payload}}}"#
+        );
+        hub_core::ingest::parse_event(&raw, &limits, now).unwrap()
+    };
+    let threat = r#"{"payload_type": "security", "data": {"security_type": "threat", "threat_level": "high"}}"#;
+    let violation =
+        r#"{"payload_type": "governance", "data": {"governance_type": "policy_violation"}}"#;
+    let events = vec![
+        envelope(1, "critical", threat, now - 60_000),
+        envelope(2, "critical", threat, now - 30_000),
+        envelope(3, "warning", threat, now - 20_000),
+        envelope(4, "critical", violation, now - 10_000),
+        // Older than the window.
+        envelope(5, "critical", threat, now - 20 * MINUTE_MS),
+    ];
+    storage
+        .write_batches(
+            &[TenantBatch {
+                tenant: acme,
+                events,
+            }],
+            now,
+        )
+        .await
+        .unwrap();
+    rule(
+        &storage,
+        acme,
+        json!({"name": "threats", "severity": "critical", "condition": {"kind": "event",
+            "event_kind": "security.threat", "min_severity": "error", "group_by": "source_module"}}),
+    )
+    .await;
+    rule(
+        &storage,
+        acme,
+        json!({"name": "many", "condition": {"kind": "event", "event_kind": "security.threat",
+            "min_count": 4}}),
+    )
+    .await;
+    let out = evaluate_tenant(storage.as_ref(), acme, now).await.unwrap();
+    assert_eq!(
+        notices(&out),
+        [(
+            NoticeKind::Firing,
+            "2 security.threat events at error or worse from source_module=llm-sentinel in the last 5m"
+                .to_string()
+        )]
+    );
+    // Ten minutes on, the window holds none: resolved.
+    let later = evaluate_tenant(storage.as_ref(), acme, now + 10 * MINUTE_MS)
+        .await
+        .unwrap();
+    assert_eq!(notices(&later)[0].0, NoticeKind::Resolved);
+}

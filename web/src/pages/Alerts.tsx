@@ -22,6 +22,11 @@ export function ruleSentence(rule: Record<string, unknown>): string {
   if (c.kind === "anomaly") {
     return `any anomaly${c.detector ? ` of ${c.detector}` : ""} at ${c.min_severity ?? "warning"} or worse`;
   }
+  if (c.kind === "event") {
+    const by = c.group_by ? ` per ${c.group_by}` : "";
+    const at = c.min_severity ? ` at ${c.min_severity} or worse` : "";
+    return `${c.min_count ?? 1} or more ${c.event_kind} events${at} over ${c.window ?? "5m"}${by}`;
+  }
   if (c.kind === "budget") {
     const basis = c.basis === "spent" ? "spend so far this month" : "projected month-end spend";
     return `${basis}${c.group_by ? ` per ${c.group_by}` : ""} reaches ${c.percent ?? 100}% of $${c.budget_usd}`;

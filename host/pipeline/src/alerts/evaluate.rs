@@ -6,7 +6,9 @@
 use hub_core::time::{DAY_MS, MINUTE_MS};
 use hub_core::{Dimension, Severity, TenantId};
 use hub_storage::analytics::{SummaryQuery, summary};
-use hub_storage::{AlertRecord, AnomalyFilter, Storage, StorageError, StoredRule};
+use hub_storage::{
+    AlertRecord, AnomalyFilter, EventField, EventFilter, Storage, StorageError, StoredRule,
+};
 
 use super::lifecycle::{self, Alert, AlertGroup, Notice, Phase};
 use super::rule::{self, Condition, Rule};
@@ -121,6 +123,47 @@ pub async fn evaluate_rule(
                     holding.push((key, a.found.value));
                 }
             }
+            (holding, 0)
+        }
+        Condition::Event {
+            event_kind,
+            min_severity,
+            window_ms,
+            min_count,
+            group_by,
+        } => {
+            let filter = EventFilter {
+                from_ms: Some(now_ms - window_ms),
+                to_ms: Some(now_ms),
+                fields: vec![(EventField::Kind, event_kind.clone())],
+                ..Default::default()
+            };
+            // The newest thousand of the window at most: a count of 1,000 means "1,000 or more".
+            let page = store.list_events(tenant, &filter, None, 1_000).await?;
+            let dim = group_by.as_deref().and_then(Dimension::parse);
+            let mut counts: std::collections::BTreeMap<AlertGroup, u64> = Default::default();
+            for e in page.events.iter().map(|e| &e.record) {
+                let severe = match (min_severity, e.severity) {
+                    (None, _) => true,
+                    (Some(min), Some(s)) => s as u8 >= *min as u8,
+                    (Some(_), None) => false,
+                };
+                let key = match (group_by, dim) {
+                    (Some(name), Some(d)) => match e.dimension(d) {
+                        Some(v) => vec![(name.clone(), v.to_string())],
+                        None => continue,
+                    },
+                    _ => Vec::new(),
+                };
+                if severe {
+                    *counts.entry(key).or_default() += 1;
+                }
+            }
+            let holding = counts
+                .into_iter()
+                .filter(|(_, n)| n >= min_count)
+                .map(|(k, n)| (k, n as f64))
+                .collect();
             (holding, 0)
         }
         Condition::Budget {

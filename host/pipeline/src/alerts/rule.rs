@@ -14,7 +14,8 @@
 //! severity: `{"kind": "anomaly", "detector": "robust-level", "min_severity": "warning",
 //! "filters": {"model": "gpt-4o"}}`; a `budget` condition on the month's spend reaching a share
 //! of a budget: `{"kind": "budget", "budget_usd": 1000, "percent": 80, "basis": "projected",
-//! "group_by": "app"}`.
+//! "group_by": "app"}`; an `event` condition on events of an envelope kind: `{"kind": "event",
+//! "event_kind": "security.threat", "min_severity": "error", "window": "5m"}`.
 
 use std::collections::BTreeMap;
 
@@ -88,6 +89,16 @@ pub enum Condition {
         min_severity: Severity,
         filters: Vec<(String, String)>,
     },
+    /// At least `min_count` events of an envelope kind (`security.threat`,
+    /// `governance.policy_violation`, `cost.budget_alert`) at or above `min_severity` (any when
+    /// `None`) in the trailing `window_ms`, of the tenant or per value of one dimension.
+    Event {
+        event_kind: String,
+        min_severity: Option<Severity>,
+        window_ms: i64,
+        min_count: u64,
+        group_by: Option<String>,
+    },
     /// The month's spend (`projected`: the month-end projection, else what is spent so far),
     /// of the tenant or of each group of one dimension, reaching `percent` of `budget_usd`.
     Budget {
@@ -145,6 +156,14 @@ const THRESHOLD_KEYS: [&str; 9] = [
 ];
 const ANOMALY_KEYS: [&str; 4] = ["kind", "detector", "min_severity", "filters"];
 const BUDGET_KEYS: [&str; 5] = ["kind", "budget_usd", "percent", "basis", "group_by"];
+const EVENT_KEYS: [&str; 6] = [
+    "kind",
+    "event_kind",
+    "min_severity",
+    "window",
+    "min_count",
+    "group_by",
+];
 
 fn threshold(obj: &Map<String, Value>) -> Checked<Condition> {
     let base = "/condition";
@@ -311,6 +330,65 @@ fn budget(obj: &Map<String, Value>) -> Checked<Condition> {
     })
 }
 
+fn event(obj: &Map<String, Value>) -> Checked<Condition> {
+    let base = "/condition";
+    only(obj, base, &EVENT_KEYS)?;
+    let event_kind = match text(obj, "event_kind", base)? {
+        Some(k)
+            if !k.is_empty()
+                && k.len() <= 128
+                && k.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) =>
+        {
+            k.to_string()
+        }
+        Some(_) => {
+            return err(
+                "/condition/event_kind",
+                "an event kind is 1 to 128 of letters, digits, `.`, `_` and `-` (security.threat)",
+            );
+        }
+        None => return err("/condition/event_kind", "is required (security.threat, …)"),
+    };
+    let min_severity = match text(obj, "min_severity", base)? {
+        None => None,
+        Some(s) => Some(Severity::parse(s).map_or_else(
+            || {
+                err(
+                    "/condition/min_severity",
+                    format!(
+                        "unknown severity `{s}`; allowed: debug, info, warning, error, critical"
+                    ),
+                )
+            },
+            Ok,
+        )?),
+    };
+    let window_ms =
+        duration(obj, "window", base, (MINUTE_MS, MAX_WINDOW_MS))?.unwrap_or(5 * MINUTE_MS);
+    let min_count = number_in(obj, "min_count", (1.0, 1_000.0), Some(1.0))?;
+    if min_count.fract() != 0.0 {
+        return err(
+            "/condition/min_count",
+            "must be a whole number from 1 to 1000",
+        );
+    }
+    let group_by = match text(obj, "group_by", base)? {
+        None => None,
+        Some(d) => {
+            dimension(d).or_else(|m| err("/condition/group_by", m))?;
+            Some(d.to_string())
+        }
+    };
+    Ok(Condition::Event {
+        event_kind,
+        min_severity,
+        window_ms,
+        min_count: min_count as u64,
+        group_by,
+    })
+}
+
 fn label_name(k: &str) -> bool {
     (1..=64).contains(&k.len())
         && k.chars()
@@ -347,16 +425,17 @@ pub fn parse(v: &Value) -> Checked<Rule> {
         Some("threshold") => threshold(cond)?,
         Some("anomaly") => anomaly(cond)?,
         Some("budget") => budget(cond)?,
+        Some("event") => event(cond)?,
         Some(k) => {
             return err(
                 "/condition/kind",
-                format!("unknown kind `{k}`; allowed: threshold, anomaly, budget"),
+                format!("unknown kind `{k}`; allowed: threshold, anomaly, budget, event"),
             );
         }
         None => {
             return err(
                 "/condition/kind",
-                "is required (threshold, anomaly or budget)",
+                "is required (threshold, anomaly, budget or event)",
             );
         }
     };

@@ -208,6 +208,50 @@ fn every_mistake_names_its_field() {
         }
         json!({"name": "r", "condition": c})
     };
+    let event = |extra: serde_json::Value| {
+        let mut c = json!({"kind": "event", "event_kind": "security.threat"});
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        json!({"name": "r", "condition": c})
+    };
+    let cases = cases.into_iter().chain([
+        (
+            json!({"name": "r", "condition": {"kind": "event"}}),
+            "/condition/event_kind",
+            "is required",
+        ),
+        (
+            event(json!({"event_kind": "security threat"})),
+            "/condition/event_kind",
+            "an event kind is",
+        ),
+        (
+            event(json!({"min_severity": "high"})),
+            "/condition/min_severity",
+            "unknown severity `high`",
+        ),
+        (
+            event(json!({"min_count": 0})),
+            "/condition/min_count",
+            "from 1 to 1000",
+        ),
+        (
+            event(json!({"min_count": 1.5})),
+            "/condition/min_count",
+            "whole number",
+        ),
+        (
+            event(json!({"group_by": ["model"]})),
+            "/condition/group_by",
+            "must be a string",
+        ),
+        (
+            event(json!({"metric": "requests"})),
+            "/condition/metric",
+            "is not a field here",
+        ),
+    ]);
     let cases = cases.into_iter().chain([
         (
             json!({"name": "r", "condition": {"kind": "budget"}}),
@@ -332,5 +376,26 @@ fn a_budget_rule_reads_with_its_defaults_and_says_its_share() {
     assert_eq!(
         text::summary(&rule, &[], 1234.0),
         "projected month-end spend of all traffic is $1234.00 (at least 100% of the $1000 budget)"
+    );
+}
+
+#[test]
+fn an_event_rule_reads_with_its_defaults() {
+    let rule = parse(&json!({"name": "threats", "condition": {"kind": "event",
+        "event_kind": "governance.policy_violation"}}))
+    .unwrap();
+    assert_eq!(
+        rule.condition,
+        Condition::Event {
+            event_kind: "governance.policy_violation".into(),
+            min_severity: None,
+            window_ms: 5 * M,
+            min_count: 1,
+            group_by: None,
+        }
+    );
+    assert_eq!(
+        text::summary(&rule, &[], 3.0),
+        "3 governance.policy_violation events from all traffic in the last 5m"
     );
 }

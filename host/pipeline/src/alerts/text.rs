@@ -42,6 +42,17 @@ pub fn summary(rule: &Rule, group: &[(String, String)], value: f64) -> String {
                 .unwrap_or_default(),
             String::new(),
         ),
+        Condition::Event {
+            event_kind,
+            window_ms,
+            ..
+        } => (
+            event_kind.clone(),
+            format!(
+                "in the last {}",
+                hub_core::time::format_duration_ms(*window_ms)
+            ),
+        ),
         Condition::Budget {
             budget_usd,
             percent,
@@ -70,6 +81,13 @@ pub fn summary(rule: &Rule, group: &[(String, String)], value: f64) -> String {
         }
         (None, Condition::Anomaly { .. }) => {
             format!("unusual {metric} of {group_text}: {}", number(value))
+        }
+        (None, Condition::Event { min_severity, .. }) => {
+            let at = min_severity.map_or(String::new(), |s| format!(" at {} or worse", s.as_str()));
+            format!(
+                "{} {metric} events{at} from {group_text} {threshold}",
+                number(value)
+            )
         }
         (None, Condition::Budget { projected, .. }) => {
             let what = if *projected {
