@@ -392,17 +392,9 @@ pub(crate) async fn list_alerts(
     };
     let after = params
         .one("cursor")
-        .map(|c| {
-            c.split_once('.')
-                .and_then(|(s, i)| {
-                    Some(AlertCursor {
-                        since_ms: s.parse().ok()?,
-                        id: i.parse().ok()?,
-                    })
-                })
-                .ok_or_else(|| ApiError::invalid("cursor", "not a cursor this route gave"))
-        })
-        .transpose()?;
+        .map(crate::wire::decode_id_cursor)
+        .transpose()?
+        .map(|(since_ms, id)| AlertCursor { since_ms, id });
     let filter = AlertFilter {
         state: state_filter,
         rule_id: rule,
@@ -416,6 +408,6 @@ pub(crate) async fn list_alerts(
         .await?;
     Ok(Json(AlertPageDto {
         alerts: alerts.iter().map(alert_dto).collect(),
-        next_cursor: next.map(|c| format!("{}.{}", c.since_ms, c.id)),
+        next_cursor: next.map(|c| crate::wire::encode_cursor(c.since_ms, &c.id.to_string())),
     }))
 }

@@ -93,13 +93,7 @@ fn encode_cursor(c: AnomalyCursor) -> String {
 }
 
 fn decode_cursor(s: &str) -> Result<AnomalyCursor, ApiError> {
-    let (ts_ms, id) = crate::wire::decode_cursor(s)?;
-    let id = id.parse().map_err(|_| {
-        ApiError::invalid(
-            "cursor",
-            "is not a cursor this API returned; start again without it",
-        )
-    })?;
+    let (ts_ms, id) = crate::wire::decode_id_cursor(s)?;
     Ok(AnomalyCursor { ts_ms, id })
 }
 

@@ -116,6 +116,18 @@ pub(crate) fn decode_cursor(s: &str) -> Result<(i64, String), ApiError> {
     Ok((ts.parse().map_err(|_| bad())?, rest.to_string()))
 }
 
+/// What [`encode_cursor`] made of a time and a numeric id (a row's), or a 400 naming `cursor`.
+pub(crate) fn decode_id_cursor(s: &str) -> Result<(i64, i64), ApiError> {
+    let (ts_ms, id) = decode_cursor(s)?;
+    let id = id.parse().map_err(|_| {
+        ApiError::invalid(
+            "cursor",
+            "is not a cursor this API returned; start again without it",
+        )
+    })?;
+    Ok((ts_ms, id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -231,12 +231,12 @@ impl Scheduler {
             .await
             .map_err(|e| e.to_string())?;
         let runs = self.storage.analysis_runs();
+        let window_start = floor_to(now, MINUTE_MS) - 2 * MINUTE_MS;
         for tenant in tenants {
             let key = (tenant, ALERTS_RUN.to_string());
             if self.running.lock().unwrap().contains(&key) {
                 continue;
             }
-            let window_start = floor_to(now, MINUTE_MS) - 2 * MINUTE_MS;
             let recent = match runs.runs(tenant, Some(ALERTS_RUN), window_start).await {
                 Ok(r) => r,
                 Err(e) => {

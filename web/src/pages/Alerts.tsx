@@ -1,7 +1,7 @@
 import { useState } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { api, ApiError, explain, get, query, type Schemas } from "../api/client";
-import { SERIES_DIMENSIONS, SERIES_METRICS } from "../analysis";
+import { SERIES_DIMENSIONS, SERIES_METRICS, seriesName } from "../analysis";
 import { useCursors } from "../components/Pager";
 import { Empty, ErrorNote, Loading } from "../components/States";
 import { when } from "../format";
@@ -9,12 +9,9 @@ import { when } from "../format";
 type Rules = Schemas["AlertRuleListDto"];
 type Rule = Schemas["AlertRuleDto"];
 type Page = Schemas["AlertPageDto"];
-type Alert = Schemas["AlertDto"];
 
-const groupName = (g: Alert["group"]) => {
-  const parts = Object.entries(g as Record<string, string>).map(([k, v]) => `${k}=${v}`);
-  return parts.length ? parts.join(", ") : "all traffic";
-};
+const SEVERITIES = ["info", "warning", "critical"];
+const severityOptions = SEVERITIES.map((s) => <option key={s}>{s}</option>);
 
 /** What a rule says, in a sentence. */
 export function ruleSentence(rule: Record<string, unknown>): string {
@@ -77,7 +74,7 @@ function AlertList({ title, state, names, empty }: { title: string; state: strin
                 {page.data.alerts.map((a) => (
                   <tr key={a.id} data-testid={`alert-${a.state}`}>
                     <td>{a.state}</td><td><span className={`badge ${a.severity}`}>{a.severity}</span></td>
-                    <td>{names.get(a.rule_id) ?? `rule ${a.rule_id}`}</td><td>{groupName(a.group)}</td><td>{a.summary}</td>
+                    <td>{names.get(a.rule_id) ?? `rule ${a.rule_id}`}</td><td>{seriesName(a.group as Record<string, unknown>)}</td><td>{a.summary}</td>
                     <td>{when(a.since)}</td><td>{a.fired_at ? when(a.fired_at) : "–"}</td><td>{a.resolved_at ? when(a.resolved_at) : "–"}</td>
                   </tr>
                 ))}
@@ -163,7 +160,7 @@ function NewRule() {
       <div className="filters">
         <label>Name<input aria-label="Name" value={f.name} onChange={(e) => set("name", e.target.value)} placeholder="Error rate per model" /></label>
         <label>Severity
-          <select value={f.severity} onChange={(e) => set("severity", e.target.value)}><option>info</option><option>warning</option><option>critical</option></select>
+          <select value={f.severity} onChange={(e) => set("severity", e.target.value)}>{severityOptions}</select>
         </label>
         <label>Kind
           <select value={f.kind} onChange={(e) => set("kind", e.target.value as Form["kind"])}><option value="threshold">a metric crosses a value</option><option value="anomaly">a detector finds an anomaly</option></select>
@@ -188,7 +185,7 @@ function NewRule() {
       ) : (
         <div className="filters">
           <label>Detector<input aria-label="Detector" value={f.detector} onChange={(e) => set("detector", e.target.value)} placeholder="any" /></label>
-          <label>Severity at least<select aria-label="Severity at least" value={f.minSeverity} onChange={(e) => set("minSeverity", e.target.value)}><option>info</option><option>warning</option><option>critical</option></select></label>
+          <label>Severity at least<select aria-label="Severity at least" value={f.minSeverity} onChange={(e) => set("minSeverity", e.target.value)}>{severityOptions}</select></label>
         </div>
       )}
       {error && <div className="field-error" role="alert">{error.path ? `${error.path}: ` : ""}{error.message}</div>}

@@ -3,6 +3,8 @@
 //! stored; a budget over the month's spend or its month-end projection), one lifecycle step over
 //! its open alerts, and what changed stored.
 
+use std::collections::BTreeMap;
+
 use hub_core::time::{DAY_MS, MINUTE_MS};
 use hub_core::{Dimension, Severity, TenantId};
 use hub_storage::analytics::{SummaryQuery, summary};
@@ -13,6 +15,7 @@ use hub_storage::{
 use super::lifecycle::{self, Alert, AlertGroup, Notice, Phase};
 use super::rule::{self, Condition, Rule};
 use super::text;
+use hub_storage::Aggregate;
 
 /// How long after its step ends an anomaly keeps an anomaly rule's alert firing.
 pub const ANOMALY_HOLD_MS: i64 = 5 * MINUTE_MS;
@@ -81,7 +84,7 @@ pub async fn evaluate_rule(
                     .filter_map(|(k, v)| Some((Dimension::parse(k)?, v.clone())))
                     .collect(),
             };
-            let groups: Vec<(AlertGroup, hub_storage::Aggregate)> = summary(store, tenant, &q)
+            let groups: Vec<(AlertGroup, Aggregate)> = summary(store, tenant, &q)
                 .await?
                 .into_iter()
                 .filter_map(|g| {
@@ -92,7 +95,7 @@ pub async fn evaluate_rule(
                     Some((key, g.agg))
                 })
                 .collect();
-            (lifecycle::holding(rule, &groups), *for_ms)
+            (holding(rule, &groups), *for_ms)
         }
         Condition::Anomaly {
             detector,
@@ -110,7 +113,7 @@ pub async fn evaluate_rule(
                 .anomalies()
                 .list_anomalies(tenant, &filter, None, 1_000)
                 .await?;
-            let mut holding: Vec<(AlertGroup, f64)> = Vec::new();
+            let mut holding: BTreeMap<AlertGroup, f64> = BTreeMap::new();
             for a in found
                 .iter()
                 .filter(|a| a.found.ts_ms + a.found.step_ms + ANOMALY_HOLD_MS > now_ms)
@@ -119,11 +122,9 @@ pub async fn evaluate_rule(
                 key.push(("metric".into(), a.found.metric.clone()));
                 key.sort();
                 // Newest first: the first anomaly of a series gives its value.
-                if !holding.iter().any(|(k, _)| *k == key) {
-                    holding.push((key, a.found.value));
-                }
+                holding.entry(key).or_insert(a.found.value);
             }
-            (holding, 0)
+            (holding.into_iter().collect(), 0)
         }
         Condition::Event {
             event_kind,
@@ -141,7 +142,7 @@ pub async fn evaluate_rule(
             // The newest thousand of the window at most: a count of 1,000 means "1,000 or more".
             let page = store.list_events(tenant, &filter, None, 1_000).await?;
             let dim = group_by.as_deref().and_then(Dimension::parse);
-            let mut counts: std::collections::BTreeMap<AlertGroup, u64> = Default::default();
+            let mut counts: BTreeMap<AlertGroup, u64> = BTreeMap::new();
             for e in page.events.iter().map(|e| &e.record) {
                 let severe = match (min_severity, e.severity) {
                     (None, _) => true,
@@ -246,11 +247,7 @@ pub async fn evaluate_rule(
 fn from_record(r: &AlertRecord) -> Alert {
     Alert {
         group: r.group.clone(),
-        phase: match r.state.as_str() {
-            "firing" => Phase::Firing,
-            "resolved" => Phase::Resolved,
-            _ => Phase::Pending,
-        },
+        phase: Phase::parse(&r.state),
         value: r.value,
         since_ms: r.since_ms,
         fired_at_ms: r.fired_at_ms,
@@ -273,4 +270,28 @@ fn to_record(rule_id: i64, rule: &Rule, a: &Alert) -> AlertRecord {
         resolved_at_ms: a.resolved_at_ms,
         notified_at_ms: a.notified_at_ms,
     }
+}
+
+/// The groups of a threshold rule whose condition holds over the window's totals (`groups`,
+/// one per group of the rule's `group_by`), with the metric's value. A group below the rule's
+/// `min_requests`, or whose metric has no value (a latency without calls), does not hold.
+pub(super) fn holding(rule: &Rule, groups: &[(AlertGroup, Aggregate)]) -> Vec<(AlertGroup, f64)> {
+    let Condition::Threshold {
+        metric,
+        op,
+        value,
+        min_requests,
+        ..
+    } = &rule.condition
+    else {
+        return Vec::new();
+    };
+    groups
+        .iter()
+        .filter(|(_, agg)| agg.requests.max(0) as u64 >= *min_requests)
+        .filter_map(|(key, agg)| {
+            let v = crate::grid::value(metric, agg);
+            (v.is_finite() && op.holds(v, *value)).then(|| (key.clone(), v))
+        })
+        .collect()
 }

@@ -6,10 +6,6 @@
 
 use std::collections::HashMap;
 
-use hub_storage::Aggregate;
-
-use super::rule::{Condition, Rule};
-
 /// The dimension values an alert is about (sorted by name; `[]`: the tenant's total).
 pub type AlertGroup = Vec<(String, String)>;
 
@@ -21,6 +17,15 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// A stored state's phase (`pending` for anything unknown: it is judged afresh).
+    pub fn parse(s: &str) -> Phase {
+        match s {
+            "firing" => Phase::Firing,
+            "resolved" => Phase::Resolved,
+            _ => Phase::Pending,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Phase::Pending => "pending",
@@ -152,30 +157,6 @@ fn fire(a: &mut Alert, now_ms: i64, notices: &mut Vec<Notice>) {
     });
 }
 
-/// The groups of a threshold rule whose condition holds over the window's totals (`groups`,
-/// one per group of the rule's `group_by`), with the metric's value. A group below the rule's
-/// `min_requests`, or whose metric has no value (a latency without calls), does not hold.
-pub fn holding(rule: &Rule, groups: &[(AlertGroup, Aggregate)]) -> Vec<(AlertGroup, f64)> {
-    let Condition::Threshold {
-        metric,
-        op,
-        value,
-        min_requests,
-        ..
-    } = &rule.condition
-    else {
-        return Vec::new();
-    };
-    groups
-        .iter()
-        .filter(|(_, agg)| agg.requests.max(0) as u64 >= *min_requests)
-        .filter_map(|(key, agg)| {
-            let v = crate::grid::value(metric, agg);
-            (v.is_finite() && op.holds(v, *value)).then(|| (key.clone(), v))
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,26 +266,5 @@ mod tests {
                 ("b".into(), NoticeKind::Repeat)
             ]
         );
-    }
-
-    #[test]
-    fn a_threshold_holds_per_group_above_its_volume_floor() {
-        let rule = super::super::rule::parse(&serde_json::json!({
-            "name": "errors", "condition": {"kind": "threshold", "metric": "error_rate",
-            "op": ">", "value": 0.05, "group_by": ["model"], "min_requests": 10}
-        }))
-        .unwrap();
-        let agg = |requests: i64, errors: i64| Aggregate {
-            requests,
-            errors,
-            ..Default::default()
-        };
-        let groups = [
-            (g("busy-bad"), agg(100, 8)),
-            (g("busy-good"), agg(100, 5)),
-            (g("quiet-bad"), agg(2, 1)),
-            (g("idle"), agg(0, 0)),
-        ];
-        assert_eq!(holding(&rule, &groups), [(g("busy-bad"), 0.08)]);
     }
 }

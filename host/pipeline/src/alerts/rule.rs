@@ -32,11 +32,48 @@ use super::fields::{
 /// The severities a rule and an anomaly condition take (the envelope's debug and error are not).
 pub const SEVERITIES: [&str; 3] = ["info", "warning", "critical"];
 
-fn severity(s: &str) -> Option<Severity> {
-    SEVERITIES
-        .contains(&s)
-        .then(|| Severity::parse(s))
-        .flatten()
+/// A severity field: one of [`SEVERITIES`], or with `any_level` any of the envelope's.
+fn severity_field(
+    obj: &Map<String, Value>,
+    key: &str,
+    base: &str,
+    any_level: bool,
+) -> Checked<Option<Severity>> {
+    let Some(s) = text(obj, key, base)? else {
+        return Ok(None);
+    };
+    let (parsed, allowed) = if any_level {
+        (
+            Severity::parse(s),
+            "debug, info, warning, error, critical".to_string(),
+        )
+    } else {
+        (
+            SEVERITIES
+                .contains(&s)
+                .then(|| Severity::parse(s))
+                .flatten(),
+            SEVERITIES.join(", "),
+        )
+    };
+    parsed.map(Some).map_or_else(
+        || {
+            err(
+                &format!("{base}/{key}"),
+                format!("unknown severity `{s}`; allowed: {allowed}"),
+            )
+        },
+        Ok,
+    )
+}
+
+/// A single dimension's name (a budget's or an event rule's `group_by`).
+fn one_dimension(obj: &Map<String, Value>, key: &str) -> Checked<Option<String>> {
+    let Some(d) = text(obj, key, "/condition")? else {
+        return Ok(None);
+    };
+    dimension(d).or_else(|m| err(&format!("/condition/{key}"), m))?;
+    Ok(Some(d.to_string()))
 }
 
 /// How a threshold compares the metric with its value.
@@ -279,18 +316,8 @@ fn anomaly(obj: &Map<String, Value>) -> Checked<Condition> {
         }
         d => d.map(String::from),
     };
-    let min_severity = match text(obj, "min_severity", base)? {
-        None => Severity::Warning,
-        Some(s) => severity(s).map_or_else(
-            || {
-                err(
-                    "/condition/min_severity",
-                    format!("unknown severity `{s}`; allowed: {}", SEVERITIES.join(", ")),
-                )
-            },
-            Ok,
-        )?,
-    };
+    let min_severity =
+        severity_field(obj, "min_severity", base, false)?.unwrap_or(Severity::Warning);
     Ok(Condition::Anomaly {
         detector,
         min_severity,
@@ -315,13 +342,7 @@ fn budget(obj: &Map<String, Value>) -> Checked<Condition> {
             );
         }
     };
-    let group_by = match text(obj, "group_by", base)? {
-        None => None,
-        Some(d) => {
-            dimension(d).or_else(|m| err("/condition/group_by", m))?;
-            Some(d.to_string())
-        }
-    };
+    let group_by = one_dimension(obj, "group_by")?;
     Ok(Condition::Budget {
         budget_usd,
         percent,
@@ -350,20 +371,7 @@ fn event(obj: &Map<String, Value>) -> Checked<Condition> {
         }
         None => return err("/condition/event_kind", "is required (security.threat, …)"),
     };
-    let min_severity = match text(obj, "min_severity", base)? {
-        None => None,
-        Some(s) => Some(Severity::parse(s).map_or_else(
-            || {
-                err(
-                    "/condition/min_severity",
-                    format!(
-                        "unknown severity `{s}`; allowed: debug, info, warning, error, critical"
-                    ),
-                )
-            },
-            Ok,
-        )?),
-    };
+    let min_severity = severity_field(obj, "min_severity", base, true)?;
     let window_ms =
         duration(obj, "window", base, (MINUTE_MS, MAX_WINDOW_MS))?.unwrap_or(5 * MINUTE_MS);
     let min_count = number_in(obj, "min_count", (1.0, 1_000.0), Some(1.0))?;
@@ -373,13 +381,7 @@ fn event(obj: &Map<String, Value>) -> Checked<Condition> {
             "must be a whole number from 1 to 1000",
         );
     }
-    let group_by = match text(obj, "group_by", base)? {
-        None => None,
-        Some(d) => {
-            dimension(d).or_else(|m| err("/condition/group_by", m))?;
-            Some(d.to_string())
-        }
-    };
+    let group_by = one_dimension(obj, "group_by")?;
     Ok(Condition::Event {
         event_kind,
         min_severity,
@@ -405,18 +407,7 @@ pub fn parse(v: &Value) -> Checked<Rule> {
         Some(_) => return err("/name", format!("must be 1 to {MAX_NAME} characters")),
         None => return err("/name", "is required"),
     };
-    let severity = match text(obj, "severity", "")? {
-        None => Severity::Warning,
-        Some(s) => severity(s).map_or_else(
-            || {
-                err(
-                    "/severity",
-                    format!("unknown severity `{s}`; allowed: {}", SEVERITIES.join(", ")),
-                )
-            },
-            Ok,
-        )?,
-    };
+    let severity = severity_field(obj, "severity", "", false)?.unwrap_or(Severity::Warning);
     let Some(c) = obj.get("condition") else {
         return err("/condition", "is required");
     };

@@ -399,3 +399,31 @@ fn an_event_rule_reads_with_its_defaults() {
         "3 governance.policy_violation events from all traffic in the last 5m"
     );
 }
+
+fn g(model: &str) -> Vec<(String, String)> {
+    vec![("model".into(), model.into())]
+}
+
+#[test]
+fn a_threshold_holds_per_group_above_its_volume_floor() {
+    let rule = parse(&json!({
+        "name": "errors", "condition": {"kind": "threshold", "metric": "error_rate",
+        "op": ">", "value": 0.05, "group_by": ["model"], "min_requests": 10}
+    }))
+    .unwrap();
+    let agg = |requests: i64, errors: i64| hub_storage::Aggregate {
+        requests,
+        errors,
+        ..Default::default()
+    };
+    let groups = [
+        (g("busy-bad"), agg(100, 8)),
+        (g("busy-good"), agg(100, 5)),
+        (g("quiet-bad"), agg(2, 1)),
+        (g("idle"), agg(0, 0)),
+    ];
+    assert_eq!(
+        super::evaluate::holding(&rule, &groups),
+        [(g("busy-bad"), 0.08)]
+    );
+}
