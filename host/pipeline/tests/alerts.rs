@@ -428,3 +428,45 @@ async fn an_event_rule_fires_on_a_sentinel_threat() {
         .unwrap();
     assert_eq!(notices(&later)[0].0, NoticeKind::Resolved);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_rule_counts_the_newest_thousand_of_its_window() {
+    let (storage, _host, _dir) = setup(5).await;
+    let acme = storage.tenants().create_tenant("acme", 0).await.unwrap().id;
+    let now = hub_core::time::now_ms();
+    let limits = hub_core::ingest::IngestLimits::default();
+    let events = (0..1_100)
+        .map(|i| {
+            let raw = format!(
+                r#"{{"event_id": "t-{i}", "timestamp": {}, "source_module": "llm-sentinel", "event_type": "security", "schema_version": "1.0.0", "severity": "critical", "payload": {{"payload_type": "security", "data": {{"security_type": "threat"}}}}}}"#,
+                now - 60_000 - i
+            );
+            hub_core::ingest::parse_event(&raw, &limits, now).unwrap()
+        })
+        .collect();
+    storage
+        .write_batches(
+            &[TenantBatch {
+                tenant: acme,
+                events,
+            }],
+            now,
+        )
+        .await
+        .unwrap();
+    rule(
+        &storage,
+        acme,
+        json!({"name": "flood", "condition": {"kind": "event", "event_kind": "security.threat",
+            "min_count": 1000}}),
+    )
+    .await;
+    let out = evaluate_tenant(storage.as_ref(), acme, now).await.unwrap();
+    assert_eq!(
+        notices(&out),
+        [(
+            NoticeKind::Firing,
+            "1000 security.threat events from all traffic in the last 5m".to_string()
+        )]
+    );
+}

@@ -109,6 +109,10 @@ async fn alert_rules_are_checked_kept_per_tenant_and_audited() {
         .await;
     assert_eq!(r.body["error"]["parameter"], "state", "{}", r.body);
     assert!(message(&r).contains("open, pending, firing or resolved"));
+    let r = hub
+        .call(Method::GET, "/v1/alerts?limit=501", &ann, None)
+        .await;
+    assert_eq!(r.body["error"]["parameter"], "limit", "{}", r.body);
     let r = hub.call(Method::DELETE, &uri, &ann, None).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_eq!(
@@ -145,4 +149,52 @@ async fn alert_rules_are_checked_kept_per_tenant_and_audited() {
             "alert_rule.create"
         ]
     );
+}
+
+#[tokio::test]
+async fn a_tenant_keeps_at_most_a_thousand_rules_of_at_most_16_kib() {
+    let hub = hub().await;
+    hub.user("ann@acme.test", "acme", Role::Analyst, false)
+        .await;
+    let ann = hub.token("ann@acme.test").await;
+    let rule = |name: &str| json!({"name": name, "condition": {"kind": "anomaly"}});
+    let mut big = rule("big");
+    big["description"] = json!("x".repeat(17 * 1024));
+    let r = hub
+        .call(Method::POST, "/v1/alerts/rules", &ann, Some(big))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(message(&r).contains("at most 16384"), "{}", r.body);
+    let acme = hub
+        .storage
+        .tenants()
+        .tenant_by_name("acme")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    for i in 0..1_000 {
+        hub.storage
+            .alerts()
+            .create_rule(
+                acme,
+                &format!("r{i}"),
+                &rule("r").to_string(),
+                true,
+                "test",
+                0,
+            )
+            .await
+            .unwrap();
+    }
+    let r = hub
+        .call(
+            Method::POST,
+            "/v1/alerts/rules",
+            &ann,
+            Some(rule("one more")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(message(&r).contains("1000 alert rules"), "{}", r.body);
 }

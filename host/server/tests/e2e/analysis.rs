@@ -64,6 +64,22 @@ async fn two_replicas_on_one_database_run_each_period_once() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // An alert rule on what the detector finds, evaluated once a minute by one replica or the
+    // other (written in the database: the first-start key cannot manage rules).
+    let store = hub_storage::open(&url, &Default::default()).await.unwrap();
+    let demo = store
+        .tenants()
+        .tenant_by_name("demo")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let spec = r#"{"name": "found", "condition": {"kind": "anomaly", "min_severity": "info"}}"#;
+    store
+        .alerts()
+        .create_rule(demo, "found", spec, true, "test", 0)
+        .await
+        .unwrap();
     let b = Server::start(&dir.path().join("b"), &common);
     assert!(
         b.key.is_none(),
@@ -124,7 +140,54 @@ async fn two_replicas_on_one_database_run_each_period_once() {
         n,
         "{events}"
     );
+    // Each minute's alert evaluation made once, by one replica (one may finish after the
+    // listing), and the detector's anomaly firing.
+    let evaluations = store
+        .analysis_runs()
+        .runs(demo, Some(hub_pipeline::schedule::ALERTS_RUN), 0)
+        .await
+        .unwrap();
+    let evaluated = evaluations
+        .iter()
+        .filter(|r| r.finished_at_ms.is_some())
+        .count() as u64;
+    let metric = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("hub_alert_evaluations "))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0) as u64
+    };
+    let mut counted = 0;
+    for s in [&a, &b] {
+        let text = client
+            .get(s.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        counted += metric(&text);
+    }
+    assert!(evaluated >= 2, "{evaluations:?}");
+    assert!(
+        counted == evaluated || counted == evaluated + 1,
+        "{counted} evaluations counted by the replicas, {evaluated} leases finished"
+    );
+    let firing = get(&client, &b, &key, "/v1/alerts?state=firing").await;
+    assert!(
+        firing["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["summary"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("unusual requests")),
+        "{firing}"
+    );
     eprintln!(
-        "runs: a {ok_a} (skipped {skipped_a}), b {ok_b} (skipped {skipped_b}); anomalies {n}"
+        "runs: a {ok_a} (skipped {skipped_a}), b {ok_b} (skipped {skipped_b}); anomalies {n}; alert evaluations {evaluated}"
     );
 }

@@ -148,6 +148,18 @@ pub async fn alert_rules_and_their_alerts_keep_their_history(s: Arc<dyn Storage>
             .unwrap(),
         1
     );
+    // The rest goes with the raw events' retention: mistral resolved at `later`.
+    let policy = RetentionPolicy {
+        raw_ms: Some(DAY_MS),
+        ..Default::default()
+    };
+    let report = s
+        .enforce_retention(&policy, later + DAY_MS + 1)
+        .await
+        .unwrap();
+    assert_eq!(report.alerts_deleted, 1, "{report:?}");
+    let (left, _) = a.list_alerts(acme, &all(None), None, 10).await.unwrap();
+    assert!(left.iter().all(|x| x.state != "resolved"), "{left:?}");
     assert!(a.delete_rule(acme, r).await.unwrap());
     assert!(
         a.list_alerts(acme, &all(None), None, 10)
