@@ -114,6 +114,16 @@ pub fn request(
             .append(k, v.as_bytes())
             .map_err(|e| HttpError::Failed(format!("header {k}: {e:?}")))?;
     }
+    // A body's length is said up front: some receivers refuse a chunked request.
+    if let Some(data) = body
+        && !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+    {
+        fields
+            .append("content-length", data.len().to_string().as_bytes())
+            .map_err(|e| HttpError::Failed(format!("header content-length: {e:?}")))?;
+    }
     let req = OutgoingRequest::new(fields);
     let method = match method {
         "GET" => Method::Get,
