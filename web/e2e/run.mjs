@@ -6,6 +6,8 @@
 //   HUB_PLUGINS  built first-party plugins (default ../dist/plugins)
 //   CHROMIUM     the browser (default /usr/bin/chromium)
 import { spawn } from "node:child_process";
+import { createHmac, timingSafeEqual } from "node:crypto";
+import { createServer } from "node:http";
 import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -27,6 +29,8 @@ function startHub(dataDir) {
     "--web-dir", join(root, "web/dist"), "--plugins-dir", pluginsDir,
     // Detectors run 2 s after their step ends rather than 20 (the e2e's spike is seen sooner).
     "--analysis-settle", "2s",
+    // The webhook receiver of the alerts check listens on 127.0.0.1.
+    "--plugin-allow-private-http", "true",
   ], { env: { ...process.env, HUB_LOG: "warn", RUST_BACKTRACE: "0" }, stdio: ["ignore", "pipe", "pipe"] });
   const out = { lines: [] };
   return new Promise((ok, fail) => {
@@ -336,9 +340,44 @@ try {
     await shot("anomalies");
   });
 
-  await check("a threshold rule written in the UI fires from events sent over REST", async () => {
+  await check("a threshold rule written in the UI fires from events sent over REST, and the webhook installed from the marketplace gets the signed message", async () => {
+    // A receiver as a tenant's service would be: it checks the signature over "<t>.<body>".
+    const secret = "e2e-shared-secret-0123456789";
+    const received = [];
+    const receiver = createServer((req, res) => {
+      const chunks = [];
+      req.on("data", (c) => chunks.push(c));
+      req.on("end", () => {
+        const body = Buffer.concat(chunks);
+        const [t, v1] = (req.headers["x-hub-signature"] ?? "").split(",").map((p) => p.split("=")[1]);
+        const mac = createHmac("sha256", secret).update(`${t}.`).update(body).digest();
+        const ok = v1 && v1.length === 64 && timingSafeEqual(mac, Buffer.from(v1, "hex"));
+        received.push({ ok, t: Number(t), doc: JSON.parse(body.toString()) });
+        res.writeHead(ok ? 204 : 401).end();
+      });
+    });
+    await new Promise((ok) => receiver.listen(0, "127.0.0.1", ok));
+    const port = receiver.address().port;
+    // The webhook from the marketplace: its URL and secret, and the receiver's host granted.
+    await page.getByRole("navigation").getByRole("link", { name: "Marketplace" }).click();
+    const link = page.getByRole("link", { name: "webhook", exact: true });
+    for (let t = 0; t < 60 && !(await link.count()); t++) {
+      await new Promise((ok) => setTimeout(ok, 2_000));
+      await page.reload();
+    }
+    await link.click();
+    await page.getByRole("button", { name: "Install…" }).click();
+    const install = page.getByRole("region", { name: "Install webhook" });
+    await install.getByLabel("url").fill(`http://127.0.0.1:${port}/hooks/llm`);
+    await install.getByLabel("secret").fill(secret);
+    await install.getByLabel(/HTTP hosts it may call/).fill(`127.0.0.1:${port}`);
+    await install.getByRole("checkbox", { name: /I grant these capabilities/ }).check();
+    await install.getByRole("button", { name: "Install", exact: true }).click();
+    await page.getByTestId("plugin-webhook").waitFor();
+
     await page.getByRole("navigation").getByRole("link", { name: "Alerts" }).click();
     const form = page.getByRole("form", { name: "New rule" });
+    await form.getByRole("group", { name: "Notify" }).getByRole("checkbox", { name: "webhook" }).check();
     await form.getByLabel("Name", { exact: true }).fill("Too many calls");
     await form.getByLabel("Metric", { exact: true }).selectOption("requests");
     await form.getByLabel("Value", { exact: true }).fill("100");
@@ -361,6 +400,20 @@ try {
     // Rules are evaluated once a minute (2 s after it ends in this hub): firing within about a minute.
     const firing = page.getByRole("region", { name: "Open alerts" }).getByTestId("alert-firing");
     await firing.getByText("requests of model=alert-model is 150 (> 100 over 5m)").waitFor({ timeout: 100_000 });
+    // The notice reached the receiver, signed, and the delivery log says so.
+    for (let t = 0; t < 30 && received.length === 0; t++) await new Promise((ok) => setTimeout(ok, 500));
+    receiver.close();
+    assert.equal(received.length, 1, JSON.stringify(received));
+    assert.ok(received[0].ok, "the signature verifies");
+    assert.ok(Math.abs(Date.now() / 1000 - received[0].t) < 300, "signed just now");
+    const [alert] = received[0].doc.alerts;
+    assert.equal(alert.rule, "Too many calls");
+    assert.equal(alert.state, "firing");
+    assert.equal(alert.summary, "requests of model=alert-model is 150 (> 100 over 5m)");
+    assert.equal(alert.labels.model, "alert-model");
+    await row.getByText("notifies webhook").waitFor();
+    const log = page.getByRole("region", { name: "Delivery log" });
+    await log.getByTestId("delivery-delivered").getByText("requests of model=alert-model is 150 (> 100 over 5m)").waitFor({ timeout: 20_000 });
     await shot("alerts");
     await row.getByRole("button", { name: "Disable" }).click();
     await row.getByRole("cell", { name: "no", exact: true }).waitFor();

@@ -83,6 +83,9 @@ pub struct Metrics {
     /// Evaluations of tenants' alert rules on this replica, and the notices they raised.
     pub alert_evaluations: Gauge,
     pub alert_notices: Gauge,
+    /// Alert deliveries by outcome: delivered, retry (an attempt failed, tried again later),
+    /// failed (given up).
+    pub alert_deliveries: Family<OutcomeLabel, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -128,6 +131,7 @@ impl Default for Metrics {
             analysis_forecasts: Gauge::default(),
             alert_evaluations: Gauge::default(),
             alert_notices: Gauge::default(),
+            alert_deliveries: Family::default(),
             analysis_run_seconds_sum: Gauge::default(),
             registry: Registry::default(),
         };
@@ -210,6 +214,11 @@ impl Default for Metrics {
             "alert_notices",
             "Alert notices (firing, repeated, resolved) raised by this replica's evaluations",
             m.alert_notices.clone(),
+        );
+        registry.register(
+            "alert_deliveries",
+            "Attempts to deliver alert notices to integrations on this replica, by outcome (delivered; retry: failed, tried again later; failed: given up)",
+            m.alert_deliveries.clone(),
         );
         registry.register(
             "pipeline_commits",

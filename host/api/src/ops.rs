@@ -88,6 +88,16 @@ pub(crate) async fn metrics(
             .set(a.alert_evaluations.load(Ordering::Relaxed) as i64);
         m.alert_notices
             .set(a.alert_notices.load(Ordering::Relaxed) as i64);
+        let d = &a.deliveries;
+        for (outcome, n) in [
+            ("delivered", &d.delivered),
+            ("retry", &d.retried),
+            ("failed", &d.failed),
+        ] {
+            m.alert_deliveries
+                .get_or_create(&OutcomeLabel { outcome })
+                .set(n.load(Ordering::Relaxed) as i64);
+        }
     }
     if let Some(rss) = resident_bytes() {
         m.process_resident_bytes.set(rss as i64);

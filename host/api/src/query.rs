@@ -53,6 +53,47 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
+    /// `limit`: 1 to `max`, `default` when absent.
+    pub(crate) fn limit(&self, default: usize, max: usize) -> Result<usize, ApiError> {
+        match self.one("limit") {
+            None => Ok(default),
+            Some(l) => match l.parse::<usize>() {
+                Ok(n) if (1..=max).contains(&n) => Ok(n),
+                _ => Err(ApiError::invalid(
+                    "limit",
+                    format!("'{l}' is not 1 to {max}"),
+                )),
+            },
+        }
+    }
+
+    /// One of `allowed`, or absent.
+    pub(crate) fn choice(&self, name: &str, allowed: &[&str]) -> Result<Option<String>, ApiError> {
+        match self.one(name) {
+            None => Ok(None),
+            Some(v) if allowed.contains(&v) => Ok(Some(v.to_string())),
+            Some(v) => {
+                let (last, rest) = allowed.split_last().unwrap_or((&"", &[]));
+                let list = if rest.is_empty() {
+                    last.to_string()
+                } else {
+                    format!("{} or {last}", rest.join(", "))
+                };
+                Err(ApiError::invalid(name, format!("'{v}' is not {list}")))
+            }
+        }
+    }
+
+    /// An id (`what` names it in the error), or absent.
+    pub(crate) fn id(&self, name: &str, what: &str) -> Result<Option<i64>, ApiError> {
+        self.one(name)
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| ApiError::invalid(name, format!("'{v}' is not {what}")))
+            })
+            .transpose()
+    }
+
     pub(crate) fn all(&self, name: &str) -> impl Iterator<Item = &str> {
         self.pairs
             .iter()

@@ -81,6 +81,8 @@ pub struct SchedulerStats {
     /// Evaluations of a tenant's alert rules, and the notices they raised.
     pub alert_evaluations: AtomicU64,
     pub alert_notices: AtomicU64,
+    /// What became of the notices' deliveries (`alerts::deliver`).
+    pub deliveries: Arc<crate::alerts::deliver::DeliveryStats>,
 }
 
 /// The lease name of a tenant's alert evaluation in `analysis_runs` (no plugin name has `@`).

@@ -44,6 +44,8 @@ impl CallPolicy {
         counts: true,
         charged: false,
     };
+    /// An integration's delivery of alerts: its main job, off the ingest path like analysis.
+    pub const DELIVERY: CallPolicy = CallPolicy::ANALYSIS;
 }
 
 /// What one call did, until it is settled.

@@ -4,8 +4,8 @@
 //! - **Instances** (`pool`): one per (tenant, plugin), created on first use with the plugin's
 //!   `kv`, kept behind a lock and reused. At most `max_instances` live at once, and idle ones go
 //!   when plugin memory passes three quarters of its cap or after the idle-release period.
-//! - **Calls** (`call`): one path for every world (enrich, refresh and sync now; detect, forecast
-//!   and deliver next): on a blocking thread, in the slot's live instance, timed in wall and CPU
+//! - **Calls** (`call`): one path for every world (enrich, refresh, sync, detect, forecast and
+//!   an integration's `on-alerts`, in `notify`): on a blocking thread, in the slot's live instance, timed in wall and CPU
 //!   time, then settled: counters and health, the tenant's CPU budget (`budget`), kv changes, and
 //!   failures in a row (the install is disabled after `max_consecutive_failures`, with the reason
 //!   recorded). The enricher world's passes (`enrich`) and the periodic refresh (`refresh`) are
@@ -35,6 +35,7 @@ mod call;
 mod enrich;
 mod health;
 mod installs;
+mod notify;
 mod pool;
 mod refresh;
 mod sandbox;
@@ -47,7 +48,9 @@ pub use hub_marketplace::SeriesSettings;
 pub use hub_marketplace::series::{
     DIMENSIONS as SERIES_DIMENSIONS, METRICS as SERIES_METRICS, step_name,
 };
-pub use hub_runtime::{Anomaly, CallError, Forecast, Series, Severity as FindingSeverity};
+pub use hub_runtime::{
+    Alert, Anomaly, CallError, Forecast, PluginError, Series, Severity as FindingSeverity,
+};
 use hub_storage::{Storage, StorageError};
 use pool::Slot;
 pub use refresh::spawn_refresh;

@@ -63,6 +63,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         settings.analysis.clone(),
         analysis.clone(),
     );
+    // Alert notices to the rules' targets, each delivery taken by one replica at a time.
+    let delivery = hub_pipeline::alerts::deliver::spawn_delivery(
+        plugins.clone(),
+        storage.clone(),
+        settings.delivery.clone(),
+        analysis.deliveries.clone(),
+    );
     let mut api = settings.api.clone();
     api.retention = settings.retention;
     // What GET /v1/settings shows: the same view of sign-in and retention the audit log records.
@@ -131,6 +138,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     repricer.abort();
     // A run cut short is run again by the next replica to hold its lease; what it stored is kept once.
     scheduler.abort();
+    delivery.abort();
     refresher.abort();
     trimmer.abort();
     first_party.abort();

@@ -8,6 +8,7 @@ use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Type};
 
 use crate::analysis::{SeriesDims, float, parse_key, series_key};
 use crate::decode::HubRow;
+use crate::deliveries::{self, NewDelivery};
 use crate::shared::conflict;
 use crate::sql::{Bind, Placeholders, SqlBuf, flag, into_query, with_binds};
 use crate::{Result, StorageError};
@@ -88,7 +89,7 @@ pub trait AlertStorage: Send + Sync {
         by: &str,
         now_ms: i64,
     ) -> Result<Option<StoredRule>>;
-    /// Deletes a rule and its alerts; false when there was none.
+    /// Deletes a rule, its alerts and their deliveries; false when there was none.
     async fn delete_rule(&self, tenant: TenantId, id: i64) -> Result<bool>;
     async fn rule(&self, tenant: TenantId, id: i64) -> Result<Option<StoredRule>>;
     /// The tenant's rules by name.
@@ -97,14 +98,17 @@ pub trait AlertStorage: Send + Sync {
     async fn tenants_with_rules(&self) -> Result<Vec<TenantId>>;
     /// A rule's pending and firing alerts.
     async fn open_alerts(&self, tenant: TenantId, rule_id: i64) -> Result<Vec<AlertRecord>>;
-    /// Stores what an evaluation changed: each alert updates the open one of its (rule, group)
-    /// or is a new one; the `forgotten` groups' pending alerts are deleted. One transaction.
+    /// Stores what an evaluation at `now_ms` changed: each alert updates the open one of its
+    /// (rule, group) or is a new one; the `forgotten` groups' pending alerts are deleted; each
+    /// delivery is queued for the alert of its group. One transaction.
     async fn save_alerts(
         &self,
         tenant: TenantId,
         rule_id: i64,
         alerts: &[AlertRecord],
         forgotten: &[SeriesDims],
+        deliveries: &[NewDelivery],
+        now_ms: i64,
     ) -> Result<()>;
     /// Newest first; the cursor of the next page when more match.
     async fn list_alerts(
@@ -114,7 +118,8 @@ pub trait AlertStorage: Send + Sync {
         after: Option<AlertCursor>,
         limit: usize,
     ) -> Result<(Vec<AlertRecord>, Option<AlertCursor>)>;
-    /// Deletes one tenant's alerts resolved before `before_ms`; how many.
+    /// Deletes one tenant's alerts resolved before `before_ms` (how many), and the deliveries
+    /// finished before then.
     async fn forget_resolved_before(&self, tenant: TenantId, before_ms: i64) -> Result<u64>;
 }
 
@@ -264,6 +269,9 @@ where
         ))
         .execute(&mut *tx)
         .await?;
+        for statement in deliveries::forget_rule(tenant, id) {
+            into_query::<DB>(statement).execute(&mut *tx).await?;
+        }
         let gone = into_query::<DB>(with_binds(
             "DELETE FROM alert_rules WHERE tenant_id = $1 AND id = $2 RETURNING id",
             vec![Bind::I64(tenant.get()), Bind::I64(id)],
@@ -330,6 +338,8 @@ where
         rule_id: i64,
         alerts: &[AlertRecord],
         forgotten: &[SeriesDims],
+        deliveries: &[NewDelivery],
+        now_ms: i64,
     ) -> Result<()> {
         let mut tx = self.writer.begin().await?;
         for dims in forgotten {
@@ -366,29 +376,35 @@ where
             ))
             .fetch_optional(&mut *tx)
             .await?;
-            if updated.is_some() {
-                continue;
+            let id = match updated {
+                Some(row) => row.int("id")?,
+                None => into_query::<DB>(with_binds(
+                    "INSERT INTO alerts (tenant_id, rule_id, group_key, state, severity, value, \
+                     summary, since, fired_at, resolved_at, notified_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+                    vec![
+                        Bind::I64(tenant.get()),
+                        Bind::I64(rule_id),
+                        Bind::Text(series_key(&a.group)),
+                        Bind::Text(a.state.clone()),
+                        Bind::Text(a.severity.as_str().into()),
+                        Bind::F64(a.value),
+                        Bind::Text(a.summary.clone()),
+                        Bind::I64(a.since_ms),
+                        Bind::OptI64(a.fired_at_ms),
+                        Bind::OptI64(a.resolved_at_ms),
+                        Bind::OptI64(a.notified_at_ms),
+                    ],
+                ))
+                .fetch_one(&mut *tx)
+                .await?
+                .int("id")?,
+            };
+            for d in deliveries.iter().filter(|d| d.group == a.group) {
+                into_query::<DB>(deliveries::queue(tenant, id, rule_id, d, now_ms))
+                    .execute(&mut *tx)
+                    .await?;
             }
-            into_query::<DB>(with_binds(
-                "INSERT INTO alerts (tenant_id, rule_id, group_key, state, severity, value, \
-                 summary, since, fired_at, resolved_at, notified_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                vec![
-                    Bind::I64(tenant.get()),
-                    Bind::I64(rule_id),
-                    Bind::Text(series_key(&a.group)),
-                    Bind::Text(a.state.clone()),
-                    Bind::Text(a.severity.as_str().into()),
-                    Bind::F64(a.value),
-                    Bind::Text(a.summary.clone()),
-                    Bind::I64(a.since_ms),
-                    Bind::OptI64(a.fired_at_ms),
-                    Bind::OptI64(a.resolved_at_ms),
-                    Bind::OptI64(a.notified_at_ms),
-                ],
-            ))
-            .execute(&mut *tx)
-            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -450,6 +466,9 @@ where
     }
 
     async fn forget_resolved_before(&self, tenant: TenantId, before_ms: i64) -> Result<u64> {
+        for statement in deliveries::forget_finished_before(tenant, before_ms) {
+            into_query::<DB>(statement).execute(&self.writer).await?;
+        }
         Ok(into_query::<DB>(with_binds(
             "DELETE FROM alerts WHERE tenant_id = $1 AND state = 'resolved' AND resolved_at < $2 \
              RETURNING id",

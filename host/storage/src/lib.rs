@@ -15,6 +15,7 @@ pub mod analytics;
 pub mod audit;
 mod call_costs;
 mod decode;
+pub mod deliveries;
 pub mod invites;
 pub mod market;
 pub mod model;
@@ -52,6 +53,9 @@ pub use analysis::{
     series_key,
 };
 pub use audit::{AuditEntry, AuditFilter, AuditRecord, AuditStorage};
+pub use deliveries::{
+    AfterAttempt, Delivery, DeliveryAttempt, DeliveryFilter, DeliveryStorage, NewDelivery,
+};
 pub use invites::{Acceptance, Invitation, InvitationStorage, NewInvitation};
 pub use market::{MarketStorage, NewVersion, PackageRecord, PublisherKey, VersionRecord};
 pub use model::*;
@@ -131,6 +135,8 @@ pub trait Storage: Send + Sync + 'static {
     fn analysis_runs(&self) -> &dyn RunStorage;
     /// Alert rules and the alerts they raised.
     fn alerts(&self) -> &dyn AlertStorage;
+    /// Alert notices on their way to integrations, and every attempt.
+    fn deliveries(&self) -> &dyn DeliveryStorage;
 
     /// Stores the batches in one transaction: raw events (skipping ones already stored) and the
     /// rollup deltas of the new ones. Returns one outcome per batch, in order.

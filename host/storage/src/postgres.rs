@@ -15,7 +15,6 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row};
 use std::str::FromStr;
 
-use crate::AlertStorage;
 use crate::access::{AccessStorage, SqlAccess};
 use crate::analysis::{
     AnomalyStorage, ForecastStorage, RunStorage, SqlAnomalies, SqlForecasts, SqlRuns,
@@ -37,6 +36,7 @@ use crate::sql::{BatchShapes, Placeholders, into_query};
 use crate::tenants::{SqlTenants, TenantStorage};
 use crate::throttle::{SqlThrottle, ThrottleStorage};
 use crate::views::{SqlViews, ViewStorage};
+use crate::{AlertStorage, DeliveryStorage};
 use crate::{Result, Storage, StorageError, StorageOptions, decode, dedupe_in_batch};
 
 pub struct PostgresStorage {
@@ -48,6 +48,7 @@ pub struct PostgresStorage {
     views: SqlViews<Postgres>,
     anomalies: SqlAnomalies<Postgres>,
     alerts: crate::alerts::SqlAlerts<Postgres>,
+    deliveries: crate::deliveries::SqlDeliveries<Postgres>,
     forecasts: SqlForecasts<Postgres>,
     runs: SqlRuns<Postgres>,
     market: SqlMarket<Postgres>,
@@ -131,6 +132,7 @@ impl PostgresStorage {
             views: SqlViews::new(pool.clone(), pool.clone()),
             anomalies: SqlAnomalies::new(pool.clone(), pool.clone()),
             alerts: crate::alerts::SqlAlerts::new(pool.clone(), pool.clone()),
+            deliveries: crate::deliveries::SqlDeliveries::new(pool.clone(), pool.clone()),
             forecasts: SqlForecasts::new(pool.clone(), pool.clone()),
             runs: SqlRuns::new(pool.clone(), pool.clone()),
             market: SqlMarket::new(pool.clone(), pool.clone()),
@@ -440,6 +442,10 @@ impl Storage for PostgresStorage {
 
     fn alerts(&self) -> &dyn AlertStorage {
         &self.alerts
+    }
+
+    fn deliveries(&self) -> &dyn DeliveryStorage {
+        &self.deliveries
     }
 
     fn anomalies(&self) -> &dyn AnomalyStorage {

@@ -11,7 +11,6 @@ use hub_core::{EventRecord, TenantId};
 use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
 use sqlx::{Row, Sqlite};
 
-use crate::AlertStorage;
 use crate::access::{AccessStorage, SqlAccess};
 use crate::analysis::{
     AnomalyStorage, ForecastStorage, RunStorage, SqlAnomalies, SqlForecasts, SqlRuns,
@@ -34,6 +33,7 @@ use crate::sqlite_ids::{self, IdIndex};
 use crate::tenants::{SqlTenants, TenantStorage};
 use crate::throttle::{SqlThrottle, ThrottleStorage};
 use crate::views::{SqlViews, ViewStorage};
+use crate::{AlertStorage, DeliveryStorage};
 use crate::{Result, Storage, StorageError, StorageOptions, decode, dedupe_in_batch, sqlite_raw};
 
 pub struct SqliteStorage {
@@ -49,6 +49,7 @@ pub struct SqliteStorage {
     views: SqlViews<Sqlite>,
     anomalies: SqlAnomalies<Sqlite>,
     alerts: crate::alerts::SqlAlerts<Sqlite>,
+    deliveries: crate::deliveries::SqlDeliveries<Sqlite>,
     forecasts: SqlForecasts<Sqlite>,
     runs: SqlRuns<Sqlite>,
     market: SqlMarket<Sqlite>,
@@ -131,6 +132,7 @@ impl SqliteStorage {
             views: SqlViews::new(writer.clone(), readers.clone()),
             anomalies: SqlAnomalies::new(writer.clone(), readers.clone()),
             alerts: crate::alerts::SqlAlerts::new(writer.clone(), readers.clone()),
+            deliveries: crate::deliveries::SqlDeliveries::new(writer.clone(), readers.clone()),
             forecasts: SqlForecasts::new(writer.clone(), readers.clone()),
             runs: SqlRuns::new(writer.clone(), readers.clone()),
             market: SqlMarket::new(writer.clone(), readers.clone()),
@@ -347,6 +349,10 @@ impl Storage for SqliteStorage {
 
     fn alerts(&self) -> &dyn AlertStorage {
         &self.alerts
+    }
+
+    fn deliveries(&self) -> &dyn DeliveryStorage {
+        &self.deliveries
     }
 
     fn anomalies(&self) -> &dyn AnomalyStorage {

@@ -89,6 +89,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/alerts/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The delivery log: each alert notice handed to each of its rule's targets, newest first, with every attempt (when, how long, what came of it). Whoever reads metrics. */
+        get: operations["list_deliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/alerts/rules": {
         parameters: {
             query?: never;
@@ -1161,6 +1178,42 @@ export interface components {
             /** @description Lowercase letters, digits and dashes, 1 to 64. */
             name: string;
         };
+        DeliveryAttemptDto: {
+            at: string;
+            /** Format: int64 */
+            duration_ms: number;
+            error?: string | null;
+            /** @description `delivered`, `retry` (failed, tried again later) or `failed` (given up). */
+            outcome: string;
+        };
+        DeliveryDto: {
+            /** @description The alert as the target is handed it (rule, severity, summary, labels). */
+            alert: Record<string, never>;
+            /** Format: int64 */
+            alert_id: number;
+            /** Format: int64 */
+            attempts: number;
+            created_at: string;
+            finished_at?: string | null;
+            /** Format: int64 */
+            id: number;
+            last_error?: string | null;
+            /** @description Every attempt, oldest first. */
+            log: components["schemas"]["DeliveryAttemptDto"][];
+            /** @description When a queued delivery is tried next. */
+            next_at?: string | null;
+            /** @description `firing`, `repeat` or `resolved`. */
+            notice: string;
+            /** Format: int64 */
+            rule_id: number;
+            /** @description `queued`, `delivered` or `failed` (given up). */
+            state: string;
+            /** @description The integration, by name. */
+            target: string;
+        };
+        DeliveryListDto: {
+            deliveries: components["schemas"]["DeliveryDto"][];
+        };
         /**
          * @description The fields one plugin filled in: `cost_usd` (or `estimated_cost_usd` beside a reported
          *     cost), `provider`, `operation`, `app`, `environment`,
@@ -2086,6 +2139,67 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AlertPageDto"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing, unknown, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the credential lacks the right this route needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the API key's rate limit; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_deliveries: {
+        parameters: {
+            query?: {
+                /** @description one alert's deliveries */
+                alert?: number;
+                /** @description queued, delivered or failed */
+                state?: string;
+                /** @description 1 to 500 (default 100) */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryListDto"];
                 };
             };
             400: {

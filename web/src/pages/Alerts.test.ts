@@ -1,11 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { ruleBody, ruleSentence } from "./Alerts";
+import { deliveryState, ruleBody, ruleSentence, targetsSentence } from "./Alerts";
 
 describe("alert rules in the UI", () => {
   it("sends what the form says, leaving out what was left empty", () => {
     const base = {
       name: " Errors ", severity: "critical", kind: "threshold" as const, metric: "error_rate", op: ">", value: "0.05",
-      window: "5m", hold: "", groupBy: ["model"], minRequests: "20", detector: "", minSeverity: "warning",
+      window: "5m", hold: "", groupBy: ["model"], minRequests: "20", detector: "", minSeverity: "warning", targets: [] as string[],
     };
     expect(ruleBody(base)).toEqual({
       name: "Errors", severity: "critical",
@@ -14,6 +14,17 @@ describe("alert rules in the UI", () => {
     expect(ruleBody({ ...base, kind: "anomaly", detector: "robust-level" }).condition).toEqual({
       kind: "anomaly", min_severity: "warning", detector: "robust-level",
     });
+    expect(ruleBody({ ...base, targets: ["webhook"] }).targets).toEqual(["webhook"]);
+  });
+
+  it("says where a rule's notices go and what became of a delivery", () => {
+    expect(targetsSentence({ targets: ["webhook", "pager"] })).toBe("; notifies webhook, pager");
+    expect(targetsSentence({})).toBe("");
+    expect(deliveryState({ state: "delivered", attempts: 1 })).toBe("delivered");
+    expect(deliveryState({ state: "delivered", attempts: 3 })).toBe("delivered after 3 attempts");
+    expect(deliveryState({ state: "queued", attempts: 0, next_at: "x" })).toBe("queued");
+    expect(deliveryState({ state: "queued", attempts: 2, next_at: "x" })).toBe("retrying (2 failed)");
+    expect(deliveryState({ state: "failed", attempts: 1 })).toBe("given up after 1 attempt");
   });
 
   it("says a rule in a sentence", () => {

@@ -9,6 +9,8 @@ import { when } from "../format";
 type Rules = Schemas["AlertRuleListDto"];
 type Rule = Schemas["AlertRuleDto"];
 type Page = Schemas["AlertPageDto"];
+type Deliveries = Schemas["DeliveryListDto"];
+type Delivery = Schemas["DeliveryDto"];
 
 const SEVERITIES = ["info", "warning", "critical"];
 const severityOptions = SEVERITIES.map((s) => <option key={s}>{s}</option>);
@@ -33,6 +35,59 @@ export function ruleSentence(rule: Record<string, unknown>): string {
   return `${c.metric} ${c.op ?? ">"} ${c.value} over ${c.window ?? "5m"}${by}${held}`;
 }
 
+/** Where a rule's notices go, as the end of its sentence. */
+export function targetsSentence(rule: Record<string, unknown>): string {
+  const t = Array.isArray(rule.targets) ? (rule.targets as string[]) : [];
+  return t.length ? `; notifies ${t.join(", ")}` : "";
+}
+
+/** What an attempt's outcome or a delivery's state reads as. */
+export function deliveryState(d: Pick<Delivery, "state" | "attempts" | "next_at">): string {
+  if (d.state === "delivered") return d.attempts > 1 ? `delivered after ${d.attempts} attempts` : "delivered";
+  if (d.state === "failed") return `given up after ${d.attempts} attempt${d.attempts === 1 ? "" : "s"}`;
+  return d.attempts ? `retrying (${d.attempts} failed)` : "queued";
+}
+
+/** The delivery log: every notice to every target, with its attempts; failures first to the eye. */
+function DeliveryLog({ names }: { names: Map<number, string> }) {
+  const [state, setState] = useState("");
+  const q = { state: state || undefined, limit: 50 };
+  const log = useQuery({ queryKey: ["deliveries", q], queryFn: () => get<Deliveries>("/v1/alerts/deliveries" + query(q)), refetchInterval: 15_000 });
+  return (
+    <section className="panel" aria-label="Delivery log">
+      <h2>Delivery log</h2>
+      <div className="filters">
+        <label>Show<select aria-label="Show deliveries" value={state} onChange={(e) => setState(e.target.value)}>
+          <option value="">all</option><option value="failed">given up</option><option value="queued">queued or retrying</option><option value="delivered">delivered</option>
+        </select></label>
+      </div>
+      {log.isPending ? <Loading what="deliveries" /> : log.isError ? <ErrorNote error={log.error} retry={() => log.refetch()} /> :
+        log.data.deliveries.length === 0 ? <Empty>Nothing has been sent{state ? " that matches" : ""}. A rule sends to the targets it names.</Empty> : (
+          <table>
+            <thead><tr><th>Raised</th><th>Target</th><th>Notice</th><th>Rule</th><th>Alert</th><th>Outcome</th><th>Attempts</th></tr></thead>
+            <tbody>
+              {log.data.deliveries.map((d) => {
+                const alert = (d.alert ?? {}) as { summary?: string };
+                return (
+                  <tr key={d.id} data-testid={`delivery-${d.state}`}>
+                    <td>{when(d.created_at)}</td><td>{d.target}</td><td>{d.notice}</td>
+                    <td>{names.get(d.rule_id) ?? `rule ${d.rule_id}`}</td><td>{alert.summary ?? `alert ${d.alert_id}`}</td>
+                    <td>{deliveryState(d)}{d.next_at ? `, next ${when(d.next_at)}` : ""}{d.last_error ? <div className="muted">{d.last_error}</div> : null}</td>
+                    <td>
+                      <ol className="attempts">
+                        {d.log.map((a, i) => <li key={i}>{when(a.at)}: {a.outcome} in {a.duration_ms} ms{a.error ? ` (${a.error})` : ""}</li>)}
+                      </ol>
+                    </td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        )}
+    </section>
+  );
+}
+
 /** Alert rules and the alerts they raised: open ones, past ones, and the rules (analysts write them). */
 export function Alerts({ canWrite }: { canWrite: boolean }) {
   const rules = useQuery({ queryKey: ["alert-rules"], queryFn: () => get<Rules>("/v1/alerts/rules"), refetchInterval: 30_000 });
@@ -42,10 +97,12 @@ export function Alerts({ canWrite }: { canWrite: boolean }) {
       <header className="page-head"><h1>Alerts</h1></header>
       <p className="muted">
         Rules are evaluated every minute. An alert is pending while its condition holds, firing once it has held for the
-        rule's "for", and resolved when it stops holding. Notifications are not sent yet: no integration can be installed.
+        rule's "for", and resolved when it stops holding. Firing, reminders and resolution are sent to the rule's targets:
+        integrations installed from the marketplace (such as webhook). Each attempt is in the delivery log below.
       </p>
       <AlertList title="Open" state="open" names={names} empty="Nothing is pending or firing." />
       <AlertList title="History" state="resolved" names={names} empty="No alert has resolved yet." />
+      <DeliveryLog names={names} />
       <section className="panel" aria-label="Rules">
         <h2>Rules</h2>
         {rules.isPending ? <Loading what="rules" /> : rules.isError ? <ErrorNote error={rules.error} retry={() => rules.refetch()} /> :
@@ -103,7 +160,7 @@ function RuleTable({ rules, canWrite }: { rules: Rule[]; canWrite: boolean }) {
             const spec = r.rule as Record<string, unknown>;
             return (
               <tr key={r.id} data-testid={`rule-${r.name}`}>
-                <td>{r.name}</td><td>{String(spec.severity ?? "warning")}</td><td>{ruleSentence(spec)}</td>
+                <td>{r.name}</td><td>{String(spec.severity ?? "warning")}</td><td>{ruleSentence(spec)}{targetsSentence(spec)}</td>
                 <td>{r.enabled ? "yes" : "no"}</td><td>{when(r.updated_at)} by {r.updated_by}</td>
                 {canWrite && (
                   <td>
@@ -131,17 +188,18 @@ export function ruleBody(f: Form): Record<string, unknown> {
       ...(f.hold.trim() ? { for: f.hold.trim() } : {}), ...(f.groupBy.length ? { group_by: f.groupBy } : {}),
       ...(f.minRequests.trim() ? { min_requests: Number(f.minRequests) } : {}),
     };
-  return { name: f.name.trim(), severity: f.severity, condition };
+  return { name: f.name.trim(), severity: f.severity, condition, ...(f.targets.length ? { targets: f.targets } : {}) };
 }
 
 type Form = {
   name: string; severity: string; kind: "threshold" | "anomaly"; metric: string; op: string; value: string;
   window: string; hold: string; groupBy: string[]; minRequests: string; detector: string; minSeverity: string;
+  targets: string[];
 };
 
 const EMPTY: Form = {
   name: "", severity: "warning", kind: "threshold", metric: "error_rate", op: ">", value: "0.05", window: "5m",
-  hold: "2m", groupBy: [], minRequests: "", detector: "", minSeverity: "warning",
+  hold: "2m", groupBy: [], minRequests: "", detector: "", minSeverity: "warning", targets: [],
 };
 
 function NewRule() {
@@ -149,6 +207,8 @@ function NewRule() {
   const [f, setF] = useState<Form>(EMPTY);
   const [error, setError] = useState<{ path?: string; message: string } | null>(null);
   const set = <K extends keyof Form>(k: K, v: Form[K]) => setF({ ...f, [k]: v });
+  const plugins = useQuery({ queryKey: ["plugins"], queryFn: () => get<Schemas["PluginListDto"]>("/v1/plugins") });
+  const integrations = (plugins.data?.plugins ?? []).filter((p) => p.kind === "integration" && p.enabled).map((p) => p.name);
   const create = useMutation({
     mutationFn: () => api("POST", "/v1/alerts/rules", ruleBody(f)),
     onSuccess: () => { setF(EMPTY); setError(null); qc.invalidateQueries({ queryKey: ["alert-rules"] }); },
@@ -188,6 +248,14 @@ function NewRule() {
           <label>Severity at least<select aria-label="Severity at least" value={f.minSeverity} onChange={(e) => set("minSeverity", e.target.value)}>{severityOptions}</select></label>
         </div>
       )}
+      <fieldset><legend>Notify</legend>
+        {integrations.length === 0 ? <span className="muted">No integration is installed: install one (such as webhook) from the marketplace to be notified.</span> :
+          integrations.map((t) => (
+            <label key={t} className="inline">
+              <input type="checkbox" checked={f.targets.includes(t)} onChange={(e) => set("targets", e.target.checked ? [...f.targets, t] : f.targets.filter((x) => x !== t))} />{t}
+            </label>
+          ))}
+      </fieldset>
       {error && <div className="field-error" role="alert">{error.path ? `${error.path}: ` : ""}{error.message}</div>}
       <div><button type="submit" disabled={create.isPending}>Add rule</button></div>
     </form>

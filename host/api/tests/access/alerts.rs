@@ -113,6 +113,33 @@ async fn alert_rules_are_checked_kept_per_tenant_and_audited() {
         .call(Method::GET, "/v1/alerts?limit=501", &ann, None)
         .await;
     assert_eq!(r.body["error"]["parameter"], "limit", "{}", r.body);
+    // The delivery log: nothing sent yet; its filters checked like the list's.
+    let r = hub
+        .call(
+            Method::GET,
+            "/v1/alerts/deliveries?state=failed",
+            &ann,
+            None,
+        )
+        .await;
+    assert_eq!(r.body["deliveries"], json!([]), "{}", r.body);
+    for (query, parameter, says) in [
+        ("state=lost", "state", "queued, delivered or failed"),
+        ("alert=abc", "alert", "is not an alert id"),
+        ("limit=0", "limit", "1 to 500"),
+    ] {
+        let r = hub
+            .call(
+                Method::GET,
+                &format!("/v1/alerts/deliveries?{query}"),
+                &ann,
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(r.body["error"]["parameter"], parameter, "{}", r.body);
+        assert!(message(&r).contains(says), "{}", r.body);
+    }
     let r = hub.call(Method::DELETE, &uri, &ann, None).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_eq!(

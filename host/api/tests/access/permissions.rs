@@ -89,6 +89,12 @@ async fn the_permission_matrix_holds_route_by_route() {
         ),
         (Method::DELETE, "/v1/views/999", None, Some(Role::Analyst)),
         (Method::GET, "/v1/alerts", None, Some(Role::Viewer)),
+        (
+            Method::GET,
+            "/v1/alerts/deliveries",
+            None,
+            Some(Role::Viewer),
+        ),
         (Method::GET, "/v1/alerts/rules", None, Some(Role::Viewer)),
         (
             Method::GET,

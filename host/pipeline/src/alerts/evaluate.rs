@@ -211,8 +211,21 @@ pub async fn evaluate_rule(
         .iter()
         .map(|a| to_record(stored.id, rule, a))
         .collect();
+    let notices: Vec<(Notice, String)> = step
+        .notices
+        .iter()
+        .map(|n| (n.clone(), text::summary(rule, &n.group, n.value)))
+        .collect();
+    let deliveries = super::deliver::deliveries_for(rule, &notices, now_ms);
     alerts
-        .save_alerts(tenant, stored.id, &records, &step.forgotten)
+        .save_alerts(
+            tenant,
+            stored.id,
+            &records,
+            &step.forgotten,
+            &deliveries,
+            now_ms,
+        )
         .await?;
     let mut still_open: std::collections::HashSet<&AlertGroup> =
         open.iter().map(|a| &a.group).collect();
@@ -227,14 +240,6 @@ pub async fn evaluate_rule(
         still_open.remove(g);
     }
     let still_open = still_open.len();
-    let notices = step
-        .notices
-        .into_iter()
-        .map(|n| {
-            let text = text::summary(rule, &n.group, n.value);
-            (n, text)
-        })
-        .collect();
     Ok(RuleOutcome {
         rule_id: stored.id,
         rule: rule.name.clone(),

@@ -1,8 +1,10 @@
 //! Alerting: rules a tenant writes (rule: what they say; fields: reading their JSON, each error
 //! with the field's pointer), the life of the alerts they raise (lifecycle: pending, firing,
 //! resolved, and the notices each step sends), one evaluation of a tenant's rules (evaluate), and
-//! what a person reads about an alert (text).
+//! what a person reads about an alert (text), and the notices' way to the rules' targets
+//! (deliver).
 
+pub mod deliver;
 pub mod evaluate;
 mod fields;
 pub mod lifecycle;

@@ -199,6 +199,13 @@ pub struct ServeArgs {
     /// (default 20s): events that arrive later than this are not seen by that run.
     #[arg(long, env = "HUB_ANALYSIS_SETTLE")]
     pub analysis_settle: Option<String>,
+    /// The first wait before an alert delivery that failed is tried again (default 10s); each
+    /// later wait doubles, up to 10 minutes, jittered between half and all of it.
+    #[arg(long, env = "HUB_ALERT_RETRY_BASE")]
+    pub alert_retry_base: Option<String>,
+    /// An alert delivery not made this long after its notice was raised is given up (default 6h).
+    #[arg(long, env = "HUB_ALERT_GIVE_UP")]
+    pub alert_give_up: Option<String>,
     /// The admin UI's built files, served at / (default web/dist when it exists).
     #[arg(long, env = "HUB_WEB_DIR")]
     pub web_dir: Option<PathBuf>,
@@ -291,6 +298,8 @@ pub(super) struct FileConfig {
     pub(super) plugin_max_series: Option<u32>,
     pub(super) analysis_concurrency: Option<usize>,
     pub(super) analysis_settle: Option<String>,
+    pub(super) alert_retry_base: Option<String>,
+    pub(super) alert_give_up: Option<String>,
     pub(super) web_dir: Option<PathBuf>,
     pub(super) max_package_bytes: Option<usize>,
     pub(super) public_catalog: Option<bool>,

@@ -97,6 +97,8 @@ pub struct Settings {
     pub reprice: hub_pipeline::RepriceConfig,
     /// When detectors and forecasters run.
     pub analysis: hub_pipeline::schedule::SchedulerConfig,
+    /// How alert notices reach their targets.
+    pub delivery: hub_pipeline::alerts::deliver::DeliveryConfig,
 }
 
 /// Writers for PostgreSQL: one per core of this machine, 2 to 8. On the 2-core benchmark machine
@@ -451,6 +453,19 @@ impl ServeArgs {
                     "analysis_settle",
                     self.analysis_settle.or(file.analysis_settle),
                     "20s",
+                )?,
+                ..Default::default()
+            },
+            delivery: hub_pipeline::alerts::deliver::DeliveryConfig {
+                retry_base: timeout(
+                    "alert_retry_base",
+                    self.alert_retry_base.or(file.alert_retry_base),
+                    "10s",
+                )?,
+                give_up: timeout(
+                    "alert_give_up",
+                    self.alert_give_up.or(file.alert_give_up),
+                    "6h",
                 )?,
                 ..Default::default()
             },

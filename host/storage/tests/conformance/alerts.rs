@@ -2,7 +2,9 @@
 //! its history paged, and nothing of one tenant's seen by another.
 
 use hub_core::Severity;
-use hub_storage::{AlertFilter, AlertRecord};
+use hub_storage::{
+    AfterAttempt, AlertFilter, AlertRecord, DeliveryAttempt, DeliveryFilter, NewDelivery,
+};
 
 use super::*;
 
@@ -59,13 +61,13 @@ pub async fn alert_rules_and_their_alerts_keep_their_history(s: Arc<dyn Storage>
 
     // pending → firing is one row; resolved, then holding again, a second.
     let r = rule.id;
-    a.save_alerts(acme, r, &[alert("gpt-4o", "pending", NOW)], &[])
+    a.save_alerts(acme, r, &[alert("gpt-4o", "pending", NOW)], &[], &[], NOW)
         .await
         .unwrap();
     let open = a.open_alerts(acme, r).await.unwrap();
     assert_eq!(open.len(), 1);
     assert_eq!(open[0].rule_id, r);
-    a.save_alerts(acme, r, &[alert("gpt-4o", "firing", NOW)], &[])
+    a.save_alerts(acme, r, &[alert("gpt-4o", "firing", NOW)], &[], &[], NOW)
         .await
         .unwrap();
     let firing = a.open_alerts(acme, r).await.unwrap();
@@ -74,7 +76,7 @@ pub async fn alert_rules_and_their_alerts_keep_their_history(s: Arc<dyn Storage>
         (open[0].id, "firing")
     );
     assert_eq!(firing[0].fired_at_ms, Some(NOW));
-    a.save_alerts(acme, r, &[alert("gpt-4o", "resolved", NOW)], &[])
+    a.save_alerts(acme, r, &[alert("gpt-4o", "resolved", NOW)], &[], &[], NOW)
         .await
         .unwrap();
     assert!(a.open_alerts(acme, r).await.unwrap().is_empty());
@@ -87,13 +89,22 @@ pub async fn alert_rules_and_their_alerts_keep_their_history(s: Arc<dyn Storage>
             alert("claude", "pending", later),
         ],
         &[],
+        &[],
+        later,
     )
     .await
     .unwrap();
     // A pending alert that stopped holding is forgotten, not resolved.
-    a.save_alerts(acme, r, &[], &[vec![("model".into(), "claude".into())]])
-        .await
-        .unwrap();
+    a.save_alerts(
+        acme,
+        r,
+        &[],
+        &[vec![("model".into(), "claude".into())]],
+        &[],
+        NOW,
+    )
+    .await
+    .unwrap();
     let all = |state: Option<&str>| AlertFilter {
         state: state.map(String::from),
         ..Default::default()
@@ -122,7 +133,7 @@ pub async fn alert_rules_and_their_alerts_keep_their_history(s: Arc<dyn Storage>
     );
 
     // A changed rule's open alerts end with it: the pending one goes, a firing one resolves.
-    a.save_alerts(acme, r, &[alert("mistral", "firing", later)], &[])
+    a.save_alerts(acme, r, &[alert("mistral", "firing", later)], &[], &[], NOW)
         .await
         .unwrap();
     let changed = a
@@ -170,4 +181,178 @@ pub async fn alert_rules_and_their_alerts_keep_their_history(s: Arc<dyn Storage>
     );
     assert_eq!(a.rules(acme).await.unwrap().len(), 0);
     assert_eq!(a.rules(other).await.unwrap()[0].id, theirs.id);
+}
+
+fn to(target: &str, model: &str) -> NewDelivery {
+    NewDelivery {
+        group: vec![("model".into(), model.into())],
+        target: target.into(),
+        notice: "firing".into(),
+        payload: format!(r#"{{"target":"{target}"}}"#),
+    }
+}
+
+fn tried(id: i64, at_ms: i64, after: AfterAttempt, error: Option<&str>) -> DeliveryAttempt {
+    DeliveryAttempt {
+        delivery_id: id,
+        at_ms,
+        duration_ms: 12,
+        outcome: after.outcome().into(),
+        error: error.map(String::from),
+    }
+}
+
+pub async fn alert_deliveries_are_queued_with_the_alert_taken_once_and_logged(s: Arc<dyn Storage>) {
+    let (acme, other) = (tenant(&s, "acme").await, tenant(&s, "other").await);
+    let (a, d) = (s.alerts(), s.deliveries());
+    let r = a
+        .create_rule(acme, "errors", "{}", true, "ann@acme", NOW)
+        .await
+        .unwrap()
+        .id;
+    // Queued with the alert of its group; a delivery for a group without an alert is not.
+    a.save_alerts(
+        acme,
+        r,
+        &[alert("gpt-4o", "firing", NOW)],
+        &[],
+        &[
+            to("webhook", "gpt-4o"),
+            to("pager", "gpt-4o"),
+            to("webhook", "claude"),
+        ],
+        NOW,
+    )
+    .await
+    .unwrap();
+    let alert_id = a.open_alerts(acme, r).await.unwrap()[0].id;
+    assert_eq!(d.tenants_with_due(NOW).await.unwrap(), [acme]);
+    assert!(
+        d.tenants_with_due(NOW - 1).await.unwrap().is_empty(),
+        "not due before"
+    );
+
+    // Taken once: a second claim inside the lease gets what is left, then nothing.
+    let lease = MINUTE_MS;
+    let first = d.claim_due(acme, NOW, lease, 1).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(
+        (first[0].target.as_str(), first[0].alert_id),
+        ("webhook", alert_id)
+    );
+    assert_eq!(first[0].payload, r#"{"target":"webhook"}"#);
+    let second = d.claim_due(acme, NOW, lease, 10).await.unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].target, "pager");
+    assert!(d.claim_due(acme, NOW, lease, 10).await.unwrap().is_empty());
+    assert!(d.claim_due(other, NOW, lease, 10).await.unwrap().is_empty());
+    assert!(
+        d.tenants_with_due(NOW).await.unwrap().is_empty(),
+        "all held"
+    );
+
+    // Delivered; the other retried later, then given up.
+    let (one, two) = (first[0].id, second[0].id);
+    d.record_attempt(
+        acme,
+        &tried(one, NOW, AfterAttempt::Delivered, None),
+        AfterAttempt::Delivered,
+        None,
+    )
+    .await
+    .unwrap();
+    let retry = AfterAttempt::Retry {
+        at_ms: NOW + 10_000,
+    };
+    let why = Some("unavailable: 503 from hooks.example.com");
+    d.record_attempt(acme, &tried(two, NOW, retry, why), retry, why)
+        .await
+        .unwrap();
+    assert!(
+        d.claim_due(acme, NOW + 9_999, lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = d.claim_due(acme, NOW + 10_000, lease, 10).await.unwrap();
+    assert_eq!((again[0].id, again[0].attempts), (two, 1));
+    assert_eq!(again[0].last_error.as_deref(), why);
+    let later = NOW + 10_000;
+    d.record_attempt(
+        acme,
+        &tried(two, later, AfterAttempt::Failed, why),
+        AfterAttempt::Failed,
+        why,
+    )
+    .await
+    .unwrap();
+
+    // The log: newest first, each with its attempts; nothing of it seen by another tenant.
+    let of_alert = DeliveryFilter {
+        alert_id: Some(alert_id),
+        ..Default::default()
+    };
+    let log = d.deliveries(acme, &of_alert, 10).await.unwrap();
+    assert_eq!(
+        log.iter()
+            .map(|x| (x.id, x.state.as_str(), x.attempts))
+            .collect::<Vec<_>>(),
+        [(two, "failed", 2), (one, "delivered", 1)]
+    );
+    assert_eq!(log[0].finished_at_ms, Some(later));
+    let failed = DeliveryFilter {
+        state: Some("failed".into()),
+        ..Default::default()
+    };
+    assert_eq!(d.deliveries(acme, &failed, 10).await.unwrap().len(), 1);
+    let attempts = d.attempts(acme, &[one, two]).await.unwrap();
+    assert_eq!(
+        attempts
+            .iter()
+            .map(|x| (x.delivery_id, x.outcome.as_str()))
+            .collect::<Vec<_>>(),
+        [(one, "delivered"), (two, "retry"), (two, "failed")]
+    );
+    assert_eq!(attempts[1].error.as_deref(), why);
+    assert!(d.deliveries(other, &of_alert, 10).await.unwrap().is_empty());
+    assert!(d.attempts(other, &[one, two]).await.unwrap().is_empty());
+
+    // A replica that took a delivery and died: another takes it once the lease has passed.
+    a.save_alerts(
+        acme,
+        r,
+        &[alert("gpt-4o", "resolved", later)],
+        &[],
+        &[to("webhook", "gpt-4o")],
+        later,
+    )
+    .await
+    .unwrap();
+    let taken = d.claim_due(acme, later, lease, 10).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert!(
+        d.claim_due(acme, later + lease - 1, lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let retaken = d.claim_due(acme, later + lease, lease, 10).await.unwrap();
+    assert_eq!(retaken[0].id, taken[0].id);
+
+    // Retention takes finished deliveries with the resolved alerts; a queued one stays.
+    a.forget_resolved_before(acme, later + 1).await.unwrap();
+    let left = d
+        .deliveries(acme, &DeliveryFilter::default(), 10)
+        .await
+        .unwrap();
+    assert_eq!(left.iter().map(|x| x.id).collect::<Vec<_>>(), [taken[0].id]);
+    assert!(d.attempts(acme, &[one, two]).await.unwrap().is_empty());
+    // Deleting the rule takes the rest.
+    assert!(a.delete_rule(acme, r).await.unwrap());
+    assert!(
+        d.deliveries(acme, &DeliveryFilter::default(), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
