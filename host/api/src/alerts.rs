@@ -415,7 +415,8 @@ pub struct DeliveryDto {
     pub target: String,
     /// `firing`, `repeat` or `resolved`.
     pub notice: String,
-    /// `queued`, `delivered` or `failed` (given up).
+    /// `queued`, `delivered`, `failed` (given up) or `silenced` (a silence matched it: never
+    /// sent; `last_error` says which).
     pub state: String,
     pub attempts: i64,
     pub created_at: String,
@@ -470,7 +471,7 @@ fn delivery_dto(d: &Delivery, attempts: &[DeliveryAttempt]) -> DeliveryDto {
     description = "The delivery log: each alert notice handed to each of its rule's targets, newest first, with every attempt (when, how long, what came of it). Whoever reads metrics.",
     params(
         ("alert" = Option<i64>, Query, description = "one alert's deliveries"),
-        ("state" = Option<String>, Query, description = "queued, delivered or failed"),
+        ("state" = Option<String>, Query, description = "queued, delivered, failed or silenced"),
         ("limit" = Option<u32>, Query, description = "1 to 500 (default 100)"),
     ),
     responses((status = 200, body = DeliveryListDto), (status = 400, body = crate::error::ErrorBody)),
@@ -484,7 +485,7 @@ pub(crate) async fn list_deliveries(
     principal.require(Right::ReadMetrics)?;
     let params = Params::new(pairs, &["alert", "state", "limit"])?;
     let alert_id = params.id("alert", "an alert id")?;
-    let state_filter = params.choice("state", &["queued", "delivered", "failed"])?;
+    let state_filter = params.choice("state", &["queued", "delivered", "failed", "silenced"])?;
     let limit = params.limit(100, 500)?;
     let store = state.storage.deliveries();
     let filter = DeliveryFilter {

@@ -29,6 +29,7 @@ mod query;
 pub mod session;
 mod settings;
 mod signin;
+mod silences;
 mod tenants;
 mod throttle;
 mod views;
@@ -190,6 +191,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(ingest::router())
         .merge(query::router())
         .merge(alerts::router())
+        .merge(silences::router())
         .merge(analysis::router())
         .merge(events::router())
         .merge(plugins::router())

@@ -12,7 +12,7 @@ use hub_core::{Severity, TenantId};
 use hub_pipeline::alerts::NoticeKind;
 use hub_pipeline::alerts::evaluate::evaluate_tenant;
 use hub_pipeline::schedule::{ALERTS_RUN, SchedulerStats, spawn_scheduler};
-use hub_storage::{AlertFilter, NewAnomaly, Storage, TenantBatch};
+use hub_storage::{AlertFilter, Storage, TenantBatch};
 use serde_json::json;
 use support::setup;
 
@@ -222,20 +222,7 @@ async fn an_anomaly_rule_fires_on_what_a_detector_stored_and_the_scheduler_runs_
     let acme = storage.tenants().create_tenant("acme", 0).await.unwrap().id;
     let now = hub_core::time::now_ms();
     let minute = floor_to(now, MINUTE_MS) - MINUTE_MS;
-    let found = |model: &str, severity: Severity| NewAnomaly {
-        plugin: "robust-level".into(),
-        dims: vec![("model".into(), model.into())],
-        metric: "requests".into(),
-        step_ms: MINUTE_MS,
-        ts_ms: minute,
-        value: 240.0,
-        expected: Some(12.0),
-        lower: None,
-        upper: Some(20.0),
-        score: 20.0,
-        severity,
-        reason: "requests is 20× its usual".into(),
-    };
+    let found = support::spike;
     storage
         .anomalies()
         .insert_anomalies(

@@ -14,11 +14,10 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use hub_core::TenantId;
-use hub_core::time::{MINUTE_MS, floor_to};
 use hub_pipeline::alerts::deliver::{DeliveryConfig, DeliveryStats, spawn_delivery};
 use hub_pipeline::alerts::evaluate::evaluate_tenant;
 use hub_plugins::{GrantsDoc, PluginHost, PluginHostConfig};
-use hub_storage::{DeliveryFilter, NewAnomaly, Storage};
+use hub_storage::{DeliveryFilter, Storage};
 use serde_json::{Value, json};
 
 /// A server answering each request with the next of `statuses` (0: never answers), sending the
@@ -98,21 +97,7 @@ async fn install_webhook(host: &PluginHost, t: TenantId, port: u16) {
 /// evaluation fires both.
 async fn fire_two(storage: &Arc<dyn Storage>, t: TenantId) {
     let now = hub_core::time::now_ms();
-    let minute = floor_to(now, MINUTE_MS) - MINUTE_MS;
-    let found = |model: &str| NewAnomaly {
-        plugin: "robust-level".into(),
-        dims: vec![("model".into(), model.into())],
-        metric: "requests".into(),
-        step_ms: MINUTE_MS,
-        ts_ms: minute,
-        value: 240.0,
-        expected: Some(12.0),
-        lower: None,
-        upper: Some(20.0),
-        score: 20.0,
-        severity: hub_core::Severity::Critical,
-        reason: "requests is 20× its usual".into(),
-    };
+    let found = |model: &str| support::spike(model, hub_core::Severity::Critical);
     storage
         .anomalies()
         .insert_anomalies(t, &[found("gpt-4o"), found("claude")], now)
@@ -346,4 +331,63 @@ async fn a_hanging_target_does_not_hold_up_another_tenants_deliveries() {
     .await;
     worker.abort();
     assert!(retried.iter().all(|d| d.state == "queued"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notice_a_silence_matches_is_recorded_and_not_sent() {
+    let (storage, host, _dir) = hub().await;
+    let acme = storage.tenants().create_tenant("acme", 0).await.unwrap().id;
+    let (port, got) = serve(vec![200, 200]);
+    install_webhook(&host, acme, port).await;
+    let now = hub_core::time::now_ms();
+    // gpt-4o's notices are held back for an hour; a silence that ended does nothing.
+    for (matchers, ends) in [
+        (
+            json!([{"name": "model", "value": "gpt-4o"}, {"name": "rule", "value": "spikes"}]),
+            now + 3_600_000,
+        ),
+        (json!([{"name": "model", "value": "claude"}]), now - 1),
+    ] {
+        storage
+            .silences()
+            .create_silence(
+                acme,
+                &hub_storage::NewSilence {
+                    matchers: matchers.to_string(),
+                    starts_at_ms: now - 60_000,
+                    ends_at_ms: ends,
+                    comment: "rolling out the new prompt".into(),
+                    created_by: "user:ann@acme".into(),
+                },
+                now,
+            )
+            .await
+            .unwrap();
+    }
+    fire_two(&storage, acme).await;
+    let worker = spawn_delivery(
+        host.clone(),
+        storage.clone(),
+        config(),
+        Arc::new(DeliveryStats::default()),
+    );
+    let done = until(&storage, acme, "one delivered, one silenced", |d| {
+        d.iter().any(|x| x.state == "delivered") && d.iter().any(|x| x.state == "silenced")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    worker.abort();
+    let (doc, _) = got.recv_timeout(Duration::from_secs(1)).unwrap();
+    let alerts = doc["alerts"].as_array().unwrap();
+    assert_eq!(alerts.len(), 1, "{doc}");
+    assert_eq!(alerts[0]["labels"]["model"], "claude");
+    assert!(
+        got.recv_timeout(Duration::from_millis(200)).is_err(),
+        "nothing else sent"
+    );
+    let silenced = done.iter().find(|d| d.state == "silenced").unwrap();
+    assert_eq!(silenced.attempts, 0);
+    let note = silenced.last_error.as_deref().unwrap();
+    assert!(note.starts_with("silenced by silence 1 until "), "{note}");
+    assert!(note.ends_with(": rolling out the new prompt"), "{note}");
 }

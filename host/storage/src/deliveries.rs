@@ -22,6 +22,8 @@ pub struct NewDelivery {
     pub notice: String,
     /// The alert as the target is handed it (JSON), fixed when the notice was raised.
     pub payload: String,
+    /// Why it is not sent (a silence matched it): stored as `silenced`, finished, with this.
+    pub silenced: Option<String>,
 }
 
 /// A delivery as stored.
@@ -34,7 +36,7 @@ pub struct Delivery {
     pub target: String,
     pub notice: String,
     pub payload: String,
-    /// `queued`, `delivered` or `failed` (given up).
+    /// `queued`, `delivered`, `failed` (given up) or `silenced` (never sent).
     pub state: String,
     pub attempts: i64,
     pub created_at_ms: i64,
@@ -81,7 +83,7 @@ impl AfterAttempt {
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {
     pub alert_id: Option<i64>,
-    /// `queued`, `delivered` or `failed`.
+    /// `queued`, `delivered`, `failed` or `silenced`.
     pub state: Option<String>,
 }
 
@@ -162,10 +164,15 @@ pub(crate) fn queue(
     d: &NewDelivery,
     now_ms: i64,
 ) -> SqlBuf {
+    let state = if d.silenced.is_some() {
+        "silenced"
+    } else {
+        "queued"
+    };
     with_binds(
         "INSERT INTO alert_deliveries (tenant_id, alert_id, rule_id, target, notice, payload, \
-         state, attempts, created_at, next_at, claimed_until) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, $7, 0)",
+         state, attempts, created_at, next_at, claimed_until, finished_at, last_error) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $8, 0, $9, $10)",
         vec![
             Bind::I64(tenant.get()),
             Bind::I64(alert_id),
@@ -173,7 +180,10 @@ pub(crate) fn queue(
             Bind::Text(d.target.clone()),
             Bind::Text(d.notice.clone()),
             Bind::Text(d.payload.clone()),
+            Bind::Text(state.into()),
             Bind::I64(now_ms),
+            Bind::OptI64(d.silenced.is_some().then_some(now_ms)),
+            Bind::OptText(d.silenced.clone()),
         ],
     )
 }

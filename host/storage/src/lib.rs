@@ -27,6 +27,7 @@ mod restate;
 pub mod rollup;
 pub mod settings;
 mod shared;
+pub mod silences;
 mod sql;
 mod sqlite;
 mod sqlite_files;
@@ -65,6 +66,7 @@ pub use reprice::{
     CostUpdate, JobProgress, JobStatus, NewRepriceJob, RepriceJob, RepriceStorage, Restated,
 };
 pub use settings::SettingsStorage;
+pub use silences::{NewSilence, SilenceStorage, StoredSilence};
 pub use sqlite::SqliteStorage;
 pub use tenants::TenantStorage;
 pub use throttle::{ThrottleState, ThrottleStorage};
@@ -137,6 +139,8 @@ pub trait Storage: Send + Sync + 'static {
     fn alerts(&self) -> &dyn AlertStorage;
     /// Alert notices on their way to integrations, and every attempt.
     fn deliveries(&self) -> &dyn DeliveryStorage;
+    /// Silences of alert notices.
+    fn silences(&self) -> &dyn SilenceStorage;
 
     /// Stores the batches in one transaction: raw events (skipping ones already stored) and the
     /// rollup deltas of the new ones. Returns one outcome per batch, in order.

@@ -36,7 +36,7 @@ use crate::sql::{BatchShapes, Placeholders, into_query};
 use crate::tenants::{SqlTenants, TenantStorage};
 use crate::throttle::{SqlThrottle, ThrottleStorage};
 use crate::views::{SqlViews, ViewStorage};
-use crate::{AlertStorage, DeliveryStorage};
+use crate::{AlertStorage, DeliveryStorage, SilenceStorage};
 use crate::{Result, Storage, StorageError, StorageOptions, decode, dedupe_in_batch};
 
 pub struct PostgresStorage {
@@ -49,6 +49,7 @@ pub struct PostgresStorage {
     anomalies: SqlAnomalies<Postgres>,
     alerts: crate::alerts::SqlAlerts<Postgres>,
     deliveries: crate::deliveries::SqlDeliveries<Postgres>,
+    silences: crate::silences::SqlSilences<Postgres>,
     forecasts: SqlForecasts<Postgres>,
     runs: SqlRuns<Postgres>,
     market: SqlMarket<Postgres>,
@@ -133,6 +134,7 @@ impl PostgresStorage {
             anomalies: SqlAnomalies::new(pool.clone(), pool.clone()),
             alerts: crate::alerts::SqlAlerts::new(pool.clone(), pool.clone()),
             deliveries: crate::deliveries::SqlDeliveries::new(pool.clone(), pool.clone()),
+            silences: crate::silences::SqlSilences::new(pool.clone(), pool.clone()),
             forecasts: SqlForecasts::new(pool.clone(), pool.clone()),
             runs: SqlRuns::new(pool.clone(), pool.clone()),
             market: SqlMarket::new(pool.clone(), pool.clone()),
@@ -448,6 +450,10 @@ impl Storage for PostgresStorage {
         &self.deliveries
     }
 
+    fn silences(&self) -> &dyn SilenceStorage {
+        &self.silences
+    }
+
     fn anomalies(&self) -> &dyn AnomalyStorage {
         &self.anomalies
     }
@@ -671,6 +677,9 @@ impl Storage for PostgresStorage {
                 report.alerts_deleted += self
                     .alerts
                     .forget_resolved_before(tenant, now_ms - keep)
+                    .await?;
+                self.silences
+                    .forget_silences_before(tenant, now_ms - keep)
                     .await?;
             }
         }

@@ -33,7 +33,7 @@ use crate::sqlite_ids::{self, IdIndex};
 use crate::tenants::{SqlTenants, TenantStorage};
 use crate::throttle::{SqlThrottle, ThrottleStorage};
 use crate::views::{SqlViews, ViewStorage};
-use crate::{AlertStorage, DeliveryStorage};
+use crate::{AlertStorage, DeliveryStorage, SilenceStorage};
 use crate::{Result, Storage, StorageError, StorageOptions, decode, dedupe_in_batch, sqlite_raw};
 
 pub struct SqliteStorage {
@@ -50,6 +50,7 @@ pub struct SqliteStorage {
     anomalies: SqlAnomalies<Sqlite>,
     alerts: crate::alerts::SqlAlerts<Sqlite>,
     deliveries: crate::deliveries::SqlDeliveries<Sqlite>,
+    silences: crate::silences::SqlSilences<Sqlite>,
     forecasts: SqlForecasts<Sqlite>,
     runs: SqlRuns<Sqlite>,
     market: SqlMarket<Sqlite>,
@@ -133,6 +134,7 @@ impl SqliteStorage {
             anomalies: SqlAnomalies::new(writer.clone(), readers.clone()),
             alerts: crate::alerts::SqlAlerts::new(writer.clone(), readers.clone()),
             deliveries: crate::deliveries::SqlDeliveries::new(writer.clone(), readers.clone()),
+            silences: crate::silences::SqlSilences::new(writer.clone(), readers.clone()),
             forecasts: SqlForecasts::new(writer.clone(), readers.clone()),
             runs: SqlRuns::new(writer.clone(), readers.clone()),
             market: SqlMarket::new(writer.clone(), readers.clone()),
@@ -353,6 +355,10 @@ impl Storage for SqliteStorage {
 
     fn deliveries(&self) -> &dyn DeliveryStorage {
         &self.deliveries
+    }
+
+    fn silences(&self) -> &dyn SilenceStorage {
+        &self.silences
     }
 
     fn anomalies(&self) -> &dyn AnomalyStorage {
@@ -599,6 +605,9 @@ impl Storage for SqliteStorage {
                 report.alerts_deleted += self
                     .alerts
                     .forget_resolved_before(tenant, now_ms - keep)
+                    .await?;
+                self.silences
+                    .forget_silences_before(tenant, now_ms - keep)
                     .await?;
             }
         }

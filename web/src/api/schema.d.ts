@@ -870,6 +870,41 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/silences": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The tenant's silences: those that have not ended (active or to come), soonest end first, or with `ended=true` those that have, newest first. Whoever reads metrics. */
+        get: operations["list_silences"];
+        put?: never;
+        /** @description Silences the alert notices whose labels match all `matchers` (`[{"name": "model", "value": "gpt-4o"}]`; `rule` matches the rule's name; `op` `=` or `!=`) from `starts_at` (default now) until `ends_at` or for `duration` (`2h`; at most 90 days), with a `comment` saying why. Analysts and higher; audited. */
+        post: operations["create_silence"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/silences/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** @description Ends a silence now (it stays in the list of ended ones). Analysts and higher; audited. */
+        delete: operations["expire_silence"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tenants": {
         parameters: {
             query?: never;
@@ -1206,7 +1241,10 @@ export interface components {
             notice: string;
             /** Format: int64 */
             rule_id: number;
-            /** @description `queued`, `delivered` or `failed` (given up). */
+            /**
+             * @description `queued`, `delivered`, `failed` (given up) or `silenced` (a silence matched it: never
+             *     sent; `last_error` says which).
+             */
             state: string;
             /** @description The integration, by name. */
             target: string;
@@ -1835,6 +1873,24 @@ export interface components {
              */
             sso: Record<string, never>;
         };
+        SilenceDto: {
+            /** @description Why, as its author wrote. */
+            comment: string;
+            created_at: string;
+            created_by: string;
+            ends_at: string;
+            /** Format: int64 */
+            id: number;
+            /**
+             * @description `[{"name", "value", "op"}]` as written: a label of the notice (or `rule`) is (`=`, the
+             *     default) or is not (`!=`) the value; all must hold.
+             */
+            matchers: Record<string, never>;
+            starts_at: string;
+        };
+        SilenceListDto: {
+            silences: components["schemas"]["SilenceDto"][];
+        };
         SpendProjectionDto: {
             /** @description By `group_by`, largest spend first. */
             groups: components["schemas"]["ProjectionDto"][];
@@ -2183,7 +2239,7 @@ export interface operations {
             query?: {
                 /** @description one alert's deliveries */
                 alert?: number;
-                /** @description queued, delivered or failed */
+                /** @description queued, delivered, failed or silenced */
                 state?: string;
                 /** @description 1 to 500 (default 100) */
                 limit?: number;
@@ -5953,6 +6009,197 @@ export interface operations {
             };
             /** @description the body is over the route's limit */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the API key's rate limit; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_silences: {
+        parameters: {
+            query?: {
+                /** @description true: the ended ones */
+                ended?: boolean;
+                /** @description 1 to 1000 (default 100) */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SilenceListDto"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing, unknown, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the credential lacks the right this route needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the API key's rate limit; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_silence: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description matchers, comment, and ends_at or duration; starts_at optional */
+        requestBody: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SilenceDto"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing, unknown, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is over the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the API key's rate limit; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    expire_silence: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the silence */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SilenceDto"];
+                };
+            };
+            /** @description a parameter or the body is not what this route takes */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing, unknown, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { deliveryState, ruleBody, ruleSentence, targetsSentence } from "./Alerts";
+import { deliveryState, matcherText, parseMatchers, ruleBody, ruleSentence, targetsSentence } from "./Alerts";
 
 describe("alert rules in the UI", () => {
   it("sends what the form says, leaving out what was left empty", () => {
@@ -25,6 +25,15 @@ describe("alert rules in the UI", () => {
     expect(deliveryState({ state: "queued", attempts: 0, next_at: "x" })).toBe("queued");
     expect(deliveryState({ state: "queued", attempts: 2, next_at: "x" })).toBe("retrying (2 failed)");
     expect(deliveryState({ state: "failed", attempts: 1 })).toBe("given up after 1 attempt");
+    expect(deliveryState({ state: "silenced", attempts: 0 })).toBe("silenced, not sent");
+  });
+
+  it("reads and writes a silence's matchers as a person types them", () => {
+    expect(parseMatchers(" model=gpt-4o, rule != Too many calls ,")).toEqual([
+      { name: "model", value: "gpt-4o", op: "=" }, { name: "rule", value: "Too many calls", op: "!=" },
+    ]);
+    expect(() => parseMatchers("model")).toThrow('"model" is not name=value');
+    expect(matcherText([{ name: "model", value: "gpt-4o" }, { name: "rule", value: "x", op: "!=" }])).toBe("model=gpt-4o, rule!=x");
   });
 
   it("says a rule in a sentence", () => {

@@ -11,6 +11,7 @@ type Rule = Schemas["AlertRuleDto"];
 type Page = Schemas["AlertPageDto"];
 type Deliveries = Schemas["DeliveryListDto"];
 type Delivery = Schemas["DeliveryDto"];
+type Silences = Schemas["SilenceListDto"];
 
 const SEVERITIES = ["info", "warning", "critical"];
 const severityOptions = SEVERITIES.map((s) => <option key={s}>{s}</option>);
@@ -45,6 +46,7 @@ export function targetsSentence(rule: Record<string, unknown>): string {
 export function deliveryState(d: Pick<Delivery, "state" | "attempts" | "next_at">): string {
   if (d.state === "delivered") return d.attempts > 1 ? `delivered after ${d.attempts} attempts` : "delivered";
   if (d.state === "failed") return `given up after ${d.attempts} attempt${d.attempts === 1 ? "" : "s"}`;
+  if (d.state === "silenced") return "silenced, not sent";
   return d.attempts ? `retrying (${d.attempts} failed)` : "queued";
 }
 
@@ -58,7 +60,7 @@ function DeliveryLog({ names }: { names: Map<number, string> }) {
       <h2>Delivery log</h2>
       <div className="filters">
         <label>Show<select aria-label="Show deliveries" value={state} onChange={(e) => setState(e.target.value)}>
-          <option value="">all</option><option value="failed">given up</option><option value="queued">queued or retrying</option><option value="delivered">delivered</option>
+          <option value="">all</option><option value="failed">given up</option><option value="queued">queued or retrying</option><option value="delivered">delivered</option><option value="silenced">silenced</option>
         </select></label>
       </div>
       {log.isPending ? <Loading what="deliveries" /> : log.isError ? <ErrorNote error={log.error} retry={() => log.refetch()} /> :
@@ -88,6 +90,70 @@ function DeliveryLog({ names }: { names: Map<number, string> }) {
   );
 }
 
+/** "model=gpt-4o, rule!=noisy" as the API's matchers; a part without "=" is refused. */
+export function parseMatchers(text: string): { name: string; value: string; op: string }[] {
+  return text.split(",").map((p) => p.trim()).filter(Boolean).map((p) => {
+    const m = /^([^=!]+?)\s*(!=|=)\s*(.*)$/.exec(p);
+    if (!m) throw new Error(`"${p}" is not name=value or name!=value`);
+    return { name: m[1].trim(), value: m[3].trim(), op: m[2] };
+  });
+}
+
+/** A silence's matchers as a person writes them. */
+export function matcherText(matchers: unknown): string {
+  return Array.isArray(matchers) ? matchers.map((m) => `${m.name}${m.op === "!=" ? "!=" : "="}${m.value}`).join(", ") : "";
+}
+
+/** Silences: what they hold back, until when, who made them and why; analysts add and end them. */
+function SilenceList({ canWrite }: { canWrite: boolean }) {
+  const qc = useQueryClient();
+  const list = useQuery({ queryKey: ["silences"], queryFn: () => get<Silences>("/v1/silences"), refetchInterval: 30_000 });
+  const [f, setF] = useState({ matchers: "", duration: "2h", comment: "" });
+  const [error, setError] = useState<{ path?: string; message: string } | null>(null);
+  const done = () => qc.invalidateQueries({ queryKey: ["silences"] });
+  const create = useMutation({
+    mutationFn: () => api("POST", "/v1/silences", { matchers: parseMatchers(f.matchers), duration: f.duration.trim(), comment: f.comment }),
+    onSuccess: () => { setF({ matchers: "", duration: "2h", comment: "" }); setError(null); done(); },
+    onError: (e) => setError(e instanceof ApiError && e.parameter ? { path: e.parameter, message: e.message } : { message: explain(e) }),
+  });
+  const expire = useMutation({ mutationFn: (id: number) => api("DELETE", `/v1/silences/${id}`), onSuccess: done });
+  return (
+    <section className="panel" aria-label="Silences">
+      <h2>Silences</h2>
+      <p className="muted">A silence holds back the notices whose labels (the alert's group, the rule's labels, state, severity) and rule name match it, until it ends. They are kept in the delivery log as silenced.</p>
+      {list.isPending ? <Loading what="silences" /> : list.isError ? <ErrorNote error={list.error} retry={() => list.refetch()} /> :
+        list.data.silences.length === 0 ? <Empty>Nothing is silenced.</Empty> : (
+          <table>
+            <thead><tr><th>Matches</th><th>From</th><th>Until</th><th>Why</th><th>By</th>{canWrite && <th />}</tr></thead>
+            <tbody>
+              {list.data.silences.map((x) => (
+                <tr key={x.id} data-testid="silence">
+                  <td>{matcherText(x.matchers)}</td><td>{when(x.starts_at)}</td><td>{when(x.ends_at)}</td><td>{x.comment}</td><td>{x.created_by}</td>
+                  {canWrite && <td><button className="secondary" onClick={() => expire.mutate(x.id)}>End now</button></td>}
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      {canWrite && (
+        <form aria-label="New silence" onSubmit={(e) => {
+          e.preventDefault();
+          try { parseMatchers(f.matchers); } catch (err) { setError({ path: "/matchers", message: (err as Error).message }); return; }
+          create.mutate();
+        }}>
+          <div className="filters">
+            <label>Matches<input aria-label="Matches" value={f.matchers} onChange={(e) => setF({ ...f, matchers: e.target.value })} placeholder="model=gpt-4o, rule=Error rate" /></label>
+            <label>For<input aria-label="Silence for" value={f.duration} onChange={(e) => setF({ ...f, duration: e.target.value })} placeholder="2h" /></label>
+            <label>Why<input aria-label="Why" value={f.comment} onChange={(e) => setF({ ...f, comment: e.target.value })} placeholder="deploying the new prompt" /></label>
+          </div>
+          {error && <div className="field-error" role="alert">{error.path ? `${error.path}: ` : ""}{error.message}</div>}
+          <div><button type="submit" disabled={create.isPending}>Silence</button></div>
+        </form>
+      )}
+    </section>
+  );
+}
+
 /** Alert rules and the alerts they raised: open ones, past ones, and the rules (analysts write them). */
 export function Alerts({ canWrite }: { canWrite: boolean }) {
   const rules = useQuery({ queryKey: ["alert-rules"], queryFn: () => get<Rules>("/v1/alerts/rules"), refetchInterval: 30_000 });
@@ -103,6 +169,7 @@ export function Alerts({ canWrite }: { canWrite: boolean }) {
       <AlertList title="Open" state="open" names={names} empty="Nothing is pending or firing." />
       <AlertList title="History" state="resolved" names={names} empty="No alert has resolved yet." />
       <DeliveryLog names={names} />
+      <SilenceList canWrite={canWrite} />
       <section className="panel" aria-label="Rules">
         <h2>Rules</h2>
         {rules.isPending ? <Loading what="rules" /> : rules.isError ? <ErrorNote error={rules.error} retry={() => rules.refetch()} /> :

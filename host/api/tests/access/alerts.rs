@@ -124,7 +124,11 @@ async fn alert_rules_are_checked_kept_per_tenant_and_audited() {
         .await;
     assert_eq!(r.body["deliveries"], json!([]), "{}", r.body);
     for (query, parameter, says) in [
-        ("state=lost", "state", "queued, delivered or failed"),
+        (
+            "state=lost",
+            "state",
+            "queued, delivered, failed or silenced",
+        ),
         ("alert=abc", "alert", "is not an alert id"),
         ("limit=0", "limit", "1 to 500"),
     ] {
@@ -224,4 +228,115 @@ async fn a_tenant_keeps_at_most_a_thousand_rules_of_at_most_16_kib() {
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
     assert!(message(&r).contains("1000 alert rules"), "{}", r.body);
+}
+
+#[tokio::test]
+async fn silences_are_checked_kept_per_tenant_expired_and_audited() {
+    let hub = hub().await;
+    hub.user("ann@acme.test", "acme", Role::Analyst, false)
+        .await;
+    hub.user("vic@acme.test", "acme", Role::Viewer, false).await;
+    hub.user("boss@acme.test", "acme", Role::Admin, false).await;
+    hub.user("eve@other.test", "other", Role::Owner, false)
+        .await;
+    let (ann, vic, eve) = (
+        hub.token("ann@acme.test").await,
+        hub.token("vic@acme.test").await,
+        hub.token("eve@other.test").await,
+    );
+    let good = json!({"matchers": [{"name": "model", "value": "gpt-4o"},
+        {"name": "rule", "value": "noisy", "op": "!="}], "duration": "2h",
+        "comment": "rolling out the new prompt"});
+    // Every mistake names its field.
+    let mut bad = Vec::new();
+    for (change, pointer) in [
+        (json!({"matchers": []}), "/matchers"),
+        (
+            json!({"matchers": [{"name": "model", "value": "x", "op": "=~"}]}),
+            "/matchers/0/op",
+        ),
+        (json!({"comment": " "}), "/comment"),
+        (json!({"duration": "91d"}), "/ends_at"),
+        (json!({"duration": "2x"}), "/duration"),
+        (
+            json!({"ends_at": "2020-01-01T00:00:00Z", "duration": null}),
+            "/ends_at",
+        ),
+        (json!({"why": 1}), "/why"),
+    ] {
+        let mut body = good.clone();
+        for (k, v) in change.as_object().unwrap() {
+            if v.is_null() {
+                body.as_object_mut().unwrap().remove(k);
+            } else {
+                body[k] = v.clone();
+            }
+        }
+        bad.push((body, pointer));
+    }
+    let mut both = good.clone();
+    both["ends_at"] = json!("now+1h");
+    bad.push((both, "/ends_at"));
+    for (body, pointer) in bad {
+        let r = hub
+            .call(Method::POST, "/v1/silences", &ann, Some(body.clone()))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.body);
+        assert_eq!(r.body["error"]["parameter"], pointer, "{body}: {}", r.body);
+    }
+    let r = hub
+        .call(Method::POST, "/v1/silences", &vic, Some(good.clone()))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    let r = hub
+        .call(Method::POST, "/v1/silences", &ann, Some(good.clone()))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let id = r.body["id"].as_i64().unwrap();
+    assert_eq!(r.body["created_by"], "user:ann@acme.test");
+    assert_eq!(r.body["matchers"][1]["op"], "!=");
+    let r = hub.call(Method::GET, "/v1/silences", &vic, None).await;
+    assert_eq!(
+        r.body["silences"].as_array().unwrap().len(),
+        1,
+        "{}",
+        r.body
+    );
+    // Another tenant neither sees nor ends it.
+    let r = hub.call(Method::GET, "/v1/silences", &eve, None).await;
+    assert_eq!(r.body["silences"], json!([]));
+    let uri = format!("/v1/silences/{id}");
+    let r = hub.call(Method::DELETE, &uri, &eve, None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // Ended early: listed among the ended, and a second end is a 404.
+    let r = hub.call(Method::DELETE, &uri, &ann, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = hub.call(Method::GET, "/v1/silences", &ann, None).await;
+    assert_eq!(r.body["silences"], json!([]));
+    let r = hub
+        .call(Method::GET, "/v1/silences?ended=true", &ann, None)
+        .await;
+    assert_eq!(
+        r.body["silences"][0]["comment"],
+        "rolling out the new prompt"
+    );
+    let r = hub.call(Method::DELETE, &uri, &ann, None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = hub
+        .call(Method::GET, "/v1/silences?ended=maybe", &ann, None)
+        .await;
+    assert_eq!(r.body["error"]["parameter"], "ended");
+    assert!(message(&r).contains("true or false"), "{}", r.body);
+
+    let boss = hub.token("boss@acme.test").await;
+    let r = hub.call(Method::GET, "/v1/audit", &boss, None).await;
+    let actions: Vec<&str> = r.body["records"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", r.body))
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .filter(|a| a.starts_with("silence."))
+        .collect();
+    assert_eq!(actions, ["silence.expire", "silence.create"]);
 }

@@ -122,6 +122,21 @@ async fn the_permission_matrix_holds_route_by_route() {
             None,
             Some(Role::Analyst),
         ),
+        (Method::GET, "/v1/silences", None, Some(Role::Viewer)),
+        (
+            Method::POST,
+            "/v1/silences",
+            Some(
+                json!({"matchers": [{"name": "model", "value": "x"}], "duration": "1h", "comment": "c"}),
+            ),
+            Some(Role::Analyst),
+        ),
+        (
+            Method::DELETE,
+            "/v1/silences/999",
+            None,
+            Some(Role::Analyst),
+        ),
         // This hub runs no plugin host, so allowed calls answer 503; refused ones still 403.
         (Method::GET, "/v1/plugins", None, Some(Role::Analyst)),
         (Method::GET, "/v1/plugins/cost", None, Some(Role::Analyst)),

@@ -32,6 +32,7 @@ use tokio::task::JoinHandle;
 
 use super::lifecycle::{Notice, NoticeKind};
 use super::rule::Rule;
+use super::silence::Silence;
 
 /// The label that says whether a notice is of an alert `firing` or `resolved`.
 pub const STATE_LABEL: &str = "state";
@@ -71,8 +72,14 @@ impl Payload {
     }
 }
 
-/// The deliveries of a rule's notices: one per (notice, target).
-pub fn deliveries_for(rule: &Rule, notices: &[(Notice, String)], now_ms: i64) -> Vec<NewDelivery> {
+/// The deliveries of a rule's notices: one per (notice, target); a notice a silence matches at
+/// `now_ms` is recorded as silenced, not sent.
+pub fn deliveries_for(
+    rule: &Rule,
+    notices: &[(Notice, String)],
+    now_ms: i64,
+    silences: &[Silence],
+) -> Vec<NewDelivery> {
     let mut out = Vec::new();
     for (n, summary) in notices {
         let state = match n.kind {
@@ -96,6 +103,10 @@ pub fn deliveries_for(rule: &Rule, notices: &[(Notice, String)], now_ms: i64) ->
             summary: summary.clone(),
             labels,
         };
+        let silenced = silences
+            .iter()
+            .find(|s| s.silences(now_ms, &rule.name, &payload.labels))
+            .map(Silence::note);
         let payload = serde_json::to_string(&payload).expect("a payload is always JSON");
         for target in &rule.targets {
             out.push(NewDelivery {
@@ -103,6 +114,7 @@ pub fn deliveries_for(rule: &Rule, notices: &[(Notice, String)], now_ms: i64) ->
                 target: target.clone(),
                 notice: notice_name(n.kind).into(),
                 payload: payload.clone(),
+                silenced: silenced.clone(),
             });
         }
     }

@@ -14,6 +14,7 @@ use hub_storage::{
 
 use super::lifecycle::{self, Alert, AlertGroup, Notice, Phase};
 use super::rule::{self, Condition, Rule};
+use super::silence::{self, Silence};
 use super::text;
 use hub_storage::Aggregate;
 
@@ -40,6 +41,13 @@ pub async fn evaluate_tenant(
     now_ms: i64,
 ) -> Result<Vec<RuleOutcome>, StorageError> {
     let mut out = Vec::new();
+    let silences: Vec<Silence> = store
+        .silences()
+        .silences(tenant, now_ms, false, silence::MAX_ACTIVE)
+        .await?
+        .iter()
+        .filter_map(Silence::read)
+        .collect();
     for stored in store.alerts().rules(tenant).await? {
         if !stored.enabled {
             continue;
@@ -47,7 +55,9 @@ pub async fn evaluate_tenant(
         let spec: serde_json::Value = serde_json::from_str(&stored.spec)
             .map_err(|e| StorageError::Corrupt(format!("alert rule {}: {e}", stored.id)))?;
         match rule::parse(&spec) {
-            Ok(rule) => out.push(evaluate_rule(store, tenant, &stored, &rule, now_ms).await?),
+            Ok(rule) => {
+                out.push(evaluate_rule(store, tenant, &stored, &rule, now_ms, &silences).await?)
+            }
             Err(e) => {
                 tracing::warn!(tenant = %tenant, rule = stored.id, error = %e, "an alert rule no longer reads; skipped")
             }
@@ -56,13 +66,15 @@ pub async fn evaluate_tenant(
     Ok(out)
 }
 
-/// One rule: the groups that hold, a lifecycle step, the changes stored.
+/// One rule: the groups that hold, a lifecycle step, the changes stored with their notices'
+/// deliveries (those `silences` match recorded as silenced).
 pub async fn evaluate_rule(
     store: &dyn Storage,
     tenant: TenantId,
     stored: &StoredRule,
     rule: &Rule,
     now_ms: i64,
+    silences: &[Silence],
 ) -> Result<RuleOutcome, StorageError> {
     let (holding, for_ms) = match &rule.condition {
         Condition::Threshold {
@@ -216,7 +228,7 @@ pub async fn evaluate_rule(
         .iter()
         .map(|n| (n.clone(), text::summary(rule, &n.group, n.value)))
         .collect();
-    let deliveries = super::deliver::deliveries_for(rule, &notices, now_ms);
+    let deliveries = super::deliver::deliveries_for(rule, &notices, now_ms, silences);
     alerts
         .save_alerts(
             tenant,

@@ -2,13 +2,14 @@
 //! with the field's pointer), the life of the alerts they raise (lifecycle: pending, firing,
 //! resolved, and the notices each step sends), one evaluation of a tenant's rules (evaluate), and
 //! what a person reads about an alert (text), and the notices' way to the rules' targets
-//! (deliver).
+//! (deliver), which silences may hold back (silence).
 
 pub mod deliver;
 pub mod evaluate;
 mod fields;
 pub mod lifecycle;
 pub mod rule;
+pub mod silence;
 pub mod text;
 
 pub use lifecycle::{Alert, AlertGroup, Notice, NoticeKind, Phase, Step};

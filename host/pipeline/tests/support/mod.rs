@@ -113,3 +113,23 @@ pub async fn costs(storage: &Arc<dyn Storage>, t: TenantId) -> Vec<Option<f64>> 
         .unwrap();
     page.events.into_iter().map(|e| e.record.cost_usd).collect()
 }
+
+/// A requests spike of `model` in the minute before now (240 against 12), as robust-level would
+/// store it.
+pub fn spike(model: &str, severity: hub_core::Severity) -> hub_storage::NewAnomaly {
+    use hub_core::time::{MINUTE_MS, floor_to};
+    hub_storage::NewAnomaly {
+        plugin: "robust-level".into(),
+        dims: vec![("model".into(), model.into())],
+        metric: "requests".into(),
+        step_ms: MINUTE_MS,
+        ts_ms: floor_to(hub_core::time::now_ms(), MINUTE_MS) - MINUTE_MS,
+        value: 240.0,
+        expected: Some(12.0),
+        lower: None,
+        upper: Some(20.0),
+        score: 20.0,
+        severity,
+        reason: "requests is 20× its usual".into(),
+    }
+}

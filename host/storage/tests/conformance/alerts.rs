@@ -4,6 +4,7 @@
 use hub_core::Severity;
 use hub_storage::{
     AfterAttempt, AlertFilter, AlertRecord, DeliveryAttempt, DeliveryFilter, NewDelivery,
+    NewSilence,
 };
 
 use super::*;
@@ -189,6 +190,7 @@ fn to(target: &str, model: &str) -> NewDelivery {
         target: target.into(),
         notice: "firing".into(),
         payload: format!(r#"{{"target":"{target}"}}"#),
+        silenced: None,
     }
 }
 
@@ -220,6 +222,10 @@ pub async fn alert_deliveries_are_queued_with_the_alert_taken_once_and_logged(s:
             to("webhook", "gpt-4o"),
             to("pager", "gpt-4o"),
             to("webhook", "claude"),
+            NewDelivery {
+                silenced: Some("silenced by silence 1".into()),
+                ..to("quiet", "gpt-4o")
+            },
         ],
         NOW,
     )
@@ -249,6 +255,21 @@ pub async fn alert_deliveries_are_queued_with_the_alert_taken_once_and_logged(s:
     assert!(
         d.tenants_with_due(NOW).await.unwrap().is_empty(),
         "all held"
+    );
+    // The silenced one was recorded, finished, and is never taken.
+    let silenced = DeliveryFilter {
+        state: Some("silenced".into()),
+        ..Default::default()
+    };
+    let quiet = d.deliveries(acme, &silenced, 10).await.unwrap();
+    assert_eq!(quiet.len(), 1);
+    assert_eq!(
+        (
+            quiet[0].target.as_str(),
+            quiet[0].finished_at_ms,
+            quiet[0].last_error.as_deref()
+        ),
+        ("quiet", Some(NOW), Some("silenced by silence 1"))
     );
 
     // Delivered; the other retried later, then given up.
@@ -297,9 +318,13 @@ pub async fn alert_deliveries_are_queued_with_the_alert_taken_once_and_logged(s:
         log.iter()
             .map(|x| (x.id, x.state.as_str(), x.attempts))
             .collect::<Vec<_>>(),
-        [(two, "failed", 2), (one, "delivered", 1)]
+        [
+            (quiet[0].id, "silenced", 0),
+            (two, "failed", 2),
+            (one, "delivered", 1)
+        ]
     );
-    assert_eq!(log[0].finished_at_ms, Some(later));
+    assert_eq!(log[1].finished_at_ms, Some(later));
     let failed = DeliveryFilter {
         state: Some("failed".into()),
         ..Default::default()
@@ -354,5 +379,55 @@ pub async fn alert_deliveries_are_queued_with_the_alert_taken_once_and_logged(s:
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+pub async fn silences_are_kept_per_tenant_and_end_when_expired(s: Arc<dyn Storage>) {
+    let (acme, other) = (tenant(&s, "acme").await, tenant(&s, "other").await);
+    let q = s.silences();
+    let new = |starts: i64, ends: i64| NewSilence {
+        matchers: r#"[{"name":"model","value":"gpt-4o"}]"#.into(),
+        starts_at_ms: starts,
+        ends_at_ms: ends,
+        comment: "deploying the new prompt".into(),
+        created_by: "ann@acme".into(),
+    };
+    let a = q
+        .create_silence(acme, &new(NOW, NOW + HOUR_MS), NOW)
+        .await
+        .unwrap();
+    let later = q
+        .create_silence(acme, &new(NOW + HOUR_MS, NOW + 2 * HOUR_MS), NOW)
+        .await
+        .unwrap();
+    assert_eq!((a.created_by.as_str(), a.created_at_ms), ("ann@acme", NOW));
+    let active = q.silences(acme, NOW, false, 10).await.unwrap();
+    assert_eq!(
+        active.iter().map(|x| x.id).collect::<Vec<_>>(),
+        [a.id, later.id]
+    );
+    assert!(q.silences(other, NOW, false, 10).await.unwrap().is_empty());
+    assert!(q.expire_silence(other, a.id, NOW).await.unwrap().is_none());
+    // Expired: it ends now, once.
+    let ended = q
+        .expire_silence(acme, a.id, NOW + MINUTE_MS)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended.ends_at_ms, NOW + MINUTE_MS);
+    assert!(
+        q.expire_silence(acme, a.id, NOW + 2 * MINUTE_MS)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let now = NOW + 2 * MINUTE_MS;
+    assert_eq!(q.silences(acme, now, false, 10).await.unwrap().len(), 1);
+    assert_eq!(q.silences(acme, now, true, 10).await.unwrap()[0].id, a.id);
+    // Retention forgets the ended ones only.
+    assert_eq!(q.forget_silences_before(acme, now).await.unwrap(), 1);
+    assert_eq!(
+        q.silences(acme, now, false, 10).await.unwrap()[0].id,
+        later.id
     );
 }

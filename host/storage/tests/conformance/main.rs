@@ -1,8 +1,8 @@
 //! One set of stories, run against SQLite and PostgreSQL alike, as one test binary: tenants,
 //! keys, plugins and the marketplace (`tenants`); people, sessions, invitations and sign-in
 //! throttling (`people`); writing, rolling up, listing and keeping events (`events`); finding
-//! events by id (`ids`); detectors' anomalies, forecasts and scheduled runs (`analysis`); alert rules, alerts
-//! and their deliveries (`alerts`). The helpers they share are here.
+//! events by id (`ids`); detectors' anomalies, forecasts and scheduled runs (`analysis`); alert rules, alerts,
+//! their deliveries and silences (`alerts`). The helpers they share are here.
 
 use std::sync::Arc;
 
@@ -59,6 +59,7 @@ on_both!(
     one_replica_runs_each_period,
     alert_rules_and_their_alerts_keep_their_history,
     alert_deliveries_are_queued_with_the_alert_taken_once_and_logged,
+    silences_are_kept_per_tenant_and_end_when_expired,
 );
 
 /// Deterministic pseudo-random events over `span_ms` before NOW.
