@@ -438,6 +438,11 @@ try {
     await new Promise((ok) => setTimeout(ok, 2_000));
     receiver.close();
     assert.equal(received.length, 1, "the silenced notice was not sent: " + JSON.stringify(received));
+    // Someone on it: acknowledged with what they are doing (no more reminders).
+    const first = firing.filter({ hasText: "requests of model=alert-model is 150" });
+    page.once("dialog", (d) => d.accept("throttling the load generator"));
+    await first.getByRole("button", { name: "Acknowledge" }).click();
+    await first.getByText(/admin@localhost, .*: throttling the load generator/).waitFor();
     await shot("alerts");
     await row.getByRole("button", { name: "Disable" }).click();
     await row.getByRole("cell", { name: "no", exact: true }).waitFor();

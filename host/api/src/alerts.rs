@@ -12,8 +12,8 @@ use hub_core::time::{parse_query_time, to_rfc3339};
 use hub_pipeline::alerts::rule::{self, Condition, Rule};
 use hub_plugins::PluginKind;
 use hub_storage::{
-    AlertCursor, AlertFilter, AlertRecord, Delivery, DeliveryAttempt, DeliveryFilter, StorageError,
-    StoredRule,
+    Acknowledgement, AlertCursor, AlertFilter, AlertRecord, Delivery, DeliveryAttempt,
+    DeliveryFilter, StorageError, StoredRule,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -32,6 +32,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_rule, update_rule, delete_rule))
         .routes(routes!(list_alerts))
         .routes(routes!(list_deliveries))
+        .routes(routes!(acknowledge))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -71,6 +72,16 @@ pub struct AlertDto {
     pub fired_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resolved_at: Option<String>,
+    /// Someone on it (no more reminders): who, when, what they said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acknowledged: Option<AcknowledgementDto>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AcknowledgementDto {
+    pub at: String,
+    pub by: String,
+    pub comment: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -105,6 +116,11 @@ fn alert_dto(a: &AlertRecord) -> AlertDto {
         since: to_rfc3339(a.since_ms),
         fired_at: a.fired_at_ms.map(to_rfc3339),
         resolved_at: a.resolved_at_ms.map(to_rfc3339),
+        acknowledged: a.acknowledged.as_ref().map(|k| AcknowledgementDto {
+            at: to_rfc3339(k.at_ms),
+            by: k.by.clone(),
+            comment: k.comment.clone(),
+        }),
     }
 }
 
@@ -501,4 +517,69 @@ pub(crate) async fn list_deliveries(
             .map(|d| delivery_dto(d, &attempts))
             .collect(),
     }))
+}
+
+#[utoipa::path(
+    post, path = "/v1/alerts/{id}/acknowledge", tag = "alerts",
+    description = "Says someone is on an open (pending or firing) alert, with an optional `comment`: it gets no more reminders (its resolution is still notified). Analysts and higher; audited. A resolved alert, or another tenant's, is a 404.",
+    params(("id" = i64, Path, description = "the alert")),
+    request_body(content = Object, description = "`{\"comment\": \"…\"}` (optional, at most 1,000 characters)"),
+    responses((status = 200, body = AlertDto), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)),
+    security(("api_key" = []))
+)]
+pub(crate) async fn acknowledge(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<AlertDto>, ApiError> {
+    principal.require(Right::ManageAlerts)?;
+    let comment = if body.iter().all(u8::is_ascii_whitespace) {
+        String::new()
+    } else {
+        let v: serde_json::Value = json_body(&body)?;
+        let o = v
+            .as_object()
+            .ok_or_else(|| ApiError::invalid("/", "must be an object"))?;
+        if let Some(k) = o.keys().find(|k| *k != "comment") {
+            return Err(ApiError::invalid(
+                &format!("/{k}"),
+                "is not a field here; allowed: comment",
+            ));
+        }
+        match o.get("comment") {
+            None | Some(serde_json::Value::Null) => String::new(),
+            Some(serde_json::Value::String(c)) if c.len() <= 1_000 => c.trim().to_string(),
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "/comment",
+                    "a text of at most 1,000 characters",
+                ));
+            }
+        }
+    };
+    let missing = || ApiError::NotFound(format!("no open alert {id} in this tenant"));
+    let n: i64 = id.parse().map_err(|_| missing())?;
+    let ack = Acknowledgement {
+        at_ms: hub_core::time::now_ms(),
+        by: principal.actor_label(),
+        comment,
+    };
+    let a = state
+        .storage
+        .alerts()
+        .acknowledge(principal.tenant, n, &ack)
+        .await?
+        .ok_or_else(missing)?;
+    let dto = alert_dto(&a);
+    principal
+        .audit(
+            &state,
+            "alert.acknowledge",
+            Some(format!("alert {n}")),
+            None,
+            serde_json::to_value(&dto).ok(),
+        )
+        .await;
+    Ok(Json(dto))
 }

@@ -43,6 +43,17 @@ pub struct AlertRecord {
     pub fired_at_ms: Option<i64>,
     pub resolved_at_ms: Option<i64>,
     pub notified_at_ms: Option<i64>,
+    /// Who said they are on it; set by [`AlertStorage::acknowledge`] only (saving an evaluation's
+    /// changes keeps it as it is).
+    pub acknowledged: Option<Acknowledgement>,
+}
+
+/// Someone on an alert: who, when, and what they said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acknowledgement {
+    pub at_ms: i64,
+    pub by: String,
+    pub comment: String,
 }
 
 /// Which alerts to list; every part optional, combined with AND.
@@ -118,6 +129,16 @@ pub trait AlertStorage: Send + Sync {
         after: Option<AlertCursor>,
         limit: usize,
     ) -> Result<(Vec<AlertRecord>, Option<AlertCursor>)>;
+    /// One of the tenant's alerts.
+    async fn alert(&self, tenant: TenantId, id: i64) -> Result<Option<AlertRecord>>;
+    /// Acknowledges an open (pending or firing) alert; `None` when the tenant has no such open
+    /// alert. A second acknowledgement replaces the first.
+    async fn acknowledge(
+        &self,
+        tenant: TenantId,
+        id: i64,
+        ack: &Acknowledgement,
+    ) -> Result<Option<AlertRecord>>;
     /// Deletes one tenant's alerts resolved before `before_ms` (how many), and the deliveries
     /// finished before then.
     async fn forget_resolved_before(&self, tenant: TenantId, before_ms: i64) -> Result<u64>;
@@ -136,7 +157,7 @@ impl<DB: Database> SqlAlerts<DB> {
 
 const RULE_COLUMNS: &str = "id, name, spec, enabled, created_at, updated_at, updated_by";
 const ALERT_COLUMNS: &str = "id, rule_id, group_key, state, severity, value, summary, since, \
-    fired_at, resolved_at, notified_at";
+    fired_at, resolved_at, notified_at, acked_at, acked_by, ack_comment";
 
 fn stored_rule<R: HubRow>(row: &R) -> Result<StoredRule> {
     Ok(StoredRule {
@@ -165,6 +186,14 @@ fn alert<R: HubRow>(row: &R) -> Result<AlertRecord> {
         fired_at_ms: row.opt_int("fired_at")?,
         resolved_at_ms: row.opt_int("resolved_at")?,
         notified_at_ms: row.opt_int("notified_at")?,
+        acknowledged: match row.opt_int("acked_at")? {
+            Some(at_ms) => Some(Acknowledgement {
+                at_ms,
+                by: row.opt_text("acked_by")?.unwrap_or_default(),
+                comment: row.opt_text("ack_comment")?.unwrap_or_default(),
+            }),
+            None => None,
+        },
     })
 }
 
@@ -463,6 +492,47 @@ where
             None
         };
         Ok((out, next))
+    }
+
+    async fn alert(&self, tenant: TenantId, id: i64) -> Result<Option<AlertRecord>> {
+        let mut buf = with_binds("SELECT ", vec![]);
+        buf.push(ALERT_COLUMNS)
+            .push(" FROM alerts WHERE tenant_id = ")
+            .bind(Bind::I64(tenant.get()))
+            .push(" AND id = ")
+            .bind(Bind::I64(id));
+        into_query::<DB>(buf)
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(alert)
+            .transpose()
+    }
+
+    async fn acknowledge(
+        &self,
+        tenant: TenantId,
+        id: i64,
+        ack: &Acknowledgement,
+    ) -> Result<Option<AlertRecord>> {
+        let mut buf = with_binds(
+            "UPDATE alerts SET acked_at = $1, acked_by = $2, ack_comment = $3 \
+             WHERE tenant_id = $4 AND id = $5 AND state <> 'resolved' RETURNING ",
+            vec![
+                Bind::I64(ack.at_ms),
+                Bind::Text(ack.by.clone()),
+                Bind::Text(ack.comment.clone()),
+                Bind::I64(tenant.get()),
+                Bind::I64(id),
+            ],
+        );
+        buf.push(ALERT_COLUMNS);
+        into_query::<DB>(buf)
+            .fetch_optional(&self.writer)
+            .await?
+            .as_ref()
+            .map(alert)
+            .transpose()
     }
 
     async fn forget_resolved_before(&self, tenant: TenantId, before_ms: i64) -> Result<u64> {

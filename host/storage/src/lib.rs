@@ -47,7 +47,9 @@ pub use access::{
     AccessStorage, Membership, NewRefreshToken, NewUser, OidcLogin, RefreshToken, RefreshUse,
     SigningKey, User,
 };
-pub use alerts::{AlertCursor, AlertFilter, AlertRecord, AlertStorage, StoredRule};
+pub use alerts::{
+    Acknowledgement, AlertCursor, AlertFilter, AlertRecord, AlertStorage, StoredRule,
+};
 pub use analysis::{
     Anomaly, AnomalyCursor, AnomalyFilter, AnomalyStorage, ForecastFilter, ForecastPoint,
     ForecastStorage, NewAnomaly, RunOutcome, RunRecord, RunStorage, SeriesDims, StoredForecast,

@@ -143,6 +143,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/alerts/{id}/acknowledge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Says someone is on an open (pending or firing) alert, with an optional `comment`: it gets no more reminders (its resolution is still notified). Analysts and higher; audited. A resolved alert, or another tenant's, is a 404. */
+        post: operations["acknowledge"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/anomalies": {
         parameters: {
             query?: never;
@@ -1020,6 +1037,11 @@ export interface components {
             /** @description The invitation's code. */
             code: string;
         };
+        AcknowledgementDto: {
+            at: string;
+            by: string;
+            comment: string;
+        };
         AddMemberDto: {
             display_name?: string | null;
             email: string;
@@ -1027,6 +1049,7 @@ export interface components {
             role: string;
         };
         AlertDto: {
+            acknowledged?: null | components["schemas"]["AcknowledgementDto"];
             fired_at?: string | null;
             /** @description The dimension values the alert is about (`{}`: all traffic). */
             group: Record<string, never>;
@@ -2598,6 +2621,84 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the API key's rate limit; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    acknowledge: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the alert */
+                id: number;
+            };
+            cookie?: never;
+        };
+        /** @description `{"comment": "…"}` (optional, at most 1,000 characters) */
+        requestBody: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertDto"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing, unknown, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is over the route's limit */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };

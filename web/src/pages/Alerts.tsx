@@ -166,7 +166,7 @@ export function Alerts({ canWrite }: { canWrite: boolean }) {
         rule's "for", and resolved when it stops holding. Firing, reminders and resolution are sent to the rule's targets:
         integrations installed from the marketplace (such as webhook). Each attempt is in the delivery log below.
       </p>
-      <AlertList title="Open" state="open" names={names} empty="Nothing is pending or firing." />
+      <AlertList title="Open" state="open" names={names} empty="Nothing is pending or firing." canAck={canWrite} />
       <AlertList title="History" state="resolved" names={names} empty="No alert has resolved yet." />
       <DeliveryLog names={names} />
       <SilenceList canWrite={canWrite} />
@@ -182,8 +182,13 @@ export function Alerts({ canWrite }: { canWrite: boolean }) {
   );
 }
 
-function AlertList({ title, state, names, empty }: { title: string; state: string; names: Map<number, string>; empty: string }) {
+function AlertList({ title, state, names, empty, canAck = false }: { title: string; state: string; names: Map<number, string>; empty: string; canAck?: boolean }) {
   const { cursor, pager } = useCursors();
+  const qc = useQueryClient();
+  const ack = useMutation({
+    mutationFn: (id: number) => api("POST", `/v1/alerts/${id}/acknowledge`, { comment: prompt("Acknowledge: what are you doing about it?") ?? "" }),
+    onSuccess: () => qc.invalidateQueries({ queryKey: ["alerts"] }),
+  });
   const q = { state, cursor, limit: 50 };
   const page = useQuery({ queryKey: ["alerts", q], queryFn: () => get<Page>("/v1/alerts" + query(q)), refetchInterval: 15_000 });
   return (
@@ -192,14 +197,19 @@ function AlertList({ title, state, names, empty }: { title: string; state: strin
       {page.isPending ? <Loading what="alerts" /> : page.isError ? <ErrorNote error={page.error} retry={() => page.refetch()} /> :
         page.data.alerts.length === 0 ? <Empty>{empty}</Empty> : (
           <>
+            {ack.isError && <ErrorNote error={ack.error} />}
             <table>
-              <thead><tr><th>State</th><th>Severity</th><th>Rule</th><th>Group</th><th>What holds</th><th>Since</th><th>Fired</th><th>Resolved</th></tr></thead>
+              <thead><tr><th>State</th><th>Severity</th><th>Rule</th><th>Group</th><th>What holds</th><th>Since</th><th>Fired</th><th>Resolved</th><th>Acknowledged</th></tr></thead>
               <tbody>
                 {page.data.alerts.map((a) => (
                   <tr key={a.id} data-testid={`alert-${a.state}`}>
                     <td>{a.state}</td><td><span className={`badge ${a.severity}`}>{a.severity}</span></td>
                     <td>{names.get(a.rule_id) ?? `rule ${a.rule_id}`}</td><td>{seriesName(a.group as Record<string, unknown>)}</td><td>{a.summary}</td>
                     <td>{when(a.since)}</td><td>{a.fired_at ? when(a.fired_at) : "–"}</td><td>{a.resolved_at ? when(a.resolved_at) : "–"}</td>
+                    <td>
+                      {a.acknowledged ? <>{a.acknowledged.by}, {when(a.acknowledged.at)}{a.acknowledged.comment ? `: ${a.acknowledged.comment}` : ""}</> : "–"}
+                      {canAck && !a.resolved_at && !a.acknowledged && <button className="secondary" onClick={() => ack.mutate(a.id)}>Acknowledge</button>}
+                    </td>
                   </tr>
                 ))}
               </tbody>

@@ -340,3 +340,87 @@ async fn silences_are_checked_kept_per_tenant_expired_and_audited() {
         .collect();
     assert_eq!(actions, ["silence.expire", "silence.create"]);
 }
+
+#[tokio::test]
+async fn an_open_alert_is_acknowledged_by_an_analyst_once_it_is_the_tenants() {
+    let hub = hub().await;
+    hub.user("ann@acme.test", "acme", Role::Analyst, false)
+        .await;
+    hub.user("vic@acme.test", "acme", Role::Viewer, false).await;
+    hub.user("eve@other.test", "other", Role::Owner, false)
+        .await;
+    let (ann, vic, eve) = (
+        hub.token("ann@acme.test").await,
+        hub.token("vic@acme.test").await,
+        hub.token("eve@other.test").await,
+    );
+    let acme = hub
+        .storage
+        .tenants()
+        .tenant_by_name("acme")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let alerts = hub.storage.alerts();
+    let rule = alerts
+        .create_rule(acme, "errors", "{}", true, "test", 0)
+        .await
+        .unwrap();
+    let firing = hub_storage::AlertRecord {
+        id: 0,
+        rule_id: rule.id,
+        group: vec![("model".into(), "gpt-4o".into())],
+        state: "firing".into(),
+        severity: hub_core::Severity::Critical,
+        value: 0.5,
+        summary: "error_rate of model=gpt-4o is 0.5".into(),
+        since_ms: 1_000,
+        fired_at_ms: Some(1_000),
+        resolved_at_ms: None,
+        notified_at_ms: Some(1_000),
+        acknowledged: None,
+    };
+    alerts
+        .save_alerts(acme, rule.id, &[firing], &[], &[], 1_000)
+        .await
+        .unwrap();
+    let id = alerts.open_alerts(acme, rule.id).await.unwrap()[0].id;
+    let uri = format!("/v1/alerts/{id}/acknowledge");
+    let body = json!({"comment": "rolling back the prompt"});
+    assert_eq!(
+        hub.call(Method::POST, &uri, &vic, Some(body.clone()))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        hub.call(Method::POST, &uri, &eve, Some(body.clone()))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let r = hub
+        .call(Method::POST, &uri, &ann, Some(json!({"comment": 7})))
+        .await;
+    assert_eq!(r.body["error"]["parameter"], "/comment", "{}", r.body);
+    let r = hub.call(Method::POST, &uri, &ann, Some(body)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["acknowledged"]["by"], "user:ann@acme.test");
+    assert_eq!(r.body["acknowledged"]["comment"], "rolling back the prompt");
+    let r = hub
+        .call(Method::GET, "/v1/alerts?state=firing", &vic, None)
+        .await;
+    assert_eq!(
+        r.body["alerts"][0]["acknowledged"]["by"],
+        "user:ann@acme.test"
+    );
+    // Without a body: acknowledged again, without a comment.
+    let r = hub.call(Method::POST, &uri, &ann, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["acknowledged"]["comment"], "");
+    let r = hub
+        .call(Method::POST, "/v1/alerts/abc/acknowledge", &ann, None)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}

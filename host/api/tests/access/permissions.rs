@@ -122,6 +122,12 @@ async fn the_permission_matrix_holds_route_by_route() {
             None,
             Some(Role::Analyst),
         ),
+        (
+            Method::POST,
+            "/v1/alerts/999/acknowledge",
+            None,
+            Some(Role::Analyst),
+        ),
         (Method::GET, "/v1/silences", None, Some(Role::Viewer)),
         (
             Method::POST,

@@ -270,6 +270,7 @@ fn from_record(r: &AlertRecord) -> Alert {
         fired_at_ms: r.fired_at_ms,
         resolved_at_ms: r.resolved_at_ms,
         notified_at_ms: r.notified_at_ms,
+        acknowledged: r.acknowledged.is_some(),
     }
 }
 
@@ -286,6 +287,8 @@ fn to_record(rule_id: i64, rule: &Rule, a: &Alert) -> AlertRecord {
         fired_at_ms: a.fired_at_ms,
         resolved_at_ms: a.resolved_at_ms,
         notified_at_ms: a.notified_at_ms,
+        // Kept as stored: saving does not touch it.
+        acknowledged: None,
     }
 }
 

@@ -1,7 +1,8 @@
 //! An alert's life, one evaluation at a time: a rule's group whose condition starts to hold is
 //! **pending**; held for the rule's `for`, it is **firing** (notified); while it keeps firing it
 //! is notified again every `renotify`; when the condition stops holding a firing alert is
-//! **resolved** (notified) and a pending one is simply forgotten. Pure: the scheduler stores what
+//! **resolved** (notified) and a pending one is simply forgotten. An acknowledged alert gets no
+//! more reminders. Pure: the scheduler stores what
 //! this returns and hands the notices to the targets.
 
 use std::collections::HashMap;
@@ -48,6 +49,8 @@ pub struct Alert {
     pub resolved_at_ms: Option<i64>,
     /// When a notice last went out for it.
     pub notified_at_ms: Option<i64>,
+    /// Someone said they are on it: no more reminders (its resolution is still notified).
+    pub acknowledged: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +103,7 @@ pub fn step(
             (Some(v), _) => {
                 next.value = *v;
                 let last = a.notified_at_ms.or(a.fired_at_ms).unwrap_or(a.since_ms);
-                if renotify_ms > 0 && now_ms - last >= renotify_ms {
+                if renotify_ms > 0 && !a.acknowledged && now_ms - last >= renotify_ms {
                     next.notified_at_ms = Some(now_ms);
                     out.notices.push(Notice {
                         group: a.group.clone(),
@@ -137,6 +140,7 @@ pub fn step(
             fired_at_ms: None,
             resolved_at_ms: None,
             notified_at_ms: None,
+            acknowledged: false,
         };
         if for_ms == 0 {
             fire(&mut a, now_ms, &mut out.notices);
@@ -266,5 +270,35 @@ mod tests {
                 ("b".into(), NoticeKind::Repeat)
             ]
         );
+    }
+
+    #[test]
+    fn an_acknowledged_alert_is_not_reminded_but_its_resolution_is_notified() {
+        let firing = Alert {
+            group: g("gpt-4o"),
+            phase: Phase::Firing,
+            value: 0.5,
+            since_ms: 0,
+            fired_at_ms: Some(0),
+            resolved_at_ms: None,
+            notified_at_ms: Some(0),
+            acknowledged: true,
+        };
+        let held = step(
+            0,
+            M,
+            std::slice::from_ref(&firing),
+            &[(g("gpt-4o"), 0.6)],
+            10 * M,
+        );
+        assert!(held.notices.is_empty(), "{held:?}");
+        let unacked = Alert {
+            acknowledged: false,
+            ..firing.clone()
+        };
+        let held = step(0, M, &[unacked], &[(g("gpt-4o"), 0.6)], 10 * M);
+        assert_eq!(kinds(&held), [("gpt-4o".to_string(), NoticeKind::Repeat)]);
+        let gone = step(0, M, &[firing], &[], 11 * M);
+        assert_eq!(kinds(&gone), [("gpt-4o".to_string(), NoticeKind::Resolved)]);
     }
 }

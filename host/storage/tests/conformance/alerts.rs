@@ -3,8 +3,8 @@
 
 use hub_core::Severity;
 use hub_storage::{
-    AfterAttempt, AlertFilter, AlertRecord, DeliveryAttempt, DeliveryFilter, NewDelivery,
-    NewSilence,
+    Acknowledgement, AfterAttempt, AlertFilter, AlertRecord, DeliveryAttempt, DeliveryFilter,
+    NewDelivery, NewSilence,
 };
 
 use super::*;
@@ -22,6 +22,7 @@ fn alert(model: &str, state: &str, since_ms: i64) -> AlertRecord {
         fired_at_ms: (state != "pending").then_some(since_ms),
         resolved_at_ms: (state == "resolved").then_some(since_ms + MINUTE_MS),
         notified_at_ms: None,
+        acknowledged: None,
     }
 }
 
@@ -77,10 +78,41 @@ pub async fn alert_rules_and_their_alerts_keep_their_history(s: Arc<dyn Storage>
         (open[0].id, "firing")
     );
     assert_eq!(firing[0].fired_at_ms, Some(NOW));
+    // Acknowledged by someone of the tenant: kept through the next evaluation's save.
+    let ack = Acknowledgement {
+        at_ms: NOW + 1,
+        by: "user:ann@acme".into(),
+        comment: "rolling back".into(),
+    };
+    assert!(
+        a.acknowledge(other, firing[0].id, &ack)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let acked = a
+        .acknowledge(acme, firing[0].id, &ack)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(acked.acknowledged.as_ref(), Some(&ack));
+    a.save_alerts(acme, r, &[alert("gpt-4o", "firing", NOW)], &[], &[], NOW)
+        .await
+        .unwrap();
+    let kept = a.alert(acme, firing[0].id).await.unwrap().unwrap();
+    assert_eq!(kept.acknowledged, Some(ack.clone()));
+    assert!(a.alert(other, firing[0].id).await.unwrap().is_none());
     a.save_alerts(acme, r, &[alert("gpt-4o", "resolved", NOW)], &[], &[], NOW)
         .await
         .unwrap();
     assert!(a.open_alerts(acme, r).await.unwrap().is_empty());
+    // A resolved alert is not acknowledged any more.
+    assert!(
+        a.acknowledge(acme, firing[0].id, &ack)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let later = NOW + 10 * MINUTE_MS;
     a.save_alerts(
         acme,

@@ -1,0 +1,5 @@
+-- Acknowledgements of alerts (issue 20). Kept in step with ../postgres/0021_alert_acknowledgements.sql.
+-- Someone on it: who, when and what they said. An acknowledged alert gets no more reminders.
+ALTER TABLE alerts ADD COLUMN acked_at INTEGER;
+ALTER TABLE alerts ADD COLUMN acked_by TEXT;
+ALTER TABLE alerts ADD COLUMN ack_comment TEXT;
