@@ -140,6 +140,9 @@ pub fn request(
     let out_body = req
         .body()
         .map_err(|_| HttpError::Failed("request body already taken".into()))?;
+    // The request goes out first, and its body is written while the host sends it: written
+    // before, a body larger than the host's buffer would wait for a reader that never comes.
+    let future = outgoing_handler::handle(req, None).map_err(transport)?;
     if let Some(data) = body {
         let stream = out_body
             .write()
@@ -151,7 +154,6 @@ pub fn request(
         }
         drop(stream);
     }
-    let future = outgoing_handler::handle(req, None).map_err(transport)?;
     OutgoingBody::finish(out_body, None).map_err(transport)?;
     let response = loop {
         match future.get() {

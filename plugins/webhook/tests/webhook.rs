@@ -269,3 +269,20 @@ fn a_configuration_the_schema_or_the_plugin_refuses_names_its_field() {
         assert!(e.contains(field), "{config}: {e}");
     }
 }
+
+#[test]
+fn a_batch_larger_than_the_hosts_buffers_arrives_whole() {
+    let (port, got) = serve(vec![204]);
+    let mut h = host(&format!("127.0.0.1:{port}"), true, Duration::from_secs(5));
+    h.configure(json!({"url": format!("http://127.0.0.1:{port}/"), "secret": SECRET}))
+        .unwrap();
+    // About 250 KB: written while the host sends it, not before (which waited for ever).
+    let many: Vec<Alert> = (0..1_000)
+        .map(|i| alert(&i.to_string(), "firing"))
+        .collect();
+    h.on_alerts(&many).unwrap();
+    let r = got.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert!(r.body.len() > 200_000, "{}", r.body.len());
+    let doc: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(doc["alerts"].as_array().unwrap().len(), 1_000);
+}

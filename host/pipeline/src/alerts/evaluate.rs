@@ -3,7 +3,8 @@
 //! stored; a budget over the month's spend or its month-end projection), one lifecycle step over
 //! its open alerts, and what changed stored.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use hub_core::time::{DAY_MS, MINUTE_MS};
 use hub_core::{Dimension, Severity, TenantId};
@@ -48,6 +49,13 @@ pub async fn evaluate_tenant(
         .iter()
         .filter_map(Silence::read)
         .collect();
+    let ctx = Evaluation {
+        store,
+        tenant,
+        now_ms,
+        silences,
+        reads: Reads::default(),
+    };
     for stored in store.alerts().rules(tenant).await? {
         if !stored.enabled {
             continue;
@@ -55,9 +63,7 @@ pub async fn evaluate_tenant(
         let spec: serde_json::Value = serde_json::from_str(&stored.spec)
             .map_err(|e| StorageError::Corrupt(format!("alert rule {}: {e}", stored.id)))?;
         match rule::parse(&spec) {
-            Ok(rule) => {
-                out.push(evaluate_rule(store, tenant, &stored, &rule, now_ms, &silences).await?)
-            }
+            Ok(rule) => out.push(evaluate_rule(&ctx, &stored, &rule).await?),
             Err(e) => {
                 tracing::warn!(tenant = %tenant, rule = stored.id, error = %e, "an alert rule no longer reads; skipped")
             }
@@ -66,16 +72,49 @@ pub async fn evaluate_tenant(
     Ok(out)
 }
 
+/// One evaluation of a tenant's rules: when, the silences in effect, and what its rules read,
+/// read once however many rules ask for it (rules that share a window, a grouping and filters
+/// share one summary of the rollups; the same goes for anomalies, events and the month's spend).
+pub struct Evaluation<'a> {
+    pub store: &'a dyn Storage,
+    pub tenant: TenantId,
+    pub now_ms: i64,
+    pub silences: Vec<Silence>,
+    reads: Reads,
+}
+
+type Shared<T> = Mutex<HashMap<String, Arc<T>>>;
+
+#[derive(Default)]
+struct Reads {
+    summaries: Shared<Vec<(AlertGroup, Aggregate)>>,
+    anomalies: Shared<Vec<hub_storage::Anomaly>>,
+    events: Shared<Vec<hub_storage::StoredEvent>>,
+    spend: Shared<crate::spend::SpendProjection>,
+}
+
+/// The value of `key` in `map`, read with `read` the first time it is asked for.
+async fn once<T>(
+    map: &Shared<T>,
+    key: String,
+    read: impl std::future::Future<Output = Result<T, StorageError>>,
+) -> Result<Arc<T>, StorageError> {
+    if let Some(v) = map.lock().unwrap().get(&key) {
+        return Ok(v.clone());
+    }
+    let v = Arc::new(read.await?);
+    map.lock().unwrap().insert(key, v.clone());
+    Ok(v)
+}
+
 /// One rule: the groups that hold, a lifecycle step, the changes stored with their notices'
-/// deliveries (those `silences` match recorded as silenced).
+/// deliveries (those the evaluation's silences match recorded as silenced).
 pub async fn evaluate_rule(
-    store: &dyn Storage,
-    tenant: TenantId,
+    ctx: &Evaluation<'_>,
     stored: &StoredRule,
     rule: &Rule,
-    now_ms: i64,
-    silences: &[Silence],
 ) -> Result<RuleOutcome, StorageError> {
+    let (store, tenant, now_ms) = (ctx.store, ctx.tenant, ctx.now_ms);
     let (holding, for_ms) = match &rule.condition {
         Condition::Threshold {
             window_ms,
@@ -96,17 +135,21 @@ pub async fn evaluate_rule(
                     .filter_map(|(k, v)| Some((Dimension::parse(k)?, v.clone())))
                     .collect(),
             };
-            let groups: Vec<(AlertGroup, Aggregate)> = summary(store, tenant, &q)
-                .await?
-                .into_iter()
-                .filter_map(|g| {
-                    // A group without a value for one of its dimensions is not judged.
-                    let values: Option<Vec<String>> = g.key.into_iter().collect();
-                    let mut key: AlertGroup = group_by.iter().cloned().zip(values?).collect();
-                    key.sort();
-                    Some((key, g.agg))
-                })
-                .collect();
+            let key = format!("{window_ms}|{group_by:?}|{filters:?}");
+            let groups = once(&ctx.reads.summaries, key, async {
+                Ok(summary(store, tenant, &q)
+                    .await?
+                    .into_iter()
+                    .filter_map(|g| {
+                        // A group without a value for one of its dimensions is not judged.
+                        let values: Option<Vec<String>> = g.key.into_iter().collect();
+                        let mut key: AlertGroup = group_by.iter().cloned().zip(values?).collect();
+                        key.sort();
+                        Some((key, g.agg))
+                    })
+                    .collect())
+            })
+            .await?;
             (holding(rule, &groups), *for_ms)
         }
         Condition::Anomaly {
@@ -121,10 +164,15 @@ pub async fn evaluate_rule(
                 dims: filters.clone(),
                 ..Default::default()
             };
-            let (found, _) = store
-                .anomalies()
-                .list_anomalies(tenant, &filter, None, 1_000)
-                .await?;
+            let key = format!("{detector:?}|{min_severity:?}|{filters:?}");
+            let found = once(&ctx.reads.anomalies, key, async {
+                Ok(store
+                    .anomalies()
+                    .list_anomalies(tenant, &filter, None, 1_000)
+                    .await?
+                    .0)
+            })
+            .await?;
             let mut holding: BTreeMap<AlertGroup, f64> = BTreeMap::new();
             for a in found
                 .iter()
@@ -152,10 +200,17 @@ pub async fn evaluate_rule(
                 ..Default::default()
             };
             // The newest thousand of the window at most: a count of 1,000 means "1,000 or more".
-            let page = store.list_events(tenant, &filter, None, 1_000).await?;
+            let key = format!("{event_kind}|{window_ms}");
+            let events = once(&ctx.reads.events, key, async {
+                Ok(store
+                    .list_events(tenant, &filter, None, 1_000)
+                    .await?
+                    .events)
+            })
+            .await?;
             let dim = group_by.as_deref().and_then(Dimension::parse);
             let mut counts: BTreeMap<AlertGroup, u64> = BTreeMap::new();
-            for e in page.events.iter().map(|e| &e.record) {
+            for e in events.iter().map(|e| &e.record) {
                 let severe = match (min_severity, e.severity) {
                     (None, _) => true,
                     (Some(min), Some(s)) => s as u8 >= *min as u8,
@@ -186,7 +241,10 @@ pub async fn evaluate_rule(
             group_by,
         } => {
             let dim = group_by.as_deref().and_then(Dimension::parse);
-            let p = crate::spend::month_projection(store, tenant, now_ms, dim).await?;
+            let p = once(&ctx.reads.spend, format!("{dim:?}"), async {
+                crate::spend::month_projection(store, tenant, now_ms, dim).await
+            })
+            .await?;
             let line = budget_usd * percent / 100.0;
             let of = |pr: &crate::spend::Projection| {
                 if *projected {
@@ -228,17 +286,20 @@ pub async fn evaluate_rule(
         .iter()
         .map(|n| (n.clone(), text::summary(rule, &n.group, n.value)))
         .collect();
-    let deliveries = super::deliver::deliveries_for(rule, &notices, now_ms, silences);
-    alerts
-        .save_alerts(
-            tenant,
-            stored.id,
-            &records,
-            &step.forgotten,
-            &deliveries,
-            now_ms,
-        )
-        .await?;
+    let deliveries = super::deliver::deliveries_for(rule, &notices, now_ms, &ctx.silences);
+    // Most minutes change nothing: no transaction for them.
+    if !(records.is_empty() && step.forgotten.is_empty() && deliveries.is_empty()) {
+        alerts
+            .save_alerts(
+                tenant,
+                stored.id,
+                &records,
+                &step.forgotten,
+                &deliveries,
+                now_ms,
+            )
+            .await?;
+    }
     let mut still_open: std::collections::HashSet<&AlertGroup> =
         open.iter().map(|a| &a.group).collect();
     for a in &step.alerts {

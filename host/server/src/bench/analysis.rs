@@ -20,7 +20,7 @@ use hub_pipeline::grid::SeriesCache;
 use hub_plugins::{Analyser, GrantsDoc, PluginHost, PluginHostConfig, PluginKind};
 use hub_storage::{Storage, TenantBatch};
 
-use super::Rng;
+use super::{Rng, peak_rss_mib, timed};
 
 #[derive(Debug, Args)]
 pub struct AnalysisBenchArgs {
@@ -48,40 +48,6 @@ pub struct AnalysisBenchArgs {
     /// built plugins as scripts/build-plugins lays them out (default dist/plugins).
     #[command(flatten)]
     db: crate::config::ServeArgs,
-}
-
-/// The process's CPU time so far (user + system), from /proc/self/stat (Linux).
-fn cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // The fields after the command's closing parenthesis; utime and stime are the 12th and 13th.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    // Clock ticks are 100 a second on Linux unless the kernel was built otherwise.
-    Duration::from_millis(f.iter().sum::<u64>() * 10)
-}
-
-/// Wall and CPU time of `f`.
-async fn timed<T>(f: impl std::future::Future<Output = T>) -> (T, Duration, Duration) {
-    let (w, c) = (Instant::now(), cpu());
-    let out = f.await;
-    (out, w.elapsed(), cpu() - c)
-}
-
-/// The process's peak resident memory (VmHWM), MiB.
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 /// One event per model and step over `steps` steps ending at `end`: input tokens on a daily

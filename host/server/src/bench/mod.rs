@@ -12,6 +12,7 @@ use clap::{Args, Subcommand};
 use hub_core::LatencySketch;
 use indicatif::{ProgressBar, ProgressStyle};
 
+mod alerts;
 mod analysis;
 mod detectors;
 mod forecasters;
@@ -38,6 +39,9 @@ pub enum BenchCommand {
     /// What one scheduled run of a detector and of a forecaster costs at a large tenant's sizes:
     /// series built from seeded rollups, the plugin's calls, the whole run.
     Analysis(Box<analysis::AnalysisBenchArgs>),
+    /// What a minute of alert rules costs (10,000 by default, over many tenants), and how fast
+    /// a burst of notices (1,000 at once) reaches a webhook.
+    Alerts(Box<alerts::AlertBenchArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -100,6 +104,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Detectors(a) => detectors::run(*a).await,
         BenchCommand::Forecasters(a) => forecasters::run(*a).await,
         BenchCommand::Analysis(a) => analysis::run(*a).await,
+        BenchCommand::Alerts(a) => alerts::run(*a).await,
     }
 }
 
@@ -377,6 +382,40 @@ async fn ingest(a: IngestArgs) -> Result<()> {
         bail!("some requests failed");
     }
     Ok(())
+}
+
+/// The process's CPU time so far (user + system), from /proc/self/stat (Linux).
+pub(super) fn cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command's closing parenthesis; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // Clock ticks are 100 a second on Linux unless the kernel was built otherwise.
+    Duration::from_millis(f.iter().sum::<u64>() * 10)
+}
+
+/// Wall and CPU time of `f`.
+pub(super) async fn timed<T>(f: impl std::future::Future<Output = T>) -> (T, Duration, Duration) {
+    let (w, c) = (Instant::now(), cpu());
+    let out = f.await;
+    (out, w.elapsed(), cpu() - c)
+}
+
+/// The process's peak resident memory (VmHWM), MiB.
+pub(super) fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 #[cfg(test)]

@@ -191,3 +191,48 @@ fn bench_analysis_times_a_scheduled_run() {
     }
     eprintln!("{text}");
 }
+
+/// `hub bench alerts` at a small size (10,000 rules and 1,000 alerts are the documented run):
+/// rules over tenants evaluated twice, and a burst of notices delivered to the webhook, every
+/// alert received, under a generous CPU bound.
+#[cfg(feature = "bench")]
+#[test]
+fn bench_alerts_times_a_minute_of_rules_and_a_burst_of_notices() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = super::plugins::plugins_dir(dir.path(), &["webhook"]);
+    let out = Command::new(HUB)
+        .args([
+            "bench",
+            "alerts",
+            "--rules",
+            "300",
+            "--tenants",
+            "3",
+            "--models",
+            "10",
+            "--fan-out",
+            "150",
+            "--max-core-share",
+            "0.5",
+        ])
+        .arg("--plugins-dir")
+        .arg(&plugins)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("evaluation: 300 rules over 3 tenants"),
+        "{text}"
+    );
+    assert!(text.contains("the next minute's evaluation"), "{text}");
+    assert!(
+        text.contains("150 alerts received in 2 POSTs"),
+        "one POST per 100 alerts: {text}"
+    );
+    eprintln!("{text}");
+}
