@@ -143,18 +143,20 @@ pub fn request(
     // The request goes out first, and its body is written while the host sends it: written
     // before, a body larger than the host's buffer would wait for a reader that never comes.
     let future = outgoing_handler::handle(req, None).map_err(transport)?;
+    // A body that cannot be written (the host refused the request, the peer went away) says
+    // less than the response's error does: that one is reported first.
+    let mut written = Ok(());
     if let Some(data) = body {
-        let stream = out_body
-            .write()
-            .map_err(|_| HttpError::Failed("request body stream".into()))?;
-        for chunk in data.chunks(4096) {
-            stream
-                .blocking_write_and_flush(chunk)
-                .map_err(|e| HttpError::Failed(format!("writing the body: {e:?}")))?;
-        }
-        drop(stream);
+        written = match out_body.write() {
+            Ok(stream) => data.chunks(4096).try_for_each(|chunk| {
+                stream
+                    .blocking_write_and_flush(chunk)
+                    .map_err(|e| HttpError::Failed(format!("writing the body: {e:?}")))
+            }),
+            Err(_) => Err(HttpError::Failed("request body stream".into())),
+        };
     }
-    OutgoingBody::finish(out_body, None).map_err(transport)?;
+    let finished = OutgoingBody::finish(out_body, None).map_err(transport);
     let response = loop {
         match future.get() {
             Some(r) => break r,
@@ -164,6 +166,8 @@ pub fn request(
     let response = response
         .map_err(|_| HttpError::Failed("response already taken".into()))?
         .map_err(transport)?;
+    written?;
+    finished?;
     let status = response.status();
     let incoming = response
         .consume()
