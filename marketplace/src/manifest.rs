@@ -32,8 +32,23 @@ use serde::{Deserialize, Serialize};
 
 pub use semver::Version;
 
-/// The versions of the `hub:plugin` package this host runs (0.2.0: enrichers only).
-pub const SUPPORTED_WORLD_VERSIONS: &[&str] = &["0.1.0", "0.2.0"];
+/// The versions of the `hub:plugin` package this host runs (0.2.0: enrichers only; 0.3.0:
+/// integrations only).
+pub const SUPPORTED_WORLD_VERSIONS: &[&str] = &["0.1.0", "0.2.0", "0.3.0"];
+
+/// The worlds a version of the package has beyond 0.1.0's (which has them all).
+fn kinds_of(world_version: &str) -> &'static [PluginKind] {
+    match world_version {
+        "0.2.0" => &[PluginKind::Enricher],
+        "0.3.0" => &[PluginKind::Integration],
+        _ => &[
+            PluginKind::Enricher,
+            PluginKind::Detector,
+            PluginKind::Forecaster,
+            PluginKind::Integration,
+        ],
+    }
+}
 
 /// Manifests larger than this are refused before parsing.
 pub const MAX_MANIFEST_BYTES: usize = 64 * 1024;
@@ -303,11 +318,14 @@ impl Manifest {
                 ),
             ));
         }
-        if world_version != "0.1.0" && kind != PluginKind::Enricher {
+        let kinds = kinds_of(&world_version);
+        if !kinds.contains(&kind) {
+            let has: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
             return Err(err(
                 "world",
                 format!(
-                    "hub:plugin@{world_version} has enricher worlds only: target hub:plugin/{kind}@0.1.0"
+                    "hub:plugin@{world_version} has {} worlds only: target hub:plugin/{kind}@0.1.0",
+                    has.join(", ")
                 ),
             ));
         }
@@ -599,6 +617,11 @@ maximum = 100
             (
                 GOOD.replace("kind = \"enricher\"", "kind = \"detector\"")
                     .replace("hub:plugin/enricher@0.1.0", "hub:plugin/detector@0.2.0"),
+                "world",
+            ),
+            // 0.3.0 has the integration world only.
+            (
+                GOOD.replace("hub:plugin/enricher@0.1.0", "hub:plugin/enricher@0.3.0"),
                 "world",
             ),
             (GOOD.replace("name = \"cost\"", "name = \"Cost!\""), "name"),

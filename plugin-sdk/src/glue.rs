@@ -49,3 +49,20 @@ pub fn enrich<T: crate::Enricher>(
     with(slot, |p| p.enrich(&batch, &mut out))?;
     Ok(out.into_inner())
 }
+
+/// Runs the plugin's `sync` and hands its events to the host.
+pub fn sync<T>(
+    slot: &'static Slot<T>,
+    f: impl FnOnce(&mut T, &mut crate::Events) -> Result<crate::SyncReport, Error>,
+) -> Result<crate::bindings::integration::hub::plugin0_3_0::types::SyncOutput, PluginError> {
+    let mut events = crate::Events::default();
+    let report = with(slot, |p| f(p, &mut events))?;
+    let (events, more) = events.into_parts();
+    Ok(
+        crate::bindings::integration::hub::plugin0_3_0::types::SyncOutput {
+            report,
+            events,
+            more,
+        },
+    )
+}

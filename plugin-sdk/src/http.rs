@@ -58,6 +58,40 @@ impl Response {
     }
 }
 
+/// Bytes of an answer's body quoted in an error.
+const QUOTED: usize = 200;
+
+impl Response {
+    /// How the hub should take this answer to `method url`: 2xx is success; 408, 425, 429 and
+    /// 5xx mean the service is not able now ([`crate::Error::Unavailable`], retried); anything
+    /// else is a configuration to fix ([`crate::Error::BadConfig`] naming `field`, not retried).
+    /// The answer's first 200 bytes are quoted.
+    pub fn check(&self, method: &str, url: &str, field: &str) -> Result<(), crate::Error> {
+        let quoted = String::from_utf8_lossy(&self.body[..self.body.len().min(QUOTED)]);
+        let status = self.status;
+        match status {
+            200..=299 => Ok(()),
+            408 | 425 | 429 | 500..=599 => Err(crate::Error::Unavailable(format!(
+                "{method} {url} answered {status}: {quoted}"
+            ))),
+            _ => Err(crate::Error::BadConfig(format!(
+                "{field}: {method} {url} answered {status} (not retried; check the configuration): {quoted}"
+            ))),
+        }
+    }
+}
+
+/// A transport error as the hub should take it: a bad URL or a host the hub refused is a
+/// configuration to fix (naming `field`); anything else is `unavailable`.
+pub fn error(field: &str, method: &str, url: &str, e: HttpError) -> crate::Error {
+    match e {
+        HttpError::BadUrl(_) | HttpError::Denied(_) => {
+            crate::Error::BadConfig(format!("{field}: {e}"))
+        }
+        other => crate::Error::Unavailable(format!("{method} {url}: {other}")),
+    }
+}
+
 pub fn get(url: &str) -> Result<Response, HttpError> {
     request("GET", url, &[], None)
 }

@@ -32,9 +32,12 @@
 //!
 //! Build with `cargo build --release --target wasm32-wasip2`; test the built component with the
 //! [`testing`] module (feature `testing`). The contract itself is `wit/plugin.wit`
-//! (`hub:plugin@0.1.0`) and, for enrichers, `wit/deps/hub-plugin-0.2.0/plugin.wit`: enrichers built
-//! with this SDK target `hub:plugin/enricher@0.2.0`, whose batch carries usage details; detectors,
-//! forecasters and integrations target 0.1.0.
+//! (`hub:plugin@0.1.0`), `wit/deps/hub-plugin-0.2.0/plugin.wit` for enrichers and
+//! `wit/deps/hub-plugin-0.3.0/plugin.wit` for integrations: enrichers built with this SDK target
+//! `hub:plugin/enricher@0.2.0`, whose batch carries usage details; integrations
+//! `hub:plugin/integration@0.3.0` ([`Integration`]); detectors and forecasters 0.1.0. (A
+//! 0.1.0 integration, such as `plugins/webhook`, generates its world's bindings itself, with
+//! these bindings' types: [`AlertV1`].)
 
 pub mod batch;
 #[doc(hidden)]
@@ -45,7 +48,10 @@ pub mod log;
 pub mod models;
 pub mod stats;
 #[cfg(feature = "testing")]
+mod test_server;
+#[cfg(feature = "testing")]
 pub mod testing;
+pub mod time;
 
 pub use batch::{Batch, Field, Group, Patches, RawValue, Row, Value};
 pub use serde;
@@ -94,7 +100,7 @@ pub mod bindings {
     pub mod integration {
         wit_bindgen::generate!({
             path: "../wit",
-            world: "hub:plugin/integration@0.1.0",
+            world: "hub:plugin/integration@0.3.0",
             pub_export_macro: true,
             export_macro_name: "export_integration_world",
             default_bindings_module: "hub_plugin_sdk::bindings::integration",
@@ -114,8 +120,46 @@ pub mod bindings {
 }
 
 pub use bindings::enricher::hub::plugin0_1_0::types::{
-    Alert, Anomaly, Forecast, Series, Severity, SyncReport,
+    Alert as AlertV1, Anomaly, Forecast, Series, Severity, SyncReport,
 };
+/// An alert notice as a 0.3.0 integration gets it.
+pub use bindings::integration::hub::plugin0_3_0::types::{Alert, AlertSeverity, AlertState};
+
+impl AlertSeverity {
+    /// The hub's name of the severity (`debug`, `info`, `warning`, `error`, `critical`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertSeverity::Debug => "debug",
+            AlertSeverity::Info => "info",
+            AlertSeverity::Warning => "warning",
+            AlertSeverity::Error => "error",
+            AlertSeverity::Critical => "critical",
+        }
+    }
+
+    /// The severity of a name `as_str` gives.
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            AlertSeverity::Debug,
+            AlertSeverity::Info,
+            AlertSeverity::Warning,
+            AlertSeverity::Error,
+            AlertSeverity::Critical,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+}
+
+impl AlertState {
+    /// `firing` or `resolved`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Firing => "firing",
+            AlertState::Resolved => "resolved",
+        }
+    }
+}
 
 /// Why a call failed; the message is shown to the tenant, so say what to do about it.
 #[derive(Debug, Clone, PartialEq)]
@@ -234,16 +278,67 @@ pub fn forecast_each(
         .collect()
 }
 
-/// Talks to other systems. See world `integration`.
+/// Talks to other systems: receives alert notices, and brings records in as events. See
+/// `wit/deps/hub-plugin-0.3.0`, world `integration` (plugin.toml:
+/// `world = "hub:plugin/integration@0.3.0"`).
 pub trait Integration: Sized + 'static {
     type Config: serde::de::DeserializeOwned;
     fn new(config: Self::Config) -> Result<Self, Error>;
+    /// Delivers a batch of alert notices; [`Error::Unavailable`] is retried with backoff.
     fn on_alerts(&mut self, alerts: &[Alert]) -> Result<(), Error>;
-    fn sync(&mut self) -> Result<SyncReport, Error> {
+    /// Every `refresh-interval-s` (once across the hub's replicas): push data out, or pull
+    /// records in as events with [`Events::push`]. Keep a cursor in [`kv`]: it is persisted only
+    /// once the hub has stored the events.
+    fn sync(&mut self, events: &mut Events) -> Result<SyncReport, Error> {
+        let _ = events;
         Ok(SyncReport {
             items: 0,
             message: "nothing to sync".into(),
         })
+    }
+}
+
+/// The events a `sync` brings in: each one a JSON document in a shape `POST /v1/events`
+/// accepts, checked by the hub as REST ingest checks it.
+#[derive(Debug, Default)]
+pub struct Events {
+    docs: Vec<String>,
+    more: bool,
+}
+
+impl Events {
+    /// Events the hub takes from one `sync` call at most.
+    pub const MAX: usize = 10_000;
+
+    /// Adds one event. Give it an `event_id` that is stable across syncs (the record's id in the
+    /// other system), so that a record synced twice is stored once.
+    pub fn push(&mut self, event: &serde_json::Value) {
+        self.docs.push(event.to_string());
+    }
+
+    /// Events pushed so far.
+    pub fn len(&self) -> usize {
+        self.docs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.docs.is_empty()
+    }
+
+    /// Whether another event fits in this call.
+    pub fn has_room(&self) -> bool {
+        self.docs.len() < Self::MAX
+    }
+
+    /// Says there is more to bring in now: the hub calls `sync` again at once (up to 10 calls
+    /// in a row).
+    pub fn more(&mut self) {
+        self.more = true;
+    }
+
+    #[doc(hidden)]
+    pub fn into_parts(self) -> (Vec<String>, bool) {
+        (self.docs, self.more)
     }
 }
 
@@ -302,7 +397,7 @@ macro_rules! export_forecaster {
     };
 }
 
-/// Exports an [`Integration`] as the component's `integration` world.
+/// Exports an [`Integration`] as the component's `hub:plugin/integration@0.3.0` world.
 #[macro_export]
 macro_rules! export_integration {
     ($t:ty) => {
@@ -312,9 +407,12 @@ macro_rules! export_integration {
                     <$t as $crate::Integration>::on_alerts(p, &alerts)
                 })
             }
-            fn sync() -> Result<$crate::SyncReport, $crate::glue::PluginError> {
-                $crate::glue::with(&__HUB_PLUGIN, |p: &mut $t| {
-                    <$t as $crate::Integration>::sync(p)
+            fn sync() -> Result<
+                $crate::bindings::integration::hub::plugin0_3_0::types::SyncOutput,
+                $crate::glue::PluginError,
+            > {
+                $crate::glue::sync(&__HUB_PLUGIN, |p: &mut $t, events| {
+                    <$t as $crate::Integration>::sync(p, events)
                 })
             }
         });

@@ -18,12 +18,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub use crate::test_server::{HttpServer, Reply, Request};
 use anyhow::{Context, bail};
 pub use hub_core::EventRecord;
+pub use hub_core::ingest::Rejection;
 use hub_marketplace::Manifest;
 pub use hub_runtime::{
-    Alert, Anomaly, Applied, CallError, Enrichment, Field, Forecast, Grants, Patch, RuntimeConfig,
-    Series, Severity, SyncReport, Value,
+    Alert, AlertSeverity, AlertState, Anomaly, Applied, CallError, Enrichment, Field, Forecast,
+    Grants, Patch, RuntimeConfig, Series, Severity, SyncReport, Value,
 };
 use hub_runtime::{Instance, Plugin, Runtime};
 
@@ -35,6 +37,18 @@ pub struct Enriched {
     /// The plugin's answer as it came back.
     pub answer: Enrichment,
     pub applied: Applied,
+}
+
+/// What one `sync` brought in.
+#[derive(Debug)]
+pub struct Synced {
+    pub report: SyncReport,
+    /// The plugin says there is more to bring in now.
+    pub more: bool,
+    /// The valid events, as the hub would store them (before enrichment).
+    pub events: Vec<EventRecord>,
+    /// The invalid ones, by position in the answer, with ingest's reasons.
+    pub rejected: Vec<Rejection>,
 }
 
 /// A plugin loaded in a local host, for one tenant (`test`).
@@ -280,6 +294,30 @@ impl TestHost {
         let r = self.instance.refresh()?;
         self.persist_kv();
         Ok(r)
+    }
+
+    /// An integration's `sync`, its events validated as the hub validates them (REST ingest's
+    /// checks and default limits) and tagged as the hub tags them.
+    pub fn sync(&mut self) -> anyhow::Result<Synced> {
+        self.ensure_live()?;
+        let out = self.instance.sync()?;
+        self.persist_kv();
+        let now = hub_core::time::now_ms();
+        let parsed = hub_core::ingest::parse_documents(
+            &out.events,
+            &hub_core::ingest::IngestLimits::default(),
+            now,
+        );
+        let mut events = parsed.events;
+        for e in &mut events {
+            hub_core::ingest::tag_integration(e, &self.plugin.manifest().name);
+        }
+        Ok(Synced {
+            report: out.report,
+            more: out.more,
+            events,
+            rejected: parsed.rejected,
+        })
     }
 
     pub fn detect(&mut self, series: &[Series]) -> anyhow::Result<Vec<Anomaly>> {

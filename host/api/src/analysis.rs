@@ -526,7 +526,8 @@ pub struct RunDto {
     /// `ok`, `failed`, or absent while it runs.
     pub outcome: Option<String>,
     pub series: Option<i64>,
-    /// Anomalies (a detector) or forecasts (a forecaster) stored.
+    /// Anomalies (a detector) or forecasts (a forecaster) stored; events stored new (an
+    /// integration's sync, whose `series` counts the events it answered).
     pub found: Option<i64>,
     pub message: Option<String>,
 }
@@ -538,7 +539,7 @@ pub struct RunListDto {
 
 #[utoipa::path(
     get, path = "/v1/plugins/{name}/runs", tag = "analysis",
-    description = "A detector's or forecaster's scheduled runs of the last day (kept a week), newest first. Analysts and up.",
+    description = "A detector's or forecaster's scheduled runs, or an integration's syncs, of the last day (kept a week), newest first. A sync's `series` counts the events it answered, `found` those stored new, and `message` names the events ingest refused and why. Analysts and up.",
     params(
         ("name" = String, Path, description = "the plugin's name"),
         ("from" = Option<String>, Query, description = "runs of periods from here (default now-24h)"),

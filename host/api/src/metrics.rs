@@ -86,6 +86,10 @@ pub struct Metrics {
     /// Alert deliveries by outcome: delivered, retry (an attempt failed, tried again later),
     /// failed (given up).
     pub alert_deliveries: Family<OutcomeLabel, Gauge>,
+    /// Integrations' syncs on this replica by outcome (ok, failed), and what became of the
+    /// events they answered (stored, duplicate: stored before, rejected: ingest's checks).
+    pub sync_runs: Family<OutcomeLabel, Gauge>,
+    pub sync_events: Family<OutcomeLabel, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -132,6 +136,8 @@ impl Default for Metrics {
             alert_evaluations: Gauge::default(),
             alert_notices: Gauge::default(),
             alert_deliveries: Family::default(),
+            sync_runs: Family::default(),
+            sync_events: Family::default(),
             analysis_run_seconds_sum: Gauge::default(),
             registry: Registry::default(),
         };
@@ -219,6 +225,16 @@ impl Default for Metrics {
             "alert_deliveries",
             "Attempts to deliver alert notices to integrations on this replica, by outcome (delivered; retry: failed, tried again later; failed: given up)",
             m.alert_deliveries.clone(),
+        );
+        registry.register(
+            "sync_runs",
+            "Integrations' syncs on this replica, by outcome (ok, failed); each period runs on one replica",
+            m.sync_runs.clone(),
+        );
+        registry.register(
+            "sync_events",
+            "Events answered by integrations' syncs on this replica, by outcome (stored; duplicate: stored before; rejected: failed ingest's checks)",
+            m.sync_events.clone(),
         );
         registry.register(
             "pipeline_commits",

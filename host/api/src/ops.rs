@@ -98,6 +98,18 @@ pub(crate) async fn metrics(
                 .get_or_create(&OutcomeLabel { outcome })
                 .set(n.load(Ordering::Relaxed) as i64);
         }
+        let s = &a.sync;
+        for (family, outcome, n) in [
+            (&m.sync_runs, "ok", &s.runs_ok),
+            (&m.sync_runs, "failed", &s.runs_failed),
+            (&m.sync_events, "stored", &s.events_stored),
+            (&m.sync_events, "duplicate", &s.events_duplicate),
+            (&m.sync_events, "rejected", &s.events_rejected),
+        ] {
+            family
+                .get_or_create(&OutcomeLabel { outcome })
+                .set(n.load(Ordering::Relaxed) as i64);
+        }
     }
     if let Some(rss) = resident_bytes() {
         m.process_resident_bytes.set(rss as i64);

@@ -15,7 +15,7 @@ use hub_core::{EventRecord, TenantId};
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 /// What the pipeline reports back for one batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Committed {
     pub inserted: usize,
     pub duplicates: usize,

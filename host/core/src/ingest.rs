@@ -18,6 +18,11 @@ use shape::structural_fault;
 use validate::Failure;
 pub use validate::{MAX_COST_USD, MAX_DURATION_MS, MAX_TOKENS, parse_event};
 
+/// Tag names the hub sets itself; a sender's tag named so is refused.
+pub const RESERVED_TAG_PREFIX: &str = "hub.";
+/// The tag on an event an integration's `sync` brought in: the integration's name.
+pub const INTEGRATION_TAG: &str = "hub.integration";
+
 /// Limits applied to every batch and event. Operators configure them; defaults follow the API docs.
 #[derive(Debug, Clone)]
 pub struct IngestLimits {
@@ -144,6 +149,32 @@ pub struct ParsedBatch {
     pub rejected: Vec<Rejection>,
     /// Events the body held, valid or not.
     pub total: usize,
+}
+
+/// Validates events given one JSON document each (what an integration's `sync` answers) exactly
+/// as a request body's events are, by position: `events.len() + rejected.len() == total`.
+/// The batch limit is the caller's to apply.
+pub fn parse_documents(docs: &[String], limits: &IngestLimits, now_ms: i64) -> ParsedBatch {
+    let mut batch = ParsedBatch {
+        total: docs.len(),
+        ..Default::default()
+    };
+    for (index, doc) in docs.iter().enumerate() {
+        match parse_event(doc, limits, now_ms) {
+            Ok(event) => batch.events.push(event),
+            Err(errors) => batch.rejected.push(Rejection { index, errors }),
+        }
+    }
+    batch
+}
+
+/// Marks an event an integration's `sync` brought in: the tag [`INTEGRATION_TAG`] = its name
+/// (no sender can set it: ingest refuses tags named `hub.…`).
+pub fn tag_integration(event: &mut EventRecord, integration: &str) {
+    let mut tags: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&event.tags_json).unwrap_or_default();
+    tags.insert(INTEGRATION_TAG.into(), integration.into());
+    event.tags_json = serde_json::Value::Object(tags).to_string();
 }
 
 /// Splits, parses and validates a request body.

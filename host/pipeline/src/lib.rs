@@ -19,12 +19,23 @@ pub mod reprice;
 pub mod schedule;
 pub mod series;
 pub mod spend;
+pub mod sync;
 
 use hub_bus::{BusConsumer, BusError, Committed, Envelope};
 use hub_plugins::PluginHost;
 use hub_storage::{RetentionPolicy, Storage, TenantBatch};
 pub use reprice::{RepriceConfig, Repricer};
 use tokio::task::JoinHandle;
+
+/// This process's name in the leases of scheduled work (unique per process).
+pub fn replica_name() -> String {
+    format!(
+        "{}-{}-{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "hub".into()),
+        std::process::id(),
+        hub_core::time::now_ms()
+    )
+}
 
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {

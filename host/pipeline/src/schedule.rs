@@ -57,12 +57,7 @@ impl Default for SchedulerConfig {
             lease: Duration::from_secs(600),
             catch_up: 60,
             concurrency: 1,
-            owner: format!(
-                "{}-{}-{}",
-                std::env::var("HOSTNAME").unwrap_or_else(|_| "hub".into()),
-                std::process::id(),
-                hub_core::time::now_ms()
-            ),
+            owner: crate::replica_name(),
         }
     }
 }
@@ -83,6 +78,8 @@ pub struct SchedulerStats {
     pub alert_notices: AtomicU64,
     /// What became of the notices' deliveries (`alerts::deliver`).
     pub deliveries: Arc<crate::alerts::deliver::DeliveryStats>,
+    /// Integrations' syncs (`sync`).
+    pub sync: Arc<crate::sync::SyncStats>,
 }
 
 /// The lease name of a tenant's alert evaluation in `analysis_runs` (no plugin name has `@`).
@@ -176,7 +173,7 @@ impl Scheduler {
         let tenants = self
             .storage
             .plugins()
-            .tenants_with_analysers()
+            .tenants_with_kinds(&["detector", "forecaster"])
             .await
             .map_err(|e| e.to_string())?;
         let now = hub_core::time::now_ms();

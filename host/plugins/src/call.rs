@@ -26,6 +26,9 @@ pub(crate) struct CallPolicy {
     /// ingest wait for its detectors. It is bounded instead by its deadline, its schedule and the
     /// scheduler's concurrency, and its CPU time shows in the plugin's health all the same.
     pub charged: bool,
+    /// Whether its `kv` writes wait for the caller's word (an integration's `sync`: until the
+    /// events it answered are stored) instead of being persisted when the call settles.
+    pub defer_kv: bool,
 }
 
 impl CallPolicy {
@@ -33,19 +36,29 @@ impl CallPolicy {
     pub const MAIN: CallPolicy = CallPolicy {
         counts: true,
         charged: true,
+        defer_kv: false,
     };
     /// A side job whose failure the plugin survives: an enricher's refresh.
     pub const SIDE: CallPolicy = CallPolicy {
         counts: false,
         charged: true,
+        defer_kv: false,
     };
     /// A detector's or forecaster's scheduled run.
     pub const ANALYSIS: CallPolicy = CallPolicy {
         counts: true,
         charged: false,
+        defer_kv: false,
     };
     /// An integration's delivery of alerts: its main job, off the ingest path like analysis.
     pub const DELIVERY: CallPolicy = CallPolicy::ANALYSIS;
+    /// An integration's `sync`: its main job, charged like a refresh, its `kv` writes (its
+    /// cursor) kept until the events it answered are stored.
+    pub const SYNC: CallPolicy = CallPolicy {
+        counts: true,
+        charged: true,
+        defer_kv: true,
+    };
 }
 
 /// What one call did, until it is settled.
@@ -218,7 +231,14 @@ impl PluginHost {
         if called.policy.charged {
             self.charge(tenant, &name, called.cpu);
         }
-        if !called.kv.is_empty()
+        if called.policy.defer_kv {
+            called
+                .slot
+                .pending_kv
+                .lock()
+                .unwrap()
+                .extend(called.kv.iter().cloned());
+        } else if !called.kv.is_empty()
             && let Err(e) = self
                 .storage
                 .plugins()

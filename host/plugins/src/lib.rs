@@ -5,7 +5,7 @@
 //!   `kv`, kept behind a lock and reused. At most `max_instances` live at once, and idle ones go
 //!   when plugin memory passes three quarters of its cap or after the idle-release period.
 //! - **Calls** (`call`): one path for every world (enrich, refresh, sync, detect, forecast and
-//!   an integration's `on-alerts`, in `notify`): on a blocking thread, in the slot's live instance, timed in wall and CPU
+//!   an integration's `on-alerts` and `sync`, in `integration`): on a blocking thread, in the slot's live instance, timed in wall and CPU
 //!   time, then settled: counters and health, the tenant's CPU budget (`budget`), kv changes, and
 //!   failures in a row (the install is disabled after `max_consecutive_failures`, with the reason
 //!   recorded). The enricher world's passes (`enrich`) and the periodic refresh (`refresh`) are
@@ -35,7 +35,7 @@ mod call;
 mod enrich;
 mod health;
 mod installs;
-mod notify;
+mod integration;
 mod pool;
 mod refresh;
 mod sandbox;
@@ -48,10 +48,13 @@ pub use hub_marketplace::SeriesSettings;
 pub use hub_marketplace::series::{
     DIMENSIONS as SERIES_DIMENSIONS, METRICS as SERIES_METRICS, step_name,
 };
+pub use hub_runtime::v3::{MAX_SYNC_CALLS, MAX_SYNC_EVENTS, SEVERITY_LABEL, STATE_LABEL, alert_v1};
 pub use hub_runtime::{
-    Alert, Anomaly, CallError, Forecast, PluginError, Series, Severity as FindingSeverity,
+    Alert, AlertSeverity, AlertState, Anomaly, CallError, Forecast, PluginError, Series,
+    Severity as FindingSeverity, SyncOutput,
 };
 use hub_storage::{Storage, StorageError};
+pub use integration::Syncer;
 use pool::Slot;
 pub use refresh::spawn_refresh;
 pub use sandbox::Sandbox;
@@ -311,6 +314,7 @@ impl PluginHost {
                 last_used: AtomicU64::new(0),
                 used_at_ms: AtomicU64::new(hub_core::time::now_ms() as u64),
                 last_refresh: Mutex::new(None),
+                pending_kv: Mutex::new(Vec::new()),
                 live: self.live_instances.clone(),
             }));
         }

@@ -27,6 +27,8 @@ pub(super) struct Slot {
     /// Wall-clock milliseconds of its last call.
     pub(super) used_at_ms: AtomicU64,
     pub(super) last_refresh: Mutex<Option<Instant>>,
+    /// `kv` writes of a `sync` whose events are not stored yet (see `integration`).
+    pub(super) pending_kv: Mutex<Vec<(String, Option<Vec<u8>>)>>,
     /// The host's count of live instances, kept right when a slot goes away with its instance.
     pub(super) live: Arc<AtomicU64>,
 }

@@ -1,15 +1,15 @@
-//! The periodic calls: an enricher's `refresh` and an integration's `sync`, each when the interval
-//! its manifest asks for has passed, made through the one call path (so they count in the
-//! plugin's health and its tenant's CPU budget like any other call). An integration's failing
-//! `sync` counts towards disabling it, as it is its job; an enricher's failing `refresh` does not
-//! (it goes on enriching with the data it has). A tenant over its budget has its refreshes put
-//! off to a later tick. The same tick drops instances idle past the idle-release period.
+//! The periodic refresh: an enricher's `refresh`, on each replica that runs the enricher, when
+//! the interval its manifest asks for has passed, made through the one call path (so it counts in
+//! the plugin's health and its tenant's CPU budget like any other call). A failing `refresh`
+//! does not count towards disabling (the enricher goes on with the data it has). A tenant over
+//! its budget has its refreshes put off to a later tick. The same tick drops instances idle past
+//! the idle-release period. (An integration's `sync` brings events in, so it runs once per period
+//! across replicas: the pipeline's sync job, through `integration`.)
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hub_core::TenantId;
-use hub_marketplace::PluginKind;
 use tokio::task::JoinHandle;
 
 use super::call::CallPolicy;
@@ -30,8 +30,8 @@ pub fn spawn_refresh(host: Arc<PluginHost>, every: Duration) -> JoinHandle<()> {
 }
 
 impl PluginHost {
-    /// Calls `refresh` on every loaded enricher (and `sync` on integrations) whose interval has
-    /// passed. Runs from a background task, off the ingest path.
+    /// Calls `refresh` on every loaded enricher whose interval has passed. Runs from a background
+    /// task, off the ingest path.
     pub async fn refresh_due(self: &Arc<Self>) {
         let tenants: Vec<(TenantId, Arc<TenantPlugins>)> = self
             .tenants
@@ -41,7 +41,7 @@ impl PluginHost {
             .map(|(k, v)| (*k, v.clone()))
             .collect();
         for (tenant, plugins) in tenants {
-            for slot in &plugins.all {
+            for slot in &plugins.enrichers {
                 let Some(every) = slot.plugin.manifest().limits.refresh_interval_s else {
                     continue;
                 };
@@ -55,16 +55,11 @@ impl PluginHost {
                 }
                 *slot.last_refresh.lock().unwrap() = Some(Instant::now());
                 let name = slot.install.name.clone();
-                let policy = if slot.plugin.manifest().kind == PluginKind::Integration {
-                    CallPolicy::MAIN
-                } else {
-                    CallPolicy::SIDE
-                };
                 match self
                     .call_slot(
                         tenant,
                         slot.clone(),
-                        policy,
+                        CallPolicy::SIDE,
                         |i| i.refresh(),
                         |r| r.items as usize,
                     )

@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use wasmtime::{Store, Trap};
 
-use crate::bindings::{detector, enricher, enricher_v2, forecaster, integration};
+use crate::bindings::{detector, enricher, enricher_v2, forecaster, integration, integration_v3};
 use crate::host::{HostState, HttpPolicy, KvState, Owner};
 use crate::plugin::Pre;
+use crate::v3::{Alert, SyncOutput};
 use crate::{
-    Alert, Anomaly, CallError, Enrichment, EventBatch, Forecast, Grants, LoadError, Plugin,
-    PluginError, Runtime, Series, SyncReport, error_text, findings, memory, output, ticks, v2,
+    Anomaly, CallError, Enrichment, EventBatch, Forecast, Grants, LoadError, Plugin, PluginError,
+    Runtime, Series, SyncReport, error_text, findings, memory, output, ticks, v2, v3,
 };
 
 impl Runtime {
@@ -67,6 +68,7 @@ impl Runtime {
             Pre::Detector(p) => p.instantiate(&mut store).map(Exports::Detector),
             Pre::Forecaster(p) => p.instantiate(&mut store).map(Exports::Forecaster),
             Pre::Integration(p) => p.instantiate(&mut store).map(Exports::Integration),
+            Pre::IntegrationV3(p) => p.instantiate(&mut store).map(Exports::IntegrationV3),
         }
         .map_err(|e| match memory::memory_refusal(&store.data().memory, &store.data().owner.tenant) {
             Some(CallError::Memory(mib)) => LoadError::Instantiate(format!(
@@ -103,6 +105,7 @@ enum Exports {
     Detector(detector::Detector),
     Forecaster(forecaster::Forecaster),
     Integration(integration::Integration),
+    IntegrationV3(integration_v3::Integration),
 }
 
 /// The live instance of one plugin for one tenant. Not shareable between threads at once: the
@@ -160,6 +163,17 @@ impl Instance {
         deadline: Duration,
         f: impl FnOnce(&Exports, &mut Store<HostState>) -> Option<CallResult<R>>,
     ) -> Result<R, CallError> {
+        self.call_checked(deadline, f, |_| Ok(()))
+    }
+
+    /// A call whose answer must pass `check`: one that does not is refused whole, and the call's
+    /// `kv` writes are discarded as for a failed call.
+    fn call_checked<R>(
+        &mut self,
+        deadline: Duration,
+        f: impl FnOnce(&Exports, &mut Store<HostState>) -> Option<CallResult<R>>,
+        check: impl FnOnce(&R) -> Result<(), String>,
+    ) -> Result<R, CallError> {
         if let Some(why) = &self.broken {
             return Err(CallError::Broken(why.clone()));
         }
@@ -186,6 +200,10 @@ impl Instance {
         };
         match result {
             Ok(Ok(r)) => {
+                if let Err(why) = check(&r) {
+                    self.store.data_mut().kv.discard();
+                    return Err(CallError::InvalidOutput(why));
+                }
                 let changes = self.store.data_mut().kv.commit();
                 self.kv_changes.extend(changes);
                 Ok(r)
@@ -222,6 +240,7 @@ impl Instance {
                 Exports::Detector(b) => b.call_configure(s, config),
                 Exports::Forecaster(b) => b.call_configure(s, config),
                 Exports::Integration(b) => b.call_configure(s, config),
+                Exports::IntegrationV3(b) => b.call_configure(s, config),
             })
         })
     }
@@ -236,15 +255,30 @@ impl Instance {
         })
     }
 
-    /// An enricher's `refresh` or an integration's `sync`.
+    /// An enricher's `refresh`.
     pub fn refresh(&mut self) -> Result<SyncReport, CallError> {
         let d = self.slow;
         self.call(d, |x, s| match x {
             Exports::Enricher(b) => Some(b.call_refresh(s)),
             Exports::EnricherV2(b) => Some(b.call_refresh(s)),
-            Exports::Integration(b) => Some(b.call_sync(s)),
             _ => None,
         })
+    }
+
+    /// An integration's `sync`: a 0.1.0 integration's report with no events; a 0.3.0 answer
+    /// with more than [`v3::MAX_SYNC_EVENTS`] is refused whole. The events are not checked here:
+    /// the caller validates each as REST ingest does.
+    pub fn sync(&mut self) -> Result<SyncOutput, CallError> {
+        let d = self.slow;
+        self.call_checked(
+            d,
+            |x, s| match x {
+                Exports::Integration(b) => Some(b.call_sync(s).map(|r| r.map(v3::sync_v1))),
+                Exports::IntegrationV3(b) => Some(b.call_sync(s)),
+                _ => None,
+            },
+            v3::check_sync,
+        )
     }
 
     /// Runs a detector over the series; an answer that breaks the contract anywhere (see
@@ -252,12 +286,14 @@ impl Instance {
     /// deadline.
     pub fn detect(&mut self, series: &[Series]) -> Result<Vec<Anomaly>, CallError> {
         let d = self.slow;
-        let out = self.call(d, |x, s| match x {
-            Exports::Detector(b) => Some(b.call_detect(s, series)),
-            _ => None,
-        })?;
-        findings::check_anomalies(series, &out).map_err(CallError::InvalidOutput)?;
-        Ok(out)
+        self.call_checked(
+            d,
+            |x, s| match x {
+                Exports::Detector(b) => Some(b.call_detect(s, series)),
+                _ => None,
+            },
+            |out| findings::check_anomalies(series, out),
+        )
     }
 
     /// Runs a forecaster; an answer that breaks the contract anywhere (see
@@ -268,18 +304,24 @@ impl Instance {
         horizon: u32,
     ) -> Result<Vec<Forecast>, CallError> {
         let d = self.slow;
-        let out = self.call(d, |x, s| match x {
-            Exports::Forecaster(b) => Some(b.call_forecast(s, series, horizon)),
-            _ => None,
-        })?;
-        findings::check_forecasts(series, horizon, &out).map_err(CallError::InvalidOutput)?;
-        Ok(out)
+        self.call_checked(
+            d,
+            |x, s| match x {
+                Exports::Forecaster(b) => Some(b.call_forecast(s, series, horizon)),
+                _ => None,
+            },
+            |out| findings::check_forecasts(series, horizon, out),
+        )
     }
 
+    /// Hands an integration a batch of alert notices (as 0.1.0's alerts to a 0.1.0 one).
     pub fn on_alerts(&mut self, alerts: &[Alert]) -> Result<(), CallError> {
         let d = self.slow;
         self.call(d, |x, s| match x {
-            Exports::Integration(b) => Some(b.call_on_alerts(s, alerts)),
+            Exports::Integration(b) => {
+                Some(b.call_on_alerts(s, &alerts.iter().map(v3::alert_v1).collect::<Vec<_>>()))
+            }
+            Exports::IntegrationV3(b) => Some(b.call_on_alerts(s, alerts)),
             _ => None,
         })
     }

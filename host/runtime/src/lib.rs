@@ -32,6 +32,7 @@ mod output;
 mod patch;
 mod plugin;
 mod v2;
+pub mod v3;
 mod world;
 
 use std::path::PathBuf;
@@ -45,8 +46,7 @@ use wasmtime::component::{HasSelf, Linker};
 pub use batch::{BatchColumns, batch_from_events};
 pub use bindings::EventBatch;
 pub use bindings::types::{
-    Alert, Anomaly, Enrichment, Field, Forecast, Patch, PluginError, Series, Severity, SyncReport,
-    Value,
+    Anomaly, Enrichment, Field, Forecast, Patch, PluginError, Series, Severity, SyncReport, Value,
 };
 pub use compile::{CompileWorker, worker_main};
 pub use cpu::thread_cpu_time;
@@ -61,6 +61,8 @@ pub use memory::{
 };
 pub use patch::{Applied, InvalidOutput, MAX_PATCHES_PER_ROW, apply_patches};
 pub use plugin::Plugin;
+/// Alerts are handed to integrations as 0.3.0's (0.1.0 integrations get them converted).
+pub use v3::{Alert, AlertSeverity, AlertState, SyncOutput};
 
 use crate::host::HostState;
 
@@ -221,6 +223,8 @@ fn make_linker(engine: &Engine, kv: bool, http: bool) -> anyhow::Result<Linker<H
     bindings::log::add_to_linker::<HostState, HasSelf<HostState>>(&mut l, |s| s).map_err(e)?;
     bindings::types::add_to_linker::<HostState, HasSelf<HostState>>(&mut l, |s| s).map_err(e)?;
     bindings::v2::types::add_to_linker::<HostState, HasSelf<HostState>>(&mut l, |s| s)
+        .map_err(e)?;
+    bindings::v3::types::add_to_linker::<HostState, HasSelf<HostState>>(&mut l, |s| s)
         .map_err(e)?;
     if kv {
         bindings::kv::add_to_linker::<HostState, HasSelf<HostState>>(&mut l, |s| s).map_err(e)?;

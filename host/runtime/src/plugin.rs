@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use hub_marketplace::{Manifest, PluginKind};
 use wasmtime::component::Component;
 
-use crate::bindings::{detector, enricher, enricher_v2, forecaster, integration};
+use crate::bindings::{detector, enricher, enricher_v2, forecaster, integration, integration_v3};
 use crate::host::HostState;
 use crate::world::{check_component_header, check_world};
 use crate::{LoadError, Runtime, compile, error_text};
@@ -96,6 +96,7 @@ pub(crate) enum Pre {
     Detector(detector::DetectorPre<HostState>),
     Forecaster(forecaster::ForecasterPre<HostState>),
     Integration(integration::IntegrationPre<HostState>),
+    IntegrationV3(integration_v3::IntegrationPre<HostState>),
 }
 
 impl Clone for Pre {
@@ -106,6 +107,7 @@ impl Clone for Pre {
             Pre::Detector(p) => Pre::Detector(p.clone()),
             Pre::Forecaster(p) => Pre::Forecaster(p.clone()),
             Pre::Integration(p) => Pre::Integration(p.clone()),
+            Pre::IntegrationV3(p) => Pre::IntegrationV3(p.clone()),
         }
     }
 }
@@ -186,7 +188,26 @@ impl Plugin {
                 Pre::Forecaster(forecaster::ForecasterPre::new(ip).map_err(wrong)?)
             }
             PluginKind::Integration => {
-                Pre::Integration(integration::IntegrationPre::new(ip).map_err(wrong)?)
+                // The exports' types tell the versions apart; a component of the other one is
+                // told which `world` to declare.
+                let v3 = m.world_version == "0.3.0";
+                let made = if v3 {
+                    integration_v3::IntegrationPre::new(ip.clone()).map(Pre::IntegrationV3)
+                } else {
+                    integration::IntegrationPre::new(ip.clone()).map(Pre::Integration)
+                };
+                match made {
+                    Ok(pre) => pre,
+                    Err(e) if v3 && integration::IntegrationPre::new(ip.clone()).is_ok() => {
+                        let _ = e;
+                        return Err(crate::world::built_against(m, "0.1.0"));
+                    }
+                    Err(e) if !v3 && integration_v3::IntegrationPre::new(ip).is_ok() => {
+                        let _ = e;
+                        return Err(crate::world::built_against(m, "0.3.0"));
+                    }
+                    Err(e) => return Err(wrong(e)),
+                }
             }
         };
         let _ = self.inner.pre.set(pre.clone());

@@ -67,7 +67,9 @@ pub(crate) fn check_world(
             ),
         });
     }
-    // An enricher's batch type says which version it was built against.
+    // An enricher's batch type says which version it was built against. (An integration's
+    // version shows in its exports' types, checked when it is pre-instantiated: a component
+    // built with the SDK carries every world's type-only imports.)
     let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
     if m.kind == PluginKind::Enricher {
         let built = if imports
@@ -79,13 +81,7 @@ pub(crate) fn check_world(
             "0.1.0"
         };
         if built != m.world_version {
-            return Err(LoadError::WrongWorld {
-                kind: m.kind,
-                version: m.world_version.clone(),
-                detail: format!(
-                    "the component is built against hub:plugin@{built}: set `world` in plugin.toml to match"
-                ),
-            });
+            return Err(built_against(m, built));
         }
     }
     for name in &imports {
@@ -109,4 +105,15 @@ pub(crate) fn check_world(
         }
     }
     Ok(())
+}
+
+/// The component targets another version of its world than the manifest says.
+pub(crate) fn built_against(m: &Manifest, built: &str) -> LoadError {
+    LoadError::WrongWorld {
+        kind: m.kind,
+        version: m.world_version.clone(),
+        detail: format!(
+            "the component is built against hub:plugin@{built}: set `world` in plugin.toml to match"
+        ),
+    }
 }

@@ -70,6 +70,19 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         settings.delivery.clone(),
         analysis.deliveries.clone(),
     );
+    // Integrations' syncs: each (tenant, integration, period) once across replicas, its events
+    // checked and stored as REST ingest's are.
+    let sync = hub_pipeline::sync::spawn_sync(
+        plugins.clone(),
+        storage.clone(),
+        producer.clone(),
+        hub_pipeline::sync::SyncConfig {
+            owner: settings.analysis.owner.clone(),
+            limits: settings.api.ingest.clone(),
+            ..Default::default()
+        },
+        analysis.sync.clone(),
+    );
     let mut api = settings.api.clone();
     api.retention = settings.retention;
     // What GET /v1/settings shows: the same view of sign-in and retention the audit log records.
@@ -123,6 +136,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         shutdown_signal(),
     )
     .await;
+    // The sync job holds a bus producer: stopped first (a sync cut short leaves its cursor where
+    // it was, so its events are asked for again), so that the pipeline can drain.
+    sync.abort();
+    let _ = sync.await;
     // The router (and with it every bus producer) is gone: the writers drain what was queued,
     // acknowledge it, and stop.
     tracing::info!("draining the ingest pipeline");

@@ -19,8 +19,9 @@ pub trait PluginStorage: Send + Sync {
     async fn save_plugin_install(&self, install: &PluginInstall) -> Result<()>;
     /// The tenant's installs in running order.
     async fn plugin_installs(&self, tenant: TenantId) -> Result<Vec<PluginInstall>>;
-    /// Tenants with an enabled install of a detector or a forecaster (what the scheduler runs).
-    async fn tenants_with_analysers(&self) -> Result<Vec<TenantId>>;
+    /// Tenants with an enabled install of a plugin of one of `kinds` (`detector`, `integration`,
+    /// …): whom the scheduler and the sync look at.
+    async fn tenants_with_kinds(&self, kinds: &[&str]) -> Result<Vec<TenantId>>;
     /// Whether there was such an install.
     async fn delete_plugin_install(&self, tenant: TenantId, name: &str) -> Result<bool>;
     /// Records the failure streak; with a reason, also disables the install.
@@ -149,15 +150,19 @@ where
         Ok(())
     }
 
-    async fn tenants_with_analysers(&self) -> Result<Vec<TenantId>> {
+    async fn tenants_with_kinds(&self, kinds: &[&str]) -> Result<Vec<TenantId>> {
+        if kinds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks: Vec<String> = (1..=kinds.len()).map(|i| format!("${i}")).collect();
         let buf = with_binds(
-            "SELECT DISTINCT i.tenant_id FROM plugin_installs i \
-             JOIN plugin_components c ON c.digest = i.digest \
-             WHERE i.enabled = 1 AND c.kind IN ($1, $2) ORDER BY i.tenant_id",
-            vec![
-                Bind::Text("detector".into()),
-                Bind::Text("forecaster".into()),
-            ],
+            &format!(
+                "SELECT DISTINCT i.tenant_id FROM plugin_installs i \
+                 JOIN plugin_components c ON c.digest = i.digest \
+                 WHERE i.enabled = 1 AND c.kind IN ({}) ORDER BY i.tenant_id",
+                marks.join(", ")
+            ),
+            kinds.iter().map(|k| Bind::Text((*k).into())).collect(),
         );
         let rows = into_query::<DB>(buf).fetch_all(&self.reader).await?;
         rows.iter()

@@ -6,7 +6,8 @@
 
 use hmac::{Hmac, Mac};
 use hub_plugin_sdk::http::{self, HttpError};
-use hub_plugin_sdk::{Alert, Error, Integration, Severity};
+// Built against hub:plugin@0.1.0 (its first release), which the host keeps running unchanged.
+use hub_plugin_sdk::{AlertV1 as Alert, Error, Severity};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -40,10 +41,8 @@ pub struct Webhook {
     config: Config,
 }
 
-impl Integration for Webhook {
-    type Config = Config;
-
-    fn new(config: Config) -> Result<Self, Error> {
+impl Webhook {
+    pub fn new(config: Config) -> Result<Self, Error> {
         let rest = config
             .url
             .strip_prefix("https://")
@@ -65,7 +64,7 @@ impl Integration for Webhook {
         Ok(Webhook { config })
     }
 
-    fn on_alerts(&mut self, alerts: &[Alert]) -> Result<(), Error> {
+    pub fn on_alerts(&mut self, alerts: &[Alert]) -> Result<(), Error> {
         if alerts.is_empty() {
             return Ok(());
         }
@@ -198,7 +197,52 @@ fn escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-hub_plugin_sdk::export_integration!(Webhook);
+/// The component's exports: `hub:plugin/integration@0.1.0`, the world's first release, whose
+/// bindings this crate generates itself (the SDK's integration world is 0.3.0), with the SDK's
+/// types and HTTP client.
+#[cfg(target_arch = "wasm32")]
+mod component {
+    use super::{Config, Webhook};
+
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "hub:plugin/integration@0.1.0",
+        with: {
+            "hub:plugin/types@0.1.0": hub_plugin_sdk::bindings::enricher::hub::plugin0_1_0::types,
+            "hub:plugin/log@0.1.0": hub_plugin_sdk::bindings::enricher::hub::plugin0_1_0::log,
+            "hub:plugin/kv@0.1.0": hub_plugin_sdk::bindings::enricher::hub::plugin0_1_0::kv,
+            "wasi:http/types@0.2.12": hub_plugin_sdk::bindings::enricher::wasi::http::types,
+            "wasi:http/outgoing-handler@0.2.12": hub_plugin_sdk::bindings::enricher::wasi::http::outgoing_handler,
+            "wasi:io/streams@0.2.12": hub_plugin_sdk::bindings::enricher::wasi::io::streams,
+            "wasi:io/poll@0.2.12": hub_plugin_sdk::bindings::enricher::wasi::io::poll,
+            "wasi:io/error@0.2.12": hub_plugin_sdk::bindings::enricher::wasi::io::error,
+            "wasi:clocks/monotonic-clock@0.2.12": hub_plugin_sdk::bindings::enricher::wasi::clocks::monotonic_clock,
+        },
+    });
+
+    thread_local! {
+        static PLUGIN: std::cell::RefCell<Option<Webhook>> = const { std::cell::RefCell::new(None) };
+    }
+
+    struct Exports;
+
+    impl Guest for Exports {
+        fn configure(config: String) -> Result<(), PluginError> {
+            hub_plugin_sdk::glue::configure(&PLUGIN, &config, |c: Config| Webhook::new(c))
+        }
+        fn on_alerts(alerts: Vec<Alert>) -> Result<(), PluginError> {
+            hub_plugin_sdk::glue::with(&PLUGIN, |p| p.on_alerts(&alerts))
+        }
+        fn sync() -> Result<SyncReport, PluginError> {
+            Ok(SyncReport {
+                items: 0,
+                message: "nothing to sync".into(),
+            })
+        }
+    }
+
+    export!(Exports);
+}
 
 #[cfg(test)]
 mod tests {

@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
-use hub_plugin_sdk::testing::{Alert, Grants, RuntimeConfig, Severity, TestHost};
+use hub_plugin_sdk::testing::{Alert, AlertSeverity, AlertState, Grants, RuntimeConfig, TestHost};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
@@ -91,19 +91,25 @@ fn host(granted: &str, allow_private: bool, http_timeout: Duration) -> TestHost 
     TestHost::from_parts(&wasm, &manifest, config, Some(grants)).unwrap()
 }
 
+/// A notice as the hub hands it (0.3.0's alert): the webhook, built against 0.1.0, gets it as
+/// 0.1.0's, state and the hub's severity among its labels.
 fn alert(id: &str, state: &str) -> Alert {
     Alert {
         id: id.into(),
         rule: "gpt-4o errors".into(),
-        severity: Severity::Critical,
+        rule_kind: "threshold".into(),
+        state: if state == "resolved" {
+            AlertState::Resolved
+        } else {
+            AlertState::Firing
+        },
+        repeat: false,
+        severity: AlertSeverity::Critical,
         ts_ms: 1_790_000_000_000,
         summary: "error_rate of model=gpt-4o is 0.5 (> 0.1 over 5m)".into(),
-        labels: vec![
-            ("model".into(), "gpt-4o".into()),
-            ("team".into(), "search".into()),
-            ("state".into(), state.into()),
-            ("severity".into(), "critical".into()),
-        ],
+        group: vec![("model".into(), "gpt-4o".into())],
+        labels: vec![("team".into(), "search".into())],
+        value: Some(0.5),
     }
 }
 

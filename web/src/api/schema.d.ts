@@ -824,7 +824,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description A detector's or forecaster's scheduled runs of the last day (kept a week), newest first. Analysts and up. */
+        /** @description A detector's or forecaster's scheduled runs, or an integration's syncs, of the last day (kept a week), newest first. A sync's `series` counts the events it answered, `found` those stored new, and `message` names the events ingest refused and why. Analysts and up. */
         get: operations["plugin_runs"];
         put?: never;
         post?: never;
@@ -1850,7 +1850,8 @@ export interface components {
             finished_at?: string | null;
             /**
              * Format: int64
-             * @description Anomalies (a detector) or forecasts (a forecaster) stored.
+             * @description Anomalies (a detector) or forecasts (a forecaster) stored; events stored new (an
+             *     integration's sync, whose `series` counts the events it answered).
              */
             found?: number | null;
             message?: string | null;

@@ -98,7 +98,9 @@ function PluginRow({ p, admin, busy, onToggle, onMove }: {
             {(p.capabilities.kv || p.capabilities.http.length > 0) && (
               <button className="secondary" onClick={() => setOpen(open === "grants" ? "" : "grants")}>Capabilities</button>
             )}
-            {p.series && <button className="secondary" onClick={() => setOpen(open === "runs" ? "" : "runs")}>Runs</button>}
+            {(p.series || p.kind === "integration") && (
+              <button className="secondary" onClick={() => setOpen(open === "runs" ? "" : "runs")}>{p.kind === "integration" ? "Syncs" : "Runs"}</button>
+            )}
             <button className="secondary" onClick={() => setOpen(open === "version" ? "" : "version")}>Version</button>
             <button className="secondary danger" onClick={() => setOpen(open === "remove" ? "" : "remove")}>Uninstall</button>
           </div>
@@ -237,15 +239,16 @@ export function watches(s: Record<string, unknown>, kind: string): string {
   return `Watches ${list(s.metrics).join(", ")}${per}, a point every ${s.step} over ${s.history} (at most ${s.max_series} series); runs every ${s.every}${ahead}.`;
 }
 
-/** A detector's or forecaster's recent runs: when, how it went, what it found. */
+/** A detector's or forecaster's recent runs (an integration's syncs): when, how it went, what it found. */
 function Runs({ p }: { p: Plugin }) {
+  const sync = p.kind === "integration";
   const runs = useQuery({ queryKey: ["runs", p.name], queryFn: () => get<Schemas["RunListDto"]>(`/v1/plugins/${p.name}/runs`), refetchInterval: 15_000 });
   if (runs.isPending) return <Loading what="runs" />;
   if (runs.isError) return <ErrorNote error={runs.error} />;
-  if (runs.data.runs.length === 0) return <Empty>No runs yet: the first comes after its first period ends.</Empty>;
+  if (runs.data.runs.length === 0) return <Empty>{sync ? "No syncs yet: an integration syncs when its manifest sets refresh-interval-s." : "No runs yet: the first comes after its first period ends."}</Empty>;
   return (
     <table aria-label={`Runs of ${p.name}`}>
-      <thead><tr><th>Period ending</th><th>Outcome</th><th>Series</th><th>{p.kind === "forecaster" ? "Forecasts" : "Anomalies"}</th><th>Took</th><th>Message</th></tr></thead>
+      <thead><tr><th>{sync ? "Period" : "Period ending"}</th><th>Outcome</th><th>{sync ? "Events answered" : "Series"}</th><th>{sync ? "Stored" : p.kind === "forecaster" ? "Forecasts" : "Anomalies"}</th><th>Took</th><th>Message</th></tr></thead>
       <tbody>
         {runs.data.runs.slice(0, 20).map((r) => (
           <tr key={r.period}>

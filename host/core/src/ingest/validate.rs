@@ -497,6 +497,16 @@ impl Validator<'_> {
                 );
                 continue;
             }
+            if key.starts_with(super::RESERVED_TAG_PREFIX) {
+                self.fail(
+                    field,
+                    format!(
+                        "tag names starting with `{}` are reserved for tags the hub sets",
+                        super::RESERVED_TAG_PREFIX
+                    ),
+                );
+                continue;
+            }
             let text = match value {
                 Field::Null => continue,
                 Field::String(s) => s.into_owned(),

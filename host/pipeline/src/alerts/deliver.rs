@@ -23,8 +23,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hub_core::{Severity, TenantId};
-use hub_plugins::{Alert, CallError, FindingSeverity, PluginError, PluginHost};
+use hub_core::TenantId;
+use hub_plugins::{
+    Alert, AlertSeverity, AlertState, CallError, PluginError, PluginHost, SEVERITY_LABEL,
+    STATE_LABEL, alert_v1,
+};
 use hub_storage::{AfterAttempt, Delivery, DeliveryAttempt, NewDelivery, Storage};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
@@ -34,40 +37,60 @@ use super::lifecycle::{Notice, NoticeKind};
 use super::rule::Rule;
 use super::silence::Silence;
 
-/// The label that says whether a notice is of an alert `firing` or `resolved`.
-pub const STATE_LABEL: &str = "state";
-/// The label with the rule's severity as the hub names it (`error`, say, which the WIT's
-/// three severities cannot tell from `critical`).
-pub const SEVERITY_LABEL: &str = "severity";
-
 /// An alert as its targets are handed it, fixed when the notice is raised (the id is the
-/// alert's, filled in when it is sent).
+/// alert's, and the state the delivery's notice, filled in when it is sent).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Payload {
     pub rule: String,
+    /// The rule's kind (`threshold`, …); empty in what a hub before 0.3.0's alerts stored.
+    #[serde(default)]
+    pub kind: String,
     /// The rule's severity as the hub names it.
     pub severity: String,
     pub ts_ms: i64,
     pub summary: String,
-    /// The group's dimensions, then the rule's labels, then [`STATE_LABEL`] and
-    /// [`SEVERITY_LABEL`] (the host's win over a rule's label of the same name).
+    /// The dimensions of the alert's group.
+    #[serde(default)]
+    pub group: Vec<(String, String)>,
+    /// The rule's labels. (What an older hub stored here was the group's dimensions, the
+    /// rule's labels, the state and the severity in one list.)
     pub labels: Vec<(String, String)>,
+    /// The value that made the notice.
+    #[serde(default)]
+    pub value: Option<f64>,
 }
 
 impl Payload {
-    /// The WIT's alert of the alert `alert_id`.
-    pub fn to_alert(&self, alert_id: i64) -> Alert {
+    /// What a silence's matchers are checked against: the labels a 0.1.0 integration reads
+    /// (the group's dimensions, the rule's labels, `state` and `severity`).
+    pub fn match_labels(&self, notice: &str) -> Vec<(String, String)> {
+        alert_v1(&self.to_alert(0, notice)).labels
+    }
+
+    /// The WIT's alert of the alert `alert_id`, for the delivery's `notice`.
+    pub fn to_alert(&self, alert_id: i64, notice: &str) -> Alert {
+        let host = [STATE_LABEL, SEVERITY_LABEL];
         Alert {
             id: alert_id.to_string(),
             rule: self.rule.clone(),
-            severity: match Severity::parse(&self.severity) {
-                None | Some(Severity::Debug | Severity::Info) => FindingSeverity::Info,
-                Some(Severity::Warning) => FindingSeverity::Warning,
-                Some(Severity::Error | Severity::Critical) => FindingSeverity::Critical,
+            rule_kind: self.kind.clone(),
+            state: if notice == "resolved" {
+                AlertState::Resolved
+            } else {
+                AlertState::Firing
             },
+            repeat: notice == "repeat",
+            severity: AlertSeverity::parse(&self.severity).unwrap_or(AlertSeverity::Warning),
             ts_ms: self.ts_ms,
             summary: self.summary.clone(),
-            labels: self.labels.clone(),
+            group: self.group.clone(),
+            labels: self
+                .labels
+                .iter()
+                .filter(|(k, _)| !host.contains(&k.as_str()))
+                .cloned()
+                .collect(),
+            value: self.value,
         }
     }
 }
@@ -82,37 +105,31 @@ pub fn deliveries_for(
 ) -> Vec<NewDelivery> {
     let mut out = Vec::new();
     for (n, summary) in notices {
-        let state = match n.kind {
-            NoticeKind::Firing | NoticeKind::Repeat => "firing",
-            NoticeKind::Resolved => "resolved",
-        };
-        let mut labels = n.group.clone();
-        let host = [STATE_LABEL, SEVERITY_LABEL];
-        for (k, v) in &rule.labels {
-            if !host.contains(&k.as_str()) && !labels.iter().any(|(g, _)| g == k) {
-                labels.push((k.clone(), v.clone()));
-            }
-        }
-        labels.retain(|(k, _)| !host.contains(&k.as_str()));
-        labels.push((STATE_LABEL.into(), state.into()));
-        labels.push((SEVERITY_LABEL.into(), rule.severity.as_str().into()));
         let payload = Payload {
             rule: rule.name.clone(),
+            kind: rule.condition.kind().into(),
             severity: rule.severity.as_str().into(),
             ts_ms: now_ms,
             summary: summary.clone(),
-            labels,
+            group: n.group.clone(),
+            labels: rule
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            value: n.value.is_finite().then_some(n.value),
         };
+        let notice = notice_name(n.kind);
         let silenced = silences
             .iter()
-            .find(|s| s.silences(now_ms, &rule.name, &payload.labels))
+            .find(|s| s.silences(now_ms, &rule.name, &payload.match_labels(notice)))
             .map(Silence::note);
         let payload = serde_json::to_string(&payload).expect("a payload is always JSON");
         for target in &rule.targets {
             out.push(NewDelivery {
                 group: n.group.clone(),
                 target: target.clone(),
-                notice: notice_name(n.kind).into(),
+                notice: notice.into(),
                 payload: payload.clone(),
                 silenced: silenced.clone(),
             });
@@ -304,7 +321,7 @@ impl Deliverer {
         for d in chunk {
             match serde_json::from_str::<Payload>(&d.payload) {
                 Ok(p) => {
-                    alerts.push(p.to_alert(d.alert_id));
+                    alerts.push(p.to_alert(d.alert_id, &d.notice));
                     sent.push(d);
                 }
                 Err(e) => {

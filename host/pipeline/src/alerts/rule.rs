@@ -146,6 +146,18 @@ pub enum Condition {
     },
 }
 
+impl Condition {
+    /// The kind as a rule names it (`condition.kind`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Condition::Threshold { .. } => "threshold",
+            Condition::Anomaly { .. } => "anomaly",
+            Condition::Event { .. } => "event",
+            Condition::Budget { .. } => "budget",
+        }
+    }
+}
+
 /// A checked rule.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {

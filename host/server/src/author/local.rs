@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use hub_marketplace::{Manifest, PluginKind};
-use hub_plugin_sdk::testing::{Alert, RuntimeConfig, Series, Severity, TestHost};
+use hub_plugin_sdk::testing::{
+    Alert, AlertSeverity, AlertState, RuntimeConfig, Series, Severity, TestHost,
+};
 
 use hub_plugins::PluginHost;
 
@@ -122,7 +124,8 @@ pub(super) fn parse_series(text: &str) -> Result<Vec<Series>> {
         .collect())
 }
 
-/// Alerts as JSON: `[{"id", "rule", "severity", "ts_ms", "summary", "labels": {...}}]`.
+/// Alert notices as JSON: `[{"id", "rule", "severity", "ts_ms", "summary", "state", "group":
+/// {...}, "labels": {...}, "value", "rule_kind", "repeat"}]` (the last six optional).
 pub(super) fn parse_alerts(text: &str) -> Result<Vec<Alert>> {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
@@ -133,27 +136,45 @@ pub(super) fn parse_alerts(text: &str) -> Result<Vec<Alert>> {
         ts_ms: i64,
         summary: String,
         #[serde(default)]
+        state: Option<String>,
+        #[serde(default)]
+        group: serde_json::Value,
+        #[serde(default)]
         labels: serde_json::Value,
+        #[serde(default)]
+        value: Option<f64>,
+        #[serde(default)]
+        rule_kind: Option<String>,
+        #[serde(default)]
+        repeat: bool,
     }
-    let list: Vec<A> = serde_json::from_str(text)
-        .context("alerts: expected a JSON array of {id, rule, severity, ts_ms, summary, labels}")?;
+    let list: Vec<A> = serde_json::from_str(text).context(
+        "alerts: expected a JSON array of {id, rule, severity, ts_ms, summary, state, group, labels, value}",
+    )?;
     list.into_iter()
         .enumerate()
         .map(|(i, a)| {
             Ok(Alert {
-                severity: match a.severity.as_str() {
-                    "info" => Severity::Info,
-                    "warning" => Severity::Warning,
-                    "critical" => Severity::Critical,
-                    other => {
-                        bail!("alerts[{i}].severity: '{other}' is not info, warning or critical")
-                    }
+                severity: AlertSeverity::parse(&a.severity).with_context(|| {
+                    format!(
+                        "alerts[{i}].severity: '{}' is not debug, info, warning, error or critical",
+                        a.severity
+                    )
+                })?,
+                state: match a.state.as_deref() {
+                    None | Some("firing") => AlertState::Firing,
+                    Some("resolved") => AlertState::Resolved,
+                    Some(other) => bail!("alerts[{i}].state: '{other}' is not firing or resolved"),
                 },
+                group: pairs(Some(&a.group)),
                 labels: pairs(Some(&a.labels)),
                 id: a.id,
                 rule: a.rule,
+                rule_kind: a.rule_kind.unwrap_or_else(|| "threshold".into()),
+                repeat: a.repeat,
                 ts_ms: a.ts_ms,
                 summary: a.summary,
+                value: a.value,
             })
         })
         .collect()
@@ -236,14 +257,32 @@ pub fn test(
             })).collect::<Vec<_>>()})
         }
         PluginKind::Integration => {
+            // The alerts (if any) delivered, then one sync, as a hub would make them.
             let alerts = parse_alerts(&text)?;
-            host.on_alerts(&alerts)?;
+            if !alerts.is_empty() {
+                host.on_alerts(&alerts)?;
+            }
+            let synced = host.sync()?;
             let kv: serde_json::Map<String, serde_json::Value> = host
                 .kv()
                 .iter()
                 .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned().into()))
                 .collect();
-            serde_json::json!({"alerts_delivered": alerts.len(), "kv": kv})
+            serde_json::json!({
+                "alerts_delivered": alerts.len(),
+                "sync": {
+                    "items": synced.report.items,
+                    "message": synced.report.message,
+                    "more": synced.more,
+                    "events": synced.events.iter().map(|e| serde_json::json!({
+                        "event_id": e.event_id, "kind": e.kind,
+                        "timestamp": hub_core::time::to_rfc3339(e.ts_ms),
+                        "tags": serde_json::from_str::<serde_json::Value>(&e.tags_json).unwrap_or_default(),
+                    })).collect::<Vec<_>>(),
+                    "rejected": synced.rejected,
+                },
+                "kv": kv,
+            })
         }
     };
     println!("{}", serde_json::to_string_pretty(&output)?);

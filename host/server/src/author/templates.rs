@@ -433,7 +433,7 @@ pub const INTEGRATION: Kind = Kind {
     plugin_toml: r#"name = "{{name}}"
 version = "0.1.0"
 kind = "integration"
-world = "hub:plugin/integration@0.1.0"
+world = "hub:plugin/integration@0.3.0"
 description = "Keeps a count of alerts by rule, for an integration to build on."
 authors = ["Your Name <you@example.com>"]
 license = "Apache-2.0"
@@ -456,12 +456,13 @@ examples = [{ min_severity = "warning" }]
 [config.schema.properties.min_severity]
 description = "Alerts below this severity are ignored (default info)."
 type = "string"
-enum = ["info", "warning", "critical"]
+enum = ["debug", "info", "warning", "error", "critical"]
 "#,
-    lib_rs: r#"//! {{name}}: keeps a count of alerts by rule in `kv`; replace the body of `on_alerts` with
-//! calls to the system you integrate (`hub_plugin_sdk::http`, hosts declared in plugin.toml).
+    lib_rs: r#"//! {{name}}: keeps a count of firing alerts by rule in `kv`; replace the body of `on_alerts`
+//! with calls to the system you integrate (`hub_plugin_sdk::http`, hosts declared in
+//! plugin.toml), and `sync` with what you pull in (see its comment).
 
-use hub_plugin_sdk::{Alert, Error, Integration, Severity, SyncReport, kv};
+use hub_plugin_sdk::{Alert, AlertSeverity, AlertState, Error, Events, Integration, SyncReport, kv};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -475,11 +476,13 @@ pub struct {{type}} {
     min: u8,
 }
 
-fn rank(s: Severity) -> u8 {
+fn rank(s: AlertSeverity) -> u8 {
     match s {
-        Severity::Info => 0,
-        Severity::Warning => 1,
-        Severity::Critical => 2,
+        AlertSeverity::Debug => 0,
+        AlertSeverity::Info => 1,
+        AlertSeverity::Warning => 2,
+        AlertSeverity::Error => 3,
+        AlertSeverity::Critical => 4,
     }
 }
 
@@ -488,16 +491,20 @@ impl Integration for {{type}} {
 
     fn new(config: Config) -> Result<Self, Error> {
         let min = match config.min_severity.as_deref() {
-            None | Some("info") => 0,
-            Some("warning") => 1,
-            Some("critical") => 2,
-            Some(other) => return Err(Error::bad_config(format!("min_severity: unknown '{other}'"))),
+            None => rank(AlertSeverity::Info),
+            Some(name) => match AlertSeverity::parse(name) {
+                Some(s) => rank(s),
+                None => return Err(Error::bad_config(format!("min_severity: unknown '{name}'"))),
+            },
         };
         Ok({{type}} { min })
     }
 
     fn on_alerts(&mut self, alerts: &[Alert]) -> Result<(), Error> {
-        for a in alerts.iter().filter(|a| rank(a.severity) >= self.min) {
+        let counted = |a: &&Alert| {
+            a.state == AlertState::Firing && !a.repeat && rank(a.severity) >= self.min
+        };
+        for a in alerts.iter().filter(counted) {
             let key = format!("count:{}", a.rule);
             let n: u64 = kv::get_json(&key).unwrap_or(0);
             kv::set_json(&key, &(n + 1)).map_err(Error::internal)?;
@@ -505,9 +512,12 @@ impl Integration for {{type}} {
         Ok(())
     }
 
-    fn sync(&mut self) -> Result<SyncReport, Error> {
+    /// Every `refresh-interval-s` (add it under [limits] to be called): records of the other
+    /// system become the tenant's events with `events.push(&json!({"event_id": <the record's
+    /// id>, "timestamp": ..., ...}))`, checked as `POST /v1/events` checks them.
+    fn sync(&mut self, events: &mut Events) -> Result<SyncReport, Error> {
         Ok(SyncReport {
-            items: 0,
+            items: events.len() as u32,
             message: "nothing to sync".into(),
         })
     }
@@ -515,17 +525,22 @@ impl Integration for {{type}} {
 
 hub_plugin_sdk::export_integration!({{type}});
 "#,
-    test_rs: r##"use hub_plugin_sdk::testing::{Alert, Severity, TestHost};
+    test_rs: r##"use hub_plugin_sdk::testing::{Alert, AlertSeverity, AlertState, TestHost};
 use serde_json::json;
 
-fn alert(rule: &str, severity: Severity) -> Alert {
+fn alert(rule: &str, severity: AlertSeverity) -> Alert {
     Alert {
         id: format!("{rule}-1"),
         rule: rule.into(),
+        rule_kind: "threshold".into(),
+        state: AlertState::Firing,
+        repeat: false,
         severity,
         ts_ms: 0,
         summary: "latency p95 above 2 s".into(),
-        labels: vec![("model".into(), "gpt-4o".into())],
+        group: vec![("model".into(), "gpt-4o".into())],
+        labels: vec![("team".into(), "search".into())],
+        value: Some(4.1),
     }
 }
 
@@ -533,21 +548,27 @@ fn alert(rule: &str, severity: Severity) -> Alert {
 fn counts_alerts_at_or_above_the_minimum() {
     let mut host = TestHost::build(env!("CARGO_MANIFEST_DIR")).unwrap();
     host.configure(json!({"min_severity": "warning"})).unwrap();
+    let resolved = Alert { state: AlertState::Resolved, ..alert("slow", AlertSeverity::Critical) };
     host.on_alerts(&[
-        alert("slow", Severity::Critical),
-        alert("slow", Severity::Warning),
-        alert("noise", Severity::Info),
+        alert("slow", AlertSeverity::Critical),
+        alert("slow", AlertSeverity::Warning),
+        resolved,
+        alert("noise", AlertSeverity::Info),
     ])
     .unwrap();
     assert_eq!(host.kv().get("count:slow").map(|v| v.as_slice()), Some(&b"2"[..]));
     assert!(!host.kv().contains_key("count:noise"));
+    // Nothing to bring in yet.
+    let synced = host.sync().unwrap();
+    assert!(synced.events.is_empty() && synced.rejected.is_empty());
 }
 "##,
     example: (
         "examples/alerts.json",
         r#"[
   {"id": "a-1", "rule": "latency-p95", "severity": "critical", "ts_ms": 1764066600000,
-   "summary": "gpt-4o latency p95 is 4.1 s", "labels": {"model": "gpt-4o"}}
+   "state": "firing", "summary": "gpt-4o latency p95 is 4.1 s", "group": {"model": "gpt-4o"},
+   "labels": {"team": "search"}, "value": 4.1}
 ]
 "#,
     ),

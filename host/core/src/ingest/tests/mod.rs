@@ -216,6 +216,16 @@ fn long_dimension_strings_and_too_many_tags_are_refused() {
 }
 
 #[test]
+fn a_tag_named_like_the_hubs_own_is_refused() {
+    // `hub.integration` says which integration's sync brought an event in: no sender may claim it.
+    let err = one_error(
+        r#"[{"timestamp": "2026-11-25T10:00:00Z", "tags": {"hub.integration": "costops"}}]"#,
+    );
+    assert_eq!(err.field, "tags.hub.integration");
+    assert!(err.message.contains("reserved"), "{}", err.message);
+}
+
+#[test]
 fn all_errors_of_one_event_are_reported_together() {
     let batch = parse(
         r#"[{"input_tokens": -1, "status": "nope"}]"#,

@@ -1,0 +1,54 @@
+//! Wall-clock time for plugins: now, and the UTC timestamps and dates other systems' APIs take.
+
+/// Milliseconds since the Unix epoch (UTC), from the host's clock.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// The civil date (year, month, day) of a day number since 1970-01-01 (Howard Hinnant's
+/// algorithm, exact for every day the hub can store).
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// `2026-12-07` for a time in Unix milliseconds (UTC).
+pub fn date(ms: i64) -> String {
+    let (y, m, d) = civil(ms.div_euclid(86_400_000));
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// `2026-12-07T10:00:00.000Z` for a time in Unix milliseconds.
+pub fn rfc3339(ms: i64) -> String {
+    let of_day = ms.rem_euclid(86_400_000);
+    let (h, min, s, milli) = (
+        of_day / 3_600_000,
+        of_day / 60_000 % 60,
+        of_day / 1_000 % 60,
+        of_day % 1_000,
+    );
+    format!("{}T{h:02}:{min:02}:{s:02}.{milli:03}Z", date(ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_like_the_hub() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_764_066_600_123), "2025-11-25T10:30:00.123Z");
+        assert_eq!(date(951_782_400_000), "2000-02-29");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59.999Z");
+    }
+}
