@@ -97,6 +97,8 @@ pub mod bindings {
             },
         });
     }
+    // `sync`'s context crosses as flat arguments.
+    #[allow(clippy::too_many_arguments)]
     pub mod integration {
         wit_bindgen::generate!({
             path: "../wit",
@@ -123,7 +125,9 @@ pub use bindings::enricher::hub::plugin0_1_0::types::{
     Alert as AlertV1, Anomaly, Forecast, Series, Severity, SyncReport,
 };
 /// An alert notice as a 0.3.0 integration gets it.
-pub use bindings::integration::hub::plugin0_3_0::types::{Alert, AlertSeverity, AlertState};
+pub use bindings::integration::hub::plugin0_3_0::types::{
+    Alert, AlertSeverity, AlertState, DayCost, GroupSpend, Spend, SyncContext,
+};
 
 impl AlertSeverity {
     /// The hub's name of the severity (`debug`, `info`, `warning`, `error`, `critical`).
@@ -286,11 +290,12 @@ pub trait Integration: Sized + 'static {
     fn new(config: Self::Config) -> Result<Self, Error>;
     /// Delivers a batch of alert notices; [`Error::Unavailable`] is retried with backoff.
     fn on_alerts(&mut self, alerts: &[Alert]) -> Result<(), Error>;
-    /// Every `refresh-interval-s` (once across the hub's replicas): push data out, or pull
-    /// records in as events with [`Events::push`]. Keep a cursor in [`kv`]: it is persisted only
-    /// once the hub has stored the events.
-    fn sync(&mut self, events: &mut Events) -> Result<SyncReport, Error> {
-        let _ = events;
+    /// Every `refresh-interval-s` (once across the hub's replicas): push the hub's numbers out
+    /// (`context`: the month's spend, its projection, the last days' cost), or pull records in
+    /// as events with [`Events::push`]. Keep a cursor in [`kv`]: it is persisted only once the
+    /// hub has stored the events.
+    fn sync(&mut self, context: &SyncContext, events: &mut Events) -> Result<SyncReport, Error> {
+        let _ = (context, events);
         Ok(SyncReport {
             items: 0,
             message: "nothing to sync".into(),
@@ -407,12 +412,14 @@ macro_rules! export_integration {
                     <$t as $crate::Integration>::on_alerts(p, &alerts)
                 })
             }
-            fn sync() -> Result<
+            fn sync(
+                context: $crate::SyncContext,
+            ) -> Result<
                 $crate::bindings::integration::hub::plugin0_3_0::types::SyncOutput,
                 $crate::glue::PluginError,
             > {
                 $crate::glue::sync(&__HUB_PLUGIN, |p: &mut $t, events| {
-                    <$t as $crate::Integration>::sync(p, events)
+                    <$t as $crate::Integration>::sync(p, &context, events)
                 })
             }
         });

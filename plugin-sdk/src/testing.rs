@@ -24,8 +24,9 @@ pub use hub_core::EventRecord;
 pub use hub_core::ingest::Rejection;
 use hub_marketplace::Manifest;
 pub use hub_runtime::{
-    Alert, AlertSeverity, AlertState, Anomaly, Applied, CallError, Enrichment, Field, Forecast,
-    Grants, Patch, RuntimeConfig, Series, Severity, SyncReport, Value,
+    Alert, AlertSeverity, AlertState, Anomaly, Applied, CallError, DayCost, Enrichment, Field,
+    Forecast, Grants, GroupSpend, Patch, RuntimeConfig, Series, Severity, Spend, SyncContext,
+    SyncReport, Value,
 };
 use hub_runtime::{Instance, Plugin, Runtime};
 
@@ -37,6 +38,32 @@ pub struct Enriched {
     /// The plugin's answer as it came back.
     pub answer: Enrichment,
     pub applied: Applied,
+}
+
+/// The context of a tenant that spent nothing yet this month: `now`, zeros, seven empty days.
+pub fn quiet_month(now_ms: i64) -> SyncContext {
+    let day = 86_400_000;
+    let today = now_ms - now_ms.rem_euclid(day);
+    SyncContext {
+        now_ms,
+        spend: Spend {
+            month_start_ms: today,
+            month_end_ms: today + day,
+            actual_usd: 0.0,
+            projected_usd: 0.0,
+            lower_usd: 0.0,
+            upper_usd: 0.0,
+            method: "run-rate".into(),
+            by_model: Vec::new(),
+            days: (0..7)
+                .map(|i| DayCost {
+                    date: hub_core::time::to_rfc3339(today - (6 - i) * day)[..10].to_string(),
+                    cost_usd: 0.0,
+                    requests: 0,
+                })
+                .collect(),
+        },
+    }
 }
 
 /// What one `sync` brought in.
@@ -299,8 +326,13 @@ impl TestHost {
     /// An integration's `sync`, its events validated as the hub validates them (REST ingest's
     /// checks and default limits) and tagged as the hub tags them.
     pub fn sync(&mut self) -> anyhow::Result<Synced> {
+        self.sync_with(&quiet_month(hub_core::time::now_ms()))
+    }
+
+    /// [`TestHost::sync`] handed this context (the month's spend, the last days' cost).
+    pub fn sync_with(&mut self, context: &SyncContext) -> anyhow::Result<Synced> {
         self.ensure_live()?;
-        let out = self.instance.sync()?;
+        let out = self.instance.sync(context)?;
         self.persist_kv();
         let now = hub_core::time::now_ms();
         let parsed = hub_core::ingest::parse_documents(

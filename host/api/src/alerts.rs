@@ -1,6 +1,7 @@
 //! `/v1/alerts`: alert rules (analysts and higher write them; whoever reads metrics reads them)
 //! and the alerts they raised, open and past. A rule is checked whole and every error names its
-//! JSON pointer; a rule that names a detector or a target the tenant has not installed is a 400.
+//! JSON pointer; a rule that names a detector, a target or a budget's integration the tenant has
+//! not installed is a 400.
 //! Another tenant's rule is a 404. Every change is audited. Each notice's deliveries to the
 //! rules' targets, with every attempt, are the delivery log.
 
@@ -162,6 +163,17 @@ async fn checked(
         return Err(ApiError::invalid(
             "/condition/detector",
             format!("no detector named `{d}` is installed for this tenant"),
+        ));
+    }
+    if let Condition::Budget { from: Some(f), .. } = &rule.condition
+        && !installed(&f.integration, PluginKind::Integration)
+    {
+        return Err(ApiError::invalid(
+            "/condition/budget_from/integration",
+            format!(
+                "no integration named `{}` is installed for this tenant",
+                f.integration
+            ),
         ));
     }
     for (i, t) in rule.targets.iter().enumerate() {

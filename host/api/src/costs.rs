@@ -13,13 +13,100 @@ use hub_storage::{JobStatus, NewRepriceJob, RepriceJob, StorageError};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::{ApiError, AppState, Right};
+use crate::query::{Params, check_order};
+use crate::{ApiError, AppState, Principal, Right};
+use axum::extract::Query;
+use hub_core::time::{DAY_MS, parse_query_time, to_rfc3339};
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_jobs, start_job))
         .routes(routes!(get_job))
         .routes(routes!(cancel_job))
+        .routes(routes!(daily_costs))
+}
+
+/// Days a daily comparison covers at most.
+const MAX_DAYS: i64 = 92;
+
+/// One UTC day's cost as the hub counts it beside what was billed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DayCostsDto {
+    /// `2026-12-06`.
+    pub date: String,
+    /// What the hub counts toward spend: reported costs, else the cost plugins' estimates.
+    pub counted_usd: f64,
+    /// The cost plugins' estimates.
+    pub estimated_usd: f64,
+    /// What senders reported.
+    pub reported_usd: f64,
+    pub requests: i64,
+    /// The sum of the day's billing lines an integration (`costops`) brought in; absent when
+    /// none was.
+    pub billed_usd: Option<f64>,
+    pub billed_lines: u32,
+    /// `billed_usd - counted_usd`, when billed.
+    pub difference_usd: Option<f64>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DailyCostsDto {
+    pub days: Vec<DayCostsDto>,
+}
+
+#[utoipa::path(
+    get, path = "/v1/costs/daily", tag = "costs",
+    description = "Each UTC day's cost as the hub counts it (reported, else estimated by the cost plugins) beside what was billed (the billing lines an integration such as `costops` brought in as `billing.daily` events), oldest first. Anyone who reads metrics.",
+    params(
+        ("from" = Option<String>, Query, description = "first day (RFC 3339, epoch ms or now-7d; default: the seven days ending with today); at most 92 days before `to`"),
+        ("to" = Option<String>, Query, description = "end, exclusive (default now)"),
+    ),
+    responses((status = 200, body = DailyCostsDto), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)),
+    security(("api_key" = []))
+)]
+pub(crate) async fn daily_costs(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Json<DailyCostsDto>, ApiError> {
+    principal.require(Right::ReadMetrics)?;
+    let p = Params::new(pairs, &["from", "to"])?;
+    let now = hub_core::time::now_ms();
+    let time = |name: &str, default: i64| {
+        p.one(name).map_or(Ok(default), |v| {
+            parse_query_time(v, now).map_err(|e| ApiError::invalid(name, e))
+        })
+    };
+    let to = time("to", now + 1)?;
+    // By default the seven days ending with today.
+    let from = time(
+        "from",
+        hub_core::time::floor_to(to - 1, DAY_MS) - 6 * DAY_MS,
+    )?;
+    check_order(Some(from), Some(to))?;
+    if to - from > MAX_DAYS * DAY_MS {
+        return Err(ApiError::invalid(
+            "from",
+            format!("the range is longer than {MAX_DAYS} days; ask for less"),
+        ));
+    }
+    let days =
+        hub_pipeline::billed::daily(state.storage.as_ref(), principal.tenant, from, to).await?;
+    Ok(Json(DailyCostsDto {
+        days: days
+            .into_iter()
+            .map(|d| DayCostsDto {
+                date: to_rfc3339(d.day_ms)[..10].to_string(),
+                counted_usd: d.counted_usd,
+                estimated_usd: d.estimated_usd,
+                reported_usd: d.reported_usd,
+                requests: d.requests,
+                difference_usd: d.billed_usd.map(|b| b - d.counted_usd),
+                billed_usd: d.billed_usd,
+                billed_lines: d.billed_lines,
+            })
+            .collect(),
+    }))
 }
 
 /// What to price again.

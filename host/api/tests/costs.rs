@@ -607,3 +607,45 @@ async fn an_enricher_that_fails_fails_the_job_and_changes_nothing() {
     let (s, _) = hub.reprice(json!({"from": "now-1h"})).await;
     assert_eq!(s, StatusCode::ACCEPTED);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_day_shows_what_the_hub_counts_beside_what_was_billed() {
+    let hub = hub().await;
+    let now = hub_core::time::now_ms();
+    let today = hub_core::time::to_rfc3339(now)[..10].to_string();
+    hub.send(&json!([
+        // Reported by the sender, and estimated by the cost plugin.
+        {"event_id": "paid", "timestamp": now, "model": "gpt-4o", "cost_usd": 3.0},
+        {"event_id": "estimated", "timestamp": now, "model": "gpt-4o",
+         "input_tokens": 1_000_000, "output_tokens": 0},
+        // A billing line (as CostOps's integration brings them, or CostOps sends them): its
+        // amount is not the hub's cost.
+        {"event_id": "bill-1", "timestamp": now, "source_module": "llm-cost-ops",
+         "event_type": "billing", "payload": {"payload_type": "billing", "data": {
+            "billing_type": "daily", "date": today, "model": "gpt-4o", "billed_usd": 6.0}}},
+    ]))
+    .await;
+    let v = hub.get("/v1/costs/daily").await;
+    let days = v["days"].as_array().unwrap();
+    assert_eq!(days.len(), 7, "the seven days ending with today: {v}");
+    let d = days.last().unwrap();
+    assert_eq!(d["date"], today.as_str());
+    // 1M input tokens of gpt-4o at $2.50/M, and the $3 reported.
+    assert!(close(&d["counted_usd"], 5.5), "{d}");
+    assert!(close(&d["estimated_usd"], 2.5), "{d}");
+    assert!(close(&d["reported_usd"], 3.0), "{d}");
+    assert!(close(&d["billed_usd"], 6.0), "{d}");
+    assert!(close(&d["difference_usd"], 0.5), "{d}");
+    assert_eq!(d["billed_lines"], 1);
+    assert!(days[0]["billed_usd"].is_null(), "{v}");
+    let (s, e) = hub
+        .call(
+            "GET",
+            "/v1/costs/daily?from=now-100d",
+            "application/json",
+            String::new(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert!(e.to_string().contains("92 days"), "{e}");
+}

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 pub mod alerts;
 pub mod analysis;
+pub mod billed;
 pub mod grid;
 mod lanes;
 pub mod reprice;

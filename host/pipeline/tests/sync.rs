@@ -235,3 +235,146 @@ async fn events_that_cannot_be_stored_leave_the_cursor_where_it_was() {
     assert_eq!(asked.len(), 2);
     assert!(asked[1].query("cursor").is_none() && asked[1].query("since").is_some());
 }
+
+/// CostOps with two closed days of billing ($12.50 + $7.25 each), yesterday open, one budget of
+/// $120.
+fn costops_server(now: i64) -> HttpServer {
+    use hub_core::time::DAY_MS;
+    let today = now - now.rem_euclid(DAY_MS);
+    let yesterday = hub_core::time::to_rfc3339(today - DAY_MS)[..10].to_string();
+    HttpServer::start(move |r| match r.path() {
+        "/api/v1/costops/billing" => {
+            let date = r.query("date").unwrap();
+            let done = date != yesterday;
+            Reply::json(
+                200,
+                &json!({"date": date, "final": done, "lines": if done { json!([
+                {"provider": "openai", "model": "gpt-4o", "billed_usd": 12.5},
+                {"provider": "anthropic", "model": "claude-sonnet-4", "billed_usd": 7.25},
+            ]) } else { json!([]) }}),
+            )
+        }
+        "/api/v1/costops/budgets" => Reply::json(
+            200,
+            &json!({"budgets": [
+                {"id": "monthly-care", "name": "Team care", "limit_usd": 120, "spent_usd": 100},
+            ]}),
+        ),
+        _ => Reply::json(202, &json!({})),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn costops_billing_sits_beside_the_hubs_cost_and_its_budget_drives_a_budget_rule() {
+    use hub_core::time::DAY_MS;
+    let (storage, host, _dir) = hub().await;
+    let acme = storage.tenants().create_tenant("acme", 0).await.unwrap().id;
+    let now = hub_core::time::now_ms();
+    let server = costops_server(now);
+    let (m, w) = support::plugin("costops");
+    let grants = GrantsDoc {
+        kv: true,
+        http: vec![server.host()],
+    };
+    host.install(
+        acme,
+        &m,
+        w,
+        Some(json!({"url": server.url("")})),
+        grants,
+        true,
+    )
+    .await
+    .unwrap();
+    // $100 of calls this month, $10 of them two days ago (when the month allows).
+    let (month_start, _) = hub_pipeline::spend::month_of(now);
+    let limits = hub_core::ingest::IngestLimits::default();
+    let two_days_ago = now - 2 * DAY_MS;
+    let calls = (0..10)
+        .map(|i| {
+            let ts = if i == 0 && two_days_ago >= month_start {
+                two_days_ago
+            } else {
+                (now - 60_000).max(month_start)
+            };
+            let raw = format!(
+                r#"{{"event_id": "call-{i}", "timestamp": {ts}, "model": "gpt-4o", "cost_usd": 10, "status": "ok"}}"#
+            );
+            hub_core::ingest::parse_event(&raw, &limits, now).unwrap()
+        })
+        .collect();
+    support::ingest(&storage, &host, vec![(acme, calls)]).await;
+
+    let (producer, consumer) = hub_bus::in_process(10_000, 5_000);
+    let pipeline = Pipeline::spawn(
+        storage.clone(),
+        consumer,
+        PipelineConfig::default(),
+        Some(host.clone()),
+    );
+    let (job, _) = job(
+        &storage,
+        &host,
+        producer.clone(),
+        "a",
+        Duration::from_secs(5),
+    );
+    let syncers = host.syncers(acme).await;
+    job.run_period(acme, &syncers[0], 1_800_000_000_000).await;
+    let run = storage
+        .analysis_runs()
+        .runs(acme, Some("costops"), 0)
+        .await
+        .unwrap();
+    let outcome = run[0].outcome.as_ref().unwrap();
+    assert_eq!(
+        (outcome.outcome.as_str(), outcome.found),
+        ("ok", 5),
+        "{outcome:?}"
+    );
+    // The projection CostOps was sent is the hub's: $100 spent this month.
+    let projection = server
+        .requests()
+        .into_iter()
+        .find(|r| r.path() == "/api/v1/costops/projections")
+        .unwrap()
+        .json();
+    assert_eq!(projection["actual_usd"], 100.0);
+
+    // Billed beside counted, per day; the billing lines added nothing to the hub's cost.
+    let today = now - now.rem_euclid(DAY_MS);
+    let days = hub_pipeline::billed::daily(storage.as_ref(), acme, today - 3 * DAY_MS, now)
+        .await
+        .unwrap();
+    assert_eq!(days.len(), 4);
+    let billed: Vec<Option<f64>> = days.iter().map(|d| d.billed_usd).collect();
+    assert_eq!(billed, [Some(19.75), Some(19.75), None, None]);
+    if two_days_ago >= month_start {
+        assert_eq!(days[1].counted_usd, 10.0, "{days:?}");
+    }
+
+    // A budget rule on CostOps's budget ($120): $100 is 83% of it.
+    let rule = json!({"name": "care", "condition": {"kind": "budget", "percent": 80,
+        "basis": "spent", "budget_from": {"integration": "costops", "budget_id": "monthly-care"}}});
+    let parsed = hub_pipeline::alerts::rule::parse(&rule).unwrap();
+    storage
+        .alerts()
+        .create_rule(acme, &parsed.name, &rule.to_string(), true, "test", now)
+        .await
+        .unwrap();
+    let out = hub_pipeline::alerts::evaluate::evaluate_tenant(storage.as_ref(), acme, now)
+        .await
+        .unwrap();
+    let texts: Vec<&str> = out
+        .iter()
+        .flat_map(|r| r.notices.iter().map(|(_, t)| t.as_str()))
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "spend so far this month of all traffic is $100.00 (at least 80% of the budget `monthly-care` in costops)"
+        ]
+    );
+    drop((job, producer));
+    pipeline.join().await;
+}

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use hub_core::TenantId;
-use hub_runtime::{Alert, CallError, SyncOutput};
+use hub_runtime::{Alert, CallError, SyncContext, SyncOutput};
 
 use super::call::CallPolicy;
 use super::pool::Slot;
@@ -93,6 +93,7 @@ impl PluginHost {
         self: &Arc<Self>,
         tenant: TenantId,
         name: &str,
+        context: SyncContext,
     ) -> Result<Option<SyncOutput>, CallError> {
         if !self.in_budget(tenant) {
             return Ok(None);
@@ -102,7 +103,7 @@ impl PluginHost {
             tenant,
             slot,
             CallPolicy::SYNC,
-            |i| i.sync(),
+            move |i| i.sync(&context),
             |r: &SyncOutput| r.events.len().max(r.report.items as usize),
         )
         .await

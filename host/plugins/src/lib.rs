@@ -50,8 +50,8 @@ pub use hub_marketplace::series::{
 };
 pub use hub_runtime::v3::{MAX_SYNC_CALLS, MAX_SYNC_EVENTS, SEVERITY_LABEL, STATE_LABEL, alert_v1};
 pub use hub_runtime::{
-    Alert, AlertSeverity, AlertState, Anomaly, CallError, Forecast, PluginError, Series,
-    Severity as FindingSeverity, SyncOutput,
+    Alert, AlertSeverity, AlertState, Anomaly, CallError, DayCost, Forecast, GroupSpend,
+    PluginError, Series, Severity as FindingSeverity, Spend, SyncContext, SyncOutput,
 };
 use hub_storage::{Storage, StorageError};
 pub use integration::Syncer;

@@ -10,7 +10,7 @@ use wasmtime::{Store, Trap};
 use crate::bindings::{detector, enricher, enricher_v2, forecaster, integration, integration_v3};
 use crate::host::{HostState, HttpPolicy, KvState, Owner};
 use crate::plugin::Pre;
-use crate::v3::{Alert, SyncOutput};
+use crate::v3::{Alert, SyncContext, SyncOutput};
 use crate::{
     Anomaly, CallError, Enrichment, EventBatch, Forecast, Grants, LoadError, Plugin, PluginError,
     Runtime, Series, SyncReport, error_text, findings, memory, output, ticks, v2, v3,
@@ -268,13 +268,13 @@ impl Instance {
     /// An integration's `sync`: a 0.1.0 integration's report with no events; a 0.3.0 answer
     /// with more than [`v3::MAX_SYNC_EVENTS`] is refused whole. The events are not checked here:
     /// the caller validates each as REST ingest does.
-    pub fn sync(&mut self) -> Result<SyncOutput, CallError> {
+    pub fn sync(&mut self, context: &SyncContext) -> Result<SyncOutput, CallError> {
         let d = self.slow;
         self.call_checked(
             d,
             |x, s| match x {
                 Exports::Integration(b) => Some(b.call_sync(s).map(|r| r.map(v3::sync_v1))),
-                Exports::IntegrationV3(b) => Some(b.call_sync(s)),
+                Exports::IntegrationV3(b) => Some(b.call_sync(s, context)),
                 _ => None,
             },
             v3::check_sync,

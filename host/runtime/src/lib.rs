@@ -62,7 +62,9 @@ pub use memory::{
 pub use patch::{Applied, InvalidOutput, MAX_PATCHES_PER_ROW, apply_patches};
 pub use plugin::Plugin;
 /// Alerts are handed to integrations as 0.3.0's (0.1.0 integrations get them converted).
-pub use v3::{Alert, AlertSeverity, AlertState, SyncOutput};
+pub use v3::{
+    Alert, AlertSeverity, AlertState, DayCost, GroupSpend, Spend, SyncContext, SyncOutput,
+};
 
 use crate::host::HostState;
 

@@ -8,7 +8,9 @@ use crate::host::HostState;
 
 impl v3::types::Host for HostState {}
 
-pub use v3::types::{Alert, AlertSeverity, AlertState, SyncOutput};
+pub use v3::types::{
+    Alert, AlertSeverity, AlertState, DayCost, GroupSpend, Spend, SyncContext, SyncOutput,
+};
 
 /// Events a `sync` may answer at most in one call.
 pub const MAX_SYNC_EVENTS: usize = 10_000;

@@ -11,7 +11,7 @@
 //! The wire formats are in README.md; what the Sentinel calls its fields is configurable.
 
 use hub_plugin_sdk::{
-    Alert, AlertSeverity, Error, Events, Integration, SyncReport, http, kv, time,
+    Alert, AlertSeverity, Error, Events, Integration, SyncContext, SyncReport, http, kv, time,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -134,7 +134,7 @@ impl Integration for Sentinel {
         Ok(())
     }
 
-    fn sync(&mut self, events: &mut Events) -> Result<SyncReport, Error> {
+    fn sync(&mut self, _: &SyncContext, events: &mut Events) -> Result<SyncReport, Error> {
         if !self.config.pull {
             return Ok(SyncReport {
                 items: 0,

@@ -451,6 +451,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/costs/daily": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Each UTC day's cost as the hub counts it (reported, else estimated by the cost plugins) beside what was billed (the billing lines an integration such as `costops` brought in as `billing.daily` events), oldest first. Anyone who reads metrics. */
+        get: operations["daily_costs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/costs/reprice": {
         parameters: {
             query?: never;
@@ -1235,6 +1252,44 @@ export interface components {
         CreateTenantDto: {
             /** @description Lowercase letters, digits and dashes, 1 to 64. */
             name: string;
+        };
+        DailyCostsDto: {
+            days: components["schemas"]["DayCostsDto"][];
+        };
+        /** @description One UTC day's cost as the hub counts it beside what was billed. */
+        DayCostsDto: {
+            /** Format: int32 */
+            billed_lines: number;
+            /**
+             * Format: double
+             * @description The sum of the day's billing lines an integration (`costops`) brought in; absent when
+             *     none was.
+             */
+            billed_usd?: number | null;
+            /**
+             * Format: double
+             * @description What the hub counts toward spend: reported costs, else the cost plugins' estimates.
+             */
+            counted_usd: number;
+            /** @description `2026-12-06`. */
+            date: string;
+            /**
+             * Format: double
+             * @description `billed_usd - counted_usd`, when billed.
+             */
+            difference_usd?: number | null;
+            /**
+             * Format: double
+             * @description The cost plugins' estimates.
+             */
+            estimated_usd: number;
+            /**
+             * Format: double
+             * @description What senders reported.
+             */
+            reported_usd: number;
+            /** Format: int64 */
+            requests: number;
         };
         DeliveryAttemptDto: {
             at: string;
@@ -3824,6 +3879,64 @@ export interface operations {
             };
             /** @description the body is over the route's limit */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    daily_costs: {
+        parameters: {
+            query?: {
+                /** @description first day (RFC 3339, epoch ms or now-7d; default: the seven days ending with today); at most 92 days before `to` */
+                from?: string;
+                /** @description end, exclusive (default now) */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DailyCostsDto"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing, unknown, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the API key's rate limit; see Retry-After */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };

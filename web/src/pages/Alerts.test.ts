@@ -43,6 +43,8 @@ describe("alert rules in the UI", () => {
     expect(ruleSentence({ condition: { kind: "anomaly" } })).toBe("any anomaly at warning or worse");
     expect(ruleSentence({ condition: { kind: "budget", budget_usd: 500, percent: 80, basis: "spent", group_by: "app" } }))
       .toBe("spend so far this month per app reaches 80% of $500");
+    expect(ruleSentence({ condition: { kind: "budget", percent: 90, budget_from: { integration: "costops", budget_id: "monthly-care" } } }))
+      .toBe("projected month-end spend reaches 90% of the budget monthly-care in costops");
     expect(ruleSentence({ condition: { kind: "event", event_kind: "security.threat", min_severity: "error", group_by: "source_module" } }))
       .toBe("1 or more security.threat events at error or worse over 5m per source_module");
   });

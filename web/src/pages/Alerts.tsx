@@ -29,7 +29,9 @@ export function ruleSentence(rule: Record<string, unknown>): string {
   }
   if (c.kind === "budget") {
     const basis = c.basis === "spent" ? "spend so far this month" : "projected month-end spend";
-    return `${basis}${c.group_by ? ` per ${c.group_by}` : ""} reaches ${c.percent ?? 100}% of $${c.budget_usd}`;
+    const from = c.budget_from as { integration?: string; budget_id?: string } | undefined;
+    const budget = from ? `the budget ${from.budget_id} in ${from.integration}` : `$${c.budget_usd}`;
+    return `${basis}${c.group_by ? ` per ${c.group_by}` : ""} reaches ${c.percent ?? 100}% of ${budget}`;
   }
   const by = Array.isArray(c.group_by) && c.group_by.length ? ` per ${c.group_by.join(", ")}` : "";
   const held = c.for && c.for !== "0s" && c.for !== "0m" ? `, for ${c.for}` : "";

@@ -4,6 +4,7 @@ import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { get, query, type Schemas } from "../api/client";
 import { chartOf, newest, seriesName, withForecast, type Anomaly, type ChartId, type Forecast } from "../analysis";
 import { Chart, color, type Line, type Marker } from "../components/Chart";
+import { DailyCosts } from "../components/DailyCosts";
 import { Empty, ErrorNote, Loading } from "../components/States";
 import { int, ms, pct, unpricedNote, usd, when } from "../format";
 
@@ -177,6 +178,7 @@ export function Overview() {
           </div>
         )}
       </section>
+      <DailyCosts />
     </div>
   );
 }

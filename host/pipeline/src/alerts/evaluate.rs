@@ -239,7 +239,26 @@ pub async fn evaluate_rule(
             percent,
             projected,
             group_by,
+            from,
         } => {
+            let budget_usd = match from {
+                None => *budget_usd,
+                Some(f) => match super::budget::limit(store, tenant, f, now_ms).await? {
+                    Some(limit) => limit,
+                    // Not brought in (yet): the rule's alerts stay as they are.
+                    None => {
+                        tracing::warn!(tenant = %tenant, rule = %rule.name, integration = %f.integration, budget = %f.budget_id, "the budget is not known: no cost.budget event of the integration names it");
+                        let open = store.alerts().open_alerts(tenant, stored.id).await?.len();
+                        return Ok(RuleOutcome {
+                            rule_id: stored.id,
+                            rule: rule.name.clone(),
+                            severity: rule.severity,
+                            notices: Vec::new(),
+                            open,
+                        });
+                    }
+                },
+            };
             let dim = group_by.as_deref().and_then(Dimension::parse);
             let p = once(&ctx.reads.spend, format!("{dim:?}"), async {
                 crate::spend::month_projection(store, tenant, now_ms, dim).await

@@ -2,8 +2,10 @@
 //! with the field's pointer), the life of the alerts they raise (lifecycle: pending, firing,
 //! resolved, and the notices each step sends), one evaluation of a tenant's rules (evaluate), and
 //! what a person reads about an alert (text), and the notices' way to the rules' targets
-//! (deliver), which silences may hold back (silence).
+//! (deliver), which silences may hold back (silence); a budget kept in another system and
+//! brought in by an integration (budget).
 
+mod budget;
 pub mod deliver;
 pub mod evaluate;
 mod fields;
@@ -13,7 +15,7 @@ pub mod silence;
 pub mod text;
 
 pub use lifecycle::{Alert, AlertGroup, Notice, NoticeKind, Phase, Step};
-pub use rule::{Condition, Op, Rule, RuleError};
+pub use rule::{BudgetFrom, Condition, Op, Rule, RuleError};
 
 #[cfg(test)]
 mod tests;

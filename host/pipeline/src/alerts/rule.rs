@@ -139,11 +139,22 @@ pub enum Condition {
     /// The month's spend (`projected`: the month-end projection, else what is spent so far),
     /// of the tenant or of each group of one dimension, reaching `percent` of `budget_usd`.
     Budget {
+        /// The budget (0 when it comes `from` an integration).
         budget_usd: f64,
         percent: f64,
         projected: bool,
         group_by: Option<String>,
+        /// The budget is the newest limit an integration brought in for this id (a `cost.budget`
+        /// event of its, `payload.data.budget_limit_usd`), not a fixed amount.
+        from: Option<BudgetFrom>,
     },
+}
+
+/// A budget kept in another system and brought in by an integration's sync (`costops`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetFrom {
+    pub integration: String,
+    pub budget_id: String,
 }
 
 impl Condition {
@@ -204,7 +215,14 @@ const THRESHOLD_KEYS: [&str; 9] = [
     "min_requests",
 ];
 const ANOMALY_KEYS: [&str; 4] = ["kind", "detector", "min_severity", "filters"];
-const BUDGET_KEYS: [&str; 5] = ["kind", "budget_usd", "percent", "basis", "group_by"];
+const BUDGET_KEYS: [&str; 6] = [
+    "kind",
+    "budget_usd",
+    "budget_from",
+    "percent",
+    "basis",
+    "group_by",
+];
 const EVENT_KEYS: [&str; 6] = [
     "kind",
     "event_kind",
@@ -340,7 +358,46 @@ fn anomaly(obj: &Map<String, Value>) -> Checked<Condition> {
 fn budget(obj: &Map<String, Value>) -> Checked<Condition> {
     let base = "/condition";
     only(obj, base, &BUDGET_KEYS)?;
-    let budget_usd = number_in(obj, "budget_usd", (0.01, 1e12), None)?;
+    let from = match obj.get("budget_from") {
+        None => None,
+        Some(v) => {
+            let base = "/condition/budget_from";
+            let o = object(v, base)?;
+            only(o, base, &["integration", "budget_id"])?;
+            let integration = match text(o, "integration", base)? {
+                Some(n) if !n.is_empty() && n.len() <= 64 => n.to_string(),
+                _ => {
+                    return err(
+                        &format!("{base}/integration"),
+                        "is required (the integration's name)",
+                    );
+                }
+            };
+            let budget_id = match text(o, "budget_id", base)? {
+                Some(id) if !id.is_empty() && id.len() <= 200 => id.to_string(),
+                _ => {
+                    return err(
+                        &format!("{base}/budget_id"),
+                        "is required (1 to 200 characters)",
+                    );
+                }
+            };
+            Some(BudgetFrom {
+                integration,
+                budget_id,
+            })
+        }
+    };
+    let budget_usd = match (&from, obj.contains_key("budget_usd")) {
+        (Some(_), true) => {
+            return err(
+                "/condition/budget_usd",
+                "give budget_usd or budget_from, not both",
+            );
+        }
+        (Some(_), false) => 0.0,
+        (None, _) => number_in(obj, "budget_usd", (0.01, 1e12), None)?,
+    };
     let percent = number_in(obj, "percent", (1.0, 1_000.0), Some(100.0))?;
     let projected = match text(obj, "basis", base)? {
         None | Some("projected") => true,
@@ -360,6 +417,7 @@ fn budget(obj: &Map<String, Value>) -> Checked<Condition> {
         percent,
         projected,
         group_by,
+        from,
     })
 }
 

@@ -264,6 +264,21 @@ fn every_mistake_names_its_field() {
             "must be a number from 0.01",
         ),
         (
+            budget(json!({"budget_from": {"integration": "costops", "budget_id": "m"}})),
+            "/condition/budget_usd",
+            "not both",
+        ),
+        (
+            json!({"name": "r", "condition": {"kind": "budget", "budget_from": {"integration": "costops"}}}),
+            "/condition/budget_from/budget_id",
+            "is required",
+        ),
+        (
+            json!({"name": "r", "condition": {"kind": "budget", "budget_from": {"integration": "costops", "budget_id": "m", "x": 1}}}),
+            "/condition/budget_from/x",
+            "is not a field here",
+        ),
+        (
             budget(json!({"percent": "80"})),
             "/condition/percent",
             "must be a number, got a string",
@@ -363,7 +378,18 @@ fn a_budget_rule_reads_with_its_defaults_and_says_its_share() {
             percent: 100.0,
             projected: true,
             group_by: None,
+            from: None,
         }
+    );
+    // The budget of another system: exactly one of the two.
+    let kept = parse(
+        &json!({"name": "care", "condition": {"kind": "budget", "percent": 90,
+        "budget_from": {"integration": "costops", "budget_id": "monthly-care"}}}),
+    )
+    .unwrap();
+    assert_eq!(
+        text::summary(&kept, &[], 9_100.0),
+        "projected month-end spend of all traffic is $9100.00 (at least 90% of the budget `monthly-care` in costops)"
     );
     let spent = parse(&json!({"name": "spend", "condition": {"kind": "budget",
         "budget_usd": 500, "percent": 80, "basis": "spent", "group_by": "app"}}))

@@ -56,14 +56,23 @@ pub fn summary(rule: &Rule, group: &[(String, String)], value: f64) -> String {
         Condition::Budget {
             budget_usd,
             percent,
+            from,
             ..
         } => (
             "cost_usd".to_string(),
-            format!(
-                "{}% of the ${} budget",
-                number(*percent),
-                number(*budget_usd)
-            ),
+            match from {
+                Some(f) => format!(
+                    "{}% of the budget `{}` in {}",
+                    number(*percent),
+                    f.budget_id,
+                    f.integration
+                ),
+                None => format!(
+                    "{}% of the ${} budget",
+                    number(*percent),
+                    number(*budget_usd)
+                ),
+            },
         ),
     };
     match (&rule.description, &rule.condition) {

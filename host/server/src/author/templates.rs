@@ -462,7 +462,9 @@ enum = ["debug", "info", "warning", "error", "critical"]
 //! with calls to the system you integrate (`hub_plugin_sdk::http`, hosts declared in
 //! plugin.toml), and `sync` with what you pull in (see its comment).
 
-use hub_plugin_sdk::{Alert, AlertSeverity, AlertState, Error, Events, Integration, SyncReport, kv};
+use hub_plugin_sdk::{
+    Alert, AlertSeverity, AlertState, Error, Events, Integration, SyncContext, SyncReport, kv,
+};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -512,10 +514,12 @@ impl Integration for {{type}} {
         Ok(())
     }
 
-    /// Every `refresh-interval-s` (add it under [limits] to be called): records of the other
-    /// system become the tenant's events with `events.push(&json!({"event_id": <the record's
-    /// id>, "timestamp": ..., ...}))`, checked as `POST /v1/events` checks them.
-    fn sync(&mut self, events: &mut Events) -> Result<SyncReport, Error> {
+    /// Every `refresh-interval-s` (add it under [limits] to be called): send the hub's numbers
+    /// out (`context.spend`: the month's spend and projection, the last days' cost), and bring
+    /// records of the other system in as the tenant's events with `events.push(&json!({"event_id":
+    /// <the record's id>, "timestamp": ..., ...}))`, checked as `POST /v1/events` checks them.
+    fn sync(&mut self, context: &SyncContext, events: &mut Events) -> Result<SyncReport, Error> {
+        let _ = context;
         Ok(SyncReport {
             items: events.len() as u32,
             message: "nothing to sync".into(),
