@@ -126,7 +126,7 @@ pub use bindings::enricher::hub::plugin0_1_0::types::{
 };
 /// An alert notice as a 0.3.0 integration gets it.
 pub use bindings::integration::hub::plugin0_3_0::types::{
-    Alert, AlertSeverity, AlertState, DayCost, GroupSpend, Spend, SyncContext,
+    Alert, AlertSeverity, AlertState, DayCost, GroupSpend, Spend, SyncContext, ViolationCount,
 };
 
 impl AlertSeverity {

@@ -26,7 +26,7 @@ use hub_marketplace::Manifest;
 pub use hub_runtime::{
     Alert, AlertSeverity, AlertState, Anomaly, Applied, CallError, DayCost, Enrichment, Field,
     Forecast, Grants, GroupSpend, Patch, RuntimeConfig, Series, Severity, Spend, SyncContext,
-    SyncReport, Value,
+    SyncReport, Value, ViolationCount,
 };
 use hub_runtime::{Instance, Plugin, Runtime};
 
@@ -40,12 +40,16 @@ pub struct Enriched {
     pub applied: Applied,
 }
 
-/// The context of a tenant that spent nothing yet this month: `now`, zeros, seven empty days.
+/// The context of a tenant that spent nothing yet this month and broke no policy: `now`, the
+/// hour before it as the period, zeros, seven empty days.
 pub fn quiet_month(now_ms: i64) -> SyncContext {
     let day = 86_400_000;
     let today = now_ms - now_ms.rem_euclid(day);
     SyncContext {
         now_ms,
+        period_start_ms: now_ms - 3_600_000,
+        period_end_ms: now_ms,
+        violations: Vec::new(),
         spend: Spend {
             month_start_ms: today,
             month_end_ms: today + day,

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 pub mod alerts;
 pub mod analysis;
 pub mod billed;
+pub mod context;
+pub mod governance;
 pub mod grid;
 mod lanes;
 pub mod reprice;

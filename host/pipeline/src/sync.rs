@@ -23,13 +23,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hub_bus::{BusProducer, Committed};
+use hub_core::TenantId;
 use hub_core::ingest::{IngestLimits, Rejection, parse_documents, tag_integration};
-use hub_core::time::{DAY_MS, floor_to};
-use hub_core::{Dimension, TenantId};
-use hub_plugins::{DayCost, GroupSpend, MAX_SYNC_CALLS, PluginHost, Spend, SyncContext, Syncer};
+use hub_core::time::floor_to;
+use hub_plugins::{MAX_SYNC_CALLS, PluginHost, Syncer};
 use hub_storage::{RunOutcome, Storage};
 
-use crate::spend::Method;
 use tokio::task::JoinHandle;
 
 #[derive(Debug, Clone)]
@@ -176,7 +175,7 @@ impl SyncJob {
                 return;
             }
         }
-        let outcome = self.sync(tenant, &syncer.name).await;
+        let outcome = self.sync(tenant, syncer, period).await;
         let counter = if outcome.outcome == "ok" {
             &self.stats.runs_ok
         } else {
@@ -200,22 +199,26 @@ impl SyncJob {
 
     /// Calls `sync` (again while it says `more`), storing each answer's valid events before the
     /// next call. The outcome's `series` counts the events answered, `found` those stored new.
-    pub async fn sync(&self, tenant: TenantId, name: &str) -> RunOutcome {
+    pub async fn sync(&self, tenant: TenantId, syncer: &Syncer, period: i64) -> RunOutcome {
+        let name = syncer.name.as_str();
         let mut tally = Tally::default();
         let mut failure = None;
-        let context = match context(self.storage.as_ref(), tenant, hub_core::time::now_ms()).await {
-            Ok(c) => c,
-            Err(e) => {
-                return RunOutcome {
-                    outcome: "failed".into(),
-                    series: 0,
-                    found: 0,
-                    message: Some(format!(
-                        "reading the tenant's spend for the sync failed: {e}"
-                    )),
-                };
-            }
-        };
+        let (from, to) = (period - i64::from(syncer.every_s.max(1)) * 1_000, period);
+        let now = hub_core::time::now_ms();
+        let context =
+            match crate::context::context(self.storage.as_ref(), tenant, now, from, to).await {
+                Ok(c) => c,
+                Err(e) => {
+                    return RunOutcome {
+                        outcome: "failed".into(),
+                        series: 0,
+                        found: 0,
+                        message: Some(format!(
+                            "reading the tenant's spend for the sync failed: {e}"
+                        )),
+                    };
+                }
+            };
         for _ in 0..MAX_SYNC_CALLS {
             let out = match self.host.sync(tenant, name, context.clone()).await {
                 Ok(Some(out)) => out,
@@ -313,61 +316,6 @@ impl SyncJob {
         }
         Ok(total)
     }
-}
-
-/// Groups of the month's spend a sync is handed at most.
-const MAX_GROUPS: usize = 50;
-/// Days of cost a sync is handed (today included).
-const DAYS: i64 = 7;
-
-/// What a sync is handed: the time, the month's spend and its projection (as `GET
-/// /v1/forecasts/spend` gives them, by model), and the last days' cost.
-pub async fn context(
-    store: &dyn Storage,
-    tenant: TenantId,
-    now_ms: i64,
-) -> Result<SyncContext, hub_storage::StorageError> {
-    let p = crate::spend::month_projection(store, tenant, now_ms, Some(Dimension::Model)).await?;
-    let today = floor_to(now_ms, DAY_MS);
-    let by_day = crate::billed::counted(store, tenant, today - (DAYS - 1) * DAY_MS, now_ms).await?;
-    let days = (0..DAYS)
-        .map(|i| {
-            let day = today - (DAYS - 1 - i) * DAY_MS;
-            let agg = by_day.get(&day).cloned().unwrap_or_default();
-            DayCost {
-                date: hub_core::time::to_rfc3339(day)[..10].to_string(),
-                cost_usd: agg.cost_usd,
-                requests: agg.requests.max(0) as u64,
-            }
-        })
-        .collect();
-    let method = |m: &Method| match m {
-        Method::Forecast { plugin, .. } => format!("forecast:{plugin}"),
-        Method::RunRate => "run-rate".to_string(),
-    };
-    Ok(SyncContext {
-        now_ms,
-        spend: Spend {
-            month_start_ms: p.month_start_ms,
-            month_end_ms: p.month_end_ms,
-            actual_usd: p.total.actual_usd,
-            projected_usd: p.total.projected_usd,
-            lower_usd: p.total.lower_usd,
-            upper_usd: p.total.upper_usd,
-            method: method(&p.total.method),
-            by_model: p
-                .groups
-                .iter()
-                .take(MAX_GROUPS)
-                .map(|g| GroupSpend {
-                    key: g.key.clone().unwrap_or_default(),
-                    actual_usd: g.actual_usd,
-                    projected_usd: g.projected_usd,
-                })
-                .collect(),
-            days,
-        },
-    })
 }
 
 #[derive(Default)]

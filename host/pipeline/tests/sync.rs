@@ -378,3 +378,61 @@ async fn costops_billing_sits_beside_the_hubs_cost_and_its_budget_drives_a_budge
     drop((job, producer));
     pipeline.join().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_policy_engine_gets_the_hours_violations_counted_from_governance_events() {
+    let (storage, host, _dir) = hub().await;
+    let acme = storage.tenants().create_tenant("acme", 0).await.unwrap().id;
+    let server = HttpServer::start(|_| Reply::json(202, &json!({})));
+    let (m, w) = support::plugin("policy");
+    let grants = GrantsDoc {
+        kv: false,
+        http: vec![server.host()],
+    };
+    host.install(
+        acme,
+        &m,
+        w,
+        Some(json!({"url": server.url("")})),
+        grants,
+        true,
+    )
+    .await
+    .unwrap();
+    let now = hub_core::time::now_ms();
+    let period = hub_core::time::floor_to(now, 3_600_000);
+    let limits = hub_core::ingest::IngestLimits::default();
+    let violation = |id: &str, ts: i64, policy: &str, resource: &str, severity: &str| {
+        let raw = json!({"event_id": id, "timestamp": ts, "source_module": "llm-governance-dashboard",
+            "event_type": "governance", "severity": "error", "payload": {"payload_type": "governance",
+            "data": {"governance_type": "policy_violation", "policy_id": policy,
+                     "policy_name": format!("{policy} name"), "resource_id": resource,
+                     "severity": severity}}});
+        hub_core::ingest::parse_event(&raw.to_string(), &limits, now).unwrap()
+    };
+    let events = vec![
+        violation("v1", period - 50 * 60_000, "pol-7", "support-bot", "high"),
+        violation("v2", period - 40 * 60_000, "pol-7", "support-bot", "high"),
+        violation("v3", period - 30 * 60_000, "pol-2", "search", "low"),
+        // Before the hour, and in this sync's own hour: not in this report.
+        violation("v0", period - 61 * 60_000, "pol-7", "support-bot", "high"),
+        violation("v4", period + 1, "pol-7", "support-bot", "high"),
+    ];
+    // In the future (v4) only when the hour has begun a moment ago.
+    let events: Vec<_> = events.into_iter().filter(|e| e.ts_ms <= now).collect();
+    support::ingest(&storage, &host, vec![(acme, events)]).await;
+    let (producer, _consumer) = hub_bus::in_process(100, 100);
+    let (job, _) = job(&storage, &host, producer, "a", Duration::from_secs(1));
+    let syncers = host.syncers(acme).await;
+    assert_eq!(syncers[0].every_s, 3_600);
+    job.run_period(acme, &syncers[0], period).await;
+    let doc = server.requests()[0].json();
+    assert_eq!(doc["total_violations"], 3, "{doc}");
+    assert_eq!(doc["by_severity"], json!({"high": 2, "low": 1}));
+    assert_eq!(doc["violations"][0]["policy_id"], "pol-7");
+    assert_eq!(doc["violations"][0]["count"], 2);
+    assert_eq!(
+        doc["period_end"].as_str().unwrap(),
+        hub_core::time::to_rfc3339(period)
+    );
+}

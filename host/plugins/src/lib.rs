@@ -52,6 +52,7 @@ pub use hub_runtime::v3::{MAX_SYNC_CALLS, MAX_SYNC_EVENTS, SEVERITY_LABEL, STATE
 pub use hub_runtime::{
     Alert, AlertSeverity, AlertState, Anomaly, CallError, DayCost, Forecast, GroupSpend,
     PluginError, Series, Severity as FindingSeverity, Spend, SyncContext, SyncOutput,
+    ViolationCount,
 };
 use hub_storage::{Storage, StorageError};
 pub use integration::Syncer;

@@ -64,6 +64,7 @@ pub use plugin::Plugin;
 /// Alerts are handed to integrations as 0.3.0's (0.1.0 integrations get them converted).
 pub use v3::{
     Alert, AlertSeverity, AlertState, DayCost, GroupSpend, Spend, SyncContext, SyncOutput,
+    ViolationCount,
 };
 
 use crate::host::HostState;

@@ -10,6 +10,7 @@ impl v3::types::Host for HostState {}
 
 pub use v3::types::{
     Alert, AlertSeverity, AlertState, DayCost, GroupSpend, Spend, SyncContext, SyncOutput,
+    ViolationCount,
 };
 
 /// Events a `sync` may answer at most in one call.
