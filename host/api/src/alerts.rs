@@ -144,6 +144,22 @@ async fn checked(
         Some(_) => return Err(ApiError::invalid("/enabled", "must be true or false")),
     };
     let rule = rule::parse(&v).map_err(|e| ApiError::invalid(&e.path, e.message))?;
+    if matches!(rule.condition, Condition::Composite { .. }) {
+        let others: Vec<(String, Option<Rule>)> = state
+            .storage
+            .alerts()
+            .rules(principal.tenant)
+            .await?
+            .into_iter()
+            .filter(|r| r.name != rule.name)
+            .map(|r| {
+                let read = serde_json::from_str(&r.spec).ok();
+                (r.name, read.and_then(|v| rule::parse(&v).ok()))
+            })
+            .collect();
+        rule::check_composition(&rule.name, &rule.condition, &others)
+            .map_err(|e| ApiError::invalid(&e.path, e.message))?;
+    }
     // What the rule names must be installed for the tenant: its detector, its targets.
     let installs = state
         .storage
@@ -231,7 +247,7 @@ pub(crate) async fn list_rules(
 
 #[utoipa::path(
     post, path = "/v1/alerts/rules", tag = "alerts",
-    description = "Adds an alert rule (`threshold`: a metric over a window per group, held for a while; `anomaly`: what a detector found). Its first evaluation is within a minute. Analysts and higher.",
+    description = "Adds an alert rule (`threshold`: a metric over a window per group, held for a while; `anomaly`: what a detector found; `budget`: the month's spend against a budget, fixed or from an integration; `event`: events of an envelope kind; `composite`: AND/OR of other rules). Its first evaluation is within a minute. Analysts and higher.",
     request_body(content = Object, description = "the rule, and optionally `enabled` (default true)"),
     responses((status = 201, body = AlertRuleDto), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)),
     security(("api_key" = []))

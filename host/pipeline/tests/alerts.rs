@@ -457,3 +457,89 @@ async fn an_event_rule_counts_the_newest_thousand_of_its_window() {
         )]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_composite_fires_when_all_or_any_of_its_rules_fire_in_the_same_minute() {
+    let (storage, _host, _dir) = setup(5).await;
+    let acme = storage.tenants().create_tenant("acme", 0).await.unwrap().id;
+    let now = hub_core::time::now_ms();
+    let limits = hub_core::ingest::IngestLimits::default();
+    let envelope = |id: &str, ts: i64, payload_type: &str, family: &str| {
+        let raw = json!({"event_id": id, "timestamp": ts, "source_module": "llm-sentinel",
+            "event_type": payload_type, "severity": "critical", "payload": {
+                "payload_type": payload_type,
+                "data": {format!("{payload_type}_type"): family}}});
+        hub_core::ingest::parse_event(&raw.to_string(), &limits, now).unwrap()
+    };
+    let write = |events: Vec<hub_core::EventRecord>| {
+        let storage = storage.clone();
+        async move {
+            storage
+                .write_batches(
+                    &[TenantBatch {
+                        tenant: acme,
+                        events,
+                    }],
+                    now,
+                )
+                .await
+                .unwrap();
+        }
+    };
+    for (name, kind) in [
+        ("threats", "security.threat"),
+        ("violations", "governance.policy_violation"),
+    ] {
+        rule(
+            &storage,
+            acme,
+            json!({"name": name, "condition": {"kind": "event", "event_kind": kind}}),
+        )
+        .await;
+    }
+    // Written first, evaluated after the rules they name all the same.
+    rule(
+        &storage,
+        acme,
+        json!({"name": "both", "severity": "critical", "condition": {"kind": "composite",
+            "op": "and", "rules": ["threats", "violations"]}}),
+    )
+    .await;
+    rule(
+        &storage,
+        acme,
+        json!({"name": "either", "condition": {"kind": "composite", "op": "or",
+            "rules": ["threats", "violations"]}}),
+    )
+    .await;
+    write(vec![envelope("t1", now - 60_000, "security", "threat")]).await;
+    let out = evaluate_tenant(storage.as_ref(), acme, now).await.unwrap();
+    let fired: Vec<&str> = out
+        .iter()
+        .filter(|r| !r.notices.is_empty())
+        .map(|r| r.rule.as_str())
+        .collect();
+    assert_eq!(fired, ["threats", "either"]);
+    let either = out.iter().find(|r| r.rule == "either").unwrap();
+    assert_eq!(
+        either.notices[0].1,
+        "1 of 2 rules fire (any of threats, violations)"
+    );
+    write(vec![envelope(
+        "v1",
+        now - 30_000,
+        "governance",
+        "policy_violation",
+    )])
+    .await;
+    let out = evaluate_tenant(storage.as_ref(), acme, now + 1)
+        .await
+        .unwrap();
+    let both = out.iter().find(|r| r.rule == "both").unwrap();
+    assert_eq!(both.notices.len(), 1, "{out:?}");
+    assert_eq!(
+        both.notices[0].1,
+        "2 of 2 rules fire (all of threats, violations)"
+    );
+    assert_eq!(both.firing, 1);
+}

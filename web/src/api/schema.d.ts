@@ -116,7 +116,7 @@ export interface paths {
         /** @description The tenant's alert rules, by name. Whoever reads metrics. */
         get: operations["list_rules"];
         put?: never;
-        /** @description Adds an alert rule (`threshold`: a metric over a window per group, held for a while; `anomaly`: what a detector found). Its first evaluation is within a minute. Analysts and higher. */
+        /** @description Adds an alert rule (`threshold`: a metric over a window per group, held for a while; `anomaly`: what a detector found; `budget`: the month's spend against a budget, fixed or from an integration; `event`: events of an envelope kind; `composite`: AND/OR of other rules). Its first evaluation is within a minute. Analysts and higher. */
         post: operations["create_rule"];
         delete?: never;
         options?: never;

@@ -6,6 +6,7 @@ describe("alert rules in the UI", () => {
     const base = {
       name: " Errors ", severity: "critical", kind: "threshold" as const, metric: "error_rate", op: ">", value: "0.05",
       window: "5m", hold: "", groupBy: ["model"], minRequests: "20", detector: "", minSeverity: "warning", targets: [] as string[],
+      join: "and" as const, rules: [] as string[],
     };
     expect(ruleBody(base)).toEqual({
       name: "Errors", severity: "critical",
@@ -15,6 +16,9 @@ describe("alert rules in the UI", () => {
       kind: "anomaly", min_severity: "warning", detector: "robust-level",
     });
     expect(ruleBody({ ...base, targets: ["webhook"] }).targets).toEqual(["webhook"]);
+    expect(ruleBody({ ...base, kind: "composite", join: "or", rules: ["a", "b"] }).condition).toEqual({
+      kind: "composite", op: "or", rules: ["a", "b"],
+    });
   });
 
   it("says where a rule's notices go and what became of a delivery", () => {
@@ -43,6 +47,7 @@ describe("alert rules in the UI", () => {
     expect(ruleSentence({ condition: { kind: "anomaly" } })).toBe("any anomaly at warning or worse");
     expect(ruleSentence({ condition: { kind: "budget", budget_usd: 500, percent: 80, basis: "spent", group_by: "app" } }))
       .toBe("spend so far this month per app reaches 80% of $500");
+    expect(ruleSentence({ condition: { kind: "composite", op: "or", rules: ["a", "b"] } })).toBe("any of a, b firing");
     expect(ruleSentence({ condition: { kind: "budget", percent: 90, budget_from: { integration: "costops", budget_id: "monthly-care" } } }))
       .toBe("projected month-end spend reaches 90% of the budget monthly-care in costops");
     expect(ruleSentence({ condition: { kind: "event", event_kind: "security.threat", min_severity: "error", group_by: "source_module" } }))

@@ -27,6 +27,10 @@ export function ruleSentence(rule: Record<string, unknown>): string {
     const at = c.min_severity ? ` at ${c.min_severity} or worse` : "";
     return `${c.min_count ?? 1} or more ${c.event_kind} events${at} over ${c.window ?? "5m"}${by}`;
   }
+  if (c.kind === "composite") {
+    const rules = Array.isArray(c.rules) ? c.rules.join(", ") : "";
+    return `${c.op === "or" ? "any" : "all"} of ${rules} firing`;
+  }
   if (c.kind === "budget") {
     const basis = c.basis === "spent" ? "spend so far this month" : "projected month-end spend";
     const from = c.budget_from as { integration?: string; budget_id?: string } | undefined;
@@ -178,7 +182,7 @@ export function Alerts({ canWrite }: { canWrite: boolean }) {
           rules.data.rules.length === 0 ? <Empty>No rules yet.{canWrite ? " Add one below." : ""}</Empty> : (
             <RuleTable rules={rules.data.rules} canWrite={canWrite} />
           )}
-        {canWrite && <NewRule />}
+        {canWrite && <NewRule existing={(rules.data?.rules ?? []).map((r) => ({ name: r.name, rule: r.rule as Record<string, unknown> }))} />}
       </section>
     </div>
   );
@@ -260,7 +264,9 @@ function RuleTable({ rules, canWrite }: { rules: Rule[]; canWrite: boolean }) {
 
 /** The rule the form describes, as the API takes it. */
 export function ruleBody(f: Form): Record<string, unknown> {
-  const condition: Record<string, unknown> = f.kind === "anomaly"
+  const condition: Record<string, unknown> = f.kind === "composite"
+    ? { kind: "composite", op: f.join, rules: f.rules }
+    : f.kind === "anomaly"
     ? { kind: "anomaly", min_severity: f.minSeverity, ...(f.detector.trim() ? { detector: f.detector.trim() } : {}) }
     : {
       kind: "threshold", metric: f.metric, op: f.op, value: Number(f.value), window: f.window.trim(),
@@ -271,17 +277,17 @@ export function ruleBody(f: Form): Record<string, unknown> {
 }
 
 type Form = {
-  name: string; severity: string; kind: "threshold" | "anomaly"; metric: string; op: string; value: string;
+  name: string; severity: string; kind: "threshold" | "anomaly" | "composite"; metric: string; op: string; value: string;
   window: string; hold: string; groupBy: string[]; minRequests: string; detector: string; minSeverity: string;
-  targets: string[];
+  targets: string[]; join: "and" | "or"; rules: string[];
 };
 
 const EMPTY: Form = {
   name: "", severity: "warning", kind: "threshold", metric: "error_rate", op: ">", value: "0.05", window: "5m",
-  hold: "2m", groupBy: [], minRequests: "", detector: "", minSeverity: "warning", targets: [],
+  hold: "2m", groupBy: [], minRequests: "", detector: "", minSeverity: "warning", targets: [], join: "and", rules: [],
 };
 
-function NewRule() {
+function NewRule({ existing }: { existing: { name: string; rule: Record<string, unknown> }[] }) {
   const qc = useQueryClient();
   const [f, setF] = useState<Form>(EMPTY);
   const [error, setError] = useState<{ path?: string; message: string } | null>(null);
@@ -302,10 +308,21 @@ function NewRule() {
           <select value={f.severity} onChange={(e) => set("severity", e.target.value)}>{severityOptions}</select>
         </label>
         <label>Kind
-          <select value={f.kind} onChange={(e) => set("kind", e.target.value as Form["kind"])}><option value="threshold">a metric crosses a value</option><option value="anomaly">a detector finds an anomaly</option></select>
+          <select value={f.kind} onChange={(e) => set("kind", e.target.value as Form["kind"])}><option value="threshold">a metric crosses a value</option><option value="anomaly">a detector finds an anomaly</option><option value="composite">other rules fire together</option></select>
         </label>
       </div>
-      {f.kind === "threshold" ? (
+      {f.kind === "composite" ? (
+        <div className="filters">
+          <label>When<select aria-label="When" value={f.join} onChange={(e) => set("join", e.target.value as Form["join"])}><option value="and">all of these fire</option><option value="or">any of these fires</option></select></label>
+          <fieldset><legend>Rules</legend>
+            {existing.filter((r) => (r.rule.condition as Record<string, unknown> | undefined)?.kind !== "composite").map((r) => (
+              <label key={r.name} className="inline">
+                <input type="checkbox" checked={f.rules.includes(r.name)} onChange={(e) => set("rules", e.target.checked ? [...f.rules, r.name] : f.rules.filter((x) => x !== r.name))} />{r.name}
+              </label>
+            ))}
+          </fieldset>
+        </div>
+      ) : f.kind === "threshold" ? (
         <div className="filters">
           <label>Metric<select aria-label="Metric" value={f.metric} onChange={(e) => set("metric", e.target.value)}>{SERIES_METRICS.map((m) => <option key={m}>{m}</option>)}</select></label>
           <label>Is<select aria-label="Is" value={f.op} onChange={(e) => set("op", e.target.value)}>{[">", ">=", "<", "<="].map((o) => <option key={o}>{o}</option>)}</select></label>

@@ -32,6 +32,8 @@ pub struct RuleOutcome {
     pub notices: Vec<(Notice, String)>,
     /// Its alerts open (pending or firing) after this evaluation.
     pub open: usize,
+    /// Of those, the firing ones (what a composite rule reads).
+    pub firing: usize,
 }
 
 /// Evaluates each of the tenant's enabled rules at `now_ms`. A rule whose stored JSON no longer
@@ -55,7 +57,9 @@ pub async fn evaluate_tenant(
         now_ms,
         silences,
         reads: Reads::default(),
+        firing: Mutex::new(HashMap::new()),
     };
+    let mut rules = Vec::new();
     for stored in store.alerts().rules(tenant).await? {
         if !stored.enabled {
             continue;
@@ -63,11 +67,21 @@ pub async fn evaluate_tenant(
         let spec: serde_json::Value = serde_json::from_str(&stored.spec)
             .map_err(|e| StorageError::Corrupt(format!("alert rule {}: {e}", stored.id)))?;
         match rule::parse(&spec) {
-            Ok(rule) => out.push(evaluate_rule(&ctx, &stored, &rule).await?),
+            Ok(rule) => rules.push((stored, rule)),
             Err(e) => {
                 tracing::warn!(tenant = %tenant, rule = stored.id, error = %e, "an alert rule no longer reads; skipped")
             }
         }
+    }
+    // Composites read what the others' evaluation of this minute left firing: they go last.
+    rules.sort_by_key(|(_, r)| matches!(r.condition, Condition::Composite { .. }));
+    for (stored, rule) in &rules {
+        let outcome = evaluate_rule(&ctx, stored, rule).await?;
+        ctx.firing
+            .lock()
+            .unwrap()
+            .insert(rule.name.clone(), outcome.firing);
+        out.push(outcome);
     }
     Ok(out)
 }
@@ -81,6 +95,8 @@ pub struct Evaluation<'a> {
     pub now_ms: i64,
     pub silences: Vec<Silence>,
     reads: Reads,
+    /// Each rule evaluated so far, by name: its firing alerts.
+    firing: Mutex<HashMap<String, usize>>,
 }
 
 type Shared<T> = Mutex<HashMap<String, Arc<T>>>;
@@ -234,6 +250,22 @@ pub async fn evaluate_rule(
                 .collect();
             (holding, 0)
         }
+        Condition::Composite { all, rules } => {
+            let firing = ctx.firing.lock().unwrap();
+            let n = rules
+                .iter()
+                .filter(|r| firing.get(*r).is_some_and(|f| *f > 0))
+                .count();
+            let holds = if *all { n == rules.len() } else { n > 0 };
+            (
+                if holds {
+                    vec![(Vec::new(), n as f64)]
+                } else {
+                    Vec::new()
+                },
+                0,
+            )
+        }
         Condition::Budget {
             budget_usd,
             percent,
@@ -248,13 +280,15 @@ pub async fn evaluate_rule(
                     // Not brought in (yet): the rule's alerts stay as they are.
                     None => {
                         tracing::warn!(tenant = %tenant, rule = %rule.name, integration = %f.integration, budget = %f.budget_id, "the budget is not known: no cost.budget event of the integration names it");
-                        let open = store.alerts().open_alerts(tenant, stored.id).await?.len();
+                        let open = store.alerts().open_alerts(tenant, stored.id).await?;
+                        let firing = open.iter().filter(|a| a.state == "firing").count();
                         return Ok(RuleOutcome {
                             rule_id: stored.id,
                             rule: rule.name.clone(),
                             severity: rule.severity,
                             notices: Vec::new(),
-                            open,
+                            open: open.len(),
+                            firing,
                         });
                     }
                 },
@@ -319,25 +353,23 @@ pub async fn evaluate_rule(
             )
             .await?;
     }
-    let mut still_open: std::collections::HashSet<&AlertGroup> =
-        open.iter().map(|a| &a.group).collect();
+    let mut phases: HashMap<&AlertGroup, Phase> =
+        open.iter().map(|a| (&a.group, a.phase)).collect();
     for a in &step.alerts {
-        if a.phase == Phase::Resolved {
-            still_open.remove(&a.group);
-        } else {
-            still_open.insert(&a.group);
-        }
+        phases.insert(&a.group, a.phase);
     }
     for g in &step.forgotten {
-        still_open.remove(g);
+        phases.remove(g);
     }
-    let still_open = still_open.len();
+    let still_open = phases.values().filter(|p| **p != Phase::Resolved).count();
+    let firing = phases.values().filter(|p| **p == Phase::Firing).count();
     Ok(RuleOutcome {
         rule_id: stored.id,
         rule: rule.name.clone(),
         severity: rule.severity,
         notices,
         open: still_open,
+        firing,
     })
 }
 

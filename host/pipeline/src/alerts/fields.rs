@@ -1,5 +1,6 @@
 //! Reading a rule's JSON fields, each error with the JSON pointer of the field (`/condition/window`).
 
+use hub_core::Severity;
 use hub_core::time::parse_duration_ms;
 use hub_plugins::SERIES_DIMENSIONS;
 use serde_json::{Map, Value};
@@ -153,4 +154,42 @@ pub(super) fn number_in(
         },
         Some(other) => err(&path, format!("must be a number, got {}", kind_of(other))),
     }
+}
+
+/// The severities a rule and an anomaly condition take (the envelope's debug and error are not).
+pub const SEVERITIES: [&str; 3] = ["info", "warning", "critical"];
+
+/// A severity field: one of [`SEVERITIES`], or with `any_level` any of the envelope's.
+pub(super) fn severity_field(
+    obj: &Map<String, Value>,
+    key: &str,
+    base: &str,
+    any_level: bool,
+) -> Checked<Option<Severity>> {
+    let Some(s) = text(obj, key, base)? else {
+        return Ok(None);
+    };
+    let (parsed, allowed) = if any_level {
+        (
+            Severity::parse(s),
+            "debug, info, warning, error, critical".to_string(),
+        )
+    } else {
+        (
+            SEVERITIES
+                .contains(&s)
+                .then(|| Severity::parse(s))
+                .flatten(),
+            SEVERITIES.join(", "),
+        )
+    };
+    parsed.map(Some).map_or_else(
+        || {
+            err(
+                &format!("{base}/{key}"),
+                format!("unknown severity `{s}`; allowed: {allowed}"),
+            )
+        },
+        Ok,
+    )
 }

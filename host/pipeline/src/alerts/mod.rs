@@ -6,6 +6,7 @@
 //! brought in by an integration (budget).
 
 mod budget;
+pub mod conditions;
 pub mod deliver;
 pub mod evaluate;
 mod fields;

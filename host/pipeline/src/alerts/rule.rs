@@ -21,153 +21,12 @@ use std::collections::BTreeMap;
 
 use hub_core::Severity;
 use hub_core::time::{DAY_MS, MINUTE_MS};
-use hub_plugins::SERIES_METRICS;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-pub use super::fields::RuleError;
-use super::fields::{
-    Checked, dimension, duration, err, filters, kind_of, number_in, object, only, text,
-};
-
-/// The severities a rule and an anomaly condition take (the envelope's debug and error are not).
-pub const SEVERITIES: [&str; 3] = ["info", "warning", "critical"];
-
-/// A severity field: one of [`SEVERITIES`], or with `any_level` any of the envelope's.
-fn severity_field(
-    obj: &Map<String, Value>,
-    key: &str,
-    base: &str,
-    any_level: bool,
-) -> Checked<Option<Severity>> {
-    let Some(s) = text(obj, key, base)? else {
-        return Ok(None);
-    };
-    let (parsed, allowed) = if any_level {
-        (
-            Severity::parse(s),
-            "debug, info, warning, error, critical".to_string(),
-        )
-    } else {
-        (
-            SEVERITIES
-                .contains(&s)
-                .then(|| Severity::parse(s))
-                .flatten(),
-            SEVERITIES.join(", "),
-        )
-    };
-    parsed.map(Some).map_or_else(
-        || {
-            err(
-                &format!("{base}/{key}"),
-                format!("unknown severity `{s}`; allowed: {allowed}"),
-            )
-        },
-        Ok,
-    )
-}
-
-/// A single dimension's name (a budget's or an event rule's `group_by`).
-fn one_dimension(obj: &Map<String, Value>, key: &str) -> Checked<Option<String>> {
-    let Some(d) = text(obj, key, "/condition")? else {
-        return Ok(None);
-    };
-    dimension(d).or_else(|m| err(&format!("/condition/{key}"), m))?;
-    Ok(Some(d.to_string()))
-}
-
-/// How a threshold compares the metric with its value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    Above,
-    AtLeast,
-    Below,
-    AtMost,
-}
-
-impl Op {
-    pub const NAMES: [&'static str; 4] = [">", ">=", "<", "<="];
-
-    pub fn holds(self, value: f64, threshold: f64) -> bool {
-        match self {
-            Op::Above => value > threshold,
-            Op::AtLeast => value >= threshold,
-            Op::Below => value < threshold,
-            Op::AtMost => value <= threshold,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        Self::NAMES[self as usize]
-    }
-}
-
-/// What makes a rule fire.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Condition {
-    /// A metric over the trailing `window_ms`, per group of `group_by`, compared with `value`,
-    /// true for `for_ms` before the alert fires.
-    Threshold {
-        metric: String,
-        op: Op,
-        value: f64,
-        window_ms: i64,
-        for_ms: i64,
-        group_by: Vec<String>,
-        filters: Vec<(String, String)>,
-        /// Groups with fewer requests in the window are not judged (1 error in 2 calls is not
-        /// an error rate).
-        min_requests: u64,
-    },
-    /// Any anomaly of `detector` (any detector when `None`) at or above `min_severity` whose
-    /// series has these dimension values; one alert per series and metric.
-    Anomaly {
-        detector: Option<String>,
-        min_severity: Severity,
-        filters: Vec<(String, String)>,
-    },
-    /// At least `min_count` events of an envelope kind (`security.threat`,
-    /// `governance.policy_violation`, `cost.budget_alert`) at or above `min_severity` (any when
-    /// `None`) in the trailing `window_ms`, of the tenant or per value of one dimension.
-    Event {
-        event_kind: String,
-        min_severity: Option<Severity>,
-        window_ms: i64,
-        min_count: u64,
-        group_by: Option<String>,
-    },
-    /// The month's spend (`projected`: the month-end projection, else what is spent so far),
-    /// of the tenant or of each group of one dimension, reaching `percent` of `budget_usd`.
-    Budget {
-        /// The budget (0 when it comes `from` an integration).
-        budget_usd: f64,
-        percent: f64,
-        projected: bool,
-        group_by: Option<String>,
-        /// The budget is the newest limit an integration brought in for this id (a `cost.budget`
-        /// event of its, `payload.data.budget_limit_usd`), not a fixed amount.
-        from: Option<BudgetFrom>,
-    },
-}
-
-/// A budget kept in another system and brought in by an integration's sync (`costops`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct BudgetFrom {
-    pub integration: String,
-    pub budget_id: String,
-}
-
-impl Condition {
-    /// The kind as a rule names it (`condition.kind`).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Condition::Threshold { .. } => "threshold",
-            Condition::Anomaly { .. } => "anomaly",
-            Condition::Event { .. } => "event",
-            Condition::Budget { .. } => "budget",
-        }
-    }
-}
+use super::conditions::condition;
+pub use super::conditions::{BudgetFrom, Condition, MAX_FOR_MS, MAX_GROUP_BY, MAX_WINDOW_MS, Op};
+use super::fields::{Checked, duration, err, kind_of, object, only, severity_field, text};
+pub use super::fields::{RuleError, SEVERITIES};
 
 /// A checked rule.
 #[derive(Debug, Clone, PartialEq)]
@@ -188,10 +47,6 @@ pub const MAX_NAME: usize = 120;
 pub const MAX_DESCRIPTION: usize = 1_000;
 pub const MAX_LABELS: usize = 20;
 pub const MAX_TARGETS: usize = 10;
-pub const MAX_GROUP_BY: usize = 3;
-/// The longest window a threshold looks back over, and the longest it must hold.
-pub const MAX_WINDOW_MS: i64 = 7 * DAY_MS;
-pub const MAX_FOR_MS: i64 = DAY_MS;
 pub const DEFAULT_RENOTIFY_MS: i64 = 4 * 60 * MINUTE_MS;
 
 const RULE_KEYS: [&str; 7] = [
@@ -203,264 +58,6 @@ const RULE_KEYS: [&str; 7] = [
     "renotify",
     "description",
 ];
-const THRESHOLD_KEYS: [&str; 9] = [
-    "kind",
-    "metric",
-    "op",
-    "value",
-    "window",
-    "for",
-    "group_by",
-    "filters",
-    "min_requests",
-];
-const ANOMALY_KEYS: [&str; 4] = ["kind", "detector", "min_severity", "filters"];
-const BUDGET_KEYS: [&str; 6] = [
-    "kind",
-    "budget_usd",
-    "budget_from",
-    "percent",
-    "basis",
-    "group_by",
-];
-const EVENT_KEYS: [&str; 6] = [
-    "kind",
-    "event_kind",
-    "min_severity",
-    "window",
-    "min_count",
-    "group_by",
-];
-
-fn threshold(obj: &Map<String, Value>) -> Checked<Condition> {
-    let base = "/condition";
-    only(obj, base, &THRESHOLD_KEYS)?;
-    let metric = match text(obj, "metric", base)? {
-        Some(m) if SERIES_METRICS.contains(&m) => m.to_string(),
-        Some(m) => {
-            return err(
-                "/condition/metric",
-                format!(
-                    "unknown metric `{m}`; allowed: {}",
-                    SERIES_METRICS.join(", ")
-                ),
-            );
-        }
-        None => return err("/condition/metric", "is required"),
-    };
-    let op = match text(obj, "op", base)? {
-        Some(o) => match Op::NAMES.iter().position(|n| *n == o) {
-            Some(i) => [Op::Above, Op::AtLeast, Op::Below, Op::AtMost][i],
-            None => {
-                return err(
-                    "/condition/op",
-                    format!("unknown operator `{o}`; allowed: {}", Op::NAMES.join(" ")),
-                );
-            }
-        },
-        None => Op::Above,
-    };
-    let value = match obj.get("value") {
-        Some(Value::Number(n)) => n.as_f64().filter(|v| v.is_finite()),
-        Some(other) => {
-            return err(
-                "/condition/value",
-                format!("must be a number, got {}", kind_of(other)),
-            );
-        }
-        None => return err("/condition/value", "is required"),
-    }
-    .map_or_else(|| err("/condition/value", "must be a finite number"), Ok)?;
-    let window_ms =
-        duration(obj, "window", base, (MINUTE_MS, MAX_WINDOW_MS))?.unwrap_or(5 * MINUTE_MS);
-    if window_ms % MINUTE_MS != 0 {
-        return err(
-            "/condition/window",
-            "must be whole minutes (the rollups' finest step)",
-        );
-    }
-    let for_ms = duration(obj, "for", base, (0, MAX_FOR_MS))?.unwrap_or(0);
-    let group_by = match obj.get("group_by").filter(|v| !v.is_null()) {
-        None => Vec::new(),
-        Some(Value::Array(items)) => {
-            let mut out: Vec<String> = Vec::new();
-            for (i, item) in items.iter().enumerate() {
-                let at = format!("/condition/group_by/{i}");
-                let Value::String(d) = item else {
-                    return err(&at, format!("must be a string, got {}", kind_of(item)));
-                };
-                dimension(d).or_else(|m| err(&at, m))?;
-                if out.contains(d) {
-                    return err(&at, format!("`{d}` is named twice"));
-                }
-                out.push(d.clone());
-            }
-            if out.len() > MAX_GROUP_BY {
-                return err(
-                    "/condition/group_by",
-                    format!("names {} dimensions; at most {MAX_GROUP_BY}", out.len()),
-                );
-            }
-            out
-        }
-        Some(other) => {
-            return err(
-                "/condition/group_by",
-                format!("must be an array of dimensions, got {}", kind_of(other)),
-            );
-        }
-    };
-    let min_requests = match obj.get("min_requests") {
-        None | Some(Value::Null) => 0,
-        Some(v) => v.as_u64().map_or_else(
-            || {
-                err(
-                    "/condition/min_requests",
-                    "must be a whole number, 0 or more",
-                )
-            },
-            Ok,
-        )?,
-    };
-    Ok(Condition::Threshold {
-        metric,
-        op,
-        value,
-        window_ms,
-        for_ms,
-        group_by,
-        filters: filters(obj, base)?,
-        min_requests,
-    })
-}
-
-fn anomaly(obj: &Map<String, Value>) -> Checked<Condition> {
-    let base = "/condition";
-    only(obj, base, &ANOMALY_KEYS)?;
-    let detector = match text(obj, "detector", base)? {
-        Some(d) if d.is_empty() || d.len() > 64 => {
-            return err(
-                "/condition/detector",
-                "must be a plugin name (1 to 64 characters)",
-            );
-        }
-        d => d.map(String::from),
-    };
-    let min_severity =
-        severity_field(obj, "min_severity", base, false)?.unwrap_or(Severity::Warning);
-    Ok(Condition::Anomaly {
-        detector,
-        min_severity,
-        filters: filters(obj, base)?,
-    })
-}
-
-fn budget(obj: &Map<String, Value>) -> Checked<Condition> {
-    let base = "/condition";
-    only(obj, base, &BUDGET_KEYS)?;
-    let from = match obj.get("budget_from") {
-        None => None,
-        Some(v) => {
-            let base = "/condition/budget_from";
-            let o = object(v, base)?;
-            only(o, base, &["integration", "budget_id"])?;
-            let integration = match text(o, "integration", base)? {
-                Some(n) if !n.is_empty() && n.len() <= 64 => n.to_string(),
-                _ => {
-                    return err(
-                        &format!("{base}/integration"),
-                        "is required (the integration's name)",
-                    );
-                }
-            };
-            let budget_id = match text(o, "budget_id", base)? {
-                Some(id) if !id.is_empty() && id.len() <= 200 => id.to_string(),
-                _ => {
-                    return err(
-                        &format!("{base}/budget_id"),
-                        "is required (1 to 200 characters)",
-                    );
-                }
-            };
-            Some(BudgetFrom {
-                integration,
-                budget_id,
-            })
-        }
-    };
-    let budget_usd = match (&from, obj.contains_key("budget_usd")) {
-        (Some(_), true) => {
-            return err(
-                "/condition/budget_usd",
-                "give budget_usd or budget_from, not both",
-            );
-        }
-        (Some(_), false) => 0.0,
-        (None, _) => number_in(obj, "budget_usd", (0.01, 1e12), None)?,
-    };
-    let percent = number_in(obj, "percent", (1.0, 1_000.0), Some(100.0))?;
-    let projected = match text(obj, "basis", base)? {
-        None | Some("projected") => true,
-        Some("spent") => false,
-        Some(b) => {
-            return err(
-                "/condition/basis",
-                format!(
-                    "unknown basis `{b}`; allowed: projected (the month-end projection), spent (so far)"
-                ),
-            );
-        }
-    };
-    let group_by = one_dimension(obj, "group_by")?;
-    Ok(Condition::Budget {
-        budget_usd,
-        percent,
-        projected,
-        group_by,
-        from,
-    })
-}
-
-fn event(obj: &Map<String, Value>) -> Checked<Condition> {
-    let base = "/condition";
-    only(obj, base, &EVENT_KEYS)?;
-    let event_kind = match text(obj, "event_kind", base)? {
-        Some(k)
-            if !k.is_empty()
-                && k.len() <= 128
-                && k.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) =>
-        {
-            k.to_string()
-        }
-        Some(_) => {
-            return err(
-                "/condition/event_kind",
-                "an event kind is 1 to 128 of letters, digits, `.`, `_` and `-` (security.threat)",
-            );
-        }
-        None => return err("/condition/event_kind", "is required (security.threat, …)"),
-    };
-    let min_severity = severity_field(obj, "min_severity", base, true)?;
-    let window_ms =
-        duration(obj, "window", base, (MINUTE_MS, MAX_WINDOW_MS))?.unwrap_or(5 * MINUTE_MS);
-    let min_count = number_in(obj, "min_count", (1.0, 1_000.0), Some(1.0))?;
-    if min_count.fract() != 0.0 {
-        return err(
-            "/condition/min_count",
-            "must be a whole number from 1 to 1000",
-        );
-    }
-    let group_by = one_dimension(obj, "group_by")?;
-    Ok(Condition::Event {
-        event_kind,
-        min_severity,
-        window_ms,
-        min_count: min_count as u64,
-        group_by,
-    })
-}
-
 fn label_name(k: &str) -> bool {
     (1..=64).contains(&k.len())
         && k.chars()
@@ -482,24 +79,15 @@ pub fn parse(v: &Value) -> Checked<Rule> {
         return err("/condition", "is required");
     };
     let cond = object(c, "/condition")?;
-    let condition = match text(cond, "kind", "/condition")? {
-        Some("threshold") => threshold(cond)?,
-        Some("anomaly") => anomaly(cond)?,
-        Some("budget") => budget(cond)?,
-        Some("event") => event(cond)?,
-        Some(k) => {
-            return err(
-                "/condition/kind",
-                format!("unknown kind `{k}`; allowed: threshold, anomaly, budget, event"),
-            );
-        }
-        None => {
-            return err(
-                "/condition/kind",
-                "is required (threshold, anomaly, budget or event)",
-            );
-        }
-    };
+    let condition = condition(cond)?;
+    if let Condition::Composite { rules, .. } = &condition
+        && let Some(i) = rules.iter().position(|r| *r == name)
+    {
+        return err(
+            &format!("/condition/rules/{i}"),
+            "a rule cannot be part of itself",
+        );
+    }
     let mut labels = BTreeMap::new();
     if let Some(l) = obj.get("labels").filter(|v| !v.is_null()) {
         let map = object(l, "/labels")?;
@@ -571,4 +159,42 @@ pub fn parse(v: &Value) -> Checked<Rule> {
         renotify_ms,
         description,
     })
+}
+
+/// Checks what a composite rule named `name` and the tenant's other rules say of each other:
+/// a composite names only rules that exist and are not composites, and a rule a composite names
+/// cannot become one (so composites never nest or loop). `others` are the tenant's other rules
+/// (by name; a rule whose JSON no longer reads as `None`).
+pub fn check_composition(
+    name: &str,
+    condition: &Condition,
+    others: &[(String, Option<Rule>)],
+) -> Checked<()> {
+    let Condition::Composite { rules, .. } = condition else {
+        return Ok(());
+    };
+    for (i, wanted) in rules.iter().enumerate() {
+        let at = format!("/condition/rules/{i}");
+        match others.iter().find(|(n, _)| n == wanted) {
+            None => return err(&at, format!("the tenant has no rule named `{wanted}`")),
+            Some((_, Some(r))) if matches!(r.condition, Condition::Composite { .. }) => {
+                return err(
+                    &at,
+                    format!("`{wanted}` is a composite: composites do not nest"),
+                );
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some((other, _)) = others.iter().find(|(_, r)| {
+        r.as_ref().is_some_and(|r| {
+            matches!(&r.condition, Condition::Composite { rules, .. } if rules.iter().any(|n| n == name))
+        })
+    }) {
+        return err(
+            "/condition/kind",
+            format!("the composite `{other}` names this rule: a rule a composite names cannot be one"),
+        );
+    }
+    Ok(())
 }

@@ -453,3 +453,63 @@ fn a_threshold_holds_per_group_above_its_volume_floor() {
         [(g("busy-bad"), 0.08)]
     );
 }
+
+#[test]
+fn a_composite_names_other_rules_that_exist_and_do_not_nest() {
+    let c = |rules: serde_json::Value| {
+        parse(&json!({"name": "both", "condition": {"kind": "composite", "rules": rules}}))
+    };
+    let both = c(json!(["a", "b"])).unwrap();
+    assert_eq!(
+        both.condition,
+        Condition::Composite {
+            all: true,
+            rules: vec!["a".into(), "b".into()]
+        }
+    );
+    for (rules, path, needle) in [
+        (json!(["a"]), "/condition/rules", "names 1 rules; 2 to 10"),
+        (json!(["a", "a"]), "/condition/rules/1", "named twice"),
+        (json!(["a", "both"]), "/condition/rules/1", "part of itself"),
+        (
+            json!(["a", 3]),
+            "/condition/rules/1",
+            "must be a rule's name",
+        ),
+    ] {
+        let e = c(rules).unwrap_err();
+        assert_eq!(e.path, path, "{e}");
+        assert!(e.message.contains(needle), "{e}");
+    }
+    let e = parse(
+        &json!({"name": "x", "condition": {"kind": "composite", "op": "xor", "rules": ["a", "b"]}}),
+    )
+    .unwrap_err();
+    assert_eq!(e.path, "/condition/op");
+    let threshold = parse(
+        &json!({"name": "a", "condition": {"kind": "threshold", "metric": "requests", "value": 1}}),
+    )
+    .unwrap();
+    let others = vec![
+        ("a".to_string(), Some(threshold)),
+        ("c".to_string(), Some(both.clone())),
+    ];
+    let e = super::rule::check_composition("both", &both.condition, &others).unwrap_err();
+    assert_eq!(
+        (e.path.as_str(), e.message.as_str()),
+        ("/condition/rules/1", "the tenant has no rule named `b`")
+    );
+    let nest = c(json!(["a", "c"])).unwrap();
+    let e = super::rule::check_composition("both", &nest.condition, &others).unwrap_err();
+    assert!(e.message.contains("composites do not nest"), "{e}");
+    // `a` is named by the composite `c`: it cannot become one.
+    let a = parse(&json!({"name": "a", "condition": {"kind": "composite", "rules": ["x", "y"]}}))
+        .unwrap();
+    let others = vec![
+        ("x".to_string(), None),
+        ("y".to_string(), None),
+        ("c".to_string(), Some(c(json!(["a", "x"])).unwrap())),
+    ];
+    let e = super::rule::check_composition("a", &a.condition, &others).unwrap_err();
+    assert_eq!(e.path, "/condition/kind");
+}

@@ -53,6 +53,14 @@ pub fn summary(rule: &Rule, group: &[(String, String)], value: f64) -> String {
                 hub_core::time::format_duration_ms(*window_ms)
             ),
         ),
+        Condition::Composite { all, rules } => (
+            "rules firing".to_string(),
+            format!(
+                "{} of {}",
+                if *all { "all" } else { "any" },
+                rules.join(", ")
+            ),
+        ),
         Condition::Budget {
             budget_usd,
             percent,
@@ -96,6 +104,13 @@ pub fn summary(rule: &Rule, group: &[(String, String)], value: f64) -> String {
             format!(
                 "{} {metric} events{at} from {group_text} {threshold}",
                 number(value)
+            )
+        }
+        (None, Condition::Composite { rules, .. }) => {
+            format!(
+                "{} of {} rules fire ({threshold})",
+                number(value),
+                rules.len()
             )
         }
         (None, Condition::Budget { projected, .. }) => {
