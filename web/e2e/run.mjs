@@ -246,8 +246,15 @@ try {
     const added = page.getByTestId("added-by-plugins");
     await added.getByRole("row").filter({ hasText: "cost_usd" }).getByRole("cell", { name: "cost", exact: true }).waitFor();
     await added.getByRole("row").filter({ hasText: "tags.model_family" }).getByRole("cell", { name: "registry", exact: true }).waitFor();
-    await page.getByRole("heading", { name: "Same correlation id" }).waitFor();
+    // Every event of its conversation, across modules, oldest first; one of them opens in its place.
+    await page.getByRole("heading", { name: /^Correlation conv-\d+: \d+ events, in time order$/ }).waitFor();
+    const conversation = page.getByRole("table", { name: "Events of the same correlation" });
+    const times = await conversation.locator("tbody tr td:first-child").allTextContents();
+    assert.ok(times.length >= 2, times.join(" "));
     await shot("event");
+    const other = conversation.locator("tbody tr:not(.on)").first();
+    await other.click();
+    await conversation.locator("tbody tr.on").waitFor();
     await page.getByRole("button", { name: "Close" }).click();
     // Any id by its start: e2e-11 and e2e-110 … e2e-119, whatever the model.
     await page.getByLabel("model").fill("");
@@ -332,6 +339,12 @@ try {
     await page.waitForURL(/\/anomalies\?id=\d+/);
     await page.getByTestId("anomaly-reason").getByText(spike.reason).waitFor();
     await page.getByRole("region", { name: "Anomaly" }).getByRole("img").waitFor();
+    // From the anomaly to the events of its series at that time: the spike's calls.
+    await page.getByRole("link", { name: "the events of this series at that time" }).click();
+    await page.waitForURL(/\/events\?.*from=/);
+    await page.getByRole("cell", { name: /^spike-\d+$/ }).first().waitFor();
+    await page.goBack();
+    await page.getByTestId("anomaly-reason").getByText(spike.reason).waitFor();
     // The list filters: nothing of cost, the spike among the requests' anomalies.
     await page.getByLabel("metric").selectOption("cost_usd");
     await page.getByText("No anomalies match.").waitFor();
@@ -340,7 +353,7 @@ try {
     await shot("anomalies");
   });
 
-  await check("a threshold rule written in the UI fires from events sent over REST, the webhook installed from the marketplace gets the signed message, and a silence holds back the next", async () => {
+  await check("a threshold rule written in the UI (previewed over the last week) fires from events sent over REST, the webhook installed from the marketplace gets the signed message, a silence holds back the next, and the alert resolves when the metric recovers", async () => {
     // A receiver as a tenant's service would be: it checks the signature over "<t>.<body>".
     const secret = "e2e-shared-secret-0123456789";
     const received = [];
@@ -387,11 +400,15 @@ try {
     await form.getByLabel("Over", { exact: true }).fill("5x");
     await form.getByRole("button", { name: "Add rule" }).click();
     await form.getByRole("alert").getByText(/^\/condition\/window: /).waitFor();
-    await form.getByLabel("Over", { exact: true }).fill("5m");
+    await form.getByLabel("Over", { exact: true }).fill("2m");
+    // How often it would have fired over the last week, before it is saved.
+    await form.getByRole("button", { name: "Preview the last 7 days" }).click();
+    await form.getByTestId("rule-preview").getByText(/over the last 7 days/).waitFor();
+    await shot("rule-preview");
     await form.getByRole("button", { name: "Add rule" }).click();
     const row = page.getByTestId("rule-Too many calls");
-    await row.getByText("requests > 100 over 5m per model").waitFor();
-    // 150 calls of one model in the minute before this one: above 100 over 5 minutes.
+    await row.getByText("requests > 100 over 2m per model").waitFor();
+    // 150 calls of one model in the minute before this one: above 100 over 2 minutes.
     const start = Math.floor(Date.now() / 60_000) * 60_000 - 60_000;
     await send(hub.base, key, Array.from({ length: 150 }, (_, i) => ({
       event_id: `alert-${i}`, timestamp: new Date(start + i * 200).toISOString(),
@@ -399,7 +416,7 @@ try {
     })));
     // Rules are evaluated once a minute (2 s after it ends in this hub): firing within about a minute.
     const firing = page.getByRole("region", { name: "Open alerts" }).getByTestId("alert-firing");
-    await firing.getByText("requests of model=alert-model is 150 (> 100 over 5m)").waitFor({ timeout: 100_000 });
+    await firing.getByText("requests of model=alert-model is 150 (> 100 over 2m)").waitFor({ timeout: 100_000 });
     // The notice reached the receiver, signed, and the delivery log says so.
     for (let t = 0; t < 30 && received.length === 0; t++) await new Promise((ok) => setTimeout(ok, 500));
     assert.equal(received.length, 1, JSON.stringify(received));
@@ -411,11 +428,16 @@ try {
     assert.ok(alert, JSON.stringify(received[0].doc));
     assert.equal(alert.rule, "Too many calls");
     assert.equal(alert.state, "firing");
-    assert.equal(alert.summary, "requests of model=alert-model is 150 (> 100 over 5m)");
+    assert.equal(alert.summary, "requests of model=alert-model is 150 (> 100 over 2m)");
     assert.equal(alert.labels.model, "alert-model");
     await row.getByText("notifies webhook").waitFor();
     const log = page.getByRole("region", { name: "Delivery log" });
-    await log.getByTestId("delivery-delivered").getByText("requests of model=alert-model is 150 (> 100 over 5m)").waitFor({ timeout: 20_000 });
+    await log.getByTestId("delivery-delivered").getByText("requests of model=alert-model is 150 (> 100 over 2m)").waitFor({ timeout: 20_000 });
+    // Someone on it: acknowledged with what they are doing (no more reminders).
+    const first = firing.filter({ hasText: "requests of model=alert-model is 150" });
+    page.once("dialog", (d) => d.accept("throttling the load generator"));
+    await first.getByRole("button", { name: "Acknowledge" }).click();
+    await first.getByText(/admin@localhost, .*: throttling the load generator/).waitFor();
     // A silence written in the UI holds back the next notice: another model crossing the line.
     const silences = page.getByRole("region", { name: "Silences" });
     const silence = silences.getByRole("form", { name: "New silence" });
@@ -432,17 +454,17 @@ try {
       event_id: `alert2-${i}`, timestamp: new Date(start2 + i * 200).toISOString(),
       app: "search", model: "alert-model-2", provider: "openai", input_tokens: 10, output_tokens: 5, latency_ms: 100,
     })));
-    await firing.getByText("requests of model=alert-model-2 is 150 (> 100 over 5m)").waitFor({ timeout: 100_000 });
-    await log.getByTestId("delivery-silenced").getByText("requests of model=alert-model-2 is 150 (> 100 over 5m)").waitFor({ timeout: 20_000 });
+    await firing.getByText("requests of model=alert-model-2 is 150 (> 100 over 2m)").waitFor({ timeout: 100_000 });
+    await log.getByTestId("delivery-silenced").getByText("requests of model=alert-model-2 is 150 (> 100 over 2m)").waitFor({ timeout: 20_000 });
     await log.getByTestId("delivery-silenced").getByText(/silenced by silence \d+ until .*: load test of the second model/).waitFor();
-    await new Promise((ok) => setTimeout(ok, 2_000));
+    // The metric recovers (the minute of calls leaves the 2-minute window): the first alert
+    // resolves, and the resolution is sent, signed, like the firing was.
+    const resolved = () => received.find((r) => r.doc.alerts.some((a) => a.labels.model === "alert-model" && a.state === "resolved"));
+    for (let t = 0; t < 150 && !resolved(); t++) await new Promise((ok) => setTimeout(ok, 1_000));
+    assert.ok(resolved()?.ok, "the resolution arrived, signed: " + JSON.stringify(received));
+    await firing.filter({ hasText: "requests of model=alert-model is 150" }).waitFor({ state: "detached", timeout: 20_000 });
     receiver.close();
-    assert.equal(received.length, 1, "the silenced notice was not sent: " + JSON.stringify(received));
-    // Someone on it: acknowledged with what they are doing (no more reminders).
-    const first = firing.filter({ hasText: "requests of model=alert-model is 150" });
-    page.once("dialog", (d) => d.accept("throttling the load generator"));
-    await first.getByRole("button", { name: "Acknowledge" }).click();
-    await first.getByText(/admin@localhost, .*: throttling the load generator/).waitFor();
+    assert.ok(!received.some((r) => r.doc.alerts.some((a) => a.labels.model === "alert-model-2")), "the silenced notice was not sent: " + JSON.stringify(received));
     await shot("alerts");
     await row.getByRole("button", { name: "Disable" }).click();
     await row.getByRole("cell", { name: "no", exact: true }).waitFor();

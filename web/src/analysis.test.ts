@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { chartOf, drawingOrder, newest, seriesName, seriesOverride, valueOf, withForecast, type Forecast } from "./analysis";
+import { chartOf, drawingOrder, eventsLink, newest, seriesName, seriesOverride, valueOf, withForecast, type Forecast } from "./analysis";
 import { watches } from "./pages/Plugins";
 
 const forecast = (made_at: string, plugin = "ets"): Forecast => ({
@@ -78,5 +78,17 @@ describe("drawingOrder", () => {
     const m = (id: number, severity: string, score?: number) => ({ ts: 60, id, severity, text: "", score });
     const order = drawingOrder([m(1, "critical", 20), m(2, "critical", 4.3), m(3, "warning", 50), m(4, "info")]);
     expect(order.map((x) => x.id)).toEqual([4, 3, 2, 1]);
+  });
+});
+
+describe("links from a series to its events", () => {
+  it("filters by the series' dimensions and the time around it, leaving tags out", () => {
+    const from = Date.parse("2026-12-07T10:00:00Z");
+    const link = eventsLink({ model: "gpt-4o", app: "search", "tag.team": "x" }, from, from + 120_000);
+    const q = new URLSearchParams(link.split("?")[1]);
+    expect(link.startsWith("/events?")).toBe(true);
+    expect(Object.fromEntries(q)).toEqual({
+      model: "gpt-4o", app: "search", from: "2026-12-07T10:00:00.000Z", to: "2026-12-07T10:02:00.000Z",
+    });
   });
 });

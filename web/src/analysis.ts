@@ -109,3 +109,15 @@ export function drawingOrder(markers: Marker[]): Marker[] {
   const rank = (m: Marker) => SEVERITY_RANK[m.severity] ?? 0;
   return [...markers].sort((a, b) => rank(a) - rank(b) || (a.score ?? 0) - (b.score ?? 0));
 }
+
+/** The event filters a series' or an alert group's dimensions become (tags are not filters). */
+const EVENT_DIMENSIONS = ["model", "provider", "app", "environment", "operation", "source_module"];
+
+/** The Events page showing the events of a series (or an alert's group) over `[from, to)`. */
+export function eventsLink(dims: Record<string, unknown>, from: number, to: number): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(dims)) if (EVENT_DIMENSIONS.includes(k) && v != null) q.set(k, String(v));
+  q.set("from", new Date(from).toISOString());
+  q.set("to", new Date(to).toISOString());
+  return `/events?${q.toString()}`;
+}

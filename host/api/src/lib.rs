@@ -12,6 +12,7 @@ pub mod auth;
 mod cookies;
 mod costs;
 pub mod credentials;
+mod deliveries;
 mod error;
 mod events;
 mod ingest;
@@ -25,6 +26,7 @@ pub mod oidc;
 mod openapi;
 mod ops;
 mod plugins;
+mod preview;
 mod query;
 pub mod session;
 mod settings;
@@ -191,6 +193,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(ingest::router())
         .merge(query::router())
         .merge(alerts::router())
+        .merge(deliveries::router())
+        .merge(preview::router())
         .merge(silences::router())
         .merge(analysis::router())
         .merge(events::router())

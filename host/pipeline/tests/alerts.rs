@@ -318,16 +318,7 @@ async fn a_budget_rule_fires_when_the_month_reaches_its_share() {
             hub_core::ingest::parse_event(&raw, &limits, now).unwrap()
         })
         .collect();
-    storage
-        .write_batches(
-            &[TenantBatch {
-                tenant: acme,
-                events,
-            }],
-            now,
-        )
-        .await
-        .unwrap();
+    support::write(&storage, acme, events).await;
     rule(
         &storage,
         acme,
@@ -376,16 +367,7 @@ async fn an_event_rule_fires_on_a_sentinel_threat() {
         // Older than the window.
         envelope(5, "critical", threat, now - 20 * MINUTE_MS),
     ];
-    storage
-        .write_batches(
-            &[TenantBatch {
-                tenant: acme,
-                events,
-            }],
-            now,
-        )
-        .await
-        .unwrap();
+    support::write(&storage, acme, events).await;
     rule(
         &storage,
         acme,
@@ -431,16 +413,7 @@ async fn an_event_rule_counts_the_newest_thousand_of_its_window() {
             hub_core::ingest::parse_event(&raw, &limits, now).unwrap()
         })
         .collect();
-    storage
-        .write_batches(
-            &[TenantBatch {
-                tenant: acme,
-                events,
-            }],
-            now,
-        )
-        .await
-        .unwrap();
+    support::write(&storage, acme, events).await;
     rule(
         &storage,
         acme,
@@ -542,4 +515,99 @@ async fn a_composite_fires_when_all_or_any_of_its_rules_fire_in_the_same_minute(
         "2 of 2 rules fire (all of threats, violations)"
     );
     assert_eq!(both.firing, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preview_replays_a_threshold_over_the_week_and_counts_an_anomaly_rules_firings() {
+    use hub_pipeline::alerts::preview::preview;
+    let (storage, _host, _dir) = setup(5).await;
+    let acme = storage.tenants().create_tenant("acme", 0).await.unwrap().id;
+    let now = hub_core::time::now_ms();
+    // Two days ago, 30 minutes of 4 calls a minute per model; gpt-4o's minutes 10 to 19 all
+    // errors.
+    let start = hub_core::time::floor_to(now - 2 * 86_400_000, MINUTE_MS);
+    let limits = hub_core::ingest::IngestLimits::default();
+    let mut events = Vec::new();
+    for minute in 0..30 {
+        for (model, i) in [
+            ("gpt-4o", 0),
+            ("gpt-4o", 1),
+            ("gpt-4o", 2),
+            ("gpt-4o", 3),
+            ("claude", 0),
+            ("claude", 1),
+        ] {
+            let ts = start + minute * MINUTE_MS + i * 1_000;
+            let status = if model == "gpt-4o" && (10..20).contains(&minute) {
+                "error"
+            } else {
+                "ok"
+            };
+            let raw = format!(
+                r#"{{"event_id": "{model}-{minute}-{i}", "timestamp": {ts}, "model": "{model}", "status": "{status}"}}"#
+            );
+            events.push(hub_core::ingest::parse_event(&raw, &limits, ts + 1).unwrap());
+        }
+    }
+    support::write(&storage, acme, events).await;
+    let rule = hub_pipeline::alerts::rule::parse(&json!({"name": "errors", "condition": {
+        "kind": "threshold", "metric": "error_rate", "op": ">", "value": 0.5, "window": "5m",
+        "for": "2m", "group_by": ["model"], "min_requests": 1}}))
+    .unwrap();
+    let p = preview(storage.as_ref(), acme, &rule, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((p.groups, p.fired, p.step_ms), (2, 1, MINUTE_MS), "{p:?}");
+    let e = &p.episodes[0];
+    assert_eq!(e.group, [("model".to_string(), "gpt-4o".to_string())]);
+    // The window's error rate passes 0.5 three minutes into the errors, and it holds two
+    // minutes more; it falls back three minutes after they stop.
+    let burst = start + 10 * MINUTE_MS;
+    assert_eq!(e.fired_ms, burst + 5 * MINUTE_MS, "{p:?}");
+    assert_eq!(e.resolved_ms, Some(start + 23 * MINUTE_MS), "{p:?}");
+    assert_eq!(p.firing_ms, 8 * MINUTE_MS);
+    // The same rule without `for`, and above 0.9: fires when the window is all errors.
+    let strict = hub_pipeline::alerts::rule::parse(&json!({"name": "errors", "condition": {
+        "kind": "threshold", "metric": "error_rate", "op": ">", "value": 0.9, "window": "5m",
+        "group_by": ["model"]}}))
+    .unwrap();
+    let p = preview(storage.as_ref(), acme, &strict, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.fired, 1);
+    assert_eq!(p.episodes[0].fired_ms, burst + 5 * MINUTE_MS);
+
+    // Anomalies: two of one series a minute apart are one firing; another series another.
+    let mut a = support::spike("gpt-4o", hub_core::Severity::Critical);
+    a.ts_ms = burst;
+    let mut b = a.clone();
+    b.ts_ms = burst + MINUTE_MS;
+    let mut c = support::spike("claude", hub_core::Severity::Critical);
+    c.ts_ms = burst;
+    storage
+        .anomalies()
+        .insert_anomalies(acme, &[a, b, c], now)
+        .await
+        .unwrap();
+    let anomaly =
+        hub_pipeline::alerts::rule::parse(&json!({"name": "a", "condition": {"kind": "anomaly"}}))
+            .unwrap();
+    let p = preview(storage.as_ref(), acme, &anomaly, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((p.groups, p.fired), (2, 2), "{p:?}");
+    // Budget rules are not previewed.
+    let budget = hub_pipeline::alerts::rule::parse(
+        &json!({"name": "b", "condition": {"kind": "budget", "budget_usd": 1}}),
+    )
+    .unwrap();
+    assert!(
+        preview(storage.as_ref(), acme, &budget, now)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

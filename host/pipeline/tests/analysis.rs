@@ -315,16 +315,7 @@ async fn the_first_party_detectors_find_what_they_are_for() {
             events.push(hub_core::ingest::parse_event(&raw, &limits, now).unwrap());
         }
     }
-    storage
-        .write_batches(
-            &[TenantBatch {
-                tenant: acme,
-                events,
-            }],
-            now,
-        )
-        .await
-        .unwrap();
+    support::write(&storage, acme, events).await;
     let minute = json!({"step": "1m", "history": "1h"});
     for name in ["robust-level", "change-point", "llm-signals"] {
         let (m, w) = plugin(name);
@@ -552,16 +543,7 @@ async fn series_grouped_by_a_tag_come_from_the_raw_events() {
             }
         }
     }
-    storage
-        .write_batches(
-            &[TenantBatch {
-                tenant: acme,
-                events,
-            }],
-            now,
-        )
-        .await
-        .unwrap();
+    support::write(&storage, acme, events).await;
     let (m, w) = plugin("examples/zscore");
     let series =
         json!({"metrics": ["requests"], "group_by": ["model", "tag.team"], "history": "30m"});

@@ -124,6 +124,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/alerts/rules/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description How often a rule (the body a create takes; not saved) would have fired over the last 7 days: a threshold rule replayed over the minute rollups, an anomaly rule over the stored anomalies. Budget, event and composite rules are not previewed (`supported: false`). Analysts and higher. */
+        post: operations["preview_rule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/alerts/rules/{id}": {
         parameters: {
             query?: never;
@@ -1339,6 +1356,13 @@ export interface components {
             fields: string[];
             plugin: string;
         };
+        EpisodeDto: {
+            fired_at: string;
+            /** @description The alert's group (empty for a rule that is not grouped). */
+            group: Record<string, never>;
+            /** @description Absent while it would still be firing. */
+            resolved_at?: string | null;
+        };
         ErrorBody: {
             error: components["schemas"]["ErrorDetail"];
         };
@@ -1901,6 +1925,26 @@ export interface components {
             /** @description How long the old key keeps working, such as `1h` (at most `7d`); immediately when absent. */
             grace?: string | null;
         };
+        RulePreviewDto: {
+            /** @description The newest 20 times it would have fired. */
+            episodes: components["schemas"]["EpisodeDto"][];
+            /** @description How far apart the replay's evaluations were (the rule itself runs every minute). */
+            every: string;
+            /** @description Times an alert would have started firing. */
+            fired: number;
+            /**
+             * Format: int64
+             * @description Time spent firing, summed over groups, milliseconds.
+             */
+            firing_ms: number;
+            from: string;
+            /** @description Groups judged (the 100 busiest at most). */
+            groups: number;
+            note: string;
+            /** @description Whether this kind of rule is previewed (threshold and anomaly rules are). */
+            supported: boolean;
+            to: string;
+        };
         RunDto: {
             finished_at?: string | null;
             /**
@@ -2439,6 +2483,73 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AlertRuleDto"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing, unknown, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is over the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the API key's rate limit; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    preview_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description an alert rule */
+        requestBody: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RulePreviewDto"];
                 };
             };
             400: {

@@ -1,7 +1,8 @@
 import { useState } from "react";
+import { Link } from "react-router";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { api, ApiError, explain, get, query, type Schemas } from "../api/client";
-import { SERIES_DIMENSIONS, SERIES_METRICS, seriesName } from "../analysis";
+import { eventsLink, SERIES_DIMENSIONS, SERIES_METRICS, seriesName } from "../analysis";
 import { useCursors } from "../components/Pager";
 import { Empty, ErrorNote, Loading } from "../components/States";
 import { when } from "../format";
@@ -210,7 +211,8 @@ function AlertList({ title, state, names, empty, canAck = false }: { title: stri
                 {page.data.alerts.map((a) => (
                   <tr key={a.id} data-testid={`alert-${a.state}`}>
                     <td>{a.state}</td><td><span className={`badge ${a.severity}`}>{a.severity}</span></td>
-                    <td>{names.get(a.rule_id) ?? `rule ${a.rule_id}`}</td><td>{seriesName(a.group as Record<string, unknown>)}</td><td>{a.summary}</td>
+                    <td>{names.get(a.rule_id) ?? `rule ${a.rule_id}`}</td>
+                    <td><Link to={alertEvents(a)} title="The events of this group while the alert was open">{seriesName(a.group as Record<string, unknown>)}</Link></td><td>{a.summary}</td>
                     <td>{when(a.since)}</td><td>{a.fired_at ? when(a.fired_at) : "–"}</td><td>{a.resolved_at ? when(a.resolved_at) : "–"}</td>
                     <td>
                       {a.acknowledged ? <>{a.acknowledged.by}, {when(a.acknowledged.at)}{a.acknowledged.comment ? `: ${a.acknowledged.comment}` : ""}</> : "–"}
@@ -294,6 +296,10 @@ function NewRule({ existing }: { existing: { name: string; rule: Record<string, 
   const set = <K extends keyof Form>(k: K, v: Form[K]) => setF({ ...f, [k]: v });
   const plugins = useQuery({ queryKey: ["plugins"], queryFn: () => get<Schemas["PluginListDto"]>("/v1/plugins") });
   const integrations = (plugins.data?.plugins ?? []).filter((p) => p.kind === "integration" && p.enabled).map((p) => p.name);
+  const preview = useMutation({
+    mutationFn: () => api<Schemas["RulePreviewDto"]>("POST", "/v1/alerts/rules/preview", ruleBody(f)),
+    onError: (e) => setError(e instanceof ApiError && e.parameter ? { path: e.parameter, message: e.message } : { message: explain(e) }),
+  });
   const create = useMutation({
     mutationFn: () => api("POST", "/v1/alerts/rules", ruleBody(f)),
     onSuccess: () => { setF(EMPTY); setError(null); qc.invalidateQueries({ queryKey: ["alert-rules"] }); },
@@ -353,7 +359,35 @@ function NewRule({ existing }: { existing: { name: string; rule: Record<string, 
           ))}
       </fieldset>
       {error && <div className="field-error" role="alert">{error.path ? `${error.path}: ` : ""}{error.message}</div>}
-      <div><button type="submit" disabled={create.isPending}>Add rule</button></div>
+      {preview.data && <PreviewNote p={preview.data} />}
+      <div>
+        <button type="button" className="secondary" disabled={preview.isPending} onClick={() => { setError(null); preview.mutate(); }}>Preview the last 7 days</button>{" "}
+        <button type="submit" disabled={create.isPending}>Add rule</button>
+      </div>
     </form>
+  );
+}
+
+/** The events of an alert's group from five minutes before it began to its end (or now). */
+export function alertEvents(a: { group: unknown; since: string; resolved_at?: string | null }): string {
+  const from = new Date(a.since).getTime() - 5 * 60_000;
+  const to = a.resolved_at ? new Date(a.resolved_at).getTime() + 60_000 : Date.now() + 60_000;
+  return eventsLink((a.group ?? {}) as Record<string, unknown>, from, to);
+}
+
+/** What the rule form's preview found: how often, and the newest times. */
+function PreviewNote({ p }: { p: Schemas["RulePreviewDto"] }) {
+  return (
+    <div className="panel" data-testid="rule-preview">
+      <strong>{p.supported ? `It ${p.note.replace(/^it /, "")}` : p.note}</strong>
+      {p.supported && <span className="muted"> (replayed every {p.every} over {p.groups} group{p.groups === 1 ? "" : "s"})</span>}
+      {p.episodes.length > 0 && (
+        <ul>{p.episodes.map((e) => (
+          <li key={e.fired_at + seriesName(e.group as Record<string, unknown>)}>
+            {seriesName(e.group as Record<string, unknown>)}: {when(e.fired_at)}{e.resolved_at ? ` to ${when(e.resolved_at)}` : ", still firing"}
+          </li>
+        ))}</ul>
+      )}
+    </div>
   );
 }

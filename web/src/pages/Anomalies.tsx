@@ -1,8 +1,8 @@
 import { useMemo, useState } from "react";
-import { useSearchParams } from "react-router";
+import { Link, useSearchParams } from "react-router";
 import { useQuery } from "@tanstack/react-query";
 import { get, query, type Schemas } from "../api/client";
-import { SERIES_METRICS, seriesName, unitOf, valueOf, type Anomaly } from "../analysis";
+import { eventsLink, SERIES_METRICS, seriesName, unitOf, valueOf, type Anomaly } from "../analysis";
 import { Chart, type Marker } from "../components/Chart";
 import { useCursors } from "../components/Pager";
 import { Empty, ErrorNote, Loading } from "../components/States";
@@ -113,6 +113,7 @@ function AnomalyDetail({ id, onClose }: { id: string; onClose: () => void }) {
             <dt>Value</dt><dd>{valueOf(ctx.data.anomaly.metric, ctx.data.anomaly.value)}</dd>
             <dt>Expected</dt><dd>{expected(ctx.data.anomaly)}</dd>
             <dt>Detector</dt><dd>{ctx.data.anomaly.plugin}, {when(ctx.data.anomaly.detected_at)}</dd>
+            <dt>Events</dt><dd><Link to={anomalyEvents(ctx.data.anomaly)}>the events of this series at that time</Link></dd>
           </dl>
           {chart && chart.x.length > 0 ? (
             <Chart title="The series around it" unit={unitOf(ctx.data.anomaly.metric)} x={chart.x} lines={chart.lines} band={chart.band} markers={chart.markers} />
@@ -121,4 +122,13 @@ function AnomalyDetail({ id, onClose }: { id: string; onClose: () => void }) {
       )}
     </section>
   );
+}
+
+const STEPS: Record<string, number> = { "1m": 60_000, "5m": 300_000, "1h": 3_600_000, "1d": 86_400_000 };
+
+/** The events of an anomaly's series over its step (and the step before, for context). */
+export function anomalyEvents(a: Anomaly): string {
+  const t = new Date(a.ts).getTime();
+  const step = STEPS[a.step] ?? 60_000;
+  return eventsLink(a.series as Record<string, unknown>, t - step, t + step);
 }

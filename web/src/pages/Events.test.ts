@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { addedByPlugins } from "./Events";
+import { addedByPlugins, inTimeOrder } from "./Events";
 
 describe("what plugins added to an event", () => {
   it("names the plugin that filled each field, in the order they ran", () => {
@@ -33,5 +33,13 @@ describe("what plugins added to an event", () => {
   it("reads the envelope's nested data too", () => {
     const e = { cost_usd: 1.5, tags: {}, payload: { payload: { data: { cost_usd: 1.5 } } }, enriched_by: [] } as never;
     expect(addedByPlugins(e)).toEqual([]);
+  });
+});
+
+describe("a correlation's events", () => {
+  it("are listed oldest first", () => {
+    const e = (id: string, ts: string) => ({ event_id: id, timestamp: ts }) as unknown as Parameters<typeof inTimeOrder>[0][number];
+    const out = inTimeOrder([e("c", "2026-12-07T10:02:00Z"), e("a", "2026-12-07T10:00:00Z"), e("b", "2026-12-07T10:00:00Z")]);
+    expect(out.map((x) => x.event_id)).toEqual(["a", "b", "c"]);
   });
 });

@@ -1,4 +1,5 @@
 import { useState } from "react";
+import { useSearchParams } from "react-router";
 import { useQuery } from "@tanstack/react-query";
 import { get, query, type Schemas } from "../api/client";
 import { useCursors } from "../components/Pager";
@@ -7,7 +8,8 @@ import { int, ms, usd, when } from "../format";
 
 type Page = Schemas["EventPageDto"];
 type Event = Schemas["EventDto"];
-const FILTERS = ["model", "provider", "app", "status", "severity", "source_module", "correlation_id", "trace_id", "session_id"] as const;
+const FILTERS = ["model", "provider", "app", "environment", "kind", "status", "severity", "source_module", "correlation_id", "trace_id", "session_id"] as const;
+const LINKED = [...FILTERS, "id", "from", "to", "operation"] as const;
 
 /** `datetime-local` speaks local time without a zone; the API takes RFC 3339. */
 const iso = (local: string) => (local ? new Date(local).toISOString() : "");
@@ -18,7 +20,10 @@ const local = (iso: string | undefined) => {
 };
 
 export function Events() {
-  const [filters, setFilters] = useState<Record<string, string>>({});
+  // A link from an anomaly, an alert or another page sets the filters it names.
+  const [params0] = useSearchParams();
+  const [filters, setFilters] = useState<Record<string, string>>(() =>
+    Object.fromEntries(LINKED.flatMap((k) => (params0.get(k) ? [[k, params0.get(k)!]] : []))));
   const { cursor, reset, pager } = useCursors();
   const [open, setOpen] = useState<string | null>(null);
   const params = { ...filters, cursor, limit: 50 };
@@ -52,12 +57,12 @@ export function Events() {
             {pager(page.data.next_cursor)}
           </>
         )}
-      {open && <EventDetail id={open} onClose={() => setOpen(null)} />}
+      {open && <EventDetail id={open} onClose={() => setOpen(null)} onOpen={setOpen} />}
     </div>
   );
 }
 
-function EventDetail({ id, onClose }: { id: string; onClose: () => void }) {
+function EventDetail({ id, onClose, onOpen }: { id: string; onClose: () => void; onOpen: (id: string) => void }) {
   const e = useQuery({ queryKey: ["event", id], queryFn: () => get<Event>(`/v1/events/${encodeURIComponent(id)}`) });
   const related = useQuery({
     enabled: !!e.data?.correlation_id,
@@ -82,8 +87,19 @@ function EventDetail({ id, onClose }: { id: string; onClose: () => void }) {
             <pre className="payload">{JSON.stringify(e.data.payload, null, 2)}</pre>
             {related.data && related.data.events.length > 1 && (
               <>
-                <h3>Same correlation id</h3>
-                <ul>{related.data.events.map((r) => <li key={r.event_id} className="mono small">{r.event_id} · {r.kind} · {when(r.timestamp)}</li>)}</ul>
+                <h3>Correlation {e.data.correlation_id}: {related.data.events.length} events, in time order</h3>
+                <table aria-label="Events of the same correlation">
+                  <thead><tr><th>Time</th><th>Module</th><th>Kind</th><th>Model</th><th>Severity</th><th>Cost</th></tr></thead>
+                  <tbody>
+                    {inTimeOrder(related.data.events).map((r) => (
+                      <tr key={r.event_id} className={r.event_id === id ? "clickable on" : "clickable"} tabIndex={0}
+                        onClick={() => onOpen(r.event_id)} onKeyDown={(k) => k.key === "Enter" && onOpen(r.event_id)}>
+                        <td>{when(r.timestamp)}</td><td>{r.source_module ?? "–"}</td><td>{r.kind}</td><td>{r.model ?? "–"}</td>
+                        <td>{r.severity ?? "–"}</td><td>{r.cost_usd == null ? "–" : usd(r.cost_usd)}</td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
               </>
             )}
           </div>
@@ -137,4 +153,9 @@ function AddedByPlugins({ e }: { e: Event }) {
       </tbody>
     </table>
   );
+}
+
+/** Events oldest first (the API lists newest first), ties by id. */
+export function inTimeOrder(events: Event[]): Event[] {
+  return [...events].sort((a, b) => a.timestamp.localeCompare(b.timestamp) || a.event_id.localeCompare(b.event_id));
 }

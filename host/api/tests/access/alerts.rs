@@ -424,3 +424,113 @@ async fn an_open_alert_is_acknowledged_by_an_analyst_once_it_is_the_tenants() {
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn composites_budgets_of_integrations_and_previews_are_checked() {
+    let hub = hub().await;
+    hub.user("ann@acme.test", "acme", Role::Analyst, false)
+        .await;
+    let ann = hub.token("ann@acme.test").await;
+    let rule = json!({"name": "Error rate per model", "condition": {"kind": "threshold",
+        "metric": "error_rate", "value": 0.05, "group_by": ["model"]}});
+    let r = hub
+        .call(Method::POST, "/v1/alerts/rules", &ann, Some(rule))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    // Composites name rules of the tenant that are not composites themselves.
+    let composite = |rules: serde_json::Value| json!({"name": "both", "condition": {"kind": "composite", "rules": rules}});
+    let r = hub
+        .call(
+            Method::POST,
+            "/v1/alerts/rules",
+            &ann,
+            Some(composite(json!(["Error rate per model", "nope"]))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(
+        r.body["error"]["parameter"], "/condition/rules/1",
+        "{}",
+        r.body
+    );
+    let r = hub
+        .call(
+            Method::POST,
+            "/v1/alerts/rules",
+            &ann,
+            Some(json!({"name": "spend",
+            "condition": {"kind": "budget", "budget_usd": 100}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let spend_id = r.body["id"].as_i64().unwrap();
+    let r = hub
+        .call(
+            Method::POST,
+            "/v1/alerts/rules",
+            &ann,
+            Some(composite(json!(["Error rate per model", "spend"]))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    // A rule the composite names cannot become one.
+    let r = hub
+        .call(Method::PUT, &format!("/v1/alerts/rules/{spend_id}"), &ann,
+            Some(json!({"name": "spend", "condition": {"kind": "composite", "rules": ["Error rate per model", "x"]}})))
+        .await;
+    assert_eq!(
+        r.body["error"]["parameter"], "/condition/kind",
+        "{}",
+        r.body
+    );
+    // A budget from an integration the tenant has not installed.
+    let r = hub
+        .call(Method::POST, "/v1/alerts/rules", &ann, Some(json!({"name": "kept",
+            "condition": {"kind": "budget", "budget_from": {"integration": "costops", "budget_id": "m"}}})))
+        .await;
+    assert_eq!(
+        r.body["error"]["parameter"], "/condition/budget_from/integration",
+        "{}",
+        r.body
+    );
+    // A preview: checked as a create is, nothing saved.
+    let r = hub
+        .call(Method::POST, "/v1/alerts/rules/preview", &ann, Some(json!({"name": "p",
+            "condition": {"kind": "threshold", "metric": "requests", "value": 1, "group_by": ["model"]}})))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        (r.body["supported"].as_bool(), r.body["fired"].as_u64()),
+        (Some(true), Some(0)),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        r.body["note"],
+        "it would not have fired over the last 7 days"
+    );
+    let r = hub
+        .call(
+            Method::POST,
+            "/v1/alerts/rules/preview",
+            &ann,
+            Some(json!({"name": "p",
+            "condition": {"kind": "budget", "budget_usd": 1}})),
+        )
+        .await;
+    assert_eq!(r.body["supported"], false, "{}", r.body);
+    let r = hub
+        .call(
+            Method::POST,
+            "/v1/alerts/rules/preview",
+            &ann,
+            Some(json!({"name": "p",
+            "condition": {"kind": "threshold", "metric": "tokens", "value": 1}})),
+        )
+        .await;
+    assert_eq!(
+        r.body["error"]["parameter"], "/condition/metric",
+        "{}",
+        r.body
+    );
+}

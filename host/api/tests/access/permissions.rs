@@ -111,6 +111,15 @@ async fn the_permission_matrix_holds_route_by_route() {
             Some(Role::Analyst),
         ),
         (
+            Method::POST,
+            "/v1/alerts/rules/preview",
+            Some(
+                json!({"name": "x", "condition": {"kind": "threshold", "metric": "requests", "value": 1}}),
+            ),
+            Some(Role::Analyst),
+        ),
+        (Method::GET, "/v1/costs/daily", None, Some(Role::Viewer)),
+        (
             Method::PUT,
             "/v1/alerts/rules/999",
             Some(json!({"name": "x", "condition": {"kind": "anomaly"}})),

@@ -173,6 +173,16 @@ pub fn check_composition(
     let Condition::Composite { rules, .. } = condition else {
         return Ok(());
     };
+    if let Some((other, _)) = others.iter().find(|(_, r)| {
+        r.as_ref().is_some_and(|r| {
+            matches!(&r.condition, Condition::Composite { rules, .. } if rules.iter().any(|n| n == name))
+        })
+    }) {
+        return err(
+            "/condition/kind",
+            format!("the composite `{other}` names this rule: a rule a composite names cannot be one"),
+        );
+    }
     for (i, wanted) in rules.iter().enumerate() {
         let at = format!("/condition/rules/{i}");
         match others.iter().find(|(n, _)| n == wanted) {
@@ -185,16 +195,6 @@ pub fn check_composition(
             }
             Some(_) => {}
         }
-    }
-    if let Some((other, _)) = others.iter().find(|(_, r)| {
-        r.as_ref().is_some_and(|r| {
-            matches!(&r.condition, Condition::Composite { rules, .. } if rules.iter().any(|n| n == name))
-        })
-    }) {
-        return err(
-            "/condition/kind",
-            format!("the composite `{other}` names this rule: a rule a composite names cannot be one"),
-        );
     }
     Ok(())
 }

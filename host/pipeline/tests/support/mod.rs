@@ -133,3 +133,15 @@ pub fn spike(model: &str, severity: hub_core::Severity) -> hub_storage::NewAnoma
         reason: "requests is 20× its usual".into(),
     }
 }
+
+/// Writes `events` as one of the tenant's batches, straight into storage (raw events and rollups,
+/// no pipeline).
+pub async fn write(storage: &Arc<dyn Storage>, tenant: TenantId, events: Vec<EventRecord>) {
+    storage
+        .write_batches(
+            &[hub_storage::TenantBatch { tenant, events }],
+            hub_core::time::now_ms(),
+        )
+        .await
+        .unwrap();
+}
