@@ -178,7 +178,7 @@ try {
 
   await check("installing cost from the marketplace with a configuration", async () => {
     await page.getByRole("link", { name: "Marketplace" }).click();
-    await page.getByRole("link", { name: "cost" }).click();
+    await page.getByRole("link", { name: "cost", exact: true }).click();
     await page.getByRole("heading", { name: "cost 0.2.0" }).waitFor();
     await shot("package");
     await page.getByRole("button", { name: "Install…" }).click();
