@@ -128,7 +128,8 @@ where
         after: Option<&EventCursor>,
         limit: usize,
     ) -> Result<EventPage> {
-        let buf = sql::list_events(Placeholders::Dollar, t, filter, after, limit + 1);
+        let sqlite = DB::NAME == "SQLite";
+        let buf = sql::list_events(Placeholders::Dollar, t, filter, after, limit + 1, sqlite);
         let rows = into_query::<DB>(buf).fetch_all(pool).await?;
         Ok(page(
             rows.iter().map(decode::event).collect::<Result<Vec<_>>>()?,
