@@ -92,6 +92,43 @@ pub fn error(field: &str, method: &str, url: &str, e: HttpError) -> crate::Error
     }
 }
 
+/// A service's base URL from a plugin's configuration (field `url`), without its trailing `/`.
+pub fn base_url(url: &str) -> Result<String, crate::Error> {
+    let base = url.trim_end_matches('/').to_string();
+    if !(base.starts_with("https://") || base.starts_with("http://")) {
+        return Err(crate::Error::bad_config(
+            "url: must start with http:// or https://",
+        ));
+    }
+    Ok(base)
+}
+
+/// One JSON request to another system's API, as integrations make them: `accept` JSON, the
+/// body (if any) as JSON, `Authorization: Bearer <token>` when there is a token; the answer
+/// read as the hub retries it ([`Response::check`], naming `field`) and transport errors as
+/// [`error`] reads them.
+pub fn call_json(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    field: &str,
+    body: Option<&serde_json::Value>,
+) -> Result<Response, crate::Error> {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("accept", "application/json")];
+    if body.is_some() {
+        headers.push(("content-type", "application/json"));
+    }
+    if let Some(a) = &auth {
+        headers.push(("authorization", a));
+    }
+    let bytes = body.map(|b| b.to_string().into_bytes());
+    let response = request(method, url, &headers, bytes.as_deref())
+        .map_err(|e| error("url", method, url, e))?;
+    response.check(method, url, field)?;
+    Ok(response)
+}
+
 pub fn get(url: &str) -> Result<Response, HttpError> {
     request("GET", url, &[], None)
 }

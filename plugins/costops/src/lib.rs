@@ -64,12 +64,7 @@ impl Integration for CostOps {
     type Config = Config;
 
     fn new(config: Config) -> Result<Self, Error> {
-        let base = config.url.trim_end_matches('/').to_string();
-        if !(base.starts_with("https://") || base.starts_with("http://")) {
-            return Err(Error::bad_config(
-                "url: must start with http:// or https://",
-            ));
-        }
+        let base = http::base_url(&config.url)?;
         if !(1..=6).contains(&config.days_back) {
             return Err(Error::bad_config("days_back: 1 to 6"));
         }
@@ -201,19 +196,7 @@ impl CostOps {
         field: &str,
         body: Option<&Value>,
     ) -> Result<http::Response, Error> {
-        let auth = self.config.token.as_ref().map(|t| format!("Bearer {t}"));
-        let mut headers = vec![("accept", "application/json")];
-        if body.is_some() {
-            headers.push(("content-type", "application/json"));
-        }
-        if let Some(a) = &auth {
-            headers.push(("authorization", a));
-        }
-        let bytes = body.map(|b| b.to_string().into_bytes());
-        let response = http::request(method, url, &headers, bytes.as_deref())
-            .map_err(|e| http::error("url", method, url, e))?;
-        response.check(method, url, field)?;
-        Ok(response)
+        http::call_json(method, url, self.config.token.as_deref(), field, body)
     }
 }
 

@@ -43,12 +43,7 @@ impl Integration for Policy {
     type Config = Config;
 
     fn new(config: Config) -> Result<Self, Error> {
-        let base = config.url.trim_end_matches('/').to_string();
-        if !(base.starts_with("https://") || base.starts_with("http://")) {
-            return Err(Error::bad_config(
-                "url: must start with http:// or https://",
-            ));
-        }
+        let base = http::base_url(&config.url)?;
         Ok(Policy { config, base })
     }
 
@@ -96,18 +91,7 @@ impl Integration for Policy {
 
 impl Policy {
     fn post(&self, url: &str, field: &str, doc: &Value) -> Result<(), Error> {
-        let auth = self.config.token.as_ref().map(|t| format!("Bearer {t}"));
-        let mut headers = vec![
-            ("content-type", "application/json"),
-            ("accept", "application/json"),
-        ];
-        if let Some(a) = &auth {
-            headers.push(("authorization", a));
-        }
-        let body = doc.to_string().into_bytes();
-        http::request("POST", url, &headers, Some(&body))
-            .map_err(|e| http::error("url", "POST", url, e))?
-            .check("POST", url, field)
+        http::call_json("POST", url, self.config.token.as_deref(), field, Some(doc)).map(|_| ())
     }
 }
 
