@@ -25,8 +25,12 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 /// The answer to an ingest request.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IngestResponse {
-    /// Events stored by this request.
+    /// Events taken by this request: stored, or (Kafka bus) held durably by the broker.
     pub accepted: usize,
+    /// Of `accepted`, the events a pipeline worker stores next (Kafka bus: the broker has them on
+    /// every in-sync replica); duplicates among them are recognised then, so they are counted
+    /// here and not in `duplicates`. 0 on the in-process bus, which answers after the commit.
+    pub pending: usize,
     /// Valid events that were already stored (same `event_id` and timestamp); not counted twice.
     pub duplicates: usize,
     /// Invalid events, by their 0-based index in the batch.
@@ -228,6 +232,7 @@ async fn ingest(
         outcome(&state.metrics, "rejected");
         let body = IngestResponse {
             accepted: 0,
+            pending: 0,
             duplicates: 0,
             rejected: parsed.rejected,
         };
@@ -237,11 +242,16 @@ async fn ingest(
     let ack = state
         .bus
         .try_publish(principal.tenant, parsed.events)
-        .map_err(|s| ApiError::TooManyRequests {
-            message: format!(
-                "the hub is saturated ({s}); retry this batch after the Retry-After delay"
-            ),
-            retry_after_secs: 1,
+        .map_err(|refused| match refused {
+            hub_bus::Refused::Saturated(s) => ApiError::TooManyRequests {
+                message: format!(
+                    "the hub is saturated ({s}); retry this batch after the Retry-After delay"
+                ),
+                retry_after_secs: 1,
+            },
+            hub_bus::Refused::Unavailable(reason) => ApiError::Unavailable(format!(
+                "{reason}; nothing from this batch was acknowledged, resend it"
+            )),
         })?;
     let committed = ack
         .await
@@ -256,7 +266,7 @@ async fn ingest(
     state
         .metrics
         .events_accepted
-        .inc_by(committed.inserted as u64);
+        .inc_by((committed.inserted + committed.pending) as u64);
     state
         .metrics
         .events_duplicate
@@ -268,7 +278,8 @@ async fn ingest(
         .observe(started.elapsed().as_secs_f64());
     outcome(&state.metrics, "accepted");
     let body = IngestResponse {
-        accepted: committed.inserted,
+        accepted: committed.inserted + committed.pending,
+        pending: committed.pending,
         duplicates: committed.duplicates,
         rejected: parsed.rejected,
     };

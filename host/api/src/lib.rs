@@ -132,6 +132,8 @@ pub struct AppState {
     pub catalog: Option<Arc<hub_catalog::Catalog>>,
     /// The detector and forecaster scheduler's counters, when this hub runs it.
     pub analysis: Option<Arc<hub_pipeline::schedule::SchedulerStats>>,
+    /// The Kafka worker's counters, when this replica consumes the ingest topic.
+    pub worker: Option<Arc<hub_bus::kafka::worker::WorkerStats>>,
 }
 
 impl AppState {
@@ -161,6 +163,7 @@ impl AppState {
             pipeline,
             catalog: None,
             analysis: None,
+            worker: None,
         }
     }
 
@@ -178,6 +181,12 @@ impl AppState {
     /// Shows the scheduler's counters on `/metrics`.
     pub fn with_analysis(mut self, stats: Arc<hub_pipeline::schedule::SchedulerStats>) -> Self {
         self.analysis = Some(stats);
+        self
+    }
+
+    /// This replica consumes the Kafka bus: its worker's counters on `/metrics`.
+    pub fn with_worker(mut self, stats: Arc<hub_bus::kafka::worker::WorkerStats>) -> Self {
+        self.worker = Some(stats);
         self
     }
 }

@@ -34,6 +34,11 @@ pub struct OutcomeLabel {
     pub outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartitionLabel {
+    pub partition: i32,
+}
+
 pub struct Metrics {
     registry: Registry,
     /// Events stored for the first time.
@@ -53,6 +58,11 @@ pub struct Metrics {
     /// Events queued for the pipeline (sampled at scrape).
     pub queue_depth: Gauge,
     pub queue_capacity: Gauge,
+    /// Kafka bus: batches published and not yet stored, per partition of the ingest topic.
+    pub bus_lag: Family<PartitionLabel, Gauge>,
+    /// Kafka bus, this replica's worker: messages read, batches stored, retried after a failed
+    /// write, dead-lettered; offset commits refused.
+    pub bus_worker: Family<OutcomeLabel, Gauge>,
     pub pipeline_commits: Gauge,
     pub pipeline_write_failures: Gauge,
     pub pipeline_commit_seconds_sum: Gauge<f64, std::sync::atomic::AtomicU64>,
@@ -113,6 +123,8 @@ impl Default for Metrics {
             }),
             queue_depth: Gauge::default(),
             queue_capacity: Gauge::default(),
+            bus_lag: Family::default(),
+            bus_worker: Family::default(),
             pipeline_commits: Gauge::default(),
             pipeline_write_failures: Gauge::default(),
             pipeline_commit_seconds_sum: Gauge::default(),
@@ -190,6 +202,16 @@ impl Default for Metrics {
             "queue_capacity_events",
             "Events the ingest queue holds before answering 429",
             m.queue_capacity.clone(),
+        );
+        registry.register(
+            "bus_partition_lag_batches",
+            "Kafka bus: batches published to a partition of the ingest topic and not yet stored",
+            m.bus_lag.clone(),
+        );
+        registry.register(
+            "bus_worker_messages",
+            "Kafka bus, this replica's worker: messages by what became of them (consumed, stored, retried, dead_lettered, commit_failed)",
+            m.bus_worker.clone(),
         );
         registry.register(
             "analysis_runs",

@@ -15,6 +15,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(metrics))
+        .routes(routes!(dead_letters))
         .routes(routes!(openapi))
 }
 
@@ -23,14 +24,65 @@ pub(crate) async fn healthz() -> &'static str {
     "ok"
 }
 
-#[utoipa::path(get, path = "/readyz", tag = "ops", description = "The database answers.",
+#[utoipa::path(get, path = "/readyz", tag = "ops", description = "The database answers and, on the Kafka bus, the broker does.",
     responses((status = 200, description = "ready"), (status = 503, body = crate::error::ErrorBody)))]
 pub(crate) async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
     state.storage.ping().await.map_err(|e| {
         tracing::warn!(error = %e, "readiness check failed");
         ApiError::Unavailable("the database does not answer".into())
     })?;
+    state
+        .bus
+        .ready()
+        .map_err(|e| ApiError::Unavailable(format!("the ingest bus is not ready: {e}")))?;
     Ok("ready")
+}
+
+/// Dead letters of the Kafka bus, newest first.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct DeadLettersDto {
+    /// `memory` (the in-process bus has no dead letters) or `kafka`.
+    pub bus: &'static str,
+    #[schema(value_type = Vec<Object>)]
+    pub dead_letters: Vec<hub_bus::kafka::dlq::DeadLetter>,
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+pub(crate) struct DeadLettersQuery {
+    /// How many of the newest (default 100, at most 1000).
+    limit: Option<usize>,
+}
+
+#[utoipa::path(get, path = "/v1/ops/dead-letters", tag = "ops",
+    description = "Messages the pipeline workers could not read (Kafka bus), newest first, each with its reason and where it was. Operators only. `hub dlq replay` publishes them again.",
+    params(DeadLettersQuery),
+    responses((status = 200, body = DeadLettersDto), (status = 403, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody)),
+    security(("api_key" = [])))]
+pub(crate) async fn dead_letters(
+    State(state): State<AppState>,
+    principal: crate::Principal,
+    axum::extract::Query(q): axum::extract::Query<DeadLettersQuery>,
+) -> Result<axum::Json<DeadLettersDto>, ApiError> {
+    if !principal.is_operator() {
+        return Err(ApiError::Forbidden(
+            "only operators read the dead letters".into(),
+        ));
+    }
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let dead_letters = match state.bus.kafka_publisher() {
+        None => Vec::new(),
+        Some(k) => {
+            let config = k.config().clone();
+            tokio::task::spawn_blocking(move || hub_bus::kafka::dlq::list(&config, limit))
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?
+                .map_err(ApiError::Unavailable)?
+        }
+    };
+    Ok(axum::Json(DeadLettersDto {
+        bus: state.bus.kind(),
+        dead_letters,
+    }))
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "ops",
@@ -60,6 +112,27 @@ pub(crate) async fn metrics(
     let m = &state.metrics;
     m.queue_depth.set(state.bus.depth() as i64);
     m.queue_capacity.set(state.bus.capacity() as i64);
+    for l in state.bus.lag() {
+        m.bus_lag
+            .get_or_create(&crate::metrics::PartitionLabel {
+                partition: l.partition,
+            })
+            .set(l.lag);
+    }
+    if let Some(w) = &state.worker {
+        use crate::metrics::OutcomeLabel;
+        for (outcome, n) in [
+            ("consumed", &w.consumed),
+            ("stored", &w.stored),
+            ("retried", &w.retried),
+            ("dead_lettered", &w.dead_letters),
+            ("commit_failed", &w.commit_failures),
+        ] {
+            m.bus_worker
+                .get_or_create(&OutcomeLabel { outcome })
+                .set(n.load(Ordering::Relaxed) as i64);
+        }
+    }
     let p = &state.pipeline;
     m.pipeline_commits
         .set(p.commits.load(Ordering::Relaxed) as i64);

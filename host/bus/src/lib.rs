@@ -6,19 +6,32 @@
 //! share of that capacity, so a tenant whose batches wait (its plugins are slow or over budget)
 //! fills its own share and gets its own 429s, never its neighbours'. Every published batch carries
 //! a one-shot acknowledgement that the pipeline completes only after the batch is committed.
+//!
+//! The Kafka bus ([`kafka`]) is the scale-out one: ingest replicas publish to a topic partitioned
+//! by tenant and answer once the broker has the batch; workers consume it as a group, feed each
+//! batch through an in-process queue to the same pipeline, and commit a partition's offsets only up
+//! to the batches that are stored.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 
 use hub_core::{EventRecord, TenantId};
-use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{Mutex, OwnedSemaphorePermit, mpsc, oneshot};
+
+pub mod kafka;
+mod memory;
+
+use memory::MemoryQueue;
 
 /// What the pipeline reports back for one batch.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Committed {
     pub inserted: usize,
     pub duplicates: usize,
+    /// Events the broker holds durably that a worker stores later (the Kafka bus); duplicates
+    /// among them are recognised when they are written.
+    pub pending: usize,
 }
 
 /// Why a batch was not committed (it was not acknowledged; the client should resend it).
@@ -28,6 +41,8 @@ pub enum BusError {
     Storage(String),
     #[error("the pipeline stopped before the batch was committed")]
     Stopped,
+    #[error("the broker did not acknowledge the batch: {0}")]
+    Broker(String),
 }
 
 /// The queue (or the tenant's share of it) is full: try again after the pipeline catches up.
@@ -40,20 +55,40 @@ pub enum Saturated {
          queued; its plugins or its rate hold them back)"
     )]
     Tenant { queued: usize, capacity: usize },
+    #[error(
+        "the pipeline workers are {lag} batches behind on this tenant's partition {partition} \
+         (at most {bound} are let in)"
+    )]
+    Lag {
+        partition: i32,
+        lag: i64,
+        bound: i64,
+    },
+}
+
+/// Why a batch was not published.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// Full: try again after a while (429).
+    #[error(transparent)]
+    Saturated(#[from] Saturated),
+    /// The bus cannot take batches now (the broker does not answer): 503.
+    #[error("the ingest bus is unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// Events queued per tenant; an entry goes when its count reaches 0.
-type TenantDepths = Arc<StdMutex<HashMap<TenantId, usize>>>;
+pub(crate) type TenantDepths = Arc<StdMutex<HashMap<TenantId, usize>>>;
 
 /// A batch on its way to storage.
 pub struct Envelope {
     pub tenant: TenantId,
     pub events: Vec<EventRecord>,
-    ack: Option<oneshot::Sender<Result<Committed, BusError>>>,
-    _permit: OwnedSemaphorePermit,
-    depth: Arc<AtomicUsize>,
-    tenant_depths: TenantDepths,
-    len: usize,
+    pub(crate) ack: Option<oneshot::Sender<Result<Committed, BusError>>>,
+    pub(crate) _permit: OwnedSemaphorePermit,
+    pub(crate) depth: Arc<AtomicUsize>,
+    pub(crate) tenant_depths: TenantDepths,
+    pub(crate) len: usize,
 }
 
 impl std::fmt::Debug for Envelope {
@@ -88,21 +123,24 @@ impl Drop for Envelope {
     }
 }
 
-/// The publishing side, cloned into every request handler.
+/// The publishing side, cloned into every request handler: the in-process queue, or a Kafka
+/// producer.
 #[derive(Clone)]
 pub struct BusProducer {
-    tx: mpsc::UnboundedSender<Envelope>,
-    permits: Arc<Semaphore>,
-    capacity: usize,
-    tenant_capacity: usize,
-    depth: Arc<AtomicUsize>,
-    tenant_depths: TenantDepths,
+    inner: Inner,
+}
+
+#[derive(Clone)]
+enum Inner {
+    Memory(MemoryQueue),
+    Kafka(Arc<kafka::Publisher>),
 }
 
 impl std::fmt::Debug for BusProducer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BusProducer")
-            .field("capacity", &self.capacity)
+            .field("kind", &self.kind())
+            .field("capacity", &self.capacity())
             .field("depth", &self.depth())
             .finish()
     }
@@ -112,81 +150,100 @@ impl std::fmt::Debug for BusProducer {
 pub type AckReceiver = oneshot::Receiver<Result<Committed, BusError>>;
 
 impl BusProducer {
-    /// Queues a batch if there is room for all of its events, in the queue and in the tenant's
-    /// share of it.
+    /// The Kafka bus's publishing side.
+    pub fn kafka(publisher: Arc<kafka::Publisher>) -> Self {
+        Self {
+            inner: Inner::Kafka(publisher),
+        }
+    }
+
+    /// The Kafka publisher, when this is the Kafka bus.
+    pub fn kafka_publisher(&self) -> Option<&Arc<kafka::Publisher>> {
+        match &self.inner {
+            Inner::Memory(_) => None,
+            Inner::Kafka(k) => Some(k),
+        }
+    }
+
+    /// Publishes a batch if there is room for all of its events (in the queue and in the tenant's
+    /// share of it; on Kafka, in the producer's window and within the lag bound of the tenant's
+    /// partitions). The receiver completes once the batch is committed to storage (in-process) or
+    /// acknowledged by every in-sync replica of the broker (Kafka).
     pub fn try_publish(
         &self,
         tenant: TenantId,
         events: Vec<EventRecord>,
-    ) -> Result<AckReceiver, Saturated> {
-        let len = events.len();
-        let saturated = || Saturated::Hub {
-            queued: self.depth(),
-            capacity: self.capacity,
-        };
-        let n = u32::try_from(len.max(1)).map_err(|_| saturated())?;
-        // The tenant's share first (under its lock until counted), then the queue's permits.
-        let mut depths = self.tenant_depths.lock().unwrap();
-        let queued = depths.get(&tenant).copied().unwrap_or(0);
-        if queued > 0 && queued + len > self.tenant_capacity {
-            return Err(Saturated::Tenant {
-                queued,
-                capacity: self.tenant_capacity,
-            });
+    ) -> Result<AckReceiver, Refused> {
+        match &self.inner {
+            Inner::Memory(q) => q
+                .publish(tenant, events)
+                .map_err(|(s, _)| Refused::Saturated(s)),
+            Inner::Kafka(k) => k.publish(tenant, events),
         }
-        let permit = self
-            .permits
-            .clone()
-            .try_acquire_many_owned(n)
-            .map_err(|_| saturated())?;
-        *depths.entry(tenant).or_default() += len;
-        drop(depths);
-        let (ack, rx) = oneshot::channel();
-        self.depth.fetch_add(len, Ordering::Relaxed);
-        let envelope = Envelope {
-            tenant,
-            events,
-            ack: Some(ack),
-            _permit: permit,
-            depth: self.depth.clone(),
-            tenant_depths: self.tenant_depths.clone(),
-            len,
-        };
-        if let Err(mpsc::error::SendError(envelope)) = self.tx.send(envelope) {
-            envelope.acknowledge(Err(BusError::Stopped));
-        }
-        Ok(rx)
     }
 
-    /// Events queued or being written.
+    /// `memory` or `kafka`.
+    pub fn kind(&self) -> &'static str {
+        match &self.inner {
+            Inner::Memory(_) => "memory",
+            Inner::Kafka(_) => "kafka",
+        }
+    }
+
+    /// Whether batches can be published now; the reason when not (the broker does not answer).
+    pub fn ready(&self) -> Result<(), String> {
+        match &self.inner {
+            Inner::Memory(_) => Ok(()),
+            Inner::Kafka(k) => k.ready(),
+        }
+    }
+
+    /// Events queued or being written (in-process); events sent and not yet acknowledged by the
+    /// broker (Kafka).
     pub fn depth(&self) -> usize {
-        self.depth.load(Ordering::Relaxed)
+        match &self.inner {
+            Inner::Memory(q) => q.depth(),
+            Inner::Kafka(k) => k.depth(),
+        }
     }
 
     pub fn capacity(&self) -> usize {
-        self.capacity
+        match &self.inner {
+            Inner::Memory(q) => q.capacity,
+            Inner::Kafka(k) => k.capacity(),
+        }
     }
 
-    /// Events one tenant may have queued at once.
+    /// Events one tenant may have queued at once (in-process); on Kafka, the largest batch that
+    /// is published whole.
     pub fn tenant_capacity(&self) -> usize {
-        self.tenant_capacity
+        match &self.inner {
+            Inner::Memory(q) => q.tenant_capacity,
+            Inner::Kafka(k) => k.capacity(),
+        }
     }
 
-    /// Events of `tenant` queued or being written.
+    /// Events of `tenant` queued or being written (in-process only; 0 on Kafka).
     pub fn tenant_depth(&self, tenant: TenantId) -> usize {
-        self.tenant_depths
-            .lock()
-            .unwrap()
-            .get(&tenant)
-            .copied()
-            .unwrap_or(0)
+        match &self.inner {
+            Inner::Memory(q) => q.tenant_depth(tenant),
+            Inner::Kafka(_) => 0,
+        }
+    }
+
+    /// The consumer group's lag on each partition of the ingest topic (Kafka only), as last read.
+    pub fn lag(&self) -> Vec<kafka::PartitionLag> {
+        match &self.inner {
+            Inner::Memory(_) => Vec::new(),
+            Inner::Kafka(k) => k.lag(),
+        }
     }
 }
 
 /// The consuming side, shared by the pipeline's writers.
 #[derive(Clone)]
 pub struct BusConsumer {
-    rx: Arc<Mutex<mpsc::UnboundedReceiver<Envelope>>>,
+    pub(crate) rx: Arc<Mutex<mpsc::UnboundedReceiver<Envelope>>>,
 }
 
 impl std::fmt::Debug for BusConsumer {
@@ -223,21 +280,12 @@ pub fn in_process(
     capacity_events: usize,
     tenant_capacity_events: usize,
 ) -> (BusProducer, BusConsumer) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let capacity = capacity_events.clamp(1, Semaphore::MAX_PERMITS);
-    let producer = BusProducer {
-        tx,
-        permits: Arc::new(Semaphore::new(capacity)),
-        capacity,
-        tenant_capacity: tenant_capacity_events.clamp(1, capacity),
-        depth: Arc::new(AtomicUsize::new(0)),
-        tenant_depths: Arc::default(),
-    };
+    let (queue, consumer) = MemoryQueue::new(capacity_events, tenant_capacity_events);
     (
-        producer,
-        BusConsumer {
-            rx: Arc::new(Mutex::new(rx)),
+        BusProducer {
+            inner: Inner::Memory(queue),
         },
+        consumer,
     )
 }
 
@@ -301,10 +349,10 @@ mod tests {
         assert_eq!(
             p.try_publish(TenantId::from_verified(2), vec![ev(), ev()])
                 .unwrap_err(),
-            Saturated::Hub {
+            Refused::Saturated(Saturated::Hub {
                 queued: 2,
                 capacity: 3
-            }
+            })
         );
         let b = p.try_publish(t, vec![ev()]).unwrap();
         let group = c.next_group(10).await.unwrap();
@@ -313,7 +361,7 @@ mod tests {
             let n = env.events.len();
             env.acknowledge(Ok(Committed {
                 inserted: n,
-                duplicates: 0,
+                ..Default::default()
             }));
         }
         assert_eq!(a.await.unwrap().unwrap().inserted, 2);
@@ -343,10 +391,10 @@ mod tests {
         let big = p.try_publish(noisy, vec![ev(); 5]).unwrap();
         assert_eq!(
             p.try_publish(noisy, vec![ev()]).unwrap_err(),
-            Saturated::Tenant {
+            Refused::Saturated(Saturated::Tenant {
                 queued: 5,
                 capacity: 4
-            }
+            })
         );
         assert!(
             Saturated::Tenant {
@@ -362,7 +410,7 @@ mod tests {
             let n = env.events.len();
             env.acknowledge(Ok(Committed {
                 inserted: n,
-                duplicates: 0,
+                ..Default::default()
             }));
         }
         assert_eq!(big.await.unwrap().unwrap().inserted, 5);
@@ -388,7 +436,7 @@ mod tests {
         for env in group {
             env.acknowledge(Ok(Committed {
                 inserted: 2,
-                duplicates: 0,
+                ..Default::default()
             }));
         }
         assert_eq!(ack.await.unwrap().unwrap().inserted, 2);

@@ -173,6 +173,7 @@ async fn run_writer(
                     env.acknowledge(Ok(Committed {
                         inserted: outcome.inserted,
                         duplicates: outcome.duplicates,
+                        pending: 0,
                     }));
                 }
             }
@@ -278,7 +279,8 @@ mod tests {
                 ack.await.unwrap().unwrap(),
                 Committed {
                     inserted: 1,
-                    duplicates: 1
+                    duplicates: 1,
+                    pending: 0,
                 }
             );
         }

@@ -246,7 +246,7 @@ impl SyncJob {
             }
             match self.store(tenant, events).await {
                 Ok(c) => {
-                    tally.stored += c.inserted;
+                    tally.stored += c.inserted + c.pending;
                     tally.duplicates += c.duplicates;
                     self.host.finish_sync(tenant, name, true).await;
                 }
@@ -312,6 +312,7 @@ impl SyncJob {
                 .map_err(|e| e.to_string())?;
             total.inserted += c.inserted;
             total.duplicates += c.duplicates;
+            total.pending += c.pending;
             events = rest;
         }
         Ok(total)

@@ -6,6 +6,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod author;
 #[cfg(feature = "bench")]
 mod bench;
+mod bus;
 mod config;
 mod people;
 mod plugin_args;
@@ -72,6 +73,11 @@ enum Command {
         #[command(subcommand)]
         command: plugins::PluginCommand,
     },
+    /// The Kafka bus's dead letters: messages the workers could not read.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
     /// Print the API's OpenAPI document (what the admin UI's types are generated from).
     Openapi,
     /// Load generators and query benchmarks.
@@ -93,6 +99,24 @@ enum Command {
         max_memory_bytes: usize,
         #[arg(long)]
         max_instances: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DlqCommand {
+    /// The newest dead letters, each with its reason and where it was (JSON).
+    List {
+        #[command(flatten)]
+        args: config::ServeArgs,
+        /// How many (default 100).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Publishes every dead letter not replayed before to the ingest topic again (after the cause
+    /// is fixed: a worker that reads a newer format, say); what still cannot be read comes back.
+    Replay {
+        #[command(flatten)]
+        args: config::ServeArgs,
     },
 }
 
@@ -266,6 +290,10 @@ async fn main() -> Result<()> {
             max_instances,
         } => std::process::exit(hub_runtime::worker_main(max_memory_bytes, max_instances)),
         Command::Keys { command } => author::keys(command).await,
+        Command::Dlq { command } => match command {
+            DlqCommand::List { args, limit } => bus::dlq(args, false, limit).await,
+            DlqCommand::Replay { args } => bus::dlq(args, true, 0).await,
+        },
         Command::Openapi => {
             println!(
                 "{}",

@@ -22,18 +22,25 @@ pub async fn run(args: ServeArgs) -> Result<()> {
 
     let plugins = crate::plugins::host(storage.clone(), &settings).await?;
     let catalog = crate::plugins::catalog(plugins.clone(), storage.clone(), &settings);
-    let (producer, consumer) =
-        hub_bus::in_process(settings.queue_capacity, settings.tenant_queue_capacity);
-    let pipeline = Pipeline::spawn(
-        storage.clone(),
-        consumer,
-        PipelineConfig {
-            writers: settings.writers,
-            ..Default::default()
-        },
-        Some(plugins.clone()),
-    );
-    let refresher = hub_plugins::spawn_refresh(plugins.clone(), Duration::from_secs(10));
+    let bus = crate::bus::open(&settings, storage.as_ref()).await?;
+    let producer = bus.producer;
+    // A worker (or the one process of the embedded default) runs the pipeline and every
+    // scheduled job; an ingest replica only answers the API and publishes.
+    let works = settings.role.works();
+    let pipeline = bus.consumer.map(|consumer| {
+        Pipeline::spawn(
+            storage.clone(),
+            consumer,
+            PipelineConfig {
+                writers: settings.writers,
+                ..Default::default()
+            },
+            Some(plugins.clone()),
+        )
+    });
+    let pipeline_stats = pipeline
+        .as_ref()
+        .map_or_else(Default::default, |p| p.stats.clone());
     // glibc's free pages (SQLite's) back to the system now and then: a process concern.
     let trimmer = tokio::spawn(async {
         let mut tick = tokio::time::interval(Duration::from_secs(10));
@@ -43,46 +50,61 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             let _ = tokio::task::spawn_blocking(hub_runtime::trim_glibc).await;
         }
     });
-    let maintenance = hub_pipeline::spawn_maintenance(
-        storage.clone(),
-        settings.retention,
-        Duration::from_millis(settings.retention_interval_ms.max(1_000) as u64),
-    );
-    // Re-pricing jobs (POST /v1/costs/reprice), whichever replica accepted them.
-    let repricer = std::sync::Arc::new(hub_pipeline::Repricer::new(
-        storage.clone(),
-        plugins.clone(),
-        settings.reprice.clone(),
-    ))
-    .spawn();
-    // Detectors and forecasters, each (tenant, plugin, period) run once across replicas.
     let analysis = std::sync::Arc::new(hub_pipeline::schedule::SchedulerStats::default());
-    let scheduler = hub_pipeline::schedule::spawn_scheduler(
-        plugins.clone(),
-        storage.clone(),
-        settings.analysis.clone(),
-        analysis.clone(),
-    );
-    // Alert notices to the rules' targets, each delivery taken by one replica at a time.
-    let delivery = hub_pipeline::alerts::deliver::spawn_delivery(
-        plugins.clone(),
-        storage.clone(),
-        settings.delivery.clone(),
-        analysis.deliveries.clone(),
-    );
-    // Integrations' syncs: each (tenant, integration, period) once across replicas, its events
-    // checked and stored as REST ingest's are.
-    let sync = hub_pipeline::sync::spawn_sync(
-        plugins.clone(),
-        storage.clone(),
-        producer.clone(),
-        hub_pipeline::sync::SyncConfig {
-            owner: settings.analysis.owner.clone(),
-            limits: settings.api.ingest.clone(),
-            ..Default::default()
-        },
-        analysis.sync.clone(),
-    );
+    // The scheduled work, stopped (aborted) at shutdown after the HTTP listener: the sync job
+    // first, then the rest once the pipeline has drained.
+    let mut sync = None;
+    let mut background = vec![trimmer];
+    if works {
+        background.push(hub_plugins::spawn_refresh(
+            plugins.clone(),
+            Duration::from_secs(10),
+        ));
+        background.push(hub_pipeline::spawn_maintenance(
+            storage.clone(),
+            settings.retention,
+            Duration::from_millis(settings.retention_interval_ms.max(1_000) as u64),
+        ));
+        // Re-pricing jobs (POST /v1/costs/reprice), whichever replica accepted them. Between
+        // pages or inside one, nothing is lost when stopped: a page is one transaction, and
+        // another replica (or this one after a restart) takes the job up from its last page.
+        background.push(
+            std::sync::Arc::new(hub_pipeline::Repricer::new(
+                storage.clone(),
+                plugins.clone(),
+                settings.reprice.clone(),
+            ))
+            .spawn(),
+        );
+        // Detectors and forecasters, each (tenant, plugin, period) run once across replicas; a
+        // run cut short is run again by the next replica to hold its lease.
+        background.push(hub_pipeline::schedule::spawn_scheduler(
+            plugins.clone(),
+            storage.clone(),
+            settings.analysis.clone(),
+            analysis.clone(),
+        ));
+        // Alert notices to the rules' targets, each delivery taken by one replica at a time.
+        background.push(hub_pipeline::alerts::deliver::spawn_delivery(
+            plugins.clone(),
+            storage.clone(),
+            settings.delivery.clone(),
+            analysis.deliveries.clone(),
+        ));
+        // Integrations' syncs: each (tenant, integration, period) once across replicas, its
+        // events checked and stored as REST ingest's are.
+        sync = Some(hub_pipeline::sync::spawn_sync(
+            plugins.clone(),
+            storage.clone(),
+            producer.clone(),
+            hub_pipeline::sync::SyncConfig {
+                owner: settings.analysis.owner.clone(),
+                limits: settings.api.ingest.clone(),
+                ..Default::default()
+            },
+            analysis.sync.clone(),
+        ));
+    }
     let mut api = settings.api.clone();
     api.retention = settings.retention;
     // What GET /v1/settings shows: the same view of sign-in and retention the audit log records.
@@ -92,9 +114,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             .map(|(k, v)| (k.trim_start_matches("settings.").to_string(), v))
             .collect(),
     );
-    let state = hub_api::AppState::new(storage.clone(), producer, api, pipeline.stats.clone())
+    let mut state = hub_api::AppState::new(storage.clone(), producer, api, pipeline_stats)
         .with_plugins(catalog.clone())
         .with_analysis(analysis);
+    if let Some(w) = &bus.worker {
+        state = state.with_worker(w.stats.clone());
+    }
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
@@ -138,26 +163,32 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     .await;
     // The sync job holds a bus producer: stopped first (a sync cut short leaves its cursor where
     // it was, so its events are asked for again), so that the pipeline can drain.
-    sync.abort();
-    let _ = sync.await;
+    if let Some(sync) = sync {
+        sync.abort();
+        let _ = sync.await;
+    }
+    // What this replica published reaches the broker before it goes.
+    if let Some(publisher) = bus.publisher {
+        let _ = tokio::task::spawn_blocking(move || publisher.flush(Duration::from_secs(10))).await;
+    }
+    // A Kafka worker stops reading, lets the pipeline store what it holds and commits.
+    if let Some(worker) = bus.worker {
+        worker.stop(Duration::from_secs(30)).await;
+    }
     // The router (and with it every bus producer) is gone: the writers drain what was queued,
     // acknowledge it, and stop.
-    tracing::info!("draining the ingest pipeline");
-    if tokio::time::timeout(Duration::from_secs(60), pipeline.join())
-        .await
-        .is_err()
-    {
-        tracing::error!("the pipeline did not drain within 60 s");
+    if let Some(pipeline) = pipeline {
+        tracing::info!("draining the ingest pipeline");
+        if tokio::time::timeout(Duration::from_secs(60), pipeline.join())
+            .await
+            .is_err()
+        {
+            tracing::error!("the pipeline did not drain within 60 s");
+        }
     }
-    maintenance.abort();
-    // Between pages or inside one, nothing is lost: a page is one transaction, and another
-    // replica (or this one after a restart) takes the job up from its last recorded page.
-    repricer.abort();
-    // A run cut short is run again by the next replica to hold its lease; what it stored is kept once.
-    scheduler.abort();
-    delivery.abort();
-    refresher.abort();
-    trimmer.abort();
+    for task in background {
+        task.abort();
+    }
     first_party.abort();
     storage.close().await;
     tracing::info!("stopped");

@@ -76,6 +76,38 @@ pub struct ServeArgs {
     /// --queue-capacity): a tenant whose plugins hold its batches back fills its own share.
     #[arg(long, env = "HUB_TENANT_QUEUE_CAPACITY")]
     pub tenant_queue_capacity: Option<usize>,
+    /// The ingest bus: `memory` (the default: in-process, one replica) or
+    /// `kafka://host:port[,host:port]` (a Kafka-protocol broker between ingest and the pipeline).
+    #[arg(long, env = "HUB_BUS")]
+    pub bus: Option<String>,
+    /// What this replica runs: `all` (default), `ingest` (the API, publishing to the Kafka bus) or
+    /// `worker` (the pipeline consuming it, and the scheduled work).
+    #[arg(long, env = "HUB_ROLE")]
+    pub role: Option<String>,
+    /// Kafka bus: the ingest topic (default hub.ingest; dead letters go to <topic>.dead-letters).
+    #[arg(long, env = "HUB_BUS_TOPIC")]
+    pub bus_topic: Option<String>,
+    /// Kafka bus: the workers' consumer group (default hub-pipeline).
+    #[arg(long, env = "HUB_BUS_GROUP")]
+    pub bus_group: Option<String>,
+    /// Kafka bus: partitions of the ingest topic when the hub creates it (default 12).
+    #[arg(long, env = "HUB_BUS_PARTITIONS")]
+    pub bus_partitions: Option<i32>,
+    /// Kafka bus: replicas of each partition when the hub creates the topic (default 1).
+    #[arg(long, env = "HUB_BUS_REPLICATION")]
+    pub bus_replication: Option<i32>,
+    /// Kafka bus: TENANT=PARTITIONS, repeatable: a tenant too large for one partition (one
+    /// worker) has its batches go to this many partitions in turn.
+    #[arg(long = "bus-spread", env = "HUB_BUS_SPREAD", value_delimiter = ',')]
+    pub bus_spread: Vec<String>,
+    /// Kafka bus: batches a partition may be behind (published, not yet stored) before its
+    /// tenants' ingest is answered 429 (default 2000).
+    #[arg(long, env = "HUB_BUS_MAX_LAG")]
+    pub bus_max_lag: Option<i64>,
+    /// Kafka bus: how long a batch may wait for the broker's acknowledgement before ingest
+    /// answers 503 (default 10s).
+    #[arg(long, env = "HUB_BUS_ACK_TIMEOUT")]
+    pub bus_ack_timeout: Option<String>,
     /// Pipeline writer tasks (default 1 for SQLite, which has one write slot; for PostgreSQL, this
     /// machine's cores, at least 2 and at most 8).
     #[arg(long, env = "HUB_WRITERS")]
@@ -266,6 +298,15 @@ pub(super) struct FileConfig {
     pub(super) queue_capacity: Option<usize>,
     pub(super) tenant_queue_capacity: Option<usize>,
     pub(super) writers: Option<usize>,
+    pub(super) bus: Option<String>,
+    pub(super) role: Option<String>,
+    pub(super) bus_topic: Option<String>,
+    pub(super) bus_group: Option<String>,
+    pub(super) bus_partitions: Option<i32>,
+    pub(super) bus_replication: Option<i32>,
+    pub(super) bus_spread: Option<Vec<String>>,
+    pub(super) bus_max_lag: Option<i64>,
+    pub(super) bus_ack_timeout: Option<String>,
     pub(super) db_connections: Option<u32>,
     pub(super) db_cache_mib: Option<usize>,
     pub(super) metrics_token: Option<String>,

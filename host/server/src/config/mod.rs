@@ -2,6 +2,7 @@
 //! defaults (clap resolves flags and environment; the file fills what both left unset). The flags
 //! and the file's names are `flags`; this module resolves them into [`Settings`].
 
+pub mod bus;
 mod flags;
 
 use std::path::{Path, PathBuf};
@@ -83,6 +84,9 @@ pub struct Settings {
     pub queue_capacity: usize,
     pub tenant_queue_capacity: usize,
     pub writers: usize,
+    /// The ingest bus, and what this replica runs.
+    pub bus: bus::Bus,
+    pub role: bus::Role,
     pub db_connections: u32,
     pub db_cache_bytes: usize,
     pub demo_tenant: String,
@@ -276,6 +280,17 @@ impl ServeArgs {
                 Some(settings)
             }
         };
+        let bus = bus::resolve(bus::BusArgs {
+            bus: self.bus.or(file.bus),
+            role: self.role.or(file.role),
+            topic: self.bus_topic.or(file.bus_topic),
+            group: self.bus_group.or(file.bus_group),
+            partitions: self.bus_partitions.or(file.bus_partitions),
+            replication: self.bus_replication.or(file.bus_replication),
+            spread: list(self.bus_spread, file.bus_spread),
+            max_lag: self.bus_max_lag.or(file.bus_max_lag),
+            ack_timeout: self.bus_ack_timeout.or(file.bus_ack_timeout),
+        })?;
         let queue_capacity = self
             .queue_capacity
             .or(file.queue_capacity)
@@ -526,6 +541,8 @@ impl ServeArgs {
                     keys
                 },
             },
+            bus: bus.0,
+            role: bus.1,
             tenant_cpu_budgets: tenant_budgets(list(
                 self.plugin_tenant_cpu_budgets,
                 file.plugin_tenant_cpu_budgets,
