@@ -252,6 +252,9 @@ async fn ingest(
             hub_bus::Refused::Unavailable(reason) => ApiError::Unavailable(format!(
                 "{reason}; nothing from this batch was acknowledged, resend it"
             )),
+            hub_bus::Refused::TooLarge(what) => ApiError::PayloadTooLarge(format!(
+                "{what}; nothing from this batch was acknowledged: send that event smaller"
+            )),
         })?;
     let committed = ack
         .await

@@ -15,7 +15,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(metrics))
-        .routes(routes!(dead_letters))
+        .routes(routes!(bus_status))
         .routes(routes!(openapi))
 }
 
@@ -38,50 +38,70 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<&'static str
     Ok("ready")
 }
 
-/// Dead letters of the Kafka bus, newest first.
+/// The ingest bus as this replica sees it.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub struct DeadLettersDto {
-    /// `memory` (the in-process bus has no dead letters) or `kafka`.
+pub struct BusDto {
+    /// `memory` (in-process: one replica) or `kafka`.
     pub bus: &'static str,
+    /// Whether batches can be published now.
+    pub ready: bool,
+    /// Why not, when not ready.
+    pub reason: Option<String>,
+    /// Kafka: per partition of the ingest topic, the next offset, where the workers' group is,
+    /// and the batches between (published, not yet stored), as last read (every second).
+    #[schema(value_type = Vec<Object>)]
+    pub partitions: Vec<hub_bus::kafka::PartitionLag>,
+    /// Kafka: messages the workers could not read, newest first (at most `dead_letters`).
     #[schema(value_type = Vec<Object>)]
     pub dead_letters: Vec<hub_bus::kafka::dlq::DeadLetter>,
+    /// Kafka: why the dead letters could not be read, if they could not.
+    pub dead_letters_error: Option<String>,
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
-pub(crate) struct DeadLettersQuery {
-    /// How many of the newest (default 100, at most 1000).
-    limit: Option<usize>,
+#[serde(deny_unknown_fields)]
+pub(crate) struct BusQuery {
+    /// How many of the newest dead letters (default 20, at most 1000).
+    dead_letters: Option<usize>,
 }
 
-#[utoipa::path(get, path = "/v1/ops/dead-letters", tag = "ops",
-    description = "Messages the pipeline workers could not read (Kafka bus), newest first, each with its reason and where it was. Operators only. `hub dlq replay` publishes them again.",
-    params(DeadLettersQuery),
-    responses((status = 200, body = DeadLettersDto), (status = 403, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody)),
+#[utoipa::path(get, path = "/v1/ops/bus", tag = "ops",
+    description = "The ingest bus: its kind, readiness, the workers' lag per partition (Kafka) and the newest dead letters, each with its reason and where it was (`hub dlq replay` publishes them again). Operators only.",
+    params(BusQuery),
+    responses((status = 200, body = BusDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)),
     security(("api_key" = [])))]
-pub(crate) async fn dead_letters(
+pub(crate) async fn bus_status(
     State(state): State<AppState>,
     principal: crate::Principal,
-    axum::extract::Query(q): axum::extract::Query<DeadLettersQuery>,
-) -> Result<axum::Json<DeadLettersDto>, ApiError> {
+    crate::ApiQuery(q): crate::ApiQuery<BusQuery>,
+) -> Result<axum::Json<BusDto>, ApiError> {
     if !principal.is_operator() {
         return Err(ApiError::Forbidden(
-            "only operators read the dead letters".into(),
+            "only operators see the ingest bus".into(),
         ));
     }
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let dead_letters = match state.bus.kafka_publisher() {
-        None => Vec::new(),
+    let limit = q.dead_letters.unwrap_or(20).clamp(1, 1000);
+    let ready = state.bus.ready();
+    let (dead_letters, dead_letters_error) = match state.bus.kafka_publisher() {
+        None => (Vec::new(), None),
         Some(k) => {
             let config = k.config().clone();
-            tokio::task::spawn_blocking(move || hub_bus::kafka::dlq::list(&config, limit))
+            match tokio::task::spawn_blocking(move || hub_bus::kafka::dlq::list(&config, limit))
                 .await
                 .map_err(|e| ApiError::Internal(e.to_string()))?
-                .map_err(ApiError::Unavailable)?
+            {
+                Ok(l) => (l, None),
+                Err(e) => (Vec::new(), Some(e)),
+            }
         }
     };
-    Ok(axum::Json(DeadLettersDto {
+    Ok(axum::Json(BusDto {
         bus: state.bus.kind(),
+        ready: ready.is_ok(),
+        reason: ready.err(),
+        partitions: state.bus.lag(),
         dead_letters,
+        dead_letters_error,
     }))
 }
 

@@ -103,7 +103,7 @@ async fn ingest_then_read_back_through_every_query() {
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(
         body,
-        json!({"accepted": 50, "duplicates": 0, "rejected": []})
+        json!({"accepted": 50, "pending": 0, "duplicates": 0, "rejected": []})
     );
 
     let (status, body) = hub

@@ -75,6 +75,9 @@ pub enum Refused {
     /// The bus cannot take batches now (the broker does not answer): 503.
     #[error("the ingest bus is unavailable: {0}")]
     Unavailable(String),
+    /// An event larger than the bus carries (Kafka: one message): 413.
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 /// Events queued per tenant; an entry goes when its count reaches 0.

@@ -352,3 +352,25 @@ async fn a_lagging_partition_gets_429_and_other_tenants_do_not() {
         .unwrap();
     assert_eq!(c.pending, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_larger_than_a_message_is_refused_by_name() {
+    let broker = Broker::start();
+    let config = config(&broker, "t5.ingest");
+    let publisher = publisher(&config).await;
+    let bus = BusProducer::kafka(publisher.clone());
+    let mut batch = events(1, 0, 3);
+    batch[2].payload_json = format!("{{\"prompt\": \"{}\"}}", "x".repeat(1_100_000));
+    match bus.try_publish(TenantId::from_verified(1), batch) {
+        Err(Refused::TooLarge(m)) => assert!(m.starts_with("event 2 is 1100"), "{m}"),
+        other => panic!("expected TooLarge, got {:?}", other.map(|_| ())),
+    }
+    // Large batches of ordinary events go in pieces and are all acknowledged.
+    let c = bus
+        .try_publish(TenantId::from_verified(1), events(1, 1, 10_000))
+        .unwrap()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.pending, 10_000);
+}

@@ -7,7 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use hub_bus::Saturated;
+use hub_bus::{Refused, Saturated};
 use hub_pipeline::{Pipeline, PipelineConfig};
 use hub_plugins::GrantsDoc;
 use hub_plugins::PluginHostConfig;
@@ -68,7 +68,7 @@ async fn a_slow_tenant_is_throttled_and_disabled_while_its_neighbour_never_waits
             while started.elapsed() < Duration::from_millis(4500) {
                 match producer.try_publish(hostile, events(&format!("h{i}-"), 10)) {
                     Ok(ack) => acks.push(ack),
-                    Err(Saturated::Tenant { .. }) => refused += 1,
+                    Err(Refused::Saturated(Saturated::Tenant { .. })) => refused += 1,
                     Err(e) => panic!("the hub itself refused: {e}"),
                 }
                 i += 1;

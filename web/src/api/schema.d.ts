@@ -62,7 +62,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description The database answers. */
+        /** @description The database answers and, on the Kafka bus, the broker does. */
         get: operations["readyz"];
         put?: never;
         post?: never;
@@ -813,6 +813,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/ops/bus": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The ingest bus: its kind, readiness, the workers' lag per partition (Kafka) and the newest dead letters, each with its reason and where it was (`hub dlq replay` publishes them again). Operators only. */
+        get: operations["bus_status"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/plugins": {
         parameters: {
             query?: never;
@@ -1232,6 +1249,24 @@ export interface components {
              */
             throttled_s: number;
         };
+        /** @description The ingest bus as this replica sees it. */
+        BusDto: {
+            /** @description `memory` (in-process: one replica) or `kafka`. */
+            bus: string;
+            /** @description Kafka: messages the workers could not read, newest first (at most `dead_letters`). */
+            dead_letters: Record<string, never>[];
+            /** @description Kafka: why the dead letters could not be read, if they could not. */
+            dead_letters_error?: string | null;
+            /**
+             * @description Kafka: per partition of the ingest topic, the next offset, where the workers' group is,
+             *     and the batches between (published, not yet stored), as last read (every second).
+             */
+            partitions: Record<string, never>[];
+            /** @description Whether batches can be published now. */
+            ready: boolean;
+            /** @description Why not, when not ready. */
+            reason?: string | null;
+        };
         CapabilitiesDto: {
             /** @description Hosts the manifest asks for; `*` means hosts the tenant chooses. */
             http: string[];
@@ -1521,10 +1556,16 @@ export interface components {
         IngestRefusal: components["schemas"]["IngestResponse"] | components["schemas"]["ErrorBody"];
         /** @description The answer to an ingest request. */
         IngestResponse: {
-            /** @description Events stored by this request. */
+            /** @description Events taken by this request: stored, or (Kafka bus) held durably by the broker. */
             accepted: number;
             /** @description Valid events that were already stored (same `event_id` and timestamp); not counted twice. */
             duplicates: number;
+            /**
+             * @description Of `accepted`, the events a pipeline worker stores next (Kafka bus: the broker has them on
+             *     every in-sync replica); duplicates among them are recognised then, so they are counted
+             *     here and not in `duplicates`. 0 on the in-process bus, which answers after the commit.
+             */
+            pending: number;
             /** @description Invalid events, by their 0-based index in the batch. */
             rejected: Record<string, never>[];
         };
@@ -5584,6 +5625,61 @@ export interface operations {
                 };
             };
             /** @description the credential lacks the right this route needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the API key's rate limit; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    bus_status: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description How many of the newest dead letters (default 20, at most 1000). */
+                dead_letters: number | null;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BusDto"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             403: {
                 headers: {
                     [name: string]: unknown;

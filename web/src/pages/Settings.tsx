@@ -2,6 +2,7 @@ import { useState } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { api, ApiError, explain, get, type Schemas } from "../api/client";
 import { ErrorNote, Loading } from "../components/States";
+import { IngestBus } from "../components/IngestBus";
 
 type Settings = Schemas["SettingsDto"];
 type Sso = {
@@ -50,6 +51,7 @@ export function SettingsPage() {
         <h2>Marketplace</h2>
         <p>The catalog is {s.data.public_catalog ? "public: other hubs may install from it" : "for signed-in people and keys of this hub"}.</p>
       </section>
+      <IngestBus />
     </div>
   );
 }

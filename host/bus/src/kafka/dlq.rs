@@ -30,7 +30,7 @@ pub struct DeadLetter {
 /// Sends a message that could not be read to the dead-letter topic, retrying (with the worker's
 /// partition waiting) until the broker has it: it is committed past only after that.
 pub(crate) async fn send(
-    producer: &FutureProducer,
+    producer: &FutureProducer<super::Quiet>,
     config: &KafkaConfig,
     partition: i32,
     offset: i64,
@@ -82,20 +82,20 @@ fn header_text(m: &impl Message, name: &str) -> Option<String> {
         .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
-fn reader(config: &KafkaConfig, group: &str) -> Result<BaseConsumer, String> {
+fn reader(config: &KafkaConfig, group: &str) -> Result<BaseConsumer<super::Quiet>, String> {
     let mut c = config.client();
     c.set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .set("auto.offset.reset", "earliest");
-    c.create()
+    c.create_with_context(super::Quiet)
         .map_err(|e| format!("creating a Kafka consumer: {e}"))
 }
 
 /// Reads the dead-letter topic from `start` to its end (or until `timeout` passes), handing each
 /// message to `each`.
 fn read_to_end(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<super::Quiet>,
     topic: &str,
     start: Offset,
     timeout: Duration,
@@ -170,9 +170,9 @@ pub struct Replayed {
 /// the dead-letter headers), to the partition it came from; remembers how far it got in the
 /// group `<group>.dlq-replay` (blocking; call it outside an async runtime's workers).
 pub fn replay(config: &KafkaConfig) -> Result<Replayed, String> {
-    let producer: FutureProducer = config
+    let producer: FutureProducer<super::Quiet> = config
         .producer()
-        .create()
+        .create_with_context(super::Quiet)
         .map_err(|e| format!("creating the Kafka producer: {e}"))?;
     let topic = config.dead_letter_topic();
     let group = format!("{}.dlq-replay", config.group);

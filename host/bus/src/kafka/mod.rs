@@ -28,7 +28,10 @@ use std::time::Duration;
 
 use hub_core::TenantId;
 pub use publish::Publisher;
-use rdkafka::ClientConfig;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::ConsumerContext;
+use rdkafka::error::KafkaError;
+use rdkafka::{ClientConfig, ClientContext};
 pub use watch::PartitionLag;
 
 /// How the hub uses the broker.
@@ -81,7 +84,7 @@ impl KafkaConfig {
             spread: HashMap::new(),
             max_lag: 2_000,
             ack_timeout: Duration::from_secs(10),
-            max_message_bytes: 512 * 1024,
+            max_message_bytes: 1024 * 1024,
             producer_capacity: 200_000,
         })
     }
@@ -146,6 +149,24 @@ impl KafkaConfig {
             .collect()
     }
 }
+
+/// The context of every client the hub makes: librdkafka's own log lines and errors at debug
+/// level. With the broker down it reports every reconnection attempt (about 20 lines a second);
+/// the hub says it once, when readiness changes ([`watch`]), and `/readyz` says why.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Quiet;
+
+impl ClientContext for Quiet {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        tracing::debug!(target: "librdkafka", ?level, "{fac} {message}");
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!(target: "librdkafka", %error, "{reason}");
+    }
+}
+
+impl ConsumerContext for Quiet {}
 
 /// FNV-1a over the id's bytes: stable across builds and platforms (unlike std's hasher).
 fn fnv1a(v: i64) -> u64 {

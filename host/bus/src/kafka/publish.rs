@@ -14,7 +14,7 @@ use crate::{AckReceiver, BusError, Committed, Refused, Saturated};
 
 /// Publishes batches to the ingest topic.
 pub struct Publisher {
-    producer: FutureProducer,
+    producer: FutureProducer<super::Quiet>,
     config: KafkaConfig,
     watch: Arc<Watch>,
     permits: Arc<Semaphore>,
@@ -55,9 +55,9 @@ pub(crate) fn headers(tenant: TenantId, n: usize) -> OwnedHeaders {
 
 impl Publisher {
     pub fn new(config: KafkaConfig, watch: Arc<Watch>) -> Result<Self, String> {
-        let producer: FutureProducer = config
+        let producer: FutureProducer<super::Quiet> = config
             .producer()
-            .create()
+            .create_with_context(super::Quiet)
             .map_err(|e| format!("creating the Kafka producer: {e}"))?;
         let capacity = config.producer_capacity.clamp(1, Semaphore::MAX_PERMITS);
         Ok(Self {
@@ -74,7 +74,7 @@ impl Publisher {
         &self.config
     }
 
-    pub(crate) fn producer(&self) -> &FutureProducer {
+    pub(crate) fn producer(&self) -> &FutureProducer<super::Quiet> {
         &self.producer
     }
 
@@ -122,6 +122,19 @@ impl Publisher {
                 capacity: self.config.producer_capacity,
             }))?;
         let messages = codec::encode(&events, self.config.max_message_bytes);
+        // A piece over the bound is one event alone: the broker would refuse it (its own limit is
+        // about 1 MiB by default), so it is refused here, saying which.
+        if let Some(i) = messages
+            .iter()
+            .position(|(v, _)| v.len() > self.config.max_message_bytes)
+        {
+            let index: usize = messages[..i].iter().map(|(_, n)| n).sum();
+            return Err(Refused::TooLarge(format!(
+                "event {index} is {} bytes as the Kafka bus carries it; at most {} fit one message",
+                messages[i].0.len(),
+                self.config.max_message_bytes
+            )));
+        }
         drop(events);
         let key = tenant.get().to_string();
         let turn = self.turn.fetch_add(1, Ordering::Relaxed);

@@ -1,6 +1,7 @@
-//! A real Kafka-protocol broker for tests: tansu (`cargo install tansu --locked --features
-//! dynostore`), found as `$HUB_TEST_TANSU`, on the `PATH` or in `~/.cargo/bin`, started on a free
-//! port and killed when dropped. Tests that need it panic with these instructions when it is
+//! A real Kafka-protocol broker for tests: tansu with its SQLite storage (`scripts/kafka-broker`
+//! builds it), found as `$HUB_TEST_TANSU`, on the `PATH` or in `~/.cargo/bin`, started on a free
+//! port with its log in a directory of its own (so that it survives a restart), killed and the
+//! directory removed when dropped. Tests that need it panic with these instructions when it is
 //! missing: the Kafka bus's tests are part of the suite and must not pass without a broker.
 
 use std::net::TcpStream;
@@ -30,8 +31,8 @@ pub fn tansu() -> PathBuf {
         }
     }
     panic!(
-        "no Kafka-protocol broker for the Kafka bus tests: install one with \
-         `cargo install tansu --locked --features dynostore` (scripts/test does) or set {TANSU_VAR}"
+        "no Kafka-protocol broker for the Kafka bus tests: build one with scripts/kafka-broker \
+         (scripts/test does) and set {TANSU_VAR} to the path it prints"
     )
 }
 
@@ -39,8 +40,8 @@ pub fn tansu() -> PathBuf {
 pub struct Broker {
     child: Option<Child>,
     pub port: u16,
-    storage: String,
-    log: PathBuf,
+    /// Its working directory: the SQLite log (`tansu.db`) and its output (`tansu.log`).
+    dir: PathBuf,
 }
 
 fn free_port() -> u16 {
@@ -52,23 +53,15 @@ fn free_port() -> u16 {
 }
 
 impl Broker {
-    /// A broker keeping its data in memory (lost when it stops).
+    /// A broker keeping its log in SQLite (`sqlite://tansu.db`, relative to its directory).
     pub fn start() -> Self {
-        Self::start_with("memory://tansu/")
-    }
-
-    /// A broker with the given storage engine (`postgres://…` keeps data across restarts).
-    pub fn start_with(storage: &str) -> Self {
-        let log = std::env::temp_dir().join(format!(
-            "hub-tansu-{}-{}.log",
-            std::process::id(),
-            free_port()
-        ));
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("hub-tansu-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
         let mut b = Self {
             child: None,
-            port: free_port(),
-            storage: storage.to_string(),
-            log,
+            port,
+            dir,
         };
         b.spawn();
         b
@@ -79,9 +72,10 @@ impl Broker {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&self.log)
+            .open(self.dir.join("tansu.log"))
             .unwrap();
         let child = Command::new(tansu())
+            .current_dir(&self.dir)
             .args([
                 "broker",
                 "--listener-url",
@@ -89,7 +83,7 @@ impl Broker {
                 "--advertised-listener-url",
                 &url,
             ])
-            .args(["--storage-engine", &self.storage])
+            .args(["--storage-engine", "sqlite://tansu.db"])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
@@ -101,7 +95,7 @@ impl Broker {
             assert!(
                 Instant::now() < deadline,
                 "tansu did not listen within 20 s: see {}",
-                self.log.display()
+                self.dir.join("tansu.log").display()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -130,6 +124,7 @@ impl Broker {
 impl Drop for Broker {
     fn drop(&mut self) {
         self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -143,7 +138,8 @@ pub async fn produce_raw(
 ) {
     use rdkafka::message::{Header, OwnedHeaders};
     use rdkafka::producer::{FutureProducer, FutureRecord};
-    let producer: FutureProducer = config.producer().create().unwrap();
+    let producer: FutureProducer<super::Quiet> =
+        config.producer().create_with_context(super::Quiet).unwrap();
     let mut h = OwnedHeaders::new();
     for (k, v) in headers {
         h = h.insert(Header {

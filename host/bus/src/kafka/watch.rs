@@ -6,7 +6,6 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -82,9 +81,13 @@ impl Watch {
         let mut c = config.client();
         c.set("group.id", &config.group)
             .set("enable.auto.commit", "false");
-        let consumer: BaseConsumer = c.create().map_err(|e| e.to_string())?;
-        let admin: AdminClient<DefaultClientContext> =
-            config.client().create().map_err(|e| e.to_string())?;
+        let consumer: BaseConsumer<super::Quiet> = c
+            .create_with_context(super::Quiet)
+            .map_err(|e| e.to_string())?;
+        let admin: AdminClient<super::Quiet> = config
+            .client()
+            .create_with_context(super::Quiet)
+            .map_err(|e| e.to_string())?;
         let watch = Arc::new(Self {
             state: RwLock::new(State {
                 ready: Err("the broker has not answered yet".into()),
@@ -161,7 +164,10 @@ impl Failed {
     }
 }
 
-fn read(consumer: &BaseConsumer, config: &KafkaConfig) -> Result<Vec<PartitionLag>, Failed> {
+fn read(
+    consumer: &BaseConsumer<super::Quiet>,
+    config: &KafkaConfig,
+) -> Result<Vec<PartitionLag>, Failed> {
     let topic = config.topic.as_str();
     let partitions = topic_partitions(consumer, topic).map_err(Failed::Broker)?;
     if partitions == 0 {
@@ -194,7 +200,7 @@ fn read(consumer: &BaseConsumer, config: &KafkaConfig) -> Result<Vec<PartitionLa
 }
 
 /// The topic's partitions; 0 when it does not exist.
-fn topic_partitions(consumer: &BaseConsumer, topic: &str) -> Result<i32, String> {
+fn topic_partitions(consumer: &BaseConsumer<super::Quiet>, topic: &str) -> Result<i32, String> {
     let md = consumer
         .fetch_metadata(Some(topic), TIMEOUT)
         .map_err(|e| format!("the broker does not answer: {e}"))?;
@@ -207,7 +213,7 @@ fn topic_partitions(consumer: &BaseConsumer, topic: &str) -> Result<i32, String>
 
 /// Creates the ingest and dead-letter topics (an existing one is left as it is).
 pub(crate) fn create_topics(
-    admin: &AdminClient<DefaultClientContext>,
+    admin: &AdminClient<super::Quiet>,
     config: &KafkaConfig,
 ) -> Result<(), String> {
     let dead = config.dead_letter_topic();

@@ -139,7 +139,15 @@ struct Ctx {
     stats: Arc<WorkerStats>,
 }
 
-impl ClientContext for Ctx {}
+impl ClientContext for Ctx {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        super::Quiet.log(level, fac, message);
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        super::Quiet.error(error, reason);
+    }
+}
 
 impl ConsumerContext for Ctx {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -248,7 +256,7 @@ struct Run {
     consumer: Arc<StreamConsumer<Ctx>>,
     parts: Arc<Mutex<Parts>>,
     queue: MemoryQueue,
-    dead_letters: FutureProducer,
+    dead_letters: FutureProducer<super::Quiet>,
     config: KafkaConfig,
     stats: Arc<WorkerStats>,
 }
@@ -268,6 +276,8 @@ enum Read {
 impl Run {
     async fn run(self, mut stop: watch::Receiver<Option<Duration>>) {
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
+        // A broker that is down fails every read: said when it starts and every minute after.
+        let mut said: Option<(String, std::time::Instant)> = None;
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -281,9 +291,16 @@ impl Run {
                     self.commit(CommitMode::Async);
                 }
                 m = self.consumer.recv(), if room => match m {
-                    Ok(m) => self.on_message(&m, &done_tx).await,
+                    Ok(m) => {
+                        said = None;
+                        self.on_message(&m, &done_tx).await
+                    }
                     Err(e) => {
-                        tracing::warn!(error = %e, "reading the ingest topic failed");
+                        let e = e.to_string();
+                        if said.as_ref().is_none_or(|(s, at)| *s != e || at.elapsed() > Duration::from_secs(60)) {
+                            tracing::warn!(error = %e, "reading the ingest topic failed");
+                            said = Some((e, std::time::Instant::now()));
+                        }
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
                 },

@@ -68,6 +68,10 @@ pub struct IngestArgs {
     /// index takes in a few places only.
     #[arg(long, value_enum, default_value_t = IdStyle::Uuid)]
     ids: IdStyle,
+    /// Events per second to send at most, all workers together (0: as fast as the hub answers),
+    /// for latency at a given share of the peak.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -241,6 +245,13 @@ async fn ingest(a: IngestArgs) -> Result<()> {
             throttled.clone(),
         );
         let (batch, gzip, ids) = (a.batch, a.gzip, a.ids);
+        // Paced: each worker sends its batch every `pace`, the workers spread over it.
+        let pace = (a.rate > 0.0)
+            .then(|| Duration::from_secs_f64(batch as f64 * a.concurrency as f64 / a.rate));
+        let mut next = tokio::time::Instant::from_std(started)
+            + pace.map_or(Duration::ZERO, |p| {
+                p.mul_f64(worker as f64 / a.concurrency as f64)
+            });
         tasks.push(tokio::spawn(async move {
             let mut rng =
                 Rng(0x9e37_79b9_7f4a_7c15 ^ (worker as u64 + 1).wrapping_mul(run_id as u64));
@@ -249,6 +260,10 @@ async fn ingest(a: IngestArgs) -> Result<()> {
             let id_prefix = format!("b{run_id}-{worker}-");
             let mut next_id = 0u64;
             while Instant::now() < deadline {
+                if let Some(pace) = pace {
+                    tokio::time::sleep_until(next).await;
+                    next += pace;
+                }
                 let mut body = String::with_capacity(batch * 340);
                 body.push('[');
                 let now = hub_core::time::now_ms();
@@ -340,12 +355,17 @@ async fn ingest(a: IngestArgs) -> Result<()> {
     let secs = started.elapsed().as_secs_f64();
     let acc = accepted.load(Ordering::Relaxed);
     println!(
-        "ingest benchmark: {} for {:.1} s, {} workers x {} events/request{}",
+        "ingest benchmark: {} for {:.1} s, {} workers x {} events/request{}{}",
         a.url,
         secs,
         a.concurrency,
         a.batch,
-        if a.gzip { ", gzip" } else { "" }
+        if a.gzip { ", gzip" } else { "" },
+        if a.rate > 0.0 {
+            format!(", paced at {} events/s", fmt_rate(a.rate))
+        } else {
+            String::new()
+        }
     );
     println!("  {:<22} {:>14}", "events accepted", acc);
     println!(

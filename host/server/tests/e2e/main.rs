@@ -1,12 +1,14 @@
 //! The real `hub` binary, started as a process: first start and the CLI (`first_start`), durability
 //! across kill -9, graceful shutdown and the PostgreSQL backend (`durability`), plugins (`plugins`),
-//! benchmarks (`bench`), detectors scheduled by two replicas on one database (`analysis`). The
+//! benchmarks (`bench`), detectors scheduled by two replicas on one database (`analysis`), scale-out
+//! on the Kafka bus under kills of workers, ingest replicas and the broker (`kafka`). The
 //! server handle and helpers they share are here.
 
 mod analysis;
 mod bench;
 mod durability;
 mod first_start;
+mod kafka;
 mod plugins;
 
 use std::io::{BufRead, BufReader};
@@ -42,18 +44,18 @@ impl Server {
     /// Starts `hub serve` on a free port and waits until it listens.
     #[allow(clippy::zombie_processes)] // Server's Drop kills and waits.
     fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        // A free port unless the caller names one (a replica restarted on its address).
+        let listen: &[&str] = if extra.contains(&"--listen") {
+            &[]
+        } else {
+            &["--listen", "127.0.0.1:0"]
+        };
         let mut child = Command::new(HUB)
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--max-event-age",
-                "3650d",
-                "--max-event-future",
-                "3650d",
-            ])
+            .args(listen)
+            .args(["--max-event-age", "3650d", "--max-event-future", "3650d"])
             .args(extra)
             .env("HUB_LOG", "warn")
             .stdout(Stdio::piped())
@@ -78,10 +80,16 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut key = None;
         let mut admin = None;
+        let mut said = Vec::new();
         loop {
+            assert!(
+                Instant::now() < deadline,
+                "hub did not start within 30 s: {said:#?}"
+            );
             let (stdout, line) = rx
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .expect("hub did not start");
+                .unwrap_or_else(|e| panic!("hub did not start ({e}): {said:#?}"));
+            said.push(line.clone());
             if stdout && line.starts_with("hub_") {
                 key = Some(line.trim().to_string());
             } else if stdout && admin_line(&line).is_some() {
@@ -90,7 +98,13 @@ impl Server {
                 let base = addr.split_whitespace().next().unwrap().to_string();
                 // The key is printed to stdout before the listen line goes to stderr, but the two
                 // pipes are read by different threads: collect what stdout still has in flight.
-                while let Ok((stdout, line)) = rx.recv_timeout(Duration::from_millis(300)) {
+                // (Bounded: a hub that keeps logging must not keep this loop going.)
+                let until = Instant::now() + Duration::from_secs(2);
+                while let Ok((stdout, line)) = rx.recv_timeout(
+                    until
+                        .saturating_duration_since(Instant::now())
+                        .min(Duration::from_millis(300)),
+                ) {
                     if stdout && line.starts_with("hub_") {
                         key = Some(line.trim().to_string());
                     }
