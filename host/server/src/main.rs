@@ -40,7 +40,14 @@ enum LogFormat {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the hub (migrates the database first).
-    Serve(config::ServeArgs),
+    Serve {
+        #[command(flatten)]
+        args: config::ServeArgs,
+        /// What this replica runs: `all` (default), `ingest` (the API, publishing to the Kafka
+        /// bus) or `worker` (the pipeline consuming it, and the scheduled work).
+        #[arg(long, env = "HUB_ROLE")]
+        role: Option<String>,
+    },
     /// Run database migrations and exit.
     Migrate(config::ServeArgs),
     /// Manage tenants.
@@ -283,7 +290,10 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match cli.command {
-        Command::Serve(args) => serve::run(args).await,
+        Command::Serve { mut args, role } => {
+            args.role = role;
+            serve::run(args).await
+        }
         Command::Plugin { command } => plugins::run(command).await,
         Command::CompileComponent {
             max_memory_bytes,

@@ -80,9 +80,9 @@ pub struct ServeArgs {
     /// `kafka://host:port[,host:port]` (a Kafka-protocol broker between ingest and the pipeline).
     #[arg(long, env = "HUB_BUS")]
     pub bus: Option<String>,
-    /// What this replica runs: `all` (default), `ingest` (the API, publishing to the Kafka bus) or
-    /// `worker` (the pipeline consuming it, and the scheduled work).
-    #[arg(long, env = "HUB_ROLE")]
+    /// What this replica runs (`hub serve --role`, which sets it; not a flag of the other
+    /// commands, some of which have a `--role` of their own).
+    #[arg(skip)]
     pub role: Option<String>,
     /// Kafka bus: the ingest topic (default hub.ingest; dead letters go to <topic>.dead-letters).
     #[arg(long, env = "HUB_BUS_TOPIC")]
