@@ -41,7 +41,8 @@ pub struct PartitionLabel {
 
 pub struct Metrics {
     registry: Registry,
-    /// Events stored for the first time.
+    /// Events stored for the first time (Kafka bus: acknowledged by the broker, stored by a
+    /// worker next).
     pub events_accepted: Counter,
     /// Valid events that were already stored (resends).
     pub events_duplicate: Counter,
@@ -160,7 +161,7 @@ impl Default for Metrics {
         );
         registry.register(
             "ingest_events_accepted",
-            "Events stored for the first time",
+            "Events stored for the first time (Kafka bus: acknowledged by the broker, stored by a worker next)",
             m.events_accepted.clone(),
         );
         registry.register(

@@ -17,7 +17,6 @@ pub struct Wiring {
     pub producer: BusProducer,
     pub consumer: Option<BusConsumer>,
     pub worker: Option<Worker>,
-    pub publisher: Option<Arc<Publisher>>,
 }
 
 /// The Kafka configuration with the spread tenants' names resolved to ids.
@@ -52,7 +51,6 @@ pub async fn open(settings: &Settings, storage: &dyn Storage) -> Result<Wiring> 
                 producer,
                 consumer: Some(consumer),
                 worker: None,
-                publisher: None,
             })
         }
         Bus::Kafka { config, spread } => {
@@ -78,10 +76,9 @@ pub async fn open(settings: &Settings, storage: &dyn Storage) -> Result<Wiring> 
             tracing::info!(brokers = %config.brokers, topic = %config.topic, group = %config.group,
                 role = settings.role.as_str(), "the ingest bus is Kafka");
             Ok(Wiring {
-                producer: BusProducer::kafka(publisher.clone()),
+                producer: BusProducer::kafka(publisher),
                 consumer,
                 worker,
-                publisher: Some(publisher),
             })
         }
     }

@@ -24,6 +24,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let catalog = crate::plugins::catalog(plugins.clone(), storage.clone(), &settings);
     let bus = crate::bus::open(&settings, storage.as_ref()).await?;
     let producer = bus.producer;
+    // Flushed at shutdown, after the router (which holds the producer) is gone.
+    let publisher = producer.kafka_publisher().cloned();
     // A worker (or the one process of the embedded default) runs the pipeline and every
     // scheduled job; an ingest replica only answers the API and publishes.
     let works = settings.role.works();
@@ -168,7 +170,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         let _ = sync.await;
     }
     // What this replica published reaches the broker before it goes.
-    if let Some(publisher) = bus.publisher {
+    if let Some(publisher) = publisher {
         let _ = tokio::task::spawn_blocking(move || publisher.flush(Duration::from_secs(10))).await;
     }
     // A Kafka worker stops reading, lets the pipeline store what it holds and commits.

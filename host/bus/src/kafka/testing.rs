@@ -44,7 +44,8 @@ pub struct Broker {
     dir: PathBuf,
 }
 
-fn free_port() -> u16 {
+/// A port nothing listens on now (the OS's next free one).
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

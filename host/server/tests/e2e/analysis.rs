@@ -5,14 +5,7 @@ use super::*;
 
 /// A replica's `hub_analysis_runs{outcome=...}` and `hub_analysis_anomalies`.
 async fn analysis_metrics(client: &reqwest::Client, s: &Server) -> (u64, u64, u64) {
-    let text = client
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(client, s).await;
     let value = |prefix: &str| {
         text.lines()
             .find(|l| l.starts_with(prefix))

@@ -17,17 +17,9 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use hub_bus::kafka::testing::Broker;
+use hub_bus::kafka::testing::{Broker, free_port};
 
 use super::*;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A replica's fixed address (so that it comes back on the same one) and how it is started.
 struct Replica {
@@ -286,19 +278,10 @@ async fn kafka_bus_survives_kill_9_of_the_worker_the_ingest_replica_and_the_brok
     };
     let missing = acked.difference(&stored).count();
     if missing > 0 {
-        // What the workers say, for whoever reads the failure.
-        for r in [&c] {
-            let m = client
-                .get(format!("{}/metrics", r.base()))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            for l in m.lines().filter(|l| l.starts_with("hub_bus")) {
-                println!("{}: {l}", r.base());
-            }
+        // What the worker says, for whoever reads the failure.
+        let m = metrics_text(&client, c.server.as_ref().unwrap()).await;
+        for l in m.lines().filter(|l| l.starts_with("hub_bus")) {
+            println!("worker: {l}");
         }
         let mut lost: Vec<&String> = acked.difference(&stored).collect();
         lost.sort();

@@ -188,6 +188,18 @@ async fn post(
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
+/// A replica's `/metrics` as text.
+async fn metrics_text(client: &reqwest::Client, s: &Server) -> String {
+    client
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 async fn get(client: &reqwest::Client, s: &Server, key: &str, path: &str) -> Value {
     let r = client
         .get(s.url(path))
